@@ -1,0 +1,16 @@
+"""gunicorn settings for production: ``gunicorn volbal.wsgi`` (reads this file by default)."""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 20
+keepalive = 5
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
+max_requests_jitter = 100
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", None)
+errorlog = "-"
+wsgi_app = "volbal.wsgi:application"

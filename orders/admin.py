@@ -1,0 +1,77 @@
+"""Operator screens for orders (with fills) and idempotency records (read-only)."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from orders import services
+from orders.models import Fill, IdempotencyRecord, Order
+from volbal.errors import DomainError
+
+
+class ReadOnlyAdminMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class FillInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = Fill
+    extra = 0
+    fields = ("id", "qty", "price", "commission", "created_at")
+    readonly_fields = fields
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "position",
+        "side",
+        "qty",
+        "filled_qty",
+        "avg_fill_price",
+        "status",
+        "source",
+        "trading_day",
+        "created_at",
+    )
+    list_filter = ("status", "side", "source", "trading_day")
+    search_fields = ("id", "position__id", "position__ticker", "idempotency_key")
+    list_select_related = ("position",)
+    inlines = [FillInline]
+    actions = ["cancel_orders"]
+
+    def has_add_permission(self, request):
+        return False  # orders come from the API and from evaluation
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Cancel the selected open orders")
+    def cancel_orders(self, request, queryset):
+        done = 0
+        for order in queryset:
+            try:
+                services.order_cancel(owner=None, order_id=order.pk)
+                done += 1
+            except DomainError as exc:
+                self.message_user(request, f"{order.pk}: {exc.message}", messages.WARNING)
+        if done:
+            self.message_user(request, f"Cancelled {done} order(s).", messages.SUCCESS)
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("key", "identity", "method", "path", "status_code", "created_at", "expires_at")
+    search_fields = ("key", "path", "identity")
+    list_filter = ("method", "status_code")
+    exclude = ("response_body",)

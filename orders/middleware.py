@@ -1,0 +1,118 @@
+"""The Idempotency-Key middleware (architecture.md, "Idempotency").
+
+The record is inserted first, inside the same transaction as the work, so a concurrent request
+with the same key waits on the unique index and then replays the committed record. An error
+response rolls the whole transaction back, record included, so the client may retry."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse
+
+from events.services import refusal_scope
+from orders.idempotency import HEADER, fingerprint, key_problem
+from orders.models import IdempotencyRecord
+from volbal import clock
+from volbal.api import error_body, json_response
+from volbal.parsers import loads_exact
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+REPLAY_HEADER = "Idempotent-Replayed"
+
+
+def caller_identity(request) -> str:
+    """Who is asking, before DRF has authenticated: the token's user, the session's user, or
+    the anonymous local client. A wrong token gets its own scope (the request will be a 401)."""
+    auth = request.META.get("HTTP_AUTHORIZATION", "")
+    if auth.startswith("Token "):
+        from rest_framework.authtoken.models import Token
+
+        user_id = Token.objects.filter(key=auth[6:].strip()).values_list("user_id", flat=True)
+        found = user_id.first()
+        return f"user:{found}" if found is not None else "invalid-token"
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return f"user:{user.pk}"
+    return "local" if settings.LOCAL_MODE else "anonymous"
+
+
+def _replay(record: IdempotencyRecord) -> HttpResponse:
+    status = 200 if record.status_code == 201 else record.status_code
+    response = HttpResponse(
+        bytes(record.response_body), status=status, content_type="application/json"
+    )
+    response[REPLAY_HEADER] = "true"
+    return response
+
+
+class IdempotencyMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        key = request.META.get(HEADER)
+        if (
+            key is None
+            or request.method not in WRITE_METHODS
+            or not request.path.startswith("/v1/")
+        ):
+            return self.get_response(request)
+        problem = key_problem(key)
+        if problem:
+            return json_response(error_body("invalid_idempotency_key", problem), 400)
+        if request.body and not request.content_type == "application/json":
+            return self.get_response(request)  # the view answers 415; nothing to remember
+        try:
+            body = loads_exact(request.body.decode("utf-8")) if request.body else {}
+        except (ValueError, UnicodeDecodeError):
+            return self.get_response(request)  # the view answers 400; nothing to remember
+        identity = caller_identity(request)
+        signature = fingerprint(request.method, request.path, body)
+
+        with refusal_scope(), transaction.atomic():
+            record = self._claim(identity, request.method, request.path, key, signature)
+            if not isinstance(record, IdempotencyRecord):
+                return record  # a replay or a mismatch
+            response = self.get_response(request)
+            if 200 <= response.status_code < 300 and not getattr(response, "streaming", False):
+                record.status_code = response.status_code
+                record.response_body = response.content
+                record.save(update_fields=["status_code", "response_body"])
+            else:
+                transaction.set_rollback(True)
+        return response
+
+    def _claim(self, identity: str, method: str, path: str, key: str, signature: str):
+        now = clock.now()
+        scope = {"identity": identity, "method": method, "path": path[:255], "key": key}
+        for _ in range(3):
+            try:
+                with transaction.atomic():
+                    return IdempotencyRecord.objects.create(
+                        **scope,
+                        fingerprint=signature,
+                        expires_at=now + dt.timedelta(hours=settings.VOLBAL_IDEMPOTENCY_TTL_HOURS),
+                    )
+            except IntegrityError:
+                existing = IdempotencyRecord.objects.filter(**scope).first()
+                if existing is None:
+                    continue  # the holder rolled back between our insert and our read
+                if existing.expires_at <= now:
+                    IdempotencyRecord.objects.filter(pk=existing.pk).delete()
+                    continue
+                if existing.fingerprint != signature:
+                    return json_response(
+                        error_body(
+                            "idempotency_signature_mismatch",
+                            "This Idempotency-Key was already used with another request "
+                            "body; use a new key for a new request.",
+                        ),
+                        409,
+                    )
+                return _replay(existing)
+        return json_response(
+            error_body("idempotency_conflict", "This Idempotency-Key is in use; retry."), 409
+        )

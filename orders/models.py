@@ -1,0 +1,132 @@
+"""Orders, their fills, and the idempotency records that make submission exactly-once."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import F, Q
+
+from positions.models import MONEY, QTY
+from volbal import ids
+
+
+class Side(models.TextChoices):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderStatus(models.TextChoices):
+    SUBMITTED = "submitted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+
+
+OPEN_STATUSES = (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED)
+
+
+class Order(models.Model):
+    id = models.CharField(primary_key=True, max_length=32, default=ids.order_id, editable=False)
+    position = models.ForeignKey(
+        "positions.Position", on_delete=models.PROTECT, related_name="orders"
+    )
+    side = models.CharField(max_length=4, choices=Side.choices)
+    qty = models.DecimalField(**QTY)
+    filled_qty = models.DecimalField(**QTY, default=Decimal("0"))
+    avg_fill_price = models.DecimalField(**MONEY, null=True, blank=True)
+    commission_paid = models.DecimalField(**MONEY, default=Decimal("0"))
+    status = models.CharField(
+        max_length=16, choices=OrderStatus.choices, default=OrderStatus.SUBMITTED
+    )
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    source = models.CharField(max_length=16, default="api")  # api, evaluation, admin
+    # The calendar date in the trading time zone when the order was created: the daily cap.
+    trading_day = models.DateField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("created_at", "id")
+        indexes = [
+            models.Index(fields=("position", "trading_day"), name="order_pos_day"),
+            models.Index(fields=("position", "status"), name="order_pos_status"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(qty__gt=0), name="order_qty_pos"),
+            models.CheckConstraint(
+                condition=Q(filled_qty__gte=0) & Q(filled_qty__lte=F("qty")),
+                name="order_filled_range",
+            ),
+            models.CheckConstraint(condition=Q(side__in=Side.values), name="order_side_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=OrderStatus.values), name="order_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(commission_paid__gte=0), name="order_commission_nonneg"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=OrderStatus.FILLED) | Q(filled_qty=F("qty")),
+                name="order_filled_complete",
+            ),
+            models.UniqueConstraint(
+                fields=("position", "idempotency_key"),
+                condition=Q(idempotency_key__isnull=False),
+                name="order_one_per_idempotency_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.side} {self.qty}"
+
+    @property
+    def remaining_qty(self) -> Decimal:
+        return self.qty - self.filled_qty
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class Fill(models.Model):
+    id = models.CharField(primary_key=True, max_length=32, default=ids.fill_id, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="fills")
+    qty = models.DecimalField(**QTY)
+    price = models.DecimalField(**MONEY)
+    commission = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("created_at", "id")
+        constraints = [
+            models.CheckConstraint(condition=Q(qty__gt=0), name="fill_qty_pos"),
+            models.CheckConstraint(condition=Q(price__gt=0), name="fill_price_pos"),
+            models.CheckConstraint(condition=Q(commission__gte=0), name="fill_commission_nonneg"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.qty} @ {self.price}"
+
+
+class IdempotencyRecord(models.Model):
+    """One per (caller, method, path, key); inserted first, in the same transaction as the work."""
+
+    identity = models.CharField(max_length=64)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=255)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response_body = models.BinaryField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=("identity", "method", "path", "key"), name="idem_one_per_scope_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} [{self.key}]"

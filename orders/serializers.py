@@ -1,0 +1,90 @@
+"""Orders and fills in and out of JSON."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from rest_framework import serializers
+
+from orders.models import OrderStatus, Side
+from volbal.api import StrictSerializer
+from volbal.fields import DecimalOut, Number
+
+
+class OrderSubmitSerializer(StrictSerializer):
+    side = serializers.ChoiceField(choices=Side.choices)
+    qty = Number(
+        max_digits=24,
+        decimal_places=8,
+        min_value=Decimal("0.00000001"),
+        help_text="Shares, > 0, at most 8 decimal places.",
+    )
+
+
+class OrderAcceptedSerializer(serializers.Serializer):
+    order_id = serializers.CharField(source="id")
+    accepted = serializers.SerializerMethodField()
+    position_id = serializers.CharField()
+    side = serializers.CharField()
+    qty = DecimalOut()
+    status = serializers.ChoiceField(choices=OrderStatus.choices)
+    created_at = serializers.DateTimeField()
+
+    def get_accepted(self, obj) -> bool:
+        return True
+
+
+class FillRequestSerializer(StrictSerializer):
+    price = Number(max_digits=22, decimal_places=6, min_value=Decimal("0.000001"), help_text="> 0")
+    filled_qty = Number(
+        max_digits=24, decimal_places=8, min_value=Decimal("0.00000001"), help_text="> 0"
+    )
+    commission = Number(
+        max_digits=22,
+        decimal_places=6,
+        min_value=0,
+        required=False,
+        help_text="≥ 0; default commission_rate × qty × price.",
+    )
+
+
+class FillSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    qty = DecimalOut()
+    price = DecimalOut()
+    commission = DecimalOut()
+    created_at = serializers.DateTimeField()
+
+
+class OrderSerializer(serializers.Serializer):
+    order_id = serializers.CharField(source="id")
+    position_id = serializers.CharField()
+    side = serializers.CharField()
+    qty = DecimalOut()
+    filled_qty = DecimalOut()
+    remaining_qty = DecimalOut()
+    avg_fill_price = DecimalOut(allow_null=True)
+    commission_paid = DecimalOut()
+    status = serializers.ChoiceField(choices=OrderStatus.choices)
+    source = serializers.CharField()
+    idempotency_key = serializers.CharField(allow_null=True)
+    trading_day = serializers.DateField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class OrderDetailSerializer(OrderSerializer):
+    fills = FillSerializer(many=True)
+
+
+class FillResultSerializer(serializers.Serializer):
+    order_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=OrderStatus.choices)
+    filled_qty = DecimalOut()
+    remaining_qty = DecimalOut()
+    avg_fill_price = DecimalOut()
+    position_id = serializers.CharField()
+    position_qty = DecimalOut()
+    position_cash = DecimalOut()
+    anchor_price = DecimalOut()
+    fill = FillSerializer()

@@ -1,0 +1,250 @@
+"""Writes on orders: submit, fill, cancel. Each is one transaction with the position locked."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import transaction
+
+from events.models import EventType
+from events.services import event_record, event_record_refusal, refusal_scope
+from orders.models import OPEN_STATUSES, Fill, Order, OrderStatus, Side
+from positions import rules
+from positions.models import Position
+from positions.selectors import position_get
+from volbal import clock
+from volbal.errors import DomainError
+from volbal.renderers import decimal_text as fmt
+
+
+def order_not_found(order_id: str) -> DomainError:
+    return DomainError("order_not_found", f"No order {order_id!r}.", status=404)
+
+
+def orders_created_today(*, position: Position) -> int:
+    return Order.objects.filter(position=position, trading_day=clock.trading_day()).count()
+
+
+def has_open_order(*, position: Position) -> bool:
+    return Order.objects.filter(position=position, status__in=OPEN_STATUSES).exists()
+
+
+def order_submit(
+    *,
+    position: Position,
+    side: str,
+    qty: Decimal,
+    idempotency_key: str | None = None,
+    source: str = "api",
+    note: str = "",
+) -> Order:
+    """Create an order on a position the caller has already locked (``select_for_update``).
+
+    Refuses with 409 ``daily_order_cap_exceeded`` once the position's cap for the trading day
+    is reached. Callers: the orders endpoint (:func:`order_submit_for`) and evaluation."""
+    if side not in Side.values:
+        raise DomainError(
+            "validation_error",
+            "side must be BUY or SELL.",
+            status=400,
+            fields={"side": "Must be BUY or SELL."},
+        )
+    if qty <= 0:
+        raise DomainError(
+            "validation_error",
+            "qty must be greater than zero.",
+            status=400,
+            fields={"qty": "Must be greater than zero."},
+        )
+    today = clock.trading_day()
+    created_today = Order.objects.filter(position=position, trading_day=today).count()
+    if created_today >= position.max_orders_per_day:
+        raise DomainError(
+            "daily_order_cap_exceeded",
+            f"The position already has {created_today} orders on {today} "
+            f"(max_orders_per_day is {position.max_orders_per_day}).",
+            status=409,
+        )
+    order = Order.objects.create(
+        position=position,
+        side=side,
+        qty=qty,
+        idempotency_key=idempotency_key,
+        source=source,
+        trading_day=today,
+    )
+    event_record(
+        position_id=position.id,
+        order_id=order.id,
+        type=EventType.ORDER_SUBMITTED,
+        message=f"Order {order.id} submitted: {side} {fmt(qty)} {position.ticker}"
+        + (f" ({note})" if note else "")
+        + ".",
+        inputs={"side": side, "qty": qty, "source": source, "idempotency_key": idempotency_key},
+        outputs={
+            "order_id": order.id,
+            "status": order.status,
+            "trading_day": today.isoformat(),
+            "orders_today": created_today + 1,
+        },
+    )
+    return order
+
+
+def order_submit_for(
+    *, owner, position_id: str, side: str, qty: Decimal, idempotency_key: str | None
+) -> tuple[Order, bool]:
+    """The orders endpoint's use case: lock the caller's position, then submit.
+
+    Returns ``(order, created)``. A key already used on this position returns its order (even
+    after the idempotency record expired): the order table holds one order per key."""
+    with transaction.atomic():
+        position = position_get(owner=owner, position_id=position_id, for_update=True)
+        existing = None
+        if idempotency_key is not None:
+            existing = Order.objects.filter(
+                position=position, idempotency_key=idempotency_key
+            ).first()
+        if existing is not None:
+            if existing.side != side or existing.qty != qty:
+                raise DomainError(
+                    "idempotency_signature_mismatch",
+                    "This Idempotency-Key was used with another order body.",
+                    status=409,
+                )
+            return existing, False
+        return order_submit(
+            position=position, side=side, qty=qty, idempotency_key=idempotency_key
+        ), True
+
+
+def _locked_order(*, owner, order_id: str) -> tuple[Order, Position]:
+    """Lock the order's position, then the order (always in that order: no deadlocks)."""
+    qs = Order.objects.filter(pk=order_id)
+    if owner is not None:
+        qs = qs.filter(position__owner=owner)
+    position_id = qs.values_list("position_id", flat=True).first()
+    if position_id is None:
+        raise order_not_found(order_id)
+    position = Position.objects.select_for_update().get(pk=position_id)
+    order = Order.objects.select_for_update().get(pk=order_id)
+    return order, position
+
+
+def _refuse_fill(order: Order, code: str, message: str, inputs: dict) -> DomainError:
+    event_record_refusal(
+        position_id=order.position_id,
+        order_id=order.id,
+        type=EventType.FILL_REJECTED,
+        message=f"Fill refused on {order.id}: {message}",
+        inputs=inputs,
+        outputs={"code": code},
+    )
+    return DomainError(code, message, status=409)
+
+
+def order_fill(
+    *, owner, order_id: str, price: Decimal, filled_qty: Decimal, commission: Decimal | None = None
+) -> tuple[Order, Position, Fill]:
+    """Apply an execution: balances, the order's progress, the anchor, and their events.
+
+    A refused fill changes nothing but the ``fill_rejected`` event that says why."""
+    with refusal_scope(), transaction.atomic():
+        order, position = _locked_order(owner=owner, order_id=order_id)
+        inputs = {"price": price, "filled_qty": filled_qty, "commission": commission}
+        if order.status not in OPEN_STATUSES:
+            raise _refuse_fill(
+                order, "order_not_open", f"Order {order.id} is {order.status}.", inputs
+            )
+        if filled_qty > order.remaining_qty:
+            raise _refuse_fill(
+                order,
+                "fill_exceeds_order",
+                f"A fill of {fmt(filled_qty)} exceeds the {fmt(order.remaining_qty)} "
+                "the order has left.",
+                inputs,
+            )
+        if commission is None:
+            commission = rules.default_commission(position.commission_rate, filled_qty, price)
+        try:
+            new_qty, new_cash = rules.apply_fill(
+                qty=position.qty,
+                cash=position.cash,
+                side=order.side,
+                fill_qty=filled_qty,
+                price=price,
+                commission=commission,
+            )
+        except rules.RuleError as exc:
+            raise _refuse_fill(order, exc.code, exc.message, inputs) from None
+
+        old_filled = order.filled_qty
+        order.filled_qty = old_filled + filled_qty
+        previous_value = (order.avg_fill_price or Decimal(0)) * old_filled
+        order.avg_fill_price = ((previous_value + price * filled_qty) / order.filled_qty).quantize(
+            rules.MONEY_PLACES
+        )
+        order.commission_paid += commission
+        order.status = (
+            OrderStatus.FILLED if order.filled_qty == order.qty else OrderStatus.PARTIALLY_FILLED
+        )
+        order.save(
+            update_fields=[
+                "filled_qty",
+                "avg_fill_price",
+                "commission_paid",
+                "status",
+                "updated_at",
+            ]
+        )
+        old_anchor = position.anchor_price
+        position.qty, position.cash, position.anchor_price = new_qty, new_cash, price
+        position.save(update_fields=["qty", "cash", "anchor_price", "updated_at"])
+        fill = Fill.objects.create(order=order, qty=filled_qty, price=price, commission=commission)
+        filled = order.status == OrderStatus.FILLED
+        event_record(
+            position_id=position.id,
+            order_id=order.id,
+            type=EventType.ORDER_FILLED if filled else EventType.ORDER_PARTIALLY_FILLED,
+            message=f"{order.side} {fmt(filled_qty)} {position.ticker} at {fmt(price)} "
+            f"(commission {fmt(commission)}); order {fmt(order.filled_qty)}/{fmt(order.qty)} "
+            "filled.",
+            inputs={**inputs, "commission": commission},
+            outputs={
+                "fill_id": fill.id,
+                "status": order.status,
+                "filled_qty": order.filled_qty,
+                "avg_fill_price": order.avg_fill_price,
+                "position_qty": new_qty,
+                "position_cash": new_cash,
+            },
+        )
+        event_record(
+            position_id=position.id,
+            order_id=order.id,
+            type=EventType.ANCHOR_UPDATED,
+            message=f"Anchor {'unset' if old_anchor is None else fmt(old_anchor)} -> "
+            f"{fmt(price)} after the fill.",
+            inputs={"fill_price": price},
+            outputs={"old": old_anchor, "new": price},
+        )
+    return order, position, fill
+
+
+def order_cancel(*, owner, order_id: str) -> Order:
+    """Cancel an open order; what was already filled stays filled."""
+    with transaction.atomic():
+        order, position = _locked_order(owner=owner, order_id=order_id)
+        if order.status not in OPEN_STATUSES:
+            raise DomainError("order_not_open", f"Order {order.id} is {order.status}.", status=409)
+        order.status = OrderStatus.CANCELLED
+        order.save(update_fields=["status", "updated_at"])
+        event_record(
+            position_id=position.id,
+            order_id=order.id,
+            type=EventType.ORDER_CANCELLED,
+            message=f"Order {order.id} cancelled with "
+            f"{fmt(order.filled_qty)}/{fmt(order.qty)} filled.",
+            outputs={"status": order.status, "filled_qty": order.filled_qty},
+        )
+    return order

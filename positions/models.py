@@ -1,0 +1,157 @@
+"""Positions, their strategy configuration, and ticker prices."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from positions import rules
+from volbal import ids
+
+QTY = {"max_digits": 24, "decimal_places": 8}
+MONEY = {"max_digits": 22, "decimal_places": 6}
+RATIO = {"max_digits": 12, "decimal_places": 8}
+
+_D = rules.Config()  # the one place defaults come from
+
+
+class Sizing(models.TextChoices):
+    PROPORTIONAL = "proportional"
+    ORIGINAL = "original"
+    FIXED_FRACTION = "fixed_fraction"
+
+
+# Every per-position strategy field, in the order of strategy.md.
+STRATEGY_FIELDS = (
+    "trigger_pct",
+    "rebalance_ratio",
+    "sizing",
+    "fixed_fraction",
+    "guard_low",
+    "guard_high",
+    "min_notional",
+    "commission_rate",
+    "max_orders_per_day",
+    "fractional",
+    "qty_step",
+    "withholding_tax_rate",
+)
+
+
+class Position(models.Model):
+    id = models.CharField(primary_key=True, max_length=32, default=ids.position_id, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="positions"
+    )
+    ticker = models.CharField(max_length=16, db_index=True)
+    qty = models.DecimalField(**QTY)
+    cash = models.DecimalField(**MONEY)
+    dividend_receivable = models.DecimalField(**MONEY, default=Decimal("0"))
+    anchor_price = models.DecimalField(**MONEY, null=True, blank=True)
+    # What the position was opened with: the ledger check replays fills and dividends from here.
+    opening_qty = models.DecimalField(**QTY, editable=False)
+    opening_cash = models.DecimalField(**MONEY, editable=False)
+
+    trigger_pct = models.DecimalField(**RATIO, default=_D.trigger_pct)
+    rebalance_ratio = models.DecimalField(
+        max_digits=16, decimal_places=8, default=_D.rebalance_ratio
+    )
+    sizing = models.CharField(max_length=16, choices=Sizing.choices, default=_D.sizing)
+    fixed_fraction = models.DecimalField(**RATIO, default=_D.fixed_fraction)
+    guard_low = models.DecimalField(**RATIO, default=_D.guard_low)
+    guard_high = models.DecimalField(**RATIO, default=_D.guard_high)
+    min_notional = models.DecimalField(**MONEY, default=_D.min_notional)
+    commission_rate = models.DecimalField(**RATIO, default=_D.commission_rate)
+    max_orders_per_day = models.PositiveIntegerField(default=_D.max_orders_per_day)
+    fractional = models.BooleanField(default=_D.fractional)
+    qty_step = models.DecimalField(**QTY, null=True, blank=True, default=_D.qty_step)
+    withholding_tax_rate = models.DecimalField(**RATIO, default=_D.withholding_tax_rate)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("created_at", "id")
+        indexes = [models.Index(fields=("owner", "created_at", "id"), name="pos_owner_created")]
+        constraints = [
+            models.CheckConstraint(condition=Q(qty__gte=0), name="pos_qty_nonneg"),
+            models.CheckConstraint(condition=Q(cash__gte=0), name="pos_cash_nonneg"),
+            models.CheckConstraint(
+                condition=Q(dividend_receivable__gte=0), name="pos_receivable_nonneg"
+            ),
+            models.CheckConstraint(
+                condition=Q(anchor_price__isnull=True) | Q(anchor_price__gt=0),
+                name="pos_anchor_pos",
+            ),
+            models.CheckConstraint(
+                condition=Q(opening_qty__gte=0) & Q(opening_cash__gte=0), name="pos_opening_nonneg"
+            ),
+            models.CheckConstraint(
+                condition=Q(trigger_pct__gt=0) & Q(trigger_pct__lt=1), name="pos_trigger_range"
+            ),
+            models.CheckConstraint(condition=Q(rebalance_ratio__gt=0), name="pos_ratio_pos"),
+            models.CheckConstraint(condition=Q(sizing__in=Sizing.values), name="pos_sizing_valid"),
+            models.CheckConstraint(
+                condition=Q(fixed_fraction__gt=0) & Q(fixed_fraction__lte=1),
+                name="pos_fraction_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(guard_low__gte=0)
+                & Q(guard_high__lte=1)
+                & Q(guard_low__lt=F("guard_high")),
+                name="pos_guard_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_notional__gte=0), name="pos_min_notional_nonneg"
+            ),
+            models.CheckConstraint(
+                condition=Q(commission_rate__gte=0) & Q(commission_rate__lt=Decimal("0.05")),
+                name="pos_commission_range",
+            ),
+            models.CheckConstraint(condition=Q(max_orders_per_day__gte=1), name="pos_cap_pos"),
+            models.CheckConstraint(
+                condition=Q(qty_step__isnull=True) | Q(qty_step__gt=0), name="pos_qty_step_pos"
+            ),
+            models.CheckConstraint(
+                condition=Q(withholding_tax_rate__gte=0) & Q(withholding_tax_rate__lt=1),
+                name="pos_withholding_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.ticker}"
+
+    def config(self) -> rules.Config:
+        """The strategy configuration as the pure rules module takes it."""
+        return rules.Config(**{name: getattr(self, name) for name in STRATEGY_FIELDS})
+
+    def state(self) -> rules.State:
+        return rules.State(
+            qty=self.qty,
+            cash=self.cash,
+            receivable=self.dividend_receivable,
+            anchor=self.anchor_price,
+        )
+
+
+class Price(models.Model):
+    """An observed price of a ticker; the latest per ticker serves a price-less evaluation."""
+
+    ticker = models.CharField(max_length=16)
+    price = models.DecimalField(**MONEY)
+    ts = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("ticker", "ts")
+        indexes = [models.Index(fields=("ticker", "-ts"), name="price_ticker_latest")]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gt=0), name="price_pos"),
+            models.UniqueConstraint(fields=("ticker", "ts"), name="price_unique_ticker_ts"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ticker} {self.price} @ {self.ts:%Y-%m-%d %H:%M}"

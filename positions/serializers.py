@@ -1,0 +1,109 @@
+"""Positions in and out of JSON."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from positions import rules
+from positions.models import Sizing
+from volbal.api import StrictSerializer
+from volbal.fields import Boolean, DecimalOut, Integer, Number
+
+
+def ratio(**kw):
+    return Number(max_digits=12, decimal_places=8, required=False, **kw)
+
+
+class StrategyFields(StrictSerializer):
+    """Every strategy field of strategy.md, optional; ranges are checked by rules.config_errors."""
+
+    trigger_pct = ratio(help_text="Fraction, 0 < τ < 1 (0.03 = 3 %).")
+    rebalance_ratio = Number(max_digits=16, decimal_places=8, required=False, help_text="r > 0")
+    sizing = serializers.ChoiceField(choices=Sizing.choices, required=False)
+    fixed_fraction = ratio(help_text="0 < f ≤ 1")
+    guard_low = ratio(help_text="0 ≤ low < high")
+    guard_high = ratio(help_text="low < high ≤ 1")
+    min_notional = Number(max_digits=22, decimal_places=6, required=False, help_text="≥ 0")
+    commission_rate = ratio(help_text="0 ≤ c < 0.05")
+    max_orders_per_day = Integer(required=False, min_value=1, max_value=100000)
+    fractional = Boolean(required=False)
+    qty_step = Number(
+        max_digits=24,
+        decimal_places=8,
+        required=False,
+        allow_null=True,
+        help_text="> 0, or null for none",
+    )
+    withholding_tax_rate = ratio(help_text="0 ≤ rate < 1")
+
+
+class PositionCreateSerializer(StrategyFields):
+    ticker = serializers.CharField(max_length=16, help_text="Upper-cased; letters, digits, . -")
+    qty = Number(max_digits=24, decimal_places=8, min_value=0)
+    cash = Number(max_digits=22, decimal_places=6, min_value=0)
+    anchor_price = Number(
+        max_digits=22,
+        decimal_places=6,
+        required=False,
+        allow_null=True,
+        help_text="> 0; for a holding brought over from elsewhere.",
+    )
+
+
+class PositionUpdateSerializer(StrategyFields):
+    pass
+
+
+class PositionSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    ticker = serializers.CharField()
+    qty = DecimalOut()
+    cash = DecimalOut()
+    anchor_price = DecimalOut(allow_null=True)
+    dividend_receivable = DecimalOut()
+    trigger_pct = DecimalOut()
+    rebalance_ratio = DecimalOut()
+    sizing = serializers.CharField()
+    fixed_fraction = DecimalOut()
+    guard_low = DecimalOut()
+    guard_high = DecimalOut()
+    min_notional = DecimalOut()
+    commission_rate = DecimalOut()
+    max_orders_per_day = serializers.IntegerField()
+    fractional = serializers.BooleanField()
+    qty_step = DecimalOut(allow_null=True)
+    withholding_tax_rate = DecimalOut()
+    price = serializers.SerializerMethodField(help_text="Latest stored price of the ticker.")
+    value = serializers.SerializerMethodField(help_text="S·P + C + R at `price`.")
+    weight = serializers.SerializerMethodField(help_text="Stock weight S·P / V at `price`.")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def _valuation(self, obj):
+        price = getattr(obj, "latest_price", None)
+        if price is None:
+            return None, None, None
+        value, weight = rules.weight_of(
+            qty=obj.qty, cash=obj.cash, receivable=obj.dividend_receivable, price=price
+        )
+        return price, value, weight
+
+    def get_price(self, obj) -> float | None:
+        return self._valuation(obj)[0]
+
+    def get_value(self, obj) -> float | None:
+        return self._valuation(obj)[1]
+
+    def get_weight(self, obj) -> float | None:
+        return self._valuation(obj)[2]
+
+
+class EventSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    type = serializers.CharField()
+    position_id = serializers.CharField()
+    order_id = serializers.CharField(allow_null=True)
+    message = serializers.CharField()
+    inputs = serializers.JSONField()
+    outputs = serializers.JSONField()
+    created_at = serializers.DateTimeField()

@@ -1,0 +1,224 @@
+"""Shared API plumbing: the error format, strict serializers, keyset pagination."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpResponse
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from volbal.errors import ApiError, DomainError
+
+log = logging.getLogger("volbal.api")
+
+_CODES = {
+    exceptions.ParseError: ("malformed_json", None),
+    exceptions.UnsupportedMediaType: ("unsupported_media_type", None),
+    exceptions.NotAuthenticated: (
+        "not_authenticated",
+        "Authentication credentials were not provided.",
+    ),
+    exceptions.AuthenticationFailed: ("authentication_failed", None),
+    exceptions.PermissionDenied: ("permission_denied", None),
+    exceptions.NotFound: ("not_found", None),
+    exceptions.MethodNotAllowed: ("method_not_allowed", None),
+    exceptions.NotAcceptable: ("not_acceptable", None),
+    exceptions.Throttled: ("throttled", None),
+}
+
+
+def error_body(code: str, message: str, fields: dict | None = None) -> dict:
+    body = {"detail": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return body
+
+
+def _flatten(detail) -> dict | list | str:
+    if isinstance(detail, dict):
+        return {str(k): _flatten(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        items = [_flatten(v) for v in detail]
+        if all(isinstance(i, str) for i in items):
+            return " ".join(items)
+        return items
+    return str(detail)
+
+
+def _first_message(fields) -> str:
+    if isinstance(fields, dict):
+        for key, val in fields.items():
+            inner = _first_message(val)
+            return inner if key == "non_field_errors" else f"{key}: {inner}"
+    if isinstance(fields, list) and fields:
+        return _first_message(fields[0])
+    return str(fields)
+
+
+def exception_handler(exc, context):
+    """Render every error as ``{"detail": code, "message": sentence, "fields"?: {...}}``."""
+    if isinstance(exc, DomainError):
+        exc = ApiError(exc.code, exc.message, status=exc.status, fields=exc.fields)
+    if isinstance(exc, Http404):
+        exc = ApiError("not_found", "Not found.", status=404)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    if isinstance(exc, ApiError):
+        body = error_body(exc.code, exc.message, exc.fields)
+    elif isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        if not isinstance(fields, dict):
+            fields = {"non_field_errors": fields}
+        body = error_body("validation_error", f"Invalid input. {_first_message(fields)}", fields)
+    elif isinstance(exc, exceptions.APIException):
+        code, message = next(
+            ((c, m) for cls, (c, m) in _CODES.items() if isinstance(exc, cls)),
+            (exc.default_code, None),
+        )
+        body = error_body(code, message or str(exc.detail))
+    else:
+        return None
+
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait))
+    set_rollback()
+    return Response(body, status=exc.status_code, headers=headers)
+
+
+def json_response(body: dict, status: int) -> HttpResponse:
+    """A plain Django JSON response rendered exactly like the API's (Decimals as numbers)."""
+    from volbal.renderers import dumps_exact
+
+    return HttpResponse(dumps_exact(body), status=status, content_type="application/json")
+
+
+def json_error_view(status: int, code: str, message: str):
+    def view(request, exception=None):
+        return json_response(error_body(code, message), status)
+
+    return view
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, so a typo is an error and not a silent no-op."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+# --- keyset pagination: ?limit=1..1000 (default 100) & opaque ?cursor= ---
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+def _invalid_query(message: str, field: str) -> ApiError:
+    return ApiError("invalid_query", message, status=400, fields={field: message})
+
+
+def page_limit(request) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise _invalid_query("limit must be a whole number from 1 to 1000.", "limit") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise _invalid_query("limit must be a whole number from 1 to 1000.", "limit")
+    return limit
+
+
+def encode_cursor(values: list) -> str:
+    raw = json.dumps(values, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(request, arity: int) -> list | None:
+    raw = request.query_params.get("cursor")
+    if raw is None or raw == "":
+        return None
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError):
+        raise _invalid_query("cursor is not one this API issued.", "cursor") from None
+    if (
+        not isinstance(values, list)
+        or len(values) != arity
+        or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values)
+    ):
+        raise _invalid_query("cursor is not one this API issued.", "cursor")
+    return values
+
+
+def validate_filters(filterset) -> None:
+    """A django-filter FilterSet with bad values answers 400 invalid_query, naming the fields."""
+    if not filterset.is_valid():
+        fields = {k: " ".join(v) for k, v in filterset.errors.items()}
+        raise ApiError(
+            "invalid_query",
+            f"Invalid query parameter: {_first_message(fields)}",
+            status=400,
+            fields=fields,
+        )
+
+
+def keyset_page(request, queryset, fields: tuple[str, ...] = ("created_at", "id")):
+    """One page of ``queryset`` ordered by ``fields`` (ascending, unique together).
+
+    Returns ``(items, next_cursor)``; the cursor is opaque to clients."""
+    import datetime as dt
+
+    from django.db.models import Q
+
+    limit = page_limit(request)
+    after = decode_cursor(request, len(fields))
+    qs = queryset.order_by(*fields)
+    if after is not None:
+        values = []
+        for name, raw in zip(fields, after, strict=True):
+            if name.endswith("_at"):
+                try:
+                    raw = dt.datetime.fromisoformat(str(raw))
+                except ValueError:
+                    raise _invalid_query("cursor is not one this API issued.", "cursor") from None
+            values.append(raw)
+        condition = Q()
+        for i, name in enumerate(fields):
+            step = Q(**{f"{name}__gt": values[i]})
+            for j in range(i):
+                step &= Q(**{fields[j]: values[j]})
+            condition |= step
+        try:
+            qs = qs.filter(condition)
+            items = list(qs[: limit + 1])
+        except (ValueError, TypeError):
+            raise _invalid_query("cursor is not one this API issued.", "cursor") from None
+    else:
+        items = list(qs[: limit + 1])
+    next_cursor = None
+    if len(items) > limit:
+        items = items[:limit]
+        last = items[-1]
+        next_cursor = encode_cursor(
+            [
+                getattr(last, f).isoformat() if f.endswith("_at") else getattr(last, f)
+                for f in fields
+            ]
+        )
+    return items, next_cursor

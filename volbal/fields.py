@@ -1,0 +1,51 @@
+"""Strict JSON input fields: a number must be a JSON number, a boolean a JSON boolean."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+
+class Number(serializers.DecimalField):
+    """A decimal given as a JSON number (not a string, not a boolean), kept exact."""
+
+    def __init__(self, *, max_digits: int, decimal_places: int, **kwargs):
+        super().__init__(
+            max_digits=max_digits, decimal_places=decimal_places, coerce_to_string=False, **kwargs
+        )
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, Decimal, float)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class Integer(serializers.IntegerField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, Decimal)):
+            self.fail("invalid")
+        if isinstance(data, Decimal) and data != data.to_integral_value():
+            self.fail("invalid")
+        return super().to_internal_value(int(data))
+
+
+class Boolean(serializers.BooleanField):
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+@extend_schema_field(OpenApiTypes.NUMBER)
+class DecimalOut(serializers.Field):
+    """Output-only: renders a Decimal as an exact JSON number."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("read_only", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return value

@@ -1,0 +1,54 @@
+"""JSON out: Decimals as exact JSON numbers (never lossy floats, never strings)."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+
+from rest_framework.renderers import JSONRenderer
+from rest_framework.utils.encoders import JSONEncoder
+
+_MARK = "\x00D:"
+_MARKED = re.compile(rb'"\\u0000D:(-?[0-9]+(?:\.[0-9]+)?)"')
+
+
+def decimal_text(value: Decimal) -> str:
+    """Plain notation without trailing zeros: Decimal('10000.000000') -> '10000'."""
+    if value == 0:
+        return "0"
+    text = format(value.normalize(), "f")
+    return text
+
+
+class _MarkingEncoder(JSONEncoder):
+    def default(self, obj):
+        if isinstance(obj, Decimal):
+            if not obj.is_finite():
+                raise ValueError("non-finite decimal")
+            return _MARK + decimal_text(obj)
+        return super().default(obj)
+
+
+def dumps_exact(data) -> bytes:
+    text = json.dumps(data, cls=_MarkingEncoder, ensure_ascii=True, separators=(",", ":"))
+    return _MARKED.sub(rb"\1", text.encode("ascii"))
+
+
+class DecimalJSONRenderer(JSONRenderer):
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if data is None:
+            return b""
+        return dumps_exact(data)
+
+
+class AuditJSONEncoder(json.JSONEncoder):
+    """For JSONField payloads: a Decimal becomes a number when a float holds it exactly."""
+
+    def default(self, obj):
+        if isinstance(obj, Decimal):
+            as_float = float(obj)
+            return as_float if Decimal(repr(as_float)) == obj else str(obj)
+        if hasattr(obj, "isoformat"):
+            return obj.isoformat()
+        return super().default(obj)

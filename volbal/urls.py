@@ -1,0 +1,30 @@
+"""Root URLs: health, the /v1 API, its schema and docs, and the admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from orders.api import OrderViewSet
+from positions.api import PositionViewSet
+from volbal import health
+from volbal.api import json_error_view
+
+router = SimpleRouter(trailing_slash=False)
+router.register("positions", PositionViewSet, basename="position")
+router.register("orders", OrderViewSet, basename="order")
+
+urlpatterns = [
+    path("healthz", health.healthz),
+    path("readyz", health.readyz),
+    path("v1/healthz", health.healthz_v1),
+    path("v1/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("v1/", include(router.urls)),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = json_error_view(400, "bad_request", "The request could not be understood.")
+handler403 = json_error_view(403, "permission_denied", "You may not do that.")
+handler404 = json_error_view(404, "not_found", "There is nothing at this address.")
+handler500 = json_error_view(500, "server_error", "The server failed; nothing was changed.")
