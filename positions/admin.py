@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -114,6 +114,40 @@ class PositionAdmin(admin.ModelAdmin):
     def weight_shown(self, obj):
         _, weight = self._valuation(obj)
         return "—" if weight is None else f"{weight:.4f}"
+
+    @admin.display(description="decision at the latest price")
+    def decision_preview(self, obj):
+        price = getattr(obj, "latest_price", None)
+        if price is None:
+            return "No stored price for this ticker yet (POST /v1/prices or import_prices)."
+        decision = services.position_decide(position=obj, price=price)
+        shown = decision.proposal or decision.blocked
+        what = "nothing to do"
+        if decision.proposal is not None:
+            what = f"would {shown.side} {shown.qty} (notional {shown.notional})"
+        elif shown is not None:
+            what = f"{shown.side} {shown.qty} blocked by {decision.blocked_by}"
+        return format_html("<b>{}</b> [{}]<br>{}", what, decision.reason, decision.message)
+
+    def _evaluate(self, request, queryset, submit: bool):
+        for position in queryset:
+            try:
+                result = services.position_evaluate(owner=None, position_id=position.pk,
+                                                    submit=submit, source="admin")
+            except DomainError as exc:
+                self.message_user(request, f"{position.pk}: {exc.message}", messages.WARNING)
+                continue
+            order = f" Order {result.order.id} submitted." if result.order else ""
+            self.message_user(request, f"{position.pk}: {result.message}.{order}",
+                              messages.SUCCESS if result.decision else messages.WARNING)
+
+    @admin.action(description="Evaluate at the latest price (record the decision)")
+    def evaluate_now(self, request, queryset):
+        self._evaluate(request, queryset, submit=False)
+
+    @admin.action(description="Evaluate at the latest price and submit the proposal")
+    def evaluate_and_submit(self, request, queryset):
+        self._evaluate(request, queryset, submit=True)
 
     @admin.display(description="recent orders")
     def recent_orders(self, obj):

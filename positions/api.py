@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -18,11 +19,16 @@ from orders.services import order_submit_for
 from positions import selectors, services
 from positions.filters import EventFilter, PositionFilter
 from positions.serializers import (
+    EvaluateRequestSerializer,
+    EvaluationSerializer,
     EventSerializer,
     PositionCreateSerializer,
     PositionSerializer,
     PositionUpdateSerializer,
+    PriceInSerializer,
+    PriceSerializer,
 )
+from volbal import clock
 from volbal.api import keyset_page, validate_filters
 from volbal.errors import ApiError
 from volbal.schema import COMMON, PAGING, READ_COMMON, errors, idempotency_header, page_of
@@ -34,6 +40,31 @@ def _valid(serializer_class, request):
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def evaluation_body(result: services.Evaluation) -> dict:
+    position = result.position
+    if result.decision is None:
+        return {
+            "position_id": position.id,
+            "price": None,
+            "price_source": result.price_source,
+            "anchor_price": position.anchor_price,
+            "anchor_set": False,
+            "value": None,
+            "weight": None,
+            "proposals": [],
+            "blocked": [],
+            "reason": result.reason,
+            "message": result.message,
+            "order_id": None,
+        }
+    return {
+        "position_id": position.id,
+        "price_source": result.price_source,
+        **services.decision_payload(result.decision),
+        "order_id": result.order.id if result.order is not None else None,
+    }
 
 
 class PositionViewSet(viewsets.ViewSet):
@@ -207,3 +238,83 @@ class PositionViewSet(viewsets.ViewSet):
             OrderAcceptedSerializer(order).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
+
+    @extend_schema(
+        summary="Evaluate the position: what the strategy would do now, and why",
+        description='Body `{"price": P}`; without a price the ticker\'s latest stored price is '
+        "used; with neither, 200 with no proposals and reason `no_price`. `proposals` holds only "
+        "what may be submitted now; a computed proposal that a check blocks is under `blocked`. "
+        '`"submit": true` also submits the proposal as an order; an `Idempotency-Key` makes the '
+        "whole evaluation replayable.",
+        request=EvaluateRequestSerializer,
+        parameters=[idempotency_header(required=False)],
+        responses={
+            200: EvaluationSerializer,
+            **NOT_FOUND,
+            **errors((409, "idempotency_signature_mismatch or daily_order_cap_exceeded")),
+            **COMMON,
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def evaluate(self, request, pk=None):
+        data = _valid(EvaluateRequestSerializer, request)
+        result = services.position_evaluate(
+            owner=request.user, position_id=pk, price=data.get("price"), submit=data["submit"]
+        )
+        return Response(evaluation_body(result))
+
+
+class PriceViewSet(viewsets.ViewSet):
+    """Observed prices. The latest per ticker serves a price-less evaluation."""
+
+    @extend_schema(
+        summary="Record one price or many",
+        request=PriceInSerializer(many=True),
+        description="A JSON object `{ticker, price, ts}` or a list of them (up to 10 000). A "
+        "price already stored for the same ticker and time is replaced. Outside local mode "
+        "this needs the `positions.add_price` permission.",
+        parameters=[idempotency_header(required=False)],
+        responses={
+            201: inline_serializer(
+                "PricesRecorded",
+                {"recorded": serializers.IntegerField(), "prices": PriceSerializer(many=True)},
+            ),
+            **errors((403, "permission_denied"), (413, "too_many_prices")),
+            **COMMON,
+        },
+    )
+    def create(self, request):
+        if not (settings.LOCAL_MODE or request.user.has_perm("positions.add_price")):
+            raise ApiError(
+                "permission_denied",
+                "Recording prices needs the positions.add_price permission.",
+                status=403,
+            )
+        many = isinstance(request.data, list)
+        if many and len(request.data) > MAX_PRICES:
+            raise ApiError(
+                "too_many_prices", f"At most {MAX_PRICES} prices per request.", status=413
+            )
+        if many and not request.data:
+            raise ApiError(
+                "validation_error",
+                "The list of prices is empty.",
+                fields={"non_field_errors": "Give at least one price."},
+            )
+        serializer = PriceInSerializer(data=request.data, many=many)
+        serializer.is_valid(raise_exception=True)
+        rows = serializer.validated_data if many else [serializer.validated_data]
+        now = clock.now()
+        rows = [{**row, "ts": row.get("ts") or now} for row in rows]
+        count = services.prices_record(rows=rows)
+        shown = [
+            {"ticker": services.ticker_normalize(r["ticker"]), "price": r["price"], "ts": r["ts"]}
+            for r in rows
+        ]
+        return Response(
+            {"recorded": count, "prices": PriceSerializer(shown, many=True).data},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+MAX_PRICES = 10_000

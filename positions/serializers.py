@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from rest_framework import serializers
 
+from orders.models import Side
 from positions import rules
 from positions.models import Sizing
 from volbal.api import StrictSerializer
@@ -107,3 +110,61 @@ class EventSerializer(serializers.Serializer):
     inputs = serializers.JSONField()
     outputs = serializers.JSONField()
     created_at = serializers.DateTimeField()
+
+
+class EvaluateRequestSerializer(StrictSerializer):
+    price = Number(max_digits=22, decimal_places=6, required=False, allow_null=True,
+                   min_value=Decimal("0.000001"),
+                   help_text="> 0. Omitted: the ticker's latest stored price.")
+    submit = Boolean(required=False, default=False,
+                     help_text="Also submit the proposal as an order (idempotent with a key).")
+
+
+class ProposalSerializer(serializers.Serializer):
+    side = serializers.ChoiceField(choices=Side.choices)
+    qty = DecimalOut()
+    price = DecimalOut()
+    notional = DecimalOut()
+    commission = DecimalOut(help_text="Estimated: commission_rate × notional.")
+    kind = serializers.ChoiceField(choices=("buy_trigger", "sell_trigger",
+                                            "guardrail_rebalance"))
+    raw_qty = DecimalOut(help_text="The size before caps and rounding.")
+    trimmed = serializers.BooleanField()
+    trimmed_by = serializers.CharField(allow_null=True,
+                                       help_text="guardrail_high, guardrail_low, cash, holdings")
+    post_trade_weight = DecimalOut()
+    reason = serializers.CharField(help_text="A sentence a person can read.")
+
+
+class BlockedProposalSerializer(ProposalSerializer):
+    blocked_by = serializers.ChoiceField(choices=("below_min_notional", "daily_cap_reached",
+                                                  "open_order"))
+
+
+class EvaluationSerializer(serializers.Serializer):
+    position_id = serializers.CharField()
+    price = DecimalOut(allow_null=True)
+    price_source = serializers.ChoiceField(choices=("request", "latest", "none"))
+    anchor_price = DecimalOut(allow_null=True)
+    anchor_set = serializers.BooleanField()
+    value = DecimalOut(allow_null=True)
+    weight = DecimalOut(allow_null=True)
+    proposals = ProposalSerializer(many=True, help_text="What may be submitted now.")
+    blocked = BlockedProposalSerializer(many=True,
+                                        help_text="A computed proposal a check blocked.")
+    reason = serializers.CharField(help_text="Machine code of the outcome, e.g. no_trigger.")
+    message = serializers.CharField()
+    order_id = serializers.CharField(allow_null=True)
+
+
+class PriceInSerializer(StrictSerializer):
+    ticker = serializers.CharField(max_length=16)
+    price = Number(max_digits=22, decimal_places=6, min_value=Decimal("0.000001"))
+    ts = serializers.DateTimeField(required=False,
+                                   help_text="ISO 8601; default now. Naive times are UTC.")
+
+
+class PriceSerializer(serializers.Serializer):
+    ticker = serializers.CharField()
+    price = DecimalOut()
+    ts = serializers.DateTimeField()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from django.db import transaction
@@ -11,8 +11,8 @@ from django.db import transaction
 from events.models import EventType
 from events.services import event_record
 from positions import rules
-from positions.models import STRATEGY_FIELDS, Position
-from positions.selectors import position_get
+from positions.models import STRATEGY_FIELDS, Position, Price
+from positions.selectors import latest_price, position_get
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
 
@@ -127,3 +127,173 @@ def position_configure(*, owner, position_id: str, changes: dict) -> Position:
             outputs={"changed": diff},
         )
     return position
+
+
+# --- Evaluation (Flow B) ---------------------------------------------------------------------
+
+_GUARDRAIL_CAPS = ("guardrail_high", "guardrail_low")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one evaluation decided and did."""
+
+    position: Position
+    decision: rules.Decision | None  # None when there was no price to evaluate at
+    price_source: str  # "request" | "latest" | "none"
+    price_ts: object = None  # the stored price's time when price_source is "latest"
+    order: object = None  # the order submitted with ``submit``
+    reason: str = ""
+    message: str = ""
+
+
+def proposal_payload(proposal: rules.Proposal) -> dict:
+    return {
+        "side": proposal.side,
+        "qty": proposal.qty,
+        "price": proposal.price,
+        "notional": proposal.notional,
+        "commission": proposal.commission,
+        "kind": proposal.kind,
+        "raw_qty": proposal.raw_qty,
+        "trimmed": proposal.trimmed,
+        "trimmed_by": proposal.trimmed_by,
+        "post_trade_weight": proposal.post_trade_weight,
+        "reason": proposal.reason,
+    }
+
+
+def decision_payload(decision: rules.Decision) -> dict:
+    """The decision as the API and the ``evaluation`` event show it."""
+    blocked = []
+    if decision.blocked is not None:
+        blocked.append({**proposal_payload(decision.blocked), "blocked_by": decision.blocked_by})
+    return {
+        "price": decision.price,
+        "anchor_price": decision.anchor,
+        "anchor_set": decision.anchor_set,
+        "value": decision.value,
+        "weight": decision.weight,
+        "proposals": [proposal_payload(decision.proposal)] if decision.proposal else [],
+        "blocked": blocked,
+        "reason": decision.reason,
+        "message": decision.message,
+    }
+
+
+def position_decide(*, position: Position, price: Decimal) -> rules.Decision:
+    """The rules applied to a position as it stands: read-only (the admin's preview uses it)."""
+    from orders.services import has_open_order, orders_created_today
+
+    return rules.evaluate(
+        position.state(), position.config(), price,
+        orders_today=orders_created_today(position=position),
+        has_open_order=has_open_order(position=position),
+    )
+
+
+def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
+                      submit: bool = False, source: str = "api",
+                      skip_if_evaluated_at_latest: bool = False) -> Evaluation | None:
+    """Evaluate a position at ``price`` (or its ticker's latest stored price), record the
+    decision and, with ``submit``, place the proposal through the same submission service as
+    the orders endpoint. One transaction, the position row locked.
+
+    With ``skip_if_evaluated_at_latest`` (cron) returns None when the position was already
+    evaluated at the latest stored price."""
+    from orders.services import order_submit
+
+    with transaction.atomic():
+        position = position_get(owner=owner, position_id=position_id, for_update=True)
+        price_source, price_ts = "request", None
+        if price is None:
+            latest = latest_price(ticker=position.ticker)
+            if latest is not None:
+                if skip_if_evaluated_at_latest and position.evaluated_price_ts == latest.ts:
+                    return None
+                price, price_source, price_ts = latest.price, "latest", latest.ts
+                position.evaluated_price_ts = latest.ts
+                position.save(update_fields=["evaluated_price_ts", "updated_at"])
+        if price is None:
+            message = (f"No price to evaluate {position.ticker} at: none was given and none is "
+                       "stored (POST /v1/prices).")
+            event_record(position_id=position.id, type=EventType.EVALUATION, message=message,
+                         inputs={"price": None, "source": source},
+                         outputs={"reason": "no_price", "proposals": []})
+            return Evaluation(position=position, decision=None, price_source="none",
+                              reason="no_price", message=message)
+
+        decision = position_decide(position=position, price=price)
+        if decision.anchor_set:
+            position.anchor_price = decision.anchor
+            position.save(update_fields=["anchor_price", "updated_at"])
+            event_record(position_id=position.id, type=EventType.ANCHOR_SET,
+                         message=f"Anchor set to {fmt(decision.anchor)}: the position had none.",
+                         inputs={"price": price}, outputs={"old": None, "new": decision.anchor})
+
+        order = None
+        if submit and decision.proposal is not None:
+            order = order_submit(position=position, side=decision.proposal.side,
+                                 qty=decision.proposal.qty, source="evaluation",
+                                 note=decision.proposal.kind)
+        payload = decision_payload(decision)
+        event_record(
+            position_id=position.id,
+            order_id=order.id if order else None,
+            type=EventType.EVALUATION,
+            message=decision.message,
+            inputs={"price": price, "price_source": price_source, "submit": submit,
+                    "source": source, "qty": position.qty, "cash": position.cash,
+                    "dividend_receivable": position.dividend_receivable},
+            outputs={**payload, "order_id": order.id if order else None},
+        )
+        shown = decision.proposal or decision.blocked
+        if shown is not None and shown.trimmed_by in _GUARDRAIL_CAPS:
+            event_record(
+                position_id=position.id, order_id=order.id if order else None,
+                type=EventType.ORDER_TRIMMED_GUARDRAIL,
+                message=f"{shown.side} trimmed from {fmt(shown.raw_qty)} to {fmt(shown.qty)} "
+                f"by the {shown.trimmed_by.replace('_', ' ')}.",
+                inputs={"raw_qty": shown.raw_qty, "price": price},
+                outputs={"qty": shown.qty, "trimmed_by": shown.trimmed_by,
+                         "post_trade_weight": shown.post_trade_weight},
+            )
+        if decision.blocked_by == "below_min_notional":
+            event_record(
+                position_id=position.id, type=EventType.ORDER_REJECTED_MIN,
+                message=f"{decision.blocked.side} {fmt(decision.blocked.qty)} "
+                f"({fmt(decision.blocked.notional)}) is below the minimum notional "
+                f"{fmt(position.min_notional)}: not placed.",
+                inputs={"notional": decision.blocked.notional,
+                        "min_notional": position.min_notional},
+                outputs=proposal_payload(decision.blocked),
+            )
+    return Evaluation(position=position, decision=decision, price_source=price_source,
+                      price_ts=price_ts, order=order, reason=decision.reason,
+                      message=decision.message)
+
+
+# --- Prices ----------------------------------------------------------------------------------
+
+
+def prices_record(*, rows: list[dict], batch_size: int = 2000, progress=None) -> int:
+    """Store observed prices ``{ticker, price, ts}`` in one transaction (a price already stored
+    for the same ticker and time is replaced). Returns how many rows were written."""
+    objs = []
+    for row in rows:
+        if row["price"] <= 0:
+            raise DomainError("validation_error", "price must be greater than zero.",
+                              status=400, fields={"price": "Must be greater than zero."})
+        objs.append(Price(ticker=ticker_normalize(row["ticker"]), price=row["price"],
+                          ts=row["ts"]))
+    seen = {}
+    for obj in objs:  # the last of duplicates in one batch wins
+        seen[(obj.ticker, obj.ts)] = obj
+    unique = list(seen.values())
+    with transaction.atomic():
+        for start in range(0, len(unique), batch_size):
+            Price.objects.bulk_create(unique[start:start + batch_size], update_conflicts=True,
+                                      unique_fields=["ticker", "ts"], update_fields=["price"])
+            if progress is not None:
+                progress(min(start + batch_size, len(unique)))
+    return len(unique)

@@ -69,3 +69,4 @@ def page_of(name: str, item, extra: dict | None = None):
             **item,
         },
     )
+

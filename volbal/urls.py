@@ -6,13 +6,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from orders.api import OrderViewSet
-from positions.api import PositionViewSet
+from positions.api import PositionViewSet, PriceViewSet
 from volbal import health
 from volbal.api import json_error_view
 
 router = SimpleRouter(trailing_slash=False)
 router.register("positions", PositionViewSet, basename="position")
 router.register("orders", OrderViewSet, basename="order")
+router.register("prices", PriceViewSet, basename="price")
 
 urlpatterns = [
     path("healthz", health.healthz),

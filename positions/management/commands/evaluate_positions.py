@@ -1,0 +1,47 @@
+"""manage.py evaluate_positions [--ticker T] [--submit]: cron-safe, one line per position."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from positions import services
+from positions.models import Position
+from volbal.errors import DomainError
+from volbal.renderers import decimal_text as fmt
+
+
+class Command(BaseCommand):
+    help = ("Evaluate every position at its ticker's latest stored price and, with --submit, "
+            "place the proposals. Safe from cron and concurrently: each position is locked while "
+            "evaluated, and one already evaluated at the latest price is skipped.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--ticker", help="Only positions in this ticker.")
+        parser.add_argument("--submit", action="store_true", help="Submit the proposals.")
+
+    def handle(self, *args, ticker, submit, **options):
+        ids = Position.objects.order_by("created_at", "id")
+        if ticker:
+            ids = ids.filter(ticker=ticker.strip().upper())
+        counts = {"evaluated": 0, "submitted": 0, "skipped": 0}
+        for position_id, pos_ticker in ids.values_list("id", "ticker"):
+            try:
+                result = services.position_evaluate(
+                    owner=None, position_id=position_id, submit=submit, source="cron",
+                    skip_if_evaluated_at_latest=True)
+            except DomainError as exc:
+                self.stdout.write(f"{position_id} {pos_ticker}: refused: {exc.message}")
+                continue
+            if result is None:
+                counts["skipped"] += 1
+                self.stdout.write(f"{position_id} {pos_ticker}: skipped, already evaluated at "
+                                  "the latest price")
+                continue
+            counts["evaluated"] += 1
+            price = "no price" if result.decision is None else f"@ {fmt(result.decision.price)}"
+            line = f"{position_id} {pos_ticker} {price}: {result.reason}"
+            if result.order is not None:
+                counts["submitted"] += 1
+                line += f", submitted {result.order.id}"
+            self.stdout.write(f"{line} — {result.message}")
+        self.stdout.write(", ".join(f"{v} {k}" for k, v in counts.items()) + ".")

@@ -1,0 +1,40 @@
+"""manage.py import_prices FILE.csv [--ticker T]: all rows or none."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from positions import services
+from positions.prices_csv import PriceFileError, read_prices
+from volbal.errors import DomainError
+from volbal.progress import Progress
+
+
+class Command(BaseCommand):
+    help = ("Import prices from a CSV with columns ticker,price,ts, or a Yahoo-style file with "
+            "Date and Close columns and --ticker. A bad row is reported with its line number and "
+            "nothing of the file is imported. Dates are the 16:00 close in VOLBAL_TRADING_TZ; "
+            "times without an offset are UTC.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("file")
+        parser.add_argument("--ticker", help="The ticker of a Date/Close file.")
+        parser.add_argument("--batch", type=int, default=5000, help="Rows per insert.")
+
+    def handle(self, *args, file, ticker, batch, **options):
+        try:
+            with open(file, newline="", encoding="utf-8-sig") as handle:
+                rows = read_prices(handle, ticker=ticker)
+        except OSError as exc:
+            raise CommandError(f"{file}: {exc.strerror}") from None
+        except PriceFileError as exc:
+            raise CommandError(f"{file}: {exc}; nothing imported") from None
+        progress = Progress(len(rows), "import")
+        try:
+            count = services.prices_record(rows=rows, batch_size=batch, progress=progress.update)
+        except DomainError as exc:
+            raise CommandError(f"{file}: {exc.message}; nothing imported") from None
+        finally:
+            progress.close()
+        tickers = sorted({r["ticker"].upper() for r in rows})
+        self.stdout.write(f"Imported {count} prices for {', '.join(tickers)} from {file}.")

@@ -1,0 +1,75 @@
+"""Reading price files: ``ticker,price,ts`` or Yahoo-style ``Date,…,Close,…`` (with a ticker)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal, InvalidOperation
+
+from volbal import clock
+
+MARKET_CLOSE = dt.time(16, 0)
+
+
+class PriceFileError(ValueError):
+    """A file that cannot be imported, with the line number when a row is at fault."""
+
+
+def parse_ts(raw: str) -> dt.datetime:
+    """ISO date or date-time. A date is that day's 16:00 close in the trading time zone; a
+    time without an offset is UTC."""
+    raw = raw.strip()
+    try:
+        if len(raw) == 10:
+            day = dt.date.fromisoformat(raw)
+            return dt.datetime.combine(day, MARKET_CLOSE, tzinfo=clock.trading_tz())
+        moment = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{raw!r} is not an ISO date or time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def read_prices(lines: Iterator[str], *, ticker: str | None = None) -> list[dict]:
+    """Parse every row, or raise PriceFileError naming the first bad line (nothing half-read)."""
+    reader = csv.reader(lines)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise PriceFileError("the file is empty") from None
+    columns = {name.strip().lower(): i for i, name in enumerate(header)}
+    if {"ticker", "price", "ts"} <= set(columns):
+        i_ticker, i_price, i_ts = columns["ticker"], columns["price"], columns["ts"]
+    elif {"date", "close"} <= set(columns):
+        if not ticker:
+            raise PriceFileError("a Date/Close file needs --ticker")
+        i_ticker, i_price, i_ts = None, columns["close"], columns["date"]
+    else:
+        raise PriceFileError(
+            f"line 1: expected columns ticker,price,ts or Date,Close; found {','.join(header)}")
+    rows = []
+    for line_no, row in enumerate(reader, start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        try:
+            raw_price = row[i_price].strip()
+            price = Decimal(raw_price)
+            if not price.is_finite() or price <= 0:
+                raise ValueError(f"price {raw_price!r} is not a positive number")
+            if price != price.quantize(Decimal("0.000001")):
+                price = price.quantize(Decimal("0.000001"))
+            rows.append({
+                "ticker": (row[i_ticker] if i_ticker is not None else ticker).strip(),
+                "price": price,
+                "ts": parse_ts(row[i_ts]),
+            })
+        except IndexError:
+            raise PriceFileError(f"line {line_no}: too few columns") from None
+        except (ValueError, InvalidOperation) as exc:
+            message = str(exc) if isinstance(exc, ValueError) and str(exc) else "bad number"
+            if isinstance(exc, InvalidOperation):
+                message = f"price {row[i_price].strip()!r} is not a number"
+            raise PriceFileError(f"line {line_no}: {message}") from None
+    if not rows:
+        raise PriceFileError("the file has a header but no prices")
+    return rows
