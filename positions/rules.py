@@ -64,7 +64,6 @@ SIZINGS = ("proportional", "original", "fixed_fraction")
 BUY = "BUY"
 SELL = "SELL"
 
-_ZERO = Decimal(0)
 _ONE = Decimal(1)
 _MONEY_ZERO = Decimal("0.000000")
 _HUNDRED = Decimal(100)
