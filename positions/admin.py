@@ -11,7 +11,8 @@ from django.utils.html import format_html, format_html_join
 
 from events.selectors import events_for_position
 from positions import rules, selectors, services
-from positions.models import STRATEGY_FIELDS, Position, Price
+from positions.dividends import dividends_process
+from positions.models import STRATEGY_FIELDS, Dividend, Position, Price
 from volbal.errors import DomainError
 
 STATE_FIELDS = ("qty", "cash", "anchor_price", "dividend_receivable")
@@ -215,3 +216,28 @@ class PriceAdmin(admin.ModelAdmin):
     list_filter = ("ticker",)
     search_fields = ("ticker",)
     date_hierarchy = "ts"
+
+
+@admin.register(Dividend)
+class DividendAdmin(admin.ModelAdmin):
+    list_display = ("id", "position", "ex_date", "pay_date", "dps", "withholding_rate",
+                    "status", "entitlement_qty", "net_amount")
+    list_filter = ("status", "ex_date", "pay_date")
+    search_fields = ("id", "position__id", "position__ticker")
+    list_select_related = ("position",)
+    actions = ["process_due"]
+
+    def has_add_permission(self, request):
+        return False  # announced through the API (same validation, same event)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Process due dividend steps now (as of today)")
+    def process_due(self, request, queryset):
+        report = dividends_process()
+        self.message_user(request, f"{len(report.effective)} became effective, "
+                          f"{len(report.paid)} were paid.", messages.SUCCESS)

@@ -17,8 +17,11 @@ from orders.serializers import (
 )
 from orders.services import order_submit_for
 from positions import selectors, services
+from positions.dividends import dividend_announce
 from positions.filters import EventFilter, PositionFilter
 from positions.serializers import (
+    DividendAnnounceSerializer,
+    DividendSerializer,
     EvaluateRequestSerializer,
     EvaluationSerializer,
     EventSerializer,
@@ -262,6 +265,38 @@ class PositionViewSet(viewsets.ViewSet):
             owner=request.user, position_id=pk, price=data.get("price"), submit=data["submit"]
         )
         return Response(evaluation_body(result))
+
+    @extend_schema(
+        methods=["GET"],
+        summary="The position's dividends, in the order announced",
+        parameters=PAGING,
+        responses={200: page_of("DividendPage", {"dividends": DividendSerializer(many=True)},
+                                {"position_id": serializers.CharField()}),
+                   **NOT_FOUND, **READ_COMMON},
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Announce a dividend",
+        description="It takes effect on the ex-date (entitlement = shares held at the start of "
+        "the ex-date in the trading time zone; the net amount becomes receivable; the anchor "
+        "drops by the dividend per share) and is paid on the pay-date, when "
+        "`manage.py process_dividends` runs.",
+        request=DividendAnnounceSerializer,
+        parameters=[idempotency_header(required=False)],
+        responses={201: DividendSerializer, 200: DividendSerializer, **NOT_FOUND,
+                   **errors((409, "idempotency_signature_mismatch")), **COMMON},
+    )
+    @action(detail=True, methods=["get", "post"])
+    def dividends(self, request, pk=None):
+        if request.method == "GET":
+            position = selectors.position_get(owner=request.user, position_id=pk)
+            items, next_cursor = keyset_page(request, position.dividends.all())
+            return Response({"position_id": position.id,
+                             "dividends": DividendSerializer(items, many=True).data,
+                             "next": next_cursor})
+        data = _valid(DividendAnnounceSerializer, request)
+        dividend = dividend_announce(owner=request.user, position_id=pk, **data)
+        return Response(DividendSerializer(dividend).data, status=status.HTTP_201_CREATED)
 
 
 class PriceViewSet(viewsets.ViewSet):

@@ -159,3 +159,59 @@ class Price(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ticker} {self.price} @ {self.ts:%Y-%m-%d %H:%M}"
+
+
+class DividendStatus(models.TextChoices):
+    ANNOUNCED = "announced"
+    EFFECTIVE = "effective"
+    PAID = "paid"
+
+
+class Dividend(models.Model):
+    """A dividend on one position: announced, then effective on the ex-date (receivable), then
+    paid on the pay-date (cash). Each step happens exactly once (status + row locks)."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=ids.dividend_id,
+                          editable=False)
+    position = models.ForeignKey(Position, on_delete=models.PROTECT, related_name="dividends")
+    ex_date = models.DateField()
+    pay_date = models.DateField()
+    dps = models.DecimalField(**MONEY)
+    withholding_rate = models.DecimalField(**RATIO)
+    status = models.CharField(max_length=10, choices=DividendStatus.choices,
+                              default=DividendStatus.ANNOUNCED)
+    # Set on the ex-date step.
+    entitlement_qty = models.DecimalField(**QTY, null=True, blank=True)
+    gross_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    net_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    anchor_before = models.DecimalField(**MONEY, null=True, blank=True)
+    anchor_after = models.DecimalField(**MONEY, null=True, blank=True)
+    effective_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("ex_date", "id")
+        indexes = [models.Index(fields=("status", "ex_date"), name="div_status_ex"),
+                   models.Index(fields=("status", "pay_date"), name="div_status_pay")]
+        constraints = [
+            models.UniqueConstraint(fields=("position", "ex_date"), name="div_one_per_ex_date"),
+            models.CheckConstraint(condition=Q(pay_date__gte=F("ex_date")),
+                                   name="div_pay_after_ex"),
+            models.CheckConstraint(condition=Q(dps__gt=0), name="div_dps_pos"),
+            models.CheckConstraint(
+                condition=Q(withholding_rate__gte=0) & Q(withholding_rate__lt=1),
+                name="div_withholding_range",
+            ),
+            models.CheckConstraint(condition=Q(status__in=DividendStatus.values),
+                                   name="div_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status=DividendStatus.ANNOUNCED)
+                | (Q(net_amount__isnull=False) & Q(net_amount__gte=0)
+                   & Q(gross_amount__gte=F("net_amount")) & Q(entitlement_qty__gte=0)),
+                name="div_amounts_when_effective",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.dps}/share ex {self.ex_date}"

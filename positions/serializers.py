@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from orders.models import Side
 from positions import rules
-from positions.models import Sizing
+from positions.models import DividendStatus, Sizing
 from volbal.api import StrictSerializer
 from volbal.fields import Boolean, DecimalOut, Integer, Number
 
@@ -168,3 +168,30 @@ class PriceSerializer(serializers.Serializer):
     ticker = serializers.CharField()
     price = DecimalOut()
     ts = serializers.DateTimeField()
+
+
+class DividendAnnounceSerializer(StrictSerializer):
+    ex_date = serializers.DateField(help_text="ISO date (YYYY-MM-DD).")
+    pay_date = serializers.DateField(help_text="ISO date, on or after ex_date.")
+    dps = Number(max_digits=22, decimal_places=6, help_text="Dividend per share, > 0.")
+    withholding_rate = Number(max_digits=12, decimal_places=8, required=False,
+                              help_text="0 ≤ rate < 1; default the position's.")
+
+
+class DividendSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    position_id = serializers.CharField()
+    ex_date = serializers.DateField()
+    pay_date = serializers.DateField()
+    dps = DecimalOut()
+    withholding_rate = DecimalOut()
+    status = serializers.ChoiceField(choices=DividendStatus.choices)
+    entitlement_qty = DecimalOut(allow_null=True, help_text="Shares held at the start of the "
+                                 "ex-date (set once effective).")
+    gross_amount = DecimalOut(allow_null=True)
+    net_amount = DecimalOut(allow_null=True)
+    anchor_before = DecimalOut(allow_null=True)
+    anchor_after = DecimalOut(allow_null=True)
+    effective_at = serializers.DateTimeField(allow_null=True)
+    paid_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()

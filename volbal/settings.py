@@ -106,6 +106,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    # One test database per test process, so parallel runs on one server do not collide.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent writers wait for the lock instead of failing at once; IMMEDIATE transactions
     # take the write lock up front so read-modify-write cannot interleave.
@@ -170,6 +173,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "orders.models.OrderStatus",
+        "DividendStatusEnum": "positions.models.DividendStatus",
+    },
     # Local mode's anonymous access is a development convenience, not an API scheme.
     "AUTHENTICATION_WHITELIST": [
         "rest_framework.authentication.TokenAuthentication",

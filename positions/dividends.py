@@ -1,0 +1,157 @@
+"""Dividends (Flow D): announce, then process each due step exactly once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Q, Sum
+
+from events.models import EventType
+from events.services import event_record
+from positions import rules
+from positions.models import Dividend, DividendStatus, Position
+from positions.selectors import position_get
+from volbal import clock
+from volbal.errors import DomainError
+from volbal.renderers import decimal_text as fmt
+
+
+def _invalid(field_name: str, message: str) -> DomainError:
+    return DomainError("validation_error", f"Invalid input. {field_name}: {message}", status=400,
+                       fields={field_name: message})
+
+
+def dividend_announce(*, owner, position_id: str, ex_date: dt.date, pay_date: dt.date,
+                      dps: Decimal, withholding_rate: Decimal | None = None) -> Dividend:
+    """Announce a dividend on a position (``ex_div_announced``). The withholding rate defaults
+    to the position's. One dividend per position and ex-date."""
+    if pay_date < ex_date:
+        raise _invalid("pay_date", "The pay date must be on or after the ex-date.")
+    if dps <= 0:
+        raise _invalid("dps", "The dividend per share must be greater than zero.")
+    if withholding_rate is not None and not (0 <= withholding_rate < 1):
+        raise _invalid("withholding_rate", "The withholding rate must be at least 0 and below 1.")
+    with transaction.atomic():
+        position = position_get(owner=owner, position_id=position_id, for_update=True)
+        if Dividend.objects.filter(position=position, ex_date=ex_date).exists():
+            raise _invalid("ex_date", f"This position already has a dividend with ex-date "
+                           f"{ex_date}.")
+        rate = position.withholding_tax_rate if withholding_rate is None else withholding_rate
+        dividend = Dividend.objects.create(position=position, ex_date=ex_date,
+                                           pay_date=pay_date, dps=dps, withholding_rate=rate)
+        event_record(
+            position_id=position.id, type=EventType.EX_DIV_ANNOUNCED,
+            message=f"Dividend {fmt(dps)} per share announced: ex-date {ex_date}, pay-date "
+            f"{pay_date}, withholding {fmt(rate)}.",
+            inputs={"ex_date": ex_date, "pay_date": pay_date, "dps": dps,
+                    "withholding_rate": rate},
+            outputs={"dividend_id": dividend.id, "status": dividend.status},
+        )
+    return dividend
+
+
+def shares_at_start_of(*, position: Position, day: dt.date) -> Decimal:
+    """Shares held at the first instant of ``day`` in the trading time zone: today's holding
+    with every fill since then undone (the opening holding counts as held before)."""
+    from orders.models import Fill
+
+    since = clock.start_of_trading_day(day)
+    fills = Fill.objects.filter(order__position=position, created_at__gte=since)
+    bought = fills.filter(order__side="BUY").aggregate(s=Sum("qty"))["s"] or Decimal(0)
+    sold = fills.filter(order__side="SELL").aggregate(s=Sum("qty"))["s"] or Decimal(0)
+    return position.qty - bought + sold
+
+
+def _go_effective(dividend: Dividend, position: Position) -> None:
+    shares = shares_at_start_of(position=position, day=dividend.ex_date)
+    gross, net = rules.dividend_amounts(dps=dividend.dps, shares=shares,
+                                        withholding_rate=dividend.withholding_rate)
+    position.dividend_receivable += net
+    old_anchor = position.anchor_price
+    new_anchor = old_anchor
+    if old_anchor is not None:
+        new_anchor = old_anchor - dividend.dps if old_anchor > dividend.dps else None
+        position.anchor_price = new_anchor
+    position.save(update_fields=["dividend_receivable", "anchor_price", "updated_at"])
+    dividend.status = DividendStatus.EFFECTIVE
+    dividend.entitlement_qty, dividend.gross_amount, dividend.net_amount = shares, gross, net
+    dividend.anchor_before, dividend.anchor_after = old_anchor, new_anchor
+    dividend.effective_at = clock.now()
+    dividend.save()
+    event_record(
+        position_id=position.id, type=EventType.EX_DIV_EFFECTIVE,
+        message=f"Ex-date {dividend.ex_date}: {fmt(shares)} shares × {fmt(dividend.dps)} = "
+        f"{fmt(gross)} gross, {fmt(net)} net after {fmt(dividend.withholding_rate)} withholding; "
+        f"receivable now {fmt(position.dividend_receivable)}.",
+        inputs={"dividend_id": dividend.id, "shares": shares, "dps": dividend.dps,
+                "withholding_rate": dividend.withholding_rate},
+        outputs={"gross": gross, "net": net, "receivable": position.dividend_receivable},
+    )
+    if old_anchor is not None:
+        event_record(
+            position_id=position.id, type=EventType.ANCHOR_ADJUSTED_FOR_DIVIDEND,
+            message=f"Anchor {fmt(old_anchor)} -> "
+            f"{'unset' if new_anchor is None else fmt(new_anchor)} for the {fmt(dividend.dps)} "
+            "dividend, so the ex-date drop is not taken for a buy trigger.",
+            inputs={"dividend_id": dividend.id, "dps": dividend.dps},
+            outputs={"old": old_anchor, "new": new_anchor},
+        )
+
+
+def _go_paid(dividend: Dividend, position: Position) -> None:
+    net = dividend.net_amount
+    position.cash += net
+    position.dividend_receivable -= net
+    position.save(update_fields=["cash", "dividend_receivable", "updated_at"])
+    dividend.status = DividendStatus.PAID
+    dividend.paid_at = clock.now()
+    dividend.save(update_fields=["status", "paid_at"])
+    event_record(
+        position_id=position.id, type=EventType.DIVIDEND_CASH_RECEIVED,
+        message=f"Pay-date {dividend.pay_date}: {fmt(net)} dividend cash received; cash now "
+        f"{fmt(position.cash)}.",
+        inputs={"dividend_id": dividend.id, "net": net},
+        outputs={"cash": position.cash, "receivable": position.dividend_receivable},
+    )
+
+
+@dataclass
+class ProcessReport:
+    effective: list[str] = field(default_factory=list)
+    paid: list[str] = field(default_factory=list)
+
+
+def dividends_process(*, today: dt.date | None = None, position_id: str | None = None
+                      ) -> ProcessReport:
+    """Move every due dividend through its steps up to ``today`` (default: the trading day),
+    oldest step first. Each step is its own transaction with the position and the dividend
+    locked and the status re-read, so concurrent runs apply it exactly once."""
+    today = today or clock.trading_day()
+    due = Dividend.objects.filter(
+        Q(status=DividendStatus.ANNOUNCED, ex_date__lte=today)
+        | Q(status=DividendStatus.EFFECTIVE, pay_date__lte=today)
+    )
+    if position_id is not None:
+        due = due.filter(position_id=position_id)
+    steps = []
+    for div_id, pos_id, status, ex_date, pay_date in due.values_list(
+            "id", "position_id", "status", "ex_date", "pay_date"):
+        if status == DividendStatus.ANNOUNCED:
+            steps.append((ex_date, 0, div_id, pos_id))
+        if pay_date <= today:
+            steps.append((pay_date, 1, div_id, pos_id))
+    report = ProcessReport()
+    for _day, step, div_id, pos_id in sorted(steps):
+        with transaction.atomic():
+            position = Position.objects.select_for_update().get(pk=pos_id)
+            dividend = Dividend.objects.select_for_update().get(pk=div_id)
+            if step == 0 and dividend.status == DividendStatus.ANNOUNCED:
+                _go_effective(dividend, position)
+                report.effective.append(div_id)
+            elif step == 1 and dividend.status == DividendStatus.EFFECTIVE:
+                _go_paid(dividend, position)
+                report.paid.append(div_id)
+    return report
