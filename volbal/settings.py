@@ -70,6 +70,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "volbal.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -203,4 +204,10 @@ LOGGING = {
     "formatters": {"json": {"()": "volbal.logging.JsonFormatter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["console"], "level": os.environ.get("VOLBAL_LOG_LEVEL", "WARNING")},
+    "loggers": {
+        # One line per request (request id, position, idempotency key, status, duration).
+        "volbal.request": {"level": os.environ.get("VOLBAL_REQUEST_LOG_LEVEL", "INFO")},
+        # volbal.request already reports 4xx/5xx; keep Django's duplicate for 5xx only.
+        "django.request": {"level": "ERROR"},
+    },
 }

@@ -1,0 +1,26 @@
+"""manage.py verify_ledger: exits 1 and lists every difference when the books do not agree."""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand
+
+from positions.ledger import ledger_verify
+
+
+class Command(BaseCommand):
+    help = ("Recompute every position's shares, cash and dividend receivable from its opening "
+            "values, fills and dividends; check each order against its fills and that every "
+            "order and fill has its event. Prints each difference and exits 1 if any.")
+
+    def handle(self, *args, **options):
+        report = ledger_verify()
+        for difference in report.differences:
+            self.stdout.write(f"DIFFERENCE {difference}")
+        summary = (f"{report.positions} positions, {report.orders} orders, {report.fills} "
+                   f"fills, {report.dividends} dividends checked")
+        if report.differences:
+            self.stderr.write(f"ledger NOT ok: {len(report.differences)} differences; {summary}")
+            sys.exit(1)
+        self.stdout.write(f"ledger ok: {summary}.")

@@ -1,0 +1,60 @@
+"""One JSON log line per request, with a request id (also returned as X-Request-ID)."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import time
+import uuid
+
+log = logging.getLogger("volbal.request")
+
+# Anything may add fields to the current request's log line (e.g. the position of an order).
+log_context: contextvars.ContextVar[dict | None] = contextvars.ContextVar("volbal_log",
+                                                                          default=None)
+
+_IDS = re.compile(r"/v1/(positions|orders)/([A-Za-z0-9_]{1,40})")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def log_extra(**fields) -> None:
+    context = log_context.get()
+    if context is not None:
+        context.update(fields)
+
+
+class RequestLogMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        context = {"request_id": request_id}
+        match = _IDS.match(request.path)
+        if match:
+            context["position_id" if match.group(1) == "positions" else "order_id"] = \
+                match.group(2)
+        key = request.META.get("HTTP_IDEMPOTENCY_KEY")
+        if key is not None:
+            context["idempotency_key"] = key[:255]
+        token = log_context.set(context)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+        finally:
+            log_context.reset(token)
+        response["X-Request-ID"] = request_id
+        if log.isEnabledFor(logging.INFO):
+            user = getattr(request, "user", None)
+            log.info(
+                "%s %s %s", request.method, request.path, response.status_code,
+                extra={**context, "method": request.method, "path": request.path,
+                       "status": response.status_code,
+                       "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                       "user": user.get_username() if user is not None
+                       and user.is_authenticated else None},
+            )
+        return response
