@@ -42,7 +42,8 @@ class OrderViewSet(viewsets.ViewSet):
                 (
                     409,
                     "order_not_open or fill_exceeds_order or insufficient_qty or "
-                    "insufficient_cash or idempotency_signature_mismatch",
+                    "insufficient_cash or balance_out_of_range or "
+                    "idempotency_signature_mismatch",
                 )
             ),
             **COMMON,

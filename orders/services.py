@@ -131,6 +131,21 @@ def _locked_order(*, owner, order_id: str) -> tuple[Order, Position]:
     return order, position
 
 
+def _capacity(model, field: str) -> Decimal:
+    """The first value a DecimalField column cannot hold: 10 ** (max_digits - decimal_places)."""
+    f = model._meta.get_field(field)
+    return Decimal(10) ** (f.max_digits - f.decimal_places)
+
+
+def _out_of_range(*checks: tuple) -> str | None:
+    """The first ``(model, field, value)`` whose value its column cannot hold (PostgreSQL would
+    answer "numeric field overflow"), named for a person, or None."""
+    for model, field, value in checks:
+        if abs(value) >= _capacity(model, field):
+            return f"{model.__name__.lower()} {field.replace('_', ' ')}"
+    return None
+
+
 def _refuse_fill(order: Order, code: str, message: str, inputs: dict) -> DomainError:
     event_record_refusal(
         position_id=order.position_id,
@@ -177,6 +192,19 @@ def order_fill(
             )
         except rules.RuleError as exc:
             raise _refuse_fill(order, exc.code, exc.message, inputs) from None
+        too_large = _out_of_range(
+            (Position, "qty", new_qty),
+            (Position, "cash", new_cash),
+            (Order, "commission_paid", order.commission_paid + commission),
+        )
+        if too_large:
+            raise _refuse_fill(
+                order,
+                "balance_out_of_range",
+                f"After this fill the {too_large} would exceed what it can hold "
+                f"(less than {fmt(_capacity(Position, 'cash'))}).",
+                inputs,
+            )
 
         old_filled = order.filled_qty
         order.filled_qty = old_filled + filled_qty
