@@ -163,6 +163,16 @@ class PriceInSerializer(StrictSerializer):
     ts = serializers.DateTimeField(required=False,
                                    help_text="ISO 8601; default now. Naive times are UTC.")
 
+    def validate_ticker(self, value: str) -> str:
+        """Upper-cased and checked here, so a bad ticker in a list is named by its row."""
+        from positions.services import ticker_normalize
+        from volbal.errors import DomainError
+
+        try:
+            return ticker_normalize(value)
+        except DomainError as exc:
+            raise serializers.ValidationError(exc.message) from None
+
 
 class PriceSerializer(serializers.Serializer):
     ticker = serializers.CharField()
