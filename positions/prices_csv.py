@@ -7,9 +7,12 @@ import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 
+from positions.services import TICKER_RE
 from volbal import clock
 
 MARKET_CLOSE = dt.time(16, 0)
+PRICE_PLACES = Decimal("0.000001")  # prices keep 6 decimal places
+PRICE_LIMIT = Decimal(10) ** 16  # the price column holds 22 digits, 6 of them decimals
 
 
 class PriceFileError(ValueError):
@@ -43,6 +46,9 @@ def read_prices(lines: Iterator[str], *, ticker: str | None = None) -> list[dict
     elif {"date", "close"} <= set(columns):
         if not ticker:
             raise PriceFileError("a Date/Close file needs --ticker")
+        if not TICKER_RE.match(ticker.strip().upper()):
+            raise PriceFileError(f"--ticker {ticker.strip()!r} is not valid (a letter, then up "
+                                 "to 15 letters, digits, '.' or '-')")
         i_ticker, i_price, i_ts = None, columns["close"], columns["date"]
     else:
         raise PriceFileError(
@@ -56,13 +62,18 @@ def read_prices(lines: Iterator[str], *, ticker: str | None = None) -> list[dict
             price = Decimal(raw_price)
             if not price.is_finite() or price <= 0:
                 raise ValueError(f"price {raw_price!r} is not a positive number")
-            if price != price.quantize(Decimal("0.000001")):
-                price = price.quantize(Decimal("0.000001"))
-            rows.append({
-                "ticker": (row[i_ticker] if i_ticker is not None else ticker).strip(),
-                "price": price,
-                "ts": parse_ts(row[i_ts]),
-            })
+            if price >= PRICE_LIMIT:
+                raise ValueError(f"price {raw_price!r} is too large (at most 16 digits before "
+                                 "the decimal point)")
+            price = price.quantize(PRICE_PLACES)  # 6 decimal places, half-even
+            if price <= 0:
+                raise ValueError(f"price {raw_price!r} rounds to zero at 6 decimal places")
+            raw_ticker = row[i_ticker] if i_ticker is not None else ticker
+            symbol = raw_ticker.strip().upper()
+            if not TICKER_RE.match(symbol):
+                raise ValueError(f"ticker {raw_ticker.strip()!r} is not valid (a letter, then "
+                                 "up to 15 letters, digits, '.' or '-')")
+            rows.append({"ticker": symbol, "price": price, "ts": parse_ts(row[i_ts])})
         except IndexError:
             raise PriceFileError(f"line {line_no}: too few columns") from None
         except (ValueError, InvalidOperation) as exc:

@@ -27,6 +27,9 @@ class Command(BaseCommand):
                 rows = read_prices(handle, ticker=ticker)
         except OSError as exc:
             raise CommandError(f"{file}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise CommandError(f"{file}: not UTF-8 text (byte {exc.start} cannot be read); "
+                               "nothing imported") from None
         except PriceFileError as exc:
             raise CommandError(f"{file}: {exc}; nothing imported") from None
         progress = Progress(len(rows), "import")
