@@ -219,7 +219,10 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
                        "stored (POST /v1/prices).")
             event_record(position_id=position.id, type=EventType.EVALUATION, message=message,
                          inputs={"price": None, "source": source},
-                         outputs={"reason": "no_price", "proposals": []})
+                         outputs={"price": None, "anchor_price": position.anchor_price,
+                                  "anchor_set": False, "value": None, "weight": None,
+                                  "proposals": [], "blocked": [], "reason": "no_price",
+                                  "message": message, "order_id": None})
             return Evaluation(position=position, decision=None, price_source="none",
                               reason="no_price", message=message)
 
