@@ -200,7 +200,9 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
     the orders endpoint. One transaction, the position row locked.
 
     With ``skip_if_evaluated_at_latest`` (cron) returns None when the position was already
-    evaluated at the latest stored price."""
+    evaluated with ``submit`` at the latest stored price. Only a submitting evaluation marks
+    the price as done: a look (a dry run, the API without submit) must not stop the run that
+    places the order."""
     from orders.services import order_submit
 
     with transaction.atomic():
@@ -212,8 +214,9 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
                 if skip_if_evaluated_at_latest and position.evaluated_price_ts == latest.ts:
                     return None
                 price, price_source, price_ts = latest.price, "latest", latest.ts
-                position.evaluated_price_ts = latest.ts
-                position.save(update_fields=["evaluated_price_ts", "updated_at"])
+                if submit:
+                    position.evaluated_price_ts = latest.ts
+                    position.save(update_fields=["evaluated_price_ts", "updated_at"])
         if price is None:
             message = (f"No price to evaluate {position.ticker} at: none was given and none is "
                        "stored (POST /v1/prices).")

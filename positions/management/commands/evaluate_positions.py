@@ -13,7 +13,8 @@ from volbal.renderers import decimal_text as fmt
 class Command(BaseCommand):
     help = ("Evaluate every position at its ticker's latest stored price and, with --submit, "
             "place the proposals. Safe from cron and concurrently: each position is locked while "
-            "evaluated, and one already evaluated at the latest price is skipped.")
+            "evaluated, and one already evaluated with --submit at the latest price is skipped "
+            "(a run without --submit only looks and never stops a later --submit run).")
 
     def add_arguments(self, parser):
         parser.add_argument("--ticker", help="Only positions in this ticker.")
