@@ -119,15 +119,21 @@ def order_submit_for(
 
 
 def _locked_order(*, owner, order_id: str) -> tuple[Order, Position]:
-    """Lock the order's position, then the order (always in that order: no deadlocks)."""
+    """Lock the order's position, then the order (always in that order: no deadlocks).
+
+    ``FOR NO KEY UPDATE``, not ``FOR UPDATE``: a row locked FOR UPDATE also blocks every insert
+    that merely refers to it (the FOR KEY SHARE of a foreign-key check). A refused fill's event,
+    written after its transaction, refers to both rows; with FOR UPDATE it could hold the order
+    and wait for the position while a fill held the position and waited for the order: a
+    deadlock. Fills still exclude each other: NO KEY UPDATE conflicts with itself."""
     qs = Order.objects.filter(pk=order_id)
     if owner is not None:
         qs = qs.filter(position__owner=owner)
     position_id = qs.values_list("position_id", flat=True).first()
     if position_id is None:
         raise order_not_found(order_id)
-    position = Position.objects.select_for_update().get(pk=position_id)
-    order = Order.objects.select_for_update().get(pk=order_id)
+    position = Position.objects.select_for_update(no_key=True).get(pk=position_id)
+    order = Order.objects.select_for_update(no_key=True).get(pk=order_id)
     return order, position
 
 

@@ -1,0 +1,266 @@
+"""Real parallel requests on PostgreSQL: one order per key, the daily cap, no over-fill, no
+negative balances. Every thread has its own client and its own database connection, and a
+barrier releases them together so the requests really overlap."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from conftest import client_for
+from events.models import Event
+from orders.models import Fill, IdempotencyRecord, Order
+from positions.models import Position
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def run_parallel(n: int, request) -> list:
+    """Call ``request(i)`` in ``n`` threads released together; returns the n results in order."""
+    barrier = threading.Barrier(n, timeout=30)
+    results: list = [None] * n
+    errors: list = []
+
+    def worker(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = request(i)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a request hung"
+    assert not errors, errors
+    return results
+
+
+def answers(user, method: str, url: str, bodies, keys=None):
+    """A function for run_parallel: request i sends bodies[i] with keys[i], its own client."""
+
+    def request(i: int):
+        client = client_for_thread(user)
+        headers = {} if keys is None or keys[i] is None else {"HTTP_IDEMPOTENCY_KEY": keys[i]}
+        response = getattr(client, method)(url, bodies[i], format="json", **headers)
+        return response.status_code, response.json(), response.headers.get("Idempotent-Replayed")
+
+    return request
+
+
+_token_lock = threading.Lock()
+
+
+def client_for_thread(user):
+    with _token_lock:  # the token exists already; get_or_create only reads
+        return client_for(user)
+
+
+@pytest.fixture
+def api_user(user):
+    client_for(user)  # create the token once, committed, before the threads start
+    return user
+
+
+def open_order(position, side: str, qty, key: str) -> Order:
+    from orders.services import order_submit
+
+    return order_submit(position=position, side=side, qty=Decimal(str(qty)), idempotency_key=key)
+
+
+# --- submission ---------------------------------------------------------------------------------
+
+
+def test_sixteen_concurrent_submits_with_one_key_create_one_order(api_user, make_position):
+    position = make_position()
+    n = 16
+    results = run_parallel(
+        n,
+        answers(api_user, "post", f"/v1/positions/{position.id}/orders",
+                [{"side": "BUY", "qty": 1.5}] * n, ["same-key"] * n),
+    )
+    statuses = Counter(status for status, _, _ in results)
+    assert statuses == {201: 1, 200: n - 1}, results
+    order_ids = {body["order_id"] for _, body, _ in results}
+    assert len(order_ids) == 1
+    assert all(replayed == "true" for status, _, replayed in results if status == 200)
+    assert list(Order.objects.values_list("id", flat=True)) == list(order_ids)
+    assert Event.objects.filter(position=position, type="order_submitted").count() == 1
+    assert IdempotencyRecord.objects.count() == 1
+
+
+def test_concurrent_submits_with_one_key_and_different_bodies_place_one_order(
+    api_user, make_position
+):
+    position = make_position()
+    n = 12
+    bodies = [{"side": "BUY", "qty": 1 + i % 2} for i in range(n)]
+    results = run_parallel(
+        n, answers(api_user, "post", f"/v1/positions/{position.id}/orders", bodies, ["k"] * n)
+    )
+    assert Order.objects.count() == 1
+    order = Order.objects.get()
+    for (status, body, _), sent in zip(results, bodies, strict=True):
+        if Decimal(str(sent["qty"])) == order.qty:
+            assert status in (200, 201) and body["order_id"] == order.id
+        else:
+            assert (status, body["detail"]) == (409, "idempotency_signature_mismatch")
+    assert sum(1 for status, _, _ in results if status == 201) == 1
+
+
+def test_twenty_concurrent_submits_never_exceed_the_daily_cap(api_user, make_position):
+    cap = 5
+    position = make_position(max_orders_per_day=cap)
+    n = 20
+    results = run_parallel(
+        n,
+        answers(api_user, "post", f"/v1/positions/{position.id}/orders",
+                [{"side": "BUY", "qty": 1}] * n, [f"key-{i}" for i in range(n)]),
+    )
+    statuses = Counter(status for status, _, _ in results)
+    assert statuses == {201: cap, 409: n - cap}, results
+    assert all(body["detail"] == "daily_order_cap_exceeded"
+               for status, body, _ in results if status == 409)
+    assert Order.objects.filter(position=position).count() == cap
+    assert Event.objects.filter(position=position, type="order_submitted").count() == cap
+    assert IdempotencyRecord.objects.count() == cap  # the refused ones stored nothing
+
+
+def test_concurrent_position_creates_with_one_key_open_one_position(api_user):
+    n = 10
+    results = run_parallel(
+        n,
+        answers(api_user, "post", "/v1/positions",
+                [{"ticker": "ZIM", "qty": 0, "cash": 10000}] * n, ["open-once"] * n),
+    )
+    assert Counter(status for status, _, _ in results) == {201: 1, 200: n - 1}
+    assert len({body["id"] for _, body, _ in results}) == 1
+    assert Position.objects.count() == 1
+
+
+# --- fills --------------------------------------------------------------------------------------
+
+
+def test_concurrent_fills_never_overfill_an_order(api_user, make_position):
+    position = make_position(qty=0, cash=100000)
+    order = open_order(position, "BUY", 10, "big")
+    n = 10  # each fills 3: three fit in the order's 10, then 1 is left
+    results = run_parallel(
+        n,
+        answers(api_user, "post", f"/v1/orders/{order.id}/fill",
+                [{"price": 100, "filled_qty": 3, "commission": 0}] * n),
+    )
+    statuses = Counter(status for status, _, _ in results)
+    assert statuses == {200: 3, 409: 7}, results
+    assert {body["detail"] for status, body, _ in results if status == 409} == {
+        "fill_exceeds_order"
+    }
+    order.refresh_from_db()
+    position.refresh_from_db()
+    assert (order.status, order.filled_qty) == ("partially_filled", Decimal(9))
+    assert Fill.objects.filter(order=order).count() == 3
+    assert (position.qty, position.cash) == (Decimal(9), Decimal(100000 - 900))
+    assert Event.objects.filter(position=position, type="fill_rejected").count() == 7
+
+
+def test_concurrent_fills_of_the_whole_order_fill_it_once(api_user, make_position):
+    position = make_position(qty=0, cash=100000)
+    order = open_order(position, "BUY", 10, "big")
+    n = 8
+    results = run_parallel(
+        n,
+        answers(api_user, "post", f"/v1/orders/{order.id}/fill",
+                [{"price": 100, "filled_qty": 10, "commission": 0}] * n),
+    )
+    assert Counter(status for status, _, _ in results) == {200: 1, 409: n - 1}
+    assert {body["detail"] for status, body, _ in results if status == 409} == {"order_not_open"}
+    position.refresh_from_db()
+    assert (position.qty, position.cash) == (Decimal(10), Decimal(99000))
+
+
+def test_concurrent_buy_fills_never_drive_cash_negative(api_user, make_position):
+    position = make_position(qty=0, cash=1000, max_orders_per_day=20)
+    orders = [open_order(position, "BUY", 1, f"b{i}") for i in range(10)]
+    results = run_parallel(
+        10,
+        lambda i: answers(api_user, "post", f"/v1/orders/{orders[i].id}/fill",
+                          {i: {"price": 300, "filled_qty": 1, "commission": 0}})(i),
+    )
+    statuses = Counter(status for status, _, _ in results)
+    assert statuses == {200: 3, 409: 7}, results  # 3 x 300 fit in 1000, a fourth does not
+    assert {body["detail"] for status, body, _ in results if status == 409} == {
+        "insufficient_cash"
+    }
+    position.refresh_from_db()
+    assert (position.qty, position.cash) == (Decimal(3), Decimal(100))
+    assert Fill.objects.count() == 3
+    assert Event.objects.filter(position=position, type="fill_rejected").count() == 7
+
+
+def test_concurrent_sell_fills_never_drive_shares_negative(api_user, make_position):
+    position = make_position(qty=3, cash=0, max_orders_per_day=20)
+    orders = [open_order(position, "SELL", 1, f"s{i}") for i in range(10)]
+    results = run_parallel(
+        10,
+        lambda i: answers(api_user, "post", f"/v1/orders/{orders[i].id}/fill",
+                          {i: {"price": 10, "filled_qty": 1, "commission": 0}})(i),
+    )
+    statuses = Counter(status for status, _, _ in results)
+    assert statuses == {200: 3, 409: 7}, results
+    assert {body["detail"] for status, body, _ in results if status == 409} == {
+        "insufficient_qty"
+    }
+    position.refresh_from_db()
+    assert (position.qty, position.cash) == (Decimal(0), Decimal(30))
+
+
+def test_concurrent_fills_with_one_key_apply_once(api_user, make_position):
+    position = make_position(qty=0, cash=10000)
+    order = open_order(position, "BUY", 10, "o")
+    n = 10
+    results = run_parallel(
+        n,
+        answers(api_user, "post", f"/v1/orders/{order.id}/fill",
+                [{"price": 100, "filled_qty": 1, "commission": 0}] * n, ["fill-once"] * n),
+    )
+    assert Counter(status for status, _, _ in results) == {200: n}
+    assert len({body["fill"]["id"] for _, body, _ in results}) == 1
+    assert sum(1 for _, _, replayed in results if replayed == "true") == n - 1
+    position.refresh_from_db()
+    assert (position.qty, position.cash) == (Decimal(1), Decimal(9900))
+
+
+def test_concurrent_cancel_and_fills_agree(api_user, make_position):
+    position = make_position(qty=0, cash=10000)
+    order = open_order(position, "BUY", 4, "o")
+    n = 5  # one cancel, four fills of 1
+
+    def request(i: int):
+        client = client_for_thread(api_user)
+        if i == 0:
+            response = client.post(f"/v1/orders/{order.id}/cancel", format="json")
+        else:
+            response = client.post(f"/v1/orders/{order.id}/fill",
+                                   {"price": 100, "filled_qty": 1, "commission": 0},
+                                   format="json")
+        return response.status_code, response.json(), None
+
+    results = run_parallel(n, request)
+    order.refresh_from_db()
+    position.refresh_from_db()
+    fills = Fill.objects.filter(order=order).count()
+    assert sum(1 for status, _, _ in results[1:] if status == 200) == fills
+    assert order.filled_qty == fills == position.qty
+    assert position.cash == Decimal(10000) - 100 * fills
+    if results[0][0] == 200:
+        assert order.status == "cancelled"
+    else:  # the fills won the race and filled the order before the cancel
+        assert results[0][1]["detail"] == "order_not_open" and order.status == "filled"
