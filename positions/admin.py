@@ -62,11 +62,13 @@ class PositionAdmin(admin.ModelAdmin):
     search_fields = ("id", "ticker", "owner__username")
     list_select_related = ("owner",)
     date_hierarchy = "created_at"
+    actions = ["evaluate_now", "evaluate_and_submit"]
     readonly_fields = (
         "id",
         "dividend_receivable",
         "value_shown",
         "weight_shown",
+        "decision_preview",
         "recent_orders",
         "event_timeline",
         "created_at",
@@ -90,7 +92,7 @@ class PositionAdmin(admin.ModelAdmin):
         ]
         if obj is not None:
             sets += [
-                ("Valuation", {"fields": ("value_shown", "weight_shown")}),
+                ("Valuation", {"fields": ("value_shown", "weight_shown", "decision_preview")}),
                 (
                     "Activity",
                     {"fields": ("recent_orders", "event_timeline", "created_at", "updated_at")},
@@ -139,7 +141,7 @@ class PositionAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{position.pk}: {exc.message}", messages.WARNING)
                 continue
             order = f" Order {result.order.id} submitted." if result.order else ""
-            self.message_user(request, f"{position.pk}: {result.message}.{order}",
+            self.message_user(request, f"{position.pk}: {result.message.rstrip('.')}.{order}",
                               messages.SUCCESS if result.decision else messages.WARNING)
 
     @admin.action(description="Evaluate at the latest price (record the decision)")
