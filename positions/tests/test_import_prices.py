@@ -150,3 +150,11 @@ def test_a_large_file_in_batches(tmp_path):
     out = run(path, "--ticker", "ZIM", "--batch", "700")
     assert "Imported 3000 prices for ZIM" in out
     assert Price.objects.count() == 3000
+
+
+@pytest.mark.parametrize("batch", ["0", "-5", "ten"])
+def test_a_batch_size_below_one_is_refused(tmp_path, batch):
+    path = write(tmp_path, YAHOO)
+    with pytest.raises(CommandError, match="--batch"):
+        run(path, "--ticker", "AAPL", "--batch", batch)
+    assert Price.objects.count() == 0

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
+
 from django.core.management.base import BaseCommand, CommandError
 
 from positions import services
 from positions.prices_csv import PriceFileError, read_prices
 from volbal.errors import DomainError
 from volbal.progress import Progress
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of 1 or more")
+    return value
 
 
 class Command(BaseCommand):
@@ -19,7 +31,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file")
         parser.add_argument("--ticker", help="The ticker of a Date/Close file.")
-        parser.add_argument("--batch", type=int, default=5000, help="Rows per insert.")
+        parser.add_argument("--batch", type=_positive_int, default=5000,
+                            help="Rows per insert (1 or more).")
 
     def handle(self, *args, file, ticker, batch, **options):
         try:
