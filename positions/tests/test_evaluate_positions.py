@@ -41,9 +41,9 @@ def test_one_line_per_position_and_a_summary(make_position):
     price("ZIM", 100)
     lines = run()
     assert len(lines) == 4
-    assert lines[0] == (f"{zim.id} ZIM @ 100: guardrail_rebalance — Anchor set to price 100.00; "
-                        "weight 0.0 % is below the 25 % guardrail: buy 24.99937501 shares to "
-                        "rebalance")
+    assert lines[0] == (f"{zim.id} ZIM @ 100: guardrail_rebalance BUY 24.99937501 — Anchor set to "
+                        "price 100.00; weight 0.0 % is below the 25 % guardrail: buy 24.99937501 "
+                        "shares to rebalance")
     assert lines[1] == (f"{held.id} ZIM @ 100: no_trigger — Price 100.00 equals anchor 100.00 "
                         "(trigger 3 %): no trigger; weight 50.0 % is inside the 25 %–75 % band")
     assert lines[2] == (f"{aapl.id} AAPL no price: no_price — No price to evaluate AAPL at: none "
@@ -76,9 +76,10 @@ def test_submit_places_the_proposals(make_position):
     order = Order.objects.get()
     assert order.position_id == buyer.id
     assert (order.side, order.qty, order.source) == ("BUY", Decimal("24.99937501"), "evaluation")
-    assert lines[0].startswith(f"{buyer.id} ZIM @ 100: guardrail_rebalance, submitted {order.id}")
+    assert lines[0].startswith(f"{buyer.id} ZIM @ 100: guardrail_rebalance BUY 24.99937501, "
+                               f"submitted {order.id} — ")
     assert lines[1].startswith(f"{quiet.id} ZIM @ 100: no_trigger — ")
-    assert lines[2].startswith(f"{small.id} ZIM @ 100: below_min_notional — ")
+    assert lines[2].startswith(f"{small.id} ZIM @ 100: below_min_notional BUY 0.74998125 — ")
     assert lines[3] == "3 evaluated, 1 submitted, 0 skipped."
     submitted = Event.objects.get(position_id=buyer.id, type="order_submitted")
     assert submitted.order_id == order.id
@@ -96,7 +97,8 @@ def test_a_second_run_at_the_same_price_skips_and_a_new_price_evaluates_again(ma
 
     price("ZIM", 90, T0 + dt.timedelta(days=1))
     lines = run("--submit")
-    assert lines[0].startswith(f"{pos.id} ZIM @ 90: open_order — ")  # the first is still open
+    # the first order is still open
+    assert lines[0].startswith(f"{pos.id} ZIM @ 90: open_order BUY ")
     assert lines[1] == "1 evaluated, 0 submitted, 0 skipped."
     assert Order.objects.count() == 1 and evaluations(pos) == 2
 
@@ -137,7 +139,8 @@ def test_a_position_refused_on_the_way_does_not_stop_the_run(make_position, monk
     monkeypatch.setattr(services, "position_evaluate", flaky)
     lines = run("--submit")
     assert lines[0] == f"{first.id} ZIM: refused: The cap is reached."
-    assert lines[1].startswith(f"{second.id} ZIM @ 100: guardrail_rebalance, submitted ")
+    assert lines[1].startswith(f"{second.id} ZIM @ 100: guardrail_rebalance BUY 24.99937501, "
+                               "submitted ")
 
 
 @pytest.mark.postgres

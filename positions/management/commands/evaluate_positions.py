@@ -41,6 +41,9 @@ class Command(BaseCommand):
             counts["evaluated"] += 1
             price = "no price" if result.decision is None else f"@ {fmt(result.decision.price)}"
             line = f"{position_id} {pos_ticker} {price}: {result.reason}"
+            shown = result.decision and (result.decision.proposal or result.decision.blocked)
+            if shown:
+                line += f" {shown.side} {fmt(shown.qty)}"
             if result.order is not None:
                 counts["submitted"] += 1
                 line += f", submitted {result.order.id}"
