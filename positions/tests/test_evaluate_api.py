@@ -454,3 +454,67 @@ def test_a_body_that_is_not_an_object_is_a_400(api, make_position):
                         content_type="application/x-www-form-urlencoded")
     assert response.status_code == 415
     assert types(pos.id) == ["position_created"]
+
+
+# --- at once, on PostgreSQL ----------------------------------------------------------------------
+
+
+def _at_once(calls):
+    """Run the callables in threads released together; returns their results in order."""
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def worker(i, call):
+        try:
+            barrier.wait(timeout=10)
+            results[i] = call()
+        except BaseException as exc:  # reported by the caller
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_submits_at_once_without_a_key_place_one_order(user, make_position):
+    from conftest import client_for
+
+    pos = make_position(qty=0, cash=10000)
+    results = _at_once([lambda: evaluate(client_for(user), pos.id, {"price": 100, "submit": True})
+                        for _ in range(4)])
+    assert all(status == 200 for status, _ in results), results
+    placed = [body["order_id"] for _, body in results if body["order_id"]]
+    assert len(placed) == 1
+    assert sorted(body["reason"] for _, body in results) == [
+        "guardrail_rebalance", "open_order", "open_order", "open_order"]
+    assert Order.objects.filter(position_id=pos.id).count() == 1
+    assert len(evaluation_events(pos.id)) == 4
+    assert types(pos.id).count("anchor_set") == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_submits_at_once_with_the_same_key_place_one_order_and_answer_alike(user, make_position):
+    from conftest import client_for
+
+    pos = make_position(qty=0, cash=10000)
+    results = _at_once([lambda: evaluate(client_for(user), pos.id, {"price": 100, "submit": True},
+                                         HTTP_IDEMPOTENCY_KEY="same")
+                        for _ in range(4)])
+    assert all(status == 200 for status, _ in results), results
+    bodies = [body for _, body in results]
+    assert all(body == bodies[0] for body in bodies)
+    assert bodies[0]["order_id"] is not None
+    assert Order.objects.filter(position_id=pos.id).count() == 1
+    assert len(evaluation_events(pos.id)) == 1
