@@ -132,6 +132,7 @@ def position_configure(*, owner, position_id: str, changes: dict) -> Position:
 # --- Evaluation (Flow B) ---------------------------------------------------------------------
 
 _GUARDRAIL_CAPS = ("guardrail_high", "guardrail_low")
+ORDER_QTY_LIMIT = Decimal(10) ** 16  # an order's qty column holds 24 digits, 8 of them decimals
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,12 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
 
         order = None
         if submit and decision.proposal is not None:
+            if decision.proposal.qty >= ORDER_QTY_LIMIT:
+                raise DomainError(
+                    "qty_out_of_range",
+                    f"The proposal to {decision.proposal.side} {fmt(decision.proposal.qty)} "
+                    "shares is more than an order can hold (under 10^16 shares); nothing was "
+                    "submitted.", status=409)
             order = order_submit(position=position, side=decision.proposal.side,
                                  qty=decision.proposal.qty, source="evaluation",
                                  note=decision.proposal.kind)

@@ -518,3 +518,16 @@ def test_submits_at_once_with_the_same_key_place_one_order_and_answer_alike(user
     assert bodies[0]["order_id"] is not None
     assert Order.objects.filter(position_id=pos.id).count() == 1
     assert len(evaluation_events(pos.id)) == 1
+
+
+def test_a_proposal_too_large_for_an_order_is_refused_not_a_server_error(api, make_position):
+    # 9e15 cash at 0.001: buy_to(0.25) is 2.25e18 shares, more than an order's 16 digits.
+    pos = make_position(qty=0, cash="9000000000000000")
+    status, body = evaluate(api, pos.id, {"price": D("0.001")})
+    assert status == 200 and body["proposals"][0]["qty"] > D(10) ** 16  # a look is fine
+    events_before = Event.objects.count()
+    status, body = evaluate(api, pos.id, {"price": D("0.001"), "submit": True})
+    assert status == 409 and body["detail"] == "qty_out_of_range"
+    assert "nothing was submitted" in body["message"]
+    assert not Order.objects.exists()
+    assert Event.objects.count() == events_before
