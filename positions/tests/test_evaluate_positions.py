@@ -143,6 +143,34 @@ def test_a_position_refused_on_the_way_does_not_stop_the_run(make_position, monk
                                "submitted ")
 
 
+@pytest.mark.django_db
+def test_a_position_that_fails_does_not_stop_the_others_and_the_run_fails(make_position,
+                                                                          monkeypatch):
+    from django.core.management import CommandError
+
+    from positions import services
+
+    first = make_position(ticker="ZIM")
+    second = make_position(ticker="ZIM")
+    price("ZIM", 100)
+    real = services.position_evaluate
+
+    def broken(**kw):
+        if kw["position_id"] == first.id:
+            raise ArithmeticError("boom")
+        return real(**kw)
+
+    monkeypatch.setattr(services, "position_evaluate", broken)
+    out = StringIO()
+    with pytest.raises(CommandError, match="1 position"):
+        call_command("evaluate_positions", "--submit", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"{first.id} ZIM: failed: ArithmeticError: boom"
+    assert lines[1].startswith(f"{second.id} ZIM @ 100: guardrail_rebalance BUY ")
+    assert lines[2] == "1 evaluated, 1 submitted, 0 skipped, 1 failed."
+    assert Order.objects.get().position_id == second.id
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_runs_started_at_once_place_one_order_per_position(make_position):

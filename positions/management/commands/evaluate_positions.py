@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from positions import services
 from positions.models import Position
@@ -25,6 +25,7 @@ class Command(BaseCommand):
         if ticker:
             ids = ids.filter(ticker=ticker.strip().upper())
         counts = {"evaluated": 0, "submitted": 0, "skipped": 0}
+        failed = 0
         for position_id, pos_ticker in ids.values_list("id", "ticker"):
             try:
                 result = services.position_evaluate(
@@ -32,6 +33,11 @@ class Command(BaseCommand):
                     skip_if_evaluated_at_latest=True)
             except DomainError as exc:
                 self.stdout.write(f"{position_id} {pos_ticker}: refused: {exc.message}")
+                continue
+            except Exception as exc:  # one broken position must not stop the others
+                failed += 1
+                self.stdout.write(f"{position_id} {pos_ticker}: failed: "
+                                  f"{type(exc).__name__}: {exc}")
                 continue
             if result is None:
                 counts["skipped"] += 1
@@ -48,4 +54,7 @@ class Command(BaseCommand):
                 counts["submitted"] += 1
                 line += f", submitted {result.order.id}"
             self.stdout.write(f"{line} — {result.message}")
-        self.stdout.write(", ".join(f"{v} {k}" for k, v in counts.items()) + ".")
+        summary = ", ".join(f"{v} {k}" for k, v in counts.items())
+        self.stdout.write(summary + (f", {failed} failed." if failed else "."))
+        if failed:
+            raise CommandError(f"{failed} position(s) could not be evaluated (see above).")
