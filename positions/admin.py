@@ -123,7 +123,10 @@ class PositionAdmin(admin.ModelAdmin):
         price = getattr(obj, "latest_price", None)
         if price is None:
             return "No stored price for this ticker yet (POST /v1/prices or import_prices)."
-        decision = services.position_decide(position=obj, price=price)
+        try:
+            decision = services.position_decide(position=obj, price=price)
+        except (rules.RuleError, ArithmeticError) as exc:  # keep the page usable
+            return f"No preview at {price}: {type(exc).__name__}: {exc}"
         shown = decision.proposal or decision.blocked
         what = "nothing to do"
         if decision.proposal is not None:
@@ -139,6 +142,10 @@ class PositionAdmin(admin.ModelAdmin):
                                                     submit=submit, source="admin")
             except DomainError as exc:
                 self.message_user(request, f"{position.pk}: {exc.message}", messages.WARNING)
+                continue
+            except (rules.RuleError, ArithmeticError) as exc:  # the others still run
+                self.message_user(request, f"{position.pk}: not evaluated: "
+                                  f"{type(exc).__name__}: {exc}", messages.ERROR)
                 continue
             order = f" Order {result.order.id} submitted." if result.order else ""
             self.message_user(request, f"{position.pk}: {result.message.rstrip('.')}.{order}",

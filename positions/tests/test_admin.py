@@ -242,3 +242,29 @@ def test_the_change_page_links_to_the_positions_recent_orders(admin_client, make
     assert page.status_code == 200 and order.pk in page.content.decode()
     # the timeline lists the position's events, latest first
     assert text.index("<b>evaluation</b>") < text.index("<b>position_created</b>")
+
+
+def test_a_position_the_rules_cannot_evaluate_keeps_its_page_and_the_others_run(
+        admin_client, make_position, monkeypatch):
+    from positions import services
+
+    broken = make_position(qty=0, cash=10000)
+    fine = make_position(qty=0, cash=10000)
+    Price.objects.create(ticker="ZIM", price=100, ts=T0)
+    real_decide = services.position_decide
+
+    def decide(*, position, price):
+        if position.pk == broken.pk:
+            raise ArithmeticError("overflow")
+        return real_decide(position=position, price=price)
+
+    monkeypatch.setattr(services, "position_decide", decide)
+    page = admin_client.get(change_url(broken))
+    assert page.status_code == 200
+    assert "No preview at 100" in page.content.decode()
+
+    response = run_action(admin_client, "evaluate_now", [broken, fine])
+    messages = [str(m) for m in response.context["messages"]]
+    assert f"{broken.pk}: not evaluated: ArithmeticError: overflow" in messages
+    assert types(fine) == ["position_created", "anchor_set", "evaluation"]
+    assert types(broken) == ["position_created"]
