@@ -531,3 +531,19 @@ def test_a_proposal_too_large_for_an_order_is_refused_not_a_server_error(api, ma
     assert "nothing was submitted" in body["message"]
     assert not Order.objects.exists()
     assert Event.objects.count() == events_before
+
+
+def test_the_dividend_receivable_counts_in_the_value_but_is_not_spendable(api, make_position):
+    pos = make_position(qty=0, cash=1000)
+    Position.objects.filter(pk=pos.id).update(dividend_receivable=9000)
+    status, body = evaluate(api, pos.id, {"price": 100})
+    assert status == 200
+    assert body["value"] == 10000 and body["weight"] == 0  # V = S*P + C + R
+    [proposal] = body["proposals"]
+    # buy_to(0.25) = 2500 / (100 * 1.000025) = 24.999 shares wanted, but only the cash
+    # 1000 can pay: 1000 / (100 * 1.0001) = 9.99900009 shares, commission included.
+    assert proposal["raw_qty"] == q8(D(2500) / (D(100) * (1 + D("0.25") * C)))
+    assert proposal["qty"] == q8(D(1000) / (D(100) * (1 + C))) == D("9.99900009")
+    assert proposal["trimmed"] is True and proposal["trimmed_by"] == "cash"
+    assert proposal["notional"] + proposal["commission"] <= 1000
+    assert body["message"].endswith("; trimmed by available cash")
