@@ -24,8 +24,18 @@ class Number(serializers.DecimalField):
 
 
 class Integer(serializers.IntegerField):
+    # Beyond this a JSON number is refused before int(): int(Decimal("1e999999999")) would
+    # build a billion-digit integer (minutes of CPU for a 16-byte request).
+    MAGNITUDE_LIMIT = Decimal(10) ** 18
+
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, (int, Decimal)):
+            self.fail("invalid")
+        if (data.copy_abs() if isinstance(data, Decimal) else abs(data)) >= self.MAGNITUDE_LIMIT:
+            if data > 0 and self.max_value is not None:
+                self.fail("max_value", max_value=self.max_value)
+            if data < 0 and self.min_value is not None:
+                self.fail("min_value", min_value=self.min_value)
             self.fail("invalid")
         if isinstance(data, Decimal) and data != data.to_integral_value():
             self.fail("invalid")
