@@ -11,12 +11,15 @@ import datetime as dt
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 
 from events.services import refusal_scope
 from orders.idempotency import HEADER, fingerprint, key_problem
 from orders.models import IdempotencyRecord
 from volbal import clock
 from volbal.api import error_body, json_response
+from volbal.auth import local_user
 from volbal.parsers import loads_exact
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -24,19 +27,22 @@ REPLAY_HEADER = "Idempotent-Replayed"
 
 
 def caller_identity(request) -> str:
-    """Who is asking, before DRF has authenticated: the token's user, the session's user, or
-    the anonymous local client. A wrong token gets its own scope (the request will be a 401)."""
-    auth = request.META.get("HTTP_AUTHORIZATION", "")
-    if auth.startswith("Token "):
-        from rest_framework.authtoken.models import Token
-
-        user_id = Token.objects.filter(key=auth[6:].strip()).values_list("user_id", flat=True)
-        found = user_id.first()
-        return f"user:{found}" if found is not None else "invalid-token"
+    """Who is asking, before DRF has authenticated, decided exactly as DRF will decide it: the
+    token's user (DRF's own TokenAuthentication, so ``token`` and ``Token`` alike), else the
+    session's user, else the local user in local mode. Credentials DRF will refuse get a scope
+    of their own (the request will be a 401 and store nothing)."""
+    try:
+        found = TokenAuthentication().authenticate(request)
+    except AuthenticationFailed:
+        return "invalid-credentials"
+    if found is not None:
+        return f"user:{found[0].pk}"
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return f"user:{user.pk}"
-    return "local" if settings.LOCAL_MODE else "anonymous"
+    if settings.LOCAL_MODE:
+        return f"user:{local_user().pk}"
+    return "anonymous"
 
 
 def _replay(record: IdempotencyRecord) -> HttpResponse:

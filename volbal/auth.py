@@ -14,7 +14,8 @@ def local_user():
     global _local_user_id
     User = get_user_model()
     if _local_user_id is not None:
-        user = User.objects.filter(pk=_local_user_id).first()
+        # the username too: a cached id may have been rolled back and handed to someone else
+        user = User.objects.filter(pk=_local_user_id, username=settings.LOCAL_USERNAME).first()
         if user is not None:
             return user
     user, _ = User.objects.get_or_create(username=settings.LOCAL_USERNAME)

@@ -50,12 +50,18 @@ def scratch_database(tmp_path: Path):
 
 
 @contextlib.contextmanager
-def live_server(tmp_path: Path, *, workers: int = 2, env: dict | None = None):
-    """Migrate a scratch database and serve it with gunicorn; yields the base URL."""
+def live_server(tmp_path: Path, *, workers: int = 2, env: dict | None = None,
+                before_start=None):
+    """Migrate a scratch database and serve it with gunicorn; yields the base URL.
+
+    ``before_start(env)``, if given, runs after the migration and before the server starts,
+    with the server's environment (e.g. to create a user with ``manage.py shell``)."""
     with scratch_database(tmp_path) as url:
         full_env = {**os.environ, "DATABASE_URL": url, "DJANGO_DEBUG": "1", **(env or {})}
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=full_env,
                        check=True, timeout=300)
+        if before_start is not None:
+            before_start(full_env)
         port = free_port()
         log = open(tmp_path / "gunicorn.log", "w")
         proc = subprocess.Popen(
