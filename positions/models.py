@@ -70,8 +70,8 @@ class Position(models.Model):
     qty_step = models.DecimalField(**QTY, null=True, blank=True, default=_D.qty_step)
     withholding_tax_rate = models.DecimalField(**RATIO, default=_D.withholding_tax_rate)
 
-    # The time of the stored price the last price-less evaluation used: a cron run never
-    # evaluates a position twice at the same stored price.
+    # The time of the stored price the last submitting price-less evaluation used: a cron
+    # --submit run never evaluates a position twice at the same stored price.
     evaluated_price_ts = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

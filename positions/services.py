@@ -184,13 +184,20 @@ def decision_payload(decision: rules.Decision) -> dict:
 
 def position_decide(*, position: Position, price: Decimal) -> rules.Decision:
     """The rules applied to a position as it stands: read-only (the admin's preview uses it)."""
+    from decimal import InvalidOperation
+
     from orders.services import has_open_order, orders_created_today
 
-    return rules.evaluate(
-        position.state(), position.config(), price,
-        orders_today=orders_created_today(position=position),
-        has_open_order=has_open_order(position=position),
-    )
+    try:
+        return rules.evaluate(
+            position.state(), position.config(), price,
+            orders_today=orders_created_today(position=position),
+            has_open_order=has_open_order(position=position),
+        )
+    except InvalidOperation:  # a size beyond 28 significant digits: no order could hold it
+        raise DomainError("qty_out_of_range", f"At price {fmt(price)} the position's size is "
+                          "beyond what an order can hold; nothing was evaluated.",
+                          status=409) from None
 
 
 def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,

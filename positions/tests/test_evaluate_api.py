@@ -554,3 +554,12 @@ def test_the_dividend_receivable_counts_in_the_value_but_is_not_spendable(api, m
     assert proposal["trimmed"] is True and proposal["trimmed_by"] == "cash"
     assert proposal["notional"] + proposal["commission"] <= 1000
     assert body["message"].endswith("; trimmed by available cash")
+
+
+@pytest.mark.django_db
+def test_a_size_beyond_any_order_is_409_and_records_nothing(api, make_position):
+    pos = make_position(qty="0", cash="9000000000000000")
+    before = Event.objects.count()
+    res = api.post(f"/v1/positions/{pos.id}/evaluate", {"price": 0.000001}, format="json")
+    assert res.status_code == 409 and res.json()["detail"] == "qty_out_of_range"
+    assert Event.objects.count() == before
