@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -37,6 +38,7 @@ from volbal.errors import ApiError
 from volbal.schema import COMMON, PAGING, READ_COMMON, errors, idempotency_header, page_of
 
 NOT_FOUND = errors((404, "position_not_found"))
+TIME = OpenApiTypes.DATETIME
 
 
 def _valid(serializer_class, request):
@@ -77,8 +79,8 @@ class PositionViewSet(viewsets.ViewSet):
         summary="List your positions",
         parameters=[
             OpenApiParameter("ticker", str, description="Exact ticker (case-insensitive)."),
-            OpenApiParameter("created_after", str, description="ISO 8601 time, inclusive."),
-            OpenApiParameter("created_before", str, description="ISO 8601 time, exclusive."),
+            OpenApiParameter("created_after", TIME, description="ISO 8601 time, inclusive."),
+            OpenApiParameter("created_before", TIME, description="ISO 8601 time, exclusive."),
             *PAGING,
         ],
         responses={
@@ -148,8 +150,8 @@ class PositionViewSet(viewsets.ViewSet):
                 enum=EventType.values,
                 description="Only these event types.",
             ),
-            OpenApiParameter("since", str, description="ISO 8601 time, inclusive."),
-            OpenApiParameter("until", str, description="ISO 8601 time, exclusive."),
+            OpenApiParameter("since", TIME, description="ISO 8601 time, inclusive."),
+            OpenApiParameter("until", TIME, description="ISO 8601 time, exclusive."),
             *PAGING,
         ],
         responses={
@@ -310,11 +312,13 @@ class PriceViewSet(viewsets.ViewSet):
         "this needs the `positions.add_price` permission.",
         parameters=[idempotency_header(required=False)],
         responses={
-            201: inline_serializer(
+            # 200: a replay of a first 201 (the same Idempotency-Key and body).
+            **dict.fromkeys((201, 200), inline_serializer(
                 "PricesRecorded",
                 {"recorded": serializers.IntegerField(), "prices": PriceSerializer(many=True)},
-            ),
-            **errors((403, "permission_denied"), (413, "too_many_prices")),
+            )),
+            **errors((403, "permission_denied"), (413, "too_many_prices"),
+                     (409, "idempotency_signature_mismatch")),
             **COMMON,
         },
     )

@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import django_filters
+from django.core.exceptions import ValidationError
+from django_filters.fields import IsoDateTimeField
 
 from events.models import Event, EventType
 from positions.models import Position
 
 
+class _UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time converted to UTC: PostgreSQL refuses UTC offsets beyond ±15:59 that
+    Python accepts (up to ±23:59), so a time is never handed to it with its own offset."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValidationError("Enter a time between the years 1 and 9999 in UTC.",
+                                  code="invalid") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = _UtcIsoDateTimeField
+
+
 class PositionFilter(django_filters.FilterSet):
     ticker = django_filters.CharFilter(field_name="ticker", lookup_expr="iexact")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Position
@@ -20,8 +43,8 @@ class PositionFilter(django_filters.FilterSet):
 
 class EventFilter(django_filters.FilterSet):
     type = django_filters.MultipleChoiceFilter(choices=EventType.choices)
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Event

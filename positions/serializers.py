@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from orders.models import Side
@@ -13,6 +14,16 @@ from volbal.api import StrictSerializer
 from volbal.fields import Boolean, DecimalOut, Integer, Number
 
 
+@extend_schema_field({"type": "string", "minLength": 1, "maxLength": 16,
+                     "pattern": r"^[A-Za-z][A-Za-z0-9.\-]{0,15}$"})
+class Ticker(serializers.CharField):
+    """A ticker as sent (services.ticker_normalize upper-cases and checks it); its schema
+    documents the accepted form."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=16, **kwargs)
+
+
 def ratio(**kw):
     return Number(max_digits=12, decimal_places=8, required=False, **kw)
 
@@ -20,14 +31,16 @@ def ratio(**kw):
 class StrategyFields(StrictSerializer):
     """Every strategy field of strategy.md, optional; ranges are checked by rules.config_errors."""
 
-    trigger_pct = ratio(help_text="Fraction, 0 < τ < 1 (0.03 = 3 %).")
-    rebalance_ratio = Number(max_digits=16, decimal_places=8, required=False, help_text="r > 0")
+    trigger_pct = ratio(gt=0, lt=1, help_text="Fraction, 0 < τ < 1 (0.03 = 3 %).")
+    rebalance_ratio = Number(max_digits=16, decimal_places=8, required=False, gt=0,
+                             help_text="r > 0")
     sizing = serializers.ChoiceField(choices=Sizing.choices, required=False)
-    fixed_fraction = ratio(help_text="0 < f ≤ 1")
-    guard_low = ratio(help_text="0 ≤ low < high")
-    guard_high = ratio(help_text="low < high ≤ 1")
-    min_notional = Number(max_digits=22, decimal_places=6, required=False, help_text="≥ 0")
-    commission_rate = ratio(help_text="0 ≤ c < 0.05")
+    fixed_fraction = ratio(gt=0, max_value=1, help_text="0 < f ≤ 1")
+    guard_low = ratio(min_value=0, max_value=1, help_text="0 ≤ low < high")
+    guard_high = ratio(min_value=0, max_value=1, help_text="low < high ≤ 1")
+    min_notional = Number(max_digits=22, decimal_places=6, required=False, min_value=0,
+                          help_text="≥ 0")
+    commission_rate = ratio(min_value=0, lt=Decimal("0.05"), help_text="0 ≤ c < 0.05")
     max_orders_per_day = Integer(required=False, min_value=1, max_value=100000)
     fractional = Boolean(required=False)
     qty_step = Number(
@@ -35,13 +48,14 @@ class StrategyFields(StrictSerializer):
         decimal_places=8,
         required=False,
         allow_null=True,
+        gt=0,
         help_text="> 0, or null for none",
     )
-    withholding_tax_rate = ratio(help_text="0 ≤ rate < 1")
+    withholding_tax_rate = ratio(min_value=0, lt=1, help_text="0 ≤ rate < 1")
 
 
 class PositionCreateSerializer(StrategyFields):
-    ticker = serializers.CharField(max_length=16, help_text="Upper-cased; letters, digits, . -")
+    ticker = Ticker(help_text="Upper-cased; a letter, then letters, digits, . -")
     qty = Number(max_digits=24, decimal_places=8, min_value=0)
     cash = Number(max_digits=22, decimal_places=6, min_value=0)
     anchor_price = Number(
@@ -49,6 +63,7 @@ class PositionCreateSerializer(StrategyFields):
         decimal_places=6,
         required=False,
         allow_null=True,
+        gt=0,
         help_text="> 0; for a holding brought over from elsewhere.",
     )
 
@@ -158,7 +173,7 @@ class EvaluationSerializer(serializers.Serializer):
 
 
 class PriceInSerializer(StrictSerializer):
-    ticker = serializers.CharField(max_length=16)
+    ticker = Ticker()
     price = Number(max_digits=22, decimal_places=6, min_value=Decimal("0.000001"))
     ts = serializers.DateTimeField(required=False,
                                    help_text="ISO 8601; default now. Naive times are UTC.")
@@ -183,9 +198,9 @@ class PriceSerializer(serializers.Serializer):
 class DividendAnnounceSerializer(StrictSerializer):
     ex_date = serializers.DateField(help_text="ISO date (YYYY-MM-DD).")
     pay_date = serializers.DateField(help_text="ISO date, on or after ex_date.")
-    dps = Number(max_digits=22, decimal_places=6, help_text="Dividend per share, > 0.")
-    withholding_rate = Number(max_digits=12, decimal_places=8, required=False,
-                              help_text="0 ≤ rate < 1; default the position's.")
+    dps = Number(max_digits=22, decimal_places=6, gt=0, help_text="Dividend per share, > 0.")
+    withholding_rate = Number(max_digits=12, decimal_places=8, required=False, min_value=0,
+                              lt=1, help_text="0 ≤ rate < 1; default the position's.")
 
 
 class DividendSerializer(serializers.Serializer):

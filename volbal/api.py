@@ -194,8 +194,12 @@ def keyset_page(request, queryset, fields: tuple[str, ...] = ("created_at", "id"
         for name, raw in zip(fields, after, strict=True):
             if name.endswith("_at"):
                 try:
+                    # Issued cursors carry aware times; in UTC, PostgreSQL takes any offset.
                     raw = dt.datetime.fromisoformat(str(raw))
-                except ValueError:
+                    if raw.tzinfo is None:
+                        raise ValueError("naive time")
+                    raw = raw.astimezone(dt.UTC)
+                except (ValueError, OverflowError):
                     raise _invalid_query("cursor is not one this API issued.", "cursor") from None
             values.append(raw)
         condition = Q()

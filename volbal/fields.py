@@ -10,17 +10,40 @@ from rest_framework import serializers
 
 
 class Number(serializers.DecimalField):
-    """A decimal given as a JSON number (not a string, not a boolean), kept exact."""
+    """A decimal given as a JSON number (not a string, not a boolean), kept exact.
 
-    def __init__(self, *, max_digits: int, decimal_places: int, **kwargs):
+    ``min_value``/``max_value`` are inclusive bounds, ``gt``/``lt`` exclusive ones; all four are
+    checked here and documented in the OpenAPI schema (volbal.schema.NumberExtension), together
+    with the ``multipleOf`` that ``decimal_places`` implies."""
+
+    def __init__(self, *, max_digits: int, decimal_places: int, gt=None, lt=None, **kwargs):
         super().__init__(
             max_digits=max_digits, decimal_places=decimal_places, coerce_to_string=False, **kwargs
         )
+        self.gt = None if gt is None else Decimal(str(gt))
+        self.lt = None if lt is None else Decimal(str(lt))
+        if self.gt is not None:
+            self.validators.append(_Exclusive(self.gt, above=True))
+        if self.lt is not None:
+            self.validators.append(_Exclusive(self.lt, above=False))
 
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, (int, Decimal, float)):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class _Exclusive:
+    """An exclusive bound (Django's Min/MaxValueValidator are inclusive)."""
+
+    def __init__(self, limit: Decimal, *, above: bool):
+        self.limit, self.above = limit, above
+
+    def __call__(self, value):
+        if self.above and not value > self.limit:
+            raise serializers.ValidationError(f"Ensure this value is greater than {self.limit}.")
+        if not self.above and not value < self.limit:
+            raise serializers.ValidationError(f"Ensure this value is less than {self.limit}.")
 
 
 class Integer(serializers.IntegerField):

@@ -2,9 +2,55 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from drf_spectacular.extensions import (
+    OpenApiSerializerExtension,
+    OpenApiSerializerFieldExtension,
+)
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers
+
+
+class StrictSerializerExtension(OpenApiSerializerExtension):
+    """A StrictSerializer refuses unknown fields: say so (``additionalProperties: false``)."""
+
+    target_class = "volbal.api.StrictSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["additionalProperties"] = False
+        return schema
+
+
+def _json_number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+class NumberExtension(OpenApiSerializerFieldExtension):
+    """volbal.fields.Number: its exclusive bounds and the grid its decimal places allow, so a
+    client (or a fuzzer) knows exactly which numbers are accepted."""
+
+    target_class = "volbal.fields.Number"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        field = self.target
+        schema = auto_schema._map_serializer_field(field, direction, bypass_extensions=True)
+        schema.pop("format", None)  # "double" would promise binary floats; these are decimals
+        schema["multipleOf"] = _json_number(Decimal(1).scaleb(-field.decimal_places))
+        if field.gt is not None:
+            schema.update(minimum=_json_number(field.gt), exclusiveMinimum=True)
+        if field.lt is not None:
+            schema.update(maximum=_json_number(field.lt), exclusiveMaximum=True)
+        return schema
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -40,7 +86,8 @@ READ_COMMON = errors((400, "invalid_query"), (401, "not_authenticated or authent
 def idempotency_header(required: bool) -> OpenApiParameter:
     return OpenApiParameter(
         "Idempotency-Key",
-        OpenApiTypes.STR,
+        # orders.idempotency.key_problem: 1-255 printable ASCII characters.
+        {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]{1,255}$"},
         OpenApiParameter.HEADER,
         required=required,
         description="1-255 printable characters. A replay with the same key and body answers "
@@ -51,13 +98,17 @@ def idempotency_header(required: bool) -> OpenApiParameter:
 
 
 PAGING = [
-    OpenApiParameter("limit", OpenApiTypes.INT, description="1-1000, default 100."),
+    OpenApiParameter(
+        "limit", {"type": "integer", "minimum": 1, "maximum": 1000}, description="Default 100."
+    ),
     OpenApiParameter("cursor", OpenApiTypes.STR, description="The `next` of the previous page."),
 ]
 
 
 def page_of(name: str, item, extra: dict | None = None):
-    return inline_serializer(
+    """One page object ``{..., "next", "<items>": [...]}``. Marked ``many=False``: on a ``list``
+    action drf-spectacular would otherwise document an array of pages."""
+    page = inline_serializer(
         name=name,
         fields={
             **(extra or {}),
@@ -69,4 +120,5 @@ def page_of(name: str, item, extra: dict | None = None):
             **item,
         },
     )
+    return extend_schema_serializer(many=False)(page)
 
