@@ -8,7 +8,7 @@ from django.db import transaction
 
 from events.models import EventType
 from events.services import event_record, event_record_refusal, refusal_scope
-from orders.models import OPEN_STATUSES, Fill, Order, OrderStatus, Side
+from orders.models import OPEN_STATUSES, Fill, IdempotencyRecord, Order, OrderStatus, Side
 from positions import rules
 from positions.models import Position
 from positions.selectors import position_get
@@ -282,3 +282,25 @@ def order_cancel(*, owner, order_id: str) -> Order:
             outputs={"status": order.status, "filled_qty": order.filled_qty},
         )
     return order
+
+
+PURGE_BATCH = 5000
+
+
+def idempotency_records_purge(*, now=None) -> int:
+    """Delete the idempotency records that expired at or before ``now`` (default: now); returns
+    how many. Batched, so a large backlog never holds many row locks at once. A record still
+    being written belongs to an uncommitted transaction and is not seen; an expired key that
+    is reused meanwhile is claimed afresh by the middleware either way."""
+    now = now or clock.now()
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                IdempotencyRecord.objects.filter(expires_at__lte=now)
+                .order_by("expires_at", "id")
+                .values_list("id", flat=True)[:PURGE_BATCH]
+            )
+            if not ids:
+                return deleted
+            deleted += IdempotencyRecord.objects.filter(id__in=ids, expires_at__lte=now).delete()[0]
