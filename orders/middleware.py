@@ -11,6 +11,7 @@ import datetime as dt
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse
+from django.urls import Resolver404, resolve
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -54,6 +55,17 @@ def _replay(record: IdempotencyRecord) -> HttpResponse:
     return response
 
 
+def _writes_nothing(request) -> bool:
+    """A view that declares ``writes_nothing = True`` (a backtest: a pure computation) has
+    nothing a key could protect; its POST is simply answered again."""
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return False
+    view = getattr(match.func, "view_class", None) or getattr(match.func, "cls", None)
+    return bool(getattr(view, "writes_nothing", False))
+
+
 class IdempotencyMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -64,6 +76,7 @@ class IdempotencyMiddleware:
             key is None
             or request.method not in WRITE_METHODS
             or not request.path.startswith("/v1/")
+            or _writes_nothing(request)
         ):
             return self.get_response(request)
         problem = key_problem(key)

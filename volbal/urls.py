@@ -7,6 +7,7 @@ from rest_framework.routers import SimpleRouter
 
 from orders.api import OrderViewSet
 from positions.api import PositionViewSet, PriceViewSet
+from positions.backtest.api import BacktestView
 from volbal import health
 from volbal.api import json_error_view
 
@@ -21,6 +22,7 @@ urlpatterns = [
     path("v1/healthz", health.healthz_v1),
     path("v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("v1/backtests", BacktestView.as_view(), name="backtests"),
     path("v1/", include(router.urls)),
     path("admin/", admin.site.urls),
 ]

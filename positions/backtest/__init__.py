@@ -1,0 +1,1 @@
+"""The backtest (strategy.md, Flow E): pure modules plus the API view in ``api``."""

@@ -1,0 +1,525 @@
+"""The backtest loop (strategy.md, Flow E): the live rules over a price series, fast.
+
+Pure: numpy, the standard library and :mod:`positions.rules`. Every decision is
+``rules.evaluate``; this module only decides *which bars need it*, fills what it proposes and
+credits dividends.
+
+Within a bar, in this order: dividends whose ex-date has come take effect (entitlement = shares
+before this bar's trade, receivable += net, anchor -= dps), those whose pay-date has come are paid
+(cash += net, receivable -= net); then the position is evaluated at the bar's price; an actionable
+proposal fills at once at that price worsened by the slippage, with commission c * notional, and
+the anchor becomes the fill price (with slippage: P * (1 +- bps/10^4) to 6 places, computed in
+Decimal in both number modes; a buy the cash cannot pay at that worse price is trimmed to what
+it can). At most one order per bar; the daily cap counts the orders of
+the bar's calendar day; there is never an open order. Bar 0 carries the opening purchase
+(buy_to(start weight), rounded toward zero like any quantity); it is the first order and sets the
+anchor. If it rounds to nothing, bar 0 is evaluated instead (the anchor is set there).
+
+Skipping bars (``fast=True``)
+    Between two state changes nothing can happen until the price reaches a level that follows
+    from the state alone: the sell trigger Pa*(1+tau), the buy trigger Pa*(1-tau), and the
+    prices at which the weight w = S*P / (S*P + C + R) (rising with P) leaves the band. The loop
+    searches the float price array with numpy (windows that grow 4x, so the work is proportional
+    to the distance travelled) for the next bar at or beyond a level and calls ``evaluate``
+    there. The levels are tightened by what the rules will refuse anyway: an order is
+    min(raw size, far-guardrail cap, cash or holdings cap) rounded down to the step, and must
+    reach the step and the minimum notional, so each of those must (:func:`_levels` gives the
+    closed forms; each is monotone in P). Without that, a weight parked just outside the band
+    with a rebalance worth less than ``min_notional`` would make every bar a candidate. Levels
+    are widened by a relative 1e-7 so float rounding can only add candidates, never lose one. A
+    candidate that does not trade (blocked, rounded to zero) changes nothing, so the search
+    resumes at the next bar with the same levels: every bar beyond a level is evaluated until
+    one trades. Other events: every dividend bar is processed, and once the daily cap is
+    reached the rest of that calendar day is skipped. ``fast=False`` is the plain reference loop
+    that evaluates every bar; the tests prove both identical. (A trigger whose own size stays
+    under ``min_notional`` while the caps allow more still costs one evaluation per bar beyond
+    the trigger: correct, only slower.)
+
+Numbers (``exact``)
+    ``exact=True`` runs the rules on ``Decimal`` (prices enter as the shortest decimal text of
+    the float read from the data, i.e. as written in the file): the live path itself, used by
+    default since only candidate bars are evaluated. ``exact=False`` runs the same rules on floats
+    (the rules module's float mode); the tests check it agrees with the Decimal run to the cent,
+    order by order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+import numpy as np
+
+from positions import rules
+
+LEVEL_SLACK = 1e-7  # relative widening of the float levels
+_SCAN_FIRST = 64  # first window of the candidate search, in bars; grows 4x up to _SCAN_MAX
+_SCAN_MAX = 1 << 16
+_BPS = Decimal("0.0001")
+
+
+class SetupError(ValueError):
+    """Bad backtest inputs (not strategy fields): ``fields`` maps name -> sentence."""
+
+    def __init__(self, fields: dict[str, str]):
+        super().__init__(" ".join(fields.values()))
+        self.fields = fields
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What the backtest adds to the strategy: starting cash and weight, slippage."""
+
+    cash: Decimal = Decimal("10000")
+    start_weight: Decimal = Decimal("0.5")
+    slippage_bps: Decimal = Decimal("0")
+
+
+def setup_errors(setup: Setup) -> dict[str, str]:
+    errors = {}
+    if not (isinstance(setup.cash, Decimal) and setup.cash.is_finite() and setup.cash > 0):
+        errors["cash"] = "cash must be a number greater than 0."
+    w = setup.start_weight
+    if not (isinstance(w, Decimal) and w.is_finite() and 0 <= w <= 1):
+        errors["start_weight"] = "start_weight must be between 0 and 1."
+    s = setup.slippage_bps
+    if not (isinstance(s, Decimal) and s.is_finite() and 0 <= s < 10000):
+        errors["slippage_bps"] = "slippage_bps must be at least 0 and less than 10000."
+    return errors
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    bar: int
+    side: str  # "BUY" | "SELL"
+    qty: Decimal | float
+    price: Decimal | float  # fill price (bar price worsened by the slippage)
+    commission: Decimal | float
+    notional: Decimal | float
+    kind: str  # "opening" | "buy_trigger" | "sell_trigger" | "guardrail_rebalance"
+
+
+@dataclass
+class Run:
+    """What a backtest did: its orders, every state change, the final state and totals."""
+
+    orders: list[Order]
+    # One row per bar whose processing changed the state; the state holds from that bar on.
+    # The first row (bar -1) is the starting state.
+    change_bar: np.ndarray  # int64
+    change_qty: np.ndarray  # float64
+    change_cash: np.ndarray
+    change_receivable: np.ndarray
+    change_anchor: np.ndarray  # NaN while unset
+    qty: Decimal | float
+    cash: Decimal | float
+    receivable: Decimal | float
+    anchor: Decimal | float | None
+    commissions: Decimal | float
+    dividends: Decimal | float  # net dividends paid into cash
+    evaluations: int  # evaluate() calls: the work the skipping saved is len(series) - this
+    bars: int
+    exact: bool = True
+
+
+def schedule(days: np.ndarray, dividends: Iterable) -> tuple[dict, dict]:
+    """Dividends -> ({bar: [i, ...]} ex, {bar: [i, ...]} pay), bars being the first bar on or
+    after the date. A dividend that goes ex on or before the first bar entitles nothing (the
+    position holds no shares before its opening purchase) and is dropped; one paid after the last
+    bar stays receivable."""
+    ex: dict[int, list[int]] = {}
+    pay: dict[int, list[int]] = {}
+    n = len(days)
+    if n == 0:
+        return ex, pay
+    for i, d in enumerate(dividends):
+        e = int(np.searchsorted(days, _day(d.ex_date), "left"))
+        if e == 0 or e >= n:
+            continue
+        ex.setdefault(e, []).append(i)
+        p = int(np.searchsorted(days, _day(d.pay_date), "left"))
+        if p < n:
+            pay.setdefault(p, []).append(i)
+    return ex, pay
+
+
+def _day(d) -> int:
+    return int(np.datetime64(d, "D").astype(np.int64))
+
+
+def run(series, cfg: rules.Config, setup: Setup = Setup(), dividends: Iterable = (), *,
+        exact: bool = True, fast: bool = True, hold: bool = False,
+        progress: Callable[[int], None] | None = None) -> Run:
+    """Backtest ``cfg`` over ``series`` (anything with float ``prices`` and int ``days`` arrays).
+
+    ``hold=True`` is buy-and-hold: the same opening purchase, then only dividends. Raises
+    :class:`SetupError` for bad setup values and ``rules.RuleError`` for a bad configuration."""
+    errors = setup_errors(setup)
+    if errors:
+        raise SetupError(errors)
+    cfg_errors = rules.config_errors(cfg)
+    if cfg_errors:
+        raise rules.RuleError("invalid_config", " ".join(cfg_errors.values()))
+    return _Book(series, cfg, setup, list(dividends), exact, hold, progress).go(fast)
+
+
+class _Book:
+    """The position during a run, and the loop."""
+
+    def __init__(self, series, cfg, setup, dividends, exact, hold, progress):
+        self.p = np.ascontiguousarray(series.prices, dtype=np.float64)
+        self.days = np.ascontiguousarray(series.days, dtype=np.int64)
+        self.n = n = len(self.p)
+        self.cfg = cfg
+        self.exact = exact
+        self.hold = hold
+        self.progress = progress
+        num = _dec if exact else float
+        self.num = num
+        self.c = num(cfg.commission_rate)
+        self.wh = num(cfg.withholding_tax_rate)
+        self.cap = cfg.max_orders_per_day
+        if cfg.qty_step is not None:
+            self.step = num(cfg.qty_step)
+        elif not cfg.fractional:
+            self.step = num(1)
+        else:
+            self.step = num(rules.QTY_PLACES)
+        bps = setup.slippage_bps * _BPS
+        self.slip_buy = None if not bps else 1 + bps  # Decimal factors
+        self.slip_sell = None if not bps else 1 - bps
+        self.start_weight = num(setup.start_weight)
+        self.dividends = dividends
+        self.dps = [num(d.dps) for d in dividends]
+        self.net = [num(0)] * len(dividends)
+        self.ex_at, self.pay_at = schedule(self.days, dividends)
+        self.events = np.array(sorted(set(self.ex_at) | set(self.pay_at)), dtype=np.int64)
+        # State.
+        zero = num(0)
+        self.S = zero
+        self.C = num(setup.cash)
+        self.R = zero
+        self.Pa = None
+        self.orders_today = 0
+        self.day = None
+        self.orders: list[Order] = []
+        self.commissions = zero
+        self.received = zero
+        self.evaluations = 0
+        self.changed = False
+        self.rows = [(-1, 0.0, float(self.C), 0.0, math.nan)]
+        # Constants of the levels.
+        self.k = _consts(cfg)
+        if n:
+            ends = getattr(series, "day_ends", None)
+            if ends is None:
+                ends = np.append(np.flatnonzero(np.diff(self.days)), n - 1)
+            self.day_starts = ends + 1  # the first bar of the next day (n after the last)
+
+    # -- one bar ------------------------------------------------------------------------------
+
+    def price(self, j: int):
+        x = float(self.p[j])
+        return _dec(x) if self.exact else x
+
+    def dividends_at(self, j: int) -> None:
+        for i in self.ex_at.get(j, ()):
+            _, net = rules.dividend_amounts(dps=self.dps[i], shares=self.S,
+                                            withholding_rate=self.wh)
+            self.net[i] = net
+            self.R += net
+            if self.Pa is not None:
+                self.Pa -= self.dps[i]
+            self.changed = True
+        for i in self.pay_at.get(j, ()):
+            net = self.net[i]
+            self.C += net
+            self.R -= net
+            self.received += net
+            self.changed = True
+
+    def evaluate_at(self, j: int) -> None:
+        d = int(self.days[j])
+        if d != self.day:
+            self.day = d
+            self.orders_today = 0
+        self.evaluations += 1
+        dec = rules.evaluate(rules.State(self.S, self.C, self.R, self.Pa), self.cfg, self.price(j),
+                             orders_today=self.orders_today)
+        if dec.anchor_set:
+            self.Pa = dec.anchor
+            self.changed = True
+        prop = dec.proposal
+        if prop is not None:
+            self.fill(j, prop.side, prop.qty, prop.kind)
+
+    def round_qty(self, q):
+        """A quantity toward zero to the step: the rules' rounding (strategy.md, step 8)."""
+        step = self.step
+        if not self.exact:
+            return round(math.floor(q / step + 1e-9) * step, 8)
+        return ((q / step).to_integral_value(ROUND_DOWN) * step).quantize(rules.QTY_PLACES,
+                                                                        ROUND_DOWN)
+
+    def fill_price(self, j: int, side: str):
+        """The bar price worsened by the slippage, to 6 places (half-even, in Decimal in both
+        modes so that the float run fills at exactly the same prices)."""
+        f = self.slip_buy if side == rules.BUY else self.slip_sell
+        if f is None:
+            return self.price(j)
+        Pf = (_dec(float(self.p[j])) * f).quantize(rules.MONEY_PLACES)
+        return Pf if self.exact else float(Pf)
+
+    def fill(self, j: int, side: str, q, kind: str) -> bool:
+        Pf = self.fill_price(j, side)
+        k = rules.default_commission(self.c, q, Pf)
+        if side == rules.BUY and q * Pf + k > self.C:
+            # Only with slippage: the proposal was sized at the bar price. Buy what cash allows.
+            q = self.round_qty(self.C / (Pf * (1 + self.c)))
+            k = rules.default_commission(self.c, q, Pf)
+            if q > 0 and q * Pf + k > self.C:
+                q = self.round_qty(q - self.step)
+                k = rules.default_commission(self.c, q, Pf)
+            if not q > 0:
+                return False
+        self.S, self.C = rules.apply_fill(qty=self.S, cash=self.C, side=side, fill_qty=q,
+                                          price=Pf, commission=k)
+        self.Pa = Pf
+        self.orders_today += 1
+        notional = q * Pf
+        notional = round(notional, 6) if not self.exact else notional.quantize(rules.MONEY_PLACES)
+        self.orders.append(Order(j, side, q, Pf, k, notional, kind))
+        self.commissions += k
+        self.changed = True
+        return True
+
+    def open(self) -> bool:
+        """The opening purchase at bar 0: buy_to(start weight) at the fill price, rounded."""
+        d = int(self.days[0])
+        self.day = d
+        self.orders_today = 0
+        Pf = self.fill_price(0, rules.BUY)
+        raw = rules.buy_to(self.start_weight, qty=self.S, cash=self.C, receivable=self.R,
+                           price=Pf, commission_rate=self.c)
+        if not raw > 0:
+            return False
+        q = self.round_qty(raw)
+        if not q > 0:
+            return False
+        if q * Pf + rules.default_commission(self.c, q, Pf) > self.C:
+            q = self.round_qty(q - self.step)
+            if not q > 0:
+                return False
+        return self.fill(0, rules.BUY, q, "opening")
+
+    def record(self, j: int) -> None:
+        if self.changed:
+            Pa = math.nan if self.Pa is None else float(self.Pa)
+            self.rows.append((j, float(self.S), float(self.C), float(self.R), Pa))
+            self.changed = False
+
+    # -- the loops ------------------------------------------------------------------------------
+
+    def go(self, fast: bool) -> Run:
+        n = self.n
+        if n:
+            self.dividends_at(0)
+            start = 1 if self.open() else 0
+            if start == 0 and not self.hold:
+                self.evaluate_at(0)
+                start = 1
+            self.record(0)
+            if fast:
+                self.loop_fast(start)
+            else:
+                self.loop_plain(start)
+        rows = np.array(self.rows, dtype=np.float64)
+        return Run(
+            orders=self.orders,
+            change_bar=rows[:, 0].astype(np.int64),
+            change_qty=rows[:, 1].copy(),
+            change_cash=rows[:, 2].copy(),
+            change_receivable=rows[:, 3].copy(),
+            change_anchor=rows[:, 4].copy(),
+            qty=self.S, cash=self.C, receivable=self.R, anchor=self.Pa,
+            commissions=self.commissions, dividends=self.received,
+            evaluations=self.evaluations, bars=n, exact=self.exact,
+        )
+
+    def loop_plain(self, start: int) -> None:
+        """The reference: every bar, dividends then evaluate."""
+        for j in range(start, self.n):
+            self.dividends_at(j)
+            if not self.hold:
+                self.evaluate_at(j)
+            self.record(j)
+
+    def loop_fast(self, i: int) -> None:
+        n = self.n
+        events = self.events
+        ne = len(events)
+        e = int(np.searchsorted(events, i, "left"))
+        days = self.days
+        progress = self.progress
+        tick = max(n // 400, 1)
+        shown = 0
+        while i < n:
+            if progress is not None and i - shown >= tick:
+                progress(i)
+                shown = i
+            while e < ne and events[e] < i:
+                e += 1
+            nxt = int(events[e]) if e < ne else n
+            if nxt == i:
+                self.dividends_at(i)
+                if not self.hold:
+                    self.evaluate_at(i)
+                self.record(i)
+                i += 1
+                continue
+            if self.hold:
+                i = nxt
+                continue
+            if self.Pa is None:
+                self.evaluate_at(i)
+                self.record(i)
+                i += 1
+                continue
+            if self.orders_today >= self.cap and days[i] == self.day:
+                # The rest of this calendar day can only be blocked by the cap.
+                k = int(np.searchsorted(self.day_starts, i, "right"))
+                i = min(int(self.day_starts[k]), nxt)
+                continue
+            hi, lo = self.levels()
+            j = _scan(self.p, i, nxt, hi, lo)
+            if j >= nxt:
+                i = nxt
+                continue
+            self.evaluate_at(j)
+            self.record(j)
+            i = j + 1
+        if progress is not None:
+            progress(n)
+
+    def levels(self) -> tuple[float, float]:
+        """(hi, lo): only a bar whose price is >= hi can sell and only one <= lo can buy."""
+        return _levels(float(self.S), float(self.C), float(self.R), float(self.Pa), self.k)
+
+
+@dataclass(frozen=True)
+class _Consts:
+    tau: float
+    low: float
+    high: float
+    m: float  # min_notional
+    c: float  # commission rate
+    step: float  # quantity step, shaved so float rounding cannot make it unreachable
+
+
+def _consts(cfg: rules.Config) -> _Consts:
+    if cfg.qty_step is not None:
+        step = float(cfg.qty_step)
+    elif not cfg.fractional:
+        step = 1.0
+    else:
+        step = float(rules.QTY_PLACES)
+    return _Consts(float(cfg.trigger_pct), float(cfg.guard_low), float(cfg.guard_high),
+                   float(cfg.min_notional), float(cfg.commission_rate), step * (1.0 - 1e-6))
+
+
+def _levels(S: float, C: float, R: float, Pa: float, k: _Consts) -> tuple[float, float]:
+    """The price levels of the fast path: necessary conditions for an order, in closed form.
+
+    The order ``evaluate`` can make at price P is min(raw, far-guardrail cap, cash or holdings
+    cap) rounded down to the step st, and it must reach the step and the minimum notional m.
+    So the raw size and both caps must each be >= st and >= m/P in shares. With K = C + R,
+    l/h the guardrails and c the commission rate:
+
+    - a sell needs a sell trigger (P >= Pa*(1+tau)) or, without one, a guardrail sell
+      (S*P*(1-h) - h*K) / (P*(1-h*c)) big enough; caps sell_to(l) = (S*P*(1-l) - l*K) /
+      (P*(1-l*c)) and the holdings S;
+    - a buy needs a buy trigger (P <= Pa*(1-tau)) or a guardrail buy (l*K - S*P*(1-l)) /
+      (P*(1+l*c)) big enough; caps buy_to(h) = (h*K - S*P*(1-h)) / (P*(1+h*c)) and the cash
+      C / (P*(1+c)).
+
+    Each condition is monotone in P and gives a bound on P; a side whose condition cannot hold
+    has no level. With m = 0 and a tiny step these are the two triggers and the prices at which
+    the weight leaves the band. A bound is only tightened where the algebra is unambiguous
+    (positive denominators); elsewhere it is left open, which only costs an evaluation."""
+    inf = math.inf
+    low, high, m, c, st = k.low, k.high, k.m, k.c, k.step
+    K = C + R
+    up = 1.0 - LEVEL_SLACK
+    dn = 1.0 + LEVEL_SLACK
+
+    # -- sells --
+    if S > 0 and S >= st:
+        side = Pa * (1.0 + k.tau)
+        if high < 1.0:
+            g = (m * (1.0 - high * c) + high * K) / (S * (1.0 - high))
+            den = S * (1.0 - high) - st * (1.0 - high * c)
+            g = max(g, high * K / den) if den > 0 else g
+            side = min(side, g)
+        cap = (m * (1.0 - low * c) + low * K) / (S * (1.0 - low))
+        den = S * (1.0 - low) - st * (1.0 - low * c)
+        if den > 0:
+            cap = max(cap, low * K / den)
+        hi = max(side, cap, m / S) * up
+    else:
+        hi = inf
+
+    # -- buys --
+    if not (C > 0 and C / (1.0 + c) >= m * up):
+        return hi, -inf
+    lo = Pa * (1.0 - k.tau)
+    if low > 0:
+        if S > 0:
+            g = min((low * K - m * (1.0 + low * c)) / (S * (1.0 - low)),
+                    low * K / (S * (1.0 - low) + st * (1.0 + low * c)))
+        elif low * K / (1.0 + low * c) >= m * up:
+            g = low * K / (st * (1.0 + low * c))  # weight 0 < low on every bar
+        else:
+            g = -inf
+        lo = max(lo, g)
+    if high < 1.0:
+        if S > 0:
+            cap = min((high * K - m * (1.0 + high * c)) / (S * (1.0 - high)),
+                      high * K / (S * (1.0 - high) + st * (1.0 + high * c)))
+        elif high * K / (1.0 + high * c) >= m * up:
+            cap = high * K / (st * (1.0 + high * c))
+        else:
+            cap = -inf
+        lo = min(lo, cap)
+    else:
+        lo = min(lo, K / (st * (1.0 + c)))
+    lo = min(lo, C / (st * (1.0 + c)))
+    return hi, lo * dn if lo > 0 else lo
+
+
+def _scan(p: np.ndarray, i: int, limit: int, hi: float, lo: float) -> int:
+    """The first bar in [i, limit) with p >= hi or p <= lo, else ``limit``. Windows grow so the
+    work is proportional to the distance travelled."""
+    if hi == math.inf and lo == -math.inf:
+        return limit
+    w = _SCAN_FIRST
+    while i < limit:
+        e = min(i + w, limit)
+        seg = p[i:e]
+        m = (seg >= hi) | (seg <= lo)
+        k = int(m.argmax())
+        if m[k]:
+            return i + k
+        i = e
+        if w < _SCAN_MAX:
+            w <<= 2
+    return limit
+
+
+def _dec(x) -> Decimal:
+    if type(x) is Decimal:
+        return x
+    if isinstance(x, float):
+        return Decimal(repr(x))
+    return Decimal(x)

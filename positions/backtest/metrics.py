@@ -1,0 +1,183 @@
+"""Backtest metrics (strategy.md, Flow E, "Report"): pure numpy.
+
+Definitions (all ratios are fractions; ``None`` where a figure is undefined, e.g. the volatility
+of a single day):
+
+- equity: the position value after each bar, S*P + C + R, from the state changes of the run
+  (holdings are constant between changes, so the series is built vectorized);
+- total_return: final equity / starting cash - 1;
+- cagr: (final / starting cash) ** (1 / years) - 1, years = calendar days between the first and
+  the last bar / 365.25;
+- volatility: sample standard deviation (ddof=1) of the daily returns x sqrt(252); intraday
+  equity is first resampled to daily closes (the last bar of each calendar day), and the daily
+  returns are those between consecutive daily closes;
+- sharpe: mean daily return / its standard deviation x sqrt(252) (risk-free rate 0, arithmetic
+  mean);
+- sortino: mean daily return / downside deviation x sqrt(252), the downside deviation being
+  sqrt(mean(min(r, 0)^2)) over *all* daily returns;
+- max_drawdown: the lowest equity / running peak - 1 over the bars (0 or negative);
+  max_drawdown_days: calendar days from the peak before that trough to the first bar back at
+  the peak (to the last bar when it never recovers);
+- turnover: sum of |notional| of all orders (the opening purchase included) / mean equity, per
+  year (divided by years);
+- in_band_share: the share of bars whose weight after the bar lies within [guard_low,
+  guard_high].
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import numpy as np
+
+TRADING_DAYS = 252
+SECONDS_PER_DAY = 86400.0
+DAYS_PER_YEAR = 365.25
+_BAND_TOLERANCE = 1e-9  # the residue rounding a quantity to 8 places can leave
+
+METRIC_NAMES = (
+    "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
+    "max_drawdown_days", "buys", "sells", "commissions", "dividends", "turnover",
+    "in_band_share", "final_qty", "final_cash", "final_value",
+)
+
+
+def per_bar(run, n: int) -> dict[str, np.ndarray]:
+    """The state after each bar (qty, cash, receivable, anchor), from the run's changes."""
+    counts = _counts(run, n)
+    return {
+        "qty": np.repeat(run.change_qty, counts),
+        "cash": np.repeat(run.change_cash, counts),
+        "receivable": np.repeat(run.change_receivable, counts),
+        "anchor": np.repeat(run.change_anchor, counts),
+    }
+
+
+def state_at(run, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """The state after the bars ``idx`` (ascending), without building every bar."""
+    rows = np.searchsorted(run.change_bar, idx, "right") - 1
+    return {
+        "qty": run.change_qty[rows],
+        "cash": run.change_cash[rows],
+        "receivable": run.change_receivable[rows],
+        "anchor": run.change_anchor[rows],
+    }
+
+
+def _counts(run, n: int) -> np.ndarray:
+    return np.diff(np.append(np.maximum(run.change_bar, 0), n))
+
+
+def equity_and_weight(prices: np.ndarray, run) -> tuple[np.ndarray, np.ndarray]:
+    """Equity S*P + C + R and stock weight S*P / equity (0 where equity <= 0) after each bar."""
+    counts = _counts(run, len(prices))
+    stock = np.repeat(run.change_qty, counts)
+    stock *= prices
+    equity = np.repeat(run.change_cash + run.change_receivable, counts)
+    equity += stock
+    weight = np.divide(stock, equity, out=stock, where=equity > 0)
+    if not (equity > 0).all():
+        weight[equity <= 0] = 0.0
+    return equity, weight
+
+
+def day_ends(days: np.ndarray) -> np.ndarray:
+    """Index of the last bar of each calendar day."""
+    return np.append(np.flatnonzero(days[1:] != days[:-1]), len(days) - 1)
+
+
+def years_between(seconds: np.ndarray) -> float:
+    if len(seconds) < 2:
+        return 0.0
+    return float(seconds[-1] - seconds[0]) / SECONDS_PER_DAY / DAYS_PER_YEAR
+
+
+def performance(equity: np.ndarray, seconds: np.ndarray, days: np.ndarray,
+                initial: float, ends: np.ndarray | None = None) -> dict:
+    """total_return, cagr, volatility, sharpe, sortino, max_drawdown, max_drawdown_days.
+
+    ``ends``: the index of the last bar of each day, if already known."""
+    final = float(equity[-1])
+    total = final / initial - 1.0
+    years = years_between(seconds)
+    if years > 0:
+        cagr = (final / initial) ** (1.0 / years) - 1.0 if final > 0 else -1.0
+    else:
+        cagr = None
+    closes = equity[day_ends(days) if ends is None else ends]
+    vol = sharpe = sortino = None
+    if len(closes) >= 3 and (closes[:-1] > 0).all():
+        r = closes[1:] / closes[:-1] - 1.0
+        mean = float(r.mean())
+        sd = float(r.std(ddof=1))
+        ann = math.sqrt(TRADING_DAYS)
+        vol = sd * ann
+        if sd > 0:
+            sharpe = mean / sd * ann
+        down = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
+        if down > 0:
+            sortino = mean / down * ann
+    mdd, mdd_days = drawdown(equity, seconds)
+    return {
+        "total_return": total,
+        "cagr": cagr,
+        "volatility": vol,
+        "sharpe": sharpe,
+        "sortino": sortino,
+        "max_drawdown": mdd,
+        "max_drawdown_days": mdd_days,
+    }
+
+
+def drawdown(equity: np.ndarray, seconds: np.ndarray) -> tuple[float, float]:
+    """(max drawdown <= 0, its duration in calendar days: peak to recovery or to the end)."""
+    peak = np.maximum.accumulate(equity)
+    positive = peak > 0
+    ratio = np.divide(equity, peak, out=np.ones_like(equity), where=positive)
+    t = int(np.argmin(ratio))
+    mdd = float(ratio[t]) - 1.0
+    if not mdd < 0:
+        return 0.0, 0.0
+    top = peak[t]
+    start = int(np.flatnonzero(equity[: t + 1] >= top)[-1])
+    back = np.flatnonzero(equity[t:] >= top)
+    end = t + int(back[0]) if len(back) else len(equity) - 1
+    return mdd, float(seconds[end] - seconds[start]) / SECONDS_PER_DAY
+
+
+def summary(series, run, cfg, initial_cash, *, equity=None, weight=None) -> dict:
+    """Every metric of the report for one run (strategy or buy-and-hold)."""
+    prices = series.prices
+    n = len(prices)
+    if equity is None or weight is None:
+        equity, weight = equity_and_weight(prices, run)
+    seconds = series.seconds
+    initial = float(initial_cash)
+    out = performance(equity, seconds, series.days, initial, getattr(series, "day_ends", None))
+    buys = sum(1 for o in run.orders if o.side == "BUY")
+    traded = sum(abs(float(o.notional)) for o in run.orders)
+    years = years_between(seconds)
+    mean_equity = float(equity.mean())
+    turnover = traded / mean_equity / years if years > 0 and mean_equity > 0 else None
+    low = float(cfg.guard_low) - _BAND_TOLERANCE
+    high = float(cfg.guard_high) + _BAND_TOLERANCE
+    in_band = float(np.count_nonzero((weight >= low) & (weight <= high))) / n
+    last = prices[-1]
+    if run.exact:
+        final_value = (run.qty * Decimal(repr(float(last))) + run.cash + run.receivable)
+        final_value = final_value.quantize(Decimal("0.000001"))
+    else:
+        final_value = round(run.qty * float(last) + run.cash + run.receivable, 6)
+    out.update({
+        "buys": buys,
+        "sells": len(run.orders) - buys,
+        "commissions": run.commissions,
+        "dividends": run.dividends,
+        "turnover": turnover,
+        "in_band_share": in_band,
+        "final_qty": run.qty,
+        "final_cash": run.cash,
+        "final_value": final_value,
+    })
+    return {k: out[k] for k in METRIC_NAMES}

@@ -1,0 +1,206 @@
+"""``manage.py backtest``: the strategy over a price history, against buy-and-hold.
+
+Examples::
+
+    manage.py backtest --sample IBM --plot ibm.png
+    manage.py backtest --csv AAPL.csv --start 2015-01-01 --trigger-pct 0.05 --json
+    manage.py backtest --csv minutes.csv --dividends divs.csv --xlsx report.xlsx
+
+Every strategy field is an option named like the field with dashes (``--trigger-pct 0.05``,
+``--sizing original``, ``--fractional false``, ``--qty-step none``); ratios are fractions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import sys
+from decimal import Decimal, InvalidOperation
+
+from django.core.management.base import BaseCommand, CommandError
+
+from positions import rules
+
+_BOOL = {"true": True, "1": True, "yes": True, "on": True,
+         "false": False, "0": False, "no": False, "off": False}
+_PROGRESS_MIN_BARS = 100_000
+
+_HELP = {
+    "trigger_pct": "trigger tau as a fraction (default 0.03)",
+    "rebalance_ratio": "trigger size ratio r (default 1.6667)",
+    "sizing": "proportional, original or fixed_fraction (default proportional)",
+    "fixed_fraction": "fraction f for fixed_fraction sizing (default 0.10)",
+    "guard_low": "low guardrail on the stock weight (default 0.25)",
+    "guard_high": "high guardrail on the stock weight (default 0.75)",
+    "min_notional": "smallest order notional (default 100)",
+    "commission_rate": "commission as a fraction of the notional (default 0.0001)",
+    "max_orders_per_day": "daily order cap (default 5)",
+    "fractional": "true or false: whole shares only when false (default true)",
+    "qty_step": "quantities in multiples of this, or none (default none)",
+    "withholding_tax_rate": "withholding on dividends (default 0.25)",
+}
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+class Command(BaseCommand):
+    help = ("Backtest the volatility-balancing strategy over a price series (a CSV or a bundled "
+            "sample) and compare it with buy-and-hold.")
+    requires_system_checks: list = []  # a pure computation: start fast
+
+    def add_arguments(self, parser):
+        src = parser.add_argument_group("data")
+        one = src.add_mutually_exclusive_group()
+        one.add_argument("--csv", metavar="FILE",
+                         help="CSV with a Date and a Close column (Yahoo's download works)")
+        one.add_argument("--sample", metavar="TICKER",
+                         help="bundled daily prices 2000-2013: AAPL, IBM, MSFT, GOOG (or FB); "
+                              "dividends derived from the adjusted closes")
+        src.add_argument("--start", help="first date or time to include (ISO)")
+        src.add_argument("--end", help="last date or time to include (ISO; a date includes the "
+                                       "whole day)")
+        src.add_argument("--dividends", metavar="FILE",
+                         help="CSV with ex_date, pay_date, dps (replaces a sample's dividends)")
+        strat = parser.add_argument_group("strategy (fractions, not percent)")
+        for f in dataclasses.fields(rules.Config):
+            strat.add_argument(_option(f.name), dest=f.name, metavar="X", help=_HELP.get(f.name))
+        run = parser.add_argument_group("run")
+        run.add_argument("--cash", default="10000", help="starting cash (default 10000)")
+        run.add_argument("--start-weight", default="0.5",
+                         help="stock weight bought on the first bar (default 0.5)")
+        run.add_argument("--slippage-bps", default="0",
+                         help="fills this many basis points worse than the bar (default 0)")
+        run.add_argument("--float", action="store_true", dest="use_float",
+                         help="run the rules on floats (agrees with the Decimal default to the "
+                              "cent)")
+        out = parser.add_argument_group("output")
+        out.add_argument("--json", action="store_true",
+                         help="print one JSON document: metrics, buy_and_hold, orders")
+        out.add_argument("--plot", metavar="FILE.png", help="draw price, equity and weight")
+        out.add_argument("--xlsx", metavar="FILE", help="workbook: Summary, Orders, Daily")
+        out.add_argument("--equity-csv", metavar="FILE", help="the daily series as CSV")
+
+    def handle(self, *args, **opts):
+        # Everything Django loaded lives as long as this process: keep the cyclic garbage
+        # collector from walking it again and again while the run allocates.
+        gc.freeze()
+        from positions.backtest import data, engine, report
+
+        cfg = _config(opts)
+        setup = engine.Setup(
+            cash=_decimal(opts["cash"], "--cash"),
+            start_weight=_decimal(opts["start_weight"], "--start-weight"),
+            slippage_bps=_decimal(opts["slippage_bps"], "--slippage-bps"),
+        )
+        problems = engine.setup_errors(setup)
+        if problems:
+            name, why = next(iter(problems.items()))
+            raise CommandError(f"{_option(name)}: {why}")
+        try:
+            if opts["csv"]:
+                series = data.load_csv(opts["csv"])
+                dividends = []
+            elif opts["sample"]:
+                series, dividends = data.load_sample(opts["sample"])
+            else:
+                raise CommandError("give the data: --csv FILE or --sample TICKER")
+            if opts["dividends"]:
+                dividends = data.load_dividends(opts["dividends"])
+            series = series.between(opts["start"], opts["end"])
+        except data.DataError as exc:
+            raise CommandError(str(exc)) from None
+
+        progress, bar = self._progress(len(series))
+        try:
+            rep = report.backtest(series, cfg, setup, dividends, exact=not opts["use_float"],
+                                  progress=progress)
+        except (engine.SetupError, rules.RuleError) as exc:
+            raise CommandError(str(exc)) from None
+        finally:
+            if bar is not None:
+                bar.close()
+
+        written = []
+        try:
+            if opts["plot"]:
+                report.write_plot(rep, opts["plot"])
+                written.append(("plot", opts["plot"]))
+            if opts["xlsx"]:
+                report.write_xlsx(rep, opts["xlsx"])
+                written.append(("workbook", opts["xlsx"]))
+            if opts["equity_csv"]:
+                report.write_equity_csv(rep, opts["equity_csv"])
+                written.append(("daily series", opts["equity_csv"]))
+        except OSError as exc:
+            raise CommandError(f"{exc.filename}: {exc.strerror}") from None
+
+        if opts["json"]:
+            self.stdout.write(json.dumps(report.document(rep), separators=(",", ":")))
+            for what, path in written:
+                self.stderr.write(f"Wrote the {what} to {path}")
+        else:
+            self.stdout.write(report.table(rep))
+            for what, path in written:
+                self.stdout.write(f"Wrote the {what} to {path}")
+
+    def _progress(self, n: int):
+        """A progress bar on stderr, only on a terminal and only for long series."""
+        if n < _PROGRESS_MIN_BARS or not sys.stderr.isatty():
+            return None, None
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return None, None
+        bar = tqdm(total=n, unit="bar", unit_scale=True, desc="Backtest", file=sys.stderr,
+                   leave=False)
+
+        def progress(i: int) -> None:
+            bar.update(i - bar.n)
+
+        return progress, bar
+
+
+def _decimal(raw, option: str) -> Decimal:
+    try:
+        value = Decimal(str(raw).strip())
+    except (InvalidOperation, ValueError):
+        raise CommandError(f"{option}: {raw!r} is not a number") from None
+    if not value.is_finite():
+        raise CommandError(f"{option}: {raw!r} is not a finite number")
+    return value
+
+
+def _config(opts) -> rules.Config:
+    """A rules.Config from the strategy options; a bad value is a one-line CommandError naming
+    the option."""
+    values = {}
+    for f in dataclasses.fields(rules.Config):
+        raw = opts.get(f.name)
+        if raw is None:
+            continue
+        option = _option(f.name)
+        text = str(raw).strip()
+        if f.name == "sizing":
+            values[f.name] = text.lower()
+        elif f.name == "fractional":
+            if text.lower() not in _BOOL:
+                raise CommandError(f"{option}: {raw!r} is not true or false")
+            values[f.name] = _BOOL[text.lower()]
+        elif f.name == "max_orders_per_day":
+            try:
+                values[f.name] = int(text)
+            except ValueError:
+                raise CommandError(f"{option}: {raw!r} is not a whole number") from None
+        elif f.name == "qty_step" and text.lower() in ("none", ""):
+            values[f.name] = None
+        else:
+            values[f.name] = _decimal(text, option)
+    cfg = rules.Config(**values)
+    errors = rules.config_errors(cfg)
+    if errors:
+        name, why = next(iter(errors.items()))
+        raise CommandError(f"{_option(name)}: {why}")
+    return cfg

@@ -1,0 +1,159 @@
+"""``POST /v1/backtests``: the command's backtest over a posted series or a bundled sample."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.urls import resolve
+
+from positions.backtest import metrics
+from positions.backtest.api import MAX_BARS, BacktestView
+
+URL = "/v1/backtests"
+
+
+def points(prices, start="2024-01-01"):
+    import numpy as np
+
+    day0 = np.datetime64(start, "D")
+    return [{"ts": str(day0 + i), "price": p} for i, p in enumerate(prices)]
+
+
+def post(api, body):
+    return api.post(URL, data=json.dumps(body), content_type="application/json")
+
+
+pytestmark = pytest.mark.django_db
+
+
+def test_posted_series(api):
+    body = {"prices": points([100, 110, 100, 95]), "trigger_pct": 0.05,
+            "sizing": "fixed_fraction", "fixed_fraction": 1, "guard_low": 0, "guard_high": 1,
+            "min_notional": 0, "commission_rate": 0}
+    r = post(api, body)
+    assert r.status_code == 200, r.content
+    doc = r.json()
+    assert set(doc) == {"metrics", "buy_and_hold", "orders"}
+    assert list(doc["metrics"]) == list(metrics.METRIC_NAMES)
+    assert [(o["date"], o["side"], o["qty"], o["price"], o["kind"]) for o in doc["orders"]] == [
+        ("2024-01-01", "BUY", 50, 100, "opening"),
+        ("2024-01-02", "SELL", 50, 110, "sell_trigger"),
+        ("2024-01-03", "BUY", 105, 100, "buy_trigger"),
+    ]
+    assert doc["metrics"]["final_value"] == 9975
+    assert doc["buy_and_hold"]["total_return"] == pytest.approx(-0.025)
+
+
+def test_sample_with_range_matches_the_command(api):
+    import io
+
+    from django.core.management import call_command
+
+    r = post(api, {"sample": "IBM", "start": "2005-01-01", "end": "2006-12-31",
+                   "trigger_pct": "0.04", "cash": 50000, "slippage_bps": 2})
+    assert r.status_code == 200, r.content
+    out = io.StringIO()
+    call_command("backtest", "--sample", "IBM", "--start", "2005-01-01", "--end", "2006-12-31",
+                 "--trigger-pct", "0.04", "--cash", "50000", "--slippage-bps", "2", "--json",
+                 stdout=out)
+    assert r.json() == json.loads(out.getvalue())
+
+
+def test_posted_dividends_replace_the_sample_ones(api):
+    r = post(api, {"sample": "IBM", "start": "2010-01-01", "end": "2010-03-31",
+                   "dividends": [{"ex_date": "2010-02-08", "pay_date": "2010-03-10",
+                                  "dps": 1}]})
+    assert r.status_code == 200, r.content
+    held = r.json()["buy_and_hold"]
+    assert held["dividends"] == pytest.approx(round(held["final_qty"] * 0.75, 6), abs=1e-6)
+
+
+def test_at_most_max_bars(api):
+    import numpy as np
+
+    t0 = np.datetime64("2020-01-01T09:30", "m")
+    body = {"prices": [{"ts": str(t0 + i), "price": 100 + i % 7} for i in range(MAX_BARS)]}
+    r = post(api, body)  # about 4.5 MB of JSON: more than Django's default 2.5 MB
+    assert r.status_code == 200, r.content[:300]
+    assert r.json()["orders"][0]["date"] == "2020-01-01T09:30:00"
+    body["prices"].append({"ts": str(t0 + MAX_BARS), "price": 100})
+    r = post(api, body)
+    assert r.status_code == 413
+    assert r.json()["detail"] == "series_too_large"
+
+
+def test_huge_body_is_refused_unread(api):
+    r = api.generic("POST", URL, data=b"x", content_type="application/json",
+                    CONTENT_LENGTH=str(64 * 1024 * 1024))
+    assert r.status_code == 413
+    assert r.json()["detail"] == "series_too_large"
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"prices": points([100, 100]), "sample": "IBM"}, "prices"),
+    ({}, "prices"),
+    ({"sample": "XYZ"}, "sample"),
+    ({"prices": points([100, 0])}, "prices"),
+    ({"prices": [{"ts": "2024-01-02", "price": 1}, {"ts": "2024-01-01", "price": 1}]}, "prices"),
+    ({"prices": [{"ts": "2024-01-02", "price": 1}, {"ts": "2024-01-02", "price": 1}]}, "prices"),
+    ({"prices": [{"ts": "yesterday", "price": 1}]}, "prices"),
+    ({"prices": [{"ts": "2024-01-02", "price": "1"}]}, "prices"),
+    ({"prices": [{"ts": "2024-01-02"}]}, "prices"),
+    ({"prices": "lots"}, "prices"),
+    ({"prices": points([100]), "trigger_pct": 2}, "trigger_pct"),
+    ({"prices": points([100]), "guard_low": 0.9}, "guard_low"),
+    ({"prices": points([100]), "sizing": "kelly"}, "sizing"),
+    ({"prices": points([100]), "cash": 0}, "cash"),
+    ({"prices": points([100]), "start_weight": 1.5}, "start_weight"),
+    ({"prices": points([100]), "slippage_bps": -1}, "slippage_bps"),
+    ({"prices": points([100]), "start": "2030-01-01"}, "start"),
+    ({"prices": points([100]), "end": "soon"}, "end"),
+    ({"prices": points([100]), "dividends": [{"ex_date": "2024-01-02", "dps": 0}]},
+     "dividends"),
+    ({"prices": points([100]), "colour": "red"}, "colour"),
+])
+def test_bad_input_is_a_400_naming_the_field(api, body, field):
+    r = post(api, body)
+    assert r.status_code == 400, r.content
+    err = r.json()
+    assert err["detail"] == "validation_error"
+    assert field in err["fields"]
+    assert err["message"]
+
+
+def test_not_json(api):
+    r = api.post(URL, data="[1,", content_type="application/json")
+    assert r.status_code == 400
+    assert r.json()["detail"] == "malformed_json"
+    r = post(api, [1, 2])
+    assert r.status_code == 400 and r.json()["detail"] == "validation_error"
+
+
+def test_the_project_routes_it():
+    assert resolve(URL).func.view_class is BacktestView
+
+
+def test_schema_documents_the_endpoint(api):
+    import yaml
+
+    schema = yaml.safe_load(api.get("/v1/schema/").content)
+    op = schema["paths"]["/v1/backtests"]["post"]
+    assert {"200", "400", "413"} <= set(op["responses"])
+    ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    body = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]
+    assert {"prices", "sample", "trigger_pct", "cash", "start_weight", "slippage_bps"} <= set(body)
+
+
+def test_an_idempotency_key_changes_nothing_and_stores_nothing(api):
+    from orders.models import IdempotencyRecord
+
+    body = {"prices": points([100, 110, 100, 95]), "min_notional": 0}
+    first = api.post(URL, data=json.dumps(body), content_type="application/json",
+                     HTTP_IDEMPOTENCY_KEY="bt-1")
+    again = api.post(URL, data=json.dumps(body), content_type="application/json",
+                     HTTP_IDEMPOTENCY_KEY="bt-1")
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json() == post(api, body).json()
+    assert "Idempotent-Replayed" not in again
+    assert not IdempotencyRecord.objects.exists()

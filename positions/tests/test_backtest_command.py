@@ -1,0 +1,216 @@
+"""``manage.py backtest``: its errors, the --json document, and the files it writes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from positions.backtest import metrics
+
+# Three days of 5-minute bars: a daily swing of +-6 % around 100, starting at 100.
+MINUTES = "Date,Close\n" + "".join(
+    f"2024-01-0{d} {9 + m // 60:02d}:{m % 60:02d}:00,"
+    f"{100 * (1 + 0.06 * math.sin(2 * math.pi * m / 390)):.2f}\n"
+    for d in (2, 3, 4) for m in range(0, 390, 5))
+
+
+def backtest(*args) -> str:
+    out = io.StringIO()
+    call_command("backtest", *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def error_of(*args) -> str:
+    with pytest.raises(CommandError) as exc:
+        backtest(*args)
+    msg = str(exc.value)
+    assert "\n" not in msg  # one line
+    return msg
+
+
+@pytest.fixture
+def minutes(tmp_path):
+    path = tmp_path / "minutes.csv"
+    path.write_text(MINUTES)
+    return path
+
+
+def test_json_document_shape():
+    doc = json.loads(backtest("--sample", "IBM", "--json"))
+    assert set(doc) == {"metrics", "buy_and_hold", "orders"}
+    assert list(doc["metrics"]) == list(metrics.METRIC_NAMES)
+    assert list(doc["buy_and_hold"]) == list(metrics.METRIC_NAMES)
+    first = doc["orders"][0]
+    assert set(first) == {"date", "side", "qty", "price", "commission", "kind"}
+    assert (first["date"], first["side"], first["kind"]) == ("2000-03-01", "BUY", "opening")
+    assert {o["kind"] for o in doc["orders"][1:]} <= {"buy_trigger", "sell_trigger",
+                                                     "guardrail_rebalance"}
+    m = doc["metrics"]
+    assert m["buys"] + m["sells"] == len(doc["orders"])
+    assert doc["buy_and_hold"]["buys"] == 1 and doc["buy_and_hold"]["sells"] == 0
+    assert m["dividends"] > 0 and doc["buy_and_hold"]["dividends"] > 0
+    for k, v in m.items():
+        assert isinstance(v, (int, float)), k
+
+
+def test_options_reach_the_strategy(minutes):
+    base = json.loads(backtest("--csv", str(minutes), "--json", "--min-notional", "0"))
+    wide = json.loads(backtest("--csv", str(minutes), "--json", "--min-notional", "0",
+                               "--trigger-pct", "0.05"))
+    assert base["orders"] != wide["orders"]
+    for doc, tau in ((base, 0.03), (wide, 0.05)):
+        orders = doc["orders"]
+        for prev, o in zip(orders[:-1], orders[1:], strict=True):  # anchor: the last fill
+            if o["kind"].endswith("_trigger"):
+                move = o["price"] / prev["price"] - 1
+                assert abs(move) >= tau - 1e-9
+    whole = json.loads(backtest("--csv", str(minutes), "--json", "--fractional", "false",
+                                "--cash", "20000", "--start-weight", "0.3",
+                                "--slippage-bps", "10", "--sizing", "original",
+                                "--max-orders-per-day", "1", "--qty-step", "none"))
+    assert all(float(o["qty"]).is_integer() for o in whole["orders"])
+    assert whole["orders"][0]["price"] == pytest.approx(100.1)  # 10 bps worse than 100.0
+    days = [o["date"][:10] for o in whole["orders"]]
+    assert len(days) == len(set(days))  # at most one order a day
+    assert whole["orders"][0]["date"] == "2024-01-02T09:00:00"
+
+
+def test_float_option_agrees(minutes):
+    a = json.loads(backtest("--csv", str(minutes), "--json"))
+    b = json.loads(backtest("--csv", str(minutes), "--json", "--float"))
+    assert a["metrics"]["final_value"] == pytest.approx(b["metrics"]["final_value"], abs=0.01)
+    assert len(a["orders"]) == len(b["orders"])
+
+
+def test_start_end_and_dividends(tmp_path):
+    divs = tmp_path / "divs.csv"
+    divs.write_text("ex_date,pay_date,dps\n2010-02-08,2010-03-10,0.55\n")
+    doc = json.loads(backtest("--sample", "IBM", "--start", "2010-01-01", "--end",
+                              "2010-12-31", "--dividends", str(divs), "--json"))
+    assert doc["orders"][0]["date"] == "2010-01-04"
+    assert all(o["date"] < "2011" for o in doc["orders"])
+    held = doc["buy_and_hold"]["final_qty"]
+    assert doc["buy_and_hold"]["dividends"] == pytest.approx(round(held * 0.55 * 0.75, 6),
+                                                             abs=1e-6)
+
+
+def test_table_on_a_terminal():
+    out = backtest("--sample", "MSFT")
+    assert "Strategy" in out and "Buy & hold" in out
+    for label in ("Total return", "CAGR", "Sharpe", "Max drawdown", "Turnover", "Final value"):
+        assert label in out
+    assert out.startswith("Backtest of MSFT, 2000-03-01 to 2013-03-01: 3,270 daily bars")
+
+
+def test_plot_xlsx_and_equity_csv_open(tmp_path):
+    png, xlsx, eq = tmp_path / "ibm.png", tmp_path / "ibm.xlsx", tmp_path / "eq.csv"
+    out = backtest("--sample", "IBM", "--plot", str(png), "--xlsx", str(xlsx),
+                   "--equity-csv", str(eq))
+    assert f"Wrote the plot to {png}" in out
+    from matplotlib import image
+
+    img = image.imread(png)
+    assert img.shape[0] > 800 and img.shape[1] > 1000
+    from openpyxl import load_workbook
+
+    wb = load_workbook(xlsx, read_only=True)
+    assert wb.sheetnames == ["Summary", "Orders", "Daily"]
+    orders = list(wb["Orders"].iter_rows(values_only=True))
+    assert orders[0] == ("date", "side", "qty", "price", "notional", "commission", "kind")
+    assert orders[1][1:2] == ("BUY",) and orders[1][6] == "opening"
+    daily = list(wb["Daily"].iter_rows(values_only=True))
+    assert len(daily) == 3270 + 1
+    summary = [r for r in wb["Summary"].iter_rows(values_only=True) if r and r[0]]
+    assert any(r[0] == "Total return" and isinstance(r[1], float) for r in summary)
+    with open(eq, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3270 and rows[0]["date"] == "2000-03-01"
+    assert float(rows[-1]["equity"]) > 0
+
+
+def test_json_keeps_stdout_clean_when_writing_files(tmp_path):
+    out = backtest("--sample", "GOOG", "--json", "--equity-csv", str(tmp_path / "g.csv"))
+    json.loads(out)
+
+
+def test_intraday_plot(tmp_path, minutes):
+    png = tmp_path / "m.png"
+    backtest("--csv", str(minutes), "--plot", str(png), "--min-notional", "0")
+    from PIL import Image
+
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.size[0] > 1000
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("Day,Close\n2024-01-02,1\n", "no Date column (found: Day, Close)"),
+    ("Date,Last\n2024-01-02,1\n", "no Close column (found: Date, Last)"),
+    ("Date,Close\n2024-01-03,1\n2024-01-02,1\n", "line 3: times are not in ascending order"),
+    ("Date,Close\n2024-01-02,1\n2024-01-02,1\n", "line 3: duplicate time 2024-01-02"),
+    ("Date,Close\n2024-01-02,1\n2024-01-03,0\n", "the price must be a positive number, not 0"),
+    ("Date,Close\n2024-01-02,1\n2024-01-03,-5\n", "the price must be a positive number, not -5"),
+    ("Date,Close\n", "no rows after the header"),
+])
+def test_bad_data_is_one_clear_line(tmp_path, text, fragment):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    assert fragment in error_of("--csv", str(path))
+
+
+def test_empty_range():
+    msg = error_of("--sample", "IBM", "--start", "2020-01-01")
+    assert msg.startswith("no bars between 2020-01-01 and the end (the data runs from "
+                          "2000-03-01 to 2013-03-01)")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--sample", "IBM", "--trigger-pct", "3"],
+     "--trigger-pct: trigger_pct must be greater than 0 and less than 1."),
+    (["--sample", "IBM", "--guard-low", "0.8"],
+     "--guard-low: guard_low (0.8) must be less than guard_high (0.75)."),
+    (["--sample", "IBM", "--sizing", "kelly"],
+     "--sizing: sizing must be one of: proportional, original, fixed_fraction."),
+    (["--sample", "IBM", "--fractional", "maybe"], "--fractional: 'maybe' is not true or false"),
+    (["--sample", "IBM", "--max-orders-per-day", "x"],
+     "--max-orders-per-day: 'x' is not a whole number"),
+    (["--sample", "IBM", "--cash", "-1"], "--cash: cash must be a number greater than 0."),
+    (["--sample", "IBM", "--start-weight", "2"],
+     "--start-weight: start_weight must be between 0 and 1."),
+    (["--sample", "IBM", "--min-notional", "ten"], "--min-notional: 'ten' is not a number"),
+    (["--sample", "XYZ"], "unknown sample 'XYZ': choose one of AAPL, FB, GOOG, IBM, MSFT"),
+    ([], "give the data: --csv FILE or --sample TICKER"),
+])
+def test_bad_options_are_one_clear_line(args, message):
+    assert error_of(*args) == message
+
+
+def test_missing_files(tmp_path):
+    assert "No such file" in error_of("--csv", str(tmp_path / "none.csv"))
+    assert "No such file" in error_of("--sample", "IBM", "--dividends", str(tmp_path / "d.csv"))
+    assert "No such file" in error_of("--sample", "IBM", "--plot",
+                                      str(tmp_path / "no" / "dir" / "x.png"))
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    from positions.management.commands.backtest import Command
+
+    cmd = Command()
+    assert cmd._progress(10**6) == (None, None)  # pytest's stderr is not a TTY
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr("sys.stderr", tty)
+    progress, bar = cmd._progress(10**6)
+    assert progress is not None
+    progress(500_000)
+    bar.close()
+    assert "Backtest" in tty.getvalue()
+    assert cmd._progress(1000) == (None, None)  # short runs: no bar
