@@ -14,7 +14,7 @@ from orders.serializers import (
     OrderDetailSerializer,
     OrderSerializer,
 )
-from volbal.schema import COMMON, READ_COMMON, errors, idempotency_header
+from volbal.schema import errors, idempotency_header, read_errors, write_errors
 
 NOT_FOUND = errors((404, "order_not_found"))
 
@@ -24,7 +24,7 @@ class OrderViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="An order with its fills",
-        responses={200: OrderDetailSerializer, **NOT_FOUND, **READ_COMMON},
+        responses={200: OrderDetailSerializer, **NOT_FOUND, **read_errors()},
     )
     def retrieve(self, request, pk=None):
         return Response(
@@ -38,7 +38,7 @@ class OrderViewSet(viewsets.ViewSet):
         responses={
             200: FillResultSerializer,
             **NOT_FOUND,
-            **errors(
+            **write_errors(
                 (
                     409,
                     "order_not_open or fill_exceeds_order or insufficient_qty or "
@@ -46,7 +46,6 @@ class OrderViewSet(viewsets.ViewSet):
                     "idempotency_signature_mismatch",
                 )
             ),
-            **COMMON,
         },
     )
     @action(detail=True, methods=["post"])
@@ -85,8 +84,7 @@ class OrderViewSet(viewsets.ViewSet):
         responses={
             200: OrderSerializer,
             **NOT_FOUND,
-            **errors((409, "order_not_open or idempotency_signature_mismatch")),
-            **COMMON,
+            **write_errors((409, "order_not_open or idempotency_signature_mismatch")),
         },
     )
     @action(detail=True, methods=["post"])

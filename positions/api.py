@@ -35,7 +35,7 @@ from positions.serializers import (
 from volbal import clock
 from volbal.api import keyset_page, validate_filters
 from volbal.errors import ApiError
-from volbal.schema import COMMON, PAGING, READ_COMMON, errors, idempotency_header, page_of
+from volbal.schema import PAGING, errors, idempotency_header, page_of, read_errors, write_errors
 
 NOT_FOUND = errors((404, "position_not_found"))
 TIME = OpenApiTypes.DATETIME
@@ -85,7 +85,7 @@ class PositionViewSet(viewsets.ViewSet):
         ],
         responses={
             200: page_of("PositionPage", {"positions": PositionSerializer(many=True)}),
-            **READ_COMMON,
+            **read_errors(),
         },
     )
     def list(self, request):
@@ -105,8 +105,7 @@ class PositionViewSet(viewsets.ViewSet):
         responses={
             201: PositionSerializer,
             200: PositionSerializer,
-            **errors((409, "idempotency_signature_mismatch")),
-            **COMMON,
+            **write_errors((409, "idempotency_signature_mismatch")),
         },
     )
     def create(self, request):
@@ -116,7 +115,7 @@ class PositionViewSet(viewsets.ViewSet):
         return Response(PositionSerializer(position).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        summary="A position", responses={200: PositionSerializer, **NOT_FOUND, **READ_COMMON}
+        summary="A position", responses={200: PositionSerializer, **NOT_FOUND, **read_errors()}
     )
     def retrieve(self, request, pk=None):
         position = selectors.position_view(owner=request.user, position_id=pk)
@@ -129,8 +128,7 @@ class PositionViewSet(viewsets.ViewSet):
         responses={
             200: PositionSerializer,
             **NOT_FOUND,
-            **errors((409, "idempotency_signature_mismatch")),
-            **COMMON,
+            **write_errors((409, "idempotency_signature_mismatch")),
         },
     )
     def partial_update(self, request, pk=None):
@@ -161,7 +159,7 @@ class PositionViewSet(viewsets.ViewSet):
                 {"position_id": serializers.CharField()},
             ),
             **NOT_FOUND,
-            **READ_COMMON,
+            **read_errors(),
         },
     )
     @action(detail=True, methods=["get"])
@@ -191,7 +189,7 @@ class PositionViewSet(viewsets.ViewSet):
                 {"position_id": serializers.CharField()},
             ),
             **NOT_FOUND,
-            **READ_COMMON,
+            **read_errors(),
         },
     )
     @extend_schema(
@@ -203,11 +201,10 @@ class PositionViewSet(viewsets.ViewSet):
             201: OrderAcceptedSerializer,
             200: OrderAcceptedSerializer,
             **NOT_FOUND,
-            **errors(
+            **write_errors(
                 (400, "missing_idempotency_key"),
                 (409, "idempotency_signature_mismatch or daily_order_cap_exceeded"),
             ),
-            **COMMON,
         },
     )
     @action(detail=True, methods=["get", "post"])
@@ -256,8 +253,7 @@ class PositionViewSet(viewsets.ViewSet):
         responses={
             200: EvaluationSerializer,
             **NOT_FOUND,
-            **errors((409, "idempotency_signature_mismatch or daily_order_cap_exceeded")),
-            **COMMON,
+            **write_errors((409, "idempotency_signature_mismatch or daily_order_cap_exceeded")),
         },
     )
     @action(detail=True, methods=["post"])
@@ -274,7 +270,7 @@ class PositionViewSet(viewsets.ViewSet):
         parameters=PAGING,
         responses={200: page_of("DividendPage", {"dividends": DividendSerializer(many=True)},
                                 {"position_id": serializers.CharField()}),
-                   **NOT_FOUND, **READ_COMMON},
+                   **NOT_FOUND, **read_errors()},
     )
     @extend_schema(
         methods=["POST"],
@@ -286,7 +282,7 @@ class PositionViewSet(viewsets.ViewSet):
         request=DividendAnnounceSerializer,
         parameters=[idempotency_header(required=False)],
         responses={201: DividendSerializer, 200: DividendSerializer, **NOT_FOUND,
-                   **errors((409, "idempotency_signature_mismatch")), **COMMON},
+                   **write_errors((409, "idempotency_signature_mismatch")),},
     )
     @action(detail=True, methods=["get", "post"])
     def dividends(self, request, pk=None):
@@ -317,9 +313,8 @@ class PriceViewSet(viewsets.ViewSet):
                 "PricesRecorded",
                 {"recorded": serializers.IntegerField(), "prices": PriceSerializer(many=True)},
             )),
-            **errors((403, "permission_denied"), (413, "too_many_prices"),
+            **write_errors((403, "permission_denied"), (413, "too_many_prices"),
                      (409, "idempotency_signature_mismatch")),
-            **COMMON,
         },
     )
     def create(self, request):

@@ -74,13 +74,23 @@ def errors(*pairs: tuple[int, str]) -> dict[int, OpenApiResponse]:
     }
 
 
-# Errors any endpoint can answer.
-COMMON = errors(
+# Errors any write endpoint can answer, and any read endpoint.
+_WRITE = (
     (400, "malformed_json or validation_error or invalid_query or invalid_idempotency_key"),
     (401, "not_authenticated or authentication_failed"),
     (415, "unsupported_media_type"),
 )
-READ_COMMON = errors((400, "invalid_query"), (401, "not_authenticated or authentication_failed"))
+_READ = ((400, "invalid_query"), (401, "not_authenticated or authentication_failed"))
+
+
+def write_errors(*pairs: tuple[int, str]) -> dict[int, OpenApiResponse]:
+    """The errors of a write endpoint: its own codes merged with those every write can answer
+    (a status named twice documents every code of both, never only the last)."""
+    return errors(*_WRITE, *pairs)
+
+
+def read_errors(*pairs: tuple[int, str]) -> dict[int, OpenApiResponse]:
+    return errors(*_READ, *pairs)
 
 
 def idempotency_header(required: bool) -> OpenApiParameter:

@@ -86,12 +86,6 @@ def test_order_submission_documents_its_statuses_and_error_codes(schema):
     assert {"detail", "message", "fields"} <= set(properties)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="positions/api.py, orders action POST: responses={..., **errors((400, "
-    '"missing_idempotency_key"), ...), **COMMON}: COMMON\'s 400 comes last and replaces the '
-    "specific one, so missing_idempotency_key is not documented",
-)
 def test_order_submission_documents_missing_idempotency_key(schema):
     op = operation(schema, "/v1/positions/{id}/orders", "post")
     assert "missing_idempotency_key" in documented_codes(op, 400)
