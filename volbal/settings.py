@@ -170,6 +170,8 @@ SPECTACULAR_SETTINGS = {
     "orders, fills, dividends, prices, backtests and the audit trail.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Outside local mode the schema and the docs need credentials like the rest of /v1/.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

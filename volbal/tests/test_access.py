@@ -123,6 +123,7 @@ ANONYMOUS_REFUSED = [
     ("get", "/v1/positions", None),
     ("post", "/v1/positions", {"ticker": "ZIM", "qty": 0, "cash": 1}),
     ("post", "/v1/prices", {"ticker": "ZIM", "price": 1, "ts": "2025-01-01T00:00:00Z"}),
+    ("post", "/v1/backtests", {"sample": "IBM"}),
 ]
 
 
@@ -154,12 +155,6 @@ def test_health_endpoints_answer_anonymous_callers(url):
 
 
 @not_local
-@pytest.mark.xfail(
-    strict=True,
-    reason="volbal/settings.py SPECTACULAR_SETTINGS lacks "
-    '"SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"]: the schema and the '
-    "docs answer anonymous callers, though README says only the health endpoints do",
-)
 @pytest.mark.parametrize("url", ["/v1/schema/", "/v1/docs/"])
 def test_schema_and_docs_need_credentials_outside_local_mode(url):
     assert APIClient().get(url).status_code in (401, 403)
