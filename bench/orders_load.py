@@ -1,0 +1,374 @@
+#!/usr/bin/env python3
+"""Load benchmark of idempotent order submission, against its own SQL floor.
+
+    .venv/bin/python bench/orders_load.py [--seconds 5] [--connections 16] [--positions 200]
+
+Self-contained and bounded: creates a scratch PostgreSQL database, migrates it, creates one
+user with a DRF token and ``--positions`` positions (a high ``max_orders_per_day``: the daily
+cap is not what is measured), starts gunicorn exactly as production does (gunicorn.conf.py, so
+its worker count; ``DJANGO_DEBUG=0`` with a secret key, token authentication, the JSON request
+log; only ``DJANGO_SECURE_SSL_REDIRECT=0`` since there is no TLS proxy here), then:
+
+1. warm-up: a few hundred submissions, not measured;
+2. submissions: ``POST /v1/positions/{id}/orders`` with a fresh ``Idempotency-Key`` each, over
+   ``--connections`` concurrent keep-alive connections, for ``--seconds``;
+3. replays: the same requests again (same keys, same bodies), for ``--seconds``;
+4. the SQL floor: pgbench, one client per connection (the same 16), prepared statements, on
+   the same database, running the bare transaction one submission needs: insert the
+   idempotency record, lock the position, count its orders today, insert the order and its
+   event, store the response.
+
+Prints requests per second, p50 and p99 latency for submissions and replays, the floor's
+transactions per second, and the ratios (targets: submissions >= 0.5 x floor, p99 <= 50 ms,
+replays >= 2 x submissions). The database is dropped at the end (``--keep-db`` keeps it).
+The load goes to 127.0.0.1 only and each phase stops at ``--seconds`` or ``--max-requests``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import runpy
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+# --- the scratch database ------------------------------------------------------------------
+
+@contextlib.contextmanager
+def scratch_database(server_url: str, keep: bool):
+    import psycopg
+
+    name = f"volbal_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server_url}/{name}"
+    finally:
+        if keep:
+            print(f"kept database {name}")
+        else:
+            with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+SETUP = """
+import json
+from decimal import Decimal
+from django.contrib.auth import get_user_model
+from django.db import connection
+from rest_framework.authtoken.models import Token
+from positions.services import position_create
+from volbal import clock
+
+user = get_user_model().objects.create_user(username="bench", password=None)
+token = Token.objects.create(user=user).key
+ids = [position_create(owner=user, ticker="BNCH", qty=Decimal(1000), cash=Decimal(10) ** 9,
+                       max_orders_per_day=100000).id for _ in range({n})]
+with connection.cursor() as cursor:
+    cursor.execute("CREATE TABLE bench_position (n integer PRIMARY KEY, id varchar(32))")
+    cursor.executemany("INSERT INTO bench_position VALUES (%s, %s)",
+                       list(enumerate(ids, start=1)))
+print("BENCH" + json.dumps({{"token": token, "user_id": user.pk, "positions": ids,
+                            "trading_day": clock.trading_day().isoformat()}}))
+"""
+
+
+def prepare(database_url: str, positions: int) -> dict:
+    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_DEBUG": "1"}
+    subprocess.run([PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True,
+                   timeout=600)
+    out = subprocess.run([PYTHON, "manage.py", "shell", "-c", SETUP.format(n=positions)],
+                         cwd=ROOT, env=env, check=True, timeout=600, capture_output=True,
+                         text=True).stdout
+    return json.loads(out[out.index("BENCH") + 5:])
+
+
+# --- gunicorn as in production -------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def production_workers() -> int:
+    return int(runpy.run_path(str(ROOT / "gunicorn.conf.py"))["workers"])
+
+
+@contextlib.contextmanager
+def gunicorn(database_url: str, log_path: Path, extra_env: dict):
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        **extra_env,
+    }
+    log = open(log_path, "w")
+    proc = subprocess.Popen([PYTHON, "-m", "gunicorn", "volbal.wsgi:application"], cwd=ROOT,
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(base + "/healthz", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(log_path.read_text()[-5000:])
+            time.sleep(0.2)
+        yield port, proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+# --- a small HTTP/1.1 client: asyncio, keep-alive, reconnects when the server closes -------
+
+class Connection:
+    def __init__(self, port: int):
+        self.port = port
+        self.reader = self.writer = None
+        self.connects = 0
+
+    async def request(self, method: str, path: str, headers: dict, body: bytes):
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+            self.connects += 1
+        head = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1",
+                f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        status_line = await self.reader.readline()
+        if not status_line:  # closed before answering: a keep-alive race; retry once
+            await self.close()
+            return await self.request(method, path, headers, body)
+        status = int(status_line.split()[1])
+        length, close, replayed = 0, False, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection" and value.lower() == "close":
+                close = True
+            elif name == "idempotent-replayed":
+                replayed = value == "true"
+        payload = await self.reader.readexactly(length) if length else b""
+        if close:
+            await self.close()
+        return status, payload, replayed
+
+    async def close(self):
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+async def drive(port: int, jobs, *, connections: int, seconds: float, max_requests: int,
+                expect: int, expect_replayed: bool):
+    """Run ``jobs`` (an iterator of (path, headers, body)) over ``connections`` concurrent
+    connections until ``seconds`` pass or ``max_requests`` are sent; check every answer."""
+    latencies: list[float] = []
+    problems: dict[str, int] = {}
+    done: list[tuple] = []
+    pool = [Connection(port) for _ in range(connections)]
+    deadline = time.perf_counter() + seconds
+
+    async def worker(conn: Connection):
+        while time.perf_counter() < deadline and len(latencies) < max_requests:
+            try:
+                job = next(jobs)
+            except StopIteration:
+                return
+            started = time.perf_counter()
+            status, payload, replayed = await conn.request("POST", *job)
+            latencies.append(time.perf_counter() - started)
+            if status != expect or replayed != expect_replayed:
+                key = f"{status} {payload[:120]!r}"
+                problems[key] = problems.get(key, 0) + 1
+            else:
+                done.append(job)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(conn) for conn in pool))
+    elapsed = time.perf_counter() - started
+    for conn in pool:
+        await conn.close()
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "max_ms": (latencies[-1] if latencies else float("nan")) * 1000,
+        "connects": sum(conn.connects for conn in pool),
+        "problems": problems,
+        "done": done,
+    }
+
+
+def submissions(info: dict, tag: str):
+    headers = {"Content-Type": "application/json", "Authorization": f"Token {info['token']}"}
+    positions = info["positions"]
+    body = b'{"side":"BUY","qty":1}'
+    i = 0
+    while True:
+        path = f"/v1/positions/{positions[i % len(positions)]}/orders"
+        yield path, {**headers, "Idempotency-Key": f"bench-{tag}-{i}"}, body
+        i += 1
+
+
+def cycle(items: list):
+    while True:
+        yield from items
+
+
+# --- the SQL floor ---------------------------------------------------------------------------
+
+FLOOR_SQL = """\
+\\set n random(1, {positions})
+BEGIN;
+INSERT INTO orders_idempotencyrecord (identity, method, path, key, fingerprint, status_code, response_body, created_at, expires_at) VALUES ('user:{user_id}', 'POST', (SELECT '/v1/positions/' || id || '/orders' FROM bench_position WHERE n = :n), gen_random_uuid()::text, md5(random()::text) || md5(random()::text), NULL, NULL, now(), now() + interval '24 hours') RETURNING id AS record_id \\gset
+SELECT p.* FROM positions_position p WHERE p.id = (SELECT id FROM bench_position WHERE n = :n) FOR UPDATE \\gset
+SELECT COUNT(*) AS today FROM orders_order WHERE position_id = :id AND trading_day = '{trading_day}' \\gset
+INSERT INTO orders_order (id, position_id, side, qty, filled_qty, avg_fill_price, commission_paid, status, idempotency_key, source, trading_day, created_at, updated_at) VALUES ('ord_' || left(replace(gen_random_uuid()::text, '-', ''), 26), :id, 'BUY', 1, 0, NULL, 0, 'submitted', gen_random_uuid()::text, 'api', '{trading_day}', now(), now()) RETURNING id AS order_id \\gset
+INSERT INTO events_event (position_id, order_id, type, inputs, outputs, message, created_at) VALUES (:id, :order_id, 'order_submitted', '{{"side": "BUY", "qty": 1, "source": "api", "idempotency_key": "bench-floor-0000000"}}', '{{"order_id": "ord_01m86wgjhvqjf53mpdgye8vc8e", "status": "submitted", "trading_day": "{trading_day}", "orders_today": 1}}', 'Order ord_01m86wgjhvqjf53mpdgye8vc8e submitted: BUY 1 BNCH.', now());
+UPDATE orders_idempotencyrecord SET status_code = 201, response_body = convert_to('{{"order_id":"ord_01m86wgjhvqjf53mpdgye8vc8e","accepted":true,"position_id":"pos_01m86wghzzs5wk5v5dmrwr922j","side":"BUY","qty":1,"status":"submitted","created_at":"2026-11-24T13:39:19.785552Z"}}', 'UTF8') WHERE id = :record_id;
+COMMIT;
+"""
+
+
+def pgbench_path() -> str:
+    found = shutil.which("pgbench")
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))
+    if not candidates:
+        raise SystemExit("pgbench not found (it comes with PostgreSQL)")
+    return str(candidates[-1])
+
+
+def floor(database_url: str, info: dict, *, clients: int, seconds: int) -> dict:
+    script = Path(tempfile.mkdtemp()) / "submission.sql"
+    script.write_text(FLOOR_SQL.format(positions=len(info["positions"]), user_id=info["user_id"],
+                                       trading_day=info["trading_day"]))
+    result = subprocess.run(
+        [pgbench_path(), "-n", "-M", "prepared", "-c", str(clients), "-j", "2",
+         "-T", str(seconds), "-f", str(script), database_url],
+        capture_output=True, text=True, timeout=seconds + 120,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(result.stdout + result.stderr)
+    tps = float(re.search(r"tps = ([0-9.]+)", result.stdout).group(1))
+    latency = float(re.search(r"latency average = ([0-9.]+) ms", result.stdout).group(1))
+    failed = re.search(r"number of failed transactions: (\d+)", result.stdout)
+    return {"tps": tps, "latency_ms": latency, "failed": int(failed.group(1)) if failed else 0}
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+def report_line(name: str, r: dict) -> str:
+    return (f"{name:<12} {r['requests']:>7} req  {r['rps']:>8.1f} req/s  p50 {r['p50_ms']:6.2f} ms"
+            f"  p99 {r['p99_ms']:6.2f} ms  max {r['max_ms']:7.2f} ms  connects {r['connects']}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=5, help="length of each phase")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--positions", type=int, default=200)
+    parser.add_argument("--max-requests", type=int, default=50000, help="cap per phase")
+    parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432",
+                        help="PostgreSQL server (the scratch database is created there)")
+    parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for gunicorn (e.g. GUNICORN_WORKERS=3)")
+    args = parser.parse_args()
+    extra_env = dict(item.split("=", 1) for item in args.env)
+
+    workers = int(extra_env.get("GUNICORN_WORKERS", production_workers()))
+    print(f"gunicorn: {workers} workers (gunicorn.conf.py), DJANGO_DEBUG=0, token auth; "
+          f"{args.connections} connections, {args.positions} positions, "
+          f"{args.seconds} s per phase")
+    with scratch_database(args.server, args.keep_db) as database_url:
+        info = prepare(database_url, args.positions)
+        log_path = Path(tempfile.mkdtemp()) / "gunicorn.log"
+        with gunicorn(database_url, log_path, extra_env) as (port, _proc):
+            def run(jobs, seconds, **kw):
+                return asyncio.run(drive(port, jobs, connections=args.connections,
+                                         seconds=seconds, max_requests=args.max_requests,
+                                         **kw))
+
+            run(submissions(info, "warm"), 2, expect=201, expect_replayed=False)
+            cpu = time.process_time()
+            submit = run(submissions(info, "run"), args.seconds, expect=201,
+                         expect_replayed=False)
+            replay = run(cycle(submit["done"]), args.seconds, expect=200, expect_replayed=True)
+            client_cpu = time.process_time() - cpu
+        pg = floor(database_url, info, clients=args.connections, seconds=args.seconds)
+
+    print(report_line("submissions", submit))
+    print(report_line("replays", replay))
+    print(f"{'SQL floor':<12} pgbench {args.connections} clients, prepared: {pg['tps']:.1f} tps,"
+          f" latency {pg['latency_ms']:.2f} ms, failed {pg['failed']}")
+    ratio_floor = submit["rps"] / pg["tps"]
+    ratio_replay = replay["rps"] / submit["rps"]
+    print(f"submissions / floor  = {ratio_floor:.2f}  (target >= 0.5)")
+    print(f"submission p99       = {submit['p99_ms']:.1f} ms  (target <= 50)")
+    print(f"replays / submissions = {ratio_replay:.2f}  (target >= 2)")
+    print(f"load client CPU: {client_cpu:.1f} s over both measured phases")
+    for name, r in (("submissions", submit), ("replays", replay)):
+        for problem, count in r["problems"].items():
+            print(f"UNEXPECTED in {name}: {count} x {problem}")
+    if args.json:
+        print(json.dumps({
+            "workers": workers, "connections": args.connections,
+            "submissions": {k: v for k, v in submit.items() if k != "done"},
+            "replays": {k: v for k, v in replay.items() if k != "done"},
+            "floor": pg, "submissions_over_floor": ratio_floor,
+            "replays_over_submissions": ratio_replay,
+        }))
+    return 1 if submit["problems"] or replay["problems"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
