@@ -9,10 +9,9 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.http import HttpResponse
 from django.urls import Resolver404, resolve
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from events.services import refusal_scope
@@ -20,7 +19,7 @@ from orders.idempotency import HEADER, fingerprint, key_problem
 from orders.models import IdempotencyRecord
 from volbal import clock
 from volbal.api import error_body, json_response
-from volbal.auth import local_user
+from volbal.auth import TokenAuthentication, local_user
 from volbal.parsers import loads_exact
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -29,11 +28,12 @@ REPLAY_HEADER = "Idempotent-Replayed"
 
 def caller_identity(request) -> str:
     """Who is asking, before DRF has authenticated, decided exactly as DRF will decide it: the
-    token's user (DRF's own TokenAuthentication, so ``token`` and ``Token`` alike), else the
-    session's user, else the local user in local mode. Credentials DRF will refuse get a scope
-    of their own (the request will be a 401 and store nothing)."""
+    token's user (DRF's own token parsing, so ``token`` and ``Token`` alike; the lookup is
+    remembered for the view's authentication), else the session's user, else the local user in
+    local mode. Credentials DRF will refuse get a scope of their own (the request will be a 401
+    and store nothing)."""
     try:
-        found = TokenAuthentication().authenticate(request)
+        found = TokenAuthentication().authenticate_once(request)
     except AuthenticationFailed:
         return "invalid-credentials"
     if found is not None:
@@ -88,50 +88,77 @@ class IdempotencyMiddleware:
             body = loads_exact(request.body.decode("utf-8")) if request.body else {}
         except (ValueError, UnicodeDecodeError):
             return self.get_response(request)  # the view answers 400; nothing to remember
-        identity = caller_identity(request)
+        now = clock.now()
+        scope = {"identity": caller_identity(request), "method": request.method,
+                 "path": request.path[:255], "key": key}
         signature = fingerprint(request.method, request.path, body)
 
+        # A replay or a mismatch is answered from a plain read: no transaction, no lock.
+        answered = _answer_existing(IdempotencyRecord.objects.filter(**scope).first(),
+                                    signature, now)
+        if answered is not None:
+            return answered
         with refusal_scope(), transaction.atomic():
-            record = self._claim(identity, request.method, request.path, key, signature)
-            if not isinstance(record, IdempotencyRecord):
-                return record  # a replay or a mismatch
+            record_id = _claim(scope, signature, now)
+            if not isinstance(record_id, int):
+                return record_id  # a replay or a mismatch after all
             response = self.get_response(request)
             if 200 <= response.status_code < 300 and not getattr(response, "streaming", False):
-                record.status_code = response.status_code
-                record.response_body = response.content
-                record.save(update_fields=["status_code", "response_body"])
+                IdempotencyRecord.objects.filter(pk=record_id).update(
+                    status_code=response.status_code, response_body=response.content)
             else:
                 transaction.set_rollback(True)
         return response
 
-    def _claim(self, identity: str, method: str, path: str, key: str, signature: str):
-        now = clock.now()
-        scope = {"identity": identity, "method": method, "path": path[:255], "key": key}
-        for _ in range(3):
-            try:
-                with transaction.atomic():
-                    return IdempotencyRecord.objects.create(
-                        **scope,
-                        fingerprint=signature,
-                        expires_at=now + dt.timedelta(hours=settings.VOLBAL_IDEMPOTENCY_TTL_HOURS),
-                    )
-            except IntegrityError:
-                existing = IdempotencyRecord.objects.filter(**scope).first()
-                if existing is None:
-                    continue  # the holder rolled back between our insert and our read
-                if existing.expires_at <= now:
-                    IdempotencyRecord.objects.filter(pk=existing.pk).delete()
-                    continue
-                if existing.fingerprint != signature:
-                    return json_response(
-                        error_body(
-                            "idempotency_signature_mismatch",
-                            "This Idempotency-Key was already used with another request "
-                            "body; use a new key for a new request.",
-                        ),
-                        409,
-                    )
-                return _replay(existing)
+
+def _answer_existing(existing: IdempotencyRecord | None, signature: str, now):
+    """The answer a committed, unexpired record gives: its replay, or the mismatch."""
+    if existing is None or existing.expires_at <= now:
+        return None
+    if existing.fingerprint != signature:
         return json_response(
-            error_body("idempotency_conflict", "This Idempotency-Key is in use; retry."), 409
+            error_body(
+                "idempotency_signature_mismatch",
+                "This Idempotency-Key was already used with another request body; use a new "
+                "key for a new request.",
+            ),
+            409,
         )
+    return _replay(existing)
+
+
+def _insert_sql() -> str:
+    meta = IdempotencyRecord._meta
+    columns = ("identity", "method", "path", "key", "fingerprint", "created_at", "expires_at")
+    quote = connection.ops.quote_name
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(map(quote, columns))}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({', '.join(map(quote, columns[:4]))}) DO NOTHING RETURNING {quote('id')}"
+    )
+
+
+def _claim(scope: dict, signature: str, now) -> int | HttpResponse:
+    """Insert the record (one statement, no savepoint): its id, or the answer of the record
+    already there. A twin still in flight holds the unique index, so the insert waits for it
+    to commit (then this request replays it) or roll back (then this one inserts)."""
+    adapt = connection.ops.adapt_datetimefield_value
+    expires = now + dt.timedelta(hours=settings.VOLBAL_IDEMPOTENCY_TTL_HOURS)
+    params = [scope["identity"], scope["method"], scope["path"], scope["key"], signature,
+              adapt(now), adapt(expires)]
+    for _ in range(3):
+        with connection.cursor() as cursor:
+            cursor.execute(_insert_sql(), params)
+            row = cursor.fetchone()
+        if row is not None:
+            return row[0]
+        existing = IdempotencyRecord.objects.filter(**scope).first()
+        if existing is None:
+            continue  # purged between our insert and our read
+        if existing.expires_at <= now:
+            IdempotencyRecord.objects.filter(pk=existing.pk).delete()
+            continue
+        return _answer_existing(existing, signature, now)
+    return json_response(
+        error_body("idempotency_conflict", "This Idempotency-Key is in use; retry."), 409
+    )

@@ -97,8 +97,11 @@ def order_submit_for(
     """The orders endpoint's use case: lock the caller's position, then submit.
 
     Returns ``(order, created)``. A key already used on this position returns its order (even
-    after the idempotency record expired): the order table holds one order per key."""
-    with transaction.atomic():
+    after the idempotency record expired): the order table holds one order per key.
+
+    No savepoint of its own: nothing here recovers from a failed statement, and a refusal
+    rolls back the caller's whole transaction anyway (the request's, under the middleware)."""
+    with transaction.atomic(savepoint=False):
         position = position_get(owner=owner, position_id=position_id, for_update=True)
         existing = None
         if idempotency_key is not None:

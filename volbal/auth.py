@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from rest_framework import authentication
 from rest_framework.authentication import BaseAuthentication
 
 _local_user_id: int | None = None
@@ -30,3 +31,29 @@ class LocalModeAuthentication(BaseAuthentication):
         if not settings.LOCAL_MODE:
             return None
         return (local_user(), None)
+
+
+_UNSET = object()
+
+
+class TokenAuthentication(authentication.TokenAuthentication):
+    """DRF's token authentication, looked up once per request.
+
+    The idempotency middleware must know the caller before DRF authenticates (the key's scope
+    is per caller); it calls :meth:`authenticate_once` and the view's authentication reuses that
+    answer (a user and token, ``None``, or the refusal) instead of querying again."""
+
+    def authenticate(self, request):
+        return self.authenticate_once(getattr(request, "_request", request))
+
+    def authenticate_once(self, http_request):
+        cached = getattr(http_request, "_volbal_token_auth", _UNSET)
+        if cached is _UNSET:
+            try:
+                cached = super().authenticate(http_request)
+            except authentication.exceptions.AuthenticationFailed as exc:
+                cached = exc
+            http_request._volbal_token_auth = cached
+        if isinstance(cached, Exception):
+            raise cached
+        return cached

@@ -150,7 +150,7 @@ VOLBAL_TRADING_TZ = os.environ.get("VOLBAL_TRADING_TZ", "America/New_York")
 # --- REST framework ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "volbal.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
         *(["volbal.auth.LocalModeAuthentication"] if LOCAL_MODE else []),
     ],
@@ -182,7 +182,7 @@ SPECTACULAR_SETTINGS = {
     },
     # Local mode's anonymous access is a development convenience, not an API scheme.
     "AUTHENTICATION_WHITELIST": [
-        "rest_framework.authentication.TokenAuthentication",
+        "volbal.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
 }
