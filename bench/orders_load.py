@@ -263,6 +263,8 @@ def cycle(items: list):
 
 # --- the SQL floor ---------------------------------------------------------------------------
 
+# pgbench reads ":name" as a variable even inside a string literal: the JSON below keeps a space
+# after every colon, and its time is in ISO 8601's basic format (no colons).
 FLOOR_SQL = """\
 \\set n random(1, {positions})
 BEGIN;
@@ -271,7 +273,7 @@ SELECT p.* FROM positions_position p WHERE p.id = (SELECT id FROM bench_position
 SELECT COUNT(*) AS today FROM orders_order WHERE position_id = :id AND trading_day = '{trading_day}' \\gset
 INSERT INTO orders_order (id, position_id, side, qty, filled_qty, avg_fill_price, commission_paid, status, idempotency_key, source, trading_day, created_at, updated_at) VALUES ('ord_' || left(replace(gen_random_uuid()::text, '-', ''), 26), :id, 'BUY', 1, 0, NULL, 0, 'submitted', gen_random_uuid()::text, 'api', '{trading_day}', now(), now()) RETURNING id AS order_id \\gset
 INSERT INTO events_event (position_id, order_id, type, inputs, outputs, message, created_at) VALUES (:id, :order_id, 'order_submitted', '{{"side": "BUY", "qty": 1, "source": "api", "idempotency_key": "bench-floor-0000000"}}', '{{"order_id": "ord_01m86wgjhvqjf53mpdgye8vc8e", "status": "submitted", "trading_day": "{trading_day}", "orders_today": 1}}', 'Order ord_01m86wgjhvqjf53mpdgye8vc8e submitted: BUY 1 BNCH.', now());
-UPDATE orders_idempotencyrecord SET status_code = 201, response_body = convert_to('{{"order_id":"ord_01m86wgjhvqjf53mpdgye8vc8e","accepted":true,"position_id":"pos_01m86wghzzs5wk5v5dmrwr922j","side":"BUY","qty":1,"status":"submitted","created_at":"2026-11-24T13:39:19.785552Z"}}', 'UTF8') WHERE id = :record_id;
+UPDATE orders_idempotencyrecord SET status_code = 201, response_body = convert_to('{{"order_id": "ord_01m86wgjhvqjf53mpdgye8vc8e", "accepted": true, "position_id": "pos_01m86wghzzs5wk5v5dmrwr922j", "side": "BUY", "qty": 1, "status": "submitted", "created_at": "20261124T133919.785552Z"}}', 'UTF8') WHERE id = :record_id;
 COMMIT;
 """
 
