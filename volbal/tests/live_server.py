@@ -51,11 +51,12 @@ def scratch_database(tmp_path: Path):
 
 @contextlib.contextmanager
 def live_server(tmp_path: Path, *, workers: int = 2, env: dict | None = None,
-                before_start=None):
+                before_start=None, pidfile: Path | None = None):
     """Migrate a scratch database and serve it with gunicorn; yields the base URL.
 
     ``before_start(env)``, if given, runs after the migration and before the server starts,
-    with the server's environment (e.g. to create a user with ``manage.py shell``)."""
+    with the server's environment (e.g. to create a user with ``manage.py shell``).
+    ``pidfile``, if given, receives the gunicorn master's pid (its workers are its children)."""
     with scratch_database(tmp_path) as url:
         full_env = {**os.environ, "DATABASE_URL": url, "DJANGO_DEBUG": "1", **(env or {})}
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=full_env,
@@ -66,7 +67,8 @@ def live_server(tmp_path: Path, *, workers: int = 2, env: dict | None = None,
         log = open(tmp_path / "gunicorn.log", "w")
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(workers), "volbal.wsgi:application"],
+             "--workers", str(workers), *(["--pid", str(pidfile)] if pidfile else []),
+             "volbal.wsgi:application"],
             cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         )
         base = f"http://127.0.0.1:{port}"
