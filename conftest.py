@@ -37,6 +37,15 @@ def other_user(django_user_model):
     return django_user_model.objects.create_user(username="bob", password="pw-bob-123")
 
 
+def assert_error(response, status: int, code: str) -> dict:
+    """An error answer: the status, the machine code in ``detail`` and a sentence."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["detail"] == code
+    assert isinstance(body["message"], str) and body["message"]
+    return body
+
+
 def client_for(user) -> APIClient:
     client = APIClient()
     token, _ = Token.objects.get_or_create(user=user)

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from django.db import DatabaseError, connection, transaction
 
+from conftest import assert_error
 from events.models import Event
 from events.services import event_record
 
@@ -17,14 +18,6 @@ T0 = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
 
 def events_url(position_id: str) -> str:
     return f"/v1/positions/{position_id}/events"
-
-
-def assert_error(response, status: int, code: str):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["detail"] == code
-    assert isinstance(body["message"], str) and body["message"]
-    return body
 
 
 def trade(api, position, qty=2, price=100) -> str:

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from conftest import assert_error
 from events.models import Event
 from orders.models import Fill, IdempotencyRecord, Order
 from positions.models import Position
@@ -28,14 +29,6 @@ def place(api, position, side="BUY", qty=10) -> str:
 
 def fill(api, order_id, body, **headers):
     return api.post(f"/v1/orders/{order_id}/fill", body, format="json", **headers)
-
-
-def assert_error(response, status: int, code: str):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["detail"] == code
-    assert isinstance(body["message"], str) and body["message"]
-    return body
 
 
 def snapshot(position_id: str, order_id: str):

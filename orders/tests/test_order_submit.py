@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from conftest import assert_error
 from events.models import Event
 from orders.models import IdempotencyRecord, Order
 
@@ -29,14 +30,6 @@ def submit_raw(client, position_id, raw: str, key="k1"):
         content_type="application/json",
         HTTP_IDEMPOTENCY_KEY=key,
     )
-
-
-def assert_error(response, status: int, code: str):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["detail"] == code
-    assert isinstance(body["message"], str) and body["message"]
-    return body
 
 
 def state(position_id: str) -> tuple[int, int, int]:

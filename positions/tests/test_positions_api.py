@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from conftest import assert_error
 from events.models import Event
 from positions.models import STRATEGY_FIELDS, Position, Price
 
@@ -38,14 +39,6 @@ DEFAULTS = {
 @pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def assert_error(response, status: int, code: str):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["detail"] == code
-    assert isinstance(body["message"], str) and body["message"]
-    return body
 
 
 def create(api, **body):

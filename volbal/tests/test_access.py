@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from conftest import assert_error
 from events.models import Event
 from orders.models import Fill, IdempotencyRecord, Order
 from positions.models import Position
@@ -24,14 +25,6 @@ from volbal.tests.live_server import call, live_server
 pytestmark = pytest.mark.django_db
 
 not_local = override_settings(LOCAL_MODE=False)
-
-
-def assert_error(response, status: int, code: str):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["detail"] == code
-    assert isinstance(body["message"], str) and body["message"]
-    return body
 
 
 def state():
