@@ -110,6 +110,14 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
     # One test database per test process, so parallel runs on one server do not collide.
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
+        "VOLBAL_DB_PREPARED_STATEMENTS", True):
+    # Parameters bound by the server and statements prepared after their 5th use on a
+    # connection: PostgreSQL parses and plans the hot path's statements once per connection
+    # (bench/orders_load.py: about +19 % submissions, +16 % replays). Set it to 0 behind a
+    # transaction-pooling proxy (PgBouncer in transaction mode), which cannot keep them.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True,
+                                                          prepare_threshold=5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent writers wait for the lock instead of failing at once; IMMEDIATE transactions
     # take the write lock up front so read-modify-write cannot interleave.
