@@ -79,6 +79,7 @@ def make_position(user):
                 k: (
                     Decimal(str(v))
                     if isinstance(v, (int, float, str))
+                    and not isinstance(v, bool)
                     and k not in ("sizing", "max_orders_per_day")
                     else v
                 )

@@ -21,6 +21,7 @@ from volbal import clock
 from volbal.api import error_body, json_response
 from volbal.auth import TokenAuthentication, local_user
 from volbal.parsers import loads_exact
+from volbal.rows import fetch_one
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -94,8 +95,7 @@ class IdempotencyMiddleware:
         signature = fingerprint(request.method, request.path, body)
 
         # A replay or a mismatch is answered from a plain read: no transaction, no lock.
-        answered = _answer_existing(IdempotencyRecord.objects.filter(**scope).first(),
-                                    signature, now)
+        answered = _answer_existing(fetch_one(IdempotencyRecord, **scope), signature, now)
         if answered is not None:
             return answered
         with refusal_scope(), transaction.atomic():
@@ -152,7 +152,7 @@ def _claim(scope: dict, signature: str, now) -> int | HttpResponse:
             row = cursor.fetchone()
         if row is not None:
             return row[0]
-        existing = IdempotencyRecord.objects.filter(**scope).first()
+        existing = fetch_one(IdempotencyRecord, **scope)
         if existing is None:
             continue  # purged between our insert and our read
         if existing.expires_at <= now:

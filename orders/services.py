@@ -15,6 +15,7 @@ from positions.selectors import position_get
 from volbal import clock
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
+from volbal.rows import fetch_one
 
 
 def order_not_found(order_id: str) -> DomainError:
@@ -105,9 +106,8 @@ def order_submit_for(
         position = position_get(owner=owner, position_id=position_id, for_update=True)
         existing = None
         if idempotency_key is not None:
-            existing = Order.objects.filter(
-                position=position, idempotency_key=idempotency_key
-            ).first()
+            existing = fetch_one(Order, position_id=position.id,
+                                 idempotency_key=idempotency_key)
         if existing is not None:
             if existing.side != side or existing.qty != qty:
                 raise DomainError(

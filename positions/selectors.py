@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 
 from positions.models import Position, Price
 from volbal.errors import DomainError
+from volbal.rows import fetch_one
 
 
 def position_not_found(position_id: str) -> DomainError:
@@ -17,13 +18,11 @@ def positions_of(*, owner) -> QuerySet[Position]:
 
 
 def position_get(*, owner, position_id: str, for_update: bool = False) -> Position:
-    """The caller's position, or 404 ``position_not_found`` (another owner's looks absent)."""
-    qs = Position.objects.filter(pk=position_id)
-    if owner is not None:
-        qs = qs.filter(owner=owner)
-    if for_update:
-        qs = qs.select_for_update()
-    position = qs.first()
+    """The caller's position, or 404 ``position_not_found`` (another owner's looks absent).
+
+    On every request's path, so read with :func:`volbal.rows.fetch_one`, not a queryset."""
+    equal = {"id": position_id} if owner is None else {"id": position_id, "owner_id": owner.pk}
+    position = fetch_one(Position, for_update=for_update, **equal)
     if position is None:
         raise position_not_found(position_id)
     return position

@@ -1,8 +1,8 @@
 """Queries per request on the hot path (issue: load). The SQL floor of a submission is six
 statements inside BEGIN/COMMIT (claim the key, lock the position, count today's orders, insert
-the order and its event, store the response); the API adds three reads: the caller's token,
-the key's record (a replay is answered from it alone) and an order under the same key (the order
-table holds one per key even after its record expired). No count grows with the orders a
+the order and its event, store the response); the API adds four reads: the caller's token and
+user, the key's record (a replay is answered from it alone) and an order under the same key (the
+order table holds one per key even after its record expired). No count grows with the orders a
 position already has."""
 
 from __future__ import annotations
@@ -24,26 +24,26 @@ def position(make_position):
     return make_position(cash="1000000", max_orders_per_day=1000)
 
 
-def test_a_submission_takes_eleven_statements_however_many_orders_came_before(
+def test_a_submission_takes_twelve_statements_however_many_orders_came_before(
         api, position, django_assert_num_queries):
     for n in range(4):
-        with django_assert_num_queries(11):
+        with django_assert_num_queries(12):
             assert submit(api, position, f"k{n}").status_code == 201
 
 
-def test_a_replay_takes_two_reads_and_no_transaction(api, position, django_assert_num_queries):
+def test_a_replay_takes_three_reads_and_no_transaction(api, position, django_assert_num_queries):
     assert submit(api, position, "k1").status_code == 201
-    with django_assert_num_queries(2) as ctx:
+    with django_assert_num_queries(3) as ctx:
         response = submit(api, position, "k1")
     assert response.status_code == 200 and response["Idempotent-Replayed"] == "true"
     assert not any("SAVEPOINT" in q["sql"] or "INSERT" in q["sql"]
                    for q in ctx.captured_queries)
 
 
-def test_a_mismatch_is_answered_from_the_same_two_reads(api, position,
+def test_a_mismatch_is_answered_from_the_same_three_reads(api, position,
                                                          django_assert_num_queries):
     assert submit(api, position, "k1").status_code == 201
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3):
         response = api.post(f"/v1/positions/{position.id}/orders", data='{"side":"SELL","qty":1}',
                             content_type="application/json", HTTP_IDEMPOTENCY_KEY="k1")
     assert response.status_code == 409

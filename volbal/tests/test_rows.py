@@ -1,0 +1,84 @@
+"""volbal.rows.fetch_one reads exactly what the ORM reads (every field, its Python type), on
+SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.forms.models import model_to_dict
+from rest_framework.authtoken.models import Token
+
+from orders.models import IdempotencyRecord, Order
+from orders.services import order_submit_for
+from positions.models import Position
+from volbal.rows import fetch_one
+
+pytestmark = pytest.mark.django_db
+
+
+def every_field(instance) -> dict:
+    return {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
+
+
+def same_as_orm(instance) -> None:
+    model = type(instance)
+    fetched = fetch_one(model, **{model._meta.pk.attname: instance.pk})
+    from_orm = model.objects.get(pk=instance.pk)
+    assert every_field(fetched) == every_field(from_orm)
+    for name, value in every_field(from_orm).items():
+        assert type(getattr(fetched, name)) is type(value), name
+    assert fetched._state.adding is False and fetched._state.db == "default"
+
+
+def test_a_position_reads_as_the_orm_reads_it(make_position):
+    position = make_position(qty="12.5", cash="1000.123456", anchor_price="99.5", qty_step="0.5",
+                             fractional=False)
+    same_as_orm(position)
+    fetched = fetch_one(Position, id=position.id)
+    assert fetched.qty == Decimal("12.5") and fetched.anchor_price == Decimal("99.5")
+    assert fetched.fractional is False and isinstance(fetched.created_at, dt.datetime)
+    assert fetched.created_at.tzinfo is not None
+    assert model_to_dict(fetched) == model_to_dict(Position.objects.get(pk=position.id))
+
+
+def test_null_and_boolean_columns(make_position):
+    same_as_orm(make_position())  # no anchor, no qty_step, fractional
+
+
+def test_orders_records_users_and_tokens(user, make_position):
+    position = make_position()
+    order, _ = order_submit_for(owner=user, position_id=position.id, side="BUY",
+                                qty=Decimal("1.25"), idempotency_key="k-1")
+    same_as_orm(order)
+    record = IdempotencyRecord.objects.create(
+        identity="user:1", method="POST", path="/v1/x", key="k", fingerprint="f" * 64,
+        status_code=201, response_body=b'{"a": 1}',
+        expires_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    same_as_orm(record)
+    assert bytes(fetch_one(IdempotencyRecord, id=record.id).response_body) == b'{"a": 1}'
+    same_as_orm(user)
+    token = Token.objects.create(user=user)
+    same_as_orm(token)
+
+
+def test_several_columns_and_no_match(user, other_user, make_position):
+    position = make_position()
+    assert fetch_one(Position, id=position.id, owner_id=user.pk).pk == position.pk
+    assert fetch_one(Position, id=position.id, owner_id=other_user.pk) is None
+    assert fetch_one(Order, position_id=position.id, idempotency_key="none") is None
+    assert fetch_one(get_user_model(), id=-1) is None
+
+
+def test_a_quote_in_a_value_is_a_value(make_position):
+    position = make_position()
+    assert fetch_one(Position, id=f"{position.id}' OR '1'='1") is None
+
+
+def test_for_update_inside_a_transaction(make_position):
+    position = make_position()
+    with transaction.atomic():
+        assert fetch_one(Position, for_update=True, id=position.id).pk == position.pk
