@@ -22,8 +22,10 @@ def order_not_found(order_id: str) -> DomainError:
     return DomainError("order_not_found", f"No order {order_id!r}.", status=404)
 
 
-def orders_created_today(*, position: Position) -> int:
-    return Order.objects.filter(position=position, trading_day=clock.trading_day()).count()
+def orders_created_today(*, position: Position, today=None) -> int:
+    """Orders created for the position on the trading day (the daily cap counts these)."""
+    return Order.objects.filter(position=position,
+                                trading_day=today or clock.trading_day()).count()
 
 
 def has_open_order(*, position: Position) -> bool:
@@ -58,7 +60,7 @@ def order_submit(
             fields={"qty": "Must be greater than zero."},
         )
     today = clock.trading_day()
-    created_today = Order.objects.filter(position=position, trading_day=today).count()
+    created_today = orders_created_today(position=position, today=today)
     if created_today >= position.max_orders_per_day:
         raise DomainError(
             "daily_order_cap_exceeded",
