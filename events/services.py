@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from django.db import transaction
 
 from events.models import Event
+from volbal.rows import insert_one
 
 # Refusals (a fill the rules refuse, …) are recorded even though the refused work rolls back:
 # they are collected here and written by the outermost scope after its transaction has ended.
@@ -26,15 +27,18 @@ def event_record(
     outputs: dict | None = None,
     order_id: str | None = None,
 ) -> Event:
-    """Append one event. Events are never updated or deleted (the database refuses both)."""
-    return Event.objects.create(
+    """Append one event. Events are never updated or deleted (the database refuses both).
+
+    Every write path appends events, so the row is inserted by :func:`volbal.rows.insert_one`
+    rather than a compiled queryset."""
+    return insert_one(Event(
         position_id=position_id,
         order_id=order_id,
         type=type,
         message=message,
         inputs=inputs or {},
         outputs=outputs or {},
-    )
+    ))
 
 
 def event_record_refusal(**fields) -> None:

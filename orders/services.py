@@ -15,7 +15,7 @@ from positions.selectors import position_get
 from volbal import clock
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
-from volbal.rows import fetch_one
+from volbal.rows import fetch_one, insert_one
 
 
 def order_not_found(order_id: str) -> DomainError:
@@ -68,14 +68,14 @@ def order_submit(
             f"(max_orders_per_day is {position.max_orders_per_day}).",
             status=409,
         )
-    order = Order.objects.create(
+    order = insert_one(Order(
         position=position,
         side=side,
         qty=qty,
         idempotency_key=idempotency_key,
         source=source,
         trading_day=today,
-    )
+    ))
     event_record(
         position_id=position.id,
         order_id=order.id,

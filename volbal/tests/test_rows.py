@@ -82,3 +82,27 @@ def test_for_update_inside_a_transaction(make_position):
     position = make_position()
     with transaction.atomic():
         assert fetch_one(Position, for_update=True, id=position.id).pk == position.pk
+
+
+def test_insert_one_writes_what_save_writes(make_position):
+    from events.models import Event
+    from volbal.rows import insert_one
+
+    position = make_position()
+    event = insert_one(Event(position_id=position.id, type="evaluation", message="m",
+                             inputs={"price": Decimal("101.25"), "nested": [1, None]},
+                             outputs={}))
+    assert isinstance(event.pk, int) and event._state.adding is False
+    stored = Event.objects.get(pk=event.pk)
+    assert stored.inputs == {"price": 101.25, "nested": [1, None]}
+    assert (stored.type, stored.message, stored.created_at) == ("evaluation", "m",
+                                                                event.created_at)
+    following = Event.objects.create(position_id=position.id, type="evaluation", message="n")
+    assert following.pk > event.pk  # the same sequence as the ORM's inserts
+
+    order = insert_one(Order(position=position, side="BUY", qty=Decimal("2.5"),
+                             idempotency_key="k", trading_day=dt.date(2026, 1, 2)))
+    stored = Order.objects.get(pk=order.pk)
+    assert every_field(stored) == every_field(order)
+    assert stored.created_at is not None and stored.created_at == order.created_at
+    assert stored.status == "submitted" and stored.filled_qty == 0
