@@ -65,6 +65,17 @@ def shares_at_start_of(*, position: Position, day: dt.date) -> Decimal:
     return position.qty - bought + sold
 
 
+def anchor_priced_since(*, position: Position, day: dt.date) -> bool:
+    """Whether the anchor comes from a price of ``day`` or later (a fill's ``anchor_updated``
+    or an evaluation's ``anchor_set`` at or after the first instant of ``day`` in the trading
+    time zone). Such a price is already ex-dividend for a dividend going ex on ``day``."""
+    from events.models import Event
+
+    return Event.objects.filter(
+        position=position, type__in=(EventType.ANCHOR_SET, EventType.ANCHOR_UPDATED),
+        created_at__gte=clock.start_of_trading_day(day)).exists()
+
+
 def _go_effective(dividend: Dividend, position: Position) -> None:
     shares = shares_at_start_of(position=position, day=dividend.ex_date)
     gross, net = rules.dividend_amounts(dps=dividend.dps, shares=shares,
@@ -72,7 +83,11 @@ def _go_effective(dividend: Dividend, position: Position) -> None:
     position.dividend_receivable += net
     old_anchor = position.anchor_price
     new_anchor = old_anchor
-    if old_anchor is not None:
+    # Processed late (or after a trade on the ex-date), the anchor may already be an
+    # ex-dividend price: lowering it again would fire the sell trigger early.
+    adjust = old_anchor is not None and not anchor_priced_since(position=position,
+                                                                 day=dividend.ex_date)
+    if adjust:
         new_anchor = old_anchor - dividend.dps if old_anchor > dividend.dps else None
         position.anchor_price = new_anchor
     position.save(update_fields=["dividend_receivable", "anchor_price", "updated_at"])
@@ -85,12 +100,15 @@ def _go_effective(dividend: Dividend, position: Position) -> None:
         position_id=position.id, type=EventType.EX_DIV_EFFECTIVE,
         message=f"Ex-date {dividend.ex_date}: {fmt(shares)} shares × {fmt(dividend.dps)} = "
         f"{fmt(gross)} gross, {fmt(net)} net after {fmt(dividend.withholding_rate)} withholding; "
-        f"receivable now {fmt(position.dividend_receivable)}.",
+        f"receivable now {fmt(position.dividend_receivable)}"
+        + (f"; anchor {fmt(old_anchor)} kept: it is a price of the ex-date or later, already "
+           "ex-dividend." if old_anchor is not None and not adjust else "."),
         inputs={"dividend_id": dividend.id, "shares": shares, "dps": dividend.dps,
                 "withholding_rate": dividend.withholding_rate},
-        outputs={"gross": gross, "net": net, "receivable": position.dividend_receivable},
+        outputs={"gross": gross, "net": net, "receivable": position.dividend_receivable,
+                 "anchor_adjusted": adjust},
     )
-    if old_anchor is not None:
+    if adjust:
         event_record(
             position_id=position.id, type=EventType.ANCHOR_ADJUSTED_FOR_DIVIDEND,
             message=f"Anchor {fmt(old_anchor)} -> "

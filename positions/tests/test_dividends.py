@@ -190,3 +190,43 @@ def test_four_concurrent_processors_apply_each_step_once(make_position):
         assert Event.objects.filter(position=pos, type="ex_div_effective").count() == 1
         assert Event.objects.filter(position=pos, type="dividend_cash_received").count() == 1
     assert Order.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_processed_late_the_anchor_of_a_later_trade_is_not_lowered(api, user, make_position,
+                                                                    settings):
+    """Two dividends processed together after a trade between their ex-dates: the first one
+    finds an anchor priced after its ex-date (already ex-dividend) and keeps it; the second
+    lowers it, as processing on time would have."""
+    settings.VOLBAL_TRADING_TZ = "UTC"
+    today = dt.date.today()
+    first_ex, second_ex = today - dt.timedelta(days=2), today + dt.timedelta(days=3)
+    pos = make_position(qty="100", cash="100000", anchor_price="50")
+    announce(api, pos.id, ex_date=first_ex.isoformat(),
+             pay_date=(first_ex + dt.timedelta(days=10)).isoformat(), dps=0.5,
+             withholding_rate=0)
+    announce(api, pos.id, ex_date=second_ex.isoformat(),
+             pay_date=(second_ex + dt.timedelta(days=1)).isoformat(), dps=0.3,
+             withholding_rate=0.1)
+    order, _ = order_submit_for(owner=user, position_id=pos.id, side="SELL", qty=D("3"),
+                                idempotency_key="late")
+    order_fill(owner=user, order_id=order.id, price=D("51"), filled_qty=D("3"), commission=D(0))
+    pos.refresh_from_db()
+    assert pos.anchor_price == D("51")
+
+    dividends_process(today=today + dt.timedelta(days=20))  # nothing ran until then
+    pos.refresh_from_db()
+    first, second = Dividend.objects.order_by("ex_date")
+    # first: 100 shares at the start of its ex-date (the sale came later) x 0.5 = 50, no
+    # withholding; the anchor 51 is the sale's price, already ex-dividend: kept
+    assert first.entitlement_qty == D("100") and first.net_amount == D("50")
+    assert (first.anchor_before, first.anchor_after) == (D("51"), D("51"))
+    # second: 97 shares x 0.3 = 29.1 gross, 10 % withheld -> 26.19; anchor 51 - 0.3
+    assert second.entitlement_qty == D("97") and second.net_amount == D("26.19")
+    assert (second.anchor_before, second.anchor_after) == (D("51"), D("50.7"))
+    assert pos.anchor_price == D("50.7")
+    assert pos.cash == D("100000") + 3 * 51 + D("50") + D("26.19")
+    assert types(pos.id).count("anchor_adjusted_for_dividend") == 1
+    effective = Event.objects.filter(position_id=pos.id, type="ex_div_effective").order_by("id")
+    assert [e.outputs["anchor_adjusted"] for e in effective] == [False, True]
+    assert "anchor 51 kept" in effective[0].message
