@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
 __all__ = [
@@ -66,6 +66,10 @@ SELL = "SELL"
 
 _ONE = Decimal(1)
 _MONEY_ZERO = Decimal("0.000000")
+# Rounding a result to its places must never fail, however large it is: the default context's
+# 28 digits would raise InvalidOperation on a value the caller is about to refuse as too large
+# for its column (a balance, a position value shown with its weight).
+_WIDE = Context(prec=200, rounding=ROUND_HALF_EVEN)
 _HUNDRED = Decimal(100)
 _COMMISSION_LIMIT = Decimal("0.05")
 _TENTH = Decimal("0.1")
@@ -258,7 +262,7 @@ def _money(x: Any) -> Any:
     """Money/price/weight rounding: 6 dp half-even (Decimal) or round(x, 6) (float)."""
     if type(x) is float:
         return round(x, 6)
-    x = x.quantize(MONEY_PLACES)
+    x = x.quantize(MONEY_PLACES, context=_WIDE)
     return _MONEY_ZERO if not x and x.is_signed() else x
 
 
@@ -517,8 +521,8 @@ def evaluate(state: State, cfg: Config, price: Decimal, *, orders_today: int = 0
         value_q = round(V, 6)
         weight_q = round(w, 6)
     else:
-        value_q = V.quantize(MONEY_PLACES)
-        weight_q = w.quantize(MONEY_PLACES)
+        value_q = V.quantize(MONEY_PLACES, context=_WIDE)
+        weight_q = w.quantize(MONEY_PLACES, context=_WIDE)
 
     # 2./3. Anchor and trigger.
     if Pa is None:
@@ -632,10 +636,10 @@ def evaluate(state: State, cfg: Config, price: Decimal, *, orders_today: int = 0
         V2 = V - k
         w2 = round(S2 * P / V2, 6) if V2 > 0 else 0.0
     else:
-        notional = nq.quantize(MONEY_PLACES)
-        k = (p.c * nq).quantize(MONEY_PLACES)
+        notional = nq.quantize(MONEY_PLACES, context=_WIDE)
+        k = (p.c * nq).quantize(MONEY_PLACES, context=_WIDE)
         V2 = V - k
-        w2 = (S2 * P / V2).quantize(MONEY_PLACES) if V2 > 0 else _MONEY_ZERO
+        w2 = (S2 * P / V2).quantize(MONEY_PLACES, context=_WIDE) if V2 > 0 else _MONEY_ZERO
     if explain:
         verb = _VERB[side]
         text += f": {verb} {_fmt_qty(qr)} shares"
@@ -727,6 +731,12 @@ def default_commission(cfg_or_rate, qty, price):
     return _money(_dec(rate) * (qty * price))
 
 
+def cash_after_buy(*, cash, qty, price, commission):
+    """The cash a buy of ``qty`` at ``price`` with ``commission`` leaves, rounded as stored
+    (6 dp): below zero means the buy is refused (``insufficient_cash``). Decimal or float."""
+    return _money(cash - qty * price - commission)
+
+
 def apply_fill(*, qty, cash, side: str, fill_qty, price, commission):
     """Strategy.md Flow C balance change: (new_qty, new_cash), quantized to 8 dp and 6 dp.
 
@@ -747,7 +757,7 @@ def apply_fill(*, qty, cash, side: str, fill_qty, price, commission):
     gross = fill_qty * price
     if side == BUY:
         new_qty = qty + fill_qty
-        new_cash = _money(cash - gross - commission)
+        new_cash = cash_after_buy(cash=cash, qty=fill_qty, price=price, commission=commission)
         if new_cash < 0:
             raise RuleError(
                 "insufficient_cash",
@@ -771,7 +781,7 @@ def apply_fill(*, qty, cash, side: str, fill_qty, price, commission):
             )
     if type(new_qty) is float:
         return round(new_qty, 8), new_cash
-    return _dec(new_qty).quantize(QTY_PLACES, ROUND_DOWN), new_cash
+    return _dec(new_qty).quantize(QTY_PLACES, ROUND_DOWN, context=_WIDE), new_cash
 
 
 def dividend_amounts(*, dps, shares, withholding_rate):

@@ -351,13 +351,39 @@ def test_an_invalid_fill_answers_400_naming_the_field(api, make_position, body, 
 def test_a_fill_that_would_overflow_the_balances_is_refused_not_a_server_error(
     api, make_position
 ):
-    position = make_position(qty=1, cash=10000)
-    order_id = place(api, position, "SELL", 1)
-    # 10^16 - 1 for one share plus the cash exceeds what a balance holds (16 integer digits)
+    position = make_position(qty=2, cash=10000)
+    order_id = place(api, position, "SELL", 2)
+    # 2 x (10^16 - 10) plus the cash exceeds what a balance holds (16 integer digits); the
+    # price has 15 significant digits, so SQLite (local mode) takes it too
     assert_refused(
-        api, position, order_id, {"price": 9999999999999999, "filled_qty": 1, "commission": 0},
+        api, position, order_id, {"price": 9999999999999990, "filled_qty": 2, "commission": 0},
         "balance_out_of_range",
     )
+
+
+@pytest.mark.parametrize(("side", "held", "body", "code"), [
+    # 10^15 x 10^15 = 10^30: far past 28 significant digits, let alone a balance column
+    ("BUY", 0, {"price": 1000000000000000, "filled_qty": 1000000000000000}, "insufficient_cash"),
+    ("BUY", 0, {"price": 1000000000000000, "filled_qty": 1000000000000000, "commission": 0},
+     "insufficient_cash"),
+    ("SELL", 1000000000000, {"price": 1000000000000000, "filled_qty": 1000000000000},
+     "balance_out_of_range"),
+])
+def test_fills_of_huge_valid_numbers_are_refused_not_a_server_error(api, make_position, side,
+                                                                     held, body, code):
+    position = make_position(qty=held, cash=1000)
+    order_id = place(api, position, side, body["filled_qty"])
+    assert_refused(api, position, order_id, body, code)
+
+
+def test_a_huge_position_at_a_huge_price_still_reads(api, make_position):
+    position = make_position(qty=1000000000000, cash=0)
+    assert api.post("/v1/prices", {"ticker": "ZIM", "price": 100000000000,
+                                   "ts": "2026-01-02T00:00:00Z"}, format="json").status_code == 201
+    shown = api.get(f"/v1/positions/{position.id}")
+    assert shown.status_code == 200, shown.content
+    assert shown.json()["value"] == 10 ** 23 and shown.json()["weight"] == 1
+    assert api.get("/v1/positions").status_code == 200
 
 
 # --- cancel, order detail -------------------------------------------------------------------

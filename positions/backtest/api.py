@@ -271,5 +271,9 @@ class BacktestView(APIView):
             names = [n for n in ("start", "end") if msg.startswith(n)] or ["start", "end"]
             raise ApiError("validation_error", f"Invalid input. {msg}",
                            fields={n: msg for n in names}) from None
-        rep = report.backtest(series, cfg, setup, dividends)
+        try:
+            rep = report.backtest(series, cfg, setup, dividends)
+        except engine.SetupError as exc:
+            raise ApiError("validation_error", f"Invalid input. {exc}", fields=exc.fields) \
+                from None
         return Response(report.document(rep))

@@ -272,18 +272,38 @@ class _Book:
         Pf = (_dec(float(self.p[j])) * f).quantize(rules.MONEY_PLACES)
         return Pf if self.exact else float(Pf)
 
+    def overdraws(self, q, Pf, k) -> bool:
+        """Whether buying ``q`` at ``Pf`` with commission ``k`` is more than the cash, judged
+        exactly as the fill itself judges it (rules.apply_fill): in float mode a plain
+        ``q * Pf + k > C`` can pass while the rounded cash left comes out negative."""
+        return rules.cash_after_buy(cash=self.C, qty=q, price=Pf, commission=k) < 0
+
+    def affordable(self, q, Pf):
+        """The largest quantity up to ``q``, on the step, that the cash pays for at ``Pf``
+        with its commission: ``q`` itself unless the slippage (the proposal was sized at the
+        bar price) or the commission's rounding make it overdraw. 0 when nothing fits."""
+        def over(x):
+            return self.overdraws(x, Pf, rules.default_commission(self.c, x, Pf))
+
+        if not over(q):
+            return q
+        q = min(q, self.round_qty(self.C / (Pf * (1 + self.c))))
+        for _ in range(8):
+            if not q > 0 or not over(q):
+                return q
+            smaller = self.round_qty(q - self.step)
+            if not smaller < q:  # floats: the step is finer than q's resolution
+                smaller = self.round_qty(q * (1 - 1e-12))
+            q = smaller
+        return q if q > 0 and not over(q) else 0
+
     def fill(self, j: int, side: str, q, kind: str) -> bool:
         Pf = self.fill_price(j, side)
-        k = rules.default_commission(self.c, q, Pf)
-        if side == rules.BUY and q * Pf + k > self.C:
-            # Only with slippage: the proposal was sized at the bar price. Buy what cash allows.
-            q = self.round_qty(self.C / (Pf * (1 + self.c)))
-            k = rules.default_commission(self.c, q, Pf)
-            if q > 0 and q * Pf + k > self.C:
-                q = self.round_qty(q - self.step)
-                k = rules.default_commission(self.c, q, Pf)
+        if side == rules.BUY:
+            q = self.affordable(q, Pf)
             if not q > 0:
                 return False
+        k = rules.default_commission(self.c, q, Pf)
         self.S, self.C = rules.apply_fill(qty=self.S, cash=self.C, side=side, fill_qty=q,
                                           price=Pf, commission=k)
         self.Pa = Pf
@@ -308,10 +328,6 @@ class _Book:
         q = self.round_qty(raw)
         if not q > 0:
             return False
-        if q * Pf + rules.default_commission(self.c, q, Pf) > self.C:
-            q = self.round_qty(q - self.step)
-            if not q > 0:
-                return False
         return self.fill(0, rules.BUY, q, "opening")
 
     def record(self, j: int) -> None:

@@ -10,7 +10,7 @@ import csv
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
@@ -35,14 +35,26 @@ class Report:
     metrics: dict
     hold_metrics: dict
 
+    @property
+    def dividends_in_range(self) -> int:
+        """The dividends that go ex inside the series (after its first bar): those the run
+        credits, not every one loaded."""
+        ex, _pay = engine.schedule(self.series.days, self.dividends)
+        return sum(len(found) for found in ex.values())
+
 
 def backtest(series, cfg: rules.Config, setup: engine.Setup = engine.Setup(),
              dividends: Iterable = (), *, exact: bool = True,
              progress: Callable[[int], None] | None = None) -> Report:
     """Run the strategy and buy-and-hold over ``series`` and measure both."""
     dividends = list(dividends)
-    strat = engine.run(series, cfg, setup, dividends, exact=exact, progress=progress)
-    hold = engine.run(series, cfg, setup, dividends, exact=exact, hold=True)
+    try:
+        strat = engine.run(series, cfg, setup, dividends, exact=exact, progress=progress)
+        hold = engine.run(series, cfg, setup, dividends, exact=exact, hold=True)
+    except InvalidOperation:  # a quantity or amount past 28 significant digits
+        raise engine.SetupError({"cash": "The cash and prices are too large for exact decimal "
+                                         "arithmetic (28 significant digits); scale them "
+                                         "down."}) from None
     equity, weight = metrics.equity_and_weight(series.prices, strat)
     hold_equity, hold_weight = metrics.equity_and_weight(series.prices, hold)
     return Report(
@@ -145,7 +157,7 @@ def describe(rep: Report) -> list[str]:
     name = f" of {s.name}" if s.name else ""
     lines = [
         f"Backtest{name}, {s.label(0)} to {s.label(n - 1)}: {n:,} {kind} bars, "
-        f"{len(rep.dividends)} dividend{'s' if len(rep.dividends) != 1 else ''}",
+        f"{rep.dividends_in_range} dividend{'s' if rep.dividends_in_range != 1 else ''}",
         f"Strategy: trigger {_fmt_frac(cfg.trigger_pct)}, {cfg.sizing} sizing "
         f"(ratio {cfg.rebalance_ratio}), band {_fmt_frac(cfg.guard_low)} to "
         f"{_fmt_frac(cfg.guard_high)}, min notional {cfg.min_notional}, commission "

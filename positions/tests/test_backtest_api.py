@@ -157,3 +157,9 @@ def test_an_idempotency_key_changes_nothing_and_stores_nothing(api):
     assert first.json() == again.json() == post(api, body).json()
     assert "Idempotent-Replayed" not in again
     assert not IdempotencyRecord.objects.exists()
+
+
+def test_numbers_past_exact_arithmetic_are_a_400(api):
+    r = post(api, {"prices": points([100, 1e22, 1e23])})
+    assert r.status_code == 400, r.content
+    assert r.json()["detail"] == "validation_error" and "cash" in r.json()["fields"]

@@ -214,3 +214,33 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
     bar.close()
     assert "Backtest" in tty.getvalue()
     assert cmd._progress(1000) == (None, None)  # short runs: no bar
+
+
+def test_numbers_past_exact_arithmetic_are_one_clear_line(tmp_path):
+    path = tmp_path / "huge.csv"
+    path.write_text("Date,Close\n2024-01-02,100\n2024-01-03,1e22\n2024-01-04,1e23\n")
+    assert "too large for exact decimal arithmetic" in error_of("--csv", str(path))
+
+
+def test_float_mode_with_a_large_account_agrees_with_the_exact_run(tmp_path):
+    """At 10^10 of cash a float sum can pass where the cash left, rounded to 6 places as the
+    fill rounds it, is below zero: the float run must still buy what the exact run buys."""
+    path = tmp_path / "big.csv"
+    path.write_text("Date,Close\n2024-01-02,260.490224\n2024-01-03,247.4657\n"
+                    "2024-01-04,259.839\n")
+    args = ("--csv", str(path), "--cash", "1e10", "--start-weight", "1", "--commission-rate",
+            "0.001", "--json")
+    exact = json.loads(backtest(*args))
+    fast = json.loads(backtest(*args, "--float"))
+    assert [o["side"] for o in fast["orders"]] == [o["side"] for o in exact["orders"]]
+    for f, e in zip(fast["orders"], exact["orders"], strict=True):  # to the cent
+        assert f["qty"] * f["price"] == pytest.approx(e["qty"] * e["price"], abs=0.01)
+    assert fast["metrics"]["final_value"] == pytest.approx(exact["metrics"]["final_value"],
+                                                           abs=0.01)
+    assert exact["metrics"]["final_cash"] >= 0
+
+
+def test_the_header_counts_the_dividends_inside_the_range():
+    out = backtest("--sample", "IBM", "--start", "2005-01-01", "--end", "2006-12-31")
+    # IBM pays quarterly: eight ex-dates in 2005-2006
+    assert out.splitlines()[0].endswith("503 daily bars, 8 dividends")
