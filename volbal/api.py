@@ -155,12 +155,13 @@ def decode_cursor(request, arity: int) -> list | None:
     try:
         padded = raw + "=" * (-len(raw) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError):
+    except (ValueError, binascii.Error, UnicodeError, RecursionError):
         raise _invalid_query("cursor is not one this API issued.", "cursor") from None
     if (
         not isinstance(values, list)
         or len(values) != arity
         or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values)
+        or any(isinstance(v, str) and "\x00" in v for v in values)
     ):
         raise _invalid_query("cursor is not one this API issued.", "cursor")
     return values

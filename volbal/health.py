@@ -8,8 +8,6 @@ from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.response import Response
 
-from volbal.api import json_response
-
 _STATUS = inline_serializer("Health", {"status": serializers.CharField()})
 
 
@@ -37,6 +35,20 @@ def healthz_v1(request):
     return Response({"status": "ok", "version": "v1"})
 
 
+@extend_schema(
+    summary="Readiness: the database answers",
+    responses={
+        200: inline_serializer("Ready", {"status": serializers.CharField(),
+                                         "database": serializers.CharField()}),
+        503: inline_serializer("NotReady", {"status": serializers.CharField(),
+                                            "detail": serializers.CharField(),
+                                            "message": serializers.CharField()}),
+    },
+    auth=[],
+)
+@api_view(["GET"])
+@authentication_classes([])
+@permission_classes([])
 def readyz(request):
     """200 when the database answers, 503 otherwise."""
     try:
@@ -44,12 +56,12 @@ def readyz(request):
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError as exc:
-        return json_response(
+        return Response(
             {
                 "status": "unavailable",
                 "detail": "database_unavailable",
                 "message": f"The database does not answer: {exc.__class__.__name__}",
             },
-            503,
+            status=503,
         )
-    return json_response({"status": "ok", "database": connection.vendor}, 200)
+    return Response({"status": "ok", "database": connection.vendor})

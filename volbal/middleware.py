@@ -1,4 +1,5 @@
-"""One JSON log line per request, with a request id (also returned as X-Request-ID)."""
+"""Request plumbing: one JSON log line per request, with a request id (also returned as
+X-Request-ID), and JSON for every error under /v1/."""
 
 from __future__ import annotations
 
@@ -57,4 +58,45 @@ class RequestLogMiddleware:
                        "user": user.get_username() if user is not None
                        and user.is_authenticated else None},
             )
+        return response
+
+
+# Django's own error pages (DEBUG's technical 404/500, a SuspiciousOperation's 400) are HTML;
+# under /v1/ every error is JSON (architecture.md), in local mode too.
+_DJANGO_ERRORS = {
+    400: ("bad_request", "The request could not be understood."),
+    401: ("not_authenticated", "Authentication credentials were not provided."),
+    403: ("permission_denied", "You may not do that."),
+    404: ("not_found", "There is nothing at this address."),
+    405: ("method_not_allowed", "This method is not allowed here."),
+    500: ("server_error", "The server failed; nothing was changed."),
+}
+
+
+class JsonErrorsMiddleware:
+    """Under /v1/: a path with a NUL character names nothing (404, before any database sees
+    it: PostgreSQL refuses NUL in text); an error answer that is not JSON becomes the API's
+    error body with the same status."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from volbal.api import error_body, json_response
+
+        if not request.path.startswith("/v1/"):
+            return self.get_response(request)
+        if "\x00" in request.path:
+            return json_response(error_body(*_DJANGO_ERRORS[404]), 404)
+        response = self.get_response(request)
+        if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
+                "application/json"):
+            status = response.status_code
+            code, message = _DJANGO_ERRORS.get(status, _DJANGO_ERRORS[500 if status >= 500
+                                                                      else 400])
+            replaced = json_response(error_body(code, message), status)
+            for header in ("Allow", "WWW-Authenticate"):
+                if header in response:
+                    replaced[header] = response[header]
+            return replaced
         return response
