@@ -340,13 +340,9 @@ class PriceViewSet(viewsets.ViewSet):
         rows = serializer.validated_data if many else [serializer.validated_data]
         now = clock.now()
         rows = [{**row, "ts": row.get("ts") or now} for row in rows]
-        count = services.prices_record(rows=rows)
-        shown = [
-            {"ticker": services.ticker_normalize(r["ticker"]), "price": r["price"], "ts": r["ts"]}
-            for r in rows
-        ]
+        stored = services.prices_record(rows=rows)
         return Response(
-            {"recorded": count, "prices": PriceSerializer(shown, many=True).data},
+            {"recorded": len(stored), "prices": PriceSerializer(stored, many=True).data},
             status=status.HTTP_201_CREATED,
         )
 

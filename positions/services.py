@@ -296,9 +296,10 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
 # --- Prices ----------------------------------------------------------------------------------
 
 
-def prices_record(*, rows: list[dict], batch_size: int = 2000, progress=None) -> int:
+def prices_record(*, rows: list[dict], batch_size: int = 2000, progress=None) -> list[Price]:
     """Store observed prices ``{ticker, price, ts}`` in one transaction (a price already stored
-    for the same ticker and time is replaced). Returns how many rows were written."""
+    for the same ticker and time is replaced; of duplicates within ``rows`` the last wins).
+    Returns the prices as stored, one per ticker and time, in the order first given."""
     objs = []
     for row in rows:
         if row["price"] <= 0:
@@ -316,4 +317,4 @@ def prices_record(*, rows: list[dict], batch_size: int = 2000, progress=None) ->
                                       unique_fields=["ticker", "ts"], update_fields=["price"])
             if progress is not None:
                 progress(min(start + batch_size, len(unique)))
-    return len(unique)
+    return unique

@@ -164,3 +164,16 @@ def test_outside_local_mode_recording_prices_needs_the_permission(api, user):
         status, body = post(api, GOOD)
         assert status == 201
     assert Price.objects.count() == 1
+
+
+def test_duplicates_in_one_list_answer_what_was_stored(api):
+    status, body = post(api, [
+        {"ticker": "ZIM", "price": 1, "ts": "2020-01-01T00:00:00Z"},
+        {"ticker": "AAPL", "price": 5, "ts": "2020-01-01T00:00:00Z"},
+        {"ticker": "zim", "price": 2, "ts": "2020-01-01T00:00:00Z"},  # the same ticker and time
+    ])
+    assert status == 201
+    assert body["recorded"] == 2
+    assert [(p["ticker"], p["price"]) for p in body["prices"]] == [("ZIM", 2), ("AAPL", 5)]
+    assert stored() == [("AAPL", Decimal(5), dt.datetime(2020, 1, 1, tzinfo=UTC)),
+                        ("ZIM", Decimal(2), dt.datetime(2020, 1, 1, tzinfo=UTC))]

@@ -47,7 +47,8 @@ class Command(BaseCommand):
             raise CommandError(f"{file}: {exc}; nothing imported") from None
         progress = Progress(len(rows), "import")
         try:
-            count = services.prices_record(rows=rows, batch_size=batch, progress=progress.update)
+            stored = services.prices_record(rows=rows, batch_size=batch, progress=progress.update)
+            count = len(stored)
         except DomainError as exc:
             raise CommandError(f"{file}: {exc.message}; nothing imported") from None
         finally:
