@@ -14,6 +14,7 @@ from positions.models import Position
 from positions.selectors import position_get
 from volbal import clock
 from volbal.errors import DomainError
+from volbal.fields import exactly_stored
 from volbal.renderers import decimal_text as fmt
 from volbal.rows import fetch_one, insert_one
 
@@ -150,9 +151,9 @@ def _capacity(model, field: str) -> Decimal:
 
 def _out_of_range(*checks: tuple) -> str | None:
     """The first ``(model, field, value)`` whose value its column cannot hold (PostgreSQL would
-    answer "numeric field overflow"), named for a person, or None."""
+    answer "numeric field overflow"; SQLite would round it), named for a person, or None."""
     for model, field, value in checks:
-        if abs(value) >= _capacity(model, field):
+        if abs(value) >= _capacity(model, field) or not exactly_stored(value):
             return f"{model.__name__.lower()} {field.replace('_', ' ')}"
     return None
 

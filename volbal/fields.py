@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.db import connection
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+SQLITE_DIGITS = 15
+
+
+def exactly_stored(value: Decimal) -> bool:
+    """Whether the database keeps ``value`` exactly: PostgreSQL's numeric always does; SQLite
+    (local mode) stores decimals as 8-byte floating point, which keeps 15 significant digits."""
+    if connection.vendor != "sqlite" or not value.is_finite():
+        return True
+    # The digits from the first to the last that is not zero: 1200 and 0.0012 have two.
+    return len("".join(map(str, value.as_tuple().digits)).strip("0")) <= SQLITE_DIGITS
 
 
 class Number(serializers.DecimalField):
@@ -30,7 +42,12 @@ class Number(serializers.DecimalField):
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, (int, Decimal, float)):
             self.fail("invalid")
-        return super().to_internal_value(data)
+        value = super().to_internal_value(data)
+        if not exactly_stored(value):
+            raise serializers.ValidationError(
+                f"This database (SQLite, local mode) keeps {SQLITE_DIGITS} significant digits; "
+                "this value has more. PostgreSQL keeps every digit.")
+        return value
 
 
 class _Exclusive:

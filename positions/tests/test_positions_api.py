@@ -343,3 +343,22 @@ def test_patch_with_an_idempotency_key_replays(api):
     assert (first.status_code, again.status_code) == (200, 200)
     assert again.headers["Idempotent-Replayed"] == "true"
     assert Event.objects.filter(position_id=pid, type="config_changed").count() == 1
+
+
+def test_every_digit_is_kept_or_the_value_is_refused(api):
+    """PostgreSQL keeps 16 + 8 digits of a quantity exactly; SQLite (local mode) keeps 15
+    significant digits, so there a longer value is a 400 naming the field, never a rounded
+    balance or a position stored behind a 500."""
+    from django.db import connection
+
+    body = b'{"ticker": "ZIM", "qty": 123456789.12345678, "cash": 1234567890.123457}'
+    response = api.post("/v1/positions", data=body, content_type="application/json")
+    if connection.vendor == "sqlite":
+        assert {"qty", "cash"} <= set(assert_error(response, 400, "validation_error")["fields"])
+        assert not Position.objects.exists()
+    else:
+        assert response.status_code == 201
+        stored = Position.objects.get()
+        assert (stored.qty, stored.cash) == (Decimal("123456789.12345678"),
+                                             Decimal("1234567890.123457"))
+        assert b'"qty":123456789.12345678' in api.get(f"/v1/positions/{stored.id}").content
