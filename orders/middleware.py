@@ -21,7 +21,7 @@ from volbal import clock
 from volbal.api import error_body, json_response
 from volbal.auth import TokenAuthentication, local_user
 from volbal.parsers import loads_exact
-from volbal.rows import fetch_one
+from volbal.rows import fetch_one, update_one
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -104,8 +104,8 @@ class IdempotencyMiddleware:
                 return record_id  # a replay or a mismatch after all
             response = self.get_response(request)
             if 200 <= response.status_code < 300 and not getattr(response, "streaming", False):
-                IdempotencyRecord.objects.filter(pk=record_id).update(
-                    status_code=response.status_code, response_body=response.content)
+                update_one(IdempotencyRecord, record_id, status_code=response.status_code,
+                           response_body=response.content)
             else:
                 transaction.set_rollback(True)
         return response

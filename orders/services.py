@@ -16,7 +16,7 @@ from volbal import clock
 from volbal.errors import DomainError
 from volbal.fields import exactly_stored
 from volbal.renderers import decimal_text as fmt
-from volbal.rows import fetch_one, insert_one
+from volbal.rows import count, fetch_one, insert_one
 
 
 def order_not_found(order_id: str) -> DomainError:
@@ -25,8 +25,7 @@ def order_not_found(order_id: str) -> DomainError:
 
 def orders_created_today(*, position: Position, today=None) -> int:
     """Orders created for the position on the trading day (the daily cap counts these)."""
-    return Order.objects.filter(position=position,
-                                trading_day=today or clock.trading_day()).count()
+    return count(Order, position_id=position.id, trading_day=today or clock.trading_day())
 
 
 def has_open_order(*, position: Position) -> bool:

@@ -106,3 +106,23 @@ def test_insert_one_writes_what_save_writes(make_position):
     assert every_field(stored) == every_field(order)
     assert stored.created_at is not None and stored.created_at == order.created_at
     assert stored.status == "submitted" and stored.filled_qty == 0
+
+
+def test_count_and_update_one_do_what_the_orm_does(user, make_position):
+    from volbal.rows import count, update_one
+
+    position = make_position()
+    for key in ("a", "b"):
+        order_submit_for(owner=user, position_id=position.id, side="BUY", qty=Decimal(1),
+                         idempotency_key=key)
+    today = Order.objects.first().trading_day
+    assert count(Order, position_id=position.id, trading_day=today) == 2
+    assert count(Order, position_id=position.id, trading_day=today - dt.timedelta(days=1)) == 0
+    record = IdempotencyRecord.objects.create(
+        identity="user:1", method="POST", path="/v1/x", key="k", fingerprint="f" * 64,
+        expires_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    assert update_one(IdempotencyRecord, record.pk, status_code=201,
+                      response_body=b'{"ok": true}') == 1
+    record.refresh_from_db()
+    assert (record.status_code, bytes(record.response_body)) == (201, b'{"ok": true}')
+    assert update_one(IdempotencyRecord, -1, status_code=200) == 0
