@@ -50,6 +50,37 @@ def scratch_database(tmp_path: Path):
 
 
 @contextlib.contextmanager
+def gunicorn(tmp_path: Path, env: dict, *, workers: int = 2, pidfile: Path | None = None):
+    """gunicorn with ``env`` on a free port, once /healthz answers; yields the base URL. Its
+    output goes to ``tmp_path / "gunicorn.log"``."""
+    port = free_port()
+    log = open(tmp_path / "gunicorn.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), *(["--pid", str(pidfile)] if pidfile else []),
+         "volbal.wsgi:application"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if call(base + "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((tmp_path / "gunicorn.log").read_text())
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@contextlib.contextmanager
 def live_server(tmp_path: Path, *, workers: int = 2, env: dict | None = None,
                 before_start=None, pidfile: Path | None = None):
     """Migrate a scratch database and serve it with gunicorn; yields the base URL.
@@ -63,31 +94,8 @@ def live_server(tmp_path: Path, *, workers: int = 2, env: dict | None = None,
                        check=True, timeout=300)
         if before_start is not None:
             before_start(full_env)
-        port = free_port()
-        log = open(tmp_path / "gunicorn.log", "w")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(workers), *(["--pid", str(pidfile)] if pidfile else []),
-             "volbal.wsgi:application"],
-            cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if call(base + "/healthz")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((tmp_path / "gunicorn.log").read_text())
-                time.sleep(0.2)
+        with gunicorn(tmp_path, full_env, workers=workers, pidfile=pidfile) as base:
             yield base
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-            log.close()
 
 
 def call(url: str, *, method: str = "GET", body: object = None, headers: dict | None = None,

@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
-import sys
-import time
+import urllib.error
+import urllib.request
 
-from volbal.tests.live_server import ROOT, call, free_port
+from volbal.tests.live_server import call, free_port, gunicorn
 
 
-@contextlib.contextmanager
 def server_without_a_database(tmp_path):
     """gunicorn whose DATABASE_URL points at a port where nothing listens."""
-    port = free_port()
     dead = free_port()  # bound and released: nothing listens there
-    env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{dead}/volbal",
-           "DJANGO_DEBUG": "1"}
-    log = open(tmp_path / "gunicorn.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-                             "--workers", "1", "volbal.wsgi:application"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError):
-                if call(base + "/healthz")[0] == 200:
-                    break
-            assert proc.poll() is None and time.monotonic() < deadline, \
-                (tmp_path / "gunicorn.log").read_text()
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+    return gunicorn(tmp_path, {**os.environ, "DJANGO_DEBUG": "1",
+                               "DATABASE_URL": f"postgres://postgres@127.0.0.1:{dead}/volbal"},
+                    workers=1)
 
 
 def test_liveness_answers_and_readiness_is_503_while_the_database_is_down(tmp_path):
@@ -53,3 +31,19 @@ def test_readiness_is_200_when_the_database_answers(client, db):
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+
+
+def test_a_request_line_past_the_limit_is_414_as_documented(tmp_path, client, db):
+    from volbal.schema import REQUEST_LINE_LIMIT
+
+    with server_without_a_database(tmp_path) as base:
+        try:
+            urllib.request.urlopen(f"{base}/v1/positions?q={'x' * REQUEST_LINE_LIMIT}",
+                                   timeout=30)
+        except urllib.error.HTTPError as err:
+            status, content_type = err.code, err.headers["Content-Type"]
+        assert status == 414 and content_type.startswith("text/html")
+    schema = client.get("/v1/schema/?format=json").json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert "text/html" in operation["responses"]["414"]["content"], (path, method)
