@@ -17,3 +17,6 @@ max_requests_jitter = 100
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", None)
 errorlog = "-"
 wsgi_app = "volbal.wsgi:application"
+# The longest request line (method, path, query) taken; a longer one is answered 414 by gunicorn
+# itself (documented on every operation of /v1/schema/, volbal.schema.document_server_limits).
+limit_request_line = 4094

@@ -132,3 +132,21 @@ def page_of(name: str, item, extra: dict | None = None):
     )
     return extend_schema_serializer(many=False)(page)
 
+
+
+REQUEST_LINE_LIMIT = 4094  # gunicorn.conf.py limit_request_line
+
+
+def document_server_limits(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every operation can also be answered 414 by the
+    HTTP server (gunicorn) when its request line is too long, before the API sees it."""
+    too_long = {
+        "description": f"The request line (method, path and query) is longer than "
+        f"{REQUEST_LINE_LIMIT} bytes; gunicorn answers with a short HTML page.",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("414", too_long)
+    return result
