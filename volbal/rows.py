@@ -35,21 +35,16 @@ def _shape(model: type[Model], vendor: str):
         converters, columns
 
 
-def fetch_one(model: type[Model], *, for_update: bool = False, where: str = "",
-              params: tuple = (), **equal):
-    """The row of ``model`` whose attributes equal ``equal`` (e.g. ``id=…, owner_id=…``), plus an
-    optional SQL condition ``where`` with ``params``; ``None`` if there is none. With
-    ``for_update`` the row is locked ``FOR UPDATE`` where the database has row locks (SQLite's
-    IMMEDIATE transactions already hold the write lock)."""
+def fetch_one(model: type[Model], *, for_update: bool = False, **equal):
+    """The row of ``model`` whose attributes equal ``equal`` (e.g. ``id=…, owner_id=…``: a
+    unique key), or ``None``. With ``for_update`` the row is locked ``FOR UPDATE`` where the
+    database has row locks (SQLite's IMMEDIATE transactions already hold the write lock)."""
     head, names, converters, _columns = _shape(model, connection.vendor)
-    conditions = [_where(model, equal)] if equal else []
-    if where:
-        conditions.append(where)
-    sql = f"{head} WHERE {' AND '.join(conditions)}"
+    sql = f"{head} WHERE {_where(model, equal)}"
     if for_update and connection.features.has_select_for_update:
         sql += " FOR UPDATE"
     with connection.cursor() as cursor:
-        cursor.execute(sql, (*equal.values(), *params))
+        cursor.execute(sql, tuple(equal.values()))
         row = cursor.fetchone()
     if row is None:
         return None
