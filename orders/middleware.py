@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.http import HttpResponse
 from django.urls import Resolver404, resolve
 from rest_framework.exceptions import AuthenticationFailed
@@ -21,7 +21,7 @@ from volbal import clock
 from volbal.api import error_body, json_response
 from volbal.auth import TokenAuthentication, local_user
 from volbal.parsers import loads_exact
-from volbal.rows import fetch_one, update_one
+from volbal.rows import fetch_one, insert_one, update_one
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -127,31 +127,17 @@ def _answer_existing(existing: IdempotencyRecord | None, signature: str, now):
     return _replay(existing)
 
 
-def _insert_sql() -> str:
-    meta = IdempotencyRecord._meta
-    columns = ("identity", "method", "path", "key", "fingerprint", "created_at", "expires_at")
-    quote = connection.ops.quote_name
-    return (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(map(quote, columns))}) "
-        f"VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT ({', '.join(map(quote, columns[:4]))}) DO NOTHING RETURNING {quote('id')}"
-    )
-
-
 def _claim(scope: dict, signature: str, now) -> int | HttpResponse:
     """Insert the record (one statement, no savepoint): its id, or the answer of the record
     already there. A twin still in flight holds the unique index, so the insert waits for it
     to commit (then this request replays it) or roll back (then this one inserts)."""
-    adapt = connection.ops.adapt_datetimefield_value
     expires = now + dt.timedelta(hours=settings.VOLBAL_IDEMPOTENCY_TTL_HOURS)
-    params = [scope["identity"], scope["method"], scope["path"], scope["key"], signature,
-              adapt(now), adapt(expires)]
     for _ in range(3):
-        with connection.cursor() as cursor:
-            cursor.execute(_insert_sql(), params)
-            row = cursor.fetchone()
-        if row is not None:
-            return row[0]
+        record = insert_one(
+            IdempotencyRecord(**scope, fingerprint=signature, expires_at=expires),
+            unless_conflict=tuple(scope))
+        if record is not None:
+            return record.pk
         existing = fetch_one(IdempotencyRecord, **scope)
         if existing is None:
             continue  # purged between our insert and our read

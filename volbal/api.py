@@ -102,9 +102,28 @@ def json_response(body: dict, status: int) -> HttpResponse:
     return HttpResponse(dumps_exact(body), status=status, content_type="application/json")
 
 
-def json_error_view(status: int, code: str, message: str):
+# The errors Django itself answers (its handlers, and the HTML pages it renders in DEBUG that
+# volbal.middleware.JsonErrorsMiddleware turns into JSON): status -> (code, sentence).
+DJANGO_ERRORS = {
+    400: ("bad_request", "The request could not be understood."),
+    401: ("not_authenticated", "Authentication credentials were not provided."),
+    403: ("permission_denied", "You may not do that."),
+    404: ("not_found", "There is nothing at this address."),
+    405: ("method_not_allowed", "This method is not allowed here."),
+    500: ("server_error", "The server failed; nothing was changed."),
+}
+
+
+def django_error_response(status: int) -> HttpResponse:
+    """The API's JSON error for a status Django answers; an unlisted one takes the code of
+    400 or 500."""
+    code, message = DJANGO_ERRORS.get(status, DJANGO_ERRORS[500 if status >= 500 else 400])
+    return json_response(error_body(code, message), status)
+
+
+def json_error_view(status: int):
     def view(request, exception=None):
-        return json_response(error_body(code, message), status)
+        return django_error_response(status)
 
     return view
 

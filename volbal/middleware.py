@@ -9,6 +9,8 @@ import re
 import time
 import uuid
 
+from volbal.api import django_error_response
+
 log = logging.getLogger("volbal.request")
 
 # Anything may add fields to the current request's log line (e.g. the position of an order).
@@ -61,40 +63,24 @@ class RequestLogMiddleware:
         return response
 
 
-# Django's own error pages (DEBUG's technical 404/500, a SuspiciousOperation's 400) are HTML;
-# under /v1/ every error is JSON (architecture.md), in local mode too.
-_DJANGO_ERRORS = {
-    400: ("bad_request", "The request could not be understood."),
-    401: ("not_authenticated", "Authentication credentials were not provided."),
-    403: ("permission_denied", "You may not do that."),
-    404: ("not_found", "There is nothing at this address."),
-    405: ("method_not_allowed", "This method is not allowed here."),
-    500: ("server_error", "The server failed; nothing was changed."),
-}
-
-
 class JsonErrorsMiddleware:
-    """Under /v1/: a path with a NUL character names nothing (404, before any database sees
-    it: PostgreSQL refuses NUL in text); an error answer that is not JSON becomes the API's
-    error body with the same status."""
+    """Every error under /v1/ is JSON (architecture.md), in local mode too: Django's own HTML
+    pages (DEBUG's 404 and 500, a SuspiciousOperation's 400) become the API's error body with
+    the same status. A path with a NUL character names nothing (404, before any database sees
+    it: PostgreSQL refuses NUL in text)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        from volbal.api import error_body, json_response
-
         if not request.path.startswith("/v1/"):
             return self.get_response(request)
         if "\x00" in request.path:
-            return json_response(error_body(*_DJANGO_ERRORS[404]), 404)
+            return django_error_response(404)
         response = self.get_response(request)
         if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
                 "application/json"):
-            status = response.status_code
-            code, message = _DJANGO_ERRORS.get(status, _DJANGO_ERRORS[500 if status >= 500
-                                                                      else 400])
-            replaced = json_response(error_body(code, message), status)
+            replaced = django_error_response(response.status_code)
             for header in ("Allow", "WWW-Authenticate"):
                 if header in response:
                     replaced[header] = response[header]

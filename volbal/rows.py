@@ -59,31 +59,46 @@ def fetch_one(model: type[Model], *, for_update: bool = False, **equal):
 
 
 @functools.cache
-def _insert_shape(model: type[Model], vendor: str):
+def _insert_shape(model: type[Model], vendor: str, unless: tuple[str, ...]):
     meta = model._meta
     quote = connection.ops.quote_name
     auto = meta.pk if meta.pk.db_returning else None  # an AutoField: the database numbers it
     fields = [f for f in meta.concrete_fields if f is not auto]
     sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
            f"VALUES ({', '.join(['%s'] * len(fields))})")
+    if unless:
+        columns = ", ".join(quote(meta.get_field(name).column) for name in unless)
+        sql += f" ON CONFLICT ({columns}) DO NOTHING"
     returning = auto is not None and connection.features.can_return_columns_from_insert
     if returning:
         sql += f" RETURNING {quote(auto.column)}"
+    elif unless:
+        raise NotImplementedError("insert_one(unless_conflict=...) needs INSERT ... RETURNING")
     return sql, fields, auto, returning
 
 
-def insert_one(instance: Model) -> Model:
+def insert_one(instance: Model, *, unless_conflict: tuple[str, ...] = ()) -> Model | None:
     """INSERT one new instance as ``save()`` would (each field's ``pre_save`` for
     ``auto_now``/``auto_now_add``, its ``get_db_prep_save``, the database's id for an AutoField),
     without the queryset compiler. No signals are sent: this project connects none to its
-    models. Returns the instance, saved."""
-    sql, fields, auto, returning = _insert_shape(type(instance), connection.vendor)
+    models. Returns the instance, saved.
+
+    ``unless_conflict`` names the fields of a unique constraint: a row already there with the
+    same values (or one being inserted by a transaction still in flight, which is waited for)
+    makes it insert nothing and return ``None`` (``INSERT ... ON CONFLICT DO NOTHING``)."""
+    sql, fields, auto, returning = _insert_shape(type(instance), connection.vendor,
+                                                 tuple(unless_conflict))
     values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         if auto is not None:
-            pk = cursor.fetchone()[0] if returning else connection.ops.last_insert_id(
-                cursor, instance._meta.db_table, auto.column)
+            if returning:
+                row = cursor.fetchone()
+                if row is None:
+                    return None  # the conflict: nothing inserted
+                pk = row[0]
+            else:
+                pk = connection.ops.last_insert_id(cursor, instance._meta.db_table, auto.column)
             setattr(instance, auto.attname, pk)
     instance._state.adding = False
     instance._state.db = connection.alias

@@ -27,7 +27,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-handler400 = json_error_view(400, "bad_request", "The request could not be understood.")
-handler403 = json_error_view(403, "permission_denied", "You may not do that.")
-handler404 = json_error_view(404, "not_found", "There is nothing at this address.")
-handler500 = json_error_view(500, "server_error", "The server failed; nothing was changed.")
+handler400 = json_error_view(400)
+handler403 = json_error_view(403)
+handler404 = json_error_view(404)
+handler500 = json_error_view(500)

@@ -126,3 +126,19 @@ def test_count_and_update_one_do_what_the_orm_does(user, make_position):
     record.refresh_from_db()
     assert (record.status_code, bytes(record.response_body)) == (201, b'{"ok": true}')
     assert update_one(IdempotencyRecord, -1, status_code=200) == 0
+
+
+def test_insert_one_unless_conflict_inserts_nothing_over_an_existing_row():
+    from volbal.rows import insert_one
+
+    def record(fingerprint):
+        return IdempotencyRecord(identity="user:1", method="POST", path="/v1/x", key="k",
+                                 fingerprint=fingerprint,
+                                 expires_at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+
+    scope = ("identity", "method", "path", "key")
+    first = insert_one(record("a" * 64), unless_conflict=scope)
+    assert first is not None and isinstance(first.pk, int)
+    assert insert_one(record("b" * 64), unless_conflict=scope) is None
+    assert list(IdempotencyRecord.objects.values_list("pk", "fingerprint")) == [(first.pk,
+                                                                                 "a" * 64)]
