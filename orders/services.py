@@ -9,9 +9,9 @@ from django.db import transaction
 from events.models import EventType
 from events.services import event_record, event_record_refusal, refusal_scope
 from orders.models import OPEN_STATUSES, Fill, IdempotencyRecord, Order, OrderStatus, Side
-from positions import rules
 from positions.models import Position
 from positions.selectors import position_get
+from positions.strategy import rules
 from volbal import clock
 from volbal.errors import DomainError
 from volbal.fields import exactly_stored

@@ -10,9 +10,10 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from events.selectors import events_for_position
-from positions import rules, selectors, services
+from positions import selectors, services
 from positions.dividends import dividends_process
 from positions.models import STRATEGY_FIELDS, Dividend, Position, Price
+from positions.strategy import rules
 from volbal.errors import DomainError
 
 STATE_FIELDS = ("qty", "cash", "anchor_price", "dividend_receivable")

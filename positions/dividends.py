@@ -11,9 +11,9 @@ from django.db.models import Q, Sum
 
 from events.models import EventType
 from events.services import event_record
-from positions import rules
 from positions.models import Dividend, DividendStatus, Position
 from positions.selectors import position_get
+from positions.strategy import rules
 from volbal import clock
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt

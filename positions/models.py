@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from positions import rules
+from positions.strategy import rules
 from volbal import ids
 
 QTY = {"max_digits": 24, "decimal_places": 8}

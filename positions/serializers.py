@@ -8,8 +8,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from orders.models import Side
-from positions import rules
 from positions.models import DividendStatus, Sizing
+from positions.strategy import rules
 from volbal.api import StrictSerializer
 from volbal.fields import Boolean, DecimalOut, Integer, Number
 

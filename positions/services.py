@@ -10,9 +10,9 @@ from django.db import transaction
 
 from events.models import EventType
 from events.services import event_record
-from positions import rules
 from positions.models import STRATEGY_FIELDS, Position, Price
 from positions.selectors import latest_price, position_get
+from positions.strategy import rules
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
 

@@ -7,7 +7,7 @@ from rest_framework.routers import SimpleRouter
 
 from orders.api import OrderViewSet
 from positions.api import PositionViewSet, PriceViewSet
-from positions.backtest.api import BacktestView
+from positions.backtest_api import BacktestView
 from volbal import health
 from volbal.api import json_error_view
 

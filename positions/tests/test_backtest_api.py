@@ -7,8 +7,8 @@ import json
 import pytest
 from django.urls import resolve
 
-from positions.backtest import metrics
-from positions.backtest.api import MAX_BARS, BacktestView
+from positions.backtest_api import MAX_BARS, BacktestView
+from positions.strategy.backtest import metrics
 
 URL = "/v1/backtests"
 

@@ -10,7 +10,7 @@ import math
 import pytest
 from django.core.management import CommandError, call_command
 
-from positions.backtest import metrics
+from positions.strategy.backtest import metrics
 
 # Three days of 5-minute bars: a daily swing of +-6 % around 100, starting at 100.
 MINUTES = "Date,Close\n" + "".join(

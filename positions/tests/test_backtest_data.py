@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from positions.backtest import data
+from positions.strategy.backtest import data
 
 D = Decimal
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from positions import rules
-from positions.backtest import data, engine
+from positions.strategy import rules
+from positions.strategy.backtest import data, engine
 
 D = Decimal
 CENT = 0.01

@@ -8,8 +8,8 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from positions import rules
-from positions.backtest import data, engine, metrics, report
+from positions.strategy import rules
+from positions.strategy.backtest import data, engine, metrics, report
 
 D = Decimal
 ANN = math.sqrt(252)

@@ -12,8 +12,8 @@ from decimal import ROUND_DOWN, Decimal
 
 import pytest
 
-from positions import rules
-from positions.rules import (
+from positions.strategy import rules
+from positions.strategy.rules import (
     Config,
     Decision,
     Proposal,

@@ -12,7 +12,7 @@ from decimal import ROUND_DOWN, Decimal
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from positions.rules import (
+from positions.strategy.rules import (
     SIZINGS,
     Config,
     State,

@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.management.base import BaseCommand, CommandError
 
-from positions import rules
+from positions.strategy import rules
 
 _BOOL = {"true": True, "1": True, "yes": True, "on": True,
          "false": False, "0": False, "no": False, "off": False}
@@ -87,7 +87,7 @@ class Command(BaseCommand):
         # Everything Django loaded lives as long as this process: keep the cyclic garbage
         # collector from walking it again and again while the run allocates.
         gc.freeze()
-        from positions.backtest import data, engine, report
+        from positions.strategy.backtest import data, engine, report
 
         cfg = _config(opts)
         setup = engine.Setup(

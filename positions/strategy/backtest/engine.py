@@ -1,6 +1,6 @@
 """The backtest loop (strategy.md, Flow E): the live rules over a price series, fast.
 
-Pure: numpy, the standard library and :mod:`positions.rules`. Every decision is
+Pure: numpy, the standard library and :mod:`positions.strategy.rules`. Every decision is
 ``rules.evaluate``; this module only decides *which bars need it*, fills what it proposes and
 credits dividends.
 
@@ -52,7 +52,7 @@ from decimal import ROUND_DOWN, Decimal
 
 import numpy as np
 
-from positions import rules
+from positions.strategy import rules
 
 LEVEL_SLACK = 1e-7  # relative widening of the float levels
 _SCAN_FIRST = 64  # first window of the candidate search, in bars; grows 4x up to _SCAN_MAX

@@ -14,8 +14,8 @@ from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
-from positions import rules
-from positions.backtest import engine, metrics
+from positions.strategy import rules
+from positions.strategy.backtest import engine, metrics
 
 ORDER_KEYS = ("date", "side", "qty", "price", "commission", "kind")
 

@@ -16,9 +16,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orders.models import Side
-from positions import rules
-from positions.backtest import data, engine, report
 from positions.models import Sizing
+from positions.strategy import rules
+from positions.strategy.backtest import data, engine, report
 from volbal.api import StrictSerializer
 from volbal.errors import ApiError
 from volbal.parsers import StrictJSONParser

@@ -1,0 +1,1 @@
+"""The pure strategy core: rules, backtest and research. No Django, none of the apps."""

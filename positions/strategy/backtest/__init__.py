@@ -1,0 +1,1 @@
+"""The backtest: bars through the one rules.evaluate; its metrics, data and reports."""
