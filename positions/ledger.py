@@ -1,4 +1,5 @@
-"""The ledger check: recompute every position from its opening values, fills and dividends."""
+"""The ledger check: replay every position from its opening values through its fills and
+dividend steps, with the functions the live path uses, and compare with what is stored."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from positions.models import Dividend, DividendStatus, Position
+from positions.strategy import rules
+from volbal import clock
 
 ZERO = Decimal(0)
 
@@ -32,56 +35,103 @@ class LedgerReport:
     differences: list[Difference]
 
 
+@dataclass(frozen=True)
+class _Fill:
+    at: object
+    id: str
+    side: str
+    qty: Decimal
+    price: Decimal
+    commission: Decimal
+
+
+def _replay(pos: dict, fills: list[_Fill], dividends: list[dict]) -> list[Difference]:
+    """One position's history in the order it happened: each fill through
+    ``rules.apply_fill`` (the live fill's rounding and refusals), each ex-date through
+    ``rules.dividend_amounts`` on the shares held at the start of the ex-date (fills on or
+    after it do not count, as in :func:`positions.dividends.shares_at_start_of`), each pay-date
+    moving the net amount from receivable to cash. Returns what disagrees with the rows."""
+    pid = pos["id"]
+    out: list[Difference] = []
+    steps: list[tuple] = [(f.at, 0, f.id, f) for f in fills]
+    for div in dividends:
+        steps.append((div["effective_at"], 1, div["id"], div))
+        if div["status"] == DividendStatus.PAID:
+            steps.append((div["paid_at"], 2, div["id"], div))
+    steps.sort(key=lambda s: s[:3])
+    qty, cash, receivable = pos["opening_qty"], pos["opening_cash"], ZERO
+    net_of: dict[str, Decimal] = {}
+    for _at, kind, _id, item in steps:
+        if kind == 0:
+            try:
+                qty, cash = rules.apply_fill(qty=qty, cash=cash, side=item.side,
+                                             fill_qty=item.qty, price=item.price,
+                                             commission=item.commission)
+            except rules.RuleError as exc:
+                out.append(Difference(pid, f"fill {item.id}", "recorded",
+                                      f"refused ({exc.code}: {exc.message})"))
+                return out  # every later balance would only repeat this difference
+        elif kind == 1:
+            start = clock.start_of_trading_day(item["ex_date"])
+            shares = pos["opening_qty"]
+            for f in fills:
+                if f.at < start:
+                    shares += f.qty if f.side == rules.BUY else -f.qty
+            gross, net = rules.dividend_amounts(dps=item["dps"], shares=shares,
+                                                withholding_rate=item["withholding_rate"])
+            for name, want in (("entitlement_qty", shares), ("gross_amount", gross),
+                               ("net_amount", net)):
+                if item[name] != want:
+                    out.append(Difference(pid, f"dividend {item['id']} {name}", item[name],
+                                          want))
+            net_of[item["id"]] = net
+            receivable += net
+        else:
+            net = net_of[item["id"]]
+            cash += net
+            receivable -= net
+    for name, want in (("qty", qty), ("cash", cash), ("dividend_receivable", receivable)):
+        if pos[name] != want:
+            out.append(Difference(pid, name, pos[name], want))
+    return out
+
+
 def ledger_verify() -> LedgerReport:
-    """Shares, cash and receivable of every position recomputed with exact decimals, and each
-    order's filled quantity and commission from its fills; every order and fill has its event.
-    Reads only (a few streaming queries, no per-position query)."""
+    """Every position replayed (see :func:`_replay`) and compared with its stored shares, cash
+    and receivable and its dividends' amounts; each order's filled quantity and commission
+    against its fills; every order has its ``order_submitted`` event and every fill its fill
+    event. Reads only (a few streaming queries, no per-position query)."""
     from events.models import Event
     from orders.models import Fill, Order
 
-    qty: dict[str, Decimal] = defaultdict(Decimal)
-    cash: dict[str, Decimal] = defaultdict(Decimal)
-    receivable: dict[str, Decimal] = defaultdict(Decimal)
+    fills_of: dict[str, list[_Fill]] = defaultdict(list)
     order_filled: dict[str, Decimal] = defaultdict(Decimal)
     order_commission: dict[str, Decimal] = defaultdict(Decimal)
     fills_per_order: dict[str, int] = defaultdict(int)
     n_fills = 0
-    for order_id, pos_id, side, q, price, k in Fill.objects.values_list(
-            "order_id", "order__position_id", "order__side", "qty", "price",
-            "commission").iterator(chunk_size=5000):
+    for fill_id, at, order_id, pos_id, side, q, price, k in Fill.objects.values_list(
+            "id", "created_at", "order_id", "order__position_id", "order__side", "qty",
+            "price", "commission").iterator(chunk_size=5000):
         n_fills += 1
         fills_per_order[order_id] += 1
         order_filled[order_id] += q
         order_commission[order_id] += k
-        if side == "BUY":
-            qty[pos_id] += q
-            cash[pos_id] -= q * price + k
-        else:
-            qty[pos_id] -= q
-            cash[pos_id] += q * price - k
+        fills_of[pos_id].append(_Fill(at, fill_id, side, q, price, k))
+    dividends_of: dict[str, list[dict]] = defaultdict(list)
     n_div = 0
-    for pos_id, status, net in Dividend.objects.exclude(
-            status=DividendStatus.ANNOUNCED).values_list("position_id", "status", "net_amount"):
+    for div in Dividend.objects.exclude(status=DividendStatus.ANNOUNCED).values(
+            "id", "position_id", "status", "ex_date", "dps", "withholding_rate",
+            "entitlement_qty", "gross_amount", "net_amount", "effective_at", "paid_at"):
         n_div += 1
-        if status == DividendStatus.PAID:
-            cash[pos_id] += net
-        else:
-            receivable[pos_id] += net
+        dividends_of[div["position_id"]].append(div)
 
     differences: list[Difference] = []
     n_pos = 0
     for pos in Position.objects.values("id", "qty", "cash", "dividend_receivable",
                                        "opening_qty", "opening_cash").iterator(chunk_size=2000):
         n_pos += 1
-        pid = pos["id"]
-        expected = {
-            "qty": pos["opening_qty"] + qty[pid],
-            "cash": pos["opening_cash"] + cash[pid],
-            "dividend_receivable": receivable[pid],
-        }
-        for name, value in expected.items():
-            if pos[name] != value:
-                differences.append(Difference(pid, name, pos[name], value))
+        differences += _replay(pos, fills_of.pop(pos["id"], []),
+                               dividends_of.pop(pos["id"], []))
 
     submitted = set(Event.objects.filter(type="order_submitted").values_list("order_id",
                                                                               flat=True))

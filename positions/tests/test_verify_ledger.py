@@ -1,4 +1,5 @@
-"""manage.py verify_ledger: silent agreement on honest books, loud on a tampered balance."""
+"""manage.py verify_ledger: silent agreement on honest books (however fractional), loud on each
+thing it claims to check when that thing is tampered with behind the services' back."""
 
 from __future__ import annotations
 
@@ -9,13 +10,22 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from orders.models import Fill, Order
 from orders.services import order_fill, order_submit_for
 from positions.dividends import dividend_announce, dividends_process
-from positions.models import Position
+from positions.models import Dividend, Position
+from positions.strategy import rules
+
+
+def opened_on(pos, day: dt.date) -> None:
+    """The position was opened on ``day`` (before the dividends these tests announce)."""
+    Position.objects.filter(pk=pos.pk).update(
+        created_at=dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC))
 
 
 def books(user, make_position):
     pos = make_position(qty="10", cash="5000", anchor_price="100")
+    opened_on(pos, dt.date(2025, 12, 1))
     buy, _ = order_submit_for(owner=user, position_id=pos.id, side="BUY", qty=D("5"),
                               idempotency_key="b")
     order_fill(owner=user, order_id=buy.id, price=D("100"), filled_qty=D("2"))
@@ -32,6 +42,17 @@ def books(user, make_position):
     return pos
 
 
+def verify() -> tuple[int, list[str]]:
+    """(exit code, the DIFFERENCE lines) of ``manage.py verify_ledger``."""
+    out = StringIO()
+    try:
+        call_command("verify_ledger", stdout=out, stderr=StringIO())
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, [line for line in out.getvalue().splitlines() if line.startswith("DIFFERENCE")]
+
+
 @pytest.mark.django_db
 def test_honest_books_verify(user, make_position):
     pos = books(user, make_position)
@@ -45,11 +66,103 @@ def test_honest_books_verify(user, make_position):
 
 
 @pytest.mark.django_db
-def test_a_tampered_balance_is_reported_and_exits_1(user, make_position):
+def test_a_fractional_fill_rounded_to_the_cent_millionth_is_no_difference(user, make_position):
+    # The issue's reproduction: 1.23456789 x 1.5 = 1.851851835, stored as 998.148148 (6 dp).
+    pos = make_position(ticker="RND", qty="0", cash="1000")
+    order, _ = order_submit_for(owner=user, position_id=pos.id, side="BUY",
+                                qty=D("1.23456789"), idempotency_key="k")
+    order_fill(owner=user, order_id=order.id, price=D("1.5"), filled_qty=D("1.23456789"),
+               commission=D(0))
+    pos.refresh_from_db()
+    assert pos.cash == D("998.148148")
+    assert verify() == (0, [])
+
+
+# One test per thing the check claims to verify: each tampering must be named, and exit 1.
+
+
+def one_difference(pos, field: str, stored: str) -> None:
+    code, lines = verify()
+    assert code == 1
+    assert lines == [line for line in lines if line.startswith(f"DIFFERENCE {pos.id} {field}:")]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"DIFFERENCE {pos.id} {field}: stored {stored}, expected ")
+
+
+@pytest.mark.django_db
+def test_a_tampered_cash_balance_is_named(user, make_position):
     pos = books(user, make_position)
     Position.objects.filter(pk=pos.pk).update(cash=D("1"))
-    out = StringIO()
-    with pytest.raises(SystemExit) as exit_info:
-        call_command("verify_ledger", stdout=out, stderr=StringIO())
-    assert exit_info.value.code == 1
-    assert f"DIFFERENCE {pos.id} cash: stored 1.000000" in out.getvalue()
+    one_difference(pos, "cash", "1.000000")
+
+
+@pytest.mark.django_db
+def test_a_tampered_share_count_is_named(user, make_position):
+    pos = books(user, make_position)
+    Position.objects.filter(pk=pos.pk).update(qty=D("11.00000001"))
+    one_difference(pos, "qty", "11.00000001")
+
+
+@pytest.mark.django_db
+def test_a_tampered_dividend_receivable_is_named(user, make_position):
+    pos = books(user, make_position)
+    Position.objects.filter(pk=pos.pk).update(dividend_receivable=D("7.500001"))
+    one_difference(pos, "dividend_receivable", "7.500001")
+
+
+@pytest.mark.django_db
+def test_a_tampered_entitlement_gross_or_net_amount_is_named(user, make_position):
+    pos = books(user, make_position)
+    div = Dividend.objects.get(position=pos, status="effective")
+    Dividend.objects.filter(pk=div.pk).update(entitlement_qty=D("11"))
+    one_difference(pos, f"dividend {div.id} entitlement_qty", "11.00000000")
+    Dividend.objects.filter(pk=div.pk).update(entitlement_qty=D("10"), gross_amount=D("10.1"))
+    one_difference(pos, f"dividend {div.id} gross_amount", "10.100000")
+    Dividend.objects.filter(pk=div.pk).update(gross_amount=D("10"), net_amount=D("7"))
+    one_difference(pos, f"dividend {div.id} net_amount", "7.000000")
+
+
+def partly_filled(user, make_position):
+    pos = make_position(qty="3", cash="100")
+    order, _ = order_submit_for(owner=user, position_id=pos.id, side="SELL", qty=D("2.5"),
+                                idempotency_key="p")
+    order_fill(owner=user, order_id=order.id, price=D("10.333333"), filled_qty=D("1.23456789"),
+               commission=D("0.01"))
+    return pos, order
+
+
+@pytest.mark.django_db
+def test_a_tampered_filled_quantity_of_an_order_is_named(user, make_position):
+    pos, order = partly_filled(user, make_position)
+    Order.objects.filter(pk=order.pk).update(filled_qty=D("1.2345679"))
+    one_difference(pos, f"order {order.id} filled_qty", "1.23456790")
+
+
+@pytest.mark.django_db
+def test_a_tampered_commission_of_an_order_is_named(user, make_position):
+    pos, order = partly_filled(user, make_position)
+    Order.objects.filter(pk=order.pk).update(commission_paid=D("0.02"))
+    one_difference(pos, f"order {order.id} commission_paid", "0.020000")
+
+
+@pytest.mark.django_db
+def test_a_fill_written_without_its_event_is_named(user, make_position):
+    # A fill row, its order's progress and the balances all agree: only the event is missing.
+    pos, order = partly_filled(user, make_position)
+    pos.refresh_from_db()
+    order.refresh_from_db()
+    q, price, k = D("0.5"), D("10"), D(0)
+    Fill.objects.create(order=order, qty=q, price=price, commission=k)
+    Order.objects.filter(pk=order.pk).update(filled_qty=order.filled_qty + q)
+    new_qty, new_cash = rules.apply_fill(qty=pos.qty, cash=pos.cash, side="SELL", fill_qty=q,
+                                         price=price, commission=k)
+    Position.objects.filter(pk=pos.pk).update(qty=new_qty, cash=new_cash)
+    one_difference(pos, f"order {order.id} fill events", "1")
+
+
+@pytest.mark.django_db
+def test_an_order_written_without_its_submitted_event_is_named(user, make_position):
+    pos, _ = partly_filled(user, make_position)
+    ghost = Order.objects.create(position=pos, side="BUY", qty=D("1"),
+                                 trading_day=dt.date(2026, 1, 2))
+    one_difference(pos, f"order {ghost.id} order_submitted event", "False")

@@ -10,9 +10,12 @@ from positions.ledger import ledger_verify
 
 
 class Command(BaseCommand):
-    help = ("Recompute every position's shares, cash and dividend receivable from its opening "
-            "values, fills and dividends; check each order against its fills and that every "
-            "order and fill has its event. Prints each difference and exits 1 if any.")
+    help = ("Replay every position from its opening values through its fills and dividend "
+            "steps, in the order they happened, with the rules the live path uses (same "
+            "rounding), and compare its shares, cash, dividend receivable and each dividend's "
+            "entitlement and amounts; check each order's filled quantity and commission "
+            "against its fills and that every order and fill has its event. Prints each "
+            "difference and exits 1 if any.")
 
     def handle(self, *args, **options):
         report = ledger_verify()

@@ -1,0 +1,125 @@
+"""Property: whatever honest history the services write, ``manage.py verify_ledger`` agrees.
+
+Random sequences of fractional orders, partial fills (some refused: too large, not enough
+cash or shares, order no longer open), cancels, dividends announced and processed, with the
+clock moving on by hours between steps in the default trading time zone (America/New_York), so
+fills land on both sides of ex-dates' local midnights. Deterministic (``derandomize=True``).
+Runs on the suite's database (PostgreSQL in CI)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_DOWN
+from decimal import Decimal as D
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+from django.utils import timezone
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from orders.models import Fill
+from orders.services import order_cancel, order_fill, order_submit_for
+from positions.dividends import dividend_announce, dividends_process
+from positions.models import Dividend
+from positions.services import position_create
+from volbal import clock
+from volbal.errors import DomainError
+
+
+def scaled(lo: int, hi: int, places: int) -> st.SearchStrategy[D]:
+    return st.integers(lo, hi).map(lambda i: D(i).scaleb(-places))
+
+
+quantities = scaled(1, 40 * 10**8, 8)  # 0.00000001 .. 40
+prices = scaled(10_000, 500 * 10**6, 6)  # 0.01 .. 500
+fills = st.lists(st.tuples(scaled(1, 100, 2), prices,  # share of what is left, price
+                          st.one_of(st.none(), scaled(0, 2 * 10**6, 6))),  # commission
+                max_size=3)
+dividends = st.one_of(st.none(), st.tuples(
+    st.integers(0, 2), st.integers(0, 3),  # ex-date days ahead, pay-date days after
+    scaled(1, 3 * 10**6, 6), st.one_of(st.none(), scaled(0, 9_999, 4))))  # dps, withholding
+rounds = st.lists(st.fixed_dictionaries({
+    "side": st.sampled_from(["BUY", "SELL"]),
+    "qty": quantities,
+    "fills": fills,
+    "overfill": st.booleans(),  # a fill larger than what is left: refused
+    "cancel": st.booleans(),
+    "dividend": dividends,
+    "hours": st.integers(0, 30),  # then the clock moves on
+    "process": st.booleans(),  # and the dividend run comes
+}), min_size=1, max_size=8)
+
+
+def ledger() -> tuple[int, str]:
+    out = StringIO()
+    try:
+        call_command("verify_ledger", stdout=out, stderr=StringIO())
+    except SystemExit as exc:
+        return exc.code, out.getvalue()
+    return 0, out.getvalue()
+
+
+@pytest.mark.django_db
+@settings(max_examples=40, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(opening_qty=st.one_of(st.just(D(0)), quantities), opening_cash=scaled(0, 10**12, 6),
+       history=rounds)
+def test_honest_histories_always_verify(user, monkeypatch, opening_qty, opening_cash,
+                                        history):
+    now = [dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC)]  # stays before today
+    monkeypatch.setattr(timezone, "now", lambda: now[0])
+    with transaction.atomic():
+        pos = position_create(owner=user, ticker="PROP", qty=opening_qty, cash=opening_cash,
+                              max_orders_per_day=100000)
+        for n, step in enumerate(history):
+            order, _ = order_submit_for(owner=user, position_id=pos.id, side=step["side"],
+                                        qty=step["qty"], idempotency_key=f"k{n}")
+            for share, price, commission in step["fills"]:
+                part = (_remaining(order.id) * share).quantize(D("0.00000001"), ROUND_DOWN)
+                refused(order_fill, owner=user, order_id=order.id, price=price,
+                        filled_qty=max(part, D("0.00000001")), commission=commission)
+            if step["overfill"]:
+                refused(order_fill, owner=user, order_id=order.id, price=D("1"),
+                        filled_qty=_remaining(order.id) + D("0.00000001"))
+            if step["cancel"]:
+                refused(order_cancel, owner=user, order_id=order.id)
+            if step["dividend"]:
+                ahead, pay_after, dps, rate = step["dividend"]
+                ex = clock.trading_day() + dt.timedelta(days=ahead)
+                refused(dividend_announce, owner=user, position_id=pos.id, ex_date=ex,
+                        pay_date=ex + dt.timedelta(days=pay_after), dps=dps,
+                        withholding_rate=rate)
+            now[0] += dt.timedelta(hours=step["hours"])
+            if step["process"]:
+                dividends_process(today=clock.trading_day())
+        code, out = ledger()
+        assert code == 0, out
+        n_fills = Fill.objects.count()
+        n_dividends = Dividend.objects.exclude(status="announced").count()
+        assert f"{n_fills} fills, {n_dividends} dividends checked" in out
+        event(f"fills: {min(n_fills, 3)}+")
+        event(f"dividends effective or paid: {min(n_dividends, 2)}+")
+        event("a dividend paid" if Dividend.objects.filter(status="paid").exists()
+              else "no dividend paid")
+        event("an entitlement moved by fills" if Dividend.objects.exclude(
+            status="announced").exclude(entitlement_qty=opening_qty).exists()
+              else "no entitlement moved by fills")
+        transaction.set_rollback(True)  # the next example starts from empty books
+
+
+def refused(service, **kwargs) -> None:
+    """Call a service that may refuse: a refusal changes nothing but its event."""
+    try:
+        service(**kwargs)
+    except DomainError:
+        pass
+
+
+def _remaining(order_id: str) -> D:
+    from orders.models import Order
+
+    order = Order.objects.get(pk=order_id)
+    return order.qty - order.filled_qty
