@@ -134,8 +134,20 @@ def test_plot_xlsx_and_equity_csv_open(tmp_path):
 
 
 def test_json_keeps_stdout_clean_when_writing_files(tmp_path):
-    out = backtest("--sample", "GOOG", "--json", "--equity-csv", str(tmp_path / "g.csv"))
-    json.loads(out)
+    eq = tmp_path / "g.csv"
+    out = backtest("--sample", "GOOG", "--json", "--equity-csv", str(eq))
+    doc = json.loads(out)
+    # the daily series is written all the same, and it is the run the document describes
+    with open(eq, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["date", "close", "equity", "buy_and_hold", "weight", "qty", "cash",
+                             "receivable", "anchor", "drawdown"]
+    assert rows[0]["date"] == "2004-08-19" and rows[-1]["date"] == "2013-03-01"
+    assert len(rows) == 2148  # GOOG's bundled daily closes
+    final = doc["metrics"]
+    assert float(rows[-1]["equity"]) == final["final_value"]
+    assert float(rows[-1]["qty"]) == final["final_qty"]
+    assert float(rows[-1]["cash"]) == final["final_cash"]
 
 
 def test_intraday_plot(tmp_path, minutes):
