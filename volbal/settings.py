@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -64,6 +65,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",  # admin login lockout (volbal/login_guard.py)
     "volbal",  # its migration creates the database cache's table (volbal/migrations)
     "events",
     "positions",
@@ -83,6 +85,12 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "orders.middleware.IdempotencyMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "volbal.login_guard.LockoutBackend",  # refuses a locked-out username and address first
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "volbal.urls"
@@ -170,6 +178,14 @@ CACHES = {
 # --- volbal ---
 VOLBAL_IDEMPOTENCY_TTL_HOURS = env_int("VOLBAL_IDEMPOTENCY_TTL_HOURS", 24)
 VOLBAL_TRADING_TZ = os.environ.get("VOLBAL_TRADING_TZ", "America/New_York")
+
+# --- Admin login lockout (django-axes; volbal/login_guard.py) ---
+AXES_FAILURE_LIMIT = env_int("VOLBAL_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("VOLBAL_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # the pair: one username from one address
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "volbal.login_guard.client_address"
+AXES_LOCKOUT_CALLABLE = "volbal.login_guard.locked_out"
 
 # --- REST framework ---
 REST_FRAMEWORK = {
