@@ -20,3 +20,6 @@ wsgi_app = "volbal.wsgi:application"
 # The longest request line (method, path, query) taken; a longer one is answered 414 by gunicorn
 # itself (documented on every operation of /v1/schema/, volbal.schema.document_server_limits).
 limit_request_line = 4094
+# The longest header line taken; a longer one is answered 431 by gunicorn (documented the same
+# way, volbal.schema_http). deploy/nginx.conf passes header lines up to this length.
+limit_request_field_size = 8190

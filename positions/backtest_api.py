@@ -9,6 +9,7 @@ import dataclasses
 import io
 from decimal import Decimal
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.parsers import BaseParser
@@ -18,11 +19,13 @@ from rest_framework.views import APIView
 from orders.models import Side
 from positions.models import Sizing
 from positions.strategy import rules
-from positions.strategy.backtest import data, engine, report
+from positions.strategy.backtest import budget, data, engine, report
 from volbal.api import StrictSerializer
 from volbal.errors import ApiError
+from volbal.framing import too_large
 from volbal.parsers import StrictJSONParser
 from volbal.schema import write_errors
+from volbal.throttling import EXPENSIVE
 
 MAX_BARS = 100_000
 MAX_BODY_BYTES = 16 * 1024 * 1024  # far above 100,000 bars: larger bodies are refused unread
@@ -124,10 +127,8 @@ _RESULT = inline_serializer(
 
 
 def _too_large() -> ApiError:
-    return ApiError("series_too_large",
-                    f"The body is larger than {MAX_BODY_BYTES:,} bytes; a series of at most "
-                    f"{MAX_BARS:,} bars fits in far less.", status=413,
-                    fields={"prices": f"At most {MAX_BARS:,} bars."})
+    body = too_large(MAX_BODY_BYTES)
+    return ApiError(body["detail"], body["message"], status=413)
 
 
 class BacktestJSONParser(BaseParser):
@@ -192,6 +193,8 @@ class BacktestView(APIView):
 
     parser_classes = [BacktestJSONParser]
     writes_nothing = True  # no Idempotency-Key handling: a replay is simply a rerun
+    max_body_bytes = MAX_BODY_BYTES  # volbal.framing answers 413 beyond, unread
+    throttle_scope = EXPENSIVE  # per-user rate, 429 beyond (volbal/throttling.py)
 
     @extend_schema(
         operation_id="backtest_run",
@@ -206,7 +209,8 @@ class BacktestView(APIView):
         request=BacktestRequestSerializer,
         responses={
             200: _RESULT,
-            **write_errors((413, "series_too_large")),
+            **write_errors((400, "backtest_too_large"),
+                           (413, "series_too_large or request_too_large")),
         },
         examples=[
             OpenApiExample("A bundled sample", request_only=True,
@@ -220,13 +224,6 @@ class BacktestView(APIView):
         tags=["backtests"],
     )
     def post(self, request):
-        size = request.META.get("CONTENT_LENGTH") or 0
-        try:
-            size = int(size)
-        except ValueError:
-            size = 0
-        if size > MAX_BODY_BYTES:
-            raise _too_large()
         body = request.data
         if not isinstance(body, dict):
             raise ApiError("validation_error", "Invalid input. The body must be a JSON object.",
@@ -271,6 +268,11 @@ class BacktestView(APIView):
             names = [n for n in ("start", "end") if msg.startswith(n)] or ["start", "end"]
             raise ApiError("validation_error", f"Invalid input. {msg}",
                            fields={n: msg for n in names}) from None
+        problem = budget.work_problem(series, cfg.max_orders_per_day,
+                                      limit=settings.VOLBAL_BACKTEST_MAX_EVALUATIONS)
+        if problem:
+            raise ApiError("backtest_too_large", problem, status=400,
+                           fields={"prices" if has_prices else "sample": problem})
         try:
             rep = report.backtest(series, cfg, setup, dividends)
         except engine.SetupError as exc:

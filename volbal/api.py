@@ -149,9 +149,20 @@ def _invalid_query(message: str, field: str) -> ApiError:
     return ApiError("invalid_query", message, status=400, fields={field: message})
 
 
+def refuse_empty(query, names) -> None:
+    """An empty query value (``?limit=``, ``?since=``) is an invalid value, not an absent one:
+    400 naming every such parameter, so a client's unset variable is not silently ignored."""
+    empty = [name for name in names if "" in query.getlist(name)]
+    if empty:
+        message = "Must not be empty; leave the parameter out instead."
+        raise ApiError("invalid_query", f"Invalid query parameter: {empty[0]}: {message}",
+                       status=400, fields={name: message for name in empty})
+
+
 def page_limit(request) -> int:
+    refuse_empty(request.query_params, ("limit", "cursor"))
     raw = request.query_params.get("limit")
-    if raw is None or raw == "":
+    if raw is None:
         return DEFAULT_LIMIT
     try:
         limit = int(raw)
@@ -168,8 +179,9 @@ def encode_cursor(values: list) -> str:
 
 
 def decode_cursor(request, arity: int) -> list | None:
+    refuse_empty(request.query_params, ("cursor",))
     raw = request.query_params.get("cursor")
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         padded = raw + "=" * (-len(raw) % 4)
@@ -187,7 +199,9 @@ def decode_cursor(request, arity: int) -> list | None:
 
 
 def validate_filters(filterset) -> None:
-    """A django-filter FilterSet with bad values answers 400 invalid_query, naming the fields."""
+    """A django-filter FilterSet with bad (or empty) values answers 400 invalid_query, naming
+    the fields."""
+    refuse_empty(filterset.data, filterset.filters)
     if not filterset.is_valid():
         fields = {k: " ".join(v) for k, v in filterset.errors.items()}
         raise ApiError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -64,6 +65,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",  # admin login lockout (volbal/login_guard.py)
+    "volbal",  # its migration creates the database cache's table (volbal/migrations)
     "events",
     "positions",
     "orders",
@@ -72,6 +75,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "volbal.middleware.RequestLogMiddleware",
     "volbal.middleware.JsonErrorsMiddleware",
+    "volbal.framing.RequestFramingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -81,6 +85,12 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "orders.middleware.IdempotencyMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "volbal.login_guard.LockoutBackend",  # refuses a locked-out username and address first
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "volbal.urls"
@@ -152,9 +162,30 @@ STORAGES = {
     },
 }
 
+# The largest request body (bytes) outside the backtest's own limit; 413 request_too_large
+# beyond (volbal.framing). deploy/nginx.conf's client_max_body_size is the same number.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+# One cache shared by every worker and machine: the database's (volbal/migrations creates its
+# table). It holds the request counts of the throttles (volbal/throttling.py).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "volbal_cache",
+    }
+}
+
 # --- volbal ---
 VOLBAL_IDEMPOTENCY_TTL_HOURS = env_int("VOLBAL_IDEMPOTENCY_TTL_HOURS", 24)
 VOLBAL_TRADING_TZ = os.environ.get("VOLBAL_TRADING_TZ", "America/New_York")
+
+# --- Admin login lockout (django-axes; volbal/login_guard.py) ---
+AXES_FAILURE_LIMIT = env_int("VOLBAL_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("VOLBAL_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # the pair: one username from one address
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "volbal.login_guard.client_address"
+AXES_LOCKOUT_CALLABLE = "volbal.login_guard.locked_out"
 
 # --- REST framework ---
 REST_FRAMEWORK = {
@@ -171,7 +202,17 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "volbal.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "COERCE_DECIMAL_TO_STRING": False,
+    # Per-user rates of named scopes (volbal/throttling.py); a view opts in with throttle_scope.
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "expensive": os.environ.get("VOLBAL_THROTTLE_EXPENSIVE") or "30/min",
+    },
+    # How many proxies' X-Forwarded-For entries name the client (1 behind deploy/nginx.conf).
+    "NUM_PROXIES": env_int("VOLBAL_PROXIES", 0),
 }
+# The most strategy evaluations one backtest request may ask for (positions.strategy.backtest
+# .budget): about 7 s of one server process at the limit.
+VOLBAL_BACKTEST_MAX_EVALUATIONS = env_int("VOLBAL_BACKTEST_MAX_EVALUATIONS", 20_000)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "volbal API",
@@ -188,6 +229,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "volbal.schema.document_server_limits",
+        "volbal.schema_http.document_http_limits",
     ],
     "ENUM_NAME_OVERRIDES": {
         "OrderStatusEnum": "orders.models.OrderStatus",

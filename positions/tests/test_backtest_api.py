@@ -87,7 +87,7 @@ def test_huge_body_is_refused_unread(api):
     r = api.generic("POST", URL, data=b"x", content_type="application/json",
                     CONTENT_LENGTH=str(64 * 1024 * 1024))
     assert r.status_code == 413
-    assert r.json()["detail"] == "series_too_large"
+    assert r.json()["detail"] == "request_too_large"
 
 
 @pytest.mark.parametrize("body,field", [
