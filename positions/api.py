@@ -54,6 +54,7 @@ def evaluation_body(result: services.Evaluation) -> dict:
             "position_id": position.id,
             "price": None,
             "price_source": result.price_source,
+            "price_ts": None,
             "anchor_price": position.anchor_price,
             "anchor_set": False,
             "value": None,
@@ -67,6 +68,7 @@ def evaluation_body(result: services.Evaluation) -> dict:
     return {
         "position_id": position.id,
         "price_source": result.price_source,
+        "price_ts": result.price_ts,
         **services.decision_payload(result.decision),
         "order_id": result.order.id if result.order is not None else None,
     }
@@ -93,7 +95,7 @@ class PositionViewSet(viewsets.ViewSet):
             request.query_params, queryset=selectors.positions_of(owner=request.user)
         )
         validate_filters(filterset)
-        items, next_cursor = keyset_page(request, selectors.with_latest_price(filterset.qs))
+        items, next_cursor = keyset_page(request, selectors.with_known_price(filterset.qs))
         return Response(
             {"positions": PositionSerializer(items, many=True).data, "next": next_cursor}
         )
@@ -195,6 +197,13 @@ class PositionViewSet(viewsets.ViewSet):
     @extend_schema(
         methods=["POST"],
         summary="Submit an order (idempotent; Idempotency-Key required)",
+        description="An order that could never fill is refused with 409 and creates nothing "
+        "(it counts toward no daily cap, and its key is not remembered): a `SELL` of more than "
+        "the shares held less what open sells still have to fill is `insufficient_qty`; a "
+        "`BUY` whose cost (with the default commission) at the latest known price (the newer "
+        "of the ticker's newest stored price and the position's last fill), added to what "
+        "open buys still have to fill, exceeds the cash is `insufficient_cash`. With no price "
+        "known a buy cannot be costed: it is accepted, and its fill is judged like any fill.",
         request=OrderSubmitSerializer,
         parameters=[idempotency_header(required=True)],
         responses={
@@ -203,7 +212,8 @@ class PositionViewSet(viewsets.ViewSet):
             **NOT_FOUND,
             **write_errors(
                 (400, "missing_idempotency_key"),
-                (409, "idempotency_signature_mismatch or daily_order_cap_exceeded"),
+                (409, "idempotency_signature_mismatch or daily_order_cap_exceeded or "
+                 "insufficient_qty or insufficient_cash"),
             ),
         },
     )

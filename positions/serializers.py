@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from drf_spectacular.utils import extend_schema_field
@@ -9,6 +10,7 @@ from rest_framework import serializers
 
 from orders.models import Side
 from positions.models import DividendStatus, Sizing
+from positions.selectors import PriceSource, known_price
 from positions.strategy import rules
 from volbal.api import StrictSerializer
 from volbal.fields import Boolean, DecimalOut, Integer, Number
@@ -72,6 +74,10 @@ class PositionUpdateSerializer(StrategyFields):
     pass
 
 
+NULLABLE_NUMBER = {"type": "number", "nullable": True}
+PRICE_SOURCES_OF_POSITION = (*PriceSource.KNOWN, PriceSource.NONE)
+
+
 class PositionSerializer(serializers.Serializer):
     id = serializers.CharField()
     ticker = serializers.CharField()
@@ -91,29 +97,55 @@ class PositionSerializer(serializers.Serializer):
     fractional = serializers.BooleanField()
     qty_step = DecimalOut(allow_null=True)
     withholding_tax_rate = DecimalOut()
-    price = serializers.SerializerMethodField(help_text="Latest stored price of the ticker.")
+    price = serializers.SerializerMethodField(
+        help_text="The latest known price: the newer of the ticker's newest stored price and "
+        "the position's last fill; null when there is neither.")
+    price_ts = serializers.SerializerMethodField(
+        help_text="When `price` was observed: the stored price's `ts` or the fill's time.")
+    price_source = serializers.SerializerMethodField(
+        help_text="Where `price` comes from: `stored` (a recorded price), `fill` (the last "
+        "fill) or `none`.")
     value = serializers.SerializerMethodField(help_text="S·P + C + R at `price`.")
     weight = serializers.SerializerMethodField(help_text="Stock weight S·P / V at `price`.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
-    def _valuation(self, obj):
-        price = getattr(obj, "latest_price", None)
-        if price is None:
-            return None, None, None
-        value, weight = rules.weight_of(
-            qty=obj.qty, cash=obj.cash, receivable=obj.dividend_receivable, price=price
-        )
-        return price, value, weight
+    def _valuation(self, obj) -> dict:
+        cached = getattr(obj, "_valuation_cache", None)
+        if cached is not None:
+            return cached
+        known = known_price(obj)
+        if known is None:
+            out = {"price": None, "price_ts": None, "price_source": PriceSource.NONE,
+                   "value": None, "weight": None}
+        else:
+            value, weight = rules.weight_of(qty=obj.qty, cash=obj.cash,
+                                            receivable=obj.dividend_receivable, price=known.price)
+            out = {"price": known.price, "price_ts": known.ts, "price_source": known.source,
+                   "value": value, "weight": weight}
+        obj._valuation_cache = out
+        return out
 
-    def get_price(self, obj) -> float | None:
-        return self._valuation(obj)[0]
+    @extend_schema_field(NULLABLE_NUMBER)
+    def get_price(self, obj) -> Decimal | None:
+        return self._valuation(obj)["price"]
 
-    def get_value(self, obj) -> float | None:
-        return self._valuation(obj)[1]
+    @extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
+    def get_price_ts(self, obj) -> dt.datetime | None:
+        ts = self._valuation(obj)["price_ts"]
+        return None if ts is None else serializers.DateTimeField().to_representation(ts)
 
-    def get_weight(self, obj) -> float | None:
-        return self._valuation(obj)[2]
+    @extend_schema_field({"type": "string", "enum": list(PRICE_SOURCES_OF_POSITION)})
+    def get_price_source(self, obj) -> str:
+        return self._valuation(obj)["price_source"]
+
+    @extend_schema_field(NULLABLE_NUMBER)
+    def get_value(self, obj) -> Decimal | None:
+        return self._valuation(obj)["value"]
+
+    @extend_schema_field(NULLABLE_NUMBER)
+    def get_weight(self, obj) -> Decimal | None:
+        return self._valuation(obj)["weight"]
 
 
 class EventSerializer(serializers.Serializer):
@@ -159,7 +191,13 @@ class BlockedProposalSerializer(ProposalSerializer):
 class EvaluationSerializer(serializers.Serializer):
     position_id = serializers.CharField()
     price = DecimalOut(allow_null=True)
-    price_source = serializers.ChoiceField(choices=("request", "latest", "none"))
+    price_source = serializers.ChoiceField(
+        choices=PriceSource.ALL,
+        help_text="Where `price` comes from: `request` (the body), `stored` (the ticker's "
+        "newest recorded price), `fill` (the position's last fill, when newer) or `none`.")
+    price_ts = serializers.DateTimeField(
+        allow_null=True, help_text="When a `stored` or `fill` price was observed; null for "
+        "`request` and `none`.")
     anchor_price = DecimalOut(allow_null=True)
     anchor_set = serializers.BooleanField()
     value = DecimalOut(allow_null=True)

@@ -34,7 +34,7 @@ C = D("0.0001")  # default commission rate
 
 PROPOSAL_KEYS = {"side", "qty", "price", "notional", "commission", "kind", "raw_qty", "trimmed",
                  "trimmed_by", "post_trade_weight", "reason"}
-RESPONSE_KEYS = {"position_id", "price", "price_source", "anchor_price", "anchor_set", "value",
+RESPONSE_KEYS = {"position_id", "price", "price_source", "price_ts", "anchor_price", "anchor_set", "value",
                  "weight", "proposals", "blocked", "reason", "message", "order_id"}
 
 
@@ -187,12 +187,13 @@ def test_without_a_price_the_latest_stored_price_is_used(api, make_position):
 
     status, body = evaluate(api, pos.id)
     assert status == 200
-    assert body["price"] == 97 and body["price_source"] == "latest"
+    assert body["price"] == 97 and body["price_source"] == "stored"
+    assert body["price_ts"] == "2024-03-01T16:00:00Z"
     assert body["reason"] == "buy_trigger"
     assert body["proposals"][0]["qty"] == D("5.23445477")
     [event] = evaluation_events(pos.id)
     assert exact(event.inputs)["price"] == 97
-    assert event.inputs["price_source"] == "latest"
+    assert event.inputs["price_source"] == "stored"
 
 
 def test_with_neither_a_price_nor_a_stored_one_nothing_is_proposed(api, make_position):
