@@ -47,6 +47,19 @@ def _valid(serializer_class, request):
     return serializer.validated_data
 
 
+def _required_key(request, what: str) -> str:
+    """The request's Idempotency-Key, or 400 ``missing_idempotency_key``: a write that places
+    an order must be safe to retry."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        raise ApiError(
+            "missing_idempotency_key",
+            f"{what} needs an Idempotency-Key header (1-255 printable characters) so a retry "
+            "cannot place a second order.",
+        )
+    return key
+
+
 def evaluation_body(result: services.Evaluation) -> dict:
     position = result.position
     if result.decision is None:
@@ -231,13 +244,7 @@ class PositionViewSet(viewsets.ViewSet):
                     "next": next_cursor,
                 }
             )
-        key = request.headers.get("Idempotency-Key")
-        if key is None:
-            raise ApiError(
-                "missing_idempotency_key",
-                "Order submission needs an Idempotency-Key header (1-255 printable "
-                "characters) so a retry cannot place a second order.",
-            )
+        key = _required_key(request, "Order submission")
         data = _valid(OrderSubmitSerializer, request)
         order, created = order_submit_for(
             owner=request.user,
@@ -256,19 +263,26 @@ class PositionViewSet(viewsets.ViewSet):
         description='Body `{"price": P}`; without a price the ticker\'s latest stored price is '
         "used; with neither, 200 with no proposals and reason `no_price`. `proposals` holds only "
         "what may be submitted now; a computed proposal that a check blocks is under `blocked`. "
-        '`"submit": true` also submits the proposal as an order; an `Idempotency-Key` makes the '
-        "whole evaluation replayable.",
+        '`"submit": true` also submits the proposal as an order, through the same checks as '
+        "order submission; it then requires an `Idempotency-Key` (400 "
+        "`missing_idempotency_key` without one), which makes the whole evaluation replayable. "
+        "Without `submit` the key is optional.",
         request=EvaluateRequestSerializer,
         parameters=[idempotency_header(required=False)],
         responses={
             200: EvaluationSerializer,
             **NOT_FOUND,
-            **write_errors((409, "idempotency_signature_mismatch or daily_order_cap_exceeded")),
+            **write_errors(
+                (400, "missing_idempotency_key"),
+                (409, "idempotency_signature_mismatch or daily_order_cap_exceeded or "
+                 "insufficient_qty or insufficient_cash or qty_out_of_range")),
         },
     )
     @action(detail=True, methods=["post"])
     def evaluate(self, request, pk=None):
         data = _valid(EvaluateRequestSerializer, request)
+        if data["submit"]:
+            _required_key(request, 'An evaluation with "submit": true')
         result = services.position_evaluate(
             owner=request.user, position_id=pk, price=data.get("price"), submit=data["submit"]
         )

@@ -164,7 +164,8 @@ class EvaluateRequestSerializer(StrictSerializer):
                    min_value=Decimal("0.000001"),
                    help_text="> 0. Omitted: the ticker's latest stored price.")
     submit = Boolean(required=False, default=False,
-                     help_text="Also submit the proposal as an order (idempotent with a key).")
+                     help_text="Also submit the proposal as an order; needs an "
+                     "Idempotency-Key header.")
 
 
 class ProposalSerializer(serializers.Serializer):
