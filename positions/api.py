@@ -306,7 +306,7 @@ class PositionViewSet(viewsets.ViewSet):
         request=DividendAnnounceSerializer,
         parameters=[idempotency_header(required=False)],
         responses={201: DividendSerializer, 200: DividendSerializer, **NOT_FOUND,
-                   **write_errors((409, "idempotency_signature_mismatch"))},
+                   **write_errors((409, "dividend_exists or idempotency_signature_mismatch"))},
     )
     @action(detail=True, methods=["get", "post"])
     def dividends(self, request, pk=None):

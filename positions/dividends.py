@@ -27,7 +27,8 @@ def _invalid(field_name: str, message: str) -> DomainError:
 def dividend_announce(*, owner, position_id: str, ex_date: dt.date, pay_date: dt.date,
                       dps: Decimal, withholding_rate: Decimal | None = None) -> Dividend:
     """Announce a dividend on a position (``ex_div_announced``). The withholding rate defaults
-    to the position's. One dividend per position and ex-date."""
+    to the position's. One dividend per position and ex-date: another is 409
+    ``dividend_exists``."""
     if pay_date < ex_date:
         raise _invalid("pay_date", "The pay date must be on or after the ex-date.")
     if dps <= 0:
@@ -37,8 +38,8 @@ def dividend_announce(*, owner, position_id: str, ex_date: dt.date, pay_date: dt
     with transaction.atomic():
         position = position_get(owner=owner, position_id=position_id, for_update=True)
         if Dividend.objects.filter(position=position, ex_date=ex_date).exists():
-            raise _invalid("ex_date", f"This position already has a dividend with ex-date "
-                           f"{ex_date}.")
+            raise DomainError("dividend_exists", f"This position already has a dividend with "
+                              f"ex-date {ex_date}.", status=409)
         rate = position.withholding_tax_rate if withholding_rate is None else withholding_rate
         dividend = Dividend.objects.create(position=position, ex_date=ex_date,
                                            pay_date=pay_date, dps=dps, withholding_rate=rate)

@@ -143,12 +143,14 @@ def test_bad_announcements_are_400_with_the_field_named(api, make_position, body
 
 
 @pytest.mark.django_db
-def test_duplicate_ex_date_is_refused(api, make_position):
+def test_duplicate_ex_date_is_a_409_dividend_exists(api, make_position):
     pos = make_position(qty="1", cash="1")
     assert announce(api, pos.id).status_code == 201
-    res = announce(api, pos.id, dps=0.7)
-    assert res.status_code == 400 and "ex_date" in res.json()["fields"]
-    assert Dividend.objects.count() == 1
+    events_before = types(pos.id)
+    res = announce(api, pos.id, dps=0.7, pay_date=(PAY + dt.timedelta(days=1)).isoformat())
+    assert res.status_code == 409, res.content
+    assert res.json()["detail"] == "dividend_exists" and EX.isoformat() in res.json()["message"]
+    assert Dividend.objects.count() == 1 and types(pos.id) == events_before
 
 
 @pytest.mark.django_db
