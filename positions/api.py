@@ -316,8 +316,10 @@ class PositionViewSet(viewsets.ViewSet):
             return Response({"position_id": position.id,
                              "dividends": DividendSerializer(items, many=True).data,
                              "next": next_cursor})
-        data = _valid(DividendAnnounceSerializer, request)
-        dividend = dividend_announce(owner=request.user, position_id=pk, **data)
+        data = dict(_valid(DividendAnnounceSerializer, request))
+        rate = data.pop("withholding_tax_rate", None)
+        dividend = dividend_announce(owner=request.user, position_id=pk, withholding_rate=rate,
+                                     **data)
         return Response(DividendSerializer(dividend).data, status=status.HTTP_201_CREATED)
 
 

@@ -34,7 +34,8 @@ def dividend_announce(*, owner, position_id: str, ex_date: dt.date, pay_date: dt
     if dps <= 0:
         raise _invalid("dps", "The dividend per share must be greater than zero.")
     if withholding_rate is not None and not (0 <= withholding_rate < 1):
-        raise _invalid("withholding_rate", "The withholding rate must be at least 0 and below 1.")
+        raise _invalid("withholding_tax_rate",
+                       "The withholding tax rate must be at least 0 and below 1.")
     with transaction.atomic():
         position = position_get(owner=owner, position_id=position_id, for_update=True)
         if Dividend.objects.filter(position=position, ex_date=ex_date).exists():
@@ -48,7 +49,7 @@ def dividend_announce(*, owner, position_id: str, ex_date: dt.date, pay_date: dt
             message=f"Dividend {fmt(dps)} per share announced: ex-date {ex_date}, pay-date "
             f"{pay_date}, withholding {fmt(rate)}.",
             inputs={"ex_date": ex_date, "pay_date": pay_date, "dps": dps,
-                    "withholding_rate": rate},
+                    "withholding_tax_rate": rate},
             outputs={"dividend_id": dividend.id, "status": dividend.status},
         )
     return dividend
@@ -105,7 +106,7 @@ def _go_effective(dividend: Dividend, position: Position) -> None:
         + (f"; anchor {fmt(old_anchor)} kept: it is a price of the ex-date or later, already "
            "ex-dividend." if old_anchor is not None and not adjust else "."),
         inputs={"dividend_id": dividend.id, "shares": shares, "dps": dividend.dps,
-                "withholding_rate": dividend.withholding_rate},
+                "withholding_tax_rate": dividend.withholding_rate},
         outputs={"gross": gross, "net": net, "receivable": position.dividend_receivable,
                  "anchor_adjusted": adjust},
     )

@@ -238,7 +238,7 @@ class DividendAnnounceSerializer(StrictSerializer):
     ex_date = serializers.DateField(help_text="ISO date (YYYY-MM-DD).")
     pay_date = serializers.DateField(help_text="ISO date, on or after ex_date.")
     dps = Number(max_digits=22, decimal_places=6, gt=0, help_text="Dividend per share, > 0.")
-    withholding_rate = Number(max_digits=12, decimal_places=8, required=False, min_value=0,
+    withholding_tax_rate = Number(max_digits=12, decimal_places=8, required=False, min_value=0,
                               lt=1, help_text="0 ≤ rate < 1; default the position's.")
 
 
@@ -248,7 +248,8 @@ class DividendSerializer(serializers.Serializer):
     ex_date = serializers.DateField()
     pay_date = serializers.DateField()
     dps = DecimalOut()
-    withholding_rate = DecimalOut()
+    withholding_tax_rate = DecimalOut(source="withholding_rate",
+                                      help_text="The rate withheld from this dividend.")
     status = serializers.ChoiceField(choices=DividendStatus.choices)
     entitlement_qty = DecimalOut(allow_null=True, help_text="Shares held at the start of the "
                                  "ex-date (set once effective).")

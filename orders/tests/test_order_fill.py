@@ -76,7 +76,7 @@ def test_a_full_buy_fill_moves_cash_and_shares_and_fills_the_order(api, make_pos
     assert body["position_cash"] == 10000 - 10 * 100 - 1
     assert body["filled_qty"] == 10 and body["remaining_qty"] == 0
     assert body["avg_fill_price"] == 100 and body["anchor_price"] == 100
-    assert body["fill"]["qty"] == 10 and body["fill"]["price"] == 100
+    assert body["fill"]["filled_qty"] == 10 and body["fill"]["price"] == 100
     assert body["fill"]["commission"] == 1 and body["fill"]["id"].startswith("fil_")
     position.refresh_from_db()
     assert (position.qty, position.cash) == (Decimal(10), Decimal(8999))
@@ -457,7 +457,7 @@ def test_get_an_order_with_its_fills(api, make_position):
     assert body["filled_qty"] == 5 and body["remaining_qty"] == 5
     assert body["avg_fill_price"] == 100.2
     assert body["commission_paid"] == 1.0101
-    assert [(f["qty"], f["price"], f["commission"]) for f in body["fills"]] == [
+    assert [(f["filled_qty"], f["price"], f["commission"]) for f in body["fills"]] == [
         (4, 100, 1),
         (1, 101, 0.0101),
     ]
