@@ -91,7 +91,8 @@ class Order(models.Model):
 class Fill(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=ids.fill_id, editable=False)
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="fills")
-    qty = models.DecimalField(**QTY)
+    # Shown and sent as filled_qty, the seed's name in the fill body.
+    qty = models.DecimalField("filled qty", **QTY)
     price = models.DecimalField(**MONEY)
     commission = models.DecimalField(**MONEY)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -50,7 +50,7 @@ class FillRequestSerializer(StrictSerializer):
 
 class FillSerializer(serializers.Serializer):
     id = serializers.CharField()
-    qty = DecimalOut()
+    filled_qty = DecimalOut(source="qty", help_text="Shares this fill executed.")
     price = DecimalOut()
     commission = DecimalOut()
     created_at = serializers.DateTimeField()

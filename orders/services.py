@@ -5,12 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import F, Q, Sum
 
 from events.models import EventType
 from events.services import event_record, event_record_refusal, refusal_scope
 from orders.models import OPEN_STATUSES, Fill, IdempotencyRecord, Order, OrderStatus, Side
 from positions.models import Position
-from positions.selectors import position_get
+from positions.selectors import known_price, position_get
 from positions.strategy import rules
 from volbal import clock
 from volbal.errors import DomainError
@@ -32,6 +33,53 @@ def has_open_order(*, position: Position) -> bool:
     return Order.objects.filter(position=position, status__in=OPEN_STATUSES).exists()
 
 
+def open_remaining(*, position: Position) -> dict[str, Decimal]:
+    """What the position's open orders still have to fill, per side: ``{"BUY": q, "SELL": q}``
+    (one query)."""
+    left = F("qty") - F("filled_qty")
+    totals = Order.objects.filter(position=position, status__in=OPEN_STATUSES).aggregate(
+        BUY=Sum(left, filter=Q(side=Side.BUY)), SELL=Sum(left, filter=Q(side=Side.SELL)))
+    return {side: totals[side] or Decimal(0) for side in Side.values}
+
+
+def order_fillable_check(*, position: Position, side: str, qty: Decimal,
+                         price: Decimal | None = None) -> None:
+    """Refuse an order that could never fill, counting what the open orders already commit.
+
+    A sell of more than the shares held less the open sells' remaining quantity: 409
+    ``insufficient_qty``. A buy whose cost (with the default commission) at ``price`` (default:
+    the latest known price, :func:`positions.selectors.known_price`), together with the open
+    buys' remaining quantity, exceeds the cash: 409 ``insufficient_cash``. With no price known
+    at all a buy cannot be costed and is accepted; its fill is checked like any fill."""
+    committed = open_remaining(position=position)[side]
+    if side == Side.SELL:
+        free = position.qty - committed
+        if qty > free:
+            raise DomainError(
+                "insufficient_qty",
+                f"Cannot sell {fmt(qty)} {position.ticker}: {fmt(max(free, Decimal(0)))} shares "
+                f"are free ({fmt(position.qty)} held, {fmt(committed)} already committed to open "
+                "sells).", status=409)
+        return
+    if price is None:
+        known = known_price(position)
+        if known is None:
+            return
+        price = known.price
+    def cost(q: Decimal) -> Decimal:
+        commission = rules.default_commission(position.commission_rate, q, price)
+        return -rules.cash_after_buy(cash=Decimal(0), qty=q, price=price, commission=commission)
+
+    if cost(committed + qty) > position.cash:
+        raise DomainError(
+            "insufficient_cash",
+            f"Buying {fmt(qty)} {position.ticker} at {fmt(price)} costs {fmt(cost(qty))} with "
+            f"commission; the cash is {fmt(position.cash)}"
+            + (f", of which open buys of {fmt(committed)} shares already commit "
+               f"{fmt(cost(committed))}" if committed else "")
+            + ".", status=409)
+
+
 def order_submit(
     *,
     position: Position,
@@ -40,11 +88,14 @@ def order_submit(
     idempotency_key: str | None = None,
     source: str = "api",
     note: str = "",
+    price: Decimal | None = None,
 ) -> Order:
     """Create an order on a position the caller has already locked (``select_for_update``).
 
     Refuses with 409 ``daily_order_cap_exceeded`` once the position's cap for the trading day
-    is reached. Callers: the orders endpoint (:func:`order_submit_for`) and evaluation."""
+    is reached, and an order that could never fill (:func:`order_fillable_check`, at ``price``
+    or the latest known price). A refusal creates nothing, so it counts toward no cap.
+    Callers: the orders endpoint (:func:`order_submit_for`) and evaluation."""
     if side not in Side.values:
         raise DomainError(
             "validation_error",
@@ -68,6 +119,7 @@ def order_submit(
             f"(max_orders_per_day is {position.max_orders_per_day}).",
             status=409,
         )
+    order_fillable_check(position=position, side=side, qty=qty, price=price)
     order = insert_one(Order(
         position=position,
         side=side,

@@ -47,6 +47,19 @@ def _valid(serializer_class, request):
     return serializer.validated_data
 
 
+def _required_key(request, what: str) -> str:
+    """The request's Idempotency-Key, or 400 ``missing_idempotency_key``: a write that places
+    an order must be safe to retry."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        raise ApiError(
+            "missing_idempotency_key",
+            f"{what} needs an Idempotency-Key header (1-255 printable characters) so a retry "
+            "cannot place a second order.",
+        )
+    return key
+
+
 def evaluation_body(result: services.Evaluation) -> dict:
     position = result.position
     if result.decision is None:
@@ -54,6 +67,7 @@ def evaluation_body(result: services.Evaluation) -> dict:
             "position_id": position.id,
             "price": None,
             "price_source": result.price_source,
+            "price_ts": None,
             "anchor_price": position.anchor_price,
             "anchor_set": False,
             "value": None,
@@ -67,6 +81,7 @@ def evaluation_body(result: services.Evaluation) -> dict:
     return {
         "position_id": position.id,
         "price_source": result.price_source,
+        "price_ts": result.price_ts,
         **services.decision_payload(result.decision),
         "order_id": result.order.id if result.order is not None else None,
     }
@@ -93,7 +108,7 @@ class PositionViewSet(viewsets.ViewSet):
             request.query_params, queryset=selectors.positions_of(owner=request.user)
         )
         validate_filters(filterset)
-        items, next_cursor = keyset_page(request, selectors.with_latest_price(filterset.qs))
+        items, next_cursor = keyset_page(request, selectors.with_known_price(filterset.qs))
         return Response(
             {"positions": PositionSerializer(items, many=True).data, "next": next_cursor}
         )
@@ -195,6 +210,13 @@ class PositionViewSet(viewsets.ViewSet):
     @extend_schema(
         methods=["POST"],
         summary="Submit an order (idempotent; Idempotency-Key required)",
+        description="An order that could never fill is refused with 409 and creates nothing "
+        "(it counts toward no daily cap, and its key is not remembered): a `SELL` of more than "
+        "the shares held less what open sells still have to fill is `insufficient_qty`; a "
+        "`BUY` whose cost (with the default commission) at the latest known price (the newer "
+        "of the ticker's newest stored price and the position's last fill), added to what "
+        "open buys still have to fill, exceeds the cash is `insufficient_cash`. With no price "
+        "known a buy cannot be costed: it is accepted, and its fill is judged like any fill.",
         request=OrderSubmitSerializer,
         parameters=[idempotency_header(required=True)],
         responses={
@@ -203,7 +225,8 @@ class PositionViewSet(viewsets.ViewSet):
             **NOT_FOUND,
             **write_errors(
                 (400, "missing_idempotency_key"),
-                (409, "idempotency_signature_mismatch or daily_order_cap_exceeded"),
+                (409, "idempotency_signature_mismatch or daily_order_cap_exceeded or "
+                 "insufficient_qty or insufficient_cash"),
             ),
         },
     )
@@ -221,13 +244,7 @@ class PositionViewSet(viewsets.ViewSet):
                     "next": next_cursor,
                 }
             )
-        key = request.headers.get("Idempotency-Key")
-        if key is None:
-            raise ApiError(
-                "missing_idempotency_key",
-                "Order submission needs an Idempotency-Key header (1-255 printable "
-                "characters) so a retry cannot place a second order.",
-            )
+        key = _required_key(request, "Order submission")
         data = _valid(OrderSubmitSerializer, request)
         order, created = order_submit_for(
             owner=request.user,
@@ -246,19 +263,26 @@ class PositionViewSet(viewsets.ViewSet):
         description='Body `{"price": P}`; without a price the ticker\'s latest stored price is '
         "used; with neither, 200 with no proposals and reason `no_price`. `proposals` holds only "
         "what may be submitted now; a computed proposal that a check blocks is under `blocked`. "
-        '`"submit": true` also submits the proposal as an order; an `Idempotency-Key` makes the '
-        "whole evaluation replayable.",
+        '`"submit": true` also submits the proposal as an order, through the same checks as '
+        "order submission; it then requires an `Idempotency-Key` (400 "
+        "`missing_idempotency_key` without one), which makes the whole evaluation replayable. "
+        "Without `submit` the key is optional.",
         request=EvaluateRequestSerializer,
         parameters=[idempotency_header(required=False)],
         responses={
             200: EvaluationSerializer,
             **NOT_FOUND,
-            **write_errors((409, "idempotency_signature_mismatch or daily_order_cap_exceeded")),
+            **write_errors(
+                (400, "missing_idempotency_key"),
+                (409, "idempotency_signature_mismatch or daily_order_cap_exceeded or "
+                 "insufficient_qty or insufficient_cash or qty_out_of_range")),
         },
     )
     @action(detail=True, methods=["post"])
     def evaluate(self, request, pk=None):
         data = _valid(EvaluateRequestSerializer, request)
+        if data["submit"]:
+            _required_key(request, 'An evaluation with "submit": true')
         result = services.position_evaluate(
             owner=request.user, position_id=pk, price=data.get("price"), submit=data["submit"]
         )
@@ -282,7 +306,7 @@ class PositionViewSet(viewsets.ViewSet):
         request=DividendAnnounceSerializer,
         parameters=[idempotency_header(required=False)],
         responses={201: DividendSerializer, 200: DividendSerializer, **NOT_FOUND,
-                   **write_errors((409, "idempotency_signature_mismatch"))},
+                   **write_errors((409, "dividend_exists or idempotency_signature_mismatch"))},
     )
     @action(detail=True, methods=["get", "post"])
     def dividends(self, request, pk=None):
@@ -292,8 +316,10 @@ class PositionViewSet(viewsets.ViewSet):
             return Response({"position_id": position.id,
                              "dividends": DividendSerializer(items, many=True).data,
                              "next": next_cursor})
-        data = _valid(DividendAnnounceSerializer, request)
-        dividend = dividend_announce(owner=request.user, position_id=pk, **data)
+        data = dict(_valid(DividendAnnounceSerializer, request))
+        rate = data.pop("withholding_tax_rate", None)
+        dividend = dividend_announce(owner=request.user, position_id=pk, withholding_rate=rate,
+                                     **data)
         return Response(DividendSerializer(dividend).data, status=status.HTTP_201_CREATED)
 
 

@@ -27,18 +27,20 @@ def _invalid(field_name: str, message: str) -> DomainError:
 def dividend_announce(*, owner, position_id: str, ex_date: dt.date, pay_date: dt.date,
                       dps: Decimal, withholding_rate: Decimal | None = None) -> Dividend:
     """Announce a dividend on a position (``ex_div_announced``). The withholding rate defaults
-    to the position's. One dividend per position and ex-date."""
+    to the position's. One dividend per position and ex-date: another is 409
+    ``dividend_exists``."""
     if pay_date < ex_date:
         raise _invalid("pay_date", "The pay date must be on or after the ex-date.")
     if dps <= 0:
         raise _invalid("dps", "The dividend per share must be greater than zero.")
     if withholding_rate is not None and not (0 <= withholding_rate < 1):
-        raise _invalid("withholding_rate", "The withholding rate must be at least 0 and below 1.")
+        raise _invalid("withholding_tax_rate",
+                       "The withholding tax rate must be at least 0 and below 1.")
     with transaction.atomic():
         position = position_get(owner=owner, position_id=position_id, for_update=True)
         if Dividend.objects.filter(position=position, ex_date=ex_date).exists():
-            raise _invalid("ex_date", f"This position already has a dividend with ex-date "
-                           f"{ex_date}.")
+            raise DomainError("dividend_exists", f"This position already has a dividend with "
+                              f"ex-date {ex_date}.", status=409)
         rate = position.withholding_tax_rate if withholding_rate is None else withholding_rate
         dividend = Dividend.objects.create(position=position, ex_date=ex_date,
                                            pay_date=pay_date, dps=dps, withholding_rate=rate)
@@ -47,7 +49,7 @@ def dividend_announce(*, owner, position_id: str, ex_date: dt.date, pay_date: dt
             message=f"Dividend {fmt(dps)} per share announced: ex-date {ex_date}, pay-date "
             f"{pay_date}, withholding {fmt(rate)}.",
             inputs={"ex_date": ex_date, "pay_date": pay_date, "dps": dps,
-                    "withholding_rate": rate},
+                    "withholding_tax_rate": rate},
             outputs={"dividend_id": dividend.id, "status": dividend.status},
         )
     return dividend
@@ -104,7 +106,7 @@ def _go_effective(dividend: Dividend, position: Position) -> None:
         + (f"; anchor {fmt(old_anchor)} kept: it is a price of the ex-date or later, already "
            "ex-dividend." if old_anchor is not None and not adjust else "."),
         inputs={"dividend_id": dividend.id, "shares": shares, "dps": dividend.dps,
-                "withholding_rate": dividend.withholding_rate},
+                "withholding_tax_rate": dividend.withholding_rate},
         outputs={"gross": gross, "net": net, "receivable": position.dividend_receivable,
                  "anchor_adjusted": adjust},
     )

@@ -177,7 +177,9 @@ class Dividend(models.Model):
     ex_date = models.DateField()
     pay_date = models.DateField()
     dps = models.DecimalField(**MONEY)
-    withholding_rate = models.DecimalField(**RATIO)
+    # Shown and sent as withholding_tax_rate, the position's name for the same rate (the
+    # column keeps its name: the rate this dividend was announced with).
+    withholding_rate = models.DecimalField("withholding tax rate", **RATIO)
     status = models.CharField(max_length=10, choices=DividendStatus.choices,
                               default=DividendStatus.ANNOUNCED)
     # Set on the ex-date step.

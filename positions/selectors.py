@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from positions.models import Position, Price
 from volbal.errors import DomainError
@@ -34,15 +38,67 @@ def latest_price(*, ticker: str) -> Price | None:
 
 def with_latest_price(queryset: QuerySet[Position]) -> QuerySet[Position]:
     """Annotate ``latest_price`` (the newest stored price of each position's ticker): one query."""
-    from django.db.models import OuterRef, Subquery
-
     latest = Price.objects.filter(ticker=OuterRef("ticker")).order_by("-ts").values("price")[:1]
     return queryset.annotate(latest_price=Subquery(latest))
 
 
+class PriceSource:
+    """Where a price came from (the ``price_source`` of a position and of an evaluation)."""
+
+    REQUEST = "request"  # given in the evaluation's body
+    STORED = "stored"  # the ticker's newest stored price (POST /v1/prices, import_prices)
+    FILL = "fill"  # the position's last fill
+    NONE = "none"  # no price known
+
+    KNOWN = (STORED, FILL)
+    ALL = (REQUEST, STORED, FILL, NONE)
+
+
+@dataclass(frozen=True)
+class KnownPrice:
+    """The latest known price of a position: the newer of its ticker's newest stored price and
+    its own last fill, with when (the stored price's ``ts``, the fill's time) and which."""
+
+    price: Decimal
+    ts: dt.datetime
+    source: str  # PriceSource.STORED or PriceSource.FILL
+
+
+def with_known_price(queryset: QuerySet[Position]) -> QuerySet[Position]:
+    """Annotate what :func:`known_price` needs (the ticker's newest stored price and the
+    position's last fill, each with its time) in the same query: a list costs no more."""
+    from orders.models import Fill
+
+    stored = Price.objects.filter(ticker=OuterRef("ticker")).order_by("-ts")
+    fills = Fill.objects.filter(order__position_id=OuterRef("pk")).order_by("-created_at", "-id")
+    return queryset.annotate(
+        known_stored_price=Subquery(stored.values("price")[:1]),
+        known_stored_ts=Subquery(stored.values("ts")[:1]),
+        known_fill_price=Subquery(fills.values("price")[:1]),
+        known_fill_ts=Subquery(fills.values("created_at")[:1]),
+    )
+
+
+def known_price(position: Position) -> KnownPrice | None:
+    """The position's latest known price, or None when there is neither a stored price nor a
+    fill. Reads the annotations of :func:`with_known_price` when the position has them (the
+    API's and the admin's lists), else one query. On a tie the fill wins (a trade is firmer
+    than a quote)."""
+    if not hasattr(position, "known_stored_ts"):
+        position = with_known_price(Position.objects.filter(pk=position.pk)).get()
+    stored = (position.known_stored_price, position.known_stored_ts)
+    fill = (position.known_fill_price, position.known_fill_ts)
+    if fill[1] is not None and (stored[1] is None or fill[1] >= stored[1]):
+        return KnownPrice(price=fill[0], ts=fill[1], source=PriceSource.FILL)
+    if stored[1] is not None:
+        return KnownPrice(price=stored[0], ts=stored[1], source=PriceSource.STORED)
+    return None
+
+
 def position_view(*, owner, position_id: str) -> Position:
-    """The caller's position with ``latest_price``, or 404 ``position_not_found``."""
-    position = with_latest_price(positions_of(owner=owner).filter(pk=position_id)).first()
+    """The caller's position with its known price annotated (:func:`known_price`), or 404
+    ``position_not_found``."""
+    position = with_known_price(positions_of(owner=owner).filter(pk=position_id)).first()
     if position is None:
         raise position_not_found(position_id)
     return position

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from drf_spectacular.utils import extend_schema_field
@@ -9,6 +10,7 @@ from rest_framework import serializers
 
 from orders.models import Side
 from positions.models import DividendStatus, Sizing
+from positions.selectors import PriceSource, known_price
 from positions.strategy import rules
 from volbal.api import StrictSerializer
 from volbal.fields import Boolean, DecimalOut, Integer, Number
@@ -72,6 +74,10 @@ class PositionUpdateSerializer(StrategyFields):
     pass
 
 
+NULLABLE_NUMBER = {"type": "number", "nullable": True}
+PRICE_SOURCES_OF_POSITION = (*PriceSource.KNOWN, PriceSource.NONE)
+
+
 class PositionSerializer(serializers.Serializer):
     id = serializers.CharField()
     ticker = serializers.CharField()
@@ -91,29 +97,55 @@ class PositionSerializer(serializers.Serializer):
     fractional = serializers.BooleanField()
     qty_step = DecimalOut(allow_null=True)
     withholding_tax_rate = DecimalOut()
-    price = serializers.SerializerMethodField(help_text="Latest stored price of the ticker.")
+    price = serializers.SerializerMethodField(
+        help_text="The latest known price: the newer of the ticker's newest stored price and "
+        "the position's last fill; null when there is neither.")
+    price_ts = serializers.SerializerMethodField(
+        help_text="When `price` was observed: the stored price's `ts` or the fill's time.")
+    price_source = serializers.SerializerMethodField(
+        help_text="Where `price` comes from: `stored` (a recorded price), `fill` (the last "
+        "fill) or `none`.")
     value = serializers.SerializerMethodField(help_text="S·P + C + R at `price`.")
     weight = serializers.SerializerMethodField(help_text="Stock weight S·P / V at `price`.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
-    def _valuation(self, obj):
-        price = getattr(obj, "latest_price", None)
-        if price is None:
-            return None, None, None
-        value, weight = rules.weight_of(
-            qty=obj.qty, cash=obj.cash, receivable=obj.dividend_receivable, price=price
-        )
-        return price, value, weight
+    def _valuation(self, obj) -> dict:
+        cached = getattr(obj, "_valuation_cache", None)
+        if cached is not None:
+            return cached
+        known = known_price(obj)
+        if known is None:
+            out = {"price": None, "price_ts": None, "price_source": PriceSource.NONE,
+                   "value": None, "weight": None}
+        else:
+            value, weight = rules.weight_of(qty=obj.qty, cash=obj.cash,
+                                            receivable=obj.dividend_receivable, price=known.price)
+            out = {"price": known.price, "price_ts": known.ts, "price_source": known.source,
+                   "value": value, "weight": weight}
+        obj._valuation_cache = out
+        return out
 
-    def get_price(self, obj) -> float | None:
-        return self._valuation(obj)[0]
+    @extend_schema_field(NULLABLE_NUMBER)
+    def get_price(self, obj) -> Decimal | None:
+        return self._valuation(obj)["price"]
 
-    def get_value(self, obj) -> float | None:
-        return self._valuation(obj)[1]
+    @extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
+    def get_price_ts(self, obj) -> dt.datetime | None:
+        ts = self._valuation(obj)["price_ts"]
+        return None if ts is None else serializers.DateTimeField().to_representation(ts)
 
-    def get_weight(self, obj) -> float | None:
-        return self._valuation(obj)[2]
+    @extend_schema_field({"type": "string", "enum": list(PRICE_SOURCES_OF_POSITION)})
+    def get_price_source(self, obj) -> str:
+        return self._valuation(obj)["price_source"]
+
+    @extend_schema_field(NULLABLE_NUMBER)
+    def get_value(self, obj) -> Decimal | None:
+        return self._valuation(obj)["value"]
+
+    @extend_schema_field(NULLABLE_NUMBER)
+    def get_weight(self, obj) -> Decimal | None:
+        return self._valuation(obj)["weight"]
 
 
 class EventSerializer(serializers.Serializer):
@@ -132,7 +164,8 @@ class EvaluateRequestSerializer(StrictSerializer):
                    min_value=Decimal("0.000001"),
                    help_text="> 0. Omitted: the ticker's latest stored price.")
     submit = Boolean(required=False, default=False,
-                     help_text="Also submit the proposal as an order (idempotent with a key).")
+                     help_text="Also submit the proposal as an order; needs an "
+                     "Idempotency-Key header.")
 
 
 class ProposalSerializer(serializers.Serializer):
@@ -159,7 +192,13 @@ class BlockedProposalSerializer(ProposalSerializer):
 class EvaluationSerializer(serializers.Serializer):
     position_id = serializers.CharField()
     price = DecimalOut(allow_null=True)
-    price_source = serializers.ChoiceField(choices=("request", "latest", "none"))
+    price_source = serializers.ChoiceField(
+        choices=PriceSource.ALL,
+        help_text="Where `price` comes from: `request` (the body), `stored` (the ticker's "
+        "newest recorded price), `fill` (the position's last fill, when newer) or `none`.")
+    price_ts = serializers.DateTimeField(
+        allow_null=True, help_text="When a `stored` or `fill` price was observed; null for "
+        "`request` and `none`.")
     anchor_price = DecimalOut(allow_null=True)
     anchor_set = serializers.BooleanField()
     value = DecimalOut(allow_null=True)
@@ -199,7 +238,7 @@ class DividendAnnounceSerializer(StrictSerializer):
     ex_date = serializers.DateField(help_text="ISO date (YYYY-MM-DD).")
     pay_date = serializers.DateField(help_text="ISO date, on or after ex_date.")
     dps = Number(max_digits=22, decimal_places=6, gt=0, help_text="Dividend per share, > 0.")
-    withholding_rate = Number(max_digits=12, decimal_places=8, required=False, min_value=0,
+    withholding_tax_rate = Number(max_digits=12, decimal_places=8, required=False, min_value=0,
                               lt=1, help_text="0 ≤ rate < 1; default the position's.")
 
 
@@ -209,7 +248,8 @@ class DividendSerializer(serializers.Serializer):
     ex_date = serializers.DateField()
     pay_date = serializers.DateField()
     dps = DecimalOut()
-    withholding_rate = DecimalOut()
+    withholding_tax_rate = DecimalOut(source="withholding_rate",
+                                      help_text="The rate withheld from this dividend.")
     status = serializers.ChoiceField(choices=DividendStatus.choices)
     entitlement_qty = DecimalOut(allow_null=True, help_text="Shares held at the start of the "
                                  "ex-date (set once effective).")

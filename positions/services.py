@@ -11,7 +11,7 @@ from django.db import transaction
 from events.models import EventType
 from events.services import event_record
 from positions.models import STRATEGY_FIELDS, Position, Price
-from positions.selectors import latest_price, position_get
+from positions.selectors import PriceSource, known_price, position_get
 from positions.strategy import rules
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
@@ -141,8 +141,8 @@ class Evaluation:
 
     position: Position
     decision: rules.Decision | None  # None when there was no price to evaluate at
-    price_source: str  # "request" | "latest" | "none"
-    price_ts: object = None  # the stored price's time when price_source is "latest"
+    price_source: str  # a PriceSource: request, stored, fill or none
+    price_ts: object = None  # when the known price was observed (stored or fill), else None
     order: object = None  # the order submitted with ``submit``
     reason: str = ""
     message: str = ""
@@ -215,15 +215,15 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
 
     with transaction.atomic():
         position = position_get(owner=owner, position_id=position_id, for_update=True)
-        price_source, price_ts = "request", None
+        price_source, price_ts = PriceSource.REQUEST, None
         if price is None:
-            latest = latest_price(ticker=position.ticker)
-            if latest is not None:
-                if skip_if_evaluated_at_latest and position.evaluated_price_ts == latest.ts:
+            known = known_price(position)
+            if known is not None:
+                if skip_if_evaluated_at_latest and position.evaluated_price_ts == known.ts:
                     return None
-                price, price_source, price_ts = latest.price, "latest", latest.ts
+                price, price_source, price_ts = known.price, known.source, known.ts
                 if submit:
-                    position.evaluated_price_ts = latest.ts
+                    position.evaluated_price_ts = known.ts
                     position.save(update_fields=["evaluated_price_ts", "updated_at"])
         if price is None:
             message = (f"No price to evaluate {position.ticker} at: none was given and none is "
@@ -234,7 +234,7 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
                                   "anchor_set": False, "value": None, "weight": None,
                                   "proposals": [], "blocked": [], "reason": "no_price",
                                   "message": message, "order_id": None})
-            return Evaluation(position=position, decision=None, price_source="none",
+            return Evaluation(position=position, decision=None, price_source=PriceSource.NONE,
                               reason="no_price", message=message)
 
         decision = position_decide(position=position, price=price)
@@ -255,14 +255,15 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
                     "submitted.", status=409)
             order = order_submit(position=position, side=decision.proposal.side,
                                  qty=decision.proposal.qty, source="evaluation",
-                                 note=decision.proposal.kind)
+                                 note=decision.proposal.kind, price=price)
         payload = decision_payload(decision)
         event_record(
             position_id=position.id,
             order_id=order.id if order else None,
             type=EventType.EVALUATION,
             message=decision.message,
-            inputs={"price": price, "price_source": price_source, "submit": submit,
+            inputs={"price": price, "price_source": price_source, "price_ts": price_ts,
+                    "submit": submit,
                     "source": source, "qty": position.qty, "cash": position.cash,
                     "dividend_receivable": position.dividend_receivable},
             outputs={**payload, "order_id": order.id if order else None},

@@ -128,14 +128,53 @@ def json_error_view(status: int):
     return view
 
 
+# Names a user may reasonably send for a field that has another name here: another endpoint's
+# name for the same concept, or an earlier name. {sent: meant}; used only when ``meant`` is a
+# field of the serializer at hand.
+FIELD_ALIASES = {
+    "qty": "filled_qty",  # a fill's quantity is filled_qty (the seed's fill body)
+    "quantity": "qty",
+    "withholding_rate": "withholding_tax_rate",
+    "tax_rate": "withholding_tax_rate",
+    "symbol": "ticker",
+}
+
+
+def did_you_mean(name: str, known) -> str | None:
+    """The known field a user probably meant by ``name``: an alias, the same name in another
+    case or spelling, a name that contains it (``qty`` -> ``filled_qty``), or a close
+    spelling; None when nothing is close."""
+    import difflib
+
+    known = list(known)
+    if FIELD_ALIASES.get(name) in known:
+        return FIELD_ALIASES[name]
+    folded = name.strip().lower().replace("-", "_").replace(" ", "_")
+    if folded in known:
+        return folded
+    containing = [k for k in known if len(folded) >= 3 and (k.endswith("_" + folded)
+                                                             or k.startswith(folded + "_"))]
+    if len(containing) == 1:
+        return containing[0]
+    close = difflib.get_close_matches(folded, known, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def unknown_field_message(name: str, known) -> str:
+    meant = did_you_mean(name, known)
+    return f"Unknown field; did you mean {meant}?" if meant else "Unknown field."
+
+
 class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know, so a typo is an error and not a silent no-op."""
+    """Refuses fields it does not know, so a typo is an error and not a silent no-op; the
+    error names the field the user probably meant (:func:`did_you_mean`)."""
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+                raise serializers.ValidationError(
+                    {name: [unknown_field_message(name, self.fields)] for name in unknown})
         return super().to_internal_value(data)
 
 

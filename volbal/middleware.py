@@ -9,7 +9,7 @@ import re
 import time
 import uuid
 
-from volbal.api import django_error_response
+from volbal.api import django_error_response, error_body, json_response
 
 log = logging.getLogger("volbal.request")
 
@@ -67,17 +67,23 @@ class JsonErrorsMiddleware:
     """Every error under /v1/ is JSON (architecture.md), in local mode too: Django's own HTML
     pages (DEBUG's 404 and 500, a SuspiciousOperation's 400) become the API's error body with
     the same status. A path with a NUL character names nothing (404, before any database sees
-    it: PostgreSQL refuses NUL in text)."""
+    it: PostgreSQL refuses NUL in text). A path with a stray trailing slash, anywhere but the
+    admin, answers a 404 that names the address without it."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         if not request.path.startswith("/v1/"):
-            return self.get_response(request)
+            response = self.get_response(request)
+            if response.status_code == 404 and not request.path.startswith("/admin/"):
+                return _not_found(request) or response
+            return response
         if "\x00" in request.path:
             return django_error_response(404)
         response = self.get_response(request)
+        if response.status_code == 404:
+            response = _not_found(request) or response
         if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
                 "application/json"):
             replaced = django_error_response(response.status_code)
@@ -86,3 +92,25 @@ class JsonErrorsMiddleware:
                     replaced[header] = response[header]
             return replaced
         return response
+
+
+def _not_found(request):
+    """The 404 of a path with a stray trailing slash, naming the address without it (the API's
+    paths have none); None for any other path."""
+    from django.urls import Resolver404, resolve
+
+    path = request.path_info
+    if not path.endswith("/") or path == "/":
+        return None
+    try:
+        resolve(path)
+        return None  # the path exists; its own view said 404
+    except Resolver404:
+        pass
+    try:
+        resolve(path.rstrip("/"))
+    except Resolver404:
+        return None
+    return json_response(error_body(
+        "not_found", f"There is nothing at {request.path}; the address is "
+        f"{request.path.rstrip('/')}, without the trailing slash."), 404)

@@ -9,6 +9,7 @@ from orders.api import OrderViewSet
 from positions.api import PositionViewSet, PriceViewSet
 from positions.backtest_api import BacktestView
 from volbal import health
+from volbal.landing import landing
 from volbal.api import json_error_view
 
 router = SimpleRouter(trailing_slash=False)
@@ -16,7 +17,10 @@ router.register("positions", PositionViewSet, basename="position")
 router.register("orders", OrderViewSet, basename="order")
 router.register("prices", PriceViewSet, basename="price")
 
+admin.site.site_url = "/"  # the admin's "view site": the landing page
+
 urlpatterns = [
+    path("", landing, name="landing"),
     path("healthz", health.healthz),
     path("readyz", health.readyz),
     path("v1/healthz", health.healthz_v1),

@@ -15,6 +15,7 @@ from conftest import client_for
 from events.models import Event
 from orders.models import Fill, IdempotencyRecord, Order
 from positions.models import Position
+from volbal import clock
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -205,9 +206,26 @@ def test_concurrent_buy_fills_never_drive_cash_negative(api_user, make_position)
     assert Event.objects.filter(position=position, type="fill_rejected").count() == 7
 
 
+def test_concurrent_sell_submissions_never_commit_more_shares_than_held(api_user,
+                                                                       make_position):
+    position = make_position(qty=3, cash=0, max_orders_per_day=20)
+    n = 10
+    results = run_parallel(
+        n, answers(api_user, "post", f"/v1/positions/{position.id}/orders",
+                   [{"side": "SELL", "qty": 1}] * n, [f"sell-{i}" for i in range(n)]))
+    assert Counter(status for status, _, _ in results) == {201: 3, 409: 7}, results
+    assert {body["detail"] for status, body, _ in results if status == 409} == {
+        "insufficient_qty"}
+    assert Order.objects.filter(position=position).count() == 3
+    assert not IdempotencyRecord.objects.filter(key__startswith="sell-").count() > 3
+
+
 def test_concurrent_sell_fills_never_drive_shares_negative(api_user, make_position):
     position = make_position(qty=3, cash=0, max_orders_per_day=20)
-    orders = [open_order(position, "SELL", 1, f"s{i}") for i in range(10)]
+    # Ten open sells of 1 against 3 shares: submission refuses this today, but orders placed
+    # before it checked holdings (or reported by a broker) must still never oversell.
+    orders = [Order.objects.create(position=position, side="SELL", qty=Decimal(1),
+                                   trading_day=clock.trading_day()) for _ in range(10)]
     results = run_parallel(
         10,
         lambda i: answers(api_user, "post", f"/v1/orders/{orders[i].id}/fill",

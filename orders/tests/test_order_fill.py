@@ -27,6 +27,15 @@ def place(api, position, side="BUY", qty=10) -> str:
     return response.json()["order_id"]
 
 
+def unchecked_order(position, side: str, qty) -> str:
+    """An open order that submission would refuse today (placed before it checked holdings and
+    cash, or reported by a broker): the fill must still judge it on its own."""
+    from volbal import clock
+
+    return Order.objects.create(position=position, side=side, qty=Decimal(str(qty)),
+                                trading_day=clock.trading_day()).id
+
+
 def fill(api, order_id, body, **headers):
     return api.post(f"/v1/orders/{order_id}/fill", body, format="json", **headers)
 
@@ -67,7 +76,7 @@ def test_a_full_buy_fill_moves_cash_and_shares_and_fills_the_order(api, make_pos
     assert body["position_cash"] == 10000 - 10 * 100 - 1
     assert body["filled_qty"] == 10 and body["remaining_qty"] == 0
     assert body["avg_fill_price"] == 100 and body["anchor_price"] == 100
-    assert body["fill"]["qty"] == 10 and body["fill"]["price"] == 100
+    assert body["fill"]["filled_qty"] == 10 and body["fill"]["price"] == 100
     assert body["fill"]["commission"] == 1 and body["fill"]["id"].startswith("fil_")
     position.refresh_from_db()
     assert (position.qty, position.cash) == (Decimal(10), Decimal(8999))
@@ -238,7 +247,7 @@ def test_a_fill_larger_than_what_remains_is_refused(api, make_position):
 
 def test_selling_more_than_held_is_refused(api, make_position):
     position = make_position(qty=2, cash=0)
-    order_id = place(api, position, "SELL", 5)
+    order_id = unchecked_order(position, "SELL", 5)
     assert_refused(api, position, order_id, {"price": 10, "filled_qty": 3}, "insufficient_qty")
 
 
@@ -281,7 +290,7 @@ def test_a_refused_fill_with_an_idempotency_key_also_changes_nothing(api, make_p
 
 def test_a_refused_fill_can_be_retried_with_its_key_once_it_can_succeed(api, make_position):
     position = make_position(qty=0, cash=1000)
-    sell = place(api, position, "SELL", 2)
+    sell = unchecked_order(position, "SELL", 2)
     buy = place(api, position, "BUY", 2)
     body = {"price": 10, "filled_qty": 2, "commission": 0}
     assert_refused(api, position, sell, body, "insufficient_qty", HTTP_IDEMPOTENCY_KEY="s1")
@@ -448,7 +457,7 @@ def test_get_an_order_with_its_fills(api, make_position):
     assert body["filled_qty"] == 5 and body["remaining_qty"] == 5
     assert body["avg_fill_price"] == 100.2
     assert body["commission_paid"] == 1.0101
-    assert [(f["qty"], f["price"], f["commission"]) for f in body["fills"]] == [
+    assert [(f["filled_qty"], f["price"], f["commission"]) for f in body["fills"]] == [
         (4, 100, 1),
         (1, 101, 0.0101),
     ]

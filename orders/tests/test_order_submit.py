@@ -288,7 +288,7 @@ def test_an_order_key_reused_after_its_record_expired_still_answers_its_order(
 
 
 def test_list_orders_oldest_first_with_every_field(api, make_position):
-    position = make_position()
+    position = make_position(qty=2.5)
     ids = [
         submit(api, position.id, {"side": side, "qty": qty}, key=f"o{n}").json()["order_id"]
         for n, (side, qty) in enumerate([("BUY", 1), ("SELL", 2.5), ("BUY", 0.125)])
@@ -341,3 +341,88 @@ def test_list_orders_of_an_unknown_position_answers_404(api):
 def test_list_orders_with_a_bad_query_answers_400(api, make_position, query):
     position = make_position()
     assert_error(api.get(f"{orders_url(position.id)}?{query}"), 400, "invalid_query")
+
+
+# --- orders that can never fill are refused (issue 12, item 2) -------------------------------
+
+
+def post_price(api, price, ts="2026-01-02T15:00:00Z", ticker="ZIM"):
+    response = api.post("/v1/prices", {"ticker": ticker, "price": price, "ts": ts}, format="json")
+    assert response.status_code == 201, response.content
+
+
+def test_a_sell_beyond_the_shares_held_answers_409_and_creates_nothing(api, make_position):
+    position = make_position(qty="15.44", cash=0, max_orders_per_day=1)
+    before = state(position.id)
+    body = assert_error(submit(api, position.id, {"side": "SELL", "qty": 1000}, key="s1"), 409,
+                        "insufficient_qty")
+    assert "15.44" in body["message"]
+    assert state(position.id) == before  # no order, no event, no idempotency record
+    # it counted toward nothing: the one order the day allows is still there to place
+    assert submit(api, position.id, {"side": "SELL", "qty": 15.44}, key="s2").status_code == 201
+
+
+def test_open_sells_commit_their_shares_until_cancelled(api, make_position):
+    position = make_position(qty=3, cash=0)
+    first = submit(api, position.id, {"side": "SELL", "qty": 2}, key="a")
+    assert first.status_code == 201
+    assert submit(api, position.id, {"side": "SELL", "qty": 1}, key="b").status_code == 201
+    body = assert_error(submit(api, position.id, {"side": "SELL", "qty": 0.5}, key="c"), 409,
+                        "insufficient_qty")
+    assert "3 already committed" in body["message"]
+    api.post(f"/v1/orders/{first.json()['order_id']}/cancel", format="json")
+    assert submit(api, position.id, {"side": "SELL", "qty": 2}, key="c").status_code == 201
+
+
+def test_a_buy_beyond_the_cash_at_the_stored_price_answers_409(api, make_position):
+    position = make_position(qty=0, cash=6354, max_orders_per_day=1)
+    post_price(api, 140)
+    before = state(position.id)
+    body = assert_error(submit(api, position.id, {"side": "BUY", "qty": 100000}, key="b1"), 409,
+                        "insufficient_cash")
+    assert "140" in body["message"] and "6354" in body["message"]
+    assert state(position.id) == before
+    # 45 x 140 = 6300 plus 0.63 commission fits; the refusal used none of the day's one order
+    assert submit(api, position.id, {"side": "BUY", "qty": 45}, key="b2").status_code == 201
+
+
+def test_open_buys_commit_their_cash(api, make_position):
+    position = make_position(qty=0, cash=10000)
+    post_price(api, 100)
+    assert submit(api, position.id, {"side": "BUY", "qty": 60}, key="a").status_code == 201
+    # 60 + 40 shares x 100 plus commission exceed 10000; 60 + 39 do not
+    assert_error(submit(api, position.id, {"side": "BUY", "qty": 40}, key="b"), 409,
+                 "insufficient_cash")
+    assert submit(api, position.id, {"side": "BUY", "qty": 39}, key="b").status_code == 201
+
+
+def test_a_buy_is_costed_at_the_last_fill_when_it_is_newer_than_the_stored_price(
+        api, make_position):
+    position = make_position(qty=0, cash=10000)
+    post_price(api, 1, ts="2020-01-02T15:00:00Z")  # old and cheap
+    order_id = submit(api, position.id, {"side": "BUY", "qty": 10}, key="a").json()["order_id"]
+    api.post(f"/v1/orders/{order_id}/fill", {"price": 140, "filled_qty": 10}, format="json")
+    # cash left 8599.86: 62 shares at 140 would cost 8680.87, more than that
+    assert_error(submit(api, position.id, {"side": "BUY", "qty": 62}, key="b"), 409,
+                 "insufficient_cash")
+    assert submit(api, position.id, {"side": "BUY", "qty": 61}, key="b").status_code == 201
+
+
+def test_with_no_price_known_a_buy_is_accepted_and_its_fill_judges_the_cash(api, make_position):
+    """The seed's smoke: BUY 1.5 on a new position with no price anywhere answers 201."""
+    position = make_position(qty=0, cash=10000)
+    response = submit(api, position.id, {"side": "BUY", "qty": 1000000}, key="a")
+    assert response.status_code == 201
+    refused = api.post(f"/v1/orders/{response.json()['order_id']}/fill",
+                       {"price": 1, "filled_qty": 1000000}, format="json")
+    assert_error(refused, 409, "insufficient_cash")
+
+
+def test_a_refused_submission_is_not_remembered_under_its_key(api, make_position):
+    position = make_position(qty=1, cash=0)
+    assert_error(submit(api, position.id, {"side": "SELL", "qty": 2}, key="k"), 409,
+                 "insufficient_qty")
+    assert not IdempotencyRecord.objects.filter(key="k").exists()
+    # the key is free: another body under it is a first submission, not a mismatch
+    response = submit(api, position.id, {"side": "SELL", "qty": 1}, key="k")
+    assert response.status_code == 201 and "Idempotent-Replayed" not in response.headers

@@ -36,7 +36,7 @@ def test_ex_date_then_pay_date_moves_net_to_cash_once(api, make_position):
     res = announce(api, pos.id)
     assert res.status_code == 201
     body = res.json()
-    assert body["status"] == "announced" and body["withholding_rate"] == 0.25
+    assert body["status"] == "announced" and body["withholding_tax_rate"] == 0.25
     assert "ex_div_announced" in types(pos.id)
 
     dividends_process(today=EX - dt.timedelta(days=1))  # nothing due yet
@@ -68,7 +68,7 @@ def test_ex_date_then_pay_date_moves_net_to_cash_once(api, make_position):
 @pytest.mark.django_db
 def test_both_dates_passed_at_once_are_caught_up_in_order(api, make_position):
     pos = make_position(qty="10", cash="0", anchor_price="20")
-    announce(api, pos.id, dps=1, withholding_rate=0.1)
+    announce(api, pos.id, dps=1, withholding_tax_rate=0.1)
     call_command("process_dividends", "--date", "2026-04-01")
     pos.refresh_from_db()
     # 10 x 1.00 = 10 gross, 10 % withheld -> 9 net, straight to cash
@@ -84,7 +84,7 @@ def test_fill_on_the_ex_date_is_not_entitled(api, user, make_position, settings)
     pos = make_position(qty="100", cash="100000", anchor_price="50")
     today = dt.date.today()
     announce(api, pos.id, ex_date=today.isoformat(), pay_date=today.isoformat(), dps=2,
-             withholding_rate=0)
+             withholding_tax_rate=0)
     order, _ = order_submit_for(owner=user, position_id=pos.id, side="BUY", qty=D("40"),
                                 idempotency_key="k")
     order_fill(owner=user, order_id=order.id, price=D("50"), filled_qty=D("40"), commission=D(0))
@@ -99,7 +99,7 @@ def test_fill_on_the_ex_date_is_not_entitled(api, user, make_position, settings)
 @pytest.mark.django_db
 def test_position_without_anchor_and_zero_withholding(api, make_position):
     pos = make_position(qty="3", cash="0")
-    announce(api, pos.id, dps=0.333333, withholding_rate=0)
+    announce(api, pos.id, dps=0.333333, withholding_tax_rate=0)
     dividends_process(today=PAY)
     pos.refresh_from_db()
     assert pos.anchor_price is None
@@ -110,7 +110,7 @@ def test_position_without_anchor_and_zero_withholding(api, make_position):
 @pytest.mark.django_db
 def test_evaluation_after_ex_date_drop_fires_no_false_buy_trigger(api, make_position):
     pos = make_position(qty="100", cash="10000", anchor_price="100")
-    announce(api, pos.id, dps=4, withholding_rate=0)
+    announce(api, pos.id, dps=4, withholding_tax_rate=0)
     dividends_process(today=EX)
     pos.refresh_from_db()
     assert pos.anchor_price == D("96")
@@ -128,8 +128,8 @@ def test_evaluation_after_ex_date_drop_fires_no_false_buy_trigger(api, make_posi
     ({"pay_date": "2026-03-09"}, "pay_date"),
     ({"dps": 0}, "dps"),
     ({"dps": -1}, "dps"),
-    ({"withholding_rate": 1}, "withholding_rate"),
-    ({"withholding_rate": -0.1}, "withholding_rate"),
+    ({"withholding_tax_rate": 1}, "withholding_tax_rate"),
+    ({"withholding_tax_rate": -0.1}, "withholding_tax_rate"),
     ({"ex_date": "10/03/2026"}, "ex_date"),
     ({"ex_date": "2026-02-30"}, "ex_date"),
 ])
@@ -143,12 +143,14 @@ def test_bad_announcements_are_400_with_the_field_named(api, make_position, body
 
 
 @pytest.mark.django_db
-def test_duplicate_ex_date_is_refused(api, make_position):
+def test_duplicate_ex_date_is_a_409_dividend_exists(api, make_position):
     pos = make_position(qty="1", cash="1")
     assert announce(api, pos.id).status_code == 201
-    res = announce(api, pos.id, dps=0.7)
-    assert res.status_code == 400 and "ex_date" in res.json()["fields"]
-    assert Dividend.objects.count() == 1
+    events_before = types(pos.id)
+    res = announce(api, pos.id, dps=0.7, pay_date=(PAY + dt.timedelta(days=1)).isoformat())
+    assert res.status_code == 409, res.content
+    assert res.json()["detail"] == "dividend_exists" and EX.isoformat() in res.json()["message"]
+    assert Dividend.objects.count() == 1 and types(pos.id) == events_before
 
 
 @pytest.mark.django_db
@@ -204,10 +206,10 @@ def test_processed_late_the_anchor_of_a_later_trade_is_not_lowered(api, user, ma
     pos = make_position(qty="100", cash="100000", anchor_price="50")
     announce(api, pos.id, ex_date=first_ex.isoformat(),
              pay_date=(first_ex + dt.timedelta(days=10)).isoformat(), dps=0.5,
-             withholding_rate=0)
+             withholding_tax_rate=0)
     announce(api, pos.id, ex_date=second_ex.isoformat(),
              pay_date=(second_ex + dt.timedelta(days=1)).isoformat(), dps=0.3,
-             withholding_rate=0.1)
+             withholding_tax_rate=0.1)
     order, _ = order_submit_for(owner=user, position_id=pos.id, side="SELL", qty=D("3"),
                                 idempotency_key="late")
     order_fill(owner=user, order_id=order.id, price=D("51"), filled_qty=D("3"), commission=D(0))

@@ -6,6 +6,7 @@ by calling the rules module the service uses."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import re
 from decimal import ROUND_DOWN, Decimal
@@ -14,7 +15,7 @@ import pytest
 from django.test import override_settings
 
 from events.models import Event
-from orders.models import Order, OrderStatus
+from orders.models import IdempotencyRecord, Order, OrderStatus
 from positions.models import Position
 from volbal import clock
 
@@ -34,12 +35,18 @@ C = D("0.0001")  # default commission rate
 
 PROPOSAL_KEYS = {"side", "qty", "price", "notional", "commission", "kind", "raw_qty", "trimmed",
                  "trimmed_by", "post_trade_weight", "reason"}
-RESPONSE_KEYS = {"position_id", "price", "price_source", "anchor_price", "anchor_set", "value",
+RESPONSE_KEYS = {"position_id", "price", "price_source", "price_ts", "anchor_price", "anchor_set", "value",
                  "weight", "proposals", "blocked", "reason", "message", "order_id"}
 
 
+_keys = itertools.count()
+
+
 def evaluate(client, position_id, body=None, **headers):
-    """POST the evaluation; returns (status, body parsed with exact Decimals)."""
+    """POST the evaluation; returns (status, body parsed with exact Decimals). A submitting
+    evaluation needs an Idempotency-Key: one of its own unless the test gives one."""
+    if isinstance(body, dict) and body.get("submit"):
+        headers.setdefault("HTTP_IDEMPOTENCY_KEY", f"eval-{next(_keys)}")
     response = client.post(f"/v1/positions/{position_id}/evaluate", body if body is not None
                            else {}, format="json", **headers)
     return response.status_code, json.loads(response.content, parse_float=Decimal)
@@ -187,12 +194,13 @@ def test_without_a_price_the_latest_stored_price_is_used(api, make_position):
 
     status, body = evaluate(api, pos.id)
     assert status == 200
-    assert body["price"] == 97 and body["price_source"] == "latest"
+    assert body["price"] == 97 and body["price_source"] == "stored"
+    assert body["price_ts"] == "2024-03-01T16:00:00Z"
     assert body["reason"] == "buy_trigger"
     assert body["proposals"][0]["qty"] == D("5.23445477")
     [event] = evaluation_events(pos.id)
     assert exact(event.inputs)["price"] == 97
-    assert event.inputs["price_source"] == "latest"
+    assert event.inputs["price_source"] == "stored"
 
 
 def test_with_neither_a_price_nor_a_stored_one_nothing_is_proposed(api, make_position):
@@ -262,7 +270,7 @@ def test_submit_with_an_idempotency_key_replays_the_same_evaluation(api, make_po
     assert Order.objects.count() == 1
 
 
-def test_two_submits_without_a_key_the_second_is_blocked_by_the_open_order(api, make_position):
+def test_two_submits_with_two_keys_the_second_is_blocked_by_the_open_order(api, make_position):
     pos = make_position(qty=0, cash=10000)
     status, first = evaluate(api, pos.id, {"price": 100, "submit": True})
     assert status == 200 and first["order_id"] is not None
@@ -276,6 +284,22 @@ def test_two_submits_without_a_key_the_second_is_blocked_by_the_open_order(api, 
     assert (blocked["side"], blocked["qty"]) == ("BUY", D("24.99937501"))
     assert second["message"].endswith("; blocked: an order is still open")
     assert Order.objects.filter(position_id=pos.id).count() == 1
+
+
+def test_submit_without_an_idempotency_key_answers_400_and_changes_nothing(api, make_position):
+    pos = make_position(qty=0, cash=10000)
+    before = (types(pos.id), Order.objects.count(), IdempotencyRecord.objects.count())
+    response = api.post(f"/v1/positions/{pos.id}/evaluate", {"price": 100, "submit": True},
+                        format="json")
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["detail"] == "missing_idempotency_key" and "Idempotency-Key" in body["message"]
+    assert (types(pos.id), Order.objects.count(), IdempotencyRecord.objects.count()) == before
+    pos.refresh_from_db()
+    assert pos.anchor_price is None  # not even the anchor was set
+    # a look needs no key
+    assert api.post(f"/v1/positions/{pos.id}/evaluate", {"price": 100},
+                    format="json").status_code == 200
 
 
 # --- blocked proposals -------------------------------------------------------------------------
@@ -494,7 +518,7 @@ def _at_once(calls):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_submits_at_once_without_a_key_place_one_order(user, make_position):
+def test_submits_at_once_with_their_own_keys_place_one_order(user, make_position):
     from conftest import client_for
 
     pos = make_position(qty=0, cash=10000)

@@ -120,7 +120,7 @@ def test_a_look_without_submit_does_not_stop_the_submitting_run(api, make_positi
     assert run()[-1] == "2 evaluated, 0 submitted, 0 skipped."
     assert run()[-1] == "2 evaluated, 0 submitted, 0 skipped."  # a look marks nothing
     response = api.post(f"/v1/positions/{looked.id}/evaluate", {}, format="json")
-    assert response.status_code == 200 and response.json()["price_source"] == "latest"
+    assert response.status_code == 200 and response.json()["price_source"] == "stored"
 
     lines = run("--submit")
     assert lines[-1] == "2 evaluated, 2 submitted, 0 skipped."

@@ -12,13 +12,14 @@ from django.utils import timezone
 
 from conftest import assert_error
 from events.models import Event
+from orders.models import Fill
 from positions.models import STRATEGY_FIELDS, Position, Price
 
 pytestmark = pytest.mark.django_db
 
 EVERY_FIELD = {
     "id", "ticker", "qty", "cash", "anchor_price", "dividend_receivable", *STRATEGY_FIELDS,
-    "price", "value", "weight", "created_at", "updated_at",
+    "price", "price_ts", "price_source", "value", "weight", "created_at", "updated_at",
 }
 DEFAULTS = {
     "trigger_pct": 0.03,
@@ -64,6 +65,7 @@ def test_create_answers_201_with_every_field(api, user):
     assert body["anchor_price"] is None and body["dividend_receivable"] == 0
     assert {k: body[k] for k in DEFAULTS} == DEFAULTS
     assert (body["price"], body["value"], body["weight"]) == (None, None, None)
+    assert (body["price_ts"], body["price_source"]) == (None, "none")
     position = Position.objects.get(pk=body["id"])
     assert position.owner == user
     assert (position.qty, position.cash) == (Decimal(10), Decimal("5000.5"))
@@ -106,6 +108,37 @@ def test_create_shows_value_and_weight_once_a_price_is_known(api):
     Price.objects.create(ticker="ZIM", price=Decimal("50"), ts=timezone.now())
     body = create(api, qty=100, cash=5000).json()
     assert (body["price"], body["value"], body["weight"]) == (50, 10000, 0.5)
+    assert body["price_source"] == "stored" and body["price_ts"] is not None
+
+
+def test_a_position_shows_its_last_fill_price_until_a_newer_price_is_stored(api):
+    """Issue 12, item 4: after fills at 140 and 139.5 the position was priced at nothing."""
+    pos = create(api, qty=0, cash=10000).json()["id"]
+    Price.objects.create(ticker="ZIM", price=Decimal("120"),
+                         ts=timezone.now() - dt.timedelta(days=1))
+    for key, price in (("a", 140), ("b", 139.5)):
+        order = api.post(f"/v1/positions/{pos}/orders", {"side": "BUY", "qty": 10},
+                         format="json", HTTP_IDEMPOTENCY_KEY=key).json()["order_id"]
+        api.post(f"/v1/orders/{order}/fill", {"price": price, "filled_qty": 10,
+                                              "commission": 0}, format="json")
+    last_fill = Fill.objects.order_by("-created_at").first()
+    body = api.get(f"/v1/positions/{pos}").json()
+    assert (body["price"], body["price_source"]) == (139.5, "fill")
+    assert dt.datetime.fromisoformat(body["price_ts"]) == last_fill.created_at
+    # 20 shares at 139.5 (2790) and 10000 - 2795 cash
+    assert body["value"] == 9995 and round(body["weight"], 5) == 0.27914
+    listed = api.get("/v1/positions").json()["positions"][0]
+    assert {k: listed[k] for k in ("price", "price_ts", "price_source")} == {
+        k: body[k] for k in ("price", "price_ts", "price_source")}
+    evaluation = api.post(f"/v1/positions/{pos}/evaluate", {}, format="json").json()
+    assert (evaluation["price"], evaluation["price_source"]) == (139.5, "fill")
+    assert evaluation["price_ts"] == body["price_ts"]
+
+    newer = timezone.now() + dt.timedelta(seconds=1)
+    Price.objects.create(ticker="ZIM", price=Decimal("150"), ts=newer)
+    body = api.get(f"/v1/positions/{pos}").json()
+    assert (body["price"], body["price_source"]) == (150, "stored")
+    assert dt.datetime.fromisoformat(body["price_ts"]) == newer
 
 
 @pytest.mark.parametrize(

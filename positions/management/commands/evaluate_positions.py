@@ -11,7 +11,8 @@ from volbal.renderers import decimal_text as fmt
 
 
 class Command(BaseCommand):
-    help = ("Evaluate every position at its ticker's latest stored price and, with --submit, "
+    help = ("Evaluate every position at its latest known price (the ticker's newest stored "
+            "price, or the position's last fill when newer) and, with --submit, "
             "place the proposals. Safe from cron and concurrently: each position is locked while "
             "evaluated, and one already evaluated with --submit at the latest price is skipped "
             "(a run without --submit only looks and never stops a later --submit run).")
