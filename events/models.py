@@ -25,6 +25,7 @@ class EventType(models.TextChoices):
     EX_DIV_EFFECTIVE = "ex_div_effective"
     ANCHOR_ADJUSTED_FOR_DIVIDEND = "anchor_adjusted_for_dividend"
     DIVIDEND_CASH_RECEIVED = "dividend_cash_received"
+    DIVIDEND_STEP_FAILED = "dividend_step_failed"
 
 
 class Event(models.Model):
