@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from volbal.renderers import AuditJSONEncoder
+from volbal.renderers import AuditJSONDecoder, AuditJSONEncoder
 
 
 class EventType(models.TextChoices):
@@ -36,8 +36,8 @@ class Event(models.Model):
         "orders.Order", on_delete=models.PROTECT, null=True, blank=True, related_name="events"
     )
     type = models.CharField(max_length=40, choices=EventType.choices)
-    inputs = models.JSONField(default=dict, encoder=AuditJSONEncoder)
-    outputs = models.JSONField(default=dict, encoder=AuditJSONEncoder)
+    inputs = models.JSONField(default=dict, encoder=AuditJSONEncoder, decoder=AuditJSONDecoder)
+    outputs = models.JSONField(default=dict, encoder=AuditJSONEncoder, decoder=AuditJSONDecoder)
     message = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
 
