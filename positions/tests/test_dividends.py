@@ -342,3 +342,31 @@ def test_process_dividends_refuses_a_date_after_today(make_position):
     call_command("process_dividends", "--date", clock.trading_day().isoformat(),
                  stdout=StringIO())  # today is fine (nothing due yet)
     assert Dividend.objects.get().status == "announced"
+
+
+@pytest.mark.django_db
+def test_a_fill_at_exactly_the_start_of_the_ex_date_is_not_entitled(user, make_position):
+    """strategy.md: fills on or after the ex-date do not count. In the default trading time
+    zone (America/New_York, EDT on 10 March 2026: the day starts at 04:00 UTC) a fill one
+    microsecond before the ex-date counts, one at its first instant does not."""
+    from orders.models import Fill
+
+    start = clock.start_of_trading_day(EX)
+    assert start == dt.datetime(2026, 3, 10, 4, tzinfo=dt.UTC)
+    pos = make_position(qty="100", cash="100000")
+    Dividend.objects.create(position=pos, ex_date=EX, pay_date=PAY, dps=D("1"),
+                            withholding_rate=D(0))
+    for key, qty, at in (("before", "10", start - dt.timedelta(microseconds=1)),
+                         ("at", "7", start)):
+        order, _ = order_submit_for(owner=user, position_id=pos.id, side="BUY", qty=D(qty),
+                                    idempotency_key=key)
+        _, _, fill = order_fill(owner=user, order_id=order.id, price=D("50"),
+                                filled_qty=D(qty), commission=D(0))
+        Fill.objects.filter(pk=fill.pk).update(created_at=at)
+    dividends_process(today=EX)
+    div = Dividend.objects.get()
+    assert div.entitlement_qty == D("110")  # 100 + the 10 bought before; not the 7 at 04:00
+    assert div.net_amount == D("110")
+    out = StringIO()
+    call_command("verify_ledger", stdout=out)  # the ledger draws the line at the same instant
+    assert "ledger ok" in out.getvalue()
