@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from volbal.renderers import AuditJSONEncoder
+from volbal.renderers import AuditJSONDecoder, AuditJSONEncoder
 
 
 class EventType(models.TextChoices):
@@ -25,6 +25,7 @@ class EventType(models.TextChoices):
     EX_DIV_EFFECTIVE = "ex_div_effective"
     ANCHOR_ADJUSTED_FOR_DIVIDEND = "anchor_adjusted_for_dividend"
     DIVIDEND_CASH_RECEIVED = "dividend_cash_received"
+    DIVIDEND_STEP_FAILED = "dividend_step_failed"
 
 
 class Event(models.Model):
@@ -35,8 +36,8 @@ class Event(models.Model):
         "orders.Order", on_delete=models.PROTECT, null=True, blank=True, related_name="events"
     )
     type = models.CharField(max_length=40, choices=EventType.choices)
-    inputs = models.JSONField(default=dict, encoder=AuditJSONEncoder)
-    outputs = models.JSONField(default=dict, encoder=AuditJSONEncoder)
+    inputs = models.JSONField(default=dict, encoder=AuditJSONEncoder, decoder=AuditJSONDecoder)
+    outputs = models.JSONField(default=dict, encoder=AuditJSONEncoder, decoder=AuditJSONDecoder)
     message = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -15,7 +15,8 @@ from positions.selectors import known_price, position_get
 from positions.strategy import rules
 from volbal import clock
 from volbal.errors import DomainError
-from volbal.fields import exactly_stored
+from volbal.fields import capacity as _capacity
+from volbal.fields import out_of_range as _out_of_range
 from volbal.renderers import decimal_text as fmt
 from volbal.rows import count, fetch_one, insert_one
 
@@ -192,21 +193,6 @@ def _locked_order(*, owner, order_id: str) -> tuple[Order, Position]:
     position = Position.objects.select_for_update(no_key=True).get(pk=position_id)
     order = Order.objects.select_for_update(no_key=True).get(pk=order_id)
     return order, position
-
-
-def _capacity(model, field: str) -> Decimal:
-    """The first value a DecimalField column cannot hold: 10 ** (max_digits - decimal_places)."""
-    f = model._meta.get_field(field)
-    return Decimal(10) ** (f.max_digits - f.decimal_places)
-
-
-def _out_of_range(*checks: tuple) -> str | None:
-    """The first ``(model, field, value)`` whose value its column cannot hold (PostgreSQL would
-    answer "numeric field overflow"; SQLite would round it), named for a person, or None."""
-    for model, field, value in checks:
-        if abs(value) >= _capacity(model, field) or not exactly_stored(value):
-            return f"{model.__name__.lower()} {field.replace('_', ' ')}"
-    return None
 
 
 def _refuse_fill(order: Order, code: str, message: str, inputs: dict) -> DomainError:

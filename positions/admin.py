@@ -251,3 +251,5 @@ class DividendAdmin(admin.ModelAdmin):
         report = dividends_process()
         self.message_user(request, f"{len(report.effective)} became effective, "
                           f"{len(report.paid)} were paid.", messages.SUCCESS)
+        for failure in report.failed:
+            self.message_user(request, str(failure), messages.ERROR)

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q, Sum
 
 from events.models import EventType
@@ -16,6 +16,7 @@ from positions.selectors import position_get
 from positions.strategy import rules
 from volbal import clock
 from volbal.errors import DomainError
+from volbal.fields import capacity, out_of_range
 from volbal.renderers import decimal_text as fmt
 
 
@@ -41,7 +42,12 @@ def dividend_announce(*, owner, position_id: str, ex_date: dt.date, pay_date: dt
         if Dividend.objects.filter(position=position, ex_date=ex_date).exists():
             raise DomainError("dividend_exists", f"This position already has a dividend with "
                               f"ex-date {ex_date}.", status=409)
+        opened = clock.trading_day(position.created_at)
+        if ex_date < opened:
+            raise _invalid("ex_date", f"The ex-date {ex_date} is before the position was opened "
+                           f"({opened}): its books did not hold the shares then.")
         rate = position.withholding_tax_rate if withholding_rate is None else withholding_rate
+        _refuse_unstorable(position, dps, rate)
         dividend = Dividend.objects.create(position=position, ex_date=ex_date,
                                            pay_date=pay_date, dps=dps, withholding_rate=rate)
         event_record(
@@ -53,6 +59,29 @@ def dividend_announce(*, owner, position_id: str, ex_date: dt.date, pay_date: dt
             outputs={"dividend_id": dividend.id, "status": dividend.status},
         )
     return dividend
+
+
+def _refuse_unstorable(position: Position, dps: Decimal, rate: Decimal) -> None:
+    """400 on ``dps`` when the dividend on the shares held now could not be stored: its gross
+    or net amount, the receivable it adds to, or the cash it is paid into (a dividend run would
+    otherwise fail on it every day). Fills before the ex-date can still raise the entitlement:
+    the run refuses such a step on its own (see :func:`dividends_process`)."""
+    gross, net = rules.dividend_amounts(dps=dps, shares=position.qty, withholding_rate=rate)
+    receivable = position.dividend_receivable + net
+    too_large = out_of_range((Dividend, "gross_amount", gross), (Dividend, "net_amount", net),
+                             (Position, "dividend_receivable", receivable),
+                             (Position, "cash", position.cash + receivable))
+    if too_large:
+        raise _invalid("dps", f"On the {fmt(position.qty)} shares held, {fmt(dps)} per share "
+                       f"comes to {fmt(gross)}: the {too_large} could not hold it (less than "
+                       f"{fmt(capacity(Position, 'cash'))}).")
+
+
+def _refuse_step(*checks: tuple) -> None:
+    too_large = out_of_range(*checks)
+    if too_large:
+        raise DomainError("dividend_out_of_range", f"The {too_large} would exceed what it can "
+                          f"hold (less than {fmt(capacity(Position, 'cash'))}).", status=409)
 
 
 def shares_at_start_of(*, position: Position, day: dt.date) -> Decimal:
@@ -82,6 +111,9 @@ def _go_effective(dividend: Dividend, position: Position) -> None:
     shares = shares_at_start_of(position=position, day=dividend.ex_date)
     gross, net = rules.dividend_amounts(dps=dividend.dps, shares=shares,
                                         withholding_rate=dividend.withholding_rate)
+    _refuse_step((Dividend, "entitlement_qty", shares), (Dividend, "gross_amount", gross),
+                 (Dividend, "net_amount", net),
+                 (Position, "dividend_receivable", position.dividend_receivable + net))
     position.dividend_receivable += net
     old_anchor = position.anchor_price
     new_anchor = old_anchor
@@ -123,6 +155,7 @@ def _go_effective(dividend: Dividend, position: Position) -> None:
 
 def _go_paid(dividend: Dividend, position: Position) -> None:
     net = dividend.net_amount
+    _refuse_step((Position, "cash", position.cash + net))
     position.cash += net
     position.dividend_receivable -= net
     position.save(update_fields=["cash", "dividend_receivable", "updated_at"])
@@ -138,17 +171,36 @@ def _go_paid(dividend: Dividend, position: Position) -> None:
     )
 
 
+@dataclass(frozen=True)
+class StepFailure:
+    dividend_id: str
+    position_id: str
+    step: str  # "ex-date" or "pay-date"
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.dividend_id} ({self.position_id}): {self.step} step FAILED: {self.reason}"
+
+
 @dataclass
 class ProcessReport:
     effective: list[str] = field(default_factory=list)
     paid: list[str] = field(default_factory=list)
+    failed: list[StepFailure] = field(default_factory=list)
+
+
+# What a step can fail with and still leave the others to run: a refusal, a value outside the
+# rules' domain or beyond what a column holds, any database error (the step rolls back alone).
+STEP_ERRORS = (DomainError, rules.RuleError, ArithmeticError, DatabaseError)
 
 
 def dividends_process(*, today: dt.date | None = None, position_id: str | None = None
                       ) -> ProcessReport:
     """Move every due dividend through its steps up to ``today`` (default: the trading day),
     oldest step first. Each step is its own transaction with the position and the dividend
-    locked and the status re-read, so concurrent runs apply it exactly once."""
+    locked and the status re-read, so concurrent runs apply it exactly once. A step that fails
+    rolls back alone, is recorded (``dividend_step_failed``) and reported in ``failed``; the
+    other steps proceed, and the failed one is tried again on the next run."""
     today = today or clock.trading_day()
     due = Dividend.objects.filter(
         Q(status=DividendStatus.ANNOUNCED, ex_date__lte=today)
@@ -165,13 +217,28 @@ def dividends_process(*, today: dt.date | None = None, position_id: str | None =
             steps.append((pay_date, 1, div_id, pos_id))
     report = ProcessReport()
     for _day, step, div_id, pos_id in sorted(steps):
-        with transaction.atomic():
-            position = Position.objects.select_for_update().get(pk=pos_id)
-            dividend = Dividend.objects.select_for_update().get(pk=div_id)
-            if step == 0 and dividend.status == DividendStatus.ANNOUNCED:
-                _go_effective(dividend, position)
-                report.effective.append(div_id)
-            elif step == 1 and dividend.status == DividendStatus.EFFECTIVE:
-                _go_paid(dividend, position)
-                report.paid.append(div_id)
+        try:
+            with transaction.atomic():
+                position = Position.objects.select_for_update().get(pk=pos_id)
+                dividend = Dividend.objects.select_for_update().get(pk=div_id)
+                if step == 0 and dividend.status == DividendStatus.ANNOUNCED:
+                    _go_effective(dividend, position)
+                    report.effective.append(div_id)
+                elif step == 1 and dividend.status == DividendStatus.EFFECTIVE:
+                    _go_paid(dividend, position)
+                    report.paid.append(div_id)
+        except STEP_ERRORS as exc:
+            failure = StepFailure(div_id, pos_id, ("ex-date", "pay-date")[step],
+                                  exc.message if isinstance(exc, (DomainError, rules.RuleError))
+                                  else f"{type(exc).__name__}: {str(exc).strip()}")
+            report.failed.append(failure)
+            with transaction.atomic():
+                event_record(
+                    position_id=pos_id, type=EventType.DIVIDEND_STEP_FAILED,
+                    message=f"Dividend {div_id}: the {failure.step} step failed and is left for "
+                    f"the next run: {failure.reason}",
+                    inputs={"dividend_id": div_id, "step": failure.step,
+                            "as_of": today.isoformat()},
+                    outputs={"error": failure.reason},
+                )
     return report

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
 from positions.strategy import rules
-from volbal import ids
+from volbal import clock, ids
 
 QTY = {"max_digits": 24, "decimal_places": 8}
 MONEY = {"max_digits": 22, "decimal_places": 6}
@@ -141,6 +143,18 @@ class Position(models.Model):
         )
 
 
+def price_ts_error(ts: dt.datetime) -> str | None:
+    """Why a price cannot carry this time, or None. A time more than
+    VOLBAL_PRICE_FUTURE_ALLOWANCE_SECONDS ahead of now is refused: it would stay the ticker's
+    latest price, and price-less evaluations would act on it, until that time came. The API,
+    the admin (``Price.clean``), the prices service and import_prices all ask here."""
+    allowance = settings.VOLBAL_PRICE_FUTURE_ALLOWANCE_SECONDS
+    if ts > clock.now() + dt.timedelta(seconds=allowance):
+        return (f"{ts.isoformat()} is in the future: a price may be at most {allowance} seconds "
+                "ahead of now (VOLBAL_PRICE_FUTURE_ALLOWANCE_SECONDS).")
+    return None
+
+
 class Price(models.Model):
     """An observed price of a ticker; the latest per ticker serves a price-less evaluation."""
 
@@ -159,6 +173,11 @@ class Price(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ticker} {self.price} @ {self.ts:%Y-%m-%d %H:%M}"
+
+    def clean(self) -> None:
+        error = self.ts is not None and price_ts_error(self.ts)
+        if error:
+            raise ValidationError({"ts": error})
 
 
 class DividendStatus(models.TextChoices):

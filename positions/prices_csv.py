@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 
+from positions.models import price_ts_error
 from positions.services import TICKER_RE
 from volbal import clock
 
@@ -73,7 +74,11 @@ def read_prices(lines: Iterator[str], *, ticker: str | None = None) -> list[dict
             if not TICKER_RE.match(symbol):
                 raise ValueError(f"ticker {raw_ticker.strip()!r} is not valid (a letter, then "
                                  "up to 15 letters, digits, '.' or '-')")
-            rows.append({"ticker": symbol, "price": price, "ts": parse_ts(row[i_ts])})
+            ts = parse_ts(row[i_ts])
+            future = price_ts_error(ts)
+            if future:
+                raise ValueError(f"ts {future}")
+            rows.append({"ticker": symbol, "price": price, "ts": ts})
         except IndexError:
             raise PriceFileError(f"line {line_no}: too few columns") from None
         except (ValueError, InvalidOperation) as exc:

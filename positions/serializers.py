@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from orders.models import Side
-from positions.models import DividendStatus, Sizing
+from positions.models import DividendStatus, Sizing, price_ts_error
 from positions.selectors import PriceSource, known_price
 from positions.strategy import rules
 from volbal.api import StrictSerializer
@@ -226,6 +226,13 @@ class PriceInSerializer(StrictSerializer):
             return ticker_normalize(value)
         except DomainError as exc:
             raise serializers.ValidationError(exc.message) from None
+
+    def validate_ts(self, value):
+        """A time too far ahead is named by its row (the service refuses it too)."""
+        error = price_ts_error(value)
+        if error:
+            raise serializers.ValidationError(error)
+        return value
 
 
 class PriceSerializer(serializers.Serializer):

@@ -10,8 +10,8 @@ from django.db import transaction
 
 from events.models import EventType
 from events.services import event_record
-from positions.models import STRATEGY_FIELDS, Position, Price
-from positions.selectors import PriceSource, known_price, position_get
+from positions.models import STRATEGY_FIELDS, Position, Price, price_ts_error
+from positions.selectors import PriceSource, known_price, latest_price, position_get
 from positions.strategy import rules
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
@@ -306,6 +306,10 @@ def prices_record(*, rows: list[dict], batch_size: int = 2000, progress=None) ->
         if row["price"] <= 0:
             raise DomainError("validation_error", "price must be greater than zero.",
                               status=400, fields={"price": "Must be greater than zero."})
+        future = price_ts_error(row["ts"])
+        if future:
+            raise DomainError("validation_error", f"Invalid input. ts: {future}", status=400,
+                              fields={"ts": future})
         objs.append(Price(ticker=ticker_normalize(row["ticker"]), price=row["price"],
                           ts=row["ts"]))
     seen = {}

@@ -21,6 +21,21 @@ def exactly_stored(value: Decimal) -> bool:
     return len("".join(map(str, value.as_tuple().digits)).strip("0")) <= SQLITE_DIGITS
 
 
+def capacity(model, field: str) -> Decimal:
+    """The first value a DecimalField column cannot hold: 10 ** (max_digits - decimal_places)."""
+    f = model._meta.get_field(field)
+    return Decimal(10) ** (f.max_digits - f.decimal_places)
+
+
+def out_of_range(*checks: tuple) -> str | None:
+    """The first ``(model, field, value)`` whose value its column cannot hold (PostgreSQL would
+    answer "numeric field overflow"; SQLite would round it), named for a person, or None."""
+    for model, field, value in checks:
+        if abs(value) >= capacity(model, field) or not exactly_stored(value):
+            return f"{model.__name__.lower()} {field.replace('_', ' ')}"
+    return None
+
+
 class Number(serializers.DecimalField):
     """A decimal given as a JSON number (not a string, not a boolean), kept exact.
 

@@ -43,12 +43,29 @@ class DecimalJSONRenderer(JSONRenderer):
 
 
 class AuditJSONEncoder(json.JSONEncoder):
-    """For JSONField payloads: a Decimal becomes a number when a float holds it exactly."""
+    """For events' JSON payloads: a Decimal is stored as the exact JSON number the API renders
+    (``decimal_text``), whatever its size, never a float nor a string; dates as ISO text."""
 
     def default(self, obj):
         if isinstance(obj, Decimal):
-            as_float = float(obj)
-            return as_float if Decimal(repr(as_float)) == obj else str(obj)
+            if not obj.is_finite():
+                raise ValueError("non-finite decimal")
+            return _MARK + decimal_text(obj)
         if hasattr(obj, "isoformat"):
             return obj.isoformat()
         return super().default(obj)
+
+    def encode(self, o) -> str:
+        return _MARKED_TEXT.sub(r"\1", super().encode(o))
+
+
+_MARKED_TEXT = re.compile(r'"\\u0000D:(-?[0-9]+(?:\.[0-9]+)?)"')
+
+
+class AuditJSONDecoder(json.JSONDecoder):
+    """Reads events' payloads back with every non-integer number as an exact Decimal, which
+    the API renders as it renders every other decimal."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("parse_float", Decimal)
+        super().__init__(*args, **kwargs)

@@ -178,6 +178,8 @@ CACHES = {
 # --- volbal ---
 VOLBAL_IDEMPOTENCY_TTL_HOURS = env_int("VOLBAL_IDEMPOTENCY_TTL_HOURS", 24)
 VOLBAL_TRADING_TZ = os.environ.get("VOLBAL_TRADING_TZ", "America/New_York")
+# How far ahead of now a price's ts may be (clock skew): a later one would stay "latest" for ever.
+VOLBAL_PRICE_FUTURE_ALLOWANCE_SECONDS = env_int("VOLBAL_PRICE_FUTURE_ALLOWANCE_SECONDS", 300)
 
 # --- Admin login lockout (django-axes; volbal/login_guard.py) ---
 AXES_FAILURE_LIMIT = env_int("VOLBAL_LOGIN_FAILURE_LIMIT", 5)

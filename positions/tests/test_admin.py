@@ -275,3 +275,11 @@ def test_a_position_the_rules_cannot_evaluate_keeps_its_page_and_the_others_run(
     assert f"{broken.pk}: not evaluated: ArithmeticError: overflow" in messages
     assert types(fine) == ["position_created", "anchor_set", "evaluation"]
     assert types(broken) == ["position_created"]
+
+
+def test_the_admin_refuses_a_price_time_in_the_future(admin_client):
+    response = admin_client.post(reverse("admin:positions_price_add"), {
+        "ticker": "ZIM", "price": "100", "ts_0": "2099-01-02", "ts_1": "16:00:00"})
+    assert response.status_code == 200  # the form again, with the error
+    assert "is in the future" in response.content.decode()
+    assert not Price.objects.exists()

@@ -5,16 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from decimal import Decimal as D
+from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
+from django.urls import reverse
 
+from conftest import assert_error
 from events.models import Event
 from orders.models import Order
 from orders.services import order_fill, order_submit_for
 from positions.dividends import dividends_process
 from positions.models import Dividend, Position
+from volbal import clock
 
 EX = dt.date(2026, 3, 10)
 PAY = dt.date(2026, 3, 24)
@@ -23,6 +27,23 @@ PAY = dt.date(2026, 3, 24)
 def announce(api, pid, **body):
     payload = {"ex_date": EX.isoformat(), "pay_date": PAY.isoformat(), "dps": 0.5, **body}
     return api.post(f"/v1/positions/{pid}/dividends", payload, format="json")
+
+
+OPENED = dt.datetime(2026, 1, 2, 15, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def make_position(make_position):
+    """Positions opened on 2 January 2026, before the ex-dates these tests announce (an ex-date
+    before the position was opened is refused)."""
+
+    def make(**kw):
+        pos = make_position(**kw)
+        Position.objects.filter(pk=pos.pk).update(created_at=OPENED)
+        pos.refresh_from_db()
+        return pos
+
+    return make
 
 
 def types(pid):
@@ -232,3 +253,122 @@ def test_processed_late_the_anchor_of_a_later_trade_is_not_lowered(api, user, ma
     effective = Event.objects.filter(position_id=pos.id, type="ex_div_effective").order_by("id")
     assert [e.outputs["anchor_adjusted"] for e in effective] == [False, True]
     assert "anchor 51 kept" in effective[0].message
+
+
+@pytest.mark.django_db
+def test_a_dividend_too_large_to_store_is_refused_at_announcement(api, make_position):
+    # 100 000 000 shares x 1 000 000 000 = 1e17: no money column holds it (less than 1e16).
+    pos = make_position(qty="100000000", cash="0")
+    res = announce(api, pos.id, dps=1000000000, withholding_rate=0)
+    body = assert_error(res, 400, "validation_error")
+    assert list(body["fields"]) == ["dps"]
+    assert "could not hold it" in body["fields"]["dps"]
+    assert not Dividend.objects.exists() and "ex_div_announced" not in types(pos.id)
+    # just under the limit: accepted
+    assert announce(api, pos.id, dps=99999999, withholding_rate=0).status_code == 201
+
+
+def stuck_and_sound(make_position):
+    """A dividend no run can apply (a row from before the announcement check: its entitlement
+    overflows the columns), due before a sound one on another position."""
+    stuck_pos = make_position(qty="100000000", cash="0")
+    stuck = Dividend.objects.create(position=stuck_pos, ex_date=EX - dt.timedelta(days=1),
+                                    pay_date=PAY, dps=D("1000000000"), withholding_rate=D(0))
+    sound_pos = make_position(qty="10", cash="0")
+    sound = Dividend.objects.create(position=sound_pos, ex_date=EX, pay_date=PAY, dps=D("0.5"),
+                                    withholding_rate=D(0))
+    return stuck, sound
+
+
+@pytest.mark.django_db
+def test_a_failing_dividend_step_is_reported_and_the_others_proceed(make_position):
+    stuck, sound = stuck_and_sound(make_position)
+    out, err = StringIO(), StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("process_dividends", "--date", PAY.isoformat(), stdout=out, stderr=err)
+    assert exit_info.value.code == 1
+    sound.refresh_from_db()
+    stuck.refresh_from_db()
+    assert sound.status == "paid" and sound.position.cash == D("5")  # 10 x 0.5
+    assert stuck.status == "announced" and stuck.position.dividend_receivable == 0
+    assert f"{stuck.id} ({stuck.position_id}): ex-date step FAILED: The dividend gross amount " \
+           "would exceed what it can hold" in err.getvalue()
+    assert "1 dividends became effective, 1 were paid, 1 steps FAILED." in out.getvalue()
+    failed = Event.objects.get(position_id=stuck.position_id, type="dividend_step_failed")
+    assert failed.inputs["dividend_id"] == stuck.id and failed.inputs["step"] == "ex-date"
+    assert "would exceed what it can hold" in failed.message
+
+
+@pytest.mark.django_db
+def test_the_admin_process_due_action_isolates_a_failing_step(admin_client, make_position,
+                                                              settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    stuck, sound = stuck_and_sound(make_position)
+    response = admin_client.post(reverse("admin:positions_dividend_changelist"),
+                                 {"action": "process_due", "_selected_action": [sound.pk]},
+                                 follow=True)
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "1 became effective, 1 were paid." in text
+    # (the admin capitalises the first letter of a message)
+    assert f"{stuck.id} ({stuck.position_id}): ex-date step failed" in text.lower()
+    sound.refresh_from_db()
+    stuck.refresh_from_db()
+    assert (sound.status, stuck.status) == ("paid", "announced")
+    assert types(stuck.position_id).count("dividend_step_failed") == 1
+
+
+@pytest.mark.django_db
+def test_an_ex_date_before_the_position_was_opened_is_refused(api, make_position):
+    pos = make_position(qty="10", cash="0")  # opened 2026-01-02
+    res = announce(api, pos.id, ex_date="2026-01-01", pay_date="2026-01-10")
+    body = assert_error(res, 400, "validation_error")
+    assert list(body["fields"]) == ["ex_date"]
+    assert "before the position was opened (2026-01-02)" in body["fields"]["ex_date"]
+    assert not Dividend.objects.exists()
+    # the opening day itself: the opening shares count as held at its start
+    assert announce(api, pos.id, ex_date="2026-01-02", pay_date="2026-01-10").status_code == 201
+
+
+@pytest.mark.django_db
+def test_process_dividends_refuses_a_date_after_today(make_position):
+    pos = make_position(qty="10", cash="0")
+    tomorrow = clock.trading_day() + dt.timedelta(days=1)
+    Dividend.objects.create(position=pos, ex_date=tomorrow, pay_date=tomorrow, dps=D("1"),
+                            withholding_rate=D(0))
+    with pytest.raises(CommandError, match=f"--date {tomorrow} is after today"):
+        call_command("process_dividends", "--date", tomorrow.isoformat())
+    assert Dividend.objects.get().status == "announced"
+    pos.refresh_from_db()
+    assert pos.cash == 0
+    call_command("process_dividends", "--date", clock.trading_day().isoformat(),
+                 stdout=StringIO())  # today is fine (nothing due yet)
+    assert Dividend.objects.get().status == "announced"
+
+
+@pytest.mark.django_db
+def test_a_fill_at_exactly_the_start_of_the_ex_date_is_not_entitled(user, make_position):
+    """strategy.md: fills on or after the ex-date do not count. In the default trading time
+    zone (America/New_York, EDT on 10 March 2026: the day starts at 04:00 UTC) a fill one
+    microsecond before the ex-date counts, one at its first instant does not."""
+    from orders.models import Fill
+
+    start = clock.start_of_trading_day(EX)
+    assert start == dt.datetime(2026, 3, 10, 4, tzinfo=dt.UTC)
+    pos = make_position(qty="100", cash="100000")
+    Dividend.objects.create(position=pos, ex_date=EX, pay_date=PAY, dps=D("1"),
+                            withholding_rate=D(0))
+    for key, qty, at in (("before", "10", start - dt.timedelta(microseconds=1)),
+                         ("at", "7", start)):
+        order, _ = order_submit_for(owner=user, position_id=pos.id, side="BUY", qty=D(qty),
+                                    idempotency_key=key)
+        _, _, fill = order_fill(owner=user, order_id=order.id, price=D("50"),
+                                filled_qty=D(qty), commission=D(0))
+        Fill.objects.filter(pk=fill.pk).update(created_at=at)
+    dividends_process(today=EX)
+    div = Dividend.objects.get()
+    assert div.entitlement_qty == D("110")  # 100 + the 10 bought before; not the 7 at 04:00
+    assert div.net_amount == D("110")
+    out = StringIO()
+    call_command("verify_ledger", stdout=out)  # the ledger draws the line at the same instant
+    assert "ledger ok" in out.getvalue()

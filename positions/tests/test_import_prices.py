@@ -165,3 +165,12 @@ def test_a_batch_size_below_one_is_refused(tmp_path, batch):
     with pytest.raises(CommandError, match="--batch"):
         run(path, "--ticker", "AAPL", "--batch", batch)
     assert Price.objects.count() == 0
+
+
+def test_a_row_dated_in_the_future_is_refused_by_its_line(tmp_path):
+    path = write(tmp_path, "ticker,price,ts\nZIM,100,2024-03-01\nZIM,101,2099-01-02\n")
+    with pytest.raises(CommandError) as err:
+        run(path)
+    assert "line 3: ts 2099-01-02T16:00:00-05:00 is in the future" in str(err.value)
+    assert "nothing imported" in str(err.value)
+    assert Price.objects.count() == 0

@@ -71,7 +71,7 @@ def test_create_answers_201_with_every_field(api, user):
     assert (position.qty, position.cash) == (Decimal(10), Decimal("5000.5"))
     event = Event.objects.get(position=position)
     assert event.type == "position_created"
-    assert event.inputs["ticker"] == "ZIM" and event.outputs["trigger_pct"] == 0.03
+    assert event.inputs["ticker"] == "ZIM" and event.outputs["trigger_pct"] == Decimal("0.03")
 
 
 @pytest.mark.parametrize(("raw", "ticker"), [("aapl", "AAPL"), (" brk.b ", "BRK.B"),
@@ -303,7 +303,7 @@ def test_patch_changes_strategy_fields_and_records_old_and_new(api):
     event = Event.objects.filter(position_id=pid).order_by("-id").first()
     assert event.type == "config_changed"
     assert event.outputs["changed"] == {
-        "trigger_pct": {"old": 0.03, "new": 0.05},
+        "trigger_pct": {"old": Decimal("0.03"), "new": Decimal("0.05")},
         "sizing": {"old": "proportional", "new": "original"},
         "fractional": {"old": True, "new": False},
     }

@@ -177,3 +177,37 @@ def test_duplicates_in_one_list_answer_what_was_stored(api):
     assert [(p["ticker"], p["price"]) for p in body["prices"]] == [("ZIM", 2), ("AAPL", 5)]
     assert stored() == [("AAPL", Decimal(5), dt.datetime(2020, 1, 1, tzinfo=UTC)),
                         ("ZIM", Decimal(2), dt.datetime(2020, 1, 1, tzinfo=UTC))]
+
+
+@pytest.mark.parametrize("ts", ["9999-12-31T00:00:00Z", "2099-01-01T00:00:00Z"])
+def test_a_price_far_in_the_future_is_refused_on_ts(api, ts):
+    for payload in ({"ticker": "ZIM", "price": 1, "ts": ts}, [GOOD, {"ticker": "ZIM", "price": 1,
+                                                                      "ts": ts}]):
+        status, body = post(api, payload)
+        assert status == 400 and body["detail"] == "validation_error"
+        fields = body["fields"] if isinstance(payload, dict) else body["fields"]["1"]
+        assert list(fields) == ["ts"] and "in the future" in json.dumps(fields)
+        assert Price.objects.count() == 0
+    assert latest_price(ticker="ZIM") is None
+
+
+def test_the_future_allowance_is_a_setting(api, settings):
+    soon = (dt.datetime.now(UTC) + dt.timedelta(seconds=120)).isoformat()
+    status, _ = post(api, {"ticker": "ZIM", "price": 1, "ts": soon})
+    assert status == 201  # within the default 5 minutes (clock skew)
+    settings.VOLBAL_PRICE_FUTURE_ALLOWANCE_SECONDS = 60
+    later = (dt.datetime.now(UTC) + dt.timedelta(seconds=120, minutes=1)).isoformat()
+    status, body = post(api, {"ticker": "ZIM", "price": 2, "ts": later})
+    assert status == 400 and "at most 60 seconds ahead" in json.dumps(body["fields"]["ts"])
+    assert Price.objects.count() == 1
+
+
+def test_the_prices_service_refuses_a_future_time_for_every_caller():
+    from positions.services import prices_record
+    from volbal.errors import DomainError
+
+    with pytest.raises(DomainError) as err:
+        prices_record(rows=[{"ticker": "ZIM", "price": Decimal(1),
+                             "ts": dt.datetime(2099, 1, 1, tzinfo=UTC)}])
+    assert err.value.status == 400 and list(err.value.fields) == ["ts"]
+    assert Price.objects.count() == 0

@@ -166,3 +166,17 @@ def test_an_order_written_without_its_submitted_event_is_named(user, make_positi
     ghost = Order.objects.create(position=pos, side="BUY", qty=D("1"),
                                  trading_day=dt.date(2026, 1, 2))
     one_difference(pos, f"order {ghost.id} order_submitted event", "False")
+
+
+@pytest.mark.django_db
+def test_a_fill_the_rules_would_have_refused_is_named(user, make_position):
+    pos = make_position(qty="0", cash="100")
+    order, _ = order_submit_for(owner=user, position_id=pos.id, side="BUY", qty=D("1"),
+                                idempotency_key="k")
+    _, _, fill = order_fill(owner=user, order_id=order.id, price=D("90"), filled_qty=D("1"),
+                            commission=D(0))
+    Fill.objects.filter(pk=fill.pk).update(price=D("200"))  # 200 > the 100 cash there was
+    code, lines = verify()
+    assert code == 1 and len(lines) == 1, lines
+    assert lines[0].startswith(f"DIFFERENCE {pos.id} fill {fill.id}: stored recorded, "
+                               "expected refused (insufficient_cash: ")

@@ -11,7 +11,10 @@ would. A killed worker's transaction is rolled back by PostgreSQL, so afterwards
   ``order_submitted`` event; every fill its fill event and its record; no record was left
   without its response;
 - each position's shares and cash are what the clients' acknowledged fills add up to, computed
-  here from the answers alone, and ``manage.py verify_ledger`` agrees."""
+  here from the answers alone, and ``manage.py verify_ledger`` agrees.
+
+Quantities (8 places), prices and commissions (6 places) are fractional, so fills round cash:
+the ledger check must replay that rounding exactly."""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from http.client import HTTPException
 from pathlib import Path
 
@@ -37,6 +40,7 @@ KILLS = 6
 POSITIONS = 4
 OPENING_QTY = Decimal("1000")
 OPENING_CASH = Decimal("1000000")
+QTY_PLACES = Decimal("0.00000001")
 LOAD_SECONDS = float(os.environ.get("VOLBAL_CRASH_SECONDS", "12"))
 
 
@@ -88,7 +92,7 @@ class Client:
         while time.monotonic() < self.deadline:
             position = rng.choice(positions)
             side = rng.choice(("BUY", "SELL"))
-            qty = Decimal(rng.randint(1, 300)) / 100
+            qty = Decimal(rng.randint(2, 3 * 10**8)).scaleb(-8)  # fractional, 8 places
             key = f"{tag}-{i}"
             status, payload = self.until_answered(
                 f"/v1/positions/{position}/orders", {"side": side, "qty": float(qty)}, key,
@@ -97,15 +101,20 @@ class Client:
             assert order_id not in self.orders, "two keys answered one order"
             record = {"key": key, "position": position, "side": side, "qty": qty, "fills": []}
             self.orders[order_id] = record
-            parts = [qty] if rng.random() < 0.5 else [qty / 2, qty - qty / 2]
+            half = (qty / 2).quantize(QTY_PLACES, ROUND_DOWN)
+            parts = [qty] if rng.random() < 0.5 else [half, qty - half]
             for n, part in enumerate(parts):
-                price = Decimal(rng.randint(9000, 11000)) / 100
+                price = Decimal(rng.randint(90 * 10**6, 110 * 10**6)).scaleb(-6)  # 6 places
+                commission = Decimal(rng.randint(0, 20_000)).scaleb(-6)
+                # A float's repr is the shortest text that reads back as it: these exact
+                # decimals (at most 10 significant digits) reach the server unchanged.
                 _, fill = self.until_answered(
                     f"/v1/orders/{order_id}/fill",
-                    {"price": float(price), "filled_qty": float(part), "commission": 0.01},
+                    {"price": float(price), "filled_qty": float(part),
+                     "commission": float(commission)},
                     f"{key}-fill-{n}", ok=(200,))
                 assert fill["order_id"] == order_id
-                record["fills"].append((part, price, Decimal("0.01")))
+                record["fills"].append((part, price, commission))
             i += 1
 
 
@@ -223,14 +232,23 @@ def test_sigkilled_workers_leave_nothing_half_written(tmp_path):
     assert audit["fills"] == sum(len(o["fills"]) for o in told.values())
     assert audit["records_without_response"] == 0
 
-    # Balances: what the acknowledged fills add up to, computed from the answers alone.
-    expected = {p: [OPENING_QTY, OPENING_CASH] for p in positions}
+    # Balances: what the acknowledged fills add up to, computed from the answers alone. Shares
+    # add up exactly; cash is stored to 6 places after each fill, so it may differ from the
+    # exact sum by half a millionth per fill (verify_ledger checks the rounding exactly).
+    expected = {p: [OPENING_QTY, OPENING_CASH, 0] for p in positions}
     for o in told.values():
         sign = 1 if o["side"] == "BUY" else -1
         for qty, price, commission in o["fills"]:
             expected[o["position"]][0] += sign * qty
             expected[o["position"]][1] -= sign * qty * price + commission
-    assert {p: [Decimal(q), Decimal(c)] for p, (q, c) in audit["positions"].items()} == expected
+            expected[o["position"]][2] += 1
+    assert set(audit["positions"]) == set(expected)
+    for p, (q, c) in audit["positions"].items():
+        want_qty, want_cash, n_fills = expected[p]
+        assert Decimal(q) == want_qty
+        assert abs(Decimal(c) - want_cash) <= n_fills * Decimal("0.0000005"), (p, c, want_cash)
+    assert any(Decimal(c) != expected[p][1] for p, (_, c) in audit["positions"].items()), \
+        "no fill needed rounding: the ledger check was not put to the test"
 
     assert ledger.returncode == 0, ledger.stdout + ledger.stderr
     assert "ledger ok" in ledger.stdout
