@@ -5,6 +5,7 @@ barrier releases them together so the requests really overlap."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from decimal import Decimal
 
@@ -117,22 +118,68 @@ def test_concurrent_submits_with_one_key_and_different_bodies_place_one_order(
     assert sum(1 for status, _, _ in results if status == 201) == 1
 
 
-def test_twenty_concurrent_submits_never_exceed_the_daily_cap(api_user, make_position):
+@pytest.fixture
+def count_then_linger(monkeypatch):
+    """Stretch the window between counting today's orders and inserting one, so that a
+    missing position lock shows every time, whatever ran before (warm caches make requests so
+    quick that they rarely overlap by luck; 4 runs of 4 in file order passed without the lock).
+
+    The real count runs on the real database; after it, a request waits (at most 5 s) until
+    ``quorum`` requests have counted, or until a request is waiting on a database lock: with
+    the position locked, the others wait on that lock and this one goes on at once; without
+    it, ``quorum`` requests count the same orders before any of them inserts one."""
+    from orders import services
+
+    real = services.orders_created_today
+    arrived = threading.Condition()
+    state = {"counted": 0, "quorum": None}
+
+    def lock_waiters() -> int:
+        with connection.cursor() as cursor:  # pg_locks is live, not a per-transaction snapshot
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            return cursor.fetchone()[0]
+
+    def counted_then_linger(**kwargs):
+        n = real(**kwargs)
+        with arrived:
+            state["counted"] += 1
+            arrived.notify_all()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with arrived:
+                if state["counted"] >= state["quorum"]:
+                    break
+                arrived.wait(0.01)
+            if lock_waiters():
+                break
+        return n
+
+    def arm(quorum: int) -> None:
+        state["quorum"] = quorum
+        monkeypatch.setattr(services, "orders_created_today", counted_then_linger)
+
+    return arm
+
+
+def test_twenty_concurrent_submits_never_exceed_the_daily_cap(api_user, make_position,
+                                                              count_then_linger):
     cap = 5
-    position = make_position(max_orders_per_day=cap)
     n = 20
-    results = run_parallel(
-        n,
-        answers(api_user, "post", f"/v1/positions/{position.id}/orders",
-                [{"side": "BUY", "qty": 1}] * n, [f"key-{i}" for i in range(n)]),
-    )
-    statuses = Counter(status for status, _, _ in results)
-    assert statuses == {201: cap, 409: n - cap}, results
-    assert all(body["detail"] == "daily_order_cap_exceeded"
-               for status, body, _ in results if status == 409)
-    assert Order.objects.filter(position=position).count() == cap
-    assert Event.objects.filter(position=position, type="order_submitted").count() == cap
-    assert IdempotencyRecord.objects.count() == cap  # the refused ones stored nothing
+    count_then_linger(quorum=cap + 1)
+    for round_ in range(2):  # a second position: the cap is per position, the lock too
+        position = make_position(max_orders_per_day=cap)
+        results = run_parallel(
+            n,
+            answers(api_user, "post", f"/v1/positions/{position.id}/orders",
+                    [{"side": "BUY", "qty": 1}] * n, [f"key-{round_}-{i}" for i in range(n)]),
+        )
+        statuses = Counter(status for status, _, _ in results)
+        assert statuses == {201: cap, 409: n - cap}, results
+        assert all(body["detail"] == "daily_order_cap_exceeded"
+                   for status, body, _ in results if status == 409)
+        assert Order.objects.filter(position=position).count() == cap
+        assert Event.objects.filter(position=position, type="order_submitted").count() == cap
+    assert IdempotencyRecord.objects.count() == 2 * cap  # the refused ones stored nothing
 
 
 def test_concurrent_position_creates_with_one_key_open_one_position(api_user):

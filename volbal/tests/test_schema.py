@@ -134,7 +134,12 @@ def test_the_docs_assets_are_served(api, settings):
     settings.WHITENOISE_USE_FINDERS = True  # read when a new client loads the middleware
     html = api.get("/v1/docs/").content.decode()
     client = APIClient()
-    for asset in re.findall(r'(?:src|href)="([^"]+)"', html):
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    # the page cannot work without Swagger UI's script and its stylesheet: they must be there
+    # (a loop over no matches would pass with a page that loads nothing)
+    names = {asset.rsplit("/", 1)[-1] for asset in assets}
+    assert {"swagger-ui-bundle.js", "swagger-ui.css"} <= names, assets
+    for asset in assets:
         response = client.get(asset)
         assert response.status_code == 200, asset
         assert b"".join(response.streaming_content if response.streaming else [response.content])
