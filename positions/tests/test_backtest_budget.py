@@ -1,0 +1,43 @@
+"""The work a backtest asks for (positions.strategy.backtest.budget): the estimate the API
+refuses a request by is what the engine really does at most, and the refusal names the limit."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from positions.strategy import rules
+from positions.strategy.backtest import budget, data, engine
+
+
+def minute_walk(bars: int, seed: int = 1) -> data.Series:
+    t0 = np.datetime64("2020-01-01T09:30", "m")
+    rng = np.random.default_rng(seed)
+    prices = 100 * np.exp(np.cumsum(rng.normal(0, 0.002, bars)))
+    return data.series_from_points([(str(t0 + i), Decimal(str(round(p, 4))))
+                                    for i, p in enumerate(prices)])
+
+
+@pytest.mark.parametrize("trigger", ["0.03", "0.002", "0.0001"])
+@pytest.mark.parametrize("max_orders", [1, 5, 200])
+def test_the_engine_never_evaluates_more_than_the_estimate(trigger, max_orders):
+    series = minute_walk(6_000)  # a little over 4 days of minute bars
+    cfg = rules.Config(trigger_pct=Decimal(trigger), min_notional=Decimal(0),
+                       max_orders_per_day=max_orders)
+    run = engine.run(series, cfg, engine.Setup())
+    assert run.evaluations <= budget.expected_evaluations(series, max_orders)
+
+
+def test_the_estimate_is_bars_capped_by_days_times_the_daily_cap():
+    series = minute_walk(6_000)
+    assert budget.expected_evaluations(series, 5) == 5 * 5  # 5 calendar days
+    assert budget.expected_evaluations(series, 10_000) == 6_000
+
+
+def test_the_problem_names_the_work_and_the_limit():
+    series = minute_walk(6_000)
+    assert budget.work_problem(series, 5, limit=25) is None
+    problem = budget.work_problem(series, 5, runs=3, limit=25)
+    assert "75 times" in problem and "at most 25 evaluations" in problem and "3 runs" in problem
