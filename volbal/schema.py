@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from drf_spectacular import openapi
 from drf_spectacular.extensions import (
     OpenApiSerializerExtension,
     OpenApiSerializerFieldExtension,
 )
-from drf_spectacular import openapi
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
