@@ -222,7 +222,8 @@ def test_price_lists_have_their_bounds(schema):
 
 
 # A file or function the user does not have (manage.py is theirs: its commands are documented).
-INTERNAL = re.compile(r"\b(?!manage\.py)\w+\.(py|md)\b|\b(rules|services|selectors|engine)\.\w|config_errors")
+INTERNAL = re.compile(r"\b(?!manage\.py)\w+\.(py|md)\b"
+                      r"|\b(rules|services|selectors|engine)\.\w|config_errors")
 
 
 def test_no_description_names_internal_code(schema):
