@@ -25,7 +25,7 @@ class OrderAcceptedSerializer(serializers.Serializer):
     order_id = serializers.CharField(source="id")
     accepted = serializers.SerializerMethodField()
     position_id = serializers.CharField()
-    side = serializers.CharField()
+    side = serializers.ChoiceField(choices=Side.choices)
     qty = DecimalOut()
     status = serializers.ChoiceField(choices=OrderStatus.choices)
     created_at = serializers.DateTimeField()
@@ -59,7 +59,7 @@ class FillSerializer(serializers.Serializer):
 class OrderSerializer(serializers.Serializer):
     order_id = serializers.CharField(source="id")
     position_id = serializers.CharField()
-    side = serializers.CharField()
+    side = serializers.ChoiceField(choices=Side.choices)
     qty = DecimalOut()
     filled_qty = DecimalOut()
     remaining_qty = DecimalOut()

@@ -35,9 +35,18 @@ from positions.serializers import (
 from volbal import clock
 from volbal.api import keyset_page, validate_filters
 from volbal.errors import ApiError
-from volbal.schema import PAGING, errors, idempotency_header, page_of, read_errors, write_errors
+from volbal.schema import (
+    PAGING,
+    errors,
+    idempotency_header,
+    one_or_many,
+    page_of,
+    read_errors,
+    write_errors,
+)
 
 NOT_FOUND = errors((404, "position_not_found"))
+MAX_PRICES = 10_000
 TIME = OpenApiTypes.DATETIME
 
 
@@ -328,8 +337,9 @@ class PriceViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Record one price or many",
-        request=PriceInSerializer(many=True),
-        description="A JSON object `{ticker, price, ts}` or a list of them (up to 10 000). A "
+        request=one_or_many(PriceInSerializer, MAX_PRICES),
+        description=f"A JSON object `{{ticker, price, ts}}` or a list of 1 to {MAX_PRICES:,} "
+        "of them. A "
         "price already stored for the same ticker and time is replaced. Outside local mode "
         "this needs the `positions.add_price` permission.",
         parameters=[idempotency_header(required=False)],
@@ -372,5 +382,3 @@ class PriceViewSet(viewsets.ViewSet):
             status=status.HTTP_201_CREATED,
         )
 
-
-MAX_PRICES = 10_000

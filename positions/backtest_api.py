@@ -17,14 +17,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orders.models import Side
-from positions.models import Sizing
+from positions.serializers import StrategyFields
 from positions.strategy import rules
 from positions.strategy.backtest import budget, data, engine, report
-from volbal.api import StrictSerializer
 from volbal.errors import ApiError
+from volbal.fields import Number
 from volbal.framing import too_large
 from volbal.parsers import StrictJSONParser
-from volbal.schema import write_errors
+from volbal.schema import one_of, write_errors
 from volbal.throttling import EXPENSIVE
 
 MAX_BARS = 100_000
@@ -46,69 +46,93 @@ class DividendInSerializer(serializers.Serializer):
     dps = serializers.DecimalField(help_text="Dividend per share, > 0.", **_RATIO)
 
 
-class BacktestParamsSerializer(StrictSerializer):
-    """Everything but the series and the dividends (those are checked by hand: fast)."""
+class BacktestSetupSerializer(StrategyFields):
+    """The strategy (every field optional, with the position's own bounds) and the run's
+    set-up."""
 
-    sample = serializers.ChoiceField(
-        choices=data.SAMPLE_TICKERS, required=False,
-        help_text="A bundled daily series 2000-2013 (dividends derived from adjusted closes) "
-                  "instead of `prices`.")
     start = serializers.CharField(required=False, help_text="First date or time (ISO).")
     end = serializers.CharField(required=False,
                                 help_text="Last date or time (ISO; a date includes the day).")
-    trigger_pct = serializers.DecimalField(required=False, **_RATIO)
-    rebalance_ratio = serializers.DecimalField(required=False, **_RATIO)
-    sizing = serializers.ChoiceField(choices=Sizing.choices, required=False)
-    fixed_fraction = serializers.DecimalField(required=False, **_RATIO)
-    guard_low = serializers.DecimalField(required=False, **_RATIO)
-    guard_high = serializers.DecimalField(required=False, **_RATIO)
-    min_notional = serializers.DecimalField(required=False, **_RATIO)
-    commission_rate = serializers.DecimalField(required=False, **_RATIO)
-    max_orders_per_day = serializers.IntegerField(required=False)
-    fractional = serializers.BooleanField(required=False)
-    qty_step = serializers.DecimalField(required=False, allow_null=True, **_RATIO)
-    withholding_tax_rate = serializers.DecimalField(required=False, **_RATIO)
-    cash = serializers.DecimalField(required=False, default=Decimal("10000"), **_RATIO)
-    start_weight = serializers.DecimalField(required=False, default=Decimal("0.5"), **_RATIO)
-    slippage_bps = serializers.DecimalField(required=False, default=Decimal("0"), **_RATIO)
+    cash = Number(max_digits=22, decimal_places=6, required=False, default=Decimal("10000"),
+                  gt=0, help_text="Starting cash, > 0 (default 10000).")
+    start_weight = Number(max_digits=12, decimal_places=8, required=False,
+                          default=Decimal("0.5"), min_value=0, max_value=1,
+                          help_text="Stock weight bought on the first bar, 0 to 1 (default 0.5).")
+    slippage_bps = Number(max_digits=12, decimal_places=6, required=False, default=Decimal("0"),
+                          min_value=0, lt=10000,
+                          help_text="Each fill's price worsened by this many basis points, "
+                                    "0 ≤ bps < 10000 (default 0).")
 
 
-class BacktestRequestSerializer(BacktestParamsSerializer):
-    """The documented body."""
-
-    prices = PricePointSerializer(many=True, required=False,
-                                  help_text=f"The series, at most {MAX_BARS:,} bars.")
-    dividends = DividendInSerializer(many=True, required=False,
-                                     help_text="Replace a sample's derived dividends.")
+def _sample_field(**kw):
+    return serializers.ChoiceField(
+        choices=data.SAMPLE_TICKERS,
+        help_text="A bundled daily series 2000-2013 (dividends derived from adjusted closes) "
+                  "instead of `prices`.", **kw)
 
 
-_METRICS = inline_serializer(
-    name="BacktestMetrics",
-    fields={
-        "total_return": serializers.FloatField(),
-        "cagr": serializers.FloatField(allow_null=True),
-        "volatility": serializers.FloatField(allow_null=True),
-        "sharpe": serializers.FloatField(allow_null=True),
-        "sortino": serializers.FloatField(allow_null=True),
-        "max_drawdown": serializers.FloatField(),
-        "max_drawdown_days": serializers.FloatField(),
-        "buys": serializers.IntegerField(),
-        "sells": serializers.IntegerField(),
-        "commissions": serializers.FloatField(),
-        "dividends": serializers.FloatField(),
-        "turnover": serializers.FloatField(allow_null=True),
-        "in_band_share": serializers.FloatField(),
-        "final_qty": serializers.FloatField(),
-        "final_cash": serializers.FloatField(),
-        "final_value": serializers.FloatField(),
-    },
-)
+class BacktestParamsSerializer(BacktestSetupSerializer):
+    # Everything but the series and the dividends (those are checked by hand: fast).
+    sample = _sample_field(required=False)
+
+
+def _dividends_field():
+    return DividendInSerializer(many=True, required=False, max_length=_MAX_DIVIDENDS,
+                                help_text="Dividends (replacing a sample's derived ones).")
+
+
+class BacktestOnPricesSerializer(BacktestSetupSerializer):
+    """A backtest over a posted price series."""
+
+    prices = PricePointSerializer(many=True, min_length=1, max_length=MAX_BARS,
+                                  help_text=f"The series, 1 to {MAX_BARS:,} bars.")
+    dividends = _dividends_field()
+
+
+class BacktestOnSampleSerializer(BacktestSetupSerializer):
+    """A backtest over a bundled sample."""
+
+    sample = _sample_field()
+    dividends = _dividends_field()
+
+
+BacktestRequestSerializer = one_of(
+    "BacktestRequest", BacktestOnPricesSerializer, BacktestOnSampleSerializer,
+    help_text="Exactly one of `prices` (a posted series) or `sample` (a bundled one).")
+
+
+BACKTEST_ORDER_KINDS = ("opening", *rules.KINDS)  # "opening": the first bar's purchase
+
+
+# Instantiated once per field that holds it: one instance bound to two fields is documented
+# under only one of them (BacktestResult lacked `metrics`).
+class BacktestMetricsSerializer(serializers.Serializer):
+    """A run's metrics: returns and risk as fractions, counts, and the final balances."""
+
+    total_return = serializers.FloatField()
+    cagr = serializers.FloatField(allow_null=True)
+    volatility = serializers.FloatField(allow_null=True)
+    sharpe = serializers.FloatField(allow_null=True)
+    sortino = serializers.FloatField(allow_null=True)
+    max_drawdown = serializers.FloatField()
+    max_drawdown_days = serializers.FloatField()
+    buys = serializers.IntegerField()
+    sells = serializers.IntegerField()
+    commissions = serializers.FloatField()
+    dividends = serializers.FloatField()
+    turnover = serializers.FloatField(allow_null=True)
+    in_band_share = serializers.FloatField()
+    final_qty = serializers.FloatField()
+    final_cash = serializers.FloatField()
+    final_value = serializers.FloatField()
+
 
 _RESULT = inline_serializer(
     name="BacktestResult",
     fields={
-        "metrics": _METRICS,
-        "buy_and_hold": _METRICS,
+        "metrics": BacktestMetricsSerializer(help_text="The strategy's results."),
+        "buy_and_hold": BacktestMetricsSerializer(
+            help_text="Buying at the start and holding, with the same cash."),
         "orders": inline_serializer(
             name="BacktestOrder",
             fields={
@@ -117,8 +141,9 @@ _RESULT = inline_serializer(
                 "qty": serializers.FloatField(),
                 "price": serializers.FloatField(),
                 "commission": serializers.FloatField(),
-                "kind": serializers.CharField(
-                    help_text="opening, buy_trigger, sell_trigger or guardrail_rebalance"),
+                "kind": serializers.ChoiceField(
+                    choices=BACKTEST_ORDER_KINDS,
+                    help_text="`opening` for the first bar's purchase, else the proposal's kind."),
             },
             many=True,
         ),

@@ -14,6 +14,7 @@ from volbal import clock
 MARKET_CLOSE = dt.time(16, 0)
 PRICE_PLACES = Decimal("0.000001")  # prices keep 6 decimal places
 PRICE_LIMIT = Decimal(10) ** 16  # the price column holds 22 digits, 6 of them decimals
+MAX_BAD_LINES_SHOWN = 20
 
 
 class PriceFileError(ValueError):
@@ -34,8 +35,40 @@ def parse_ts(raw: str) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+def _price_row(row: list[str], i_ticker: int | None, i_price: int, i_ts: int,
+               ticker: str | None) -> dict:
+    """One row as ``{ticker, price, ts}``, or ValueError saying what is wrong with it."""
+    try:
+        raw_price = row[i_price].strip()
+        try:
+            price = Decimal(raw_price)
+        except InvalidOperation:
+            raise ValueError(f"price {raw_price!r} is not a number") from None
+        if not price.is_finite() or price <= 0:
+            raise ValueError(f"price {raw_price!r} is not a positive number")
+        if price >= PRICE_LIMIT:
+            raise ValueError(f"price {raw_price!r} is too large (at most 16 digits before "
+                             "the decimal point)")
+        price = price.quantize(PRICE_PLACES)  # 6 decimal places, half-even
+        if price <= 0:
+            raise ValueError(f"price {raw_price!r} rounds to zero at 6 decimal places")
+        raw_ticker = row[i_ticker] if i_ticker is not None else ticker
+        symbol = raw_ticker.strip().upper()
+        if not TICKER_RE.match(symbol):
+            raise ValueError(f"ticker {raw_ticker.strip()!r} is not valid (a letter, then "
+                             "up to 15 letters, digits, '.' or '-')")
+        ts = parse_ts(row[i_ts])
+        future = price_ts_error(ts)
+        if future:
+            raise ValueError(f"ts {future}")
+        return {"ticker": symbol, "price": price, "ts": ts}
+    except IndexError:
+        raise ValueError("too few columns") from None
+
+
 def read_prices(lines: Iterator[str], *, ticker: str | None = None) -> list[dict]:
-    """Parse every row, or raise PriceFileError naming the first bad line (nothing half-read)."""
+    """Parse every row, or raise PriceFileError naming every bad line (the first
+    :data:`MAX_BAD_LINES_SHOWN`, then how many more): nothing half-read."""
     reader = csv.reader(lines)
     try:
         header = next(reader)
@@ -54,38 +87,20 @@ def read_prices(lines: Iterator[str], *, ticker: str | None = None) -> list[dict
     else:
         raise PriceFileError(
             f"line 1: expected columns ticker,price,ts or Date,Close; found {','.join(header)}")
-    rows = []
+    rows, bad, bad_count = [], [], 0
     for line_no, row in enumerate(reader, start=2):
         if not row or all(not cell.strip() for cell in row):
             continue
         try:
-            raw_price = row[i_price].strip()
-            price = Decimal(raw_price)
-            if not price.is_finite() or price <= 0:
-                raise ValueError(f"price {raw_price!r} is not a positive number")
-            if price >= PRICE_LIMIT:
-                raise ValueError(f"price {raw_price!r} is too large (at most 16 digits before "
-                                 "the decimal point)")
-            price = price.quantize(PRICE_PLACES)  # 6 decimal places, half-even
-            if price <= 0:
-                raise ValueError(f"price {raw_price!r} rounds to zero at 6 decimal places")
-            raw_ticker = row[i_ticker] if i_ticker is not None else ticker
-            symbol = raw_ticker.strip().upper()
-            if not TICKER_RE.match(symbol):
-                raise ValueError(f"ticker {raw_ticker.strip()!r} is not valid (a letter, then "
-                                 "up to 15 letters, digits, '.' or '-')")
-            ts = parse_ts(row[i_ts])
-            future = price_ts_error(ts)
-            if future:
-                raise ValueError(f"ts {future}")
-            rows.append({"ticker": symbol, "price": price, "ts": ts})
-        except IndexError:
-            raise PriceFileError(f"line {line_no}: too few columns") from None
-        except (ValueError, InvalidOperation) as exc:
-            message = str(exc) if isinstance(exc, ValueError) and str(exc) else "bad number"
-            if isinstance(exc, InvalidOperation):
-                message = f"price {row[i_price].strip()!r} is not a number"
-            raise PriceFileError(f"line {line_no}: {message}") from None
+            rows.append(_price_row(row, i_ticker, i_price, i_ts, ticker))
+        except ValueError as exc:
+            bad_count += 1
+            if len(bad) < MAX_BAD_LINES_SHOWN:
+                bad.append(f"line {line_no}: {exc}")
+    if bad:
+        more = bad_count - len(bad)
+        head = bad[0] if bad_count == 1 else f"{bad_count} bad rows:\n  " + "\n  ".join(bad)
+        raise PriceFileError(head + (f"\n  and {more} more bad rows" if more else ""))
     if not rows:
         raise PriceFileError("the file has a header but no prices")
     return rows

@@ -8,6 +8,7 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from events.models import EventType
 from orders.models import Side
 from positions.models import DividendStatus, Sizing, price_ts_error
 from positions.selectors import PriceSource, known_price
@@ -31,7 +32,8 @@ def ratio(**kw):
 
 
 class StrategyFields(StrictSerializer):
-    """Every strategy field of strategy.md, optional; ranges are checked by rules.config_errors."""
+    # Every strategy field, optional, with its bounds: the one definition the position's
+    # create and PATCH bodies and the backtest's body share (the rules check them again).
 
     trigger_pct = ratio(gt=0, lt=1, help_text="Fraction, 0 < τ < 1 (0.03 = 3 %).")
     rebalance_ratio = Number(max_digits=16, decimal_places=8, required=False, gt=0,
@@ -87,7 +89,7 @@ class PositionSerializer(serializers.Serializer):
     dividend_receivable = DecimalOut()
     trigger_pct = DecimalOut()
     rebalance_ratio = DecimalOut()
-    sizing = serializers.CharField()
+    sizing = serializers.ChoiceField(choices=Sizing.choices)
     fixed_fraction = DecimalOut()
     guard_low = DecimalOut()
     guard_high = DecimalOut()
@@ -150,7 +152,7 @@ class PositionSerializer(serializers.Serializer):
 
 class EventSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    type = serializers.CharField()
+    type = serializers.ChoiceField(choices=EventType.choices)
     position_id = serializers.CharField()
     order_id = serializers.CharField(allow_null=True)
     message = serializers.CharField()
@@ -174,19 +176,17 @@ class ProposalSerializer(serializers.Serializer):
     price = DecimalOut()
     notional = DecimalOut()
     commission = DecimalOut(help_text="Estimated: commission_rate × notional.")
-    kind = serializers.ChoiceField(choices=("buy_trigger", "sell_trigger",
-                                            "guardrail_rebalance"))
+    kind = serializers.ChoiceField(choices=rules.KINDS)
     raw_qty = DecimalOut(help_text="The size before caps and rounding.")
     trimmed = serializers.BooleanField()
-    trimmed_by = serializers.CharField(allow_null=True,
-                                       help_text="guardrail_high, guardrail_low, cash, holdings")
+    trimmed_by = serializers.ChoiceField(choices=rules.TRIM_CAPS, allow_null=True,
+                                         help_text="The cap that trimmed the size, if any.")
     post_trade_weight = DecimalOut()
     reason = serializers.CharField(help_text="A sentence a person can read.")
 
 
 class BlockedProposalSerializer(ProposalSerializer):
-    blocked_by = serializers.ChoiceField(choices=("below_min_notional", "daily_cap_reached",
-                                                  "open_order"))
+    blocked_by = serializers.ChoiceField(choices=rules.BLOCKS)
 
 
 class EvaluationSerializer(serializers.Serializer):

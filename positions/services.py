@@ -11,7 +11,7 @@ from django.db import transaction
 from events.models import EventType
 from events.services import event_record
 from positions.models import STRATEGY_FIELDS, Position, Price, price_ts_error
-from positions.selectors import PriceSource, known_price, latest_price, position_get
+from positions.selectors import PriceSource, known_price, position_get
 from positions.strategy import rules
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from drf_spectacular import openapi
 from drf_spectacular.extensions import (
     OpenApiSerializerExtension,
     OpenApiSerializerFieldExtension,
@@ -16,6 +17,26 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers
+
+
+class AutoSchema(openapi.AutoSchema):
+    """One tag per resource (settings' SPECTACULAR_SETTINGS["TAGS"]): the last fixed segment of
+    the path that names a tagged resource (``/v1/positions/{id}/orders`` is under orders), else
+    the first segment after the version (``/v1/prices``: prices); the health checks under
+    health. An ``extend_schema(tags=…)`` still wins."""
+
+    def get_tags(self) -> list[str]:
+        from django.conf import settings
+
+        tagged = {tag["name"] for tag in settings.SPECTACULAR_SETTINGS.get("TAGS", [])}
+        segments = [seg for seg in self.path.strip("/").split("/")
+                    if seg and not seg.startswith("{")]
+        if not segments or segments[-1] in ("healthz", "readyz"):
+            return ["health"]
+        for segment in reversed(segments):
+            if segment in tagged:
+                return [segment]
+        return [segments[1] if segments[0] == "v1" and len(segments) > 1 else segments[0]]
 
 
 class StrictSerializerExtension(OpenApiSerializerExtension):
@@ -51,6 +72,77 @@ class NumberExtension(OpenApiSerializerFieldExtension):
         if field.lt is not None:
             schema.update(maximum=_json_number(field.lt), exclusiveMaximum=True)
         return schema
+
+
+class ListLengthExtension(OpenApiSerializerFieldExtension):
+    """A nested list (``Child(many=True, min_length=…, max_length=…)``) documents its bounds as
+    ``minItems``/``maxItems``."""
+
+    target_class = "rest_framework.serializers.ListSerializer"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        field = self.target
+        schema = auto_schema._map_serializer_field(field, direction, bypass_extensions=True)
+        if getattr(field, "min_length", None) is not None:
+            schema["minItems"] = field.min_length
+        if getattr(field, "max_length", None) is not None:
+            schema["maxItems"] = field.max_length
+        return schema
+
+
+class OneOrManyExtension(OpenApiSerializerExtension):
+    """A body that is one object or a list of them (:class:`OneOrMany`): ``oneOf`` the object
+    and an array of it with its bounds."""
+
+    target_class = "volbal.schema.OneOrMany"
+    match_subclasses = True
+
+    def get_name(self, auto_schema, direction):
+        return None
+
+    def map_serializer(self, auto_schema, direction):
+        target = self.target
+        item = auto_schema.resolve_serializer(target.item, direction).ref
+        return {"oneOf": [item, {"type": "array", "items": item, "minItems": 1,
+                                 "maxItems": target.max_items}]}
+
+
+class OneOfExtension(OpenApiSerializerExtension):
+    """A body that is exactly one of several objects (:func:`one_of`): ``oneOf`` their
+    components (each refuses unknown fields, so no body matches two)."""
+
+    target_class = "volbal.schema.OneOf"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        parts = [auto_schema.resolve_serializer(part, direction).ref
+                 for part in self.target.parts]
+        return {"oneOf": parts, "description": self.target.description}
+
+
+class OneOf(serializers.Serializer):
+    """For the schema only: a body that is exactly one of ``parts``."""
+
+    parts: tuple[type[serializers.Serializer], ...]
+    description: str
+
+
+def one_of(name: str, *parts: type[serializers.Serializer], help_text: str) -> type[OneOf]:
+    return type(name, (OneOf,), {"parts": parts, "description": help_text})
+
+
+class OneOrMany(serializers.Serializer):
+    """For the schema only: a body that is one ``item`` object or a list of 1 to ``max_items``
+    of them."""
+
+    item: type[serializers.Serializer]
+    max_items: int
+
+
+def one_or_many(item: type[serializers.Serializer], max_items: int) -> type[OneOrMany]:
+    return type(f"{item.__name__.removesuffix('Serializer')}OneOrMany", (OneOrMany,),
+                {"item": item, "max_items": max_items})
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -149,4 +241,24 @@ def document_server_limits(result, generator, request, public):
         for operation in operations.values():
             if isinstance(operation, dict) and "responses" in operation:
                 operation["responses"].setdefault("414", too_long)
+    return result
+
+
+def document_replays(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every operation that takes an ``Idempotency-Key``
+    documents the ``Idempotent-Replayed: true`` header of its 200 (a replay answers 200 with the
+    stored body, whatever the first status was)."""
+    header = {
+        "description": "`true` when this answer is the stored response of an earlier request "
+        "with the same Idempotency-Key and body (nothing was done again); absent otherwise.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            names = {p.get("name") for p in operation.get("parameters", [])}
+            ok = operation.get("responses", {}).get("200")
+            if "Idempotency-Key" in names and ok is not None:
+                ok.setdefault("headers", {})["Idempotent-Replayed"] = header
     return result

@@ -200,7 +200,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["volbal.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["volbal.renderers.DecimalJSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "volbal.schema.AutoSchema",
     "EXCEPTION_HANDLER": "volbal.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "COERCE_DECIMAL_TO_STRING": False,
@@ -232,11 +232,33 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "volbal.schema.document_server_limits",
         "volbal.schema_http.document_http_limits",
+        "volbal.schema.document_replays",
     ],
     "ENUM_NAME_OVERRIDES": {
         "OrderStatusEnum": "orders.models.OrderStatus",
         "DividendStatusEnum": "positions.models.DividendStatus",
+        "SideEnum": "orders.models.Side",
+        "SizingEnum": "positions.models.Sizing",
+        "EventTypeEnum": "events.models.EventType",
+        "ProposalKindEnum": "positions.strategy.rules.KINDS",
+        "TrimmedByEnum": "positions.strategy.rules.TRIM_CAPS",
+        "BlockedByEnum": "positions.strategy.rules.BLOCKS",
+        "BacktestOrderKindEnum": "positions.backtest_api.BACKTEST_ORDER_KINDS",
+        "EvaluationPriceSourceEnum": "positions.selectors.PriceSource.ALL",
+        "PositionPriceSourceEnum": "positions.serializers.PRICE_SOURCES_OF_POSITION",
     },
+    # A nullable enum is the enum with "nullable": true, not a oneOf with a separate NullEnum.
+    "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,
+    # One tag per resource, in this order in Swagger UI.
+    "TAGS": [
+        {"name": "positions", "description": "Open, read and configure positions; evaluate."},
+        {"name": "orders", "description": "Submit (idempotently), fill, cancel and read orders."},
+        {"name": "events", "description": "The audit trail of every decision and change."},
+        {"name": "dividends", "description": "Announce dividends and follow them to payment."},
+        {"name": "prices", "description": "Record observed prices."},
+        {"name": "backtests", "description": "Run the strategy over history."},
+        {"name": "health", "description": "Liveness and readiness."},
+    ],
     # Local mode's anonymous access is a development convenience, not an API scheme.
     "AUTHENTICATION_WHITELIST": [
         "volbal.auth.TokenAuthentication",

@@ -9,8 +9,8 @@ from orders.api import OrderViewSet
 from positions.api import PositionViewSet, PriceViewSet
 from positions.backtest_api import BacktestView
 from volbal import health
-from volbal.landing import landing
 from volbal.api import json_error_view
+from volbal.landing import landing
 
 router = SimpleRouter(trailing_slash=False)
 router.register("positions", PositionViewSet, basename="position")

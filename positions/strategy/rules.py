@@ -34,11 +34,14 @@ from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Context, Decimal, InvalidOperat
 from typing import Any
 
 __all__ = [
+    "BLOCKS",
     "BUY",
+    "KINDS",
     "MONEY_PLACES",
     "QTY_PLACES",
     "SELL",
     "SIZINGS",
+    "TRIM_CAPS",
     "Config",
     "Decision",
     "Proposal",
@@ -60,6 +63,10 @@ QTY_PLACES = Decimal("0.00000001")  # quantities: 8 dp, computed qty rounded tow
 MONEY_PLACES = Decimal("0.000001")  # money and prices: 6 dp (ROUND_HALF_EVEN)
 
 SIZINGS = ("proportional", "original", "fixed_fraction")
+# A proposal's kind, the cap that trimmed it, and the check that blocked it (strategy.md 6, 7, 9).
+KINDS = ("buy_trigger", "sell_trigger", "guardrail_rebalance")
+TRIM_CAPS = ("guardrail_high", "guardrail_low", "cash", "holdings")
+BLOCKS = ("below_min_notional", "daily_cap_reached", "open_order")
 
 BUY = "BUY"
 SELL = "SELL"

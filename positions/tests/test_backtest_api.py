@@ -51,7 +51,7 @@ def test_sample_with_range_matches_the_command(api):
     from django.core.management import call_command
 
     r = post(api, {"sample": "IBM", "start": "2005-01-01", "end": "2006-12-31",
-                   "trigger_pct": "0.04", "cash": 50000, "slippage_bps": 2})
+                   "trigger_pct": 0.04, "cash": 50000, "slippage_bps": 2})
     assert r.status_code == 200, r.content
     out = io.StringIO()
     call_command("backtest", "--sample", "IBM", "--start", "2005-01-01", "--end", "2006-12-31",
@@ -140,9 +140,25 @@ def test_schema_documents_the_endpoint(api):
     schema = yaml.safe_load(api.get("/v1/schema/").content)
     op = schema["paths"]["/v1/backtests"]["post"]
     assert {"200", "400", "413"} <= set(op["responses"])
-    ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-    body = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]
-    assert {"prices", "sample", "trigger_pct", "cash", "start_weight", "slippage_bps"} <= set(body)
+    components = schema["components"]["schemas"]
+
+    def component(ref):
+        return components[ref["$ref"].rsplit("/", 1)[1]]
+
+    body = component(op["requestBody"]["content"]["application/json"]["schema"])
+    # exactly one of a posted series or a sample: two bodies, each refusing the other's field
+    on_prices, on_sample = (component(ref) for ref in body["oneOf"])
+    assert "prices" in on_prices["required"] and "sample" not in on_prices["properties"]
+    assert "sample" in on_sample["required"] and "prices" not in on_sample["properties"]
+    assert on_prices["additionalProperties"] is False is on_sample["additionalProperties"]
+    common = {"trigger_pct", "cash", "start_weight", "slippage_bps", "dividends"}
+    assert common <= set(on_prices["properties"]) and common <= set(on_sample["properties"])
+    prices = on_prices["properties"]["prices"]
+    assert (prices["minItems"], prices["maxItems"]) == (1, 100_000)
+    # the strategy fields carry the position's own bounds
+    position = components["PositionCreateRequest"]["properties"]
+    for name in ("trigger_pct", "guard_low", "commission_rate", "max_orders_per_day", "qty_step"):
+        assert on_prices["properties"][name] == position[name], name
 
 
 def test_an_idempotency_key_changes_nothing_and_stores_nothing(api):

@@ -35,8 +35,8 @@ C = D("0.0001")  # default commission rate
 
 PROPOSAL_KEYS = {"side", "qty", "price", "notional", "commission", "kind", "raw_qty", "trimmed",
                  "trimmed_by", "post_trade_weight", "reason"}
-RESPONSE_KEYS = {"position_id", "price", "price_source", "price_ts", "anchor_price", "anchor_set", "value",
-                 "weight", "proposals", "blocked", "reason", "message", "order_id"}
+RESPONSE_KEYS = {"position_id", "price", "price_source", "price_ts", "anchor_price", "anchor_set",
+                 "value", "weight", "proposals", "blocked", "reason", "message", "order_id"}
 
 
 _keys = itertools.count()

@@ -1,4 +1,4 @@
-"""manage.py import_prices: a whole file or nothing, and a bad line is named."""
+"""manage.py import_prices: a whole file or nothing, and every bad line is named."""
 
 from __future__ import annotations
 
@@ -134,6 +134,30 @@ def test_a_broken_file_is_refused_naming_the_problem_and_nothing_is_imported(
     assert expected in message
     assert message.endswith("nothing imported")
     assert Price.objects.count() == 1
+
+
+def test_every_bad_row_is_named_and_nothing_is_imported(tmp_path):
+    text = GOOD_HEAD + "ZIM,1O2,2024-03-05\nZIM,103,2024-03-06\nZIM,104\n1ZIM,105,2024-03-08\n"
+    with pytest.raises(CommandError) as err:
+        run(write(tmp_path, text))
+    message = str(err.value)
+    assert "3 bad rows:" in message
+    for line in ("line 4: price '1O2' is not a number", "line 6: too few columns",
+                 "line 7: ticker '1ZIM' is not valid"):
+        assert line in message
+    assert "line 5" not in message  # a good row
+    assert message.endswith("nothing imported") and not Price.objects.exists()
+
+
+def test_past_twenty_bad_rows_the_rest_are_counted(tmp_path):
+    bad = "".join(f"ZIM,x{n},2024-03-05\n" for n in range(25))
+    with pytest.raises(CommandError) as err:
+        run(write(tmp_path, GOOD_HEAD + bad))
+    message = str(err.value)
+    assert "25 bad rows:" in message
+    assert "line 4: price 'x0'" in message and "line 23: price 'x19'" in message
+    assert "line 24:" not in message and "and 5 more bad rows" in message
+    assert not Price.objects.exists()
 
 
 def test_a_missing_file_is_a_command_error(tmp_path):
