@@ -9,9 +9,9 @@ from events.models import Event
 
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
-    list_display = ("id", "created_at", "type", "position", "order", "message")
-    list_filter = ("type", "created_at")
-    search_fields = ("position__id", "order__id", "message")
+    list_display = ("id", "created_at", "type", "position", "order", "actor_shown", "message")
+    list_filter = ("type", "actor_source", "created_at")
+    search_fields = ("position__id", "order__id", "message", "actor_name")
     list_select_related = ("position", "order")
     readonly_fields = (
         "id",
@@ -21,8 +21,13 @@ class EventAdmin(admin.ModelAdmin):
         "message",
         "inputs",
         "outputs",
+        "actor_shown",
         "created_at",
     )
+
+    @admin.display(description="actor", ordering="actor_name")
+    def actor_shown(self, obj):
+        return str(obj.actor)
 
     def has_add_permission(self, request):
         return False

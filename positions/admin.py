@@ -191,8 +191,9 @@ class PositionAdmin(admin.ModelAdmin):
             "<table>{}</table>",
             format_html_join(
                 "",
-                "<tr><td>{}</td><td><b>{}</b></td><td>{}</td></tr>",
-                ((e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.type, e.message) for e in events),
+                "<tr><td>{}</td><td><b>{}</b></td><td>{}</td><td>{}</td></tr>",
+                ((e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.type, e.actor, e.message)
+                 for e in events),
             ),
         )
 

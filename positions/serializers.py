@@ -7,6 +7,7 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from events.actor import ActorSource
 from orders.models import Side
 from positions.models import DividendStatus, Sizing
 from positions.strategy import rules
@@ -116,6 +117,20 @@ class PositionSerializer(serializers.Serializer):
         return self._valuation(obj)[2]
 
 
+class ActorSerializer(serializers.Serializer):
+    source = serializers.ChoiceField(
+        choices=ActorSource.choices,
+        help_text="Where the work came from: api (a client of this API), admin (an operator in "
+        "the admin), cron (a scheduled command), worker (a background worker), system (a "
+        "script or shell run by hand), legacy (recorded before events named their actor).")
+    user_id = serializers.IntegerField(
+        allow_null=True, help_text="The user who acted (api and admin); null for a command or "
+        "a worker.")
+    name = serializers.CharField(
+        help_text="The user's username when user_id is set; otherwise what acted, e.g. "
+        "command:evaluate_positions or worker:trade_cycle (unknown for legacy events).")
+
+
 class EventSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     type = serializers.CharField()
@@ -124,6 +139,8 @@ class EventSerializer(serializers.Serializer):
     message = serializers.CharField()
     inputs = serializers.JSONField()
     outputs = serializers.JSONField()
+    actor = ActorSerializer(help_text="Who acted: the admin's cancel and the owner's cancel "
+                            "differ here.")
     created_at = serializers.DateTimeField()
 
 

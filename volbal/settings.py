@@ -80,6 +80,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # who acted, for every event the request records (outside the idempotency middleware:
+    # the refusals it writes after its transaction name the caller too)
+    "events.actor.ActorMiddleware",
     "orders.middleware.IdempotencyMiddleware",
 ]
 
@@ -192,6 +195,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "OrderStatusEnum": "orders.models.OrderStatus",
         "DividendStatusEnum": "positions.models.DividendStatus",
+        "ActorSourceEnum": "events.actor.ActorSource",
     },
     # Local mode's anonymous access is a development convenience, not an API scheme.
     "AUTHENTICATION_WHITELIST": [
