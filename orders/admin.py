@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 
 from orders import services
 from orders.models import Fill, IdempotencyRecord, Order
+from volbal.admin import WriteActionsMixin
 from volbal.errors import DomainError
 
 
@@ -28,7 +29,7 @@ class FillInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(WriteActionsMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "position",
@@ -56,17 +57,18 @@ class OrderAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Cancel the selected open orders")
+    @admin.action(description="Cancel the selected open orders", permissions=["write"])
     def cancel_orders(self, request, queryset):
-        done = 0
+        done = []
         for order in queryset:
             try:
-                services.order_cancel(owner=None, order_id=order.pk)
-                done += 1
+                done.append(services.order_cancel(owner=None, order_id=order.pk))
             except DomainError as exc:
-                self.message_user(request, f"{order.pk}: {exc.message}", messages.WARNING)
+                self.message_user(request, f"Order {order.pk}: {exc.message}",
+                                  messages.WARNING)
+        self.log_action(request, done, "Cancelled (admin action cancel_orders).")
         if done:
-            self.message_user(request, f"Cancelled {done} order(s).", messages.SUCCESS)
+            self.message_user(request, f"Cancelled {len(done)} order(s).", messages.SUCCESS)
 
 
 @admin.register(IdempotencyRecord)

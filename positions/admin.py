@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 from django import forms
@@ -12,8 +13,9 @@ from django.utils.html import format_html, format_html_join
 from events.selectors import events_for_position
 from positions import selectors, services
 from positions.dividends import dividends_process
-from positions.models import STRATEGY_FIELDS, Dividend, Position, Price
+from positions.models import STRATEGY_FIELDS, Dividend, DividendStatus, Position, Price
 from positions.strategy import rules
+from volbal.admin import WriteActionsMixin
 from volbal.errors import DomainError
 
 STATE_FIELDS = ("qty", "cash", "anchor_price", "dividend_receivable")
@@ -45,7 +47,7 @@ class PositionForm(forms.ModelForm):
 
 
 @admin.register(Position)
-class PositionAdmin(admin.ModelAdmin):
+class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
     form = PositionForm
     list_display = (
         "id",
@@ -138,25 +140,33 @@ class PositionAdmin(admin.ModelAdmin):
 
     def _evaluate(self, request, queryset, submit: bool):
         for position in queryset:
+            # "Position" first: the admin capitalises a message's first letter, and an id
+            # must stay as it is to be searched for or pasted into a URL
+            shown = f"Position {position.pk}"
             try:
                 result = services.position_evaluate(owner=None, position_id=position.pk,
                                                     submit=submit, source="admin")
             except DomainError as exc:
-                self.message_user(request, f"{position.pk}: {exc.message}", messages.WARNING)
+                self.message_user(request, f"{shown}: {exc.message}", messages.WARNING)
                 continue
             except (rules.RuleError, ArithmeticError) as exc:  # the others still run
-                self.message_user(request, f"{position.pk}: not evaluated: "
+                self.message_user(request, f"{shown}: not evaluated: "
                                   f"{type(exc).__name__}: {exc}", messages.ERROR)
                 continue
             order = f" Order {result.order.id} submitted." if result.order else ""
-            self.message_user(request, f"{position.pk}: {result.message.rstrip('.')}.{order}",
+            self.log_action(request, [position], f"Evaluated at the latest price"
+                            f"{' and submitted' if submit else ''} (admin action): "
+                            f"{result.reason}.{order}")
+            self.message_user(request, f"{shown}: {result.message.rstrip('.')}.{order}",
                               messages.SUCCESS if result.decision else messages.WARNING)
 
-    @admin.action(description="Evaluate at the latest price (record the decision)")
+    @admin.action(description="Evaluate at the latest price (record the decision)",
+                  permissions=["write"])
     def evaluate_now(self, request, queryset):
         self._evaluate(request, queryset, submit=False)
 
-    @admin.action(description="Evaluate at the latest price and submit the proposal")
+    @admin.action(description="Evaluate at the latest price and submit the proposal",
+                  permissions=["write"])
     def evaluate_and_submit(self, request, queryset):
         self._evaluate(request, queryset, submit=True)
 
@@ -229,8 +239,29 @@ class PriceAdmin(admin.ModelAdmin):
     date_hierarchy = "ts"
 
 
+def logs_dividend_steps(action):
+    """An action that moves dividends on: each dividend whose status it changed gets a
+    ``LogEntry`` saying which step it took."""
+
+    @functools.wraps(action)
+    def logged(modeladmin, request, queryset):
+        before = dict(Dividend.objects.exclude(status=DividendStatus.PAID)
+                      .values_list("pk", "status"))
+        result = action(modeladmin, request, queryset)
+        after = Dividend.objects.filter(pk__in=before).values_list("pk", "status")
+        moved = {pk: status for pk, status in after if status != before[pk]}
+        for status in (DividendStatus.EFFECTIVE, DividendStatus.PAID):
+            modeladmin.log_action(
+                request, Dividend.objects.filter(pk__in=[k for k, v in moved.items()
+                                                         if v == status]),
+                f"Became {status} (admin action {action.__name__}).")
+        return result
+
+    return logged
+
+
 @admin.register(Dividend)
-class DividendAdmin(admin.ModelAdmin):
+class DividendAdmin(WriteActionsMixin, admin.ModelAdmin):
     list_display = ("id", "position", "ex_date", "pay_date", "dps", "withholding_rate",
                     "status", "entitlement_qty", "net_amount")
     list_filter = ("status", "ex_date", "pay_date")
@@ -247,7 +278,9 @@ class DividendAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Process due dividend steps now (as of today)")
+    @admin.action(description="Process due dividend steps now (as of today)",
+                  permissions=["write"])
+    @logs_dividend_steps
     def process_due(self, request, queryset):
         report = dividends_process()
         self.message_user(request, f"{len(report.effective)} became effective, "
