@@ -12,17 +12,25 @@ from django.utils.html import format_html, format_html_join
 
 from events.selectors import events_for_position
 from positions import selectors, services
-from positions.dividends import dividends_process
+from positions.dividends import dividend_announce, dividends_process
 from positions.models import STRATEGY_FIELDS, Dividend, DividendStatus, Position, Price
+from positions.serializers import (
+    DividendAnnounceSerializer,
+    PositionCreateSerializer,
+    PriceInSerializer,
+)
 from positions.strategy import rules
-from volbal.admin import WriteActionsMixin
+from volbal.admin import ApiValidatedForm, WriteActionsMixin
 from volbal.errors import DomainError
 
 STATE_FIELDS = ("qty", "cash", "anchor_price", "dividend_receivable")
 
 
-class PositionForm(forms.ModelForm):
-    """Validates the strategy configuration with the same rules as the API."""
+class PositionForm(ApiValidatedForm):
+    """Validates each field as the API does (its serializer), then the configuration as a
+    whole with the same rules."""
+
+    api_serializer = PositionCreateSerializer
 
     class Meta:
         model = Position
@@ -30,6 +38,8 @@ class PositionForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        if self.errors:
+            return data  # a field out of its bounds: the combination is not checked
         values = {n: data.get(n, getattr(rules.Config(), n)) for n in STRATEGY_FIELDS}
         if any(v is None for n, v in values.items() if n != "qty_step"):
             return data  # field errors already reported
@@ -231,12 +241,36 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         return False  # the audit trail refers to it for ever
 
 
+class PriceForm(ApiValidatedForm):
+    api_serializer = PriceInSerializer
+
+    class Meta:
+        model = Price
+        fields = ("ticker", "price", "ts")
+
+
 @admin.register(Price)
 class PriceAdmin(admin.ModelAdmin):
-    list_display = ("ticker", "price", "ts", "created_at")
-    list_filter = ("ticker",)
-    search_fields = ("ticker",)
+    """Prices are added through the prices service (as POST /v1/prices: same checks, the
+    ticker upper-cased, the recorder named); a stored price is not edited (a new price at the
+    same ticker and time replaces it)."""
+
+    form = PriceForm
+    list_display = ("ticker", "price", "ts", "recorded_by", "recorded_source", "created_at")
+    list_filter = ("ticker", "recorded_source")
+    search_fields = ("ticker", "recorded_by")
     date_hierarchy = "ts"
+    readonly_fields = ("recorded_by", "recorded_source", "recorded_user_id", "created_at")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        services.prices_record(rows=[{"ticker": data["ticker"], "price": data["price"],
+                                      "ts": data["ts"]}])
+        stored = Price.objects.get(ticker=data["ticker"], ts=data["ts"])
+        obj.pk, obj._state.adding = stored.pk, False
 
 
 def logs_dividend_steps(action):
@@ -260,17 +294,48 @@ def logs_dividend_steps(action):
     return logged
 
 
+class DividendForm(ApiValidatedForm):
+    """Announces the dividend through the same service as the API (same checks, same event),
+    so a refusal (a second dividend on the same ex-date, …) is shown on the form."""
+
+    api_serializer = DividendAnnounceSerializer
+    withholding_rate = forms.DecimalField(
+        max_digits=12, decimal_places=8, required=False,
+        help_text=DividendAnnounceSerializer().fields["withholding_rate"].help_text)
+
+    class Meta:
+        model = Dividend
+        fields = ("position", "ex_date", "pay_date", "dps", "withholding_rate")
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            self.instance = dividend_announce(
+                owner=None, position_id=data["position"].pk, ex_date=data["ex_date"],
+                pay_date=data["pay_date"], dps=data["dps"],
+                withholding_rate=data.get("withholding_rate"))
+            data["withholding_rate"] = self.instance.withholding_rate  # the default taken
+        except DomainError as exc:
+            for name, message in (exc.fields or {None: exc.message}).items():
+                self.add_error(name if name in self.fields else None, message)
+        return data
+
+
 @admin.register(Dividend)
 class DividendAdmin(WriteActionsMixin, admin.ModelAdmin):
+    form = DividendForm
     list_display = ("id", "position", "ex_date", "pay_date", "dps", "withholding_rate",
                     "status", "entitlement_qty", "net_amount")
     list_filter = ("status", "ex_date", "pay_date")
     search_fields = ("id", "position__id", "position__ticker")
     list_select_related = ("position",)
+    autocomplete_fields = ("position",)
     actions = ["process_due"]
 
-    def has_add_permission(self, request):
-        return False  # announced through the API (same validation, same event)
+    def save_model(self, request, obj, form, change):
+        pass  # announced by the form's service call (DividendForm.clean)
 
     def has_change_permission(self, request, obj=None):
         return False

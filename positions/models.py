@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from events import actor as actors
+from events.actor import ActorSource
 from positions.strategy import rules
 from volbal import ids
 
@@ -148,6 +150,13 @@ class Price(models.Model):
     price = models.DecimalField(**MONEY)
     ts = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # Who recorded it (events.actor), set by the prices service: the user through the API or
+    # the admin, or the command (import_prices).
+    recorded_source = models.CharField(max_length=8, choices=ActorSource.choices,
+                                       default=actors.current_source)
+    recorded_user_id = models.BigIntegerField(null=True, blank=True,
+                                              default=actors.current_user_id)
+    recorded_by = models.CharField(max_length=150, default=actors.current_name)
 
     class Meta:
         ordering = ("ticker", "ts")

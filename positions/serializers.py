@@ -35,15 +35,22 @@ class StrategyFields(StrictSerializer):
     trigger_pct = ratio(gt=0, lt=1, help_text="Fraction, 0 < τ < 1 (0.03 = 3 %).")
     rebalance_ratio = Number(max_digits=16, decimal_places=8, required=False, gt=0,
                              help_text="r > 0")
-    sizing = serializers.ChoiceField(choices=Sizing.choices, required=False)
+    sizing = serializers.ChoiceField(
+        choices=Sizing.choices, required=False,
+        help_text="How a trigger's order is sized: proportional (grows with the move from the "
+        "anchor), original (anchor/price × rebalance_ratio × value; aggressive) or "
+        "fixed_fraction (buy that fraction of the cash, sell that fraction of the shares).")
     fixed_fraction = ratio(gt=0, max_value=1, help_text="0 < f ≤ 1")
     guard_low = ratio(min_value=0, max_value=1, help_text="0 ≤ low < high")
     guard_high = ratio(min_value=0, max_value=1, help_text="low < high ≤ 1")
     min_notional = Number(max_digits=22, decimal_places=6, required=False, min_value=0,
                           help_text="≥ 0")
     commission_rate = ratio(min_value=0, lt=Decimal("0.05"), help_text="0 ≤ c < 0.05")
-    max_orders_per_day = Integer(required=False, min_value=1, max_value=100000)
-    fractional = Boolean(required=False)
+    max_orders_per_day = Integer(required=False, min_value=1, max_value=100000,
+                                 help_text="Orders the position may create per trading day, "
+                                 "1 to 100000.")
+    fractional = Boolean(required=False,
+                         help_text="Whether quantities may be fractional (false: whole shares).")
     qty_step = Number(
         max_digits=24,
         decimal_places=8,

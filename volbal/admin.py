@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib.auth import get_permission_codename
 
 
@@ -28,3 +29,40 @@ class WriteActionsMixin:
         if objects:
             LogEntry.objects.log_actions(user_id=request.user.pk, queryset=objects,
                                          action_flag=CHANGE, change_message=message)
+
+
+class ApiValidatedForm(forms.ModelForm):
+    """An admin form that validates exactly as the API: one definition of each field's bounds,
+    choices, normalisation and description (the API's serializer, ``api_serializer``).
+
+    The form parses what was typed (its model fields); then the serializer checks the values
+    as it checks a request body: its errors become the form's, named on their field, and the
+    values it returns (normalised: a ticker upper-cased) are the ones saved. A field without
+    help text of its own takes the serializer's, the description the API schema shows."""
+
+    api_serializer: type | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        described = self.api_serializer().fields if self.api_serializer else {}
+        for name, field in self.fields.items():
+            if name in described and described[name].help_text and not field.help_text:
+                field.help_text = described[name].help_text
+
+    def clean(self):
+        data = super().clean()
+        if self.api_serializer is None:
+            return data
+        described = self.api_serializer().fields
+        # a field the form could not parse is already reported; the others are checked, and
+        # one left empty is left out as a request body would leave it out
+        given = {n: data[n] for n, f in described.items() if n in data and n in self.fields
+                 and n not in self.errors and (data[n] is not None or f.allow_null)}
+        serializer = self.api_serializer(data=given, partial=True)
+        if serializer.is_valid():
+            data.update(serializer.validated_data)
+            return data
+        for name, errors in serializer.errors.items():
+            for error in errors if isinstance(errors, list) else [errors]:
+                self.add_error(name if name in self.fields else None, str(error))
+        return data
