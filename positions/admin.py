@@ -20,10 +20,12 @@ from positions.serializers import (
     PriceInSerializer,
 )
 from positions.strategy import rules
-from volbal.admin import ApiValidatedForm, WriteActionsMixin
+from volbal.admin import ApiValidatedForm, WriteActionsMixin, register_token_admin
 from volbal.errors import DomainError
 
 STATE_FIELDS = ("qty", "cash", "anchor_price", "dividend_receivable")
+
+register_token_admin()  # API tokens: superusers only, keys shown by their prefix
 
 
 class PositionForm(ApiValidatedForm):

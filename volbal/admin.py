@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib import admin
 from django.contrib.auth import get_permission_codename
+from rest_framework.authtoken.admin import TokenAdmin as DRFTokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 
 
 class WriteActionsMixin:
@@ -66,3 +69,47 @@ class ApiValidatedForm(forms.ModelForm):
             for error in errors if isinstance(errors, list) else [errors]:
                 self.add_error(name if name in self.fields else None, str(error))
         return data
+
+
+TOKEN_SHOWN = 8  # characters of an API key the admin shows
+
+
+def token_prefix(key: str) -> str:
+    return f"{key[:TOKEN_SHOWN]}…"
+
+
+class ApiTokenAdmin(DRFTokenAdmin):
+    """DRF's token screen, for superusers only, never showing a whole key: the list, page
+    titles, messages and the admin's history show the key's first characters (enough to tell
+    tokens apart). A key is handed over with ``manage.py drf_create_token USERNAME``."""
+
+    list_display = ("key_shown", "user", "created")
+
+    @admin.display(description="key")
+    def key_shown(self, obj):
+        return token_prefix(obj.key)
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request):
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+
+def register_token_admin(site=admin.site) -> None:
+    """Replace DRF's token screen by :class:`ApiTokenAdmin`. The token's name everywhere the
+    admin names an object (titles, breadcrumbs, messages, the history's LogEntry) is its
+    ``str``: for the admin's token proxy (used nowhere else) that becomes the prefix."""
+    TokenProxy.__str__ = lambda self: token_prefix(self.key)
+    if site.is_registered(TokenProxy):
+        site.unregister(TokenProxy)
+    site.register(TokenProxy, ApiTokenAdmin)
