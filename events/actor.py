@@ -97,7 +97,7 @@ def acting(actor: Actor | Callable[[], Actor]) -> Iterator[None]:
 
 
 @functools.cache
-def _admin_prefix() -> str:
+def admin_prefix() -> str:
     from django.urls import reverse
 
     return reverse("admin:index")
@@ -107,7 +107,7 @@ def request_actor(request) -> Actor:
     """The actor of a request: its user (as authenticated when asked), ``admin`` under the
     admin's URLs, ``api`` elsewhere. An anonymous request (which writes nothing: the API and the
     admin refuse it) is recorded as its source with no user."""
-    source = ActorSource.ADMIN if request.path.startswith(_admin_prefix()) else ActorSource.API
+    source = ActorSource.ADMIN if request.path.startswith(admin_prefix()) else ActorSource.API
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return Actor(source=source.value, name="anonymous")

@@ -6,8 +6,9 @@ from django.contrib import admin, messages
 
 from orders import services
 from orders.models import Fill, IdempotencyRecord, Order
-from volbal.admin import WriteActionsMixin
+from volbal.admin import WriteActionsMixin, shown_time
 from volbal.errors import DomainError
+from volbal.renderers import decimal_text as fmt
 
 
 class ReadOnlyAdminMixin:
@@ -30,17 +31,17 @@ class FillInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(WriteActionsMixin, admin.ModelAdmin):
+    # fits 1366 px: the position by its ticker (its id is one click away), times in the
+    # trading time zone
     list_display = (
         "id",
-        "position",
+        "ticker",
         "side",
         "qty",
         "filled_qty",
-        "avg_fill_price",
         "status",
-        "source",
-        "trading_day",
-        "created_at",
+        "avg_price",
+        "created",
     )
     list_filter = ("status", "side", "source", "trading_day")
     search_fields = ("id", "position__id", "position__ticker", "idempotency_key")
@@ -50,6 +51,18 @@ class OrderAdmin(WriteActionsMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # orders come from the API and from evaluation
+
+    @admin.display(description="ticker", ordering="position__ticker")
+    def ticker(self, obj):
+        return obj.position.ticker
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return shown_time(obj.created_at, seconds=False)
+
+    @admin.display(description="avg price", ordering="avg_fill_price")
+    def avg_price(self, obj):
+        return "—" if obj.avg_fill_price is None else fmt(obj.avg_fill_price)
 
     def has_change_permission(self, request, obj=None):
         return False

@@ -7,25 +7,30 @@ from dataclasses import replace
 
 from django import forms
 from django.contrib import admin, messages
-from django.urls import reverse
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from events.selectors import events_for_position
 from positions import selectors, services
 from positions.dividends import dividend_announce, dividends_process
 from positions.models import STRATEGY_FIELDS, Dividend, DividendStatus, Position, Price
+from positions.picture import position_picture_png
 from positions.serializers import (
     DividendAnnounceSerializer,
     PositionCreateSerializer,
     PriceInSerializer,
 )
 from positions.strategy import rules
-from volbal.admin import ApiValidatedForm, WriteActionsMixin, register_token_admin
+from volbal.admin import ApiValidatedForm, WriteActionsMixin, configure_site, shown_time
 from volbal.errors import DomainError
+from volbal.renderers import decimal_text as fmt
 
 STATE_FIELDS = ("qty", "cash", "anchor_price", "dividend_receivable")
 
-register_token_admin()  # API tokens: superusers only, keys shown by their prefix
+configure_site()  # no nav sidebar; API tokens for superusers only, keys by their prefix
 
 
 class PositionForm(ApiValidatedForm):
@@ -71,7 +76,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         "dividend_receivable",
         "value_shown",
         "weight_shown",
-        "created_at",
+        "created",
     )
     list_filter = ("ticker", "sizing", "fractional", "created_at")
     search_fields = ("id", "ticker", "owner__username")
@@ -84,6 +89,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         "value_shown",
         "weight_shown",
         "decision_preview",
+        "picture",
         "recent_orders",
         "event_timeline",
         "created_at",
@@ -110,10 +116,15 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
                 ("Valuation", {"fields": ("value_shown", "weight_shown", "decision_preview")}),
                 (
                     "Activity",
-                    {"fields": ("recent_orders", "event_timeline", "created_at", "updated_at")},
+                    {"fields": ("picture", "recent_orders", "event_timeline", "created_at",
+                                "updated_at")},
                 ),
             ]
         return sets
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return shown_time(obj.created_at)
 
     def _valuation(self, obj):
         price = getattr(obj, "latest_price", None)
@@ -182,24 +193,49 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
     def evaluate_and_submit(self, request, queryset):
         self._evaluate(request, queryset, submit=True)
 
+    def get_urls(self):
+        picture = path("<path:object_id>/picture.png",
+                       self.admin_site.admin_view(self.picture_view),
+                       name="positions_position_picture")
+        return [picture, *super().get_urls()]
+
+    def picture_view(self, request, object_id):
+        position = self.get_object(request, unquote(object_id))
+        if position is None:
+            raise Http404("No such position.")
+        if not self.has_view_or_change_permission(request, position):
+            raise PermissionDenied
+        return HttpResponse(position_picture_png(position), content_type="image/png")
+
+    @admin.display(description="picture")
+    def picture(self, obj):
+        return format_html(
+            "<img src='{}' alt='{}: price, fills and anchor over time' width='990'>",
+            reverse("admin:positions_position_picture", args=[quote(obj.pk)]), obj.ticker)
+
     @admin.display(description="recent orders")
     def recent_orders(self, obj):
         orders = obj.orders.order_by("-created_at")[:10]
         if not orders:
             return "none"
         return format_html(
-            "<table>{}</table>",
+            "<table><thead><tr><th>order</th><th>side</th><th>qty</th><th>filled</th>"
+            "<th>avg price</th><th>status</th><th>created</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
             format_html_join(
                 "",
-                "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+                "<td>{}</td><td>{}</td></tr>",
                 (
                     (
                         reverse("admin:orders_order_change", args=[o.pk]),
                         o.pk,
                         o.side,
-                        o.qty,
+                        fmt(o.qty),
+                        fmt(o.filled_qty),
+                        "—" if o.avg_fill_price is None else fmt(o.avg_fill_price),
                         o.status,
-                        o.created_at.strftime("%Y-%m-%d %H:%M"),
+                        shown_time(o.created_at),
                     )
                     for o in orders
                 ),
@@ -210,12 +246,12 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
     def event_timeline(self, obj):
         events = events_for_position(position_id=obj.pk).order_by("-id")[:30]
         return format_html(
-            "<table>{}</table>",
+            "<table><thead><tr><th>time</th><th>event</th><th>actor</th><th>message</th>"
+            "</tr></thead><tbody>{}</tbody></table>",
             format_html_join(
                 "",
                 "<tr><td>{}</td><td><b>{}</b></td><td>{}</td><td>{}</td></tr>",
-                ((e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.type, e.actor, e.message)
-                 for e in events),
+                ((shown_time(e.created_at), e.type, e.actor, e.message) for e in events),
             ),
         )
 

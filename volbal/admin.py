@@ -1,12 +1,17 @@
-"""What every operator screen shares: actions that write need a permission and leave a record."""
+"""What every operator screen shares: actions that write need a permission and leave a record,
+forms that validate as the API, times in the trading time zone, the API token screen."""
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_permission_codename
+from django.utils import timezone
+from django.utils.html import format_html
 from rest_framework.authtoken.admin import TokenAdmin as DRFTokenAdmin
 from rest_framework.authtoken.models import TokenProxy
+
+from volbal import clock
 
 
 class WriteActionsMixin:
@@ -113,3 +118,35 @@ def register_token_admin(site=admin.site) -> None:
     if site.is_registered(TokenProxy):
         site.unregister(TokenProxy)
     site.register(TokenProxy, ApiTokenAdmin)
+
+
+def shown_time(value, *, seconds: bool = True) -> str:
+    """A time as operators read it: in the trading time zone, with the zone's name, on one
+    line (a narrow column does not break it)."""
+    if value is None:
+        return "—"
+    return format_html("<span style='white-space:nowrap'>{}</span>", timezone.localtime(
+        value, clock.trading_tz()).strftime(f"%Y-%m-%d %H:%M{':%S' if seconds else ''} %Z"))
+
+
+def configure_site(site=admin.site) -> None:
+    """The operator site: no navigation sidebar (at 1366 px the lists need its width), and
+    the API token screen of :func:`register_token_admin`."""
+    site.enable_nav_sidebar = False
+    register_token_admin(site)
+
+
+class TradingTimeZoneMiddleware:
+    """Under the admin, times are shown and typed in the trading time zone
+    (``VOLBAL_TRADING_TZ``); the API keeps UTC."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from events.actor import admin_prefix
+
+        if not request.path.startswith(admin_prefix()):
+            return self.get_response(request)
+        with timezone.override(clock.trading_tz()):
+            return self.get_response(request)

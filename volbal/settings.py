@@ -83,6 +83,7 @@ MIDDLEWARE = [
     # who acted, for every event the request records (outside the idempotency middleware:
     # the refusals it writes after its transaction name the caller too)
     "events.actor.ActorMiddleware",
+    "volbal.admin.TradingTimeZoneMiddleware",
     "orders.middleware.IdempotencyMiddleware",
 ]
 
