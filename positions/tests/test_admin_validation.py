@@ -6,12 +6,12 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 import pytest
-from django.contrib.admin.utils import quote
 from django.urls import reverse
 
 from events.models import Event
 from positions.models import STRATEGY_FIELDS, Dividend, Position, Price
 from positions.serializers import PositionCreateSerializer
+from positions.tests.test_admin import change_url, strategy_form
 
 pytestmark = pytest.mark.django_db
 
@@ -19,23 +19,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def strategy_form(position, **changes) -> dict:
-    data = {}
-    for name in STRATEGY_FIELDS:
-        value = getattr(position, name)
-        if isinstance(value, bool):
-            if value:
-                data[name] = "on"
-            continue
-        data[name] = "" if value is None else str(value)
-    data.update(changes)
-    return data
-
-
-def change_url(position) -> str:
-    return reverse("admin:positions_position_change", args=[quote(position.pk)])
 
 
 # (field, value as typed in the admin, the same value in JSON)
