@@ -176,3 +176,12 @@ def test_verify_ledger_names_who_last_changed_a_tampered_position(api, user, mak
         call_command("verify_ledger", stdout=out, stderr=StringIO())
     assert (f"{position.pk} last recorded change: anchor_updated" in out.getvalue())
     assert f"by api alice (user {user.pk})" in out.getvalue()
+
+
+def test_imported_prices_name_the_command(tmp_path):
+    csv = tmp_path / "prices.csv"
+    csv.write_text("ticker,price,ts\nzim,10,2024-03-01T21:00:00Z\n")
+    call_command("import_prices", str(csv), stdout=StringIO(), stderr=StringIO())
+    price = Price.objects.get()
+    assert (price.ticker, price.recorded_source, price.recorded_user_id, price.recorded_by) == (
+        "ZIM", "cron", None, "command:import_prices")
