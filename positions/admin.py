@@ -294,11 +294,19 @@ class PriceAdmin(admin.ModelAdmin):
     same ticker and time replaces it)."""
 
     form = PriceForm
-    list_display = ("ticker", "price", "ts", "recorded_by", "recorded_source", "created_at")
+    list_display = ("ticker", "price", "time", "recorded_by", "recorded_source", "created")
     list_filter = ("ticker", "recorded_source")
     search_fields = ("ticker", "recorded_by")
     date_hierarchy = "ts"
     readonly_fields = ("recorded_by", "recorded_source", "recorded_user_id", "created_at")
+
+    @admin.display(description="ts", ordering="ts")
+    def time(self, obj):
+        return shown_time(obj.ts)
+
+    @admin.display(description="recorded", ordering="created_at")
+    def created(self, obj):
+        return shown_time(obj.created_at)
 
     def has_change_permission(self, request, obj=None):
         return False
