@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
+from events import actor as actors
+from events.actor import USER_SOURCES, ActorSource
 from volbal.renderers import AuditJSONDecoder, AuditJSONEncoder
 
 
@@ -40,6 +43,12 @@ class Event(models.Model):
     outputs = models.JSONField(default=dict, encoder=AuditJSONEncoder, decoder=AuditJSONDecoder)
     message = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
+    # Who acted (events.actor): where the work came from, and the user (id and username) or the
+    # command or worker. The user's id is a plain number: the log outlives any user row.
+    actor_source = models.CharField(max_length=8, choices=ActorSource.choices,
+                                    default=actors.current_source)
+    actor_user_id = models.BigIntegerField(null=True, blank=True, default=actors.current_user_id)
+    actor_name = models.CharField(max_length=150, default=actors.current_name)
 
     class Meta:
         ordering = ("id",)
@@ -47,6 +56,19 @@ class Event(models.Model):
             models.Index(fields=("position", "id"), name="event_pos_id"),
             models.Index(fields=("position", "type", "id"), name="event_pos_type_id"),
         ]
+        constraints = [
+            models.CheckConstraint(condition=Q(actor_source__in=ActorSource.values),
+                                   name="event_actor_source_valid"),
+            models.CheckConstraint(condition=~Q(actor_name=""), name="event_actor_named"),
+            models.CheckConstraint(
+                condition=~Q(actor_source__in=USER_SOURCES) | Q(actor_user_id__isnull=False),
+                name="event_actor_user_when_request"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.position_id} #{self.pk}"
+
+    @property
+    def actor(self) -> actors.Actor:
+        return actors.Actor(source=self.actor_source, name=self.actor_name,
+                           user_id=self.actor_user_id)

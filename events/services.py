@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from django.db import transaction
 
+from events.actor import current_actor
 from events.models import Event
 from volbal.rows import insert_one
 
@@ -29,9 +30,16 @@ def event_record(
 ) -> Event:
     """Append one event. Events are never updated or deleted (the database refuses both).
 
+    The event names the actor of the work being done (:mod:`events.actor`: the request's user,
+    the command or the worker).
+
     Every write path appends events, so the row is inserted by :func:`volbal.rows.insert_one`
     rather than a compiled queryset."""
+    actor = current_actor()
     return insert_one(Event(
+        actor_source=actor.source,
+        actor_user_id=actor.user_id,
+        actor_name=actor.name,
         position_id=position_id,
         order_id=order_id,
         type=type,

@@ -6,7 +6,9 @@ from django.contrib import admin, messages
 
 from orders import services
 from orders.models import Fill, IdempotencyRecord, Order
+from volbal.admin import WriteActionsMixin, shown_time
 from volbal.errors import DomainError
+from volbal.renderers import decimal_text as fmt
 
 
 class ReadOnlyAdminMixin:
@@ -28,18 +30,18 @@ class FillInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(WriteActionsMixin, admin.ModelAdmin):
+    # fits 1366 px: the position by its ticker (its id is one click away), times in the
+    # trading time zone
     list_display = (
         "id",
-        "position",
+        "ticker",
         "side",
         "qty",
         "filled_qty",
-        "avg_fill_price",
         "status",
-        "source",
-        "trading_day",
-        "created_at",
+        "avg_price",
+        "created",
     )
     list_filter = ("status", "side", "source", "trading_day")
     search_fields = ("id", "position__id", "position__ticker", "idempotency_key")
@@ -50,23 +52,36 @@ class OrderAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # orders come from the API and from evaluation
 
+    @admin.display(description="ticker", ordering="position__ticker")
+    def ticker(self, obj):
+        return obj.position.ticker
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return shown_time(obj.created_at, seconds=False)
+
+    @admin.display(description="avg price", ordering="avg_fill_price")
+    def avg_price(self, obj):
+        return "—" if obj.avg_fill_price is None else fmt(obj.avg_fill_price)
+
     def has_change_permission(self, request, obj=None):
         return False
 
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Cancel the selected open orders")
+    @admin.action(description="Cancel the selected open orders", permissions=["write"])
     def cancel_orders(self, request, queryset):
-        done = 0
+        done = []
         for order in queryset:
             try:
-                services.order_cancel(owner=None, order_id=order.pk)
-                done += 1
+                done.append(services.order_cancel(owner=None, order_id=order.pk))
             except DomainError as exc:
-                self.message_user(request, f"{order.pk}: {exc.message}", messages.WARNING)
+                self.message_user(request, f"Order {order.pk}: {exc.message}",
+                                  messages.WARNING)
+        self.log_action(request, done, "Cancelled (admin action cancel_orders).")
         if done:
-            self.message_user(request, f"Cancelled {done} order(s).", messages.SUCCESS)
+            self.message_user(request, f"Cancelled {len(done)} order(s).", messages.SUCCESS)
 
 
 @admin.register(IdempotencyRecord)

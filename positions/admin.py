@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 from django import forms
 from django.contrib import admin, messages
-from django.urls import reverse
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from events.selectors import events_for_position
 from positions import selectors, services
-from positions.dividends import dividends_process
-from positions.models import STRATEGY_FIELDS, Dividend, Position, Price
+from positions.dividends import dividend_announce, dividends_process
+from positions.models import STRATEGY_FIELDS, Dividend, DividendStatus, Position, Price
+from positions.picture import position_picture_png
+from positions.serializers import (
+    DividendAnnounceSerializer,
+    PositionCreateSerializer,
+    PriceInSerializer,
+)
 from positions.strategy import rules
+from volbal.admin import ApiValidatedForm, WriteActionsMixin, configure_site, shown_time
 from volbal.errors import DomainError
+from volbal.renderers import decimal_text as fmt
 
 STATE_FIELDS = ("qty", "cash", "anchor_price", "dividend_receivable")
 
+configure_site()  # no nav sidebar; API tokens for superusers only, keys by their prefix
 
-class PositionForm(forms.ModelForm):
-    """Validates the strategy configuration with the same rules as the API."""
+
+class PositionForm(ApiValidatedForm):
+    """Validates each field as the API does (its serializer), then the configuration as a
+    whole with the same rules."""
+
+    api_serializer = PositionCreateSerializer
 
     class Meta:
         model = Position
@@ -28,6 +45,8 @@ class PositionForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        if self.errors:
+            return data  # a field out of its bounds: the combination is not checked
         values = {n: data.get(n, getattr(rules.Config(), n)) for n in STRATEGY_FIELDS}
         if any(v is None for n, v in values.items() if n != "qty_step"):
             return data  # field errors already reported
@@ -45,7 +64,7 @@ class PositionForm(forms.ModelForm):
 
 
 @admin.register(Position)
-class PositionAdmin(admin.ModelAdmin):
+class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
     form = PositionForm
     list_display = (
         "id",
@@ -57,7 +76,7 @@ class PositionAdmin(admin.ModelAdmin):
         "dividend_receivable",
         "value_shown",
         "weight_shown",
-        "created_at",
+        "created",
     )
     list_filter = ("ticker", "sizing", "fractional", "created_at")
     search_fields = ("id", "ticker", "owner__username")
@@ -70,6 +89,7 @@ class PositionAdmin(admin.ModelAdmin):
         "value_shown",
         "weight_shown",
         "decision_preview",
+        "picture",
         "recent_orders",
         "event_timeline",
         "created_at",
@@ -96,10 +116,15 @@ class PositionAdmin(admin.ModelAdmin):
                 ("Valuation", {"fields": ("value_shown", "weight_shown", "decision_preview")}),
                 (
                     "Activity",
-                    {"fields": ("recent_orders", "event_timeline", "created_at", "updated_at")},
+                    {"fields": ("picture", "recent_orders", "event_timeline", "created_at",
+                                "updated_at")},
                 ),
             ]
         return sets
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return shown_time(obj.created_at)
 
     def _valuation(self, obj):
         price = getattr(obj, "latest_price", None)
@@ -138,27 +163,55 @@ class PositionAdmin(admin.ModelAdmin):
 
     def _evaluate(self, request, queryset, submit: bool):
         for position in queryset:
+            # "Position" first: the admin capitalises a message's first letter, and an id
+            # must stay as it is to be searched for or pasted into a URL
+            shown = f"Position {position.pk}"
             try:
                 result = services.position_evaluate(owner=None, position_id=position.pk,
                                                     submit=submit, source="admin")
             except DomainError as exc:
-                self.message_user(request, f"{position.pk}: {exc.message}", messages.WARNING)
+                self.message_user(request, f"{shown}: {exc.message}", messages.WARNING)
                 continue
             except (rules.RuleError, ArithmeticError) as exc:  # the others still run
-                self.message_user(request, f"{position.pk}: not evaluated: "
+                self.message_user(request, f"{shown}: not evaluated: "
                                   f"{type(exc).__name__}: {exc}", messages.ERROR)
                 continue
             order = f" Order {result.order.id} submitted." if result.order else ""
-            self.message_user(request, f"{position.pk}: {result.message.rstrip('.')}.{order}",
+            self.log_action(request, [position], f"Evaluated at the latest price"
+                            f"{' and submitted' if submit else ''} (admin action): "
+                            f"{result.reason}.{order}")
+            self.message_user(request, f"{shown}: {result.message.rstrip('.')}.{order}",
                               messages.SUCCESS if result.decision else messages.WARNING)
 
-    @admin.action(description="Evaluate at the latest price (record the decision)")
+    @admin.action(description="Evaluate at the latest price (record the decision)",
+                  permissions=["write"])
     def evaluate_now(self, request, queryset):
         self._evaluate(request, queryset, submit=False)
 
-    @admin.action(description="Evaluate at the latest price and submit the proposal")
+    @admin.action(description="Evaluate at the latest price and submit the proposal",
+                  permissions=["write"])
     def evaluate_and_submit(self, request, queryset):
         self._evaluate(request, queryset, submit=True)
+
+    def get_urls(self):
+        picture = path("<path:object_id>/picture.png",
+                       self.admin_site.admin_view(self.picture_view),
+                       name="positions_position_picture")
+        return [picture, *super().get_urls()]
+
+    def picture_view(self, request, object_id):
+        position = self.get_object(request, unquote(object_id))
+        if position is None:
+            raise Http404("No such position.")
+        if not self.has_view_or_change_permission(request, position):
+            raise PermissionDenied
+        return HttpResponse(position_picture_png(position), content_type="image/png")
+
+    @admin.display(description="picture")
+    def picture(self, obj):
+        return format_html(
+            "<img src='{}' alt='{}: price, fills and anchor over time' width='990'>",
+            reverse("admin:positions_position_picture", args=[quote(obj.pk)]), obj.ticker)
 
     @admin.display(description="recent orders")
     def recent_orders(self, obj):
@@ -166,18 +219,23 @@ class PositionAdmin(admin.ModelAdmin):
         if not orders:
             return "none"
         return format_html(
-            "<table>{}</table>",
+            "<table><thead><tr><th>order</th><th>side</th><th>qty</th><th>filled</th>"
+            "<th>avg price</th><th>status</th><th>created</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
             format_html_join(
                 "",
-                "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+                "<td>{}</td><td>{}</td></tr>",
                 (
                     (
                         reverse("admin:orders_order_change", args=[o.pk]),
                         o.pk,
                         o.side,
-                        o.qty,
+                        fmt(o.qty),
+                        fmt(o.filled_qty),
+                        "—" if o.avg_fill_price is None else fmt(o.avg_fill_price),
                         o.status,
-                        o.created_at.strftime("%Y-%m-%d %H:%M"),
+                        shown_time(o.created_at),
                     )
                     for o in orders
                 ),
@@ -188,11 +246,12 @@ class PositionAdmin(admin.ModelAdmin):
     def event_timeline(self, obj):
         events = events_for_position(position_id=obj.pk).order_by("-id")[:30]
         return format_html(
-            "<table>{}</table>",
+            "<table><thead><tr><th>time</th><th>event</th><th>actor</th><th>message</th>"
+            "</tr></thead><tbody>{}</tbody></table>",
             format_html_join(
                 "",
-                "<tr><td>{}</td><td><b>{}</b></td><td>{}</td></tr>",
-                ((e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.type, e.message) for e in events),
+                "<tr><td>{}</td><td><b>{}</b></td><td>{}</td><td>{}</td></tr>",
+                ((shown_time(e.created_at), e.type, e.actor, e.message) for e in events),
             ),
         )
 
@@ -220,25 +279,109 @@ class PositionAdmin(admin.ModelAdmin):
         return False  # the audit trail refers to it for ever
 
 
+class PriceForm(ApiValidatedForm):
+    api_serializer = PriceInSerializer
+
+    class Meta:
+        model = Price
+        fields = ("ticker", "price", "ts")
+
+
 @admin.register(Price)
 class PriceAdmin(admin.ModelAdmin):
-    list_display = ("ticker", "price", "ts", "created_at")
-    list_filter = ("ticker",)
-    search_fields = ("ticker",)
+    """Prices are added through the prices service (as POST /v1/prices: same checks, the
+    ticker upper-cased, the recorder named); a stored price is not edited (a new price at the
+    same ticker and time replaces it)."""
+
+    form = PriceForm
+    list_display = ("ticker", "price", "time", "recorded_by", "recorded_source", "created")
+    list_filter = ("ticker", "recorded_source")
+    search_fields = ("ticker", "recorded_by")
     date_hierarchy = "ts"
+    readonly_fields = ("recorded_by", "recorded_source", "recorded_user_id", "created_at")
+
+    @admin.display(description="ts", ordering="ts")
+    def time(self, obj):
+        return shown_time(obj.ts)
+
+    @admin.display(description="recorded", ordering="created_at")
+    def created(self, obj):
+        return shown_time(obj.created_at)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        services.prices_record(rows=[{"ticker": data["ticker"], "price": data["price"],
+                                      "ts": data["ts"]}])
+        stored = Price.objects.get(ticker=data["ticker"], ts=data["ts"])
+        obj.pk, obj._state.adding = stored.pk, False
+
+
+def logs_dividend_steps(action):
+    """An action that moves dividends on: each dividend whose status it changed gets a
+    ``LogEntry`` saying which step it took."""
+
+    @functools.wraps(action)
+    def logged(modeladmin, request, queryset):
+        before = dict(Dividend.objects.exclude(status=DividendStatus.PAID)
+                      .values_list("pk", "status"))
+        result = action(modeladmin, request, queryset)
+        after = Dividend.objects.filter(pk__in=before).values_list("pk", "status")
+        moved = {pk: status for pk, status in after if status != before[pk]}
+        for status in (DividendStatus.EFFECTIVE, DividendStatus.PAID):
+            modeladmin.log_action(
+                request, Dividend.objects.filter(pk__in=[k for k, v in moved.items()
+                                                         if v == status]),
+                f"Became {status} (admin action {action.__name__}).")
+        return result
+
+    return logged
+
+
+class DividendForm(ApiValidatedForm):
+    """Announces the dividend through the same service as the API (same checks, same event),
+    so a refusal (a second dividend on the same ex-date, …) is shown on the form."""
+
+    api_serializer = DividendAnnounceSerializer
+    withholding_tax_rate = forms.DecimalField(
+        max_digits=12, decimal_places=8, required=False, label="Withholding tax rate",
+        help_text=DividendAnnounceSerializer().fields["withholding_tax_rate"].help_text)
+
+    class Meta:
+        model = Dividend
+        fields = ("position", "ex_date", "pay_date", "dps")
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            self.instance = dividend_announce(
+                owner=None, position_id=data["position"].pk, ex_date=data["ex_date"],
+                pay_date=data["pay_date"], dps=data["dps"],
+                withholding_rate=data.get("withholding_tax_rate"))
+            data["withholding_tax_rate"] = self.instance.withholding_rate  # the default taken
+        except DomainError as exc:
+            for name, message in (exc.fields or {None: exc.message}).items():
+                self.add_error(name if name in self.fields else None, message)
+        return data
 
 
 @admin.register(Dividend)
-class DividendAdmin(admin.ModelAdmin):
+class DividendAdmin(WriteActionsMixin, admin.ModelAdmin):
+    form = DividendForm
     list_display = ("id", "position", "ex_date", "pay_date", "dps", "withholding_rate",
                     "status", "entitlement_qty", "net_amount")
     list_filter = ("status", "ex_date", "pay_date")
     search_fields = ("id", "position__id", "position__ticker")
     list_select_related = ("position",)
+    autocomplete_fields = ("position",)
     actions = ["process_due"]
 
-    def has_add_permission(self, request):
-        return False  # announced through the API (same validation, same event)
+    def save_model(self, request, obj, form, change):
+        pass  # announced by the form's service call (DividendForm.clean)
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -246,7 +389,9 @@ class DividendAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Process due dividend steps now (as of today)")
+    @admin.action(description="Process due dividend steps now (as of today)",
+                  permissions=["write"])
+    @logs_dividend_steps
     def process_due(self, request, queryset):
         report = dividends_process()
         self.message_user(request, f"{len(report.effective)} became effective, "

@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
+from events import actor as actors
+from events.actor import ActorSource
 from positions.strategy import rules
 from volbal import clock, ids
 
@@ -162,6 +164,13 @@ class Price(models.Model):
     price = models.DecimalField(**MONEY)
     ts = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # Who recorded it (events.actor), set by the prices service: the user through the API or
+    # the admin, or the command (import_prices).
+    recorded_source = models.CharField(max_length=8, choices=ActorSource.choices,
+                                       default=actors.current_source)
+    recorded_user_id = models.BigIntegerField(null=True, blank=True,
+                                              default=actors.current_user_id)
+    recorded_by = models.CharField(max_length=150, default=actors.current_name)
 
     class Meta:
         ordering = ("ticker", "ts")

@@ -8,6 +8,7 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from events.actor import ActorSource
 from events.models import EventType
 from orders.models import Side
 from positions.models import DividendStatus, Sizing, price_ts_error
@@ -38,15 +39,22 @@ class StrategyFields(StrictSerializer):
     trigger_pct = ratio(gt=0, lt=1, help_text="Fraction, 0 < τ < 1 (0.03 = 3 %).")
     rebalance_ratio = Number(max_digits=16, decimal_places=8, required=False, gt=0,
                              help_text="r > 0")
-    sizing = serializers.ChoiceField(choices=Sizing.choices, required=False)
+    sizing = serializers.ChoiceField(
+        choices=Sizing.choices, required=False,
+        help_text="How a trigger's order is sized: proportional (grows with the move from the "
+        "anchor), original (anchor/price × rebalance_ratio × value; aggressive) or "
+        "fixed_fraction (buy that fraction of the cash, sell that fraction of the shares).")
     fixed_fraction = ratio(gt=0, max_value=1, help_text="0 < f ≤ 1")
     guard_low = ratio(min_value=0, max_value=1, help_text="0 ≤ low < high")
     guard_high = ratio(min_value=0, max_value=1, help_text="low < high ≤ 1")
     min_notional = Number(max_digits=22, decimal_places=6, required=False, min_value=0,
                           help_text="≥ 0")
     commission_rate = ratio(min_value=0, lt=Decimal("0.05"), help_text="0 ≤ c < 0.05")
-    max_orders_per_day = Integer(required=False, min_value=1, max_value=100000)
-    fractional = Boolean(required=False)
+    max_orders_per_day = Integer(required=False, min_value=1, max_value=100000,
+                                 help_text="Orders the position may create per trading day, "
+                                 "1 to 100000.")
+    fractional = Boolean(required=False,
+                         help_text="Whether quantities may be fractional (false: whole shares).")
     qty_step = Number(
         max_digits=24,
         decimal_places=8,
@@ -150,6 +158,20 @@ class PositionSerializer(serializers.Serializer):
         return self._valuation(obj)["weight"]
 
 
+class ActorSerializer(serializers.Serializer):
+    source = serializers.ChoiceField(
+        choices=ActorSource.choices,
+        help_text="Where the work came from: api (a client of this API), admin (an operator in "
+        "the admin), cron (a scheduled command), worker (a background worker), system (a "
+        "script or shell run by hand), legacy (recorded before events named their actor).")
+    user_id = serializers.IntegerField(
+        allow_null=True, help_text="The user who acted (api and admin); null for a command or "
+        "a worker.")
+    name = serializers.CharField(
+        help_text="The user's username when user_id is set; otherwise what acted, e.g. "
+        "command:evaluate_positions or worker:trade_cycle (unknown for legacy events).")
+
+
 class EventSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     type = serializers.ChoiceField(choices=EventType.choices)
@@ -158,6 +180,8 @@ class EventSerializer(serializers.Serializer):
     message = serializers.CharField()
     inputs = serializers.JSONField()
     outputs = serializers.JSONField()
+    actor = ActorSerializer(help_text="Who acted: the admin's cancel and the owner's cancel "
+                            "differ here.")
     created_at = serializers.DateTimeField()
 
 

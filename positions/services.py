@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
+from events.actor import current_actor
 from events.models import EventType
 from events.services import event_record
 from positions.models import STRATEGY_FIELDS, Position, Price, price_ts_error
@@ -300,7 +301,13 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
 def prices_record(*, rows: list[dict], batch_size: int = 2000, progress=None) -> list[Price]:
     """Store observed prices ``{ticker, price, ts}`` in one transaction (a price already stored
     for the same ticker and time is replaced; of duplicates within ``rows`` the last wins).
-    Returns the prices as stored, one per ticker and time, in the order first given."""
+    Returns the prices as stored, one per ticker and time, in the order first given.
+
+    Each price records who recorded it (:func:`events.actor.current_actor`); a replaced price
+    takes the new recorder."""
+    actor = current_actor()
+    who = {"recorded_source": actor.source, "recorded_user_id": actor.user_id,
+           "recorded_by": actor.name}
     objs = []
     for row in rows:
         if row["price"] <= 0:
@@ -311,7 +318,7 @@ def prices_record(*, rows: list[dict], batch_size: int = 2000, progress=None) ->
             raise DomainError("validation_error", f"Invalid input. ts: {future}", status=400,
                               fields={"ts": future})
         objs.append(Price(ticker=ticker_normalize(row["ticker"]), price=row["price"],
-                          ts=row["ts"]))
+                          ts=row["ts"], **who))
     seen = {}
     for obj in objs:  # the last of duplicates in one batch wins
         seen[(obj.ticker, obj.ts)] = obj
@@ -319,7 +326,8 @@ def prices_record(*, rows: list[dict], batch_size: int = 2000, progress=None) ->
     with transaction.atomic():
         for start in range(0, len(unique), batch_size):
             Price.objects.bulk_create(unique[start:start + batch_size], update_conflicts=True,
-                                      unique_fields=["ticker", "ts"], update_fields=["price"])
+                                      unique_fields=["ticker", "ts"],
+                                      update_fields=["price", *who])
             if progress is not None:
                 progress(min(start + batch_size, len(unique)))
     return unique

@@ -84,6 +84,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # who acted, for every event the request records (outside the idempotency middleware:
+    # the refusals it writes after its transaction name the caller too)
+    "events.actor.ActorMiddleware",
+    "volbal.admin.TradingTimeZoneMiddleware",
     "orders.middleware.IdempotencyMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
@@ -246,6 +250,7 @@ SPECTACULAR_SETTINGS = {
         "BacktestOrderKindEnum": "positions.backtest_api.BACKTEST_ORDER_KINDS",
         "EvaluationPriceSourceEnum": "positions.selectors.PriceSource.ALL",
         "PositionPriceSourceEnum": "positions.serializers.PRICE_SOURCES_OF_POSITION",
+        "ActorSourceEnum": "events.actor.ActorSource",
     },
     # A nullable enum is the enum with "nullable": true, not a oneOf with a separate NullEnum.
     "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,

@@ -59,7 +59,7 @@ def test_events_are_listed_oldest_first_with_every_field(api, make_position):
     assert ids == sorted(ids)
     filled = body["events"][2]
     assert set(filled) == {"id", "type", "position_id", "order_id", "message", "inputs",
-                           "outputs", "created_at"}
+                           "outputs", "actor", "created_at"}
     assert filled["order_id"] == order_id and filled["position_id"] == position.id
     assert filled["inputs"]["price"] == 100 and filled["outputs"]["status"] == "filled"
     assert body["events"][0]["order_id"] is None

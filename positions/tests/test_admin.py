@@ -109,7 +109,8 @@ def test_the_evaluate_action_records_the_decision(admin_client, make_position):
     assert event.inputs["source"] == "admin" and event.inputs["submit"] is False
     assert not Order.objects.exists()
     messages = [str(m) for m in response.context["messages"]]
-    assert any(m.startswith(f"{buyer.pk}: Anchor set to price 100.00") for m in messages)
+    assert any(m.startswith(f"Position {buyer.pk}: Anchor set to price 100.00")
+               for m in messages)
     assert all(".." not in m for m in messages)
 
 
@@ -130,8 +131,8 @@ def test_the_evaluate_action_without_a_price_says_so(admin_client, make_position
     pos = make_position(qty=0, cash=10000)
     response = run_action(admin_client, "evaluate_now", [pos])
     messages = [str(m) for m in response.context["messages"]]
-    assert messages == [f"{pos.pk}: No price to evaluate ZIM at: none was given and none is "
-                        "stored (POST /v1/prices)."]
+    assert messages == [f"Position {pos.pk}: No price to evaluate ZIM at: none was given and "
+                        "none is stored (POST /v1/prices)."]
     assert types(pos) == ["position_created", "evaluation"]
 
 
@@ -272,7 +273,7 @@ def test_a_position_the_rules_cannot_evaluate_keeps_its_page_and_the_others_run(
 
     response = run_action(admin_client, "evaluate_now", [broken, fine])
     messages = [str(m) for m in response.context["messages"]]
-    assert f"{broken.pk}: not evaluated: ArithmeticError: overflow" in messages
+    assert f"Position {broken.pk}: not evaluated: ArithmeticError: overflow" in messages
     assert types(fine) == ["position_created", "anchor_set", "evaluation"]
     assert types(broken) == ["position_created"]
 
@@ -283,3 +284,12 @@ def test_the_admin_refuses_a_price_time_in_the_future(admin_client):
     assert response.status_code == 200  # the form again, with the error
     assert "is in the future" in response.content.decode()
     assert not Price.objects.exists()
+
+
+def test_an_actions_message_keeps_the_id_verbatim(admin_client, make_position):
+    """The admin capitalises the first letter of a message: an id first became "Pos_…", which
+    neither search nor the URL finds."""
+    pos = make_position(qty=0, cash=10000)
+    page = run_action(admin_client, "evaluate_now", [pos]).content.decode()
+    assert f"Position {pos.pk}: No price" in page
+    assert pos.pk.capitalize() not in page

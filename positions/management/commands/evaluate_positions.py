@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from events.actor import ActorCommand
 from positions import services
 from positions.models import Position
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
 
 
-class Command(BaseCommand):
+class Command(ActorCommand):  # its events and prices name it (events.actor)
     help = ("Evaluate every position at its latest known price (the ticker's newest stored "
             "price, or the position's last fill when newer) and, with --submit, "
             "place the proposals. Safe from cron and concurrently: each position is locked while "

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from events.actor import ActorCommand
 from positions import services
 from positions.prices_csv import PriceFileError, read_prices
 from volbal.errors import DomainError
@@ -22,7 +23,7 @@ def _positive_int(raw: str) -> int:
     return value
 
 
-class Command(BaseCommand):
+class Command(ActorCommand):  # its events and prices name it (events.actor)
     help = ("Import prices from a CSV with columns ticker,price,ts, or a Yahoo-style file with "
             "Date and Close columns and --ticker. Every bad row is reported with its line number "
             "(the first 20, then how many more) and nothing of the file is imported. Dates are "

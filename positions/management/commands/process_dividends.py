@@ -6,13 +6,14 @@ import datetime as dt
 import sys
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from events.actor import ActorCommand
 from positions.dividends import dividends_process
 from volbal import clock
 
 
-class Command(BaseCommand):
+class Command(ActorCommand):  # its events and prices name it (events.actor)
     help = ("Move every due dividend through its steps up to --date (default: today in "
             "VOLBAL_TRADING_TZ; a later date is refused): on the ex-date the net amount becomes "
             "receivable and the anchor drops by the dividend per share; on the pay-date the net "

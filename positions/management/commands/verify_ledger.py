@@ -6,6 +6,7 @@ import sys
 
 from django.core.management.base import BaseCommand
 
+from events.selectors import last_event
 from positions.ledger import ledger_verify
 
 
@@ -15,12 +16,20 @@ class Command(BaseCommand):
             "rounding), and compare its shares, cash, dividend receivable and each dividend's "
             "entitlement and amounts; check each order's filled quantity and commission "
             "against its fills and that every order and fill has its event. Prints each "
-            "difference and exits 1 if any.")
+            "difference, with who last changed the position through the service, and exits 1 "
+            "if any.")
 
     def handle(self, *args, **options):
         report = ledger_verify()
         for difference in report.differences:
             self.stdout.write(f"DIFFERENCE {difference}")
+        for position_id in dict.fromkeys(d.position_id for d in report.differences):
+            # who last changed it through the service: a change with no event came from outside
+            last = last_event(position_id=position_id)
+            if last is not None:
+                self.stdout.write(f"  {position_id} last recorded change: {last.type} "
+                                  f"(event {last.pk}, {last.created_at:%Y-%m-%d %H:%M:%S %Z}) "
+                                  f"by {last.actor}")
         summary = (f"{report.positions} positions, {report.orders} orders, {report.fills} "
                    f"fills, {report.dividends} dividends checked")
         if report.differences:

@@ -328,6 +328,54 @@ def write_xlsx(rep: Report, path) -> None:
     wb.save(path)
 
 
+def draw_price_panel(ax, times, prices, anchor_times, anchors, trades, *,
+                     title: str = "Price, trades and anchor") -> None:
+    """The price line, the anchor as a step line (None or NaN where unset) and each trade
+    ``(time, side, price)`` as a green up (buy) or red down (sell) triangle: the top panel of
+    the backtest plot and the position's picture in the admin."""
+    ax.plot(times, [float(p) for p in prices], color="#3b5b92", lw=1.0, label="Price")
+    ax.step(anchor_times, [np.nan if a is None else float(a) for a in anchors], where="post",
+            color="#e08a00", lw=0.9, ls="--", alpha=0.9, label="Anchor")
+    ms = 40 if len(trades) < 300 else 18
+    for side, marker, color, label in (("BUY", "^", "#1a9850", "Buy"),
+                                       ("SELL", "v", "#d73027", "Sell")):
+        mine = [(t, float(p)) for t, s, p in trades if s == side]
+        if mine:
+            ax.scatter([t for t, _ in mine], [p for _, p in mine], marker=marker, s=ms,
+                       color=color, edgecolor="white", linewidth=0.4, zorder=3,
+                       label=f"{label} ({len(mine):,})")
+    ax.set_ylabel("Price")
+    ax.set_title(title, loc="left", fontsize=11)
+    ax.legend(loc="upper left", fontsize=9, ncol=4, framealpha=0.85)
+
+
+def write_position_plot(path, *, title: str, prices: list, anchors: list, fills: list,
+                        zone=None) -> None:
+    """One live position's picture (PNG to ``path``, a file name or a binary file): its
+    ticker's price with its fills and its anchor over time, drawn as the backtest plot's top
+    panel. ``prices`` are ``(time, price)``, ``anchors`` ``(time, anchor or None)`` (each
+    holds until the next), ``fills`` ``(time, side, price)``; times are aware datetimes, drawn
+    in ``zone``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(11, 4.2), layout="constrained")
+    ends = [t for t, *_ in (*prices, *anchors, *fills)]
+    if anchors and ends:  # the last anchor holds to the end of the picture
+        anchors = [*anchors, (max(ends), anchors[-1][1])]
+    draw_price_panel(ax, [t for t, _ in prices], [p for _, p in prices],
+                     [t for t, _ in anchors], [a for _, a in anchors], fills, title=title)
+    ax.grid(True, alpha=0.3)
+    loc = mdates.AutoDateLocator(tz=zone)
+    ax.xaxis.set_major_locator(loc)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc, tz=zone))
+    fig.savefig(path, dpi=90, format="png")
+    plt.close(fig)
+
+
 def write_plot(rep: Report, path) -> None:
     """Three stacked panels: price with the buys, sells and the anchor; equity against
     buy-and-hold; the stock weight inside its band."""
@@ -356,25 +404,9 @@ def write_plot(rep: Report, path) -> None:
         fontsize=13, fontweight="bold",
     )
 
-    ax1.plot(x, s.prices[idx], color="#3b5b92", lw=1.0, label="Price")
-    anchor = metrics.state_at(rep.strategy, idx)["anchor"]
-    ax1.step(x, anchor, where="post", color="#e08a00", lw=0.9, ls="--", alpha=0.9,
-             label="Anchor")
     orders = rep.strategy.orders
-    buys = [o for o in orders if o.side == "BUY"]
-    sells = [o for o in orders if o.side == "SELL"]
-    ms = 40 if len(orders) < 300 else 18
-    if buys:
-        ax1.scatter(times[[o.bar for o in buys]], [float(o.price) for o in buys], marker="^",
-                    s=ms, color="#1a9850", edgecolor="white", linewidth=0.4, zorder=3,
-                    label=f"Buy ({len(buys):,})")
-    if sells:
-        ax1.scatter(times[[o.bar for o in sells]], [float(o.price) for o in sells], marker="v",
-                    s=ms, color="#d73027", edgecolor="white", linewidth=0.4, zorder=3,
-                    label=f"Sell ({len(sells):,})")
-    ax1.set_ylabel("Price")
-    ax1.set_title("Price, trades and anchor", loc="left", fontsize=11)
-    ax1.legend(loc="upper left", fontsize=9, ncol=4, framealpha=0.85)
+    draw_price_panel(ax1, x, s.prices[idx], x, metrics.state_at(rep.strategy, idx)["anchor"],
+                     [(times[o.bar], o.side, o.price) for o in orders])
 
     ax2.plot(x, rep.equity[idx], color="#1f77b4", lw=1.3,
              label=f"Strategy ({_money(m['final_value'])})")

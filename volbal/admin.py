@@ -1,0 +1,152 @@
+"""What every operator screen shares: actions that write need a permission and leave a record,
+forms that validate as the API, times in the trading time zone, the API token screen."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.contrib.auth import get_permission_codename
+from django.utils import timezone
+from django.utils.html import format_html
+from rest_framework.authtoken.admin import TokenAdmin as DRFTokenAdmin
+from rest_framework.authtoken.models import TokenProxy
+
+from volbal import clock
+
+
+class WriteActionsMixin:
+    """For a ModelAdmin whose actions write (cancel, evaluate, process).
+
+    Such an action is declared ``@admin.action(permissions=["write"], ...)``: it is offered to,
+    and runs for, only a user with the model's *change* permission (``orders.change_order``…),
+    so a staff user who may only view is refused. The permission is checked by its codename:
+    these admins answer ``has_change_permission`` False to every user, superusers included,
+    because their edit forms are closed; their actions go through the services instead.
+
+    Each object an action changed is recorded with :meth:`log_action` as a ``LogEntry``
+    (the admin's history and "Recent actions")."""
+
+    def has_write_permission(self, request) -> bool:
+        codename = get_permission_codename("change", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+    def log_action(self, request, objects, message: str) -> None:
+        from django.contrib.admin.models import CHANGE, LogEntry
+
+        objects = list(objects)
+        if objects:
+            LogEntry.objects.log_actions(user_id=request.user.pk, queryset=objects,
+                                         action_flag=CHANGE, change_message=message)
+
+
+class ApiValidatedForm(forms.ModelForm):
+    """An admin form that validates exactly as the API: one definition of each field's bounds,
+    choices, normalisation and description (the API's serializer, ``api_serializer``).
+
+    The form parses what was typed (its model fields); then the serializer checks the values
+    as it checks a request body: its errors become the form's, named on their field, and the
+    values it returns (normalised: a ticker upper-cased) are the ones saved. A field without
+    help text of its own takes the serializer's, the description the API schema shows."""
+
+    api_serializer: type | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        described = self.api_serializer().fields if self.api_serializer else {}
+        for name, field in self.fields.items():
+            if name in described and described[name].help_text and not field.help_text:
+                field.help_text = described[name].help_text
+
+    def clean(self):
+        data = super().clean()
+        if self.api_serializer is None:
+            return data
+        described = self.api_serializer().fields
+        # a field the form could not parse is already reported; the others are checked, and
+        # one left empty is left out as a request body would leave it out
+        given = {n: data[n] for n, f in described.items() if n in data and n in self.fields
+                 and n not in self.errors and (data[n] is not None or f.allow_null)}
+        serializer = self.api_serializer(data=given, partial=True)
+        if serializer.is_valid():
+            data.update(serializer.validated_data)
+            return data
+        for name, errors in serializer.errors.items():
+            for error in errors if isinstance(errors, list) else [errors]:
+                self.add_error(name if name in self.fields else None, str(error))
+        return data
+
+
+TOKEN_SHOWN = 8  # characters of an API key the admin shows
+
+
+def token_prefix(key: str) -> str:
+    return f"{key[:TOKEN_SHOWN]}…"
+
+
+class ApiTokenAdmin(DRFTokenAdmin):
+    """DRF's token screen, for superusers only, never showing a whole key: the list, page
+    titles, messages and the admin's history show the key's first characters (enough to tell
+    tokens apart). A key is handed over with ``manage.py drf_create_token USERNAME``."""
+
+    list_display = ("key_shown", "user", "created")
+
+    @admin.display(description="key")
+    def key_shown(self, obj):
+        return token_prefix(obj.key)
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request):
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+
+def register_token_admin(site=admin.site) -> None:
+    """Replace DRF's token screen by :class:`ApiTokenAdmin`. The token's name everywhere the
+    admin names an object (titles, breadcrumbs, messages, the history's LogEntry) is its
+    ``str``: for the admin's token proxy (used nowhere else) that becomes the prefix."""
+    TokenProxy.__str__ = lambda self: token_prefix(self.key)
+    if site.is_registered(TokenProxy):
+        site.unregister(TokenProxy)
+    site.register(TokenProxy, ApiTokenAdmin)
+
+
+def shown_time(value, *, seconds: bool = True) -> str:
+    """A time as operators read it: in the trading time zone, with the zone's name, on one
+    line (a narrow column does not break it)."""
+    if value is None:
+        return "—"
+    return format_html("<span style='white-space:nowrap'>{}</span>", timezone.localtime(
+        value, clock.trading_tz()).strftime(f"%Y-%m-%d %H:%M{':%S' if seconds else ''} %Z"))
+
+
+def configure_site(site=admin.site) -> None:
+    """The operator site: no navigation sidebar (at 1366 px the lists need its width), and
+    the API token screen of :func:`register_token_admin`."""
+    site.enable_nav_sidebar = False
+    register_token_admin(site)
+
+
+class TradingTimeZoneMiddleware:
+    """Under the admin, times are shown and typed in the trading time zone
+    (``VOLBAL_TRADING_TZ``); the API keeps UTC."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from events.actor import admin_prefix
+
+        if not request.path.startswith(admin_prefix()):
+            return self.get_response(request)
+        with timezone.override(clock.trading_tz()):
+            return self.get_response(request)
