@@ -1,4 +1,4 @@
-"""``manage.py backtest``: the strategy over a price history, against buy-and-hold.
+"""``manage.py backtest``: the strategy over a price history, against three benchmarks.
 
 Examples::
 
@@ -48,7 +48,8 @@ def _option(name: str) -> str:
 
 class Command(BaseCommand):
     help = ("Backtest the volatility-balancing strategy over a price series (a CSV or a bundled "
-            "sample) and compare it with buy-and-hold.")
+            "sample) and compare it with three benchmarks: the starting mix held, the stock "
+            "held and the fixed mix rebalanced monthly.")
     requires_system_checks: list = []  # a pure computation: start fast
 
     def add_arguments(self, parser):
@@ -78,7 +79,8 @@ class Command(BaseCommand):
                               "cent)")
         out = parser.add_argument_group("output")
         out.add_argument("--json", action="store_true",
-                         help="print one JSON document: metrics, buy_and_hold, orders")
+                         help="print one JSON document: metrics, benchmarks, attribution, notes, "
+                              "orders")
         out.add_argument("--plot", metavar="FILE.png", help="draw price, equity and weight")
         out.add_argument("--xlsx", metavar="FILE", help="workbook: Summary, Orders, Daily")
         out.add_argument("--equity-csv", metavar="FILE", help="the daily series as CSV")
