@@ -22,8 +22,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from positions.strategy import rules
 
-_BOOL = {"true": True, "1": True, "yes": True, "on": True,
-         "false": False, "0": False, "no": False, "off": False}
 _PROGRESS_MIN_BARS = 100_000
 
 _HELP = {
@@ -178,28 +176,17 @@ def _decimal(raw, option: str) -> Decimal:
 def _config(opts) -> rules.Config:
     """A rules.Config from the strategy options; a bad value is a one-line CommandError naming
     the option."""
+    from positions.strategy.research.sweep import GridError, parse_value
+
     values = {}
     for f in dataclasses.fields(rules.Config):
         raw = opts.get(f.name)
         if raw is None:
             continue
-        option = _option(f.name)
-        text = str(raw).strip()
-        if f.name == "sizing":
-            values[f.name] = text.lower()
-        elif f.name == "fractional":
-            if text.lower() not in _BOOL:
-                raise CommandError(f"{option}: {raw!r} is not true or false")
-            values[f.name] = _BOOL[text.lower()]
-        elif f.name == "max_orders_per_day":
-            try:
-                values[f.name] = int(text)
-            except ValueError:
-                raise CommandError(f"{option}: {raw!r} is not a whole number") from None
-        elif f.name == "qty_step" and text.lower() in ("none", ""):
-            values[f.name] = None
-        else:
-            values[f.name] = _decimal(text, option)
+        try:
+            values[f.name] = parse_value(f.name, raw)
+        except GridError as exc:
+            raise CommandError(f"{_option(f.name)}: {str(exc).split(': ', 1)[1]}") from None
     cfg = rules.Config(**values)
     errors = rules.config_errors(cfg)
     if errors:

@@ -112,7 +112,8 @@ def _num(x, places: int = 6):
     return round(x, places)
 
 
-def _metrics_json(m: dict) -> dict:
+def metrics_json(m: dict) -> dict:
+    """A run's metrics as JSON numbers (None where undefined)."""
     out = {}
     for k, v in m.items():
         if k == "final_qty":
@@ -138,9 +139,9 @@ def document(rep: Report) -> dict:
     the held mix under its former name), the attribution, notes and every order."""
     label = rep.series.label
     return {
-        "metrics": _metrics_json(rep.metrics),
-        "buy_and_hold": _metrics_json(rep.hold_metrics),
-        "benchmarks": {k: _metrics_json(b.metrics) for k, b in rep.benchmarks.items()},
+        "metrics": metrics_json(rep.metrics),
+        "buy_and_hold": metrics_json(rep.hold_metrics),
+        "benchmarks": {k: metrics_json(b.metrics) for k, b in rep.benchmarks.items()},
         "attribution": _attribution_json(rep.attribution),
         "notes": rep.notes,
         "orders": [
@@ -395,7 +396,7 @@ def write_xlsx(rep: Report, path) -> None:
     top = ws.max_row
     style_header(ws, top, len(header))
     cols = [rep.metrics] + [b.metrics for b in rep.benchmarks.values()]
-    js = [_metrics_json(m) for m in cols]
+    js = [metrics_json(m) for m in cols]
     last = 1 + len(cols)
     for k in metrics.METRIC_NAMES:
         ws.append([_SUMMARY_LABELS[k], *(m[k] for m in js), k])
