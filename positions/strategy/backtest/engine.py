@@ -178,15 +178,7 @@ class _Book:
         self.progress = progress
         num = _dec if exact else float
         self.num = num
-        self.c = num(cfg.commission_rate)
-        self.wh = num(cfg.withholding_tax_rate)
-        self.cap = cfg.max_orders_per_day
-        if cfg.qty_step is not None:
-            self.step = num(cfg.qty_step)
-        elif not cfg.fractional:
-            self.step = num(1)
-        else:
-            self.step = num(rules.QTY_PLACES)
+        self.configure(cfg)
         bps = setup.slippage_bps * _BPS
         self.slip_buy = None if not bps else 1 + bps  # Decimal factors
         self.slip_sell = None if not bps else 1 - bps
@@ -210,13 +202,27 @@ class _Book:
         self.evaluations = 0
         self.changed = False
         self.rows = [(-1, 0.0, float(self.C), 0.0, math.nan)]
-        # Constants of the levels.
-        self.k = _consts(cfg)
         if n:
             ends = getattr(series, "day_ends", None)
             if ends is None:
                 ends = np.append(np.flatnonzero(np.diff(self.days)), n - 1)
             self.day_starts = ends + 1  # the first bar of the next day (n after the last)
+
+    def configure(self, cfg: rules.Config) -> None:
+        """The strategy's configuration and the constants drawn from it (also called by a
+        walk-forward between its windows)."""
+        num = self.num
+        self.cfg = cfg
+        self.c = num(cfg.commission_rate)
+        self.wh = num(cfg.withholding_tax_rate)
+        self.cap = cfg.max_orders_per_day
+        if cfg.qty_step is not None:
+            self.step = num(cfg.qty_step)
+        elif not cfg.fractional:
+            self.step = num(1)
+        else:
+            self.step = num(rules.QTY_PLACES)
+        self.k = _consts(cfg)  # constants of the levels
 
     # -- one bar ------------------------------------------------------------------------------
 

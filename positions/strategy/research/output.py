@@ -312,3 +312,200 @@ def write_heatmap(res: sweep.Result, path, x: str | None = None, y: str | None =
     ax.set_title(f"{title}\n{sub}", fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# Walk-forward
+# --------------------------------------------------------------------------------------------
+
+
+def wf_rows(res) -> list[dict]:
+    """One row per window: its train and test spans, the parameters chosen, the ranking
+    metric in sample and out of sample, the out-of-sample return."""
+    s = res.item.series
+    metric = res.spec.metric
+    rows = []
+    for k, w in enumerate(res.windows, 1):
+        (a, b), (c, d) = w.window.train, w.window.test
+        rows.append({
+            "window": k,
+            "train_start": s.label(a), "train_end": s.label(b - 1),
+            "test_start": s.label(c), "test_end": s.label(d - 1),
+            **{p: _value(v) for p, v in w.params.items()},
+            f"in_sample_{metric}": _num(w.in_sample.get(metric)),
+            f"out_of_sample_{metric}": _num(w.out_of_sample.get(metric)),
+            "in_sample_total_return": _num(w.in_sample.get("total_return")),
+            "out_of_sample_total_return": _num(w.out_of_sample.get("total_return")),
+        })
+    return rows
+
+
+def wf_table(res) -> str:
+    spec = res.spec
+    rows = wf_rows(res)
+    metric = spec.metric
+    head = ["#", "train", "test", *(a.name for a in spec.axes), f"{metric} in",
+            f"{metric} out", "return in", "return out"]
+    body = [[str(r["window"]), f"{r['train_start']}..{r['train_end']}",
+             f"{r['test_start']}..{r['test_end']}",
+             *(sweep._text(r[a.name]) if not isinstance(r[a.name], float) else f"{r[a.name]:g}"
+               for a in spec.axes),
+             fmt_metric(metric, r[f"in_sample_{metric}"]),
+             fmt_metric(metric, r[f"out_of_sample_{metric}"]),
+             fmt_metric("total_return", r["in_sample_total_return"]),
+             fmt_metric("total_return", r["out_of_sample_total_return"])] for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    n_cells = spec.n_cells
+    out = [
+        f"Walk-forward on {res.item.name or 'the series'}: {len(rows)} windows of train "
+        f"{res.train} then test {res.test}; each picks the best of {n_cells:,} cells by "
+        f"{metric} in sample ({res.seconds:,.1f} s)",
+        "",
+        "  ".join(f"{h:>{w}}" for h, w in zip(head, widths, strict=True)),
+        "  ".join("-" * w for w in widths),
+        *("  ".join(f"{c:>{w}}" for c, w in zip(b, widths, strict=True)) for b in body),
+        "",
+    ]
+    ins = [r[f"in_sample_{metric}"] for r in rows if r[f"in_sample_{metric}"] is not None]
+    if ins:
+        out.append(f"In sample, the chosen cells' mean {metric} was "
+                   f"{fmt_metric(metric, sum(ins) / len(ins))}; out of sample, stitched, "
+                   f"{fmt_metric(metric, _num(res.report.metrics.get(metric)))}.")
+    out.append("")
+    out.append("Stitched out of sample, against the benchmarks over the same span:")
+    lines = bt_report.table(res.report).split("\n")
+    lines[1] = ("Strategy: the cell chosen for each window (above), from the first bar of its "
+                "test window, carrying shares, cash, receivable and anchor over")
+    out.extend(lines)
+    return "\n".join(out)
+
+
+def wf_document(res) -> dict:
+    doc = bt_report.document(res.report)
+    doc.pop("buy_and_hold", None)
+    return {
+        "series": res.item.name,
+        "train": str(res.train),
+        "test": str(res.test),
+        "metric": res.spec.metric,
+        "grid": {a.name: [_value(v) for v in a.values] for a in res.spec.axes},
+        "windows": wf_rows(res),
+        "out_of_sample": doc,
+        "seconds": round(res.seconds, 3),
+    }
+
+
+def wf_write_csv(res, path) -> None:
+    rows = wf_rows(res)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def wf_write_xlsx(res, path) -> None:
+    """Windows (parameters, in and out of sample), Daily (the stitched equity and the
+    benchmarks)."""
+    import datetime as dt
+
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    rows = wf_rows(res)
+    cols = list(rows[0])
+    dates = {"train_start", "train_end", "test_start", "test_end"}
+
+    def cell(c, v):
+        if c in dates and not res.item.series.intraday:
+            return dt.date.fromisoformat(v)
+        return v
+
+    ws = wb.active
+    ws.title = "Windows"
+    bt_report.table_sheet(ws, cols, ([cell(c, r[c]) for c in cols] for r in rows))
+    for row in ws.iter_rows(min_row=2, min_col=2, max_col=5):
+        for c in row:
+            c.number_format = "yyyy-mm-dd"
+    d = bt_report.daily(res.report)
+    dcols = bt_report.DAILY_COLUMNS
+    bt_report.table_sheet(
+        wb.create_sheet("Daily"), dcols,
+        ([v.item() if c == "date" else bt_report._cell(c, v)
+          for c, v in zip(dcols, row, strict=True)] for row in zip(*(d[c] for c in dcols),
+                                                                   strict=True)),
+        date_format="yyyy-mm-dd", freeze_col="B", widths={"A": 12})
+    wb.save(path)
+
+
+def wf_write_plot(res, path) -> None:
+    """Stitched out-of-sample equity against the benchmarks (window boundaries marked); the
+    parameters chosen per window; the ranking metric in and out of sample per window."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    rep = res.report
+    s = rep.series
+    spec = res.spec
+    n_par = len(spec.axes)
+    fig, axes = plt.subplots(2 + n_par, 1, figsize=(13, 6 + 1.6 * n_par + 2), sharex=True,
+                             gridspec_kw={"height_ratios": [3.2] + [1] * n_par + [1.6]},
+                             layout="constrained")
+    ax = axes[0]
+    x = s.times
+    m = rep.metrics
+    ax.plot(x, rep.equity, color="#1f77b4", lw=1.4,
+            label=f"Walk-forward, out of sample ({bt_report._pct(m['total_return'], 1)})")
+    colors = ("#7f7f7f", "#d62728", "#2ca02c")
+    for (k, b), c in zip(rep.benchmarks.items(), colors, strict=False):
+        ax.plot(x, b.equity, color=c, lw=1.0,
+                label=f"{benchmarks.LABELS[k]} ({bt_report._pct(b.metrics['total_return'], 1)})")
+    full = res.item.series
+    starts = [full.times[w.window.test[0]] for w in res.windows]
+    for t in starts[1:]:
+        for a in axes:
+            a.axvline(t, color="black", lw=0.5, ls=":", alpha=0.6)
+    ax.axhline(float(spec.setup.cash), color="black", lw=0.6, ls=":")
+    ax.set_ylabel("Position value")
+    ax.legend(loc="upper left", fontsize=9, framealpha=0.85)
+    ax.set_title(f"Stitched out-of-sample equity against the benchmarks (train {res.train}, "
+                 f"test {res.test}; dotted lines: window starts)", loc="left", fontsize=11)
+    fig.suptitle(f"Walk-forward on {res.item.name or 'the series'}, {s.label(0)} to "
+                 f"{s.label(len(s) - 1)}: best of {spec.n_cells:,} cells by {spec.metric} in "
+                 "each train window", fontsize=12, fontweight="bold")
+    ends = [full.times[w.window.test[1] - 1] for w in res.windows]
+    for i, axis in enumerate(spec.axes):
+        a = axes[1 + i]
+        vals = [_value(w.params[axis.name]) for w in res.windows]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals)
+        ys = vals if numeric else [axis.values.index(w.params[axis.name]) for w in res.windows]
+        a.step(starts + [ends[-1]], ys + [ys[-1]], where="post", color="#6a3d9a", lw=1.5)
+        a.plot(starts, ys, "o", color="#6a3d9a", ms=4)
+        a.set_ylabel(axis.name, fontsize=9)
+        if not numeric:
+            a.set_yticks(range(len(axis.values)), [axis.text(j) for j in
+                                                    range(len(axis.values))])
+        a.grid(True, alpha=0.3)
+    axes[1].set_title("Parameters chosen per window", loc="left", fontsize=11)
+    a = axes[-1]
+    mid = [t0 + (t1 - t0) / 2 for t0, t1 in zip(starts, ends, strict=True)]
+    width = [(t1 - t0) * 0.4 for t0, t1 in zip(starts, ends, strict=True)]
+    ins = [np.nan if w.in_sample.get(spec.metric) is None else w.in_sample[spec.metric]
+           for w in res.windows]
+    outs = [np.nan if w.out_of_sample.get(spec.metric) is None else
+            w.out_of_sample[spec.metric] for w in res.windows]
+    a.bar([t - w / 2 for t, w in zip(mid, width, strict=True)], ins, width=width,
+          color="#bbbbbb", label=f"{spec.metric} in sample (train)", align="center")
+    a.bar([t + w / 2 for t, w in zip(mid, width, strict=True)], outs, width=width,
+          color="#1f77b4", label=f"{spec.metric} out of sample (test)", align="center")
+    a.axhline(0, color="black", lw=0.6)
+    a.set_title(f"{spec.metric} per window, in and out of sample", loc="left", fontsize=11)
+    a.legend(loc="upper left", fontsize=9, ncol=2, framealpha=0.85)
+    a.grid(True, alpha=0.3)
+    loc = mdates.AutoDateLocator()
+    a.xaxis.set_major_locator(loc)
+    a.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
