@@ -22,13 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from backtest_speed import timed  # bench/ is on the path when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -50,15 +49,6 @@ def write_series(path: Path, years: int = 20, seed: int = 20240101) -> int:
                                                           prices.tolist(), strict=True)))
         f.write("\n")
     return n
-
-
-def timed(cmd: list[str], repeat: int, **kw) -> tuple[float, subprocess.CompletedProcess]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        result = subprocess.run(cmd, capture_output=True, text=True, check=True, **kw)
-        best = min(best, time.perf_counter() - t)
-    return best, result
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ core (``--jobs``), or on the Dask cluster at ``DASK_SCHEDULER_ADDRESS`` when tha
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import json
 import os
@@ -22,7 +21,12 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from positions.management.commands.backtest import _HELP, _config, _decimal, _option
+from positions.management.commands.backtest import (
+    _config,
+    add_strategy_arguments,
+    emit,
+    setup_from,
+)
 from positions.strategy import rules
 
 
@@ -52,14 +56,7 @@ class Command(BaseCommand):
                                "top cells re-run exact)")
         grid.add_argument("--jobs", type=int, default=0,
                           help="worker processes (default 0: every core; 1: this process)")
-        strat = parser.add_argument_group("strategy fields off the grid (fractions)")
-        for f in dataclasses.fields(rules.Config):
-            strat.add_argument(_option(f.name), dest=f.name, metavar="X", help=_HELP.get(f.name))
-        run = parser.add_argument_group("run")
-        run.add_argument("--cash", default="10000", help="starting cash (default 10000)")
-        run.add_argument("--start-weight", default="0.5",
-                         help="stock weight bought on the first bar (default 0.5)")
-        run.add_argument("--slippage-bps", default="0", help="fill slippage (default 0)")
+        add_strategy_arguments(parser, "strategy fields off the grid (fractions)")
         out = parser.add_argument_group("output")
         out.add_argument("--json", action="store_true",
                          help="print one JSON document (grid, benchmarks, best, top, every "
@@ -80,25 +77,7 @@ class Command(BaseCommand):
         from positions.strategy.backtest import engine
         from positions.strategy.research import output, sweep
 
-        cfg = _config(opts)
-        setup = engine.Setup(
-            cash=_decimal(opts["cash"], "--cash"),
-            start_weight=_decimal(opts["start_weight"], "--start-weight"),
-            slippage_bps=_decimal(opts["slippage_bps"], "--slippage-bps"),
-        )
-        problems = engine.setup_errors(setup)
-        if problems:
-            name, why = next(iter(problems.items()))
-            raise CommandError(f"{_option(name)}: {why}")
-        if opts["top"] < 1:
-            raise CommandError("--top: must be at least 1")
-        try:
-            axes = tuple(sweep.parse_axis(g) for g in opts["grid"])
-            spec = sweep.Spec(cfg, axes, setup, metric=opts["metric"], exact=opts["exact"],
-                              top=opts["top"])
-        except sweep.GridError as exc:
-            raise CommandError(f"--grid: {exc}" if "metric" not in str(exc) else
-                               f"--metric: {exc}") from None
+        spec = spec_from(opts, opts["top"])
         items = load_items(opts)
         address = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
         jobs = opts["jobs"]
@@ -147,36 +126,47 @@ def load_items(opts) -> list:
     return items
 
 
-def write_outputs(cmd, res, opts, output) -> None:
-    written = []
+def spec_from(opts, top: int):
+    """The sweep's Spec from the strategy, run and grid options (one-line CommandErrors)."""
+    from positions.strategy.research import sweep
+
+    cfg = _config(opts)
+    setup = setup_from(opts)
+    if top < 1:
+        raise CommandError("--top: must be at least 1")
     try:
-        if opts["heatmap"]:
-            output.write_heatmap(res, opts["heatmap"], opts["x"], opts["y"],
-                                 opts["heatmap_metric"])
-            written.append(("heatmap", opts["heatmap"]))
-        if opts["out_csv"]:
-            output.write_csv(res, opts["out_csv"])
-            written.append(("cells", opts["out_csv"]))
-        if opts["xlsx"]:
-            output.write_xlsx(res, opts["xlsx"])
-            written.append(("workbook", opts["xlsx"]))
-        doc = output.document(res) if opts["json"] or opts["json_file"] else None
-        if opts["json_file"]:
-            with open(opts["json_file"], "w", encoding="utf-8") as f:
-                json.dump(doc, f, separators=(",", ":"))
-            written.append(("JSON", opts["json_file"]))
-    except OSError as exc:
-        raise CommandError(f"{exc.filename}: {exc.strerror}") from None
-    except ValueError as exc:  # GridError: a bad --x/--y/--heatmap-metric
-        raise CommandError(f"--heatmap: {exc}") from None
-    if opts["json"]:
-        cmd.stdout.write(json.dumps(doc, separators=(",", ":")))
-        for what, path in written:
-            cmd.stderr.write(f"Wrote the {what} to {path}")
-    else:
-        cmd.stdout.write(output.top_table(res))
-        for what, path in written:
-            cmd.stdout.write(f"Wrote the {what} to {path}")
+        axes = tuple(sweep.parse_axis(g) for g in opts["grid"])
+        return sweep.Spec(cfg, axes, setup, metric=opts["metric"], exact=opts["exact"], top=top)
+    except sweep.GridError as exc:
+        raise CommandError(f"--grid: {exc}" if "metric" not in str(exc) else
+                           f"--metric: {exc}") from None
+
+
+def write_json(doc, path) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f, separators=(",", ":"))
+
+
+def write_outputs(cmd, res, opts, output) -> None:
+    doc = {}
+
+    def document():
+        if not doc:
+            doc.update(output.document(res))
+        return doc
+
+    def heatmap(path):
+        try:
+            output.write_heatmap(res, path, opts["x"], opts["y"], opts["heatmap_metric"])
+        except ValueError as exc:  # GridError: a bad --x/--y/--heatmap-metric
+            raise CommandError(f"--heatmap: {exc}") from None
+
+    emit(cmd, opts, [
+        ("heatmap", opts["heatmap"], heatmap),
+        ("cells", opts["out_csv"], lambda path: output.write_csv(res, path)),
+        ("workbook", opts["xlsx"], lambda path: output.write_xlsx(res, path)),
+        ("JSON", opts["json_file"], lambda path: write_json(document(), path)),
+    ], document, lambda: output.top_table(res))
 
 
 def _bar(total: int, stream):

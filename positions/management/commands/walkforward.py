@@ -14,13 +14,12 @@ sweep``'s.
 from __future__ import annotations
 
 import gc
-import json
 import os
 
 from django.core.management.base import CommandError
 
 from positions.management.commands import sweep as sweep_cmd
-from positions.management.commands.backtest import _config, _decimal, _option
+from positions.management.commands.backtest import emit
 from positions.strategy import rules
 
 
@@ -50,28 +49,12 @@ class Command(sweep_cmd.Command):
         if opts["heatmap"]:
             raise CommandError("--heatmap: a walk-forward draws --plot; use manage.py sweep "
                                "for a heatmap")
-        cfg = _config(opts)
-        setup = engine.Setup(
-            cash=_decimal(opts["cash"], "--cash"),
-            start_weight=_decimal(opts["start_weight"], "--start-weight"),
-            slippage_bps=_decimal(opts["slippage_bps"], "--slippage-bps"),
-        )
-        problems = engine.setup_errors(setup)
-        if problems:
-            name, why = next(iter(problems.items()))
-            raise CommandError(f"{_option(name)}: {why}")
+        spec = sweep_cmd.spec_from(opts, min(opts["top"], 3))
         try:
             train = walkforward.parse_length(opts["train"], "--train")
             test = walkforward.parse_length(opts["test"], "--test")
         except sweep.GridError as exc:
             raise CommandError(str(exc)) from None
-        try:
-            axes = tuple(sweep.parse_axis(g) for g in opts["grid"])
-            spec = sweep.Spec(cfg, axes, setup, metric=opts["metric"], exact=opts["exact"],
-                              top=min(opts["top"], 3))
-        except sweep.GridError as exc:
-            raise CommandError(f"--grid: {exc}" if "metric" not in str(exc) else
-                               f"--metric: {exc}") from None
         items = sweep_cmd.load_items(opts)
         if len(items) != 1:
             raise CommandError("a walk-forward runs on one series: give one --sample or --csv")
@@ -97,29 +80,16 @@ class Command(sweep_cmd.Command):
         finally:
             if bar is not None:
                 bar.close()
-        written = []
-        try:
-            if opts["plot"]:
-                output.wf_write_plot(res, opts["plot"])
-                written.append(("plot", opts["plot"]))
-            if opts["out_csv"]:
-                output.wf_write_csv(res, opts["out_csv"])
-                written.append(("windows", opts["out_csv"]))
-            if opts["xlsx"]:
-                output.wf_write_xlsx(res, opts["xlsx"])
-                written.append(("workbook", opts["xlsx"]))
-            doc = output.wf_document(res) if opts["json"] or opts["json_file"] else None
-            if opts["json_file"]:
-                with open(opts["json_file"], "w", encoding="utf-8") as f:
-                    json.dump(doc, f, separators=(",", ":"))
-                written.append(("JSON", opts["json_file"]))
-        except OSError as exc:
-            raise CommandError(f"{exc.filename}: {exc.strerror}") from None
-        if opts["json"]:
-            self.stdout.write(json.dumps(doc, separators=(",", ":")))
-            for what, path in written:
-                self.stderr.write(f"Wrote the {what} to {path}")
-        else:
-            self.stdout.write(output.wf_table(res))
-            for what, path in written:
-                self.stdout.write(f"Wrote the {what} to {path}")
+        doc = {}
+
+        def document():
+            if not doc:
+                doc.update(output.wf_document(res))
+            return doc
+
+        emit(self, opts, [
+            ("plot", opts["plot"], lambda path: output.wf_write_plot(res, path)),
+            ("windows", opts["out_csv"], lambda path: output.wf_write_csv(res, path)),
+            ("workbook", opts["xlsx"], lambda path: output.wf_write_xlsx(res, path)),
+            ("JSON", opts["json_file"], lambda path: sweep_cmd.write_json(document(), path)),
+        ], document, lambda: output.wf_table(res))

@@ -475,7 +475,6 @@ def write_plot(rep: Report, path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
     from matplotlib.ticker import PercentFormatter
 
@@ -552,8 +551,16 @@ def write_plot(rep: Report, path) -> None:
 
     for ax in (ax1, ax2, ax3):
         ax.grid(True, alpha=0.3)
+    finish(fig, ax3, path)
+
+
+def finish(fig, bottom, path) -> None:
+    """Concise dates on the bottom axis, then the picture saved and closed."""
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
     loc = mdates.AutoDateLocator()
-    ax3.xaxis.set_major_locator(loc)
-    ax3.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+    bottom.xaxis.set_major_locator(loc)
+    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
     fig.savefig(path, dpi=110)
     plt.close(fig)

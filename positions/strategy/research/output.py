@@ -443,7 +443,6 @@ def wf_write_plot(res, path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     rep = res.report
@@ -504,8 +503,4 @@ def wf_write_plot(res, path) -> None:
     a.set_title(f"{spec.metric} per window, in and out of sample", loc="left", fontsize=11)
     a.legend(loc="upper left", fontsize=9, ncol=2, framealpha=0.85)
     a.grid(True, alpha=0.3)
-    loc = mdates.AutoDateLocator()
-    a.xaxis.set_major_locator(loc)
-    a.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    bt_report.finish(fig, a, path)
