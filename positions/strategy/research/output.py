@@ -254,6 +254,10 @@ def heatmap_grid(res: sweep.Result, x: str, y: str, metric: str) -> tuple[np.nda
     return plane, held
 
 
+_SHOWN_FIELDS = ("trigger_pct", "rebalance_ratio", "sizing", "guard_low", "guard_high",
+                 "min_notional", "commission_rate")
+
+
 def write_heatmap(res: sweep.Result, path, x: str | None = None, y: str | None = None,
                   metric: str | None = None) -> None:
     """A heatmap of ``metric`` over parameters ``x`` and ``y``; the other parameters at the
@@ -275,7 +279,7 @@ def write_heatmap(res: sweep.Result, path, x: str | None = None, y: str | None =
     ax_x = spec.axes[names.index(x)]
     ax_y = spec.axes[names.index(y)]
     shown = plane * 100 if metric in PERCENT_METRICS else plane
-    fig, ax = plt.subplots(figsize=(max(7, 0.55 * len(ax_x.values) + 3),
+    fig, ax = plt.subplots(figsize=(max(9, 0.55 * len(ax_x.values) + 3),
                                     max(5, 0.45 * len(ax_y.values) + 2.5)),
                            layout="constrained")
     cmap = "viridis_r" if metric in sweep.LOWER_IS_BETTER else "viridis"
@@ -303,9 +307,11 @@ def write_heatmap(res: sweep.Result, path, x: str | None = None, y: str | None =
         ax.add_patch(Rectangle((bx - 0.5, by - 0.5), 1, 1, fill=False, edgecolor="red", lw=2.2))
     series = ", ".join(it.name or "series" for it in res.items)
     title = f"{metric} by {x} and {y} on {series}"
-    sub = ("other parameters at the best cell's values: "
-           + ", ".join(f"{k}={v}" for k, v in held.items())) if held else \
-        "no other parameter on the grid"
+    fixed = ", ".join(f"{k}={sweep._text(getattr(spec.base, k))}" for k in _SHOWN_FIELDS
+                      if k not in names)
+    sub = ("other grid parameters at the best cell's values: "
+           + ", ".join(f"{k}={v}" for k, v in held.items()) + "\n") if held else ""
+    sub += f"fixed: {fixed}"
     if res.best is not None:
         sub += f"\nbest cell by {spec.metric} (outlined): {spec.label(res.best)}, " \
                f"stability {fmt_metric(spec.metric, stability_value(res, res.best))}"
