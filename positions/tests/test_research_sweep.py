@@ -309,3 +309,18 @@ def test_command_errors_are_one_line(two_csvs, tmp_path, args, message):
 def test_command_needs_data():
     with pytest.raises(CommandError, match="give the data"):
         sweep_cmd("--grid", "trigger_pct=0.1")
+
+
+def test_command_runs_on_the_dask_cluster_named_by_the_environment(two_csvs, monkeypatch):
+    from distributed import LocalCluster
+
+    args = ("--csv", str(two_csvs[0]), "--grid", "trigger_pct=0.02:0.06:0.02",
+            "--grid", "guard_low=0.1,0.3", "--min-notional", "0", "--top", "2", "--json",
+            "--no-progress")
+    local = json.loads(sweep_cmd(*args, "--jobs", "1")[0])
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster.scheduler_address)
+        remote = json.loads(sweep_cmd(*args)[0])
+    assert remote["workers"] == f"Dask cluster at {cluster.scheduler_address}"
+    assert remote["results"] == local["results"] and remote["top"] == local["top"]
