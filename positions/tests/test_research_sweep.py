@@ -104,7 +104,7 @@ def test_stability_is_the_median_over_the_cell_and_its_grid_neighbours():
 def test_narrow_peak_ranks_by_score_but_scores_lower_stability():
     # A 1 x 5 grid over the trigger: a narrow peak at 0.03 and a plateau around 0.05.
     spec = sweep.Spec(BASE, (sweep.parse_axis("trigger_pct=0.01:0.05:0.01"),))
-    score = np.array([0.1, 0.9, 0.1, 0.5, 0.5])  # negated? no: sharpe, higher is better
+    score = np.array([0.1, 0.9, 0.1, 0.5, 0.5])  # Sharpe: higher is better
     stab = sweep.stability(score, spec.shape)
     assert list(stab) == [0.5, 0.1, 0.5, 0.5, 0.5]
     assert sweep.rank(spec, score, stab)[0] == 1  # the peak still wins on score
