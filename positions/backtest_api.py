@@ -1,5 +1,5 @@
 """``POST /v1/backtests``: the backtest of ``manage.py backtest`` over a posted series or a
-bundled sample, answering the same JSON document (metrics, buy_and_hold, orders).
+bundled sample, answering the same JSON document (metrics, benchmarks, attribution, notes, orders).
 
 The only module of the backtest package that imports Django (REST framework)."""
 
@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from orders.models import Side
 from positions.serializers import StrategyFields
 from positions.strategy import rules
-from positions.strategy.backtest import budget, data, engine, report
+from positions.strategy.backtest import benchmarks, budget, data, engine, report
 from volbal.errors import ApiError
 from volbal.fields import Number
 from volbal.framing import too_large
@@ -127,12 +127,60 @@ class BacktestMetricsSerializer(serializers.Serializer):
     final_value = serializers.FloatField()
 
 
+
+def _metrics_field(help_text: str):
+    """A new instance of the metrics serializer (one instance per field)."""
+    return BacktestMetricsSerializer(help_text=help_text)
+
+
+_BENCHMARKS = inline_serializer(
+    name="BacktestBenchmarks",
+    fields={name: _metrics_field(f"{benchmarks.LABELS[name]}: {benchmarks.DESCRIPTIONS[name]}.")
+            for name in benchmarks.NAMES},
+    help_text="Three benchmarks over the same bars, credited dividends and paying commissions "
+              "as the strategy does.",
+)
+
+
+def _by_run(name: str):
+    return inline_serializer(
+        name=name,
+        fields={k: serializers.FloatField() for k in ("strategy", *benchmarks.NAMES)},
+    )
+
+
+_ATTRIBUTION = inline_serializer(
+    name="BacktestAttribution",
+    fields={
+        "strategy_return": serializers.FloatField(help_text="R: the strategy's total return."),
+        "held_mix_return": serializers.FloatField(help_text="H: the held mix's total return."),
+        "fixed_mix_return": serializers.FloatField(help_text="F: the fixed mix's total return."),
+        "excess_over_held_mix": serializers.FloatField(help_text="R - H."),
+        "rebalancing_premium": serializers.FloatField(
+            help_text="F - H: what rebalancing monthly earned over holding the starting mix."),
+        "trigger_timing": serializers.FloatField(
+            help_text="R - F: what the anchor and band rules added on top."),
+        "dividends": _by_run("BacktestDividendShares"),
+        "commissions": _by_run("BacktestCommissionShares"),
+    },
+    help_text="The excess over the held mix split into the rebalancing premium and the "
+              "trigger's timing; dividends received and commissions paid as fractions of the "
+              "starting cash.",
+)
+
 _RESULT = inline_serializer(
     name="BacktestResult",
     fields={
         "metrics": BacktestMetricsSerializer(help_text="The strategy's results."),
         "buy_and_hold": BacktestMetricsSerializer(
-            help_text="Buying at the start and holding, with the same cash."),
+            help_text="The starting mix held (benchmarks.held_mix under its former name)."),
+        "benchmarks": _BENCHMARKS,
+        "attribution": _ATTRIBUTION,
+        "notes": serializers.ListField(
+            child=serializers.CharField(),
+            help_text="Why some figures are null, e.g. a run too short to annualise (CAGR, "
+                      "volatility, Sharpe, Sortino and turnover need at least 60 calendar days "
+                      "and 20 bars)."),
         "orders": inline_serializer(
             name="BacktestOrder",
             fields={
@@ -223,13 +271,16 @@ class BacktestView(APIView):
 
     @extend_schema(
         operation_id="backtest_run",
-        summary="Backtest the strategy against buy-and-hold",
+        summary="Backtest the strategy against three benchmarks",
         description=(
             "Runs the live evaluation rules over a price series: the posted `prices` (at most "
             f"{MAX_BARS:,} bars) or a bundled `sample`, with optional `dividends`. Every "
             "strategy field may be given (fractions, not percent); `cash` (default 10000), "
             "`start_weight` (0.5) and `slippage_bps` (0) set up the run. Nothing is stored. "
-            "The answer holds the strategy's metrics, buy-and-hold's, and every order."
+            "The answer holds the strategy's metrics, its three benchmarks' (the starting mix "
+            "held, the stock held, the fixed mix rebalanced monthly; `buy_and_hold` is the "
+            "held mix under its former name), the attribution of the excess return, notes and "
+            "every order."
         ),
         request=BacktestRequestSerializer,
         responses={

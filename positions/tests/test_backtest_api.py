@@ -34,8 +34,10 @@ def test_posted_series(api):
     r = post(api, body)
     assert r.status_code == 200, r.content
     doc = r.json()
-    assert set(doc) == {"metrics", "buy_and_hold", "orders"}
+    assert set(doc) == {"metrics", "buy_and_hold", "benchmarks", "attribution", "notes",
+                        "orders"}
     assert list(doc["metrics"]) == list(metrics.METRIC_NAMES)
+    assert list(doc["benchmarks"]) == ["held_mix", "stock_held", "fixed_mix"]
     assert [(o["date"], o["side"], o["qty"], o["price"], o["kind"]) for o in doc["orders"]] == [
         ("2024-01-01", "BUY", 50, 100, "opening"),
         ("2024-01-02", "SELL", 50, 110, "sell_trigger"),
@@ -43,6 +45,21 @@ def test_posted_series(api):
     ]
     assert doc["metrics"]["final_value"] == 9975
     assert doc["buy_and_hold"]["total_return"] == pytest.approx(-0.025)
+    # Held mix: 50 shares and 5000 cash -> 9750; stock held: 100 shares -> 9500; no month
+    # starts inside the series, so the fixed mix is the held mix.
+    bench = doc["benchmarks"]
+    assert bench["held_mix"] == doc["buy_and_hold"]
+    assert bench["stock_held"]["total_return"] == pytest.approx(-0.05)
+    assert bench["fixed_mix"]["final_value"] == 9750
+    att = doc["attribution"]
+    assert att["excess_over_held_mix"] == pytest.approx(-0.0025 + 0.025)
+    assert att["rebalancing_premium"] == 0
+    assert att["trigger_timing"] == pytest.approx(0.0225)
+    # Four bars over three days: nothing annualised, and the note says why.
+    for m in (doc["metrics"], *bench.values()):
+        assert [m[k] for k in metrics.ANNUALISED] == [None] * 5
+    (note,) = doc["notes"]
+    assert "3 calendar days and 4 bars" in note and "at least 60 days and 20 bars" in note
 
 
 def test_sample_with_range_matches_the_command(api):
@@ -159,6 +176,23 @@ def test_schema_documents_the_endpoint(api):
     position = components["PositionCreateRequest"]["properties"]
     for name in ("trigger_pct", "guard_low", "commission_rate", "max_orders_per_day", "qty_step"):
         assert on_prices["properties"][name] == position[name], name
+
+
+def test_schema_documents_the_benchmarks_and_the_attribution(api):
+    import yaml
+
+    schema = yaml.safe_load(api.get("/v1/schema/").content)
+    comps = schema["components"]["schemas"]
+    result = comps["BacktestResult"]["properties"]
+    assert {"benchmarks", "attribution", "notes"} <= set(result)
+    bench = comps["BacktestBenchmarks"]["properties"]
+    assert list(bench) == ["held_mix", "stock_held", "fixed_mix"]
+    for entry in bench.values():  # each one the full set of metrics
+        ref = entry.get("$ref") or entry["allOf"][0]["$ref"]
+        assert set(comps[ref.rsplit("/", 1)[1]]["properties"]) == set(metrics.METRIC_NAMES)
+    att = comps["BacktestAttribution"]["properties"]
+    assert {"excess_over_held_mix", "rebalancing_premium", "trigger_timing", "dividends",
+            "commissions"} <= set(att)
 
 
 def test_an_idempotency_key_changes_nothing_and_stores_nothing(api):

@@ -42,9 +42,19 @@ def minutes(tmp_path):
 
 def test_json_document_shape():
     doc = json.loads(backtest("--sample", "IBM", "--json"))
-    assert set(doc) == {"metrics", "buy_and_hold", "orders"}
+    assert set(doc) == {"metrics", "buy_and_hold", "benchmarks", "attribution", "notes",
+                        "orders"}
     assert list(doc["metrics"]) == list(metrics.METRIC_NAMES)
     assert list(doc["buy_and_hold"]) == list(metrics.METRIC_NAMES)
+    assert list(doc["benchmarks"]) == ["held_mix", "stock_held", "fixed_mix"]
+    for bench in doc["benchmarks"].values():
+        assert list(bench) == list(metrics.METRIC_NAMES)
+    assert doc["benchmarks"]["held_mix"] == doc["buy_and_hold"]
+    att = doc["attribution"]
+    assert att["excess_over_held_mix"] == pytest.approx(
+        att["rebalancing_premium"] + att["trigger_timing"], abs=2e-6)
+    assert att["strategy_return"] == doc["metrics"]["total_return"]
+    assert doc["notes"] == []  # thirteen years: everything annualised
     first = doc["orders"][0]
     assert set(first) == {"date", "side", "qty", "price", "commission", "kind"}
     assert (first["date"], first["side"], first["kind"]) == ("2000-03-01", "BUY", "opening")
@@ -101,7 +111,11 @@ def test_start_end_and_dividends(tmp_path):
 
 def test_table_on_a_terminal():
     out = backtest("--sample", "MSFT")
-    assert "Strategy" in out and "Buy & hold" in out
+    assert "Strategy" in out and "Buy & hold" not in out
+    header = next(line for line in out.splitlines() if "Strategy" in line and "Held" in line)
+    assert header.split() == ["Strategy", "Held", "mix", "Stock", "held", "Fixed", "mix",
+                              "(monthly)"]
+    assert "rebalancing premium" in out and "trigger's timing" in out
     for label in ("Total return", "CAGR", "Sharpe", "Max drawdown", "Turnover", "Final value"):
         assert label in out
     assert out.startswith("Backtest of MSFT, 2000-03-01 to 2013-03-01: 3,270 daily bars")
@@ -131,6 +145,55 @@ def test_plot_xlsx_and_equity_csv_open(tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == 3270 and rows[0]["date"] == "2000-03-01"
     assert float(rows[-1]["equity"]) > 0
+
+
+def test_xlsx_dates_are_dates_headers_frozen_tables_filtered(tmp_path):
+    import datetime as dt
+
+    from openpyxl import load_workbook
+
+    xlsx = tmp_path / "ibm.xlsx"
+    backtest("--sample", "IBM", "--start", "2010-01-01", "--end", "2010-12-31", "--xlsx",
+             str(xlsx))
+    wb = load_workbook(xlsx)
+    orders, days, summary = wb["Orders"], wb["Daily"], wb["Summary"]
+    assert orders["A2"].value == dt.datetime(2010, 1, 4) and orders["A2"].is_date
+    assert days["A2"].value == dt.datetime(2010, 1, 4) and days["A2"].is_date
+    assert days["A2"].number_format == "yyyy-mm-dd"
+    assert orders.freeze_panes == "A2" and days.freeze_panes == "B2"
+    assert orders.auto_filter.ref == f"A1:G{orders.max_row}"
+    assert days.auto_filter.ref == f"A1:L{days.max_row}"
+    assert [c.value for c in days[1]] == ["date", "close", "equity", "held_mix", "stock_held",
+                                          "fixed_mix", "weight", "qty", "cash", "receivable",
+                                          "anchor", "drawdown"]
+    header = next(r for r in summary.iter_rows() if r[0].value == "Metric")[0].row
+    assert [c.value for c in summary[header]][:6] == [
+        "Metric", "Strategy", "Held mix", "Stock held", "Fixed mix (monthly)", "Key"]
+    assert summary.freeze_panes == f"B{header + 1}"  # the header and the lines above it
+    assert summary.auto_filter.ref.startswith(f"A{header}:F")
+    labels = [r[0].value for r in summary.iter_rows()]
+    assert {"Rebalancing premium (fixed - held mix)", "Trigger's timing (strategy - fixed mix)",
+            "Dividends received", "Commissions paid"} <= set(labels)
+
+
+def test_a_short_run_leaves_the_annualised_figures_out_everywhere(tmp_path):
+    from openpyxl import load_workbook
+
+    xlsx = tmp_path / "short.xlsx"
+    args = ("--sample", "IBM", "--start", "2010-01-04", "--end", "2010-01-08")
+    doc = json.loads(backtest(*args, "--json"))
+    assert doc["metrics"]["cagr"] is None and doc["metrics"]["sharpe"] is None
+    assert doc["notes"] == ["CAGR, volatility, Sharpe, Sortino and turnover are left out "
+                            "(null): the run covers 4 calendar days and 5 bars; annualising "
+                            "needs at least 60 days and 20 bars."]
+    out = backtest(*args, "--xlsx", str(xlsx))
+    assert "Note: " + doc["notes"][0] in out
+    cagr = next(line for line in out.splitlines() if line.startswith("CAGR"))
+    assert cagr.split()[1:] == ["n/a"] * 4
+    rows = list(load_workbook(xlsx)["Summary"].iter_rows(values_only=True))
+    assert ("Note: " + doc["notes"][0],) == next(r[:1] for r in rows if r[0] and
+                                                  str(r[0]).startswith("Note"))
+    assert next(r for r in rows if r[0] == "CAGR")[1:5] == (None,) * 4
 
 
 def test_json_keeps_stdout_clean_when_writing_files(tmp_path):

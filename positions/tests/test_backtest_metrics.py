@@ -36,14 +36,12 @@ def test_flat_series():
     assert [(o.side, o.qty, o.price, o.kind) for o in rep.strategy.orders] == [
         ("BUY", D(50), D(100), "opening")]
     assert m["total_return"] == 0
-    assert m["cagr"] == 0
-    assert m["volatility"] == 0
-    assert m["sharpe"] is None and m["sortino"] is None  # no variation: undefined
+    # Ten bars over nine days: too short to annualise (60 days and 20 bars at least).
+    assert [m[k] for k in metrics.ANNUALISED] == [None] * 5
+    assert rep.note.startswith("CAGR, volatility, Sharpe, Sortino and turnover are left out")
     assert m["max_drawdown"] == 0 and m["max_drawdown_days"] == 0
     assert (m["buys"], m["sells"]) == (1, 0)
     assert m["commissions"] == 0 and m["dividends"] == 0
-    # 5000 traded / mean equity 10000, over 9 days = 9 / 365.25 years.
-    assert m["turnover"] == pytest.approx(0.5 / (9 / 365.25))
     assert m["in_band_share"] == 1.0
     assert (m["final_qty"], m["final_cash"], m["final_value"]) == (D(50), D(5000), D(10000))
     assert rep.hold_metrics == m  # nothing ever triggers: the strategy holds
@@ -79,16 +77,17 @@ def test_single_round_trip():
     assert np.allclose(rep.equity, [10000, 10500, 10500, 9975])
     r = np.array([0.05, 0.0, -0.05])
     assert m["total_return"] == pytest.approx(-0.0025)
-    assert m["cagr"] == pytest.approx(0.9975 ** (365.25 / 3) - 1)
-    assert m["volatility"] == pytest.approx(0.05 * ANN)  # sd (ddof 1) of r is 0.05
-    assert m["sharpe"] == pytest.approx(0.0)
-    assert m["sortino"] == pytest.approx(0.0)
+    # The annualised figures as computed (the report leaves them out: four bars are too few).
+    p = metrics.performance(rep.equity, rep.series.seconds, rep.series.days, 10000.0)
+    assert p["cagr"] == pytest.approx(0.9975 ** (365.25 / 3) - 1)
+    assert p["volatility"] == pytest.approx(0.05 * ANN)  # sd (ddof 1) of r is 0.05
+    assert p["sharpe"] == pytest.approx(0.0)
+    assert p["sortino"] == pytest.approx(0.0)
     assert r.mean() == pytest.approx(0.0)
+    assert [m[k] for k in metrics.ANNUALISED] == [None] * 5
     assert m["max_drawdown"] == pytest.approx(9975 / 10500 - 1)
     assert m["max_drawdown_days"] == 1.0  # at the 10500 peak on day 2, below it on day 3
     assert (m["buys"], m["sells"]) == (2, 1)
-    mean_equity = (10000 + 10500 + 10500 + 9975) / 4
-    assert m["turnover"] == pytest.approx((5000 + 5500 + 10500) / mean_equity / (3 / 365.25))
     assert (m["final_qty"], m["final_cash"], m["final_value"]) == (D(105), D(0), D(9975))
     h = rep.hold_metrics
     # Buy-and-hold: 50 shares + 5000 cash: 10000, 10500, 10000, 9750.
@@ -96,6 +95,38 @@ def test_single_round_trip():
     assert h["max_drawdown"] == pytest.approx(9750 / 10500 - 1)
     assert h["max_drawdown_days"] == 2.0  # never recovers: peak day 1 to the last day
     assert (h["buys"], h["sells"]) == (1, 0)
+
+
+def test_annualised_figures_from_60_days_and_20_bars():
+    # The round trip above, then the price stays at 95 (no cash left: nothing trades): 61 bars
+    # over 60 calendar days are enough to annualise.
+    cfg = rules.Config(trigger_pct=D("0.05"), sizing="fixed_fraction", fixed_fraction=D(1),
+                       guard_low=D(0), guard_high=D(1), **FREE)
+    rep = run(daily([100, 110, 100] + [95] * 58), cfg)
+    assert len(rep.series) == 61 and rep.note is None
+    m = rep.metrics
+    assert m["cagr"] == pytest.approx(0.9975 ** (365.25 / 60) - 1)
+    mean_equity = (10000 + 10500 + 10500 + 9975 * 58) / 61
+    assert m["turnover"] == pytest.approx((5000 + 5500 + 10500) / mean_equity / (60 / 365.25))
+    assert m["volatility"] is not None and m["sharpe"] is not None
+
+
+@pytest.mark.parametrize("bars, step_days", [(19, 4), (30, 2)])
+def test_too_short_to_annualise_is_null_with_a_note(bars, step_days):
+    # 19 bars over 72 days (too few bars); 30 bars over 58 days (too short a span).
+    day0 = np.datetime64("2024-01-01", "D")
+    prices = [100 + (i % 3) for i in range(bars)]
+    series = data.series_from_points(
+        [(str(day0 + i * step_days), p) for i, p in enumerate(prices)], name="T")
+    rep = run(series, rules.Config())
+    span = (bars - 1) * step_days
+    for m in (rep.metrics, *(b.metrics for b in rep.benchmarks.values())):
+        assert [m[k] for k in metrics.ANNUALISED] == [None] * 5
+        assert m["total_return"] is not None and m["max_drawdown"] is not None
+    assert f"covers {span} calendar days and {bars} bars" in rep.note
+    table = report.table(rep)
+    assert "Note: CAGR, volatility, Sharpe, Sortino and turnover are left out" in table
+    assert report.document(rep)["notes"] == [rep.note]
 
 
 def test_known_drawdown():

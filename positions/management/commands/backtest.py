@@ -1,4 +1,4 @@
-"""``manage.py backtest``: the strategy over a price history, against buy-and-hold.
+"""``manage.py backtest``: the strategy over a price history, against three benchmarks.
 
 Examples::
 
@@ -22,8 +22,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from positions.strategy import rules
 
-_BOOL = {"true": True, "1": True, "yes": True, "on": True,
-         "false": False, "0": False, "no": False, "off": False}
 _PROGRESS_MIN_BARS = 100_000
 
 _HELP = {
@@ -48,7 +46,8 @@ def _option(name: str) -> str:
 
 class Command(BaseCommand):
     help = ("Backtest the volatility-balancing strategy over a price series (a CSV or a bundled "
-            "sample) and compare it with buy-and-hold.")
+            "sample) and compare it with three benchmarks: the starting mix held, the stock "
+            "held and the fixed mix rebalanced monthly.")
     requires_system_checks: list = []  # a pure computation: start fast
 
     def add_arguments(self, parser):
@@ -64,21 +63,14 @@ class Command(BaseCommand):
                                        "whole day)")
         src.add_argument("--dividends", metavar="FILE",
                          help="CSV with ex_date, pay_date, dps (replaces a sample's dividends)")
-        strat = parser.add_argument_group("strategy (fractions, not percent)")
-        for f in dataclasses.fields(rules.Config):
-            strat.add_argument(_option(f.name), dest=f.name, metavar="X", help=_HELP.get(f.name))
-        run = parser.add_argument_group("run")
-        run.add_argument("--cash", default="10000", help="starting cash (default 10000)")
-        run.add_argument("--start-weight", default="0.5",
-                         help="stock weight bought on the first bar (default 0.5)")
-        run.add_argument("--slippage-bps", default="0",
-                         help="fills this many basis points worse than the bar (default 0)")
+        run = add_strategy_arguments(parser, "strategy (fractions, not percent)")
         run.add_argument("--float", action="store_true", dest="use_float",
                          help="run the rules on floats (agrees with the Decimal default to the "
                               "cent)")
         out = parser.add_argument_group("output")
         out.add_argument("--json", action="store_true",
-                         help="print one JSON document: metrics, buy_and_hold, orders")
+                         help="print one JSON document: metrics, benchmarks, attribution, notes, "
+                              "orders")
         out.add_argument("--plot", metavar="FILE.png", help="draw price, equity and weight")
         out.add_argument("--xlsx", metavar="FILE", help="workbook: Summary, Orders, Daily")
         out.add_argument("--equity-csv", metavar="FILE", help="the daily series as CSV")
@@ -90,15 +82,7 @@ class Command(BaseCommand):
         from positions.strategy.backtest import data, engine, report
 
         cfg = _config(opts)
-        setup = engine.Setup(
-            cash=_decimal(opts["cash"], "--cash"),
-            start_weight=_decimal(opts["start_weight"], "--start-weight"),
-            slippage_bps=_decimal(opts["slippage_bps"], "--slippage-bps"),
-        )
-        problems = engine.setup_errors(setup)
-        if problems:
-            name, why = next(iter(problems.items()))
-            raise CommandError(f"{_option(name)}: {why}")
+        setup = setup_from(opts)
         try:
             if opts["csv"]:
                 series = data.load_csv(opts["csv"])
@@ -123,28 +107,11 @@ class Command(BaseCommand):
             if bar is not None:
                 bar.close()
 
-        written = []
-        try:
-            if opts["plot"]:
-                report.write_plot(rep, opts["plot"])
-                written.append(("plot", opts["plot"]))
-            if opts["xlsx"]:
-                report.write_xlsx(rep, opts["xlsx"])
-                written.append(("workbook", opts["xlsx"]))
-            if opts["equity_csv"]:
-                report.write_equity_csv(rep, opts["equity_csv"])
-                written.append(("daily series", opts["equity_csv"]))
-        except OSError as exc:
-            raise CommandError(f"{exc.filename}: {exc.strerror}") from None
-
-        if opts["json"]:
-            self.stdout.write(json.dumps(report.document(rep), separators=(",", ":")))
-            for what, path in written:
-                self.stderr.write(f"Wrote the {what} to {path}")
-        else:
-            self.stdout.write(report.table(rep))
-            for what, path in written:
-                self.stdout.write(f"Wrote the {what} to {path}")
+        emit(self, opts, [
+            ("plot", opts["plot"], lambda path: report.write_plot(rep, path)),
+            ("workbook", opts["xlsx"], lambda path: report.write_xlsx(rep, path)),
+            ("daily series", opts["equity_csv"], lambda path: report.write_equity_csv(rep, path)),
+        ], lambda: report.document(rep), lambda: report.table(rep))
 
     def _progress(self, n: int):
         """A progress bar on stderr, only on a terminal and only for long series."""
@@ -163,6 +130,59 @@ class Command(BaseCommand):
         return progress, bar
 
 
+def add_strategy_arguments(parser, title: str):
+    """Every strategy field as an option (``--trigger-pct``), and the run's ``--cash``,
+    ``--start-weight`` and ``--slippage-bps``; returns the "run" group."""
+    strat = parser.add_argument_group(title)
+    for f in dataclasses.fields(rules.Config):
+        strat.add_argument(_option(f.name), dest=f.name, metavar="X", help=_HELP.get(f.name))
+    run = parser.add_argument_group("run")
+    run.add_argument("--cash", default="10000", help="starting cash (default 10000)")
+    run.add_argument("--start-weight", default="0.5",
+                     help="stock weight bought on the first bar (default 0.5)")
+    run.add_argument("--slippage-bps", default="0",
+                     help="fills this many basis points worse than the bar (default 0)")
+    return run
+
+
+def setup_from(opts):
+    """The run's setup from --cash, --start-weight and --slippage-bps; a bad value is a
+    one-line CommandError naming the option."""
+    from positions.strategy.backtest import engine
+
+    setup = engine.Setup(
+        cash=_decimal(opts["cash"], "--cash"),
+        start_weight=_decimal(opts["start_weight"], "--start-weight"),
+        slippage_bps=_decimal(opts["slippage_bps"], "--slippage-bps"),
+    )
+    problems = engine.setup_errors(setup)
+    if problems:
+        name, why = next(iter(problems.items()))
+        raise CommandError(f"{_option(name)}: {why}")
+    return setup
+
+
+def emit(cmd, opts, files, document, table) -> None:
+    """Write each ``(what, path, write)`` of ``files`` whose path was given, then print the
+    JSON document (``--json``; the files said on stderr) or the table (the files below it)."""
+    written = []
+    try:
+        for what, path, write in files:
+            if path:
+                write(path)
+                written.append((what, path))
+    except OSError as exc:
+        raise CommandError(f"{exc.filename}: {exc.strerror}") from None
+    if opts["json"]:
+        cmd.stdout.write(json.dumps(document(), separators=(",", ":")))
+        say = cmd.stderr
+    else:
+        cmd.stdout.write(table())
+        say = cmd.stdout
+    for what, path in written:
+        say.write(f"Wrote the {what} to {path}")
+
+
 def _decimal(raw, option: str) -> Decimal:
     try:
         value = Decimal(str(raw).strip())
@@ -176,28 +196,17 @@ def _decimal(raw, option: str) -> Decimal:
 def _config(opts) -> rules.Config:
     """A rules.Config from the strategy options; a bad value is a one-line CommandError naming
     the option."""
+    from positions.strategy.research.sweep import GridError, parse_value
+
     values = {}
     for f in dataclasses.fields(rules.Config):
         raw = opts.get(f.name)
         if raw is None:
             continue
-        option = _option(f.name)
-        text = str(raw).strip()
-        if f.name == "sizing":
-            values[f.name] = text.lower()
-        elif f.name == "fractional":
-            if text.lower() not in _BOOL:
-                raise CommandError(f"{option}: {raw!r} is not true or false")
-            values[f.name] = _BOOL[text.lower()]
-        elif f.name == "max_orders_per_day":
-            try:
-                values[f.name] = int(text)
-            except ValueError:
-                raise CommandError(f"{option}: {raw!r} is not a whole number") from None
-        elif f.name == "qty_step" and text.lower() in ("none", ""):
-            values[f.name] = None
-        else:
-            values[f.name] = _decimal(text, option)
+        try:
+            values[f.name] = parse_value(f.name, raw)
+        except GridError as exc:
+            raise CommandError(f"{_option(f.name)}: {str(exc).split(': ', 1)[1]}") from None
     cfg = rules.Config(**values)
     errors = rules.config_errors(cfg)
     if errors:

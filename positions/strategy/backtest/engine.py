@@ -57,6 +57,7 @@ from positions.strategy import rules
 LEVEL_SLACK = 1e-7  # relative widening of the float levels
 _SCAN_FIRST = 64  # first window of the candidate search, in bars; grows 4x up to _SCAN_MAX
 _SCAN_MAX = 1 << 16
+_SCAN_PY = 24  # bars compared one by one before the numpy windows
 _BPS = Decimal("0.0001")
 
 
@@ -99,6 +100,11 @@ class Order:
     commission: Decimal | float
     notional: Decimal | float
     kind: str  # "opening" | "buy_trigger" | "sell_trigger" | "guardrail_rebalance"
+
+
+# Positional constructors that skip the frozen dataclasses' __setattr__ detour (equal objects).
+_new_order = rules._fast_constructor(Order)
+_new_state = rules._fast_constructor(rules.State)
 
 
 @dataclass
@@ -170,6 +176,7 @@ class _Book:
 
     def __init__(self, series, cfg, setup, dividends, exact, hold, progress):
         self.p = np.ascontiguousarray(series.prices, dtype=np.float64)
+        self.plist = self.p.tolist()  # for the first bars of a scan, one by one
         self.days = np.ascontiguousarray(series.days, dtype=np.int64)
         self.n = n = len(self.p)
         self.cfg = cfg
@@ -178,15 +185,7 @@ class _Book:
         self.progress = progress
         num = _dec if exact else float
         self.num = num
-        self.c = num(cfg.commission_rate)
-        self.wh = num(cfg.withholding_tax_rate)
-        self.cap = cfg.max_orders_per_day
-        if cfg.qty_step is not None:
-            self.step = num(cfg.qty_step)
-        elif not cfg.fractional:
-            self.step = num(1)
-        else:
-            self.step = num(rules.QTY_PLACES)
+        self.configure(cfg)
         bps = setup.slippage_bps * _BPS
         self.slip_buy = None if not bps else 1 + bps  # Decimal factors
         self.slip_sell = None if not bps else 1 - bps
@@ -210,18 +209,32 @@ class _Book:
         self.evaluations = 0
         self.changed = False
         self.rows = [(-1, 0.0, float(self.C), 0.0, math.nan)]
-        # Constants of the levels.
-        self.k = _consts(cfg)
         if n:
             ends = getattr(series, "day_ends", None)
             if ends is None:
                 ends = np.append(np.flatnonzero(np.diff(self.days)), n - 1)
             self.day_starts = ends + 1  # the first bar of the next day (n after the last)
 
+    def configure(self, cfg: rules.Config) -> None:
+        """The strategy's configuration and the constants drawn from it (also called by a
+        walk-forward between its windows)."""
+        num = self.num
+        self.cfg = cfg
+        self.c = num(cfg.commission_rate)
+        self.wh = num(cfg.withholding_tax_rate)
+        self.cap = cfg.max_orders_per_day
+        if cfg.qty_step is not None:
+            self.step = num(cfg.qty_step)
+        elif not cfg.fractional:
+            self.step = num(1)
+        else:
+            self.step = num(rules.QTY_PLACES)
+        self.k = _consts(cfg)  # constants of the levels
+
     # -- one bar ------------------------------------------------------------------------------
 
     def price(self, j: int):
-        x = float(self.p[j])
+        x = self.plist[j]
         return _dec(x) if self.exact else x
 
     def dividends_at(self, j: int) -> None:
@@ -246,8 +259,8 @@ class _Book:
             self.day = d
             self.orders_today = 0
         self.evaluations += 1
-        dec = rules.evaluate(rules.State(self.S, self.C, self.R, self.Pa), self.cfg, self.price(j),
-                             orders_today=self.orders_today)
+        dec = rules.evaluate(_new_state(self.S, self.C, self.R, self.Pa), self.cfg, self.price(j),
+                             orders_today=self.orders_today, explain=False)
         if dec.anchor_set:
             self.Pa = dec.anchor
             self.changed = True
@@ -282,6 +295,9 @@ class _Book:
         """The largest quantity up to ``q``, on the step, that the cash pays for at ``Pf``
         with its commission: ``q`` itself unless the slippage (the proposal was sized at the
         bar price) or the commission's rounding make it overdraw. 0 when nothing fits."""
+        if not self.exact and self.C - q * Pf * (1.0 + self.c) >= 1e-6 + 1e-12 * abs(self.C):
+            return q  # paid for with a micro to spare: no commission rounding can overdraw
+
         def over(x):
             return self.overdraws(x, Pf, rules.default_commission(self.c, x, Pf))
 
@@ -310,7 +326,7 @@ class _Book:
         self.orders_today += 1
         notional = q * Pf
         notional = round(notional, 6) if not self.exact else notional.quantize(rules.MONEY_PLACES)
-        self.orders.append(Order(j, side, q, Pf, k, notional, kind))
+        self.orders.append(_new_order(j, side, q, Pf, k, notional, kind))
         self.commissions += k
         self.changed = True
         return True
@@ -409,7 +425,7 @@ class _Book:
                 i = min(int(self.day_starts[k]), nxt)
                 continue
             hi, lo = self.levels()
-            j = _scan(self.p, i, nxt, hi, lo)
+            j = _scan(self.p, i, nxt, hi, lo, self.plist)
             if j >= nxt:
                 i = nxt
                 continue
@@ -514,11 +530,21 @@ def _levels(S: float, C: float, R: float, Pa: float, k: _Consts) -> tuple[float,
     return hi, lo * dn if lo > 0 else lo
 
 
-def _scan(p: np.ndarray, i: int, limit: int, hi: float, lo: float) -> int:
-    """The first bar in [i, limit) with p >= hi or p <= lo, else ``limit``. Windows grow so the
-    work is proportional to the distance travelled."""
+def _scan(p: np.ndarray, i: int, limit: int, hi: float, lo: float,
+          plist: list[float] | None = None) -> int:
+    """The first bar in [i, limit) with p >= hi or p <= lo, else ``limit``. The first
+    :data:`_SCAN_PY` bars are compared one by one on ``plist`` (``p`` as a list; a level is
+    usually reached within a few bars, where numpy's per-call cost dominates), then windows
+    that grow so the work is proportional to the distance travelled."""
     if hi == math.inf and lo == -math.inf:
         return limit
+    if plist is not None:
+        e = min(i + _SCAN_PY, limit)
+        for j in range(i, e):
+            x = plist[j]
+            if x >= hi or x <= lo:
+                return j
+        i = e
     w = _SCAN_FIRST
     while i < limit:
         e = min(i + w, limit)

@@ -22,6 +22,11 @@ of a single day):
   year (divided by years);
 - in_band_share: the share of bars whose weight after the bar lies within [guard_low,
   guard_high].
+
+Annualised figures (cagr, volatility, sharpe, sortino, turnover) of a run shorter than
+:data:`MIN_ANNUALISED_DAYS` calendar days or :data:`MIN_ANNUALISED_BARS` bars are ``None`` in
+:func:`summary`, and :func:`annualised_note` says why: five bars would otherwise report a CAGR of
+several hundred percent (strategy.md, "Benchmarks and attribution").
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ TRADING_DAYS = 252
 SECONDS_PER_DAY = 86400.0
 DAYS_PER_YEAR = 365.25
 _BAND_TOLERANCE = 1e-9  # the residue rounding a quantity to 8 places can leave
+MIN_ANNUALISED_DAYS = 60  # calendar days from the first to the last bar
+MIN_ANNUALISED_BARS = 20
+ANNUALISED = ("cagr", "volatility", "sharpe", "sortino", "turnover")
 
 METRIC_NAMES = (
     "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
@@ -146,8 +154,23 @@ def drawdown(equity: np.ndarray, seconds: np.ndarray) -> tuple[float, float]:
     return mdd, float(seconds[end] - seconds[start]) / SECONDS_PER_DAY
 
 
+def annualised_note(seconds: np.ndarray) -> str | None:
+    """Why the annualised figures of a run over bars at ``seconds`` are left out, or None when
+    the run is long enough (at least MIN_ANNUALISED_DAYS calendar days and
+    MIN_ANNUALISED_BARS bars)."""
+    n = len(seconds)
+    span = float(seconds[-1] - seconds[0]) / SECONDS_PER_DAY if n else 0.0
+    if span >= MIN_ANNUALISED_DAYS and n >= MIN_ANNUALISED_BARS:
+        return None
+    return (f"CAGR, volatility, Sharpe, Sortino and turnover are left out (null): the run "
+            f"covers {span:,.4g} calendar day{'s' if span != 1 else ''} and {n:,} "
+            f"bar{'s' if n != 1 else ''}; annualising needs at least {MIN_ANNUALISED_DAYS} "
+            f"days and {MIN_ANNUALISED_BARS} bars.")
+
+
 def summary(series, run, cfg, initial_cash, *, equity=None, weight=None) -> dict:
-    """Every metric of the report for one run (strategy or buy-and-hold)."""
+    """Every metric of the report for one run (the strategy or a benchmark); the annualised
+    ones are None for a run too short to annualise (:func:`annualised_note`)."""
     prices = series.prices
     n = len(prices)
     if equity is None or weight is None:
@@ -180,4 +203,7 @@ def summary(series, run, cfg, initial_cash, *, equity=None, weight=None) -> dict
         "final_cash": run.cash,
         "final_value": final_value,
     })
+    if annualised_note(seconds) is not None:
+        for k in ANNUALISED:
+            out[k] = None
     return {k: out[k] for k in METRIC_NAMES}

@@ -9,15 +9,25 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
 from positions.strategy import rules
-from positions.strategy.backtest import engine, metrics
+from positions.strategy.backtest import benchmarks, engine, metrics
 
 ORDER_KEYS = ("date", "side", "qty", "price", "commission", "kind")
+
+
+@dataclass
+class Benchmark:
+    """One benchmark's run, its equity and weight after each bar, and its metrics."""
+
+    run: engine.Run
+    equity: np.ndarray
+    weight: np.ndarray
+    metrics: dict
 
 
 @dataclass
@@ -27,13 +37,16 @@ class Report:
     setup: engine.Setup
     dividends: list
     strategy: engine.Run
-    hold: engine.Run
+    hold: engine.Run  # the held mix (benchmarks["held_mix"].run)
     equity: np.ndarray
     weight: np.ndarray
     hold_equity: np.ndarray
     hold_weight: np.ndarray
     metrics: dict
     hold_metrics: dict
+    benchmarks: dict[str, Benchmark] = field(default_factory=dict)  # keyed by benchmarks.NAMES
+    attribution: dict = field(default_factory=dict)
+    note: str | None = None  # why the annualised figures are null, when they are
 
     @property
     def dividends_in_range(self) -> int:
@@ -42,26 +55,39 @@ class Report:
         ex, _pay = engine.schedule(self.series.days, self.dividends)
         return sum(len(found) for found in ex.values())
 
+    @property
+    def notes(self) -> list[str]:
+        return [self.note] if self.note else []
+
+
+def measure(series, run: engine.Run, cfg: rules.Config, cash) -> Benchmark:
+    """A run's equity and weight after each bar, and its metrics."""
+    equity, weight = metrics.equity_and_weight(series.prices, run)
+    return Benchmark(run, equity, weight,
+                     metrics.summary(series, run, cfg, cash, equity=equity, weight=weight))
+
 
 def backtest(series, cfg: rules.Config, setup: engine.Setup = engine.Setup(),
              dividends: Iterable = (), *, exact: bool = True,
              progress: Callable[[int], None] | None = None) -> Report:
-    """Run the strategy and buy-and-hold over ``series`` and measure both."""
+    """Run the strategy and its three benchmarks over ``series`` and measure them all."""
     dividends = list(dividends)
     try:
         strat = engine.run(series, cfg, setup, dividends, exact=exact, progress=progress)
-        hold = engine.run(series, cfg, setup, dividends, exact=exact, hold=True)
+        runs = benchmarks.run_all(series, cfg, setup, dividends, exact=exact)
     except InvalidOperation:  # a quantity or amount past 28 significant digits
         raise engine.SetupError({"cash": "The cash and prices are too large for exact decimal "
                                          "arithmetic (28 significant digits); scale them "
                                          "down."}) from None
-    equity, weight = metrics.equity_and_weight(series.prices, strat)
-    hold_equity, hold_weight = metrics.equity_and_weight(series.prices, hold)
+    mine = measure(series, strat, cfg, setup.cash)
+    bench = {name: measure(series, r, cfg, setup.cash) for name, r in runs.items()}
+    held = bench["held_mix"]
     return Report(
-        series, cfg, setup, dividends, strat, hold, equity, weight, hold_equity,
-        hold_weight,
-        metrics.summary(series, strat, cfg, setup.cash, equity=equity, weight=weight),
-        metrics.summary(series, hold, cfg, setup.cash, equity=hold_equity, weight=hold_weight),
+        series, cfg, setup, dividends, strat, held.run, mine.equity, mine.weight, held.equity,
+        held.weight, mine.metrics, held.metrics, bench,
+        benchmarks.attribution(mine.metrics, {k: b.metrics for k, b in bench.items()},
+                               setup.cash),
+        metrics.annualised_note(series.seconds),
     )
 
 
@@ -86,7 +112,8 @@ def _num(x, places: int = 6):
     return round(x, places)
 
 
-def _metrics_json(m: dict) -> dict:
+def metrics_json(m: dict) -> dict:
+    """A run's metrics as JSON numbers (None where undefined)."""
     out = {}
     for k, v in m.items():
         if k == "final_qty":
@@ -100,12 +127,23 @@ def _metrics_json(m: dict) -> dict:
     return out
 
 
+def _attribution_json(att: dict) -> dict:
+    out = {}
+    for k, v in att.items():
+        out[k] = {n: _num(x, 6) for n, x in v.items()} if isinstance(v, dict) else _num(v, 6)
+    return out
+
+
 def document(rep: Report) -> dict:
-    """The JSON document of the issue: metrics, buy_and_hold, orders."""
+    """The JSON document: the strategy's metrics, the three benchmarks' (``buy_and_hold`` is
+    the held mix under its former name), the attribution, notes and every order."""
     label = rep.series.label
     return {
-        "metrics": _metrics_json(rep.metrics),
-        "buy_and_hold": _metrics_json(rep.hold_metrics),
+        "metrics": metrics_json(rep.metrics),
+        "buy_and_hold": metrics_json(rep.hold_metrics),
+        "benchmarks": {k: metrics_json(b.metrics) for k, b in rep.benchmarks.items()},
+        "attribution": _attribution_json(rep.attribution),
+        "notes": rep.notes,
         "orders": [
             {
                 "date": label(o.bar),
@@ -168,35 +206,77 @@ def describe(rep: Report) -> list[str]:
     return lines
 
 
-def table(rep: Report) -> str:
-    """The metrics beside buy-and-hold, for a terminal."""
-    a, b = rep.metrics, rep.hold_metrics
-    rows = [
-        ("Total return", _pct(a["total_return"]), _pct(b["total_return"])),
-        ("CAGR", _pct(a["cagr"]), _pct(b["cagr"])),
-        ("Volatility (annual)", _pct(a["volatility"]), _pct(b["volatility"])),
-        ("Sharpe", _ratio(a["sharpe"]), _ratio(b["sharpe"])),
-        ("Sortino", _ratio(a["sortino"]), _ratio(b["sortino"])),
-        ("Max drawdown", _pct(a["max_drawdown"]), _pct(b["max_drawdown"])),
-        ("Max drawdown duration", _days(a["max_drawdown_days"]), _days(b["max_drawdown_days"])),
-        ("Buys / sells", f"{a['buys']:,} / {a['sells']:,}", f"{b['buys']:,} / {b['sells']:,}"),
-        ("Commissions", _money(a["commissions"]), _money(b["commissions"])),
-        ("Dividends (net, paid)", _money(a["dividends"]), _money(b["dividends"])),
-        ("Turnover (per year)", _ratio(a["turnover"]) + "x" if a["turnover"] is not None
-         else "n/a", _ratio(b["turnover"]) + "x" if b["turnover"] is not None else "n/a"),
-        ("Bars inside the band", _pct(a["in_band_share"], 1), _pct(b["in_band_share"], 1)),
-        ("Final shares", f"{float(a['final_qty']):,.4f}", f"{float(b['final_qty']):,.4f}"),
-        ("Final cash", _money(a["final_cash"]), _money(b["final_cash"])),
-        ("Final value", _money(a["final_value"]), _money(b["final_value"])),
+def _turnover(x) -> str:
+    return "n/a" if x is None else _ratio(x) + "x"
+
+
+_TABLE_ROWS = (
+    ("Total return", lambda m: _pct(m["total_return"])),
+    ("CAGR", lambda m: _pct(m["cagr"])),
+    ("Volatility (annual)", lambda m: _pct(m["volatility"])),
+    ("Sharpe", lambda m: _ratio(m["sharpe"])),
+    ("Sortino", lambda m: _ratio(m["sortino"])),
+    ("Max drawdown", lambda m: _pct(m["max_drawdown"])),
+    ("Max drawdown duration", lambda m: _days(m["max_drawdown_days"])),
+    ("Buys / sells", lambda m: f"{m['buys']:,} / {m['sells']:,}"),
+    ("Commissions", lambda m: _money(m["commissions"])),
+    ("Dividends (net, paid)", lambda m: _money(m["dividends"])),
+    ("Turnover (per year)", lambda m: _turnover(m["turnover"])),
+    ("Bars inside the band", lambda m: _pct(m["in_band_share"], 1)),
+    ("Final shares", lambda m: f"{float(m['final_qty']):,.4f}"),
+    ("Final cash", lambda m: _money(m["final_cash"])),
+    ("Final value", lambda m: _money(m["final_value"])),
+)
+
+
+def attribution_lines(rep: Report) -> list[str]:
+    """The attribution of the excess return over the held mix, in sentences for a terminal."""
+    a = rep.attribution
+    if not a:
+        return []
+    d, k = a["dividends"], a["commissions"]
+    return [
+        "Attribution (total returns, fractions of the starting cash):",
+        f"  excess over the held mix     {_pct(a['excess_over_held_mix']):>10}  = strategy "
+        f"{_pct(a['strategy_return'])} - held mix {_pct(a['held_mix_return'])}",
+        f"  rebalancing premium          {_pct(a['rebalancing_premium']):>10}  = fixed mix "
+        f"{_pct(a['fixed_mix_return'])} - held mix {_pct(a['held_mix_return'])}",
+        f"  trigger's timing             {_pct(a['trigger_timing']):>10}  = strategy "
+        f"{_pct(a['strategy_return'])} - fixed mix {_pct(a['fixed_mix_return'])}",
+        "  dividends received           " + ", ".join(
+            f"{_who(n)} {_pct(v)}" for n, v in d.items()),
+        "  commissions paid             " + ", ".join(
+            f"{_who(n)} {_pct(v, 3)}" for n, v in k.items()),
     ]
+
+
+def _who(name: str) -> str:
+    return "strategy" if name == "strategy" else benchmarks.LABELS[name].lower()
+
+
+def table(rep: Report) -> str:
+    """The metrics beside the three benchmarks, the attribution and any note, for a
+    terminal."""
+    cols = [("Strategy", rep.metrics)] + [
+        (benchmarks.LABELS[k], b.metrics) for k, b in rep.benchmarks.items()]
+    rows = [(label, *(f(m) for _, m in cols)) for label, f in _TABLE_ROWS]
     w0 = max(len(r[0]) for r in rows)
-    w1 = max(len("Strategy"), *(len(r[1]) for r in rows))
-    w2 = max(len("Buy & hold"), *(len(r[2]) for r in rows))
+    widths = [max(len(name), *(len(r[i + 1]) for r in rows)) for i, (name, _) in
+              enumerate(cols)]
     out = describe(rep)
     out.append("")
-    out.append(f"{'':<{w0}}  {'Strategy':>{w1}}  {'Buy & hold':>{w2}}")
-    out.append(f"{'-' * w0}  {'-' * w1}  {'-' * w2}")
-    out.extend(f"{r[0]:<{w0}}  {r[1]:>{w1}}  {r[2]:>{w2}}" for r in rows)
+    out.append(f"{'':<{w0}}  " + "  ".join(f"{name:>{w}}" for (name, _), w in
+                                           zip(cols, widths, strict=True)))
+    out.append(f"{'-' * w0}  " + "  ".join("-" * w for w in widths))
+    out.extend(f"{r[0]:<{w0}}  " + "  ".join(f"{c:>{w}}" for c, w in
+                                             zip(r[1:], widths, strict=True)) for r in rows)
+    lines = attribution_lines(rep)
+    if lines:
+        out.append("")
+        out.extend(lines)
+    for note in rep.notes:
+        out.append("")
+        out.append(f"Note: {note}")
     return "\n".join(out)
 
 
@@ -204,8 +284,8 @@ def table(rep: Report) -> str:
 # Daily series (CSV, workbook, plot)
 # --------------------------------------------------------------------------------------------
 
-DAILY_COLUMNS = ("date", "close", "equity", "buy_and_hold", "weight", "qty", "cash",
-                 "receivable", "anchor", "drawdown")
+DAILY_COLUMNS = ("date", "close", "equity", "held_mix", "stock_held", "fixed_mix", "weight",
+                 "qty", "cash", "receivable", "anchor", "drawdown")
 
 
 def daily(rep: Report) -> dict[str, np.ndarray]:
@@ -220,7 +300,7 @@ def daily(rep: Report) -> dict[str, np.ndarray]:
         "date": rep.series.times[idx].astype("datetime64[D]"),
         "close": rep.series.prices[idx],
         "equity": eq[idx],
-        "buy_and_hold": rep.hold_equity[idx],
+        **{k: b.equity[idx] for k, b in rep.benchmarks.items()},
         "weight": rep.weight[idx],
         "qty": state["qty"],
         "cash": state["cash"],
@@ -260,10 +340,47 @@ _SUMMARY_LABELS = {
 _PERCENT = {"total_return", "cagr", "volatility", "max_drawdown", "in_band_share"}
 
 
+def bar_time(series, i: int):
+    """Bar ``i``'s time for a workbook cell: a ``date`` for daily data, else the wall-clock
+    ``datetime`` as written (a spreadsheet has no UTC offsets)."""
+    t = series.times[i]
+    if not series.intraday:
+        return t.astype("datetime64[D]").item()
+    return t.astype("datetime64[s]").item()
+
+
+def style_header(ws, row: int, ncols: int) -> None:
+    """Bold the header cells of ``row``."""
+    from openpyxl.styles import Font
+
+    bold = Font(bold=True)
+    for cell in ws[row][:ncols]:
+        cell.font = bold
+
+
+def table_sheet(ws, header, rows, *, date_format: str | None = None, freeze_col: str = "A",
+                widths: dict | None = None) -> None:
+    """A sheet holding one table: a bold header row frozen in place, a filter over the whole
+    table, dates (the first column, when ``date_format``) stored as dates."""
+    ws.append(list(header))
+    style_header(ws, 1, len(header))
+    for row in rows:
+        ws.append(list(row))
+    if date_format:
+        for (cell,) in ws.iter_rows(min_row=2, max_col=1):
+            cell.number_format = date_format
+    ws.freeze_panes = f"{freeze_col}2"
+    ws.auto_filter.ref = ws.dimensions
+    for col, w in (widths or {}).items():
+        ws.column_dimensions[col].width = w
+
+
 def write_xlsx(rep: Report, path) -> None:
-    """A workbook: Summary (metrics beside buy-and-hold, the inputs), Orders, Daily."""
+    """A workbook: Summary (metrics beside the benchmarks, the attribution, the inputs),
+    Orders, Daily. Dates are dates; every header row is frozen; every table has a filter."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     bold = Font(bold=True)
     wb = Workbook()
@@ -273,58 +390,69 @@ def write_xlsx(rep: Report, path) -> None:
         ws.append([line])
     ws["A1"].font = bold
     ws.append([])
-    ws.append(["Metric", "Strategy", "Buy & hold", "Key"])
-    for cell in ws[ws.max_row]:
-        cell.font = bold
-    a = _metrics_json(rep.metrics)
-    b = _metrics_json(rep.hold_metrics)
+    names = [benchmarks.LABELS[k] for k in rep.benchmarks]
+    header = ["Metric", "Strategy", *names, "Key"]
+    ws.append(header)
+    top = ws.max_row
+    style_header(ws, top, len(header))
+    cols = [rep.metrics] + [b.metrics for b in rep.benchmarks.values()]
+    js = [metrics_json(m) for m in cols]
+    last = 1 + len(cols)
     for k in metrics.METRIC_NAMES:
-        ws.append([_SUMMARY_LABELS[k], a[k], b[k], k])
-        if k in _PERCENT:
-            for cell in ws[ws.max_row][1:3]:
-                cell.number_format = "0.00%"
-        elif k in ("sharpe", "sortino", "turnover"):
-            for cell in ws[ws.max_row][1:3]:
-                cell.number_format = "0.00"
-        elif k in ("commissions", "dividends", "final_cash", "final_value"):
-            for cell in ws[ws.max_row][1:3]:
-                cell.number_format = "#,##0.00"
+        ws.append([_SUMMARY_LABELS[k], *(m[k] for m in js), k])
+        fmt = _number_format(k)
+        if fmt:
+            for cell in ws[ws.max_row][1:last]:
+                cell.number_format = fmt
+    ws.auto_filter.ref = f"A{top}:{get_column_letter(len(header))}{ws.max_row}"
+    ws.freeze_panes = f"B{top + 1}"
+    att = rep.attribution
+    if att:
+        ws.append([])
+        ws.append(["Attribution", "Fraction", "", "", "", "Key"])
+        style_header(ws, ws.max_row, 6)
+        for key, label in (("excess_over_held_mix", "Excess over the held mix"),
+                           ("rebalancing_premium", "Rebalancing premium (fixed - held mix)"),
+                           ("trigger_timing", "Trigger's timing (strategy - fixed mix)")):
+            ws.append([label, att[key], "", "", "", key])
+            ws[ws.max_row][1].number_format = "0.00%"
+        for key, label in (("dividends", "Dividends received"),
+                           ("commissions", "Commissions paid")):
+            ws.append([label, *(att[key][n] for n in ("strategy", *rep.benchmarks)), key])
+            for cell in ws[ws.max_row][1:last]:
+                cell.number_format = "0.000%"
+    for note in rep.notes:
+        ws.append([])
+        ws.append([f"Note: {note}"])
     ws.append([])
     ws.append(["Input", "Value"])
-    ws[ws.max_row][0].font = bold
-    ws[ws.max_row][1].font = bold
+    style_header(ws, ws.max_row, 2)
     cfg = rep.cfg
     for name in cfg.__dataclass_fields__:
         v = getattr(cfg, name)
         ws.append([name, float(v) if isinstance(v, Decimal) else v])
     for name in ("cash", "start_weight", "slippage_bps"):
         ws.append([name, float(getattr(rep.setup, name))])
-    ws.column_dimensions["A"].width = 32
-    for col in "BCD":
-        ws.column_dimensions[col].width = 18
+    ws.column_dimensions["A"].width = 40
+    for i in range(2, len(header) + 1):
+        ws.column_dimensions[get_column_letter(i)].width = 18
 
-    wo = wb.create_sheet("Orders")
-    wo.append(["date", "side", "qty", "price", "notional", "commission", "kind"])
-    for cell in wo[1]:
-        cell.font = bold
-    label = rep.series.label
-    for o in rep.strategy.orders:
-        wo.append([label(o.bar), o.side, float(o.qty), float(o.price), float(o.notional),
-                   float(o.commission), o.kind])
-    wo.column_dimensions["A"].width = 22
-    wo.column_dimensions["G"].width = 20
+    s = rep.series
+    fmt = "yyyy-mm-dd hh:mm:ss" if s.intraday else "yyyy-mm-dd"
+    table_sheet(
+        wb.create_sheet("Orders"),
+        ("date", "side", "qty", "price", "notional", "commission", "kind"),
+        ([bar_time(s, o.bar), o.side, float(o.qty), float(o.price), float(o.notional),
+          float(o.commission), o.kind] for o in rep.strategy.orders),
+        date_format=fmt, widths={"A": 20, "G": 20})
 
-    wd = wb.create_sheet("Daily")
-    wd.append(list(DAILY_COLUMNS))
-    for cell in wd[1]:
-        cell.font = bold
     d = daily(rep)
     cols = [d[c] for c in DAILY_COLUMNS]
-    for row in zip(*cols, strict=True):
-        wd.append([_cell(c, v) if c != "date" else str(v)
-                   for c, v in zip(DAILY_COLUMNS, row, strict=True)])
-    wd.column_dimensions["A"].width = 12
-    wd.freeze_panes = "B2"
+    table_sheet(
+        wb.create_sheet("Daily"), DAILY_COLUMNS,
+        ([v.item() if c == "date" else _cell(c, v)
+          for c, v in zip(DAILY_COLUMNS, row, strict=True)] for row in zip(*cols, strict=True)),
+        date_format="yyyy-mm-dd", freeze_col="B", widths={"A": 12})
     wb.save(path)
 
 
@@ -376,13 +504,25 @@ def write_position_plot(path, *, title: str, prices: list, anchors: list, fills:
     plt.close(fig)
 
 
+def _number_format(key: str) -> str | None:
+    if key in _PERCENT:
+        return "0.00%"
+    if key in ("sharpe", "sortino", "turnover"):
+        return "0.00"
+    if key in ("commissions", "dividends", "final_cash", "final_value"):
+        return "#,##0.00"
+    return None
+
+
+_BENCH_COLORS = ("#7f7f7f", "#d62728", "#2ca02c")
+
+
 def write_plot(rep: Report, path) -> None:
-    """Three stacked panels: price with the buys, sells and the anchor; equity against
-    buy-and-hold; the stock weight inside its band."""
+    """Three stacked panels: price with the buys, sells and the anchor; equity against the
+    three benchmarks, with the attribution; the stock weight inside its band."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
     from matplotlib.ticker import PercentFormatter
 
@@ -397,11 +537,13 @@ def write_plot(rep: Report, path) -> None:
         layout="constrained",
     )
     name = s.name or "the series"
-    m, h = rep.metrics, rep.hold_metrics
+    m = rep.metrics
+    versus = ", ".join(f"{benchmarks.LABELS[k].lower()} {_pct(b.metrics['total_return'], 1)}"
+                       for k, b in rep.benchmarks.items())
     fig.suptitle(
-        f"Volatility balancing on {name}, {s.label(0)} to {s.label(n - 1)}: "
-        f"strategy {_pct(m['total_return'], 1)} vs buy-and-hold {_pct(h['total_return'], 1)}",
-        fontsize=13, fontweight="bold",
+        f"Volatility balancing on {name}, {s.label(0)} to {s.label(n - 1)}\n"
+        f"strategy {_pct(m['total_return'], 1)} vs {versus}",
+        fontsize=12, fontweight="bold",
     )
 
     orders = rep.strategy.orders
@@ -410,12 +552,22 @@ def write_plot(rep: Report, path) -> None:
 
     ax2.plot(x, rep.equity[idx], color="#1f77b4", lw=1.3,
              label=f"Strategy ({_money(m['final_value'])})")
-    ax2.plot(x, rep.hold_equity[idx], color="#7f7f7f", lw=1.1,
-             label=f"Buy and hold ({_money(h['final_value'])})")
+    for (k, b), color in zip(rep.benchmarks.items(), _BENCH_COLORS, strict=False):
+        ax2.plot(x, b.equity[idx], color=color, lw=1.0,
+                 label=f"{benchmarks.LABELS[k]} ({_money(b.metrics['final_value'])})")
     ax2.axhline(float(rep.setup.cash), color="black", lw=0.6, ls=":")
     ax2.set_ylabel("Position value")
-    ax2.set_title("Equity against buy-and-hold (dividends credited)", loc="left", fontsize=11)
-    ax2.legend(loc="best", fontsize=9, framealpha=0.85)
+    ax2.set_title("Equity against the benchmarks (dividends credited)", loc="left", fontsize=11)
+    ax2.legend(loc="upper left", fontsize=9, framealpha=0.85)
+    a = rep.attribution
+    if a:
+        ax2.text(0.99, 0.03,
+                 f"Excess over the held mix {_pct(a['excess_over_held_mix'], 1)} = "
+                 f"rebalancing premium {_pct(a['rebalancing_premium'], 1)} + "
+                 f"trigger's timing {_pct(a['trigger_timing'], 1)}",
+                 transform=ax2.transAxes, ha="right", va="bottom", fontsize=9,
+                 bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85,
+                       "edgecolor": "#cccccc"})
 
     low, high = float(rep.cfg.guard_low), float(rep.cfg.guard_high)
     ax3.axhspan(low, high, color="#1a9850", alpha=0.10, label="Band")
@@ -431,8 +583,16 @@ def write_plot(rep: Report, path) -> None:
 
     for ax in (ax1, ax2, ax3):
         ax.grid(True, alpha=0.3)
+    finish(fig, ax3, path)
+
+
+def finish(fig, bottom, path) -> None:
+    """Concise dates on the bottom axis, then the picture saved and closed."""
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
     loc = mdates.AutoDateLocator()
-    ax3.xaxis.set_major_locator(loc)
-    ax3.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+    bottom.xaxis.set_major_locator(loc)
+    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
     fig.savefig(path, dpi=110)
     plt.close(fig)

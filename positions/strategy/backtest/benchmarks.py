@@ -1,0 +1,118 @@
+"""The three benchmarks of every backtest report and the attribution of the strategy's excess
+return (strategy.md, "Benchmarks and attribution"). Pure: numpy, the rules and the engine.
+
+Each benchmark runs over the same bars as the strategy, is credited dividends the same way (net
+of withholding, cash on the pay-date, nothing reinvested) and pays the same commission rate:
+
+- ``held_mix``: the strategy's opening purchase (buy_to(start weight)), then nothing;
+- ``stock_held``: the whole starting cash in the stock at the first bar (buy_to(1), rounded,
+  commission), then nothing;
+- ``fixed_mix``: the opening purchase, then on the first bar of each calendar month (after that
+  bar's dividends) a trade back to the start weight: buy_to / sell_to of the start weight sized
+  at the fill price (the bar price worsened by the slippage, as the opening purchase is), rounded
+  toward zero like any quantity, skipped when its notional is below ``min_notional``.
+
+Attribution of the strategy's total return R over the held mix's H, F being the fixed mix's:
+R - H = (F - H) + (R - F): the *rebalancing premium* F - H and the *trigger's timing* R - F.
+Dividends received and commissions paid are given beside them as fractions of the starting cash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from decimal import Decimal
+
+import numpy as np
+
+from positions.strategy import rules
+from positions.strategy.backtest import engine
+
+NAMES = ("held_mix", "stock_held", "fixed_mix")
+LABELS = {
+    "held_mix": "Held mix",
+    "stock_held": "Stock held",
+    "fixed_mix": "Fixed mix (monthly)",
+}
+DESCRIPTIONS = {
+    "held_mix": "the opening purchase at the start weight, then nothing (dividends credited)",
+    "stock_held": "all the starting cash in the stock at the first bar, then nothing",
+    "fixed_mix": "the start weight restored on the first bar of every calendar month",
+}
+REBALANCE = "rebalance"  # the kind of a fixed mix's monthly order
+
+
+def month_starts(days: np.ndarray) -> np.ndarray:
+    """The bars (after bar 0) that are the first of a calendar month."""
+    months = days.astype("datetime64[D]").astype("datetime64[M]")
+    return np.flatnonzero(months[1:] != months[:-1]) + 1
+
+
+class _FixedMix(engine._Book):
+    """The engine's book (dividends, fills, rounding, the record of changes) with a monthly
+    rebalance instead of the rules: the loops below replace the strategy's."""
+
+    def loop_plain(self, start: int) -> None:
+        self._monthly(start)
+
+    def loop_fast(self, start: int) -> None:
+        self._monthly(start)
+
+    def _monthly(self, start: int) -> None:
+        starts = month_starts(self.days)
+        bars = np.union1d(starts, self.events)
+        monthly = set(starts.tolist())
+        for j in bars[bars >= start].tolist():
+            self.dividends_at(j)
+            if j in monthly:
+                self._rebalance(j)
+            self.record(j)
+
+    def _rebalance(self, j: int) -> None:
+        S, C, R = self.S, self.C, self.R
+        P = self.price(j)
+        t = self.start_weight
+        side = rules.BUY if S * P < t * (S * P + C + R) else rules.SELL
+        Pf = self.fill_price(j, side)
+        size = rules.buy_to if side == rules.BUY else rules.sell_to
+        raw = size(t, qty=S, cash=C, receivable=R, price=Pf, commission_rate=self.c)
+        if not raw > 0:
+            return
+        q = self.round_qty(raw)
+        if side == rules.SELL:
+            q = min(q, S)
+        if not q > 0 or q * Pf < self.num(self.cfg.min_notional):
+            return
+        self.fill(j, side, q, REBALANCE)
+
+
+def run_all(series, cfg: rules.Config, setup: engine.Setup = engine.Setup(),
+            dividends: Iterable = (), *, exact: bool = True) -> dict[str, engine.Run]:
+    """The three benchmark runs, keyed by :data:`NAMES`."""
+    dividends = list(dividends)
+    held = engine.run(series, cfg, setup, dividends, exact=exact, hold=True)
+    stock = engine.run(series, cfg, dataclasses.replace(setup, start_weight=Decimal(1)),
+                       dividends, exact=exact, hold=True)
+    # engine.run has checked the setup and the configuration above.
+    mix = _FixedMix(series, cfg, setup, dividends, exact, True, None).go(True)
+    return {"held_mix": held, "stock_held": stock, "fixed_mix": mix}
+
+
+def attribution(strategy: dict, bench: dict[str, dict], initial_cash) -> dict:
+    """R - H = (F - H) + (R - F) from the metrics of the strategy and of the benchmarks, with
+    the dividends and commissions of each as fractions of the starting cash (floats)."""
+    R = float(strategy["total_return"])
+    H = float(bench["held_mix"]["total_return"])
+    F = float(bench["fixed_mix"]["total_return"])
+    cash = float(initial_cash)
+    runs = {"strategy": strategy, **bench}
+    return {
+        "strategy_return": R,
+        "held_mix_return": H,
+        "fixed_mix_return": F,
+        "excess_over_held_mix": R - H,
+        "rebalancing_premium": F - H,
+        "trigger_timing": R - F,
+        "dividends": {k: float(m["dividends"]) / cash for k, m in runs.items()},
+        "commissions": {k: float(m["commissions"]) / cash for k, m in runs.items()},
+    }

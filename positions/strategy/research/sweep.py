@@ -1,0 +1,385 @@
+"""Parameter sweeps (strategy.md, "Research: sweeps and walk-forward"). Pure: no Django.
+
+A sweep runs the backtest for every cell of a grid (the Cartesian product of the listed values of
+some strategy fields) on one or more series. Each cell is one ``engine.run`` (every decision is
+``rules.evaluate``: there is no second copy of the rules here) measured by
+``metrics.summary``, plus its excess over each series' held mix and its trigger's timing (over
+the fixed mix), the benchmarks being run once per series.
+
+- **score** of a cell: the ranking metric (default Sharpe), averaged over the series; undefined
+  (NaN) when any series leaves it undefined. For ``volatility``, ``max_drawdown_days`` and
+  ``commissions`` lower is better; for every other metric higher is better.
+- **stability** of a cell: the median of its score and its grid neighbours' (cells one step
+  away along one parameter), undefined scores left out: a best cell on a narrow peak scores lower
+  than one on a plateau.
+- **ranking**: by score, ties toward the higher stability, then the smaller trigger.
+- cells may run on floats (the rules' float mode, which agrees with the exact run to the cent);
+  the top cells are then re-run on the exact Decimal path and both are reported.
+
+Cells run in chunks, in this process (``jobs=1``), in worker processes on every core (joblib),
+or on a Dask cluster (joblib's dask backend, ``dask_address``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+import numpy as np
+
+from positions.strategy import rules
+from positions.strategy.backtest import benchmarks, engine, metrics, report
+
+FIELDS = {f.name: f for f in dataclasses.fields(rules.Config)}
+EXTRA_METRICS = ("excess_over_held_mix", "trigger_timing")
+CELL_METRICS = metrics.METRIC_NAMES + EXTRA_METRICS
+LOWER_IS_BETTER = frozenset({"volatility", "max_drawdown_days", "commissions"})
+MAX_AXIS_VALUES = 1000
+MAX_CELLS = 100_000
+_BOOL = {"true": True, "1": True, "yes": True, "on": True,
+         "false": False, "0": False, "no": False, "off": False}
+
+
+class GridError(ValueError):
+    """A bad grid or sweep input: one sentence naming what."""
+
+
+# --------------------------------------------------------------------------------------------
+# Values and axes
+# --------------------------------------------------------------------------------------------
+
+
+def parse_value(name: str, text) -> object:
+    """One strategy field's value from text, typed as ``rules.Config`` holds it (Decimal,
+    int, bool, str or None). Raises GridError naming the field; the ranges are checked by
+    ``rules.config_errors``."""
+    if name not in FIELDS:
+        raise GridError(f"{name!r} is not a strategy field (one of {', '.join(FIELDS)})")
+    raw = text
+    text = str(text).strip()
+    if name == "sizing":
+        return text.lower()
+    if name == "fractional":
+        if text.lower() not in _BOOL:
+            raise GridError(f"{name}: {raw!r} is not true or false")
+        return _BOOL[text.lower()]
+    if name == "max_orders_per_day":
+        try:
+            return int(text)
+        except ValueError:
+            raise GridError(f"{name}: {raw!r} is not a whole number") from None
+    if name == "qty_step" and text.lower() in ("none", ""):
+        return None
+    try:
+        value = Decimal(text)
+    except (InvalidOperation, ValueError):
+        raise GridError(f"{name}: {raw!r} is not a number") from None
+    if not value.is_finite():
+        raise GridError(f"{name}: {raw!r} is not a finite number")
+    return value
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str
+    values: tuple
+
+    def text(self, i: int) -> str:
+        return _text(self.values[i])
+
+
+def _text(v) -> str:
+    if isinstance(v, Decimal):
+        return format(v.normalize(), "f") if v == v.to_integral_value() else str(v)
+    if v is None:
+        return "none"
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def parse_axis(spec: str) -> Axis:
+    """``name=start:stop:step`` (inclusive of stop, in exact decimal steps) or
+    ``name=v1,v2,...``."""
+    name, sep, rest = spec.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or not rest.strip():
+        raise GridError(f"{spec!r}: write a grid as field=start:stop:step or field=v1,v2,...")
+    if name not in FIELDS:
+        raise GridError(f"{name!r} is not a strategy field (one of {', '.join(FIELDS)})")
+    if ":" in rest:
+        parts = rest.split(":")
+        if len(parts) != 3:
+            raise GridError(f"{spec!r}: a range is start:stop:step")
+        start, stop, step = (parse_value(name, p) for p in parts)
+        if not all(isinstance(x, (Decimal, int)) and not isinstance(x, bool)
+                   for x in (start, stop, step)):
+            raise GridError(f"{spec!r}: only a numeric field takes a range")
+        if not step > 0:
+            raise GridError(f"{spec!r}: the step must be greater than 0")
+        if stop < start:
+            raise GridError(f"{spec!r}: the stop is below the start")
+        count = int((stop - start) / step) + 1
+        if count > MAX_AXIS_VALUES:
+            raise GridError(f"{spec!r} has {count:,} values; at most {MAX_AXIS_VALUES:,}")
+        values = tuple(start + i * step for i in range(count))
+    else:
+        values = tuple(parse_value(name, p) for p in rest.split(","))
+        if len(values) > MAX_AXIS_VALUES:
+            raise GridError(f"{spec!r} has {len(values):,} values; at most {MAX_AXIS_VALUES:,}")
+    if len(set(values)) != len(values):
+        raise GridError(f"{spec!r} lists a value twice")
+    return Axis(name, values)
+
+
+# --------------------------------------------------------------------------------------------
+# The job
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    """One series of the sweep, with its dividends."""
+
+    name: str
+    series: object  # data.Series
+    dividends: tuple = ()
+
+
+@dataclass(frozen=True)
+class Spec:
+    base: rules.Config
+    axes: tuple[Axis, ...]
+    setup: engine.Setup = engine.Setup()
+    metric: str = "sharpe"
+    exact: bool = False  # every cell on the exact Decimal path (else floats, top re-run exact)
+    top: int = 10
+
+    def __post_init__(self):
+        names = [a.name for a in self.axes]
+        if not names:
+            raise GridError("give at least one grid (--grid field=values)")
+        if len(set(names)) != len(names):
+            raise GridError("a field has two grids")
+        if self.metric not in CELL_METRICS:
+            raise GridError(f"{self.metric!r} is not a metric (one of {', '.join(CELL_METRICS)})")
+        if self.n_cells > MAX_CELLS:
+            raise GridError(f"the grid has {self.n_cells:,} cells; at most {MAX_CELLS:,}")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(a.values) for a in self.axes)
+
+    @property
+    def n_cells(self) -> int:
+        return math.prod(self.shape)
+
+    def index(self, cell: int) -> tuple[int, ...]:
+        return tuple(int(i) for i in np.unravel_index(cell, self.shape))
+
+    def values(self, cell: int) -> dict:
+        return {a.name: a.values[i] for a, i in zip(self.axes, self.index(cell), strict=True)}
+
+    def config(self, cell: int) -> rules.Config:
+        return dataclasses.replace(self.base, **self.values(cell))
+
+    def label(self, cell: int) -> str:
+        return ", ".join(f"{a.name}={a.text(i)}"
+                         for a, i in zip(self.axes, self.index(cell), strict=True))
+
+
+def bench_returns(spec: Spec, items: Sequence[Item]) -> list[dict]:
+    """Per series: the three benchmarks' metrics (exact), for the report and for each cell's
+    excess and timing."""
+    out = []
+    for it in items:
+        runs = benchmarks.run_all(it.series, spec.base, spec.setup, it.dividends)
+        out.append({k: report.metrics_json(metrics.summary(it.series, r, spec.base,
+                                                           spec.setup.cash))
+                    for k, r in runs.items()})
+    return out
+
+
+def measure_cell(cfg: rules.Config, it: Item, setup: engine.Setup, bench: dict,
+                 exact: bool) -> list:
+    """One cell on one series: the values of :data:`CELL_METRICS` (floats, NaN undefined)."""
+    run = engine.run(it.series, cfg, setup, it.dividends, exact=exact)
+    m = report.metrics_json(metrics.summary(it.series, run, cfg, setup.cash))
+    r = m["total_return"]
+    m["excess_over_held_mix"] = r - bench["held_mix"]["total_return"]
+    m["trigger_timing"] = r - bench["fixed_mix"]["total_return"]
+    return [math.nan if m[k] is None else float(m[k]) for k in CELL_METRICS]
+
+
+def run_chunk(spec: Spec, items: Sequence[Item], bench: list[dict], cells: Sequence[int],
+              exact: bool) -> list[tuple[int, np.ndarray | None, str | None]]:
+    """Cells ``cells`` over every series: (cell, values[series, metric] or None, error)."""
+    out = []
+    for cell in cells:
+        cfg = spec.config(cell)
+        errors = rules.config_errors(cfg)
+        if errors:
+            out.append((cell, None, " ".join(errors.values())))
+            continue
+        try:
+            vals = np.array([measure_cell(cfg, it, spec.setup, b, exact)
+                             for it, b in zip(items, bench, strict=True)])
+        except (engine.SetupError, rules.RuleError, InvalidOperation) as exc:
+            out.append((cell, None, str(exc)))
+            continue
+        out.append((cell, vals, None))
+    return out
+
+
+@dataclass
+class Result:
+    spec: Spec
+    items: list[Item]
+    benchmarks: list[dict]  # per series: {held_mix|stock_held|fixed_mix: metrics}
+    values: np.ndarray  # [cell, series, metric], NaN where undefined or invalid
+    errors: dict[int, str]  # cells whose configuration is invalid
+    score: np.ndarray  # [cell]
+    stability: np.ndarray  # [cell]
+    ranking: list[int]  # cells, best first (defined scores only)
+    exact_values: dict[int, np.ndarray] = field(default_factory=dict)  # top cells re-run exact
+    seconds: float = 0.0
+    workers: str = ""
+
+    @property
+    def best(self) -> int | None:
+        return self.ranking[0] if self.ranking else None
+
+    def metric_index(self, name: str) -> int:
+        return CELL_METRICS.index(name)
+
+    def mean(self, name: str, values: np.ndarray | None = None) -> np.ndarray:
+        """The metric ``name`` averaged over the series, per cell (NaN if any is NaN)."""
+        v = self.values if values is None else values
+        return v[..., self.metric_index(name)].mean(axis=-1)
+
+
+def scores(values: np.ndarray, metric: str) -> np.ndarray:
+    """The ranking score per cell: the metric's mean over the series, signed so that higher
+    is better."""
+    s = values[:, :, CELL_METRICS.index(metric)].mean(axis=1)
+    return -s if metric in LOWER_IS_BETTER else s
+
+
+def stability(score: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The median of each cell's score and its grid neighbours' (one step along one axis),
+    NaN scores left out (NaN when all are)."""
+    grid = score.reshape(shape)
+    stack = [grid]
+    for ax in range(len(shape)):
+        for shift in (1, -1):
+            rolled = np.roll(grid, shift, axis=ax)
+            edge = [slice(None)] * len(shape)
+            edge[ax] = 0 if shift == 1 else -1
+            rolled = rolled.copy()
+            rolled[tuple(edge)] = np.nan  # no wrap-around: the edge has no neighbour there
+            stack.append(rolled)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a cell whose scores are all NaN
+        med = np.nanmedian(np.stack(stack), axis=0)
+    return med.reshape(-1)
+
+
+def rank(spec: Spec, score: np.ndarray, stab: np.ndarray) -> list[int]:
+    """Cells with a defined score, best first: score, then stability, then smaller trigger."""
+    def trigger(cell: int) -> Decimal:
+        return spec.values(cell).get("trigger_pct", spec.base.trigger_pct)
+
+    defined = [c for c in range(len(score)) if not math.isnan(score[c])]
+    return sorted(defined, key=lambda c: (-score[c],
+                                          -(stab[c] if not math.isnan(stab[c]) else -math.inf),
+                                          trigger(c), c))
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------
+
+
+def _chunks(cells: Sequence[int], parts: int) -> list[list[int]]:
+    size = max(1, math.ceil(len(cells) / max(parts, 1)))
+    return [list(cells[i:i + size]) for i in range(0, len(cells), size)]
+
+
+def _execute(spec, items, bench, cells, exact, jobs, dask_address, progress):
+    """Run ``cells``; yields each chunk's results as it completes."""
+    if jobs == 1 and not dask_address:
+        for chunk in _chunks(cells, max(1, len(cells) // 8)):
+            yield run_chunk(spec, items, bench, chunk, exact)
+            progress(len(chunk) * len(items))
+        return
+    from joblib import Parallel, delayed, parallel_config
+
+    workers = jobs if jobs > 0 else _cores()
+    chunks = _chunks(cells, workers * 8)
+    tasks = (delayed(run_chunk)(spec, items, bench, c, exact) for c in chunks)
+    if dask_address:
+        from distributed import Client
+
+        with Client(dask_address) as _client, parallel_config(backend="dask"):
+            for out in Parallel(n_jobs=-1, return_as="generator_unordered")(tasks):
+                progress(len(out) * len(items))
+                yield out
+        return
+    with parallel_config(backend="loky", n_jobs=workers):
+        for out in Parallel(return_as="generator_unordered")(tasks):
+            progress(len(out) * len(items))
+            yield out
+
+
+def _cores() -> int:
+    from joblib import cpu_count
+
+    return max(1, cpu_count())
+
+
+def run(spec: Spec, items: Sequence[Item], *, jobs: int = 1, dask_address: str | None = None,
+        progress: Callable[[int], None] | None = None) -> Result:
+    """Every cell over every series; then the ranking, the stability and, in float mode, the
+    top cells again on the exact path. ``progress(k)`` is called with the number of (cell,
+    series) runs just finished (the total being ``n_cells * len(items)`` plus the exact re-runs
+    of the top cells, ``min(top, n_cells) * len(items)``)."""
+    t0 = time.perf_counter()
+    items = list(items)
+    if not items:
+        raise GridError("give at least one series")
+    bench = bench_returns(spec, items)
+    tick = progress or (lambda k: None)
+    n = spec.n_cells
+    values = np.full((n, len(items), len(CELL_METRICS)), np.nan)
+    errors: dict[int, str] = {}
+    for out in _execute(spec, items, bench, list(range(n)), spec.exact, jobs, dask_address,
+                        tick):
+        for cell, vals, err in out:
+            if err is not None:
+                errors[cell] = err
+            else:
+                values[cell] = vals
+    score = scores(values, spec.metric)
+    stab = stability(score, spec.shape)
+    order = rank(spec, score, stab)
+    res = Result(spec, items, bench, values, errors, score, stab, order)
+    if not spec.exact and order:
+        top = order[:spec.top]
+        for out in _execute(spec, items, bench, top, True, jobs if len(top) > 1 else 1,
+                            dask_address, tick):
+            for cell, vals, _err in out:
+                res.exact_values[cell] = vals
+    res.seconds = time.perf_counter() - t0
+    res.workers = (f"Dask cluster at {dask_address}" if dask_address else
+                   "this process" if jobs == 1 else
+                   f"{jobs if jobs > 0 else _cores()} worker processes")
+    return res
+
+
+def total_runs(spec: Spec, items: Sequence) -> int:
+    """What :func:`run` reports to ``progress`` in all."""
+    top = 0 if spec.exact else min(spec.top, spec.n_cells)
+    return (spec.n_cells + top) * len(items)

@@ -1,0 +1,233 @@
+"""Walk-forward validation (strategy.md, "Research: sweeps and walk-forward"). Pure: no Django.
+
+The series is split into consecutive windows of ``train`` then ``test`` length, the test windows
+adjacent and not overlapping (the next window starts ``test`` later). For each window the best
+cell of a sweep over its train part runs over its test part. The out-of-sample run is *one*
+engine run over the span of the test windows whose configuration changes at the first bar of
+each test window: so every test window starts from the state (shares, cash, receivable,
+anchor, dividends still to be paid) the previous one ended with, and the first starts from the
+usual opening purchase at its first bar. Its equity is the concatenation of the test windows.
+The three benchmarks run over the same out-of-sample span.
+
+Lengths are bars (``"250"``) or calendar spans (``"90d"``, ``"6m"``, ``"2y"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from positions.strategy import rules
+from positions.strategy.backtest import benchmarks, engine, metrics
+from positions.strategy.backtest import report as bt_report
+from positions.strategy.research import sweep
+
+_LENGTH = re.compile(r"^\s*(\d+)\s*([dmy]?)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Length:
+    count: int
+    unit: str  # "" bars, "d" days, "m" months, "y" years
+
+    def __str__(self) -> str:
+        return f"{self.count}{self.unit}" if self.unit else f"{self.count} bars"
+
+
+def parse_length(text: str, what: str) -> Length:
+    m = _LENGTH.match(str(text))
+    if not m or int(m.group(1)) < 1:
+        raise sweep.GridError(f"{what} {text!r} is not a length: a number of bars (250) or of "
+                              "days, months or years (90d, 6m, 2y)")
+    return Length(int(m.group(1)), m.group(2).lower())
+
+
+def _shift(day: dt.date, length: Length) -> dt.date:
+    if length.unit == "d":
+        return day + dt.timedelta(days=length.count)
+    months = length.count * (12 if length.unit == "y" else 1)
+    y, m = divmod(day.month - 1 + months, 12)
+    y += day.year
+    m += 1
+    last = (dt.date(y + (m == 12), m % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return dt.date(y, m, min(day.day, last))
+
+
+@dataclass(frozen=True)
+class Window:
+    train: tuple[int, int]  # bars [start, stop)
+    test: tuple[int, int]
+
+
+def windows(series, train: Length, test: Length) -> list[Window]:
+    """The windows over ``series``: train then test, the next starting one test later; the last
+    test window may be shorter (it ends with the series). Raises GridError when not even one
+    window fits."""
+    n = len(series)
+    out = []
+    if not train.unit and not test.unit:
+        s = 0
+        while s + train.count < n:
+            out.append(Window((s, s + train.count), (s + train.count,
+                                                    min(s + train.count + test.count, n))))
+            s += test.count
+    else:
+        days = series.days
+        first = dt.date(1970, 1, 1) + dt.timedelta(days=int(days[0]))
+
+        def bar(day: dt.date) -> int:
+            return int(np.searchsorted(days, (day - dt.date(1970, 1, 1)).days, "left"))
+
+        def later(start_bar: int, start_day: dt.date, length: Length) -> tuple[int, dt.date]:
+            if not length.unit:
+                j = min(start_bar + length.count, n)
+                return j, (dt.date(1970, 1, 1) + dt.timedelta(days=int(days[j])) if j < n
+                           else dt.date.max)
+            d = _shift(start_day, length)
+            return bar(d), d
+
+        s, sday = 0, first
+        while True:
+            t, tday = later(s, sday, train)
+            if t >= n or t <= s:
+                break
+            e, _ = later(t, tday, test)
+            out.append(Window((s, t), (t, min(max(e, t + 1), n))))
+            s, sday = later(s, sday, test)
+            if s >= n:
+                break
+    if not out:
+        raise sweep.GridError(f"the series ({n:,} bars) is too short for one window of train "
+                              f"{train} then test {test}")
+    return out
+
+
+class _Walk(engine._Book):
+    """The engine's book, its configuration changed at the first bar of each test window
+    (bars relative to the out-of-sample span)."""
+
+    def __init__(self, series, configs: list[tuple[int, rules.Config]], setup, dividends,
+                 exact):
+        super().__init__(series, configs[0][1], setup, dividends, exact, False, None)
+        self.switch = dict(configs[1:])
+        self.events = np.union1d(self.events, np.array(sorted(self.switch), dtype=np.int64))
+
+    def dividends_at(self, j: int) -> None:
+        cfg = self.switch.get(j)
+        if cfg is not None:  # a new window: its configuration from this bar on
+            self.configure(cfg)
+        super().dividends_at(j)
+
+
+def run_windows(series, configs, setup=engine.Setup(), dividends=(), *, exact=True,
+                fast=True) -> engine.Run:
+    """One run over ``series`` whose configuration is ``configs[k][1]`` from bar
+    ``configs[k][0]`` on (the first at bar 0)."""
+    if not configs or configs[0][0] != 0:
+        raise ValueError("the first configuration starts at bar 0")
+    errors = engine.setup_errors(setup)
+    if errors:
+        raise engine.SetupError(errors)
+    for _, cfg in configs:
+        problems = rules.config_errors(cfg)
+        if problems:
+            raise rules.RuleError("invalid_config", " ".join(problems.values()))
+    return _Walk(series, list(configs), setup, list(dividends), exact).go(fast)
+
+
+def _slice(series, start: int, stop: int):
+    from positions.strategy.backtest import data
+
+    return data.Series(series.times[start:stop], series.prices[start:stop],
+                       None if series.offsets is None else series.offsets[start:stop],
+                       series.name, series.first_line + start,
+                       None if series.lines is None else series.lines[start:stop])
+
+
+@dataclass
+class WindowResult:
+    window: Window
+    cell: int | None  # the chosen cell (None: no cell had a defined score: the base config)
+    params: dict
+    in_sample: dict  # the chosen cell's metrics over the train part
+    out_of_sample: dict  # its metrics over the test part (from the carried state)
+
+
+@dataclass
+class Result:
+    spec: sweep.Spec
+    item: sweep.Item
+    train: Length
+    test: Length
+    windows: list[WindowResult]
+    oos_series: object
+    report: bt_report.Report  # the stitched out-of-sample run against the benchmarks
+    seconds: float = 0.0
+
+
+def run(spec: sweep.Spec, item: sweep.Item, train: Length, test: Length, *, jobs: int = 1,
+        dask_address: str | None = None, exact: bool = True,
+        progress: Callable[[int], None] | None = None) -> Result:
+    """Sweep each train part, run the best cells out of sample as one run, measure it."""
+    import time
+
+    t0 = time.perf_counter()
+    series = item.series
+    wins = windows(series, train, test)
+    chosen = []
+    for w in wins:
+        part = sweep.Item(item.name, _slice(series, *w.train), item.dividends)
+        res = sweep.run(spec, [part], jobs=jobs, dask_address=dask_address, progress=progress)
+        best = res.best
+        vals = (res.exact_values.get(best, res.values[best]) if best is not None else None)
+        in_sample = ({m: _f(vals[0, k]) for k, m in enumerate(sweep.CELL_METRICS)}
+                     if vals is not None else {})
+        chosen.append((best, in_sample))
+    start, stop = wins[0].test[0], wins[-1].test[1]
+    oos = _slice(series, start, stop)
+    configs = []
+    for w, (cell, _) in zip(wins, chosen, strict=True):
+        cfg = spec.config(cell) if cell is not None else (configs[-1][1] if configs
+                                                         else spec.base)
+        configs.append((w.test[0] - start, cfg))
+    strat = run_windows(oos, configs, spec.setup, item.dividends, exact=exact)
+    rep = _report(oos, strat, spec, item, configs, exact)
+    results = []
+    for w, (cell, ins), (_, cfg) in zip(wins, chosen, configs, strict=True):
+        a, b = w.test[0] - start, w.test[1] - start
+        before = float(spec.setup.cash) if a == 0 else float(rep.equity[a - 1])
+        eq = rep.equity[a:b]
+        perf = metrics.performance(eq, oos.seconds[a:b], oos.days[a:b], before)
+        if metrics.annualised_note(oos.seconds[a:b]) is not None:
+            for k in ("cagr", "volatility", "sharpe", "sortino"):
+                perf[k] = None
+        perf["total_return"] = float(eq[-1]) / before - 1.0
+        results.append(WindowResult(w, cell, {a_.name: getattr(cfg, a_.name)
+                                               for a_ in spec.axes}, ins, perf))
+    return Result(spec, item, train, test, results, oos, rep, time.perf_counter() - t0)
+
+
+def _f(x):
+    x = float(x)
+    return None if np.isnan(x) else x
+
+
+def _report(oos, strat, spec, item, configs, exact) -> bt_report.Report:
+    """A backtest report of the stitched run against the benchmarks over the same span (the
+    benchmarks use the base configuration's commission and withholding)."""
+    cash = spec.setup.cash
+    mine = bt_report.measure(oos, strat, configs[0][1], cash)
+    runs = benchmarks.run_all(oos, spec.base, spec.setup, item.dividends, exact=exact)
+    bench = {k: bt_report.measure(oos, r, spec.base, cash) for k, r in runs.items()}
+    held = bench["held_mix"]
+    return bt_report.Report(
+        oos, dataclasses.replace(configs[0][1]), spec.setup, list(item.dividends), strat,
+        held.run, mine.equity, mine.weight, held.equity, held.weight, mine.metrics,
+        held.metrics, bench,
+        benchmarks.attribution(mine.metrics, {k: b.metrics for k, b in bench.items()}, cash),
+        metrics.annualised_note(oos.seconds))

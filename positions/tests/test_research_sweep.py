@@ -1,0 +1,326 @@
+"""Sweeps (strategy.md, "Research"): the grid, the cells (the backtest itself, cell by cell),
+the stability and ranking worked out by hand, parallel and Dask runs equal to the local run,
+and ``manage.py sweep``'s outputs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from positions.strategy import rules
+from positions.strategy.backtest import data, report
+from positions.strategy.research import output, sweep
+
+D = Decimal
+
+
+def wave(n=150, name="W", amp=0.12, period=9.0, drift=0.001):
+    """Daily bars from 2024-01-01: a sine around a slowly rising line."""
+    day0 = np.datetime64("2024-01-01", "D")
+    pts = [(str(day0 + i), round(100 * (1 + drift * i) * (1 + amp * math.sin(i / period)), 2))
+           for i in range(n)]
+    return sweep.Item(name, data.series_from_points(pts, name=name), ())
+
+
+GRID = (sweep.parse_axis("trigger_pct=0.02:0.06:0.02"), sweep.parse_axis("guard_low=0.1,0.3"))
+BASE = rules.Config(min_notional=D(0))
+
+
+# --------------------------------------------------------------------------------------------
+# The grid
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_range_is_inclusive_and_in_exact_decimal_steps():
+    axis = sweep.parse_axis("trigger_pct=0.01:0.10:0.01")
+    assert axis.values == tuple(D(i) / 100 for i in range(1, 11))
+    assert axis.values[-1] == D("0.10")
+    assert sweep.parse_axis("guard-low=0.1,0.2,0.3") == sweep.Axis(
+        "guard_low", (D("0.1"), D("0.2"), D("0.3")))
+    assert sweep.parse_axis("sizing=original,Proportional").values == ("original",
+                                                                       "proportional")
+    assert sweep.parse_axis("fractional=true,false").values == (True, False)
+    assert sweep.parse_axis("max_orders_per_day=1:3:1").values == (1, 2, 3)
+    assert sweep.parse_axis("qty_step=none,0.5").values == (None, D("0.5"))
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("trigger=0.1,0.2", "'trigger' is not a strategy field"),
+    ("trigger_pct", "write a grid as field=start:stop:step"),
+    ("trigger_pct=0.1:0.2", "a range is start:stop:step"),
+    ("trigger_pct=0.1:0.2:0", "the step must be greater than 0"),
+    ("trigger_pct=0.2:0.1:0.01", "the stop is below the start"),
+    ("trigger_pct=0.1,abc", "trigger_pct: 'abc' is not a number"),
+    ("trigger_pct=0.1,0.10", "lists a value twice"),
+    ("trigger_pct=0:1:0.0001", "has 10,001 values; at most 1,000"),
+    ("sizing=a:b:c", "only a numeric field takes a range"),
+])
+def test_bad_grids_are_one_sentence(spec, fragment):
+    with pytest.raises(sweep.GridError) as exc:
+        sweep.parse_axis(spec)
+    assert fragment in str(exc.value)
+
+
+def test_spec_checks():
+    with pytest.raises(sweep.GridError, match="at least one grid"):
+        sweep.Spec(BASE, ())
+    with pytest.raises(sweep.GridError, match="'calmar' is not a metric"):
+        sweep.Spec(BASE, GRID, metric="calmar")
+    with pytest.raises(sweep.GridError, match="a field has two grids"):
+        sweep.Spec(BASE, (GRID[0], GRID[0]))
+    spec = sweep.Spec(BASE, GRID)
+    assert spec.shape == (3, 2) and spec.n_cells == 6
+    assert spec.values(3) == {"trigger_pct": D("0.04"), "guard_low": D("0.3")}
+    assert spec.label(3) == "trigger_pct=0.04, guard_low=0.3"
+
+
+# --------------------------------------------------------------------------------------------
+# Stability and ranking, by hand
+# --------------------------------------------------------------------------------------------
+
+
+def test_stability_is_the_median_over_the_cell_and_its_grid_neighbours():
+    # 3 x 3 grid (rows: the first parameter):
+    #   1  2  3
+    #   4  9  5
+    #   6  7  8
+    score = np.array([1, 2, 3, 4, 9, 5, 6, 7, 8], float)
+    st = sweep.stability(score, (3, 3))
+    assert st[4] == 5  # centre: median(9, 2, 7, 4, 5)
+    assert st[0] == 2  # corner: median(1, 4, 2)
+    assert st[1] == 2.5  # edge: median(2, 9, 1, 3)
+    # A NaN neighbour (an invalid cell) is left out.
+    score[1] = math.nan
+    assert sweep.stability(score, (3, 3))[0] == 2.5  # median(1, 4)
+
+
+def test_narrow_peak_ranks_by_score_but_scores_lower_stability():
+    # A 1 x 5 grid over the trigger: a narrow peak at 0.03 and a plateau around 0.05.
+    spec = sweep.Spec(BASE, (sweep.parse_axis("trigger_pct=0.01:0.05:0.01"),))
+    score = np.array([0.1, 0.9, 0.1, 0.5, 0.5])  # Sharpe: higher is better
+    stab = sweep.stability(score, spec.shape)
+    assert list(stab) == [0.5, 0.1, 0.5, 0.5, 0.5]
+    assert sweep.rank(spec, score, stab)[0] == 1  # the peak still wins on score
+
+
+def test_ties_break_toward_stability_then_the_smaller_trigger():
+    spec = sweep.Spec(BASE, (sweep.parse_axis("trigger_pct=0.01:0.04:0.01"),))
+    score = np.array([0.5, 0.5, 0.5, math.nan])
+    stab = np.array([0.2, 0.3, 0.3, math.nan])
+    # Cells 1 and 2 tie on score and stability: the smaller trigger (cell 1) first; cell 3
+    # (undefined) is not ranked.
+    assert sweep.rank(spec, score, stab) == [1, 2, 0]
+
+
+def test_lower_is_better_metrics_rank_the_smallest_first():
+    values = np.array([[[0.3]], [[0.1]], [[0.2]]])
+    vol = np.zeros((3, 1, len(sweep.CELL_METRICS)))
+    vol[:, :, sweep.CELL_METRICS.index("volatility")] = values[:, :, 0]
+    spec = sweep.Spec(BASE, (sweep.parse_axis("trigger_pct=0.01:0.03:0.01"),),
+                      metric="volatility")
+    s = sweep.scores(vol, "volatility")
+    assert sweep.rank(spec, s, sweep.stability(s, spec.shape)) == [1, 2, 0]
+
+
+# --------------------------------------------------------------------------------------------
+# Cells are backtests
+# --------------------------------------------------------------------------------------------
+
+
+def test_every_cell_is_the_backtest_of_its_configuration():
+    items = [wave(), wave(name="V", amp=0.2, period=5.0, drift=-0.0005)]
+    spec = sweep.Spec(BASE, GRID, exact=True, top=3)
+    res = sweep.run(spec, items)
+    assert res.values.shape == (6, 2, len(sweep.CELL_METRICS))
+    for cell in range(6):
+        cfg = rules.Config(min_notional=D(0), **spec.values(cell))
+        for s, it in enumerate(items):
+            rep = report.backtest(it.series, cfg)
+            got = dict(zip(sweep.CELL_METRICS, res.values[cell, s], strict=True))
+            want = report.metrics_json(rep.metrics)
+            for k in ("total_return", "sharpe", "max_drawdown", "buys", "sells",
+                      "final_value"):
+                assert got[k] == pytest.approx(want[k]), (cell, it.name, k)
+            assert got["excess_over_held_mix"] == pytest.approx(
+                rep.attribution["excess_over_held_mix"], abs=2e-6)
+            assert got["trigger_timing"] == pytest.approx(rep.attribution["trigger_timing"],
+                                                          abs=2e-6)
+    # The score is the Sharpe averaged over the two series; the best is the top score.
+    sharpe = res.values[:, :, sweep.CELL_METRICS.index("sharpe")].mean(axis=1)
+    assert res.best == int(np.argmax(sharpe))
+    assert res.exact_values == {}  # exact already: nothing to re-run
+
+
+def test_float_cells_and_the_exact_top_agree_and_are_both_reported():
+    items = [wave()]
+    fl = sweep.run(sweep.Spec(BASE, GRID, top=2), items)
+    ex = sweep.run(sweep.Spec(BASE, GRID, exact=True, top=2), items)
+    assert fl.ranking == ex.ranking
+    assert sorted(fl.exact_values) == sorted(fl.ranking[:2])
+    k = sweep.CELL_METRICS.index("final_value")
+    for cell, vals in fl.exact_values.items():
+        assert np.array_equal(vals, ex.values[cell])  # the re-run is the exact path
+        assert abs(fl.values[cell, 0, k] - vals[0, k]) <= 0.01  # floats to the cent
+    doc = output.document(fl)
+    assert doc["top"][0]["score_exact"] == pytest.approx(doc["top"][0]["score"], abs=1e-4)
+    assert doc["top"][0]["series_exact"]["W"]["final_value"] is not None
+
+
+def test_invalid_cells_are_reported_and_left_out_of_the_ranking():
+    spec = sweep.Spec(BASE, (sweep.parse_axis("guard_low=0.5,0.8"),), exact=True)
+    res = sweep.run(spec, [wave()])
+    assert list(res.errors) == [1]  # guard_low 0.8 >= guard_high 0.75
+    assert "guard" in res.errors[1]
+    assert res.ranking == [0]
+    assert np.isnan(res.values[1]).all()
+
+
+def test_worker_processes_give_the_local_results():
+    items = [wave()]
+    spec = sweep.Spec(BASE, GRID, top=2)
+    local = sweep.run(spec, items, jobs=1)
+    pool = sweep.run(spec, items, jobs=2)
+    assert np.array_equal(local.values, pool.values, equal_nan=True)
+    assert local.ranking == pool.ranking
+    assert pool.workers == "2 worker processes"
+
+
+def test_a_dask_cluster_gives_the_local_results():
+    from distributed import LocalCluster
+
+    items = [wave()]
+    spec = sweep.Spec(BASE, GRID, top=2)
+    local = sweep.run(spec, items, jobs=1)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      dashboard_address=None) as cluster:
+        seen = []
+        remote = sweep.run(spec, items, dask_address=cluster.scheduler_address,
+                           progress=seen.append)
+    assert np.array_equal(local.values, remote.values, equal_nan=True)
+    assert local.ranking == remote.ranking
+    assert {c: v.tolist() for c, v in local.exact_values.items()} == {
+        c: v.tolist() for c, v in remote.exact_values.items()}
+    assert remote.workers.startswith("Dask cluster at ")
+    assert sum(seen) == sweep.total_runs(spec, items)
+
+
+def test_heatmap_plane_holds_the_other_parameters_at_the_best_cell():
+    axes = GRID + (sweep.parse_axis("guard_high=0.7,0.8"),)
+    res = sweep.run(sweep.Spec(BASE, axes, exact=True), [wave()])
+    plane, held = output.heatmap_grid(res, "trigger_pct", "guard_low", "sharpe")
+    best = res.spec.values(res.best)
+    assert held == {"guard_high": output.sweep._text(best["guard_high"])}
+    assert plane.shape == (2, 3)  # rows guard_low, columns trigger_pct
+    k = sweep.CELL_METRICS.index("sharpe")
+    for i, gl in enumerate((D("0.1"), D("0.3"))):
+        for j, tp in enumerate((D("0.02"), D("0.04"), D("0.06"))):
+            cell = next(c for c in range(res.spec.n_cells) if res.spec.values(c) == {
+                "trigger_pct": tp, "guard_low": gl, "guard_high": best["guard_high"]})
+            assert plane[i, j] == res.values[cell, 0, k]
+    with pytest.raises(sweep.GridError, match="'min_notional' is not a parameter of the grid"):
+        output.heatmap_grid(res, "min_notional", "guard_low", "sharpe")
+
+
+# --------------------------------------------------------------------------------------------
+# The command
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_csvs(tmp_path):
+    paths = []
+    for it in (wave(name="a"), wave(name="b", amp=0.2, period=5.0)):
+        p = tmp_path / f"{it.name}.csv"
+        s = it.series
+        p.write_text("Date,Close\n" + "".join(f"{s.label(i)},{s.prices[i]}\n"
+                                              for i in range(len(s))))
+        paths.append(p)
+    return paths
+
+
+def sweep_cmd(*args):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("sweep", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_command_writes_every_cell_and_series(tmp_path, two_csvs):
+    png, cells, xlsx, js = (tmp_path / n for n in ("h.png", "c.csv", "s.xlsx", "s.json"))
+    out, err = sweep_cmd("--csv", str(two_csvs[0]), "--csv", str(two_csvs[1]),
+                         "--grid", "trigger_pct=0.02:0.06:0.02", "--grid", "guard_low=0.1,0.3",
+                         "--min-notional", "0", "--top", "3", "--jobs", "1",
+                         "--heatmap", str(png), "--out-csv", str(cells), "--xlsx", str(xlsx),
+                         "--json-file", str(js))
+    assert out.startswith("Sweep of 6 cells over 2 series (a.csv, b.csv)")
+    assert "Best cell: trigger_pct=" in out and "stability" in out
+    assert "Benchmarks on a.csv: held mix sharpe" in out
+    assert "9/9" in err  # the progress bar: 6 cells + 3 exact re-runs
+    with open(cells, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 * 2 + 3 * 2  # every cell on both series, then the exact top 3
+    assert {r["mode"] for r in rows[:12]} == {"float"} and {r["mode"] for r in rows[12:]} == {
+        "exact"}
+    assert set(sweep.CELL_METRICS) <= set(rows[0])
+    doc = json.loads(js.read_text())
+    assert doc["grid"] == {"trigger_pct": [0.02, 0.04, 0.06], "guard_low": [0.1, 0.3]}
+    assert len(doc["results"]) == 12 and len(doc["top"]) == 3
+    assert doc["best"] == doc["top"][0]
+    assert set(doc["benchmarks"]) == {"a.csv", "b.csv"}
+    from matplotlib import image
+
+    assert image.imread(png).shape[1] > 600
+    from openpyxl import load_workbook
+
+    wb = load_workbook(xlsx)
+    assert wb.sheetnames == ["Top", "Cells", "Benchmarks", "About"]
+    assert wb["Cells"].max_row == 1 + 18 and wb["Cells"].auto_filter.ref
+    assert wb["Top"].freeze_panes == "A2"
+
+
+def test_command_json_on_stdout(two_csvs):
+    out, _err = sweep_cmd("--csv", str(two_csvs[0]), "--grid", "trigger_pct=0.03,0.05",
+                          "--json", "--jobs", "1", "--no-progress", "--exact")
+    doc = json.loads(out)
+    assert doc["exact"] is True and [t["params"]["trigger_pct"] for t in doc["top"]] in (
+        [0.03, 0.05], [0.05, 0.03])
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--grid", "trigger=0.1"), "--grid: 'trigger' is not a strategy field"),
+    (("--grid", "trigger_pct=0.1", "--metric", "calmar"), "--metric: 'calmar' is not a metric"),
+    (("--grid", "trigger_pct=0.1,0.2", "--heatmap", "x.png"),
+     "--heatmap: a heatmap needs a grid over two parameters"),
+    (("--grid", "trigger_pct=0.1,0.2", "--guard-low", "2"), "--guard-low:"),
+    ((), "--grid: give at least one grid"),
+])
+def test_command_errors_are_one_line(two_csvs, tmp_path, args, message):
+    with pytest.raises(CommandError) as exc:
+        sweep_cmd("--csv", str(two_csvs[0]), "--jobs", "1", "--no-progress", *args)
+    assert str(exc.value).startswith(message) and "\n" not in str(exc.value)
+
+
+def test_command_needs_data():
+    with pytest.raises(CommandError, match="give the data"):
+        sweep_cmd("--grid", "trigger_pct=0.1")
+
+
+def test_command_runs_on_the_dask_cluster_named_by_the_environment(two_csvs, monkeypatch):
+    from distributed import LocalCluster
+
+    args = ("--csv", str(two_csvs[0]), "--grid", "trigger_pct=0.02:0.06:0.02",
+            "--grid", "guard_low=0.1,0.3", "--min-notional", "0", "--top", "2", "--json",
+            "--no-progress")
+    local = json.loads(sweep_cmd(*args, "--jobs", "1")[0])
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster.scheduler_address)
+        remote = json.loads(sweep_cmd(*args)[0])
+    assert remote["workers"] == f"Dask cluster at {cluster.scheduler_address}"
+    assert remote["results"] == local["results"] and remote["top"] == local["top"]
