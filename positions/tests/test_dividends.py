@@ -372,3 +372,24 @@ def test_a_fill_at_exactly_the_start_of_the_ex_date_is_not_entitled(user, make_p
     out = StringIO()
     call_command("verify_ledger", stdout=out)  # the ledger draws the line at the same instant
     assert "ledger ok" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_pay_date_step_that_cannot_be_stored_leaves_the_dividend_receivable(make_position):
+    # Cash one unit below what its column holds (less than 1e16; on SQLite, local mode, 15
+    # significant digits): the 5 of net cannot be paid.
+    cash = D("9999999999999999") if connection.vendor == "postgresql" else D("99999999999999.5")
+    pos = make_position(qty="10", cash=cash)
+    div = Dividend.objects.create(position=pos, ex_date=EX, pay_date=PAY, dps=D("0.5"),
+                                  withholding_rate=D(0))
+    report = dividends_process(today=PAY)
+    assert report.effective == [div.id] and report.paid == []
+    assert [(f.dividend_id, f.step) for f in report.failed] == [(div.id, "pay-date")]
+    assert "The position cash would exceed what it can hold" in report.failed[0].reason
+    pos.refresh_from_db()
+    div.refresh_from_db()
+    assert div.status == "effective" and pos.dividend_receivable == D("5")
+    assert pos.cash == cash
+    out = StringIO()
+    call_command("verify_ledger", stdout=out)  # the books still agree
+    assert "ledger ok" in out.getvalue()
