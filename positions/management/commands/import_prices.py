@@ -25,8 +25,8 @@ def _positive_int(raw: str) -> int:
 class Command(BaseCommand):
     help = ("Import prices from a CSV with columns ticker,price,ts, or a Yahoo-style file with "
             "Date and Close columns and --ticker. Every bad row is reported with its line number "
-            "(the first 20, then how many more) and nothing of the file is imported. Dates are the 16:00 close in VOLBAL_TRADING_TZ; "
-            "times without an offset are UTC.")
+            "(the first 20, then how many more) and nothing of the file is imported. Dates are "
+            "the 16:00 close in VOLBAL_TRADING_TZ; times without an offset are UTC.")
 
     def add_arguments(self, parser):
         parser.add_argument("file")
