@@ -99,6 +99,8 @@ def test_process_dividends_names_itself(user, make_position):
     from positions.dividends import dividend_announce
 
     position = make_position(qty=10, cash=0)
+    Position.objects.filter(pk=position.pk).update(  # opened before the ex-date
+        created_at=dt.datetime(2023, 12, 1, tzinfo=dt.UTC))
     dividend_announce(owner=user, position_id=position.pk, ex_date=dt.date(2026, 1, 5),
                       pay_date=dt.date(2026, 1, 6), dps=D("1"))
     call_command("process_dividends", "--date", "2026-01-06", stdout=StringIO())

@@ -16,7 +16,7 @@ from events.models import Event
 from orders.models import Order
 from orders.services import order_submit_for
 from positions.dividends import dividend_announce
-from positions.models import Dividend, Price
+from positions.models import Dividend, Position, Price
 
 pytestmark = pytest.mark.django_db
 
@@ -81,6 +81,8 @@ def test_a_view_only_staff_user_cannot_evaluate_or_submit(django_user_model, mak
 def test_a_view_only_staff_user_cannot_process_dividends(django_user_model, user,
                                                          make_position):
     position = make_position(qty=10, cash=0)
+    Position.objects.filter(pk=position.pk).update(  # opened before the ex-date
+        created_at=dt.datetime(2023, 12, 1, tzinfo=dt.UTC))
     dividend = dividend_announce(owner=user, position_id=position.pk,
                                  ex_date=dt.date(2024, 1, 5), pay_date=dt.date(2024, 1, 6),
                                  dps=D("1"))
@@ -120,6 +122,8 @@ def test_evaluate_and_submit_logs_each_position(django_user_model, make_position
 
 def test_process_due_logs_each_dividend_it_moved(django_user_model, user, make_position):
     position = make_position(qty=10, cash=0)
+    Position.objects.filter(pk=position.pk).update(  # opened before the ex-date
+        created_at=dt.datetime(2023, 12, 1, tzinfo=dt.UTC))
     dividend = dividend_announce(owner=user, position_id=position.pk,
                                  ex_date=dt.date(2024, 1, 5), pay_date=dt.date(2099, 1, 6),
                                  dps=D("1"))

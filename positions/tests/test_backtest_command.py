@@ -10,7 +10,7 @@ import math
 import pytest
 from django.core.management import CommandError, call_command
 
-from positions.strategy.backtest import metrics
+from positions.strategy.backtest import metrics, report
 
 # Three days of 5-minute bars: a daily swing of +-6 % around 100, starting at 100.
 MINUTES = "Date,Close\n" + "".join(
@@ -203,8 +203,8 @@ def test_json_keeps_stdout_clean_when_writing_files(tmp_path):
     # the daily series is written all the same, and it is the run the document describes
     with open(eq, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["date", "close", "equity", "buy_and_hold", "weight", "qty", "cash",
-                             "receivable", "anchor", "drawdown"]
+    assert list(rows[0]) == list(report.DAILY_COLUMNS)
+    assert list(rows[0])[:6] == ["date", "close", "equity", "held_mix", "stock_held", "fixed_mix"]
     assert rows[0]["date"] == "2004-08-19" and rows[-1]["date"] == "2013-03-01"
     assert len(rows) == 2148  # GOOG's bundled daily closes
     final = doc["metrics"]

@@ -259,13 +259,13 @@ def test_processed_late_the_anchor_of_a_later_trade_is_not_lowered(api, user, ma
 def test_a_dividend_too_large_to_store_is_refused_at_announcement(api, make_position):
     # 100 000 000 shares x 1 000 000 000 = 1e17: no money column holds it (less than 1e16).
     pos = make_position(qty="100000000", cash="0")
-    res = announce(api, pos.id, dps=1000000000, withholding_rate=0)
+    res = announce(api, pos.id, dps=1000000000, withholding_tax_rate=0)
     body = assert_error(res, 400, "validation_error")
     assert list(body["fields"]) == ["dps"]
     assert "could not hold it" in body["fields"]["dps"]
     assert not Dividend.objects.exists() and "ex_div_announced" not in types(pos.id)
     # just under the limit: accepted
-    assert announce(api, pos.id, dps=99999999, withholding_rate=0).status_code == 201
+    assert announce(api, pos.id, dps=99999999, withholding_tax_rate=0).status_code == 201
 
 
 def stuck_and_sound(make_position):

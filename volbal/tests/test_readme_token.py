@@ -25,7 +25,7 @@ def token_block() -> list[str]:
 
 def test_the_readme_token_example_works_on_a_fresh_database(tmp_path):
     lines = token_block()
-    assert lines[-1].startswith('curl -H "Authorization: Token <token>"')
+    assert lines[-1].startswith('curl -H "Authorization: Bearer <token>"')
     out = []
 
     def run_the_readme(env):
@@ -43,7 +43,8 @@ def test_the_readme_token_example_works_on_a_fresh_database(tmp_path):
            "DJANGO_SECURE_SSL_REDIRECT": "0"}
     with live_server(tmp_path, workers=1, env=env, before_start=run_the_readme) as base:
         token = re.search(r"Generated token (\w+) for user alice", "".join(out)).group(1)
-        url = lines[-1].split()[-1].replace("localhost:8000", base)
-        status, body, _ = call(url, headers={"Authorization": f"Token {token}"})
-        assert status == 200 and body["positions"] == [], body
+        url = shlex.split(lines[-1], comments=True)[-1].replace("localhost:8000", base)
+        for scheme in ("Bearer", "Token"):  # the line's own, and the one its comment offers
+            status, body, _ = call(url, headers={"Authorization": f"{scheme} {token}"})
+            assert status == 200 and body["positions"] == [], (scheme, body)
         assert call(url)[0] == 401  # and without it, nothing

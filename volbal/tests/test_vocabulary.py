@@ -5,6 +5,7 @@ answer; an unknown field answers 400 naming the field the user probably meant.""
 from __future__ import annotations
 
 import io
+from decimal import Decimal
 
 import pytest
 import yaml
@@ -90,7 +91,7 @@ def test_the_dividend_and_the_position_say_withholding_tax_rate(api, make_positi
     listed = api.get(f"/v1/positions/{position.id}/dividends").json()["dividends"]
     assert [d["withholding_tax_rate"] for d in listed] == [0.15, 0.3]
     event = Event.objects.filter(position=position, type="ex_div_announced").last()
-    assert event.inputs["withholding_tax_rate"] == 0.3
+    assert event.inputs["withholding_tax_rate"] == Decimal("0.3")  # exact, as stored
     assert Dividend._meta.get_field("withholding_rate").verbose_name == "withholding tax rate"
 
 
