@@ -172,6 +172,24 @@ class EvaluationSerializer(serializers.Serializer):
     order_id = serializers.CharField(allow_null=True)
 
 
+class RungSerializer(serializers.Serializer):
+    price = DecimalOut(help_text="The price at which this side fires (6 decimals).")
+    proposal = ProposalSerializer(help_text="What evaluating at that price proposes.")
+
+
+class LadderSerializer(serializers.Serializer):
+    position_id = serializers.CharField()
+    anchor_price = DecimalOut(allow_null=True)
+    buy = RungSerializer(allow_null=True, help_text="The next buy fires at this price or "
+                         "below; null when no price buys.")
+    sell = RungSerializer(allow_null=True, help_text="The next sell fires at this price or "
+                          "above; null when no price sells.")
+    blocked_by = serializers.ChoiceField(
+        choices=("open_order", "daily_cap_reached"), allow_null=True,
+        help_text="What would block an order at any price now (the rungs hold once it lifts).")
+    message = serializers.CharField()
+
+
 class PriceInSerializer(StrictSerializer):
     ticker = Ticker()
     price = Number(max_digits=22, decimal_places=6, min_value=Decimal("0.000001"))
