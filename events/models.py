@@ -25,6 +25,10 @@ class EventType(models.TextChoices):
     EX_DIV_EFFECTIVE = "ex_div_effective"
     ANCHOR_ADJUSTED_FOR_DIVIDEND = "anchor_adjusted_for_dividend"
     DIVIDEND_CASH_RECEIVED = "dividend_cash_received"
+    ORDER_ROUTED = "order_routed"
+    BROKER_REJECTED = "broker_rejected"
+    BROKER_ERROR = "broker_error"
+    BROKER_FILL_MISMATCH = "broker_fill_mismatch"
 
 
 class Event(models.Model):

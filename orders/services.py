@@ -75,6 +75,7 @@ def order_submit(
         idempotency_key=idempotency_key,
         source=source,
         trading_day=today,
+        broker=position.broker,
     ))
     event_record(
         position_id=position.id,
@@ -170,14 +171,24 @@ def _refuse_fill(order: Order, code: str, message: str, inputs: dict) -> DomainE
 
 
 def order_fill(
-    *, owner, order_id: str, price: Decimal, filled_qty: Decimal, commission: Decimal | None = None
+    *, owner, order_id: str, price: Decimal, filled_qty: Decimal, commission: Decimal | None = None,
+    broker: str = "manual", broker_fill_id: str | None = None,
 ) -> tuple[Order, Position, Fill]:
     """Apply an execution: balances, the order's progress, the anchor, and their events.
 
-    A refused fill changes nothing but the ``fill_rejected`` event that says why."""
+    A refused fill changes nothing but the ``fill_rejected`` event that says why. A broker's
+    execution carries ``broker_fill_id``: the same id again (a repeated poll) changes nothing
+    and returns the fill already applied; if its numbers differ from the stored ones, a
+    ``broker_fill_mismatch`` event records the anomaly and the stored fill stands."""
     with refusal_scope(), transaction.atomic():
         order, position = _locked_order(owner=owner, order_id=order_id)
         inputs = {"price": price, "filled_qty": filled_qty, "commission": commission}
+        if broker_fill_id is not None:
+            inputs.update(broker=broker, broker_fill_id=broker_fill_id)
+            seen = fetch_one(Fill, broker=broker, broker_fill_id=broker_fill_id)
+            if seen is not None:
+                _compare_replayed_fill(seen, order, inputs)
+                return order, position, seen
         if order.status not in OPEN_STATUSES:
             raise _refuse_fill(
                 order, "order_not_open", f"Order {order.id} is {order.status}.", inputs
@@ -239,7 +250,8 @@ def order_fill(
         old_anchor = position.anchor_price
         position.qty, position.cash, position.anchor_price = new_qty, new_cash, price
         position.save(update_fields=["qty", "cash", "anchor_price", "updated_at"])
-        fill = Fill.objects.create(order=order, qty=filled_qty, price=price, commission=commission)
+        fill = Fill.objects.create(order=order, qty=filled_qty, price=price, commission=commission,
+                                   broker=broker, broker_fill_id=broker_fill_id)
         filled = order.status == OrderStatus.FILLED
         event_record(
             position_id=position.id,
@@ -270,8 +282,26 @@ def order_fill(
     return order, position, fill
 
 
-def order_cancel(*, owner, order_id: str) -> Order:
-    """Cancel an open order; what was already filled stays filled."""
+def _compare_replayed_fill(seen: Fill, order: Order, inputs: dict) -> None:
+    """A broker fill id already applied: record an anomaly if the numbers differ."""
+    if seen.order_id != order.id or seen.qty != inputs["filled_qty"] \
+            or seen.price != inputs["price"] \
+            or inputs["commission"] not in (None, seen.commission):
+        event_record(
+            position_id=order.position_id, order_id=order.id,
+            type=EventType.BROKER_FILL_MISMATCH,
+            message=f"Broker fill {seen.broker_fill_id} reported again with other numbers "
+            f"({fmt(inputs['filled_qty'])} at {fmt(inputs['price'])}); the fill applied "
+            f"({fmt(seen.qty)} at {fmt(seen.price)}) stands.",
+            inputs=inputs,
+            outputs={"fill_id": seen.id, "qty": seen.qty, "price": seen.price,
+                     "commission": seen.commission, "order_id": seen.order_id},
+        )
+
+
+def order_cancel(*, owner, order_id: str, reason: str = "", by: str = "") -> Order:
+    """Cancel an open order; what was already filled stays filled. ``reason`` (a clause) and
+    ``by`` (e.g. the broker that ended it) are recorded in the event."""
     with transaction.atomic():
         order, position = _locked_order(owner=owner, order_id=order_id)
         if order.status not in OPEN_STATUSES:
@@ -283,7 +313,9 @@ def order_cancel(*, owner, order_id: str) -> Order:
             order_id=order.id,
             type=EventType.ORDER_CANCELLED,
             message=f"Order {order.id} cancelled with "
-            f"{fmt(order.filled_qty)}/{fmt(order.qty)} filled.",
+            f"{fmt(order.filled_qty)}/{fmt(order.qty)} filled"
+            + (f" by the {by} broker" if by else "") + (f": {reason}." if reason else "."),
+            inputs={"reason": reason, "by": by} if (reason or by) else {},
             outputs={"status": order.status, "filled_qty": order.filled_qty},
         )
     return order

@@ -68,6 +68,11 @@ class BacktestParamsSerializer(StrictSerializer):
     cash = serializers.DecimalField(required=False, default=Decimal("10000"), **_RATIO)
     start_weight = serializers.DecimalField(required=False, default=Decimal("0.5"), **_RATIO)
     slippage_bps = serializers.DecimalField(required=False, default=Decimal("0"), **_RATIO)
+    fill = serializers.ChoiceField(
+        choices=engine.FILLS, required=False, default="same_bar",
+        help_text="same_bar: a proposal fills at its own bar's price; next_bar: it is placed as "
+                  "an open order and fills at the next bar's price (trimmed to what the cash or "
+                  "shares then cover).")
 
 
 class BacktestRequestSerializer(BacktestParamsSerializer):
@@ -200,7 +205,8 @@ class BacktestView(APIView):
             "Runs the live evaluation rules over a price series: the posted `prices` (at most "
             f"{MAX_BARS:,} bars) or a bundled `sample`, with optional `dividends`. Every "
             "strategy field may be given (fractions, not percent); `cash` (default 10000), "
-            "`start_weight` (0.5) and `slippage_bps` (0) set up the run. Nothing is stored. "
+            "`start_weight` (0.5), `slippage_bps` (0) and `fill` (`same_bar`) set up the run. "
+            "Nothing is stored. "
             "The answer holds the strategy's metrics, buy-and-hold's, and every order."
         ),
         request=BacktestRequestSerializer,
@@ -246,7 +252,7 @@ class BacktestView(APIView):
         cfg = rules.Config(**cfg_values)
         problems = rules.config_errors(cfg)
         setup = engine.Setup(cash=opts["cash"], start_weight=opts["start_weight"],
-                             slippage_bps=opts["slippage_bps"])
+                             slippage_bps=opts["slippage_bps"], fill=opts["fill"])
         problems.update(engine.setup_errors(setup))
         if problems:
             name, why = next(iter(problems.items()))

@@ -24,6 +24,20 @@ class Sizing(models.TextChoices):
     FIXED_FRACTION = "fixed_fraction"
 
 
+class Broker(models.TextChoices):
+    """Where a position's orders go (orders/brokers/): ``manual`` records fills typed in through
+    the API or the admin; ``paper`` simulates the market from the stored prices."""
+
+    MANUAL = "manual"
+    PAPER = "paper"
+
+
+SLIPPAGE_BPS_MAX = rules.SLIPPAGE_BPS_MAX  # slippage_bps: 0 <= x < 10000, as the backtest
+
+# How a position's orders are executed (not rules of the strategy): what the API and the admin
+# take beside the strategy fields.
+EXECUTION_FIELDS = ("broker", "slippage_bps")
+
 # Every per-position strategy field, in the order of strategy.md.
 STRATEGY_FIELDS = (
     "trigger_pct",
@@ -69,6 +83,10 @@ class Position(models.Model):
     fractional = models.BooleanField(default=_D.fractional)
     qty_step = models.DecimalField(**QTY, null=True, blank=True, default=_D.qty_step)
     withholding_tax_rate = models.DecimalField(**RATIO, default=_D.withholding_tax_rate)
+
+    broker = models.CharField(max_length=16, choices=Broker.choices, default=Broker.MANUAL)
+    # The paper broker fills this many basis points worse than the market price.
+    slippage_bps = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
 
     # The time of the stored price the last submitting price-less evaluation used: a cron
     # --submit run never evaluates a position twice at the same stored price.
@@ -123,6 +141,12 @@ class Position(models.Model):
                 condition=Q(withholding_tax_rate__gte=0) & Q(withholding_tax_rate__lt=1),
                 name="pos_withholding_range",
             ),
+            models.CheckConstraint(condition=Q(broker__in=Broker.values),
+                                   name="pos_broker_valid"),
+            models.CheckConstraint(
+                condition=Q(slippage_bps__gte=0) & Q(slippage_bps__lt=SLIPPAGE_BPS_MAX),
+                name="pos_slippage_range",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -151,7 +175,9 @@ class Price(models.Model):
 
     class Meta:
         ordering = ("ticker", "ts")
-        indexes = [models.Index(fields=("ticker", "-ts"), name="price_ticker_latest")]
+        indexes = [models.Index(fields=("ticker", "-ts"), name="price_ticker_latest"),
+                   # The paper broker's "first price recorded after the order".
+                   models.Index(fields=("ticker", "created_at", "id"), name="price_ticker_rec")]
         constraints = [
             models.CheckConstraint(condition=Q(price__gt=0), name="price_pos"),
             models.UniqueConstraint(fields=("ticker", "ts"), name="price_unique_ticker_ts"),

@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from orders.models import Side
-from positions.models import DividendStatus, Sizing
+from positions.models import SLIPPAGE_BPS_MAX, Broker, DividendStatus, Sizing
 from positions.strategy import rules
 from volbal.api import StrictSerializer
 from volbal.fields import Boolean, DecimalOut, Integer, Number
@@ -52,6 +52,13 @@ class StrategyFields(StrictSerializer):
         help_text="> 0, or null for none",
     )
     withholding_tax_rate = ratio(min_value=0, lt=1, help_text="0 ≤ rate < 1")
+    broker = serializers.ChoiceField(
+        choices=Broker.choices, required=False,
+        help_text="Where orders go: manual (fills typed in; the default) or paper (simulated "
+                  "fills at the next recorded price).")
+    slippage_bps = Number(max_digits=10, decimal_places=4, required=False, min_value=0,
+                          lt=SLIPPAGE_BPS_MAX,
+                          help_text="Paper fills this many basis points worse; 0 ≤ x < 10000.")
 
 
 class PositionCreateSerializer(StrategyFields):
@@ -91,6 +98,8 @@ class PositionSerializer(serializers.Serializer):
     fractional = serializers.BooleanField()
     qty_step = DecimalOut(allow_null=True)
     withholding_tax_rate = DecimalOut()
+    broker = serializers.CharField()
+    slippage_bps = DecimalOut()
     price = serializers.SerializerMethodField(help_text="Latest stored price of the ticker.")
     value = serializers.SerializerMethodField(help_text="S·P + C + R at `price`.")
     weight = serializers.SerializerMethodField(help_text="Stock weight S·P / V at `price`.")

@@ -10,7 +10,14 @@ from django.db import transaction
 
 from events.models import EventType
 from events.services import event_record
-from positions.models import STRATEGY_FIELDS, Position, Price
+from positions.models import (
+    EXECUTION_FIELDS,
+    SLIPPAGE_BPS_MAX,
+    STRATEGY_FIELDS,
+    Broker,
+    Position,
+    Price,
+)
 from positions.selectors import latest_price, position_get
 from positions.strategy import rules
 from volbal.errors import DomainError
@@ -45,6 +52,21 @@ def config_validate(cfg: rules.Config) -> None:
         )
 
 
+def execution_validate(values: dict) -> None:
+    """The execution fields (broker, slippage_bps): a 400 naming the field."""
+    errors = {}
+    if "broker" in values and values["broker"] not in Broker.values:
+        errors["broker"] = "broker must be one of: " + ", ".join(Broker.values) + "."
+    bps = values.get("slippage_bps", Decimal(0))
+    if not (isinstance(bps, Decimal) and bps.is_finite() and 0 <= bps < SLIPPAGE_BPS_MAX):
+        errors["slippage_bps"] = "slippage_bps must be at least 0 and less than 10000."
+    if errors:
+        first = next(iter(errors.items()))
+        raise DomainError(
+            "validation_error", f"Invalid input. {first[0]}: {first[1]}", status=400, fields=errors
+        )
+
+
 def position_create(
     *,
     owner,
@@ -54,10 +76,13 @@ def position_create(
     anchor_price: Decimal | None = None,
     **strategy,
 ) -> Position:
-    """Open a position with shares, cash, an optional anchor and any strategy field."""
-    unknown = set(strategy) - set(STRATEGY_FIELDS)
+    """Open a position with shares, cash, an optional anchor, any strategy field and the
+    execution fields (``broker``, ``slippage_bps``)."""
+    unknown = set(strategy) - set(STRATEGY_FIELDS) - set(EXECUTION_FIELDS)
     if unknown:
         raise TypeError(f"unknown strategy fields: {sorted(unknown)}")
+    execution = {k: strategy.pop(k) for k in EXECUTION_FIELDS if k in strategy}
+    execution_validate(execution)
     ticker = ticker_normalize(ticker)
     cfg = replace(rules.Config(), **strategy)
     config_validate(cfg)
@@ -85,6 +110,7 @@ def position_create(
             opening_qty=qty,
             opening_cash=cash,
             **{name: getattr(cfg, name) for name in STRATEGY_FIELDS},
+            **execution,
         )
         event_record(
             position_id=position.id,
@@ -92,26 +118,33 @@ def position_create(
             message=f"Position opened in {ticker} with {fmt(qty)} shares and {fmt(cash)} cash"
             + (f", anchor {fmt(anchor_price)}." if anchor_price is not None else "."),
             inputs={"ticker": ticker, "qty": qty, "cash": cash, "anchor_price": anchor_price},
-            outputs={name: getattr(cfg, name) for name in STRATEGY_FIELDS},
+            outputs={**{name: getattr(cfg, name) for name in STRATEGY_FIELDS},
+                     **{name: getattr(position, name) for name in EXECUTION_FIELDS}},
         )
     return position
 
 
 def position_configure(*, owner, position_id: str, changes: dict) -> Position:
     """Change strategy fields; records ``config_changed`` with the old and new values."""
-    unknown = set(changes) - set(STRATEGY_FIELDS)
+    unknown = set(changes) - set(STRATEGY_FIELDS) - set(EXECUTION_FIELDS)
     if unknown:
         raise TypeError(f"unknown strategy fields: {sorted(unknown)}")
+    execution = {k: v for k, v in changes.items() if k in EXECUTION_FIELDS}
+    execution_validate(execution)
     with transaction.atomic():
         position = position_get(owner=owner, position_id=position_id, for_update=True)
         old = position.config()
-        new = replace(old, **changes)
+        new = replace(old, **{k: v for k, v in changes.items() if k in STRATEGY_FIELDS})
         config_validate(new)
         diff = {
             name: {"old": getattr(old, name), "new": getattr(new, name)}
             for name in STRATEGY_FIELDS
             if getattr(old, name) != getattr(new, name)
         }
+        diff.update({
+            name: {"old": getattr(position, name), "new": value}
+            for name, value in execution.items() if getattr(position, name) != value
+        })
         if not diff:
             return position
         for name, change in diff.items():

@@ -73,6 +73,9 @@ class Command(BaseCommand):
                          help="stock weight bought on the first bar (default 0.5)")
         run.add_argument("--slippage-bps", default="0",
                          help="fills this many basis points worse than the bar (default 0)")
+        run.add_argument("--fill", default="same_bar", choices=("same_bar", "next_bar"),
+                         help="same_bar (default): a proposal fills at its bar's price; "
+                              "next_bar: it fills at the next bar's price")
         run.add_argument("--float", action="store_true", dest="use_float",
                          help="run the rules on floats (agrees with the Decimal default to the "
                               "cent)")
@@ -94,6 +97,7 @@ class Command(BaseCommand):
             cash=_decimal(opts["cash"], "--cash"),
             start_weight=_decimal(opts["start_weight"], "--start-weight"),
             slippage_bps=_decimal(opts["slippage_bps"], "--slippage-bps"),
+            fill=opts["fill"],
         )
         problems = engine.setup_errors(setup)
         if problems:
