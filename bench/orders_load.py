@@ -86,7 +86,7 @@ with connection.cursor() as cursor:
     cursor.executemany("INSERT INTO bench_position VALUES (%s, %s)",
                        list(enumerate(ids, start=1)))
 print("BENCH" + json.dumps({{"token": token, "user_id": user.pk, "positions": ids,
-                            "trading_day": clock.trading_day().isoformat()}}))
+                            "trading_day": clock.session_day().isoformat()}}))
 """
 
 

@@ -29,6 +29,7 @@ class EventType(models.TextChoices):
     BROKER_REJECTED = "broker_rejected"
     BROKER_ERROR = "broker_error"
     BROKER_FILL_MISMATCH = "broker_fill_mismatch"
+    ORDER_EXPIRED = "order_expired"
 
 
 class Event(models.Model):

@@ -26,6 +26,11 @@ class OrderStatus(models.TextChoices):
 OPEN_STATUSES = (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED)
 
 
+class TimeInForce(models.TextChoices):
+    GTC = "gtc"  # open until filled or cancelled (the default)
+    DAY = "day"  # expires at the close of the session it was placed in
+
+
 class Order(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=ids.order_id, editable=False)
     position = models.ForeignKey(
@@ -44,6 +49,8 @@ class Order(models.Model):
     # The broker the order goes to (the position's when it was created), the broker's id for
     # it once routed, and when it was routed (null: not yet; a manual order is never routed).
     broker = models.CharField(max_length=16, default="manual")
+    time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices,
+                                     default=TimeInForce.GTC)
     broker_order_id = models.CharField(max_length=64, null=True, blank=True)
     routed_at = models.DateTimeField(null=True, blank=True)
     # The calendar date in the trading time zone when the order was created: the daily cap.
@@ -65,6 +72,8 @@ class Order(models.Model):
                 name="order_filled_range",
             ),
             models.CheckConstraint(condition=Q(side__in=Side.values), name="order_side_valid"),
+            models.CheckConstraint(condition=Q(time_in_force__in=TimeInForce.values),
+                                   name="order_tif_valid"),
             models.CheckConstraint(
                 condition=Q(status__in=OrderStatus.values), name="order_status_valid"
             ),

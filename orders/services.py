@@ -8,7 +8,15 @@ from django.db import transaction
 
 from events.models import EventType
 from events.services import event_record, event_record_refusal, refusal_scope
-from orders.models import OPEN_STATUSES, Fill, IdempotencyRecord, Order, OrderStatus, Side
+from orders.models import (
+    OPEN_STATUSES,
+    Fill,
+    IdempotencyRecord,
+    Order,
+    OrderStatus,
+    Side,
+    TimeInForce,
+)
 from positions.models import Position
 from positions.selectors import position_get
 from positions.strategy import rules
@@ -24,8 +32,8 @@ def order_not_found(order_id: str) -> DomainError:
 
 
 def orders_created_today(*, position: Position, today=None) -> int:
-    """Orders created for the position on the trading day (the daily cap counts these)."""
-    return count(Order, position_id=position.id, trading_day=today or clock.trading_day())
+    """Orders created for the position in the session (the daily cap counts these)."""
+    return count(Order, position_id=position.id, trading_day=today or clock.session_day())
 
 
 def has_open_order(*, position: Position) -> bool:
@@ -40,6 +48,7 @@ def order_submit(
     idempotency_key: str | None = None,
     source: str = "api",
     note: str = "",
+    time_in_force: str = TimeInForce.GTC,
 ) -> Order:
     """Create an order on a position the caller has already locked (``select_for_update``).
 
@@ -59,7 +68,7 @@ def order_submit(
             status=400,
             fields={"qty": "Must be greater than zero."},
         )
-    today = clock.trading_day()
+    today = clock.session_day()
     created_today = orders_created_today(position=position, today=today)
     if created_today >= position.max_orders_per_day:
         raise DomainError(
@@ -76,6 +85,7 @@ def order_submit(
         source=source,
         trading_day=today,
         broker=position.broker,
+        time_in_force=time_in_force,
     ))
     event_record(
         position_id=position.id,
@@ -96,7 +106,8 @@ def order_submit(
 
 
 def order_submit_for(
-    *, owner, position_id: str, side: str, qty: Decimal, idempotency_key: str | None
+    *, owner, position_id: str, side: str, qty: Decimal, idempotency_key: str | None,
+    time_in_force: str = TimeInForce.GTC,
 ) -> tuple[Order, bool]:
     """The orders endpoint's use case: lock the caller's position, then submit.
 
@@ -112,7 +123,7 @@ def order_submit_for(
             existing = fetch_one(Order, position_id=position.id,
                                  idempotency_key=idempotency_key)
         if existing is not None:
-            if existing.side != side or existing.qty != qty:
+            if (existing.side, existing.qty, existing.time_in_force) != (side, qty, time_in_force):
                 raise DomainError(
                     "idempotency_signature_mismatch",
                     "This Idempotency-Key was used with another order body.",
@@ -120,7 +131,8 @@ def order_submit_for(
                 )
             return existing, False
         return order_submit(
-            position=position, side=side, qty=qty, idempotency_key=idempotency_key
+            position=position, side=side, qty=qty, idempotency_key=idempotency_key,
+            time_in_force=time_in_force,
         ), True
 
 
@@ -299,9 +311,11 @@ def _compare_replayed_fill(seen: Fill, order: Order, inputs: dict) -> None:
         )
 
 
-def order_cancel(*, owner, order_id: str, reason: str = "", by: str = "") -> Order:
+def order_cancel(*, owner, order_id: str, reason: str = "", by: str = "",
+                 event_type: str = EventType.ORDER_CANCELLED) -> Order:
     """Cancel an open order; what was already filled stays filled. ``reason`` (a clause) and
-    ``by`` (e.g. the broker that ended it) are recorded in the event."""
+    ``by`` (e.g. the broker that ended it) are recorded in the event (``order_cancelled``, or
+    ``order_expired`` for a day order past its session)."""
     with transaction.atomic():
         order, position = _locked_order(owner=owner, order_id=order_id)
         if order.status not in OPEN_STATUSES:
@@ -311,14 +325,42 @@ def order_cancel(*, owner, order_id: str, reason: str = "", by: str = "") -> Ord
         event_record(
             position_id=position.id,
             order_id=order.id,
-            type=EventType.ORDER_CANCELLED,
-            message=f"Order {order.id} cancelled with "
+            type=event_type,
+            message=f"Order {order.id} "
+            f"{'expired' if event_type == EventType.ORDER_EXPIRED else 'cancelled'} with "
             f"{fmt(order.filled_qty)}/{fmt(order.qty)} filled"
             + (f" by the {by} broker" if by else "") + (f": {reason}." if reason else "."),
             inputs={"reason": reason, "by": by} if (reason or by) else {},
             outputs={"status": order.status, "filled_qty": order.filled_qty},
         )
     return order
+
+
+def orders_expire(*, now=None) -> list[str]:
+    """Cancel every open day order whose session has closed, with an ``order_expired`` event;
+    returns their ids. Each in its own transaction; one ended meanwhile is left alone."""
+    import datetime as dt
+
+    from volbal import market
+
+    now = now or clock.now()
+    expired = []
+    day_orders = (Order.objects.filter(status__in=OPEN_STATUSES, time_in_force=TimeInForce.DAY,
+                                       trading_day__lte=clock.session_day(now))
+                  .order_by("trading_day", "id").values_list("id", "trading_day"))
+    for order_id, day in day_orders:
+        close = market.session_close(day) or clock.start_of_trading_day(
+            day + dt.timedelta(days=1))
+        if now < close:
+            continue
+        try:
+            order_cancel(owner=None, order_id=order_id, event_type=EventType.ORDER_EXPIRED,
+                         reason=f"a day order, its session ({day}) closed at "
+                         f"{close.isoformat()}")
+        except DomainError:
+            continue
+        expired.append(order_id)
+    return expired
 
 
 PURGE_BATCH = 5000

@@ -12,7 +12,14 @@ from django.utils.html import format_html, format_html_join
 from events.selectors import events_for_position
 from positions import selectors, services
 from positions.dividends import dividends_process
-from positions.models import STRATEGY_FIELDS, Dividend, Position, Price
+from positions.models import (
+    EXECUTION_FIELDS,
+    STRATEGY_FIELDS,
+    Dividend,
+    Position,
+    Price,
+    TradeCycle,
+)
 from positions.strategy import rules
 from volbal.errors import DomainError
 
@@ -24,7 +31,8 @@ class PositionForm(forms.ModelForm):
 
     class Meta:
         model = Position
-        fields = ("owner", "ticker", "qty", "cash", "anchor_price", *STRATEGY_FIELDS)
+        fields = ("owner", "ticker", "qty", "cash", "anchor_price", *STRATEGY_FIELDS,
+                  *EXECUTION_FIELDS)
 
     def clean(self):
         data = super().clean()
@@ -90,6 +98,7 @@ class PositionAdmin(admin.ModelAdmin):
         sets = [
             (None, {"fields": ("id", *state) if obj else state[:-1]}),
             ("Strategy", {"fields": STRATEGY_FIELDS}),
+            ("Execution", {"fields": EXECUTION_FIELDS}),
         ]
         if obj is not None:
             sets += [
@@ -251,3 +260,24 @@ class DividendAdmin(admin.ModelAdmin):
         report = dividends_process()
         self.message_user(request, f"{len(report.effective)} became effective, "
                           f"{len(report.paid)} were paid.", messages.SUCCESS)
+
+
+@admin.register(TradeCycle)
+class TradeCycleAdmin(admin.ModelAdmin):
+    """The trade cycle's summaries (manage.py trade): read-only."""
+
+    list_display = ("started_at", "market_open", "session", "positions_claimed", "evaluated",
+                    "submitted", "routed", "fills", "cancelled", "orders_expired", "errors",
+                    "duration_ms", "worker")
+    list_filter = ("market_open", "session")
+    date_hierarchy = "started_at"
+    readonly_fields = [f.name for f in TradeCycle._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

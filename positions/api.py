@@ -272,6 +272,7 @@ class PositionViewSet(viewsets.ViewSet):
             side=data["side"],
             qty=data["qty"],
             idempotency_key=key,
+            time_in_force=data["time_in_force"],
         )
         return Response(
             OrderAcceptedSerializer(order).data,

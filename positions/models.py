@@ -36,7 +36,7 @@ SLIPPAGE_BPS_MAX = rules.SLIPPAGE_BPS_MAX  # slippage_bps: 0 <= x < 10000, as th
 
 # How a position's orders are executed (not rules of the strategy): what the API and the admin
 # take beside the strategy fields.
-EXECUTION_FIELDS = ("broker", "slippage_bps")
+EXECUTION_FIELDS = ("broker", "slippage_bps", "auto_submit")
 
 # Every per-position strategy field, in the order of strategy.md.
 STRATEGY_FIELDS = (
@@ -87,6 +87,10 @@ class Position(models.Model):
     broker = models.CharField(max_length=16, choices=Broker.choices, default=Broker.MANUAL)
     # The paper broker fills this many basis points worse than the market price.
     slippage_bps = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
+    # The trade cycle submits this position's proposals (off: they are only recorded).
+    auto_submit = models.BooleanField(default=False)
+    # A trade cycle has claimed the position until then (several cycles split the positions).
+    cycle_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     # The time of the stored price the last submitting price-less evaluation used: a cron
     # --submit run never evaluates a position twice at the same stored price.
@@ -185,6 +189,35 @@ class Price(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ticker} {self.price} @ {self.ts:%Y-%m-%d %H:%M}"
+
+
+class TradeCycle(models.Model):
+    """One run of the trade cycle (``manage.py trade``): what it did, kept for the admin."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=64)
+    market_open = models.BooleanField()
+    session = models.DateField(null=True, blank=True)
+    dividends_effective = models.PositiveIntegerField(default=0)
+    dividends_paid = models.PositiveIntegerField(default=0)
+    orders_expired = models.PositiveIntegerField(default=0)
+    positions_claimed = models.PositiveIntegerField(default=0)
+    evaluated = models.PositiveIntegerField(default=0)
+    proposals = models.PositiveIntegerField(default=0)
+    submitted = models.PositiveIntegerField(default=0)
+    routed = models.PositiveIntegerField(default=0)
+    fills = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("-started_at", "-id")
+
+    def __str__(self) -> str:
+        return f"cycle {self.pk} {self.started_at:%Y-%m-%d %H:%M:%S}"
 
 
 class DividendStatus(models.TextChoices):

@@ -59,6 +59,9 @@ class StrategyFields(StrictSerializer):
     slippage_bps = Number(max_digits=10, decimal_places=4, required=False, min_value=0,
                           lt=SLIPPAGE_BPS_MAX,
                           help_text="Paper fills this many basis points worse; 0 ≤ x < 10000.")
+    auto_submit = Boolean(required=False,
+                          help_text="The trade cycle submits the proposals (default false: "
+                                    "they are only recorded).")
 
 
 class PositionCreateSerializer(StrategyFields):
@@ -100,6 +103,7 @@ class PositionSerializer(serializers.Serializer):
     withholding_tax_rate = DecimalOut()
     broker = serializers.CharField()
     slippage_bps = DecimalOut()
+    auto_submit = serializers.BooleanField()
     price = serializers.SerializerMethodField(help_text="Latest stored price of the ticker.")
     value = serializers.SerializerMethodField(help_text="S·P + C + R at `price`.")
     weight = serializers.SerializerMethodField(help_text="Stock weight S·P / V at `price`.")

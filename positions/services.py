@@ -57,6 +57,8 @@ def execution_validate(values: dict) -> None:
     errors = {}
     if "broker" in values and values["broker"] not in Broker.values:
         errors["broker"] = "broker must be one of: " + ", ".join(Broker.values) + "."
+    if "auto_submit" in values and not isinstance(values["auto_submit"], bool):
+        errors["auto_submit"] = "auto_submit must be true or false."
     bps = values.get("slippage_bps", Decimal(0))
     if not (isinstance(bps, Decimal) and bps.is_finite() and 0 <= bps < SLIPPAGE_BPS_MAX):
         errors["slippage_bps"] = "slippage_bps must be at least 0 and less than 10000."
@@ -235,7 +237,8 @@ def position_decide(*, position: Position, price: Decimal) -> rules.Decision:
 
 def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
                       submit: bool = False, source: str = "api",
-                      skip_if_evaluated_at_latest: bool = False) -> Evaluation | None:
+                      skip_if_evaluated_at_latest: bool = False,
+                      mark_latest: bool = False) -> Evaluation | None:
     """Evaluate a position at ``price`` (or its ticker's latest stored price), record the
     decision and, with ``submit``, place the proposal through the same submission service as
     the orders endpoint. One transaction, the position row locked.
@@ -243,7 +246,8 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
     With ``skip_if_evaluated_at_latest`` (cron) returns None when the position was already
     evaluated with ``submit`` at the latest stored price. Only a submitting evaluation marks
     the price as done: a look (a dry run, the API without submit) must not stop the run that
-    places the order."""
+    places the order. The trade cycle passes ``mark_latest``: its evaluation is the record
+    for that price whether or not it submits, and it ends the cycle's claim on the position."""
     from orders.services import order_submit
 
     with transaction.atomic():
@@ -255,9 +259,11 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
                 if skip_if_evaluated_at_latest and position.evaluated_price_ts == latest.ts:
                     return None
                 price, price_source, price_ts = latest.price, "latest", latest.ts
-                if submit:
+                if submit or mark_latest:
                     position.evaluated_price_ts = latest.ts
-                    position.save(update_fields=["evaluated_price_ts", "updated_at"])
+                    position.cycle_lease_until = None
+                    position.save(update_fields=["evaluated_price_ts", "cycle_lease_until",
+                                                 "updated_at"])
         if price is None:
             message = (f"No price to evaluate {position.ticker} at: none was given and none is "
                        "stored (POST /v1/prices).")

@@ -155,6 +155,9 @@ STORAGES = {
 # --- volbal ---
 VOLBAL_IDEMPOTENCY_TTL_HOURS = env_int("VOLBAL_IDEMPOTENCY_TTL_HOURS", 24)
 VOLBAL_TRADING_TZ = os.environ.get("VOLBAL_TRADING_TZ", "America/New_York")
+# The exchange calendar (an exchange_calendars code): the daily cap counts its sessions, the
+# trade cycle trades only in them, day orders expire at their close. Empty: no calendar.
+VOLBAL_CALENDAR = os.environ.get("VOLBAL_CALENDAR", "XNYS")
 
 # --- REST framework ---
 REST_FRAMEWORK = {
