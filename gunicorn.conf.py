@@ -20,3 +20,12 @@ wsgi_app = "volbal.wsgi:application"
 # The longest request line (method, path, query) taken; a longer one is answered 414 by gunicorn
 # itself (documented on every operation of /v1/schema/, volbal.schema.document_server_limits).
 limit_request_line = 4094
+
+
+def on_starting(server):
+    """Build the exchange calendar once, in the master: every worker forked from it (and every
+    replacement of a dead one) inherits it instead of spending seconds building its own."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "volbal.settings")
+    from volbal import market
+
+    market.warm()

@@ -38,6 +38,13 @@ def _quiet():
         yield
 
 
+def warm() -> None:
+    """Build the configured calendar now (a server worker does it before serving)."""
+    cal = calendar()
+    if cal is not None:
+        _day(settings.VOLBAL_CALENDAR, dt.date.today())
+
+
 def calendar():
     """The configured calendar, or None when ``VOLBAL_CALENDAR`` is empty."""
     name = settings.VOLBAL_CALENDAR
