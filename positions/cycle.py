@@ -12,8 +12,9 @@ One cycle, in this order:
    evaluated at its ticker's latest price by the one evaluation service, which records the
    decision, submits it when the position has ``auto_submit`` on, marks the price as done and
    ends the claim; then the new orders go to their brokers;
-4. orders still waiting to be routed (submitted through the API) are routed and every broker is
-   polled for its open orders.
+4. orders still waiting to be routed (submitted through the API) are routed and every broker
+   whose fills do not just follow a new price (not paper: that was polled in step 3) is polled
+   for its open orders.
 
 No transaction is open while a broker is called (see orders/brokers/service.py). A claim whose
 cycle died is claimable again once its lease has run out. Each cycle is kept as a
@@ -170,7 +171,7 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
     else:
         say(f"Market closed at {now.isoformat()}: nothing evaluated.")
     brokers.orders_route(run=run)
-    brokers.brokers_poll(run=run)
+    brokers.brokers_poll(run=run, skip_price_driven=True)
     row.routed, row.fills, row.cancelled = run.routed, run.fills, run.cancelled
     row.errors += run.errors + run.fills_refused
     row.duration_ms = int((time.monotonic() - start) * 1000)

@@ -77,6 +77,9 @@ class BrokerUnavailable(Exception):
 class Broker(Protocol):
     name: str
     routes: bool  # False: orders stay here (manual)
+    # True: fills happen only when a new price is recorded (paper), so the trade cycle polls
+    # it with the positions a new price made due, not again for every open order.
+    price_driven: bool
 
     def place(self, ticket: Ticket) -> str:
         """Send the order; returns the broker's id for it. Raises BrokerRejected or

@@ -9,6 +9,7 @@ from orders.brokers import Report, Ticket
 class ManualBroker:
     name = "manual"
     routes = False
+    price_driven = False
 
     def place(self, ticket: Ticket) -> str:  # never called: routes is False
         return ticket.order_id

@@ -17,6 +17,7 @@ from volbal.renderers import decimal_text as fmt
 class PaperBroker:
     name = "paper"
     routes = True
+    price_driven = True
 
     def place(self, ticket: Ticket) -> str:
         return f"paper-{ticket.order_id}"

@@ -126,15 +126,19 @@ def _rejected(order: Order, exc: BrokerRejected) -> None:
             order_cancel(owner=None, order_id=order.id, reason=exc.message, by=order.broker)
 
 
-def brokers_poll(*, position_ids=None, run: BrokerRun | None = None) -> BrokerRun:
+def brokers_poll(*, position_ids=None, run: BrokerRun | None = None,
+                 skip_price_driven: bool = False) -> BrokerRun:
     """Ask each broker for the status and fills of its open routed orders (of these positions)
-    and apply them."""
+    and apply them. ``skip_price_driven`` leaves out brokers whose fills only follow a new
+    price (paper): the trade cycle has polled those with the positions the price made due."""
     run = run or BrokerRun()
     by_broker: dict[str, list[Order]] = {}
     for order in _routed_open(position_ids):
         by_broker.setdefault(order.broker, []).append(order)
     for name, orders in by_broker.items():
         broker = broker_for(name)
+        if skip_price_driven and broker.price_driven:
+            continue
         try:
             reports = broker.poll([ticket_of(o) for o in orders])  # no transaction, no lock
         except BrokerUnavailable as exc:

@@ -143,6 +143,7 @@ def test_manual_orders_are_not_routed(make_position):
 class _Stub:
     name = "paper"
     routes = True
+    price_driven = False
 
     def __init__(self, place=None, poll=None):
         self._place, self._poll = place, poll
