@@ -34,8 +34,20 @@ class PositionForm(forms.ModelForm):
         fields = ("owner", "ticker", "qty", "cash", "anchor_price", *STRATEGY_FIELDS,
                   *EXECUTION_FIELDS)
 
+    # Left out of a post, these keep the position's value (a new one's default).
+    OPTIONAL = ("broker", "slippage_bps")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.OPTIONAL:
+            if name in self.fields:
+                self.fields[name].required = False
+
     def clean(self):
         data = super().clean()
+        for name in self.OPTIONAL:
+            if data.get(name) in (None, ""):
+                data[name] = getattr(self.instance, name)
         values = {n: data.get(n, getattr(rules.Config(), n)) for n in STRATEGY_FIELDS}
         if any(v is None for n, v in values.items() if n != "qty_step"):
             return data  # field errors already reported
@@ -211,7 +223,8 @@ class PositionAdmin(admin.ModelAdmin):
             services.position_configure(
                 owner=None,
                 position_id=obj.pk,
-                changes={n: data[n] for n in STRATEGY_FIELDS if n in form.changed_data},
+                changes={n: data[n] for n in (*STRATEGY_FIELDS, *EXECUTION_FIELDS)
+                         if n in form.changed_data and n in data},
             )
             return
         created = services.position_create(
@@ -221,6 +234,7 @@ class PositionAdmin(admin.ModelAdmin):
             cash=data["cash"],
             anchor_price=data.get("anchor_price"),
             **{n: data[n] for n in STRATEGY_FIELDS},
+            **{n: data[n] for n in EXECUTION_FIELDS if n in data},
         )
         obj.pk = created.pk
         obj._state.adding = False
