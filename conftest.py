@@ -92,7 +92,7 @@ def make_position(user):
                     Decimal(str(v))
                     if isinstance(v, (int, float, str))
                     and not isinstance(v, bool)
-                    and k not in ("sizing", "max_orders_per_day")
+                    and k not in ("sizing", "max_orders_per_day", "broker")
                     else v
                 )
                 for k, v in kw.items()

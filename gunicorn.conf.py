@@ -23,3 +23,12 @@ limit_request_line = 4094
 # The longest header line taken; a longer one is answered 431 by gunicorn (documented the same
 # way, volbal.schema_http). deploy/nginx.conf passes header lines up to this length.
 limit_request_field_size = 8190
+
+
+def on_starting(server):
+    """Build the exchange calendar once, in the master: every worker forked from it (and every
+    replacement of a dead one) inherits it instead of spending seconds building its own."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "volbal.settings")
+    from volbal import market
+
+    market.warm()

@@ -87,7 +87,7 @@ with connection.cursor() as cursor:
     cursor.executemany("INSERT INTO bench_position VALUES (%s, %s)",
                        list(enumerate(ids, start=1)))
 print("BENCH" + json.dumps({{"token": token, "user_id": user.pk, "positions": ids,
-                            "trading_day": clock.trading_day().isoformat()}}))
+                            "trading_day": clock.session_day().isoformat()}}))
 """
 
 
@@ -274,7 +274,7 @@ SELECT p.* FROM positions_position p WHERE p.id = (SELECT id FROM bench_position
 SELECT COUNT(*) AS today FROM orders_order WHERE position_id = :id AND trading_day = '{trading_day}' \\gset
 SELECT SUM(qty - filled_qty) FILTER (WHERE side = 'BUY') AS open_buy, SUM(qty - filled_qty) FILTER (WHERE side = 'SELL') AS open_sell FROM orders_order WHERE position_id = :id AND status IN ('submitted', 'partially_filled') \\gset
 SELECT (SELECT price FROM positions_price WHERE ticker = 'BNCH' ORDER BY ts DESC LIMIT 1) AS stored_price, (SELECT ts FROM positions_price WHERE ticker = 'BNCH' ORDER BY ts DESC LIMIT 1) AS stored_ts, (SELECT f.price FROM orders_fill f JOIN orders_order o ON o.id = f.order_id WHERE o.position_id = :id ORDER BY f.created_at DESC, f.id DESC LIMIT 1) AS fill_price, (SELECT f.created_at FROM orders_fill f JOIN orders_order o ON o.id = f.order_id WHERE o.position_id = :id ORDER BY f.created_at DESC, f.id DESC LIMIT 1) AS fill_ts \\gset
-INSERT INTO orders_order (id, position_id, side, qty, filled_qty, avg_fill_price, commission_paid, status, idempotency_key, source, trading_day, created_at, updated_at) VALUES ('ord_' || left(replace(gen_random_uuid()::text, '-', ''), 26), :id, 'BUY', 1, 0, NULL, 0, 'submitted', gen_random_uuid()::text, 'api', '{trading_day}', now(), now()) RETURNING id AS order_id \\gset
+INSERT INTO orders_order (id, position_id, side, qty, filled_qty, avg_fill_price, commission_paid, status, idempotency_key, source, trading_day, broker, time_in_force, created_at, updated_at) VALUES ('ord_' || left(replace(gen_random_uuid()::text, '-', ''), 26), :id, 'BUY', 1, 0, NULL, 0, 'submitted', gen_random_uuid()::text, 'api', '{trading_day}', 'manual', 'gtc', now(), now()) RETURNING id AS order_id \\gset
 INSERT INTO events_event (position_id, order_id, type, inputs, outputs, message, created_at) VALUES (:id, :order_id, 'order_submitted', '{{"side": "BUY", "qty": 1, "source": "api", "idempotency_key": "bench-floor-0000000"}}', '{{"order_id": "ord_01m86wgjhvqjf53mpdgye8vc8e", "status": "submitted", "trading_day": "{trading_day}", "orders_today": 1}}', 'Order ord_01m86wgjhvqjf53mpdgye8vc8e submitted: BUY 1 BNCH.', now());
 UPDATE orders_idempotencyrecord SET status_code = 201, response_body = convert_to('{{"order_id": "ord_01m86wgjhvqjf53mpdgye8vc8e", "accepted": true, "position_id": "pos_01m86wghzzs5wk5v5dmrwr922j", "side": "BUY", "qty": 1, "status": "submitted", "created_at": "20261124T133919.785552Z"}}', 'UTF8') WHERE id = :record_id;
 COMMIT;

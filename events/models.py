@@ -29,6 +29,11 @@ class EventType(models.TextChoices):
     ANCHOR_ADJUSTED_FOR_DIVIDEND = "anchor_adjusted_for_dividend"
     DIVIDEND_CASH_RECEIVED = "dividend_cash_received"
     DIVIDEND_STEP_FAILED = "dividend_step_failed"
+    ORDER_ROUTED = "order_routed"
+    BROKER_REJECTED = "broker_rejected"
+    BROKER_ERROR = "broker_error"
+    BROKER_FILL_MISMATCH = "broker_fill_mismatch"
+    ORDER_EXPIRED = "order_expired"
 
 
 class Event(models.Model):

@@ -26,6 +26,11 @@ class OrderStatus(models.TextChoices):
 OPEN_STATUSES = (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED)
 
 
+class TimeInForce(models.TextChoices):
+    GTC = "gtc"  # open until filled or cancelled (the default)
+    DAY = "day"  # expires at the close of the session it was placed in
+
+
 class Order(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=ids.order_id, editable=False)
     position = models.ForeignKey(
@@ -41,6 +46,13 @@ class Order(models.Model):
     )
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     source = models.CharField(max_length=16, default="api")  # api, evaluation, admin
+    # The broker the order goes to (the position's when it was created), the broker's id for
+    # it once routed, and when it was routed (null: not yet; a manual order is never routed).
+    broker = models.CharField(max_length=16, default="manual")
+    time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices,
+                                     default=TimeInForce.GTC)
+    broker_order_id = models.CharField(max_length=64, null=True, blank=True)
+    routed_at = models.DateTimeField(null=True, blank=True)
     # The calendar date in the trading time zone when the order was created: the daily cap.
     trading_day = models.DateField()
     created_at = models.DateTimeField(auto_now_add=True)
@@ -51,6 +63,7 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=("position", "trading_day"), name="order_pos_day"),
             models.Index(fields=("position", "status"), name="order_pos_status"),
+            models.Index(fields=("broker", "status"), name="order_broker_status"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(qty__gt=0), name="order_qty_pos"),
@@ -59,6 +72,8 @@ class Order(models.Model):
                 name="order_filled_range",
             ),
             models.CheckConstraint(condition=Q(side__in=Side.values), name="order_side_valid"),
+            models.CheckConstraint(condition=Q(time_in_force__in=TimeInForce.values),
+                                   name="order_tif_valid"),
             models.CheckConstraint(
                 condition=Q(status__in=OrderStatus.values), name="order_status_valid"
             ),
@@ -95,11 +110,18 @@ class Fill(models.Model):
     qty = models.DecimalField("filled qty", **QTY)
     price = models.DecimalField(**MONEY)
     commission = models.DecimalField(**MONEY)
+    # A broker's execution: its id makes the fill idempotent (a repeated poll never fills
+    # twice). Null for a fill typed in by hand.
+    broker = models.CharField(max_length=16, default="manual")
+    broker_fill_id = models.CharField(max_length=128, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ("created_at", "id")
         constraints = [
+            models.UniqueConstraint(fields=("broker", "broker_fill_id"),
+                                    condition=Q(broker_fill_id__isnull=False),
+                                    name="fill_one_per_broker_fill_id"),
             models.CheckConstraint(condition=Q(qty__gt=0), name="fill_qty_pos"),
             models.CheckConstraint(condition=Q(price__gt=0), name="fill_price_pos"),
             models.CheckConstraint(condition=Q(commission__gte=0), name="fill_commission_nonneg"),

@@ -19,6 +19,10 @@ class OrderSubmitSerializer(StrictSerializer):
         min_value=Decimal("0.00000001"),
         help_text="Shares, > 0, at most 8 decimal places.",
     )
+    time_in_force = serializers.ChoiceField(
+        choices=("gtc", "day"), required=False, default="gtc",
+        help_text="gtc (default): open until filled or cancelled; day: expires at the close of "
+                  "the exchange session it was placed in (order_expired).")
 
 
 class OrderAcceptedSerializer(serializers.Serializer):
@@ -53,6 +57,7 @@ class FillSerializer(serializers.Serializer):
     filled_qty = DecimalOut(source="qty", help_text="Shares this fill executed.")
     price = DecimalOut()
     commission = DecimalOut()
+    broker_fill_id = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()
 
 
@@ -68,7 +73,10 @@ class OrderSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=OrderStatus.choices)
     source = serializers.CharField()
     idempotency_key = serializers.CharField(allow_null=True)
-    trading_day = serializers.DateField()
+    time_in_force = serializers.CharField()
+    broker = serializers.CharField()
+    broker_order_id = serializers.CharField(allow_null=True)
+    trading_day = serializers.DateField(help_text="The exchange session the order counts in.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 

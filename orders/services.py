@@ -9,7 +9,15 @@ from django.db.models import F, Q, Sum
 
 from events.models import EventType
 from events.services import event_record, event_record_refusal, refusal_scope
-from orders.models import OPEN_STATUSES, Fill, IdempotencyRecord, Order, OrderStatus, Side
+from orders.models import (
+    OPEN_STATUSES,
+    Fill,
+    IdempotencyRecord,
+    Order,
+    OrderStatus,
+    Side,
+    TimeInForce,
+)
 from positions.models import Position
 from positions.selectors import known_price, position_get
 from positions.strategy import rules
@@ -26,8 +34,8 @@ def order_not_found(order_id: str) -> DomainError:
 
 
 def orders_created_today(*, position: Position, today=None) -> int:
-    """Orders created for the position on the trading day (the daily cap counts these)."""
-    return count(Order, position_id=position.id, trading_day=today or clock.trading_day())
+    """Orders created for the position in the session (the daily cap counts these)."""
+    return count(Order, position_id=position.id, trading_day=today or clock.session_day())
 
 
 def has_open_order(*, position: Position) -> bool:
@@ -90,6 +98,7 @@ def order_submit(
     source: str = "api",
     note: str = "",
     price: Decimal | None = None,
+    time_in_force: str = TimeInForce.GTC,
 ) -> Order:
     """Create an order on a position the caller has already locked (``select_for_update``).
 
@@ -111,7 +120,7 @@ def order_submit(
             status=400,
             fields={"qty": "Must be greater than zero."},
         )
-    today = clock.trading_day()
+    today = clock.session_day()
     created_today = orders_created_today(position=position, today=today)
     if created_today >= position.max_orders_per_day:
         raise DomainError(
@@ -128,6 +137,8 @@ def order_submit(
         idempotency_key=idempotency_key,
         source=source,
         trading_day=today,
+        broker=position.broker,
+        time_in_force=time_in_force,
     ))
     event_record(
         position_id=position.id,
@@ -148,7 +159,8 @@ def order_submit(
 
 
 def order_submit_for(
-    *, owner, position_id: str, side: str, qty: Decimal, idempotency_key: str | None
+    *, owner, position_id: str, side: str, qty: Decimal, idempotency_key: str | None,
+    time_in_force: str = TimeInForce.GTC,
 ) -> tuple[Order, bool]:
     """The orders endpoint's use case: lock the caller's position, then submit.
 
@@ -164,7 +176,7 @@ def order_submit_for(
             existing = fetch_one(Order, position_id=position.id,
                                  idempotency_key=idempotency_key)
         if existing is not None:
-            if existing.side != side or existing.qty != qty:
+            if (existing.side, existing.qty, existing.time_in_force) != (side, qty, time_in_force):
                 raise DomainError(
                     "idempotency_signature_mismatch",
                     "This Idempotency-Key was used with another order body.",
@@ -172,7 +184,8 @@ def order_submit_for(
                 )
             return existing, False
         return order_submit(
-            position=position, side=side, qty=qty, idempotency_key=idempotency_key
+            position=position, side=side, qty=qty, idempotency_key=idempotency_key,
+            time_in_force=time_in_force,
         ), True
 
 
@@ -208,14 +221,24 @@ def _refuse_fill(order: Order, code: str, message: str, inputs: dict) -> DomainE
 
 
 def order_fill(
-    *, owner, order_id: str, price: Decimal, filled_qty: Decimal, commission: Decimal | None = None
+    *, owner, order_id: str, price: Decimal, filled_qty: Decimal, commission: Decimal | None = None,
+    broker: str = "manual", broker_fill_id: str | None = None,
 ) -> tuple[Order, Position, Fill]:
     """Apply an execution: balances, the order's progress, the anchor, and their events.
 
-    A refused fill changes nothing but the ``fill_rejected`` event that says why."""
+    A refused fill changes nothing but the ``fill_rejected`` event that says why. A broker's
+    execution carries ``broker_fill_id``: the same id again (a repeated poll) changes nothing
+    and returns the fill already applied; if its numbers differ from the stored ones, a
+    ``broker_fill_mismatch`` event records the anomaly and the stored fill stands."""
     with refusal_scope(), transaction.atomic():
         order, position = _locked_order(owner=owner, order_id=order_id)
         inputs = {"price": price, "filled_qty": filled_qty, "commission": commission}
+        if broker_fill_id is not None:
+            inputs.update(broker=broker, broker_fill_id=broker_fill_id)
+            seen = fetch_one(Fill, broker=broker, broker_fill_id=broker_fill_id)
+            if seen is not None:
+                _compare_replayed_fill(seen, order, inputs)
+                return order, position, seen
         if order.status not in OPEN_STATUSES:
             raise _refuse_fill(
                 order, "order_not_open", f"Order {order.id} is {order.status}.", inputs
@@ -277,7 +300,8 @@ def order_fill(
         old_anchor = position.anchor_price
         position.qty, position.cash, position.anchor_price = new_qty, new_cash, price
         position.save(update_fields=["qty", "cash", "anchor_price", "updated_at"])
-        fill = Fill.objects.create(order=order, qty=filled_qty, price=price, commission=commission)
+        fill = Fill.objects.create(order=order, qty=filled_qty, price=price, commission=commission,
+                                   broker=broker, broker_fill_id=broker_fill_id)
         filled = order.status == OrderStatus.FILLED
         event_record(
             position_id=position.id,
@@ -308,8 +332,28 @@ def order_fill(
     return order, position, fill
 
 
-def order_cancel(*, owner, order_id: str) -> Order:
-    """Cancel an open order; what was already filled stays filled."""
+def _compare_replayed_fill(seen: Fill, order: Order, inputs: dict) -> None:
+    """A broker fill id already applied: record an anomaly if the numbers differ."""
+    if seen.order_id != order.id or seen.qty != inputs["filled_qty"] \
+            or seen.price != inputs["price"] \
+            or inputs["commission"] not in (None, seen.commission):
+        event_record(
+            position_id=order.position_id, order_id=order.id,
+            type=EventType.BROKER_FILL_MISMATCH,
+            message=f"Broker fill {seen.broker_fill_id} reported again with other numbers "
+            f"({fmt(inputs['filled_qty'])} at {fmt(inputs['price'])}); the fill applied "
+            f"({fmt(seen.qty)} at {fmt(seen.price)}) stands.",
+            inputs=inputs,
+            outputs={"fill_id": seen.id, "qty": seen.qty, "price": seen.price,
+                     "commission": seen.commission, "order_id": seen.order_id},
+        )
+
+
+def order_cancel(*, owner, order_id: str, reason: str = "", by: str = "",
+                 event_type: str = EventType.ORDER_CANCELLED) -> Order:
+    """Cancel an open order; what was already filled stays filled. ``reason`` (a clause) and
+    ``by`` (e.g. the broker that ended it) are recorded in the event (``order_cancelled``, or
+    ``order_expired`` for a day order past its session)."""
     with transaction.atomic():
         order, position = _locked_order(owner=owner, order_id=order_id)
         if order.status not in OPEN_STATUSES:
@@ -319,12 +363,42 @@ def order_cancel(*, owner, order_id: str) -> Order:
         event_record(
             position_id=position.id,
             order_id=order.id,
-            type=EventType.ORDER_CANCELLED,
-            message=f"Order {order.id} cancelled with "
-            f"{fmt(order.filled_qty)}/{fmt(order.qty)} filled.",
+            type=event_type,
+            message=f"Order {order.id} "
+            f"{'expired' if event_type == EventType.ORDER_EXPIRED else 'cancelled'} with "
+            f"{fmt(order.filled_qty)}/{fmt(order.qty)} filled"
+            + (f" by the {by} broker" if by else "") + (f": {reason}." if reason else "."),
+            inputs={"reason": reason, "by": by} if (reason or by) else {},
             outputs={"status": order.status, "filled_qty": order.filled_qty},
         )
     return order
+
+
+def orders_expire(*, now=None) -> list[str]:
+    """Cancel every open day order whose session has closed, with an ``order_expired`` event;
+    returns their ids. Each in its own transaction; one ended meanwhile is left alone."""
+    import datetime as dt
+
+    from volbal import market
+
+    now = now or clock.now()
+    expired = []
+    day_orders = (Order.objects.filter(status__in=OPEN_STATUSES, time_in_force=TimeInForce.DAY,
+                                       trading_day__lte=clock.session_day(now))
+                  .order_by("trading_day", "id").values_list("id", "trading_day"))
+    for order_id, day in day_orders:
+        close = market.session_close(day) or clock.start_of_trading_day(
+            day + dt.timedelta(days=1))
+        if now < close:
+            continue
+        try:
+            order_cancel(owner=None, order_id=order_id, event_type=EventType.ORDER_EXPIRED,
+                         reason=f"a day order, its session ({day}) closed at "
+                         f"{close.isoformat()}")
+        except DomainError:
+            continue
+        expired.append(order_id)
+    return expired
 
 
 PURGE_BATCH = 5000

@@ -16,7 +16,15 @@ from django.utils.html import format_html, format_html_join
 from events.selectors import events_for_position
 from positions import selectors, services
 from positions.dividends import dividend_announce, dividends_process
-from positions.models import STRATEGY_FIELDS, Dividend, DividendStatus, Position, Price
+from positions.models import (
+    EXECUTION_FIELDS,
+    STRATEGY_FIELDS,
+    Dividend,
+    DividendStatus,
+    Position,
+    Price,
+    TradeCycle,
+)
 from positions.picture import position_picture_png
 from positions.serializers import (
     DividendAnnounceSerializer,
@@ -41,12 +49,25 @@ class PositionForm(ApiValidatedForm):
 
     class Meta:
         model = Position
-        fields = ("owner", "ticker", "qty", "cash", "anchor_price", *STRATEGY_FIELDS)
+        fields = ("owner", "ticker", "qty", "cash", "anchor_price", *STRATEGY_FIELDS,
+                  *EXECUTION_FIELDS)
+
+    # Left out of a post, these keep the position's value (a new one's default).
+    OPTIONAL = ("broker", "slippage_bps")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.OPTIONAL:
+            if name in self.fields:
+                self.fields[name].required = False
 
     def clean(self):
         data = super().clean()
         if self.errors:
             return data  # a field out of its bounds: the combination is not checked
+        for name in self.OPTIONAL:
+            if data.get(name) in (None, ""):
+                data[name] = getattr(self.instance, name)
         values = {n: data.get(n, getattr(rules.Config(), n)) for n in STRATEGY_FIELDS}
         if any(v is None for n, v in values.items() if n != "qty_step"):
             return data  # field errors already reported
@@ -110,6 +131,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         sets = [
             (None, {"fields": ("id", *state) if obj else state[:-1]}),
             ("Strategy", {"fields": STRATEGY_FIELDS}),
+            ("Execution", {"fields": EXECUTION_FIELDS}),
         ]
         if obj is not None:
             sets += [
@@ -261,7 +283,8 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
             services.position_configure(
                 owner=None,
                 position_id=obj.pk,
-                changes={n: data[n] for n in STRATEGY_FIELDS if n in form.changed_data},
+                changes={n: data[n] for n in (*STRATEGY_FIELDS, *EXECUTION_FIELDS)
+                         if n in form.changed_data and n in data},
             )
             return
         created = services.position_create(
@@ -271,6 +294,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
             cash=data["cash"],
             anchor_price=data.get("anchor_price"),
             **{n: data[n] for n in STRATEGY_FIELDS},
+            **{n: data[n] for n in EXECUTION_FIELDS if n in data},
         )
         obj.pk = created.pk
         obj._state.adding = False
@@ -398,3 +422,24 @@ class DividendAdmin(WriteActionsMixin, admin.ModelAdmin):
                           f"{len(report.paid)} were paid.", messages.SUCCESS)
         for failure in report.failed:
             self.message_user(request, str(failure), messages.ERROR)
+
+
+@admin.register(TradeCycle)
+class TradeCycleAdmin(admin.ModelAdmin):
+    """The trade cycle's summaries (manage.py trade): read-only."""
+
+    list_display = ("started_at", "market_open", "session", "positions_claimed", "evaluated",
+                    "submitted", "routed", "fills", "cancelled", "orders_expired", "errors",
+                    "duration_ms", "worker")
+    list_filter = ("market_open", "session")
+    date_hierarchy = "started_at"
+    readonly_fields = [f.name for f in TradeCycle._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

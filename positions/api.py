@@ -26,6 +26,7 @@ from positions.serializers import (
     EvaluateRequestSerializer,
     EvaluationSerializer,
     EventSerializer,
+    LadderSerializer,
     PositionCreateSerializer,
     PositionSerializer,
     PositionUpdateSerializer,
@@ -35,6 +36,7 @@ from positions.serializers import (
 from volbal import clock
 from volbal.api import keyset_page, validate_filters
 from volbal.errors import ApiError
+from volbal.renderers import decimal_text as fmt
 from volbal.schema import (
     PAGING,
     errors,
@@ -93,6 +95,41 @@ def evaluation_body(result: services.Evaluation) -> dict:
         "price_ts": result.price_ts,
         **services.decision_payload(result.decision),
         "order_id": result.order.id if result.order is not None else None,
+    }
+
+
+def ladder_body(result: selectors.PositionLadder) -> dict:
+    position, lad = result.position, result.ladder
+
+    def rung(r):
+        if r is None:
+            return None
+        return {"price": r.price, "proposal": services.proposal_payload(r.proposal)}
+
+    parts = []
+    if lad.buy is not None:
+        parts.append(f"the next buy ({fmt(lad.buy.proposal.qty)} shares) fires at "
+                     f"{fmt(lad.buy.price)} or below")
+    else:
+        parts.append("no price buys")
+    if lad.sell is not None:
+        parts.append(f"the next sell ({fmt(lad.sell.proposal.qty)} shares) at "
+                     f"{fmt(lad.sell.price)} or above")
+    else:
+        parts.append("no price sells")
+    message = "; ".join(parts)
+    message = message[0].upper() + message[1:] + "."
+    if result.blocked_by == "open_order":
+        message += " An order is still open: nothing fires until it is filled or cancelled."
+    elif result.blocked_by == "daily_cap_reached":
+        message += " Today's order cap is reached: nothing fires before the next trading day."
+    return {
+        "position_id": position.id,
+        "anchor_price": position.anchor_price,
+        "buy": rung(lad.buy),
+        "sell": rung(lad.sell),
+        "blocked_by": result.blocked_by,
+        "message": message,
     }
 
 
@@ -261,6 +298,7 @@ class PositionViewSet(viewsets.ViewSet):
             side=data["side"],
             qty=data["qty"],
             idempotency_key=key,
+            time_in_force=data["time_in_force"],
         )
         return Response(
             OrderAcceptedSerializer(order).data,
@@ -296,6 +334,21 @@ class PositionViewSet(viewsets.ViewSet):
             owner=request.user, position_id=pk, price=data.get("price"), submit=data["submit"]
         )
         return Response(evaluation_body(result))
+
+    @extend_schema(
+        summary="The next-trigger ladder: where the next buy and the next sell fire",
+        description="From the position's state alone (shares, cash, receivable, anchor and "
+        "strategy fields): the highest price at or below which the next buy fires and the "
+        "lowest at or above which the next sell fires, each with the proposal evaluating there "
+        "gives (after the caps, the rounding and the minimum notional). At any price strictly "
+        "between the two, nothing fires. `blocked_by` names an open order or the day's cap, "
+        "which block at every price.",
+        responses={200: LadderSerializer, **NOT_FOUND, **read_errors()},
+    )
+    @action(detail=True, methods=["get"])
+    def ladder(self, request, pk=None):
+        return Response(ladder_body(selectors.position_ladder(owner=request.user,
+                                                              position_id=pk)))
 
     @extend_schema(
         methods=["GET"],

@@ -62,6 +62,11 @@ class BacktestSetupSerializer(StrategyFields):
                           min_value=0, lt=10000,
                           help_text="Each fill's price worsened by this many basis points, "
                                     "0 ≤ bps < 10000 (default 0).")
+    fill = serializers.ChoiceField(
+        choices=engine.FILLS, required=False, default="same_bar",
+        help_text="same_bar: a proposal fills at its own bar's price; next_bar: it is placed as "
+                  "an open order and fills at the next bar's price (trimmed to what the cash or "
+                  "shares then cover).")
 
 
 def _sample_field(**kw):
@@ -276,7 +281,8 @@ class BacktestView(APIView):
             "Runs the live evaluation rules over a price series: the posted `prices` (at most "
             f"{MAX_BARS:,} bars) or a bundled `sample`, with optional `dividends`. Every "
             "strategy field may be given (fractions, not percent); `cash` (default 10000), "
-            "`start_weight` (0.5) and `slippage_bps` (0) set up the run. Nothing is stored. "
+            "`start_weight` (0.5), `slippage_bps` (0) and `fill` (`same_bar`) set up the run. "
+            "Nothing is stored. "
             "The answer holds the strategy's metrics, its three benchmarks' (the starting mix "
             "held, the stock held, the fixed mix rebalanced monthly; `buy_and_hold` is the "
             "held mix under its former name), the attribution of the excess return, notes and "
@@ -319,7 +325,7 @@ class BacktestView(APIView):
         cfg = rules.Config(**cfg_values)
         problems = rules.config_errors(cfg)
         setup = engine.Setup(cash=opts["cash"], start_weight=opts["start_weight"],
-                             slippage_bps=opts["slippage_bps"])
+                             slippage_bps=opts["slippage_bps"], fill=opts["fill"])
         problems.update(engine.setup_errors(setup))
         if problems:
             name, why = next(iter(problems.items()))

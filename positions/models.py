@@ -28,6 +28,20 @@ class Sizing(models.TextChoices):
     FIXED_FRACTION = "fixed_fraction"
 
 
+class Broker(models.TextChoices):
+    """Where a position's orders go (orders/brokers/): ``manual`` records fills typed in through
+    the API or the admin; ``paper`` simulates the market from the stored prices."""
+
+    MANUAL = "manual"
+    PAPER = "paper"
+
+
+SLIPPAGE_BPS_MAX = rules.SLIPPAGE_BPS_MAX  # slippage_bps: 0 <= x < 10000, as the backtest
+
+# How a position's orders are executed (not rules of the strategy): what the API and the admin
+# take beside the strategy fields.
+EXECUTION_FIELDS = ("broker", "slippage_bps", "auto_submit")
+
 # Every per-position strategy field, in the order of strategy.md.
 STRATEGY_FIELDS = (
     "trigger_pct",
@@ -73,6 +87,14 @@ class Position(models.Model):
     fractional = models.BooleanField(default=_D.fractional)
     qty_step = models.DecimalField(**QTY, null=True, blank=True, default=_D.qty_step)
     withholding_tax_rate = models.DecimalField(**RATIO, default=_D.withholding_tax_rate)
+
+    broker = models.CharField(max_length=16, choices=Broker.choices, default=Broker.MANUAL)
+    # The paper broker fills this many basis points worse than the market price.
+    slippage_bps = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
+    # The trade cycle submits this position's proposals (off: they are only recorded).
+    auto_submit = models.BooleanField(default=False)
+    # A trade cycle has claimed the position until then (several cycles split the positions).
+    cycle_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     # The time of the stored price the last submitting price-less evaluation used: a cron
     # --submit run never evaluates a position twice at the same stored price.
@@ -127,6 +149,12 @@ class Position(models.Model):
                 condition=Q(withholding_tax_rate__gte=0) & Q(withholding_tax_rate__lt=1),
                 name="pos_withholding_range",
             ),
+            models.CheckConstraint(condition=Q(broker__in=Broker.values),
+                                   name="pos_broker_valid"),
+            models.CheckConstraint(
+                condition=Q(slippage_bps__gte=0) & Q(slippage_bps__lt=SLIPPAGE_BPS_MAX),
+                name="pos_slippage_range",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -174,7 +202,9 @@ class Price(models.Model):
 
     class Meta:
         ordering = ("ticker", "ts")
-        indexes = [models.Index(fields=("ticker", "-ts"), name="price_ticker_latest")]
+        indexes = [models.Index(fields=("ticker", "-ts"), name="price_ticker_latest"),
+                   # The paper broker's "first price recorded after the order".
+                   models.Index(fields=("ticker", "created_at", "id"), name="price_ticker_rec")]
         constraints = [
             models.CheckConstraint(condition=Q(price__gt=0), name="price_pos"),
             models.UniqueConstraint(fields=("ticker", "ts"), name="price_unique_ticker_ts"),
@@ -187,6 +217,35 @@ class Price(models.Model):
         error = self.ts is not None and price_ts_error(self.ts)
         if error:
             raise ValidationError({"ts": error})
+
+
+class TradeCycle(models.Model):
+    """One run of the trade cycle (``manage.py trade``): what it did, kept for the admin."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=64)
+    market_open = models.BooleanField()
+    session = models.DateField(null=True, blank=True)
+    dividends_effective = models.PositiveIntegerField(default=0)
+    dividends_paid = models.PositiveIntegerField(default=0)
+    orders_expired = models.PositiveIntegerField(default=0)
+    positions_claimed = models.PositiveIntegerField(default=0)
+    evaluated = models.PositiveIntegerField(default=0)
+    proposals = models.PositiveIntegerField(default=0)
+    submitted = models.PositiveIntegerField(default=0)
+    routed = models.PositiveIntegerField(default=0)
+    fills = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("-started_at", "-id")
+
+    def __str__(self) -> str:
+        return f"cycle {self.pk} {self.started_at:%Y-%m-%d %H:%M:%S}"
 
 
 class DividendStatus(models.TextChoices):

@@ -8,7 +8,8 @@ from decimal import Decimal
 
 from django.db.models import OuterRef, QuerySet, Subquery
 
-from positions.models import Position, Price
+from positions.models import MONEY, Position, Price
+from positions.strategy.ladder import Ladder, ladder
 from volbal.errors import DomainError
 from volbal.rows import fetch_one
 
@@ -102,3 +103,34 @@ def position_view(*, owner, position_id: str) -> Position:
     if position is None:
         raise position_not_found(position_id)
     return position
+
+
+@dataclass(frozen=True)
+class PositionLadder:
+    """A position's next-trigger ladder and what blocks it right now (the API and the admin)."""
+
+    position: Position
+    ladder: Ladder
+    blocked_by: str | None  # "open_order" | "daily_cap_reached" | None
+
+
+# The highest price a Price row holds (its column: 22 digits, 6 of them decimals).
+PRICE_MAX = Decimal(10) ** (MONEY["max_digits"] - MONEY["decimal_places"]) - Decimal("0.000001")
+
+
+def position_ladder(*, owner, position_id: str | None = None,
+                    position: Position | None = None) -> PositionLadder:
+    """The ladder (strategy.md, "Live loop") of the caller's position: where the next buy and
+    the next sell fire and what each would be. Read-only. ``blocked_by`` says whether the daily
+    cap or an open order would block an order at any price now."""
+    from orders.services import has_open_order, orders_created_today
+
+    if position is None:
+        position = position_get(owner=owner, position_id=position_id)
+    lad = ladder(position.state(), position.config(), max_price=PRICE_MAX)
+    blocked_by = None
+    if has_open_order(position=position):
+        blocked_by = "open_order"
+    elif orders_created_today(position=position) >= position.max_orders_per_day:
+        blocked_by = "daily_cap_reached"
+    return PositionLadder(position=position, ladder=lad, blocked_by=blocked_by)

@@ -11,7 +11,7 @@ from rest_framework import serializers
 from events.actor import ActorSource
 from events.models import EventType
 from orders.models import Side
-from positions.models import DividendStatus, Sizing, price_ts_error
+from positions.models import SLIPPAGE_BPS_MAX, Broker, DividendStatus, Sizing, price_ts_error
 from positions.selectors import PriceSource, known_price
 from positions.strategy import rules
 from volbal.api import StrictSerializer
@@ -64,6 +64,16 @@ class StrategyFields(StrictSerializer):
         help_text="> 0, or null for none",
     )
     withholding_tax_rate = ratio(min_value=0, lt=1, help_text="0 ≤ rate < 1")
+    broker = serializers.ChoiceField(
+        choices=Broker.choices, required=False,
+        help_text="Where orders go: manual (fills typed in; the default) or paper (simulated "
+                  "fills at the next recorded price).")
+    slippage_bps = Number(max_digits=10, decimal_places=4, required=False, min_value=0,
+                          lt=SLIPPAGE_BPS_MAX,
+                          help_text="Paper fills this many basis points worse; 0 ≤ x < 10000.")
+    auto_submit = Boolean(required=False,
+                          help_text="The trade cycle submits the proposals (default false: "
+                                    "they are only recorded).")
 
 
 class PositionCreateSerializer(StrategyFields):
@@ -107,6 +117,9 @@ class PositionSerializer(serializers.Serializer):
     fractional = serializers.BooleanField()
     qty_step = DecimalOut(allow_null=True)
     withholding_tax_rate = DecimalOut()
+    broker = serializers.CharField()
+    slippage_bps = DecimalOut()
+    auto_submit = serializers.BooleanField()
     price = serializers.SerializerMethodField(
         help_text="The latest known price: the newer of the ticker's newest stored price and "
         "the position's last fill; null when there is neither.")
@@ -233,6 +246,24 @@ class EvaluationSerializer(serializers.Serializer):
     reason = serializers.CharField(help_text="Machine code of the outcome, e.g. no_trigger.")
     message = serializers.CharField()
     order_id = serializers.CharField(allow_null=True)
+
+
+class RungSerializer(serializers.Serializer):
+    price = DecimalOut(help_text="The price at which this side fires (6 decimals).")
+    proposal = ProposalSerializer(help_text="What evaluating at that price proposes.")
+
+
+class LadderSerializer(serializers.Serializer):
+    position_id = serializers.CharField()
+    anchor_price = DecimalOut(allow_null=True)
+    buy = RungSerializer(allow_null=True, help_text="The next buy fires at this price or "
+                         "below; null when no price buys.")
+    sell = RungSerializer(allow_null=True, help_text="The next sell fires at this price or "
+                          "above; null when no price sells.")
+    blocked_by = serializers.ChoiceField(
+        choices=("open_order", "daily_cap_reached"), allow_null=True,
+        help_text="What would block an order at any price now (the rungs hold once it lifts).")
+    message = serializers.CharField()
 
 
 class PriceInSerializer(StrictSerializer):

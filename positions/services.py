@@ -11,8 +11,16 @@ from django.db import transaction
 from events.actor import current_actor
 from events.models import EventType
 from events.services import event_record
-from positions.models import STRATEGY_FIELDS, Position, Price, price_ts_error
-from positions.selectors import PriceSource, known_price, position_get
+from positions.models import (
+    EXECUTION_FIELDS,
+    SLIPPAGE_BPS_MAX,
+    STRATEGY_FIELDS,
+    Broker,
+    Position,
+    Price,
+    price_ts_error,
+)
+from positions.selectors import KnownPrice, PriceSource, known_price, latest_price, position_get
 from positions.strategy import rules
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
@@ -46,6 +54,23 @@ def config_validate(cfg: rules.Config) -> None:
         )
 
 
+def execution_validate(values: dict) -> None:
+    """The execution fields (broker, slippage_bps): a 400 naming the field."""
+    errors = {}
+    if "broker" in values and values["broker"] not in Broker.values:
+        errors["broker"] = "broker must be one of: " + ", ".join(Broker.values) + "."
+    if "auto_submit" in values and not isinstance(values["auto_submit"], bool):
+        errors["auto_submit"] = "auto_submit must be true or false."
+    bps = values.get("slippage_bps", Decimal(0))
+    if not (isinstance(bps, Decimal) and bps.is_finite() and 0 <= bps < SLIPPAGE_BPS_MAX):
+        errors["slippage_bps"] = "slippage_bps must be at least 0 and less than 10000."
+    if errors:
+        first = next(iter(errors.items()))
+        raise DomainError(
+            "validation_error", f"Invalid input. {first[0]}: {first[1]}", status=400, fields=errors
+        )
+
+
 def position_create(
     *,
     owner,
@@ -55,10 +80,13 @@ def position_create(
     anchor_price: Decimal | None = None,
     **strategy,
 ) -> Position:
-    """Open a position with shares, cash, an optional anchor and any strategy field."""
-    unknown = set(strategy) - set(STRATEGY_FIELDS)
+    """Open a position with shares, cash, an optional anchor, any strategy field and the
+    execution fields (``broker``, ``slippage_bps``)."""
+    unknown = set(strategy) - set(STRATEGY_FIELDS) - set(EXECUTION_FIELDS)
     if unknown:
         raise TypeError(f"unknown strategy fields: {sorted(unknown)}")
+    execution = {k: strategy.pop(k) for k in EXECUTION_FIELDS if k in strategy}
+    execution_validate(execution)
     ticker = ticker_normalize(ticker)
     cfg = replace(rules.Config(), **strategy)
     config_validate(cfg)
@@ -86,6 +114,7 @@ def position_create(
             opening_qty=qty,
             opening_cash=cash,
             **{name: getattr(cfg, name) for name in STRATEGY_FIELDS},
+            **execution,
         )
         event_record(
             position_id=position.id,
@@ -93,26 +122,33 @@ def position_create(
             message=f"Position opened in {ticker} with {fmt(qty)} shares and {fmt(cash)} cash"
             + (f", anchor {fmt(anchor_price)}." if anchor_price is not None else "."),
             inputs={"ticker": ticker, "qty": qty, "cash": cash, "anchor_price": anchor_price},
-            outputs={name: getattr(cfg, name) for name in STRATEGY_FIELDS},
+            outputs={**{name: getattr(cfg, name) for name in STRATEGY_FIELDS},
+                     **{name: getattr(position, name) for name in EXECUTION_FIELDS}},
         )
     return position
 
 
 def position_configure(*, owner, position_id: str, changes: dict) -> Position:
     """Change strategy fields; records ``config_changed`` with the old and new values."""
-    unknown = set(changes) - set(STRATEGY_FIELDS)
+    unknown = set(changes) - set(STRATEGY_FIELDS) - set(EXECUTION_FIELDS)
     if unknown:
         raise TypeError(f"unknown strategy fields: {sorted(unknown)}")
+    execution = {k: v for k, v in changes.items() if k in EXECUTION_FIELDS}
+    execution_validate(execution)
     with transaction.atomic():
         position = position_get(owner=owner, position_id=position_id, for_update=True)
         old = position.config()
-        new = replace(old, **changes)
+        new = replace(old, **{k: v for k, v in changes.items() if k in STRATEGY_FIELDS})
         config_validate(new)
         diff = {
             name: {"old": getattr(old, name), "new": getattr(new, name)}
             for name in STRATEGY_FIELDS
             if getattr(old, name) != getattr(new, name)
         }
+        diff.update({
+            name: {"old": getattr(position, name), "new": value}
+            for name, value in execution.items() if getattr(position, name) != value
+        })
         if not diff:
             return position
         for name, change in diff.items():
@@ -203,7 +239,8 @@ def position_decide(*, position: Position, price: Decimal) -> rules.Decision:
 
 def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
                       submit: bool = False, source: str = "api",
-                      skip_if_evaluated_at_latest: bool = False) -> Evaluation | None:
+                      skip_if_evaluated_at_latest: bool = False,
+                      mark_latest: bool = False) -> Evaluation | None:
     """Evaluate a position at ``price`` (or its ticker's latest stored price), record the
     decision and, with ``submit``, place the proposal through the same submission service as
     the orders endpoint. One transaction, the position row locked.
@@ -211,21 +248,29 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
     With ``skip_if_evaluated_at_latest`` (cron) returns None when the position was already
     evaluated with ``submit`` at the latest stored price. Only a submitting evaluation marks
     the price as done: a look (a dry run, the API without submit) must not stop the run that
-    places the order."""
+    places the order. The trade cycle passes ``mark_latest``: its evaluation is the record
+    for that price whether or not it submits, and it ends the cycle's claim on the position."""
     from orders.services import order_submit
 
     with transaction.atomic():
         position = position_get(owner=owner, position_id=position_id, for_update=True)
         price_source, price_ts = PriceSource.REQUEST, None
         if price is None:
-            known = known_price(position)
+            if mark_latest:  # the cycle evaluates at the new stored price that called for it
+                stored = latest_price(ticker=position.ticker)
+                known = stored and KnownPrice(price=stored.price, ts=stored.ts,
+                                              source=PriceSource.STORED)
+            else:
+                known = known_price(position)
             if known is not None:
                 if skip_if_evaluated_at_latest and position.evaluated_price_ts == known.ts:
                     return None
                 price, price_source, price_ts = known.price, known.source, known.ts
-                if submit:
+                if submit or mark_latest:
                     position.evaluated_price_ts = known.ts
-                    position.save(update_fields=["evaluated_price_ts", "updated_at"])
+                    position.cycle_lease_until = None
+                    position.save(update_fields=["evaluated_price_ts", "cycle_lease_until",
+                                                 "updated_at"])
         if price is None:
             message = (f"No price to evaluate {position.ticker} at: none was given and none is "
                        "stored (POST /v1/prices).")

@@ -28,6 +28,16 @@ def trading_day(moment: dt.datetime | None = None) -> dt.date:
     return (moment or now()).astimezone(trading_tz()).date()
 
 
+def session_day(moment: dt.datetime | None = None) -> dt.date:
+    """The trading day the daily order cap counts: the exchange session of ``moment`` (default
+    now; see volbal.market), or without a calendar the calendar date in the trading time zone."""
+    from volbal import market
+
+    if market.calendar() is None:
+        return trading_day(moment)
+    return market.session_of(moment or now())
+
+
 def start_of_trading_day(day: dt.date) -> dt.datetime:
     """The first instant of ``day`` in the trading time zone, as an aware datetime."""
     return dt.datetime.combine(day, dt.time.min, tzinfo=trading_tz())

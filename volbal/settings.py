@@ -192,6 +192,9 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # the pair: one username
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "volbal.login_guard.client_address"
 AXES_LOCKOUT_CALLABLE = "volbal.login_guard.locked_out"
+# The exchange calendar (an exchange_calendars code): the daily cap counts its sessions, the
+# trade cycle trades only in them, day orders expire at their close. Empty: no calendar.
+VOLBAL_CALENDAR = os.environ.get("VOLBAL_CALENDAR", "XNYS")
 
 # --- REST framework ---
 REST_FRAMEWORK = {

@@ -14,3 +14,8 @@ application = get_wsgi_application()
 # a busy machine) stalled whatever request came first to a new or respawned worker, a health
 # probe included (bench/attack_probe.py: 5.4 s probes under attack, all first requests).
 get_resolver().resolve("/healthz")
+# Build the exchange calendar while the worker starts, not on its first order (exchange_calendars
+# takes seconds to build one): a worker restarted mid-load answers at once when it is ready.
+from volbal import market  # noqa: E402
+
+market.warm()

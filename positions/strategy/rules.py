@@ -50,11 +50,13 @@ __all__ = [
     "apply_fill",
     "buy_to",
     "config_errors",
+    "covered_qty",
     "default_commission",
     "dividend_amounts",
     "evaluate",
     "round_qty",
     "sell_to",
+    "slipped_price",
     "trigger_size",
     "weight_of",
 ]
@@ -742,6 +744,47 @@ def cash_after_buy(*, cash, qty, price, commission):
     """The cash a buy of ``qty`` at ``price`` with ``commission`` leaves, rounded as stored
     (6 dp): below zero means the buy is refused (``insufficient_cash``). Decimal or float."""
     return _money(cash - qty * price - commission)
+
+
+_BPS = Decimal("0.0001")
+SLIPPAGE_BPS_MAX = Decimal(10000)  # slippage in basis points: 0 <= bps < 10000
+
+
+def slipped_price(price, side: str, slippage_bps) -> Decimal:
+    """A fill price worsened by ``slippage_bps`` basis points (up for a buy, down for a sell),
+    to 6 places half-even, computed in Decimal (a float price enters as its shortest text)."""
+    if not slippage_bps:
+        return _dec(price)
+    f = _dec(slippage_bps) * _BPS
+    return (_dec(price) * (_ONE + f if side == BUY else _ONE - f)).quantize(MONEY_PLACES)
+
+
+def covered_qty(cfg: Config, side: str, qty, *, held, cash, price):
+    """The largest quantity up to ``qty``, on the position's step, that the shares ``held``
+    (a sell) or the ``cash`` with its commission at ``price`` (a buy) cover, judged as
+    :func:`apply_fill` judges it; 0 when nothing does (strategy.md, "Next-bar fills": an order
+    whose price moved is trimmed to what the cash or shares cover, rounded down as usual).
+    Decimal or float, like the other functions here."""
+    if side == SELL:
+        return qty if qty <= held else round_qty(cfg, held)
+
+    def over(x):
+        k = default_commission(cfg, x, price)
+        return cash_after_buy(cash=cash, qty=x, price=price, commission=k) < 0
+
+    if not over(qty):
+        return qty
+    fl = type(qty) is float
+    p = _params(cfg, fl)
+    q = min(qty, round_qty(cfg, cash / (price * p.one_c)))
+    for _ in range(8):
+        if not q > 0 or not over(q):
+            return q
+        smaller = round_qty(cfg, q - p.step)
+        if not smaller < q:  # floats: the step is finer than q's resolution
+            smaller = round_qty(cfg, q * (1 - 1e-12))
+        q = smaller
+    return q if q > 0 and not over(q) else 0
 
 
 def apply_fill(*, qty, cash, side: str, fill_qty, price, commission):

@@ -235,7 +235,7 @@ def test_submit_places_the_proposal_as_an_order(api, make_position):
     assert body["order_id"] == order.id
     assert (order.side, order.qty, order.source) == ("BUY", proposal["qty"], "evaluation")
     assert order.status == OrderStatus.SUBMITTED
-    assert order.trading_day == clock.trading_day()
+    assert order.trading_day == clock.session_day()
     assert types(pos.id) == ["position_created", "anchor_set", "order_submitted", "evaluation"]
     submitted = Event.objects.get(position_id=pos.id, type="order_submitted")
     assert submitted.order_id == order.id
@@ -326,7 +326,7 @@ def test_below_min_notional_is_blocked_and_recorded(api, make_position):
 
 def test_daily_cap_blocks_once_the_days_orders_reach_the_cap(api, make_position):
     pos = make_position(qty=0, cash=10000, max_orders_per_day=2)
-    today = clock.trading_day()
+    today = clock.session_day()
     for _ in range(2):
         Order.objects.create(position=pos, side="BUY", qty=1, status=OrderStatus.CANCELLED,
                              trading_day=today)
@@ -339,6 +339,9 @@ def test_daily_cap_blocks_once_the_days_orders_reach_the_cap(api, make_position)
     assert Order.objects.filter(position_id=pos.id).count() == 2
 
 
+# Without an exchange calendar (VOLBAL_CALENDAR empty) the trading day is the calendar date in
+# the trading time zone; volbal/tests/test_market.py covers the sessions of a calendar.
+@override_settings(VOLBAL_CALENDAR="")
 @pytest.mark.parametrize("tz", ["America/New_York", "Asia/Tokyo", "Pacific/Kiritimati",
                                 "Pacific/Pago_Pago"])
 def test_the_daily_cap_counts_orders_of_the_trading_day_in_the_trading_time_zone(
@@ -359,6 +362,7 @@ def test_the_daily_cap_counts_orders_of_the_trading_day_in_the_trading_time_zone
         assert status == 200 and body["reason"] == "daily_cap_reached"
 
 
+@override_settings(VOLBAL_CALENDAR="")
 def test_the_trading_day_is_the_exchange_date_not_the_utc_date(api, make_position, monkeypatch):
     # 02:00 UTC on 10 March 2025 is still 9 March in New York (22:00 EDT).
     moment = dt.datetime(2025, 3, 10, 2, 0, tzinfo=dt.UTC)

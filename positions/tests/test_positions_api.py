@@ -13,12 +13,13 @@ from django.utils import timezone
 from conftest import assert_error
 from events.models import Event
 from orders.models import Fill
-from positions.models import STRATEGY_FIELDS, Position, Price
+from positions.models import EXECUTION_FIELDS, STRATEGY_FIELDS, Position, Price
 
 pytestmark = pytest.mark.django_db
 
 EVERY_FIELD = {
     "id", "ticker", "qty", "cash", "anchor_price", "dividend_receivable", *STRATEGY_FIELDS,
+    *EXECUTION_FIELDS,
     "price", "price_ts", "price_source", "value", "weight", "created_at", "updated_at",
 }
 DEFAULTS = {

@@ -47,7 +47,7 @@ def test_every_endpoint_is_documented(schema):
         ("/v1/positions/{id}", "get"), ("/v1/positions/{id}", "patch"),
         ("/v1/positions/{id}/events", "get"),
         ("/v1/positions/{id}/orders", "get"), ("/v1/positions/{id}/orders", "post"),
-        ("/v1/positions/{id}/evaluate", "post"),
+        ("/v1/positions/{id}/evaluate", "post"), ("/v1/positions/{id}/ladder", "get"),
         ("/v1/orders/{id}", "get"), ("/v1/orders/{id}/fill", "post"),
         ("/v1/orders/{id}/cancel", "post"),
     }

@@ -64,6 +64,9 @@ class Command(BaseCommand):
         src.add_argument("--dividends", metavar="FILE",
                          help="CSV with ex_date, pay_date, dps (replaces a sample's dividends)")
         run = add_strategy_arguments(parser, "strategy (fractions, not percent)")
+        run.add_argument("--fill", default="same_bar", choices=("same_bar", "next_bar"),
+                         help="same_bar (default): a proposal fills at its bar's price; "
+                              "next_bar: it fills at the next bar's price")
         run.add_argument("--float", action="store_true", dest="use_float",
                          help="run the rules on floats (agrees with the Decimal default to the "
                               "cent)")
@@ -154,6 +157,7 @@ def setup_from(opts):
         cash=_decimal(opts["cash"], "--cash"),
         start_weight=_decimal(opts["start_weight"], "--start-weight"),
         slippage_bps=_decimal(opts["slippage_bps"], "--slippage-bps"),
+        fill=opts.get("fill", "same_bar"),  # sweeps and walk-forwards fill on the same bar
     )
     problems = engine.setup_errors(setup)
     if problems:

@@ -15,6 +15,15 @@ the bar's calendar day; there is never an open order. Bar 0 carries the opening 
 (buy_to(start weight), rounded toward zero like any quantity); it is the first order and sets the
 anchor. If it rounds to nothing, bar 0 is evaluated instead (the anchor is set there).
 
+Next-bar fills (``Setup.fill == "next_bar"``, strategy.md "Next-bar fills")
+    An actionable proposal is placed as an open order on its bar (the daily cap counts it on
+    that bar's day) and fills at the next bar's price worsened by the slippage, after that bar's
+    dividends and before its evaluation; the anchor becomes the fill price. At the fill price a
+    buy the cash no longer covers (or a sell beyond the shares) is trimmed to what they cover,
+    rounded down to the step, and cancelled if that leaves nothing (``Run.cancelled``). An order
+    placed on the last bar stays open (``Run.open_order``). The opening purchase fills at bar 0
+    in both modes: it is the starting position, not a decision of the rules.
+
 Skipping bars (``fast=True``)
     Between two state changes nothing can happen until the price reaches a level that follows
     from the state alone: the sell trigger Pa*(1+tau), the buy trigger Pa*(1-tau), and the
@@ -58,7 +67,7 @@ LEVEL_SLACK = 1e-7  # relative widening of the float levels
 _SCAN_FIRST = 64  # first window of the candidate search, in bars; grows 4x up to _SCAN_MAX
 _SCAN_MAX = 1 << 16
 _SCAN_PY = 24  # bars compared one by one before the numpy windows
-_BPS = Decimal("0.0001")
+FILLS = ("same_bar", "next_bar")
 
 
 class SetupError(ValueError):
@@ -76,6 +85,7 @@ class Setup:
     cash: Decimal = Decimal("10000")
     start_weight: Decimal = Decimal("0.5")
     slippage_bps: Decimal = Decimal("0")
+    fill: str = "same_bar"  # "same_bar" | "next_bar" (strategy.md, "Next-bar fills")
 
 
 def setup_errors(setup: Setup) -> dict[str, str]:
@@ -86,8 +96,10 @@ def setup_errors(setup: Setup) -> dict[str, str]:
     if not (isinstance(w, Decimal) and w.is_finite() and 0 <= w <= 1):
         errors["start_weight"] = "start_weight must be between 0 and 1."
     s = setup.slippage_bps
-    if not (isinstance(s, Decimal) and s.is_finite() and 0 <= s < 10000):
+    if not (isinstance(s, Decimal) and s.is_finite() and 0 <= s < rules.SLIPPAGE_BPS_MAX):
         errors["slippage_bps"] = "slippage_bps must be at least 0 and less than 10000."
+    if setup.fill not in FILLS:
+        errors["fill"] = "fill must be one of: " + ", ".join(FILLS) + "."
     return errors
 
 
@@ -128,6 +140,8 @@ class Run:
     evaluations: int  # evaluate() calls: the work the skipping saved is len(series) - this
     bars: int
     exact: bool = True
+    cancelled: int = 0  # next_bar: orders the fill bar's cash or shares no longer covered
+    open_order: Order | None = None  # next_bar: placed on the last bar, never filled
 
 
 def schedule(days: np.ndarray, dividends: Iterable) -> tuple[dict, dict]:
@@ -186,10 +200,11 @@ class _Book:
         num = _dec if exact else float
         self.num = num
         self.configure(cfg)
-        bps = setup.slippage_bps * _BPS
-        self.slip_buy = None if not bps else 1 + bps  # Decimal factors
-        self.slip_sell = None if not bps else 1 - bps
+        self.bps = setup.slippage_bps
         self.start_weight = num(setup.start_weight)
+        self.next_bar = setup.fill == "next_bar"
+        self.pending: tuple | None = None  # next_bar: (bar placed, side, qty, kind)
+        self.cancelled = 0
         self.dividends = dividends
         self.dps = [num(d.dps) for d in dividends]
         self.net = [num(0)] * len(dividends)
@@ -265,8 +280,25 @@ class _Book:
             self.Pa = dec.anchor
             self.changed = True
         prop = dec.proposal
-        if prop is not None:
+        if prop is None:
+            return
+        if self.next_bar:  # placed now (the cap counts it today), filled at the next bar
+            self.pending = (j, prop.side, prop.qty, prop.kind)
+            self.orders_today += 1
+        else:
             self.fill(j, prop.side, prop.qty, prop.kind)
+
+    def fill_pending(self, j: int) -> None:
+        """next_bar: the order placed on an earlier bar fills at bar ``j``'s price (trimmed to
+        what the cash or shares cover, cancelled when that leaves nothing)."""
+        if self.pending is None:
+            return
+        _placed, side, q, kind = self.pending
+        self.pending = None
+        if side == rules.SELL and q > self.S:
+            q = self.round_qty(self.S)
+        if not (q > 0 and self.fill(j, side, q, kind, count=False)):
+            self.cancelled += 1
 
     def round_qty(self, q):
         """A quantity toward zero to the step: the rules' rounding (strategy.md, step 8)."""
@@ -279,17 +311,10 @@ class _Book:
     def fill_price(self, j: int, side: str):
         """The bar price worsened by the slippage, to 6 places (half-even, in Decimal in both
         modes so that the float run fills at exactly the same prices)."""
-        f = self.slip_buy if side == rules.BUY else self.slip_sell
-        if f is None:
+        if not self.bps:
             return self.price(j)
-        Pf = (_dec(float(self.p[j])) * f).quantize(rules.MONEY_PLACES)
+        Pf = rules.slipped_price(float(self.p[j]), side, self.bps)
         return Pf if self.exact else float(Pf)
-
-    def overdraws(self, q, Pf, k) -> bool:
-        """Whether buying ``q`` at ``Pf`` with commission ``k`` is more than the cash, judged
-        exactly as the fill itself judges it (rules.apply_fill): in float mode a plain
-        ``q * Pf + k > C`` can pass while the rounded cash left comes out negative."""
-        return rules.cash_after_buy(cash=self.C, qty=q, price=Pf, commission=k) < 0
 
     def affordable(self, q, Pf):
         """The largest quantity up to ``q``, on the step, that the cash pays for at ``Pf``
@@ -297,23 +322,9 @@ class _Book:
         bar price) or the commission's rounding make it overdraw. 0 when nothing fits."""
         if not self.exact and self.C - q * Pf * (1.0 + self.c) >= 1e-6 + 1e-12 * abs(self.C):
             return q  # paid for with a micro to spare: no commission rounding can overdraw
+        return rules.covered_qty(self.cfg, rules.BUY, q, held=self.S, cash=self.C, price=Pf)
 
-        def over(x):
-            return self.overdraws(x, Pf, rules.default_commission(self.c, x, Pf))
-
-        if not over(q):
-            return q
-        q = min(q, self.round_qty(self.C / (Pf * (1 + self.c))))
-        for _ in range(8):
-            if not q > 0 or not over(q):
-                return q
-            smaller = self.round_qty(q - self.step)
-            if not smaller < q:  # floats: the step is finer than q's resolution
-                smaller = self.round_qty(q * (1 - 1e-12))
-            q = smaller
-        return q if q > 0 and not over(q) else 0
-
-    def fill(self, j: int, side: str, q, kind: str) -> bool:
+    def fill(self, j: int, side: str, q, kind: str, count: bool = True) -> bool:
         Pf = self.fill_price(j, side)
         if side == rules.BUY:
             q = self.affordable(q, Pf)
@@ -323,7 +334,8 @@ class _Book:
         self.S, self.C = rules.apply_fill(qty=self.S, cash=self.C, side=side, fill_qty=q,
                                           price=Pf, commission=k)
         self.Pa = Pf
-        self.orders_today += 1
+        if count:
+            self.orders_today += 1
         notional = q * Pf
         notional = round(notional, 6) if not self.exact else notional.quantize(rules.MONEY_PLACES)
         self.orders.append(_new_order(j, side, q, Pf, k, notional, kind))
@@ -378,12 +390,24 @@ class _Book:
             qty=self.S, cash=self.C, receivable=self.R, anchor=self.Pa,
             commissions=self.commissions, dividends=self.received,
             evaluations=self.evaluations, bars=n, exact=self.exact,
+            cancelled=self.cancelled, open_order=self.open_order(),
         )
+
+    def open_order(self) -> Order | None:
+        """next_bar: the order still open after the last bar (at its placing bar's price)."""
+        if self.pending is None:
+            return None
+        j, side, q, kind = self.pending
+        P = self.price(j)
+        notional = q * P
+        notional = round(notional, 6) if not self.exact else notional.quantize(rules.MONEY_PLACES)
+        return Order(j, side, q, P, rules.default_commission(self.c, q, P), notional, kind)
 
     def loop_plain(self, start: int) -> None:
         """The reference: every bar, dividends then evaluate."""
         for j in range(start, self.n):
             self.dividends_at(j)
+            self.fill_pending(j)
             if not self.hold:
                 self.evaluate_at(j)
             self.record(j)
@@ -401,6 +425,13 @@ class _Book:
             if progress is not None and i - shown >= tick:
                 progress(i)
                 shown = i
+            if self.pending is not None:  # next_bar: this bar fills it, then is evaluated
+                self.dividends_at(i)
+                self.fill_pending(i)
+                self.evaluate_at(i)
+                self.record(i)
+                i += 1
+                continue
             while e < ne and events[e] < i:
                 e += 1
             nxt = int(events[e]) if e < ne else n

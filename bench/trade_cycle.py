@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Speed of the trade cycle (issue 14, item 5), against the SQL floor measured in the same run.
+
+    .venv/bin/python bench/trade_cycle.py [--positions 20000] [--batch 500] [--floor-seconds 10]
+
+Self-contained and bounded: a scratch PostgreSQL database (dropped at the end; ``--keep-db``
+keeps it), migrated, with ``--positions`` positions in one ticker (50 shares, 5,000 cash, anchor
+100). ``manage.py trade --quiet`` runs with no exchange calendar (the hour of the run does not
+matter) and its own summary gives the duration:
+
+1. evaluate only: a new price 96 (a buy trigger for every position, auto_submit off: the
+   proposals are recorded, nothing submitted);
+2. with submission: auto_submit and the paper broker on, a new price 95.9: every position
+   submits a buy and routes it;
+3. the same as 1 after 10x the events already in the table were added (the rate should stay
+   within 20 %);
+4. the SQL floor: pgbench, one client, prepared statements, on the same database, running the
+   bare writes one evaluation needs: lock the position, read the ticker's latest price, mark
+   the price evaluated, insert the evaluation event.
+
+Prints positions per second for 1-3, the floor's transactions per second and the ratios
+(targets in the issue: >= 3,000/s evaluate-only, >= 1,000/s with submission, on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from orders_load import PYTHON, ROOT, pgbench_path, scratch_database
+
+SETUP = """
+from decimal import Decimal as D
+from django.contrib.auth import get_user_model
+from positions.models import Position
+user = get_user_model().objects.create_user(username="bench", password=None)
+Position.objects.bulk_create([Position(owner=user, ticker="BNCH", qty=D(50), cash=D(5000),
+    anchor_price=D(100), opening_qty=D(50), opening_cash=D(5000)) for _ in range({n})],
+    batch_size=5000)
+from django.db import connection
+with connection.cursor() as c:
+    c.execute("CREATE TABLE bench_position (n integer PRIMARY KEY, id varchar(32))")
+    c.execute("INSERT INTO bench_position SELECT row_number() OVER (ORDER BY id), id "
+              "FROM positions_position")
+"""
+
+PRICE = """
+import datetime as dt
+from decimal import Decimal as D
+from django.utils import timezone
+from positions.models import Position, Price
+Price.objects.create(ticker="BNCH", price=D("{price}"), ts=timezone.now())
+{extra}
+"""
+
+MORE_EVENTS = """
+from django.db import connection
+with connection.cursor() as c:
+    c.execute("INSERT INTO events_event (position_id, order_id, type, inputs, outputs, message, "
+              "created_at) SELECT position_id, order_id, type, inputs, outputs, message, "
+              "created_at FROM events_event, generate_series(1, 10)")
+"""
+
+# Back to phase 1's work: phase 2's paper orders closed (not filled), submission off.
+RESET = """
+from orders.models import Order
+Order.objects.update(status="cancelled")
+Position.objects.update(auto_submit=False, broker="manual")
+"""
+
+FLOOR_SQL = """\
+\\set n random(1, {positions})
+BEGIN;
+SELECT id AS pid FROM bench_position WHERE n = :n \\gset
+SELECT p.* FROM positions_position p WHERE p.id = :pid FOR UPDATE;
+SELECT ts FROM positions_price WHERE ticker = 'BNCH' ORDER BY ts DESC LIMIT 1 \\gset
+UPDATE positions_position SET evaluated_price_ts = :ts, cycle_lease_until = NULL, updated_at = now() WHERE id = :pid;
+INSERT INTO events_event (position_id, order_id, type, inputs, outputs, message, created_at) VALUES (:pid, NULL, 'evaluation', '{{"price": 96, "price_source": "latest", "submit": false, "source": "cron"}}', '{{"reason": "buy_trigger", "proposals": []}}', 'Price 96.00 is 4.0 % below anchor 100.00 (trigger 3 %): buy 5.2 shares', now());
+COMMIT;
+"""
+
+
+def shell(env: dict, code: str) -> str:
+    return subprocess.run([PYTHON, "manage.py", "shell", "-c", code], cwd=ROOT, env=env,
+                          check=True, timeout=1800, capture_output=True, text=True).stdout
+
+
+def cycle(env: dict, batch: int) -> tuple[int, int]:
+    """(positions evaluated, duration in ms) of one ``manage.py trade`` run."""
+    out = subprocess.run([PYTHON, "manage.py", "trade", "--quiet", "--batch", str(batch)],
+                         cwd=ROOT, env=env, check=True, timeout=3600, capture_output=True,
+                         text=True).stdout
+    line = out.strip().splitlines()[-1]
+    print("   ", line)
+    evaluated = int(re.search(r"(\d+) evaluated", line).group(1))
+    ms = int(re.search(r"in (\d+) ms", line).group(1))
+    return evaluated, ms
+
+
+def floor(database_url: str, positions: int, seconds: int) -> float:
+    script = Path(tempfile.mkdtemp()) / "evaluation.sql"
+    script.write_text(FLOOR_SQL.format(positions=positions))
+    result = subprocess.run([pgbench_path(), "-n", "-M", "prepared", "-c", "1", "-T",
+                             str(seconds), "-f", str(script), database_url],
+                            capture_output=True, text=True, timeout=seconds + 120)
+    if result.returncode != 0:
+        raise RuntimeError(result.stdout + result.stderr)
+    return float(re.search(r"tps = ([0-9.]+)", result.stdout).group(1))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--positions", type=int, default=20000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--floor-seconds", type=int, default=10)
+    parser.add_argument("--server", default=os.environ.get(
+        "BENCH_PG", "postgres://postgres@127.0.0.1:5432"))
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args()
+    if not 1 <= args.positions <= 1_000_000 or not 1 <= args.floor_seconds <= 600:
+        raise SystemExit("--positions 1..1000000, --floor-seconds 1..600")
+    with scratch_database(args.server, args.keep_db) as url:
+        env = {**os.environ, "DATABASE_URL": url, "DJANGO_DEBUG": "1", "VOLBAL_CALENDAR": ""}
+        subprocess.run([PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True,
+                       timeout=600)
+        shell(env, SETUP.format(n=args.positions))
+        rates = {}
+        print(f"{args.positions} positions, batches of {args.batch}")
+        print("1. evaluate only")
+        shell(env, PRICE.format(price="96", extra=""))
+        n, ms = cycle(env, args.batch)
+        rates["evaluate"] = n / (ms / 1000)
+        print("2. with submission (auto_submit, paper broker)")
+        shell(env, PRICE.format(price="95.9", extra="Position.objects.update(auto_submit=True, "
+                                                    "broker='paper')"))
+        n, ms = cycle(env, args.batch)
+        rates["submit"] = n / (ms / 1000)
+        print("3. evaluate only, after 10x the events")
+        shell(env, MORE_EVENTS + PRICE.format(price="95.8", extra=RESET))
+        n, ms = cycle(env, args.batch)
+        rates["evaluate_10x"] = n / (ms / 1000)
+        tps = floor(url, args.positions, args.floor_seconds)
+    print(f"evaluate only        {rates['evaluate']:9.1f} positions/s  (target >= 3000)")
+    print(f"with submission      {rates['submit']:9.1f} positions/s  (target >= 1000)")
+    print(f"after 10x events     {rates['evaluate_10x']:9.1f} positions/s  "
+          f"({rates['evaluate_10x'] / rates['evaluate']:.2f} x the first; target within 20 %)")
+    print(f"SQL floor (pgbench)  {tps:9.1f} tps, 1 client, the bare writes of one evaluation")
+    print(f"evaluate only / floor: {rates['evaluate'] / tps:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

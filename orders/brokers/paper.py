@@ -1,0 +1,51 @@
+"""The paper broker: a market order fills at the first price recorded for its ticker after the
+order was placed, worsened by the position's slippage, with the position's commission
+(strategy.md, "Live loop": exactly as the backtest's ``fill: next_bar``). What the cash (a buy)
+or the shares (a sell) no longer cover at that price is trimmed, rounded down to the position's
+step; an order nothing covers is cancelled. The simulator keeps no state of its own: its
+answers follow from the order and the stored prices, so a repeated poll answers the same
+fill with the same id."""
+
+from __future__ import annotations
+
+from orders.brokers import CANCELLED, FILLED, OPEN, BrokerFill, Report, Ticket
+from positions.models import Price
+from positions.strategy import rules
+from volbal.renderers import decimal_text as fmt
+
+
+class PaperBroker:
+    name = "paper"
+    routes = True
+    price_driven = True
+
+    def place(self, ticket: Ticket) -> str:
+        return f"paper-{ticket.order_id}"
+
+    def cancel(self, ticket: Ticket) -> None:
+        return None  # nothing rests anywhere: the order simply is not polled any more
+
+    def poll(self, tickets: list[Ticket]) -> list[Report]:
+        return [self._report(t) for t in tickets]
+
+    def _report(self, t: Ticket) -> Report:
+        price = (Price.objects.filter(ticker=t.ticker, created_at__gt=t.placed_at)
+                 .order_by("created_at", "id").first())
+        if price is None:
+            return Report(t.order_id, OPEN)
+        fill_price = rules.slipped_price(price.price, t.side, t.slippage_bps)
+        remaining = t.qty - t.filled_qty
+        q = rules.covered_qty(t.cfg, t.side, remaining, held=t.account.qty,
+                              cash=t.account.cash, price=fill_price)
+        what = "cash" if t.side == rules.BUY else "shares held"
+        if not q > 0:
+            return Report(t.order_id, CANCELLED, reason=(
+                f"at {fmt(fill_price)} the {what} no longer cover any of the "
+                f"{fmt(remaining)} shares"))
+        fill = BrokerFill(f"{t.broker_order_id}:1", q, fill_price,
+                          rules.default_commission(t.cfg, q, fill_price), price.ts)
+        if q == remaining:
+            return Report(t.order_id, FILLED, (fill,))
+        return Report(t.order_id, CANCELLED, (fill,), reason=(
+            f"trimmed to {fmt(q)} of {fmt(remaining)} shares: at {fmt(fill_price)} the {what} "
+            "cover no more"))

@@ -1,0 +1,177 @@
+"""Routing orders to their broker and reconciling what it reports (docs/patterns.md, 1.1-1.2).
+
+No transaction is open and no row is locked while a broker is called: the order was committed
+before (by the submission's own transaction), the call runs bare, and what it answers is
+applied in a new transaction that locks the position and the order again and re-checks them.
+Fills enter through the one fill service (:func:`orders.services.order_fill`) keyed by the
+broker's fill id, which a database constraint makes unique: a repeated poll never fills twice.
+Every broker interaction is an event: ``order_routed``, ``broker_rejected``, ``broker_error``,
+then the fill and cancel events of the fill service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from events.models import EventType
+from events.services import event_record
+from orders.brokers import (
+    CANCELLED,
+    REJECTED,
+    BrokerRejected,
+    BrokerUnavailable,
+    Report,
+    Ticket,
+    broker_for,
+)
+from orders.models import OPEN_STATUSES, Order
+from orders.services import _locked_order, order_cancel, order_fill
+from volbal import clock
+from volbal.errors import DomainError
+from volbal.renderers import decimal_text as fmt
+
+
+@dataclass
+class BrokerRun:
+    """What one routing and polling pass did (the trade cycle's summary adds these up)."""
+
+    routed: int = 0
+    rejected: int = 0
+    errors: int = 0
+    fills: int = 0
+    fills_refused: int = 0
+    cancelled: int = 0
+    messages: list[str] = field(default_factory=list)
+
+
+def ticket_of(order: Order) -> Ticket:
+    position = order.position
+    return Ticket(
+        order_id=order.id, broker_order_id=order.broker_order_id, ticker=position.ticker,
+        side=order.side, qty=order.qty, filled_qty=order.filled_qty,
+        placed_at=order.created_at, account=position.state(), cfg=position.config(),
+        slippage_bps=position.slippage_bps,
+    )
+
+
+def _unrouted(position_ids=None):
+    qs = (Order.objects.filter(status__in=OPEN_STATUSES, routed_at__isnull=True)
+          .exclude(broker="manual").select_related("position").order_by("created_at", "id"))
+    return qs if position_ids is None else qs.filter(position_id__in=position_ids)
+
+
+def _routed_open(position_ids=None):
+    qs = (Order.objects.filter(status__in=OPEN_STATUSES, routed_at__isnull=False)
+          .exclude(broker="manual").select_related("position").order_by("created_at", "id"))
+    return qs if position_ids is None else qs.filter(position_id__in=position_ids)
+
+
+def orders_route(*, position_ids=None, run: BrokerRun | None = None) -> BrokerRun:
+    """Send every open order not yet routed (of these positions) to its broker."""
+    run = run or BrokerRun()
+    for order in list(_unrouted(position_ids)):
+        order_route(order=order, run=run)
+    return run
+
+
+def order_route(*, order: Order, run: BrokerRun | None = None) -> BrokerRun:
+    """Place one committed order with its broker, then record the outcome."""
+    run = run or BrokerRun()
+    broker = broker_for(order.broker)
+    if not broker.routes:
+        return run
+    try:
+        broker_order_id = broker.place(ticket_of(order))  # no transaction, no lock
+    except BrokerRejected as exc:
+        run.rejected += 1
+        _rejected(order, exc)
+        return run
+    except BrokerUnavailable as exc:
+        run.errors += 1
+        event_record(position_id=order.position_id, order_id=order.id,
+                     type=EventType.BROKER_ERROR,
+                     message=f"Order {order.id} could not be placed with the {broker.name} "
+                     f"broker ({exc}); it is tried again on the next cycle.",
+                     inputs={"broker": broker.name, "action": "place"},
+                     outputs={"error": str(exc)})
+        return run
+    with transaction.atomic():
+        order, position = _locked_order(owner=None, order_id=order.id)
+        if order.routed_at is not None:  # another cycle routed it meanwhile
+            return run
+        order.broker_order_id = broker_order_id
+        order.routed_at = clock.now()
+        order.save(update_fields=["broker_order_id", "routed_at", "updated_at"])
+        event_record(position_id=position.id, order_id=order.id, type=EventType.ORDER_ROUTED,
+                     message=f"Order {order.id} ({order.side} {fmt(order.qty)} "
+                     f"{position.ticker}) placed with the {broker.name} broker as "
+                     f"{broker_order_id}.",
+                     inputs={"broker": broker.name},
+                     outputs={"broker_order_id": broker_order_id})
+    run.routed += 1
+    return run
+
+
+def _rejected(order: Order, exc: BrokerRejected) -> None:
+    with transaction.atomic():
+        order, position = _locked_order(owner=None, order_id=order.id)
+        event_record(position_id=position.id, order_id=order.id,
+                     type=EventType.BROKER_REJECTED,
+                     message=f"The {order.broker} broker refused order {order.id}: "
+                     f"{exc.message}",
+                     inputs={"broker": order.broker}, outputs={"code": exc.code})
+        if order.status in OPEN_STATUSES:
+            order_cancel(owner=None, order_id=order.id, reason=exc.message, by=order.broker)
+
+
+def brokers_poll(*, position_ids=None, run: BrokerRun | None = None,
+                 skip_price_driven: bool = False) -> BrokerRun:
+    """Ask each broker for the status and fills of its open routed orders (of these positions)
+    and apply them. ``skip_price_driven`` leaves out brokers whose fills only follow a new
+    price (paper): the trade cycle has polled those with the positions the price made due."""
+    run = run or BrokerRun()
+    by_broker: dict[str, list[Order]] = {}
+    for order in _routed_open(position_ids):
+        by_broker.setdefault(order.broker, []).append(order)
+    for name, orders in by_broker.items():
+        broker = broker_for(name)
+        if skip_price_driven and broker.price_driven:
+            continue
+        try:
+            reports = broker.poll([ticket_of(o) for o in orders])  # no transaction, no lock
+        except BrokerUnavailable as exc:
+            run.errors += 1
+            for o in orders:
+                event_record(position_id=o.position_id, order_id=o.id,
+                             type=EventType.BROKER_ERROR,
+                             message=f"The {name} broker could not be polled ({exc}); "
+                             f"order {o.id} is polled again on the next cycle.",
+                             inputs={"broker": name, "action": "poll"},
+                             outputs={"error": str(exc)})
+            continue
+        for report in reports:
+            report_apply(broker=name, report=report, run=run)
+    return run
+
+
+def report_apply(*, broker: str, report: Report, run: BrokerRun | None = None) -> BrokerRun:
+    """Apply one broker report: each fill through the fill service (idempotent by its id),
+    then the end of the order if the broker ended it."""
+    run = run or BrokerRun()
+    for f in report.fills:
+        try:
+            order_fill(owner=None, order_id=report.order_id, price=f.price, filled_qty=f.qty,
+                       commission=f.commission, broker=broker, broker_fill_id=f.broker_fill_id)
+            run.fills += 1
+        except DomainError as exc:  # recorded as fill_rejected by the fill service
+            run.fills_refused += 1
+            run.messages.append(f"{report.order_id}: fill refused: {exc.message}")
+    if report.status in (CANCELLED, REJECTED):
+        try:
+            order_cancel(owner=None, order_id=report.order_id, reason=report.reason, by=broker)
+            run.cancelled += 1
+        except DomainError:  # already ended (filled or cancelled meanwhile)
+            pass
+    return run

@@ -1,0 +1,203 @@
+"""The trade cycle (strategy.md, "Live loop"; ``manage.py trade``).
+
+One cycle, in this order:
+
+1. due dividends (the same service ``process_dividends`` runs);
+2. day orders whose session has closed expire (``order_expired``);
+3. in a session only: positions whose ticker has a price newer than the position's last
+   evaluation are claimed in batches (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a short
+   transaction that sets a lease and commits), so several cycles at once split them; for each
+   batch the brokers are polled for fills of the claimed positions' open orders (a paper broker
+   fills them at that new price, as the backtest's ``fill: next_bar``), then each position is
+   evaluated at its ticker's latest price by the one evaluation service, which records the
+   decision, submits it when the position has ``auto_submit`` on, marks the price as done and
+   ends the claim; then the new orders go to their brokers;
+4. orders still waiting to be routed (submitted through the API) are routed and every broker
+   whose fills do not just follow a new price (not paper: that was polled in step 3) is polled
+   for its open orders.
+
+No transaction is open while a broker is called (see orders/brokers/service.py). A claim whose
+cycle died is claimable again once its lease has run out. Each cycle is kept as a
+:class:`~positions.models.TradeCycle` row (counts and duration) shown in the admin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
+
+from events.actor import Actor, acting
+from orders.brokers import service as brokers
+from orders.services import orders_expire
+from positions import services
+from positions.dividends import dividends_process
+from positions.models import Position, Price, TradeCycle
+from volbal import clock, market
+from volbal.errors import DomainError
+from volbal.renderers import decimal_text as fmt
+
+LEASE = dt.timedelta(minutes=5)
+BATCH = 200
+
+
+def actor_scope(source: str):
+    """Who the events the cycle records name (events.actor): ``worker:trade_cycle`` for a
+    cycle run by a worker (``--loop``, the job queue); a single run keeps the actor its
+    command set (``command:trade``, source cron)."""
+    if source == "worker":
+        return acting(Actor.worker("trade_cycle"))
+    return contextlib.nullcontext()
+
+
+@dataclass
+class EvaluationLine:
+    position_id: str
+    ticker: str
+    text: str
+    submitted: bool = False
+    proposal: bool = False
+    failed: bool = False
+
+
+def evaluate_one(position_id: str, *, submit: bool, source: str,
+                 mark_latest: bool = False) -> EvaluationLine | None:
+    """Evaluate one position at its ticker's latest price through the evaluation service (the
+    step both the cycle and ``evaluate_positions`` run); None when it was already evaluated at
+    that price. The line says what happened, for a person."""
+    try:
+        result = services.position_evaluate(
+            owner=None, position_id=position_id, submit=submit, source=source,
+            skip_if_evaluated_at_latest=True, mark_latest=mark_latest)
+    except DomainError as exc:
+        return EvaluationLine(position_id, "", f"refused: {exc.message}")
+    except Exception as exc:  # one broken position must not stop the others
+        return EvaluationLine(position_id, "", f"failed: {type(exc).__name__}: {exc}",
+                              failed=True)
+    if result is None:
+        return None
+    pos = result.position
+    price = "no price" if result.decision is None else f"@ {fmt(result.decision.price)}"
+    text = f"{price}: {result.reason}"
+    shown = result.decision and (result.decision.proposal or result.decision.blocked)
+    if shown:
+        text += f" {shown.side} {fmt(shown.qty)}"
+    if result.order is not None:
+        text += f", submitted {result.order.id}"
+    return EvaluationLine(pos.id, pos.ticker, f"{text} — {result.message}",
+                          submitted=result.order is not None,
+                          proposal=bool(result.decision and result.decision.proposal))
+
+
+def _due(now: dt.datetime):
+    """Positions with a price newer than their last evaluation and no live claim."""
+    newer = Price.objects.filter(ticker=OuterRef("ticker")).filter(
+        Q(ts__gt=OuterRef("evaluated_price_ts")))
+    return (Position.objects
+            .filter(Q(cycle_lease_until__isnull=True) | Q(cycle_lease_until__lt=now))
+            .filter(Q(evaluated_price_ts__isnull=True, ticker__in=Price.objects.values("ticker"))
+                    | Exists(newer)))
+
+
+def claim_batch(*, now: dt.datetime, size: int = BATCH) -> list[str]:
+    """Claim up to ``size`` due positions for this cycle: one short transaction that skips the
+    rows other cycles hold, sets the lease and commits."""
+    with transaction.atomic():
+        qs = _due(now).order_by("id")
+        if connection.features.has_select_for_update_skip_locked:
+            qs = qs.select_for_update(skip_locked=True, of=("self",))
+        ids = list(qs.values_list("id", flat=True)[:size])
+        if ids:
+            Position.objects.filter(id__in=ids).update(cycle_lease_until=now + LEASE)
+    return ids
+
+
+@dataclass
+class CycleResult:
+    row: TradeCycle
+    lines: list[str] = field(default_factory=list)
+
+
+def trade_cycle(*, now: dt.datetime | None = None, batch_size: int = BATCH,
+                source: str = "cron", worker: str | None = None,
+                progress: Callable[[int, str], None] | None = None) -> CycleResult:
+    """Run one cycle (see the module's docs); returns its stored summary and its lines."""
+    with actor_scope(source):
+        return _cycle(now=now, batch_size=batch_size, source=source, worker=worker,
+                      progress=progress)
+
+
+def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
+    start = time.monotonic()
+    now = now or clock.now()
+    is_open = market.is_open(now)
+    row = TradeCycle(started_at=now, worker=worker or f"{socket.gethostname()}:{os.getpid()}",
+                     market_open=is_open, session=clock.session_day(now))
+    out = CycleResult(row)
+
+    def say(line: str) -> None:
+        out.lines.append(line)
+        if progress is not None:
+            progress(row.positions_claimed, line)
+
+    report = dividends_process(today=clock.trading_day(now))
+    row.dividends_effective, row.dividends_paid = len(report.effective), len(report.paid)
+    row.orders_expired = len(orders_expire(now=now))
+    run = brokers.BrokerRun()
+    if is_open:
+        while True:
+            ids = claim_batch(now=now, size=batch_size)
+            if not ids:
+                break
+            row.positions_claimed += len(ids)
+            brokers.brokers_poll(position_ids=ids, run=run)
+            submit_ids = set(Position.objects.filter(id__in=ids, auto_submit=True)
+                             .values_list("id", flat=True))
+            for position_id in ids:
+                line = evaluate_one(position_id, submit=position_id in submit_ids,
+                                    source=source, mark_latest=True)
+                if line is None:
+                    continue
+                row.evaluated += 1
+                row.proposals += line.proposal
+                row.submitted += line.submitted
+                row.errors += line.failed
+                say(f"{position_id} {line.ticker} {line.text}")
+            brokers.orders_route(position_ids=ids, run=run)
+    else:
+        say(f"Market closed at {now.isoformat()}: nothing evaluated.")
+    brokers.orders_route(run=run)
+    brokers.brokers_poll(run=run, skip_price_driven=True)
+    row.routed, row.fills, row.cancelled = run.routed, run.fills, run.cancelled
+    row.errors += run.errors + run.fills_refused
+    row.duration_ms = int((time.monotonic() - start) * 1000)
+    row.finished_at = clock.now()
+    row.message = summary_text(row)
+    row.save()
+    return out
+
+
+def summary_text(row: TradeCycle) -> str:
+    parts = [f"{row.positions_claimed} claimed", f"{row.evaluated} evaluated",
+             f"{row.proposals} proposals", f"{row.submitted} submitted",
+             f"{row.routed} routed", f"{row.fills} fills", f"{row.cancelled} cancelled",
+             f"{row.orders_expired} expired",
+             f"{row.dividends_effective + row.dividends_paid} dividend steps",
+             f"{row.errors} errors"]
+    where = "in session" if row.market_open else "market closed"
+    return (f"Cycle ({where}, session {row.session}): " + ", ".join(parts)
+            + f" in {row.duration_ms} ms.")
+
+
+def evaluate_positions(ids: Iterable[str], *, submit: bool, source: str = "cron"):
+    """``manage.py evaluate_positions``: the cycle's evaluation step over these positions
+    (yields ``(position_id, line or None)``)."""
+    for position_id in ids:
+        yield position_id, evaluate_one(position_id, submit=submit, source=source)

@@ -1,0 +1,50 @@
+"""manage.py trade [--loop --interval S]: the trade cycle (positions/cycle.py)."""
+
+from __future__ import annotations
+
+import time
+
+from django.core.management.base import CommandError
+
+from events.actor import ActorCommand
+from positions.cycle import BATCH, trade_cycle
+
+
+class Command(ActorCommand):  # its events name it (events.actor)
+    help = ("Run one trade cycle: due dividends, day orders past their session expire, then (in "
+            "an exchange session) every position whose ticker has a price newer than its last "
+            "evaluation has its broker polled and is evaluated at that price, submitting when "
+            "auto_submit is on; new orders go to their brokers; brokers are polled for fills. "
+            "One summary line per cycle, kept for the admin. Several runs at once split the "
+            "positions between them.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--loop", action="store_true",
+                            help="Repeat every --interval seconds (until --cycles, or stopped).")
+        parser.add_argument("--interval", type=float, default=60.0,
+                            help="Seconds between the starts of two cycles (default 60).")
+        parser.add_argument("--cycles", type=int, default=0,
+                            help="With --loop: stop after this many cycles (0: never).")
+        parser.add_argument("--batch", type=int, default=BATCH,
+                            help=f"Positions claimed at a time (default {BATCH}).")
+        parser.add_argument("--quiet", action="store_true",
+                            help="Only the summary line, not one line per position.")
+
+    def handle(self, *args, loop, interval, cycles, batch, quiet, **options):
+        if interval <= 0 or batch < 1 or cycles < 0:
+            raise CommandError("--interval must be > 0, --batch >= 1 and --cycles >= 0.")
+        done = 0
+        while True:
+            started = time.monotonic()
+
+            def progress(claimed: int, line: str) -> None:
+                if not quiet:
+                    self.stdout.write(line)
+
+            result = trade_cycle(batch_size=batch, source="worker" if loop else "cron",
+                                 progress=progress)
+            self.stdout.write(result.row.message)
+            done += 1
+            if not loop or (cycles and done >= cycles):
+                return
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))

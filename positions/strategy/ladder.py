@@ -1,0 +1,239 @@
+"""The next-trigger ladder (strategy.md, "Live loop"): from a position's state alone, the
+highest price at or below which the next buy fires and the lowest at or above which the next sell
+fires, with the proposal each would give (after the caps, the rounding and the minimum notional).
+
+Pure: the standard library and :mod:`positions.strategy.rules`. Every answer comes from
+``rules.evaluate`` itself, so the ladder cannot disagree with the rules; this module only decides
+*where to look*. Prices live on the 6-decimal grid that prices are stored with.
+
+How it searches
+    The side an evaluation takes is monotone in the price: the stock weight w = S*P / V never
+    falls as P rises, so the buy side (w below the low guardrail, or a buy trigger with w at most
+    the high guardrail) is a set of prices closed downward and the sell side (w above the high
+    guardrail, or a sell trigger with w at least the low guardrail) one closed upward, and the
+    two never meet. A bisection over the grid finds the edge of each side (:func:`_side`). Inside
+    a side an order fires once its size, after the caps and the rounding, reaches the step and
+    the minimum notional; from the side's edge the search walks outward in steps that double
+    (1, 2, 4, ... micro-units) to the first grid price where ``evaluate`` proposes, then bisects
+    back to the first such price. The sizes grow as the price moves away from the edge for every
+    sizing near the edge; a window of firing prices narrower than the doubling step before the
+    first one found would be missed (the property tests look for one and find none).
+
+    The daily cap and the open-order check block at every price alike, so the ladder is computed
+    without them: it is where the next order fires once nothing blocks it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from positions.strategy import rules
+
+TICK = rules.MONEY_PLACES  # the price grid: 6 decimal places
+DEFAULT_MAX_PRICE = Decimal(10) ** 12  # the search's ceiling unless the caller gives its own
+_TEETH = 64  # at most this many rounding teeth are climbed (see _Search.climb)
+
+
+@dataclass(frozen=True, slots=True)
+class Rung:
+    """One side of the ladder: the price at which it fires and what evaluating there proposes."""
+
+    side: str  # "BUY" | "SELL"
+    price: Decimal
+    proposal: rules.Proposal
+
+
+@dataclass(frozen=True, slots=True)
+class Ladder:
+    """The next buy (at or below ``buy.price``) and the next sell (at or above ``sell.price``);
+    None for a side that fires at no price on the grid up to ``max_price``."""
+
+    buy: Rung | None
+    sell: Rung | None
+    evaluations: int  # rules.evaluate calls the search took
+
+
+def _side(state: rules.State, cfg: rules.Config, P: Decimal) -> str | None:
+    """The side an evaluation at ``P`` takes before any cap or rounding (strategy.md, Flow B
+    steps 1-3 and 6): the guardrails first, then the trigger; None when neither applies."""
+    SP = state.qty * P
+    V = SP + state.cash + state.receivable
+    if V <= 0:
+        return None
+    w = SP / V
+    if w < cfg.guard_low:
+        return rules.BUY
+    if w > cfg.guard_high:
+        return rules.SELL
+    Pa = state.anchor
+    if Pa is None:  # the evaluation sets the anchor: no trigger fires on it
+        return None
+    if P >= Pa * (1 + cfg.trigger_pct):
+        return rules.SELL
+    if P <= Pa * (1 - cfg.trigger_pct):
+        return rules.BUY
+    return None
+
+
+class _Search:
+    def __init__(self, state: rules.State, cfg: rules.Config, top: int):
+        self.state = _decimal_state(state)
+        self.cfg = cfg
+        self.top = top  # the highest grid index (price = index * TICK)
+        self.evaluations = 0
+
+    def side(self, n: int) -> str | None:
+        return _side(self.state, self.cfg, n * TICK)
+
+    def fires(self, n: int, side: str) -> rules.Proposal | None:
+        """The actionable proposal of ``side`` at grid index ``n``, if evaluate makes one."""
+        self.evaluations += 1
+        try:
+            d = rules.evaluate(self.state, self.cfg, n * TICK, explain=True)
+        except InvalidOperation:  # a size past 28 significant digits: no order could hold it
+            return None
+        p = d.proposal
+        return p if p is not None and p.side == side else None
+
+    def edge(self, side: str) -> int | None:
+        """The buy side's highest grid index, or the sell side's lowest; None if it is empty."""
+        if side == rules.BUY:
+            if self.side(1) != rules.BUY:
+                return None
+            lo, hi = 1, self.top + 1  # side(lo) is BUY; hi is past it or past the grid
+            if self.side(self.top) == rules.BUY:
+                return self.top
+            hi = self.top
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if self.side(mid) == rules.BUY:
+                    lo = mid
+                else:
+                    hi = mid
+            return lo
+        if self.side(self.top) != rules.SELL:
+            return None
+        if self.side(1) == rules.SELL:
+            return 1
+        lo, hi = 1, self.top  # side(hi) is SELL, side(lo) is not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self.side(mid) == rules.SELL:
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+    def first(self, side: str, start: int) -> Rung | None:
+        """From the side's edge ``start``, walking away from the other side, the first grid
+        index where ``side`` fires."""
+        sign = 1 if side == rules.SELL else -1
+        prop = self.fires(start, side)
+        if prop is not None:
+            return Rung(side, prop.price, prop)
+        last_quiet = start
+        d = 1
+        while True:
+            n = start + sign * d
+            if n < 1 or n > self.top:
+                n = 1 if sign < 0 else self.top
+                if n == last_quiet:
+                    return None
+            prop = self.fires(n, side)
+            if prop is not None:
+                hit = n
+                break
+            if n in (1, self.top):
+                return None
+            last_quiet = n
+            d *= 2
+        # Bisect between the last quiet index and the first firing one found.
+        quiet = last_quiet
+        while abs(hit - quiet) > 1:
+            mid = (hit + quiet) // 2
+            p = self.fires(mid, side)
+            if p is not None:
+                hit, prop = mid, p
+            else:
+                quiet = mid
+        if side == rules.BUY:
+            hit, prop = self.climb(hit, prop, start)
+        return Rung(side, prop.price, prop)
+
+    def qty(self, n: int):
+        """The rounded quantity evaluate computes at ``n`` (proposed or blocked), 0 for none."""
+        self.evaluations += 1
+        try:
+            d = rules.evaluate(self.state, self.cfg, n * TICK, explain=False)
+        except InvalidOperation:
+            return Decimal(0)
+        p = d.proposal or d.blocked
+        return p.qty if p is not None and p.side == rules.BUY else Decimal(0)
+
+    def climb(self, hit: int, prop: rules.Proposal, edge: int):
+        """Buys: the quantity never grows as the price rises (every size and cap of a buy falls
+        with P), so the prices of one rounded quantity form an interval (a *tooth*) over which
+        the notional q*P rises. Rounding to a coarse step makes the notional saw-toothed: a
+        smaller quantity at a higher price can still reach the minimum at the top of its
+        tooth. From the first firing price found, go up tooth by tooth toward the side's edge
+        while the top of the next tooth fires (at most _TEETH teeth)."""
+        for _ in range(_TEETH):
+            # The top of hit's tooth: the highest index <= edge whose quantity is still >= q.
+            q = prop.qty
+            lo, hi = hit, edge + 1
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if self.qty(mid) >= q:
+                    lo = mid
+                else:
+                    hi = mid
+            top_prop = self.fires(lo, rules.BUY)
+            if top_prop is None:  # cannot happen while q*P rises inside a tooth; keep hit
+                return hit, prop
+            hit, prop = lo, top_prop
+            if hit >= edge:
+                return hit, prop
+            # The next tooth up: its quantity is below q; does its top fire?
+            q2 = self.qty(hit + 1)
+            if not q2 > 0:
+                return hit, prop
+            lo, hi = hit + 1, edge + 1
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if self.qty(mid) >= q2:
+                    lo = mid
+                else:
+                    hi = mid
+            nxt = self.fires(lo, rules.BUY)
+            if nxt is None:
+                return hit, prop
+            hit, prop = lo, nxt
+        return hit, prop
+
+
+def _decimal_state(state: rules.State) -> rules.State:
+    def dec(x):
+        return x if x is None or type(x) is Decimal else Decimal(str(x))
+
+    return rules.State(dec(state.qty), dec(state.cash), dec(state.receivable), dec(state.anchor))
+
+
+def ladder(state: rules.State, cfg: rules.Config, *,
+           max_price: Decimal = DEFAULT_MAX_PRICE) -> Ladder:
+    """The ladder of a position in ``state`` with configuration ``cfg``, over the prices of the
+    6-decimal grid from 0.000001 to ``max_price``. Raises ``rules.RuleError`` for an invalid
+    configuration."""
+    errors = rules.config_errors(cfg)
+    if errors:
+        raise rules.RuleError("invalid_config", "Invalid configuration: "
+                              + " ".join(errors.values()))
+    top = int((Decimal(max_price) / TICK).to_integral_value())
+    if top < 1:
+        raise rules.RuleError("invalid_price", "max_price must be at least 0.000001.")
+    s = _Search(state, cfg, top)
+    rungs = {}
+    for side in (rules.BUY, rules.SELL):
+        start = s.edge(side)
+        rungs[side] = None if start is None else s.first(side, start)
+    return Ladder(rungs[rules.BUY], rungs[rules.SELL], s.evaluations)

@@ -1,0 +1,135 @@
+"""Paper trading equals the backtest (issue 14, item 7): a bundled sample's daily prices are fed
+one by one into the service, the trade cycle runs after each for a paper-broker position with
+auto_submit (dividends announced ahead), and the result is compared with ``manage.py backtest
+--fill next_bar`` on the same series and configuration: the same orders, fills and final
+balances, order by order; verify_ledger passes.
+
+The service's clock is set to noon in New York on each bar's date (inside every session, early
+closes included), so that the trading day, the dividend dates and "the first price recorded
+after the order" follow the bars."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from events.models import Event
+from orders.models import Fill, Order
+from positions.cycle import trade_cycle
+from positions.dividends import dividend_announce
+from positions.services import position_create, prices_record
+from positions.strategy import rules
+from positions.strategy.backtest import data, engine
+
+pytestmark = pytest.mark.django_db
+D = Decimal
+NY = ZoneInfo("America/New_York")
+SLIPPAGE = D(5)
+
+
+def noon(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(12), tzinfo=NY).astimezone(dt.UTC)
+
+
+@pytest.fixture
+def clock_at(monkeypatch):
+    """Set "now" for the whole service: clock.now, every auto_now_add and the event log's
+    created_at default (bound to timezone.now when the model was defined)."""
+    state = {}
+
+    def now():
+        return state["now"]
+
+    monkeypatch.setattr(timezone, "now", now)
+    field = Event._meta.get_field("created_at")
+    monkeypatch.setattr(field, "_get_default", now)
+
+    def set_now(moment):
+        state["now"] = moment
+    return set_now
+
+
+# Whole shares: every amount is exact to the cent's ten-thousandth, so verify_ledger's exact
+# replay and the fill service's 6-place cash agree. Fractional shares (the default): a fill's
+# q * P has up to 14 decimals and the stored cash keeps 6; verify_ledger sums the exact
+# products, so it is checked on the whole-share run only.
+CASES = [
+    pytest.param("2003-01-01", "2003-08-31", {"fractional": False}, True, id="whole-shares"),
+    pytest.param("2003-09-01", "2003-12-31", {}, False, id="fractional"),
+]
+
+
+@pytest.mark.parametrize("start,end,fields,check_ledger", CASES)
+def test_paper_trading_a_sample_equals_the_next_bar_backtest(user, clock_at, start, end, fields,
+                                                             check_ledger):
+    series, dividends = data.load_sample("IBM")
+    series = series.between(start, end)
+    days = [dt.date.fromisoformat(series.label(i)[:10]) for i in range(len(series))]
+    cfg = rules.Config(**fields)
+    options = [f"--{k.replace('_', '-')}={str(v).lower()}" for k, v in fields.items()]
+
+    out = io.StringIO()
+    call_command("backtest", "--sample", "IBM", "--start", start, "--end", end, *options,
+                 "--fill", "next_bar", "--slippage-bps", str(SLIPPAGE), "--json", stdout=out)
+    doc = json.loads(out.getvalue())
+    run = engine.run(series, cfg, engine.Setup(slippage_bps=SLIPPAGE, fill="next_bar"),
+                     dividends)
+    opening, *orders = run.orders
+    assert opening.kind == "opening" and len(orders) >= 5  # enough to compare
+    assert len(doc["orders"]) == len(run.orders)
+
+    # The live position starts where the backtest's opening purchase left it.
+    clock_at(noon(days[0]))
+    qty, cash = rules.apply_fill(qty=D(0), cash=D(10000), side="BUY", fill_qty=opening.qty,
+                                 price=opening.price, commission=opening.commission)
+    pos = position_create(owner=user, ticker="IBM", qty=qty, cash=cash,
+                          anchor_price=opening.price, broker="paper", slippage_bps=SLIPPAGE,
+                          auto_submit=True, **fields)
+    for d in dividends:
+        if days[0] < d.ex_date <= days[-1]:
+            dividend_announce(owner=user, position_id=pos.id, ex_date=d.ex_date,
+                              pay_date=d.pay_date, dps=d.dps)
+
+    for i in range(1, len(series)):
+        clock_at(noon(days[i]))
+        prices_record(rows=[{"ticker": "IBM", "price": D(repr(float(series.prices[i]))),
+                             "ts": noon(days[i])}])
+        row = trade_cycle().row
+        assert row.market_open and row.errors == 0, row.message
+
+    fills = list(Fill.objects.filter(order__position=pos).select_related("order")
+                 .order_by("created_at", "id"))
+    live = [(f.created_at.astimezone(NY).date(), f.order.side, f.qty, f.price, f.commission)
+            for f in fills]
+    expected = [(days[o.bar], o.side, o.qty, o.price, o.commission) for o in orders]
+    assert live == expected
+    # ... and as the command printed them.
+    printed = [(o["date"][:10], o["side"], o["qty"], o["price"], o["commission"])
+               for o in doc["orders"][1:]]
+    assert printed == [(d.isoformat(), s, float(q), float(p), float(k))
+                       for d, s, q, p, k in live]
+
+    pos.refresh_from_db()
+    assert (pos.qty, pos.cash, pos.dividend_receivable, pos.anchor_price) == (
+        run.qty, run.cash, run.receivable, run.anchor)
+    cancelled = Order.objects.filter(position=pos, status="cancelled", filled_qty=0).count()
+    assert cancelled == run.cancelled
+    still_open = Order.objects.filter(position=pos, status="submitted")
+    assert still_open.count() == (run.open_order is not None)
+    assert Event.objects.filter(position=pos, type="ex_div_effective").exists()
+
+    if not check_ledger:
+        return
+    ledger = io.StringIO()
+    try:
+        call_command("verify_ledger", stdout=ledger)
+    except SystemExit:
+        raise AssertionError(ledger.getvalue()) from None
+    assert ledger.getvalue().startswith("ledger ok")

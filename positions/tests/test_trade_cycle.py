@@ -1,0 +1,134 @@
+"""The trade cycle (manage.py trade; strategy.md "Live loop"): dividends, then positions with a
+newer price are polled and evaluated once, auto_submit positions submit and route, paper fills
+come back on the next price; quiet outside sessions; several cycles at once split the positions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+
+from events.models import Event
+from orders.models import Order
+from positions.cycle import trade_cycle
+from positions.dividends import dividend_announce
+from positions.models import Position, TradeCycle
+from positions.services import prices_record
+from volbal import clock
+
+pytestmark = pytest.mark.django_db
+D = Decimal
+SESSION = dt.datetime(2024, 7, 5, 15, tzinfo=dt.UTC)  # Friday 11:00 in New York
+SATURDAY = dt.datetime(2024, 7, 6, 15, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def at(monkeypatch):
+    def set_now(moment):
+        monkeypatch.setattr(clock, "now", lambda: moment)
+    set_now(SESSION)
+    return set_now
+
+
+def price(ticker, p, ts):
+    prices_record(rows=[{"ticker": ticker, "price": D(str(p)), "ts": ts}])
+
+
+def evaluations(pos):
+    return Event.objects.filter(position=pos, type="evaluation").count()
+
+
+def test_a_cycle_evaluates_new_prices_once_and_submits_only_with_auto_submit(make_position, at):
+    paper = make_position(ticker="ZIM", qty="50", cash="5000", anchor_price="100",
+                          broker="paper", auto_submit=True, commission_rate="0")
+    looker = make_position(ticker="ZIM", qty="50", cash="5000", anchor_price="100")
+    other = make_position(ticker="ABC", qty="50", cash="5000", anchor_price="100")
+    price("ZIM", 96, SESSION - dt.timedelta(minutes=5))  # 96 <= 97: a buy for both
+    result = trade_cycle()
+    row = TradeCycle.objects.get()
+    assert (row.market_open, row.positions_claimed, row.evaluated) == (True, 2, 2)
+    assert (row.proposals, row.submitted, row.routed) == (2, 1, 1)
+    assert row.message == result.row.message and "2 evaluated" in row.message
+    assert evaluations(paper) == evaluations(looker) == 1 and evaluations(other) == 0
+    order = Order.objects.get(position=paper)
+    assert order.side == "BUY" and order.routed_at is not None and order.status == "submitted"
+    assert not Order.objects.filter(position=looker).exists()  # recorded only
+
+    # No newer price: nothing to evaluate again.
+    trade_cycle()
+    assert evaluations(paper) == evaluations(looker) == 1
+
+    # The next price: the paper order fills at it first, then the position is evaluated there.
+    price("ZIM", 95, SESSION)
+    row = trade_cycle().row
+    order.refresh_from_db()
+    paper.refresh_from_db()
+    assert order.status == "filled" and order.avg_fill_price == D(95)
+    assert paper.anchor_price == D(95) and row.fills == 1
+    assert evaluations(paper) == 2
+    ev = Event.objects.filter(position=paper, type="evaluation").last()
+    assert ev.outputs["reason"] == "no_trigger"  # evaluated after the fill, against 95
+
+
+def test_outside_sessions_the_cycle_evaluates_nothing_but_dividends_run(make_position, at,
+                                                                         user):
+    pos = make_position(qty="10", cash="1000", anchor_price="100", auto_submit=True)
+    dividend_announce(owner=user, position_id=pos.id, ex_date=dt.date(2024, 7, 5),
+                      pay_date=dt.date(2024, 7, 20), dps=D(1))
+    price("ZIM", 50, SESSION)
+    at(SATURDAY)
+    row = trade_cycle().row
+    assert (row.market_open, row.evaluated, row.dividends_effective) == (False, 0, 1)
+    assert "market closed" in row.message
+    assert evaluations(pos) == 0
+    pos.refresh_from_db()
+    assert pos.dividend_receivable == D("7.5")  # 10 shares x 1 x (1 - 0.25)
+
+
+def test_the_trade_command_prints_lines_and_one_summary_per_cycle(make_position, at):
+    make_position(qty="50", cash="5000", anchor_price="100")
+    price("ZIM", 103, SESSION)
+    out = io.StringIO()
+    call_command("trade", "--loop", "--cycles", "2", "--interval", "0.01", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert sum(line.startswith("Cycle (in session") for line in lines) == 2
+    assert any("sell_trigger SELL" in line for line in lines)
+    assert TradeCycle.objects.count() == 2
+
+
+def test_evaluate_positions_is_the_cycles_evaluation_step(make_position, at):
+    pos = make_position(qty="50", cash="5000", anchor_price="100")
+    price("ZIM", 96, SESSION)
+    out = io.StringIO()
+    call_command("evaluate_positions", "--submit", stdout=out)
+    assert "buy_trigger BUY" in out.getvalue() and "1 submitted" in out.getvalue()
+    # The price is done: the cycle does not evaluate it again.
+    assert trade_cycle().row.evaluated == 0
+    assert evaluations(pos) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_parallel_cycles_split_the_positions(make_position, at):
+    """Four cycles at once over 120 positions (batches of 7): each evaluated exactly once, no
+    order submitted twice."""
+    from orders.tests.test_concurrency import run_parallel
+
+    positions = [make_position(ticker="ZIM", qty="50", cash="5000", anchor_price="100",
+                               auto_submit=True, broker="paper") for _ in range(120)]
+    price("ZIM", 96, SESSION)
+    runs = run_parallel(4, lambda i: trade_cycle(batch_size=7, worker=f"w{i}").row)
+    assert sum(r.evaluated for r in runs) == 120
+    assert sum(r.positions_claimed for r in runs) == 120
+    for pos in positions:
+        assert evaluations(pos) == 1
+        assert Order.objects.filter(position=pos).count() == 1
+    assert not Position.objects.filter(cycle_lease_until__isnull=False).exists()
