@@ -85,3 +85,28 @@ def test_proportional_size_by_hand(price, side, raw):
     assert d.proposal.side == side and d.proposal.kind == f"{side.lower()}_trigger"
     assert d.proposal.raw_qty == raw
     assert d.proposal.qty == raw  # not trimmed; 8 dp already
+
+
+@pytest.mark.parametrize("kwargs,code,sentence", [
+    ({"dps": D(0), "shares": D(1), "withholding_rate": D(0)}, "invalid_dps",
+     "The dividend per share must be greater than zero, not 0."),
+    ({"dps": D(1), "shares": D(-1), "withholding_rate": D(0)}, "invalid_shares",
+     "Shares must be zero or more, not -1."),
+    ({"dps": D(1), "shares": D(1), "withholding_rate": D(1)}, "invalid_withholding",
+     "The withholding rate must be at least 0 and less than 1, not 1."),
+])
+def test_dividend_amounts_refuse_with_a_code_and_a_sentence(kwargs, code, sentence):
+    """Found by bench/mutation.py: these refusals survived every mutation of their code."""
+    from positions.strategy.rules import RuleError, dividend_amounts
+
+    with pytest.raises(RuleError) as exc:
+        dividend_amounts(**kwargs)
+    assert (exc.value.code, exc.value.message) == (code, sentence)
+
+
+def test_dividend_amounts_by_hand():
+    from positions.strategy.rules import dividend_amounts
+
+    # 137 shares x 0.4375 = 59.9375 gross; 15 % withheld -> 50.946875 net
+    assert dividend_amounts(dps=D("0.4375"), shares=D(137), withholding_rate=D("0.15")) == (
+        D("59.937500"), D("50.946875"))
