@@ -56,4 +56,19 @@ class RequestFramingMiddleware:
             limit = body_limit(request.path_info)
             if size > limit:
                 return json_response(too_large(limit), 413)
-        return self.get_response(request)
+        response = self.get_response(request)
+        if size:
+            _drain(request)
+        return response
+
+
+def _drain(request) -> None:
+    """Read what is left of a body (within its limit) that the answer did not need, e.g. a
+    401 or a 429 decided before parsing. gunicorn closes the connection after the answer, and
+    closing a socket with unread data resets it: nginx, still sending the body, then saw the
+    reset instead of the answer and answered 502 (volbal/tests/test_deploy.py caught it)."""
+    try:
+        while request.read(1 << 16):
+            pass
+    except OSError:  # the client went away mid-body: nothing left to protect
+        pass
