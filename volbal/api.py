@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpResponse
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
 from volbal.errors import ApiError, DomainError
@@ -165,6 +166,9 @@ def unknown_field_message(name: str, known) -> str:
     return f"Unknown field; did you mean {meant}?" if meant else "Unknown field."
 
 
+MAX_UNKNOWN_FIELDS_NAMED = 20
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know, so a typo is an error and not a silent no-op; the
     error names the field the user probably meant (:func:`did_you_mean`)."""
@@ -173,8 +177,15 @@ class StrictSerializer(serializers.Serializer):
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
-                raise serializers.ValidationError(
-                    {name: [unknown_field_message(name, self.fields)] for name in unknown})
+                # Named (with a guess at the field meant) up to a bound: a body of 100,000
+                # unknown keys must cost no more to refuse than one of twenty.
+                named = {name: [unknown_field_message(name, self.fields)]
+                         for name in unknown[:MAX_UNKNOWN_FIELDS_NAMED]}
+                more = len(unknown) - MAX_UNKNOWN_FIELDS_NAMED
+                if more > 0:
+                    named[api_settings.NON_FIELD_ERRORS_KEY] = [
+                        f"{more} more unknown fields are not listed."]
+                raise serializers.ValidationError(named)
         return super().to_internal_value(data)
 
 

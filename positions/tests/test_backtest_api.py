@@ -213,3 +213,14 @@ def test_numbers_past_exact_arithmetic_are_a_400(api):
     r = post(api, {"prices": points([100, 1e22, 1e23])})
     assert r.status_code == 400, r.content
     assert r.json()["detail"] == "validation_error" and "cash" in r.json()["fields"]
+
+
+def test_bars_a_second_apart_answer_with_the_annualised_figures_null(api):
+    """Two bars a second apart annualised to a power past any float: it was a 500."""
+    body = {"prices": [{"ts": "2020-01-02T10:00:00", "price": 100},
+                       {"ts": "2020-01-02T10:00:01", "price": 110}]}
+    r = post(api, body)
+    assert r.status_code == 200, r.content
+    metrics = r.json()["metrics"]
+    assert metrics["cagr"] is None and metrics["sharpe"] is None
+    assert r.json()["notes"]

@@ -109,10 +109,12 @@ def performance(equity: np.ndarray, seconds: np.ndarray, days: np.ndarray,
     final = float(equity[-1])
     total = final / initial - 1.0
     years = years_between(seconds)
+    cagr = None
     if years > 0:
-        cagr = (final / initial) ** (1.0 / years) - 1.0 if final > 0 else -1.0
-    else:
-        cagr = None
+        try:
+            cagr = (final / initial) ** (1.0 / years) - 1.0 if final > 0 else -1.0
+        except OverflowError:  # seconds of bars annualised: past any float (too short anyway)
+            cagr = None
     closes = equity[day_ends(days) if ends is None else ends]
     vol = sharpe = sortino = None
     if len(closes) >= 3 and (closes[:-1] > 0).all():
