@@ -61,13 +61,20 @@ class PositionForm(ApiValidatedForm):
             if name in self.fields:
                 self.fields[name].required = False
 
+    def _kept_when_left_out(self, name):
+        value = self.cleaned_data.get(name)
+        return getattr(self.instance, name) if value in (None, "") else value
+
+    def clean_broker(self):  # before the API's serializer sees the value
+        return self._kept_when_left_out("broker")
+
+    def clean_slippage_bps(self):
+        return self._kept_when_left_out("slippage_bps")
+
     def clean(self):
         data = super().clean()
         if self.errors:
             return data  # a field out of its bounds: the combination is not checked
-        for name in self.OPTIONAL:
-            if data.get(name) in (None, ""):
-                data[name] = getattr(self.instance, name)
         values = {n: data.get(n, getattr(rules.Config(), n)) for n in STRATEGY_FIELDS}
         if any(v is None for n, v in values.items() if n != "qty_step"):
             return data  # field errors already reported

@@ -81,6 +81,8 @@ def test_a_cycle_evaluates_new_prices_once_and_submits_only_with_auto_submit(mak
 def test_outside_sessions_the_cycle_evaluates_nothing_but_dividends_run(make_position, at,
                                                                          user):
     pos = make_position(qty="10", cash="1000", anchor_price="100", auto_submit=True)
+    Position.objects.filter(pk=pos.pk).update(  # opened before the ex-date
+        created_at=dt.datetime(2024, 7, 1, tzinfo=dt.UTC))
     dividend_announce(owner=user, position_id=pos.id, ex_date=dt.date(2024, 7, 5),
                       pay_date=dt.date(2024, 7, 20), dps=D(1))
     price("ZIM", 50, SESSION)
