@@ -398,3 +398,9 @@ class DividendAdmin(WriteActionsMixin, admin.ModelAdmin):
                           f"{len(report.paid)} were paid.", messages.SUCCESS)
         for failure in report.failed:
             self.message_user(request, str(failure), messages.ERROR)
+
+
+from positions.models import Sweep  # noqa: E402
+from positions.sweep_admin import SweepAdmin  # noqa: E402
+
+admin.site.register(Sweep, SweepAdmin)

@@ -66,6 +66,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",  # admin login lockout (volbal/login_guard.py)
+    "django_tasks",  # the job queue (issue 13): Django 6's tasks framework, backported
+    "django_tasks_db",  # its database backend: the queue lives in our own database
     "volbal",  # its migration creates the database cache's table (volbal/migrations)
     "events",
     "positions",
@@ -184,6 +186,20 @@ VOLBAL_IDEMPOTENCY_TTL_HOURS = env_int("VOLBAL_IDEMPOTENCY_TTL_HOURS", 24)
 VOLBAL_TRADING_TZ = os.environ.get("VOLBAL_TRADING_TZ", "America/New_York")
 # How far ahead of now a price's ts may be (clock skew): a later one would stay "latest" for ever.
 VOLBAL_PRICE_FUTURE_ALLOWANCE_SECONDS = env_int("VOLBAL_PRICE_FUTURE_ALLOWANCE_SECONDS", 300)
+
+# --- Background jobs (issue 13): django-tasks with its database backend, so the queue is this
+# database (SQLite locally, PostgreSQL in production) and any number of `manage.py db_worker`
+# processes on any number of machines claim from it (SELECT ... FOR UPDATE SKIP LOCKED).
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "QUEUES": ["default"],
+    }
+}
+# Worker processes one sweep job's cells run on (0: every core of the worker's machine).
+VOLBAL_SWEEP_JOBS = env_int("VOLBAL_SWEEP_JOBS", 0)
+# A running sweep whose worker has written no heartbeat for this long is failed (worker_lost).
+VOLBAL_SWEEP_STALE_SECONDS = env_int("VOLBAL_SWEEP_STALE_SECONDS", 300)
 
 # --- Admin login lockout (django-axes; volbal/login_guard.py) ---
 AXES_FAILURE_LIMIT = env_int("VOLBAL_LOGIN_FAILURE_LIMIT", 5)
