@@ -37,6 +37,9 @@ from volbal import clock
 from volbal.errors import DomainError
 
 HEARTBEAT_SECONDS = 15
+# The most backtests (one cell on one series or window) one job may run: a walk-forward of
+# one-bar windows over a large grid would otherwise queue billions.
+MAX_JOB_RUNS = 1_000_000
 PROGRESS_SECONDS = 0.5
 
 
@@ -142,7 +145,7 @@ def build(params: dict) -> Job:
             raise ParamError("series", f"{ticker}: {exc}") from None
         items.append(research.Item(ticker, series, tuple(dividends)))
     if not wf:
-        return Job(spec, items)
+        return _bounded(Job(spec, items))
     if len(items) != 1:
         raise ParamError("series", "a walk-forward runs on one series")
     try:
@@ -152,7 +155,14 @@ def build(params: dict) -> Job:
     except research.GridError as exc:
         field = "test" if str(exc).startswith("test") else "train"
         raise ParamError(field, str(exc)) from None
-    return Job(spec, items, train, test, tuple(wins))
+    return _bounded(Job(spec, items, train, test, tuple(wins)))
+
+
+def _bounded(job: Job) -> Job:
+    if job.total > MAX_JOB_RUNS:
+        raise ParamError("grid", f"the job would run {job.total:,} backtests (cells x series, "
+                                 f"x windows); at most {MAX_JOB_RUNS:,}")
+    return job
 
 
 # --------------------------------------------------------------------------------------------
