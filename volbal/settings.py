@@ -264,6 +264,10 @@ SPECTACULAR_SETTINGS = {
         "TrimmedByEnum": "positions.strategy.rules.TRIM_CAPS",
         "BlockedByEnum": "positions.strategy.rules.BLOCKS",
         "BacktestOrderKindEnum": "positions.backtest_api.BACKTEST_ORDER_KINDS",
+        "SweepKindEnum": "positions.sweep_models.SweepKind",
+        "SweepStatusEnum": "positions.sweep_models.SweepStatus",
+        "SampleEnum": "positions.strategy.backtest.data.SAMPLE_TICKERS",
+        "SweepMetricEnum": "positions.strategy.research.sweep.CELL_METRICS",
         "EvaluationPriceSourceEnum": "positions.selectors.PriceSource.ALL",
         "PositionPriceSourceEnum": "positions.serializers.PRICE_SOURCES_OF_POSITION",
         "ActorSourceEnum": "events.actor.ActorSource",
@@ -278,6 +282,8 @@ SPECTACULAR_SETTINGS = {
         {"name": "dividends", "description": "Announce dividends and follow them to payment."},
         {"name": "prices", "description": "Record observed prices."},
         {"name": "backtests", "description": "Run the strategy over history."},
+        {"name": "sweeps", "description": "Sweeps and walk-forwards as background jobs: start, "
+                                          "follow, cancel; ranked cells, files and heatmap."},
         {"name": "health", "description": "Liveness and readiness."},
     ],
     # Local mode's anonymous access is a development convenience, not an API scheme.
