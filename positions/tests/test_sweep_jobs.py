@@ -99,6 +99,7 @@ def test_bad_requests_are_refused_and_store_nothing(api):
         ({**TINY, "series": ["ZZZ"]}, "series"),
         ({**TINY, "grid": {"colour": "1,2"}}, "grid"),
         ({**TINY, "grid": {"trigger_pct": "0.1:0.01:0.01"}}, "grid"),
+        ({**TINY, "grid": {"trigger_pct": "0:1:1e-999999999"}}, "grid"),  # was a 500
         ({**TINY, "metric": "luck"}, "metric"),
         ({**TINY, "trigger_pct": 2}, "trigger_pct"),
         ({**TINY, "cash": 0}, "cash"),
