@@ -145,7 +145,9 @@ def build(params: dict) -> Job:
             series, dividends = data.load_sample(ticker)
             series = series.between(params.get("start"), params.get("end"))
         except data.DataError as exc:
-            raise ParamError("series", f"{ticker}: {exc}") from None
+            msg = str(exc)
+            field = next((n for n in ("start", "end") if msg.startswith(n)), "series")
+            raise ParamError(field, f"{ticker}: {msg}") from None
         items.append(research.Item(ticker, series, tuple(dividends)))
     if not wf:
         return _bounded(Job(spec, items))

@@ -105,7 +105,8 @@ def test_bad_requests_are_refused_and_store_nothing(api):
         ({**TINY, "cash": 0}, "cash"),
         ({**TINY, "kind": "walkforward", "train": "soon", "test": "1y"}, "train"),
         ({**TINY, "kind": "walkforward", "train": "1y", "test": "1y"}, "train"),  # 1 year of data
-        ({**TINY, "start": "2030-01-01"}, "series"),
+        ({**TINY, "start": "2030-01-01"}, "series"),  # no bar left
+        ({**TINY, "start": "someday"}, "start"),
         ({"kind": "walkforward", "series": ["IBM"], "train": "1", "test": "1",
           "grid": {"trigger_pct": "0.001:0.999:0.001"}}, "grid"),  # billions of runs
     ]
