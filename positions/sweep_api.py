@@ -176,7 +176,7 @@ class SweepViewSet(viewsets.ViewSet):
         request=SweepRequestSerializer,
         parameters=[idempotency_header(required=False)],
         responses={202: SweepSerializer, 200: SweepSerializer,
-                   **write_errors((409, "idempotency_signature_mismatch"))},
+                   **write_errors((409, "idempotency_signature_mismatch"), (429, "throttled"))},
         examples=[OpenApiExample("A sweep on IBM", request_only=True, value={
             "kind": "sweep", "series": ["IBM"], "start": "2005-01-01",
             "grid": {"trigger_pct": "0.02:0.08:0.02", "guard_low": [0.2, 0.3]}}),
@@ -234,7 +234,8 @@ class SweepViewSet(viewsets.ViewSet):
         ],
         responses={(200, "image/png"): OpenApiResponse(_BINARY, description="PNG"),
                    **NOT_FOUND,
-                   **errors((400, "validation_error"), (409, "sweep_not_finished"))},
+                   **errors((400, "validation_error"), (409, "sweep_not_finished"),
+                            (429, "throttled"))},
         tags=["sweeps"],
     )
     @action(detail=True, methods=["get"], url_path="heatmap.png", url_name="heatmap")
