@@ -450,3 +450,9 @@ class TradeCycleAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+from positions.models import Sweep  # noqa: E402
+from positions.sweep_admin import SweepAdmin  # noqa: E402
+
+admin.site.register(Sweep, SweepAdmin)

@@ -304,3 +304,6 @@ class Dividend(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} {self.dps}/share ex {self.ex_date}"
+
+
+from positions.sweep_models import Sweep, SweepKind, SweepStatus  # noqa: E402, F401

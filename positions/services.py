@@ -128,8 +128,10 @@ def position_create(
     return position
 
 
-def position_configure(*, owner, position_id: str, changes: dict) -> Position:
-    """Change strategy fields; records ``config_changed`` with the old and new values."""
+def position_configure(*, owner, position_id: str, changes: dict,
+                       origin: dict | None = None) -> Position:
+    """Change strategy fields; records ``config_changed`` with the old and new values.
+    ``origin`` (e.g. the sweep and cell applied) is named in the event's message and inputs."""
     unknown = set(changes) - set(STRATEGY_FIELDS) - set(EXECUTION_FIELDS)
     if unknown:
         raise TypeError(f"unknown strategy fields: {sorted(unknown)}")
@@ -159,8 +161,11 @@ def position_configure(*, owner, position_id: str, changes: dict) -> Position:
             type=EventType.CONFIG_CHANGED,
             message="Configuration changed: "
             + ", ".join(f"{n} {_show(c['old'])} -> {_show(c['new'])}" for n, c in diff.items())
+            + (f" (sweep {origin['sweep_id']}, cell {origin['cell']}: {origin['label']})"
+               if origin else "")
             + ".",
-            inputs={name: change["new"] for name, change in diff.items()},
+            inputs={name: change["new"] for name, change in diff.items()}
+            | ({"origin": origin} if origin else {}),
             outputs={"changed": diff},
         )
     return position

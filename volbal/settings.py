@@ -66,6 +66,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",  # admin login lockout (volbal/login_guard.py)
+    "django_tasks",  # the job queue (issue 13): Django 6's tasks framework, backported
+    "django_tasks_db",  # its database backend: the queue lives in our own database
     "volbal",  # its migration creates the database cache's table (volbal/migrations)
     "events",
     "positions",
@@ -185,6 +187,20 @@ VOLBAL_TRADING_TZ = os.environ.get("VOLBAL_TRADING_TZ", "America/New_York")
 # How far ahead of now a price's ts may be (clock skew): a later one would stay "latest" for ever.
 VOLBAL_PRICE_FUTURE_ALLOWANCE_SECONDS = env_int("VOLBAL_PRICE_FUTURE_ALLOWANCE_SECONDS", 300)
 
+# --- Background jobs (issue 13): django-tasks with its database backend, so the queue is this
+# database (SQLite locally, PostgreSQL in production) and any number of `manage.py db_worker`
+# processes on any number of machines claim from it (SELECT ... FOR UPDATE SKIP LOCKED).
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "QUEUES": ["default"],
+    }
+}
+# Worker processes one sweep job's cells run on (0: every core of the worker's machine).
+VOLBAL_SWEEP_JOBS = env_int("VOLBAL_SWEEP_JOBS", 0)
+# A running sweep whose worker has written no heartbeat for this long is failed (worker_lost).
+VOLBAL_SWEEP_STALE_SECONDS = env_int("VOLBAL_SWEEP_STALE_SECONDS", 300)
+
 # --- Admin login lockout (django-axes; volbal/login_guard.py) ---
 AXES_FAILURE_LIMIT = env_int("VOLBAL_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("VOLBAL_LOGIN_COOLOFF_MINUTES", 15))
@@ -251,6 +267,10 @@ SPECTACULAR_SETTINGS = {
         "TrimmedByEnum": "positions.strategy.rules.TRIM_CAPS",
         "BlockedByEnum": "positions.strategy.rules.BLOCKS",
         "BacktestOrderKindEnum": "positions.backtest_api.BACKTEST_ORDER_KINDS",
+        "SweepKindEnum": "positions.sweep_models.SweepKind",
+        "SweepStatusEnum": "positions.sweep_models.SweepStatus",
+        "SampleEnum": "positions.strategy.backtest.data.SAMPLE_TICKERS",
+        "SweepMetricEnum": "positions.strategy.research.sweep.CELL_METRICS",
         "EvaluationPriceSourceEnum": "positions.selectors.PriceSource.ALL",
         "PositionPriceSourceEnum": "positions.serializers.PRICE_SOURCES_OF_POSITION",
         "ActorSourceEnum": "events.actor.ActorSource",
@@ -265,6 +285,8 @@ SPECTACULAR_SETTINGS = {
         {"name": "dividends", "description": "Announce dividends and follow them to payment."},
         {"name": "prices", "description": "Record observed prices."},
         {"name": "backtests", "description": "Run the strategy over history."},
+        {"name": "sweeps", "description": "Sweeps and walk-forwards as background jobs: start, "
+                                          "follow, cancel; ranked cells, files and heatmap."},
         {"name": "health", "description": "Liveness and readiness."},
     ],
     # Local mode's anonymous access is a development convenience, not an API scheme.

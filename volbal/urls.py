@@ -8,6 +8,7 @@ from rest_framework.routers import SimpleRouter
 from orders.api import OrderViewSet
 from positions.api import PositionViewSet, PriceViewSet
 from positions.backtest_api import BacktestView
+from positions.sweep_api import SweepViewSet
 from volbal import health
 from volbal.api import json_error_view
 from volbal.landing import landing
@@ -16,6 +17,7 @@ router = SimpleRouter(trailing_slash=False)
 router.register("positions", PositionViewSet, basename="position")
 router.register("orders", OrderViewSet, basename="order")
 router.register("prices", PriceViewSet, basename="price")
+router.register("sweeps", SweepViewSet, basename="sweep")
 
 admin.site.site_url = "/"  # the admin's "view site": the landing page
 

@@ -12,6 +12,7 @@ enum class raises), and a field the schema does not document (left in a model's
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -46,9 +47,15 @@ def generate(base: str, key: str, out: Path):
     with urllib.request.urlopen(request, timeout=30) as response:
         schema.write_bytes(response.read())
     bindir = Path(sys.executable).parent
+    # The sweep files (PNG, CSV, xlsx) are bytes to a client: generated as binary responses.
+    config = out / "config.json"
+    config.write_text(json.dumps({"content_type_overrides": {
+        "image/png": "application/octet-stream", "text/csv": "application/octet-stream",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":
+            "application/octet-stream"}}))
     result = subprocess.run(
         [str(bindir / "openapi-python-client"), "generate", "--path", str(schema),
-         "--meta", "none", "--output-path", str(out / PACKAGE)],
+         "--meta", "none", "--config", str(config), "--output-path", str(out / PACKAGE)],
         cwd=out, capture_output=True, text=True, timeout=300,
         # its post-generation hook runs ruff, which lives next to this interpreter
         env={**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"},
