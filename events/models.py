@@ -29,6 +29,10 @@ class EventType(models.TextChoices):
     ANCHOR_ADJUSTED_FOR_DIVIDEND = "anchor_adjusted_for_dividend"
     DIVIDEND_CASH_RECEIVED = "dividend_cash_received"
     DIVIDEND_STEP_FAILED = "dividend_step_failed"
+    SPLIT_ANNOUNCED = "split_announced"
+    SPLIT_APPLIED = "split_applied"
+    PRICE_JUMP_UNCONFIRMED = "price_jump_unconfirmed"  # an alert: submission held back
+    PRICE_CONFIRMED = "price_confirmed"
 
 
 class Event(models.Model):

@@ -213,9 +213,12 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
     the price as done: a look (a dry run, the API without submit) must not stop the run that
     places the order."""
     from orders.services import order_submit
+    from positions.splits import guard_decision, splits_apply_due
 
     with transaction.atomic():
         position = position_get(owner=owner, position_id=position_id, for_update=True)
+        if splits_apply_due(position_id=position.id).applied:  # never trade across a split
+            position.refresh_from_db()
         price_source, price_ts = PriceSource.REQUEST, None
         if price is None:
             known = known_price(position)
@@ -238,7 +241,9 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
             return Evaluation(position=position, decision=None, price_source=PriceSource.NONE,
                               reason="no_price", message=message)
 
-        decision = position_decide(position=position, price=price)
+        decision = guard_decision(position=position,
+                                  decision=position_decide(position=position, price=price),
+                                  price_ts=price_ts, price_source=price_source)
         if decision.anchor_set:
             position.anchor_price = decision.anchor
             position.save(update_fields=["anchor_price", "updated_at"])

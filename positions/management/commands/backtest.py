@@ -37,6 +37,7 @@ _HELP = {
     "fractional": "true or false: whole shares only when false (default true)",
     "qty_step": "quantities in multiples of this, or none (default none)",
     "withholding_tax_rate": "withholding on dividends (default 0.25)",
+    "max_price_jump": "the live price-jump guard's threshold (default 0.25; not used here)",
 }
 
 
