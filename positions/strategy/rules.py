@@ -849,7 +849,7 @@ def split_qty(qty: Decimal, ratio: Decimal, step: Decimal) -> Decimal:
     if not ratio > 0:
         raise RuleError("invalid_ratio", f"The split ratio must be greater than zero, not "
                         f"{ratio}.")
-    exact = _dec(qty) * _dec(ratio)
+    exact, step = _dec(qty) * _dec(ratio), _dec(step)
     return ((exact / step).quantize(_ONE, ROUND_DOWN, context=_WIDE) * step).quantize(
         QTY_PLACES, ROUND_DOWN, context=_WIDE)
 

@@ -172,7 +172,8 @@ def test_apply_split_command_every_position_in_the_ticker_once(make_position, ot
     assert (theirs.qty, theirs.cash) == (D(1), D(8))
     assert elsewhere.qty == D(10)
     assert Event.objects.filter(type="split_applied").count() == 2
-    assert Event.objects.get(type="split_applied", position=theirs).actor_name == "command:apply_split"
+    applied = Event.objects.get(type="split_applied", position=theirs)
+    assert applied.actor_name == "command:apply_split"
 
 
 @pytest.mark.postgres
@@ -262,3 +263,42 @@ def test_confirm_unknown_price_is_404(api):
     res = api.post("/v1/prices/confirm", {"ticker": "ZIM", "ts": clock.now().isoformat()},
                    format="json")
     assert_error(res, 404, "price_not_found")
+
+
+# --- verify_ledger replays splits ------------------------------------------------------------
+
+
+def ledger_differences() -> list[str]:
+    from positions.ledger import ledger_verify
+
+    return [str(d) for d in ledger_verify().differences]
+
+
+@pytest.mark.django_db
+def test_verify_ledger_replays_splits_and_names_a_tampered_one(user, make_position):
+    from orders.services import order_fill, order_submit_for
+    from positions.dividends import dividend_announce, dividends_process
+    from positions.splits import split_announce
+
+    pos = make_position(qty="7", cash="1000", anchor_price="30", fractional=False)
+    yesterday_price("ZIM", "30")
+    buy, _ = order_submit_for(owner=user, position_id=pos.id, side="BUY", qty=D("2"),
+                              idempotency_key="b")
+    order_fill(owner=user, order_id=buy.id, price=D("30"), filled_qty=D("2"))
+    today = clock.trading_day()
+    # 9 shares, 3-for-2: 13.5 -> 13, half a share at 30 / 1.5 = 20: 10 cash
+    s = split_announce(owner=user, position_id=pos.id, ratio=D("1.5"), effective_date=today)
+    assert (s.qty_after, s.cash_in_lieu) == (D(13), D(10))
+    dividend_announce(owner=user, position_id=pos.id, ex_date=today + dt.timedelta(days=1),
+                      pay_date=today + dt.timedelta(days=1), dps=D("1"),
+                      withholding_rate=D(0))
+    dividends_process(today=today + dt.timedelta(days=1))
+    pos.refresh_from_db()
+    # 1000 - 2 x 30 - 0.006 commission + 10 in lieu + 13 x 1 dividend
+    assert pos.qty == D(13) and pos.cash == D("962.994")
+    assert ledger_differences() == []
+    Split.objects.filter(pk=s.pk).update(cash_in_lieu=D(12))
+    Position.objects.filter(pk=pos.pk).update(cash=pos.cash + 2)
+    assert ledger_differences() == [f"{pos.id} split {s.id} cash_in_lieu: stored 12.000000, "
+                                    "expected 10.000000",
+                                    f"{pos.id} cash: stored 964.994000, expected 962.994000"]

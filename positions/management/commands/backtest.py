@@ -64,6 +64,9 @@ class Command(BaseCommand):
                                        "whole day)")
         src.add_argument("--dividends", metavar="FILE",
                          help="CSV with ex_date, pay_date, dps (replaces a sample's dividends)")
+        src.add_argument("--splits", metavar="FILE",
+                         help="CSV with date, ratio (new shares per old share) for a series of "
+                              "unadjusted prices: the book splits as a live position does")
         run = add_strategy_arguments(parser, "strategy (fractions, not percent)")
         run.add_argument("--float", action="store_true", dest="use_float",
                          help="run the rules on floats (agrees with the Decimal default to the "
@@ -95,6 +98,8 @@ class Command(BaseCommand):
             if opts["dividends"]:
                 dividends = data.load_dividends(opts["dividends"])
             series = series.between(opts["start"], opts["end"])
+            if opts["splits"]:
+                setup = dataclasses.replace(setup, splits=data.load_splits(opts["splits"]))
         except data.DataError as exc:
             raise CommandError(str(exc)) from None
 
