@@ -244,6 +244,10 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
         decision = guard_decision(position=position,
                                   decision=position_decide(position=position, price=price),
                                   price_ts=price_ts, price_source=price_source)
+        if decision.blocked_by == "price_jump_unconfirmed" and price_ts is not None:
+            # held back, not done: once the price is confirmed the next run submits at it
+            position.evaluated_price_ts = None
+            position.save(update_fields=["evaluated_price_ts", "updated_at"])
         if decision.anchor_set:
             position.anchor_price = decision.anchor
             position.save(update_fields=["anchor_price", "updated_at"])

@@ -227,9 +227,25 @@ def test_jump_blocks_submission_until_confirmed(api, make_position):
                    format="json")
     assert res.status_code == 200, res.content
     assert res.json()["confirmed_by"]
-    Position.objects.filter(pk=pos.pk).update(evaluated_price_ts=None)
     out = evaluate(api, pos.id, {"submit": True})
     assert out["blocked"] == [] and out["order_id"] is not None
+    assert Order.objects.get().side == "BUY"
+
+
+@pytest.mark.django_db
+def test_cron_submits_a_held_back_price_once_it_is_confirmed(api, make_position):
+    pos = make_position(qty="100", cash="5000", anchor_price="50")
+    yesterday_price("ZIM", "50")
+    now = clock.now()
+    Price.objects.create(ticker="ZIM", price=D("30"), ts=now)
+    call_command("evaluate_positions", "--submit", stdout=StringIO())
+    assert Order.objects.count() == 0
+    call_command("evaluate_positions", "--submit", stdout=StringIO())  # still held back
+    assert Order.objects.count() == 0
+    assert Event.objects.filter(position=pos, type="price_jump_unconfirmed").count() == 2
+    assert api.post("/v1/prices/confirm", {"ticker": "ZIM", "ts": now.isoformat()},
+                    format="json").status_code == 200
+    call_command("evaluate_positions", "--submit", stdout=StringIO())
     assert Order.objects.get().side == "BUY"
 
 
