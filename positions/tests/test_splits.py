@@ -318,3 +318,13 @@ def test_verify_ledger_replays_splits_and_names_a_tampered_one(user, make_positi
     assert ledger_differences() == [f"{pos.id} split {s.id} cash_in_lieu: stored 12.000000, "
                                     "expected 10.000000",
                                     f"{pos.id} cash: stored 964.994000, expected 962.994000"]
+
+
+@pytest.mark.django_db
+def test_a_split_the_books_cannot_hold_changes_nothing(api, make_position):
+    pos = make_position(qty="1000000000000000", cash="0")  # 10^15 x 1000 > 10^16 - 1
+    body = assert_error(split(api, pos.id, 1000), 409, "split_out_of_range")
+    assert "position qty" in body["message"]
+    pos.refresh_from_db()
+    assert pos.qty == D(10) ** 15 and Split.objects.count() == 0
+    assert not Event.objects.filter(position=pos, type__startswith="split").exists()
