@@ -34,6 +34,10 @@ class EventType(models.TextChoices):
     BROKER_ERROR = "broker_error"
     BROKER_FILL_MISMATCH = "broker_fill_mismatch"
     ORDER_EXPIRED = "order_expired"
+    SPLIT_ANNOUNCED = "split_announced"
+    SPLIT_APPLIED = "split_applied"
+    PRICE_JUMP_UNCONFIRMED = "price_jump_unconfirmed"  # an alert: submission held back
+    PRICE_CONFIRMED = "price_confirmed"
 
 
 class Event(models.Model):

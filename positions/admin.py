@@ -23,6 +23,8 @@ from positions.models import (
     DividendStatus,
     Position,
     Price,
+    Split,
+    SplitStatus,
     TradeCycle,
 )
 from positions.picture import position_picture_png
@@ -30,7 +32,9 @@ from positions.serializers import (
     DividendAnnounceSerializer,
     PositionCreateSerializer,
     PriceInSerializer,
+    SplitRecordSerializer,
 )
+from positions.splits import price_confirm, split_announce_ticker, splits_apply_due
 from positions.strategy import rules
 from volbal.admin import ApiValidatedForm, WriteActionsMixin, configure_site, shown_time
 from volbal.errors import DomainError
@@ -319,13 +323,15 @@ class PriceForm(ApiValidatedForm):
 
 
 @admin.register(Price)
-class PriceAdmin(admin.ModelAdmin):
+class PriceAdmin(WriteActionsMixin, admin.ModelAdmin):
     """Prices are added through the prices service (as POST /v1/prices: same checks, the
     ticker upper-cased, the recorder named); a stored price is not edited (a new price at the
     same ticker and time replaces it)."""
 
     form = PriceForm
-    list_display = ("ticker", "price", "time", "recorded_by", "recorded_source", "created")
+    list_display = ("ticker", "price", "time", "recorded_by", "recorded_source", "created",
+                    "confirmed_by")
+    actions = ["confirm"]
     list_filter = ("ticker", "recorded_source")
     search_fields = ("ticker", "recorded_by")
     date_hierarchy = "ts"
@@ -348,6 +354,13 @@ class PriceAdmin(admin.ModelAdmin):
                                       "ts": data["ts"]}])
         stored = Price.objects.get(ticker=data["ticker"], ts=data["ts"])
         obj.pk, obj._state.adding = stored.pk, False
+
+    @admin.action(description="Confirm the selected prices (the price-jump guard lets them "
+                  "through)", permissions=["write"])
+    def confirm(self, request, queryset):
+        prices = [price_confirm(ticker=p.ticker, ts=p.ts) for p in queryset]
+        self.log_action(request, prices, "Confirmed (admin action confirm).")
+        self.message_user(request, f"{len(prices)} price(s) confirmed.", messages.SUCCESS)
 
 
 def logs_dividend_steps(action):
@@ -451,6 +464,69 @@ class TradeCycleAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+
+class SplitForm(ApiValidatedForm):
+    """Records the split for every position in the ticker through the same service as
+    ``manage.py apply_split`` (the API's bounds on ratio and date), applying it when due."""
+
+    api_serializer = SplitRecordSerializer
+    ticker = forms.CharField(max_length=16, help_text="Every position in this ticker.")
+
+    class Meta:
+        model = Split
+        fields = ("ratio", "effective_date")
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            report = split_announce_ticker(ticker=data["ticker"], ratio=data["ratio"],
+                                           effective_date=data["effective_date"])
+        except DomainError as exc:
+            for name, message in (exc.fields or {None: exc.message}).items():
+                self.add_error(name if name in self.fields else None, message)
+            return data
+        if not report.recorded:
+            self.add_error(None, f"Nothing recorded: {len(report.existing)} position(s) "
+                           f"already have this split, {len(report.conflicts)} another ratio "
+                           "on that date.")
+            return data
+        self.instance = Split.objects.get(pk=report.recorded[0])
+        self.report = report
+        return data
+
+
+@admin.register(Split)
+class SplitAdmin(WriteActionsMixin, admin.ModelAdmin):
+    form = SplitForm
+    list_display = ("id", "position", "ratio", "effective_date", "status", "qty_before",
+                    "qty_after", "cash_in_lieu", "anchor_before", "anchor_after")
+    list_filter = ("status", "effective_date")
+    search_fields = ("id", "position__id", "position__ticker")
+    list_select_related = ("position",)
+    actions = ["apply_due"]
+
+    def save_model(self, request, obj, form, change):
+        report = form.report  # recorded (and applied when due) by the form's service call
+        self.message_user(request, f"Recorded on {len(report.recorded)} position(s), applied "
+                          f"on {len(report.applied)}.", messages.SUCCESS)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Apply due splits now (as of today)", permissions=["write"])
+    def apply_due(self, request, queryset):
+        report = splits_apply_due()
+        self.log_action(request, Split.objects.filter(pk__in=report.applied,
+                                                      status=SplitStatus.APPLIED),
+                        "Applied (admin action apply_due).")
+        self.message_user(request, f"{len(report.applied)} split(s) applied.", messages.SUCCESS)
+        for split_id, reason in report.failed:
+            self.message_user(request, f"{split_id}: {reason}", messages.ERROR)
 
 from positions.models import Sweep  # noqa: E402
 from positions.sweep_admin import SweepAdmin  # noqa: E402

@@ -30,9 +30,14 @@ from positions.serializers import (
     PositionCreateSerializer,
     PositionSerializer,
     PositionUpdateSerializer,
+    PriceConfirmedSerializer,
+    PriceConfirmSerializer,
     PriceInSerializer,
     PriceSerializer,
+    SplitRecordSerializer,
+    SplitSerializer,
 )
+from positions.splits import price_confirm, split_announce
 from volbal import clock
 from volbal.api import keyset_page, validate_filters
 from volbal.errors import ApiError
@@ -384,6 +389,41 @@ class PositionViewSet(viewsets.ViewSet):
                                      **data)
         return Response(DividendSerializer(dividend).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        methods=["GET"],
+        summary="The position's splits, in the order recorded",
+        parameters=PAGING,
+        responses={200: page_of("SplitPage", {"splits": SplitSerializer(many=True)},
+                                {"position_id": serializers.CharField()}),
+                   **NOT_FOUND, **read_errors()},
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Record a stock split",
+        description="`ratio` new shares per old share (2: 2-for-1; 0.1: 1-for-10 reverse). On "
+        "the effective date, before anything else that day and exactly once: shares × ratio "
+        "(a fraction the position's step cuts off is paid in cash at the last price before "
+        "that date ÷ ratio), anchor ÷ ratio, open orders' remaining quantity × ratio; "
+        "dividends already announced keep their per-share amount. A split already due is "
+        "applied at once (`split_applied`).",
+        request=SplitRecordSerializer,
+        parameters=[idempotency_header(required=False)],
+        responses={201: SplitSerializer, 200: SplitSerializer, **NOT_FOUND,
+                   **write_errors((409, "split_exists or split_out_of_range or "
+                                   "idempotency_signature_mismatch"))},
+    )
+    @action(detail=True, methods=["get", "post"])
+    def splits(self, request, pk=None):
+        if request.method == "GET":
+            position = selectors.position_get(owner=request.user, position_id=pk)
+            items, next_cursor = keyset_page(request, position.splits.all())
+            return Response({"position_id": position.id,
+                             "splits": SplitSerializer(items, many=True).data,
+                             "next": next_cursor})
+        data = _valid(SplitRecordSerializer, request)
+        split = split_announce(owner=request.user, position_id=pk, **data)
+        return Response(SplitSerializer(split).data, status=status.HTTP_201_CREATED)
+
 
 class PriceViewSet(viewsets.ViewSet):
     """Observed prices. The latest per ticker serves a price-less evaluation."""
@@ -435,3 +475,22 @@ class PriceViewSet(viewsets.ViewSet):
             status=status.HTTP_201_CREATED,
         )
 
+
+    @extend_schema(
+        summary="Confirm a price the price-jump guard held back",
+        description="An operator confirms the stored price of `ticker` at `ts`: evaluations at "
+        "it may submit again (`price_confirmed` on every position in the ticker). Outside "
+        "local mode this needs the `positions.change_price` permission.",
+        request=PriceConfirmSerializer,
+        responses={200: PriceConfirmedSerializer,
+                   **errors((404, "price_not_found")),
+                   **write_errors((403, "permission_denied"))},
+    )
+    @action(detail=False, methods=["post"])
+    def confirm(self, request):
+        if not (settings.LOCAL_MODE or request.user.has_perm("positions.change_price")):
+            raise ApiError("permission_denied", "Confirming a price needs the "
+                           "positions.change_price permission.", status=403)
+        data = _valid(PriceConfirmSerializer, request)
+        price = price_confirm(ticker=data["ticker"], ts=data["ts"])
+        return Response(PriceConfirmedSerializer(price).data)

@@ -40,6 +40,7 @@ from orders.services import orders_expire
 from positions import services
 from positions.dividends import dividends_process
 from positions.models import Position, Price, TradeCycle
+from positions.splits import splits_apply_due
 from volbal import clock, market
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
@@ -149,6 +150,12 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
 
     report = dividends_process(today=clock.trading_day(now))
     row.dividends_effective, row.dividends_paid = len(report.effective), len(report.paid)
+    splits = splits_apply_due(today=clock.trading_day(now))  # before anything is evaluated
+    if splits.applied:
+        say(f"{len(splits.applied)} split(s) applied")
+    for split_id, reason in splits.failed:
+        row.errors += 1
+        say(f"split {split_id} failed: {reason}")
     row.orders_expired = len(orders_expire(now=now))
     run = brokers.BrokerRun()
     if is_open:

@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from positions.models import Dividend, DividendStatus, Position
+from positions.models import Dividend, DividendStatus, Position, Split, SplitStatus
 from positions.strategy import rules
 from volbal import clock
 
@@ -45,12 +45,15 @@ class _Fill:
     commission: Decimal
 
 
-def _replay(pos: dict, fills: list[_Fill], dividends: list[dict]) -> list[Difference]:
+def _replay(pos: dict, fills: list[_Fill], dividends: list[dict],
+            splits: list[dict] = ()) -> list[Difference]:
     """One position's history in the order it happened: each fill through
     ``rules.apply_fill`` (the live fill's rounding and refusals), each ex-date through
     ``rules.dividend_amounts`` on the shares held at the start of the ex-date (fills on or
     after it do not count, as in :func:`positions.dividends.shares_at_start_of`), each pay-date
-    moving the net amount from receivable to cash. Returns what disagrees with the rows."""
+    moving the net amount from receivable to cash, each applied split through
+    ``rules.apply_split`` (the live split's rounding, with the step and price it used).
+    Returns what disagrees with the rows."""
     pid = pos["id"]
     out: list[Difference] = []
     steps: list[tuple] = [(f.at, 0, f.id, f) for f in fills]
@@ -58,10 +61,11 @@ def _replay(pos: dict, fills: list[_Fill], dividends: list[dict]) -> list[Differ
         steps.append((div["effective_at"], 1, div["id"], div))
         if div["status"] == DividendStatus.PAID:
             steps.append((div["paid_at"], 2, div["id"], div))
+    steps += [(split["applied_at"], 3, split["id"], split) for split in splits]
     steps.sort(key=lambda s: s[:3])
     qty, cash, receivable = pos["opening_qty"], pos["opening_cash"], ZERO
     net_of: dict[str, Decimal] = {}
-    for _at, kind, _id, item in steps:
+    for at, kind, _id, item in steps:
         if kind == 0:
             try:
                 qty, cash = rules.apply_fill(qty=qty, cash=cash, side=item.side,
@@ -72,11 +76,13 @@ def _replay(pos: dict, fills: list[_Fill], dividends: list[dict]) -> list[Differ
                                       f"refused ({exc.code}: {exc.message})"))
                 return out  # every later balance would only repeat this difference
         elif kind == 1:
+            # as positions.dividends.shares_at_start_of: the shares held when the step ran
+            # less what fills since the start of the ex-date added (splits included)
             start = clock.start_of_trading_day(item["ex_date"])
-            shares = pos["opening_qty"]
+            shares = qty
             for f in fills:
-                if f.at < start:
-                    shares += f.qty if f.side == rules.BUY else -f.qty
+                if start <= f.at < at:
+                    shares -= f.qty if f.side == rules.BUY else -f.qty
             gross, net = rules.dividend_amounts(dps=item["dps"], shares=shares,
                                                 withholding_rate=item["withholding_rate"])
             for name, want in (("entitlement_qty", shares), ("gross_amount", gross),
@@ -86,10 +92,17 @@ def _replay(pos: dict, fills: list[_Fill], dividends: list[dict]) -> list[Differ
                                           want))
             net_of[item["id"]] = net
             receivable += net
-        else:
+        elif kind == 2:
             net = net_of[item["id"]]
             cash += net
             receivable -= net
+        else:
+            result = rules.apply_split(qty=qty, cash=cash, anchor=None, ratio=item["ratio"],
+                                       step=item["step"], price_before=item["price_before"])
+            for name, want in (("qty_after", result.qty), ("cash_in_lieu", result.cash_in_lieu)):
+                if item[name] != want:
+                    out.append(Difference(pid, f"split {item['id']} {name}", item[name], want))
+            qty, cash = result.qty, result.cash
     for name, want in (("qty", qty), ("cash", cash), ("dividend_receivable", receivable)):
         if pos[name] != want:
             out.append(Difference(pid, name, pos[name], want))
@@ -125,13 +138,19 @@ def ledger_verify() -> LedgerReport:
         n_div += 1
         dividends_of[div["position_id"]].append(div)
 
+    splits_of: dict[str, list[dict]] = defaultdict(list)
+    for split in Split.objects.filter(status=SplitStatus.APPLIED).values(
+            "id", "position_id", "ratio", "step", "price_before", "qty_after", "cash_in_lieu",
+            "applied_at"):
+        splits_of[split["position_id"]].append(split)
+
     differences: list[Difference] = []
     n_pos = 0
     for pos in Position.objects.values("id", "qty", "cash", "dividend_receivable",
                                        "opening_qty", "opening_cash").iterator(chunk_size=2000):
         n_pos += 1
         differences += _replay(pos, fills_of.pop(pos["id"], []),
-                               dividends_of.pop(pos["id"], []))
+                               dividends_of.pop(pos["id"], []), splits_of.pop(pos["id"], []))
 
     submitted = set(Event.objects.filter(type="order_submitted").values_list("order_id",
                                                                               flat=True))

@@ -56,6 +56,7 @@ STRATEGY_FIELDS = (
     "fractional",
     "qty_step",
     "withholding_tax_rate",
+    "max_price_jump",
 )
 
 
@@ -87,6 +88,7 @@ class Position(models.Model):
     fractional = models.BooleanField(default=_D.fractional)
     qty_step = models.DecimalField(**QTY, null=True, blank=True, default=_D.qty_step)
     withholding_tax_rate = models.DecimalField(**RATIO, default=_D.withholding_tax_rate)
+    max_price_jump = models.DecimalField(**RATIO, default=_D.max_price_jump)
 
     broker = models.CharField(max_length=16, choices=Broker.choices, default=Broker.MANUAL)
     # The paper broker fills this many basis points worse than the market price.
@@ -155,6 +157,11 @@ class Position(models.Model):
                 condition=Q(slippage_bps__gte=0) & Q(slippage_bps__lt=SLIPPAGE_BPS_MAX),
                 name="pos_slippage_range",
             ),
+            models.CheckConstraint(
+                condition=Q(max_price_jump__gt=0)
+                & Q(max_price_jump__lte=rules.MAX_PRICE_JUMP_LIMIT),
+                name="pos_max_price_jump_range",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -199,6 +206,9 @@ class Price(models.Model):
     recorded_user_id = models.BigIntegerField(null=True, blank=True,
                                               default=actors.current_user_id)
     recorded_by = models.CharField(max_length=150, default=actors.current_name)
+    # An operator's confirmation of a price the price-jump guard held back (positions.splits).
+    confirmed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    confirmed_by = models.CharField(max_length=150, blank=True, default="", editable=False)
 
     class Meta:
         ordering = ("ticker", "ts")
@@ -304,6 +314,55 @@ class Dividend(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} {self.dps}/share ex {self.ex_date}"
+
+
+class SplitStatus(models.TextChoices):
+    ANNOUNCED = "announced"
+    APPLIED = "applied"
+
+
+class Split(models.Model):
+    """A stock split on one position: ``ratio`` new shares per old share (0.1: a 1-for-10
+    reverse split), applied once on ``effective_date`` (positions.splits). One per position
+    and date (the constraint), its status re-read under row locks: applied exactly once."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=ids.split_id, editable=False)
+    position = models.ForeignKey(Position, on_delete=models.PROTECT, related_name="splits")
+    ratio = models.DecimalField(max_digits=20, decimal_places=8)
+    effective_date = models.DateField()
+    status = models.CharField(max_length=10, choices=SplitStatus.choices,
+                              default=SplitStatus.ANNOUNCED)
+    # Set when applied: before and after, the step quantities were rounded to and the price
+    # the fraction was paid at (the ledger check replays the split from these).
+    qty_before = models.DecimalField(**QTY, null=True, blank=True)
+    qty_after = models.DecimalField(**QTY, null=True, blank=True)
+    step = models.DecimalField(**QTY, null=True, blank=True)
+    price_before = models.DecimalField(**MONEY, null=True, blank=True)
+    cash_in_lieu = models.DecimalField(**MONEY, null=True, blank=True)
+    anchor_before = models.DecimalField(**MONEY, null=True, blank=True)
+    anchor_after = models.DecimalField(**MONEY, null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("effective_date", "id")
+        indexes = [models.Index(fields=("status", "effective_date"), name="split_status_date")]
+        constraints = [
+            models.UniqueConstraint(fields=("position", "effective_date"),
+                                    name="split_one_per_date"),
+            models.CheckConstraint(condition=Q(ratio__gt=0), name="split_ratio_pos"),
+            models.CheckConstraint(condition=Q(status__in=SplitStatus.values),
+                                   name="split_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status=SplitStatus.ANNOUNCED)
+                | (Q(applied_at__isnull=False) & Q(qty_after__gte=0) & Q(cash_in_lieu__gte=0)
+                   & Q(step__gt=0)),
+                name="split_values_when_applied",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.ratio}:1 on {self.effective_date}"
 
 
 from positions.sweep_models import Sweep, SweepKind, SweepStatus  # noqa: E402, F401

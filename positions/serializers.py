@@ -11,7 +11,14 @@ from rest_framework import serializers
 from events.actor import ActorSource
 from events.models import EventType
 from orders.models import Side
-from positions.models import SLIPPAGE_BPS_MAX, Broker, DividendStatus, Sizing, price_ts_error
+from positions.models import (
+    SLIPPAGE_BPS_MAX,
+    Broker,
+    DividendStatus,
+    Sizing,
+    SplitStatus,
+    price_ts_error,
+)
 from positions.selectors import PriceSource, known_price
 from positions.strategy import rules
 from volbal.api import StrictSerializer
@@ -74,6 +81,10 @@ class StrategyFields(StrictSerializer):
     auto_submit = Boolean(required=False,
                           help_text="The trade cycle submits the proposals (default false: "
                                     "they are only recorded).")
+    max_price_jump = ratio(gt=0, max_value=rules.MAX_PRICE_JUMP_LIMIT,
+                           help_text="0 < x ≤ 10: a price further than this fraction from the "
+                           "ticker's previous stored price, with no split explaining it, is "
+                           "held back until an operator confirms it (0.25 = 25 %).")
 
 
 class PositionCreateSerializer(StrategyFields):
@@ -120,6 +131,7 @@ class PositionSerializer(serializers.Serializer):
     broker = serializers.CharField()
     slippage_bps = DecimalOut()
     auto_submit = serializers.BooleanField()
+    max_price_jump = DecimalOut()
     price = serializers.SerializerMethodField(
         help_text="The latest known price: the newer of the ticker's newest stored price and "
         "the position's last fill; null when there is neither.")
@@ -322,3 +334,40 @@ class DividendSerializer(serializers.Serializer):
     effective_at = serializers.DateTimeField(allow_null=True)
     paid_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
+
+
+class SplitRecordSerializer(StrictSerializer):
+    ratio = Number(max_digits=20, decimal_places=8, min_value=rules.SPLIT_RATIO_MIN,
+                   max_value=rules.SPLIT_RATIO_MAX,
+                   help_text="New shares per old share, not 1: 2 for a 2-for-1 split, 0.1 for "
+                   "a 1-for-10 reverse split.")
+    effective_date = serializers.DateField(help_text="ISO date (YYYY-MM-DD) the split takes "
+                                           "effect, before anything else that day.")
+
+
+class SplitSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    position_id = serializers.CharField()
+    ratio = DecimalOut()
+    effective_date = serializers.DateField()
+    status = serializers.ChoiceField(choices=SplitStatus.choices)
+    qty_before = DecimalOut(allow_null=True)
+    qty_after = DecimalOut(allow_null=True)
+    cash_in_lieu = DecimalOut(allow_null=True, help_text="The fraction of a share cut off by "
+                              "the position's step, paid at the last price before the "
+                              "effective date divided by the ratio.")
+    price_before = DecimalOut(allow_null=True)
+    anchor_before = DecimalOut(allow_null=True)
+    anchor_after = DecimalOut(allow_null=True)
+    applied_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class PriceConfirmSerializer(StrictSerializer):
+    ticker = Ticker()
+    ts = serializers.DateTimeField(help_text="The stored price's time.")
+
+
+class PriceConfirmedSerializer(PriceSerializer):
+    confirmed_at = serializers.DateTimeField()
+    confirmed_by = serializers.CharField()

@@ -256,9 +256,12 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
     places the order. The trade cycle passes ``mark_latest``: its evaluation is the record
     for that price whether or not it submits, and it ends the cycle's claim on the position."""
     from orders.services import order_submit
+    from positions.splits import guard_decision, splits_apply_due
 
     with transaction.atomic():
         position = position_get(owner=owner, position_id=position_id, for_update=True)
+        if splits_apply_due(position_id=position.id).applied:  # never trade across a split
+            position.refresh_from_db()
         price_source, price_ts = PriceSource.REQUEST, None
         if price is None:
             if mark_latest:  # the cycle evaluates at the new stored price that called for it
@@ -288,7 +291,13 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
             return Evaluation(position=position, decision=None, price_source=PriceSource.NONE,
                               reason="no_price", message=message)
 
-        decision = position_decide(position=position, price=price)
+        decision = guard_decision(position=position,
+                                  decision=position_decide(position=position, price=price),
+                                  price_ts=price_ts, price_source=price_source)
+        if decision.blocked_by == "price_jump_unconfirmed" and price_ts is not None:
+            # held back, not done: once the price is confirmed the next run submits at it
+            position.evaluated_price_ts = None
+            position.save(update_fields=["evaluated_price_ts", "updated_at"])
         if decision.anchor_set:
             position.anchor_price = decision.anchor
             position.save(update_fields=["anchor_price", "updated_at"])

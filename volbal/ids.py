@@ -35,3 +35,7 @@ def fill_id() -> str:
 
 def dividend_id() -> str:
     return new_id("div")
+
+
+def split_id() -> str:
+    return new_id("spl")

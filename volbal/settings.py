@@ -283,7 +283,10 @@ SPECTACULAR_SETTINGS = {
         {"name": "orders", "description": "Submit (idempotently), fill, cancel and read orders."},
         {"name": "events", "description": "The audit trail of every decision and change."},
         {"name": "dividends", "description": "Announce dividends and follow them to payment."},
-        {"name": "prices", "description": "Record observed prices."},
+        {"name": "splits", "description": "Record stock splits; each applies once on its "
+         "effective date (shares × ratio, anchor ÷ ratio)."},
+        {"name": "prices", "description": "Record observed prices; confirm a price the "
+         "price-jump guard held back."},
         {"name": "backtests", "description": "Run the strategy over history."},
         {"name": "sweeps", "description": "Sweeps and walk-forwards as background jobs: start, "
                                           "follow, cancel; ranked cells, files and heatmap."},

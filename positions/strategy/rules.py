@@ -68,7 +68,8 @@ SIZINGS = ("proportional", "original", "fixed_fraction")
 # A proposal's kind, the cap that trimmed it, and the check that blocked it (strategy.md 6, 7, 9).
 KINDS = ("buy_trigger", "sell_trigger", "guardrail_rebalance")
 TRIM_CAPS = ("guardrail_high", "guardrail_low", "cash", "holdings")
-BLOCKS = ("below_min_notional", "daily_cap_reached", "open_order")
+BLOCKS = ("below_min_notional", "daily_cap_reached", "open_order",
+          "price_jump_unconfirmed")  # the last one set by the service (positions.splits)
 
 BUY = "BUY"
 SELL = "SELL"
@@ -81,6 +82,10 @@ _MONEY_ZERO = Decimal("0.000000")
 _WIDE = Context(prec=200, rounding=ROUND_HALF_EVEN)
 _HUNDRED = Decimal(100)
 _COMMISSION_LIMIT = Decimal("0.05")
+MAX_PRICE_JUMP_LIMIT = Decimal(10)
+# A split's ratio (new shares per old share): within these bounds and not 1.
+SPLIT_RATIO_MIN = Decimal("0.0001")
+SPLIT_RATIO_MAX = Decimal(1000)
 _TENTH = Decimal("0.1")
 _FLOAT_EPS = 1e-9  # float rounding toward zero: floor(x / step + eps) * step
 _FLOAT_TRIGGER_SLACK = 1e-12  # relative slack on the float trigger bounds (inclusive bounds)
@@ -102,6 +107,7 @@ class Config:
     fractional: bool = True
     qty_step: Decimal | None = None
     withholding_tax_rate: Decimal = Decimal("0.25")
+    max_price_jump: Decimal = Decimal("0.25")  # the price-jump guard (strategy.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +256,9 @@ def config_errors(cfg: Config) -> dict[str, str]:
     v = number("withholding_tax_rate")
     if v is not None and not 0 <= v < 1:
         errors["withholding_tax_rate"] = "withholding_tax_rate must be at least 0 and less than 1."
+    v = number("max_price_jump")
+    if v is not None and not 0 < v <= MAX_PRICE_JUMP_LIMIT:
+        errors["max_price_jump"] = "max_price_jump must be greater than 0 and at most 10."
     return errors
 
 
@@ -847,3 +856,67 @@ def dividend_amounts(*, dps, shares, withholding_rate):
                         f"than 1, not {withholding_rate}.")
     gross = dps * shares
     return _money(gross), _money(gross * (1 - withholding_rate))
+
+
+# --------------------------------------------------------------------------------------------
+# Splits and the price-jump guard (strategy.md, "Splits" and "Price-jump guard")
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SplitResult:
+    qty: Decimal  # S·k rounded down to the step
+    cash: Decimal  # C + cash in lieu
+    anchor: Decimal | None  # Pa / k (6 dp), None when there was none
+    cash_in_lieu: Decimal  # the fraction cut off, paid at price_before / k (6 dp)
+
+
+def split_ratio_error(ratio) -> str | None:
+    """Why ``ratio`` cannot be a split's ratio, or None (the one definition of its bounds)."""
+    if not _is_number(ratio) or not SPLIT_RATIO_MIN <= _dec(ratio) <= SPLIT_RATIO_MAX:
+        return (f"ratio must be a number from {SPLIT_RATIO_MIN} to {SPLIT_RATIO_MAX} (new "
+                "shares per old share: 2 for 2-for-1, 0.1 for 1-for-10).")
+    if _dec(ratio) == _ONE:
+        return "ratio 1 changes nothing: a split has a ratio other than 1."
+    return None
+
+
+def qty_step(cfg: Config) -> Decimal:
+    """The step quantities are rounded to: ``qty_step``, else 1 (whole shares), else 8 dp."""
+    return _params(cfg, False).step
+
+
+def split_qty(qty: Decimal, ratio: Decimal, step: Decimal) -> Decimal:
+    """``qty`` × ``ratio`` rounded toward zero to a multiple of ``step`` (8 dp at most): the
+    shares a position holds, and an open order's remaining quantity, after a split."""
+    if not ratio > 0:
+        raise RuleError("invalid_ratio", f"The split ratio must be greater than zero, not "
+                        f"{ratio}.")
+    exact, step = _dec(qty) * _dec(ratio), _dec(step)
+    return ((exact / step).quantize(_ONE, ROUND_DOWN, context=_WIDE) * step).quantize(
+        QTY_PLACES, ROUND_DOWN, context=_WIDE)
+
+
+def apply_split(*, qty: Decimal, cash: Decimal, anchor: Decimal | None, ratio: Decimal,
+                step: Decimal, price_before: Decimal | None) -> SplitResult:
+    """A split of ``ratio`` new shares per old share: S ← S·k rounded down to ``step``, the
+    fraction paid in cash at ``price_before`` / k (the last price before the effective date;
+    None pays nothing, for a position with no fraction or no price), Pa ← Pa / k. The value
+    S·P + C is unchanged at the split-adjusted price apart from that rounding to cents."""
+    new_qty = split_qty(qty, ratio, step)
+    fraction = _dec(qty) * _dec(ratio) - new_qty
+    lieu = _MONEY_ZERO
+    if fraction > 0 and price_before is not None:
+        lieu = _money(fraction * _dec(price_before) / _dec(ratio))
+    new_anchor = None if anchor is None else _money(_dec(anchor) / _dec(ratio))
+    if new_anchor is not None and not new_anchor > 0:
+        new_anchor = None
+    return SplitResult(new_qty, _money(_dec(cash) + lieu), new_anchor, lieu)
+
+
+def price_jump(*, previous: Decimal, price: Decimal, max_jump: Decimal,
+               ratio: Decimal = _ONE) -> Decimal | None:
+    """The relative move of ``price`` from ``previous`` / ``ratio`` (the previous price adjusted
+    for the splits effective since it) when it exceeds ``max_jump``, else None."""
+    move = _dec(price) / (_dec(previous) / _dec(ratio)) - _ONE
+    return move if abs(move) > _dec(max_jump) else None

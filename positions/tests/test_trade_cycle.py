@@ -134,3 +134,19 @@ def test_parallel_cycles_split_the_positions(make_position, at):
         assert evaluations(pos) == 1
         assert Order.objects.filter(position=pos).count() == 1
     assert not Position.objects.filter(cycle_lease_until__isnull=False).exists()
+
+
+def test_the_cycle_applies_a_due_split_before_it_evaluates(make_position, at, user):
+    from positions.splits import split_announce
+
+    pos = make_position(qty="10", cash="1000", anchor_price="100", auto_submit=True)
+    Position.objects.filter(pk=pos.pk).update(created_at=dt.datetime(2024, 7, 1, tzinfo=dt.UTC))
+    at(dt.datetime(2024, 7, 3, 15, tzinfo=dt.UTC))  # announced two days ahead
+    split_announce(owner=user, position_id=pos.id, ratio=D(2), effective_date=dt.date(2024, 7, 5))
+    at(SESSION)
+    price("ZIM", 50, SESSION)  # the split-adjusted price: no trigger once the anchor is re-based
+    trade_cycle()
+    pos.refresh_from_db()
+    assert (pos.qty, pos.anchor_price, pos.cash) == (D(20), D(50), D(1000))
+    assert Event.objects.filter(position_id=pos.id, type="split_applied").count() == 1
+    assert not Order.objects.filter(position_id=pos.id).exists()

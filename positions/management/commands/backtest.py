@@ -37,6 +37,7 @@ _HELP = {
     "fractional": "true or false: whole shares only when false (default true)",
     "qty_step": "quantities in multiples of this, or none (default none)",
     "withholding_tax_rate": "withholding on dividends (default 0.25)",
+    "max_price_jump": "the live price-jump guard's threshold (default 0.25; not used here)",
 }
 
 
@@ -63,6 +64,9 @@ class Command(BaseCommand):
                                        "whole day)")
         src.add_argument("--dividends", metavar="FILE",
                          help="CSV with ex_date, pay_date, dps (replaces a sample's dividends)")
+        src.add_argument("--splits", metavar="FILE",
+                         help="CSV with date, ratio (new shares per old share) for a series of "
+                              "unadjusted prices: the book splits as a live position does")
         run = add_strategy_arguments(parser, "strategy (fractions, not percent)")
         run.add_argument("--fill", default="same_bar", choices=("same_bar", "next_bar"),
                          help="same_bar (default): a proposal fills at its bar's price; "
@@ -97,6 +101,8 @@ class Command(BaseCommand):
             if opts["dividends"]:
                 dividends = data.load_dividends(opts["dividends"])
             series = series.between(opts["start"], opts["end"])
+            if opts["splits"]:
+                setup = dataclasses.replace(setup, splits=data.load_splits(opts["splits"]))
         except data.DataError as exc:
             raise CommandError(str(exc)) from None
 

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from positions.strategy import rules
+
 DATE_COLUMNS = ("date", "datetime", "time", "timestamp")
 CLOSE_COLUMNS = ("close", "price")
 SAMPLE_TICKERS = ("AAPL", "FB", "GOOG", "IBM", "MSFT")
@@ -560,6 +562,40 @@ def load_dividends(path: str | Path) -> list[Dividend]:
                 raise DataError(f"{where} has {len(row)} fields, the header has {len(header)}")
             out.append(make_dividend(row[ie], None if ip is None else row[ip], row[idps], where))
     return sorted(out, key=lambda d: (d.ex_date, d.pay_date))
+
+
+def load_splits(path: str | Path) -> tuple[tuple[dt.date, Decimal], ...]:
+    """A CSV with columns date and ratio (new shares per old share: 2, or 0.1 for a reverse
+    split), for a series of unadjusted prices; sorted by date."""
+    path = Path(path)
+    try:
+        f = open(path, encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise DataError(f"{path}: {exc.strerror or exc}") from None
+    with f:
+        reader = csv.reader(f)
+        header = [h.strip().lower() for h in next(reader, [])]
+        for need in ("date", "ratio"):
+            if need not in header:
+                found = ", ".join(header) or "nothing"
+                raise DataError(f"{path}: no {need} column (found: {found})")
+        idate, iratio = header.index("date"), header.index("ratio")
+        out = []
+        for row in reader:
+            if not row or not any(c.strip() for c in row):
+                continue
+            where = f"{path}: line {reader.line_num}"
+            if len(row) < len(header):
+                raise DataError(f"{where} has {len(row)} fields, the header has {len(header)}")
+            try:
+                ratio = Decimal(row[iratio].strip())
+            except (InvalidOperation, ValueError):
+                raise DataError(f"{where}: ratio {row[iratio]!r} is not a number") from None
+            why = rules.split_ratio_error(ratio)
+            if why:
+                raise DataError(f"{where}: {why}")
+            out.append((_date(row[idate], f"{where}: date"), ratio))
+    return tuple(sorted(out))
 
 
 # --------------------------------------------------------------------------------------------

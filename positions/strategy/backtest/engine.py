@@ -80,12 +80,15 @@ class SetupError(ValueError):
 
 @dataclass(frozen=True)
 class Setup:
-    """What the backtest adds to the strategy: starting cash and weight, slippage."""
+    """What the backtest adds to the strategy: starting cash and weight, slippage, and the
+    splits of an unadjusted series (``(date, ratio)`` pairs: on the first bar on or after the
+    date, before anything else, the book splits as a live position does, rules.apply_split)."""
 
     cash: Decimal = Decimal("10000")
     start_weight: Decimal = Decimal("0.5")
     slippage_bps: Decimal = Decimal("0")
     fill: str = "same_bar"  # "same_bar" | "next_bar" (strategy.md, "Next-bar fills")
+    splits: tuple = ()
 
 
 def setup_errors(setup: Setup) -> dict[str, str]:
@@ -100,6 +103,10 @@ def setup_errors(setup: Setup) -> dict[str, str]:
         errors["slippage_bps"] = "slippage_bps must be at least 0 and less than 10000."
     if setup.fill not in FILLS:
         errors["fill"] = "fill must be one of: " + ", ".join(FILLS) + "."
+    for day, ratio in setup.splits:
+        why = rules.split_ratio_error(ratio)
+        if why:
+            errors["splits"] = f"split of {day}: {why}"
     return errors
 
 
@@ -209,7 +216,13 @@ class _Book:
         self.dps = [num(d.dps) for d in dividends]
         self.net = [num(0)] * len(dividends)
         self.ex_at, self.pay_at = schedule(self.days, dividends)
-        self.events = np.array(sorted(set(self.ex_at) | set(self.pay_at)), dtype=np.int64)
+        self.split_at: dict[int, Decimal] = {}
+        for day, ratio in setup.splits:  # a split before the first bar changes nothing held
+            j = int(np.searchsorted(self.days, _day(day), "left"))
+            if 0 < j < n:
+                self.split_at[j] = self.split_at.get(j, Decimal(1)) * ratio
+        self.events = np.array(sorted(set(self.ex_at) | set(self.pay_at) | set(self.split_at)),
+                               dtype=np.int64)
         # State.
         zero = num(0)
         self.S = zero
@@ -253,6 +266,15 @@ class _Book:
         return _dec(x) if self.exact else x
 
     def dividends_at(self, j: int) -> None:
+        """The bar's corporate actions: a split first, then ex-dates, then pay-dates."""
+        if j in self.split_at:
+            split = rules.apply_split(qty=self.S, cash=self.C, anchor=self.Pa,
+                                      ratio=self.split_at[j], step=self.step,
+                                      price_before=self.plist[j - 1])
+            num = self.num
+            self.S, self.C = num(split.qty), num(split.cash)
+            self.Pa = None if split.anchor is None else num(split.anchor)
+            self.changed = True
         for i in self.ex_at.get(j, ()):
             _, net = rules.dividend_amounts(dps=self.dps[i], shares=self.S,
                                             withholding_rate=self.wh)

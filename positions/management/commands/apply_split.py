@@ -1,0 +1,57 @@
+"""manage.py apply_split TICKER RATIO --date D: record a split on every position in a ticker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from decimal import Decimal, InvalidOperation
+
+from django.core.management.base import CommandError
+
+from events.actor import ActorCommand
+from positions.splits import split_announce_ticker
+from volbal.errors import DomainError
+from volbal.progress import Progress
+
+
+class Command(ActorCommand):  # its events name it (events.actor)
+    help = ("Record a stock split of RATIO new shares per old share (2: 2-for-1; 0.1: 1-for-10 "
+            "reverse) effective --date for every position in TICKER, and apply it if that date "
+            "has come (otherwise the trade cycle applies it on the date, before it evaluates). "
+            "Each position gets it exactly once, however often or concurrently this runs; a "
+            "position with another ratio on that date is reported and the command exits 1.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("ticker")
+        parser.add_argument("ratio")
+        parser.add_argument("--date", required=True, help="Effective date (YYYY-MM-DD).")
+
+    def handle(self, *args, ticker, ratio, date, **options):
+        try:
+            day = dt.date.fromisoformat(date)
+        except ValueError:
+            raise CommandError(f"--date {date!r} is not an ISO date (YYYY-MM-DD)") from None
+        try:
+            k = Decimal(ratio)
+        except InvalidOperation:
+            raise CommandError(f"RATIO {ratio!r} is not a number") from None
+        bar = None
+
+        def progress(done: int, total: int) -> None:
+            nonlocal bar
+            bar = bar or Progress(total, f"split {ticker}")
+            bar.update(done)
+
+        try:
+            report = split_announce_ticker(ticker=ticker, ratio=k, effective_date=day,
+                                           progress=progress)
+        except DomainError as exc:
+            raise CommandError(exc.message) from None
+        if bar is not None:
+            bar.close()
+        self.stdout.write(f"{len(report.recorded)} recorded, {len(report.existing)} already "
+                          f"had it, {len(report.applied)} applied.")
+        for pid in report.conflicts:
+            self.stderr.write(f"{pid}: another split is recorded on {day}; left alone.")
+        if report.conflicts:
+            sys.exit(1)
