@@ -536,8 +536,9 @@ def make_dividend(ex_date, pay_date, dps, where: str) -> Dividend:
     return Dividend(ex, pay, amount)
 
 
-def load_dividends(path: str | Path) -> list[Dividend]:
-    """A CSV with columns ex_date, pay_date (blank: the ex-date) and dps."""
+def _csv_rows(path: str | Path, need: tuple[str, ...]):
+    """The header (lower-cased) of a small CSV with the columns ``need``, and its non-blank
+    rows as ``(where, row)``: a missing column or a short row is a DataError naming it."""
     path = Path(path)
     try:
         f = open(path, encoding="utf-8-sig", newline="")
@@ -546,55 +547,47 @@ def load_dividends(path: str | Path) -> list[Dividend]:
     with f:
         reader = csv.reader(f)
         header = [h.strip().lower() for h in next(reader, [])]
-        for need in ("ex_date", "dps"):
-            if need not in header:
+        for name in need:
+            if name not in header:
                 found = ", ".join(header) or "nothing"
-                raise DataError(f"{path}: no {need} column (found: {found})")
-        ie = header.index("ex_date")
-        ip = header.index("pay_date") if "pay_date" in header else None
-        idps = header.index("dps")
-        out = []
+                raise DataError(f"{path}: no {name} column (found: {found})")
+        rows = []
         for row in reader:
             if not row or not any(c.strip() for c in row):
                 continue
             where = f"{path}: line {reader.line_num}"
             if len(row) < len(header):
                 raise DataError(f"{where} has {len(row)} fields, the header has {len(header)}")
-            out.append(make_dividend(row[ie], None if ip is None else row[ip], row[idps], where))
+            rows.append((where, row))
+    return header, rows
+
+
+def load_dividends(path: str | Path) -> list[Dividend]:
+    """A CSV with columns ex_date, pay_date (blank: the ex-date) and dps."""
+    header, rows = _csv_rows(path, ("ex_date", "dps"))
+    ie = header.index("ex_date")
+    ip = header.index("pay_date") if "pay_date" in header else None
+    idps = header.index("dps")
+    out = [make_dividend(row[ie], None if ip is None else row[ip], row[idps], where)
+           for where, row in rows]
     return sorted(out, key=lambda d: (d.ex_date, d.pay_date))
 
 
 def load_splits(path: str | Path) -> tuple[tuple[dt.date, Decimal], ...]:
     """A CSV with columns date and ratio (new shares per old share: 2, or 0.1 for a reverse
     split), for a series of unadjusted prices; sorted by date."""
-    path = Path(path)
-    try:
-        f = open(path, encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise DataError(f"{path}: {exc.strerror or exc}") from None
-    with f:
-        reader = csv.reader(f)
-        header = [h.strip().lower() for h in next(reader, [])]
-        for need in ("date", "ratio"):
-            if need not in header:
-                found = ", ".join(header) or "nothing"
-                raise DataError(f"{path}: no {need} column (found: {found})")
-        idate, iratio = header.index("date"), header.index("ratio")
-        out = []
-        for row in reader:
-            if not row or not any(c.strip() for c in row):
-                continue
-            where = f"{path}: line {reader.line_num}"
-            if len(row) < len(header):
-                raise DataError(f"{where} has {len(row)} fields, the header has {len(header)}")
-            try:
-                ratio = Decimal(row[iratio].strip())
-            except (InvalidOperation, ValueError):
-                raise DataError(f"{where}: ratio {row[iratio]!r} is not a number") from None
-            why = rules.split_ratio_error(ratio)
-            if why:
-                raise DataError(f"{where}: {why}")
-            out.append((_date(row[idate], f"{where}: date"), ratio))
+    header, rows = _csv_rows(path, ("date", "ratio"))
+    idate, iratio = header.index("date"), header.index("ratio")
+    out = []
+    for where, row in rows:
+        try:
+            ratio = Decimal(row[iratio].strip())
+        except (InvalidOperation, ValueError):
+            raise DataError(f"{where}: ratio {row[iratio]!r} is not a number") from None
+        why = rules.split_ratio_error(ratio)
+        if why:
+            raise DataError(f"{where}: {why}")
+        out.append((_date(row[idate], f"{where}: date"), ratio))
     return tuple(sorted(out))
 
 
