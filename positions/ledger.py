@@ -45,6 +45,22 @@ class _Fill:
     commission: Decimal
 
 
+def _shares_before(start, opening_qty: Decimal, fills: list[_Fill], splits) -> Decimal:
+    """The shares held at ``start`` (the start of an ex-date): the opening holding moved by
+    the fills before it and set by the splits applied before it (as they were applied; a
+    split's own difference is named by its step)."""
+    moves = sorted([(f.at, 0, f) for f in fills if f.at < start]
+                   + [(s["applied_at"], 1, s) for s in splits if s["applied_at"] < start],
+                   key=lambda m: m[:2])
+    shares = opening_qty
+    for _at, kind, item in moves:
+        if kind == 0:
+            shares += item.qty if item.side == rules.BUY else -item.qty
+        else:
+            shares = item["qty_after"]
+    return shares
+
+
 def _replay(pos: dict, fills: list[_Fill], dividends: list[dict],
             splits: list[dict] = ()) -> list[Difference]:
     """One position's history in the order it happened: each fill through
@@ -65,7 +81,7 @@ def _replay(pos: dict, fills: list[_Fill], dividends: list[dict],
     steps.sort(key=lambda s: s[:3])
     qty, cash, receivable = pos["opening_qty"], pos["opening_cash"], ZERO
     net_of: dict[str, Decimal] = {}
-    for at, kind, _id, item in steps:
+    for _at, kind, _id, item in steps:
         if kind == 0:
             try:
                 qty, cash = rules.apply_fill(qty=qty, cash=cash, side=item.side,
@@ -76,13 +92,8 @@ def _replay(pos: dict, fills: list[_Fill], dividends: list[dict],
                                       f"refused ({exc.code}: {exc.message})"))
                 return out  # every later balance would only repeat this difference
         elif kind == 1:
-            # as positions.dividends.shares_at_start_of: the shares held when the step ran
-            # less what fills since the start of the ex-date added (splits included)
-            start = clock.start_of_trading_day(item["ex_date"])
-            shares = qty
-            for f in fills:
-                if start <= f.at < at:
-                    shares -= f.qty if f.side == rules.BUY else -f.qty
+            shares = _shares_before(clock.start_of_trading_day(item["ex_date"]),
+                                    pos["opening_qty"], fills, splits)
             gross, net = rules.dividend_amounts(dps=item["dps"], shares=shares,
                                                 withholding_rate=item["withholding_rate"])
             for name, want in (("entitlement_qty", shares), ("gross_amount", gross),
