@@ -97,8 +97,10 @@ def test_oversized_bodies_and_headers_through_nginx(deployment):
     # no credentials, in production mode), every time: the unread rest of the body is drained,
     # else gunicorn's close reset nginx mid-send and nginx answered 502 (seen here, at times).
     statuses = [call(deployment.nginx + "/v1/backtests", method="POST",
-                     raw=big_json(limit + 1))[0] for _ in range(5)]  # the burst nginx allows
-    assert statuses == [401] * 5
+                     raw=big_json(limit + 1))[0] for _ in range(5)]
+    # never a 502; a 429 is nginx's backtest rate (whose burst earlier tests of the same
+    # deployment may have spent), so only the first must reach Django
+    assert statuses[0] == 401 and set(statuses) <= {401, 429}, statuses
     status, _, _ = raw_request(deployment.nginx, (
         "GET /v1/positions HTTP/1.1\nHost: 127.0.0.1\nX-Big: " + "a" * 9000 +
         "\nConnection: close\n"))
