@@ -38,6 +38,25 @@ class EventType(models.TextChoices):
     SPLIT_APPLIED = "split_applied"
     PRICE_JUMP_UNCONFIRMED = "price_jump_unconfirmed"  # an alert: submission held back
     PRICE_CONFIRMED = "price_confirmed"
+    # Alerts (issue 15): see ALERT_TYPES below
+    PRICE_STALE = "price_stale"  # no price for the ticker during a session for too long
+    CYCLE_MISSED = "cycle_missed"  # the trade cycle did not run on schedule
+    LEDGER_DIFFERENCE = "ledger_difference"  # the nightly verify_ledger found a difference
+    WEBHOOK_FAILED = "webhook_failed"  # a webhook delivery gave up after its retries
+
+
+# The event types that are alerts: something an operator or owner must look at. They are
+# ordinary events (so webhooks carry them, and the log keeps them); the API and the admin can
+# filter on this set.
+ALERT_TYPES = frozenset({
+    EventType.PRICE_JUMP_UNCONFIRMED,
+    EventType.PRICE_STALE,
+    EventType.CYCLE_MISSED,
+    EventType.BROKER_ERROR,
+    EventType.LEDGER_DIFFERENCE,
+    EventType.DIVIDEND_STEP_FAILED,
+    EventType.WEBHOOK_FAILED,
+})
 
 
 class Event(models.Model):
