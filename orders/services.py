@@ -376,7 +376,9 @@ def order_cancel(*, owner, order_id: str, reason: str = "", by: str = "",
 
 def orders_expire(*, now=None) -> list[str]:
     """Cancel every open day order whose session has closed, with an ``order_expired`` event;
-    returns their ids. Each in its own transaction; one ended meanwhile is left alone."""
+    returns their ids. Each in its own transaction; one ended meanwhile is left alone.
+    An order routed to a broker that expires its own day orders (Alpaca) is left to it: the
+    broker may still report fills from before the close, and its poll reports the expiry."""
     import datetime as dt
 
     from volbal import market
@@ -385,6 +387,7 @@ def orders_expire(*, now=None) -> list[str]:
     expired = []
     day_orders = (Order.objects.filter(status__in=OPEN_STATUSES, time_in_force=TimeInForce.DAY,
                                        trading_day__lte=clock.session_day(now))
+                  .exclude(broker__in=BROKERS_EXPIRING_THEIR_ORDERS, routed_at__isnull=False)
                   .order_by("trading_day", "id").values_list("id", "trading_day"))
     for order_id, day in day_orders:
         close = market.session_close(day) or clock.start_of_trading_day(
@@ -400,6 +403,9 @@ def orders_expire(*, now=None) -> list[str]:
         expired.append(order_id)
     return expired
 
+
+# Brokers that end a day order at the session's close themselves and report it (poll).
+BROKERS_EXPIRING_THEIR_ORDERS = ("alpaca",)
 
 PURGE_BATCH = 5000
 

@@ -30,10 +30,12 @@ class Sizing(models.TextChoices):
 
 class Broker(models.TextChoices):
     """Where a position's orders go (orders/brokers/): ``manual`` records fills typed in through
-    the API or the admin; ``paper`` simulates the market from the stored prices."""
+    the API or the admin; ``paper`` simulates the market from the stored prices; ``alpaca``
+    trades through Alpaca's API (credentials from the environment, never stored)."""
 
     MANUAL = "manual"
     PAPER = "paper"
+    ALPACA = "alpaca"
 
 
 SLIPPAGE_BPS_MAX = rules.SLIPPAGE_BPS_MAX  # slippage_bps: 0 <= x < 10000, as the backtest

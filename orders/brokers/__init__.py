@@ -7,8 +7,9 @@ locked (the reconciliation service in :mod:`orders.brokers.service` commits the 
 calling it and applies what it answers in a new transaction, through the one fill service).
 
 Adapters (one module each): ``manual`` (today's behaviour: nothing is routed, fills are typed
-in through the API or the admin; the default) and ``paper`` (a simulator that fills at the first
-price recorded for the ticker after the order was placed).
+in through the API or the admin; the default), ``paper`` (a simulator that fills at the first
+price recorded for the ticker after the order was placed) and ``alpaca`` (Alpaca's trading API
+through alpaca-py, its paper endpoint by default).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Protocol
 from positions.strategy import rules
 
 OPEN, FILLED, CANCELLED, REJECTED = "open", "filled", "cancelled", "rejected"
+EXPIRED = "expired"  # a day order the broker ended at the session's close (order_expired)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class Report:
     """An order's status at the broker and every fill it has had so far."""
 
     order_id: str
-    status: str  # OPEN | FILLED | CANCELLED | REJECTED
+    status: str  # OPEN | FILLED | CANCELLED | REJECTED | EXPIRED
     fills: tuple[BrokerFill, ...] = ()
     reason: str = ""  # why it ended, when it ended otherwise than filled
 
@@ -71,7 +73,12 @@ class BrokerRejected(Exception):
 
 class BrokerUnavailable(Exception):
     """The broker could not be reached or answered nothing usable: the outcome is unknown and
-    the call is retried on the next cycle (a real adapter looks the order up by our id first)."""
+    the call is retried on the next cycle (a real adapter looks the order up by our id first).
+    ``code`` is the machine code the ``broker_error`` event carries."""
+
+    def __init__(self, message: str, code: str = "broker_unavailable"):
+        super().__init__(message)
+        self.code = code
 
 
 class Broker(Protocol):
@@ -94,10 +101,11 @@ class Broker(Protocol):
 
 def broker_for(name: str) -> Broker:
     """The adapter for a position's ``broker`` field."""
+    from orders.brokers.alpaca import AlpacaBroker
     from orders.brokers.manual import ManualBroker
     from orders.brokers.paper import PaperBroker
 
-    adapters = {"manual": ManualBroker, "paper": PaperBroker}
+    adapters = {"manual": ManualBroker, "paper": PaperBroker, "alpaca": AlpacaBroker}
     try:
         return adapters[name]()
     except KeyError:

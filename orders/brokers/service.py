@@ -19,6 +19,7 @@ from events.models import EventType
 from events.services import event_record
 from orders.brokers import (
     CANCELLED,
+    EXPIRED,
     REJECTED,
     BrokerRejected,
     BrokerUnavailable,
@@ -26,7 +27,7 @@ from orders.brokers import (
     Ticket,
     broker_for,
 )
-from orders.models import OPEN_STATUSES, Order
+from orders.models import OPEN_STATUSES, Fill, Order
 from orders.services import _locked_order, order_cancel, order_fill
 from volbal import clock
 from volbal.errors import DomainError
@@ -95,7 +96,7 @@ def order_route(*, order: Order, run: BrokerRun | None = None) -> BrokerRun:
                      message=f"Order {order.id} could not be placed with the {broker.name} "
                      f"broker ({exc}); it is tried again on the next cycle.",
                      inputs={"broker": broker.name, "action": "place"},
-                     outputs={"error": str(exc)})
+                     outputs={"code": exc.code, "error": str(exc)})
         return run
     with transaction.atomic():
         order, position = _locked_order(owner=None, order_id=order.id)
@@ -149,7 +150,7 @@ def brokers_poll(*, position_ids=None, run: BrokerRun | None = None,
                              message=f"The {name} broker could not be polled ({exc}); "
                              f"order {o.id} is polled again on the next cycle.",
                              inputs={"broker": name, "action": "poll"},
-                             outputs={"error": str(exc)})
+                             outputs={"code": exc.code, "error": str(exc)})
             continue
         for report in reports:
             report_apply(broker=name, report=report, run=run)
@@ -158,20 +159,42 @@ def brokers_poll(*, position_ids=None, run: BrokerRun | None = None,
 
 def report_apply(*, broker: str, report: Report, run: BrokerRun | None = None) -> BrokerRun:
     """Apply one broker report: each fill through the fill service (idempotent by its id),
-    then the end of the order if the broker ended it."""
+    then the end of the order if the broker ended it. A fill the broker reports again (Alpaca
+    lists an order's every execution on each poll) changes nothing and is not counted again."""
     run = run or BrokerRun()
+    applied = _applied_fill_ids(broker, report)
     for f in report.fills:
         try:
             order_fill(owner=None, order_id=report.order_id, price=f.price, filled_qty=f.qty,
                        commission=f.commission, broker=broker, broker_fill_id=f.broker_fill_id)
-            run.fills += 1
+            run.fills += f.broker_fill_id not in applied
         except DomainError as exc:  # recorded as fill_rejected by the fill service
             run.fills_refused += 1
             run.messages.append(f"{report.order_id}: fill refused: {exc.message}")
-    if report.status in (CANCELLED, REJECTED):
+    if report.status in (CANCELLED, REJECTED, EXPIRED):
         try:
-            order_cancel(owner=None, order_id=report.order_id, reason=report.reason, by=broker)
+            _ended_by_broker(broker, report)
             run.cancelled += 1
         except DomainError:  # already ended (filled or cancelled meanwhile)
             pass
     return run
+
+
+def _applied_fill_ids(broker: str, report: Report) -> set[str]:
+    if not report.fills:
+        return set()
+    return set(Fill.objects.filter(broker=broker, broker_fill_id__in=[
+        f.broker_fill_id for f in report.fills]).values_list("broker_fill_id", flat=True))
+
+
+def _ended_by_broker(broker: str, report: Report) -> None:
+    """The broker ended the order: ``broker_rejected`` first if it refused it, then
+    ``order_expired`` (a day order past its session) or ``order_cancelled``."""
+    if report.status == REJECTED:
+        order = Order.objects.get(pk=report.order_id)
+        if order.status in OPEN_STATUSES:
+            _rejected(order, BrokerRejected(f"{broker}_rejected", report.reason))
+            return
+    order_cancel(owner=None, order_id=report.order_id, reason=report.reason, by=broker,
+                 event_type=(EventType.ORDER_EXPIRED if report.status == EXPIRED
+                             else EventType.ORDER_CANCELLED))

@@ -1,0 +1,339 @@
+"""The Alpaca broker (orders/brokers/alpaca.py) against recorded exchanges of Alpaca's trading
+API: alpaca-py talks HTTP to a replay server on 127.0.0.1 (orders/tests/alpaca_replay.py) that
+answers as recorded and checks every request the SDK sends (method, path, query, body, auth
+headers). There is no network here: nothing reaches Alpaca."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+
+from events.models import Event
+from orders.brokers import alpaca
+from orders.brokers import service as brokers
+from orders.brokers.service import ticket_of
+from orders.models import Order
+from orders.services import order_submit, orders_expire
+from orders.tests.alpaca_replay import KEY_ID, SECRET, Replay, load
+from positions.models import Position
+from positions.services import prices_record
+from volbal import clock
+
+pytestmark = pytest.mark.django_db
+D = Decimal
+AID = "61e69015-8549-4bfd-b9c3-01e75843f47d"  # Alpaca's id for the order in the recordings
+
+
+@pytest.fixture
+def replay(monkeypatch):
+    server = Replay()
+    monkeypatch.setenv("ALPACA_API_KEY_ID", KEY_ID)
+    monkeypatch.setenv("ALPACA_API_SECRET_KEY", SECRET)
+    monkeypatch.setenv("ALPACA_BASE_URL", server.url)
+    monkeypatch.setattr(alpaca, "RETRY_ATTEMPTS", 1)  # one SDK retry on 429/504, no wait
+    monkeypatch.setattr(alpaca, "RETRY_WAIT_SECONDS", 0)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def position(make_position):
+    return make_position(qty="0", cash="10000", broker="alpaca", commission_rate="0")
+
+
+def submit(position, side="BUY", qty=10, **kw):
+    with transaction.atomic():
+        locked = Position.objects.select_for_update().get(pk=position.pk)
+        return order_submit(position=locked, side=side, qty=D(str(qty)), source="evaluation",
+                            **kw)
+
+
+def recorded(replay, name, order):
+    replay.expect(load(name, order_id=order.id, alpaca_id=AID))
+
+
+def types(position):
+    return list(Event.objects.filter(position=position).order_by("id")
+                .values_list("type", flat=True))
+
+
+def last(position, type_):
+    return Event.objects.filter(position=position, type=type_).order_by("-id").first()
+
+
+def refreshed(*objs):
+    for o in objs:
+        o.refresh_from_db()
+    return objs
+
+
+def test_routing_places_a_market_day_order_under_our_id(replay, position):
+    order = submit(position)
+    recorded(replay, "place_accepted", order)
+    run = brokers.orders_route()
+    replay.check()  # POST /v2/orders {symbol, qty 10, buy, market, day, client_order_id}
+    refreshed(order)
+    assert run.routed == 1 and order.broker_order_id == AID and order.routed_at is not None
+    assert types(position)[-1] == "order_routed"
+    assert last(position, "order_routed").outputs["broker_order_id"] == AID
+
+
+def test_each_fill_activity_fills_once_partial_then_full(replay, position):
+    order = submit(position)
+    recorded(replay, "poll_partial_then_full", order)
+    brokers.orders_route()
+    assert brokers.brokers_poll().fills == 1
+    refreshed(order, position)
+    assert (order.status, order.filled_qty, order.avg_fill_price) == (
+        "partially_filled", 4, D("50.1"))
+    assert (position.qty, position.cash) == (4, D("10000") - D("200.4"))
+    # Polled again: the same activity is listed again and nothing moves.
+    assert brokers.brokers_poll().fills == 0
+    refreshed(order, position)
+    assert (order.filled_qty, position.qty, position.cash) == (4, 4, D("9799.6"))
+    # Polled: the order filled; only the new activity is applied.
+    assert brokers.brokers_poll().fills == 1
+    replay.check()
+    refreshed(order, position)
+    assert (order.status, order.filled_qty) == ("filled", 10)
+    assert (position.qty, position.cash) == (10, D("9799.6") - D("301.2"))  # 6 * 50.2
+    assert sorted(order.fills.values_list("broker", "broker_fill_id")) == [
+        ("alpaca", "20240102150002001::a1b2c3d4-0000-4000-8000-000000000001"),
+        ("alpaca", "20240102150002002::a1b2c3d4-0000-4000-8000-000000000002")]
+    assert types(position).count("order_partially_filled") == 1
+    assert types(position).count("order_filled") == 1
+    # Filled: it is not polled any more (the recording has no further exchange).
+    brokers.brokers_poll()
+    replay.check()
+
+
+def test_a_fill_reported_again_with_other_numbers_is_a_mismatch(replay, position):
+    order = submit(position)
+    recorded(replay, "poll_fill_replayed_with_other_numbers", order)
+    brokers.orders_route()
+    brokers.brokers_poll()
+    brokers.brokers_poll()
+    replay.check()
+    refreshed(order, position)
+    assert order.fills.count() == 1 and (position.qty, position.cash) == (4, D("9799.6"))
+    mismatch = last(position, "broker_fill_mismatch")
+    assert mismatch is not None and "50.3" in mismatch.message and "50.1" in mismatch.message
+
+
+def test_an_order_ended_before_its_fill_is_listed_waits_for_the_fill(replay, position):
+    order = submit(position)
+    recorded(replay, "poll_canceled_before_its_fill_is_listed", order)
+    brokers.orders_route()
+    brokers.brokers_poll()  # canceled with 4 filled, no activity yet: not ended here
+    refreshed(order)
+    assert (order.status, order.filled_qty) == ("submitted", 0)
+    brokers.brokers_poll()
+    replay.check()
+    refreshed(order, position)
+    assert (order.status, order.filled_qty, position.qty) == ("cancelled", 4, 4)
+    assert types(position)[-3:] == ["order_partially_filled", "anchor_updated",
+                                    "order_cancelled"]
+    assert "alpaca" in last(position, "order_cancelled").message
+
+
+@pytest.mark.parametrize("name, code", [("place_refused_403", "alpaca_forbidden"),
+                                        ("place_refused_422", "alpaca_invalid_order")])
+def test_a_refused_order_is_broker_rejected_and_cancelled(replay, position, name, code):
+    order = submit(position)
+    recorded(replay, name, order)
+    assert brokers.orders_route().rejected == 1
+    replay.check()
+    refreshed(order)
+    assert order.status == "cancelled" and order.routed_at is None
+    assert types(position)[-2:] == ["broker_rejected", "order_cancelled"]
+    rejected = last(position, "broker_rejected")
+    assert rejected.outputs["code"] == code
+    assert ("insufficient buying power" if code == "alpaca_forbidden"
+            else "qty must be integer") in rejected.message
+
+
+def test_an_order_alpaca_rejects_after_accepting_it(replay, position):
+    order = submit(position)
+    recorded(replay, "poll_rejected", order)
+    brokers.orders_route()
+    assert brokers.brokers_poll().cancelled == 1
+    replay.check()
+    refreshed(order)
+    assert order.status == "cancelled"
+    assert types(position)[-2:] == ["broker_rejected", "order_cancelled"]
+    assert last(position, "broker_rejected").outputs["code"] == "alpaca_rejected"
+
+
+def test_a_duplicate_client_order_id_is_the_order_placed_before(replay, position):
+    order = submit(position)
+    recorded(replay, "place_duplicate_client_order_id", order)
+    assert brokers.orders_route().routed == 1
+    replay.check()
+    refreshed(order)
+    assert order.broker_order_id == AID and types(position)[-1] == "order_routed"
+
+
+def test_a_504_the_sdk_retries_places_the_order_once(replay, position):
+    order = submit(position)
+    recorded(replay, "place_504_retried_by_the_sdk", order)
+    assert brokers.orders_route().routed == 1
+    replay.check()
+    posts = [r for r in replay.requests if r["method"] == "POST"]
+    assert len(posts) == 2 and {p["body"]["client_order_id"] for p in posts} == {order.id}
+    refreshed(order)
+    assert order.broker_order_id == AID
+
+
+def test_rate_limited_is_a_broker_error_and_the_order_waits(replay, position):
+    order = submit(position)
+    recorded(replay, "place_429_rate_limited", order)
+    assert brokers.orders_route().errors == 1
+    replay.check()
+    refreshed(order)
+    assert order.status == "submitted" and order.routed_at is None
+    error = last(position, "broker_error")
+    assert error.outputs["code"] == "alpaca_rate_limited" and "429" in error.message
+
+
+def test_a_server_error_is_a_broker_error_and_the_order_is_tried_again(replay, position):
+    order = submit(position)
+    recorded(replay, "place_500_then_accepted", order)
+    assert brokers.orders_route().errors == 1
+    refreshed(order)
+    assert order.routed_at is None
+    assert last(position, "broker_error").outputs["code"] == "alpaca_server_error"
+    assert brokers.orders_route().routed == 1
+    replay.check()
+    refreshed(order)
+    assert order.broker_order_id == AID
+
+
+def test_a_poll_that_fails_is_a_broker_error_and_is_polled_again(replay, position):
+    order = submit(position)
+    recorded(replay, "poll_503", order)
+    brokers.orders_route()
+    assert brokers.brokers_poll().errors == 1
+    refreshed(order)
+    assert order.status == "submitted"
+    error = last(position, "broker_error")
+    assert error.outputs["code"] == "alpaca_server_error" and "503" in error.message
+    assert brokers.brokers_poll().fills == 1
+    replay.check()
+    refreshed(order, position)
+    assert (order.status, position.qty, position.cash) == ("filled", 10, D("9498.4"))
+
+
+def test_a_network_error_is_a_broker_error(replay, position):
+    order = submit(position)
+    recorded(replay, "poll_dropped", order)
+    brokers.orders_route()
+    assert brokers.brokers_poll().errors == 1
+    replay.check()
+    refreshed(order)
+    assert order.status == "submitted"
+    assert last(position, "broker_error").outputs["code"] == "alpaca_unreachable"
+
+
+def test_without_credentials_an_order_is_a_broker_error_not_a_crash(replay, position,
+                                                                       monkeypatch):
+    monkeypatch.delenv("ALPACA_API_KEY_ID")
+    monkeypatch.delenv("ALPACA_API_SECRET_KEY")
+    order = submit(position)
+    assert brokers.orders_route().errors == 1
+    assert replay.requests == []
+    refreshed(order)
+    assert order.status == "submitted" and order.routed_at is None
+    error = last(position, "broker_error")
+    assert error.outputs["code"] == "alpaca_credentials_missing"
+    assert "ALPACA_API_KEY_ID" in error.message
+
+
+def test_cancel_asks_alpaca_and_the_poll_ends_the_order(replay, position):
+    order = submit(position)
+    recorded(replay, "cancel", order)
+    brokers.orders_route()
+    refreshed(order)
+    alpaca.AlpacaBroker().cancel(ticket_of(order))  # DELETE /v2/orders/{id}: 204
+    assert brokers.brokers_poll().cancelled == 1
+    replay.check()
+    refreshed(order)
+    assert order.status == "cancelled" and "alpaca" in last(position, "order_cancelled").message
+
+
+def test_cancelling_an_order_alpaca_already_filled_is_not_an_error(replay, position):
+    order = submit(position)
+    recorded(replay, "cancel_not_cancelable", order)
+    brokers.orders_route()
+    refreshed(order)
+    alpaca.AlpacaBroker().cancel(ticket_of(order))  # 422 order is not cancelable
+    assert brokers.brokers_poll().fills == 1
+    replay.check()
+    refreshed(order)
+    assert order.status == "filled"
+
+
+def test_a_day_order_alpaca_expired_is_order_expired_and_left_to_alpaca(replay, position):
+    order = submit(position, time_in_force="day")
+    unrouted = submit(position, qty=1, time_in_force="day")
+    recorded(replay, "poll_expired", order)
+    brokers.order_route(order=order)
+    # Days later, the local expiry leaves the routed Alpaca order to Alpaca's report (it may
+    # still list fills from before the close) and expires the one never routed.
+    later = order.created_at + dt.timedelta(days=4)
+    assert orders_expire(now=later) == [unrouted.id]
+    refreshed(order)
+    assert order.status == "submitted"
+    brokers.brokers_poll()
+    replay.check()
+    refreshed(order)
+    assert order.status == "cancelled"
+    expired = last(position, "order_expired")
+    assert expired.order_id == order.id and "alpaca" in expired.message
+
+
+def test_credentials_are_never_shown(replay, position, client, user):
+    order = submit(position)
+    recorded(replay, "place_refused_403", order)
+    brokers.orders_route()
+    user.is_staff = user.is_superuser = True
+    user.save()
+    client.force_login(user)
+    pages = [client.get(f"/admin/positions/position/{position.pk}/change/"),
+             client.get(f"/admin/orders/order/{order.pk}/change/"),
+             client.get("/admin/events/event/")]
+    assert all(p.status_code == 200 for p in pages)
+    shown = b"".join(p.content for p in pages).decode()
+    shown += "".join(str((e.message, e.inputs, e.outputs)) for e in Event.objects.all())
+    assert SECRET not in shown and KEY_ID not in shown
+
+
+def test_the_api_takes_broker_alpaca(api):
+    r = api.post("/v1/positions", {"ticker": "ZIM", "qty": 0, "cash": 1000,
+                                   "broker": "alpaca"}, format="json")
+    assert r.status_code == 201, r.content
+    assert r.json()["broker"] == "alpaca"
+
+
+def test_the_trade_cycle_routes_to_alpaca_and_applies_its_fill(replay, position, monkeypatch,
+                                                                  capsys):
+    """``manage.py trade`` end to end with an Alpaca position: evaluated, submitted, routed,
+    polled; the next cycle applies the fill Alpaca reports."""
+    monkeypatch.setenv("VOLBAL_CALENDAR", "")
+    Position.objects.filter(pk=position.pk).update(auto_submit=True, guard_low=D("0.5"))
+    prices_record(rows=[{"ticker": "ZIM", "price": D("100"), "ts": clock.now()}])
+    replay.expect(load("trade_cycle", alpaca_id=AID))
+    call_command("trade")
+    order = Order.objects.get(position=position)
+    assert (order.broker, order.broker_order_id, order.side) == ("alpaca", AID, "BUY")
+    assert order.status == "submitted"
+    call_command("trade")
+    replay.check()
+    refreshed(order, position)
+    assert (order.status, order.avg_fill_price) == ("filled", D("100.05"))
+    assert position.qty == order.qty and position.cash == D("10000") - order.qty * D("100.05")
+    assert {"order_submitted", "order_routed", "order_filled"} <= set(types(position))
+    assert "1 fills" in capsys.readouterr().out
