@@ -34,6 +34,8 @@ class EventType(models.TextChoices):
     BROKER_ERROR = "broker_error"
     BROKER_FILL_MISMATCH = "broker_fill_mismatch"
     ORDER_EXPIRED = "order_expired"
+    ORDER_CANCEL_REQUESTED = "order_cancel_requested"  # asked of a broker holding the order
+    ORDER_CANCEL_ROUTED = "order_cancel_routed"  # the broker took the cancel request
     SPLIT_ANNOUNCED = "split_announced"
     SPLIT_APPLIED = "split_applied"
     PRICE_JUMP_UNCONFIRMED = "price_jump_unconfirmed"  # an alert: submission held back

@@ -72,16 +72,22 @@ class OrderAdmin(WriteActionsMixin, admin.ModelAdmin):
 
     @admin.action(description="Cancel the selected open orders", permissions=["write"])
     def cancel_orders(self, request, queryset):
-        done = []
+        done, requested = [], []
         for order in queryset:
             try:
-                done.append(services.order_cancel(owner=None, order_id=order.pk))
+                order, ended = services.order_cancel_request(owner=None, order_id=order.pk)
+                (done if ended else requested).append(order)
             except DomainError as exc:
                 self.message_user(request, f"Order {order.pk}: {exc.message}",
                                   messages.WARNING)
         self.log_action(request, done, "Cancelled (admin action cancel_orders).")
+        self.log_action(request, requested,
+                        "Cancel requested of its broker (admin action cancel_orders).")
         if done:
             self.message_user(request, f"Cancelled {len(done)} order(s).", messages.SUCCESS)
+        if requested:
+            self.message_user(request, f"Asked the broker to cancel {len(requested)} order(s); "
+                              "they end when it reports them ended.", messages.SUCCESS)
 
 
 @admin.register(IdempotencyRecord)

@@ -79,15 +79,19 @@ class OrderViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Cancel an open order",
+        description="200: cancelled. 202: the order's broker holds it (Alpaca): the cancel is "
+                    "requested (cancel_requested_at) and sent by the trade cycle; the order "
+                    "ends when the broker reports it ended, with the fills it had until then.",
         request=None,
         parameters=[idempotency_header(required=False)],
         responses={
             200: OrderSerializer,
+            202: OrderSerializer,
             **NOT_FOUND,
             **write_errors((409, "order_not_open or idempotency_signature_mismatch")),
         },
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        order = services.order_cancel(owner=request.user, order_id=pk)
-        return Response(OrderSerializer(order).data)
+        order, ended = services.order_cancel_request(owner=request.user, order_id=pk)
+        return Response(OrderSerializer(order).data, status=200 if ended else 202)

@@ -53,6 +53,10 @@ class Order(models.Model):
                                      default=TimeInForce.GTC)
     broker_order_id = models.CharField(max_length=64, null=True, blank=True)
     routed_at = models.DateTimeField(null=True, blank=True)
+    # A cancel asked for an order a broker holds (HOLDING_BROKERS): when it was asked, and when
+    # it was sent to the broker; the order ends when the broker reports it ended.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_sent_at = models.DateTimeField(null=True, blank=True)
     # The calendar date in the trading time zone when the order was created: the daily cap.
     trading_day = models.DateField()
     created_at = models.DateTimeField(auto_now_add=True)

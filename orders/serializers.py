@@ -76,6 +76,9 @@ class OrderSerializer(serializers.Serializer):
     time_in_force = serializers.CharField()
     broker = serializers.CharField()
     broker_order_id = serializers.CharField(allow_null=True)
+    cancel_requested_at = serializers.DateTimeField(
+        allow_null=True, help_text="When a cancel was asked of the broker holding the order "
+        "(it ends when the broker reports it ended).")
     trading_day = serializers.DateField(help_text="The exchange session the order counts in.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()

@@ -9,6 +9,7 @@ from django.db.models import F, Q, Sum
 
 from events.models import EventType
 from events.services import event_record, event_record_refusal, refusal_scope
+from orders.brokers import HOLDING_BROKERS
 from orders.models import (
     OPEN_STATUSES,
     Fill,
@@ -374,6 +375,32 @@ def order_cancel(*, owner, order_id: str, reason: str = "", by: str = "",
     return order
 
 
+def order_cancel_request(*, owner, order_id: str) -> tuple[Order, bool]:
+    """The API's and the admin's cancel; returns ``(order, ended)``.
+
+    An order of a broker that holds it (Alpaca) is not ended here: the request is recorded
+    (``order_cancel_requested``), the trade cycle sends it (``order_cancel_routed``; an order
+    not yet routed is cancelled without ever reaching the broker) and the order ends when the
+    broker reports it ended, with the fills it had until then. Ending it here first would leave
+    it live at the broker, and a fill there would never be recorded. Any other order is
+    cancelled at once (:func:`order_cancel`)."""
+    with transaction.atomic():
+        order, position = _locked_order(owner=owner, order_id=order_id)
+        if order.broker not in HOLDING_BROKERS or order.status not in OPEN_STATUSES:
+            return order_cancel(owner=owner, order_id=order_id), True
+        if order.cancel_requested_at is None:
+            order.cancel_requested_at = clock.now()
+            order.save(update_fields=["cancel_requested_at", "updated_at"])
+            event_record(
+                position_id=position.id, order_id=order.id,
+                type=EventType.ORDER_CANCEL_REQUESTED,
+                message=f"Cancel of order {order.id} requested; the {order.broker} broker holds "
+                "it: the order ends when the broker reports it ended (it may still fill).",
+                inputs={"broker": order.broker},
+                outputs={"status": order.status, "filled_qty": order.filled_qty})
+    return order, False
+
+
 def orders_expire(*, now=None) -> list[str]:
     """Cancel every open day order whose session has closed, with an ``order_expired`` event;
     returns their ids. Each in its own transaction; one ended meanwhile is left alone.
@@ -387,7 +414,7 @@ def orders_expire(*, now=None) -> list[str]:
     expired = []
     day_orders = (Order.objects.filter(status__in=OPEN_STATUSES, time_in_force=TimeInForce.DAY,
                                        trading_day__lte=clock.session_day(now))
-                  .exclude(broker__in=BROKERS_EXPIRING_THEIR_ORDERS, routed_at__isnull=False)
+                  .exclude(broker__in=HOLDING_BROKERS, routed_at__isnull=False)
                   .order_by("trading_day", "id").values_list("id", "trading_day"))
     for order_id, day in day_orders:
         close = market.session_close(day) or clock.start_of_trading_day(
@@ -403,9 +430,6 @@ def orders_expire(*, now=None) -> list[str]:
         expired.append(order_id)
     return expired
 
-
-# Brokers that end a day order at the session's close themselves and report it (poll).
-BROKERS_EXPIRING_THEIR_ORDERS = ("alpaca",)
 
 PURGE_BATCH = 5000
 

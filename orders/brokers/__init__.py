@@ -24,6 +24,10 @@ from positions.strategy import rules
 OPEN, FILLED, CANCELLED, REJECTED = "open", "filled", "cancelled", "rejected"
 EXPIRED = "expired"  # a day order the broker ended at the session's close (order_expired)
 
+# Brokers that hold our orders at their end (not a simulator here): a cancel is a request sent
+# to them and ends the order once they report it ended; they expire their own day orders.
+HOLDING_BROKERS = frozenset({"alpaca"})
+
 
 @dataclass(frozen=True)
 class Ticket:

@@ -70,10 +70,12 @@ def _routed_open(position_ids=None):
 
 
 def orders_route(*, position_ids=None, run: BrokerRun | None = None) -> BrokerRun:
-    """Send every open order not yet routed (of these positions) to its broker."""
+    """Send every open order not yet routed (of these positions) to its broker, then the cancel
+    requests of the orders a broker holds (:func:`cancels_route`)."""
     run = run or BrokerRun()
     for order in list(_unrouted(position_ids)):
         order_route(order=order, run=run)
+    cancels_route(position_ids=position_ids, run=run)
     return run
 
 
@@ -82,6 +84,9 @@ def order_route(*, order: Order, run: BrokerRun | None = None) -> BrokerRun:
     run = run or BrokerRun()
     broker = broker_for(order.broker)
     if not broker.routes:
+        return run
+    if order.cancel_requested_at is not None:  # cancelled before it ever reached the broker
+        _cancelled_unrouted(order, run)
         return run
     try:
         broker_order_id = broker.place(ticket_of(order))  # no transaction, no lock
@@ -198,3 +203,51 @@ def _ended_by_broker(broker: str, report: Report) -> None:
     order_cancel(owner=None, order_id=report.order_id, reason=report.reason, by=broker,
                  event_type=(EventType.ORDER_EXPIRED if report.status == EXPIRED
                              else EventType.ORDER_CANCELLED))
+
+
+def cancels_route(*, position_ids=None, run: BrokerRun | None = None) -> BrokerRun:
+    """Send each cancel requested of an order a broker holds (orders.services.
+    order_cancel_request) to the broker, once: ``order_cancel_routed``, or ``broker_error`` and
+    sent again on the next cycle. The order ends when the broker's poll reports it ended."""
+    run = run or BrokerRun()
+    qs = (Order.objects.filter(status__in=OPEN_STATUSES, routed_at__isnull=False,
+                               cancel_requested_at__isnull=False, cancel_sent_at__isnull=True)
+          .select_related("position").order_by("cancel_requested_at", "id"))
+    if position_ids is not None:
+        qs = qs.filter(position_id__in=position_ids)
+    for order in list(qs):
+        broker = broker_for(order.broker)
+        try:
+            broker.cancel(ticket_of(order))  # no transaction, no lock
+        except BrokerUnavailable as exc:
+            run.errors += 1
+            event_record(position_id=order.position_id, order_id=order.id,
+                         type=EventType.BROKER_ERROR,
+                         message=f"The cancel of order {order.id} could not be sent to the "
+                         f"{broker.name} broker ({exc}); it is sent again on the next cycle.",
+                         inputs={"broker": broker.name, "action": "cancel"},
+                         outputs={"code": exc.code, "error": str(exc)})
+            continue
+        with transaction.atomic():
+            order, position = _locked_order(owner=None, order_id=order.id)
+            if order.cancel_sent_at is not None:
+                continue
+            order.cancel_sent_at = clock.now()
+            order.save(update_fields=["cancel_sent_at", "updated_at"])
+            event_record(position_id=position.id, order_id=order.id,
+                         type=EventType.ORDER_CANCEL_ROUTED,
+                         message=f"The {broker.name} broker was asked to cancel order "
+                         f"{order.id} ({order.broker_order_id}); it ends when the broker "
+                         "reports it ended.",
+                         inputs={"broker": broker.name},
+                         outputs={"broker_order_id": order.broker_order_id})
+    return run
+
+
+def _cancelled_unrouted(order: Order, run: BrokerRun) -> None:
+    try:
+        order_cancel(owner=None, order_id=order.id,
+                     reason="cancelled before it was sent to the broker")
+        run.cancelled += 1
+    except DomainError:  # ended meanwhile
+        pass

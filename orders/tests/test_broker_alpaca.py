@@ -15,7 +15,6 @@ from django.db import transaction
 from events.models import Event
 from orders.brokers import alpaca
 from orders.brokers import service as brokers
-from orders.brokers.service import ticket_of
 from orders.models import Order
 from orders.services import order_submit, orders_expire
 from orders.tests.alpaca_replay import KEY_ID, SECRET, Replay, load
@@ -252,28 +251,70 @@ def test_without_credentials_an_order_is_a_broker_error_not_a_crash(replay, posi
     assert "ALPACA_API_KEY_ID" in error.message
 
 
-def test_cancel_asks_alpaca_and_the_poll_ends_the_order(replay, position):
+def test_a_cancel_is_asked_of_alpaca_and_ends_when_alpaca_reports_it(replay, position, api):
     order = submit(position)
     recorded(replay, "cancel", order)
     brokers.orders_route()
-    refreshed(order)
-    alpaca.AlpacaBroker().cancel(ticket_of(order))  # DELETE /v2/orders/{id}: 204
-    assert brokers.brokers_poll().cancelled == 1
+    r = api.post(f"/v1/orders/{order.id}/cancel")
+    assert r.status_code == 202, r.content  # asked, not yet ended: Alpaca holds the order
+    assert r.json()["status"] == "submitted" and r.json()["cancel_requested_at"]
+    assert types(position)[-1] == "order_cancel_requested"
+    assert api.post(f"/v1/orders/{order.id}/cancel").status_code == 202  # asked once
+    assert types(position).count("order_cancel_requested") == 1
+    brokers.orders_route()  # the cycle sends it: DELETE /v2/orders/{id}, 204
+    assert types(position)[-1] == "order_cancel_routed"
+    brokers.orders_route()  # sent once
+    assert brokers.brokers_poll().cancelled == 1  # Alpaca reports it canceled
     replay.check()
     refreshed(order)
     assert order.status == "cancelled" and "alpaca" in last(position, "order_cancelled").message
+    assert api.post(f"/v1/orders/{order.id}/cancel").status_code == 409  # order_not_open
 
 
-def test_cancelling_an_order_alpaca_already_filled_is_not_an_error(replay, position):
+def test_a_cancel_alpaca_cannot_send_is_sent_again(replay, position, api):
+    order = submit(position)
+    recorded(replay, "cancel_503", order)
+    brokers.orders_route()
+    assert api.post(f"/v1/orders/{order.id}/cancel").status_code == 202
+    assert brokers.orders_route().errors == 1
+    error = last(position, "broker_error")
+    assert error.inputs["action"] == "cancel" and error.outputs["code"] == "alpaca_server_error"
+    brokers.orders_route()
+    brokers.brokers_poll()
+    replay.check()
+    refreshed(order)
+    assert order.status == "cancelled"
+
+
+def test_an_order_cancelled_before_it_was_routed_never_reaches_alpaca(replay, position, api):
+    order = submit(position)
+    assert api.post(f"/v1/orders/{order.id}/cancel").status_code == 202
+    assert brokers.orders_route().routed == 0
+    assert replay.requests == []
+    refreshed(order)
+    assert order.status == "cancelled" and order.routed_at is None
+    assert "before it was sent" in last(position, "order_cancelled").message
+
+
+def test_a_cancel_alpaca_refuses_because_the_order_filled_lets_the_fill_stand(replay, position,
+                                                                              api):
     order = submit(position)
     recorded(replay, "cancel_not_cancelable", order)
     brokers.orders_route()
-    refreshed(order)
-    alpaca.AlpacaBroker().cancel(ticket_of(order))  # 422 order is not cancelable
+    assert api.post(f"/v1/orders/{order.id}/cancel").status_code == 202
+    brokers.orders_route()  # DELETE: 422 order is not cancelable
     assert brokers.brokers_poll().fills == 1
     replay.check()
-    refreshed(order)
-    assert order.status == "filled"
+    refreshed(order, position)
+    assert (order.status, position.qty) == ("filled", 10)
+
+
+def test_other_brokers_cancel_at_once(make_position, api):
+    pos = make_position(qty="0", cash="1000", broker="paper")
+    order = submit(pos, qty=1)
+    r = api.post(f"/v1/orders/{order.id}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert r.json()["cancel_requested_at"] is None
 
 
 def test_a_day_order_alpaca_expired_is_order_expired_and_left_to_alpaca(replay, position):
