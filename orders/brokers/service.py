@@ -6,7 +6,8 @@ applied in a new transaction that locks the position and the order again and re-
 Fills enter through the one fill service (:func:`orders.services.order_fill`) keyed by the
 broker's fill id, which a database constraint makes unique: a repeated poll never fills twice.
 Every broker interaction is an event: ``order_routed``, ``broker_rejected``, ``broker_error``,
-then the fill and cancel events of the fill service.
+``order_cancel_routed`` (a cancel sent to a broker holding the order), then the fill and cancel
+events of the fill service.
 """
 
 from __future__ import annotations
