@@ -6,7 +6,8 @@ A recording is ``{"description", "exchanges": [{"request": {...}, "response": {.
 the order the requests must come. In a request, a string starting with ``~`` is a regular
 expression the value must match (a timestamp); ``{name}`` is replaced by the test's value (our
 order id, Alpaca's). A response is ``{"status", "body"}`` (JSON), ``{"status", "text"}`` (a raw
-body, e.g. a proxy's error page) or ``{"drop": true}`` (the connection is closed unanswered).
+body, e.g. a proxy's error page) or ``{"drop": true}`` (the connection is closed unanswered);
+``"delay": seconds`` answers that late (a hung endpoint).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -77,6 +79,7 @@ class Replay:
                         "body": json.loads(raw) if raw else None,
                         "headers": {k.lower(): v for k, v in self.headers.items()}}
                 response = replay._answer(seen)
+                time.sleep(response.get("delay", 0))
                 if response.get("drop"):
                     self.close_connection = True
                     self.connection.shutdown(2)
@@ -88,12 +91,15 @@ class Replay:
                 else:
                     payload = response.get("text", "").encode()
                     ctype = "text/html"
-                self.send_response(status)
-                if payload:
-                    self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    if payload:
+                        self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:  # the client gave up (its timeout) before the answer
+                    self.close_connection = True
 
             do_GET = do_POST = do_DELETE = do_PATCH = _handle
 

@@ -237,6 +237,17 @@ def test_a_network_error_is_a_broker_error(replay, position):
     assert last(position, "broker_error").outputs["code"] == "alpaca_unreachable"
 
 
+def test_a_hung_endpoint_times_out_as_a_broker_error(replay, position, monkeypatch):
+    """alpaca-py sets no timeout on its requests: the adapter's bounds the wait."""
+    monkeypatch.setattr(alpaca, "TIMEOUT_SECONDS", 0.5)
+    order = submit(position)
+    recorded(replay, "poll_hung", order)
+    brokers.orders_route()
+    assert brokers.brokers_poll().errors == 1  # without a timeout it would wait and succeed
+    error = last(position, "broker_error")
+    assert error.outputs["code"] == "alpaca_unreachable" and "Timeout" in error.message
+
+
 def test_without_credentials_an_order_is_a_broker_error_not_a_crash(replay, position,
                                                                        monkeypatch):
     monkeypatch.delenv("ALPACA_API_KEY_ID")
