@@ -57,7 +57,7 @@ def _minutes(delta: dt.timedelta) -> int:
     return int(delta.total_seconds() // 60)
 
 
-def _record_once(*, type: str, episodes: dict[str, str],
+def alert_record_once(*, type: str, episodes: dict[str, str],
                  build: Callable[[Position], tuple[str, dict, dict]],
                  latest_only: bool = False) -> list[Event]:
     """Record alert ``type`` on each position of ``episodes`` (position id → episode key) that
@@ -136,7 +136,7 @@ def price_stale_check(*, now: dt.datetime | None = None) -> list[Event]:
         ids = active_positions().filter(ticker=ticker, created_at__lte=cutoff).values_list(
             "id", flat=True)
         episode = f"{ticker}@{last.ts.isoformat() if last else 'none'}"
-        out += _record_once(type=EventType.PRICE_STALE, episodes=dict.fromkeys(ids, episode),
+        out += alert_record_once(type=EventType.PRICE_STALE, episodes=dict.fromkeys(ids, episode),
                             build=lambda _pos, m=message, i=inputs, o=outputs: (m, i, o))
     return out
 
@@ -175,7 +175,7 @@ def cycle_missed_check(*, now: dt.datetime | None = None) -> list[Event]:
     outputs = {"missing_since": since, "checked_at": now}
     ids = cycle_dependent_positions().filter(created_at__lte=cutoff).values_list("id", flat=True)
     episode = f"cycle@{last.pk if last else 'none'}"
-    return _record_once(type=EventType.CYCLE_MISSED, episodes=dict.fromkeys(ids, episode),
+    return alert_record_once(type=EventType.CYCLE_MISSED, episodes=dict.fromkeys(ids, episode),
                         build=lambda _pos: (message, inputs, outputs))
 
 
@@ -209,7 +209,7 @@ def ledger_differences_record(differences: Iterable) -> list[Event]:
                 {"differences": [{"field": d.field, "stored": d.stored,
                                   "expected": d.expected} for d in diffs]})
 
-    return _record_once(type=EventType.LEDGER_DIFFERENCE,
+    return alert_record_once(type=EventType.LEDGER_DIFFERENCE,
                         episodes={pid: _fingerprint(ds) for pid, ds in by_position.items()},
                         build=build, latest_only=True)
 
