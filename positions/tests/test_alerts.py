@@ -278,3 +278,42 @@ def test_the_nightly_ledger_check_alerts_each_different_position_once_per_differ
     assert len(alerts(tampered, "ledger_difference")) == 2
     assert "found 2 differences" in latest.message
     assert {d["field"] for d in latest.outputs["differences"]} == {"qty", "cash"}
+
+
+# --- checks at once (PostgreSQL, real parallel connections) ---------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_checks_running_at_once_record_each_alert_once(opened, at):
+    import threading
+
+    from django.db import connection
+
+    at(WEDNESDAY_CLOSE)
+    price("ZIM", 100, WEDNESDAY_CLOSE)
+    positions = [opened(auto_submit=True) for _ in range(30)]
+    now = at(OPEN + minutes(20))
+    n = 6
+    barrier = threading.Barrier(n, timeout=30)
+    errors: list = []
+
+    def check() -> None:
+        try:
+            barrier.wait()
+            price_stale_check(now=now)
+            cycle_missed_check(now=now)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=check) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    for pos in positions:
+        assert len(alerts(pos, "price_stale")) == 1
+        assert len(alerts(pos, "cycle_missed")) == 1
