@@ -37,7 +37,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from events.models import Event, EventType
 from events.services import event_record
@@ -46,6 +46,7 @@ from volbal import clock, market
 from volbal.renderers import decimal_text as fmt
 
 CHUNK = 500  # positions locked (and alerted) per transaction
+READ_CHUNK = 5000  # positions whose alerts one query reads
 
 
 def active_positions():
@@ -80,11 +81,13 @@ def alert_record_once(*, type: str, episodes: dict[str, str],
 
     out: list[Event] = []
     ids = sorted(episodes)
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        todo = [pid for pid in chunk if pid not in recorded(chunk)]  # most checks stop here
-        if not todo:
-            continue
+    pending: list[str] = []  # a read without locks first: most checks stop here
+    for start in range(0, len(ids), READ_CHUNK):
+        chunk = ids[start:start + READ_CHUNK]
+        already = recorded(chunk)
+        pending += [pid for pid in chunk if pid not in already]
+    for start in range(0, len(pending), CHUNK):
+        todo = pending[start:start + CHUNK]
         with transaction.atomic():
             locked = list(Position.objects.select_for_update().filter(id__in=todo)
                           .order_by("id"))
@@ -99,6 +102,13 @@ def alert_record_once(*, type: str, episodes: dict[str, str],
     return out
 
 
+def _not_alerted(positions, *, type: str, episode: str) -> list[str]:
+    """The ids of ``positions`` without alert ``type`` for ``episode``: one query (an
+    anti-join on the events' position and type index), so a long episode costs little."""
+    alerted = Event.objects.filter(position=OuterRef("pk"), type=type, inputs__episode=episode)
+    return list(positions.exclude(Exists(alerted)).values_list("id", flat=True))
+
+
 def price_stale_check(*, now: dt.datetime | None = None) -> list[Event]:
     """``price_stale`` on the active positions of every ticker with no new price for
     ``VOLBAL_PRICE_STALE_AFTER`` minutes of the session in progress (see the module's docs);
@@ -111,12 +121,11 @@ def price_stale_check(*, now: dt.datetime | None = None) -> list[Event]:
     opened = market.open_of(now)
     if opened is not None and opened > cutoff:
         return []  # the session has not been open that long
-    tickers = set(active_positions().filter(created_at__lte=cutoff)
-                  .values_list("ticker", flat=True).distinct())
-    fresh = set(Price.objects.filter(ticker__in=tickers, ts__gte=cutoff)
-                .values_list("ticker", flat=True).distinct())
+    recent = Price.objects.filter(ticker=OuterRef("ticker"), ts__gte=cutoff)
+    stale = set(active_positions().filter(created_at__lte=cutoff).exclude(Exists(recent))
+                .values_list("ticker", flat=True).distinct())  # an anti-join: no sort
     out: list[Event] = []
-    for ticker in sorted(tickers - fresh):
+    for ticker in sorted(stale):
         last = Price.objects.filter(ticker=ticker).order_by("-ts").first()
         marks = [t for t in (last.ts if last else None, opened) if t is not None]
         since = max(marks) if marks else None
@@ -133,9 +142,9 @@ def price_stale_check(*, now: dt.datetime | None = None) -> list[Event]:
         inputs = {"ticker": ticker, "stale_after_minutes": limit, "session_open": opened,
                   "last_price": last and last.price, "last_price_ts": last and last.ts}
         outputs = {"stale_since": since, "checked_at": now}
-        ids = active_positions().filter(ticker=ticker, created_at__lte=cutoff).values_list(
-            "id", flat=True)
         episode = f"{ticker}@{last.ts.isoformat() if last else 'none'}"
+        ids = _not_alerted(active_positions().filter(ticker=ticker, created_at__lte=cutoff),
+                           type=EventType.PRICE_STALE, episode=episode)
         out += alert_record_once(type=EventType.PRICE_STALE, episodes=dict.fromkeys(ids, episode),
                             build=lambda _pos, m=message, i=inputs, o=outputs: (m, i, o))
     return out
@@ -173,8 +182,9 @@ def cycle_missed_check(*, now: dt.datetime | None = None) -> list[Event]:
     inputs = {"missed_after_minutes": limit, "session_open": opened,
               "last_cycle_id": last and last.pk, "last_cycle_at": seen}
     outputs = {"missing_since": since, "checked_at": now}
-    ids = cycle_dependent_positions().filter(created_at__lte=cutoff).values_list("id", flat=True)
     episode = f"cycle@{last.pk if last else 'none'}"
+    ids = _not_alerted(cycle_dependent_positions().filter(created_at__lte=cutoff),
+                       type=EventType.CYCLE_MISSED, episode=episode)
     return alert_record_once(type=EventType.CYCLE_MISSED, episodes=dict.fromkeys(ids, episode),
                         build=lambda _pos: (message, inputs, outputs))
 
