@@ -317,3 +317,31 @@ def test_checks_running_at_once_record_each_alert_once(opened, at):
     for pos in positions:
         assert len(alerts(pos, "price_stale")) == 1
         assert len(alerts(pos, "cycle_missed")) == 1
+
+
+def test_a_check_costs_the_same_few_statements_for_many_positions(opened, at):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    at(WEDNESDAY_CLOSE)
+    price("ZIM", 100, WEDNESDAY_CLOSE)
+    price("ABC", 100, WEDNESDAY_CLOSE)
+
+    def statements(n: int, minute: int) -> tuple[int, int]:
+        for _ in range(n):
+            opened(ticker="ZIM", auto_submit=True)
+        now = at(OPEN + minutes(minute))
+        price("ABC", 100, now)  # ABC stays fresh
+        price_stale_check(now=now)
+        cycle_missed_check(now=now)
+        at(OPEN + minutes(minute + 1))
+        with CaptureQueriesContext(connection) as during_the_episode:
+            assert price_stale_check() == [] and cycle_missed_check() == []
+        price("ZIM", 100, now)  # the episodes end; then nothing is stale
+        with CaptureQueriesContext(connection) as nothing_stale:
+            assert price_stale_check() == []
+        return len(during_the_episode), len(nothing_stale)
+
+    few = statements(3, 20)
+    many = statements(40, 40)  # ZIM's new episode; the cycle's outage goes on
+    assert few == many and max(many) <= 6, (few, many)
