@@ -59,8 +59,8 @@ def _minutes(delta: dt.timedelta) -> int:
 
 
 def alert_record_once(*, type: str, episodes: dict[str, str],
-                 build: Callable[[Position], tuple[str, dict, dict]],
-                 latest_only: bool = False) -> list[Event]:
+                      build: Callable[[Position], tuple[str, dict, dict]],
+                      latest_only: bool = False) -> list[Event]:
     """Record alert ``type`` on each position of ``episodes`` (position id → episode key) that
     does not have it for that episode yet: any earlier alert of the type with that key, or with
     ``latest_only`` the position's latest alert of the type. ``build(position)`` gives the
@@ -145,8 +145,9 @@ def price_stale_check(*, now: dt.datetime | None = None) -> list[Event]:
         episode = f"{ticker}@{last.ts.isoformat() if last else 'none'}"
         ids = _not_alerted(active_positions().filter(ticker=ticker, created_at__lte=cutoff),
                            type=EventType.PRICE_STALE, episode=episode)
-        out += alert_record_once(type=EventType.PRICE_STALE, episodes=dict.fromkeys(ids, episode),
-                            build=lambda _pos, m=message, i=inputs, o=outputs: (m, i, o))
+        out += alert_record_once(
+            type=EventType.PRICE_STALE, episodes=dict.fromkeys(ids, episode),
+            build=lambda _pos, m=message, i=inputs, o=outputs: (m, i, o))
     return out
 
 
@@ -186,7 +187,7 @@ def cycle_missed_check(*, now: dt.datetime | None = None) -> list[Event]:
     ids = _not_alerted(cycle_dependent_positions().filter(created_at__lte=cutoff),
                        type=EventType.CYCLE_MISSED, episode=episode)
     return alert_record_once(type=EventType.CYCLE_MISSED, episodes=dict.fromkeys(ids, episode),
-                        build=lambda _pos: (message, inputs, outputs))
+                             build=lambda _pos: (message, inputs, outputs))
 
 
 def _shown(value) -> str:
@@ -220,8 +221,8 @@ def ledger_differences_record(differences: Iterable) -> list[Event]:
                                   "expected": d.expected} for d in diffs]})
 
     return alert_record_once(type=EventType.LEDGER_DIFFERENCE,
-                        episodes={pid: _fingerprint(ds) for pid, ds in by_position.items()},
-                        build=build, latest_only=True)
+                             episodes={pid: _fingerprint(ds) for pid, ds in by_position.items()},
+                             build=build, latest_only=True)
 
 
 def alerts_check(*, now: dt.datetime | None = None) -> list[Event]:
