@@ -4,15 +4,32 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from events.models import Event
+from events.models import ALERT_TYPES, Event
 from volbal.admin import shown_time
+
+
+class AlertFilter(admin.SimpleListFilter):
+    """Alerts (events.models.ALERT_TYPES): what an operator must look at."""
+
+    title = "alerts"
+    parameter_name = "alert"
+
+    def lookups(self, request, model_admin):
+        return (("true", "Alerts only"), ("false", "Other events"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "true":
+            return queryset.filter(type__in=ALERT_TYPES)
+        if self.value() == "false":
+            return queryset.exclude(type__in=ALERT_TYPES)
+        return queryset
 
 
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
     # the message is what an operator reads: ids are in it, in the filters and one click away
     list_display = ("id", "time", "type", "ticker", "actor_shown", "message")
-    list_filter = ("type", "actor_source", "created_at")
+    list_filter = (AlertFilter, "type", "actor_source", "created_at")
     search_fields = ("position__id", "order__id", "message", "actor_name")
     list_select_related = ("position", "order")
     readonly_fields = (

@@ -9,8 +9,8 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from events.models import EventType
-from events.selectors import events_for_position
+from events.models import ALERT_TYPES, EventType
+from events.selectors import alerts_of_owner, events_for_position
 from orders.serializers import (
     OrderAcceptedSerializer,
     OrderSerializer,
@@ -19,7 +19,7 @@ from orders.serializers import (
 from orders.services import order_submit_for
 from positions import selectors, services
 from positions.dividends import dividend_announce
-from positions.filters import EventFilter, PositionFilter
+from positions.filters import AlertFilter, EventFilter, PositionFilter
 from positions.serializers import (
     DividendAnnounceSerializer,
     DividendSerializer,
@@ -213,6 +213,11 @@ class PositionViewSet(viewsets.ViewSet):
                 explode=True,
                 enum=EventType.values,
                 description="Only these event types.",
+            ),
+            OpenApiParameter(
+                "alert", str, enum=["true", "false"],
+                description="`true`: only alerts (" + ", ".join(sorted(ALERT_TYPES))
+                + "); `false`: only the other events.",
             ),
             OpenApiParameter("since", TIME, description="ISO 8601 time, inclusive."),
             OpenApiParameter("until", TIME, description="ISO 8601 time, exclusive."),
@@ -494,3 +499,31 @@ class PriceViewSet(viewsets.ViewSet):
         data = _valid(PriceConfirmSerializer, request)
         price = price_confirm(ticker=data["ticker"], ts=data["ts"])
         return Response(PriceConfirmedSerializer(price).data)
+
+
+class AlertViewSet(viewsets.ViewSet):
+    """``GET /v1/alerts``: the alert events of every position the caller owns."""
+
+    @extend_schema(
+        summary="Your alerts over every position, oldest first",
+        description="The events that are alerts (" + ", ".join(sorted(ALERT_TYPES)) + ") "
+        "on your positions; each is also in its position's `/events` (`?alert=true`).",
+        parameters=[
+            OpenApiParameter("type", str, many=True, explode=True, enum=sorted(ALERT_TYPES),
+                             description="Only these alert types."),
+            OpenApiParameter("position", str, description="Only this position's alerts."),
+            OpenApiParameter("ticker", str, description="Exact ticker (case-insensitive)."),
+            OpenApiParameter("since", TIME, description="ISO 8601 time, inclusive."),
+            OpenApiParameter("until", TIME, description="ISO 8601 time, exclusive."),
+            *PAGING,
+        ],
+        responses={200: page_of("AlertPage", {"alerts": EventSerializer(many=True)}),
+                   **read_errors()},
+        tags=["events"],
+    )
+    def list(self, request):
+        filterset = AlertFilter(request.query_params,
+                                queryset=alerts_of_owner(owner=request.user))
+        validate_filters(filterset)
+        items, next_cursor = keyset_page(request, filterset.qs, fields=("id",))
+        return Response({"alerts": EventSerializer(items, many=True).data, "next": next_cursor})

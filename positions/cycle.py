@@ -38,6 +38,7 @@ from events.actor import Actor, acting
 from orders.brokers import service as brokers
 from orders.services import orders_expire
 from positions import services
+from positions.alerts import price_stale_check
 from positions.dividends import dividends_process
 from positions.models import Position, Price, TradeCycle
 from positions.splits import splits_apply_due
@@ -156,6 +157,8 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
     for split_id, reason in splits.failed:
         row.errors += 1
         say(f"split {split_id} failed: {reason}")
+    for alert in price_stale_check(now=now):  # alerts: a ticker without prices (alerts.py)
+        say(f"{alert.position_id} {alert.message}")
     row.orders_expired = len(orders_expire(now=now))
     run = brokers.BrokerRun()
     if is_open:

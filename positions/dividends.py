@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ from django.db.models import Q, Sum
 
 from events.models import EventType
 from events.services import event_record
+from positions.alerts import alert_record_once
 from positions.models import Dividend, DividendStatus, Position
 from positions.selectors import position_get
 from positions.strategy import rules
@@ -199,8 +201,9 @@ def dividends_process(*, today: dt.date | None = None, position_id: str | None =
     """Move every due dividend through its steps up to ``today`` (default: the trading day),
     oldest step first. Each step is its own transaction with the position and the dividend
     locked and the status re-read, so concurrent runs apply it exactly once. A step that fails
-    rolls back alone, is recorded (``dividend_step_failed``) and reported in ``failed``; the
-    other steps proceed, and the failed one is tried again on the next run."""
+    rolls back alone and is reported in ``failed`` on every run, recorded once per step and
+    reason (``dividend_step_failed``, an alert); the other steps proceed, and the failed one is
+    tried again on the next run."""
     today = today or clock.trading_day()
     due = Dividend.objects.filter(
         Q(status=DividendStatus.ANNOUNCED, ex_date__lte=today)
@@ -232,13 +235,20 @@ def dividends_process(*, today: dt.date | None = None, position_id: str | None =
                                   exc.message if isinstance(exc, (DomainError, rules.RuleError))
                                   else f"{type(exc).__name__}: {str(exc).strip()}")
             report.failed.append(failure)
-            with transaction.atomic():
-                event_record(
-                    position_id=pos_id, type=EventType.DIVIDEND_STEP_FAILED,
-                    message=f"Dividend {div_id}: the {failure.step} step failed and is left for "
-                    f"the next run: {failure.reason}",
-                    inputs={"dividend_id": div_id, "step": failure.step,
-                            "as_of": today.isoformat()},
-                    outputs={"error": failure.reason},
-                )
+            _step_failed_alert(failure, today)
     return report
+
+
+def _step_failed_alert(failure: StepFailure, today: dt.date) -> None:
+    """``dividend_step_failed``, an alert: once per dividend, step and reason, however often
+    the step is tried again (the trade cycle tries every minute)."""
+    reason = hashlib.sha256(failure.reason.encode()).hexdigest()[:16]
+    message = (f"Alert: dividend {failure.dividend_id}: the {failure.step} step failed and is "
+               f"tried again on every run (this alert is not repeated while it fails the same "
+               f"way): {failure.reason}")
+    alert_record_once(
+        type=EventType.DIVIDEND_STEP_FAILED,
+        episodes={failure.position_id: f"{failure.dividend_id}:{failure.step}:{reason}"},
+        build=lambda _pos: (message, {"dividend_id": failure.dividend_id, "step": failure.step,
+                                      "as_of": today.isoformat()},
+                            {"error": failure.reason}))

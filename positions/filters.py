@@ -8,7 +8,7 @@ import django_filters
 from django.core.exceptions import ValidationError
 from django_filters.fields import IsoDateTimeField
 
-from events.models import Event, EventType
+from events.models import ALERT_TYPES, Event, EventType
 from positions.models import Position
 
 
@@ -41,11 +41,38 @@ class PositionFilter(django_filters.FilterSet):
         fields = ("ticker", "created_after", "created_before")
 
 
+BOOLEAN_CHOICES = (("true", "true"), ("false", "false"))  # anything else is a 400
+
+
 class EventFilter(django_filters.FilterSet):
     type = django_filters.MultipleChoiceFilter(choices=EventType.choices)
+    alert = django_filters.ChoiceFilter(choices=BOOLEAN_CHOICES, method="filter_alert")
     since = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     until = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Event
-        fields = ("type", "since", "until")
+        fields = ("type", "alert", "since", "until")
+
+    def filter_alert(self, queryset, name, value):
+        """``alert=true``: only alerts (events.models.ALERT_TYPES); ``false``: only the rest."""
+        if value == "true":
+            return queryset.filter(type__in=ALERT_TYPES)
+        return queryset.exclude(type__in=ALERT_TYPES)
+
+
+ALERT_CHOICES = [(value, label) for value, label in EventType.choices if value in ALERT_TYPES]
+
+
+class AlertFilter(django_filters.FilterSet):
+    """``GET /v1/alerts``: the caller's alerts over every position."""
+
+    type = django_filters.MultipleChoiceFilter(choices=ALERT_CHOICES)
+    position = django_filters.CharFilter(field_name="position_id")
+    ticker = django_filters.CharFilter(field_name="position__ticker", lookup_expr="iexact")
+    since = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Event
+        fields = ("type", "position", "ticker", "since", "until")

@@ -100,3 +100,13 @@ def session_close(day: dt.date) -> dt.datetime | None:
         return None
     is_session, _open, close, nxt = _day(settings.VOLBAL_CALENDAR, day)
     return close if is_session else _day(settings.VOLBAL_CALENDAR, nxt)[2]
+
+
+def open_of(moment: dt.datetime) -> dt.datetime | None:
+    """The open of the session in progress at ``moment``; None outside a session or without a
+    calendar (where the market is always open and no session has a start)."""
+    cal = calendar()
+    if cal is None:
+        return None
+    is_session, open_, close, _ = _day(settings.VOLBAL_CALENDAR, _local_date(moment, cal))
+    return open_ if is_session and open_ <= moment < close else None

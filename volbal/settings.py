@@ -211,6 +211,11 @@ AXES_LOCKOUT_CALLABLE = "volbal.login_guard.locked_out"
 # The exchange calendar (an exchange_calendars code): the daily cap counts its sessions, the
 # trade cycle trades only in them, day orders expire at their close. Empty: no calendar.
 VOLBAL_CALENDAR = os.environ.get("VOLBAL_CALENDAR", "XNYS")
+# Alerts (positions/alerts.py; 0 turns a check off). During a session, a ticker with no new price
+# for this many minutes raises price_stale on its positions; no trade cycle for this many
+# minutes raises cycle_missed on the positions that depend on the cycle.
+VOLBAL_PRICE_STALE_AFTER = env_int("VOLBAL_PRICE_STALE_AFTER", 15)
+VOLBAL_CYCLE_MISSED_AFTER = env_int("VOLBAL_CYCLE_MISSED_AFTER", 5)
 
 # --- REST framework ---
 REST_FRAMEWORK = {

@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from orders.api import OrderViewSet
-from positions.api import PositionViewSet, PriceViewSet
+from positions.api import AlertViewSet, PositionViewSet, PriceViewSet
 from positions.backtest_api import BacktestView
 from positions.sweep_api import SweepViewSet
 from volbal import health
@@ -18,6 +18,7 @@ router.register("positions", PositionViewSet, basename="position")
 router.register("orders", OrderViewSet, basename="order")
 router.register("prices", PriceViewSet, basename="price")
 router.register("sweeps", SweepViewSet, basename="sweep")
+router.register("alerts", AlertViewSet, basename="alert")
 
 admin.site.site_url = "/"  # the admin's "view site": the landing page
 

@@ -297,6 +297,17 @@ def test_a_failing_dividend_step_is_reported_and_the_others_proceed(make_positio
     failed = Event.objects.get(position_id=stuck.position_id, type="dividend_step_failed")
     assert failed.inputs["dividend_id"] == stuck.id and failed.inputs["step"] == "ex-date"
     assert "would exceed what it can hold" in failed.message
+    assert failed.message.startswith(f"Alert: dividend {stuck.id}: the ex-date step failed and "
+                                     "is tried again on every run")
+
+
+@pytest.mark.django_db
+def test_a_step_failing_again_the_same_way_is_reported_but_alerted_once(make_position):
+    stuck, _sound = stuck_and_sound(make_position)
+    for _ in range(3):  # the trade cycle tries every minute
+        report = dividends_process(today=PAY)
+        assert [f.dividend_id for f in report.failed] == [stuck.id]
+    assert types(stuck.position_id).count("dividend_step_failed") == 1
 
 
 @pytest.mark.django_db
