@@ -182,14 +182,31 @@ def test_invalid_cells_are_reported_and_left_out_of_the_ranking():
     assert np.isnan(res.values[1]).all()
 
 
-def test_worker_processes_give_the_local_results():
-    items = [wave()]
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "loky"])
+def test_worker_processes_give_the_local_results(fork, monkeypatch):
+    """Forked workers (inheriting the inputs) and loky's (sent them pickled) alike."""
+    items = [wave(), wave(name="V", amp=0.08, period=5.0)]
     spec = sweep.Spec(BASE, GRID, top=2)
     local = sweep.run(spec, items, jobs=1)
-    pool = sweep.run(spec, items, jobs=2)
+    forks = []
+    can_fork = sweep._can_fork
+    monkeypatch.setattr(sweep, "_can_fork", lambda: forks.append(fork) or (fork and can_fork()))
+    seen = []
+    pool = sweep.run(spec, items, jobs=2, progress=seen.append)
+    assert forks == [fork, fork]  # the cells, then the exact top
+    assert not fork or can_fork()  # the fork path did run
     assert np.array_equal(local.values, pool.values, equal_nan=True)
     assert local.ranking == pool.ranking
+    assert {c: v.tolist() for c, v in local.exact_values.items()} == {
+        c: v.tolist() for c, v in pool.exact_values.items()}
+    assert sum(seen) == sweep.total_runs(spec, items)
     assert pool.workers == "2 worker processes"
+    assert sweep._SHARED is None  # the inputs are not kept after the pool
+
+
+def test_cells_are_dealt_across_the_chunks():
+    assert sweep._chunks(list(range(7)), 3) == [[0, 3, 6], [1, 4], [2, 5]]
+    assert sweep._chunks([5], 4) == [[5]]
 
 
 def test_a_dask_cluster_gives_the_local_results():
