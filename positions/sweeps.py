@@ -130,9 +130,6 @@ def build(params: dict) -> Job:
                      for name, values_ in params["grid"])
     except research.GridError as exc:
         raise ParamError("grid", str(exc)) from None
-    except ArithmeticError:  # decimal.Overflow from a range's extreme exponents
-        raise ParamError("grid", "a range's start, stop or step is too large or too small "
-                                 "to count its values") from None
     wf = params["kind"] == SweepKind.WALKFORWARD
     try:
         spec = research.Spec(cfg, axes, setup, metric=params["metric"], exact=params["exact"],

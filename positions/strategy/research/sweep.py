@@ -123,7 +123,11 @@ def parse_axis(spec: str) -> Axis:
             raise GridError(f"{spec!r}: the step must be greater than 0")
         if stop < start:
             raise GridError(f"{spec!r}: the stop is below the start")
-        count = int((stop - start) / step) + 1
+        try:
+            count = int((stop - start) / step) + 1
+        except ArithmeticError:  # decimal.Overflow: e.g. 0:1:1e-999999999, 1e999999 values
+            raise GridError(f"{spec!r}: the start, stop or step is too large or too small to "
+                            f"count its values; at most {MAX_AXIS_VALUES:,} values") from None
         if count > MAX_AXIS_VALUES:
             raise GridError(f"{spec!r} has {count:,} values; at most {MAX_AXIS_VALUES:,}")
         values = tuple(start + i * step for i in range(count))
