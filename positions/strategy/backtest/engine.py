@@ -20,8 +20,10 @@ Next-bar fills (``Setup.fill == "next_bar"``, strategy.md "Next-bar fills")
     that bar's day) and fills at the next bar's price worsened by the slippage, after that bar's
     dividends and before its evaluation; the anchor becomes the fill price. At the fill price a
     buy the cash no longer covers (or a sell beyond the shares) is trimmed to what they cover,
-    rounded down to the step, and cancelled if that leaves nothing (``Run.cancelled``). An order
-    placed on the last bar stays open (``Run.open_order``). The opening purchase fills at bar 0
+    rounded down to the step, and cancelled if that leaves nothing (``Run.cancelled``). A split
+    on the fill bar applies first and multiplies the order's quantity by its ratio, rounded down
+    to the step (strategy.md, "Splits"). An order placed on the last bar stays open
+    (``Run.open_order``). The opening purchase fills at bar 0
     in both modes: it is the starting position, not a decision of the rules.
 
 Skipping bars (``fast=True``)
@@ -274,6 +276,10 @@ class _Book:
             num = self.num
             self.S, self.C = num(split.qty), num(split.cash)
             self.Pa = None if split.anchor is None else num(split.anchor)
+            if self.pending is not None:  # next_bar: the open order's quantity x k, rounded
+                placed, side, q, kind = self.pending  # down to the step (it fills after this)
+                self.pending = (placed, side, num(rules.split_qty(q, self.split_at[j],
+                                                                  self.step)), kind)
             self.changed = True
         for i in self.ex_at.get(j, ()):
             _, net = rules.dividend_amounts(dps=self.dps[i], shares=self.S,
