@@ -332,7 +332,7 @@ class _Book:
         """A quantity toward zero to the step: the rules' rounding (strategy.md, step 8)."""
         step = self.step
         if not self.exact:
-            return round(math.floor(q / step + 1e-9) * step, 8)
+            return rules.fround(math.floor(q / step + 1e-9) * step, 1e8)
         return ((q / step).to_integral_value(ROUND_DOWN) * step).quantize(rules.QTY_PLACES,
                                                                         ROUND_DOWN)
 
@@ -365,7 +365,8 @@ class _Book:
         if count:
             self.orders_today += 1
         notional = q * Pf
-        notional = round(notional, 6) if not self.exact else notional.quantize(rules.MONEY_PLACES)
+        notional = (rules.fround(notional, 1e6) if not self.exact
+                    else notional.quantize(rules.MONEY_PLACES))
         self.orders.append(_new_order(j, side, q, Pf, k, notional, kind))
         self.commissions += k
         self.changed = True
@@ -428,7 +429,8 @@ class _Book:
         j, side, q, kind = self.pending
         P = self.price(j)
         notional = q * P
-        notional = round(notional, 6) if not self.exact else notional.quantize(rules.MONEY_PLACES)
+        notional = (rules.fround(notional, 1e6) if not self.exact
+                    else notional.quantize(rules.MONEY_PLACES))
         return Order(j, side, q, P, rules.default_commission(self.c, q, P), notional, kind)
 
     def loop_plain(self, start: int) -> None:
