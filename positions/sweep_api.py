@@ -62,7 +62,8 @@ class SweepRequestSerializer(BacktestSetupSerializer):
     of a walk-forward), with every strategy field off the grid and the run's set-up as a
     backtest takes them."""
 
-    kind = serializers.ChoiceField(choices=SweepKind.choices,
+    # A backtest job is started by POST /v1/backtests, not here.
+    kind = serializers.ChoiceField(choices=[SweepKind.SWEEP, SweepKind.WALKFORWARD],
                                    help_text="`sweep` (every cell of the grid) or `walkforward` "
                                              "(rolling train/test windows).")
     series = serializers.ListField(
