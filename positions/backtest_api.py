@@ -10,7 +10,12 @@ import io
 from decimal import Decimal
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
@@ -24,7 +29,7 @@ from volbal.errors import ApiError
 from volbal.fields import Number
 from volbal.framing import too_large
 from volbal.parsers import StrictJSONParser
-from volbal.schema import one_of, write_errors
+from volbal.schema import idempotency_header, one_of, write_errors
 from volbal.throttling import EXPENSIVE
 
 MAX_BARS = 100_000
@@ -270,7 +275,8 @@ class BacktestView(APIView):
     """Backtest the strategy over a posted series or a bundled sample (strategy.md, Flow E)."""
 
     parser_classes = [BacktestJSONParser]
-    writes_nothing = True  # no Idempotency-Key handling: a replay is simply a rerun
+    # Idempotency-Key honoured (orders.middleware): a backtest above the synchronous limit
+    # creates a job, which a replay must not create twice; a synchronous answer replays too.
     max_body_bytes = MAX_BODY_BYTES  # volbal.framing answers 413 beyond, unread
     throttle_scope = EXPENSIVE  # per-user rate, 429 beyond (volbal/throttling.py)
 
@@ -282,16 +288,27 @@ class BacktestView(APIView):
             f"{MAX_BARS:,} bars) or a bundled `sample`, with optional `dividends`. Every "
             "strategy field may be given (fractions, not percent); `cash` (default 10000), "
             "`start_weight` (0.5), `slippage_bps` (0) and `fill` (`same_bar`) set up the run. "
-            "Nothing is stored. "
+            "Within the synchronous limit nothing is stored. A backtest that may evaluate "
+            "the rules more than "
+            "`VOLBAL_BACKTEST_MAX_EVALUATIONS` times (20,000: bars, capped by days x "
+            "`max_orders_per_day`) runs as a job on the sweeps' queue instead: 202 with the "
+            "job (`kind` `backtest`), polled at `GET /v1/sweeps/{id}` (its `results` are then "
+            "this answer), cancelled at `POST /v1/sweeps/{id}/cancel`; `Idempotency-Key` is "
+            "honoured. "
             "The answer holds the strategy's metrics, its three benchmarks' (the starting mix "
             "held, the stock held, the fixed mix rebalanced monthly; `buy_and_hold` is the "
             "held mix under its former name), the attribution of the excess return, notes and "
             "every order."
         ),
         request=BacktestRequestSerializer,
+        parameters=[idempotency_header(required=False)],
         responses={
             200: _RESULT,
-            **write_errors((400, "backtest_too_large"),
+            # positions.sweep_api.SweepSerializer's component (that module imports this one)
+            202: OpenApiResponse({"$ref": "#/components/schemas/Sweep"},
+                                 description="Above the synchronous size limit: the backtest "
+                                             "job, queued."),
+            **write_errors((409, "idempotency_signature_mismatch"),
                            (413, "series_too_large or request_too_large")),
         },
         examples=[
@@ -306,58 +323,88 @@ class BacktestView(APIView):
         tags=["backtests"],
     )
     def post(self, request):
-        body = request.data
-        if not isinstance(body, dict):
-            raise ApiError("validation_error", "Invalid input. The body must be a JSON object.",
-                           fields={"non_field_errors": "The body must be a JSON object."})
-        params = {k: v for k, v in body.items() if k not in ("prices", "dividends")}
-        ser = BacktestParamsSerializer(data=params)
-        ser.is_valid(raise_exception=True)
-        opts = ser.validated_data
-
-        has_prices = "prices" in body
-        if has_prices == ("sample" in opts):
-            msg = "Give either prices or sample."
-            raise ApiError("validation_error", f"Invalid input. {msg}",
-                           fields={"prices": msg, "sample": msg})
-        cfg_values = {f.name: opts[f.name] for f in dataclasses.fields(rules.Config)
-                      if f.name in opts}
-        cfg = rules.Config(**cfg_values)
-        problems = rules.config_errors(cfg)
-        setup = engine.Setup(cash=opts["cash"], start_weight=opts["start_weight"],
-                             slippage_bps=opts["slippage_bps"], fill=opts["fill"])
-        problems.update(engine.setup_errors(setup))
-        if problems:
-            name, why = next(iter(problems.items()))
-            raise ApiError("validation_error", f"Invalid input. {name}: {why}",
-                           fields=problems)
-
-        try:
-            if has_prices:
-                series = data.series_from_points(_points(body["prices"]))
-                dividends = []
-            else:
-                series, dividends = data.load_sample(opts["sample"])
-        except data.DataError as exc:
-            field = "prices" if has_prices else "sample"
-            raise _invalid(field, str(exc)) from None
-        if "dividends" in body:
-            dividends = _dividends(body["dividends"])
-        try:
-            series = series.between(opts.get("start"), opts.get("end"))
-        except data.DataError as exc:
-            msg = str(exc)
-            names = [n for n in ("start", "end") if msg.startswith(n)] or ["start", "end"]
-            raise ApiError("validation_error", f"Invalid input. {msg}",
-                           fields={n: msg for n in names}) from None
-        problem = budget.work_problem(series, cfg.max_orders_per_day,
+        parsed = parse_request(request.data)
+        problem = budget.work_problem(parsed.series, parsed.cfg.max_orders_per_day,
                                       limit=settings.VOLBAL_BACKTEST_MAX_EVALUATIONS)
-        if problem:
-            raise ApiError("backtest_too_large", problem, status=400,
-                           fields={"prices" if has_prices else "sample": problem})
-        try:
-            rep = report.backtest(series, cfg, setup, dividends)
-        except engine.SetupError as exc:
-            raise ApiError("validation_error", f"Invalid input. {exc}", fields=exc.fields) \
-                from None
-        return Response(report.document(rep))
+        if problem:  # too long to answer now: a job on the queue, as a sweep is
+            from positions import sweep_api, sweeps
+
+            job = sweeps.backtest_create(owner=request.user, request=request.data,
+                                         summary=parsed.summary, bars=len(parsed.series))
+            body = sweep_api.job_body(request, job)
+            return Response(body, status=202, headers={"Location": body["links"]["self"]})
+        return Response(report.document(run(parsed)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Parsed:
+    """A checked backtest request: what ``report.backtest`` takes, and the request without its
+    series and dividends (``summary``, what a job shows of it)."""
+
+    series: data.Series
+    cfg: rules.Config
+    setup: engine.Setup
+    dividends: list
+    summary: dict
+
+
+def parse_request(body) -> Parsed:
+    """A ``POST /v1/backtests`` body, checked (ApiError 400/413 naming the field): the one
+    reading of the request, for the answer now and for a job's worker later."""
+    if not isinstance(body, dict):
+        raise ApiError("validation_error", "Invalid input. The body must be a JSON object.",
+                       fields={"non_field_errors": "The body must be a JSON object."})
+    params = {k: v for k, v in body.items() if k not in ("prices", "dividends")}
+    ser = BacktestParamsSerializer(data=params)
+    ser.is_valid(raise_exception=True)
+    opts = ser.validated_data
+
+    has_prices = "prices" in body
+    if has_prices == ("sample" in opts):
+        msg = "Give either prices or sample."
+        raise ApiError("validation_error", f"Invalid input. {msg}",
+                       fields={"prices": msg, "sample": msg})
+    cfg_values = {f.name: opts[f.name] for f in dataclasses.fields(rules.Config)
+                  if f.name in opts}
+    cfg = rules.Config(**cfg_values)
+    problems = rules.config_errors(cfg)
+    setup = engine.Setup(cash=opts["cash"], start_weight=opts["start_weight"],
+                         slippage_bps=opts["slippage_bps"], fill=opts["fill"])
+    problems.update(engine.setup_errors(setup))
+    if problems:
+        name, why = next(iter(problems.items()))
+        raise ApiError("validation_error", f"Invalid input. {name}: {why}",
+                       fields=problems)
+
+    try:
+        if has_prices:
+            series = data.series_from_points(_points(body["prices"]))
+            dividends = []
+        else:
+            series, dividends = data.load_sample(opts["sample"])
+    except data.DataError as exc:
+        field = "prices" if has_prices else "sample"
+        raise _invalid(field, str(exc)) from None
+    if "dividends" in body:
+        dividends = _dividends(body["dividends"])
+    try:
+        series = series.between(opts.get("start"), opts.get("end"))
+    except data.DataError as exc:
+        msg = str(exc)
+        names = [n for n in ("start", "end") if msg.startswith(n)] or ["start", "end"]
+        raise ApiError("validation_error", f"Invalid input. {msg}",
+                       fields={n: msg for n in names}) from None
+    summary = {k: v for k, v in body.items() if k not in ("prices", "dividends")}
+    summary["bars"] = len(series)
+    summary["dividends"] = len(dividends)
+    return Parsed(series, cfg, setup, list(dividends), summary)
+
+
+def run(parsed: Parsed, progress=None) -> report.Report:
+    """The backtest of a checked request (its strategy and three benchmarks)."""
+    try:
+        return report.backtest(parsed.series, parsed.cfg, parsed.setup, parsed.dividends,
+                               progress=progress)
+    except engine.SetupError as exc:
+        raise ApiError("validation_error", f"Invalid input. {exc}", fields=exc.fields) \
+            from None

@@ -100,6 +100,8 @@ class SweepAdmin(admin.ModelAdmin):
         sweep = self._sweep(request, object_id)
         if not request.user.has_perm("positions.change_position"):
             raise PermissionDenied
+        if sweep.kind != SweepKind.SWEEP:
+            raise Http404("Only a sweep has cells.")
         try:
             label = research.Spec.label(sweeps.build(sweep.params).spec, cell)
         except (IndexError, ValueError):

@@ -62,7 +62,8 @@ class SweepRequestSerializer(BacktestSetupSerializer):
     of a walk-forward), with every strategy field off the grid and the run's set-up as a
     backtest takes them."""
 
-    kind = serializers.ChoiceField(choices=SweepKind.choices,
+    # A backtest job is started by POST /v1/backtests, not here.
+    kind = serializers.ChoiceField(choices=[SweepKind.SWEEP, SweepKind.WALKFORWARD],
                                    help_text="`sweep` (every cell of the grid) or `walkforward` "
                                              "(rolling train/test windows).")
     series = serializers.ListField(
@@ -93,8 +94,10 @@ class SweepSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=SweepKind.choices)
     status = serializers.ChoiceField(choices=SweepStatus.choices)
     progress = serializers.DictField(help_text="`done` and `total` (backtests of one cell on "
-                                               "one series, or per window) and `fraction`.")
-    params = serializers.DictField(help_text="The request, normalised.")
+                                               "one series, or per window; a backtest job's "
+                                               "bars) and `fraction`.")
+    params = serializers.DictField(help_text="The request, normalised (a backtest job's without "
+                                             "its series: `bars` and `dividends` count them).")
     error = serializers.CharField(allow_blank=True)
     cancel_requested = serializers.BooleanField()
     created_at = serializers.DateTimeField()
@@ -103,17 +106,22 @@ class SweepSerializer(serializers.Serializer):
     ranked = serializers.ListField(
         child=serializers.DictField(), allow_null=True,
         help_text="A sweep's top cells, best first (rank, cell, params, score, score_exact, "
-                  "stability, per series metrics); a walk-forward's windows. Null until done.")
+                  "stability, per series metrics); a walk-forward's windows. Null until done "
+                  "(and for a backtest job).")
     results = serializers.DictField(
         allow_null=True, help_text="The rest of the results: best cell, benchmarks, invalid "
-                                   "cells (sweep); the stitched out-of-sample run (walk-forward).")
+                                   "cells (sweep); the stitched out-of-sample run (walk-forward); "
+                                   "a backtest job's answer, the document `POST /v1/backtests` "
+                                   "answers with 200 (BacktestResult).")
     links = serializers.DictField(
         child=serializers.CharField(allow_null=True),
         help_text="`self`, `cancel`, and once succeeded `csv`, `xlsx` (every metric of every "
-                  "cell and series) and `heatmap` (a sweep over two or more fields).")
+                  "cell and series; a backtest job's daily equity and its workbook) and "
+                  "`heatmap` (a sweep over two or more fields).")
 
 
-def _body(request, sweep) -> dict:
+def job_body(request, sweep) -> dict:
+    """A job as the API shows it (also a backtest job's 202 from ``POST /v1/backtests``)."""
     def url(name):
         path = reverse(f"sweep-{name}", kwargs={"pk": sweep.id})
         return request.build_absolute_uri(path)
@@ -121,7 +129,7 @@ def _body(request, sweep) -> dict:
     done = sweep.status == SweepStatus.SUCCEEDED
     results = dict(sweep.results or {}) if done else None
     ranked = None
-    if results is not None:
+    if results is not None and sweep.kind != SweepKind.BACKTEST:
         ranked = results.pop("top", None) if sweep.kind == SweepKind.SWEEP \
             else results.pop("windows", None)
     heatmap = done and sweep.kind == SweepKind.SWEEP and len(sweep.params["grid"]) >= 2
@@ -194,7 +202,7 @@ class SweepViewSet(viewsets.ViewSet):
         except sweeps.ParamError as exc:
             raise ApiError("validation_error", f"Invalid input. {exc.field}: {exc}",
                            fields={exc.field: str(exc)}) from None
-        return Response(_body(request, sweep), status=status.HTTP_202_ACCEPTED)
+        return Response(job_body(request, sweep), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(summary="Your sweep jobs, oldest first", parameters=[*PAGING],
                    responses={200: page_of("SweepPage", {"sweeps": SweepSerializer(many=True)}),
@@ -202,13 +210,13 @@ class SweepViewSet(viewsets.ViewSet):
                    tags=["sweeps"])
     def list(self, request):
         items, next_cursor = keyset_page(request, sweeps.sweeps_of(owner=request.user))
-        return Response({"sweeps": [_body(request, s) for s in items], "next": next_cursor})
+        return Response({"sweeps": [job_body(request, s) for s in items], "next": next_cursor})
 
     @extend_schema(summary="A sweep job: status, progress, ranked cells, links",
                    responses={200: SweepSerializer, **NOT_FOUND, **read_errors()},
                    tags=["sweeps"])
     def retrieve(self, request, pk=None):
-        return Response(_body(request, sweeps.sweep_get(owner=request.user, sweep_id=pk)))
+        return Response(job_body(request, sweeps.sweep_get(owner=request.user, sweep_id=pk)))
 
     @extend_schema(summary="Cancel a sweep job",
                    description="A queued job is cancelled at once; a running one stops at its "
@@ -220,7 +228,7 @@ class SweepViewSet(viewsets.ViewSet):
                    tags=["sweeps"])
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        return Response(_body(request, sweeps.sweep_cancel(owner=request.user, sweep_id=pk)))
+        return Response(job_body(request, sweeps.sweep_cancel(owner=request.user, sweep_id=pk)))
 
     @extend_schema(
         summary="A sweep's heatmap picture",

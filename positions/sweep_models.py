@@ -1,4 +1,5 @@
-"""The Sweep job row (issue 13 item 4): a sweep or walk-forward run as a background job.
+"""The Sweep job row (issue 13 item 4): a sweep, a walk-forward or a backtest above the
+synchronous size limit (``POST /v1/backtests``), run as a background job.
 
 The task table of django-tasks is only the transport (patterns.md 3.1): what a user sees (status,
 progress, cancel, results, a crash) lives here. Imported by ``positions.models``."""
@@ -19,6 +20,7 @@ def sweep_id() -> str:
 class SweepKind(models.TextChoices):
     SWEEP = "sweep"
     WALKFORWARD = "walkforward"
+    BACKTEST = "backtest"  # one backtest too large to answer synchronously
 
 
 class SweepStatus(models.TextChoices):
@@ -43,8 +45,10 @@ class Sweep(models.Model):
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
-    # The document the API shows (ranked cells or windows, benchmarks) and, for a sweep, the
-    # values the heatmap is drawn from; the files are rendered once, when the job succeeds.
+    # The document the API shows (ranked cells or windows, benchmarks; a backtest's result)
+    # and, for a sweep, the values the heatmap is drawn from (for a backtest, from its creation,
+    # the request itself: its series may be megabytes, kept out of params and of the lists);
+    # the files are rendered once, when the job succeeds.
     results = models.JSONField(null=True, blank=True)
     state = models.JSONField(null=True, blank=True, editable=False)
     results_csv = models.TextField(blank=True, default="", editable=False)

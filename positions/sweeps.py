@@ -130,9 +130,6 @@ def build(params: dict) -> Job:
                      for name, values_ in params["grid"])
     except research.GridError as exc:
         raise ParamError("grid", str(exc)) from None
-    except ArithmeticError:  # decimal.Overflow from a range's extreme exponents
-        raise ParamError("grid", "a range's start, stop or step is too large or too small "
-                                 "to count its values") from None
     wf = params["kind"] == SweepKind.WALKFORWARD
     try:
         spec = research.Spec(cfg, axes, setup, metric=params["metric"], exact=params["exact"],
@@ -188,6 +185,38 @@ def sweep_create(*, owner, params: dict) -> Sweep:
         Sweep.objects.filter(pk=sweep.pk).update(task_id=str(result.id))
         sweep.task_id = str(result.id)
     return sweep
+
+
+def backtest_create(*, owner, request: dict, summary: dict, bars: int) -> Sweep:
+    """A backtest above the synchronous size limit as a job (kind ``backtest``), stored and
+    enqueued in one transaction like a sweep. ``request`` is the checked ``POST /v1/backtests``
+    body, kept whole (exact JSON) for the worker, which reads it as the endpoint does;
+    ``summary`` (the request without its series) is what the job shows as its params. The
+    progress counts the strategy run's bars."""
+    from positions.tasks import sweep_run
+    from volbal.renderers import dumps_exact
+
+    params = {"kind": SweepKind.BACKTEST, **_clean_exact(summary)}
+    with transaction.atomic():
+        sweep = Sweep.objects.create(owner=owner, kind=SweepKind.BACKTEST, params=params,
+                                     state={"request": dumps_exact(request).decode("utf-8")},
+                                     progress_total=bars)
+        result = sweep_run.enqueue(sweep.id)
+        Sweep.objects.filter(pk=sweep.pk).update(task_id=str(result.id))
+        sweep.task_id = str(result.id)
+    return sweep
+
+
+def _clean_exact(x):
+    """JSON for a job's params: decimals as their exact text (as :func:`normalise` stores
+    them)."""
+    if isinstance(x, Decimal):
+        return _text(x)
+    if isinstance(x, dict):
+        return {str(k): _clean_exact(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean_exact(v) for v in x]
+    return x
 
 
 def sweeps_reap(*, now=None) -> int:
@@ -260,6 +289,11 @@ def sweep_execute(sweep_id: str, *, worker_id: str = "") -> str:
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(sweep_id, stop), daemon=True)
     beat.start()
+    if sweep.kind == SweepKind.BACKTEST:
+        try:
+            return _backtest_execute(sweep)
+        finally:
+            stop.set()
     try:
         job = build(sweep.params)
         done = 0
@@ -296,6 +330,44 @@ def sweep_execute(sweep_id: str, *, worker_id: str = "") -> str:
         stop.set()
     return _finish(sweep_id, SweepStatus.SUCCEEDED, progress_done=job.total, results=results,
                    state=state, results_csv=csv_text, results_xlsx=xlsx)
+
+
+def _backtest_execute(sweep: Sweep) -> str:
+    """A backtest job: the stored request read as ``POST /v1/backtests`` reads it, run with
+    progress (bars) and cancel checks; the result is the endpoint's document, the files its
+    daily equity (CSV) and workbook (the command's ``--equity-csv`` and ``--xlsx``)."""
+    from rest_framework.exceptions import APIException
+
+    from positions import backtest_api
+    from positions.strategy.backtest import report
+    from volbal.parsers import loads_exact
+
+    total = sweep.progress_total
+    last = [0.0]
+
+    def progress(bar: int) -> None:
+        t = time.monotonic()
+        if t - last[0] < PROGRESS_SECONDS and bar < total:
+            return
+        last[0] = t
+        _tick(sweep.id, min(bar, total))
+
+    try:
+        _tick(sweep.id, 0)
+        parsed = backtest_api.parse_request(loads_exact(sweep.state["request"]))
+        rep = backtest_api.run(parsed, progress=progress)
+        csv_text, xlsx = _files(report.write_equity_csv, report.write_xlsx, rep)
+        doc = _clean(report.document(rep))
+    except Cancelled:
+        return _finish(sweep.id, SweepStatus.CANCELLED, error="cancelled on request")
+    except APIException as exc:  # checked when it was posted: only a change of code could
+        message = getattr(exc, "message", None) or str(exc.detail)
+        return _finish(sweep.id, SweepStatus.FAILED, error=f"{exc.get_codes()}: {message}")
+    except Exception as exc:  # recorded on the job, then the worker marks its task failed
+        _finish(sweep.id, SweepStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        raise
+    return _finish(sweep.id, SweepStatus.SUCCEEDED, progress_done=total, results=doc,
+                   results_csv=csv_text, results_xlsx=xlsx)
 
 
 def _tick(sweep_id: str, done: int) -> None:

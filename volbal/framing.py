@@ -7,9 +7,13 @@
 - A ``Content-Length`` over the endpoint's limit answers 413 ``request_too_large`` before the
   body is read, on every endpoint: ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (nginx's
   ``client_max_body_size``), or a larger limit a view declares as ``max_body_bytes`` (the
-  backtest's series). Django alone would answer 400 ``bad_request`` once the body was read."""
+  backtest's series). Django alone would answer 400 ``bad_request`` once the body was read.
+  A body within such a larger limit that carries an ``Idempotency-Key`` is read here whole, so
+  that the key's middleware can read it too."""
 
 from __future__ import annotations
+
+import io
 
 from django.conf import settings
 from django.urls import Resolver404, resolve
@@ -56,6 +60,12 @@ class RequestFramingMiddleware:
             limit = body_limit(request.path_info)
             if size > limit:
                 return json_response(too_large(limit), 413)
+            if "HTTP_IDEMPOTENCY_KEY" in meta:
+                # Within the view's own larger limit: read it whole now, as request.body
+                # would, so that the Idempotency-Key middleware's request.body (to fingerprint
+                # it) is not refused at DATA_UPLOAD_MAX_MEMORY_SIZE.
+                request._body = request.read()
+                request._stream = io.BytesIO(request._body)
         response = self.get_response(request)
         if size:
             _drain(request)

@@ -73,6 +73,35 @@ def test_an_order_nothing_covers_any_more_is_cancelled():
     assert (run.qty, run.cash, run.anchor) == (0, D(100), D(100))
 
 
+@pytest.mark.parametrize("exact", [True, False], ids=["exact", "float"])
+def test_an_order_open_over_a_split_is_multiplied_by_its_ratio(exact):
+    """Placed the bar before a 2-for-1 split's effective date, it fills after the split at the
+    split price: twice the shares, the same money (strategy.md, "Splits": open orders'
+    remaining quantity x k)."""
+    setup = engine.Setup(fill="next_bar", splits=(("2024-01-03", D(2)),))
+    run = engine.run(days(100, 96, 48, 48.5), PLAIN, setup, exact=exact)
+    # bar 0: 50 shares at 100; bar 1 (96 <= 97): buy q1 = |100/96 - 1| * 1.6667 * 9800 / 96.
+    q1 = ((D(100) / D(96) - 1) * D("1.6667") * D(9800) / D(96)).quantize(Q8, ROUND_DOWN)
+    # bar 2: the split (100 shares, anchor 50), then the order, now 2 * q1, fills at 48.
+    assert [(o.bar, o.side, D(str(o.qty)), D(str(o.price)), o.kind) for o in run.orders] == [
+        (0, "BUY", D(50), D(100), "opening"), (2, "BUY", 2 * q1, D(48), "buy_trigger")]
+    assert D(str(run.qty)) == 100 + 2 * q1
+    assert D(str(run.cash)) == (D(5000) - 2 * q1 * 48).quantize(D("0.000001"))
+    assert D(str(run.anchor)) == D(48) and run.cancelled == 0 and run.open_order is None
+
+
+def test_an_order_open_over_a_split_rounds_down_to_whole_shares():
+    cfg = rules.Config(commission_rate=D(0), min_notional=D(0), guard_low=D(0),
+                       guard_high=D(1), fractional=False)
+    setup = engine.Setup(fill="next_bar", splits=(("2024-01-03", D("1.5")),))
+    run = engine.run(days(100, 96, 64, 64.5), cfg, setup)
+    # bar 0: 50 shares; bar 1: (100/96 - 1) * 1.6667 * 9800 / 96 = 7.09 -> 7 shares placed;
+    # bar 2: 3-for-2: 75 shares, the order 7 x 1.5 = 10.5 -> 10 shares, filled at 64.
+    assert rows(run)[1] == (2, "BUY", D(10), D(64), "buy_trigger")
+    assert (run.qty, run.cash) == (D(85), D(5000) - 640)
+    assert_same_run(engine.run(days(100, 96, 64, 64.5), cfg, setup, fast=False), run)
+
+
 def test_an_order_placed_on_the_last_bar_stays_open():
     run = engine.run(days(100, 96), PLAIN, NEXT)
     assert len(run.orders) == 1  # the opening purchase only

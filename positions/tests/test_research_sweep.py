@@ -60,6 +60,8 @@ def test_a_range_is_inclusive_and_in_exact_decimal_steps():
     ("trigger_pct=0.1,abc", "trigger_pct: 'abc' is not a number"),
     ("trigger_pct=0.1,0.10", "lists a value twice"),
     ("trigger_pct=0:1:0.0001", "has 10,001 values; at most 1,000"),
+    ("trigger_pct=0:1:1e-999999999", "too large or too small to count its values"),
+    ("trigger_pct=1e-999999999:1e999999999:1", "too large or too small to count its values"),
     ("sizing=a:b:c", "only a numeric field takes a range"),
 ])
 def test_bad_grids_are_one_sentence(spec, fragment):
@@ -182,14 +184,32 @@ def test_invalid_cells_are_reported_and_left_out_of_the_ranking():
     assert np.isnan(res.values[1]).all()
 
 
-def test_worker_processes_give_the_local_results():
-    items = [wave()]
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "loky"])
+def test_worker_processes_give_the_local_results(fork, monkeypatch):
+    """Forked workers (inheriting the inputs) and loky's (sent them pickled) alike."""
+    items = [wave(), wave(name="V", amp=0.08, period=5.0)]
     spec = sweep.Spec(BASE, GRID, top=2)
     local = sweep.run(spec, items, jobs=1)
-    pool = sweep.run(spec, items, jobs=2)
+    # The path is forced (another test's idle thread would otherwise make it loky) and seen.
+    monkeypatch.setattr(sweep, "_can_fork", lambda: fork)
+    forked = []
+    real = sweep._forked
+    monkeypatch.setattr(sweep, "_forked", lambda *a: forked.append(1) or real(*a))
+    seen = []
+    pool = sweep.run(spec, items, jobs=2, progress=seen.append)
+    assert forked == ([1, 1] if fork else [])  # the cells, then the exact top
     assert np.array_equal(local.values, pool.values, equal_nan=True)
     assert local.ranking == pool.ranking
+    assert {c: v.tolist() for c, v in local.exact_values.items()} == {
+        c: v.tolist() for c, v in pool.exact_values.items()}
+    assert sum(seen) == sweep.total_runs(spec, items)
     assert pool.workers == "2 worker processes"
+    assert sweep._SHARED is None  # the inputs are not kept after the pool
+
+
+def test_cells_are_dealt_across_the_chunks():
+    assert sweep._chunks(list(range(7)), 3) == [[0, 3, 6], [1, 4], [2, 5]]
+    assert sweep._chunks([5], 4) == [[5]]
 
 
 def test_a_dask_cluster_gives_the_local_results():
@@ -298,6 +318,8 @@ def test_command_json_on_stdout(two_csvs):
     (("--grid", "trigger_pct=0.1,0.2", "--heatmap", "x.png"),
      "--heatmap: a heatmap needs a grid over two parameters"),
     (("--grid", "trigger_pct=0.1,0.2", "--guard-low", "2"), "--guard-low:"),
+    (("--grid", "trigger_pct=0:1:1e-999999999"),  # was decimal.Overflow's traceback
+     "--grid: 'trigger_pct=0:1:1e-999999999': the start, stop or step is too large"),
     ((), "--grid: give at least one grid"),
 ])
 def test_command_errors_are_one_line(two_csvs, tmp_path, args, message):

@@ -185,6 +185,8 @@ def test_command_json():
     (("--train", "2x", "--test", "1y"), "--train '2x' is not a length"),
     (("--train", "30y", "--test", "1y"), "too short for one window"),
     (("--train", "1y", "--test", "1y", "--sample", "MSFT"), "a walk-forward runs on one series"),
+    (("--train", "1y", "--test", "1y", "--grid", "guard_low=0:0.2:1e-999999999"),
+     "--grid: 'guard_low=0:0.2:1e-999999999': the start, stop or step is too large"),
 ])
 def test_command_errors(args, message):
     with pytest.raises(CommandError) as exc:

@@ -96,6 +96,7 @@ def test_a_walkforward_runs_on_the_worker(api):
 def test_bad_requests_are_refused_and_store_nothing(api):
     cases = [
         ({**TINY, "kind": "grid"}, "kind"),
+        ({**TINY, "kind": "backtest"}, "kind"),  # a backtest job starts at POST /v1/backtests
         ({**TINY, "series": ["ZZZ"]}, "series"),
         ({**TINY, "grid": {"colour": "1,2"}}, "grid"),
         ({**TINY, "grid": {"trigger_pct": "0.1:0.01:0.01"}}, "grid"),

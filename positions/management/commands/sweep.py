@@ -173,5 +173,6 @@ def _bar(total: int, stream):
     """Cells done, the total and the time left, on stderr."""
     from tqdm import tqdm
 
+    tqdm.monitor_interval = 0  # no monitor thread: the sweep's workers fork from this process
     return tqdm(total=total, unit="cell", desc="Sweep", file=getattr(stream, "_out", stream)
                 or sys.stderr, leave=True, dynamic_ncols=True, mininterval=0.2)

@@ -20,8 +20,10 @@ Next-bar fills (``Setup.fill == "next_bar"``, strategy.md "Next-bar fills")
     that bar's day) and fills at the next bar's price worsened by the slippage, after that bar's
     dividends and before its evaluation; the anchor becomes the fill price. At the fill price a
     buy the cash no longer covers (or a sell beyond the shares) is trimmed to what they cover,
-    rounded down to the step, and cancelled if that leaves nothing (``Run.cancelled``). An order
-    placed on the last bar stays open (``Run.open_order``). The opening purchase fills at bar 0
+    rounded down to the step, and cancelled if that leaves nothing (``Run.cancelled``). A split
+    on the fill bar applies first and multiplies the order's quantity by its ratio, rounded down
+    to the step (strategy.md, "Splits"). An order placed on the last bar stays open
+    (``Run.open_order``). The opening purchase fills at bar 0
     in both modes: it is the starting position, not a decision of the rules.
 
 Skipping bars (``fast=True``)
@@ -274,6 +276,10 @@ class _Book:
             num = self.num
             self.S, self.C = num(split.qty), num(split.cash)
             self.Pa = None if split.anchor is None else num(split.anchor)
+            if self.pending is not None:  # next_bar: the open order's quantity x k, rounded
+                placed, side, q, kind = self.pending  # down to the step (it fills after this)
+                self.pending = (placed, side, num(rules.split_qty(q, self.split_at[j],
+                                                                  self.step)), kind)
             self.changed = True
         for i in self.ex_at.get(j, ()):
             _, net = rules.dividend_amounts(dps=self.dps[i], shares=self.S,
@@ -326,7 +332,7 @@ class _Book:
         """A quantity toward zero to the step: the rules' rounding (strategy.md, step 8)."""
         step = self.step
         if not self.exact:
-            return round(math.floor(q / step + 1e-9) * step, 8)
+            return rules.fround(math.floor(q / step + 1e-9) * step, 1e8)
         return ((q / step).to_integral_value(ROUND_DOWN) * step).quantize(rules.QTY_PLACES,
                                                                         ROUND_DOWN)
 
@@ -359,7 +365,8 @@ class _Book:
         if count:
             self.orders_today += 1
         notional = q * Pf
-        notional = round(notional, 6) if not self.exact else notional.quantize(rules.MONEY_PLACES)
+        notional = (rules.fround(notional, 1e6) if not self.exact
+                    else notional.quantize(rules.MONEY_PLACES))
         self.orders.append(_new_order(j, side, q, Pf, k, notional, kind))
         self.commissions += k
         self.changed = True
@@ -422,7 +429,8 @@ class _Book:
         j, side, q, kind = self.pending
         P = self.price(j)
         notional = q * P
-        notional = round(notional, 6) if not self.exact else notional.quantize(rules.MONEY_PLACES)
+        notional = (rules.fround(notional, 1e6) if not self.exact
+                    else notional.quantize(rules.MONEY_PLACES))
         return Order(j, side, q, P, rules.default_commission(self.c, q, P), notional, kind)
 
     def loop_plain(self, start: int) -> None:

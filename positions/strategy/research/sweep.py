@@ -16,8 +16,9 @@ the fixed mix), the benchmarks being run once per series.
 - cells may run on floats (the rules' float mode, which agrees with the exact run to the cent);
   the top cells are then re-run on the exact Decimal path and both are reported.
 
-Cells run in chunks, in this process (``jobs=1``), in worker processes on every core (joblib),
-or on a Dask cluster (joblib's dask backend, ``dask_address``).
+Cells run in chunks, in this process (``jobs=1``), in worker processes on every core (forked
+from this one when that is safe, else joblib's loky), or on a Dask cluster (joblib's dask
+backend, ``dask_address``).
 """
 
 from __future__ import annotations
@@ -122,7 +123,11 @@ def parse_axis(spec: str) -> Axis:
             raise GridError(f"{spec!r}: the step must be greater than 0")
         if stop < start:
             raise GridError(f"{spec!r}: the stop is below the start")
-        count = int((stop - start) / step) + 1
+        try:
+            count = int((stop - start) / step) + 1
+        except ArithmeticError:  # decimal.Overflow: e.g. 0:1:1e-999999999, 1e999999 values
+            raise GridError(f"{spec!r}: the start, stop or step is too large or too small to "
+                            f"count its values; at most {MAX_AXIS_VALUES:,} values") from None
         if count > MAX_AXIS_VALUES:
             raise GridError(f"{spec!r} has {count:,} values; at most {MAX_AXIS_VALUES:,}")
         values = tuple(start + i * step for i in range(count))
@@ -304,21 +309,53 @@ def rank(spec: Spec, score: np.ndarray, stab: np.ndarray) -> list[int]:
 
 
 def _chunks(cells: Sequence[int], parts: int) -> list[list[int]]:
-    size = max(1, math.ceil(len(cells) / max(parts, 1)))
-    return [list(cells[i:i + size]) for i in range(0, len(cells), size)]
+    """``cells`` dealt into at most ``parts`` chunks, every ``parts``-th cell to one chunk, so
+    that each chunk holds cells from the whole grid (the small triggers, which trade most, are
+    not all in one chunk that finishes last)."""
+    parts = max(1, min(parts, len(cells)))
+    return [list(cells[i::parts]) for i in range(parts)]
+
+
+# The sweep's inputs while a fork pool runs: set before the workers fork, so each inherits them
+# (the series are never pickled); None otherwise.
+_SHARED: tuple | None = None
+
+
+def _run_shared(cells: list[int], exact: bool) -> list:
+    spec, items, bench = _SHARED
+    return run_chunk(spec, items, bench, cells, exact)
+
+
+def _can_fork() -> bool:
+    """Forking is safe and available: a POSIX fork start method, and no other thread in this
+    process (a thread holding a lock at the fork would leave it locked in the child; a job
+    worker's heartbeat thread is one, so jobs use loky)."""
+    import multiprocessing
+    import threading
+
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
 def _execute(spec, items, bench, cells, exact, jobs, dask_address, progress):
-    """Run ``cells``; yields each chunk's results as it completes."""
+    """Run ``cells``; yields each chunk's results as it completes.
+
+    Local workers are forked from this process when that is safe (:func:`_can_fork`): they
+    start at once with the modules and the series already in memory, and only cell numbers go
+    to them. Otherwise (another thread here, or no fork) joblib's loky workers, which start a
+    fresh interpreter each (about 0.4 s of imports here, a quarter of a 400-cell sweep on 20
+    years of daily bars) and receive the inputs pickled with each chunk."""
     if jobs == 1 and not dask_address:
-        for chunk in _chunks(cells, max(1, len(cells) // 8)):
+        for chunk in _chunks(cells, max(1, len(cells) // 50)):
             yield run_chunk(spec, items, bench, chunk, exact)
             progress(len(chunk) * len(items))
         return
-    from joblib import Parallel, delayed, parallel_config
-
     workers = jobs if jobs > 0 else _cores()
     chunks = _chunks(cells, workers * 8)
+    if not dask_address and _can_fork():
+        yield from _forked(spec, items, bench, chunks, exact, workers, progress)
+        return
+    from joblib import Parallel, delayed, parallel_config
+
     tasks = (delayed(run_chunk)(spec, items, bench, c, exact) for c in chunks)
     if dask_address:
         from distributed import Client
@@ -332,6 +369,22 @@ def _execute(spec, items, bench, cells, exact, jobs, dask_address, progress):
         for out in Parallel(return_as="generator_unordered")(tasks):
             progress(len(out) * len(items))
             yield out
+
+
+def _forked(spec, items, bench, chunks, exact, workers, progress):
+    import functools
+    import multiprocessing
+
+    global _SHARED
+    _SHARED = (spec, items, bench)
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(min(workers, len(chunks))) as pool:
+            for out in pool.imap_unordered(functools.partial(_run_shared, exact=exact), chunks):
+                progress(len(out) * len(items))
+                yield out
+    finally:
+        _SHARED = None
 
 
 def _cores() -> int:
