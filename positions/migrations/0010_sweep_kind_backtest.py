@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('positions', '0008_split_price_jump_guard'),
+        ('positions', '0009_position_broker_alpaca'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
