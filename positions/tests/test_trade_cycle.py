@@ -150,3 +150,15 @@ def test_the_cycle_applies_a_due_split_before_it_evaluates(make_position, at, us
     assert (pos.qty, pos.anchor_price, pos.cash) == (D(20), D(50), D(1000))
     assert Event.objects.filter(position_id=pos.id, type="split_applied").count() == 1
     assert not Order.objects.filter(position_id=pos.id).exists()
+
+
+def test_a_price_held_back_by_the_jump_guard_is_evaluated_once_per_cycle(make_position, at):
+    pos = make_position(ticker="ZIM", qty="100", cash="5000", anchor_price="50",
+                        broker="paper", auto_submit=True)
+    price("ZIM", 50, SESSION - dt.timedelta(days=1))
+    price("ZIM", 30, SESSION - dt.timedelta(minutes=1))  # -40 %: an unconfirmed jump
+    trade_cycle()  # due again at once (held back, not done), yet evaluated once
+    assert evaluations(pos) == 1 and Order.objects.count() == 0
+    assert TradeCycle.objects.get().evaluated == 1
+    trade_cycle()
+    assert evaluations(pos) == 2 and Order.objects.count() == 0
