@@ -167,13 +167,13 @@ def brokers_poll(*, position_ids=None, run: BrokerRun | None = None,
     and apply them. ``skip_price_driven`` leaves out brokers whose fills only follow a new
     price (paper): the trade cycle has polled those with the positions the price made due."""
     run = run or BrokerRun()
-    by_broker: dict[str, list[Order]] = {}
-    for order in _routed_open(position_ids):
-        by_broker.setdefault(order.broker, []).append(order)
-    for name, orders in by_broker.items():
+    names = sorted(set(_routed_open(position_ids).order_by().values_list("broker", flat=True)
+                       .distinct()))  # the orders themselves are read only for brokers polled
+    for name in names:
         broker = broker_for(name)
         if skip_price_driven and broker.price_driven:
             continue
+        orders = list(_routed_open(position_ids).filter(broker=name))
         try:
             reports = broker.poll([ticket_of(o) for o in orders])  # no transaction, no lock
         except BrokerUnavailable as exc:
