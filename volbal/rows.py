@@ -176,35 +176,75 @@ def deferred_inserts() -> Iterator[list[Model]]:
 
 
 def flush(rows: list[Model]) -> None:
-    """INSERT ``rows``: per model, its one-row statement executed for all of them at once
-    (``executemany``: psycopg sends them in one pipeline, the statement parsed once), each
-    value prepared as :func:`insert_one` prepares it. Ids the database numbers are not read
-    back."""
+    """INSERT ``rows``, one statement per model, each value prepared as :func:`insert_one`
+    prepares it. On PostgreSQL one ``INSERT ... SELECT FROM unnest(...)`` with one array
+    parameter per column (a statement whose text does not grow with the rows); elsewhere the
+    one-row statement executed for all (``executemany``). Ids the database numbers are not
+    read back."""
     by_model: dict[type[Model], list[Model]] = {}
     for row in rows:
         by_model.setdefault(type(row), []).append(row)
     for model, objs in by_model.items():
         sql, fields, _auto, returning = _insert_shape(model, connection.vendor, ())
-        if returning:
-            sql = sql[:sql.rindex(" RETURNING ")]
-        params = [[f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-                  for obj in objs]
+        values = [[f.pre_save(obj, True) for f in fields] for obj in objs]
         with connection.cursor() as cursor:
-            cursor.executemany(sql, params)
+            if connection.vendor == "postgresql":
+                head = sql[:sql.index(" VALUES ")]
+                select, params = _unnest(fields, values)
+                cursor.execute(f"{head} {select}", params)
+            else:
+                if returning:
+                    sql = sql[:sql.rindex(" RETURNING ")]
+                cursor.executemany(sql, [[f.get_db_prep_save(v, connection)
+                                          for f, v in zip(fields, row, strict=True)]
+                                         for row in values])
         for obj in objs:
             obj._state.adding = False
             obj._state.db = connection.alias
 
 
+def _unnest(fields, values: list[list]) -> tuple[str, list]:
+    """``SELECT ... FROM unnest(%s::type[], ...)`` over ``values`` (rows of Python values, one
+    per field): each column one array of the values prepared by its field, JSON sent as text
+    and cast back."""
+    import json
+
+    from django.db.models import JSONField
+
+    casts, outs, params = [], [], []
+    for i, f in enumerate(fields):
+        column = [row[i] for row in values]
+        if isinstance(f, JSONField):
+            params.append([None if v is None else json.dumps(v, cls=f.encoder) for v in column])
+            casts.append("%s::text[]")
+            outs.append(f"c{i}::jsonb")
+        else:
+            params.append([f.get_db_prep_save(v, connection) for v in column])
+            casts.append(f"%s::{f.db_type(connection)}[]")
+            outs.append(f"c{i}")
+    names = ", ".join(f"c{i}" for i in range(len(fields)))
+    return (f"SELECT {', '.join(outs)} FROM unnest({', '.join(casts)}) AS u({names})", params)
+
+
 def update_many(model: type[Model], changes: dict, fields: tuple[str, ...]) -> int:
     """Many rows' ``filter(pk=pk).update(**values)`` at once: ``changes`` maps a primary key to
     ``{field: value}`` giving every name in ``fields`` (each value prepared by its field for
-    saving); one statement executed for all (``executemany``, one pipeline on PostgreSQL)."""
+    saving). On PostgreSQL one ``UPDATE ... FROM unnest(...)``; elsewhere the one-row statement
+    executed for all (``executemany``)."""
     if not changes:
         return 0
     meta = model._meta
     quote = connection.ops.quote_name
     cols = [meta.get_field(name) for name in fields]
+    if connection.vendor == "postgresql":
+        select, params = _unnest([meta.pk, *cols], [[key, *(values[f.name] for f in cols)]
+                                                     for key, values in changes.items()])
+        sets = ", ".join(f"{quote(f.column)} = v.c{i}" for i, f in enumerate(cols, 1))
+        table = quote(meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {table} SET {sets} FROM ({select}) AS v "
+                           f"WHERE {table}.{quote(meta.pk.column)} = v.c0", params)
+            return cursor.rowcount
     sql = (f"UPDATE {quote(meta.db_table)} SET "
            + ", ".join(f"{quote(f.column)} = %s" for f in cols)
            + f" WHERE {quote(meta.pk.column)} = %s")

@@ -126,24 +126,24 @@ def _routed_record(placed: list[tuple[Order, str]], run: BrokerRun) -> None:
     answers = {order.id: broker_order_id for order, broker_order_id in placed}
     with transaction.atomic(), deferred_inserts():
         position_ids = sorted({order.position_id for order, _ in placed})
-        positions = {p.id: p for p in Position.objects.select_for_update(no_key=True)
-                     .filter(id__in=position_ids).order_by("id")}
-        orders = list(Order.objects.select_for_update(no_key=True)
-                      .filter(id__in=list(answers)).order_by("id"))
+        tickers = dict(Position.objects.select_for_update(no_key=True)
+                       .filter(id__in=position_ids).order_by("id").values_list("id", "ticker"))
         now = clock.now()
         changes = {}
-        for order in orders:
-            if order.routed_at is not None:  # another cycle routed it meanwhile
+        for order_id, position_id, side, qty, broker, routed_at in (
+                Order.objects.select_for_update(no_key=True).filter(id__in=list(answers))
+                .order_by("id").values_list("id", "position_id", "side", "qty", "broker",
+                                            "routed_at")):
+            if routed_at is not None:  # another cycle routed it meanwhile
                 continue
-            broker_order_id = answers[order.id]
-            changes[order.id] = {"broker_order_id": broker_order_id, "routed_at": now,
+            broker_order_id = answers[order_id]
+            changes[order_id] = {"broker_order_id": broker_order_id, "routed_at": now,
                                  "updated_at": now}
-            event_record(position_id=order.position_id, order_id=order.id,
+            event_record(position_id=position_id, order_id=order_id,
                          type=EventType.ORDER_ROUTED,
-                         message=f"Order {order.id} ({order.side} {fmt(order.qty)} "
-                         f"{positions[order.position_id].ticker}) placed with the "
-                         f"{order.broker} broker as {broker_order_id}.",
-                         inputs={"broker": order.broker},
+                         message=f"Order {order_id} ({side} {fmt(qty)} {tickers[position_id]}) "
+                         f"placed with the {broker} broker as {broker_order_id}.",
+                         inputs={"broker": broker},
                          outputs={"broker_order_id": broker_order_id})
         update_many(Order, changes, ("broker_order_id", "routed_at", "updated_at"))
     run.routed += len(changes)
