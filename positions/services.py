@@ -409,7 +409,8 @@ def positions_evaluate_claimed(ids: list[str], *, submit_ids: set[str],
     stored price or a split due are left to :func:`position_evaluate` (returned absent)."""
     from django.db.models import Count
 
-    from orders.models import OPEN_STATUSES, Order
+    from orders.models import Order
+    from orders.selectors import positions_with_open_orders
     from positions.models import Split, SplitStatus
     from positions.splits import jump_facts_many
     from volbal import clock
@@ -430,8 +431,7 @@ def positions_evaluate_claimed(ids: list[str], *, submit_ids: set[str],
         counts = dict(Order.objects.filter(position_id__in=here, trading_day=today)
                       .values("position_id").annotate(n=Count("id"))
                       .values_list("position_id", "n"))
-        open_ids = set(Order.objects.filter(position_id__in=here, status__in=OPEN_STATUSES)
-                       .values_list("position_id", flat=True))
+        open_ids = positions_with_open_orders(here)
         jumps = jump_facts_many(positions=positions, latest=latest)
         now = clock.now()
         changes = {}

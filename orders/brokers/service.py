@@ -27,6 +27,7 @@ from orders.brokers import (
     broker_for,
 )
 from orders.models import OPEN_STATUSES, Order
+from orders.selectors import positions_with_open_orders
 from orders.services import _locked_order, order_cancel, order_fill
 from positions.models import Position
 from volbal import clock
@@ -75,6 +76,10 @@ def orders_route(*, position_ids=None, run: BrokerRun | None = None) -> BrokerRu
     with no transaction open, then what they answered recorded for all of them in one
     transaction (:func:`_routed_record`)."""
     run = run or BrokerRun()
+    if position_ids is not None:  # only positions with an open order (see the selector)
+        position_ids = positions_with_open_orders(position_ids)
+        if not position_ids:
+            return run
     placed = []
     for order in list(_unrouted(position_ids)):
         broker_order_id = _place(order, run)
@@ -167,6 +172,10 @@ def brokers_poll(*, position_ids=None, run: BrokerRun | None = None,
     and apply them. ``skip_price_driven`` leaves out brokers whose fills only follow a new
     price (paper): the trade cycle has polled those with the positions the price made due."""
     run = run or BrokerRun()
+    if position_ids is not None:  # only positions with an open order (see the selector)
+        position_ids = positions_with_open_orders(position_ids)
+        if not position_ids:
+            return run
     names = sorted(set(_routed_open(position_ids).order_by().values_list("broker", flat=True)
                        .distinct()))  # the orders themselves are read only for brokers polled
     for name in names:
