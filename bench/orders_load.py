@@ -53,11 +53,12 @@ PYTHON = sys.executable
 # --- the scratch database ------------------------------------------------------------------
 
 @contextlib.contextmanager
-def scratch_database(server_url: str, keep: bool):
+def scratch_database(server_url: str, keep: bool, name: str | None = None):
     import psycopg
 
-    name = f"volbal_bench_{uuid.uuid4().hex[:10]}"
+    name = name or f"volbal_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
         yield f"{server_url}/{name}"

@@ -53,15 +53,16 @@ def open_remaining(*, position: Position) -> dict[str, Decimal]:
 
 
 def order_fillable_check(*, position: Position, side: str, qty: Decimal,
-                         price: Decimal | None = None) -> None:
+                         price: Decimal | None = None, nothing_open: bool = False) -> None:
     """Refuse an order that could never fill, counting what the open orders already commit.
 
     A sell of more than the shares held less the open sells' remaining quantity: 409
     ``insufficient_qty``. A buy whose cost (with the default commission) at ``price`` (default:
     the latest known price, :func:`positions.selectors.known_price`), together with the open
     buys' remaining quantity, exceeds the cash: 409 ``insufficient_cash``. With no price known
-    at all a buy cannot be costed and is accepted; its fill is checked like any fill."""
-    committed = open_remaining(position=position)[side]
+    at all a buy cannot be costed and is accepted; its fill is checked like any fill.
+    ``nothing_open``: the caller knows the position has no open order (nothing committed)."""
+    committed = Decimal(0) if nothing_open else open_remaining(position=position)[side]
     if side == Side.SELL:
         free = position.qty - committed
         if qty > free:
@@ -100,13 +101,17 @@ def order_submit(
     note: str = "",
     price: Decimal | None = None,
     time_in_force: str = TimeInForce.GTC,
+    created_today: int | None = None,
+    nothing_open: bool = False,
 ) -> Order:
     """Create an order on a position the caller has already locked (``select_for_update``).
 
     Refuses with 409 ``daily_order_cap_exceeded`` once the position's cap for the trading day
     is reached, and an order that could never fill (:func:`order_fillable_check`, at ``price``
     or the latest known price). A refusal creates nothing, so it counts toward no cap.
-    Callers: the orders endpoint (:func:`order_submit_for`) and evaluation."""
+    Callers: the orders endpoint (:func:`order_submit_for`) and evaluation, which may pass what
+    it already read for the locked position: ``created_today`` (the session's orders) and
+    ``nothing_open`` (no open order)."""
     if side not in Side.values:
         raise DomainError(
             "validation_error",
@@ -122,7 +127,8 @@ def order_submit(
             fields={"qty": "Must be greater than zero."},
         )
     today = clock.session_day()
-    created_today = orders_created_today(position=position, today=today)
+    if created_today is None:
+        created_today = orders_created_today(position=position, today=today)
     if created_today >= position.max_orders_per_day:
         raise DomainError(
             "daily_order_cap_exceeded",
@@ -130,7 +136,8 @@ def order_submit(
             f"(max_orders_per_day is {position.max_orders_per_day}).",
             status=409,
         )
-    order_fillable_check(position=position, side=side, qty=qty, price=price)
+    order_fillable_check(position=position, side=side, qty=qty, price=price,
+                         nothing_open=nothing_open)
     order = insert_one(Order(
         position=position,
         side=side,

@@ -112,12 +112,20 @@ def ladder_body(result: selectors.PositionLadder) -> dict:
         return {"price": r.price, "proposal": services.proposal_payload(r.proposal)}
 
     parts = []
-    if lad.buy is not None:
+    if lad.buy is not None and lad.buy.always:
+        parts.append("with no shares the position is under its low guardrail at every price: "
+                     f"it buys ({fmt(lad.buy.proposal.qty)} shares at the highest) at any price "
+                     f"up to {fmt(lad.buy.price)}")
+    elif lad.buy is not None:
         parts.append(f"the next buy ({fmt(lad.buy.proposal.qty)} shares) fires at "
                      f"{fmt(lad.buy.price)} or below")
     else:
         parts.append("no price buys")
-    if lad.sell is not None:
+    if lad.sell is not None and lad.sell.always:
+        parts.append("with no cash it is over its high guardrail at every price: it sells "
+                     f"({fmt(lad.sell.proposal.qty)} shares at the lowest) at any price from "
+                     f"{fmt(lad.sell.price)} up")
+    elif lad.sell is not None:
         parts.append(f"the next sell ({fmt(lad.sell.proposal.qty)} shares) at "
                      f"{fmt(lad.sell.price)} or above")
     else:

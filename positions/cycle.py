@@ -78,10 +78,17 @@ def evaluate_one(position_id: str, *, submit: bool, source: str,
         result = services.position_evaluate(
             owner=None, position_id=position_id, submit=submit, source=source,
             skip_if_evaluated_at_latest=True, mark_latest=mark_latest)
-    except DomainError as exc:
-        return EvaluationLine(position_id, "", f"refused: {exc.message}")
     except Exception as exc:  # one broken position must not stop the others
-        return EvaluationLine(position_id, "", f"failed: {type(exc).__name__}: {exc}",
+        result = exc
+    return line_of(position_id, result)
+
+
+def line_of(position_id: str, result) -> EvaluationLine | None:
+    """What one evaluation (or its refusal or failure) says, for a person."""
+    if isinstance(result, DomainError):
+        return EvaluationLine(position_id, "", f"refused: {result.message}")
+    if isinstance(result, Exception):
+        return EvaluationLine(position_id, "", f"failed: {type(result).__name__}: {result}",
                               failed=True)
     if result is None:
         return None
@@ -98,6 +105,22 @@ def evaluate_one(position_id: str, *, submit: bool, source: str,
                           proposal=bool(result.decision and result.decision.proposal))
 
 
+def evaluate_batch(ids: list[str], *, submit_ids: set[str],
+                   source: str) -> list[tuple[str, EvaluationLine | None]]:
+    """The cycle's evaluation of a claimed batch: all at once through
+    :func:`services.positions_evaluate_claimed`; a position it leaves out (no stored price, a
+    split due) and, should the batch's own writes fail, every position of the batch goes
+    through the one-position path instead (each its own transaction)."""
+    try:
+        results = services.positions_evaluate_claimed(ids, submit_ids=submit_ids,
+                                                      source=source)
+    except Exception:  # the batch rolled back as a whole: one position at a time
+        results = {}
+    return [(pid, line_of(pid, results[pid]) if pid in results else
+             evaluate_one(pid, submit=pid in submit_ids, source=source, mark_latest=True))
+            for pid in ids]
+
+
 def _due(now: dt.datetime):
     """Positions with a price newer than their last evaluation and no live claim."""
     newer = Price.objects.filter(ticker=OuterRef("ticker")).filter(
@@ -108,11 +131,14 @@ def _due(now: dt.datetime):
                     | Exists(newer)))
 
 
-def claim_batch(*, now: dt.datetime, size: int = BATCH) -> list[str]:
-    """Claim up to ``size`` due positions for this cycle: one short transaction that skips the
-    rows other cycles hold, sets the lease and commits."""
+def claim_batch(*, now: dt.datetime, size: int = BATCH, after: str = "") -> list[str]:
+    """Claim up to ``size`` due positions for this cycle (of ids after ``after``, in id order:
+    a cycle walks the positions once, never rescanning those it has done, so it also evaluates
+    each at most once, even one that is due again at once, like a price held back by the
+    jump guard): one short transaction that skips the rows other cycles hold, sets the lease
+    and commits."""
     with transaction.atomic():
-        qs = _due(now).order_by("id")
+        qs = _due(now).filter(id__gt=after).order_by("id")
         if connection.features.has_select_for_update_skip_locked:
             qs = qs.select_for_update(skip_locked=True, of=("self",))
         ids = list(qs.values_list("id", flat=True)[:size])
@@ -162,17 +188,18 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
     row.orders_expired = len(orders_expire(now=now))
     run = brokers.BrokerRun()
     if is_open:
+        after = ""
         while True:
-            ids = claim_batch(now=now, size=batch_size)
-            if not ids:
+            ids = claim_batch(now=now, size=batch_size, after=after)
+            if not ids:  # a row a request held at the time waits for the next cycle
                 break
+            after = ids[-1]
             row.positions_claimed += len(ids)
             brokers.brokers_poll(position_ids=ids, run=run)
             submit_ids = set(Position.objects.filter(id__in=ids, auto_submit=True)
                              .values_list("id", flat=True))
-            for position_id in ids:
-                line = evaluate_one(position_id, submit=position_id in submit_ids,
-                                    source=source, mark_latest=True)
+            for position_id, line in evaluate_batch(ids, submit_ids=submit_ids,
+                                                    source=source):
                 if line is None:
                     continue
                 row.evaluated += 1

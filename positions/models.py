@@ -260,6 +260,27 @@ class TradeCycle(models.Model):
         return f"cycle {self.pk} {self.started_at:%Y-%m-%d %H:%M:%S}"
 
 
+class TradeSchedule(models.Model):
+    """The trade cycle's schedule on the job queue (one row, ``manage.py trade --schedule S``):
+    whether it runs, every how many seconds, and the one queued task that carries it on
+    (positions/trade_schedule.py). A task that is not this one does nothing: two schedules
+    never pile up."""
+
+    enabled = models.BooleanField(default=False)
+    interval_seconds = models.FloatField(default=60.0)
+    task_id = models.CharField(max_length=64, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1),
+                                              name="trade_schedule_single_row"),
+                       models.CheckConstraint(condition=models.Q(interval_seconds__gt=0),
+                                              name="trade_schedule_interval_pos")]
+
+    def __str__(self) -> str:
+        return (f"every {self.interval_seconds:g} s" if self.enabled else "stopped")
+
+
 class DividendStatus(models.TextChoices):
     ANNOUNCED = "announced"
     EFFECTIVE = "effective"

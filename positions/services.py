@@ -224,17 +224,31 @@ def decision_payload(decision: rules.Decision) -> dict:
     }
 
 
-def position_decide(*, position: Position, price: Decimal) -> rules.Decision:
+@dataclass(frozen=True)
+class Facts:
+    """What an evaluation reads besides the position and the price: the orders the position
+    placed in the session (the daily cap), whether it has an open order, and the price-jump
+    guard's facts. The trade cycle reads them for a whole batch at once; without them each is
+    one query."""
+
+    orders_today: int
+    has_open_order: bool
+    jump: object = None  # positions.splits.JumpFacts; None: the guard reads its own
+
+
+def position_decide(*, position: Position, price: Decimal,
+                    facts: Facts | None = None) -> rules.Decision:
     """The rules applied to a position as it stands: read-only (the admin's preview uses it)."""
     from decimal import InvalidOperation
 
     from orders.services import has_open_order, orders_created_today
 
+    if facts is None:
+        facts = Facts(orders_created_today(position=position), has_open_order(position=position))
     try:
         return rules.evaluate(
             position.state(), position.config(), price,
-            orders_today=orders_created_today(position=position),
-            has_open_order=has_open_order(position=position),
+            orders_today=facts.orders_today, has_open_order=facts.has_open_order,
         )
     except InvalidOperation:  # a size beyond 28 significant digits: no order could hold it
         raise DomainError("qty_out_of_range", f"At price {fmt(price)} the position's size is "
@@ -254,9 +268,10 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
     evaluated with ``submit`` at the latest stored price. Only a submitting evaluation marks
     the price as done: a look (a dry run, the API without submit) must not stop the run that
     places the order. The trade cycle passes ``mark_latest``: its evaluation is the record
-    for that price whether or not it submits, and it ends the cycle's claim on the position."""
-    from orders.services import order_submit
-    from positions.splits import guard_decision, splits_apply_due
+    for that price whether or not it submits, and it ends the cycle's claim on the position
+    (the cycle evaluates whole batches with :func:`positions_evaluate_claimed`, the same
+    step)."""
+    from positions.splits import splits_apply_due
 
     with transaction.atomic():
         position = position_get(owner=owner, position_id=position_id, for_update=True)
@@ -290,68 +305,173 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
                                   "message": message, "order_id": None})
             return Evaluation(position=position, decision=None, price_source=PriceSource.NONE,
                               reason="no_price", message=message)
+        evaluation, changed = _evaluate_at(position=position, price=price,
+                                           price_source=price_source, price_ts=price_ts,
+                                           submit=submit, source=source)
+        if changed:
+            position.save(update_fields=[*changed, "updated_at"])
+    return evaluation
 
-        decision = guard_decision(position=position,
-                                  decision=position_decide(position=position, price=price),
-                                  price_ts=price_ts, price_source=price_source)
-        if decision.blocked_by == "price_jump_unconfirmed" and price_ts is not None:
-            # held back, not done: once the price is confirmed the next run submits at it
-            position.evaluated_price_ts = None
-            position.save(update_fields=["evaluated_price_ts", "updated_at"])
-        if decision.anchor_set:
-            position.anchor_price = decision.anchor
-            position.save(update_fields=["anchor_price", "updated_at"])
-            event_record(position_id=position.id, type=EventType.ANCHOR_SET,
-                         message=f"Anchor set to {fmt(decision.anchor)}: the position had none.",
-                         inputs={"price": price}, outputs={"old": None, "new": decision.anchor})
 
-        order = None
-        if submit and decision.proposal is not None:
-            if decision.proposal.qty >= ORDER_QTY_LIMIT:
-                raise DomainError(
-                    "qty_out_of_range",
-                    f"The proposal to {decision.proposal.side} {fmt(decision.proposal.qty)} "
-                    "shares is more than an order can hold (under 10^16 shares); nothing was "
-                    "submitted.", status=409)
-            order = order_submit(position=position, side=decision.proposal.side,
-                                 qty=decision.proposal.qty, source="evaluation",
-                                 note=decision.proposal.kind, price=price)
-        payload = decision_payload(decision)
+def _evaluate_at(*, position: Position, price: Decimal, price_source: str, price_ts,
+                 submit: bool, source: str,
+                 facts: Facts | None = None) -> tuple[Evaluation, set[str]]:
+    """The evaluation step on a locked position at a known price: the rules, the price-jump
+    guard, the anchor, the submission and the events. Changes the position in memory and
+    returns the fields it changed (the caller saves them: one row, or a batch at once)."""
+    from orders.services import order_submit
+    from positions.splits import guard_decision
+
+    changed: set[str] = set()
+    decision = guard_decision(position=position,
+                              decision=position_decide(position=position, price=price,
+                                                       facts=facts),
+                              price_ts=price_ts, price_source=price_source,
+                              facts=facts.jump if facts is not None else None)
+    if decision.blocked_by == "price_jump_unconfirmed" and price_ts is not None:
+        # held back, not done: once the price is confirmed the next run submits at it
+        position.evaluated_price_ts = None
+        changed.add("evaluated_price_ts")
+    if decision.anchor_set:
+        position.anchor_price = decision.anchor
+        changed.add("anchor_price")
+        event_record(position_id=position.id, type=EventType.ANCHOR_SET,
+                     message=f"Anchor set to {fmt(decision.anchor)}: the position had none.",
+                     inputs={"price": price}, outputs={"old": None, "new": decision.anchor})
+
+    order = None
+    if submit and decision.proposal is not None:
+        if decision.proposal.qty >= ORDER_QTY_LIMIT:
+            raise DomainError(
+                "qty_out_of_range",
+                f"The proposal to {decision.proposal.side} {fmt(decision.proposal.qty)} "
+                "shares is more than an order can hold (under 10^16 shares); nothing was "
+                "submitted.", status=409)
+        order = order_submit(position=position, side=decision.proposal.side,
+                             qty=decision.proposal.qty, source="evaluation",
+                             note=decision.proposal.kind, price=price,
+                             created_today=facts and facts.orders_today,
+                             nothing_open=bool(facts and not facts.has_open_order))
+    payload = decision_payload(decision)
+    event_record(
+        position_id=position.id,
+        order_id=order.id if order else None,
+        type=EventType.EVALUATION,
+        message=decision.message,
+        inputs={"price": price, "price_source": price_source, "price_ts": price_ts,
+                "submit": submit,
+                "source": source, "qty": position.qty, "cash": position.cash,
+                "dividend_receivable": position.dividend_receivable},
+        outputs={**payload, "order_id": order.id if order else None},
+    )
+    shown = decision.proposal or decision.blocked
+    if shown is not None and shown.trimmed_by in _GUARDRAIL_CAPS:
         event_record(
-            position_id=position.id,
-            order_id=order.id if order else None,
-            type=EventType.EVALUATION,
-            message=decision.message,
-            inputs={"price": price, "price_source": price_source, "price_ts": price_ts,
-                    "submit": submit,
-                    "source": source, "qty": position.qty, "cash": position.cash,
-                    "dividend_receivable": position.dividend_receivable},
-            outputs={**payload, "order_id": order.id if order else None},
+            position_id=position.id, order_id=order.id if order else None,
+            type=EventType.ORDER_TRIMMED_GUARDRAIL,
+            message=f"{shown.side} trimmed from {fmt(shown.raw_qty)} to {fmt(shown.qty)} "
+            f"by the {shown.trimmed_by.replace('_', ' ')}.",
+            inputs={"raw_qty": shown.raw_qty, "price": price},
+            outputs={"qty": shown.qty, "trimmed_by": shown.trimmed_by,
+                     "post_trade_weight": shown.post_trade_weight},
         )
-        shown = decision.proposal or decision.blocked
-        if shown is not None and shown.trimmed_by in _GUARDRAIL_CAPS:
-            event_record(
-                position_id=position.id, order_id=order.id if order else None,
-                type=EventType.ORDER_TRIMMED_GUARDRAIL,
-                message=f"{shown.side} trimmed from {fmt(shown.raw_qty)} to {fmt(shown.qty)} "
-                f"by the {shown.trimmed_by.replace('_', ' ')}.",
-                inputs={"raw_qty": shown.raw_qty, "price": price},
-                outputs={"qty": shown.qty, "trimmed_by": shown.trimmed_by,
-                         "post_trade_weight": shown.post_trade_weight},
-            )
-        if decision.blocked_by == "below_min_notional":
-            event_record(
-                position_id=position.id, type=EventType.ORDER_REJECTED_MIN,
-                message=f"{decision.blocked.side} {fmt(decision.blocked.qty)} "
-                f"({fmt(decision.blocked.notional)}) is below the minimum notional "
-                f"{fmt(position.min_notional)}: not placed.",
-                inputs={"notional": decision.blocked.notional,
-                        "min_notional": position.min_notional},
-                outputs=proposal_payload(decision.blocked),
-            )
+    if decision.blocked_by == "below_min_notional":
+        event_record(
+            position_id=position.id, type=EventType.ORDER_REJECTED_MIN,
+            message=f"{decision.blocked.side} {fmt(decision.blocked.qty)} "
+            f"({fmt(decision.blocked.notional)}) is below the minimum notional "
+            f"{fmt(position.min_notional)}: not placed.",
+            inputs={"notional": decision.blocked.notional,
+                    "min_notional": position.min_notional},
+            outputs=proposal_payload(decision.blocked),
+        )
     return Evaluation(position=position, decision=decision, price_source=price_source,
                       price_ts=price_ts, order=order, reason=decision.reason,
-                      message=decision.message)
+                      message=decision.message), changed
+
+
+_MARK_FIELDS = ("evaluated_price_ts", "cycle_lease_until", "anchor_price", "updated_at")
+
+
+def positions_evaluate_claimed(ids: list[str], *, submit_ids: set[str],
+                               source: str) -> dict[str, Evaluation | Exception | None]:
+    """The trade cycle's evaluation step for a batch of claimed positions: what
+    :func:`position_evaluate` with ``mark_latest`` does for each (the same step,
+    :func:`_evaluate_at`), in one transaction with a few queries for the whole batch.
+
+    The positions are locked in id order; the latest price of each ticker, the session's order
+    counts, the open orders and the guard's facts are read once; each position is evaluated in
+    memory, its events and order collected (:func:`volbal.rows.deferred_inserts`); then one
+    multi-row INSERT per table and one UPDATE of the positions. A position whose evaluation is
+    refused (a DomainError) or fails keeps nothing of it and is reported as that exception, as
+    the one-position path would (its claim runs out). Returns, per id: the evaluation, None
+    when it was already evaluated at the latest price, or the exception. Positions with no
+    stored price or a split due are left to :func:`position_evaluate` (returned absent)."""
+    from django.db.models import Count
+
+    from orders.models import Order
+    from orders.selectors import positions_with_open_orders
+    from positions.models import Split, SplitStatus
+    from positions.splits import jump_facts_many
+    from volbal import clock
+    from volbal.rows import deferred_inserts, update_many
+
+    out: dict[str, Evaluation | Exception | None] = {}
+    with transaction.atomic():
+        qs = Position.objects.filter(id__in=ids).order_by("id")
+        positions = list(qs.select_for_update(of=("self",)) if
+                         transaction.get_connection().features.has_select_for_update else qs)
+        split_due = set(Split.objects.filter(
+            position_id__in=ids, status=SplitStatus.ANNOUNCED,
+            effective_date__lte=clock.trading_day()).values_list("position_id", flat=True))
+        latest = latest_prices(tickers={p.ticker for p in positions})
+        positions = [p for p in positions if p.id not in split_due and p.ticker in latest]
+        here = [p.id for p in positions]
+        today = clock.session_day()
+        counts = dict(Order.objects.filter(position_id__in=here, trading_day=today)
+                      .values("position_id").annotate(n=Count("id"))
+                      .values_list("position_id", "n"))
+        open_ids = positions_with_open_orders(here)
+        jumps = jump_facts_many(positions=positions, latest=latest)
+        now = clock.now()
+        changes = {}
+        with deferred_inserts():
+            for position in positions:
+                stored = latest[position.ticker]
+                if position.evaluated_price_ts == stored.ts:
+                    out[position.id] = None
+                    continue
+                before = {name: getattr(position, name) for name in _MARK_FIELDS}
+                facts = Facts(counts.get(position.id, 0), position.id in open_ids,
+                              jumps.get(position.id))
+                try:
+                    with deferred_inserts():
+                        position.evaluated_price_ts = stored.ts
+                        position.cycle_lease_until = None
+                        out[position.id], _changed = _evaluate_at(
+                            position=position, price=stored.price,
+                            price_source=PriceSource.STORED, price_ts=stored.ts,
+                            submit=position.id in submit_ids, source=source, facts=facts)
+                except Exception as exc:  # nothing of it is kept; reported like the one path
+                    for name, value in before.items():
+                        setattr(position, name, value)
+                    out[position.id] = exc
+                    continue
+                position.updated_at = now
+                changes[position.id] = {name: getattr(position, name) for name in _MARK_FIELDS}
+        update_many(Position, changes, _MARK_FIELDS)
+    return out
+
+
+def latest_prices(*, tickers: set[str]) -> dict[str, Price]:
+    """The newest stored price of each ticker (one query on PostgreSQL)."""
+    if not tickers:
+        return {}
+    if transaction.get_connection().vendor == "postgresql":
+        return {p.ticker: p for p in Price.objects.filter(ticker__in=tickers)
+                .order_by("ticker", "-ts").distinct("ticker")}
+    found = {t: latest_price(ticker=t) for t in tickers}
+    return {t: p for t, p in found.items() if p is not None}
 
 
 # --- Prices ----------------------------------------------------------------------------------

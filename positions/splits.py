@@ -214,41 +214,101 @@ class Jump:
     ratio: Decimal  # the product of the splits effective since the previous price
 
 
+@dataclass(frozen=True)
+class JumpFacts:
+    """What the guard reads for one position and price: the ticker's previous stored price,
+    whether an operator confirmed the price, and the position's splits (effective date,
+    ratio) effective after the previous price's day up to the price's."""
+
+    previous: Price | None
+    confirmed: bool = False
+    splits: tuple[tuple[dt.date, Decimal], ...] = ()
+
+
+def jump_facts(*, position: Position, price_ts: dt.datetime | None,
+               price_source: str) -> JumpFacts:
+    """The guard's facts for one position, read with a few queries (see :func:`jump_facts_many`
+    for a batch)."""
+    stored = Price.objects.filter(ticker=position.ticker)
+    confirmed = False
+    if price_source == PriceSource.STORED:
+        current = stored.filter(ts=price_ts).first()
+        confirmed = current is not None and current.confirmed_at is not None
+        stored = stored.filter(ts__lt=price_ts)
+    previous = stored.order_by("-ts").first()
+    if previous is None or confirmed:
+        return JumpFacts(previous, confirmed)
+    day = clock.trading_day(price_ts) if price_ts is not None else clock.trading_day()
+    splits = tuple(Split.objects.filter(
+        position=position, effective_date__gt=clock.trading_day(previous.ts),
+        effective_date__lte=day).values_list("effective_date", "ratio"))
+    return JumpFacts(previous, confirmed, splits)
+
+
+def jump_facts_many(*, positions: list[Position], latest: dict[str, Price]) -> dict[str, JumpFacts]:
+    """The guard's facts of many positions, each evaluated at its ticker's stored price in
+    ``latest``, with one query per ticker for the previous price and one for the splits."""
+    out: dict[str, JumpFacts] = {}
+    previous: dict[str, Price | None] = {}
+    for ticker, current in latest.items():
+        if current.confirmed_at is None:
+            previous[ticker] = (Price.objects.filter(ticker=ticker, ts__lt=current.ts)
+                                .order_by("-ts").first())
+    windows = {t: (clock.trading_day(p.ts), clock.trading_day(latest[t].ts))
+               for t, p in previous.items() if p is not None}
+    splits: dict[str, list] = {}
+    if windows:
+        low = min(w[0] for w in windows.values())
+        high = max(w[1] for w in windows.values())
+        for pid, day, ratio in (Split.objects.filter(
+                position_id__in=[p.id for p in positions if p.ticker in windows],
+                effective_date__gt=low, effective_date__lte=high)
+                .order_by("effective_date", "id")
+                .values_list("position_id", "effective_date", "ratio")):
+            splits.setdefault(pid, []).append((day, ratio))
+    for position in positions:
+        current = latest.get(position.ticker)
+        if current is None:
+            continue
+        if current.confirmed_at is not None:
+            out[position.id] = JumpFacts(None, True)
+            continue
+        prev = previous[position.ticker]
+        window = windows.get(position.ticker)
+        mine = () if window is None else tuple(
+            (d, k) for d, k in splits.get(position.id, ()) if window[0] < d <= window[1])
+        out[position.id] = JumpFacts(prev, False, mine)
+    return out
+
+
 def price_jump_of(*, position: Position, price: Decimal, price_ts: dt.datetime | None,
-                  price_source: str) -> Jump | None:
+                  price_source: str, facts: JumpFacts | None = None) -> Jump | None:
     """The unconfirmed jump of ``price`` for ``position``, or None: the ticker's previous
     stored price P0 (the last before ``price_ts``; for a price given in the request the latest
     stored), adjusted for the position's splits effective after P0's day up to the price's, is
     more than ``max_price_jump`` away and no operator confirmed the price. A fill's price (a
-    trade) is never held back."""
+    trade) is never held back. ``facts`` are what :func:`jump_facts` would read (a batch reads
+    them for all its positions at once)."""
     if price_source == PriceSource.FILL:
         return None
-    stored = Price.objects.filter(ticker=position.ticker)
-    if price_source == PriceSource.STORED:
-        current = stored.filter(ts=price_ts).first()
-        if current is not None and current.confirmed_at is not None:
-            return None
-        stored = stored.filter(ts__lt=price_ts)
-    previous = stored.order_by("-ts").first()
-    if previous is None:
+    if facts is None:
+        facts = jump_facts(position=position, price_ts=price_ts, price_source=price_source)
+    if facts.confirmed or facts.previous is None:
         return None
-    day = clock.trading_day(price_ts) if price_ts is not None else clock.trading_day()
     ratio = Decimal(1)
-    for k in Split.objects.filter(position=position,
-                                  effective_date__gt=clock.trading_day(previous.ts),
-                                  effective_date__lte=day).values_list("ratio", flat=True):
+    for _day, k in facts.splits:
         ratio *= k
-    move = rules.price_jump(previous=previous.price, price=price,
+    move = rules.price_jump(previous=facts.previous.price, price=price,
                             max_jump=position.max_price_jump, ratio=ratio)
-    return None if move is None else Jump(previous, move, ratio)
+    return None if move is None else Jump(facts.previous, move, ratio)
 
 
 def guard_decision(*, position: Position, decision: rules.Decision, price_ts,
-                   price_source: str) -> rules.Decision:
+                   price_source: str, facts: JumpFacts | None = None) -> rules.Decision:
     """The decision with its proposal blocked (``price_jump_unconfirmed``) when the price is
     an unconfirmed jump, and the alert recorded; otherwise the decision unchanged."""
     jump = price_jump_of(position=position, price=decision.price, price_ts=price_ts,
-                         price_source=price_source)
+                         price_source=price_source, facts=facts)
     if jump is None:
         return decision
     why = (f"the price {fmt(decision.price)} moved {fmt(round(jump.move * 100, 2))} % from the "

@@ -12,7 +12,10 @@ the model instance exactly as a queryset would: the backend's and the fields' co
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+from collections.abc import Iterator
 
 from django.db import connection
 from django.db.models import Model
@@ -86,6 +89,14 @@ def insert_one(instance: Model, *, unless_conflict: tuple[str, ...] = ()) -> Mod
     ``unless_conflict`` names the fields of a unique constraint: a row already there with the
     same values (or one being inserted by a transaction still in flight, which is waited for)
     makes it insert nothing and return ``None`` (``INSERT ... ON CONFLICT DO NOTHING``)."""
+    pending = _deferred.get()
+    if pending is not None and not unless_conflict:  # inserted at the scope's end
+        pending.append(instance)
+        return instance
+    return _insert_now(instance, unless_conflict)
+
+
+def _insert_now(instance: Model, unless_conflict: tuple[str, ...] = ()) -> Model | None:
     sql, fields, auto, returning = _insert_shape(type(instance), connection.vendor,
                                                  tuple(unless_conflict))
     values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
@@ -131,3 +142,114 @@ def update_one(model: type[Model], pk, **values) -> int:
         cursor.execute(f"UPDATE {quote(meta.db_table)} SET {assignments} "
                        f"WHERE {quote(meta.pk.column)} = %s", [*params, pk])
         return cursor.rowcount
+
+
+# --- Deferred inserts and batched updates (the trade cycle's batches) --------------------------
+
+_deferred: contextvars.ContextVar[list[Model] | None] = contextvars.ContextVar(
+    "volbal_deferred_inserts", default=None)
+
+
+@contextlib.contextmanager
+def deferred_inserts() -> Iterator[list[Model]]:
+    """Collect the rows :func:`insert_one` would insert instead of inserting them one by one.
+
+    The outermost scope inserts what was collected when it ends without an error, with one
+    multi-row INSERT per model (``bulk_create``, which prepares each field as ``save()``
+    would); the caller's transaction makes that atomic with its other writes. A nested scope
+    that ends with an error drops what it collected (the outer scope goes on: a batch drops one
+    position's work); one that ends normally hands its rows to the outer scope. Rows whose
+    primary key the database numbers (events) get it at the flush, not at ``insert_one``:
+    nothing in a deferred scope may read it."""
+    outer = _deferred.get()
+    rows: list[Model] = []
+    token = _deferred.set(rows)
+    try:
+        yield rows
+    finally:
+        _deferred.reset(token)
+    # reached only without an error: an error skips both the hand-over and the flush
+    if outer is not None:
+        outer.extend(rows)
+    else:
+        flush(rows)
+
+
+def flush(rows: list[Model]) -> None:
+    """INSERT ``rows``, one statement per model, each value prepared as :func:`insert_one`
+    prepares it. On PostgreSQL one ``INSERT ... SELECT FROM unnest(...)`` with one array
+    parameter per column (a statement whose text does not grow with the rows); elsewhere the
+    one-row statement executed for all (``executemany``). Ids the database numbers are not
+    read back."""
+    by_model: dict[type[Model], list[Model]] = {}
+    for row in rows:
+        by_model.setdefault(type(row), []).append(row)
+    for model, objs in by_model.items():
+        sql, fields, _auto, returning = _insert_shape(model, connection.vendor, ())
+        values = [[f.pre_save(obj, True) for f in fields] for obj in objs]
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                head = sql[:sql.index(" VALUES ")]
+                select, params = _unnest(fields, values)
+                cursor.execute(f"{head} {select}", params)
+            else:
+                if returning:
+                    sql = sql[:sql.rindex(" RETURNING ")]
+                cursor.executemany(sql, [[f.get_db_prep_save(v, connection)
+                                          for f, v in zip(fields, row, strict=True)]
+                                         for row in values])
+        for obj in objs:
+            obj._state.adding = False
+            obj._state.db = connection.alias
+
+
+def _unnest(fields, values: list[list]) -> tuple[str, list]:
+    """``SELECT ... FROM unnest(%s::type[], ...)`` over ``values`` (rows of Python values, one
+    per field): each column one array of the values prepared by its field, JSON sent as text
+    and cast back."""
+    import json
+
+    from django.db.models import JSONField
+
+    casts, outs, params = [], [], []
+    for i, f in enumerate(fields):
+        column = [row[i] for row in values]
+        if isinstance(f, JSONField):
+            params.append([None if v is None else json.dumps(v, cls=f.encoder) for v in column])
+            casts.append("%s::text[]")
+            outs.append(f"c{i}::jsonb")
+        else:
+            params.append([f.get_db_prep_save(v, connection) for v in column])
+            casts.append(f"%s::{f.db_type(connection)}[]")
+            outs.append(f"c{i}")
+    names = ", ".join(f"c{i}" for i in range(len(fields)))
+    return (f"SELECT {', '.join(outs)} FROM unnest({', '.join(casts)}) AS u({names})", params)
+
+
+def update_many(model: type[Model], changes: dict, fields: tuple[str, ...]) -> int:
+    """Many rows' ``filter(pk=pk).update(**values)`` at once: ``changes`` maps a primary key to
+    ``{field: value}`` giving every name in ``fields`` (each value prepared by its field for
+    saving). On PostgreSQL one ``UPDATE ... FROM unnest(...)``; elsewhere the one-row statement
+    executed for all (``executemany``)."""
+    if not changes:
+        return 0
+    meta = model._meta
+    quote = connection.ops.quote_name
+    cols = [meta.get_field(name) for name in fields]
+    if connection.vendor == "postgresql":
+        select, params = _unnest([meta.pk, *cols], [[key, *(values[f.name] for f in cols)]
+                                                     for key, values in changes.items()])
+        sets = ", ".join(f"{quote(f.column)} = v.c{i}" for i, f in enumerate(cols, 1))
+        table = quote(meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {table} SET {sets} FROM ({select}) AS v "
+                           f"WHERE {table}.{quote(meta.pk.column)} = v.c0", params)
+            return cursor.rowcount
+    sql = (f"UPDATE {quote(meta.db_table)} SET "
+           + ", ".join(f"{quote(f.column)} = %s" for f in cols)
+           + f" WHERE {quote(meta.pk.column)} = %s")
+    params = [[*(f.get_db_prep_save(values[f.name], connection) for f in cols),
+               meta.pk.get_db_prep_save(key, connection)] for key, values in changes.items()]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+    return len(params)

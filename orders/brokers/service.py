@@ -29,10 +29,13 @@ from orders.brokers import (
     broker_for,
 )
 from orders.models import OPEN_STATUSES, Fill, Order
+from orders.selectors import positions_with_open_orders
 from orders.services import _locked_order, order_cancel, order_fill
+from positions.models import Position
 from volbal import clock
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
+from volbal.rows import deferred_inserts, update_many
 
 
 @dataclass
@@ -71,11 +74,21 @@ def _routed_open(position_ids=None):
 
 
 def orders_route(*, position_ids=None, run: BrokerRun | None = None) -> BrokerRun:
-    """Send every open order not yet routed (of these positions) to its broker, then the cancel
-    requests of the orders a broker holds (:func:`cancels_route`)."""
+    """Send every open order not yet routed (of these positions) to its broker: each placed
+    with no transaction open, then what they answered recorded for all of them in one
+    transaction (:func:`_routed_record`); then the
+    cancel requests of the orders a broker holds (:func:`cancels_route`)."""
     run = run or BrokerRun()
+    if position_ids is not None:  # only positions with an open order (see the selector)
+        position_ids = positions_with_open_orders(position_ids)
+        if not position_ids:
+            return run
+    placed = []
     for order in list(_unrouted(position_ids)):
-        order_route(order=order, run=run)
+        broker_order_id = _place(order, run)
+        if broker_order_id is not None:
+            placed.append((order, broker_order_id))
+    _routed_record(placed, run)
     cancels_route(position_ids=position_ids, run=run)
     return run
 
@@ -83,18 +96,27 @@ def orders_route(*, position_ids=None, run: BrokerRun | None = None) -> BrokerRu
 def order_route(*, order: Order, run: BrokerRun | None = None) -> BrokerRun:
     """Place one committed order with its broker, then record the outcome."""
     run = run or BrokerRun()
+    broker_order_id = _place(order, run)
+    if broker_order_id is not None:
+        _routed_record([(order, broker_order_id)], run)
+    return run
+
+
+def _place(order: Order, run: BrokerRun) -> str | None:
+    """Place the order with its broker (no transaction, no lock): the broker's order id, or
+    None when the broker does not route, refused it (recorded) or could not be reached
+    (recorded; tried again on the next cycle)."""
     broker = broker_for(order.broker)
     if not broker.routes:
-        return run
+        return None
     if order.cancel_requested_at is not None:  # cancelled before it ever reached the broker
         _cancelled_unrouted(order, run)
-        return run
+        return None
     try:
-        broker_order_id = broker.place(ticket_of(order))  # no transaction, no lock
+        return broker.place(ticket_of(order))  # no transaction, no lock
     except BrokerRejected as exc:
         run.rejected += 1
         _rejected(order, exc)
-        return run
     except BrokerUnavailable as exc:
         run.errors += 1
         event_record(position_id=order.position_id, order_id=order.id,
@@ -103,22 +125,40 @@ def order_route(*, order: Order, run: BrokerRun | None = None) -> BrokerRun:
                      f"broker ({exc}); it is tried again on the next cycle.",
                      inputs={"broker": broker.name, "action": "place"},
                      outputs={"code": exc.code, "error": str(exc)})
-        return run
-    with transaction.atomic():
-        order, position = _locked_order(owner=None, order_id=order.id)
-        if order.routed_at is not None:  # another cycle routed it meanwhile
-            return run
-        order.broker_order_id = broker_order_id
-        order.routed_at = clock.now()
-        order.save(update_fields=["broker_order_id", "routed_at", "updated_at"])
-        event_record(position_id=position.id, order_id=order.id, type=EventType.ORDER_ROUTED,
-                     message=f"Order {order.id} ({order.side} {fmt(order.qty)} "
-                     f"{position.ticker}) placed with the {broker.name} broker as "
-                     f"{broker_order_id}.",
-                     inputs={"broker": broker.name},
-                     outputs={"broker_order_id": broker_order_id})
-    run.routed += 1
-    return run
+    return None
+
+
+def _routed_record(placed: list[tuple[Order, str]], run: BrokerRun) -> None:
+    """Record the placed orders (``broker_order_id``, ``routed_at``, ``order_routed``) in one
+    transaction: their positions, then the orders locked in id order (as the fill service
+    locks them, no deadlock), each re-read; one routed meanwhile by another cycle is left
+    alone."""
+    if not placed:
+        return
+    answers = {order.id: broker_order_id for order, broker_order_id in placed}
+    with transaction.atomic(), deferred_inserts():
+        position_ids = sorted({order.position_id for order, _ in placed})
+        tickers = dict(Position.objects.select_for_update(no_key=True)
+                       .filter(id__in=position_ids).order_by("id").values_list("id", "ticker"))
+        now = clock.now()
+        changes = {}
+        for order_id, position_id, side, qty, broker, routed_at in (
+                Order.objects.select_for_update(no_key=True).filter(id__in=list(answers))
+                .order_by("id").values_list("id", "position_id", "side", "qty", "broker",
+                                            "routed_at")):
+            if routed_at is not None:  # another cycle routed it meanwhile
+                continue
+            broker_order_id = answers[order_id]
+            changes[order_id] = {"broker_order_id": broker_order_id, "routed_at": now,
+                                 "updated_at": now}
+            event_record(position_id=position_id, order_id=order_id,
+                         type=EventType.ORDER_ROUTED,
+                         message=f"Order {order_id} ({side} {fmt(qty)} {tickers[position_id]}) "
+                         f"placed with the {broker} broker as {broker_order_id}.",
+                         inputs={"broker": broker},
+                         outputs={"broker_order_id": broker_order_id})
+        update_many(Order, changes, ("broker_order_id", "routed_at", "updated_at"))
+    run.routed += len(changes)
 
 
 def _rejected(order: Order, exc: BrokerRejected) -> None:
@@ -139,13 +179,17 @@ def brokers_poll(*, position_ids=None, run: BrokerRun | None = None,
     and apply them. ``skip_price_driven`` leaves out brokers whose fills only follow a new
     price (paper): the trade cycle has polled those with the positions the price made due."""
     run = run or BrokerRun()
-    by_broker: dict[str, list[Order]] = {}
-    for order in _routed_open(position_ids):
-        by_broker.setdefault(order.broker, []).append(order)
-    for name, orders in by_broker.items():
+    if position_ids is not None:  # only positions with an open order (see the selector)
+        position_ids = positions_with_open_orders(position_ids)
+        if not position_ids:
+            return run
+    names = sorted(set(_routed_open(position_ids).order_by().values_list("broker", flat=True)
+                       .distinct()))  # the orders themselves are read only for brokers polled
+    for name in names:
         broker = broker_for(name)
         if skip_price_driven and broker.price_driven:
             continue
+        orders = list(_routed_open(position_ids).filter(broker=name))
         try:
             reports = broker.poll([ticket_of(o) for o in orders])  # no transaction, no lock
         except BrokerUnavailable as exc:

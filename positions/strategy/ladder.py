@@ -21,6 +21,15 @@ How it searches
 
     The daily cap and the open-order check block at every price alike, so the ladder is computed
     without them: it is where the next order fires once nothing blocks it.
+
+Beyond a guardrail at every price
+    A position with no shares has the weight 0 whatever the price: under its low guardrail, it
+    buys at *every* price up to the one where its buy (the guardrail's target, a fixed amount of
+    cash) rounds to less than one step. With fractional shares (a step of 10^-8) that is the
+    target over 10^-8: 2,500 of cash to place gives 2.5 * 10^11. The number is right (at it the
+    rules buy 10^-8 shares, above it nothing) but says nothing about a trigger: such a rung is
+    marked ``always`` (likewise a sell with shares and no cash: the weight is 1), and the API
+    and the admin say "at any price up to" instead of presenting it as a trigger price.
 """
 
 from __future__ import annotations
@@ -42,6 +51,10 @@ class Rung:
     side: str  # "BUY" | "SELL"
     price: Decimal
     proposal: rules.Proposal
+    # The state is beyond this side's guardrail whatever the price (no shares: the weight is 0,
+    # under the low guardrail; shares but no cash: 1, over the high one), so the side fires
+    # at every price up to (a buy) or from (a sell) ``price``, not from a trigger on.
+    always: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,4 +249,10 @@ def ladder(state: rules.State, cfg: rules.Config, *,
     for side in (rules.BUY, rules.SELL):
         start = s.edge(side)
         rungs[side] = None if start is None else s.first(side, start)
+    st = s.state
+    always = {rules.BUY: st.qty == 0 and cfg.guard_low > 0,
+              rules.SELL: st.qty > 0 and st.cash + st.receivable == 0 and cfg.guard_high < 1}
+    for side, rung in rungs.items():
+        if rung is not None and always[side]:
+            rungs[side] = Rung(rung.side, rung.price, rung.proposal, always=True)
     return Ladder(rungs[rules.BUY], rungs[rules.SELL], s.evaluations)

@@ -261,10 +261,10 @@ def test_a_position_the_rules_cannot_evaluate_keeps_its_page_and_the_others_run(
     Price.objects.create(ticker="ZIM", price=100, ts=T0)
     real_decide = services.position_decide
 
-    def decide(*, position, price):
+    def decide(*, position, price, **facts):
         if position.pk == broken.pk:
             raise ArithmeticError("overflow")
-        return real_decide(position=position, price=price)
+        return real_decide(position=position, price=price, **facts)
 
     monkeypatch.setattr(services, "position_decide", decide)
     page = admin_client.get(change_url(broken))

@@ -125,3 +125,66 @@ def test_ladder_ignores_the_daily_cap_and_open_orders():
     state = rules.State(D(50), D(5000), D(0), D(100))
     cfg = dataclasses.replace(rules.Config(), max_orders_per_day=1)
     assert ladder(state, cfg) == ladder(state, rules.Config(max_orders_per_day=7))
+
+
+def test_no_shares_buys_at_every_price_up_to_where_the_target_is_one_step():
+    """The rung of ~2.5e11 reported for a position with no shares (issue 14) is no search
+    error: with no shares the weight is 0 at every price, under the 25 % guardrail, so the
+    rules buy at any price until the guardrail's target (2,500 of its 10,000 cash, less the
+    commission) is less than one step of 10^-8 shares. The rung is marked ``always``."""
+    state = rules.State(D(0), D(10000), D(0), D(100))
+    lad = ladder(state, rules.Config())
+    assert lad.buy.always and lad.sell is None
+    assert D("2.49e11") < lad.buy.price < D("2.5e11")
+    assert lad.buy.proposal.qty == D("0.00000001")
+    assert _fires(state, rules.Config(), lad.buy.price + TICK) is None
+    for p in (D("0.01"), D(97), D(100), D(150), D(10) ** 6, lad.buy.price):
+        assert _fires(state, rules.Config(), p).side == "BUY"
+    whole = rules.Config(fractional=False)  # one whole share: the target is reached at 2,500
+    lad = ladder(state, whole)
+    assert lad.buy.always and D(2499) < lad.buy.price < D(2500)
+    assert lad.buy.proposal.qty == 1
+    # A trigger rung is not marked: 50 shares and cash, inside the band.
+    lad = ladder(rules.State(D(50), D(5000), D(0), D(100)), rules.Config())
+    assert not lad.buy.always and not lad.sell.always
+
+
+def test_no_cash_sells_at_every_price_from_the_minimum_notional():
+    """Shares but no cash: the weight is 1 at every price, over the 75 % guardrail; the sell
+    (a quarter of the 50 shares) fires wherever it reaches the 100 minimum: 100 / 12.5 = 8."""
+    state = rules.State(D(50), D(0), D(0), D(100))
+    lad = ladder(state, rules.Config(commission_rate=D(0)))
+    assert lad.sell.always and lad.buy is None
+    assert lad.sell.price == D("8.000000") and lad.sell.proposal.qty == D("12.5")
+
+
+def _no_shares_or_no_cash(case, kind):
+    state, cfg, price = case
+    if kind == "no shares":
+        state = dataclasses.replace(state, qty=D(0), cash=max(state.cash, D(1)))
+    else:
+        state = dataclasses.replace(state, cash=D(0), receivable=D(0), qty=max(state.qty, D(1)))
+    return state, cfg, price
+
+
+@PROPS
+@given(cases(), st.sampled_from(["no shares", "no cash"]),
+       st.lists(st.integers(1, 10**6 - 1), min_size=8, max_size=8))
+def test_ladder_property_with_no_shares_or_no_cash(case, kind, fractions):
+    """The ladder property on states with no shares or no cash, over the default grid up to
+    10^12 (where a no-share buy rung lies): at a rung evaluate gives exactly its proposal, and
+    nothing fires strictly between the rungs."""
+    state, cfg, _ = _no_shares_or_no_cash(case, kind)
+    top = D(10) ** 12
+    lad = ladder(state, cfg, max_price=top)
+    lo = lad.buy.price if lad.buy else D(0)
+    hi = lad.sell.price if lad.sell else top + TICK
+    assert lo < hi
+    for rung in (lad.buy, lad.sell):
+        if rung is not None:
+            assert _fires(state, cfg, rung.price) == rung.proposal
+    probes = {lo + TICK, hi - TICK}
+    probes |= {(lo + (hi - lo) * D(f) / 10**6).quantize(TICK, "ROUND_DOWN") for f in fractions}
+    for p in sorted(probes):
+        if lo < p < hi and p > 0:
+            assert _fires(state, cfg, p) is None, (p, lad)

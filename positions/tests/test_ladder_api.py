@@ -67,3 +67,16 @@ def test_ladder_without_shares_has_no_sell(api, make_position):
     body = api.get(f"/v1/positions/{pos.id}/ladder").json()
     assert body["sell"] is None and "no price sells" in body["message"].lower()
     assert D(str(body["buy"]["price"])) == D(97)
+
+
+def test_ladder_of_a_position_with_no_shares_says_it_buys_at_any_price(api, make_position):
+    """No shares, the default 25 % guardrail: the buy fires at every price up to ~2.5e11 (one
+    10^-8 share of the 2,500 target); the message says so instead of naming it a trigger."""
+    pos = make_position(qty="0", cash="10000", anchor_price="100")
+    response = api.get(f"/v1/positions/{pos.id}/ladder")
+    assert response.status_code == 200
+    body = response.json()
+    assert D("2.49e11") < D(str(body["buy"]["price"])) < D("2.5e11")
+    assert body["buy"]["proposal"]["kind"] == "guardrail_rebalance"
+    assert "under its low guardrail at every price" in body["message"]
+    assert "at any price up to" in body["message"] and "fires at" not in body["message"]

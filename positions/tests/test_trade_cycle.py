@@ -150,3 +150,37 @@ def test_the_cycle_applies_a_due_split_before_it_evaluates(make_position, at, us
     assert (pos.qty, pos.anchor_price, pos.cash) == (D(20), D(50), D(1000))
     assert Event.objects.filter(position_id=pos.id, type="split_applied").count() == 1
     assert not Order.objects.filter(position_id=pos.id).exists()
+
+
+def test_a_price_held_back_by_the_jump_guard_is_evaluated_once_per_cycle(make_position, at):
+    pos = make_position(ticker="ZIM", qty="100", cash="5000", anchor_price="50",
+                        broker="paper", auto_submit=True)
+    price("ZIM", 50, SESSION - dt.timedelta(days=1))
+    price("ZIM", 30, SESSION - dt.timedelta(minutes=1))  # -40 %: an unconfirmed jump
+    trade_cycle()  # due again at once (held back, not done), yet evaluated once
+    assert evaluations(pos) == 1 and Order.objects.count() == 0
+    assert TradeCycle.objects.get().evaluated == 1
+    trade_cycle()
+    assert evaluations(pos) == 2 and Order.objects.count() == 0
+
+
+def test_a_refused_position_keeps_nothing_and_the_rest_of_its_batch_goes_on(make_position, at):
+    """One batch of three: the middle position's proposal is more than an order can hold
+    (qty_out_of_range): it keeps no event and no mark (its claim runs out); the others are
+    evaluated and submit as if it were not there."""
+    first = make_position(ticker="ZIM", qty="50", cash="5000", anchor_price="100",
+                          broker="paper", auto_submit=True)
+    huge = make_position(ticker="ZIM", qty="0", cash="10000000000000", anchor_price="100",
+                         broker="paper", auto_submit=True)
+    last = make_position(ticker="ZIM", qty="50", cash="5000", anchor_price="100",
+                         broker="paper", auto_submit=True)
+    price("ZIM", "0.000001", SESSION - dt.timedelta(minutes=1))
+    result = trade_cycle(batch_size=10)
+    row = TradeCycle.objects.get()
+    assert (row.positions_claimed, row.evaluated, row.submitted, row.errors) == (3, 3, 2, 0)
+    assert evaluations(first) == evaluations(last) == 1 and evaluations(huge) == 0
+    assert Order.objects.filter(position=huge).count() == 0
+    assert Order.objects.filter(position__in=[first, last], routed_at__isnull=False).count() == 2
+    huge.refresh_from_db()
+    assert huge.evaluated_price_ts is None and huge.cycle_lease_until is not None
+    assert any(huge.id in line and "refused" in line for line in result.lines)

@@ -142,3 +142,40 @@ def test_insert_one_unless_conflict_inserts_nothing_over_an_existing_row():
     assert insert_one(record("b" * 64), unless_conflict=scope) is None
     assert list(IdempotencyRecord.objects.values_list("pk", "fingerprint")) == [(first.pk,
                                                                                  "a" * 64)]
+
+
+def test_deferred_inserts_write_at_the_end_and_a_failed_inner_scope_keeps_nothing(make_position):
+    """The trade cycle's batches: rows collected, a failed position's rows dropped, the rest
+    written at the outermost scope's end exactly as insert_one writes them."""
+    from events.models import Event
+    from events.services import event_record
+    from volbal.rows import deferred_inserts
+
+    position = make_position()
+    before = Event.objects.count()
+    with transaction.atomic(), deferred_inserts():
+        event_record(position_id=position.id, type="evaluation", message="kept 1",
+                     inputs={"price": Decimal("1.5")})
+        with pytest.raises(ZeroDivisionError), deferred_inserts():
+            event_record(position_id=position.id, type="evaluation", message="dropped")
+            raise ZeroDivisionError
+        with deferred_inserts():
+            event_record(position_id=position.id, type="evaluation", message="kept 2")
+        assert Event.objects.count() == before  # nothing written yet
+    kept = list(Event.objects.filter(position=position, type="evaluation").order_by("id"))
+    assert [e.message for e in kept] == ["kept 1", "kept 2"]
+    assert kept[0].inputs == {"price": 1.5} and kept[0].actor_name and kept[0].created_at
+
+
+def test_update_many_is_each_rows_update(make_position):
+    from volbal.rows import update_many
+
+    a, b = make_position(cash="100"), make_position(cash="200")
+    moment = dt.datetime(2024, 7, 5, 15, tzinfo=dt.UTC)
+    assert update_many(Position, {a.id: {"cash": Decimal("1.25"), "evaluated_price_ts": moment},
+                                  b.id: {"cash": Decimal("2.5"), "evaluated_price_ts": None}},
+                       ("cash", "evaluated_price_ts")) == 2
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.cash, a.evaluated_price_ts) == (Decimal("1.25"), moment)
+    assert (b.cash, b.evaluated_price_ts) == (Decimal("2.5"), None)

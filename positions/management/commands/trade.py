@@ -1,4 +1,5 @@
-"""manage.py trade [--loop --interval S]: the trade cycle (positions/cycle.py)."""
+"""manage.py trade [--loop --interval S | --schedule S | --unschedule]: the trade cycle
+(positions/cycle.py), here or on the job queue (positions/trade_schedule.py)."""
 
 from __future__ import annotations
 
@@ -29,10 +30,19 @@ class Command(ActorCommand):  # its events name it (events.actor)
                             help=f"Positions claimed at a time (default {BATCH}).")
         parser.add_argument("--quiet", action="store_true",
                             help="Only the summary line, not one line per position.")
+        parser.add_argument("--schedule", type=float, metavar="S", default=None,
+                            help="Run no cycle here: schedule one every S seconds on the job "
+                                 "queue (workers: manage.py db_worker). Again: changes S, never "
+                                 "a second schedule.")
+        parser.add_argument("--unschedule", action="store_true",
+                            help="Stop the schedule on the job queue.")
 
-    def handle(self, *args, loop, interval, cycles, batch, quiet, **options):
+    def handle(self, *args, loop, interval, cycles, batch, quiet, schedule, unschedule,
+               **options):
         if interval <= 0 or batch < 1 or cycles < 0:
             raise CommandError("--interval must be > 0, --batch >= 1 and --cycles >= 0.")
+        if schedule is not None or unschedule:
+            return self.schedule(schedule, unschedule, loop)
         done = 0
         while True:
             started = time.monotonic()
@@ -48,3 +58,20 @@ class Command(ActorCommand):  # its events name it (events.actor)
             if not loop or (cycles and done >= cycles):
                 return
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    def schedule(self, every: float | None, stop: bool, loop: bool) -> None:
+        from positions.trade_schedule import schedule_start, schedule_stop
+
+        if loop or (every is not None and stop):
+            raise CommandError("Use one of --loop, --schedule S and --unschedule.")
+        if stop:
+            row, deleted = schedule_stop()
+            self.stdout.write(f"Schedule stopped ({deleted} queued run(s) removed).")
+            return
+        if not every > 0:
+            raise CommandError("--schedule must be > 0 seconds.")
+        row, queued = schedule_start(interval=every)
+        self.stdout.write(
+            f"Trade cycle scheduled every {row.interval_seconds:g} s on the job queue "
+            + (f"(first run queued: task {row.task_id})." if queued else
+               f"(already scheduled: task {row.task_id} carries it on with the new interval)."))
