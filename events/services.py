@@ -6,7 +6,7 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from events.actor import current_actor
 from events.models import Event
@@ -36,17 +36,66 @@ def event_record(
     Every write path appends events, so the row is inserted by :func:`volbal.rows.insert_one`
     rather than a compiled queryset."""
     actor = current_actor()
-    return insert_one(Event(
-        actor_source=actor.source,
-        actor_user_id=actor.user_id,
-        actor_name=actor.name,
-        position_id=position_id,
-        order_id=order_id,
-        type=type,
-        message=message,
-        inputs=inputs or {},
-        outputs=outputs or {},
-    ))
+    with transaction.atomic(savepoint=False):
+        _lock_position_log(position_id)
+        event = insert_one(Event(
+            actor_source=actor.source,
+            actor_user_id=actor.user_id,
+            actor_name=actor.name,
+            position_id=position_id,
+            order_id=order_id,
+            type=type,
+            message=message,
+            inputs=inputs or {},
+            outputs=outputs or {},
+        ))
+    _wake_webhooks(position_id)
+    return event
+
+
+# Any 64-bit number of our own: the first key of the two-key advisory locks of position logs.
+_POSITION_LOG_LOCK = 0x766F6C62  # "volb"
+
+
+def _lock_position_log(position_id: str) -> None:
+    """Hold, until the transaction ends, a lock on the position's log before its event takes
+    its id: a position's events commit in the order of their ids, so the webhooks' cursor per
+    position (events.webhooks.delivery) never passes one committed late. SQLite has one writer
+    at a time already."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s::int, hashtext(%s))",
+                           (_POSITION_LOG_LOCK, position_id))
+
+
+class _Wake:
+    """The on-commit callback that wakes the webhooks of the positions whose events the
+    transaction wrote: one per transaction, however many events it writes."""
+
+    def __init__(self):
+        self.position_ids: set[str] = set()
+
+    def __call__(self):
+        from events.webhooks.services import webhooks_wake
+
+        webhooks_wake(position_ids=self.position_ids)
+
+
+def _wake_webhooks(position_id: str) -> None:
+    if not connection.in_atomic_block:  # committed already
+        wake = _Wake()
+        wake.position_ids.add(position_id)
+        wake()
+        return
+    # Join the callback this transaction registered already (dropped with a rolled-back
+    # savepoint, like its events), else register one.
+    for _sids, func, _robust in connection.run_on_commit:
+        if isinstance(func, _Wake):
+            func.position_ids.add(position_id)
+            return
+    wake = _Wake()
+    wake.position_ids.add(position_id)
+    transaction.on_commit(wake)
 
 
 def event_record_refusal(**fields) -> None:
