@@ -59,13 +59,16 @@ def fetch_one(model: type[Model], *, for_update: bool = False, **equal):
 
 
 @functools.cache
-def _insert_shape(model: type[Model], vendor: str, unless: tuple[str, ...]):
+def _insert_shape(model: type[Model], vendor: str, unless: tuple[str, ...], gate: str | None):
     meta = model._meta
     quote = connection.ops.quote_name
     auto = meta.pk if meta.pk.db_returning else None  # an AutoField: the database numbers it
     fields = [f for f in meta.concrete_fields if f is not auto]
-    sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-           f"VALUES ({', '.join(['%s'] * len(fields))})")
+    sql = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+    if gate:
+        sql += f"SELECT {', '.join(['%s'] * len(fields))} WHERE {gate}"
+    else:
+        sql += f"VALUES ({', '.join(['%s'] * len(fields))})"
     if unless:
         columns = ", ".join(quote(meta.get_field(name).column) for name in unless)
         sql += f" ON CONFLICT ({columns}) DO NOTHING"
@@ -77,7 +80,8 @@ def _insert_shape(model: type[Model], vendor: str, unless: tuple[str, ...]):
     return sql, fields, auto, returning
 
 
-def insert_one(instance: Model, *, unless_conflict: tuple[str, ...] = ()) -> Model | None:
+def insert_one(instance: Model, *, unless_conflict: tuple[str, ...] = (),
+               gate: tuple[str, tuple] | None = None) -> Model | None:
     """INSERT one new instance as ``save()`` would (each field's ``pre_save`` for
     ``auto_now``/``auto_now_add``, its ``get_db_prep_save``, the database's id for an AutoField),
     without the queryset compiler. No signals are sent: this project connects none to its
@@ -85,10 +89,17 @@ def insert_one(instance: Model, *, unless_conflict: tuple[str, ...] = ()) -> Mod
 
     ``unless_conflict`` names the fields of a unique constraint: a row already there with the
     same values (or one being inserted by a transaction still in flight, which is waited for)
-    makes it insert nothing and return ``None`` (``INSERT ... ON CONFLICT DO NOTHING``)."""
+    makes it insert nothing and return ``None`` (``INSERT ... ON CONFLICT DO NOTHING``).
+
+    ``gate`` is ``(sql, params)``, a condition evaluated once before the row is formed (and its
+    id drawn from the sequence): ``INSERT ... SELECT ... WHERE <sql>``, in the same statement
+    (e.g. taking a transaction lock first, at no extra round trip). It must hold."""
     sql, fields, auto, returning = _insert_shape(type(instance), connection.vendor,
-                                                 tuple(unless_conflict))
+                                                 tuple(unless_conflict),
+                                                 gate[0] if gate else None)
     values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    if gate:
+        values += list(gate[1])
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         if auto is not None:
