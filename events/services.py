@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 from collections.abc import Iterator
 
 from django.db import connection, transaction
@@ -11,6 +12,8 @@ from django.db import connection, transaction
 from events.actor import current_actor
 from events.models import Event
 from volbal.rows import insert_one
+
+log = logging.getLogger("volbal.webhooks")
 
 # Refusals (a fill the rules refuse, …) are recorded even though the refused work rolls back:
 # they are collected here and written by the outermost scope after its transaction has ended.
@@ -84,7 +87,10 @@ def _wake_webhooks(position_id: str) -> None:
     if not connection.in_atomic_block:  # committed already
         wake = _Wake()
         wake.position_ids.add(position_id)
-        wake()
+        try:
+            wake()
+        except Exception:  # the event is written; a pass of deliver_webhooks will send it
+            log.exception("could not wake the webhooks of %s", position_id)
         return
     # Join the callback this transaction registered already (dropped with a rolled-back
     # savepoint, like its events), else register one.
@@ -94,7 +100,9 @@ def _wake_webhooks(position_id: str) -> None:
             return
     wake = _Wake()
     wake.position_ids.add(position_id)
-    transaction.on_commit(wake)
+    # robust: the work has committed; failing to queue the task must not turn its answer into
+    # an error (the next event, or a pass of deliver_webhooks, sends it).
+    transaction.on_commit(wake, robust=True)
 
 
 def event_record_refusal(**fields) -> None:

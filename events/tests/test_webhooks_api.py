@@ -37,6 +37,19 @@ def test_register_shows_the_secret_once(api):
     assert register(api).json()["secret"] != body["secret"]
 
 
+def test_a_replayed_registration_answers_the_endpoint_without_its_secret(api):
+    from orders.models import IdempotencyRecord
+
+    first = api.post("/v1/webhooks", {"url": URL}, format="json", HTTP_IDEMPOTENCY_KEY="w-1")
+    assert first.status_code == 201 and first.json()["secret"].startswith("whsec_")
+    again = api.post("/v1/webhooks", {"url": URL}, format="json", HTTP_IDEMPOTENCY_KEY="w-1")
+    assert again.status_code == 200 and again["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"] and "secret" not in again.json()
+    assert WebhookEndpoint.objects.count() == 1
+    assert first.json()["secret"].encode() not in bytes(
+        IdempotencyRecord.objects.get().response_body)
+
+
 @pytest.mark.parametrize(("body", "code", "field"), [
     ({"url": "ftp://example.com/x"}, "webhook_url_invalid", "url"),
     ({"url": "example.com/x"}, "webhook_url_invalid", "url"),

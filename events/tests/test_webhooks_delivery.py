@@ -314,3 +314,25 @@ def test_backoff_schedule_and_signature_format(settings):
     assert re.fullmatch(r"t=1700000000,v1=[0-9a-f]{64}", header)
     assert readme_verify()("whsec_x", b'{"id":1}', header, now=1700000100)
     assert not readme_verify()("whsec_x", b'{"id":1}', header, now=1700000400)  # too old
+
+
+def test_the_command_delivers_one_pass_and_reports(api, fake, receiver):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    receiver.start()
+    endpoint_id, _ = register(api, receiver.url)
+    open_positions(api, 2)
+    out = StringIO()
+    call_command("deliver_webhooks", "--batch", "1", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"{endpoint_id}: 1 delivered, 0 failed attempts"
+    assert lines[-1] == "1 endpoints, 2 events delivered, 0 failed attempts, 0 endpoints disabled"
+    assert len(receiver.requests) == 2
+    receiver.answer = 500
+    open_positions(api, 1)
+    out = StringIO()
+    call_command("deliver_webhooks", stdout=out)
+    assert "0 delivered, 1 failed attempts (event " in out.getvalue()
+    assert WebhookDelivery.objects.filter(status="pending").count() == 1

@@ -105,6 +105,9 @@ def _delivery(d) -> dict:
 
 class WebhookViewSet(viewsets.ViewSet):
     lookup_value_regex = "[^/]+"
+    # A replay of the registration (same Idempotency-Key) answers the endpoint without its
+    # secret: the secret is shown once and never stored (orders.middleware).
+    replay_omits = ("secret",)
 
     @property
     def throttle_scope(self):

@@ -38,7 +38,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from events.models import Event, EventType
@@ -244,33 +244,40 @@ def endpoint_deliver(endpoint_id: str, *, batch: int = 100) -> Outcome:
         return outcome
     outcome.claimed = True
     try:
-        endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
-        secret = secret_of(endpoint)
-        ids = next_event_ids(endpoint, batch + 1)
-        outcome.more = len(ids) > batch
-        for event_id in ids[:batch]:
-            event = Event.objects.get(pk=event_id)
-            delivery = _delivery(endpoint, event_id)
-            body = dumps_exact(payload(event))
-            sent_at = clock.now()
-            headers = {
-                "Content-Type": "application/json",
-                "User-Agent": USER_AGENT,
-                transport.EVENT_ID_HEADER: str(event.id),
-                "Volbal-Event-Type": event.type,
-                "Volbal-Delivery-Id": delivery.pk,
-                transport.SIGNATURE_HEADER: transport.sign(secret, int(sent_at.timestamp()),
-                                                           body),
-            }
-            assert not connection.in_atomic_block, "never post inside a transaction"
-            answer = transport.post(endpoint.url, body, headers,
-                                    timeout=settings.VOLBAL_WEBHOOK_TIMEOUT_SECONDS,
-                                    allow_private=settings.VOLBAL_WEBHOOKS_ALLOW_PRIVATE)
-            if not _record(endpoint, token, delivery, event, answer, sent_at, outcome):
-                outcome.more = False
-                break
+        return _send(endpoint_id, token, batch, outcome)
+    except (WebhookEndpoint.DoesNotExist, IntegrityError):
+        return outcome  # deleted by its owner meanwhile
     finally:
         _release(endpoint_id, token)
+
+
+def _send(endpoint_id: str, token: str, batch: int, outcome: Outcome) -> Outcome:
+    """Send the leased endpoint's next events, one at a time, each recorded before the next."""
+    endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
+    secret = secret_of(endpoint)
+    ids = next_event_ids(endpoint, batch + 1)
+    outcome.more = len(ids) > batch
+    for event_id in ids[:batch]:
+        event = Event.objects.get(pk=event_id)
+        delivery = _delivery(endpoint, event_id)
+        body = dumps_exact(payload(event))
+        sent_at = clock.now()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            transport.EVENT_ID_HEADER: str(event.id),
+            "Volbal-Event-Type": event.type,
+            "Volbal-Delivery-Id": delivery.pk,
+            transport.SIGNATURE_HEADER: transport.sign(secret, int(sent_at.timestamp()),
+                                                       body),
+        }
+        assert not connection.in_atomic_block, "never post inside a transaction"
+        answer = transport.post(endpoint.url, body, headers,
+                                timeout=settings.VOLBAL_WEBHOOK_TIMEOUT_SECONDS,
+                                allow_private=settings.VOLBAL_WEBHOOKS_ALLOW_PRIVATE)
+        if not _record(endpoint, token, delivery, event, answer, sent_at, outcome):
+            outcome.more = False
+            break
     return outcome
 
 

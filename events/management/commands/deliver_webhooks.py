@@ -33,12 +33,13 @@ class Command(ActorCommand):  # its events name it (events.actor)
             self.stdout.write("stopped")
 
     def _pass(self, deliver_pass, batch):
-        totals = {"endpoints": 0, "delivered": 0, "failed": 0, "gave_up": 0}
+        totals = {"delivered": 0, "failed": 0, "gave_up": 0}
+        endpoints = set()
 
         def report(outcome):
             if not outcome.claimed:
                 return
-            totals["endpoints"] += 1
+            endpoints.add(outcome.endpoint_id)
             totals["delivered"] += outcome.delivered
             totals["failed"] += outcome.failed_attempts
             totals["gave_up"] += outcome.gave_up
@@ -51,6 +52,6 @@ class Command(ActorCommand):  # its events name it (events.actor)
             self.stdout.write(line)
 
         deliver_pass(batch=batch, on_endpoint=report)
-        self.stdout.write(f"{totals['endpoints']} endpoints, {totals['delivered']} events "
+        self.stdout.write(f"{len(endpoints)} endpoints, {totals['delivered']} events "
                           f"delivered, {totals['failed']} failed attempts, {totals['gave_up']} "
                           "endpoints disabled")
