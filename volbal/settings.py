@@ -291,7 +291,7 @@ SPECTACULAR_SETTINGS = {
         "PositionPriceSourceEnum": "positions.serializers.PRICE_SOURCES_OF_POSITION",
         "ActorSourceEnum": "events.actor.ActorSource",
         "DeliveryStatusEnum": "events.webhooks.models.DeliveryStatus",
-        "DisabledReasonEnum": "events.webhooks.models.DisabledReason",
+        "DisabledReasonEnum": "events.webhooks.models.DISABLED_REASONS",
     },
     # A nullable enum is the enum with "nullable": true, not a oneOf with a separate NullEnum.
     "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from events.models import EventType
 from events.webhooks import selectors, services
-from events.webhooks.models import ALL, DeliveryStatus, DisabledReason
+from events.webhooks.models import ALL, DISABLED_REASONS, DeliveryStatus
 from volbal.api import StrictSerializer, keyset_page
 from volbal.schema import PAGING, errors, page_of, read_errors, write_errors
 from volbal.throttling import EXPENSIVE
@@ -47,8 +47,10 @@ class WebhookSerializer(serializers.Serializer):
     event_types = serializers.ListField(child=serializers.ChoiceField(choices=TYPES))
     description = serializers.CharField(allow_blank=True)
     active = serializers.BooleanField()
-    disabled_reason = serializers.ChoiceField(choices=DisabledReason.choices, allow_blank=True,
-                                              help_text="Why it is disabled; empty if active.")
+    disabled_reason = serializers.ChoiceField(
+        choices=DISABLED_REASONS, allow_null=True,
+        help_text="Why it is disabled (owner, operator, gone: the receiver answered 410, "
+                  "failed: a delivery failed for the whole retry window); null while active.")
     next_attempt_at = serializers.DateTimeField(
         allow_null=True, help_text="When a failing event is tried again (null: not waiting).")
     created_at = serializers.DateTimeField()
@@ -87,7 +89,7 @@ class DeliverySerializer(serializers.Serializer):
 def _body(endpoint) -> dict:
     return {"id": endpoint.id, "url": endpoint.url, "event_types": endpoint.event_types,
             "description": endpoint.description, "active": endpoint.active,
-            "disabled_reason": endpoint.disabled_reason,
+            "disabled_reason": endpoint.disabled_reason or None,
             "next_attempt_at": endpoint.next_attempt_at, "created_at": endpoint.created_at,
             "updated_at": endpoint.updated_at}
 

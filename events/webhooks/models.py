@@ -34,6 +34,10 @@ class DisabledReason(models.TextChoices):
     FAILED = "failed", "a delivery failed for the whole retry window"
 
 
+# The reasons the API names (null while active).
+DISABLED_REASONS = tuple(v for v in DisabledReason.values if v)
+
+
 class DeliveryStatus(models.TextChoices):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
