@@ -164,7 +164,10 @@ def test_every_event_arrives_in_order_once_after_an_outage_and_every_signature_v
             unique.append((b["id"], b["position_id"]))
     assert len(bodies) == len(expected) + 2  # the first event's 503, the lost answer's repeat
     assert unique == expected  # all, once each, in id order (so in order per position)
-    assert bodies[-1]["type"] == "config_changed" and "inputs" in bodies[-1]
+    assert bodies[-1]["type"] == "config_changed"
+    # the body is the event as the position's events API shows it
+    shown = api.get(f"/v1/positions/{bodies[-1]['position_id']}/events").json()["events"][-1]
+    assert bodies[-1] == shown
     # a tampered body does not verify
     req = receiver.requests[-1]
     assert not verify(secret, req["body"] + b" ", req["headers"]["Volbal-Signature"],

@@ -79,6 +79,12 @@ def backoff(attempts: int, retry_after: float | None = None) -> dt.timedelta:
     return _seconds(wait)
 
 
+def _iso(moment: dt.datetime) -> str:
+    # as the API renders times (REST framework: UTC as "Z")
+    text = moment.astimezone(dt.UTC).isoformat()
+    return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
+
+
 def payload(event: Event) -> dict:
     """The body sent for ``event``: its id (the receiver's de-duplication key) and what the
     position's events API shows."""
@@ -87,7 +93,7 @@ def payload(event: Event) -> dict:
         "type": event.type,
         "position_id": event.position_id,
         "order_id": event.order_id,
-        "created_at": event.created_at.isoformat(),
+        "created_at": _iso(event.created_at),
         "message": event.message,
         "inputs": event.inputs,
         "outputs": event.outputs,
