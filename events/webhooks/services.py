@@ -11,10 +11,10 @@ import hmac
 import secrets
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from events.models import EventType
+from events.models import Event, EventType
 from events.webhooks import transport
 from events.webhooks.models import (
     ALL,
@@ -181,8 +181,18 @@ def webhook_schedule(*, endpoint_id: str, run_after: dt.datetime | None = None,
 
 def webhooks_wake(*, position_ids) -> int:
     """After a commit that wrote events of ``position_ids``: queue the delivery task of every
-    active endpoint of their owners that has none queued. How many were queued."""
-    ids = list(WebhookEndpoint.objects.filter(
-        active=True, wake_queued=False, owner__positions__id__in=list(position_ids),
-    ).values_list("pk", flat=True).distinct())
-    return sum(webhook_schedule(endpoint_id=pk) for pk in ids)
+    active endpoint of their owners that has none queued. How many were queued.
+
+    Every committed write runs this once, so it is one plain statement (no queryset to
+    compile): usually it finds nothing."""
+    ids = list(position_ids)
+    quote = connection.ops.quote_name
+    position_t = quote(Event._meta.get_field("position").related_model._meta.db_table)
+    sql = (f"SELECT w.id FROM {quote(WebhookEndpoint._meta.db_table)} w "
+           f"WHERE w.active AND NOT w.wake_queued AND w.owner_id IN "
+           f"(SELECT p.owner_id FROM {position_t} p WHERE p.id IN "
+           f"({', '.join(['%s'] * len(ids))}))")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, ids)
+        found = [row[0] for row in cursor.fetchall()]
+    return sum(webhook_schedule(endpoint_id=pk) for pk in found)
