@@ -278,6 +278,21 @@ def test_private_addresses_are_refused_at_connect_time_without_the_setting(
     assert answer.status == 200
     assert receiver.requests[-1]["headers"]["Host"] == f"hooks.example.com:{receiver.port}"
 
+    # a name with several addresses: the next checked one when the first does not answer
+    def two(host, port, *args, **kwargs):
+        if host == "two.example.com":
+            return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+                    *real("127.0.0.1", port, *args, **kwargs)]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", two)
+    answer = transport.post(f"http://two.example.com:{receiver.port}/hook", b"{}", {},
+                            timeout=2, allow_private=True)
+    assert answer.status == 200  # ::1 refused (the receiver is on 127.0.0.1 only)
+    assert transport.post(f"http://two.example.com:{receiver.port}/hook", b"{}", {},
+                          timeout=2, allow_private=False).error.startswith(
+        "refused: two.example.com resolves to ::1")
+
 
 def test_events_wake_the_delivery_task_which_the_worker_runs(api, receiver, user,
                                                              monkeypatch):

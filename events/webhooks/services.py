@@ -109,7 +109,8 @@ def webhook_update(*, owner, endpoint_id: str, url: str | None = None,
         if description is not None:
             endpoint.description = description
         endpoint.updated_at = timezone.now()
-        endpoint.save()
+        # only what the owner changes: the delivery state is the workers' (conditional updates)
+        endpoint.save(update_fields=["url", "event_types", "description", "updated_at"])
         if active is True and not endpoint.active:
             _enable(endpoint)
         elif active is False and endpoint.active:

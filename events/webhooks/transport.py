@@ -110,25 +110,36 @@ class Answer:
         return self.status is not None and 200 <= self.status < 300
 
 
-class _Pinned(http.client.HTTPConnection):
-    """Connects to the address already checked, whatever the name resolves to now."""
+def _connect(addresses: list[str], port: int, timeout: float) -> socket.socket:
+    """A connection to the first of the checked ``addresses`` that answers."""
+    error: OSError | None = None
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout)
+        except OSError as exc:
+            error = exc
+    raise error or OSError("no address to connect to")
 
-    def __init__(self, host, port, address, timeout):
+
+class _Pinned(http.client.HTTPConnection):
+    """Connects to the addresses already checked, whatever the name resolves to now."""
+
+    def __init__(self, host, port, addresses, timeout):
         super().__init__(host, port, timeout=timeout)
-        self._address = address
+        self._addresses = addresses
 
     def connect(self):
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = _connect(self._addresses, self.port, self.timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class _PinnedTLS(http.client.HTTPSConnection):
-    def __init__(self, host, port, address, timeout):
+    def __init__(self, host, port, addresses, timeout):
         super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._address = address
+        self._addresses = addresses
 
     def connect(self):
-        sock = socket.create_connection((self._address, self.port), self.timeout)
+        sock = _connect(self._addresses, self.port, self.timeout)
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
@@ -177,7 +188,8 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    conn = (_PinnedTLS if https else _Pinned)(parts.hostname, port, addresses[0], timeout)
+    addresses = list(dict.fromkeys(addresses))
+    conn = (_PinnedTLS if https else _Pinned)(parts.hostname, port, addresses, timeout)
     try:
         conn.request("POST", path, body=body, headers=headers)
         response = conn.getresponse()
