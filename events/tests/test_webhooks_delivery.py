@@ -354,3 +354,24 @@ def test_the_command_delivers_one_pass_and_reports(api, fake, receiver):
     call_command("deliver_webhooks", stdout=out)
     assert "0 delivered, 1 failed attempts (event " in out.getvalue()
     assert WebhookDelivery.objects.filter(status="pending").count() == 1
+
+
+def test_a_failed_attempt_queues_the_task_again_at_the_retry_time(api, receiver, monkeypatch):
+    monkeypatch.undo()  # the real clock: the queue's worker runs tasks due by it
+    receiver.clock = None
+    receiver.answer = 503
+    receiver.start()
+    endpoint_id, _ = register(api, receiver.url)
+    open_positions(api, 1)
+    worker = Worker(queue_names=["default"], interval=0, batch=True, backend_name="default",
+                    startup_delay=False, max_tasks=None, worker_id="test-worker",
+                    excluded_queue_names=[])
+    worker.run()  # runs the woken task; the retry's task is not due yet
+    assert len(receiver.requests) == 1
+    endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
+    [queued] = DBTaskResult.objects.filter(status="READY")
+    assert queued.run_after == endpoint.next_attempt_at
+    assert queued.args_kwargs["args"] == [endpoint_id]
+    # more events meanwhile queue nothing more: they wait behind the failing one
+    open_positions(api, 1)
+    assert DBTaskResult.objects.filter(status="READY").count() == 1
