@@ -64,3 +64,6 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+from events.webhooks import admin as webhooks_admin  # noqa: E402,F401  (registers its screens)

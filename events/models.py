@@ -102,3 +102,11 @@ class Event(models.Model):
     def actor(self) -> actors.Actor:
         return actors.Actor(source=self.actor_source, name=self.actor_name,
                            user_id=self.actor_user_id)
+
+
+from events.webhooks.models import (  # noqa: E402,F401  (the webhook tables are this app's)
+    WebhookAttempt,
+    WebhookCursor,
+    WebhookDelivery,
+    WebhookEndpoint,
+)

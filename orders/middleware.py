@@ -56,15 +56,32 @@ def _replay(record: IdempotencyRecord) -> HttpResponse:
     return response
 
 
-def _writes_nothing(request) -> bool:
-    """A view that declares ``writes_nothing = True`` (a backtest: a pure computation) has
-    nothing a key could protect; its POST is simply answered again."""
+def _view_class(request):
     try:
         match = resolve(request.path_info)
     except Resolver404:
-        return False
-    view = getattr(match.func, "view_class", None) or getattr(match.func, "cls", None)
-    return bool(getattr(view, "writes_nothing", False))
+        return None
+    return getattr(match.func, "view_class", None) or getattr(match.func, "cls", None)
+
+
+def _writes_nothing(request) -> bool:
+    """A view that declares ``writes_nothing = True`` (a backtest: a pure computation) has
+    nothing a key could protect; its POST is simply answered again."""
+    return bool(getattr(_view_class(request), "writes_nothing", False))
+
+
+def _stored_body(request, content: bytes) -> bytes:
+    """The body a replay answers: the response's, less the top-level fields the view names in
+    ``replay_omits`` (a webhook's secret is shown once, and never stored to be shown again)."""
+    omit = getattr(_view_class(request), "replay_omits", ())
+    if not omit:
+        return content
+    from volbal.renderers import dumps_exact
+
+    body = loads_exact(content.decode("utf-8"))
+    if not isinstance(body, dict):
+        return content
+    return dumps_exact({k: v for k, v in body.items() if k not in omit})
 
 
 class IdempotencyMiddleware:
@@ -105,7 +122,7 @@ class IdempotencyMiddleware:
             response = self.get_response(request)
             if 200 <= response.status_code < 300 and not getattr(response, "streaming", False):
                 update_one(IdempotencyRecord, record_id, status_code=response.status_code,
-                           response_body=response.content)
+                           response_body=_stored_body(request, response.content))
             else:
                 transaction.set_rollback(True)
         return response

@@ -62,13 +62,16 @@ def fetch_one(model: type[Model], *, for_update: bool = False, **equal):
 
 
 @functools.cache
-def _insert_shape(model: type[Model], vendor: str, unless: tuple[str, ...]):
+def _insert_shape(model: type[Model], vendor: str, unless: tuple[str, ...], gate: str | None):
     meta = model._meta
     quote = connection.ops.quote_name
     auto = meta.pk if meta.pk.db_returning else None  # an AutoField: the database numbers it
     fields = [f for f in meta.concrete_fields if f is not auto]
-    sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-           f"VALUES ({', '.join(['%s'] * len(fields))})")
+    sql = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+    if gate:
+        sql += f"SELECT {', '.join(['%s'] * len(fields))} WHERE {gate}"
+    else:
+        sql += f"VALUES ({', '.join(['%s'] * len(fields))})"
     if unless:
         columns = ", ".join(quote(meta.get_field(name).column) for name in unless)
         sql += f" ON CONFLICT ({columns}) DO NOTHING"
@@ -80,7 +83,8 @@ def _insert_shape(model: type[Model], vendor: str, unless: tuple[str, ...]):
     return sql, fields, auto, returning
 
 
-def insert_one(instance: Model, *, unless_conflict: tuple[str, ...] = ()) -> Model | None:
+def insert_one(instance: Model, *, unless_conflict: tuple[str, ...] = (),
+               gate: tuple[str, tuple] | None = None) -> Model | None:
     """INSERT one new instance as ``save()`` would (each field's ``pre_save`` for
     ``auto_now``/``auto_now_add``, its ``get_db_prep_save``, the database's id for an AutoField),
     without the queryset compiler. No signals are sent: this project connects none to its
@@ -88,18 +92,28 @@ def insert_one(instance: Model, *, unless_conflict: tuple[str, ...] = ()) -> Mod
 
     ``unless_conflict`` names the fields of a unique constraint: a row already there with the
     same values (or one being inserted by a transaction still in flight, which is waited for)
-    makes it insert nothing and return ``None`` (``INSERT ... ON CONFLICT DO NOTHING``)."""
+    makes it insert nothing and return ``None`` (``INSERT ... ON CONFLICT DO NOTHING``).
+
+    ``gate`` is ``(sql, params)``, a condition evaluated once before the row is formed (and its
+    id drawn from the sequence): ``INSERT ... SELECT ... WHERE <sql>``, in the same statement
+    (e.g. taking a transaction lock first, at no extra round trip). It must hold. Inside
+    :func:`deferred_inserts` the row waits for the scope's end, and so does its gate: the
+    flush evaluates every distinct gate of its rows, in a fixed order, before it inserts them."""
     pending = _deferred.get()
     if pending is not None and not unless_conflict:  # inserted at the scope's end
-        pending.append(instance)
+        pending.append((instance, gate))
         return instance
-    return _insert_now(instance, unless_conflict)
+    return _insert_now(instance, unless_conflict, gate)
 
 
-def _insert_now(instance: Model, unless_conflict: tuple[str, ...] = ()) -> Model | None:
+def _insert_now(instance: Model, unless_conflict: tuple[str, ...] = (),
+                gate: tuple[str, tuple] | None = None) -> Model | None:
     sql, fields, auto, returning = _insert_shape(type(instance), connection.vendor,
-                                                 tuple(unless_conflict))
+                                                 tuple(unless_conflict),
+                                                 gate[0] if gate else None)
     values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    if gate:
+        values += list(gate[1])
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         if auto is not None:
@@ -146,12 +160,12 @@ def update_one(model: type[Model], pk, **values) -> int:
 
 # --- Deferred inserts and batched updates (the trade cycle's batches) --------------------------
 
-_deferred: contextvars.ContextVar[list[Model] | None] = contextvars.ContextVar(
+_deferred: contextvars.ContextVar[list[tuple[Model, tuple | None]] | None] = contextvars.ContextVar(
     "volbal_deferred_inserts", default=None)
 
 
 @contextlib.contextmanager
-def deferred_inserts() -> Iterator[list[Model]]:
+def deferred_inserts() -> Iterator[list[tuple[Model, tuple | None]]]:
     """Collect the rows :func:`insert_one` would insert instead of inserting them one by one.
 
     The outermost scope inserts what was collected when it ends without an error, with one
@@ -162,7 +176,7 @@ def deferred_inserts() -> Iterator[list[Model]]:
     primary key the database numbers (events) get it at the flush, not at ``insert_one``:
     nothing in a deferred scope may read it."""
     outer = _deferred.get()
-    rows: list[Model] = []
+    rows: list[tuple[Model, tuple | None]] = []
     token = _deferred.set(rows)
     try:
         yield rows
@@ -175,17 +189,28 @@ def deferred_inserts() -> Iterator[list[Model]]:
         flush(rows)
 
 
-def flush(rows: list[Model]) -> None:
+def flush(rows: list[tuple[Model, tuple | None]]) -> None:
     """INSERT ``rows``, one statement per model, each value prepared as :func:`insert_one`
     prepares it. On PostgreSQL one ``INSERT ... SELECT FROM unnest(...)`` with one array
     parameter per column (a statement whose text does not grow with the rows); elsewhere the
     one-row statement executed for all (``executemany``). Ids the database numbers are not
-    read back."""
+    read back.
+
+    Each row comes with the gate :func:`insert_one` was given (or ``None``): the distinct gates
+    are evaluated first, sorted by their parameters (so two flushes take the same locks in the
+    same order), in one statement, before any row draws its id."""
+    gates = sorted({gate for _row, gate in rows if gate is not None}, key=lambda g: g[1])
+    if gates:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 WHERE " + " AND ".join(sql for sql, _params in gates),
+                           [p for _sql, params in gates for p in params])
+            if cursor.fetchone() is None:
+                raise RuntimeError("a gate of a deferred insert did not hold")
     by_model: dict[type[Model], list[Model]] = {}
-    for row in rows:
+    for row, _gate in rows:
         by_model.setdefault(type(row), []).append(row)
     for model, objs in by_model.items():
-        sql, fields, _auto, returning = _insert_shape(model, connection.vendor, ())
+        sql, fields, _auto, returning = _insert_shape(model, connection.vendor, (), None)
         values = [[f.pre_save(obj, True) for f in fields] for obj in objs]
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":

@@ -201,6 +201,22 @@ VOLBAL_SWEEP_JOBS = env_int("VOLBAL_SWEEP_JOBS", 0)
 # A running sweep whose worker has written no heartbeat for this long is failed (worker_lost).
 VOLBAL_SWEEP_STALE_SECONDS = env_int("VOLBAL_SWEEP_STALE_SECONDS", 300)
 
+# --- Webhooks (issue 15; events/webhooks) ---
+# Deliver to private, loopback, link-local and other non-public addresses (development, tests).
+VOLBAL_WEBHOOKS_ALLOW_PRIVATE = env_bool("VOLBAL_WEBHOOKS_ALLOW_PRIVATE", False)
+# Seconds to connect, and to wait for each read of the answer.
+VOLBAL_WEBHOOK_TIMEOUT_SECONDS = env_int("VOLBAL_WEBHOOK_TIMEOUT_SECONDS", 10)
+# A delivery is retried (exponential backoff from BASE, each wait at most CAP) for this long,
+# then marked failed, its endpoint disabled and a webhook_failed alert recorded.
+VOLBAL_WEBHOOK_RETRY_HOURS = env_int("VOLBAL_WEBHOOK_RETRY_HOURS", 24)
+VOLBAL_WEBHOOK_BACKOFF_BASE_SECONDS = env_int("VOLBAL_WEBHOOK_BACKOFF_BASE_SECONDS", 30)
+VOLBAL_WEBHOOK_BACKOFF_CAP_SECONDS = env_int("VOLBAL_WEBHOOK_BACKOFF_CAP_SECONDS", 3600)
+# The key endpoint secrets are derived from (default the Django secret key: changing it changes
+# every endpoint's secret).
+VOLBAL_WEBHOOK_SECRET_KEY = os.environ.get("VOLBAL_WEBHOOK_SECRET_KEY") or SECRET_KEY
+# The most endpoints one owner may register.
+VOLBAL_WEBHOOK_MAX_ENDPOINTS = env_int("VOLBAL_WEBHOOK_MAX_ENDPOINTS", 20)
+
 # --- Admin login lockout (django-axes; volbal/login_guard.py) ---
 AXES_FAILURE_LIMIT = env_int("VOLBAL_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("VOLBAL_LOGIN_COOLOFF_MINUTES", 15))
@@ -279,6 +295,8 @@ SPECTACULAR_SETTINGS = {
         "EvaluationPriceSourceEnum": "positions.selectors.PriceSource.ALL",
         "PositionPriceSourceEnum": "positions.serializers.PRICE_SOURCES_OF_POSITION",
         "ActorSourceEnum": "events.actor.ActorSource",
+        "DeliveryStatusEnum": "events.webhooks.models.DeliveryStatus",
+        "DisabledReasonEnum": "events.webhooks.models.DISABLED_REASONS",
     },
     # A nullable enum is the enum with "nullable": true, not a oneOf with a separate NullEnum.
     "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,
@@ -295,6 +313,8 @@ SPECTACULAR_SETTINGS = {
         {"name": "backtests", "description": "Run the strategy over history."},
         {"name": "sweeps", "description": "Sweeps and walk-forwards as background jobs: start, "
                                           "follow, cancel; ranked cells, files and heatmap."},
+        {"name": "webhooks", "description": "Endpoints that receive your positions' events, "
+                                            "signed; their deliveries and attempts."},
         {"name": "health", "description": "Liveness and readiness."},
     ],
     # Local mode's anonymous access is a development convenience, not an API scheme.

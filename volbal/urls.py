@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from events.webhooks.api import WebhookViewSet
 from orders.api import OrderViewSet
 from positions.api import AlertViewSet, PositionViewSet, PriceViewSet
 from positions.backtest_api import BacktestView
@@ -19,6 +20,7 @@ router.register("orders", OrderViewSet, basename="order")
 router.register("prices", PriceViewSet, basename="price")
 router.register("sweeps", SweepViewSet, basename="sweep")
 router.register("alerts", AlertViewSet, basename="alert")
+router.register("webhooks", WebhookViewSet, basename="webhook")
 
 admin.site.site_url = "/"  # the admin's "view site": the landing page
 
