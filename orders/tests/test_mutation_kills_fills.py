@@ -46,6 +46,7 @@ def test_a_fill_says_what_it_did_in_its_events(user, make_position):
     # default commission 0.0001 x 2 x 100 = 0.02; cash 10000 - 200 - 0.02 = 9799.98
     partial, anchor = events_after(pos, after)
     fill = Fill.objects.get()
+    assert (fill.broker, fill.broker_fill_id) == ("manual", None)  # entered by hand
     assert partial.type == "order_partially_filled" and partial.order_id == order.id
     assert partial.message == "BUY 2 ZIM at 100 (commission 0.02); order 2/5 filled."
     assert partial.inputs == {"price": 100, "filled_qty": 2, "commission": D("0.02")}
