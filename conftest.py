@@ -7,8 +7,15 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from hypothesis import Phase, settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
+
+# bench/mutation.py runs the tests with --hypothesis-profile=mutation (setup.cfg): a mutant a
+# property catches is killed at its first failing example, so shrinking that example (which
+# can take minutes) and the example database are skipped. The examples drawn are the same.
+settings.register_profile("mutation", phases=[Phase.explicit, Phase.reuse, Phase.generate],
+                          database=None)
 
 
 def _in_ci() -> bool:
