@@ -28,7 +28,7 @@ class EndpointForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
+        if not self.instance._state.adding:  # (the id has a default: pk is set on add too)
             self.initial["event_types"] = ", ".join(self.instance.event_types)
 
     def clean_event_types(self):
@@ -37,6 +37,15 @@ class EndpointForm(forms.ModelForm):
             return services.event_types_checked(types)
         except DomainError as exc:
             raise ValidationError(exc.message) from None
+
+    def clean(self):
+        data = super().clean()
+        if self.instance._state.adding and data.get("owner") is not None:
+            try:  # the API's bound, checked here so a refused addition adds and logs nothing
+                services.endpoint_limit_checked(data["owner"])
+            except DomainError as exc:
+                raise ValidationError(exc.message) from None
+        return data
 
     def clean_url(self):
         try:

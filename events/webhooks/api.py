@@ -9,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from events.models import EventType
-from events.webhooks import selectors, services
+from events.webhooks import selectors, services, transport
 from events.webhooks.models import ALL, DISABLED_REASONS, DeliveryStatus
 from volbal.api import StrictSerializer, keyset_page
 from volbal.schema import PAGING, errors, page_of, read_errors, write_errors
@@ -66,8 +66,10 @@ class AttemptSerializer(serializers.Serializer):
     at = serializers.DateTimeField()
     status_code = serializers.IntegerField(allow_null=True,
                                            help_text="The receiver's answer; null if none.")
-    error = serializers.CharField(allow_blank=True, help_text="Why no answer came (refused, "
-                                                              "timeout, connection error).")
+    error = serializers.CharField(allow_blank=True, help_text=(
+        "Why no answer came: a code and a sentence (webhook_url_not_allowed, "
+        "webhook_host_unresolvable, timeout, tls_failed, connection_failed); the addresses "
+        "involved are shown to operators only."))
     duration_ms = serializers.IntegerField()
 
 
@@ -82,7 +84,7 @@ class DeliverySerializer(serializers.Serializer):
     next_attempt_at = serializers.DateTimeField(allow_null=True)
     delivered_at = serializers.DateTimeField(allow_null=True)
     last_status_code = serializers.IntegerField(allow_null=True)
-    last_error = serializers.CharField(allow_blank=True)
+    last_error = serializers.CharField(allow_blank=True, help_text="The last attempt's error.")
     attempts = AttemptSerializer(many=True)
 
 
@@ -99,9 +101,11 @@ def _delivery(d) -> dict:
             "position_id": d.event.position_id, "status": d.status,
             "attempt_count": d.attempt_count, "created_at": d.created_at,
             "next_attempt_at": d.next_attempt_at, "delivered_at": d.delivered_at,
-            "last_status_code": d.last_status_code, "last_error": d.last_error,
+            "last_status_code": d.last_status_code,
+            "last_error": transport.public_error(d.last_error),
             "attempts": [{"number": a.number, "at": a.at, "status_code": a.status_code,
-                          "error": a.error, "duration_ms": a.duration_ms}
+                          "error": transport.public_error(a.error),
+                          "duration_ms": a.duration_ms}
                          for a in d.attempts.all()]}
 
 

@@ -170,7 +170,9 @@ def _advance_cursor(endpoint_id: str, event: Event) -> None:
 
 def _alert(endpoint: WebhookEndpoint, delivery: WebhookDelivery, event: Event, *,
            reason: str, answer: transport.Answer, attempts: int) -> None:
-    why = f"HTTP {answer.status}" if answer.status is not None else answer.error
+    # what the owner reads (the event is theirs and is sent out): no resolved addresses
+    error = transport.public_error(answer.error)
+    why = f"HTTP {answer.status}" if answer.status is not None else error
     if reason == DisabledReason.GONE:
         message = (f"Webhook {endpoint.pk} ({endpoint.url}) answered 410 Gone for event "
                    f"{event.id}; the endpoint is disabled.")
@@ -183,7 +185,7 @@ def _alert(endpoint: WebhookEndpoint, delivery: WebhookDelivery, event: Event, *
                  inputs={"endpoint_id": endpoint.pk, "url": endpoint.url, "event_id": event.id,
                          "delivery_id": delivery.pk},
                  outputs={"reason": reason, "attempts": attempts,
-                          "last_status_code": answer.status, "last_error": answer.error})
+                          "last_status_code": answer.status, "last_error": error})
 
 
 def _record(endpoint: WebhookEndpoint, token: str, delivery: WebhookDelivery, event: Event,

@@ -59,9 +59,21 @@ def event_types_checked(types) -> list[str]:
 
 def url_checked(url: str) -> str:
     try:
-        return transport.check_url(url, allow_private=settings.VOLBAL_WEBHOOKS_ALLOW_PRIVATE)
+        return transport.check_url(url, allow_private=settings.VOLBAL_WEBHOOKS_ALLOW_PRIVATE,
+                                   resolve_name=True)
     except transport.UrlRefused as exc:
         raise DomainError(exc.code, str(exc), status=400, fields={"url": str(exc)}) from None
+
+
+def endpoint_limit_checked(owner) -> None:
+    """Raises ``webhook_limit_reached`` (409) when ``owner`` has the most endpoints allowed
+    (``VOLBAL_WEBHOOK_MAX_ENDPOINTS``). Registration checks it under the owner's row lock; the
+    admin's form checks it first, to show the error instead of adding."""
+    if WebhookEndpoint.objects.filter(owner=owner).count() >= \
+            settings.VOLBAL_WEBHOOK_MAX_ENDPOINTS:
+        raise DomainError("webhook_limit_reached",
+                          f"You have {settings.VOLBAL_WEBHOOK_MAX_ENDPOINTS} webhook "
+                          "endpoints, the most allowed; delete one first.")
 
 
 def webhook_create(*, owner, url: str, event_types: list[str], description: str = ""
@@ -72,11 +84,7 @@ def webhook_create(*, owner, url: str, event_types: list[str], description: str 
     with transaction.atomic():
         # The owner's row serializes concurrent registrations, so the limit holds.
         type(owner).objects.select_for_update().filter(pk=owner.pk).first()
-        if WebhookEndpoint.objects.filter(owner=owner).count() >= \
-                settings.VOLBAL_WEBHOOK_MAX_ENDPOINTS:
-            raise DomainError("webhook_limit_reached",
-                              f"You have {settings.VOLBAL_WEBHOOK_MAX_ENDPOINTS} webhook "
-                              "endpoints, the most allowed; delete one first.")
+        endpoint_limit_checked(owner)
         endpoint = WebhookEndpoint.objects.create(
             owner=owner, url=url, event_types=event_types, description=description,
             secret_seed=secrets.token_hex(32))
@@ -97,11 +105,14 @@ def webhook_update(*, owner, endpoint_id: str, url: str | None = None,
                    event_types: list[str] | None = None, description: str | None = None,
                    active: bool | None = None) -> WebhookEndpoint:
     """Change an endpoint. ``active=False`` disables it (deliveries wait, nothing is skipped);
-    ``active=True`` re-enables it and retries from its first undelivered event."""
+    ``active=True`` re-enables it and retries from its first undelivered event. A new ``url``
+    ends the wait of a delivery in backoff: its events are retried now, with a new retry
+    window (the owner fixed or moved the receiver)."""
     url = url_checked(url) if url is not None else None
     event_types = event_types_checked(event_types) if event_types is not None else None
     with transaction.atomic():
         endpoint = _locked(owner=owner, endpoint_id=endpoint_id)
+        moved = url is not None and url != endpoint.url
         if url is not None:
             endpoint.url = url
         if event_types is not None:
@@ -115,6 +126,8 @@ def webhook_update(*, owner, endpoint_id: str, url: str | None = None,
             _enable(endpoint)
         elif active is False and endpoint.active:
             _disable(endpoint, DisabledReason.OWNER)
+        elif moved and endpoint.active:
+            _retry_now(endpoint)
     return endpoint
 
 
@@ -123,11 +136,19 @@ def _enable(endpoint: WebhookEndpoint) -> None:
     task is queued at once."""
     WebhookDelivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.FAILED).update(
         status=DeliveryStatus.PENDING, first_attempt_at=None, next_attempt_at=None)
+    endpoint.active, endpoint.disabled_reason = True, ""
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(active=True, disabled_reason="")
+    _retry_now(endpoint)
+
+
+def _retry_now(endpoint: WebhookEndpoint) -> None:
+    """The active endpoint's pending deliveries are due now, with a new retry window; a
+    delivery task is queued at once."""
     WebhookDelivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.PENDING).update(
         first_attempt_at=None, next_attempt_at=None)
-    endpoint.active, endpoint.disabled_reason, endpoint.next_attempt_at = True, "", None
-    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
-        active=True, disabled_reason="", next_attempt_at=None, updated_at=timezone.now())
+    endpoint.next_attempt_at = None
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(next_attempt_at=None,
+                                                          updated_at=timezone.now())
     webhook_schedule(endpoint_id=endpoint.pk, force=True)
 
 

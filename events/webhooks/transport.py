@@ -40,11 +40,27 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
-def address_refusal(address: str) -> str | None:
-    """Why ``address`` may not be called (not a public unicast address), or None."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+# Tunnels and translators whose other end is an IPv4 address chosen by whoever writes the
+# URL: refused whole (NAT64 64:ff9b::/96 and 64:ff9b:1::/48, Teredo 2001::/32).
+_TUNNELS = tuple(ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48",
+                                                     "2001::/32"))
+
+
+def address_refusal(address) -> str | None:
+    """Why ``address`` may not be called (not a public unicast address), or None: the one
+    address policy, used at registration and at connect time."""
+    ip = ipaddress.ip_address(str(address).split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip.sixtofour is not None:  # 2002::/16 carries the IPv4 address it reaches
+            why = address_refusal(ip.sixtofour)
+            if why:
+                return f"{ip} is a 6to4 address for {ip.sixtofour}, which is not public"
+        elif ip.is_site_local:  # fec0::/10: deprecated, yet ipaddress calls it global
+            return f"{ip} is a site-local address"
+        elif any(ip in net for net in _TUNNELS):
+            return f"{ip} is a NAT64 or Teredo address"
     for name in ("is_loopback", "is_link_local", "is_multicast", "is_private", "is_reserved",
                  "is_unspecified"):
         if getattr(ip, name):
@@ -54,11 +70,42 @@ def address_refusal(address: str) -> str | None:
     return None
 
 
-def check_url(url: str, *, allow_private: bool) -> str:
+def host_normalised(host: str) -> str:
+    """``host`` as the resolver gets it from the HTTP client: IDNA-encoded (Python's codec,
+    which socket uses: ``①②⑦.0.0.1`` is ``127.0.0.1``), lower case, without a final dot, and
+    an IPv4 address in the shorthand ``inet_aton`` reads (``127.1``, ``0x7f.1``,
+    ``0177.0.0.1``, ``2130706433``) written out. Raises :class:`UrlRefused`."""
+    try:
+        ascii_host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        raise UrlRefused("webhook_url_invalid", "The URL's host is not a valid name.") from None
+    ascii_host = ascii_host.rstrip(".").lower()
+    try:
+        return str(ipaddress.ip_address(ascii_host.split("%", 1)[0]))
+    except ValueError:
+        pass
+    if ascii_host and ":" not in ascii_host:
+        try:
+            return socket.inet_ntoa(socket.inet_aton(ascii_host))
+        except OSError:
+            pass
+    return ascii_host
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to, as the request would connect (raises OSError or
+    UnicodeError when it does not resolve)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+def check_url(url: str, *, allow_private: bool, resolve_name: bool = False) -> str:
     """``url`` if it may receive webhooks: http or https, a host, no user name or password in
-    it, a valid port, and (unless ``allow_private``) not a literal non-public address or a
-    local name. Raises :class:`UrlRefused`. Names are resolved, and checked again, when a
-    request is made."""
+    it, a valid port, and (unless ``allow_private``) not a non-public address in any form the
+    resolver reads, not a local name, and (``resolve_name``, at registration) not a name that
+    resolves to a non-public address now. A name that does not resolve now is accepted:
+    nothing is sent to it until it does, and then to public addresses only. Raises
+    :class:`UrlRefused`. Names are resolved, and checked again, when a request is made."""
     if not isinstance(url, str) or not url or len(url) > 2000 or any(
             c.isspace() or ord(c) < 32 for c in url):
         raise UrlRefused("webhook_url_invalid", "The URL must be an http or https URL of at "
@@ -79,20 +126,59 @@ def check_url(url: str, *, allow_private: bool) -> str:
         raise UrlRefused("webhook_url_invalid", "The URL's port must be 1 to 65535.")
     if parts.fragment:
         raise UrlRefused("webhook_url_invalid", "The URL must not have a #fragment.")
+    host = host_normalised(parts.hostname)
     if allow_private:
         return url
-    host = parts.hostname.rstrip(".").lower()
     try:
         why = address_refusal(host)
+        if why and host != parts.hostname.rstrip(".").lower():
+            why = f"{parts.hostname} is {host}; {why}"
     except ValueError:
         why = None
         if host == "localhost" or host.endswith((".localhost", ".local", ".internal")) \
                 or "." not in host:
             why = f"{host} is a local name"
+        elif resolve_name:
+            try:
+                addresses = resolve(host, port or (443 if parts.scheme == "https" else 80))
+            except (OSError, UnicodeError):
+                addresses = []
+            if any(address_refusal(a) for a in addresses):
+                # which address is not said: the owner learns nothing of the internal DNS
+                why = f"{host} resolves to an address that is not public"
     if why:
         raise UrlRefused("webhook_url_not_allowed", f"Webhooks go to public addresses only: "
                                                     f"{why}.")
     return url
+
+
+# What the owner is told of an attempt that got no answer: a code and a sentence, never the
+# addresses a name resolved to (the detail, for operators, is in the admin).
+PUBLIC_ERRORS = {
+    "refused": "webhook_url_not_allowed: the URL's host is not a public address; nothing was "
+               "sent.",
+    "unresolvable": "webhook_host_unresolvable: the URL's host name did not resolve.",
+    "timeout": "timeout: no answer within the timeout.",
+    "tls": "tls_failed: the TLS handshake or the certificate check failed.",
+    "connection": "connection_failed: the connection could not be made or was broken.",
+}
+
+
+def public_error(error: str) -> str:
+    """The owner's view of an attempt's ``error`` (see :data:`PUBLIC_ERRORS`); "" for none."""
+    if not error:
+        return ""
+    if error.startswith("refused:"):
+        kind = "refused"
+    elif error.startswith("cannot resolve"):
+        kind = "unresolvable"
+    elif "timeout" in error.lower() or "timed out" in error.lower():
+        kind = "timeout"
+    elif error.startswith(("SSL", "CertificateError")) or "certificate" in error.lower():
+        kind = "tls"
+    else:
+        kind = "connection"
+    return PUBLIC_ERRORS[kind]
 
 
 @dataclass(frozen=True)
@@ -175,10 +261,9 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
     https = parts.scheme == "https"
     port = parts.port or (443 if https else 80)
     try:
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
+        addresses = resolve(host_normalised(parts.hostname), port)
+    except (OSError, UnicodeError, UrlRefused) as exc:
         return answer(status=None, error=f"cannot resolve {parts.hostname}: {exc}")
-    addresses = [info[4][0] for info in infos]
     if not allow_private:
         for address in addresses:
             why = address_refusal(address)
@@ -188,7 +273,6 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    addresses = list(dict.fromkeys(addresses))
     conn = (_PinnedTLS if https else _Pinned)(parts.hostname, port, addresses, timeout)
     try:
         conn.request("POST", path, body=body, headers=headers)
