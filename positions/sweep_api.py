@@ -32,6 +32,11 @@ from volbal.schema import PAGING, errors, idempotency_header, page_of, read_erro
 from volbal.throttling import EXPENSIVE
 
 NOT_FOUND = errors((404, "sweep_not_found"))
+# Why a job of another kind than a sweep has no heatmap, by its kind.
+NO_HEATMAP = {SweepKind.WALKFORWARD: "A walk-forward has no heatmap; its windows are in the "
+                                     "results.",
+              SweepKind.BACKTEST: "A backtest job has no heatmap; its daily equity is in its "
+                                  "csv and xlsx."}
 MAX_TOP = 100
 
 
@@ -202,7 +207,9 @@ class SweepViewSet(viewsets.ViewSet):
         except sweeps.ParamError as exc:
             raise ApiError("validation_error", f"Invalid input. {exc.field}: {exc}",
                            fields={exc.field: str(exc)}) from None
-        return Response(job_body(request, sweep), status=status.HTTP_202_ACCEPTED)
+        body = job_body(request, sweep)
+        return Response(body, status=status.HTTP_202_ACCEPTED,
+                        headers={"Location": body["links"]["self"]})
 
     @extend_schema(summary="Your sweep jobs, oldest first", parameters=[*PAGING],
                    responses={200: page_of("SweepPage", {"sweeps": SweepSerializer(many=True)}),
@@ -251,8 +258,9 @@ class SweepViewSet(viewsets.ViewSet):
         sweep = sweeps.sweep_get(owner=request.user, sweep_id=pk)
         _finished(sweep)
         if sweep.kind != SweepKind.SWEEP:
-            raise ApiError("validation_error", "Invalid input. A walk-forward has no heatmap; "
-                           "its windows are in the results.", fields={"kind": "walkforward"})
+            msg = NO_HEATMAP[sweep.kind]
+            raise ApiError("validation_error", f"Invalid input. {msg}",
+                           fields={"kind": f"{sweep.kind}: {msg}"})
         q = request.query_params
         try:
             png = sweeps.heatmap_png(sweep, q.get("x"), q.get("y"), q.get("metric"))

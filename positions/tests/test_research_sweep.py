@@ -59,7 +59,11 @@ def test_a_range_is_inclusive_and_in_exact_decimal_steps():
     ("trigger_pct=0.2:0.1:0.01", "the stop is below the start"),
     ("trigger_pct=0.1,abc", "trigger_pct: 'abc' is not a number"),
     ("trigger_pct=0.1,0.10", "lists a value twice"),
-    ("trigger_pct=0:1:0.0001", "has 10,001 values; at most 1,000"),
+    ("trigger_pct=0:1:0.0001", "has more than 1,000 values; at most 1,000"),
+    # counts of 5,000 digits: more than Python formats (it was a ValueError, a 500 in the API)
+    ("trigger_pct=0:1e5000:1", "has more than 1,000 values; at most 1,000"),
+    ("trigger_pct=0:1:1e-5000", "has more than 1,000 values; at most 1,000"),
+    ("trigger_pct=" + ",".join(str(i) for i in range(1001)), "has more than 1,000 values"),
     ("trigger_pct=0:1:1e-999999999", "too large or too small to count its values"),
     ("trigger_pct=1e-999999999:1e999999999:1", "too large or too small to count its values"),
     ("sizing=a:b:c", "only a numeric field takes a range"),
@@ -320,6 +324,8 @@ def test_command_json_on_stdout(two_csvs):
     (("--grid", "trigger_pct=0.1,0.2", "--guard-low", "2"), "--guard-low:"),
     (("--grid", "trigger_pct=0:1:1e-999999999"),  # was decimal.Overflow's traceback
      "--grid: 'trigger_pct=0:1:1e-999999999': the start, stop or step is too large"),
+    (("--grid", "trigger_pct=0:1e5000:1"), "--grid: 'trigger_pct=0:1e5000:1' has more than "
+                                            "1,000 values; at most 1,000"),
     ((), "--grid: give at least one grid"),
 ])
 def test_command_errors_are_one_line(two_csvs, tmp_path, args, message):

@@ -91,6 +91,10 @@ def test_a_walkforward_runs_on_the_worker(api):
     assert "out_of_sample" in done["results"]
     assert done["links"]["heatmap"] is None
     assert api.get(done["links"]["csv"]).status_code == 200
+    error = assert_error(api.get(f"/v1/sweeps/{done['id']}/heatmap.png"), 400,
+                         "validation_error")
+    assert "A walk-forward has no heatmap" in error["message"]
+    assert error["fields"]["kind"].startswith("walkforward:")
 
 
 def test_bad_requests_are_refused_and_store_nothing(api):
@@ -101,6 +105,8 @@ def test_bad_requests_are_refused_and_store_nothing(api):
         ({**TINY, "grid": {"colour": "1,2"}}, "grid"),
         ({**TINY, "grid": {"trigger_pct": "0.1:0.01:0.01"}}, "grid"),
         ({**TINY, "grid": {"trigger_pct": "0:1:1e-999999999"}}, "grid"),  # was a 500
+        ({**TINY, "grid": {"trigger_pct": "0:1e5000:1"}}, "grid"),  # was a 500 (5,000 digits)
+        ({**TINY, "grid": {"trigger_pct": "0:1:1e-5000"}}, "grid"),  # was a 500
         ({**TINY, "metric": "luck"}, "metric"),
         ({**TINY, "trigger_pct": 2}, "trigger_pct"),
         ({**TINY, "cash": 0}, "cash"),
@@ -177,6 +183,8 @@ def test_a_replayed_post_starts_one_job(api):
     again = api.post("/v1/sweeps", TINY, format="json", HTTP_IDEMPOTENCY_KEY="sw-1")
     assert first.status_code == 202 and again.status_code == 202
     assert again["Idempotent-Replayed"] == "true"
+    assert first["Location"] == first.json()["links"]["self"]
+    assert again["Location"] == first["Location"]  # the replay points at the same job
     assert again.json()["id"] == first.json()["id"]
     assert Sweep.objects.count() == 1 and DBTaskResult.objects.count() == 1
     other = api.post("/v1/sweeps", {**TINY, "metric": "cagr"}, format="json",

@@ -129,15 +129,22 @@ def parse_axis(spec: str) -> Axis:
             raise GridError(f"{spec!r}: the start, stop or step is too large or too small to "
                             f"count its values; at most {MAX_AXIS_VALUES:,} values") from None
         if count > MAX_AXIS_VALUES:
-            raise GridError(f"{spec!r} has {count:,} values; at most {MAX_AXIS_VALUES:,}")
+            raise _too_many(spec)
         values = tuple(start + i * step for i in range(count))
     else:
         values = tuple(parse_value(name, p) for p in rest.split(","))
         if len(values) > MAX_AXIS_VALUES:
-            raise GridError(f"{spec!r} has {len(values):,} values; at most {MAX_AXIS_VALUES:,}")
+            raise _too_many(spec)
     if len(set(values)) != len(values):
         raise GridError(f"{spec!r} lists a value twice")
     return Axis(name, values)
+
+
+def _too_many(spec: str) -> GridError:
+    """The count itself is never formatted: a range such as 0:1e5000:1 has a count of 5,000
+    digits, more than Python turns into text (ValueError, not an answer)."""
+    return GridError(f"{spec!r} has more than {MAX_AXIS_VALUES:,} values; at most "
+                     f"{MAX_AXIS_VALUES:,}")
 
 
 # --------------------------------------------------------------------------------------------
