@@ -98,9 +98,11 @@ class SweepSerializer(serializers.Serializer):
     id = serializers.CharField()
     kind = serializers.ChoiceField(choices=SweepKind.choices)
     status = serializers.ChoiceField(choices=SweepStatus.choices)
-    progress = serializers.DictField(help_text="`done` and `total` (backtests of one cell on "
-                                               "one series, or per window; a backtest job's "
-                                               "bars) and `fraction`.")
+    progress = serializers.DictField(help_text=(
+        "`done` and `total` in `unit`: `runs` (backtests of one cell on one series, per "
+        "window) or a backtest job's `bars`; `fraction`; and for a sweep or walk-forward the "
+        "same runs as `cells` and `exact_reruns` (each `{done, total}`: every cell, then the "
+        "top cells again on the exact path unless `exact`), null for a backtest job."))
     params = serializers.DictField(help_text="The request, normalised (a backtest job's without "
                                              "its series: `bars` and `dividends` count them).")
     error = serializers.CharField(allow_blank=True)
@@ -142,8 +144,7 @@ def job_body(request, sweep) -> dict:
         "id": sweep.id,
         "kind": sweep.kind,
         "status": sweep.status,
-        "progress": {"done": sweep.progress_done, "total": sweep.progress_total,
-                     "fraction": round(sweep.fraction, 4)},
+        "progress": sweeps.progress_of(sweep),
         "params": sweep.params,
         "error": sweep.error,
         "cancel_requested": sweep.cancel_requested,

@@ -49,7 +49,8 @@ def test_a_large_backtest_runs_as_a_job_and_answers_what_a_small_one_answers(api
     assert response.status_code == 202, response.content
     job = response.json()
     assert job["kind"] == "backtest" and job["status"] == "queued"
-    assert job["progress"] == {"done": 0, "total": 252, "fraction": 0.0}
+    assert job["progress"] == {"done": 0, "total": 252, "fraction": 0.0, "unit": "bars",
+                               "cells": None, "exact_reruns": None}
     assert job["params"]["bars"] == 252 and job["params"]["trigger_pct"] == "0.035"
     assert response["Location"] == job["links"]["self"]
     assert job["links"]["self"].endswith(f"/v1/sweeps/{job['id']}")
@@ -60,7 +61,8 @@ def test_a_large_backtest_runs_as_a_job_and_answers_what_a_small_one_answers(api
 
     done = api.get(f"/v1/sweeps/{job['id']}").json()
     assert done["status"] == "succeeded", done["error"]
-    assert done["progress"] == {"done": 252, "total": 252, "fraction": 1.0}
+    assert done["progress"] == {"done": 252, "total": 252, "fraction": 1.0, "unit": "bars",
+                                "cells": None, "exact_reruns": None}
     assert done["ranked"] is None and done["links"]["heatmap"] is None
     error = assert_error(api.get(f"/v1/sweeps/{job['id']}/heatmap.png?x=trigger_pct&y=guard_low"),
                          400, "validation_error")

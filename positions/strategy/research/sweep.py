@@ -441,5 +441,31 @@ def run(spec: Spec, items: Sequence[Item], *, jobs: int = 1, dask_address: str |
 
 def total_runs(spec: Spec, items: Sequence) -> int:
     """What :func:`run` reports to ``progress`` in all."""
-    top = 0 if spec.exact else min(spec.top, spec.n_cells)
-    return (spec.n_cells + top) * len(items)
+    return (spec.n_cells + _reruns(spec)) * len(items)
+
+
+def _reruns(spec: Spec) -> int:
+    """The top cells :func:`run` runs again on the exact path (none when every cell was)."""
+    return 0 if spec.exact else min(spec.top, spec.n_cells)
+
+
+def progress_counts(spec: Spec, n_series: int, done: int, windows: int = 1) -> dict:
+    """``done`` runs (what :func:`run` reported to ``progress``, over ``windows`` runs of a
+    walk-forward) as cells: ``{"cells": {"done", "total"}, "exact_reruns": {"done",
+    "total"}}``. Each run measures every cell, then re-runs the top cells exact."""
+    reruns = _reruns(spec)
+    per = (spec.n_cells + reruns) * n_series
+    full, rest = divmod(max(done, 0), per) if per else (0, 0)
+    if full >= windows:
+        full, rest = windows, 0
+    cells = full * spec.n_cells + min(rest, spec.n_cells * n_series) // n_series
+    exact = full * reruns + max(0, rest - spec.n_cells * n_series) // n_series
+    return {"cells": {"done": cells, "total": spec.n_cells * windows},
+            "exact_reruns": {"done": exact, "total": reruns * windows}}
+
+
+def progress_text(counts: dict) -> str:
+    """``cells 30/30, exact re-runs 10/10`` (the command's bar, the admin)."""
+    c, e = counts["cells"], counts["exact_reruns"]
+    text = f"cells {c['done']:,}/{c['total']:,}"
+    return f"{text}, exact re-runs {e['done']:,}/{e['total']:,}" if e["total"] else text
