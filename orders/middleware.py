@@ -53,6 +53,8 @@ def _replay(record: IdempotencyRecord) -> HttpResponse:
         bytes(record.response_body), status=status, content_type="application/json"
     )
     response[REPLAY_HEADER] = "true"
+    if record.location:
+        response["Location"] = record.location
     return response
 
 
@@ -122,7 +124,8 @@ class IdempotencyMiddleware:
             response = self.get_response(request)
             if 200 <= response.status_code < 300 and not getattr(response, "streaming", False):
                 update_one(IdempotencyRecord, record_id, status_code=response.status_code,
-                           response_body=_stored_body(request, response.content))
+                           response_body=_stored_body(request, response.content),
+                           location=response.get("Location", "")[:2048])
             else:
                 transaction.set_rollback(True)
         return response

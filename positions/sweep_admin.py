@@ -45,7 +45,7 @@ class SweepAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress(self, obj):
-        return f"{obj.progress_done:,} / {obj.progress_total:,} ({obj.fraction:.0%})"
+        return sweeps.progress_text(obj)
 
     def get_urls(self):
         return [

@@ -32,6 +32,11 @@ from volbal.schema import PAGING, errors, idempotency_header, page_of, read_erro
 from volbal.throttling import EXPENSIVE
 
 NOT_FOUND = errors((404, "sweep_not_found"))
+# Why a job of another kind than a sweep has no heatmap, by its kind.
+NO_HEATMAP = {SweepKind.WALKFORWARD: "A walk-forward has no heatmap; its windows are in the "
+                                     "results.",
+              SweepKind.BACKTEST: "A backtest job has no heatmap; its daily equity is in its "
+                                  "csv and xlsx."}
 MAX_TOP = 100
 
 
@@ -93,9 +98,11 @@ class SweepSerializer(serializers.Serializer):
     id = serializers.CharField()
     kind = serializers.ChoiceField(choices=SweepKind.choices)
     status = serializers.ChoiceField(choices=SweepStatus.choices)
-    progress = serializers.DictField(help_text="`done` and `total` (backtests of one cell on "
-                                               "one series, or per window; a backtest job's "
-                                               "bars) and `fraction`.")
+    progress = serializers.DictField(help_text=(
+        "`done` and `total` in `unit`: `runs` (backtests of one cell on one series, per "
+        "window) or a backtest job's `bars`; `fraction`; and for a sweep or walk-forward the "
+        "same runs as `cells` and `exact_reruns` (each `{done, total}`: every cell, then the "
+        "top cells again on the exact path unless `exact`), null for a backtest job."))
     params = serializers.DictField(help_text="The request, normalised (a backtest job's without "
                                              "its series: `bars` and `dividends` count them).")
     error = serializers.CharField(allow_blank=True)
@@ -137,8 +144,7 @@ def job_body(request, sweep) -> dict:
         "id": sweep.id,
         "kind": sweep.kind,
         "status": sweep.status,
-        "progress": {"done": sweep.progress_done, "total": sweep.progress_total,
-                     "fraction": round(sweep.fraction, 4)},
+        "progress": sweeps.progress_of(sweep),
         "params": sweep.params,
         "error": sweep.error,
         "cancel_requested": sweep.cancel_requested,
@@ -202,7 +208,9 @@ class SweepViewSet(viewsets.ViewSet):
         except sweeps.ParamError as exc:
             raise ApiError("validation_error", f"Invalid input. {exc.field}: {exc}",
                            fields={exc.field: str(exc)}) from None
-        return Response(job_body(request, sweep), status=status.HTTP_202_ACCEPTED)
+        body = job_body(request, sweep)
+        return Response(body, status=status.HTTP_202_ACCEPTED,
+                        headers={"Location": body["links"]["self"]})
 
     @extend_schema(summary="Your sweep jobs, oldest first", parameters=[*PAGING],
                    responses={200: page_of("SweepPage", {"sweeps": SweepSerializer(many=True)}),
@@ -251,8 +259,9 @@ class SweepViewSet(viewsets.ViewSet):
         sweep = sweeps.sweep_get(owner=request.user, sweep_id=pk)
         _finished(sweep)
         if sweep.kind != SweepKind.SWEEP:
-            raise ApiError("validation_error", "Invalid input. A walk-forward has no heatmap; "
-                           "its windows are in the results.", fields={"kind": "walkforward"})
+            msg = NO_HEATMAP[sweep.kind]
+            raise ApiError("validation_error", f"Invalid input. {msg}",
+                           fields={"kind": f"{sweep.kind}: {msg}"})
         q = request.query_params
         try:
             png = sweeps.heatmap_png(sweep, q.get("x"), q.get("y"), q.get("metric"))

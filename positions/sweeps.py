@@ -112,6 +112,34 @@ class ParamError(ValueError):
 def build(params: dict) -> Job:
     """The job's Spec, series and windows from its stored parameters, with the checks the
     commands make (raises ParamError naming the field)."""
+    spec = spec_of(params)
+    wf = params["kind"] == SweepKind.WALKFORWARD
+    items = []
+    for ticker in params["series"]:
+        try:
+            series, dividends = data.load_sample(ticker)
+            series = series.between(params.get("start"), params.get("end"))
+        except data.DataError as exc:
+            msg = str(exc)
+            field = next((n for n in ("start", "end") if msg.startswith(n)), "series")
+            raise ParamError(field, f"{ticker}: {msg}") from None
+        items.append(research.Item(ticker, series, tuple(dividends)))
+    if not wf:
+        return _bounded(Job(spec, items))
+    if len(items) != 1:
+        raise ParamError("series", "a walk-forward runs on one series")
+    try:
+        train = walkforward.parse_length(params.get("train") or "", "train")
+        test = walkforward.parse_length(params.get("test") or "", "test")
+        wins = walkforward.windows(items[0].series, train, test)
+    except research.GridError as exc:
+        field = "test" if str(exc).startswith("test") else "train"
+        raise ParamError(field, str(exc)) from None
+    return _bounded(Job(spec, items, train, test, tuple(wins)))
+
+
+def spec_of(params: dict) -> research.Spec:
+    """The job's Spec from its stored parameters (no series loaded; raises ParamError)."""
     values = {}
     for name, raw in params["strategy"].items():
         if raw is None:
@@ -136,28 +164,39 @@ def build(params: dict) -> Job:
                              top=min(params["top"], 3) if wf else params["top"])
     except research.GridError as exc:
         raise ParamError("metric" if "metric" in str(exc) else "grid", str(exc)) from None
-    items = []
-    for ticker in params["series"]:
-        try:
-            series, dividends = data.load_sample(ticker)
-            series = series.between(params.get("start"), params.get("end"))
-        except data.DataError as exc:
-            msg = str(exc)
-            field = next((n for n in ("start", "end") if msg.startswith(n)), "series")
-            raise ParamError(field, f"{ticker}: {msg}") from None
-        items.append(research.Item(ticker, series, tuple(dividends)))
-    if not wf:
-        return _bounded(Job(spec, items))
-    if len(items) != 1:
-        raise ParamError("series", "a walk-forward runs on one series")
+    return spec
+
+
+def progress_of(sweep: Sweep) -> dict:
+    """A job's progress as the API and the admin show it: ``done`` of ``total`` in its
+    ``unit`` (``runs``: one cell on one series, per window; ``bars``: a backtest job's), and
+    for a sweep or walk-forward the same runs told as ``cells`` and ``exact_reruns`` (each
+    ``done`` of ``total``; in float mode the top cells run again on the exact path), null for a
+    backtest job."""
+    body = {"done": sweep.progress_done, "total": sweep.progress_total,
+            "fraction": round(sweep.fraction, 4),
+            "unit": "bars" if sweep.kind == SweepKind.BACKTEST else "runs",
+            "cells": None, "exact_reruns": None}
+    if sweep.kind == SweepKind.BACKTEST:
+        return body
     try:
-        train = walkforward.parse_length(params.get("train") or "", "train")
-        test = walkforward.parse_length(params.get("test") or "", "test")
-        wins = walkforward.windows(items[0].series, train, test)
-    except research.GridError as exc:
-        field = "test" if str(exc).startswith("test") else "train"
-        raise ParamError(field, str(exc)) from None
-    return _bounded(Job(spec, items, train, test, tuple(wins)))
+        spec = spec_of(sweep.params)
+    except ParamError:  # stored before a change of the rules: the runs alone
+        return body
+    series = sweep.params["series"]
+    per = research.total_runs(spec, series)  # a walk-forward's total is per window
+    windows = max(1, sweep.progress_total // per) if per else 1
+    body.update(research.progress_counts(spec, len(series), sweep.progress_done, windows))
+    return body
+
+
+def progress_text(sweep: Sweep) -> str:
+    """``cells 30/30, exact re-runs 10/10 (100%)``; a backtest job's ``bars 252/252
+    (100%)``."""
+    p = progress_of(sweep)
+    what = (research.progress_text(p) if p["cells"] is not None
+            else f"{p['unit']} {p['done']:,}/{p['total']:,}")
+    return f"{what} ({sweep.fraction:.0%})"
 
 
 def _bounded(job: Job) -> Job:

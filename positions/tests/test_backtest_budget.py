@@ -41,3 +41,21 @@ def test_the_problem_names_the_work_and_the_limit():
     assert budget.work_problem(series, 5, limit=25) is None
     problem = budget.work_problem(series, 5, runs=3, limit=25)
     assert "75 times" in problem and "at most 25 evaluations" in problem and "3 runs" in problem
+
+
+def test_what_the_readme_says_makes_a_backtest_a_job():
+    """README ("Jobs"): a bundled sample is daily, one evaluation a bar whatever the daily cap,
+    within the default limit; a lower limit (1,000) makes IBM's 3,270 bars a job; 60 days of
+    minute bars at 400 orders a day pass the default."""
+    for ticker in data.SAMPLE_TICKERS:
+        series, _ = data.load_sample(ticker)
+        assert budget.expected_evaluations(series, 1) == len(series) <= 3270
+        assert budget.work_problem(series, 10**6) is None
+    ibm, _ = data.load_sample("IBM")
+    assert "3,270 bars" in budget.work_problem(ibm, 5, limit=1000)
+    minutes = data.series_from_points([
+        (f"2020-{1 + d // 28:02d}-{1 + d % 28:02d}T{9 + (30 + m) // 60:02d}:{(30 + m) % 60:02d}",
+         100 + m % 7) for d in range(60) for m in range(390)])
+    assert len(minutes) == 23_400
+    assert budget.work_problem(minutes, 5) is None  # 60 days x 5: 300
+    assert budget.work_problem(minutes, 400) is not None  # min(23,400, 24,000)

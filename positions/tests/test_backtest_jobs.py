@@ -49,7 +49,8 @@ def test_a_large_backtest_runs_as_a_job_and_answers_what_a_small_one_answers(api
     assert response.status_code == 202, response.content
     job = response.json()
     assert job["kind"] == "backtest" and job["status"] == "queued"
-    assert job["progress"] == {"done": 0, "total": 252, "fraction": 0.0}
+    assert job["progress"] == {"done": 0, "total": 252, "fraction": 0.0, "unit": "bars",
+                               "cells": None, "exact_reruns": None}
     assert job["params"]["bars"] == 252 and job["params"]["trigger_pct"] == "0.035"
     assert response["Location"] == job["links"]["self"]
     assert job["links"]["self"].endswith(f"/v1/sweeps/{job['id']}")
@@ -60,8 +61,13 @@ def test_a_large_backtest_runs_as_a_job_and_answers_what_a_small_one_answers(api
 
     done = api.get(f"/v1/sweeps/{job['id']}").json()
     assert done["status"] == "succeeded", done["error"]
-    assert done["progress"] == {"done": 252, "total": 252, "fraction": 1.0}
+    assert done["progress"] == {"done": 252, "total": 252, "fraction": 1.0, "unit": "bars",
+                                "cells": None, "exact_reruns": None}
     assert done["ranked"] is None and done["links"]["heatmap"] is None
+    error = assert_error(api.get(f"/v1/sweeps/{job['id']}/heatmap.png?x=trigger_pct&y=guard_low"),
+                         400, "validation_error")
+    assert "A backtest job has no heatmap" in error["message"] and "walk" not in str(error)
+    assert error["fields"]["kind"].startswith("backtest:")
     assert done["results"] == answered_now(api, settings, IBM)
     assert done["results"]["orders"][0]["kind"] == "opening"
     csv = api.get(done["links"]["csv"])
@@ -134,6 +140,7 @@ def test_a_replayed_post_creates_one_backtest_job(api):
     again = post(api, IBM, HTTP_IDEMPOTENCY_KEY="bt-job-1")
     assert first.status_code == again.status_code == 202
     assert again["Idempotent-Replayed"] == "true" and again.json()["id"] == first.json()["id"]
+    assert again["Location"] == first["Location"] == first.json()["links"]["self"]
     assert Sweep.objects.count() == 1 and DBTaskResult.objects.count() == 1
     other = post(api, {**IBM, "trigger_pct": 0.04}, HTTP_IDEMPOTENCY_KEY="bt-job-1")
     assert_error(other, 409, "idempotency_signature_mismatch")

@@ -198,3 +198,48 @@ def test_a_row_dated_in_the_future_is_refused_by_its_line(tmp_path):
     assert "line 3: ts 2099-01-02T16:00:00-05:00 is in the future" in str(err.value)
     assert "nothing imported" in str(err.value)
     assert Price.objects.count() == 0
+
+
+# --------------------------------------------------------------------------------------------
+# A bundled sample's prices (the backtest's series), under a ticker of one's own
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_sample_s_closes_under_a_ticker_of_its_own():
+    from positions.strategy.backtest import data
+
+    out = run("--sample", "ibm", "--ticker", "paper", "--start", "2010-01-04",
+              "--end", "2010-01-08")
+    assert out.strip() == "Imported 5 prices for PAPER from sample IBM."
+    series, _ = data.load_sample("IBM")
+    week = series.between("2010-01-04", "2010-01-08")
+    assert stored() == [
+        ("PAPER", Decimal(repr(float(week.prices[i]))).quantize(Decimal("0.000001")),
+         dt.datetime(2010, 1, 4 + i, 16, tzinfo=NY).astimezone(UTC)) for i in range(5)]
+    assert Price.objects.filter(ticker="IBM").count() == 0
+
+    # The next day then, as a paper position's prices would come (newer than the last).
+    assert run("--sample", "IBM", "--ticker", "PAPER", "--start", "2010-01-11",
+               "--end", "2010-01-11").strip() == "Imported 1 prices for PAPER from sample IBM."
+    assert Price.objects.filter(ticker="PAPER").count() == 6
+
+
+def test_a_whole_sample_under_its_own_name():
+    assert run("--sample", "FB").strip() == "Imported 196 prices for FB from sample FB."
+    first = Price.objects.filter(ticker="FB").order_by("ts").first()
+    assert first.ts == dt.datetime(2012, 5, 18, 16, tzinfo=NY)
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "give a FILE or --sample TICKER"),
+    (("prices.csv", "--sample", "IBM"), "give a FILE or --sample TICKER"),
+    (("--sample", "ZZZ"), "--sample: unknown sample 'ZZZ': choose one of AAPL, FB, GOOG, IBM"),
+    (("--sample", "IBM", "--start", "2020-01-01"), "--sample: no bars between 2020-01-01"),
+    (("--sample", "IBM", "--ticker", "9x"), "sample IBM: --ticker '9x' is not valid"),
+    (("prices.csv", "--start", "2010-01-01"), "--start and --end go with --sample"),
+])
+def test_sample_mistakes_import_nothing(args, message):
+    with pytest.raises(CommandError) as exc:
+        run(*args)
+    assert str(exc.value).startswith(message)
+    assert Price.objects.count() == 0

@@ -59,7 +59,11 @@ def test_a_range_is_inclusive_and_in_exact_decimal_steps():
     ("trigger_pct=0.2:0.1:0.01", "the stop is below the start"),
     ("trigger_pct=0.1,abc", "trigger_pct: 'abc' is not a number"),
     ("trigger_pct=0.1,0.10", "lists a value twice"),
-    ("trigger_pct=0:1:0.0001", "has 10,001 values; at most 1,000"),
+    ("trigger_pct=0:1:0.0001", "has more than 1,000 values; at most 1,000"),
+    # counts of 5,000 digits: more than Python formats (it was a ValueError, a 500 in the API)
+    ("trigger_pct=0:1e5000:1", "has more than 1,000 values; at most 1,000"),
+    ("trigger_pct=0:1:1e-5000", "has more than 1,000 values; at most 1,000"),
+    ("trigger_pct=" + ",".join(str(i) for i in range(1001)), "has more than 1,000 values"),
     ("trigger_pct=0:1:1e-999999999", "too large or too small to count its values"),
     ("trigger_pct=1e-999999999:1e999999999:1", "too large or too small to count its values"),
     ("sizing=a:b:c", "only a numeric field takes a range"),
@@ -207,6 +211,25 @@ def test_worker_processes_give_the_local_results(fork, monkeypatch):
     assert sweep._SHARED is None  # the inputs are not kept after the pool
 
 
+def test_progress_counts_cells_then_exact_re_runs():
+    """What run() reports (runs of a cell on a series) told as cells and exact re-runs: 6
+    cells then the top 3 again, on 2 series (and over 2 windows of a walk-forward)."""
+    spec = sweep.Spec(BASE, GRID, top=3)
+    assert sweep.total_runs(spec, [wave(), wave()]) == (6 + 3) * 2
+
+    def text(done, windows=1):
+        return sweep.progress_text(sweep.progress_counts(spec, 2, done, windows))
+
+    assert text(0) == "cells 0/6, exact re-runs 0/3"
+    assert text(8) == "cells 4/6, exact re-runs 0/3"
+    assert text(14) == "cells 6/6, exact re-runs 1/3"
+    assert text(18) == "cells 6/6, exact re-runs 3/3"
+    assert text(20, windows=2) == "cells 7/12, exact re-runs 3/6"
+    assert text(36, windows=2) == "cells 12/12, exact re-runs 6/6"
+    exact = sweep.Spec(BASE, GRID, exact=True)  # nothing re-run: only cells
+    assert sweep.progress_text(sweep.progress_counts(exact, 1, 6)) == "cells 6/6"
+
+
 def test_cells_are_dealt_across_the_chunks():
     assert sweep._chunks(list(range(7)), 3) == [[0, 3, 6], [1, 4], [2, 5]]
     assert sweep._chunks([5], 4) == [[5]]
@@ -281,7 +304,8 @@ def test_command_writes_every_cell_and_series(tmp_path, two_csvs):
     assert out.startswith("Sweep of 6 cells over 2 series (a.csv, b.csv)")
     assert "Best cell: trigger_pct=" in out and "stability" in out
     assert "Benchmarks on a.csv: held mix sharpe" in out
-    assert "9/9" in err  # the progress bar: 6 cells + 3 exact re-runs
+    # the progress bar: 6 cells + 3 exact re-runs, and it says which is which
+    assert "9/9" in err and "cells 6/6, exact re-runs 3/3" in err
     with open(cells, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 6 * 2 + 3 * 2  # every cell on both series, then the exact top 3
@@ -320,6 +344,8 @@ def test_command_json_on_stdout(two_csvs):
     (("--grid", "trigger_pct=0.1,0.2", "--guard-low", "2"), "--guard-low:"),
     (("--grid", "trigger_pct=0:1:1e-999999999"),  # was decimal.Overflow's traceback
      "--grid: 'trigger_pct=0:1:1e-999999999': the start, stop or step is too large"),
+    (("--grid", "trigger_pct=0:1e5000:1"), "--grid: 'trigger_pct=0:1e5000:1' has more than "
+                                            "1,000 values; at most 1,000"),
     ((), "--grid: give at least one grid"),
 ])
 def test_command_errors_are_one_line(two_csvs, tmp_path, args, message):

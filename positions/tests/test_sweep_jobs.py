@@ -45,6 +45,9 @@ def test_a_sweep_runs_on_the_worker_end_to_end(api):
     body = response.json()
     assert body["status"] == "queued" and body["progress"]["done"] == 0
     assert body["progress"]["total"] == (4 + 4) * 1  # 4 cells, the top 4 re-run exact
+    # ... and it says so: the runs counted as cells and exact re-runs
+    assert body["progress"]["cells"] == {"done": 0, "total": 4}
+    assert body["progress"]["exact_reruns"] == {"done": 0, "total": 4}
     assert body["ranked"] is None and body["links"]["csv"] is None
     assert DBTaskResult.objects.filter(status="READY").count() == 1
 
@@ -52,7 +55,9 @@ def test_a_sweep_runs_on_the_worker_end_to_end(api):
 
     done = api.get(f"/v1/sweeps/{body['id']}").json()
     assert done["status"] == "succeeded", done["error"]
-    assert done["progress"] == {"done": 8, "total": 8, "fraction": 1.0}
+    assert done["progress"] == {"done": 8, "total": 8, "fraction": 1.0, "unit": "runs",
+                                "cells": {"done": 4, "total": 4},
+                                "exact_reruns": {"done": 4, "total": 4}}
     ranked = done["ranked"]
     assert [e["rank"] for e in ranked] == [1, 2, 3, 4]
     scores = [e["score"] for e in ranked]
@@ -87,10 +92,18 @@ def test_a_walkforward_runs_on_the_worker(api):
     assert run_worker() == 1
     done = api.get(f"/v1/sweeps/{response.json()['id']}").json()
     assert done["status"] == "succeeded", done["error"]
+    # 2 windows, each sweeping its 2 cells and re-running its top 2 exact
+    assert done["progress"] == {"done": 8, "total": 8, "fraction": 1.0, "unit": "runs",
+                                "cells": {"done": 4, "total": 4},
+                                "exact_reruns": {"done": 4, "total": 4}}
     assert len(done["ranked"]) == 2  # windows: train 2008 -> test 2009, train 2009 -> test 2010
     assert "out_of_sample" in done["results"]
     assert done["links"]["heatmap"] is None
     assert api.get(done["links"]["csv"]).status_code == 200
+    error = assert_error(api.get(f"/v1/sweeps/{done['id']}/heatmap.png"), 400,
+                         "validation_error")
+    assert "A walk-forward has no heatmap" in error["message"]
+    assert error["fields"]["kind"].startswith("walkforward:")
 
 
 def test_bad_requests_are_refused_and_store_nothing(api):
@@ -101,6 +114,8 @@ def test_bad_requests_are_refused_and_store_nothing(api):
         ({**TINY, "grid": {"colour": "1,2"}}, "grid"),
         ({**TINY, "grid": {"trigger_pct": "0.1:0.01:0.01"}}, "grid"),
         ({**TINY, "grid": {"trigger_pct": "0:1:1e-999999999"}}, "grid"),  # was a 500
+        ({**TINY, "grid": {"trigger_pct": "0:1e5000:1"}}, "grid"),  # was a 500 (5,000 digits)
+        ({**TINY, "grid": {"trigger_pct": "0:1:1e-5000"}}, "grid"),  # was a 500
         ({**TINY, "metric": "luck"}, "metric"),
         ({**TINY, "trigger_pct": 2}, "trigger_pct"),
         ({**TINY, "cash": 0}, "cash"),
@@ -177,6 +192,8 @@ def test_a_replayed_post_starts_one_job(api):
     again = api.post("/v1/sweeps", TINY, format="json", HTTP_IDEMPOTENCY_KEY="sw-1")
     assert first.status_code == 202 and again.status_code == 202
     assert again["Idempotent-Replayed"] == "true"
+    assert first["Location"] == first.json()["links"]["self"]
+    assert again["Location"] == first["Location"]  # the replay points at the same job
     assert again.json()["id"] == first.json()["id"]
     assert Sweep.objects.count() == 1 and DBTaskResult.objects.count() == 1
     other = api.post("/v1/sweeps", {**TINY, "metric": "cagr"}, format="json",
@@ -213,7 +230,7 @@ def test_the_admin_applies_a_cell_to_a_position(api, client, django_user_model, 
     assert heatmap in html and url in html and "apply this cell to a position" in html
     assert client.get(heatmap).content[:8] == b"\x89PNG\r\n\x1a\n"
     listing = client.get(reverse("admin:positions_sweep_changelist")).content.decode()
-    assert sweep_id in listing and "8 / 8 (100%)" in listing
+    assert sweep_id in listing and "cells 4/4, exact re-runs 4/4 (100%)" in listing
 
     assert client.get(url).status_code == 200
     response = client.post(url, {"position": position.pk})

@@ -57,8 +57,9 @@ class Command(BaseCommand):
         one.add_argument("--csv", metavar="FILE",
                          help="CSV with a Date and a Close column (Yahoo's download works)")
         one.add_argument("--sample", metavar="TICKER",
-                         help="bundled daily prices 2000-2013: AAPL, IBM, MSFT, GOOG (or FB); "
-                              "dividends derived from the adjusted closes")
+                         help="bundled daily prices to 2013-03-01: AAPL, IBM, MSFT (from "
+                              "2000), GOOG (from 2004), FB (from 2012); dividends derived from "
+                              "the adjusted closes")
         src.add_argument("--start", help="first date or time to include (ISO)")
         src.add_argument("--end", help="last date or time to include (ISO; a date includes the "
                                        "whole day)")

@@ -1,4 +1,5 @@
-"""manage.py import_prices FILE.csv [--ticker T]: all rows or none."""
+"""manage.py import_prices FILE.csv [--ticker T], or --sample TICKER [--ticker T] [--start D]
+[--end D]: all rows or none."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.core.management.base import CommandError
 from events.actor import ActorCommand
 from positions import services
 from positions.prices_csv import PriceFileError, read_prices
+from positions.strategy.backtest.data import SAMPLE_TICKERS
 from volbal.errors import DomainError
 from volbal.progress import Progress
 
@@ -31,22 +33,27 @@ class Command(ActorCommand):  # its events and prices name it (events.actor)
             "than VOLBAL_PRICE_FUTURE_ALLOWANCE_SECONDS ahead is refused.")
 
     def add_arguments(self, parser):
-        parser.add_argument("file")
-        parser.add_argument("--ticker", help="The ticker of a Date/Close file.")
+        parser.add_argument("file", nargs="?")
+        parser.add_argument("--ticker", help="The ticker of a Date/Close file, or to store a "
+                                             "sample's prices under (default the sample's).")
+        parser.add_argument("--sample", metavar="TICKER",
+                            help="Instead of a file, the daily closes of a bundled sample (the "
+                                 f"backtest's: {', '.join(SAMPLE_TICKERS)}; split-adjusted), "
+                                 "e.g. --sample IBM --ticker PAPER for a ticker of its own.")
+        parser.add_argument("--start", help="With --sample: the first date to import (ISO).")
+        parser.add_argument("--end", help="With --sample: the last date to import (ISO).")
         parser.add_argument("--batch", type=_positive_int, default=5000,
                             help="Rows per insert (1 or more).")
 
-    def handle(self, *args, file, ticker, batch, **options):
-        try:
-            with open(file, newline="", encoding="utf-8-sig") as handle:
-                rows = read_prices(handle, ticker=ticker)
-        except OSError as exc:
-            raise CommandError(f"{file}: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise CommandError(f"{file}: not UTF-8 text (byte {exc.start} cannot be read); "
-                               "nothing imported") from None
-        except PriceFileError as exc:
-            raise CommandError(f"{file}: {exc}; nothing imported") from None
+    def handle(self, *args, file, ticker, batch, sample, start, end, **options):
+        if (file is None) == (sample is None):
+            raise CommandError("give a FILE or --sample TICKER (one of them)")
+        if sample is None and (start or end):
+            raise CommandError("--start and --end go with --sample")
+        if sample is not None:
+            rows, file = _sample_rows(sample, ticker, start, end), f"sample {sample.upper()}"
+        else:
+            rows = _file_rows(file, ticker)
         progress = Progress(len(rows), "import")
         try:
             stored = services.prices_record(rows=rows, batch_size=batch, progress=progress.update)
@@ -57,3 +64,34 @@ class Command(ActorCommand):  # its events and prices name it (events.actor)
             progress.close()
         tickers = sorted({r["ticker"].upper() for r in rows})
         self.stdout.write(f"Imported {count} prices for {', '.join(tickers)} from {file}.")
+
+
+def _sample_rows(sample: str, ticker: str | None, start, end) -> list[dict]:
+    """A bundled sample's closes (the series the backtest loads) read as a Date/Close file
+    is, each date that day's close."""
+    from positions.strategy.backtest import data
+
+    try:
+        series, _dividends = data.load_sample(sample)
+        series = series.between(start, end)
+    except data.DataError as exc:
+        raise CommandError(f"--sample: {exc}") from None
+    lines = ["Date,Close", *(f"{series.label(i)},{float(series.prices[i])!r}"
+                             for i in range(len(series)))]
+    try:
+        return read_prices(iter(lines), ticker=ticker or series.name)
+    except PriceFileError as exc:
+        raise CommandError(f"sample {sample.upper()}: {exc}; nothing imported") from None
+
+
+def _file_rows(file: str, ticker: str | None) -> list[dict]:
+    try:
+        with open(file, newline="", encoding="utf-8-sig") as handle:
+            return read_prices(handle, ticker=ticker)
+    except OSError as exc:
+        raise CommandError(f"{file}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"{file}: not UTF-8 text (byte {exc.start} cannot be read); "
+                           "nothing imported") from None
+    except PriceFileError as exc:
+        raise CommandError(f"{file}: {exc}; nothing imported") from None

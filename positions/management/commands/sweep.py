@@ -81,12 +81,17 @@ class Command(BaseCommand):
         items = load_items(opts)
         address = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
         jobs = opts["jobs"]
-        bar = None if opts["no_progress"] else _bar(spec.n_cells + (
-            0 if spec.exact else min(spec.top, spec.n_cells)), self.stderr)
         n_series = len(items)
+        bar = None if opts["no_progress"] else _bar(sweep.total_runs(spec, items) // n_series,
+                                                    self.stderr)
+        done = 0
 
-        def progress(runs: int) -> None:
+        def progress(runs: int) -> None:  # the bar counts cells and exact re-runs, and says so
+            nonlocal done
             if bar is not None:
+                done += runs
+                bar.set_postfix_str(sweep.progress_text(sweep.progress_counts(
+                    spec, n_series, done)), refresh=False)
                 bar.update(runs // n_series)
 
         try:
@@ -170,9 +175,10 @@ def write_outputs(cmd, res, opts, output) -> None:
 
 
 def _bar(total: int, stream):
-    """Cells done, the total and the time left, on stderr."""
+    """Runs done (a cell or an exact re-run; the caller's postfix tells them apart), the total
+    and the time left, on stderr."""
     from tqdm import tqdm
 
     tqdm.monitor_interval = 0  # no monitor thread: the sweep's workers fork from this process
-    return tqdm(total=total, unit="cell", desc="Sweep", file=getattr(stream, "_out", stream)
+    return tqdm(total=total, unit="run", desc="Sweep", file=getattr(stream, "_out", stream)
                 or sys.stderr, leave=True, dynamic_ncols=True, mininterval=0.2)

@@ -67,8 +67,14 @@ class Command(sweep_cmd.Command):
         bar = None if opts["no_progress"] else sweep_cmd._bar(per_window * len(wins),
                                                               self.stderr)
 
-        def progress(runs: int) -> None:
+        done = 0
+
+        def progress(runs: int) -> None:  # cells and exact re-runs of every window's sweep
+            nonlocal done
             if bar is not None:
+                done += runs
+                bar.set_postfix_str(sweep.progress_text(sweep.progress_counts(
+                    spec, 1, done, len(wins))), refresh=False)
                 bar.update(runs)
 
         try:

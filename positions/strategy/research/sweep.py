@@ -129,15 +129,22 @@ def parse_axis(spec: str) -> Axis:
             raise GridError(f"{spec!r}: the start, stop or step is too large or too small to "
                             f"count its values; at most {MAX_AXIS_VALUES:,} values") from None
         if count > MAX_AXIS_VALUES:
-            raise GridError(f"{spec!r} has {count:,} values; at most {MAX_AXIS_VALUES:,}")
+            raise _too_many(spec)
         values = tuple(start + i * step for i in range(count))
     else:
         values = tuple(parse_value(name, p) for p in rest.split(","))
         if len(values) > MAX_AXIS_VALUES:
-            raise GridError(f"{spec!r} has {len(values):,} values; at most {MAX_AXIS_VALUES:,}")
+            raise _too_many(spec)
     if len(set(values)) != len(values):
         raise GridError(f"{spec!r} lists a value twice")
     return Axis(name, values)
+
+
+def _too_many(spec: str) -> GridError:
+    """The count itself is never formatted: a range such as 0:1e5000:1 has a count of 5,000
+    digits, more than Python turns into text (ValueError, not an answer)."""
+    return GridError(f"{spec!r} has more than {MAX_AXIS_VALUES:,} values; at most "
+                     f"{MAX_AXIS_VALUES:,}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -434,5 +441,31 @@ def run(spec: Spec, items: Sequence[Item], *, jobs: int = 1, dask_address: str |
 
 def total_runs(spec: Spec, items: Sequence) -> int:
     """What :func:`run` reports to ``progress`` in all."""
-    top = 0 if spec.exact else min(spec.top, spec.n_cells)
-    return (spec.n_cells + top) * len(items)
+    return (spec.n_cells + _reruns(spec)) * len(items)
+
+
+def _reruns(spec: Spec) -> int:
+    """The top cells :func:`run` runs again on the exact path (none when every cell was)."""
+    return 0 if spec.exact else min(spec.top, spec.n_cells)
+
+
+def progress_counts(spec: Spec, n_series: int, done: int, windows: int = 1) -> dict:
+    """``done`` runs (what :func:`run` reported to ``progress``, over ``windows`` runs of a
+    walk-forward) as cells: ``{"cells": {"done", "total"}, "exact_reruns": {"done",
+    "total"}}``. Each run measures every cell, then re-runs the top cells exact."""
+    reruns = _reruns(spec)
+    per = (spec.n_cells + reruns) * n_series
+    full, rest = divmod(max(done, 0), per) if per else (0, 0)
+    if full >= windows:
+        full, rest = windows, 0
+    cells = full * spec.n_cells + min(rest, spec.n_cells * n_series) // n_series
+    exact = full * reruns + max(0, rest - spec.n_cells * n_series) // n_series
+    return {"cells": {"done": cells, "total": spec.n_cells * windows},
+            "exact_reruns": {"done": exact, "total": reruns * windows}}
+
+
+def progress_text(counts: dict) -> str:
+    """``cells 30/30, exact re-runs 10/10`` (the command's bar, the admin)."""
+    c, e = counts["cells"], counts["exact_reruns"]
+    text = f"cells {c['done']:,}/{c['total']:,}"
+    return f"{text}, exact re-runs {e['done']:,}/{e['total']:,}" if e["total"] else text
