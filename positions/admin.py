@@ -159,8 +159,17 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
     def created(self, obj):
         return shown_time(obj.created_at)
 
+    def _price(self, obj):
+        """The newest stored price as the position uses it (split-adjusted)."""
+        if not hasattr(obj, "_adjusted_price"):
+            price = getattr(obj, "latest_price", None)
+            obj._adjusted_price = None if price is None else selectors.split_adjusted(
+                position=obj, price=price, ts=obj.latest_price_ts,
+                splits=None if getattr(obj, "known_has_splits", True) else ())
+        return obj._adjusted_price
+
     def _valuation(self, obj):
-        price = getattr(obj, "latest_price", None)
+        price = self._price(obj)
         if price is None:
             return None, None
         return rules.weight_of(
@@ -170,7 +179,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
     @admin.display(description="value")
     def value_shown(self, obj):
         value, _ = self._valuation(obj)
-        return "—" if value is None else f"{value:,.2f} at {obj.latest_price}"
+        return "—" if value is None else f"{value:,.2f} at {self._price(obj)}"
 
     @admin.display(description="weight")
     def weight_shown(self, obj):
@@ -179,7 +188,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
 
     @admin.display(description="decision at the latest price")
     def decision_preview(self, obj):
-        price = getattr(obj, "latest_price", None)
+        price = self._price(obj)
         if price is None:
             return "No stored price for this ticker yet (POST /v1/prices or import_prices)."
         try:
