@@ -499,7 +499,8 @@ class SplitForm(ApiValidatedForm):
         if not report.recorded:
             self.add_error(None, f"Nothing recorded: {len(report.existing)} position(s) "
                            f"already have this split, {len(report.conflicts)} another ratio "
-                           "on that date.")
+                           f"on that date, {len(report.failed)} refused it"
+                           + "".join(f"; {pid}: {why}" for pid, why in report.failed) + ".")
             return data
         self.instance = Split.objects.get(pk=report.recorded[0])
         self.report = report
@@ -520,6 +521,8 @@ class SplitAdmin(WriteActionsMixin, admin.ModelAdmin):
         report = form.report  # recorded (and applied when due) by the form's service call
         self.message_user(request, f"Recorded on {len(report.recorded)} position(s), applied "
                           f"on {len(report.applied)}.", messages.SUCCESS)
+        for pid, why in report.failed:
+            self.message_user(request, f"{pid}: not applied: {why}", messages.WARNING)
 
     def has_change_permission(self, request, obj=None):
         return False

@@ -85,15 +85,19 @@ class TickerSplitReport:
     existing: list[str] = field(default_factory=list)  # positions with this split already
     conflicts: list[str] = field(default_factory=list)  # positions with another ratio that day
     applied: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (split id, reason)
+    # (position id, reason): a due split it refused (nothing recorded: 409 by the API) or a
+    # split of the ticker recorded earlier that could not apply
+    failed: list[tuple[str, str]] = field(default_factory=list)
 
 
 def split_announce_ticker(*, ticker: str, ratio: Decimal, effective_date: dt.date,
                           progress=None) -> TickerSplitReport:
     """Record a split for every position in ``ticker`` (the command's and the admin's), each
-    position in its own transaction, then apply the due ones (:func:`splits_apply_due`).
-    Running it again records nothing twice: a position with the same split is ``existing``,
-    one with another ratio on that date a ``conflict``."""
+    position in its own transaction, applying it there when it is due (as the API does: a
+    position that refuses it, ``split_out_of_range``, keeps nothing of it and is ``failed``),
+    then apply any other due split of the ticker (:func:`splits_apply_due`). Running it again
+    records nothing twice: a position with the same split is ``existing``, one with another
+    ratio on that date a ``conflict``."""
     from positions.services import ticker_normalize
 
     _check_ratio(ratio)
@@ -105,7 +109,18 @@ def split_announce_ticker(*, ticker: str, ratio: Decimal, effective_date: dt.dat
             position = Position.objects.select_for_update().get(pk=pid)
             found = Split.objects.filter(position=position, effective_date=effective_date).first()
             if found is None:
-                report.recorded.append(_record(position, ratio, effective_date).id)
+                split = _record(position, ratio, effective_date)
+                if effective_date <= clock.trading_day():
+                    applying = splits_apply_due(position_id=pid)  # older due ones first
+                    refused = dict(applying.failed).get(split.id)
+                    if refused is not None:  # nothing of it is kept, as by the API
+                        transaction.set_rollback(True)
+                        report.failed.append((pid, refused))
+                    else:
+                        report.recorded.append(split.id)
+                        report.applied += applying.applied
+                else:
+                    report.recorded.append(split.id)
             elif found.ratio == ratio:
                 report.existing.append(pid)
             else:
@@ -113,7 +128,10 @@ def split_announce_ticker(*, ticker: str, ratio: Decimal, effective_date: dt.dat
         if progress is not None:
             progress(n, len(ids))
     applying = splits_apply_due(ticker=ticker)
-    report.applied, report.failed = applying.applied, applying.failed
+    report.applied += applying.applied
+    owners = dict(Split.objects.filter(id__in=[sid for sid, _ in applying.failed])
+                  .values_list("id", "position_id"))
+    report.failed += [(owners.get(sid, sid), why) for sid, why in applying.failed]
     return report
 
 

@@ -140,3 +140,38 @@ def test_apply_split_names_a_ticker_no_position_holds(make_position):
     assert exit_.value.code == 1
     assert "No position holds NOSUCH" in err.getvalue()
     assert Split.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_apply_split_refused_by_one_position_changes_nothing_there(make_position):
+    tiny = make_position(qty="1", cash="0", anchor_price="0.0001")
+    fine = make_position(qty="1", cash="0", anchor_price="10")
+    out, err = StringIO(), StringIO()
+    with pytest.raises(SystemExit) as exit_:
+        call_command("apply_split", "ZIM", "1000", "--date", clock.trading_day().isoformat(),
+                     stdout=out, stderr=err)
+    assert exit_.value.code == 1
+    assert "1 recorded" in out.getvalue() and "1 applied" in out.getvalue()
+    assert f"{tiny.id}: not applied:" in err.getvalue() and "anchor" in err.getvalue()
+    tiny.refresh_from_db()
+    fine.refresh_from_db()
+    assert (tiny.qty, tiny.anchor_price) == (D(1), D("0.0001"))
+    assert (fine.qty, fine.anchor_price) == (D(1000), D("0.01"))  # 10 / 1000
+    assert list(Split.objects.values_list("position_id", flat=True)) == [fine.id]
+    assert not Event.objects.filter(position=tiny, type__startswith="split").exists()
+
+
+@pytest.mark.django_db
+def test_the_admin_values_the_position_at_the_adjusted_price(admin_client, make_position,
+                                                             settings):
+    from django.urls import reverse
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    pos = make_position(qty="100", cash="10000", anchor_price="100")
+    yesterday_close("ZIM", "100")
+    split_today("ZIM", "2")
+    page = admin_client.get(reverse("admin:positions_position_change", args=[pos.id]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "20,000.00 at 50" in html  # 200 x 100 / 2 + 10000, not 30,000.00 at 100
+    assert "nothing to do" in html  # the preview at 50 = the anchor 50

@@ -50,7 +50,7 @@ class Command(ActorCommand):  # its events name it (events.actor)
             raise CommandError(exc.message) from None
         if bar is not None:
             bar.close()
-        if not (report.recorded or report.existing or report.conflicts):
+        if not (report.recorded or report.existing or report.conflicts or report.failed):
             self.stderr.write(f"No position holds {ticker.strip().upper()}: nothing was "
                               "recorded (a typo in the ticker?).")
             sys.exit(1)
@@ -58,7 +58,7 @@ class Command(ActorCommand):  # its events name it (events.actor)
                           f"had it, {len(report.applied)} applied.")
         for pid in report.conflicts:
             self.stderr.write(f"{pid}: another split is recorded on {day}; left alone.")
-        for split_id, reason in report.failed:
-            self.stderr.write(f"split {split_id} not applied: {reason}")
+        for pid, reason in report.failed:
+            self.stderr.write(f"{pid}: not applied: {reason}")
         if report.conflicts or report.failed:
             sys.exit(1)
