@@ -16,7 +16,7 @@ from django.core.management import call_command
 from conftest import assert_error
 from events.models import Event
 from orders.models import Order
-from positions.models import Price, Split
+from positions.models import Position, Price, Split
 from positions.services import positions_evaluate_claimed
 from volbal import clock
 
@@ -175,3 +175,25 @@ def test_the_admin_values_the_position_at_the_adjusted_price(admin_client, make_
     html = page.content.decode()
     assert "20,000.00 at 50" in html  # 200 x 100 / 2 + 10000, not 30,000.00 at 100
     assert "nothing to do" in html  # the preview at 50 = the anchor 50
+
+
+@pytest.mark.django_db
+def test_the_trade_cycle_after_a_split_at_the_open_trades_nothing(make_position, monkeypatch):
+    from positions.cycle import trade_cycle
+    from positions.models import TradeCycle
+
+    session = dt.datetime(2024, 7, 5, 15, tzinfo=dt.UTC)  # Friday 11:00 in New York
+    monkeypatch.setattr(clock, "now", lambda: session)
+    pos = make_position(ticker="RSQ", qty="105", cash="1000", anchor_price="4",
+                        fractional=False, broker="paper", auto_submit=True)
+    Position.objects.filter(pk=pos.pk).update(created_at=dt.datetime(2024, 7, 1, tzinfo=dt.UTC))
+    # the latest price: Wednesday's close (Thursday 4 July is a holiday), before the split
+    Price.objects.create(ticker="RSQ", price=D(4), ts=dt.datetime(2024, 7, 3, 20, tzinfo=dt.UTC))
+    call_command("apply_split", "RSQ", "0.1", "--date", "2024-07-05", stdout=StringIO())
+    trade_cycle()
+    assert TradeCycle.objects.get().evaluated == 1
+    ev = Event.objects.get(position=pos, type="evaluation")
+    # 4 in the old shares is 40 in the new: the anchor 4 / 0.1 = 40, no trigger, no order
+    assert ev.outputs["price"] == 40 and ev.outputs["anchor_price"] == 40, ev.message
+    assert ev.outputs["reason"] == "no_trigger" and ev.inputs["price"] == 40
+    assert not Order.objects.filter(position=pos).exists()
