@@ -159,8 +159,17 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
     def created(self, obj):
         return shown_time(obj.created_at)
 
+    def _price(self, obj):
+        """The newest stored price as the position uses it (split-adjusted)."""
+        if not hasattr(obj, "_adjusted_price"):
+            price = getattr(obj, "latest_price", None)
+            obj._adjusted_price = None if price is None else selectors.split_adjusted(
+                position=obj, price=price, ts=obj.latest_price_ts,
+                splits=None if getattr(obj, "known_has_splits", True) else ())
+        return obj._adjusted_price
+
     def _valuation(self, obj):
-        price = getattr(obj, "latest_price", None)
+        price = self._price(obj)
         if price is None:
             return None, None
         return rules.weight_of(
@@ -170,7 +179,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
     @admin.display(description="value")
     def value_shown(self, obj):
         value, _ = self._valuation(obj)
-        return "—" if value is None else f"{value:,.2f} at {obj.latest_price}"
+        return "—" if value is None else f"{value:,.2f} at {self._price(obj)}"
 
     @admin.display(description="weight")
     def weight_shown(self, obj):
@@ -179,7 +188,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
 
     @admin.display(description="decision at the latest price")
     def decision_preview(self, obj):
-        price = getattr(obj, "latest_price", None)
+        price = self._price(obj)
         if price is None:
             return "No stored price for this ticker yet (POST /v1/prices or import_prices)."
         try:
@@ -490,7 +499,8 @@ class SplitForm(ApiValidatedForm):
         if not report.recorded:
             self.add_error(None, f"Nothing recorded: {len(report.existing)} position(s) "
                            f"already have this split, {len(report.conflicts)} another ratio "
-                           "on that date.")
+                           f"on that date, {len(report.failed)} refused it"
+                           + "".join(f"; {pid}: {why}" for pid, why in report.failed) + ".")
             return data
         self.instance = Split.objects.get(pk=report.recorded[0])
         self.report = report
@@ -511,6 +521,8 @@ class SplitAdmin(WriteActionsMixin, admin.ModelAdmin):
         report = form.report  # recorded (and applied when due) by the form's service call
         self.message_user(request, f"Recorded on {len(report.recorded)} position(s), applied "
                           f"on {len(report.applied)}.", messages.SUCCESS)
+        for pid, why in report.failed:
+            self.message_user(request, f"{pid}: not applied: {why}", messages.WARNING)
 
     def has_change_permission(self, request, obj=None):
         return False

@@ -6,10 +6,12 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
-from positions.models import MONEY, Position, Price
+from positions.models import MONEY, Position, Price, Split, SplitStatus
+from positions.strategy import rules
 from positions.strategy.ladder import Ladder, ladder
+from volbal import clock
 from volbal.errors import DomainError
 from volbal.rows import fetch_one
 
@@ -37,10 +39,18 @@ def latest_price(*, ticker: str) -> Price | None:
     return Price.objects.filter(ticker=ticker).order_by("-ts").first()
 
 
+def _has_splits() -> Exists:
+    return Exists(Split.objects.filter(position_id=OuterRef("pk"), status=SplitStatus.APPLIED))
+
+
 def with_latest_price(queryset: QuerySet[Position]) -> QuerySet[Position]:
-    """Annotate ``latest_price`` (the newest stored price of each position's ticker): one query."""
-    latest = Price.objects.filter(ticker=OuterRef("ticker")).order_by("-ts").values("price")[:1]
-    return queryset.annotate(latest_price=Subquery(latest))
+    """Annotate ``latest_price`` and ``latest_price_ts`` (the newest stored price of each
+    position's ticker, as stored: :func:`split_adjusted` gives the price the position uses):
+    one query."""
+    latest = Price.objects.filter(ticker=OuterRef("ticker")).order_by("-ts")
+    return queryset.annotate(latest_price=Subquery(latest.values("price")[:1]),
+                             latest_price_ts=Subquery(latest.values("ts")[:1]),
+                             known_has_splits=_has_splits())
 
 
 class PriceSource:
@@ -53,6 +63,56 @@ class PriceSource:
 
     KNOWN = (STORED, FILL)
     ALL = (REQUEST, STORED, FILL, NONE)
+
+
+# --- Prices across splits (strategy.md, "Splits") ---------------------------------------------
+#
+# A price observed before a split took effect is a price of the old shares. Wherever a position
+# uses a known price (evaluation by the API, the commands and the trade cycle; its value and
+# weight in the API and the admin; the price-jump guard's previous price P0; the cost check of
+# a buy) it goes through :func:`split_adjusted`: divided by the ratios of the position's applied
+# splits that took effect after it was observed. A split takes effect at the start of its
+# effective day in the trading time zone, as it applies (before anything else that day).
+
+
+# (instant it took effect, ratio, when it was recorded) of a position's applied splits
+SplitsSeen = tuple[tuple[dt.datetime, Decimal, dt.datetime], ...]
+
+
+def applied_splits(position_ids) -> dict[str, SplitsSeen]:
+    """The applied splits of each position, as (instant, ratio, recorded): one query."""
+    out: dict[str, list] = {}
+    for pid, day, recorded, ratio in (Split.objects.filter(
+            position_id__in=list(position_ids), status=SplitStatus.APPLIED)
+            .order_by("effective_date", "id")
+            .values_list("position_id", "effective_date", "created_at", "ratio")):
+        out.setdefault(pid, []).append((clock.start_of_trading_day(day), ratio, recorded))
+    return {pid: tuple(rows) for pid, rows in out.items()}
+
+
+def split_ratio_since(ts: dt.datetime | None, splits: SplitsSeen) -> Decimal:
+    """The product of the ratios of ``splits`` that took effect after ``ts`` (1: none; a price
+    with no time, given in a request, is a current price)."""
+    ratio = Decimal(1)
+    if ts is not None:
+        for instant, k, _recorded in splits:
+            if instant > ts:
+                ratio *= k
+    return ratio
+
+
+def split_adjusted(*, position: Position, price: Decimal, ts: dt.datetime | None,
+                   splits: SplitsSeen | None = None) -> Decimal:
+    """THE price ``position`` uses for ``price`` observed at ``ts``: ``price`` ÷ the ratios of
+    its applied splits that took effect after ``ts`` (the same price when none did). ``splits``
+    are what :func:`applied_splits` reads for it (a batch reads them at once); None reads
+    them here (one query, none when ``ts`` is None)."""
+    if ts is None:
+        return price
+    if splits is None:
+        splits = applied_splits([position.id]).get(position.id, ())
+    ratio = split_ratio_since(ts, splits)
+    return price if ratio == 1 else rules.split_adjusted_price(price, ratio)
 
 
 @dataclass(frozen=True)
@@ -77,6 +137,7 @@ def with_known_price(queryset: QuerySet[Position]) -> QuerySet[Position]:
         known_stored_ts=Subquery(stored.values("ts")[:1]),
         known_fill_price=Subquery(fills.values("price")[:1]),
         known_fill_ts=Subquery(fills.values("created_at")[:1]),
+        known_has_splits=_has_splits(),
     )
 
 
@@ -84,16 +145,22 @@ def known_price(position: Position) -> KnownPrice | None:
     """The position's latest known price, or None when there is neither a stored price nor a
     fill. Reads the annotations of :func:`with_known_price` when the position has them (the
     API's and the admin's lists), else one query. On a tie the fill wins (a trade is firmer
-    than a quote)."""
-    if not hasattr(position, "known_stored_ts"):
-        position = with_known_price(Position.objects.filter(pk=position.pk)).get()
-    stored = (position.known_stored_price, position.known_stored_ts)
-    fill = (position.known_fill_price, position.known_fill_ts)
+    than a quote). The price is split-adjusted (:func:`split_adjusted`): one more query only
+    for a position with an applied split."""
+    known = position
+    if not hasattr(known, "known_stored_ts"):
+        known = with_known_price(Position.objects.filter(pk=position.pk)).get()
+    stored = (known.known_stored_price, known.known_stored_ts)
+    fill = (known.known_fill_price, known.known_fill_ts)
     if fill[1] is not None and (stored[1] is None or fill[1] >= stored[1]):
-        return KnownPrice(price=fill[0], ts=fill[1], source=PriceSource.FILL)
-    if stored[1] is not None:
-        return KnownPrice(price=stored[0], ts=stored[1], source=PriceSource.STORED)
-    return None
+        price, ts, source = fill[0], fill[1], PriceSource.FILL
+    elif stored[1] is not None:
+        price, ts, source = stored[0], stored[1], PriceSource.STORED
+    else:
+        return None
+    if known.known_has_splits:
+        price = split_adjusted(position=position, price=price, ts=ts)
+    return KnownPrice(price=price, ts=ts, source=source)
 
 
 def position_view(*, owner, position_id: str) -> Position:

@@ -134,7 +134,8 @@ class PositionSerializer(serializers.Serializer):
     max_price_jump = DecimalOut()
     price = serializers.SerializerMethodField(
         help_text="The latest known price: the newer of the ticker's newest stored price and "
-        "the position's last fill; null when there is neither.")
+        "the position's last fill, ÷ the ratios of the position's splits that took effect "
+        "after it was observed; null when there is neither.")
     price_ts = serializers.SerializerMethodField(
         help_text="When `price` was observed: the stored price's `ts` or the fill's time.")
     price_source = serializers.SerializerMethodField(

@@ -20,7 +20,15 @@ from positions.models import (
     Price,
     price_ts_error,
 )
-from positions.selectors import KnownPrice, PriceSource, known_price, latest_price, position_get
+from positions.selectors import (
+    KnownPrice,
+    PriceSource,
+    applied_splits,
+    known_price,
+    latest_price,
+    position_get,
+    split_adjusted,
+)
 from positions.strategy import rules
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
@@ -281,8 +289,9 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
         if price is None:
             if mark_latest:  # the cycle evaluates at the new stored price that called for it
                 stored = latest_price(ticker=position.ticker)
-                known = stored and KnownPrice(price=stored.price, ts=stored.ts,
-                                              source=PriceSource.STORED)
+                known = stored and KnownPrice(
+                    price=split_adjusted(position=position, price=stored.price, ts=stored.ts),
+                    ts=stored.ts, source=PriceSource.STORED)
             else:
                 known = known_price(position)
             if known is not None:
@@ -432,7 +441,8 @@ def positions_evaluate_claimed(ids: list[str], *, submit_ids: set[str],
                       .values("position_id").annotate(n=Count("id"))
                       .values_list("position_id", "n"))
         open_ids = positions_with_open_orders(here)
-        jumps = jump_facts_many(positions=positions, latest=latest)
+        splits = applied_splits(here)
+        jumps = jump_facts_many(positions=positions, latest=latest, splits=splits)
         now = clock.now()
         changes = {}
         with deferred_inserts():
@@ -449,7 +459,10 @@ def positions_evaluate_claimed(ids: list[str], *, submit_ids: set[str],
                         position.evaluated_price_ts = stored.ts
                         position.cycle_lease_until = None
                         out[position.id], _changed = _evaluate_at(
-                            position=position, price=stored.price,
+                            position=position,
+                            price=split_adjusted(position=position, price=stored.price,
+                                                 ts=stored.ts,
+                                                 splits=splits.get(position.id, ())),
                             price_source=PriceSource.STORED, price_ts=stored.ts,
                             submit=position.id in submit_ids, source=source, facts=facts)
                 except Exception as exc:  # nothing of it is kept; reported like the one path

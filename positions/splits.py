@@ -19,7 +19,13 @@ from events.actor import current_actor
 from events.models import EventType
 from events.services import event_record
 from positions.models import Position, Price, Split, SplitStatus
-from positions.selectors import PriceSource, position_get
+from positions.selectors import (
+    PriceSource,
+    SplitsSeen,
+    applied_splits,
+    position_get,
+    split_ratio_since,
+)
 from positions.strategy import rules
 from volbal import clock
 from volbal.errors import DomainError
@@ -79,14 +85,19 @@ class TickerSplitReport:
     existing: list[str] = field(default_factory=list)  # positions with this split already
     conflicts: list[str] = field(default_factory=list)  # positions with another ratio that day
     applied: list[str] = field(default_factory=list)
+    # (position id, reason): a due split it refused (nothing recorded: 409 by the API) or a
+    # split of the ticker recorded earlier that could not apply
+    failed: list[tuple[str, str]] = field(default_factory=list)
 
 
 def split_announce_ticker(*, ticker: str, ratio: Decimal, effective_date: dt.date,
                           progress=None) -> TickerSplitReport:
     """Record a split for every position in ``ticker`` (the command's and the admin's), each
-    position in its own transaction, then apply the due ones (:func:`splits_apply_due`).
-    Running it again records nothing twice: a position with the same split is ``existing``,
-    one with another ratio on that date a ``conflict``."""
+    position in its own transaction, applying it there when it is due (as the API does: a
+    position that refuses it, ``split_out_of_range``, keeps nothing of it and is ``failed``),
+    then apply any other due split of the ticker (:func:`splits_apply_due`). Running it again
+    records nothing twice: a position with the same split is ``existing``, one with another
+    ratio on that date a ``conflict``."""
     from positions.services import ticker_normalize
 
     _check_ratio(ratio)
@@ -98,14 +109,29 @@ def split_announce_ticker(*, ticker: str, ratio: Decimal, effective_date: dt.dat
             position = Position.objects.select_for_update().get(pk=pid)
             found = Split.objects.filter(position=position, effective_date=effective_date).first()
             if found is None:
-                report.recorded.append(_record(position, ratio, effective_date).id)
+                split = _record(position, ratio, effective_date)
+                if effective_date <= clock.trading_day():
+                    applying = splits_apply_due(position_id=pid)  # older due ones first
+                    refused = dict(applying.failed).get(split.id)
+                    if refused is not None:  # nothing of it is kept, as by the API
+                        transaction.set_rollback(True)
+                        report.failed.append((pid, refused))
+                    else:
+                        report.recorded.append(split.id)
+                        report.applied += applying.applied
+                else:
+                    report.recorded.append(split.id)
             elif found.ratio == ratio:
                 report.existing.append(pid)
             else:
                 report.conflicts.append(pid)
         if progress is not None:
             progress(n, len(ids))
-    report.applied = splits_apply_due(ticker=ticker).applied
+    applying = splits_apply_due(ticker=ticker)
+    report.applied += applying.applied
+    owners = dict(Split.objects.filter(id__in=[sid for sid, _ in applying.failed])
+                  .values_list("id", "position_id"))
+    report.failed += [(owners.get(sid, sid), why) for sid, why in applying.failed]
     return report
 
 
@@ -126,6 +152,11 @@ def _apply(split: Split, position: Position) -> None:
     p0 = before.price if before is not None else position.anchor_price
     result = rules.apply_split(qty=position.qty, cash=position.cash,
                                anchor=position.anchor_price, ratio=k, step=step, price_before=p0)
+    if position.anchor_price is not None and result.anchor is None:
+        raise DomainError("split_out_of_range", f"After the split the anchor "
+                          f"{fmt(position.anchor_price)} / {fmt(k)} would round to zero at "
+                          "the 6 decimal places anchors are kept to; nothing was applied.",
+                          status=409)
     too_big = out_of_range((Position, "qty", result.qty), (Position, "cash", result.cash))
     if too_big:
         raise DomainError("split_out_of_range", f"After the split the {too_big} would be "
@@ -211,18 +242,29 @@ def splits_apply_due(*, today: dt.date | None = None, ticker: str | None = None,
 class Jump:
     previous: Price
     move: Decimal  # the relative move from the split-adjusted previous price
-    ratio: Decimal  # the product of the splits effective since the previous price
+    ratio: Decimal  # the product of the splits that took effect since the previous price
 
 
 @dataclass(frozen=True)
 class JumpFacts:
     """What the guard reads for one position and price: the ticker's previous stored price,
-    whether an operator confirmed the price, and the position's splits (effective date,
-    ratio) effective after the previous price's day up to the price's."""
+    whether an operator confirmed the price, and the position's applied splits that took
+    effect after the previous price was observed (``splits``) or may have: effective on the
+    previous price's own day and recorded after it (``same_day``; see :func:`price_jump_of`)."""
 
     previous: Price | None
     confirmed: bool = False
-    splits: tuple[tuple[dt.date, Decimal], ...] = ()
+    splits: SplitsSeen = ()
+    same_day: SplitsSeen = ()
+
+
+def _facts(previous: Price | None, confirmed: bool, splits: SplitsSeen) -> JumpFacts:
+    if previous is None or confirmed:
+        return JumpFacts(previous, confirmed)
+    day = clock.start_of_trading_day(clock.trading_day(previous.ts))
+    return JumpFacts(previous, confirmed,
+                     tuple(s for s in splits if s[0] > previous.ts),
+                     tuple(s for s in splits if s[0] == day and s[2] > previous.ts))
 
 
 def jump_facts(*, position: Position, price_ts: dt.datetime | None,
@@ -238,34 +280,24 @@ def jump_facts(*, position: Position, price_ts: dt.datetime | None,
     previous = stored.order_by("-ts").first()
     if previous is None or confirmed:
         return JumpFacts(previous, confirmed)
-    day = clock.trading_day(price_ts) if price_ts is not None else clock.trading_day()
-    splits = tuple(Split.objects.filter(
-        position=position, effective_date__gt=clock.trading_day(previous.ts),
-        effective_date__lte=day).values_list("effective_date", "ratio"))
-    return JumpFacts(previous, confirmed, splits)
+    return _facts(previous, confirmed, applied_splits([position.id]).get(position.id, ()))
 
 
-def jump_facts_many(*, positions: list[Position], latest: dict[str, Price]) -> dict[str, JumpFacts]:
+def jump_facts_many(*, positions: list[Position], latest: dict[str, Price],
+                    splits: dict[str, SplitsSeen] | None = None) -> dict[str, JumpFacts]:
     """The guard's facts of many positions, each evaluated at its ticker's stored price in
-    ``latest``, with one query per ticker for the previous price and one for the splits."""
+    ``latest``, with one query per ticker for the previous price and one for the splits
+    (none when ``splits``, :func:`positions.selectors.applied_splits` of the positions, are
+    given)."""
     out: dict[str, JumpFacts] = {}
     previous: dict[str, Price | None] = {}
     for ticker, current in latest.items():
         if current.confirmed_at is None:
             previous[ticker] = (Price.objects.filter(ticker=ticker, ts__lt=current.ts)
                                 .order_by("-ts").first())
-    windows = {t: (clock.trading_day(p.ts), clock.trading_day(latest[t].ts))
-               for t, p in previous.items() if p is not None}
-    splits: dict[str, list] = {}
-    if windows:
-        low = min(w[0] for w in windows.values())
-        high = max(w[1] for w in windows.values())
-        for pid, day, ratio in (Split.objects.filter(
-                position_id__in=[p.id for p in positions if p.ticker in windows],
-                effective_date__gt=low, effective_date__lte=high)
-                .order_by("effective_date", "id")
-                .values_list("position_id", "effective_date", "ratio")):
-            splits.setdefault(pid, []).append((day, ratio))
+    if splits is None:
+        splits = applied_splits([p.id for p in positions
+                                 if previous.get(p.ticker) is not None])
     for position in positions:
         current = latest.get(position.ticker)
         if current is None:
@@ -274,10 +306,7 @@ def jump_facts_many(*, positions: list[Position], latest: dict[str, Price]) -> d
             out[position.id] = JumpFacts(None, True)
             continue
         prev = previous[position.ticker]
-        window = windows.get(position.ticker)
-        mine = () if window is None else tuple(
-            (d, k) for d, k in splits.get(position.id, ()) if window[0] < d <= window[1])
-        out[position.id] = JumpFacts(prev, False, mine)
+        out[position.id] = _facts(prev, False, splits.get(position.id, ()))
     return out
 
 
@@ -285,22 +314,31 @@ def price_jump_of(*, position: Position, price: Decimal, price_ts: dt.datetime |
                   price_source: str, facts: JumpFacts | None = None) -> Jump | None:
     """The unconfirmed jump of ``price`` for ``position``, or None: the ticker's previous
     stored price P0 (the last before ``price_ts``; for a price given in the request the latest
-    stored), adjusted for the position's splits effective after P0's day up to the price's, is
-    more than ``max_price_jump`` away and no operator confirmed the price. A fill's price (a
-    trade) is never held back. ``facts`` are what :func:`jump_facts` would read (a batch reads
-    them for all its positions at once)."""
+    stored), split-adjusted as every price the position uses is (divided by the ratios of its
+    splits that took effect after P0, :func:`positions.selectors.split_adjusted`), is more
+    than ``max_price_jump`` away from ``price`` (itself split-adjusted by the caller) and no
+    operator confirmed the price. A fill's price (a trade) is never held back. ``facts`` are
+    what :func:`jump_facts` would read (a batch reads them for all its positions at once)."""
     if price_source == PriceSource.FILL:
         return None
     if facts is None:
         facts = jump_facts(position=position, price_ts=price_ts, price_source=price_source)
     if facts.confirmed or facts.previous is None:
         return None
-    ratio = Decimal(1)
-    for _day, k in facts.splits:
-        ratio *= k
+    ratio = split_ratio_since(facts.previous.ts, facts.splits)
     move = rules.price_jump(previous=facts.previous.price, price=price,
                             max_jump=position.max_price_jump, ratio=ratio)
-    return None if move is None else Jump(facts.previous, move, ratio)
+    if move is not None and facts.same_day:
+        # A split effective on P0's own day and recorded after P0: P0 may be the last price
+        # of the old shares (stored that morning before the split was known) or already one
+        # of the new; either reading that explains the move releases it.
+        for _instant, k, _recorded in facts.same_day:
+            ratio *= k
+        if rules.price_jump(previous=facts.previous.price, price=price,
+                            max_jump=position.max_price_jump, ratio=ratio) is None:
+            return None
+    return None if move is None else Jump(facts.previous, move,
+                                          split_ratio_since(facts.previous.ts, facts.splits))
 
 
 def guard_decision(*, position: Position, decision: rules.Decision, price_ts,

@@ -943,6 +943,12 @@ def apply_split(*, qty: Decimal, cash: Decimal, anchor: Decimal | None, ratio: D
     return SplitResult(new_qty, _money(_dec(cash) + lieu), new_anchor, lieu)
 
 
+def split_adjusted_price(price: Decimal, ratio: Decimal) -> Decimal:
+    """A price observed before splits of ``ratio`` (their product) in the shares as they are
+    after them: ``price`` / ``ratio`` on the 6-decimal price grid (strategy.md, "Splits")."""
+    return _money(_dec(price) / _dec(ratio))
+
+
 def price_jump(*, previous: Decimal, price: Decimal, max_jump: Decimal,
                ratio: Decimal = _ONE) -> Decimal | None:
     """The relative move of ``price`` from ``previous`` / ``ratio`` (the previous price adjusted

@@ -19,7 +19,8 @@ class Command(ActorCommand):  # its events name it (events.actor)
             "reverse) effective --date for every position in TICKER, and apply it if that date "
             "has come (otherwise the trade cycle applies it on the date, before it evaluates). "
             "Each position gets it exactly once, however often or concurrently this runs; a "
-            "position with another ratio on that date is reported and the command exits 1.")
+            "position with another ratio on that date, a split that cannot apply, and a ticker no "
+            "position holds are reported and the command exits 1.")
 
     def add_arguments(self, parser):
         parser.add_argument("ticker")
@@ -49,9 +50,15 @@ class Command(ActorCommand):  # its events name it (events.actor)
             raise CommandError(exc.message) from None
         if bar is not None:
             bar.close()
+        if not (report.recorded or report.existing or report.conflicts or report.failed):
+            self.stderr.write(f"No position holds {ticker.strip().upper()}: nothing was "
+                              "recorded (a typo in the ticker?).")
+            sys.exit(1)
         self.stdout.write(f"{len(report.recorded)} recorded, {len(report.existing)} already "
                           f"had it, {len(report.applied)} applied.")
         for pid in report.conflicts:
             self.stderr.write(f"{pid}: another split is recorded on {day}; left alone.")
-        if report.conflicts:
+        for pid, reason in report.failed:
+            self.stderr.write(f"{pid}: not applied: {reason}")
+        if report.conflicts or report.failed:
             sys.exit(1)
