@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from hypothesis import Phase, settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -44,6 +45,40 @@ def pytest_runtest_setup(item):
     the run fails: volbal/tests/test_ci_guard.py runs pytest that way and checks it."""
     if "postgres" in item.keywords and connection.vendor != "postgresql" and _in_ci():
         pytest.fail(CI_NEEDS_POSTGRES.format(vendor=connection.vendor), pytrace=False)
+
+
+_APPEND_ONLY = importlib.import_module("events.migrations.0002_append_only")
+_TRIGGER_OF = {sql.split()[2]: sql for sql in _APPEND_ONLY.SQLITE_UP}  # name -> CREATE TRIGGER
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _audit_log_flushable():
+    """Every transactional test (``django_db(transaction=True)``, ``transactional_db``,
+    ``live_server``) ends with a flush of the test database, which SQLite does with DELETE, which
+    the audit log's append-only triggers refuse (the test then errors at teardown and leaves its
+    rows to the next ones). On SQLite the flush lifts the triggers for its DELETEs and puts back
+    those that were there, in its own transaction: the log is never unguarded during a test, and
+    no fixture order matters. PostgreSQL truncates, which the trigger does not stop."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    ops = type(connection.ops)
+    original = ops.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        with transaction.atomic(using=self.connection.alias), self.connection.cursor() as cur:
+            cur.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name IN "
+                        f"({', '.join('?' * len(_TRIGGER_OF))})", list(_TRIGGER_OF))
+            present = [name for (name,) in cur.fetchall()]
+            for name in present:
+                cur.execute(f"DROP TRIGGER {name}")
+            original(self, sql_list)
+            for name in present:
+                cur.execute(_TRIGGER_OF[name])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ops, "execute_sql_flush", execute_sql_flush)
+        yield
 
 
 @pytest.fixture

@@ -54,8 +54,15 @@ def active_positions():
     return Position.objects.filter(Q(qty__gt=0) | Q(cash__gt=0))
 
 
-def _minutes(delta: dt.timedelta) -> int:
-    return int(delta.total_seconds() // 60)
+def counted(n: int, noun: str) -> str:
+    """``n`` and the noun, singular for one: "1 minute", "16 minutes", "0 differences" (the
+    sentences of the alerts and of the commands that record them)."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _minutes(delta: dt.timedelta) -> str:
+    """A wait in whole minutes (rounded down), in a sentence: "1 minute", "16 minutes"."""
+    return counted(int(delta.total_seconds() // 60), "minute")
 
 
 def alert_record_once(*, type: str, episodes: dict[str, str],
@@ -131,13 +138,14 @@ def price_stale_check(*, now: dt.datetime | None = None) -> list[Event]:
         since = max(marks) if marks else None
         if since is not None and since > cutoff:
             continue
-        waited = f"for {_minutes(now - since)} minutes" if since else "yet"
+        waited = f"for {_minutes(now - since)}" if since else "yet"
         if last is not None:
             what = (f"no new price for {ticker} {waited} during the session (the latest, "
                     f"{fmt(last.price)}, is from {last.ts.isoformat()})")
         else:
             what = f"no price for {ticker} has been recorded {waited} during the session"
-        message = (f"Alert: {what}, more than VOLBAL_PRICE_STALE_AFTER ({limit} minutes): "
+        message = (f"Alert: {what}, more than VOLBAL_PRICE_STALE_AFTER "
+                   f"({counted(limit, 'minute')}): "
                    "the position is not evaluated until a price arrives.")
         inputs = {"ticker": ticker, "stale_after_minutes": limit, "session_open": opened,
                   "last_price": last and last.price, "last_price_ts": last and last.ts}
@@ -173,11 +181,12 @@ def cycle_missed_check(*, now: dt.datetime | None = None) -> list[Event]:
     since = max(marks) if marks else None
     if since is not None and since > cutoff:
         return []
-    waited = f"for {_minutes(now - since)} minutes" if since else "yet"
+    waited = f"for {_minutes(now - since)}" if since else "yet"
     what = (f"the trade cycle has not run {waited} during the session (the last one finished "
             f"at {seen.isoformat()})" if seen else
             f"no trade cycle has run {waited} during the session (none is recorded)")
-    message = (f"Alert: {what}, more than VOLBAL_CYCLE_MISSED_AFTER ({limit} minutes): this "
+    message = (f"Alert: {what}, more than VOLBAL_CYCLE_MISSED_AFTER "
+               f"({counted(limit, 'minute')}): this "
                "position's proposals are not submitted and its orders are not routed or "
                "polled until a cycle runs again.")
     inputs = {"missed_after_minutes": limit, "session_open": opened,
@@ -213,8 +222,8 @@ def ledger_differences_record(differences: Iterable) -> list[Event]:
         listed = "; ".join(f"{d.field}: stored {_shown(d.stored)}, expected "
                            f"{_shown(d.expected)}" for d in diffs[:shown])
         more = f"; and {len(diffs) - shown} more" if len(diffs) > shown else ""
-        message = (f"Alert: the ledger check found {len(diffs)} difference"
-                   f"{'s' if len(diffs) != 1 else ''} between this position's books and the "
+        message = (f"Alert: the ledger check found {counted(len(diffs), 'difference')} "
+                   "between this position's books and the "
                    f"replay of its fills, dividends and splits: {listed}{more}.")
         return (message, {"checked_at": clock.now()},
                 {"differences": [{"field": d.field, "stored": d.stored,

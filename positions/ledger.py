@@ -13,6 +13,13 @@ from volbal import clock
 
 ZERO = Decimal(0)
 
+# The events that record a change to the books this check compares (see ledger_verify): the
+# opening values, each order and its fills, a dividend's ex-date and pay-date steps, an applied
+# split. Alerts, evaluations, routing, anchor and configuration changes write none of them.
+FILL_EVENTS = ("order_filled", "order_partially_filled")
+BOOK_CHANGES = frozenset({"position_created", "order_submitted", *FILL_EVENTS,
+                          "ex_div_effective", "dividend_cash_received", "split_applied"})
+
 
 @dataclass(frozen=True)
 class Difference:
@@ -166,9 +173,8 @@ def ledger_verify() -> LedgerReport:
     submitted = set(Event.objects.filter(type="order_submitted").values_list("order_id",
                                                                               flat=True))
     fill_events: dict[str, int] = defaultdict(int)
-    for order_id in Event.objects.filter(
-            type__in=("order_filled", "order_partially_filled")).values_list("order_id",
-                                                                             flat=True):
+    for order_id in Event.objects.filter(type__in=FILL_EVENTS).values_list("order_id",
+                                                                           flat=True):
         fill_events[order_id] += 1
     n_orders = 0
     for order_id, pos_id, filled, commission in Order.objects.values_list(
@@ -184,3 +190,16 @@ def ledger_verify() -> LedgerReport:
             if stored != want:
                 differences.append(Difference(pos_id, name, stored, want))
     return LedgerReport(n_pos, n_orders, n_fills, n_div, differences)
+
+
+def last_book_changes(position_ids) -> dict:
+    """Each position's latest event of :data:`BOOK_CHANGES` (position id → event): the last
+    change of its books made through the services, with when and who. A later difference came
+    from elsewhere. Two queries however many positions."""
+    from django.db.models import Max
+
+    from events.models import Event
+
+    latest = (Event.objects.filter(position_id__in=list(position_ids), type__in=BOOK_CHANGES)
+              .values("position_id").annotate(last=Max("id")).values_list("last", flat=True))
+    return {event.position_id: event for event in Event.objects.filter(id__in=list(latest))}

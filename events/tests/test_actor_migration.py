@@ -1,9 +1,7 @@
 """Events and prices stored before actors were recorded are backfilled as ``legacy`` /
-``unknown``; the audit log stays append-only through the migration.
-
-PostgreSQL only: a transactional test ends with a flush, which SQLite does with DELETE, which
-the audit log refuses. (On SQLite the migration rebuilds the table and recreates its triggers;
-test_events' append-only tests cover that when the suite runs on SQLite.)"""
+``unknown``; the audit log stays append-only through the migration (on SQLite it rebuilds the
+table and recreates its triggers). Transactional: the flush that ends it lifts the triggers on
+SQLite (the root conftest)."""
 
 from __future__ import annotations
 
@@ -15,7 +13,6 @@ BEFORE = [("events", "0003_event_types_and_payload_decimals"),
           ("positions", "0004_dividend_rate_label_withholding_tax_rate")]
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_old_events_and_prices_get_the_legacy_actor():
     executor = MigrationExecutor(connection)

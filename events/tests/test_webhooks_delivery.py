@@ -25,8 +25,9 @@ from volbal import clock
 
 
 @pytest.fixture(autouse=True)
-def _committed(committed_db):
-    """Committed for real: delivery posts with no transaction open (it asserts so)."""
+def _committed(transactional_db):
+    """Committed for real: delivery posts with no transaction open (it asserts so). (On SQLite
+    the flush that ends each test lifts the audit log's triggers: the root conftest.)"""
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

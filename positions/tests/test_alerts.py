@@ -14,6 +14,7 @@ import pytest
 from django.core.management import call_command
 
 from events.models import ALERT_TYPES, Event
+from orders.services import order_fill, order_submit_for
 from positions.alerts import cycle_missed_check, price_stale_check
 from positions.cycle import trade_cycle
 from positions.models import Position
@@ -256,7 +257,7 @@ def test_the_nightly_ledger_check_alerts_each_different_position_once_per_differ
     assert code == 1 and alerts(tampered, "ledger_difference") == []
 
     code, out = verify("--record-alerts")
-    assert code == 1 and "1 ledger_difference alerts recorded (0 positions already" in out
+    assert code == 1 and "1 ledger_difference alert recorded (0 positions already" in out
     (alert,) = alerts(tampered, "ledger_difference")
     assert alert.message == (
         "Alert: the ledger check found 1 difference between this position's books and the "
@@ -270,7 +271,7 @@ def test_the_nightly_ledger_check_alerts_each_different_position_once_per_differ
 
     # the next night, the same difference: not again
     code, out = verify("--record-alerts")
-    assert code == 1 and "0 ledger_difference alerts recorded (1 positions already" in out
+    assert code == 1 and "0 ledger_difference alerts recorded (1 position already" in out
     # a different difference: alerted
     Position.objects.filter(pk=tampered.pk).update(cash=D("980"), qty=D("11"))
     verify("--record-alerts")
@@ -278,6 +279,46 @@ def test_the_nightly_ledger_check_alerts_each_different_position_once_per_differ
     assert len(alerts(tampered, "ledger_difference")) == 2
     assert "found 2 differences" in latest.message
     assert {d["field"] for d in latest.outputs["differences"]} == {"qty", "cash"}
+
+
+def test_the_last_recorded_change_is_the_last_change_of_the_books_not_an_alert(opened, at, user):
+    # The issue: with the cash altered in the database, verify_ledger named check_alerts'
+    # price_stale as the last change, and on its next run its own ledger_difference.
+    at(WEDNESDAY_CLOSE)
+    price("ZIM", 100, WEDNESDAY_CLOSE)
+    pos = opened()
+    order, _ = order_submit_for(owner=user, position_id=pos.id, side="BUY", qty=D("2"),
+                                idempotency_key="k")
+    order_fill(owner=user, order_id=order.id, price=D("100"), filled_qty=D("2"))
+    fill = Event.objects.get(position=pos, type="order_filled")
+    Position.objects.filter(pk=pos.pk).update(cash=D("1"))
+    at(OPEN + minutes(20))
+    call_command("check_alerts", stdout=io.StringIO())
+    (stale,) = alerts(pos, "price_stale")
+    assert stale.actor_name == "command:check_alerts"
+    named = (f"{pos.id} last recorded change: order_filled (event {fill.pk}, "
+             f"{fill.created_at:%Y-%m-%d %H:%M:%S %Z}) by {fill.actor}")
+    for _night in (1, 2):  # the second run follows its own ledger_difference alert
+        code, out = verify("--record-alerts")
+        assert code == 1 and named in out, out
+        assert "price_stale" not in out and "ledger_difference (" not in out
+    assert Event.objects.filter(position=pos).latest("id").type == "ledger_difference"
+
+
+def test_a_wait_of_one_minute_is_said_in_the_singular(opened, at, settings):
+    settings.VOLBAL_PRICE_STALE_AFTER = settings.VOLBAL_CYCLE_MISSED_AFTER = 1
+    at(WEDNESDAY_CLOSE)
+    price("ZIM", 100, WEDNESDAY_CLOSE)
+    pos = opened(auto_submit=True)
+    at(OPEN + dt.timedelta(seconds=90))
+    (stale,) = price_stale_check()
+    assert ("no new price for ZIM for 1 minute during the session (the latest, 100, is from "
+            "2024-07-03T17:00:00+00:00), more than VOLBAL_PRICE_STALE_AFTER (1 minute): ")\
+        in stale.message
+    (missed,) = cycle_missed_check()
+    assert missed.position_id == pos.id
+    assert ("no trade cycle has run for 1 minute during the session (none is recorded), more "
+            "than VOLBAL_CYCLE_MISSED_AFTER (1 minute): ") in missed.message
 
 
 # --- checks at once (PostgreSQL, real parallel connections) ---------------------------------

@@ -104,7 +104,8 @@ def test_honest_histories_always_verify(user, monkeypatch, opening_qty, opening_
         assert code == 0, out
         n_fills = Fill.objects.count()
         n_dividends = Dividend.objects.exclude(status="announced").count()
-        assert f"{n_fills} fills, {n_dividends} dividends checked" in out
+        assert (f"{n_fills} fill{'' if n_fills == 1 else 's'}, {n_dividends} dividend"
+                f"{'' if n_dividends == 1 else 's'} checked") in out
         event(f"fills: {min(n_fills, 3)}+")
         event(f"dividends effective or paid: {min(n_dividends, 2)}+")
         event("a dividend paid" if Dividend.objects.filter(status="paid").exists()

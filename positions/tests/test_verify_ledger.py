@@ -62,7 +62,7 @@ def test_honest_books_verify(user, make_position):
     assert pos.qty == D("11") and pos.dividend_receivable == D("7.5")
     out = StringIO()
     call_command("verify_ledger", stdout=out)
-    assert "ledger ok: 1 positions, 2 orders, 3 fills, 2 dividends checked" in out.getvalue()
+    assert "ledger ok: 1 position, 2 orders, 3 fills, 2 dividends checked" in out.getvalue()
 
 
 @pytest.mark.django_db

@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 
 from events.actor import ActorCommand
-from events.selectors import last_event
-from positions.alerts import ledger_differences_record
-from positions.ledger import ledger_verify
+from positions.alerts import counted, ledger_differences_record
+from positions.ledger import last_book_changes, ledger_verify
 
 
 class Command(ActorCommand):  # the alerts it records name it (events.actor)
@@ -16,7 +15,8 @@ class Command(ActorCommand):  # the alerts it records name it (events.actor)
             "rounding), and compare its shares, cash, dividend receivable and each dividend's "
             "entitlement and amounts; check each order's filled quantity and commission "
             "against its fills and that every order and fill has its event. Prints each "
-            "difference, with who last changed the position through the service, and exits 1 "
+            "difference, with the last change of the position's books recorded (a fill, a "
+            "dividend step, a split, its opening; not an alert or an evaluation), and exits 1 "
             "if any. With --record-alerts (the nightly run) each position found different also "
             "gets a ledger_difference alert with its differences, once per distinct set of them.")
 
@@ -29,22 +29,26 @@ class Command(ActorCommand):  # the alerts it records name it (events.actor)
         report = ledger_verify()
         for difference in report.differences:
             self.stdout.write(f"DIFFERENCE {difference}")
-        for position_id in dict.fromkeys(d.position_id for d in report.differences):
-            # who last changed it through the service: a change with no event came from outside
-            last = last_event(position_id=position_id)
+        different = list(dict.fromkeys(d.position_id for d in report.differences))
+        # the last change of the books through the services: a difference after it came from
+        # outside (alerts, evaluations and the like change no books: not named)
+        last_changes = last_book_changes(different)
+        for position_id in different:
+            last = last_changes.get(position_id)
             if last is not None:
                 self.stdout.write(f"  {position_id} last recorded change: {last.type} "
                                   f"(event {last.pk}, {last.created_at:%Y-%m-%d %H:%M:%S %Z}) "
                                   f"by {last.actor}")
-        summary = (f"{report.positions} positions, {report.orders} orders, {report.fills} "
-                   f"fills, {report.dividends} dividends checked")
-        if record_alerts:  # after the lines above: the alert is not "the last change"
+        summary = ", ".join(counted(n, noun) for n, noun in (
+            (report.positions, "position"), (report.orders, "order"), (report.fills, "fill"),
+            (report.dividends, "dividend"))) + " checked"
+        if record_alerts:
             alerts = ledger_differences_record(report.differences)
-            different = len({d.position_id for d in report.differences})
-            self.stdout.write(f"{len(alerts)} ledger_difference alerts recorded ("
-                              f"{different - len(alerts)} positions already alerted with the "
-                              "same differences).")
+            self.stdout.write(f"{counted(len(alerts), 'ledger_difference alert')} recorded ("
+                              f"{counted(len(different) - len(alerts), 'position')} already "
+                              "alerted with the same differences).")
         if report.differences:
-            self.stderr.write(f"ledger NOT ok: {len(report.differences)} differences; {summary}")
+            self.stderr.write(f"ledger NOT ok: {counted(len(report.differences), 'difference')}; "
+                              f"{summary}")
             sys.exit(1)
         self.stdout.write(f"ledger ok: {summary}.")
