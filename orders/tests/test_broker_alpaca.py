@@ -389,3 +389,35 @@ def test_the_trade_cycle_routes_to_alpaca_and_applies_its_fill(replay, position,
     assert position.qty == order.qty and position.cash == D("10000") - order.qty * D("100.05")
     assert {"order_submitted", "order_routed", "order_filled"} <= set(types(position))
     assert "1 fills" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("broken", ["no credentials", "unreachable"])
+def test_a_cycle_records_one_broker_error_per_order_and_prints_what_failed(
+        replay, position, monkeypatch, broken):
+    """The cycle routes its claimed batch, then whatever is left: an order the broker could not
+    take is tried once per cycle (README: a broker_error per cycle), and the summary's error
+    count comes with one line per error."""
+    import io
+
+    monkeypatch.setenv("VOLBAL_CALENDAR", "")
+    if broken == "no credentials":
+        monkeypatch.delenv("ALPACA_API_KEY_ID")
+        monkeypatch.delenv("ALPACA_API_SECRET_KEY")
+        code = "alpaca_credentials_missing"
+    else:
+        replay.close()  # nothing listens there any more
+        code = "alpaca_unreachable"
+    Position.objects.filter(pk=position.pk).update(auto_submit=True, guard_low=D("0.5"))
+    prices_record(rows=[{"ticker": "ZIM", "price": D("100"), "ts": clock.now()}])
+    out = io.StringIO()
+    call_command("trade", "--quiet", stdout=out)
+    order = Order.objects.get(position=position)
+    assert order.routed_at is None
+    errors = list(Event.objects.filter(position=position, type="broker_error"))
+    assert [e.outputs["code"] for e in errors] == [code]
+    text = out.getvalue()
+    assert "1 errors" in text
+    assert f"error: {position.id} order {order.id} {code}: Order {order.id} could not be " \
+           "placed" in text
+    call_command("trade", "--quiet", stdout=io.StringIO())  # the next cycle tries it again
+    assert Event.objects.filter(position=position, type="broker_error").count() == 2

@@ -54,6 +54,8 @@ class Command(ActorCommand):  # its events name it (events.actor)
             result = trade_cycle(batch_size=batch, source="worker" if loop else "cron",
                                  progress=progress)
             self.stdout.write(result.row.message)
+            for error in result.errors:  # what the summary's errors were, even with --quiet
+                self.stdout.write(f"  error: {error}")
             done += 1
             if not loop or (cycles and done >= cycles):
                 return
