@@ -222,20 +222,24 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
     out.errors.extend(run.failures)
     row.duration_ms = int((time.monotonic() - start) * 1000)
     row.finished_at = clock.now()
-    row.message = summary_text(row)
+    row.message = summary_text(row, calendar=market.calendar() is not None)
     row.save()
     return out
 
 
-def summary_text(row: TradeCycle) -> str:
+def summary_text(row: TradeCycle, *, calendar: bool = True) -> str:
     parts = [f"{row.positions_claimed} claimed", f"{row.evaluated} evaluated",
              f"{row.proposals} proposals", f"{row.submitted} submitted",
              f"{row.routed} routed", f"{row.fills} fills", f"{row.cancelled} cancelled",
              f"{row.orders_expired} expired",
              f"{row.dividends_effective + row.dividends_paid} dividend steps",
              f"{row.errors} errors"]
-    where = "in session" if row.market_open else "market closed"
-    return (f"Cycle ({where}, session {row.session}): " + ", ".join(parts)
+    # Without a calendar (VOLBAL_CALENDAR empty) every moment is "in session" and the session
+    # day is the date: naming a session then would suggest an exchange's.
+    where = ("no calendar: always in session" if not calendar
+             else f"in session, session {row.session}" if row.market_open
+             else f"market closed, session {row.session}")
+    return (f"Cycle ({where}): " + ", ".join(parts)
             + f" in {row.duration_ms} ms.")
 
 

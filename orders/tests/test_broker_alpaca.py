@@ -370,11 +370,11 @@ def test_the_api_takes_broker_alpaca(api):
     assert r.json()["broker"] == "alpaca"
 
 
-def test_the_trade_cycle_routes_to_alpaca_and_applies_its_fill(replay, position, monkeypatch,
+def test_the_trade_cycle_routes_to_alpaca_and_applies_its_fill(replay, position, settings,
                                                                   capsys):
     """``manage.py trade`` end to end with an Alpaca position: evaluated, submitted, routed,
     polled; the next cycle applies the fill Alpaca reports."""
-    monkeypatch.setenv("VOLBAL_CALENDAR", "")
+    settings.VOLBAL_CALENDAR = ""  # no calendar: in session whatever the hour of the run
     Position.objects.filter(pk=position.pk).update(auto_submit=True, guard_low=D("0.5"))
     prices_record(rows=[{"ticker": "ZIM", "price": D("100"), "ts": clock.now()}])
     replay.expect(load("trade_cycle", alpaca_id=AID))
@@ -393,13 +393,13 @@ def test_the_trade_cycle_routes_to_alpaca_and_applies_its_fill(replay, position,
 
 @pytest.mark.parametrize("broken", ["no credentials", "unreachable"])
 def test_a_cycle_records_one_broker_error_per_order_and_prints_what_failed(
-        replay, position, monkeypatch, broken):
+        replay, position, monkeypatch, settings, broken):
     """The cycle routes its claimed batch, then whatever is left: an order the broker could not
     take is tried once per cycle (README: a broker_error per cycle), and the summary's error
     count comes with one line per error."""
     import io
 
-    monkeypatch.setenv("VOLBAL_CALENDAR", "")
+    settings.VOLBAL_CALENDAR = ""  # no calendar: in session whatever the hour of the run
     if broken == "no credentials":
         monkeypatch.delenv("ALPACA_API_KEY_ID")
         monkeypatch.delenv("ALPACA_API_SECRET_KEY")
