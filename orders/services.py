@@ -91,6 +91,24 @@ def order_fillable_check(*, position: Position, side: str, qty: Decimal,
             + ".", status=409)
 
 
+def time_in_force_of(broker: str, asked: str | None) -> str:
+    """An order's time in force: what was asked, else the broker's. A broker that holds our
+    orders (Alpaca) is sent market *day* orders (Alpaca takes fractional quantities only as
+    day orders), which it expires at the session's close: its orders are day orders, and a
+    ``gtc`` asked of it is refused (400) rather than recorded as something it is not. Other
+    orders (manual, paper: the simulator fills at the next price, whenever it comes, as the
+    backtest's ``fill: next_bar``) are ``gtc`` unless ``day`` is asked."""
+    if broker in HOLDING_BROKERS:
+        if asked not in (None, TimeInForce.DAY):
+            raise DomainError(
+                "validation_error",
+                f"Orders of the {broker} broker are day orders (it expires them at the "
+                "session's close); time_in_force must be day.",
+                status=400, fields={"time_in_force": "Must be day for this broker."})
+        return TimeInForce.DAY
+    return asked or TimeInForce.GTC
+
+
 def order_submit(
     *,
     position: Position,
@@ -100,7 +118,7 @@ def order_submit(
     source: str = "api",
     note: str = "",
     price: Decimal | None = None,
-    time_in_force: str = TimeInForce.GTC,
+    time_in_force: str | None = None,
     created_today: int | None = None,
     nothing_open: bool = False,
 ) -> Order:
@@ -111,7 +129,9 @@ def order_submit(
     or the latest known price). A refusal creates nothing, so it counts toward no cap.
     Callers: the orders endpoint (:func:`order_submit_for`) and evaluation, which may pass what
     it already read for the locked position: ``created_today`` (the session's orders) and
-    ``nothing_open`` (no open order)."""
+    ``nothing_open`` (no open order). ``time_in_force`` None: the broker's
+    (:func:`time_in_force_of`)."""
+    time_in_force = time_in_force_of(position.broker, time_in_force)
     if side not in Side.values:
         raise DomainError(
             "validation_error",
@@ -168,7 +188,7 @@ def order_submit(
 
 def order_submit_for(
     *, owner, position_id: str, side: str, qty: Decimal, idempotency_key: str | None,
-    time_in_force: str = TimeInForce.GTC,
+    time_in_force: str | None = None,
 ) -> tuple[Order, bool]:
     """The orders endpoint's use case: lock the caller's position, then submit.
 
@@ -179,6 +199,7 @@ def order_submit_for(
     rolls back the caller's whole transaction anyway (the request's, under the middleware)."""
     with transaction.atomic(savepoint=False):
         position = position_get(owner=owner, position_id=position_id, for_update=True)
+        time_in_force = time_in_force_of(position.broker, time_in_force)
         existing = None
         if idempotency_key is not None:
             existing = fetch_one(Order, position_id=position.id,

@@ -12,6 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
+from conftest import assert_error
 from events.models import Event
 from orders.brokers import alpaca
 from orders.brokers import service as brokers
@@ -382,6 +383,7 @@ def test_the_trade_cycle_routes_to_alpaca_and_applies_its_fill(replay, position,
     order = Order.objects.get(position=position)
     assert (order.broker, order.broker_order_id, order.side) == ("alpaca", AID, "BUY")
     assert order.status == "submitted"
+    assert order.time_in_force == "day"  # as placed with Alpaca (the recording's body)
     call_command("trade")
     replay.check()
     refreshed(order, position)
@@ -421,3 +423,21 @@ def test_a_cycle_records_one_broker_error_per_order_and_prints_what_failed(
            "placed" in text
     call_command("trade", "--quiet", stdout=io.StringIO())  # the next cycle tries it again
     assert Event.objects.filter(position=position, type="broker_error").count() == 2
+
+
+def test_alpaca_orders_are_day_orders_and_gtc_is_refused(api, position, make_position):
+    """Alpaca is sent market day orders: the order says so (not gtc), through the API too; a
+    gtc asked of it is refused with nothing created. Other brokers keep gtc by default."""
+    url = f"/v1/positions/{position.id}/orders"
+    r = api.post(url, {"side": "BUY", "qty": 1}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert r.status_code == 201, r.content
+    assert Order.objects.get(pk=r.json()["order_id"]).time_in_force == "day"
+    r = api.post(url, {"side": "BUY", "qty": 1, "time_in_force": "gtc"}, format="json",
+                 HTTP_IDEMPOTENCY_KEY="k2")
+    body = assert_error(r, 400, "validation_error")
+    assert "day" in body["message"] and "time_in_force" in str(body)
+    assert Order.objects.filter(position=position).count() == 1
+    paper = make_position(qty="0", cash="10000", broker="paper")
+    r = api.post(f"/v1/positions/{paper.id}/orders", {"side": "BUY", "qty": 1}, format="json",
+                 HTTP_IDEMPOTENCY_KEY="k3")
+    assert Order.objects.get(pk=r.json()["order_id"]).time_in_force == "gtc"
