@@ -403,18 +403,38 @@ def order_cancel(*, owner, order_id: str, reason: str = "", by: str = "",
     return order
 
 
+# How long a placement under way keeps a cancel a request: past the Alpaca adapter's longest
+# call (its timeouts and retries), a placement still unrecorded is taken for a cycle that died.
+PLACING_WINDOW_SECONDS = 120
+
+
+def _broker_may_hold(order: Order) -> bool:
+    """The holding broker has the order, or may have it: routed, or a cycle began placing it
+    within :data:`PLACING_WINDOW_SECONDS` (``placing_at``, set under the order's lock). An
+    order never sent cannot be live there and ends at once."""
+    import datetime as dt
+
+    if order.routed_at is not None or order.broker_order_id:
+        return True
+    return (order.placing_at is not None and order.placing_at
+            > clock.now() - dt.timedelta(seconds=PLACING_WINDOW_SECONDS))
+
+
 def order_cancel_request(*, owner, order_id: str) -> tuple[Order, bool]:
     """The API's and the admin's cancel; returns ``(order, ended)``.
 
-    An order of a broker that holds it (Alpaca) is not ended here: the request is recorded
-    (``order_cancel_requested``), the trade cycle sends it (``order_cancel_routed``; an order
-    not yet routed is cancelled without ever reaching the broker) and the order ends when the
-    broker reports it ended, with the fills it had until then. Ending it here first would leave
-    it live at the broker, and a fill there would never be recorded. Any other order is
-    cancelled at once (:func:`order_cancel`)."""
+    An order a broker holds (Alpaca) is not ended here: the request is recorded
+    (``order_cancel_requested``), the trade cycle sends it (``order_cancel_routed``) and the
+    order ends when the broker reports it ended, with the fills it had until then. Ending it
+    here first would leave it live at the broker, and a fill there would never be recorded.
+    That includes an order a cycle is placing right now (:func:`_broker_may_hold`: the order
+    row is locked here and when the placement begins, so one of them sees the other). An
+    order of such a broker not yet sent, and any other order, is cancelled at once
+    (:func:`order_cancel`): a cycle that then reads it finds it ended and never places it."""
     with transaction.atomic():
         order, position = _locked_order(owner=owner, order_id=order_id)
-        if order.broker not in HOLDING_BROKERS or order.status not in OPEN_STATUSES:
+        if (order.broker not in HOLDING_BROKERS or order.status not in OPEN_STATUSES
+                or not _broker_may_hold(order)):
             return order_cancel(owner=owner, order_id=order_id), True
         if order.cancel_requested_at is None:
             order.cancel_requested_at = clock.now()

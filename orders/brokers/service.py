@@ -21,6 +21,7 @@ from events.services import event_record
 from orders.brokers import (
     CANCELLED,
     EXPIRED,
+    HOLDING_BROKERS,
     REJECTED,
     BrokerRejected,
     BrokerUnavailable,
@@ -139,6 +140,8 @@ def _place(order: Order, run: BrokerRun) -> str | None:
     if order.cancel_requested_at is not None:  # cancelled before it ever reached the broker
         _cancelled_unrouted(order, run)
         return None
+    if order.broker in HOLDING_BROKERS and not _placing(order):
+        return None  # ended (a cancel at once) or cancel requested meanwhile: not placed
     try:
         return broker.place(ticket_of(order))  # no transaction, no lock
     except BrokerRejected as exc:
@@ -149,6 +152,16 @@ def _place(order: Order, run: BrokerRun) -> str | None:
                       f"Order {order.id} could not be placed with the {broker.name} broker "
                       f"({exc}); it is tried again on the next cycle.")
     return None
+
+
+def _placing(order: Order) -> bool:
+    """Mark the order as being placed (``placing_at``), under its lock, if it is still open,
+    unrouted and not asked to cancel: a cancel from now on is a request the cycle sends once
+    the placement is recorded (orders.services.order_cancel_request). False: not to place."""
+    with transaction.atomic():
+        return bool(Order.objects.filter(
+            pk=order.pk, status__in=OPEN_STATUSES, routed_at__isnull=True,
+            cancel_requested_at__isnull=True).update(placing_at=clock.now()))
 
 
 def _routed_record(placed: list[tuple[Order, str]], run: BrokerRun) -> None:

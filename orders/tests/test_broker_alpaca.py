@@ -298,8 +298,14 @@ def test_a_cancel_alpaca_cannot_send_is_sent_again(replay, position, api):
     assert order.status == "cancelled"
 
 
-def test_an_order_cancelled_before_it_was_routed_never_reaches_alpaca(replay, position, api):
+def test_an_order_cancelled_after_a_failed_placement_never_reaches_alpaca(replay, position, api,
+                                                                          monkeypatch):
+    """A placement that failed just now may have reached Alpaca (a lost answer): the cancel is
+    a request (202); the next cycle, finding the order still unrouted, ends it unsent."""
     order = submit(position)
+    monkeypatch.delenv("ALPACA_API_KEY_ID")
+    assert brokers.orders_route().errors == 1
+    monkeypatch.setenv("ALPACA_API_KEY_ID", KEY_ID)
     assert api.post(f"/v1/orders/{order.id}/cancel").status_code == 202
     assert brokers.orders_route().routed == 0
     assert replay.requests == []
@@ -441,3 +447,41 @@ def test_alpaca_orders_are_day_orders_and_gtc_is_refused(api, position, make_pos
     r = api.post(f"/v1/positions/{paper.id}/orders", {"side": "BUY", "qty": 1}, format="json",
                  HTTP_IDEMPOTENCY_KEY="k3")
     assert Order.objects.get(pk=r.json()["order_id"]).time_in_force == "gtc"
+
+
+def test_an_alpaca_order_not_yet_routed_is_cancelled_at_once(replay, position, api):
+    """Alpaca has never seen it: 200, ended, and no cycle sends it afterwards."""
+    order = submit(position)
+    r = api.post(f"/v1/orders/{order.id}/cancel")
+    assert r.status_code == 200, r.content
+    refreshed(order)
+    assert order.status == "cancelled" and order.cancel_requested_at is None
+    brokers.orders_route()
+    brokers.brokers_poll()
+    assert replay.requests == []
+    refreshed(order)
+    assert order.routed_at is None and "order_cancel_requested" not in types(position)
+
+
+def test_a_cancel_while_a_cycle_places_the_order_is_a_request_sent_after(replay, position, api,
+                                                                       monkeypatch):
+    """The race: a cancel arrives while the cycle is placing the order (no lock is held during
+    the call). Alpaca may already hold it, so the cancel is a request (202), sent to Alpaca
+    once the placement is recorded; the order is never ended here while live there."""
+    order = submit(position)
+    answers, cancels = [], []
+
+    def place(self, ticket):
+        answers.append(api.post(f"/v1/orders/{ticket.order_id}/cancel"))  # meanwhile
+        return AID
+
+    monkeypatch.setattr(alpaca.AlpacaBroker, "place", place)
+    monkeypatch.setattr(alpaca.AlpacaBroker, "cancel", lambda self, t: cancels.append(t))
+    run = brokers.orders_route()
+    assert [a.status_code for a in answers] == [202]
+    refreshed(order)
+    assert (order.status, order.broker_order_id) == ("submitted", AID)
+    assert run.routed == 1 and [t.broker_order_id for t in cancels] == [AID]
+    assert order.cancel_sent_at is not None
+    assert types(position)[-3:] == ["order_cancel_requested", "order_routed",
+                                    "order_cancel_routed"]
