@@ -53,6 +53,9 @@ class Order(models.Model):
                                      default=TimeInForce.GTC)
     broker_order_id = models.CharField(max_length=64, null=True, blank=True)
     routed_at = models.DateTimeField(null=True, blank=True)
+    # When a cycle last began placing it with a broker that holds orders (set under the order's
+    # lock, before the call): a cancel meanwhile is a request, since the broker may hold it.
+    placing_at = models.DateTimeField(null=True, blank=True)
     # A cancel asked for an order a broker holds (HOLDING_BROKERS): when it was asked, and when
     # it was sent to the broker; the order ends when the broker reports it ended.
     cancel_requested_at = models.DateTimeField(null=True, blank=True)

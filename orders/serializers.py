@@ -20,9 +20,10 @@ class OrderSubmitSerializer(StrictSerializer):
         help_text="Shares, > 0, at most 8 decimal places.",
     )
     time_in_force = serializers.ChoiceField(
-        choices=("gtc", "day"), required=False, default="gtc",
-        help_text="gtc (default): open until filled or cancelled; day: expires at the close of "
-                  "the exchange session it was placed in (order_expired).")
+        choices=("gtc", "day"), required=False, default=None,
+        help_text="gtc (the default, manual and paper brokers): open until filled or "
+                  "cancelled; day (the default and the only choice for alpaca): expires at the "
+                  "close of the exchange session it was placed in (order_expired).")
 
 
 class OrderAcceptedSerializer(serializers.Serializer):

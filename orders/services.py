@@ -91,6 +91,24 @@ def order_fillable_check(*, position: Position, side: str, qty: Decimal,
             + ".", status=409)
 
 
+def time_in_force_of(broker: str, asked: str | None) -> str:
+    """An order's time in force: what was asked, else the broker's. A broker that holds our
+    orders (Alpaca) is sent market *day* orders (Alpaca takes fractional quantities only as
+    day orders), which it expires at the session's close: its orders are day orders, and a
+    ``gtc`` asked of it is refused (400) rather than recorded as something it is not. Other
+    orders (manual, paper: the simulator fills at the next price, whenever it comes, as the
+    backtest's ``fill: next_bar``) are ``gtc`` unless ``day`` is asked."""
+    if broker in HOLDING_BROKERS:
+        if asked not in (None, TimeInForce.DAY):
+            raise DomainError(
+                "validation_error",
+                f"Orders of the {broker} broker are day orders (it expires them at the "
+                "session's close); time_in_force must be day.",
+                status=400, fields={"time_in_force": "Must be day for this broker."})
+        return TimeInForce.DAY
+    return asked or TimeInForce.GTC
+
+
 def order_submit(
     *,
     position: Position,
@@ -100,7 +118,7 @@ def order_submit(
     source: str = "api",
     note: str = "",
     price: Decimal | None = None,
-    time_in_force: str = TimeInForce.GTC,
+    time_in_force: str | None = None,
     created_today: int | None = None,
     nothing_open: bool = False,
 ) -> Order:
@@ -111,7 +129,9 @@ def order_submit(
     or the latest known price). A refusal creates nothing, so it counts toward no cap.
     Callers: the orders endpoint (:func:`order_submit_for`) and evaluation, which may pass what
     it already read for the locked position: ``created_today`` (the session's orders) and
-    ``nothing_open`` (no open order)."""
+    ``nothing_open`` (no open order). ``time_in_force`` None: the broker's
+    (:func:`time_in_force_of`)."""
+    time_in_force = time_in_force_of(position.broker, time_in_force)
     if side not in Side.values:
         raise DomainError(
             "validation_error",
@@ -168,7 +188,7 @@ def order_submit(
 
 def order_submit_for(
     *, owner, position_id: str, side: str, qty: Decimal, idempotency_key: str | None,
-    time_in_force: str = TimeInForce.GTC,
+    time_in_force: str | None = None,
 ) -> tuple[Order, bool]:
     """The orders endpoint's use case: lock the caller's position, then submit.
 
@@ -179,6 +199,7 @@ def order_submit_for(
     rolls back the caller's whole transaction anyway (the request's, under the middleware)."""
     with transaction.atomic(savepoint=False):
         position = position_get(owner=owner, position_id=position_id, for_update=True)
+        time_in_force = time_in_force_of(position.broker, time_in_force)
         existing = None
         if idempotency_key is not None:
             existing = fetch_one(Order, position_id=position.id,
@@ -382,18 +403,38 @@ def order_cancel(*, owner, order_id: str, reason: str = "", by: str = "",
     return order
 
 
+# How long a placement under way keeps a cancel a request: past the Alpaca adapter's longest
+# call (its timeouts and retries), a placement still unrecorded is taken for a cycle that died.
+PLACING_WINDOW_SECONDS = 120
+
+
+def _broker_may_hold(order: Order) -> bool:
+    """The holding broker has the order, or may have it: routed, or a cycle began placing it
+    within :data:`PLACING_WINDOW_SECONDS` (``placing_at``, set under the order's lock). An
+    order never sent cannot be live there and ends at once."""
+    import datetime as dt
+
+    if order.routed_at is not None or order.broker_order_id:
+        return True
+    return (order.placing_at is not None and order.placing_at
+            > clock.now() - dt.timedelta(seconds=PLACING_WINDOW_SECONDS))
+
+
 def order_cancel_request(*, owner, order_id: str) -> tuple[Order, bool]:
     """The API's and the admin's cancel; returns ``(order, ended)``.
 
-    An order of a broker that holds it (Alpaca) is not ended here: the request is recorded
-    (``order_cancel_requested``), the trade cycle sends it (``order_cancel_routed``; an order
-    not yet routed is cancelled without ever reaching the broker) and the order ends when the
-    broker reports it ended, with the fills it had until then. Ending it here first would leave
-    it live at the broker, and a fill there would never be recorded. Any other order is
-    cancelled at once (:func:`order_cancel`)."""
+    An order a broker holds (Alpaca) is not ended here: the request is recorded
+    (``order_cancel_requested``), the trade cycle sends it (``order_cancel_routed``) and the
+    order ends when the broker reports it ended, with the fills it had until then. Ending it
+    here first would leave it live at the broker, and a fill there would never be recorded.
+    That includes an order a cycle is placing right now (:func:`_broker_may_hold`: the order
+    row is locked here and when the placement begins, so one of them sees the other). An
+    order of such a broker not yet sent, and any other order, is cancelled at once
+    (:func:`order_cancel`): a cycle that then reads it finds it ended and never places it."""
     with transaction.atomic():
         order, position = _locked_order(owner=owner, order_id=order_id)
-        if order.broker not in HOLDING_BROKERS or order.status not in OPEN_STATUSES:
+        if (order.broker not in HOLDING_BROKERS or order.status not in OPEN_STATUSES
+                or not _broker_may_hold(order)):
             return order_cancel(owner=owner, order_id=order_id), True
         if order.cancel_requested_at is None:
             order.cancel_requested_at = clock.now()

@@ -109,22 +109,25 @@ def ladder_body(result: selectors.PositionLadder) -> dict:
     def rung(r):
         if r is None:
             return None
-        return {"price": r.price, "proposal": services.proposal_payload(r.proposal)}
+        if r.always:  # no one price: the guardrail fires at every price (strategy/ladder.py)
+            return {"price": None, "always": True, "proposal": None}
+        return {"price": r.price, "always": False,
+                "proposal": services.proposal_payload(r.proposal)}
 
     parts = []
     if lad.buy is not None and lad.buy.always:
         parts.append("with no shares the position is under its low guardrail at every price: "
-                     f"it buys ({fmt(lad.buy.proposal.qty)} shares at the highest) at any price "
-                     f"up to {fmt(lad.buy.price)}")
+                     "it buys at any price (no shares: the guardrail buy fires wherever it comes "
+                     "to at least one step of shares and the minimum notional)")
     elif lad.buy is not None:
         parts.append(f"the next buy ({fmt(lad.buy.proposal.qty)} shares) fires at "
                      f"{fmt(lad.buy.price)} or below")
     else:
         parts.append("no price buys")
     if lad.sell is not None and lad.sell.always:
-        parts.append("with no cash it is over its high guardrail at every price: it sells "
-                     f"({fmt(lad.sell.proposal.qty)} shares at the lowest) at any price from "
-                     f"{fmt(lad.sell.price)} up")
+        parts.append("with no cash it is over its high guardrail at every price: it sells at "
+                     "any price (no cash: the guardrail sell fires wherever it comes to at least "
+                     "one step of shares and the minimum notional)")
     elif lad.sell is not None:
         parts.append(f"the next sell ({fmt(lad.sell.proposal.qty)} shares) at "
                      f"{fmt(lad.sell.price)} or above")
@@ -136,6 +139,11 @@ def ladder_body(result: selectors.PositionLadder) -> dict:
         message += " An order is still open: nothing fires until it is filled or cancelled."
     elif result.blocked_by == "daily_cap_reached":
         message += " Today's order cap is reached: nothing fires before the next trading day."
+    elif result.blocked_by == "price_jump_unconfirmed":
+        held = result.held_price
+        message += (f" The latest price {fmt(held.price)} ({held.ts.isoformat()}) is an "
+                    "unconfirmed jump: nothing is submitted until an operator confirms it "
+                    "(POST /v1/prices/confirm) or records the split.")
     return {
         "position_id": position.id,
         "anchor_price": position.anchor_price,
@@ -359,8 +367,9 @@ class PositionViewSet(viewsets.ViewSet):
         "strategy fields): the highest price at or below which the next buy fires and the "
         "lowest at or above which the next sell fires, each with the proposal evaluating there "
         "gives (after the caps, the rounding and the minimum notional). At any price strictly "
-        "between the two, nothing fires. `blocked_by` names an open order or the day's cap, "
-        "which block at every price.",
+        "between the two, nothing fires. `blocked_by` names an open order, the day's cap or a "
+        "latest price the price-jump guard holds, which block at every price. A side beyond "
+        "its guardrail at every price (no shares, no cash) is `always`, with no price.",
         responses={200: LadderSerializer, **NOT_FOUND, **read_errors()},
     )
     @action(detail=True, methods=["get"])

@@ -151,6 +151,8 @@ def claim_batch(*, now: dt.datetime, size: int = BATCH, after: str = "") -> list
 class CycleResult:
     row: TradeCycle
     lines: list[str] = field(default_factory=list)
+    # One line per error the summary counts (what failed, where, and why).
+    errors: list[str] = field(default_factory=list)
 
 
 def trade_cycle(*, now: dt.datetime | None = None, batch_size: int = BATCH,
@@ -183,6 +185,7 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
     for split_id, reason in splits.failed:
         row.errors += 1
         say(f"split {split_id} failed: {reason}")
+        out.errors.append(f"split {split_id} not applied: {reason}")
     for alert in price_stale_check(now=now):  # alerts: a ticker without prices (alerts.py)
         say(f"{alert.position_id} {alert.message}")
     row.orders_expired = len(orders_expire(now=now))
@@ -207,6 +210,8 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
                 row.submitted += line.submitted
                 row.errors += line.failed
                 say(f"{position_id} {line.ticker} {line.text}")
+                if line.failed:
+                    out.errors.append(f"{position_id} evaluation_failed: {line.text}")
             brokers.orders_route(position_ids=ids, run=run)
     else:
         say(f"Market closed at {now.isoformat()}: nothing evaluated.")
@@ -214,22 +219,27 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
     brokers.brokers_poll(run=run, skip_price_driven=True)
     row.routed, row.fills, row.cancelled = run.routed, run.fills, run.cancelled
     row.errors += run.errors + run.fills_refused
+    out.errors.extend(run.failures)
     row.duration_ms = int((time.monotonic() - start) * 1000)
     row.finished_at = clock.now()
-    row.message = summary_text(row)
+    row.message = summary_text(row, calendar=market.calendar() is not None)
     row.save()
     return out
 
 
-def summary_text(row: TradeCycle) -> str:
+def summary_text(row: TradeCycle, *, calendar: bool = True) -> str:
     parts = [f"{row.positions_claimed} claimed", f"{row.evaluated} evaluated",
              f"{row.proposals} proposals", f"{row.submitted} submitted",
              f"{row.routed} routed", f"{row.fills} fills", f"{row.cancelled} cancelled",
              f"{row.orders_expired} expired",
              f"{row.dividends_effective + row.dividends_paid} dividend steps",
              f"{row.errors} errors"]
-    where = "in session" if row.market_open else "market closed"
-    return (f"Cycle ({where}, session {row.session}): " + ", ".join(parts)
+    # Without a calendar (VOLBAL_CALENDAR empty) every moment is "in session" and the session
+    # day is the date: naming a session then would suggest an exchange's.
+    where = ("no calendar: always in session" if not calendar
+             else f"in session, session {row.session}" if row.market_open
+             else f"market closed, session {row.session}")
+    return (f"Cycle ({where}): " + ", ".join(parts)
             + f" in {row.duration_ms} ms.")
 
 

@@ -178,7 +178,9 @@ class PositionLadder:
 
     position: Position
     ladder: Ladder
-    blocked_by: str | None  # "open_order" | "daily_cap_reached" | None
+    # "open_order" | "daily_cap_reached" | "price_jump_unconfirmed" | None
+    blocked_by: str | None
+    held_price: Price | None = None  # the latest price, when the price-jump guard holds it
 
 
 # The highest price a Price row holds (its column: 22 digits, 6 of them decimals).
@@ -189,7 +191,10 @@ def position_ladder(*, owner, position_id: str | None = None,
                     position: Position | None = None) -> PositionLadder:
     """The ladder (strategy.md, "Live loop") of the caller's position: where the next buy and
     the next sell fire and what each would be. Read-only. ``blocked_by`` says whether the daily
-    cap or an open order would block an order at any price now."""
+    cap, an open order or the price-jump guard would block an order at any price now: the
+    guard holds the ticker's latest stored price (the one the trade cycle evaluates at) when
+    :func:`positions.splits.price_jump_of`, the evaluation's own check, finds it an unconfirmed
+    jump."""
     from orders.services import has_open_order, orders_created_today
 
     if position is None:
@@ -200,4 +205,21 @@ def position_ladder(*, owner, position_id: str | None = None,
         blocked_by = "open_order"
     elif orders_created_today(position=position) >= position.max_orders_per_day:
         blocked_by = "daily_cap_reached"
-    return PositionLadder(position=position, ladder=lad, blocked_by=blocked_by)
+    held = held_price(position)
+    if held is not None and blocked_by is None:
+        blocked_by = "price_jump_unconfirmed"
+    return PositionLadder(position=position, ladder=lad, blocked_by=blocked_by, held_price=held)
+
+
+def held_price(position: Position) -> Price | None:
+    """The ticker's latest stored price when the price-jump guard holds it back for this
+    position (an unconfirmed jump, as an evaluation at it finds), else None. Read-only: the
+    alert is the evaluation's to record."""
+    from positions.splits import price_jump_of
+
+    stored = latest_price(ticker=position.ticker)
+    if stored is None:
+        return None
+    jump = price_jump_of(position=position, price=stored.price, price_ts=stored.ts,
+                         price_source=PriceSource.STORED)
+    return None if jump is None else stored

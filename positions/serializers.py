@@ -262,8 +262,13 @@ class EvaluationSerializer(serializers.Serializer):
 
 
 class RungSerializer(serializers.Serializer):
-    price = DecimalOut(help_text="The price at which this side fires (6 decimals).")
-    proposal = ProposalSerializer(help_text="What evaluating at that price proposes.")
+    price = DecimalOut(allow_null=True, help_text="The price at which this side fires (6 "
+                       "decimals); null when it fires at any price (always).")
+    always = serializers.BooleanField(
+        help_text="The position is beyond this side's guardrail at every price (no shares: "
+        "it buys; no cash: it sells), so no trigger price applies.")
+    proposal = ProposalSerializer(allow_null=True, help_text="What evaluating at that price "
+                                  "proposes; null when always (it depends on the price).")
 
 
 class LadderSerializer(serializers.Serializer):
@@ -274,7 +279,7 @@ class LadderSerializer(serializers.Serializer):
     sell = RungSerializer(allow_null=True, help_text="The next sell fires at this price or "
                           "above; null when no price sells.")
     blocked_by = serializers.ChoiceField(
-        choices=("open_order", "daily_cap_reached"), allow_null=True,
+        choices=("open_order", "daily_cap_reached", "price_jump_unconfirmed"), allow_null=True,
         help_text="What would block an order at any price now (the rungs hold once it lifts).")
     message = serializers.CharField()
 

@@ -22,6 +22,18 @@ from volbal import clock
 # (django-tasks leaves such a task RUNNING): starting the schedule again queues a new one.
 STALE = dt.timedelta(minutes=10)
 
+# The schedule's interval, in seconds: shorter runs cycles back to back, longer than a day
+# leaves the live loop idle for sessions (and inf overflows the next run's time).
+MIN_INTERVAL, MAX_INTERVAL = 1.0, 86400.0
+
+
+def interval_problem(interval: float) -> str | None:
+    """Why ``interval`` cannot be the schedule's (a sentence), or None when it can."""
+    if not MIN_INTERVAL <= interval <= MAX_INTERVAL:  # also refuses nan
+        return (f"--schedule must be between {MIN_INTERVAL:g} and {MAX_INTERVAL:g} seconds "
+                f"(1 s to 1 day), not {interval:g}.")
+    return None
+
 
 def _locked() -> TradeSchedule:
     TradeSchedule.objects.bulk_create([TradeSchedule(pk=1)], ignore_conflicts=True)
@@ -54,8 +66,9 @@ def schedule_start(*, interval: float) -> tuple[TradeSchedule, bool]:
     """Run the cycle every ``interval`` seconds on the job queue. Returns the schedule and
     whether a task was queued (False: one already carries the schedule; it takes the new
     interval when it queues its successor)."""
-    if not interval > 0:
-        raise ValueError("interval must be > 0")
+    problem = interval_problem(interval)
+    if problem:
+        raise ValueError(problem)
     with transaction.atomic():
         row = _locked()
         row.enabled, row.interval_seconds = True, float(interval)

@@ -21,6 +21,7 @@ from events.services import event_record
 from orders.brokers import (
     CANCELLED,
     EXPIRED,
+    HOLDING_BROKERS,
     REJECTED,
     BrokerRejected,
     BrokerUnavailable,
@@ -49,6 +50,31 @@ class BrokerRun:
     fills_refused: int = 0
     cancelled: int = 0
     messages: list[str] = field(default_factory=list)
+    # One line per error, for a person: "position order code: sentence".
+    failures: list[str] = field(default_factory=list)
+    # (action, order id) already attempted in this run: a cycle routes its claimed batches,
+    # then whatever is left, and polls both times; an order is placed, polled and its cancel
+    # sent at most once per run, so an unreachable broker is one broker_error per order and
+    # cycle (README, "Alpaca").
+    tried: set[tuple[str, str]] = field(default_factory=set)
+
+    def first_try(self, action: str, order_id: str) -> bool:
+        """True the first time this run attempts ``action`` on the order (and notes it)."""
+        if (action, order_id) in self.tried:
+            return False
+        self.tried.add((action, order_id))
+        return True
+
+
+def _broker_error(run: BrokerRun, order: Order, action: str, exc: BrokerUnavailable,
+                  message: str) -> None:
+    """``broker_error`` for one order: the event, counted once and told in one line."""
+    run.errors += 1
+    run.failures.append(f"{order.position_id} order {order.id} {exc.code}: {message}")
+    event_record(position_id=order.position_id, order_id=order.id,
+                 type=EventType.BROKER_ERROR, message=message,
+                 inputs={"broker": order.broker, "action": action},
+                 outputs={"code": exc.code, "error": str(exc)})
 
 
 def ticket_of(order: Order) -> Ticket:
@@ -85,6 +111,8 @@ def orders_route(*, position_ids=None, run: BrokerRun | None = None) -> BrokerRu
             return run
     placed = []
     for order in list(_unrouted(position_ids)):
+        if not run.first_try("place", order.id):
+            continue
         broker_order_id = _place(order, run)
         if broker_order_id is not None:
             placed.append((order, broker_order_id))
@@ -112,20 +140,28 @@ def _place(order: Order, run: BrokerRun) -> str | None:
     if order.cancel_requested_at is not None:  # cancelled before it ever reached the broker
         _cancelled_unrouted(order, run)
         return None
+    if order.broker in HOLDING_BROKERS and not _placing(order):
+        return None  # ended (a cancel at once) or cancel requested meanwhile: not placed
     try:
         return broker.place(ticket_of(order))  # no transaction, no lock
     except BrokerRejected as exc:
         run.rejected += 1
         _rejected(order, exc)
     except BrokerUnavailable as exc:
-        run.errors += 1
-        event_record(position_id=order.position_id, order_id=order.id,
-                     type=EventType.BROKER_ERROR,
-                     message=f"Order {order.id} could not be placed with the {broker.name} "
-                     f"broker ({exc}); it is tried again on the next cycle.",
-                     inputs={"broker": broker.name, "action": "place"},
-                     outputs={"code": exc.code, "error": str(exc)})
+        _broker_error(run, order, "place", exc,
+                      f"Order {order.id} could not be placed with the {broker.name} broker "
+                      f"({exc}); it is tried again on the next cycle.")
     return None
+
+
+def _placing(order: Order) -> bool:
+    """Mark the order as being placed (``placing_at``), under its lock, if it is still open,
+    unrouted and not asked to cancel: a cancel from now on is a request the cycle sends once
+    the placement is recorded (orders.services.order_cancel_request). False: not to place."""
+    with transaction.atomic():
+        return bool(Order.objects.filter(
+            pk=order.pk, status__in=OPEN_STATUSES, routed_at__isnull=True,
+            cancel_requested_at__isnull=True).update(placing_at=clock.now()))
 
 
 def _routed_record(placed: list[tuple[Order, str]], run: BrokerRun) -> None:
@@ -189,18 +225,17 @@ def brokers_poll(*, position_ids=None, run: BrokerRun | None = None,
         broker = broker_for(name)
         if skip_price_driven and broker.price_driven:
             continue
-        orders = list(_routed_open(position_ids).filter(broker=name))
+        orders = [o for o in _routed_open(position_ids).filter(broker=name)
+                  if run.first_try("poll", o.id)]
+        if not orders:
+            continue
         try:
             reports = broker.poll([ticket_of(o) for o in orders])  # no transaction, no lock
         except BrokerUnavailable as exc:
-            run.errors += 1
             for o in orders:
-                event_record(position_id=o.position_id, order_id=o.id,
-                             type=EventType.BROKER_ERROR,
-                             message=f"The {name} broker could not be polled ({exc}); "
-                             f"order {o.id} is polled again on the next cycle.",
-                             inputs={"broker": name, "action": "poll"},
-                             outputs={"code": exc.code, "error": str(exc)})
+                _broker_error(run, o, "poll", exc,
+                              f"The {name} broker could not be polled ({exc}); order {o.id} "
+                              "is polled again on the next cycle.")
             continue
         for report in reports:
             report_apply(broker=name, report=report, run=run)
@@ -221,6 +256,8 @@ def report_apply(*, broker: str, report: Report, run: BrokerRun | None = None) -
         except DomainError as exc:  # recorded as fill_rejected by the fill service
             run.fills_refused += 1
             run.messages.append(f"{report.order_id}: fill refused: {exc.message}")
+            run.failures.append(f"order {report.order_id} {exc.code}: fill refused: "
+                                f"{exc.message}")
     if report.status in (CANCELLED, REJECTED, EXPIRED):
         try:
             _ended_by_broker(broker, report)
@@ -261,17 +298,15 @@ def cancels_route(*, position_ids=None, run: BrokerRun | None = None) -> BrokerR
     if position_ids is not None:
         qs = qs.filter(position_id__in=position_ids)
     for order in list(qs):
+        if not run.first_try("cancel", order.id):
+            continue
         broker = broker_for(order.broker)
         try:
             broker.cancel(ticket_of(order))  # no transaction, no lock
         except BrokerUnavailable as exc:
-            run.errors += 1
-            event_record(position_id=order.position_id, order_id=order.id,
-                         type=EventType.BROKER_ERROR,
-                         message=f"The cancel of order {order.id} could not be sent to the "
-                         f"{broker.name} broker ({exc}); it is sent again on the next cycle.",
-                         inputs={"broker": broker.name, "action": "cancel"},
-                         outputs={"code": exc.code, "error": str(exc)})
+            _broker_error(run, order, "cancel", exc,
+                          f"The cancel of order {order.id} could not be sent to the "
+                          f"{broker.name} broker ({exc}); it is sent again on the next cycle.")
             continue
         with transaction.atomic():
             order, position = _locked_order(owner=None, order_id=order.id)

@@ -12,6 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
+from conftest import assert_error
 from events.models import Event
 from orders.brokers import alpaca
 from orders.brokers import service as brokers
@@ -297,8 +298,14 @@ def test_a_cancel_alpaca_cannot_send_is_sent_again(replay, position, api):
     assert order.status == "cancelled"
 
 
-def test_an_order_cancelled_before_it_was_routed_never_reaches_alpaca(replay, position, api):
+def test_an_order_cancelled_after_a_failed_placement_never_reaches_alpaca(replay, position, api,
+                                                                          monkeypatch):
+    """A placement that failed just now may have reached Alpaca (a lost answer): the cancel is
+    a request (202); the next cycle, finding the order still unrouted, ends it unsent."""
     order = submit(position)
+    monkeypatch.delenv("ALPACA_API_KEY_ID")
+    assert brokers.orders_route().errors == 1
+    monkeypatch.setenv("ALPACA_API_KEY_ID", KEY_ID)
     assert api.post(f"/v1/orders/{order.id}/cancel").status_code == 202
     assert brokers.orders_route().routed == 0
     assert replay.requests == []
@@ -370,11 +377,11 @@ def test_the_api_takes_broker_alpaca(api):
     assert r.json()["broker"] == "alpaca"
 
 
-def test_the_trade_cycle_routes_to_alpaca_and_applies_its_fill(replay, position, monkeypatch,
+def test_the_trade_cycle_routes_to_alpaca_and_applies_its_fill(replay, position, settings,
                                                                   capsys):
     """``manage.py trade`` end to end with an Alpaca position: evaluated, submitted, routed,
     polled; the next cycle applies the fill Alpaca reports."""
-    monkeypatch.setenv("VOLBAL_CALENDAR", "")
+    settings.VOLBAL_CALENDAR = ""  # no calendar: in session whatever the hour of the run
     Position.objects.filter(pk=position.pk).update(auto_submit=True, guard_low=D("0.5"))
     prices_record(rows=[{"ticker": "ZIM", "price": D("100"), "ts": clock.now()}])
     replay.expect(load("trade_cycle", alpaca_id=AID))
@@ -382,6 +389,7 @@ def test_the_trade_cycle_routes_to_alpaca_and_applies_its_fill(replay, position,
     order = Order.objects.get(position=position)
     assert (order.broker, order.broker_order_id, order.side) == ("alpaca", AID, "BUY")
     assert order.status == "submitted"
+    assert order.time_in_force == "day"  # as placed with Alpaca (the recording's body)
     call_command("trade")
     replay.check()
     refreshed(order, position)
@@ -389,3 +397,91 @@ def test_the_trade_cycle_routes_to_alpaca_and_applies_its_fill(replay, position,
     assert position.qty == order.qty and position.cash == D("10000") - order.qty * D("100.05")
     assert {"order_submitted", "order_routed", "order_filled"} <= set(types(position))
     assert "1 fills" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("broken", ["no credentials", "unreachable"])
+def test_a_cycle_records_one_broker_error_per_order_and_prints_what_failed(
+        replay, position, monkeypatch, settings, broken):
+    """The cycle routes its claimed batch, then whatever is left: an order the broker could not
+    take is tried once per cycle (README: a broker_error per cycle), and the summary's error
+    count comes with one line per error."""
+    import io
+
+    settings.VOLBAL_CALENDAR = ""  # no calendar: in session whatever the hour of the run
+    if broken == "no credentials":
+        monkeypatch.delenv("ALPACA_API_KEY_ID")
+        monkeypatch.delenv("ALPACA_API_SECRET_KEY")
+        code = "alpaca_credentials_missing"
+    else:
+        replay.close()  # nothing listens there any more
+        code = "alpaca_unreachable"
+    Position.objects.filter(pk=position.pk).update(auto_submit=True, guard_low=D("0.5"))
+    prices_record(rows=[{"ticker": "ZIM", "price": D("100"), "ts": clock.now()}])
+    out = io.StringIO()
+    call_command("trade", "--quiet", stdout=out)
+    order = Order.objects.get(position=position)
+    assert order.routed_at is None
+    errors = list(Event.objects.filter(position=position, type="broker_error"))
+    assert [e.outputs["code"] for e in errors] == [code]
+    text = out.getvalue()
+    assert "1 errors" in text
+    assert f"error: {position.id} order {order.id} {code}: Order {order.id} could not be " \
+           "placed" in text
+    call_command("trade", "--quiet", stdout=io.StringIO())  # the next cycle tries it again
+    assert Event.objects.filter(position=position, type="broker_error").count() == 2
+
+
+def test_alpaca_orders_are_day_orders_and_gtc_is_refused(api, position, make_position):
+    """Alpaca is sent market day orders: the order says so (not gtc), through the API too; a
+    gtc asked of it is refused with nothing created. Other brokers keep gtc by default."""
+    url = f"/v1/positions/{position.id}/orders"
+    r = api.post(url, {"side": "BUY", "qty": 1}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert r.status_code == 201, r.content
+    assert Order.objects.get(pk=r.json()["order_id"]).time_in_force == "day"
+    r = api.post(url, {"side": "BUY", "qty": 1, "time_in_force": "gtc"}, format="json",
+                 HTTP_IDEMPOTENCY_KEY="k2")
+    body = assert_error(r, 400, "validation_error")
+    assert "day" in body["message"] and "time_in_force" in str(body)
+    assert Order.objects.filter(position=position).count() == 1
+    paper = make_position(qty="0", cash="10000", broker="paper")
+    r = api.post(f"/v1/positions/{paper.id}/orders", {"side": "BUY", "qty": 1}, format="json",
+                 HTTP_IDEMPOTENCY_KEY="k3")
+    assert Order.objects.get(pk=r.json()["order_id"]).time_in_force == "gtc"
+
+
+def test_an_alpaca_order_not_yet_routed_is_cancelled_at_once(replay, position, api):
+    """Alpaca has never seen it: 200, ended, and no cycle sends it afterwards."""
+    order = submit(position)
+    r = api.post(f"/v1/orders/{order.id}/cancel")
+    assert r.status_code == 200, r.content
+    refreshed(order)
+    assert order.status == "cancelled" and order.cancel_requested_at is None
+    brokers.orders_route()
+    brokers.brokers_poll()
+    assert replay.requests == []
+    refreshed(order)
+    assert order.routed_at is None and "order_cancel_requested" not in types(position)
+
+
+def test_a_cancel_while_a_cycle_places_the_order_is_a_request_sent_after(replay, position, api,
+                                                                       monkeypatch):
+    """The race: a cancel arrives while the cycle is placing the order (no lock is held during
+    the call). Alpaca may already hold it, so the cancel is a request (202), sent to Alpaca
+    once the placement is recorded; the order is never ended here while live there."""
+    order = submit(position)
+    answers, cancels = [], []
+
+    def place(self, ticket):
+        answers.append(api.post(f"/v1/orders/{ticket.order_id}/cancel"))  # meanwhile
+        return AID
+
+    monkeypatch.setattr(alpaca.AlpacaBroker, "place", place)
+    monkeypatch.setattr(alpaca.AlpacaBroker, "cancel", lambda self, t: cancels.append(t))
+    run = brokers.orders_route()
+    assert [a.status_code for a in answers] == [202]
+    refreshed(order)
+    assert (order.status, order.broker_order_id) == ("submitted", AID)
+    assert run.routed == 1 and [t.broker_order_id for t in cancels] == [AID]
+    assert order.cancel_sent_at is not None
+    assert types(position)[-3:] == ["order_cancel_requested", "order_routed",
+                                    "order_cancel_routed"]

@@ -329,3 +329,50 @@ def test_concurrent_cancel_and_fills_agree(api_user, make_position):
         assert order.status == "cancelled"
     else:  # the fills won the race and filled the order before the cancel
         assert results[0][1]["detail"] == "order_not_open" and order.status == "filled"
+
+
+# --- a cancel racing the cycle's placement with a broker that holds orders ---------------------
+
+
+def test_a_cancel_racing_an_alpaca_placement_never_ends_an_order_alpaca_holds(
+        api_user, make_position, monkeypatch):
+    """The API's cancel and the cycle's routing of one unrouted Alpaca order, released
+    together, ten times: either the cancel wins (200, the order ends and is never placed) or
+    the placement does (202: the cancel is a request, sent once the order is recorded routed).
+    Never an order ended here that Alpaca was sent."""
+    from orders.brokers import alpaca
+    from orders.brokers import service as brokers
+
+    placed, sent = [], []
+
+    def place(self, ticket):
+        placed.append(ticket.order_id)
+        time.sleep(0.01)  # the call, with no lock held
+        return f"alp-{ticket.order_id}"
+
+    monkeypatch.setattr(alpaca.AlpacaBroker, "place", place)
+    monkeypatch.setattr(alpaca.AlpacaBroker, "cancel", lambda self, t: sent.append(t.order_id))
+    position = make_position(qty="0", cash="100000", broker="alpaca", max_orders_per_day=20)
+    outcomes = Counter()
+    for i in range(10):
+        order = open_order(position, "BUY", 1, f"race-{i}")
+
+        def request(k: int, order_id=order.id):
+            if k == 0:
+                return client_for_thread(api_user).post(f"/v1/orders/{order_id}/cancel").status_code
+            brokers.orders_route()
+            return None
+
+        status, _ = run_parallel(2, request)
+        brokers.orders_route()  # a later cycle: sends a cancel requested meanwhile
+        order.refresh_from_db()
+        if status == 200:
+            assert order.id not in placed and order.status == "cancelled"
+            assert order.routed_at is None
+        else:
+            assert status == 202 and order.id in placed, (status, placed)
+            assert order.status == "submitted" and order.routed_at is not None
+            assert order.id in sent and order.cancel_sent_at is not None
+            Order.objects.filter(pk=order.pk).update(status="cancelled")  # as Alpaca reports
+        outcomes[status] += 1
+    assert sum(outcomes.values()) == 10

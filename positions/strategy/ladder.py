@@ -29,7 +29,8 @@ Beyond a guardrail at every price
     target over 10^-8: 2,500 of cash to place gives 2.5 * 10^11. The number is right (at it the
     rules buy 10^-8 shares, above it nothing) but says nothing about a trigger: such a rung is
     marked ``always`` (likewise a sell with shares and no cash: the weight is 1), and the API
-    and the admin say "at any price up to" instead of presenting it as a trigger price.
+    answers it with no price and no proposal ("buys at any price") instead of presenting that
+    bound as a trigger price.
 """
 
 from __future__ import annotations

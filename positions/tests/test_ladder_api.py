@@ -70,13 +70,50 @@ def test_ladder_without_shares_has_no_sell(api, make_position):
 
 
 def test_ladder_of_a_position_with_no_shares_says_it_buys_at_any_price(api, make_position):
-    """No shares, the default 25 % guardrail: the buy fires at every price up to ~2.5e11 (one
-    10^-8 share of the 2,500 target); the message says so instead of naming it a trigger."""
-    pos = make_position(qty="0", cash="10000", anchor_price="100")
+    """No shares, no anchor, the default 25 % guardrail: the buy fires at every price up to
+    ~2.5e11 (where 2,500 of cash is one 10^-8 share), a number that says nothing about the
+    position: the rung is ``always`` with no price, and the message says why, without it."""
+    pos = make_position(qty="0", cash="1000")
     response = api.get(f"/v1/positions/{pos.id}/ladder")
     assert response.status_code == 200
     body = response.json()
-    assert D("2.49e11") < D(str(body["buy"]["price"])) < D("2.5e11")
-    assert body["buy"]["proposal"]["kind"] == "guardrail_rebalance"
-    assert "under its low guardrail at every price" in body["message"]
-    assert "at any price up to" in body["message"] and "fires at" not in body["message"]
+    assert body["buy"] == {"price": None, "always": True, "proposal": None}
+    assert body["sell"] is None
+    message = body["message"]
+    assert "under its low guardrail at every price" in message
+    assert "buys at any price (no shares: the guardrail buy fires" in message
+    assert "fires at" not in message and "24999" not in message and "up to" not in message
+    # Any price buys indeed, the current one and a far higher one.
+    for p in (50, 10000):
+        ev = api.post(f"/v1/positions/{pos.id}/evaluate", {"price": p}, format="json").json()
+        assert ev["proposals"][0]["side"] == "BUY", ev
+
+
+def test_a_rung_at_a_trigger_is_not_always(api, make_position):
+    pos = make_position(qty="50", cash="5000", anchor_price="100")
+    body = api.get(f"/v1/positions/{pos.id}/ladder").json()
+    assert body["buy"]["always"] is False and body["sell"]["always"] is False
+
+
+def test_ladder_names_a_price_the_jump_guard_holds_as_a_block(api, make_position):
+    """The ticker's latest price is a -40 % jump nobody confirmed: evaluation blocks its
+    proposal (price_jump_unconfirmed), and so does the ladder; confirmed, the block lifts."""
+    import datetime as dt
+
+    from positions.services import prices_record
+    from volbal import clock
+
+    pos = make_position(qty="50", cash="5000", anchor_price="50")
+    now = clock.now()
+    prices_record(rows=[{"ticker": "ZIM", "price": D("50"), "ts": now - dt.timedelta(days=1)}])
+    prices_record(rows=[{"ticker": "ZIM", "price": D("30"), "ts": now}])
+    events_before = Event.objects.count()
+    body = api.get(f"/v1/positions/{pos.id}/ladder").json()
+    assert body["blocked_by"] == "price_jump_unconfirmed"
+    assert "latest price 30 " in body["message"] and "unconfirmed jump" in body["message"]
+    assert Event.objects.count() == events_before  # a read: the alert is the evaluation's
+    ev = api.post(f"/v1/positions/{pos.id}/evaluate", {}, format="json").json()
+    assert ev["blocked"][0]["blocked_by"] == "price_jump_unconfirmed"  # the same facts
+    r = api.post("/v1/prices/confirm", {"ticker": "ZIM", "ts": now.isoformat()}, format="json")
+    assert r.status_code == 200, r.content
+    assert api.get(f"/v1/positions/{pos.id}/ladder").json()["blocked_by"] is None

@@ -184,3 +184,18 @@ def test_a_refused_position_keeps_nothing_and_the_rest_of_its_batch_goes_on(make
     huge.refresh_from_db()
     assert huge.evaluated_price_ts is None and huge.cycle_lease_until is not None
     assert any(huge.id in line and "refused" in line for line in result.lines)
+
+
+def test_without_a_calendar_the_summary_says_so_not_a_session(make_position, at, settings):
+    """VOLBAL_CALENDAR empty: every moment trades; the summary names no exchange session."""
+    settings.VOLBAL_CALENDAR = ""
+    make_position(qty="50", cash="5000", anchor_price="100")
+    price("ZIM", 103, SESSION)
+    out = io.StringIO()
+    call_command("trade", "--quiet", stdout=out)
+    summary = out.getvalue().splitlines()[0]
+    assert summary.startswith("Cycle (no calendar: always in session): 1 claimed"), summary
+    assert "session 2024" not in summary
+    settings.VOLBAL_CALENDAR = "XNYS"
+    at(SATURDAY)
+    assert trade_cycle().row.message.startswith("Cycle (market closed, session 2024-07-08)")

@@ -118,8 +118,13 @@ def test_unschedule_removes_the_queued_run_and_a_run_under_way_queues_no_next(mo
 
 
 def test_schedule_arguments_are_checked():
-    with pytest.raises(CommandError, match="--schedule must be > 0"):
+    with pytest.raises(CommandError, match="--schedule must be between 1 and 86400"):
         trade("--schedule", "0")
+    # inf would overflow the next run's time after the first cycle (a dead schedule); a
+    # nanosecond would run cycles back to back; nan compares false with everything
+    for every in ("inf", "1e300", "1e-9", "0.5", "86401", "nan", "-5"):
+        with pytest.raises(CommandError, match="--schedule must be between"):
+            trade("--schedule", every)
     with pytest.raises(CommandError, match="one of"):
         trade("--schedule", "5", "--unschedule")
     assert not TradeSchedule.objects.exists() and ready() == []

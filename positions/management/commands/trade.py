@@ -54,13 +54,15 @@ class Command(ActorCommand):  # its events name it (events.actor)
             result = trade_cycle(batch_size=batch, source="worker" if loop else "cron",
                                  progress=progress)
             self.stdout.write(result.row.message)
+            for error in result.errors:  # what the summary's errors were, even with --quiet
+                self.stdout.write(f"  error: {error}")
             done += 1
             if not loop or (cycles and done >= cycles):
                 return
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     def schedule(self, every: float | None, stop: bool, loop: bool) -> None:
-        from positions.trade_schedule import schedule_start, schedule_stop
+        from positions.trade_schedule import interval_problem, schedule_start, schedule_stop
 
         if loop or (every is not None and stop):
             raise CommandError("Use one of --loop, --schedule S and --unschedule.")
@@ -68,8 +70,9 @@ class Command(ActorCommand):  # its events name it (events.actor)
             row, deleted = schedule_stop()
             self.stdout.write(f"Schedule stopped ({deleted} queued run(s) removed).")
             return
-        if not every > 0:
-            raise CommandError("--schedule must be > 0 seconds.")
+        problem = interval_problem(every)
+        if problem:
+            raise CommandError(problem)
         row, queued = schedule_start(interval=every)
         self.stdout.write(
             f"Trade cycle scheduled every {row.interval_seconds:g} s on the job queue "
