@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0004_order_cancel_request'),
+        ('orders', '0005_idempotency_location'),
     ]
 
     operations = [
