@@ -23,9 +23,9 @@ from positions.models import Position
 from positions.selectors import known_price, position_get
 from positions.strategy import rules
 from volbal import clock
+from volbal.columns import capacity as _capacity
+from volbal.columns import out_of_range as _out_of_range
 from volbal.errors import DomainError
-from volbal.fields import capacity as _capacity
-from volbal.fields import out_of_range as _out_of_range
 from volbal.renderers import decimal_text as fmt
 from volbal.rows import count, fetch_one, insert_one
 

@@ -28,12 +28,6 @@ from positions.models import (
     TradeCycle,
 )
 from positions.picture import position_picture_png
-from positions.serializers import (
-    DividendAnnounceSerializer,
-    PositionCreateSerializer,
-    PriceInSerializer,
-    SplitRecordSerializer,
-)
 from positions.splits import price_confirm, split_announce_ticker, splits_apply_due
 from positions.strategy import rules
 from volbal.admin import ApiValidatedForm, WriteActionsMixin, configure_site, shown_time
@@ -49,7 +43,7 @@ class PositionForm(ApiValidatedForm):
     """Validates each field as the API does (its serializer), then the configuration as a
     whole with the same rules."""
 
-    api_serializer = PositionCreateSerializer
+    api_serializer = "positions.serializers.PositionCreateSerializer"
 
     class Meta:
         model = Position
@@ -324,7 +318,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
 
 
 class PriceForm(ApiValidatedForm):
-    api_serializer = PriceInSerializer
+    api_serializer = "positions.serializers.PriceInSerializer"
 
     class Meta:
         model = Price
@@ -397,10 +391,10 @@ class DividendForm(ApiValidatedForm):
     """Announces the dividend through the same service as the API (same checks, same event),
     so a refusal (a second dividend on the same ex-date, …) is shown on the form."""
 
-    api_serializer = DividendAnnounceSerializer
+    api_serializer = "positions.serializers.DividendAnnounceSerializer"
     withholding_tax_rate = forms.DecimalField(
-        max_digits=12, decimal_places=8, required=False, label="Withholding tax rate",
-        help_text=DividendAnnounceSerializer().fields["withholding_tax_rate"].help_text)
+        max_digits=12, decimal_places=8, required=False, label="Withholding tax rate")
+    # its help text is the API's (ApiValidatedForm)
 
     class Meta:
         model = Dividend
@@ -478,7 +472,7 @@ class SplitForm(ApiValidatedForm):
     """Records the split for every position in the ticker through the same service as
     ``manage.py apply_split`` (the API's bounds on ratio and date), applying it when due."""
 
-    api_serializer = SplitRecordSerializer
+    api_serializer = "positions.serializers.SplitRecordSerializer"
     ticker = forms.CharField(max_length=16, help_text="Every position in this ticker.")
 
     class Meta:

@@ -17,8 +17,8 @@ from positions.models import Dividend, DividendStatus, Position
 from positions.selectors import position_get
 from positions.strategy import rules
 from volbal import clock
+from volbal.columns import capacity, out_of_range
 from volbal.errors import DomainError
-from volbal.fields import capacity, out_of_range
 from volbal.renderers import decimal_text as fmt
 
 

@@ -28,8 +28,8 @@ from positions.selectors import (
 )
 from positions.strategy import rules
 from volbal import clock
+from volbal.columns import out_of_range
 from volbal.errors import DomainError
-from volbal.fields import out_of_range
 from volbal.renderers import decimal_text as fmt
 
 PRICE_JUMP = "price_jump_unconfirmed"

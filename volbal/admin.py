@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.contrib.auth import get_permission_codename
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.module_loading import import_string
 from rest_framework.authtoken.admin import TokenAdmin as DRFTokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
@@ -46,27 +47,37 @@ class ApiValidatedForm(forms.ModelForm):
     The form parses what was typed (its model fields); then the serializer checks the values
     as it checks a request body: its errors become the form's, named on their field, and the
     values it returns (normalised: a ticker upper-cased) are the ones saved. A field without
-    help text of its own takes the serializer's, the description the API schema shows."""
+    help text of its own takes the serializer's, the description the API schema shows.
 
-    api_serializer: type | None = None
+    ``api_serializer`` is the serializer's dotted path, imported when a form is first built:
+    the admin modules are imported by ``django.setup()`` in every process, and a command such
+    as ``manage.py sweep`` should not pay for loading the API layer."""
+
+    api_serializer: str | None = None
+
+    @classmethod
+    def serializer_class(cls) -> type | None:
+        return import_string(cls.api_serializer) if cls.api_serializer else None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        described = self.api_serializer().fields if self.api_serializer else {}
+        serializer_class = self.serializer_class()
+        described = serializer_class().fields if serializer_class else {}
         for name, field in self.fields.items():
             if name in described and described[name].help_text and not field.help_text:
                 field.help_text = described[name].help_text
 
     def clean(self):
         data = super().clean()
-        if self.api_serializer is None:
+        serializer_class = self.serializer_class()
+        if serializer_class is None:
             return data
-        described = self.api_serializer().fields
+        described = serializer_class().fields
         # a field the form could not parse is already reported; the others are checked, and
         # one left empty is left out as a request body would leave it out
         given = {n: data[n] for n, f in described.items() if n in data and n in self.fields
                  and n not in self.errors and (data[n] is not None or f.allow_null)}
-        serializer = self.api_serializer(data=given, partial=True)
+        serializer = serializer_class(data=given, partial=True)
         if serializer.is_valid():
             data.update(serializer.validated_data)
             return data

@@ -1,4 +1,8 @@
-"""JSON out: Decimals as exact JSON numbers (never lossy floats, never strings)."""
+"""JSON out: Decimals as exact JSON numbers (never lossy floats, never strings).
+
+No DRF renderer here (that is :mod:`volbal.api_renderers`): the models, the services and the
+commands import these helpers, and a command such as ``manage.py sweep`` should not pay for
+loading the API layer."""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import json
 import re
 from decimal import Decimal
 
-from rest_framework.renderers import JSONRenderer
 from rest_framework.utils.encoders import JSONEncoder
 
 _MARK = "\x00D:"
@@ -33,13 +36,6 @@ class _MarkingEncoder(JSONEncoder):
 def dumps_exact(data) -> bytes:
     text = json.dumps(data, cls=_MarkingEncoder, ensure_ascii=True, separators=(",", ":"))
     return _MARKED.sub(rb"\1", text.encode("ascii"))
-
-
-class DecimalJSONRenderer(JSONRenderer):
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        if data is None:
-            return b""
-        return dumps_exact(data)
 
 
 class AuditJSONEncoder(json.JSONEncoder):

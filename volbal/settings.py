@@ -242,7 +242,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["volbal.parsers.StrictJSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["volbal.renderers.DecimalJSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["volbal.api_renderers.DecimalJSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "volbal.schema.AutoSchema",
     "EXCEPTION_HANDLER": "volbal.api.exception_handler",

@@ -4,6 +4,7 @@ and ``manage.py sweep``'s outputs."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -196,12 +197,22 @@ def test_worker_processes_give_the_local_results(fork, monkeypatch):
     local = sweep.run(spec, items, jobs=1)
     # The path is forced (another test's idle thread would otherwise make it loky) and seen.
     monkeypatch.setattr(sweep, "_can_fork", lambda: fork)
-    forked = []
-    real = sweep._forked
-    monkeypatch.setattr(sweep, "_forked", lambda *a: forked.append(1) or real(*a))
+    started, used = [], []
+    real_pool, real_execute = sweep._fork_pool, sweep._execute
+
+    @contextlib.contextmanager
+    def counted_pool(*a):
+        with real_pool(*a) as workers:
+            started.append(workers is not None)
+            yield workers
+
+    monkeypatch.setattr(sweep, "_fork_pool", counted_pool)
+    monkeypatch.setattr(sweep, "_execute", lambda *a: used.append(a[-1] is not None)
+                        or real_execute(*a))
     seen = []
     pool = sweep.run(spec, items, jobs=2, progress=seen.append)
-    assert forked == ([1, 1] if fork else [])  # the cells, then the exact top
+    assert started == [fork]  # forked once...
+    assert used == [fork, fork]  # ...for the cells, then the exact top
     assert np.array_equal(local.values, pool.values, equal_nan=True)
     assert local.ranking == pool.ranking
     assert {c: v.tolist() for c, v in local.exact_values.items()} == {

@@ -23,7 +23,9 @@ backend, ``dask_address``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import math
 import time
 import warnings
@@ -343,12 +345,13 @@ def _can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
-def _execute(spec, items, bench, cells, exact, jobs, dask_address, progress):
+def _execute(spec, items, bench, cells, exact, jobs, dask_address, progress, pool=None):
     """Run ``cells``; yields each chunk's results as it completes.
 
     Local workers are forked from this process when that is safe (:func:`_can_fork`): they
     start at once with the modules and the series already in memory, and only cell numbers go
-    to them. Otherwise (another thread here, or no fork) joblib's loky workers, which start a
+    to them (``pool``: the workers :func:`_fork_pool` started, kept for the exact re-runs).
+    Otherwise (another thread here, or no fork) joblib's loky workers, which start a
     fresh interpreter each (about 0.4 s of imports here, a quarter of a 400-cell sweep on 20
     years of daily bars) and receive the inputs pickled with each chunk."""
     if jobs == 1 and not dask_address:
@@ -358,8 +361,10 @@ def _execute(spec, items, bench, cells, exact, jobs, dask_address, progress):
         return
     workers = jobs if jobs > 0 else _cores()
     chunks = _chunks(cells, workers * 8)
-    if not dask_address and _can_fork():
-        yield from _forked(spec, items, bench, chunks, exact, workers, progress)
+    if pool is not None:
+        for out in pool.imap_unordered(functools.partial(_run_shared, exact=exact), chunks):
+            progress(len(out) * len(items))
+            yield out
         return
     from joblib import Parallel, delayed, parallel_config
 
@@ -378,18 +383,21 @@ def _execute(spec, items, bench, cells, exact, jobs, dask_address, progress):
             yield out
 
 
-def _forked(spec, items, bench, chunks, exact, workers, progress):
-    import functools
+@contextlib.contextmanager
+def _fork_pool(spec, items, bench, jobs, dask_address):
+    """Worker processes forked from this process for the whole run (the cells, then the exact
+    re-runs: started once), or None: one job, a Dask cluster, or forking unsafe."""
+    if jobs == 1 or dask_address or not _can_fork():
+        yield None
+        return
     import multiprocessing
 
     global _SHARED
     _SHARED = (spec, items, bench)
     try:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(min(workers, len(chunks))) as pool:
-            for out in pool.imap_unordered(functools.partial(_run_shared, exact=exact), chunks):
-                progress(len(out) * len(items))
-                yield out
+        workers = min(jobs if jobs > 0 else _cores(), spec.n_cells)
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield pool
     finally:
         _SHARED = None
 
@@ -415,23 +423,25 @@ def run(spec: Spec, items: Sequence[Item], *, jobs: int = 1, dask_address: str |
     n = spec.n_cells
     values = np.full((n, len(items), len(CELL_METRICS)), np.nan)
     errors: dict[int, str] = {}
-    for out in _execute(spec, items, bench, list(range(n)), spec.exact, jobs, dask_address,
-                        tick):
-        for cell, vals, err in out:
-            if err is not None:
-                errors[cell] = err
-            else:
-                values[cell] = vals
-    score = scores(values, spec.metric)
-    stab = stability(score, spec.shape)
-    order = rank(spec, score, stab)
-    res = Result(spec, items, bench, values, errors, score, stab, order)
-    if not spec.exact and order:
-        top = order[:spec.top]
-        for out in _execute(spec, items, bench, top, True, jobs if len(top) > 1 else 1,
-                            dask_address, tick):
-            for cell, vals, _err in out:
-                res.exact_values[cell] = vals
+    with _fork_pool(spec, items, bench, jobs, dask_address) as pool:
+        for out in _execute(spec, items, bench, list(range(n)), spec.exact, jobs, dask_address,
+                            tick, pool):
+            for cell, vals, err in out:
+                if err is not None:
+                    errors[cell] = err
+                else:
+                    values[cell] = vals
+        score = scores(values, spec.metric)
+        stab = stability(score, spec.shape)
+        order = rank(spec, score, stab)
+        res = Result(spec, items, bench, values, errors, score, stab, order)
+        if not spec.exact and order:
+            top = order[:spec.top]
+            one = len(top) == 1
+            for out in _execute(spec, items, bench, top, True, 1 if one else jobs,
+                                dask_address, tick, None if one else pool):
+                for cell, vals, _err in out:
+                    res.exact_values[cell] = vals
     res.seconds = time.perf_counter() - t0
     res.workers = (f"Dask cluster at {dask_address}" if dask_address else
                    "this process" if jobs == 1 else
