@@ -147,7 +147,7 @@ def test_one_address_policy_at_registration_and_at_connect_time(dns):
 # --- 3. the owner is not told what a name resolved to; operators are --------------------------
 
 
-@pytest.mark.usefixtures("committed_db")
+@pytest.mark.usefixtures("transactional_db")
 def test_the_owner_sees_a_generic_reason_and_the_operator_the_detail(
         api, dns, settings, client, django_user_model):
     receiver = Receiver().start()
@@ -192,7 +192,7 @@ def test_the_owner_sees_a_generic_reason_and_the_operator_the_detail(
 # --- 5. a new URL ends the backoff ----------------------------------------------------------
 
 
-@pytest.mark.usefixtures("committed_db")
+@pytest.mark.usefixtures("transactional_db")
 def test_changing_the_url_retries_a_delivery_in_backoff_at_once(api, settings):
     settings.VOLBAL_WEBHOOKS_ALLOW_PRIVATE = True
     receiver = Receiver().start()
