@@ -42,7 +42,7 @@ def test_four_trade_processes_evaluate_each_position_once(user):
                               stderr=subprocess.STDOUT, text=True) for _ in range(4)]
     outputs = [p.communicate(timeout=1800)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
-    assert all("Cycle (in session" in out for out in outputs), outputs
+    assert all("Cycle (no calendar: always in session)" in out for out in outputs), outputs
 
     cycles = list(TradeCycle.objects.all())
     assert len(cycles) == 4
