@@ -265,6 +265,10 @@ def cycle(items: list):
 
 # --- the SQL floor ---------------------------------------------------------------------------
 
+# The event's INSERT takes the position's log lock first, as events.services.event_record does
+# (the webhooks' cursor relies on it): the floor pays for it too.
+POSITION_LOG_LOCK = 0x766F6C62
+
 # pgbench reads ":name" as a variable even inside a string literal: the JSON below keeps a space
 # after every colon, and its time is in ISO 8601's basic format (no colons).
 FLOOR_SQL = """\
@@ -276,7 +280,7 @@ SELECT COUNT(*) AS today FROM orders_order WHERE position_id = :id AND trading_d
 SELECT SUM(qty - filled_qty) FILTER (WHERE side = 'BUY') AS open_buy, SUM(qty - filled_qty) FILTER (WHERE side = 'SELL') AS open_sell FROM orders_order WHERE position_id = :id AND status IN ('submitted', 'partially_filled') \\gset
 SELECT (SELECT price FROM positions_price WHERE ticker = 'BNCH' ORDER BY ts DESC LIMIT 1) AS stored_price, (SELECT ts FROM positions_price WHERE ticker = 'BNCH' ORDER BY ts DESC LIMIT 1) AS stored_ts, (SELECT f.price FROM orders_fill f JOIN orders_order o ON o.id = f.order_id WHERE o.position_id = :id ORDER BY f.created_at DESC, f.id DESC LIMIT 1) AS fill_price, (SELECT f.created_at FROM orders_fill f JOIN orders_order o ON o.id = f.order_id WHERE o.position_id = :id ORDER BY f.created_at DESC, f.id DESC LIMIT 1) AS fill_ts \\gset
 INSERT INTO orders_order (id, position_id, side, qty, filled_qty, avg_fill_price, commission_paid, status, idempotency_key, source, trading_day, broker, time_in_force, created_at, updated_at) VALUES ('ord_' || left(replace(gen_random_uuid()::text, '-', ''), 26), :id, 'BUY', 1, 0, NULL, 0, 'submitted', gen_random_uuid()::text, 'api', '{trading_day}', 'manual', 'gtc', now(), now()) RETURNING id AS order_id \\gset
-INSERT INTO events_event (position_id, order_id, type, inputs, outputs, message, created_at) VALUES (:id, :order_id, 'order_submitted', '{{"side": "BUY", "qty": 1, "source": "api", "idempotency_key": "bench-floor-0000000"}}', '{{"order_id": "ord_01m86wgjhvqjf53mpdgye8vc8e", "status": "submitted", "trading_day": "{trading_day}", "orders_today": 1}}', 'Order ord_01m86wgjhvqjf53mpdgye8vc8e submitted: BUY 1 BNCH.', now());
+INSERT INTO events_event (position_id, order_id, type, inputs, outputs, message, created_at, actor_source, actor_user_id, actor_name) SELECT :id, :order_id, 'order_submitted', '{{"side": "BUY", "qty": 1, "source": "api", "idempotency_key": "bench-floor-0000000"}}', '{{"order_id": "ord_01m86wgjhvqjf53mpdgye8vc8e", "status": "submitted", "trading_day": "{trading_day}", "orders_today": 1}}', 'Order ord_01m86wgjhvqjf53mpdgye8vc8e submitted: BUY 1 BNCH.', now(), 'api', {user_id}, 'bench' WHERE pg_advisory_xact_lock({log_lock}, hashtext(:id)) IS NOT NULL;
 UPDATE orders_idempotencyrecord SET status_code = 201, response_body = convert_to('{{"order_id": "ord_01m86wgjhvqjf53mpdgye8vc8e", "accepted": true, "position_id": "pos_01m86wghzzs5wk5v5dmrwr922j", "side": "BUY", "qty": 1, "status": "submitted", "created_at": "20261124T133919.785552Z"}}', 'UTF8') WHERE id = :record_id;
 COMMIT;
 """
@@ -295,6 +299,7 @@ def pgbench_path() -> str:
 def floor(database_url: str, info: dict, *, clients: int, seconds: int) -> dict:
     script = Path(tempfile.mkdtemp()) / "submission.sql"
     script.write_text(FLOOR_SQL.format(positions=len(info["positions"]), user_id=info["user_id"],
+                                       log_lock=POSITION_LOG_LOCK,
                                        trading_day=info["trading_day"]))
     result = subprocess.run(
         [pgbench_path(), "-n", "-M", "prepared", "-c", str(clients), "-j", "2",
