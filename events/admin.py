@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from events.models import ALERT_TYPES, Event
-from volbal.admin import shown_time
+from volbal.admin import ReadOnlyAdminMixin, shown_time
 
 
 class AlertFilter(admin.SimpleListFilter):
@@ -26,7 +26,7 @@ class AlertFilter(admin.SimpleListFilter):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # the message is what an operator reads: ids are in it, in the filters and one click away
     list_display = ("id", "time", "type", "ticker", "actor_shown", "message")
     list_filter = (AlertFilter, "type", "actor_source", "created_at")
@@ -55,15 +55,6 @@ class EventAdmin(admin.ModelAdmin):
     @admin.display(description="actor", ordering="actor_name")
     def actor_shown(self, obj):
         return str(obj.actor)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 from events.webhooks import admin as webhooks_admin  # noqa: E402,F401  (registers its screens)

@@ -6,20 +6,9 @@ from django.contrib import admin, messages
 
 from orders import services
 from orders.models import Fill, IdempotencyRecord, Order
-from volbal.admin import WriteActionsMixin, shown_time
+from volbal.admin import ReadOnlyAdminMixin, WriteActionsMixin, shown_time
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
-
-
-class ReadOnlyAdminMixin:
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class FillInline(ReadOnlyAdminMixin, admin.TabularInline):

@@ -30,7 +30,13 @@ from positions.models import (
 from positions.picture import position_picture_png
 from positions.splits import price_confirm, split_announce_ticker, splits_apply_due
 from positions.strategy import rules
-from volbal.admin import ApiValidatedForm, WriteActionsMixin, configure_site, shown_time
+from volbal.admin import (
+    ApiValidatedForm,
+    ReadOnlyAdminMixin,
+    WriteActionsMixin,
+    configure_site,
+    shown_time,
+)
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
 
@@ -448,7 +454,7 @@ class DividendAdmin(WriteActionsMixin, admin.ModelAdmin):
 
 
 @admin.register(TradeCycle)
-class TradeCycleAdmin(admin.ModelAdmin):
+class TradeCycleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The trade cycle's summaries (manage.py trade): read-only."""
 
     list_display = ("started_at", "market_open", "session", "positions_claimed", "evaluated",
@@ -457,15 +463,6 @@ class TradeCycleAdmin(admin.ModelAdmin):
     list_filter = ("market_open", "session")
     date_hierarchy = "started_at"
     readonly_fields = [f.name for f in TradeCycle._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class SplitForm(ApiValidatedForm):

@@ -15,6 +15,20 @@ from rest_framework.authtoken.models import TokenProxy
 from volbal import clock
 
 
+class ReadOnlyAdminMixin:
+    """For a screen (ModelAdmin or inline) that only shows: no add, change or delete, for
+    every user (the audit log, deliveries, cycles, fills, idempotency records)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class WriteActionsMixin:
     """For a ModelAdmin whose actions write (cancel, evaluate, process).
 

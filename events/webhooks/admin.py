@@ -15,6 +15,7 @@ from events.webhooks.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from volbal.admin import ReadOnlyAdminMixin
 from volbal.errors import DomainError
 
 
@@ -101,19 +102,16 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
                           messages.SUCCESS)
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = WebhookAttempt
     fields = ("number", "at", "status_code", "error", "duration_ms", "response_excerpt")
     readonly_fields = fields
     extra = 0
     can_delete = False
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "endpoint", "event", "status", "attempt_count", "last_status_code",
                     "next_attempt_at", "delivered_at")
     list_filter = ("status",)
@@ -124,12 +122,3 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
                        "last_status_code", "last_error")
     fields = readonly_fields
     inlines = (AttemptInline,)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

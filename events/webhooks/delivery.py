@@ -217,24 +217,19 @@ def _record(endpoint: WebhookEndpoint, token: str, delivery: WebhookDelivery, ev
         outcome.failed_attempts += 1
         outcome.errors.append(f"event {event.id}: "
                               f"{answer.status if answer.status is not None else answer.error}")
-        if answer.status == 410:
-            WebhookDelivery.objects.filter(pk=delivery.pk).update(**common, next_attempt_at=None)
-            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
-                active=False, disabled_reason=DisabledReason.GONE, next_attempt_at=None,
-                updated_at=timezone.now())
-            _alert(endpoint, delivery, event, reason=DisabledReason.GONE, answer=answer,
-                   attempts=number)
-            outcome.gave_up += 1
-            return False
         deadline = first + dt.timedelta(hours=settings.VOLBAL_WEBHOOK_RETRY_HOURS)
-        if now >= deadline:
-            WebhookDelivery.objects.filter(pk=delivery.pk).update(
-                **common, status=DeliveryStatus.FAILED, next_attempt_at=None)
+        gone = answer.status == 410
+        if gone or now >= deadline:
+            # Give up: 410 disables the endpoint at once (the delivery stays pending, sent again
+            # if the owner re-enables it); past the retry window the delivery has failed.
+            reason = DisabledReason.GONE if gone else DisabledReason.FAILED
+            ended = {} if gone else {"status": DeliveryStatus.FAILED}
+            WebhookDelivery.objects.filter(pk=delivery.pk).update(**common, **ended,
+                                                                  next_attempt_at=None)
             WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
-                active=False, disabled_reason=DisabledReason.FAILED, next_attempt_at=None,
+                active=False, disabled_reason=reason, next_attempt_at=None,
                 updated_at=timezone.now())
-            _alert(endpoint, delivery, event, reason=DisabledReason.FAILED, answer=answer,
-                   attempts=number)
+            _alert(endpoint, delivery, event, reason=reason, answer=answer, attempts=number)
             outcome.gave_up += 1
             return False
         retry_at = min(now + backoff(number, answer.retry_after), deadline)
