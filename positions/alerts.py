@@ -109,6 +109,17 @@ def alert_record_once(*, type: str, episodes: dict[str, str],
     return out
 
 
+def _waiting(now: dt.datetime, cutoff: dt.datetime, *marks: dt.datetime | None):
+    """Since when something has been awaited (the latest of the known ``marks``: the last price
+    or cycle, the session's open; None when none is known) and the words for how long, or
+    None when that is after ``cutoff`` (not awaited long enough to alert)."""
+    known = [t for t in marks if t is not None]
+    since = max(known) if known else None
+    if since is not None and since > cutoff:
+        return None
+    return since, (f"for {_minutes(now - since)}" if since else "yet")
+
+
 def _not_alerted(positions, *, type: str, episode: str) -> list[str]:
     """The ids of ``positions`` without alert ``type`` for ``episode``: one query (an
     anti-join on the events' position and type index), so a long episode costs little."""
@@ -134,11 +145,10 @@ def price_stale_check(*, now: dt.datetime | None = None) -> list[Event]:
     out: list[Event] = []
     for ticker in sorted(stale):
         last = Price.objects.filter(ticker=ticker).order_by("-ts").first()
-        marks = [t for t in (last.ts if last else None, opened) if t is not None]
-        since = max(marks) if marks else None
-        if since is not None and since > cutoff:
+        waiting = _waiting(now, cutoff, last.ts if last else None, opened)
+        if waiting is None:
             continue
-        waited = f"for {_minutes(now - since)}" if since else "yet"
+        since, waited = waiting
         if last is not None:
             what = (f"no new price for {ticker} {waited} during the session (the latest, "
                     f"{fmt(last.price)}, is from {last.ts.isoformat()})")
@@ -177,11 +187,10 @@ def cycle_missed_check(*, now: dt.datetime | None = None) -> list[Event]:
     opened = market.open_of(now)
     last = TradeCycle.objects.order_by("-started_at", "-id").first()
     seen = (last.finished_at or last.started_at) if last is not None else None
-    marks = [t for t in (seen, opened) if t is not None]
-    since = max(marks) if marks else None
-    if since is not None and since > cutoff:
+    waiting = _waiting(now, cutoff, seen, opened)
+    if waiting is None:
         return []
-    waited = f"for {_minutes(now - since)}" if since else "yet"
+    since, waited = waiting
     what = (f"the trade cycle has not run {waited} during the session (the last one finished "
             f"at {seen.isoformat()})" if seen else
             f"no trade cycle has run {waited} during the session (none is recorded)")
