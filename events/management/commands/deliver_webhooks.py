@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from events.actor import ActorCommand
+from volbal.repeat import run_every
 
 
 class Command(ActorCommand):  # its events name it (events.actor)
@@ -24,11 +23,7 @@ class Command(ActorCommand):  # its events name it (events.actor)
         from events.webhooks.delivery import deliver_pass
 
         try:
-            while True:
-                self._pass(deliver_pass, batch)
-                if not loop:
-                    return
-                time.sleep(interval)
+            run_every(lambda: self._pass(deliver_pass, batch), loop=loop, interval=interval)
         except KeyboardInterrupt:
             self.stdout.write("stopped")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from collections import Counter
 
 from django.conf import settings
@@ -12,6 +11,7 @@ from django.core.management.base import CommandError
 from events.actor import Actor, ActorCommand, acting
 from positions.alerts import alerts_check
 from volbal import clock
+from volbal.repeat import run_every
 
 
 class Command(ActorCommand):  # its events name it (events.actor)
@@ -32,9 +32,8 @@ class Command(ActorCommand):  # its events name it (events.actor)
     def handle(self, *args, loop, interval, passes, **options):
         if interval <= 0 or passes < 0:
             raise CommandError("--interval must be > 0 and --passes >= 0.")
-        done = 0
-        while True:
-            started = time.monotonic()
+
+        def once() -> None:
             with acting(Actor.worker("alerts")) if loop else contextlib.nullcontext():
                 alerts = alerts_check()
             for event in alerts:
@@ -46,8 +45,6 @@ class Command(ActorCommand):  # its events name it (events.actor)
                 + (f"{len(alerts)} recorded ({shown})." if alerts else "none new.")
                 + f" (VOLBAL_PRICE_STALE_AFTER={settings.VOLBAL_PRICE_STALE_AFTER} min, "
                 f"VOLBAL_CYCLE_MISSED_AFTER={settings.VOLBAL_CYCLE_MISSED_AFTER} min)")
-            done += 1
-            if not loop or (passes and done >= passes):
-                return
-            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+        run_every(once, loop=loop, interval=interval, times=passes)
 

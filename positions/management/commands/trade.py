@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import time
-
 from django.core.management.base import CommandError
 
 from events.actor import ActorCommand
 from positions.cycle import BATCH, trade_cycle
+from volbal.repeat import run_every
 
 
 class Command(ActorCommand):  # its events name it (events.actor)
@@ -43,23 +42,19 @@ class Command(ActorCommand):  # its events name it (events.actor)
             raise CommandError("--interval must be > 0, --batch >= 1 and --cycles >= 0.")
         if schedule is not None or unschedule:
             return self.schedule(schedule, unschedule, loop)
-        done = 0
-        while True:
-            started = time.monotonic()
 
-            def progress(claimed: int, line: str) -> None:
-                if not quiet:
-                    self.stdout.write(line)
+        def progress(claimed: int, line: str) -> None:
+            if not quiet:
+                self.stdout.write(line)
 
+        def once() -> None:
             result = trade_cycle(batch_size=batch, source="worker" if loop else "cron",
                                  progress=progress)
             self.stdout.write(result.row.message)
             for error in result.errors:  # what the summary's errors were, even with --quiet
                 self.stdout.write(f"  error: {error}")
-            done += 1
-            if not loop or (cycles and done >= cycles):
-                return
-            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+        run_every(once, loop=loop, interval=interval, times=cycles)
 
     def schedule(self, every: float | None, stop: bool, loop: bool) -> None:
         from positions.trade_schedule import interval_problem, schedule_start, schedule_stop
