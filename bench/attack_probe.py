@@ -1,5 +1,6 @@
-"""/healthz latency under the attack of issue 11, through nginx and straight to gunicorn, in one
-run on the same deployment (deploy/run: nginx + gunicorn with 3 workers, DJANGO_DEBUG=0):
+"""/healthz latency under the attack of docs/operations.md#production, through nginx and
+straight to gunicorn, in one run on the same deployment (deploy/run: nginx + gunicorn with 3
+workers, DJANGO_DEBUG=0):
 64 connections trickling headers plus FLOODERS clients looping 100,000-bar backtests, while
 /healthz is probed every 100 ms (each probe waits at most 30 s).
 

@@ -1,4 +1,4 @@
-"""How fast is ``manage.py sweep``? One run prints every figure of issue 13's speed targets.
+"""How fast is ``manage.py sweep``? One run prints every figure of docs/research.md#speed.
 
     .venv/bin/pip install -r bench/requirements.txt   # pandas, backtesting (bench only)
     nice -n 10 .venv/bin/python bench/sweep_speed.py  # 400 cells, 20 years of daily bars

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Speed of the trade cycle (issue 14, item 5), against the SQL floor measured in the same run.
+"""Speed of the trade cycle (docs/brokers.md#speed), against the SQL floor measured in the same run.
 
     .venv/bin/python bench/trade_cycle.py [--positions 20000] [--batch 500] [--floor-seconds 10]
 

@@ -1,4 +1,5 @@
-"""Exact request framing (issue 11): a body is read whole or refused, never silently dropped.
+"""Exact request framing (docs/api.md#limits): a body is read whole or refused, never silently
+dropped.
 
 - ``Transfer-Encoding: chunked`` without ``Content-Length`` answers 411 ``length_required``:
   Django reads a body by its ``Content-Length`` only, so such a body would otherwise be read as

@@ -1,7 +1,8 @@
-"""Admin login lockout (issue 11) with django-axes: after ``VOLBAL_LOGIN_FAILURE_LIMIT`` wrong
-passwords for one username from one client address, that pair is locked out for
-``VOLBAL_LOGIN_COOLOFF_MINUTES`` (429 with ``Retry-After`` and a sentence saying so), or until
-an operator deletes the access attempts in the admin (Axes, "Access attempts": select, delete).
+"""Admin login lockout (docs/auth.md#login-lockout) with django-axes: after
+``VOLBAL_LOGIN_FAILURE_LIMIT`` wrong passwords for one username from one client address, that
+pair is locked out for ``VOLBAL_LOGIN_COOLOFF_MINUTES`` (429 with ``Retry-After`` and a
+sentence saying so), or until an operator deletes the access attempts in the admin (Axes,
+"Access attempts": select, delete).
 
 The client address is the one the throttles use (REST framework's ``get_ident``): the
 connection's address, or with ``VOLBAL_PROXIES=1`` (behind deploy/nginx.conf, which sets

@@ -64,9 +64,9 @@ class RequestLogMiddleware:
 
 
 class JsonErrorsMiddleware:
-    """Every error under /v1/ is JSON (architecture.md), in local mode too: Django's own HTML
-    pages (DEBUG's 404 and 500, a SuspiciousOperation's 400) become the API's error body with
-    the same status. A path with a NUL character names nothing (404, before any database sees
+    """Every error under /v1/ is JSON (docs/architecture.md#errors), in local mode too: Django's
+    own HTML pages (DEBUG's 404 and 500, a SuspiciousOperation's 400) become the API's error body
+    with the same status. A path with a NUL character names nothing (404, before any database sees
     it: PostgreSQL refuses NUL in text). A path with a stray trailing slash, anywhere but the
     admin, answers a 404 that names the address without it."""
 

@@ -1,4 +1,4 @@
-"""volbal settings: one module, driven by environment variables (see README, Configuration)."""
+"""volbal settings: one module, driven by environment variables (docs/operations.md#settings)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
-# Local mode: DEBUG on lets anonymous requests act as one local user (api.md, "Who may call").
+# Local mode: DEBUG on lets anonymous requests act as one local user (docs/auth.md#who-may-call).
 LOCAL_MODE = DEBUG
 LOCAL_USERNAME = "local"
 
@@ -66,7 +66,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",  # admin login lockout (volbal/login_guard.py)
-    "django_tasks",  # the job queue (issue 13): Django 6's tasks framework, backported
+    "django_tasks",  # Django 6's tasks, backported: the job queue (docs/architecture.md)
     "django_tasks_db",  # its database backend: the queue lives in our own database
     "volbal",  # its migration creates the database cache's table (volbal/migrations)
     "events",
@@ -187,9 +187,10 @@ VOLBAL_TRADING_TZ = os.environ.get("VOLBAL_TRADING_TZ", "America/New_York")
 # How far ahead of now a price's ts may be (clock skew): a later one would stay "latest" for ever.
 VOLBAL_PRICE_FUTURE_ALLOWANCE_SECONDS = env_int("VOLBAL_PRICE_FUTURE_ALLOWANCE_SECONDS", 300)
 
-# --- Background jobs (issue 13): django-tasks with its database backend, so the queue is this
-# database (SQLite locally, PostgreSQL in production) and any number of `manage.py db_worker`
-# processes on any number of machines claim from it (SELECT ... FOR UPDATE SKIP LOCKED).
+# --- Background jobs (docs/architecture.md#background-jobs): django-tasks with its database
+# backend, so the queue is this database (SQLite locally, PostgreSQL in production) and any
+# number of `manage.py db_worker` processes on any number of machines claim from it
+# (SELECT ... FOR UPDATE SKIP LOCKED).
 TASKS = {
     "default": {
         "BACKEND": "django_tasks_db.DatabaseBackend",
@@ -201,7 +202,7 @@ VOLBAL_SWEEP_JOBS = env_int("VOLBAL_SWEEP_JOBS", 0)
 # A running sweep whose worker has written no heartbeat for this long is failed (worker_lost).
 VOLBAL_SWEEP_STALE_SECONDS = env_int("VOLBAL_SWEEP_STALE_SECONDS", 300)
 
-# --- Webhooks (issue 15; events/webhooks) ---
+# --- Webhooks (docs/webhooks.md; events/webhooks) ---
 # Deliver to private, loopback, link-local and other non-public addresses (development, tests).
 VOLBAL_WEBHOOKS_ALLOW_PRIVATE = env_bool("VOLBAL_WEBHOOKS_ALLOW_PRIVATE", False)
 # Seconds to connect, and to wait for each read of the answer.

@@ -1,6 +1,6 @@
-"""Per-user request rates for the expensive endpoints (issue 11), kept in the database cache so
-every worker and every machine counts the same requests (process memory would give each worker
-its own allowance).
+"""Per-user request rates for the expensive endpoints (docs/api.md#limits), kept in the
+database cache so every worker and every machine counts the same requests (process memory would
+give each worker its own allowance).
 
 A view joins a named scope with ``throttle_scope = EXPENSIVE`` (the backtest does; a sweep
 should): one budget per user for everything expensive, ``VOLBAL_THROTTLE_EXPENSIVE`` (DRF's

@@ -29,7 +29,7 @@ def _committed(transactional_db):
     """Committed for real: delivery posts with no transaction open (it asserts so). (On SQLite
     the flush that ends each test lifts the audit log's triggers: the root conftest.)"""
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 
 
 def readme_verify():

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.django_db
 
 
 def token_block() -> list[str]:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Who may call, tokens", 1)[1].split("\n## ", 1)[0]
+    readme = (ROOT / "docs" / "auth.md").read_text()
+    section = readme.split("## Who may call\n", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     return [line for line in block.splitlines() if line.strip()]
 
