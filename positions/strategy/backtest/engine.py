@@ -124,8 +124,8 @@ class Order:
 
 
 # Positional constructors that skip the frozen dataclasses' __setattr__ detour (equal objects).
-_new_order = rules._fast_constructor(Order)
-_new_state = rules._fast_constructor(rules.State)
+_new_order = rules.fast_constructor(Order)
+_new_state = rules.fast_constructor(rules.State)
 
 
 @dataclass
