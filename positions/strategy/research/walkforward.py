@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from positions.strategy import rules
 from positions.strategy.backtest import benchmarks, engine, metrics
 from positions.strategy.backtest import report as bt_report
 from positions.strategy.research import sweep
@@ -107,37 +106,14 @@ def windows(series, train: Length, test: Length) -> list[Window]:
     return out
 
 
-class _Walk(engine._Book):
-    """The engine's book, its configuration changed at the first bar of each test window
-    (bars relative to the out-of-sample span)."""
-
-    def __init__(self, series, configs: list[tuple[int, rules.Config]], setup, dividends,
-                 exact):
-        super().__init__(series, configs[0][1], setup, dividends, exact, False, None)
-        self.switch = dict(configs[1:])
-        self.events = np.union1d(self.events, np.array(sorted(self.switch), dtype=np.int64))
-
-    def dividends_at(self, j: int) -> None:
-        cfg = self.switch.get(j)
-        if cfg is not None:  # a new window: its configuration from this bar on
-            self.configure(cfg)
-        super().dividends_at(j)
-
-
 def run_windows(series, configs, setup=engine.Setup(), dividends=(), *, exact=True,
                 fast=True) -> engine.Run:
     """One run over ``series`` whose configuration is ``configs[k][1]`` from bar
     ``configs[k][0]`` on (the first at bar 0)."""
     if not configs or configs[0][0] != 0:
         raise ValueError("the first configuration starts at bar 0")
-    errors = engine.setup_errors(setup)
-    if errors:
-        raise engine.SetupError(errors)
-    for _, cfg in configs:
-        problems = rules.config_errors(cfg)
-        if problems:
-            raise rules.RuleError("invalid_config", " ".join(problems.values()))
-    return _Walk(series, list(configs), setup, list(dividends), exact).go(fast)
+    return engine.simulate(series, engine.Rules(), configs[0][1], setup, dividends, exact=exact,
+                           fast=fast, switches=dict(configs[1:]))
 
 
 def _slice(series, start: int, stop: int):
