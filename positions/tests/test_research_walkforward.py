@@ -48,8 +48,13 @@ def test_windows_in_calendar_months_and_a_short_last_test():
     wins = wf.windows(s, wf.parse_length("2m", "train"), wf.parse_length("2m", "test"))
     spans = [(s.label(w.train[0]), s.label(w.test[0]), s.label(w.test[1] - 1)) for w in wins]
     assert spans == [("2024-01-01", "2024-03-01", "2024-04-30"),
-                     ("2024-03-01", "2024-05-01", "2024-06-30"),
-                     ("2024-05-01", "2024-07-01", "2024-07-18")]
+                     ("2024-03-01", "2024-05-01", "2024-06-30")]
+    # the last test part, 2024-07-01 to 2024-07-18, is under half of two months: dropped
+    assert s.label(wins.dropped.test[0]) == "2024-07-01"
+
+    s = daily([100] * 230)  # to 2024-08-17: the last test part is over half of two months
+    wins = wf.windows(s, wf.parse_length("2m", "train"), wf.parse_length("2m", "test"))
+    assert s.label(wins[-1].test[1] - 1) == "2024-08-17" and wins.dropped is None
 
 
 @pytest.mark.parametrize("text", ["0", "3w", "-1", "y", ""])

@@ -366,6 +366,7 @@ def wf_table(res) -> str:
         f"Walk-forward on {res.item.name or 'the series'}: {len(rows)} windows of train "
         f"{res.train} then test {res.test}; each picks the best of {n_cells:,} cells by "
         f"{metric} in sample ({res.seconds:,.1f} s)",
+        *([res.note] if getattr(res, "note", None) else []),
         "",
         "  ".join(f"{h:>{w}}" for h, w in zip(head, widths, strict=True)),
         "  ".join("-" * w for w in widths),
@@ -396,6 +397,7 @@ def wf_document(res) -> dict:
         "metric": res.spec.metric,
         "grid": {a.name: [_value(v) for v in a.values] for a in res.spec.axes},
         "windows": wf_rows(res),
+        "note": getattr(res, "note", None),
         "out_of_sample": doc,
         "seconds": round(res.seconds, 3),
     }
