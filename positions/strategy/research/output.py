@@ -12,6 +12,7 @@ import numpy as np
 
 from positions.strategy.backtest import benchmarks, metrics
 from positions.strategy.backtest import report as bt_report
+from positions.strategy.export import cells
 from positions.strategy.research import sweep
 
 PERCENT_METRICS = {"total_return", "cagr", "volatility", "max_drawdown", "in_band_share",
@@ -146,9 +147,9 @@ def write_csv(res: sweep.Result, path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, cols)
         w.writeheader()
-        w.writerows(cell_rows(res))
+        w.writerows(map(cells.record, cell_rows(res)))
         if not res.spec.exact:
-            w.writerows(cell_rows(res, exact=True))
+            w.writerows(map(cells.record, cell_rows(res, exact=True)))
 
 
 def document(res: sweep.Result) -> dict:
@@ -408,7 +409,7 @@ def wf_write_csv(res, path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, list(rows[0]))
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(map(cells.record, rows))
 
 
 def wf_write_xlsx(res, path) -> None:
