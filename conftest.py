@@ -5,18 +5,27 @@ from __future__ import annotations
 import importlib
 import os
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection, transaction
 from hypothesis import Phase, settings
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
+
+if TYPE_CHECKING:
+    from rest_framework.test import APIClient
 
 # bench/mutation.py runs the tests with --hypothesis-profile=mutation (setup.cfg): a mutant a
 # property catches is killed at its first failing example, so shrinking that example (which
 # can take minutes) and the example database are skipped. The examples drawn are the same.
 settings.register_profile("mutation", phases=[Phase.explicit, Phase.reuse, Phase.generate],
                           database=None)
+
+
+def _django() -> bool:
+    """Whether pytest-django configured Django: the pure strategy core's tests run without it
+    (``pytest -p no:django positions/strategy``), and then every hook here leaves them alone."""
+    return django_settings.configured
 
 
 def _in_ci() -> bool:
@@ -32,7 +41,7 @@ CI_NEEDS_POSTGRES = (
 def pytest_collection_modifyitems(config, items):
     """``@pytest.mark.postgres`` tests need real parallel connections: on SQLite they skip
     locally (see ``pytest_runtest_setup`` for CI, where a skip would hide the gap)."""
-    if connection.vendor == "postgresql" or _in_ci():
+    if not _django() or connection.vendor == "postgresql" or _in_ci():
         return
     for item in items:
         if "postgres" in item.keywords:
@@ -43,7 +52,8 @@ def pytest_collection_modifyitems(config, items):
 def pytest_runtest_setup(item):
     """In CI (``CI`` set and not false) a PostgreSQL-only test without PostgreSQL fails, so
     the run fails: volbal/tests/test_ci_guard.py runs pytest that way and checks it."""
-    if "postgres" in item.keywords and connection.vendor != "postgresql" and _in_ci():
+    if ("postgres" in item.keywords and _django() and connection.vendor != "postgresql"
+            and _in_ci()):
         pytest.fail(CI_NEEDS_POSTGRES.format(vendor=connection.vendor), pytrace=False)
 
 
@@ -59,7 +69,7 @@ def _audit_log_flushable():
     rows to the next ones). On SQLite the flush lifts the triggers for its DELETEs and puts back
     those that were there, in its own transaction: the log is never unguarded during a test, and
     no fixture order matters. PostgreSQL truncates, which the trigger does not stop."""
-    if connection.vendor != "sqlite":
+    if not _django() or connection.vendor != "sqlite":
         yield
         return
     ops = type(connection.ops)
@@ -101,6 +111,11 @@ def assert_error(response, status: int, code: str) -> dict:
 
 
 def client_for(user) -> APIClient:
+    # imported here: the models of rest_framework.authtoken need Django's settings, which the
+    # pure core's tests run without (see _django)
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
     client = APIClient()
     token, _ = Token.objects.get_or_create(user=user)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")

@@ -1,7 +1,7 @@
 """Mutation testing of the money paths: how many deliberate small breakages the tests catch.
 
     .venv/bin/python bench/mutation.py                    # the money subset (below), every module
-    .venv/bin/python bench/mutation.py rules ledger       # some modules of it
+    .venv/bin/python bench/mutation.py book ledger        # some modules of it
     .venv/bin/python bench/mutation.py --all              # every mutant of setup.cfg's files
     .venv/bin/python bench/mutation.py 'orders.services.x_order_fill__mutmut_*'   # any globs
     .venv/bin/python bench/mutation.py --report-only      # the last results again
@@ -43,15 +43,17 @@ VERDICTS = ROOT / "mutants" / "bench-verdicts.json"
 
 # module (as mutmut names it) -> the functions whose every mutant the default run checks
 SUBSET: dict[str, tuple[str, ...]] = {
-    "positions.strategy.rules": (   # the fill's arithmetic, sizes, rounding, dividends
+    "positions.strategy.rules.book": (   # the fill's arithmetic, dividends
         "apply_fill", "cash_after_buy", "default_commission", "dividend_amounts",
-        "_trigger_size", "_round_down", "slipped_price"),
+        "slipped_price"),
+    "positions.strategy.rules.evaluate": ("_trigger_size", "_round_down"),  # sizes, rounding
     "orders.services": ("order_fill",),  # the fill service
     "positions.dividends": ("_go_effective", "_go_paid", "shares_at_start_of"),
     "positions.ledger": ("_replay", "_shares_before"),  # the ledger check
     "orders.idempotency": ("key_problem", "_number", "_canonical", "fingerprint"),
 }
-SHORT = {"rules": "positions.strategy.rules", "services": "orders.services",
+SHORT = {"book": "positions.strategy.rules.book", "evaluate": "positions.strategy.rules.evaluate",
+         "services": "orders.services",
          "dividends": "positions.dividends", "ledger": "positions.ledger",
          "idempotency": "orders.idempotency"}
 # mutmut's exit code per mutant (mutants/<file>.meta; mutmut.stats.status_by_exit_code)
@@ -139,9 +141,9 @@ def diff_of(name: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("targets", nargs="*", help="modules of the subset (rules, services, "
-                        "dividends, ledger, idempotency) or mutant name globs; default: all "
-                        "of the subset")
+    parser.add_argument("targets", nargs="*", help="modules of the subset (book, evaluate, "
+                        "services, dividends, ledger, idempotency) or mutant name globs; "
+                        "default: all of the subset")
     parser.add_argument("--all", action="store_true", help="every mutant of setup.cfg's files")
     parser.add_argument("--every-mutant", action="store_true", help="every mutant of the "
                         "subset's functions, not the sample of 1 in 10")

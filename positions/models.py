@@ -62,6 +62,20 @@ STRATEGY_FIELDS = (
 )
 
 
+def bounds_condition(constraint: str) -> Q:
+    """The check constraint ``constraint`` of the strategy's bounds table (rules.BOUNDS) as a
+    condition: every term holds, and a nullable field's terms hold when it is null."""
+    terms = rules.constraint_lookups(constraint)
+    q = Q()
+    for field, lookup, value in terms:
+        q &= (Q(**{f"{field}__lt": F(value)}) if lookup == "lt_field"
+              else Q(**{f"{field}__{lookup}": value}))
+    for field in dict.fromkeys(f for f, _, _ in terms):
+        if rules.BOUNDS[field].nullable:
+            q = Q(**{f"{field}__isnull": True}) | q
+    return q
+
+
 class Position(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=ids.position_id, editable=False)
     owner = models.ForeignKey(
@@ -123,46 +137,14 @@ class Position(models.Model):
             models.CheckConstraint(
                 condition=Q(opening_qty__gte=0) & Q(opening_cash__gte=0), name="pos_opening_nonneg"
             ),
-            models.CheckConstraint(
-                condition=Q(trigger_pct__gt=0) & Q(trigger_pct__lt=1), name="pos_trigger_range"
-            ),
-            models.CheckConstraint(condition=Q(rebalance_ratio__gt=0), name="pos_ratio_pos"),
-            models.CheckConstraint(condition=Q(sizing__in=Sizing.values), name="pos_sizing_valid"),
-            models.CheckConstraint(
-                condition=Q(fixed_fraction__gt=0) & Q(fixed_fraction__lte=1),
-                name="pos_fraction_range",
-            ),
-            models.CheckConstraint(
-                condition=Q(guard_low__gte=0)
-                & Q(guard_high__lte=1)
-                & Q(guard_low__lt=F("guard_high")),
-                name="pos_guard_range",
-            ),
-            models.CheckConstraint(
-                condition=Q(min_notional__gte=0), name="pos_min_notional_nonneg"
-            ),
-            models.CheckConstraint(
-                condition=Q(commission_rate__gte=0) & Q(commission_rate__lt=Decimal("0.05")),
-                name="pos_commission_range",
-            ),
-            models.CheckConstraint(condition=Q(max_orders_per_day__gte=1), name="pos_cap_pos"),
-            models.CheckConstraint(
-                condition=Q(qty_step__isnull=True) | Q(qty_step__gt=0), name="pos_qty_step_pos"
-            ),
-            models.CheckConstraint(
-                condition=Q(withholding_tax_rate__gte=0) & Q(withholding_tax_rate__lt=1),
-                name="pos_withholding_range",
-            ),
+            # the strategy fields' bounds, generated from the one table (rules.BOUNDS)
+            *(models.CheckConstraint(condition=bounds_condition(name), name=name)
+              for name in rules.constraint_names()),
             models.CheckConstraint(condition=Q(broker__in=Broker.values),
                                    name="pos_broker_valid"),
             models.CheckConstraint(
                 condition=Q(slippage_bps__gte=0) & Q(slippage_bps__lt=SLIPPAGE_BPS_MAX),
                 name="pos_slippage_range",
-            ),
-            models.CheckConstraint(
-                condition=Q(max_price_jump__gt=0)
-                & Q(max_price_jump__lte=rules.MAX_PRICE_JUMP_LIMIT),
-                name="pos_max_price_jump_range",
             ),
         ]
 

@@ -35,42 +35,34 @@ class Ticker(serializers.CharField):
         super().__init__(max_length=16, **kwargs)
 
 
-def ratio(**kw):
-    return Number(max_digits=12, decimal_places=8, required=False, **kw)
+def bounded(name: str, **kw):
+    """Strategy field ``name`` with its bounds from the one table (rules.BOUNDS)."""
+    return Number(**rules.field_kwargs(name), required=False, **kw)
 
 
 class StrategyFields(StrictSerializer):
     # Every strategy field, optional, with its bounds: the one definition the position's
     # create and PATCH bodies and the backtest's body share (the rules check them again).
 
-    trigger_pct = ratio(gt=0, lt=1, help_text="Fraction, 0 < τ < 1 (0.03 = 3 %).")
-    rebalance_ratio = Number(max_digits=16, decimal_places=8, required=False, gt=0,
-                             help_text="r > 0")
+    trigger_pct = bounded("trigger_pct", help_text="Fraction, 0 < τ < 1 (0.03 = 3 %).")
+    rebalance_ratio = bounded("rebalance_ratio", help_text="r > 0")
     sizing = serializers.ChoiceField(
         choices=Sizing.choices, required=False,
         help_text="How a trigger's order is sized: proportional (grows with the move from the "
         "anchor), original (anchor/price × rebalance_ratio × value; aggressive) or "
         "fixed_fraction (buy that fraction of the cash, sell that fraction of the shares).")
-    fixed_fraction = ratio(gt=0, max_value=1, help_text="0 < f ≤ 1")
-    guard_low = ratio(min_value=0, max_value=1, help_text="0 ≤ low < high")
-    guard_high = ratio(min_value=0, max_value=1, help_text="low < high ≤ 1")
-    min_notional = Number(max_digits=22, decimal_places=6, required=False, min_value=0,
-                          help_text="≥ 0")
-    commission_rate = ratio(min_value=0, lt=Decimal("0.05"), help_text="0 ≤ c < 0.05")
-    max_orders_per_day = Integer(required=False, min_value=1, max_value=100000,
+    fixed_fraction = bounded("fixed_fraction", help_text="0 < f ≤ 1")
+    guard_low = bounded("guard_low", help_text="0 ≤ low < high")
+    guard_high = bounded("guard_high", help_text="low < high ≤ 1")
+    min_notional = bounded("min_notional", help_text="≥ 0")
+    commission_rate = bounded("commission_rate", help_text="0 ≤ c < 0.05")
+    max_orders_per_day = Integer(required=False, **rules.field_kwargs("max_orders_per_day"),
                                  help_text="Orders the position may create per trading day, "
                                  "1 to 100000.")
     fractional = Boolean(required=False,
                          help_text="Whether quantities may be fractional (false: whole shares).")
-    qty_step = Number(
-        max_digits=24,
-        decimal_places=8,
-        required=False,
-        allow_null=True,
-        gt=0,
-        help_text="> 0, or null for none",
-    )
-    withholding_tax_rate = ratio(min_value=0, lt=1, help_text="0 ≤ rate < 1")
+    qty_step = bounded("qty_step", help_text="> 0, or null for none")
+    withholding_tax_rate = bounded("withholding_tax_rate", help_text="0 ≤ rate < 1")
     broker = serializers.ChoiceField(
         choices=Broker.choices, required=False,
         help_text="Where orders go: manual (fills typed in; the default) or paper (simulated "
@@ -81,10 +73,10 @@ class StrategyFields(StrictSerializer):
     auto_submit = Boolean(required=False,
                           help_text="The trade cycle submits the proposals (default false: "
                                     "they are only recorded).")
-    max_price_jump = ratio(gt=0, max_value=rules.MAX_PRICE_JUMP_LIMIT,
-                           help_text="0 < x ≤ 10: a price further than this fraction from the "
-                           "ticker's previous stored price, with no split explaining it, is "
-                           "held back until an operator confirms it (0.25 = 25 %).")
+    max_price_jump = bounded("max_price_jump",
+                             help_text="0 < x ≤ 10: a price further than this fraction from "
+                             "the ticker's previous stored price, with no split explaining it, is "
+                             "held back until an operator confirms it (0.25 = 25 %).")
 
 
 class PositionCreateSerializer(StrategyFields):

@@ -11,7 +11,8 @@ How it searches
     falls as P rises, so the buy side (w below the low guardrail, or a buy trigger with w at most
     the high guardrail) is a set of prices closed downward and the sell side (w above the high
     guardrail, or a sell trigger with w at least the low guardrail) one closed upward, and the
-    two never meet. A bisection over the grid finds the edge of each side (:func:`_side`). Inside
+    two never meet. A bisection over the grid finds the edge of each side (``rules.side_at``, the
+    side choice of ``rules.evaluate`` itself). Inside
     a side an order fires once its size, after the caps and the rounding, reaches the step and
     the minimum notional; from the side's edge the search walks outward in steps that double
     (1, 2, 4, ... micro-units) to the first grid price where ``evaluate`` proposes, then bisects
@@ -68,28 +69,6 @@ class Ladder:
     evaluations: int  # rules.evaluate calls the search took
 
 
-def _side(state: rules.State, cfg: rules.Config, P: Decimal) -> str | None:
-    """The side an evaluation at ``P`` takes before any cap or rounding (strategy.md, Flow B
-    steps 1-3 and 6): the guardrails first, then the trigger; None when neither applies."""
-    SP = state.qty * P
-    V = SP + state.cash + state.receivable
-    if V <= 0:
-        return None
-    w = SP / V
-    if w < cfg.guard_low:
-        return rules.BUY
-    if w > cfg.guard_high:
-        return rules.SELL
-    Pa = state.anchor
-    if Pa is None:  # the evaluation sets the anchor: no trigger fires on it
-        return None
-    if P >= Pa * (1 + cfg.trigger_pct):
-        return rules.SELL
-    if P <= Pa * (1 - cfg.trigger_pct):
-        return rules.BUY
-    return None
-
-
 class _Search:
     def __init__(self, state: rules.State, cfg: rules.Config, top: int):
         self.state = _decimal_state(state)
@@ -98,7 +77,7 @@ class _Search:
         self.evaluations = 0
 
     def side(self, n: int) -> str | None:
-        return _side(self.state, self.cfg, n * TICK)
+        return rules.side_at(self.state, self.cfg, n * TICK)
 
     def fires(self, n: int, side: str) -> rules.Proposal | None:
         """The actionable proposal of ``side`` at grid index ``n``, if evaluate makes one."""

@@ -13,7 +13,7 @@ from django.core.management import call_command
 
 from positions.strategy import rules
 from positions.strategy.backtest import data, engine
-from positions.tests.test_backtest_engine import assert_same_run
+from positions.strategy.tests.test_backtest_engine import assert_same_run
 
 D = Decimal
 Q8 = D("0.00000001")

@@ -48,8 +48,13 @@ def test_windows_in_calendar_months_and_a_short_last_test():
     wins = wf.windows(s, wf.parse_length("2m", "train"), wf.parse_length("2m", "test"))
     spans = [(s.label(w.train[0]), s.label(w.test[0]), s.label(w.test[1] - 1)) for w in wins]
     assert spans == [("2024-01-01", "2024-03-01", "2024-04-30"),
-                     ("2024-03-01", "2024-05-01", "2024-06-30"),
-                     ("2024-05-01", "2024-07-01", "2024-07-18")]
+                     ("2024-03-01", "2024-05-01", "2024-06-30")]
+    # the last test part, 2024-07-01 to 2024-07-18, is under half of two months: dropped
+    assert s.label(wins.dropped.test[0]) == "2024-07-01"
+
+    s = daily([100] * 230)  # to 2024-08-17: the last test part is over half of two months
+    wins = wf.windows(s, wf.parse_length("2m", "train"), wf.parse_length("2m", "test"))
+    assert s.label(wins[-1].test[1] - 1) == "2024-08-17" and wins.dropped is None
 
 
 @pytest.mark.parametrize("text", ["0", "3w", "-1", "y", ""])
@@ -149,12 +154,14 @@ def test_command_table_plot_files(tmp_path):
                  "guard_low=0.2,0.3", "--jobs", "1", "--plot", str(png), "--xlsx", str(xlsx),
                  "--out-csv", str(cells), stdout=out, stderr=err)
     text = out.getvalue()
-    assert text.startswith("Walk-forward on IBM: 9 windows of train 1y then test 6m")
+    assert text.startswith("Walk-forward on IBM: 8 windows of train 1y then test 6m")
+    # the sample ends a few weeks into a ninth test window: under half of 6m, dropped
+    assert "The last window (test bars" in text and "less than half of 6m." in text
     assert "Stitched out of sample, against the benchmarks over the same span:" in text
     assert "Held mix" in text and "rebalancing premium" in text
     assert "2009-01-02..2009-07-01" in text  # 2008-01-02 + 1y, then 6 months
-    # progress: each of the 9 windows' sweeps runs its 4 cells, then its top 3 again exact
-    assert "cells 36/36, exact re-runs 27/27" in err.getvalue()
+    # progress: each of the 8 windows' sweeps runs its 4 cells, then its top 3 again exact
+    assert "cells 32/32, exact re-runs 24/24" in err.getvalue()
     from matplotlib import image
 
     assert image.imread(png).shape[0] > 800
@@ -166,8 +173,8 @@ def test_command_table_plot_files(tmp_path):
     assert ws["D2"].value == dt.datetime(2009, 1, 2) and ws.freeze_panes == "A2"
     assert [c.value for c in ws[1]][:7] == ["window", "train_start", "train_end", "test_start",
                                             "test_end", "trigger_pct", "guard_low"]
-    assert ws.max_row == 1 + 9
-    assert cells.read_text().count("\n") == 1 + 9
+    assert ws.max_row == 1 + 8
+    assert cells.read_text().count("\n") == 1 + 8
 
 
 def test_command_json():
@@ -176,7 +183,10 @@ def test_command_json():
                  "--test", "250", "--grid", "trigger_pct=0.03,0.06", "--json", "--jobs", "1",
                  "--no-progress", stdout=out, stderr=io.StringIO())
     doc = json.loads(out.getvalue())
-    assert doc["train"] == "250 bars" and len(doc["windows"]) == 3
+    # the third test window would hold the sample's last few bars, under half of 250: dropped
+    assert doc["train"] == "250 bars" and len(doc["windows"]) == 2
+    assert doc["note"].startswith("The last window (test bars ")
+    assert doc["note"].endswith("is less than half of 250 bars.")
     oos = doc["out_of_sample"]
     assert set(oos["benchmarks"]) == {"held_mix", "stock_held", "fixed_mix"}
     assert oos["orders"][0]["kind"] == "opening"

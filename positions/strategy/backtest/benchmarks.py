@@ -48,42 +48,39 @@ def month_starts(days: np.ndarray) -> np.ndarray:
     return np.flatnonzero(months[1:] != months[:-1]) + 1
 
 
-class _FixedMix(engine._Book):
-    """The engine's book (dividends, fills, rounding, the record of changes) with a monthly
-    rebalance instead of the rules: the loops below replace the strategy's."""
+class FixedMix:
+    """The engine's policy of the fixed mix: on the first bar of each calendar month (after
+    that bar's corporate actions) a trade back to the start weight, instead of the rules."""
 
-    def loop_plain(self, start: int) -> None:
-        self._monthly(start)
+    evaluates_first_bar = False
 
-    def loop_fast(self, start: int) -> None:
-        self._monthly(start)
-
-    def _monthly(self, start: int) -> None:
-        starts = month_starts(self.days)
-        bars = np.union1d(starts, self.events)
+    def loop(self, book: engine.Book, start: int, fast: bool) -> None:
+        starts = month_starts(book.days)
+        bars = np.union1d(starts, book.events)
         monthly = set(starts.tolist())
         for j in bars[bars >= start].tolist():
-            self.dividends_at(j)
+            book.actions_at(j)
             if j in monthly:
-                self._rebalance(j)
-            self.record(j)
+                self.rebalance(book, j)
+            book.record(j)
 
-    def _rebalance(self, j: int) -> None:
-        S, C, R = self.S, self.C, self.R
-        P = self.price(j)
-        t = self.start_weight
+    @staticmethod
+    def rebalance(book: engine.Book, j: int) -> None:
+        S, C, R = book.S, book.C, book.R
+        P = book.price(j)
+        t = book.start_weight
         side = rules.BUY if S * P < t * (S * P + C + R) else rules.SELL
-        Pf = self.fill_price(j, side)
+        Pf = book.fill_price(j, side)
         size = rules.buy_to if side == rules.BUY else rules.sell_to
-        raw = size(t, qty=S, cash=C, receivable=R, price=Pf, commission_rate=self.c)
+        raw = size(t, qty=S, cash=C, receivable=R, price=Pf, commission_rate=book.c)
         if not raw > 0:
             return
-        q = self.round_qty(raw)
+        q = book.round_qty(raw)
         if side == rules.SELL:
             q = min(q, S)
-        if not q > 0 or q * Pf < self.num(self.cfg.min_notional):
+        if not q > 0 or q * Pf < book.num(book.cfg.min_notional):
             return
-        self.fill(j, side, q, REBALANCE)
+        book.fill(j, side, q, REBALANCE)
 
 
 def run_all(series, cfg: rules.Config, setup: engine.Setup = engine.Setup(),
@@ -93,8 +90,7 @@ def run_all(series, cfg: rules.Config, setup: engine.Setup = engine.Setup(),
     held = engine.run(series, cfg, setup, dividends, exact=exact, hold=True)
     stock = engine.run(series, cfg, dataclasses.replace(setup, start_weight=Decimal(1)),
                        dividends, exact=exact, hold=True)
-    # engine.run has checked the setup and the configuration above.
-    mix = _FixedMix(series, cfg, setup, dividends, exact, True, None).go(True)
+    mix = engine.simulate(series, FixedMix(), cfg, setup, dividends, exact=exact)
     return {"held_mix": held, "stock_held": stock, "fixed_mix": mix}
 
 

@@ -124,8 +124,8 @@ class Order:
 
 
 # Positional constructors that skip the frozen dataclasses' __setattr__ detour (equal objects).
-_new_order = rules._fast_constructor(Order)
-_new_state = rules._fast_constructor(rules.State)
+_new_order = rules.fast_constructor(Order)
+_new_state = rules.fast_constructor(rules.State)
 
 
 @dataclass
@@ -185,46 +185,173 @@ def run(series, cfg: rules.Config, setup: Setup = Setup(), dividends: Iterable =
 
     ``hold=True`` is buy-and-hold: the same opening purchase, then only dividends. Raises
     :class:`SetupError` for bad setup values and ``rules.RuleError`` for a bad configuration."""
+    return simulate(series, Hold() if hold else Rules(), cfg, setup, dividends, exact=exact,
+                    fast=fast, progress=progress)
+
+
+def simulate(series, policy, cfg: rules.Config, setup: Setup = Setup(),
+             dividends: Iterable = (), *, exact: bool = True, fast: bool = True,
+             progress: Callable[[int], None] | None = None,
+             switches: dict[int, rules.Config] | None = None) -> Run:
+    """A run of ``policy`` (what decides on the bars: :class:`Rules`, :class:`Hold`, or any
+    object with ``evaluates_first_bar`` and ``loop(book, start, fast)``) over ``series``, from
+    the opening purchase of ``setup``, with the fill policy ``setup.fill`` (:class:`SameBar` or
+    :class:`NextBar`) and the corporate actions (:class:`Actions`: splits, dividends, and
+    ``switches``, the configuration that holds from a bar on: a walk-forward's windows)."""
     errors = setup_errors(setup)
     if errors:
         raise SetupError(errors)
-    cfg_errors = rules.config_errors(cfg)
-    if cfg_errors:
-        raise rules.RuleError("invalid_config", " ".join(cfg_errors.values()))
-    return _Book(series, cfg, setup, list(dividends), exact, hold, progress).go(fast)
+    for c in (cfg, *(switches or {}).values()):
+        cfg_errors = rules.config_errors(c)
+        if cfg_errors:
+            raise rules.RuleError("invalid_config", " ".join(cfg_errors.values()))
+    book = Book(series, cfg, setup, list(dividends), exact, progress, switches or {})
+    return book.go(policy, fast)
 
 
-class _Book:
-    """The position during a run, and the loop."""
+# -- the fill policies ---------------------------------------------------------------------------
 
-    def __init__(self, series, cfg, setup, dividends, exact, hold, progress):
+
+class SameBar:
+    """An actionable proposal fills at once at its bar's price (strategy.md, Flow E)."""
+
+    pending = None  # never an open order
+
+    def place(self, book: Book, j: int, prop: rules.Proposal) -> None:
+        book.fill(j, prop.side, prop.qty, prop.kind)
+
+    def settle(self, book: Book, j: int) -> None:
+        """Nothing is ever open."""
+
+    def split(self, ratio, step, num) -> None:
+        """Nothing is ever open."""
+
+    def open_order(self, book: Book) -> Order | None:
+        return None
+
+
+class NextBar:
+    """An actionable proposal is placed as an open order on its bar (the daily cap counts it
+    there) and fills at the next bar's price (strategy.md, "Next-bar fills")."""
+
+    def __init__(self):
+        self.pending: tuple | None = None  # (bar placed, side, qty, kind)
+
+    def place(self, book: Book, j: int, prop: rules.Proposal) -> None:
+        self.pending = (j, prop.side, prop.qty, prop.kind)
+        book.orders_today += 1
+
+    def settle(self, book: Book, j: int) -> None:
+        """The order placed on an earlier bar fills at bar ``j``'s price (trimmed to what the
+        cash or shares cover, cancelled when that leaves nothing)."""
+        if self.pending is None:
+            return
+        _placed, side, q, kind = self.pending
+        self.pending = None
+        if side == rules.SELL and q > book.S:
+            q = book.round_qty(book.S)
+        if not (q > 0 and book.fill(j, side, q, kind, count=False)):
+            book.cancelled += 1
+
+    def split(self, ratio, step, num) -> None:
+        """A split on the fill bar: the open order's quantity x ratio, rounded down to the step
+        (it fills after the split)."""
+        if self.pending is not None:
+            placed, side, q, kind = self.pending
+            self.pending = (placed, side, num(rules.split_qty(q, ratio, step)), kind)
+
+    def open_order(self, book: Book) -> Order | None:
+        """The order still open after the last bar (at its placing bar's price)."""
+        if self.pending is None:
+            return None
+        j, side, q, kind = self.pending
+        P = book.price(j)
+        notional = q * P
+        notional = (rules.fround(notional, 1e6) if not book.exact
+                    else notional.quantize(rules.MONEY_PLACES))
+        return Order(j, side, q, P, rules.default_commission(book.c, q, P), notional, kind)
+
+
+FILL_POLICIES = {"same_bar": SameBar, "next_bar": NextBar}
+
+
+# -- the corporate actions -------------------------------------------------------------------------
+
+
+class Actions:
+    """What happens to the book at fixed bars, before the bar's fill and evaluation: the
+    configuration switches first (a walk-forward's window starts), then a split, then the
+    ex-dates, then the pay-dates (strategy.md, Flow E and "Splits")."""
+
+    def __init__(self, days: np.ndarray, setup: Setup, dividends: list, num,
+                 switches: dict[int, rules.Config]):
+        n = len(days)
+        self.num = num
+        self.dps = [num(d.dps) for d in dividends]
+        self.net = [num(0)] * len(dividends)
+        self.ex_at, self.pay_at = schedule(days, dividends)
+        self.split_at: dict[int, Decimal] = {}
+        for day, ratio in setup.splits:  # a split before the first bar changes nothing held
+            j = int(np.searchsorted(days, _day(day), "left"))
+            if 0 < j < n:
+                self.split_at[j] = self.split_at.get(j, Decimal(1)) * ratio
+        self.switches = switches
+        self.bars = np.array(sorted(set(self.ex_at) | set(self.pay_at) | set(self.split_at)
+                                    | set(switches)), dtype=np.int64)
+
+    def at(self, book: Book, j: int) -> None:
+        cfg = self.switches.get(j)
+        if cfg is not None:  # a new window: its configuration from this bar on
+            book.configure(cfg)
+        num = self.num
+        if j in self.split_at:
+            ratio = self.split_at[j]
+            split = rules.apply_split(qty=book.S, cash=book.C, anchor=book.Pa, ratio=ratio,
+                                      step=book.step, price_before=book.plist[j - 1])
+            book.S, book.C = num(split.qty), num(split.cash)
+            book.Pa = None if split.anchor is None else num(split.anchor)
+            book.fills.split(ratio, book.step, num)
+            book.changed = True
+        for i in self.ex_at.get(j, ()):
+            _, net = rules.dividend_amounts(dps=self.dps[i], shares=book.S,
+                                            withholding_rate=book.wh)
+            self.net[i] = net
+            book.R += net
+            if book.Pa is not None:
+                book.Pa -= self.dps[i]
+            book.changed = True
+        for i in self.pay_at.get(j, ()):
+            net = self.net[i]
+            book.C += net
+            book.R -= net
+            book.received += net
+            book.changed = True
+
+
+# -- the book ------------------------------------------------------------------------------------
+
+
+class Book:
+    """The position during a run: its state (S, C, R, Pa), its orders and the record of its
+    changes, with the composed fill policy (``fills``) and corporate actions (``actions``).
+    A policy's loop reads and changes it through the methods below."""
+
+    def __init__(self, series, cfg, setup, dividends, exact, progress, switches):
         self.p = np.ascontiguousarray(series.prices, dtype=np.float64)
         self.plist = self.p.tolist()  # for the first bars of a scan, one by one
         self.days = np.ascontiguousarray(series.days, dtype=np.int64)
         self.n = n = len(self.p)
-        self.cfg = cfg
         self.exact = exact
-        self.hold = hold
         self.progress = progress
         num = _dec if exact else float
         self.num = num
         self.configure(cfg)
         self.bps = setup.slippage_bps
         self.start_weight = num(setup.start_weight)
-        self.next_bar = setup.fill == "next_bar"
-        self.pending: tuple | None = None  # next_bar: (bar placed, side, qty, kind)
+        self.fills = FILL_POLICIES[setup.fill]()
         self.cancelled = 0
-        self.dividends = dividends
-        self.dps = [num(d.dps) for d in dividends]
-        self.net = [num(0)] * len(dividends)
-        self.ex_at, self.pay_at = schedule(self.days, dividends)
-        self.split_at: dict[int, Decimal] = {}
-        for day, ratio in setup.splits:  # a split before the first bar changes nothing held
-            j = int(np.searchsorted(self.days, _day(day), "left"))
-            if 0 < j < n:
-                self.split_at[j] = self.split_at.get(j, Decimal(1)) * ratio
-        self.events = np.array(sorted(set(self.ex_at) | set(self.pay_at) | set(self.split_at)),
-                               dtype=np.int64)
+        self.actions = Actions(self.days, setup, dividends, num, switches)
+        self.events = self.actions.bars
         # State.
         zero = num(0)
         self.S = zero
@@ -246,8 +373,8 @@ class _Book:
             self.day_starts = ends + 1  # the first bar of the next day (n after the last)
 
     def configure(self, cfg: rules.Config) -> None:
-        """The strategy's configuration and the constants drawn from it (also called by a
-        walk-forward between its windows)."""
+        """The strategy's configuration and the constants drawn from it (changed again by a
+        configuration switch of the corporate actions)."""
         num = self.num
         self.cfg = cfg
         self.c = num(cfg.commission_rate)
@@ -267,36 +394,12 @@ class _Book:
         x = self.plist[j]
         return _dec(x) if self.exact else x
 
-    def dividends_at(self, j: int) -> None:
-        """The bar's corporate actions: a split first, then ex-dates, then pay-dates."""
-        if j in self.split_at:
-            split = rules.apply_split(qty=self.S, cash=self.C, anchor=self.Pa,
-                                      ratio=self.split_at[j], step=self.step,
-                                      price_before=self.plist[j - 1])
-            num = self.num
-            self.S, self.C = num(split.qty), num(split.cash)
-            self.Pa = None if split.anchor is None else num(split.anchor)
-            if self.pending is not None:  # next_bar: the open order's quantity x k, rounded
-                placed, side, q, kind = self.pending  # down to the step (it fills after this)
-                self.pending = (placed, side, num(rules.split_qty(q, self.split_at[j],
-                                                                  self.step)), kind)
-            self.changed = True
-        for i in self.ex_at.get(j, ()):
-            _, net = rules.dividend_amounts(dps=self.dps[i], shares=self.S,
-                                            withholding_rate=self.wh)
-            self.net[i] = net
-            self.R += net
-            if self.Pa is not None:
-                self.Pa -= self.dps[i]
-            self.changed = True
-        for i in self.pay_at.get(j, ()):
-            net = self.net[i]
-            self.C += net
-            self.R -= net
-            self.received += net
-            self.changed = True
+    def actions_at(self, j: int) -> None:
+        """The bar's corporate actions (:class:`Actions`)."""
+        self.actions.at(self, j)
 
     def evaluate_at(self, j: int) -> None:
+        """The rules at bar ``j``; an actionable proposal goes to the fill policy."""
         d = int(self.days[j])
         if d != self.day:
             self.day = d
@@ -308,25 +411,8 @@ class _Book:
             self.Pa = dec.anchor
             self.changed = True
         prop = dec.proposal
-        if prop is None:
-            return
-        if self.next_bar:  # placed now (the cap counts it today), filled at the next bar
-            self.pending = (j, prop.side, prop.qty, prop.kind)
-            self.orders_today += 1
-        else:
-            self.fill(j, prop.side, prop.qty, prop.kind)
-
-    def fill_pending(self, j: int) -> None:
-        """next_bar: the order placed on an earlier bar fills at bar ``j``'s price (trimmed to
-        what the cash or shares cover, cancelled when that leaves nothing)."""
-        if self.pending is None:
-            return
-        _placed, side, q, kind = self.pending
-        self.pending = None
-        if side == rules.SELL and q > self.S:
-            q = self.round_qty(self.S)
-        if not (q > 0 and self.fill(j, side, q, kind, count=False)):
-            self.cancelled += 1
+        if prop is not None:
+            self.fills.place(self, j, prop)
 
     def round_qty(self, q):
         """A quantity toward zero to the step: the rules' rounding (strategy.md, step 8)."""
@@ -393,21 +479,18 @@ class _Book:
             self.rows.append((j, float(self.S), float(self.C), float(self.R), Pa))
             self.changed = False
 
-    # -- the loops ------------------------------------------------------------------------------
-
-    def go(self, fast: bool) -> Run:
+    def go(self, policy, fast: bool) -> Run:
+        """Bar 0 (its actions, the opening purchase, or the policy's first evaluation when that
+        rounds to nothing), then the policy's loop from the next bar."""
         n = self.n
         if n:
-            self.dividends_at(0)
+            self.actions_at(0)
             start = 1 if self.open() else 0
-            if start == 0 and not self.hold:
+            if start == 0 and policy.evaluates_first_bar:
                 self.evaluate_at(0)
                 start = 1
             self.record(0)
-            if fast:
-                self.loop_fast(start)
-            else:
-                self.loop_plain(start)
+            policy.loop(self, start, fast)
         rows = np.array(self.rows, dtype=np.float64)
         return Run(
             orders=self.orders,
@@ -419,86 +502,98 @@ class _Book:
             qty=self.S, cash=self.C, receivable=self.R, anchor=self.Pa,
             commissions=self.commissions, dividends=self.received,
             evaluations=self.evaluations, bars=n, exact=self.exact,
-            cancelled=self.cancelled, open_order=self.open_order(),
+            cancelled=self.cancelled, open_order=self.fills.open_order(self),
         )
 
-    def open_order(self) -> Order | None:
-        """next_bar: the order still open after the last bar (at its placing bar's price)."""
-        if self.pending is None:
-            return None
-        j, side, q, kind = self.pending
-        P = self.price(j)
-        notional = q * P
-        notional = (rules.fround(notional, 1e6) if not self.exact
-                    else notional.quantize(rules.MONEY_PLACES))
-        return Order(j, side, q, P, rules.default_commission(self.c, q, P), notional, kind)
+    def levels(self) -> tuple[float, float]:
+        """(hi, lo): only a bar whose price is >= hi can sell and only one <= lo can buy."""
+        return _levels(float(self.S), float(self.C), float(self.R), float(self.Pa), self.k)
 
-    def loop_plain(self, start: int) -> None:
-        """The reference: every bar, dividends then evaluate."""
-        for j in range(start, self.n):
-            self.dividends_at(j)
-            self.fill_pending(j)
-            if not self.hold:
-                self.evaluate_at(j)
-            self.record(j)
 
-    def loop_fast(self, i: int) -> None:
-        n = self.n
-        events = self.events
+# -- the policies: what decides on a bar ----------------------------------------------------------
+
+
+class Hold:
+    """Buy-and-hold: the opening purchase, then only the corporate actions."""
+
+    evaluates_first_bar = False
+
+    def loop(self, book: Book, start: int, fast: bool) -> None:
+        events = book.events
+        for j in events[events >= start].tolist():
+            book.actions_at(j)
+            book.fills.settle(book, j)
+            book.record(j)
+        if book.progress is not None:
+            book.progress(book.n)
+
+
+class Rules:
+    """The strategy's rules on every bar that needs them (strategy.md, Flow E)."""
+
+    evaluates_first_bar = True
+
+    def loop(self, book: Book, start: int, fast: bool) -> None:
+        if fast:
+            self.loop_fast(book, start)
+        else:
+            self.loop_plain(book, start)
+
+    def loop_plain(self, book: Book, start: int) -> None:
+        """The reference: every bar, its actions, the open order's fill, then evaluate."""
+        for j in range(start, book.n):
+            book.actions_at(j)
+            book.fills.settle(book, j)
+            book.evaluate_at(j)
+            book.record(j)
+
+    def loop_fast(self, book: Book, i: int) -> None:
+        """Only the bars that can change something (the module's "Skipping bars")."""
+        n = book.n
+        events = book.events
         ne = len(events)
         e = int(np.searchsorted(events, i, "left"))
-        days = self.days
-        progress = self.progress
+        days = book.days
+        fills = book.fills
+        progress = book.progress
         tick = max(n // 400, 1)
         shown = 0
         while i < n:
             if progress is not None and i - shown >= tick:
                 progress(i)
                 shown = i
-            if self.pending is not None:  # next_bar: this bar fills it, then is evaluated
-                self.dividends_at(i)
-                self.fill_pending(i)
-                self.evaluate_at(i)
-                self.record(i)
+            if fills.pending is not None:  # next_bar: this bar fills it, then is evaluated
+                book.actions_at(i)
+                fills.settle(book, i)
+                book.evaluate_at(i)
+                book.record(i)
                 i += 1
                 continue
             while e < ne and events[e] < i:
                 e += 1
             nxt = int(events[e]) if e < ne else n
-            if nxt == i:
-                self.dividends_at(i)
-                if not self.hold:
-                    self.evaluate_at(i)
-                self.record(i)
+            if nxt == i or book.Pa is None:
+                if nxt == i:
+                    book.actions_at(i)
+                book.evaluate_at(i)
+                book.record(i)
                 i += 1
                 continue
-            if self.hold:
-                i = nxt
-                continue
-            if self.Pa is None:
-                self.evaluate_at(i)
-                self.record(i)
-                i += 1
-                continue
-            if self.orders_today >= self.cap and days[i] == self.day:
+            if book.orders_today >= book.cap and days[i] == book.day:
                 # The rest of this calendar day can only be blocked by the cap.
-                k = int(np.searchsorted(self.day_starts, i, "right"))
-                i = min(int(self.day_starts[k]), nxt)
+                k = int(np.searchsorted(book.day_starts, i, "right"))
+                i = min(int(book.day_starts[k]), nxt)
                 continue
-            hi, lo = self.levels()
-            j = _scan(self.p, i, nxt, hi, lo, self.plist)
+            hi, lo = book.levels()
+            j = _scan(book.p, i, nxt, hi, lo, book.plist)
             if j >= nxt:
                 i = nxt
                 continue
-            self.evaluate_at(j)
-            self.record(j)
+            book.evaluate_at(j)
+            book.record(j)
             i = j + 1
         if progress is not None:
             progress(n)
-
-    def levels(self) -> tuple[float, float]:
-        """(hi, lo): only a bar whose price is >= hi can sell and only one <= lo can buy."""
-        return _levels(float(self.S), float(self.C), float(self.R), float(self.Pa), self.k)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import numpy as np
 
 from positions.strategy import rules
 from positions.strategy.backtest import benchmarks, engine, metrics
+from positions.strategy.export import cells
 
 ORDER_KEYS = ("date", "side", "qty", "price", "commission", "kind")
 
@@ -323,10 +324,10 @@ def write_equity_csv(rep: Report, path) -> None:
     d = daily(rep)
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(DAILY_COLUMNS)
+        w.writerow(cells.row(DAILY_COLUMNS))
         cols = [d[c] for c in DAILY_COLUMNS]
         for row in zip(*cols, strict=True):
-            w.writerow([_cell(c, v) for c, v in zip(DAILY_COLUMNS, row, strict=True)])
+            w.writerow(cells.row(_cell(c, v) for c, v in zip(DAILY_COLUMNS, row, strict=True)))
 
 
 _SUMMARY_LABELS = {
@@ -362,10 +363,10 @@ def table_sheet(ws, header, rows, *, date_format: str | None = None, freeze_col:
                 widths: dict | None = None) -> None:
     """A sheet holding one table: a bold header row frozen in place, a filter over the whole
     table, dates (the first column, when ``date_format``) stored as dates."""
-    ws.append(list(header))
+    cells.append(ws, list(header))
     style_header(ws, 1, len(header))
     for row in rows:
-        ws.append(list(row))
+        cells.append(ws, list(row))
     if date_format:
         for (cell,) in ws.iter_rows(min_row=2, max_col=1):
             cell.number_format = date_format
@@ -387,19 +388,19 @@ def write_xlsx(rep: Report, path) -> None:
     ws = wb.active
     ws.title = "Summary"
     for line in describe(rep):
-        ws.append([line])
+        cells.append(ws, [line])
     ws["A1"].font = bold
-    ws.append([])
+    cells.append(ws, [])
     names = [benchmarks.LABELS[k] for k in rep.benchmarks]
     header = ["Metric", "Strategy", *names, "Key"]
-    ws.append(header)
+    cells.append(ws, header)
     top = ws.max_row
     style_header(ws, top, len(header))
     cols = [rep.metrics] + [b.metrics for b in rep.benchmarks.values()]
     js = [metrics_json(m) for m in cols]
     last = 1 + len(cols)
     for k in metrics.METRIC_NAMES:
-        ws.append([_SUMMARY_LABELS[k], *(m[k] for m in js), k])
+        cells.append(ws, [_SUMMARY_LABELS[k], *(m[k] for m in js), k])
         fmt = _number_format(k)
         if fmt:
             for cell in ws[ws.max_row][1:last]:
@@ -408,31 +409,31 @@ def write_xlsx(rep: Report, path) -> None:
     ws.freeze_panes = f"B{top + 1}"
     att = rep.attribution
     if att:
-        ws.append([])
-        ws.append(["Attribution", "Fraction", "", "", "", "Key"])
+        cells.append(ws, [])
+        cells.append(ws, ["Attribution", "Fraction", "", "", "", "Key"])
         style_header(ws, ws.max_row, 6)
         for key, label in (("excess_over_held_mix", "Excess over the held mix"),
                            ("rebalancing_premium", "Rebalancing premium (fixed - held mix)"),
                            ("trigger_timing", "Trigger's timing (strategy - fixed mix)")):
-            ws.append([label, att[key], "", "", "", key])
+            cells.append(ws, [label, att[key], "", "", "", key])
             ws[ws.max_row][1].number_format = "0.00%"
         for key, label in (("dividends", "Dividends received"),
                            ("commissions", "Commissions paid")):
-            ws.append([label, *(att[key][n] for n in ("strategy", *rep.benchmarks)), key])
+            cells.append(ws, [label, *(att[key][n] for n in ("strategy", *rep.benchmarks)), key])
             for cell in ws[ws.max_row][1:last]:
                 cell.number_format = "0.000%"
     for note in rep.notes:
-        ws.append([])
-        ws.append([f"Note: {note}"])
-    ws.append([])
-    ws.append(["Input", "Value"])
+        cells.append(ws, [])
+        cells.append(ws, [f"Note: {note}"])
+    cells.append(ws, [])
+    cells.append(ws, ["Input", "Value"])
     style_header(ws, ws.max_row, 2)
     cfg = rep.cfg
     for name in cfg.__dataclass_fields__:
         v = getattr(cfg, name)
-        ws.append([name, float(v) if isinstance(v, Decimal) else v])
+        cells.append(ws, [name, float(v) if isinstance(v, Decimal) else v])
     for name in ("cash", "start_weight", "slippage_bps"):
-        ws.append([name, float(getattr(rep.setup, name))])
+        cells.append(ws, [name, float(getattr(rep.setup, name))])
     ws.column_dimensions["A"].width = 40
     for i in range(2, len(header) + 1):
         ws.column_dimensions[get_column_letter(i)].width = 18

@@ -12,6 +12,7 @@ import numpy as np
 
 from positions.strategy.backtest import benchmarks, metrics
 from positions.strategy.backtest import report as bt_report
+from positions.strategy.export import cells
 from positions.strategy.research import sweep
 
 PERCENT_METRICS = {"total_return", "cagr", "volatility", "max_drawdown", "in_band_share",
@@ -146,9 +147,9 @@ def write_csv(res: sweep.Result, path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, cols)
         w.writeheader()
-        w.writerows(cell_rows(res))
+        w.writerows(map(cells.record, cell_rows(res)))
         if not res.spec.exact:
-            w.writerows(cell_rows(res, exact=True))
+            w.writerows(map(cells.record, cell_rows(res, exact=True)))
 
 
 def document(res: sweep.Result) -> dict:
@@ -366,6 +367,7 @@ def wf_table(res) -> str:
         f"Walk-forward on {res.item.name or 'the series'}: {len(rows)} windows of train "
         f"{res.train} then test {res.test}; each picks the best of {n_cells:,} cells by "
         f"{metric} in sample ({res.seconds:,.1f} s)",
+        *([res.note] if getattr(res, "note", None) else []),
         "",
         "  ".join(f"{h:>{w}}" for h, w in zip(head, widths, strict=True)),
         "  ".join("-" * w for w in widths),
@@ -396,6 +398,7 @@ def wf_document(res) -> dict:
         "metric": res.spec.metric,
         "grid": {a.name: [_value(v) for v in a.values] for a in res.spec.axes},
         "windows": wf_rows(res),
+        "note": getattr(res, "note", None),
         "out_of_sample": doc,
         "seconds": round(res.seconds, 3),
     }
@@ -406,7 +409,7 @@ def wf_write_csv(res, path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, list(rows[0]))
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(map(cells.record, rows))
 
 
 def wf_write_xlsx(res, path) -> None:

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from positions.strategy import rules
 from positions.strategy.backtest import benchmarks, engine, metrics
 from positions.strategy.backtest import report as bt_report
 from positions.strategy.research import sweep
@@ -64,18 +63,51 @@ class Window:
     test: tuple[int, int]
 
 
-def windows(series, train: Length, test: Length) -> list[Window]:
+class Windows(list):
+    """The windows of a walk-forward (a list of :class:`Window`), and the last one that was
+    dropped for a test part shorter than half the test length (``dropped``, None if none)."""
+
+    dropped: Window | None = None
+
+    def note(self, test: Length) -> str | None:
+        """The sentence that says a short last window was dropped, or None."""
+        w = self.dropped
+        if w is None:
+            return None
+        return (f"The last window (test bars {w.test[0]:,} to {w.test[1] - 1:,}) was dropped: "
+                f"its test part, cut short by the end of the series, is less than half of "
+                f"{test}.")
+
+
+def _short(series, test: Length, start: int, stop: int, planned_end) -> bool:
+    """Whether a test part [start, stop) cut by the series end is under half the test length
+    (in bars for a length in bars, else in calendar days from its first bar to the planned
+    end)."""
+    if not test.unit:
+        return 2 * (stop - start) < test.count
+    days = series.days
+    first = int(days[start])
+    planned = (planned_end - dt.date(1970, 1, 1)).days - first
+    return 2 * (int(days[stop - 1]) + 1 - first) < planned
+
+
+def windows(series, train: Length, test: Length) -> Windows:
     """The windows over ``series``: train then test, the next starting one test later; the last
-    test window may be shorter (it ends with the series). Raises GridError when not even one
-    window fits."""
+    test window may be shorter (it ends with the series), and is dropped when it is shorter
+    than half the test length and not the only one (said in ``Windows.dropped``). Raises
+    GridError when not even one window fits."""
     n = len(series)
-    out = []
+    out = Windows()
     if not train.unit and not test.unit:
         s = 0
         while s + train.count < n:
             out.append(Window((s, s + train.count), (s + train.count,
                                                     min(s + train.count + test.count, n))))
             s += test.count
+        if len(out) > 1:
+            last = out[-1]
+            if _short(series, test, *last.test, None):
+                out.dropped = out.pop()
     else:
         days = series.days
         first = dt.date(1970, 1, 1) + dt.timedelta(days=int(days[0]))
@@ -92,36 +124,24 @@ def windows(series, train: Length, test: Length) -> list[Window]:
             return bar(d), d
 
         s, sday = 0, first
+        last_end = None  # the planned end day of the last window's test part
         while True:
             t, tday = later(s, sday, train)
             if t >= n or t <= s:
                 break
-            e, _ = later(t, tday, test)
+            e, eday = later(t, tday, test)
             out.append(Window((s, t), (t, min(max(e, t + 1), n))))
+            last_end = eday if e >= n else None
             s, sday = later(s, sday, test)
             if s >= n:
                 break
+        if len(out) > 1 and last_end is not None and last_end != dt.date.max:
+            if _short(series, test, *out[-1].test, last_end):
+                out.dropped = out.pop()
     if not out:
         raise sweep.GridError(f"the series ({n:,} bars) is too short for one window of train "
                               f"{train} then test {test}")
     return out
-
-
-class _Walk(engine._Book):
-    """The engine's book, its configuration changed at the first bar of each test window
-    (bars relative to the out-of-sample span)."""
-
-    def __init__(self, series, configs: list[tuple[int, rules.Config]], setup, dividends,
-                 exact):
-        super().__init__(series, configs[0][1], setup, dividends, exact, False, None)
-        self.switch = dict(configs[1:])
-        self.events = np.union1d(self.events, np.array(sorted(self.switch), dtype=np.int64))
-
-    def dividends_at(self, j: int) -> None:
-        cfg = self.switch.get(j)
-        if cfg is not None:  # a new window: its configuration from this bar on
-            self.configure(cfg)
-        super().dividends_at(j)
 
 
 def run_windows(series, configs, setup=engine.Setup(), dividends=(), *, exact=True,
@@ -130,14 +150,8 @@ def run_windows(series, configs, setup=engine.Setup(), dividends=(), *, exact=Tr
     ``configs[k][0]`` on (the first at bar 0)."""
     if not configs or configs[0][0] != 0:
         raise ValueError("the first configuration starts at bar 0")
-    errors = engine.setup_errors(setup)
-    if errors:
-        raise engine.SetupError(errors)
-    for _, cfg in configs:
-        problems = rules.config_errors(cfg)
-        if problems:
-            raise rules.RuleError("invalid_config", " ".join(problems.values()))
-    return _Walk(series, list(configs), setup, list(dividends), exact).go(fast)
+    return engine.simulate(series, engine.Rules(), configs[0][1], setup, dividends, exact=exact,
+                           fast=fast, switches=dict(configs[1:]))
 
 
 def _slice(series, start: int, stop: int):
@@ -168,6 +182,7 @@ class Result:
     oos_series: object
     report: bt_report.Report  # the stitched out-of-sample run against the benchmarks
     seconds: float = 0.0
+    note: str | None = None  # a short last window dropped (Windows.note)
 
 
 def run(spec: sweep.Spec, item: sweep.Item, train: Length, test: Length, *, jobs: int = 1,
@@ -209,7 +224,8 @@ def run(spec: sweep.Spec, item: sweep.Item, train: Length, test: Length, *, jobs
         perf["total_return"] = float(eq[-1]) / before - 1.0
         results.append(WindowResult(w, cell, {a_.name: getattr(cfg, a_.name)
                                                for a_ in spec.axes}, ins, perf))
-    return Result(spec, item, train, test, results, oos, rep, time.perf_counter() - t0)
+    return Result(spec, item, train, test, results, oos, rep, time.perf_counter() - t0,
+                  wins.note(test))
 
 
 def _f(x):

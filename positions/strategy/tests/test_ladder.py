@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from positions.strategy import rules
 from positions.strategy.ladder import TICK, ladder
-from positions.tests.test_rules_properties import cases
+from positions.strategy.tests.test_rules_properties import cases
 
 D = Decimal
 MAX = D(10) ** 7

@@ -540,10 +540,10 @@ def test_evaluate_refuses_an_invalid_config_and_price():
 def test_fast_constructors_equal_the_dataclass_constructors():
     p_args = ("BUY", D(1), D(2), D(2), D("0.0002"), "buy_trigger", D(1), False, None, D("0.5"),
               "x")
-    assert rules._new_proposal(*p_args) == Proposal(*p_args)
+    assert rules.new_proposal(*p_args) == Proposal(*p_args)
     d_args = (D(2), D(2), False, D(9), D("0.5"), Proposal(*p_args), None, None, "buy_trigger",
               "x", "BUY")
-    made = rules._new_decision(*d_args)
+    made = rules.new_decision(*d_args)
     assert made == Decision(*d_args)
     assert hash(made) == hash(Decision(*d_args))
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from positions.strategy.rules import Config, State, apply_fill, evaluate
-from positions.tests.test_rules_properties import PROPS, cases, expected_side
+from positions.strategy.tests.test_rules_properties import PROPS, cases, expected_side
 
 D = Decimal
 STEPS = {"whole shares": (False, None), "8 dp": (True, None), "0.01": (True, D("0.01")),

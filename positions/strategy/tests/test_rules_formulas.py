@@ -10,7 +10,7 @@ import pytest
 from hypothesis import event, given
 
 from positions.strategy.rules import Config, State, evaluate
-from positions.tests.test_rules_properties import PROPS, cases
+from positions.strategy.tests.test_rules_properties import PROPS, cases
 
 D = Decimal
 

@@ -1,0 +1,1 @@
+"""Writing tables (CSV, xlsx) and charts of the backtest report and the research outputs."""

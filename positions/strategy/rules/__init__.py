@@ -1,0 +1,116 @@
+"""The volatility-balancing rules of docs/strategy.md: pure, deterministic, framework-free (the
+standard library only, so they run in a test, a notebook or a backtest loop). One module per
+concern; this package re-exports their public names (``rules.evaluate``, ``rules.Config``, ...):
+
+- :mod:`.config`: ``Config``, the bounds table ``BOUNDS`` (the one definition of every field's
+  bounds: the API fields and the database constraints are generated from it), ``config_errors``;
+- :mod:`.numbers`: the places of quantities and money, rounding (``fround``);
+- :mod:`.evaluate`: ``evaluate`` (Flow B), the side choice ``side_at``, the guardrail
+  arithmetic, trigger sizes and the rounding to the configured step;
+- :mod:`.explain`: the sentences a person reads;
+- :mod:`.book`: the book arithmetic of fills, dividends and splits;
+- :mod:`.guard`: the price-jump rule.
+"""
+
+from positions.strategy.rules.book import (
+    SLIPPAGE_BPS_MAX,
+    SPLIT_RATIO_MAX,
+    SPLIT_RATIO_MIN,
+    SplitResult,
+    apply_fill,
+    apply_split,
+    cash_after_buy,
+    covered_qty,
+    default_commission,
+    dividend_amounts,
+    slipped_price,
+    split_adjusted_price,
+    split_qty,
+    split_ratio_error,
+)
+from positions.strategy.rules.config import (
+    BOUNDS,
+    BUY,
+    MAX_ORDERS_PER_DAY_LIMIT,
+    MAX_PRICE_JUMP_LIMIT,
+    SELL,
+    SIZINGS,
+    Bound,
+    Config,
+    RuleError,
+    config_errors,
+    constraint_lookups,
+    constraint_names,
+    field_kwargs,
+)
+from positions.strategy.rules.evaluate import (
+    BLOCKS,
+    KINDS,
+    TRIM_CAPS,
+    Decision,
+    Proposal,
+    State,
+    buy_to,
+    evaluate,
+    new_decision,
+    new_proposal,
+    qty_step,
+    round_qty,
+    sell_to,
+    side_at,
+    trigger_size,
+    weight_of,
+)
+from positions.strategy.rules.guard import price_jump
+from positions.strategy.rules.numbers import MONEY_PLACES, QTY_PLACES, fast_constructor, fround
+
+__all__ = [
+    "BLOCKS",
+    "BOUNDS",
+    "BUY",
+    "KINDS",
+    "MAX_ORDERS_PER_DAY_LIMIT",
+    "MAX_PRICE_JUMP_LIMIT",
+    "MONEY_PLACES",
+    "QTY_PLACES",
+    "SELL",
+    "SIZINGS",
+    "SLIPPAGE_BPS_MAX",
+    "SPLIT_RATIO_MAX",
+    "SPLIT_RATIO_MIN",
+    "TRIM_CAPS",
+    "Bound",
+    "Config",
+    "Decision",
+    "Proposal",
+    "RuleError",
+    "SplitResult",
+    "State",
+    "apply_fill",
+    "apply_split",
+    "buy_to",
+    "cash_after_buy",
+    "config_errors",
+    "constraint_lookups",
+    "constraint_names",
+    "covered_qty",
+    "default_commission",
+    "dividend_amounts",
+    "evaluate",
+    "fast_constructor",
+    "field_kwargs",
+    "fround",
+    "new_decision",
+    "new_proposal",
+    "price_jump",
+    "qty_step",
+    "round_qty",
+    "sell_to",
+    "side_at",
+    "slipped_price",
+    "split_adjusted_price",
+    "split_qty",
+    "split_ratio_error",
+    "trigger_size",
+    "weight_of",
+]

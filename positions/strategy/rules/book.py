@@ -1,0 +1,208 @@
+"""Book arithmetic (docs/strategy.md, Flow C "Fills", Flow D "Dividends", "Splits"): how a fill,
+a dividend or a split changes a position's shares, cash, receivable and anchor, and the fill's
+price and commission. The live books (positions) and the backtest's book both call these.
+Decimal or float, like the rest of the rules. Pure: the standard library only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+from positions.strategy.rules.config import BUY, SELL, Config, RuleError, is_number
+from positions.strategy.rules.evaluate import params, round_qty
+from positions.strategy.rules.explain import fmt_price, fmt_qty
+from positions.strategy.rules.numbers import (
+    MONEY_PLACES,
+    MONEY_ZERO,
+    ONE,
+    QTY_PLACES,
+    WIDE,
+    dec,
+    fround,
+    money,
+)
+
+# A split's ratio (new shares per old share): within these bounds and not 1.
+SPLIT_RATIO_MIN = Decimal("0.0001")
+SPLIT_RATIO_MAX = Decimal(1000)
+
+
+# --------------------------------------------------------------------------------------------
+# Fills (strategy.md, Flow C) and dividends (Flow D)
+# --------------------------------------------------------------------------------------------
+
+
+def default_commission(cfg_or_rate, qty, price):
+    """The default commission c*q*P to 6 dp; ``cfg_or_rate`` is a Config or the rate c."""
+    rate = cfg_or_rate.commission_rate if isinstance(cfg_or_rate, Config) else cfg_or_rate
+    if type(qty) is float or type(price) is float:
+        return fround(float(rate) * (float(qty) * float(price)), 1e6)
+    return money(dec(rate) * (qty * price))
+
+
+def cash_after_buy(*, cash, qty, price, commission):
+    """The cash a buy of ``qty`` at ``price`` with ``commission`` leaves, rounded as stored
+    (6 dp): below zero means the buy is refused (``insufficient_cash``). Decimal or float."""
+    return money(cash - qty * price - commission)
+
+
+_BPS = Decimal("0.0001")
+SLIPPAGE_BPS_MAX = Decimal(10000)  # slippage in basis points: 0 <= bps < 10000
+
+
+def slipped_price(price, side: str, slippage_bps) -> Decimal:
+    """A fill price worsened by ``slippage_bps`` basis points (up for a buy, down for a sell),
+    to 6 places half-even, computed in Decimal (a float price enters as its shortest text)."""
+    if not slippage_bps:
+        return dec(price)
+    f = dec(slippage_bps) * _BPS
+    return (dec(price) * (ONE + f if side == BUY else ONE - f)).quantize(MONEY_PLACES)
+
+
+def covered_qty(cfg: Config, side: str, qty, *, held, cash, price):
+    """The largest quantity up to ``qty``, on the position's step, that the shares ``held``
+    (a sell) or the ``cash`` with its commission at ``price`` (a buy) cover, judged as
+    :func:`apply_fill` judges it; 0 when nothing does (strategy.md, "Next-bar fills": an order
+    whose price moved is trimmed to what the cash or shares cover, rounded down as usual).
+    Decimal or float, like the other functions here."""
+    if side == SELL:
+        return qty if qty <= held else round_qty(cfg, held)
+
+    def over(x):
+        k = default_commission(cfg, x, price)
+        return cash_after_buy(cash=cash, qty=x, price=price, commission=k) < 0
+
+    if not over(qty):
+        return qty
+    fl = type(qty) is float
+    p = params(cfg, fl)
+    q = min(qty, round_qty(cfg, cash / (price * p.one_c)))
+    for _ in range(8):
+        if not q > 0 or not over(q):
+            return q
+        smaller = round_qty(cfg, q - p.step)
+        if not smaller < q:  # floats: the step is finer than q's resolution
+            smaller = round_qty(cfg, q * (1 - 1e-12))
+        q = smaller
+    return q if q > 0 and not over(q) else 0
+
+
+def apply_fill(*, qty, cash, side: str, fill_qty, price, commission):
+    """Strategy.md Flow C balance change: (new_qty, new_cash), quantized to 8 dp and 6 dp.
+
+    buy: S += q, C -= q*Pf + k; sell: S -= q, C += q*Pf - k. Raises RuleError with code
+    "insufficient_qty" for a sell of more than held and "insufficient_cash" when cash (as stored,
+    6 dp) would go below zero; "invalid_side", "invalid_qty", "invalid_price",
+    "invalid_commission" for inputs outside the domain. Works on Decimal or float."""
+    if side not in (BUY, SELL):
+        raise RuleError("invalid_side", f"side must be BUY or SELL, not {side!r}.")
+    if not fill_qty > 0:
+        raise RuleError("invalid_qty", f"The fill quantity must be greater than zero, not "
+                        f"{fill_qty}.")
+    if not price > 0:
+        raise RuleError("invalid_price", f"The fill price must be greater than zero, not {price}.")
+    if not commission >= 0:
+        raise RuleError("invalid_commission", f"The commission must be zero or more, not "
+                        f"{commission}.")
+    gross = fill_qty * price
+    if side == BUY:
+        new_qty = qty + fill_qty
+        new_cash = cash_after_buy(cash=cash, qty=fill_qty, price=price, commission=commission)
+        if new_cash < 0:
+            raise RuleError(
+                "insufficient_cash",
+                f"Buying {fmt_qty(fill_qty)} at {fmt_price(price)} costs "
+                f"{fmt_price(money(gross + commission))} including commission, more than the "
+                f"cash {fmt_price(cash)}.",
+            )
+    else:
+        if fill_qty > qty:
+            raise RuleError(
+                "insufficient_qty",
+                f"Cannot sell {fmt_qty(fill_qty)} shares: only {fmt_qty(qty)} are held.",
+            )
+        new_qty = qty - fill_qty
+        new_cash = money(cash + gross - commission)
+        if new_cash < 0:
+            raise RuleError(
+                "insufficient_cash",
+                f"The commission {fmt_price(commission)} exceeds the proceeds "
+                f"{fmt_price(money(gross))} plus the cash {fmt_price(cash)}.",
+            )
+    if type(new_qty) is float:
+        return fround(new_qty, 1e8), new_cash
+    return dec(new_qty).quantize(QTY_PLACES, ROUND_DOWN, context=WIDE), new_cash
+
+
+def dividend_amounts(*, dps, shares, withholding_rate):
+    """(gross, net), each to 6 dp: gross = dps*shares, net = gross*(1 - rate), both from the
+    exact product. Raises RuleError for dps <= 0, shares < 0 or a rate outside [0, 1)."""
+    if not dps > 0:
+        raise RuleError("invalid_dps", f"The dividend per share must be greater than zero, not "
+                        f"{dps}.")
+    if not shares >= 0:
+        raise RuleError("invalid_shares", f"Shares must be zero or more, not {shares}.")
+    if not 0 <= withholding_rate < 1:
+        raise RuleError("invalid_withholding", "The withholding rate must be at least 0 and less "
+                        f"than 1, not {withholding_rate}.")
+    gross = dps * shares
+    return money(gross), money(gross * (1 - withholding_rate))
+
+
+
+# --------------------------------------------------------------------------------------------
+# Splits (strategy.md, "Splits")
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SplitResult:
+    qty: Decimal  # S·k rounded down to the step
+    cash: Decimal  # C + cash in lieu
+    anchor: Decimal | None  # Pa / k (6 dp), None when there was none
+    cash_in_lieu: Decimal  # the fraction cut off, paid at price_before / k (6 dp)
+
+
+def split_ratio_error(ratio) -> str | None:
+    """Why ``ratio`` cannot be a split's ratio, or None (the one definition of its bounds)."""
+    if not is_number(ratio) or not SPLIT_RATIO_MIN <= dec(ratio) <= SPLIT_RATIO_MAX:
+        return (f"ratio must be a number from {SPLIT_RATIO_MIN} to {SPLIT_RATIO_MAX} (new "
+                "shares per old share: 2 for 2-for-1, 0.1 for 1-for-10).")
+    if dec(ratio) == ONE:
+        return "ratio 1 changes nothing: a split has a ratio other than 1."
+    return None
+
+
+
+def split_qty(qty: Decimal, ratio: Decimal, step: Decimal) -> Decimal:
+    """``qty`` × ``ratio`` rounded toward zero to a multiple of ``step`` (8 dp at most): the
+    shares a position holds, and an open order's remaining quantity, after a split."""
+    if not ratio > 0:
+        raise RuleError("invalid_ratio", f"The split ratio must be greater than zero, not "
+                        f"{ratio}.")
+    exact, step = dec(qty) * dec(ratio), dec(step)
+    return ((exact / step).quantize(ONE, ROUND_DOWN, context=WIDE) * step).quantize(
+        QTY_PLACES, ROUND_DOWN, context=WIDE)
+
+
+def apply_split(*, qty: Decimal, cash: Decimal, anchor: Decimal | None, ratio: Decimal,
+                step: Decimal, price_before: Decimal | None) -> SplitResult:
+    """A split of ``ratio`` new shares per old share: S ← S·k rounded down to ``step``, the
+    fraction paid in cash at ``price_before`` / k (the last price before the effective date;
+    None pays nothing, for a position with no fraction or no price), Pa ← Pa / k. The value
+    S·P + C is unchanged at the split-adjusted price apart from that rounding to cents."""
+    new_qty = split_qty(qty, ratio, step)
+    fraction = dec(qty) * dec(ratio) - new_qty
+    lieu = MONEY_ZERO
+    if fraction > 0 and price_before is not None:
+        lieu = money(fraction * dec(price_before) / dec(ratio))
+    new_anchor = None if anchor is None else money(dec(anchor) / dec(ratio))
+    if new_anchor is not None and not new_anchor > 0:
+        new_anchor = None
+    return SplitResult(new_qty, money(dec(cash) + lieu), new_anchor, lieu)
+
+
+def split_adjusted_price(price: Decimal, ratio: Decimal) -> Decimal:
+    """A price observed before splits of ``ratio`` (their product) in the shares as they are
+    after them: ``price`` / ``ratio`` on the 6-decimal price grid (strategy.md, "Splits")."""
+    return money(dec(price) / dec(ratio))
