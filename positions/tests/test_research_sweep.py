@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from positions.strategy import rules
+from positions.strategy import formats, rules
 from positions.strategy.backtest import data, report
 from positions.strategy.research import output, sweep
 
@@ -270,7 +270,7 @@ def test_heatmap_plane_holds_the_other_parameters_at_the_best_cell():
     res = sweep.run(sweep.Spec(BASE, axes, exact=True), [wave()])
     plane, held = output.heatmap_grid(res, "trigger_pct", "guard_low", "sharpe")
     best = res.spec.values(res.best)
-    assert held == {"guard_high": output.sweep._text(best["guard_high"])}
+    assert held == {"guard_high": formats.setting(best["guard_high"])}
     assert plane.shape == (2, 3)  # rows guard_low, columns trigger_pct
     k = sweep.CELL_METRICS.index("sharpe")
     for i, gl in enumerate((D("0.1"), D("0.3"))):
