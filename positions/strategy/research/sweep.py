@@ -1,4 +1,4 @@
-"""Parameter sweeps (strategy.md, "Research: sweeps and walk-forward"). Pure: no Django.
+"""Parameter sweeps (docs/strategy.md#research). Pure: no Django.
 
 A sweep runs the backtest for every cell of a grid (the Cartesian product of the listed values of
 some strategy fields) on one or more series. Each cell is one ``engine.run`` (every decision is
