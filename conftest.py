@@ -22,6 +22,14 @@ settings.register_profile("mutation", phases=[Phase.explicit, Phase.reuse, Phase
                           database=None)
 
 
+def pytest_addoption(parser, pluginmanager):
+    """With pytest-django switched off (``-p no:django``, the pure core's run) its ini setting
+    ``DJANGO_SETTINGS_MODULE`` (pytest.ini) is declared here, so pytest does not warn that it
+    is unknown."""
+    if not pluginmanager.has_plugin("django"):
+        parser.addini("DJANGO_SETTINGS_MODULE", "Django's settings module (read by pytest-django)")
+
+
 def _django() -> bool:
     """Whether pytest-django configured Django: the pure strategy core's tests run without it
     (``pytest -p no:django positions/strategy``), and then every hook here leaves them alone."""

@@ -1,6 +1,6 @@
 """A live position as a picture (the admin's position page): its ticker's price over the
 position's life with the position's fills and its anchor over time, drawn by the same code as
-the backtest plot's price panel (positions.strategy.backtest.report)."""
+the backtest plot's price panel (positions.strategy.export.charts)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import io
 from events.models import Event, EventType
 from orders.models import Fill
 from positions.models import Position, Price
-from positions.strategy.backtest import report
+from positions.strategy.export import charts
 from volbal import clock
 
 MAX_PRICES = 5000  # the latest stored prices drawn; older ones are left out
@@ -45,7 +45,7 @@ def position_picture_png(position: Position) -> bytes:
     history = position_history(position)
     buffer = io.BytesIO()
     zone = clock.trading_tz()
-    report.write_position_plot(
+    charts.write_position_plot(
         buffer, zone=zone, **history,
         title=f"{position.ticker}: price, fills and anchor ({zone.key})")
     return buffer.getvalue()

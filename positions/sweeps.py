@@ -379,6 +379,7 @@ def _backtest_execute(sweep: Sweep) -> str:
 
     from positions import backtest_api
     from positions.strategy.backtest import report
+    from positions.strategy.export import tables
     from volbal.parsers import loads_exact
 
     total = sweep.progress_total
@@ -395,7 +396,7 @@ def _backtest_execute(sweep: Sweep) -> str:
         _tick(sweep.id, 0)
         parsed = backtest_api.parse_request(loads_exact(sweep.state["request"]))
         rep = backtest_api.run(parsed, progress=progress)
-        csv_text, xlsx = _files(report.write_equity_csv, report.write_xlsx, rep)
+        csv_text, xlsx = _files(tables.write_equity_csv, tables.write_backtest_xlsx, rep)
         doc = _clean(report.document(rep))
     except Cancelled:
         return _finish(sweep.id, SweepStatus.CANCELLED, error="cancelled on request")
@@ -450,6 +451,7 @@ def _files(write_csv, write_xlsx, res) -> tuple[str, bytes]:
 
 
 def _sweep_outputs(res):
+    from positions.strategy.export import tables
     from positions.strategy.research import output
 
     doc = output.document(res)
@@ -458,14 +460,15 @@ def _sweep_outputs(res):
              "stability": _clean(res.stability.tolist()), "ranking": list(res.ranking),
              "errors": {str(k): v for k, v in res.errors.items()},
              "seconds": res.seconds, "workers": res.workers}
-    csv_text, xlsx = _files(output.write_csv, output.write_xlsx, res)
+    csv_text, xlsx = _files(tables.write_sweep_csv, tables.write_sweep_xlsx, res)
     return _clean(doc), state, csv_text, xlsx
 
 
 def _wf_outputs(res):
+    from positions.strategy.export import tables
     from positions.strategy.research import output
 
-    csv_text, xlsx = _files(output.wf_write_csv, output.wf_write_xlsx, res)
+    csv_text, xlsx = _files(tables.write_walkforward_csv, tables.write_walkforward_xlsx, res)
     return _clean(output.wf_document(res)), None, csv_text, xlsx
 
 
@@ -498,11 +501,11 @@ def result_of(sweep: Sweep) -> research.Result:
 def heatmap_png(sweep: Sweep, x: str | None, y: str | None, metric: str | None) -> bytes:
     """The heatmap picture of a finished sweep (the command's ``--heatmap``). Raises
     research.GridError for a bad x, y or metric."""
-    from positions.strategy.research import output
+    from positions.strategy.export import charts
 
     res = result_of(sweep)
     buf = io.BytesIO()
-    output.write_heatmap(res, buf, x or None, y or None, metric or None)
+    charts.write_heatmap(res, buf, x or None, y or None, metric or None)
     return buf.getvalue()
 
 

@@ -1,4 +1,4 @@
-"""The next-trigger ladder (strategy.md, "Live loop"): from a position's state alone, the
+"""The next-trigger ladder (docs/strategy.md#ladder): from a position's state alone, the
 highest price at or below which the next buy fires and the lowest at or above which the next sell
 fires, with the proposal each would give (after the caps, the rounding and the minimum notional).
 

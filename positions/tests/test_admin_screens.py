@@ -115,18 +115,18 @@ def test_the_position_page_shows_its_picture(admin_client, traded, user):
 
 def test_the_picture_is_drawn_by_the_backtest_reports_price_panel(monkeypatch, traded):
     """One drawing of price, trades and anchor: the backtest plot and the position's picture
-    both call report.draw_price_panel."""
+    both call charts.draw_price_panel."""
     from positions.picture import position_picture_png
-    from positions.strategy.backtest import report
+    from positions.strategy.export import charts
 
     position, _order = traded
     calls = []
-    real = report.draw_price_panel
+    real = charts.draw_price_panel
 
     def spy(ax, times, prices, anchor_times, anchors, trades, **kw):
         calls.append(trades)
         return real(ax, times, prices, anchor_times, anchors, trades, **kw)
 
-    monkeypatch.setattr(report, "draw_price_panel", spy)
+    monkeypatch.setattr(charts, "draw_price_panel", spy)
     assert position_picture_png(position).startswith(b"\x89PNG")
     assert [(side, price) for _, side, price in calls[0]] == [("BUY", D("99.5"))]

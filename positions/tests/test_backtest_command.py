@@ -1,4 +1,5 @@
-"""``manage.py backtest``: its errors, the --json document, and the files it writes."""
+"""``manage.py backtest``: its errors, the --json document, the files it writes, and the fill
+mode it shares with ``POST /v1/backtests``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import math
 import pytest
 from django.core.management import CommandError, call_command
 
-from positions.strategy.backtest import metrics, report
+from positions.strategy import rules
+from positions.strategy.backtest import data, engine, metrics, report
 
 # Three days of 5-minute bars: a daily swing of +-6 % around 100, starting at 100.
 MINUTES = "Date,Close\n" + "".join(
@@ -319,3 +321,28 @@ def test_the_header_counts_the_dividends_inside_the_range():
     out = backtest("--sample", "IBM", "--start", "2005-01-01", "--end", "2006-12-31")
     # IBM pays quarterly: eight ex-dates in 2005-2006
     assert out.splitlines()[0].endswith("503 daily bars, 8 dividends")
+
+
+@pytest.mark.django_db
+def test_the_command_and_the_api_take_the_fill_mode(capsys, client):
+    call_command("backtest", "--sample", "IBM", "--start", "2010-01-01", "--fill", "next_bar",
+                 "--json")
+    doc = json.loads(capsys.readouterr().out)
+    series, dividends = data.load_sample("IBM")
+    run = engine.run(series.between("2010-01-01", None), rules.Config(),
+                     engine.Setup(fill="next_bar"), dividends)
+    assert len(doc["orders"]) == len(run.orders)
+    assert [o["qty"] for o in doc["orders"]] == [float(o.qty) for o in run.orders]
+
+    body = {"prices": [{"ts": f"2024-01-0{i + 1}", "price": p}
+                       for i, p in enumerate([100, 96, 95, 99, 100])],
+            "commission_rate": 0, "min_notional": 0, "guard_low": 0, "guard_high": 1,
+            "fill": "next_bar"}
+    r = client.post("/v1/backtests", json.dumps(body), content_type="application/json")
+    assert r.status_code == 200, r.content
+    assert [(o["date"][:10], o["side"], o["price"]) for o in r.json()["orders"]] == [
+        ("2024-01-01", "BUY", 100), ("2024-01-03", "BUY", 95), ("2024-01-05", "SELL", 100)]
+    r = client.post("/v1/backtests", json.dumps({**body, "fill": "later"}),
+                    content_type="application/json")
+    assert r.status_code == 400 and r.json()["detail"] == "validation_error"
+    assert "fill" in r.json()["fields"]

@@ -88,6 +88,7 @@ class Command(BaseCommand):
         # collector from walking it again and again while the run allocates.
         gc.freeze()
         from positions.strategy.backtest import data, engine, report
+        from positions.strategy.export import charts, tables
 
         cfg = _config(opts)
         setup = setup_from(opts)
@@ -118,9 +119,9 @@ class Command(BaseCommand):
                 bar.close()
 
         emit(self, opts, [
-            ("plot", opts["plot"], lambda path: report.write_plot(rep, path)),
-            ("workbook", opts["xlsx"], lambda path: report.write_xlsx(rep, path)),
-            ("daily series", opts["equity_csv"], lambda path: report.write_equity_csv(rep, path)),
+            ("plot", opts["plot"], lambda path: charts.write_backtest_plot(rep, path)),
+            ("workbook", opts["xlsx"], lambda path: tables.write_backtest_xlsx(rep, path)),
+            ("daily series", opts["equity_csv"], lambda path: tables.write_equity_csv(rep, path)),
         ], lambda: report.document(rep), lambda: report.table(rep))
 
     def _progress(self, n: int):

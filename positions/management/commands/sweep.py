@@ -8,8 +8,9 @@ Examples::
         --grid guard_high=0.7,0.8 --metric cagr --top 5 --out-csv cells.csv --json
 
 A thin command over :mod:`positions.strategy.research.sweep` (the computation) and
-:mod:`positions.strategy.research.output` (the table, files and picture). Cells run on every
-core (``--jobs``), or on the Dask cluster at ``DASK_SCHEDULER_ADDRESS`` when that is set.
+:mod:`positions.strategy.research.output` (the table), :mod:`positions.strategy.export` (the
+files and picture). Cells run on every core (``--jobs``), or on the Dask cluster at
+``DASK_SCHEDULER_ADDRESS`` when that is set.
 """
 
 from __future__ import annotations
@@ -153,6 +154,8 @@ def write_json(doc, path) -> None:
 
 
 def write_outputs(cmd, res, opts, output) -> None:
+    from positions.strategy.export import charts, tables
+
     doc = {}
 
     def document():
@@ -162,14 +165,14 @@ def write_outputs(cmd, res, opts, output) -> None:
 
     def heatmap(path):
         try:
-            output.write_heatmap(res, path, opts["x"], opts["y"], opts["heatmap_metric"])
+            charts.write_heatmap(res, path, opts["x"], opts["y"], opts["heatmap_metric"])
         except ValueError as exc:  # GridError: a bad --x/--y/--heatmap-metric
             raise CommandError(f"--heatmap: {exc}") from None
 
     emit(cmd, opts, [
         ("heatmap", opts["heatmap"], heatmap),
-        ("cells", opts["out_csv"], lambda path: output.write_csv(res, path)),
-        ("workbook", opts["xlsx"], lambda path: output.write_xlsx(res, path)),
+        ("cells", opts["out_csv"], lambda path: tables.write_sweep_csv(res, path)),
+        ("workbook", opts["xlsx"], lambda path: tables.write_sweep_xlsx(res, path)),
         ("JSON", opts["json_file"], lambda path: write_json(document(), path)),
     ], document, lambda: output.top_table(res))
 

@@ -44,6 +44,7 @@ class Command(sweep_cmd.Command):
     def handle(self, *args, **opts):
         gc.freeze()
         from positions.strategy.backtest import engine
+        from positions.strategy.export import charts, tables
         from positions.strategy.research import output, sweep, walkforward
 
         if opts["heatmap"]:
@@ -94,8 +95,8 @@ class Command(sweep_cmd.Command):
             return doc
 
         emit(self, opts, [
-            ("plot", opts["plot"], lambda path: output.wf_write_plot(res, path)),
-            ("windows", opts["out_csv"], lambda path: output.wf_write_csv(res, path)),
-            ("workbook", opts["xlsx"], lambda path: output.wf_write_xlsx(res, path)),
+            ("plot", opts["plot"], lambda path: charts.write_walkforward_plot(res, path)),
+            ("windows", opts["out_csv"], lambda path: tables.write_walkforward_csv(res, path)),
+            ("workbook", opts["xlsx"], lambda path: tables.write_walkforward_xlsx(res, path)),
             ("JSON", opts["json_file"], lambda path: sweep_cmd.write_json(document(), path)),
         ], document, lambda: output.wf_table(res))

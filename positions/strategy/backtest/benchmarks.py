@@ -1,5 +1,5 @@
 """The three benchmarks of every backtest report and the attribution of the strategy's excess
-return (strategy.md, "Benchmarks and attribution"). Pure: numpy, the rules and the engine.
+return (docs/strategy.md#benchmarks-and-attribution). Pure: numpy, the rules and the engine.
 
 Each benchmark runs over the same bars as the strategy, is credited dividends the same way (net
 of withholding, cash on the pay-date, nothing reinvested) and pays the same commission rate:

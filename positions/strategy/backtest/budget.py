@@ -1,5 +1,5 @@
 """The work a backtest asks for, known before it runs, so a request for too much is refused up
-front instead of holding a server process for minutes (issue 11).
+front instead of holding a server process for minutes (docs/api.md#limits).
 
 The series is scanned in bulk (cheap per bar); what costs is each evaluation of the rules at a
 bar (exact decimals). A run evaluates at most every bar, and its evaluations follow its trades,

@@ -1,4 +1,4 @@
-"""The backtest loop (strategy.md, Flow E): the live rules over a price series, fast.
+"""The backtest loop (docs/strategy.md#backtest): the live rules over a price series, fast.
 
 Pure: numpy, the standard library and :mod:`positions.strategy.rules`. Every decision is
 ``rules.evaluate``; this module only decides *which bars need it*, fills what it proposes and
@@ -15,14 +15,14 @@ the bar's calendar day; there is never an open order. Bar 0 carries the opening 
 (buy_to(start weight), rounded toward zero like any quantity); it is the first order and sets the
 anchor. If it rounds to nothing, bar 0 is evaluated instead (the anchor is set there).
 
-Next-bar fills (``Setup.fill == "next_bar"``, strategy.md "Next-bar fills")
+Next-bar fills (``Setup.fill == "next_bar"``, docs/strategy.md#next-bar-fills)
     An actionable proposal is placed as an open order on its bar (the daily cap counts it on
     that bar's day) and fills at the next bar's price worsened by the slippage, after that bar's
     dividends and before its evaluation; the anchor becomes the fill price. At the fill price a
     buy the cash no longer covers (or a sell beyond the shares) is trimmed to what they cover,
     rounded down to the step, and cancelled if that leaves nothing (``Run.cancelled``). A split
     on the fill bar applies first and multiplies the order's quantity by its ratio, rounded down
-    to the step (strategy.md, "Splits"). An order placed on the last bar stays open
+    to the step (docs/strategy.md#splits). An order placed on the last bar stays open
     (``Run.open_order``). The opening purchase fills at bar 0
     in both modes: it is the starting position, not a decision of the rules.
 
@@ -89,7 +89,7 @@ class Setup:
     cash: Decimal = Decimal("10000")
     start_weight: Decimal = Decimal("0.5")
     slippage_bps: Decimal = Decimal("0")
-    fill: str = "same_bar"  # "same_bar" | "next_bar" (strategy.md, "Next-bar fills")
+    fill: str = "same_bar"  # "same_bar" | "next_bar" (docs/strategy.md#next-bar-fills)
     splits: tuple = ()
 
 
@@ -213,7 +213,7 @@ def simulate(series, policy, cfg: rules.Config, setup: Setup = Setup(),
 
 
 class SameBar:
-    """An actionable proposal fills at once at its bar's price (strategy.md, Flow E)."""
+    """An actionable proposal fills at once at its bar's price (docs/strategy.md#backtest)."""
 
     pending = None  # never an open order
 
@@ -232,7 +232,7 @@ class SameBar:
 
 class NextBar:
     """An actionable proposal is placed as an open order on its bar (the daily cap counts it
-    there) and fills at the next bar's price (strategy.md, "Next-bar fills")."""
+    there) and fills at the next bar's price (docs/strategy.md#next-bar-fills)."""
 
     def __init__(self):
         self.pending: tuple | None = None  # (bar placed, side, qty, kind)
@@ -281,7 +281,7 @@ FILL_POLICIES = {"same_bar": SameBar, "next_bar": NextBar}
 class Actions:
     """What happens to the book at fixed bars, before the bar's fill and evaluation: the
     configuration switches first (a walk-forward's window starts), then a split, then the
-    ex-dates, then the pay-dates (strategy.md, Flow E and "Splits")."""
+    ex-dates, then the pay-dates (docs/strategy.md#backtest, #splits)."""
 
     def __init__(self, days: np.ndarray, setup: Setup, dividends: list, num,
                  switches: dict[int, rules.Config]):
@@ -415,7 +415,8 @@ class Book:
             self.fills.place(self, j, prop)
 
     def round_qty(self, q):
-        """A quantity toward zero to the step: the rules' rounding (strategy.md, step 8)."""
+        """A quantity toward zero to the step: the rules' rounding
+        (docs/strategy.md#evaluation, step 8)."""
         step = self.step
         if not self.exact:
             return rules.fround(math.floor(q / step + 1e-9) * step, 1e8)
@@ -529,7 +530,7 @@ class Hold:
 
 
 class Rules:
-    """The strategy's rules on every bar that needs them (strategy.md, Flow E)."""
+    """The strategy's rules on every bar that needs them (docs/strategy.md#backtest)."""
 
     evaluates_first_bar = True
 

@@ -1,4 +1,4 @@
-"""Backtest metrics (strategy.md, Flow E, "Report"): pure numpy.
+"""Backtest metrics (docs/strategy.md#backtest, the report): pure numpy.
 
 Definitions (all ratios are fractions; ``None`` where a figure is undefined, e.g. the volatility
 of a single day):
@@ -26,7 +26,7 @@ of a single day):
 Annualised figures (cagr, volatility, sharpe, sortino, turnover) of a run shorter than
 :data:`MIN_ANNUALISED_DAYS` calendar days or :data:`MIN_ANNUALISED_BARS` bars are ``None`` in
 :func:`summary`, and :func:`annualised_note` says why: five bars would otherwise report a CAGR of
-several hundred percent (strategy.md, "Benchmarks and attribution").
+several hundred percent (docs/strategy.md#benchmarks-and-attribution).
 """
 
 from __future__ import annotations

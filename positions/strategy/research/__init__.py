@@ -1,2 +1,2 @@
-"""Research over the backtest: parameter sweeps and walk-forward validation (strategy.md,
-"Research: sweeps and walk-forward"). Pure: no Django."""
+"""Research over the backtest: parameter sweeps and walk-forward validation
+(docs/strategy.md#research). Pure: no Django."""

@@ -1,4 +1,4 @@
-"""Parameter sweeps (strategy.md, "Research: sweeps and walk-forward"). Pure: no Django.
+"""Parameter sweeps (docs/strategy.md#research). Pure: no Django.
 
 A sweep runs the backtest for every cell of a grid (the Cartesian product of the listed values of
 some strategy fields) on one or more series. Each cell is one ``engine.run`` (every decision is
@@ -35,7 +35,7 @@ from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
-from positions.strategy import rules
+from positions.strategy import formats, rules
 from positions.strategy.backtest import benchmarks, engine, metrics, report
 
 FIELDS = {f.name: f for f in dataclasses.fields(rules.Config)}
@@ -93,15 +93,7 @@ class Axis:
     values: tuple
 
     def text(self, i: int) -> str:
-        return _text(self.values[i])
-
-
-def _text(v) -> str:
-    if isinstance(v, Decimal):
-        return format(v.normalize(), "f") if v == v.to_integral_value() else str(v)
-    if v is None:
-        return "none"
-    return str(v).lower() if isinstance(v, bool) else str(v)
+        return formats.setting(self.values[i])
 
 
 def parse_axis(spec: str) -> Axis:

@@ -1,4 +1,4 @@
-"""Walk-forward validation (strategy.md, "Research: sweeps and walk-forward"). Pure: no Django.
+"""Walk-forward validation (docs/strategy.md#research). Pure: no Django.
 
 The series is split into consecutive windows of ``train`` then ``test`` length, the test windows
 adjacent and not overlapping (the next window starts ``test`` later). For each window the best

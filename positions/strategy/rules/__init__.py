@@ -1,12 +1,13 @@
-"""The volatility-balancing rules of docs/strategy.md: pure, deterministic, framework-free (the
-standard library only, so they run in a test, a notebook or a backtest loop). One module per
-concern; this package re-exports their public names (``rules.evaluate``, ``rules.Config``, ...):
+"""The volatility-balancing rules of docs/strategy.md (#evaluation, #fills, #dividends, #splits,
+#price-jump-guard): pure, deterministic, framework-free (the standard library only, so they run
+in a test, a notebook or a backtest loop). One module per concern; this package re-exports their
+public names (``rules.evaluate``, ``rules.Config``, ...):
 
 - :mod:`.config`: ``Config``, the bounds table ``BOUNDS`` (the one definition of every field's
   bounds: the API fields and the database constraints are generated from it), ``config_errors``;
 - :mod:`.numbers`: the places of quantities and money, rounding (``fround``);
-- :mod:`.evaluate`: ``evaluate`` (Flow B), the side choice ``side_at``, the guardrail
-  arithmetic, trigger sizes and the rounding to the configured step;
+- :mod:`.evaluate`: ``evaluate`` (docs/strategy.md#evaluation), the side choice ``side_at``, the
+  guardrail arithmetic, trigger sizes and the rounding to the configured step;
 - :mod:`.explain`: the sentences a person reads;
 - :mod:`.book`: the book arithmetic of fills, dividends and splits;
 - :mod:`.guard`: the price-jump rule.

@@ -1,4 +1,4 @@
-"""Book arithmetic (docs/strategy.md, Flow C "Fills", Flow D "Dividends", "Splits"): how a fill,
+"""Book arithmetic (docs/strategy.md#fills, #dividends, #splits): how a fill,
 a dividend or a split changes a position's shares, cash, receivable and anchor, and the fill's
 price and commission. The live books (positions) and the backtest's book both call these.
 Decimal or float, like the rest of the rules. Pure: the standard library only."""
@@ -28,7 +28,7 @@ SPLIT_RATIO_MAX = Decimal(1000)
 
 
 # --------------------------------------------------------------------------------------------
-# Fills (strategy.md, Flow C) and dividends (Flow D)
+# Fills (docs/strategy.md#fills) and dividends (docs/strategy.md#dividends)
 # --------------------------------------------------------------------------------------------
 
 
@@ -62,7 +62,7 @@ def slipped_price(price, side: str, slippage_bps) -> Decimal:
 def covered_qty(cfg: Config, side: str, qty, *, held, cash, price):
     """The largest quantity up to ``qty``, on the position's step, that the shares ``held``
     (a sell) or the ``cash`` with its commission at ``price`` (a buy) cover, judged as
-    :func:`apply_fill` judges it; 0 when nothing does (strategy.md, "Next-bar fills": an order
+    :func:`apply_fill` judges it; 0 when nothing does (docs/strategy.md#next-bar-fills: an order
     whose price moved is trimmed to what the cash or shares cover, rounded down as usual).
     Decimal or float, like the other functions here."""
     if side == SELL:
@@ -88,7 +88,8 @@ def covered_qty(cfg: Config, side: str, qty, *, held, cash, price):
 
 
 def apply_fill(*, qty, cash, side: str, fill_qty, price, commission):
-    """Strategy.md Flow C balance change: (new_qty, new_cash), quantized to 8 dp and 6 dp.
+    """The balance change of a fill (docs/strategy.md#fills): (new_qty, new_cash), quantized to
+    8 dp and 6 dp.
 
     buy: S += q, C -= q*Pf + k; sell: S -= q, C += q*Pf - k. Raises RuleError with code
     "insufficient_qty" for a sell of more than held and "insufficient_cash" when cash (as stored,
@@ -151,7 +152,7 @@ def dividend_amounts(*, dps, shares, withholding_rate):
 
 
 # --------------------------------------------------------------------------------------------
-# Splits (strategy.md, "Splits")
+# Splits (docs/strategy.md#splits)
 # --------------------------------------------------------------------------------------------
 
 
@@ -204,5 +205,5 @@ def apply_split(*, qty: Decimal, cash: Decimal, anchor: Decimal | None, ratio: D
 
 def split_adjusted_price(price: Decimal, ratio: Decimal) -> Decimal:
     """A price observed before splits of ``ratio`` (their product) in the shares as they are
-    after them: ``price`` / ``ratio`` on the 6-decimal price grid (strategy.md, "Splits")."""
+    after them: ``price`` / ``ratio`` on the 6-decimal price grid (docs/strategy.md#splits)."""
     return money(dec(price) / dec(ratio))

@@ -1,8 +1,9 @@
-"""The per-position strategy configuration and its bounds (docs/strategy.md, "State and
-configuration"): :data:`BOUNDS` is the one declarative definition of every field's bounds.
-:func:`config_errors` checks a ``Config`` against it; the API's serializer fields and the
-database's check constraints are generated from it (``field_kwargs`` and ``constraint_lookups``),
-so a bound is changed here and nowhere else. Pure: the standard library only."""
+"""The per-position strategy configuration and its bounds
+(docs/strategy.md#state-and-configuration): :data:`BOUNDS` is the one declarative definition of
+every field's bounds. :func:`config_errors` checks a ``Config`` against it; the API's serializer
+fields and the database's check constraints are generated from it (``field_kwargs`` and
+``constraint_lookups``), so a bound is changed here and nowhere else. Pure: the standard library
+only."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ MAX_ORDERS_PER_DAY_LIMIT = 100000
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """Per-position strategy configuration (strategy.md, "State and configuration")."""
+    """Per-position strategy configuration (docs/strategy.md#state-and-configuration)."""
 
     trigger_pct: Decimal = Decimal("0.03")
     rebalance_ratio: Decimal = Decimal("1.6667")
@@ -35,7 +36,7 @@ class Config:
     fractional: bool = True
     qty_step: Decimal | None = None
     withholding_tax_rate: Decimal = Decimal("0.25")
-    max_price_jump: Decimal = Decimal("0.25")  # the price-jump guard (strategy.md)
+    max_price_jump: Decimal = Decimal("0.25")  # docs/strategy.md#price-jump-guard
 
 
 class RuleError(Exception):

@@ -1,5 +1,5 @@
-"""Evaluation (docs/strategy.md, Flow B): from a position's state, its configuration and a
-price, at most one proposal and always a reason. Also the guardrail arithmetic (Flow B step 5),
+"""Evaluation (docs/strategy.md#evaluation): from a position's state, its configuration and a
+price, at most one proposal and always a reason. Also the guardrail arithmetic (step 5),
 the trigger sizes (step 4), the choice of side (step 6, :func:`side_at`, which the ladder uses)
 and the rounding of a quantity to the configured step (step 8).
 
@@ -48,7 +48,8 @@ from positions.strategy.rules.numbers import (
     qty_down,
 )
 
-# A proposal's kind, the cap that trimmed it, and the check that blocked it (strategy.md 6, 7, 9).
+# A proposal's kind, the cap that trimmed it, and the check that blocked it
+# (docs/strategy.md#evaluation, steps 6, 7, 9).
 KINDS = ("buy_trigger", "sell_trigger", "guardrail_rebalance")
 TRIM_CAPS = ("guardrail_high", "guardrail_low", "cash", "holdings")
 BLOCKS = ("below_min_notional", "daily_cap_reached", "open_order",
@@ -69,7 +70,7 @@ class State:
 
 @dataclass(frozen=True, slots=True)
 class Proposal:
-    """One order the rules propose (strategy.md, Flow B step 10)."""
+    """One order the rules propose (docs/strategy.md#evaluation, step 10)."""
 
     side: str  # "BUY" | "SELL"
     qty: Decimal  # rounded final quantity (> 0)
@@ -96,7 +97,7 @@ class Decision:
     proposal: Proposal | None  # actionable proposal (may be submitted now)
     blocked: Proposal | None  # a computed proposal a check blocked
     blocked_by: str | None  # "below_min_notional" | "daily_cap_reached" | "open_order"
-    reason: str  # machine code of the outcome (see module docs / strategy.md)
+    reason: str  # machine code of the outcome (the module docstring, docs/strategy.md#evaluation)
     message: str  # one readable sentence explaining the outcome
     trigger: str | None = None  # the trigger that fired ("BUY" | "SELL"), even when overruled
 
@@ -189,7 +190,7 @@ def qty_step(cfg: Config) -> Decimal:
 
 
 # --------------------------------------------------------------------------------------------
-# Guardrail arithmetic (strategy.md, Flow B step 5)
+# Guardrail arithmetic (docs/strategy.md#evaluation, step 5)
 # --------------------------------------------------------------------------------------------
 
 
@@ -218,14 +219,14 @@ def weight_of(*, qty, cash, receivable, price):
 
 
 # --------------------------------------------------------------------------------------------
-# Evaluation (strategy.md, Flow B)
+# Evaluation (docs/strategy.md#evaluation)
 # --------------------------------------------------------------------------------------------
 
 _KIND_TRIGGER = {BUY: "buy_trigger", SELL: "sell_trigger"}
 
 
 def _trigger(P, Pa, p: _Params) -> str | None:
-    """The trigger that fires at price ``P`` against the anchor ``Pa`` (strategy.md, Flow B
+    """The trigger that fires at price ``P`` against the anchor ``Pa`` (docs/strategy.md#evaluation,
     step 3: both bounds inclusive), or None."""
     if P >= Pa * p.up:
         return SELL
@@ -236,7 +237,7 @@ def _trigger(P, Pa, p: _Params) -> str | None:
 
 def _band(w, p: _Params) -> int:
     """Where the stock weight ``w`` is against the guardrails: -1 below the low one, 1 above the
-    high one, 0 inside (strategy.md, Flow B step 6)."""
+    high one, 0 inside (docs/strategy.md#evaluation, step 6)."""
     if w < p.low:
         return -1
     if w > p.high:
@@ -246,7 +247,7 @@ def _band(w, p: _Params) -> int:
 
 def side_at(state: State, cfg: Config, price) -> str | None:
     """The side an evaluation at ``price`` takes before any cap, rounding or check
-    (strategy.md, Flow B steps 1-3 and 6): a guardrail first, then the trigger; None when
+    (docs/strategy.md#evaluation, steps 1-3 and 6): a guardrail first, then the trigger; None when
     neither applies (no value, the anchor about to be set, no trigger inside the band). The
     same rules :func:`evaluate` decides with; Decimal or float like it."""
     p = params(cfg, type(price) is float)
@@ -264,7 +265,8 @@ def side_at(state: State, cfg: Config, price) -> str | None:
 
 def evaluate(state: State, cfg: Config, price: Decimal, *, orders_today: int = 0,
              has_open_order: bool = False, explain: bool = True) -> Decision:
-    """Evaluate a position at ``price`` (strategy.md, Flow B): at most one proposal, a reason.
+    """Evaluate a position at ``price`` (docs/strategy.md#evaluation): at most one proposal, a
+    reason.
 
     ``orders_today``: orders already created for the position on the evaluation's trading day;
     ``has_open_order``: whether an order is still open. ``explain=False`` leaves the sentences
@@ -457,7 +459,7 @@ def evaluate(state: State, cfg: Config, price: Decimal, *, orders_today: int = 0
 
 
 def _round_down(q, p: _Params, fl: bool):
-    """A quantity toward zero to the configured step (strategy.md, Flow B step 8)."""
+    """A quantity toward zero to the configured step (docs/strategy.md#evaluation, step 8)."""
     step = p.step
     if fl:
         return fround(_floor(q / step + FLOAT_EPS) * step, 1e8)
@@ -477,8 +479,8 @@ def round_qty(cfg: Config, qty):
 
 
 def trigger_size(cfg: Config, side: str, *, qty, cash, receivable, anchor, price):
-    """The unrounded trigger size in shares (strategy.md, Flow B step 4) for ``side`` ("BUY" or
-    "SELL"), whether or not the trigger fires: the same function :func:`evaluate` uses."""
+    """The unrounded trigger size in shares (docs/strategy.md#evaluation, step 4) for ``side``
+    ("BUY" or "SELL"), whether or not the trigger fires: the same function :func:`evaluate` uses."""
     if side not in (BUY, SELL):
         raise RuleError("invalid_side", f"side must be BUY or SELL, not {side!r}.")
     p = params(cfg, type(price) is float)
@@ -488,7 +490,7 @@ def trigger_size(cfg: Config, side: str, *, qty, cash, receivable, anchor, price
 
 
 def _trigger_size(sizing: int, side: str, Pa, P, V, C, S, p: _Params):
-    """Trigger size in shares, >= 0 (strategy.md, Flow B step 4)."""
+    """Trigger size in shares, >= 0 (docs/strategy.md#evaluation, step 4)."""
     if sizing == 0:  # proportional: |Pa/P - 1| * r * V/P
         return abs(Pa / P - 1) * p.r * V / P
     if sizing == 1:  # original: (Pa/P) * r * V/P

@@ -1,5 +1,5 @@
-"""The sentences of the rules (docs/strategy.md, Flow B step 10): every decision comes with one a
-person can read, e.g. "Price 101.20 is 3.4 % below anchor 104.78 (trigger 3 %): buy 12.5
+"""The sentences of the rules (docs/strategy.md#evaluation, step 10): every decision comes with
+one a person can read, e.g. "Price 101.20 is 3.4 % below anchor 104.78 (trigger 3 %): buy 12.5
 shares; trimmed by the 75 % guardrail". Percent appears only here; every number elsewhere is a
 fraction. ``p`` below is the cached per-configuration constants of :mod:`.evaluate` (its
 ``*_s`` strings are made once per configuration). Pure: the standard library only."""
@@ -94,7 +94,7 @@ def head(P, Pa, anchor_set: bool, p) -> str:
 
 
 def blocked_why(code: str, notional, p) -> str:
-    """Why a check blocked a computed proposal (strategy.md, Flow B step 9)."""
+    """Why a check blocked a computed proposal (docs/strategy.md#evaluation, step 9)."""
     if code == "below_min_notional":
         return (f"notional {fmt_price(notional)} is below the minimum "
                 f"{fmt_price(p.min_notional)}")

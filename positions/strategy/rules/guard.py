@@ -1,4 +1,4 @@
-"""The price-jump guard (docs/strategy.md, "Price-jump guard"): a price further than
+"""The price-jump guard (docs/strategy.md#price-jump-guard): a price further than
 ``max_price_jump`` from the ticker's previous price, with no split explaining it, is held back
 until an operator confirms it. Pure: the standard library only."""
 

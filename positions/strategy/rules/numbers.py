@@ -1,4 +1,4 @@
-"""Numbers of the rules (docs/strategy.md, "State and configuration"): quantities keep 8 decimal
+"""Numbers of the rules (docs/strategy.md#state-and-configuration): quantities keep 8 decimal
 places and a computed quantity is rounded toward zero; money and prices keep 6
 (``ROUND_HALF_EVEN``). Intermediate arithmetic is unrounded (default decimal context, 28
 significant digits); only the reported values are quantized. Every ratio is a fraction.

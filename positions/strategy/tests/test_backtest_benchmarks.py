@@ -1,4 +1,4 @@
-"""The three benchmarks and the attribution (strategy.md, "Benchmarks and attribution"), on
+"""The three benchmarks and the attribution (docs/strategy.md#benchmarks-and-attribution), on
 series small enough to work out by hand."""
 
 from __future__ import annotations

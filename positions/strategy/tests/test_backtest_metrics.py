@@ -1,4 +1,5 @@
-"""Backtest metrics on small series whose answers are worked out by hand (strategy.md, Flow E)."""
+"""Backtest metrics on small series whose answers are worked out by hand
+(docs/strategy.md#backtest)."""
 
 from __future__ import annotations
 

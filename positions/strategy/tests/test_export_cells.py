@@ -12,7 +12,7 @@ import pytest
 
 from positions.strategy import rules
 from positions.strategy.backtest import data, report
-from positions.strategy.export import cells
+from positions.strategy.export import cells, tables
 
 
 @pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)",
@@ -37,14 +37,14 @@ def _report(name):
 def test_the_backtest_exports_carry_no_formula(tmp_path):
     rep = _report("=cmd|' /C calc'!A0")
     path = tmp_path / "r.xlsx"
-    report.write_xlsx(rep, path)
+    tables.write_backtest_xlsx(rep, path)
     wb = openpyxl.load_workbook(path)
     texts = [c.value for ws in wb for r in ws.iter_rows() for c in r if isinstance(c.value, str)]
     assert texts
     assert not any(t.startswith(cells.FORMULA_LEADS) for t in texts)
     assert all(c.data_type != "f" for ws in wb for r in ws.iter_rows() for c in r)
     csv_path = tmp_path / "e.csv"
-    report.write_equity_csv(rep, csv_path)
+    tables.write_equity_csv(rep, csv_path)
     with open(csv_path, newline="", encoding="utf-8") as f:
         for line in csv.reader(f):
             for v in line:

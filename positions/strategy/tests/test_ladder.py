@@ -1,4 +1,4 @@
-"""The next-trigger ladder (strategy.md, "Live loop"): hand-computed rungs and the property that
+"""The next-trigger ladder (docs/strategy.md#ladder): hand-computed rungs and the property that
 evaluating at a rung gives its proposal while nothing fires strictly between the rungs."""
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def test_ladder_ignores_the_daily_cap_and_open_orders():
 
 
 def test_no_shares_buys_at_every_price_up_to_where_the_target_is_one_step():
-    """The rung of ~2.5e11 reported for a position with no shares (issue 14) is no search
+    """The rung of ~2.5e11 reported for a position with no shares is no search
     error: with no shares the weight is 0 at every price, under the 25 % guardrail, so the
     rules buy at any price until the guardrail's target (2,500 of its 10,000 cash, less the
     commission) is less than one step of 10^-8 shares. The rung is marked ``always``."""

@@ -2,7 +2,8 @@
 the float path of the default commission (the backtest and the sweeps run on floats), the
 slipped fill price, the fill's rounding, boundaries and refusal sentences.
 
-Every expected number is worked out by hand in the comments from strategy.md's formulas."""
+Every expected number is worked out by hand in the comments from the formulas of
+docs/strategy.md#evaluation, #fills and #dividends."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from positions.strategy.rules import (
 D = Decimal
 
 
-# The default commission c*q*P (strategy.md, Flow C) -----------------------------------------
+# The default commission c*q*P (docs/strategy.md#fills) -----------------------------------------
 
 
 def test_the_float_commission_is_rate_times_quantity_times_price_to_six_places():
@@ -67,7 +68,7 @@ def test_cash_after_buy_subtracts_the_cost_and_the_commission_to_six_places():
     assert cash_after_buy(cash=100.0, qty=2.0, price=49.5, commission=0.5) == 0.5
 
 
-# The slipped fill price (strategy.md, "Next-bar fills") -----------------------------------
+# The slipped fill price (docs/strategy.md#next-bar-fills) -----------------------------------
 
 
 def test_slippage_raises_a_buy_price_and_lowers_a_sell_price_by_the_basis_points():
@@ -94,7 +95,7 @@ def test_slippage_rounds_half_even_to_six_places():
     assert slipped_price(D("1.0002"), BUY, D("2.5")) == D("1.000450")
 
 
-# The fill's balance change (strategy.md, Flow C) ------------------------------------------
+# The fill's balance change (docs/strategy.md#fills) ------------------------------------------
 
 
 def test_a_fill_quantity_finer_than_eight_places_is_cut_not_rounded():
@@ -150,7 +151,7 @@ def test_a_refused_fill_says_why_with_a_code_and_a_sentence(kwargs, code, senten
     assert (exc.value.code, exc.value.message) == (code, sentence)
 
 
-# Dividends (strategy.md, Flow D) ----------------------------------------------------------
+# Dividends (docs/strategy.md#dividends) ----------------------------------------------------------
 
 
 def test_the_net_dividend_is_taken_from_the_exact_gross():

@@ -1,6 +1,5 @@
 """A walk-forward's last window, cut short by the end of the series, is dropped when its test
-part is under half the test length, and the result says so (docs/strategy.md, "Research:
-sweeps and walk-forward")."""
+part is under half the test length, and the result says so (docs/strategy.md#research)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""Worked examples of the rules (docs/strategy.md, Flows B, C and D), one per branch.
+"""Worked examples of the rules (docs/strategy.md#evaluation, #fills, #dividends), one per branch.
 
 Every expected number is computed by hand in this file from Decimal literals, following the
-formulas of strategy.md; nothing is computed by the code under test. Defaults used throughout:
+formulas of docs/strategy.md#evaluation; nothing is computed by the code under test. Defaults used
+throughout:
 tau = 0.03, r = 1.6667, c = 0.0001, band [0.25, 0.75], min_notional = 100, 5 orders a day.
 """
 
@@ -643,7 +644,7 @@ def test_config_errors_accepts_valid_configs(overrides):
     assert config_errors(dataclasses.replace(Config(), **overrides)) == {}
 
 
-# Fills (Flow C) -----------------------------------------------------------------------------
+# Fills (docs/strategy.md#fills) --------------------------------------------------------------
 
 
 def test_apply_fill_buy():
@@ -709,7 +710,7 @@ def test_apply_fill_refuses_inputs_outside_the_domain(kwargs, code):
     assert exc.value.code == code
 
 
-# Dividends (Flow D) -------------------------------------------------------------------------
+# Dividends (docs/strategy.md#dividends) ------------------------------------------------------
 
 
 def test_dividend_amounts():

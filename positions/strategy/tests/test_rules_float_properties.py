@@ -1,6 +1,6 @@
 """The rules on float inputs (the backtest's float mode and the sweeps run them), and the cash
-cap after rounding (strategy.md, Flow B steps 7 and 8: a buy never costs more than the cash;
-rounding never overshoots a cap).
+cap after rounding (docs/strategy.md#evaluation, steps 7 and 8: a buy never costs more than the
+cash; rounding never overshoots a cap).
 
 Float rounding toward zero is ``floor(q / step + 1e-9) * step``: the 1e-9 absorbs binary
 representation error, and so can lift a cash cap a hair below a whole step up to that step. The
@@ -108,7 +108,8 @@ def test_decimal_buy_a_hair_short_of_a_whole_step_never_overdraws(case):
 @given(cases())
 def test_float_inputs_keep_the_caps_and_the_side(case):
     """The general cases of test_rules_properties, drawn again as floats: a buy the cash pays
-    for (the fill accepts it), a sell within holdings, and the side strategy.md chooses."""
+    for (the fill accepts it), a sell within holdings, and the side
+    docs/strategy.md#evaluation chooses."""
     state, cfg, price = case
     fstate, fprice = as_float(state, price)
     assert_paid_for(fstate, cfg, fprice)

@@ -1,4 +1,4 @@
-"""evaluate() against the formulas of docs/strategy.md (Flow B steps 4 to 6), written out here
+"""evaluate() against the formulas of docs/strategy.md#evaluation (steps 4 to 6), written out here
 from the document and not through the module's helpers (trigger_size, buy_to, sell_to share
 their code with evaluate, so comparing with them cannot catch a wrong formula)."""
 
@@ -16,7 +16,7 @@ D = Decimal
 
 
 def spec_raw_size(state: State, cfg: Config, price: Decimal) -> tuple[str, Decimal] | None:
-    """(side, untrimmed size) by strategy.md, or None when nothing is to be done."""
+    """(side, untrimmed size) by docs/strategy.md#evaluation, or None when nothing is to be done."""
     S, C, R, Pa, P = state.qty, state.cash, state.receivable, state.anchor, price
     tau, r, f, c = cfg.trigger_pct, cfg.rebalance_ratio, cfg.fixed_fraction, cfg.commission_rate
     low, high = cfg.guard_low, cfg.guard_high

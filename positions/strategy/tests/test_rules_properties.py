@@ -1,4 +1,4 @@
-"""Properties of the rules (docs/strategy.md, Flow B), checked on generated positions.
+"""Properties of the rules (docs/strategy.md#evaluation), checked on generated positions.
 
 Deterministic (``derandomize=True``): CI sees the same examples on every run. Numbers are drawn
 as Decimals with their stored precision: prices and money 6 dp, quantities 8 dp.
@@ -115,7 +115,7 @@ def step_of(cfg: Config) -> Decimal:
 
 def expected_side(state: State, cfg: Config, price: Decimal) -> tuple[str | None, str | None]:
     """(side, trigger): the side the rules must choose before any trimming and the trigger that
-    fires, by hand from strategy.md steps 2, 3 and 6."""
+    fires, by hand from docs/strategy.md#evaluation steps 2, 3 and 6."""
     trigger = None
     if state.anchor is not None:
         if price >= state.anchor * (1 + cfg.trigger_pct):

@@ -1,15 +1,13 @@
-"""The backtest's ``fill: next_bar`` (strategy.md, "Next-bar fills"): a proposal is placed on its
+"""The backtest's ``fill: next_bar`` (docs/strategy.md#next-bar-fills): a proposal is placed on its
 bar and fills at the next bar's price, trimmed or cancelled when the cash no longer covers it;
 the daily cap counts orders by the day they were placed. Every expected number by hand."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from decimal import ROUND_DOWN, Decimal
 
 import pytest
-from django.core.management import call_command
 
 from positions.strategy import rules
 from positions.strategy.backtest import data, engine
@@ -76,7 +74,7 @@ def test_an_order_nothing_covers_any_more_is_cancelled():
 @pytest.mark.parametrize("exact", [True, False], ids=["exact", "float"])
 def test_an_order_open_over_a_split_is_multiplied_by_its_ratio(exact):
     """Placed the bar before a 2-for-1 split's effective date, it fills after the split at the
-    split price: twice the shares, the same money (strategy.md, "Splits": open orders'
+    split price: twice the shares, the same money (docs/strategy.md#splits: open orders'
     remaining quantity x k)."""
     setup = engine.Setup(fill="next_bar", splits=(("2024-01-03", D(2)),))
     run = engine.run(days(100, 96, 48, 48.5), PLAIN, setup, exact=exact)
@@ -152,27 +150,3 @@ def test_an_unknown_fill_mode_is_refused():
     with pytest.raises(engine.SetupError) as exc:
         engine.run(days(100, 96), PLAIN, engine.Setup(fill="next_week"))
     assert "fill" in exc.value.fields
-
-
-@pytest.mark.django_db
-def test_the_command_and_the_api_take_the_fill_mode(capsys, client):
-    call_command("backtest", "--sample", "IBM", "--start", "2010-01-01", "--fill", "next_bar",
-                 "--json")
-    doc = json.loads(capsys.readouterr().out)
-    series, dividends = data.load_sample("IBM")
-    run = engine.run(series.between("2010-01-01", None), rules.Config(), NEXT, dividends)
-    assert len(doc["orders"]) == len(run.orders)
-    assert [o["qty"] for o in doc["orders"]] == [float(o.qty) for o in run.orders]
-
-    body = {"prices": [{"ts": f"2024-01-0{i + 1}", "price": p}
-                       for i, p in enumerate([100, 96, 95, 99, 100])],
-            "commission_rate": 0, "min_notional": 0, "guard_low": 0, "guard_high": 1,
-            "fill": "next_bar"}
-    r = client.post("/v1/backtests", json.dumps(body), content_type="application/json")
-    assert r.status_code == 200, r.content
-    assert [(o["date"][:10], o["side"], o["price"]) for o in r.json()["orders"]] == [
-        ("2024-01-01", "BUY", 100), ("2024-01-03", "BUY", 95), ("2024-01-05", "SELL", 100)]
-    r = client.post("/v1/backtests", json.dumps({**body, "fill": "later"}),
-                    content_type="application/json")
-    assert r.status_code == 400 and r.json()["detail"] == "validation_error"
-    assert "fill" in r.json()["fields"]
