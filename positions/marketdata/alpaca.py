@@ -188,7 +188,7 @@ def _api_failure(exc: APIError, action: str, now: Callable[[], float]) -> FeedEr
                                "and that the account may read this feed (ALPACA_DATA_FEED)")
     if status == 429:
         response = exc.response
-        wait = alpaca_http.rate_limit_wait(response, now) if response is not None else None
+        wait = alpaca_http.reset_in(response, now) if response is not None else None
         when = f"; its limit resets in {wait:.0f} s" if wait is not None else ""
         return FeedRateLimited(f"{said}{when}: try again later")
     if status is None or status >= 500:

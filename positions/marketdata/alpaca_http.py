@@ -30,10 +30,11 @@ RATE_LIMIT_MAX_WAIT_SECONDS = 30  # a reset further away than this is not waited
 RATE_LIMIT_DEFAULT_WAIT_SECONDS = 3  # a 429 that says nothing of its reset
 
 
-def rate_limit_wait(response: requests.Response, now: Callable[[], float] = time.time
-                    ) -> float:
-    """Seconds until a 429's limit resets: ``Retry-After`` (seconds or an HTTP date), else
-    ``X-RateLimit-Reset`` (Unix seconds, Alpaca's), else the default; never negative."""
+def reset_in(response: requests.Response, now: Callable[[], float] = time.time
+             ) -> float | None:
+    """Seconds until a 429's limit resets, as the answer says: ``Retry-After`` (seconds or an
+    HTTP date), else ``X-RateLimit-Reset`` (Unix seconds, Alpaca's); never negative. None when
+    it says neither."""
     after = (response.headers.get("Retry-After") or "").strip()
     if after:
         try:
@@ -49,7 +50,14 @@ def rate_limit_wait(response: requests.Response, now: Callable[[], float] = time
             return max(0.0, float(reset) - now())
         except ValueError:
             pass
-    return float(RATE_LIMIT_DEFAULT_WAIT_SECONDS)
+    return None
+
+
+def rate_limit_wait(response: requests.Response, now: Callable[[], float] = time.time
+                    ) -> float:
+    """How long to wait out a 429: until its reset, or the default when it does not say."""
+    wait = reset_in(response, now)
+    return float(RATE_LIMIT_DEFAULT_WAIT_SECONDS) if wait is None else wait
 
 
 class Session(requests.Session):

@@ -93,6 +93,14 @@ def test_daily_bars_raw_through_every_page(httpserver, feed):
     assert bars[2].high == D("131")
 
 
+def test_numbers_are_read_exactly_not_through_floats(httpserver, feed):
+    """More digits than a float holds: the JSON is decoded straight to Decimal."""
+    httpserver.expect_request("/v2/stocks/trades/latest").respond_with_data(
+        '{"trades": {"AAPL": {"t": "2024-01-03T20:59:59Z", "p": 184.25000000000000000001}}}',
+        content_type="application/json")
+    assert feed.latest_trades(["AAPL"])["AAPL"].price == D("184.25000000000000000001")
+
+
 def test_daily_bars_none(httpserver, feed):
     expect(httpserver, "daily_bars_empty")
     assert feed.daily_bars("NOSUCH", dt.date(2020, 8, 27), dt.date(2020, 9, 1)) == []
@@ -139,10 +147,11 @@ def test_429_with_a_far_reset_is_not_waited_for(httpserver, feed, waits):
 
 def test_429_retries_are_bounded(httpserver, feed, waits):
     expect(httpserver, "latest_trades_429_persistent")
-    with pytest.raises(FeedRateLimited):
+    with pytest.raises(FeedRateLimited) as raised:
         feed.latest_trades(["AAPL"])
     check(httpserver)
     assert waits.seconds == [2.0, 2.0]  # Retry-After, twice; the third 429 is reported
+    assert raised.value.message.endswith("its limit resets in 2 s: try again later")
 
 
 def test_401_is_auth_refused(httpserver, feed):
