@@ -1,6 +1,6 @@
 """The research jobs' task on the job queue (django-tasks, database backend), on its own queue,
 ``research`` (settings.RESEARCH_QUEUE), so that a worker can be dedicated to it and the trade
-cycle's workers never wait behind a sweep (docs/research.md#workers).
+cycle's workers never wait behind a sweep (README, "Jobs").
 
 A task is thin: it takes an id and calls the worker code (patterns.md 3.4); the job's own row
 (:class:`~positions.research.models.ResearchJob`) carries the status users see. The services
