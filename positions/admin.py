@@ -530,8 +530,3 @@ class SplitAdmin(WriteActionsMixin, admin.ModelAdmin):
         self.message_user(request, f"{len(report.applied)} split(s) applied.", messages.SUCCESS)
         for split_id, reason in report.failed:
             self.message_user(request, f"{split_id}: {reason}", messages.ERROR)
-
-from positions.models import Sweep  # noqa: E402
-from positions.sweep_admin import SweepAdmin  # noqa: E402
-
-admin.site.register(Sweep, SweepAdmin)

@@ -369,5 +369,3 @@ class Split(models.Model):
     def __str__(self) -> str:
         return f"{self.id} {self.ratio}:1 on {self.effective_date}"
 
-
-from positions.sweep_models import Sweep, SweepKind, SweepStatus  # noqa: E402, F401

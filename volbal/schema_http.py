@@ -61,5 +61,7 @@ def document_http_limits(result, generator, request, public):
                 responses.setdefault("411", length_required)
                 responses.setdefault("413", too_large)
             if (path, method) in throttled_ops:
-                responses.setdefault("429", throttled)
+                own = responses.setdefault("429", throttled)
+                if own is not throttled:  # its own 429 codes (a quota): throttled as well
+                    own.setdefault("headers", {}).update(throttled["headers"])
     return result

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "volbal",  # its migration creates the database cache's table (volbal/migrations)
     "events",
     "positions",
+    "positions.research",  # label "research": research jobs (sweeps, walk-forwards, backtests)
     "orders",
 ]
 
@@ -191,16 +192,26 @@ VOLBAL_PRICE_FUTURE_ALLOWANCE_SECONDS = env_int("VOLBAL_PRICE_FUTURE_ALLOWANCE_S
 # backend, so the queue is this database (SQLite locally, PostgreSQL in production) and any
 # number of `manage.py db_worker` processes on any number of machines claim from it
 # (SELECT ... FOR UPDATE SKIP LOCKED).
+# Research jobs run on their own queue, so the trade cycle's workers (the default queue) never
+# wait behind a sweep: `manage.py db_worker` serves the default queue, `manage.py db_worker
+# --queue-name research` the research jobs (`manage.py serve` starts one of each).
+RESEARCH_QUEUE = "research"
 TASKS = {
     "default": {
         "BACKEND": "django_tasks_db.DatabaseBackend",
-        "QUEUES": ["default"],
+        "QUEUES": ["default", RESEARCH_QUEUE],
     }
 }
 # Worker processes one sweep job's cells run on (0: every core of the worker's machine).
 VOLBAL_SWEEP_JOBS = env_int("VOLBAL_SWEEP_JOBS", 0)
 # A running sweep whose worker has written no heartbeat for this long is failed (worker_lost).
 VOLBAL_SWEEP_STALE_SECONDS = env_int("VOLBAL_SWEEP_STALE_SECONDS", 300)
+# Research quotas (positions/research/services.py): the most backtests one job may run (one cell
+# on one series, per window), and per user the most queued or running jobs and the most runs
+# they may still have to do.
+VOLBAL_RESEARCH_MAX_JOB_RUNS = env_int("VOLBAL_RESEARCH_MAX_JOB_RUNS", 100_000)
+VOLBAL_RESEARCH_MAX_ACTIVE_JOBS = env_int("VOLBAL_RESEARCH_MAX_ACTIVE_JOBS", 5)
+VOLBAL_RESEARCH_MAX_QUEUED_RUNS = env_int("VOLBAL_RESEARCH_MAX_QUEUED_RUNS", 200_000)
 
 # --- Webhooks (docs/webhooks.md; events/webhooks) ---
 # Deliver to private, loopback, link-local and other non-public addresses (development, tests).
@@ -288,9 +299,9 @@ SPECTACULAR_SETTINGS = {
         "ProposalKindEnum": "positions.strategy.rules.KINDS",
         "TrimmedByEnum": "positions.strategy.rules.TRIM_CAPS",
         "BlockedByEnum": "positions.strategy.rules.BLOCKS",
-        "BacktestOrderKindEnum": "positions.backtest_api.BACKTEST_ORDER_KINDS",
-        "SweepKindEnum": "positions.sweep_models.SweepKind",
-        "SweepStatusEnum": "positions.sweep_models.SweepStatus",
+        "BacktestOrderKindEnum": "positions.research.api.BACKTEST_ORDER_KINDS",
+        "SweepKindEnum": "positions.research.models.JobKind",
+        "SweepStatusEnum": "positions.research.models.JobStatus",
         "SampleEnum": "positions.strategy.backtest.data.SAMPLE_TICKERS",
         "SweepMetricEnum": "positions.strategy.research.sweep.CELL_METRICS",
         "EvaluationPriceSourceEnum": "positions.selectors.PriceSource.ALL",

@@ -8,8 +8,7 @@ from rest_framework.routers import SimpleRouter
 from events.webhooks.api import WebhookViewSet
 from orders.api import OrderViewSet
 from positions.api import AlertViewSet, PositionViewSet, PriceViewSet
-from positions.backtest_api import BacktestView
-from positions.sweep_api import SweepViewSet
+from positions.research.api import BacktestView, SweepViewSet
 from volbal import health
 from volbal.api import json_error_view
 from volbal.landing import landing

@@ -40,7 +40,7 @@ def deployment(tmp_path_factory):
 
 
 def test_nginx_takes_the_bodies_django_takes():
-    from positions.backtest_api import MAX_BODY_BYTES
+    from positions.research.api import MAX_BODY_BYTES
 
     sizes = [int(s) for s in re.findall(r"client_max_body_size (\d+);", CONF)]
     assert sizes == [settings.DATA_UPLOAD_MAX_MEMORY_SIZE, MAX_BODY_BYTES]

@@ -128,7 +128,7 @@ def test_every_endpoint_answers_413_past_the_limit_before_reading(api, make_posi
 
 def test_the_backtest_takes_its_own_larger_limit(api):
     """Its series may be 100,000 bars (about 4.5 MB); past its own limit it answers 413 too."""
-    from positions.backtest_api import MAX_BODY_BYTES
+    from positions.research.api import MAX_BODY_BYTES
 
     body = big_json(LIMIT + 1).replace(b'"ticker": "ZIM", "qty": 0, "cash": 100, "pad"',
                                        b'"sample": "IBM", "start": "2013-01-01", "x"')

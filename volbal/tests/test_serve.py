@@ -1,6 +1,7 @@
 """README's first command ends in ``manage.py serve``: on a fresh SQLite database it starts the
-web server and a job worker together (a sweep posted to the API is run by that worker), and one
-Ctrl-C (SIGINT to the terminal's process group) stops both."""
+web server and two job workers together, one per queue (a sweep posted to the API is run by the
+research queue's worker; the default queue's, which runs the trade cycle, serves no research job),
+and one Ctrl-C (SIGINT to the terminal's process group) stops all three."""
 
 from __future__ import annotations
 
@@ -58,12 +59,13 @@ def test_serve_runs_the_web_server_and_a_worker_and_stops_both(tmp_path):
             status, body, _ = call(f"{base}/v1/sweeps/{body['id']}")
         assert body["status"] == "succeeded", (body, log_path.read_text())
         assert body["ranked"] and body["links"]["heatmap"]
-        worker_pid = int(re.search(r"Job worker started \(pid (\d+)\)",
-                                   log_path.read_text()).group(1))
+        pids = dict(re.findall(r"Job worker of the (\w+) queue started \(pid (\d+)\)",
+                               log_path.read_text()))
+        assert set(pids) == {"default", "research"}, log_path.read_text()
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal
         proc.wait(timeout=30)
     deadline = time.monotonic() + 15
-    while not _gone(worker_pid):
-        assert time.monotonic() < deadline, "the worker outlived Ctrl-C"
+    while not all(_gone(int(pid)) for pid in pids.values()):
+        assert time.monotonic() < deadline, "a worker outlived Ctrl-C"
         time.sleep(0.1)

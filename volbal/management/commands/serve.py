@@ -1,8 +1,11 @@
 """``manage.py serve [ADDR:PORT]``: the local service in one command: Django's development
-server and one job worker (``manage.py db_worker``) beside it; Ctrl-C stops both.
+server and two job workers beside it, one for the default queue (the scheduled trade cycle,
+webhooks) and one for the research jobs' queue (sweeps, walk-forwards, backtest jobs), so a long
+sweep never delays a cycle; Ctrl-C stops all three.
 
 Production runs them apart: gunicorn behind nginx (``deploy/run``) and as many
-``manage.py db_worker`` processes, on as many machines, as the jobs need."""
+``manage.py db_worker`` (default queue) and ``manage.py db_worker --queue-name research``
+processes, on as many machines, as the jobs need."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import signal
 import subprocess
 import sys
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
@@ -31,20 +35,23 @@ class Command(BaseCommand):
         # (a shell's background job inherits SIGINT ignored: take it back).
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _interrupt)
-        worker = None
+        workers = []
         # runserver's reloader runs this command again in a child process (RUN_MAIN=true):
-        # the worker is started once, by the parent, and lives as long as it does.
+        # the workers are started once, by the parent, and live as long as it does.
         if os.environ.get("RUN_MAIN") != "true":
-            command = [sys.executable, os.path.abspath(sys.argv[0]), "db_worker",
-                       "--interval", "1", *(["--no-reload"] if opts["noreload"] else [])]
-            if not sys.argv[0].endswith("manage.py"):
-                command[1:2] = ["-m", "django"]
-            worker = subprocess.Popen(command)
-            self.stdout.write(f"Job worker started (pid {worker.pid}).")
+            for queue in ("default", settings.RESEARCH_QUEUE):
+                command = [sys.executable, os.path.abspath(sys.argv[0]), "db_worker",
+                           "--queue-name", queue, "--interval", "1",
+                           *(["--no-reload"] if opts["noreload"] else [])]
+                if not sys.argv[0].endswith("manage.py"):
+                    command[1:2] = ["-m", "django"]
+                worker = subprocess.Popen(command)
+                workers.append(worker)
+                self.stdout.write(f"Job worker of the {queue} queue started (pid {worker.pid}).")
         try:
             call_command("runserver", opts["addrport"], use_reloader=not opts["noreload"])
         finally:
-            if worker is not None:
+            for worker in workers:
                 _stop(worker)
 
 

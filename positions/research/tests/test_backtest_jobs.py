@@ -13,8 +13,8 @@ import pytest
 from django_tasks_db.models import DBTaskResult
 
 from conftest import assert_error
-from positions.models import Sweep
-from positions.tests.test_sweep_jobs import run_worker
+from positions.research.models import ResearchJob
+from positions.research.tests.test_sweep_jobs import run_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -109,7 +109,7 @@ def test_cancel_a_queued_backtest_job(api):
 
 def test_a_running_backtest_job_asked_to_stop_ends_cancelled(api):
     job_id = post(api, IBM).json()["id"]
-    Sweep.objects.filter(pk=job_id).update(cancel_requested=True)
+    ResearchJob.objects.filter(pk=job_id).update(cancel_requested=True)
     run_worker()
     body = api.get(f"/v1/sweeps/{job_id}").json()
     assert body["status"] == "cancelled" and body["error"] == "cancelled on request"
@@ -119,7 +119,7 @@ def test_a_running_backtest_job_asked_to_stop_ends_cancelled(api):
 def test_a_crashed_backtest_worker_fails_the_job(api, settings):
     job_id = post(api, IBM).json()["id"]
     silent = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.VOLBAL_SWEEP_STALE_SECONDS + 1)
-    Sweep.objects.filter(pk=job_id).update(status="running", heartbeat_at=silent)
+    ResearchJob.objects.filter(pk=job_id).update(status="running", heartbeat_at=silent)
     body = api.get(f"/v1/sweeps/{job_id}").json()
     assert body["status"] == "failed" and body["error"].startswith("worker_lost")
 
@@ -141,10 +141,10 @@ def test_a_replayed_post_creates_one_backtest_job(api):
     assert first.status_code == again.status_code == 202
     assert again["Idempotent-Replayed"] == "true" and again.json()["id"] == first.json()["id"]
     assert again["Location"] == first["Location"] == first.json()["links"]["self"]
-    assert Sweep.objects.count() == 1 and DBTaskResult.objects.count() == 1
+    assert ResearchJob.objects.count() == 1 and DBTaskResult.objects.count() == 1
     other = post(api, {**IBM, "trigger_pct": 0.04}, HTTP_IDEMPOTENCY_KEY="bt-job-1")
     assert_error(other, 409, "idempotency_signature_mismatch")
-    assert Sweep.objects.count() == 1
+    assert ResearchJob.objects.count() == 1
 
 
 def test_a_body_past_django_s_memory_limit_with_a_key_is_replayed_too(api, settings):
@@ -157,7 +157,7 @@ def test_a_body_past_django_s_memory_limit_with_a_key_is_replayed_too(api, setti
     assert first.status_code == 202, first.content
     again = post(api, body, HTTP_IDEMPOTENCY_KEY="bt-big")
     assert again.status_code == 202 and again.json()["id"] == first.json()["id"]
-    assert Sweep.objects.count() == 1
+    assert ResearchJob.objects.count() == 1
 
 
 def test_starting_backtest_jobs_is_throttled_per_user(api, other_api, monkeypatch):
@@ -167,7 +167,7 @@ def test_starting_backtest_jobs_is_throttled_per_user(api, other_api, monkeypatc
     assert post(api, IBM).status_code == 202
     assert_error(post(api, IBM), 429, "throttled")
     assert post(other_api, IBM).status_code == 202
-    assert Sweep.objects.count() == 2
+    assert ResearchJob.objects.count() == 2
 
 
 def test_the_schema_documents_the_job_answer(api):

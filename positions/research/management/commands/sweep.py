@@ -22,7 +22,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from positions.management.commands.backtest import (
+from positions.research.management.commands.backtest import (
     _config,
     add_strategy_arguments,
     emit,

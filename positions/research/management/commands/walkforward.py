@@ -18,8 +18,8 @@ import os
 
 from django.core.management.base import CommandError
 
-from positions.management.commands import sweep as sweep_cmd
-from positions.management.commands.backtest import emit
+from positions.research.management.commands import sweep as sweep_cmd
+from positions.research.management.commands.backtest import emit
 from positions.strategy import rules
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from django.urls import resolve
 
-from positions.backtest_api import MAX_BARS, BacktestView
+from positions.research.api import MAX_BARS, BacktestView
 from positions.strategy.backtest import metrics
 
 URL = "/v1/backtests"

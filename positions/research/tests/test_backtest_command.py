@@ -274,7 +274,7 @@ def test_missing_files(tmp_path):
 
 
 def test_progress_bar_only_on_a_terminal(monkeypatch):
-    from positions.management.commands.backtest import Command
+    from positions.research.management.commands.backtest import Command
 
     cmd = Command()
     assert cmd._progress(10**6) == (None, None)  # pytest's stderr is not a TTY

@@ -1,11 +1,11 @@
-"""The admin's sweeps (issue 13 item 4): status, progress, the heatmap and the top cells, and
-"apply this cell to a position" through the position's configuration service. Registered by
-``positions.admin``."""
+"""The admin's research jobs: status, progress, a sweep's heatmap and top cells, and "apply this
+cell to a position" through the position's configuration service."""
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, HttpResponseRedirect
@@ -13,8 +13,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from positions import sweeps
-from positions.models import Position, Sweep, SweepKind, SweepStatus
+from positions.models import Position
+from positions.research import requests, services
+from positions.research.models import JobKind, JobStatus, ResearchJob
 from positions.strategy.research import sweep as research
 from volbal.errors import DomainError
 
@@ -25,7 +26,8 @@ class ApplyCellForm(forms.Form):
                                                 "cell's values (the others are kept).")
 
 
-class SweepAdmin(admin.ModelAdmin):
+@admin.register(ResearchJob)
+class ResearchJobAdmin(admin.ModelAdmin):
     # Jobs are started through the API; their rows are the workers' to write.
     def has_add_permission(self, request, obj=None):
         return False
@@ -45,53 +47,53 @@ class SweepAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress(self, obj):
-        return sweeps.progress_text(obj)
+        return services.progress_text(obj)
 
     def get_urls(self):
         return [
             path("<path:object_id>/heatmap.png", self.admin_site.admin_view(self.heatmap_view),
-                 name="positions_sweep_heatmap"),
+                 name="research_researchjob_heatmap"),
             path("<path:object_id>/apply/<int:cell>/", self.admin_site.admin_view(
-                self.apply_view), name="positions_sweep_apply"),
+                self.apply_view), name="research_researchjob_apply"),
             *super().get_urls(),
         ]
 
-    def _sweep(self, request, object_id) -> Sweep:
+    def _sweep(self, request, object_id) -> ResearchJob:
         sweep = self.get_object(request, unquote(object_id))
         if sweep is None:
-            raise Http404("No such sweep.")
+            raise Http404("No such research job.")
         return sweep
 
     def heatmap_view(self, request, object_id):
         sweep = self._sweep(request, object_id)
-        if sweep.status != SweepStatus.SUCCEEDED or sweep.kind != SweepKind.SWEEP:
+        if sweep.status != JobStatus.SUCCEEDED or sweep.kind != JobKind.SWEEP:
             raise Http404("No heatmap: the sweep has not succeeded.")
         try:
-            png = sweeps.heatmap_png(sweep, None, None, None)
+            png = services.heatmap_png(sweep, None, None, None)
         except research.GridError as exc:
             raise Http404(str(exc)) from None
         return HttpResponse(png, content_type="image/png")
 
     @admin.display(description="heatmap")
     def heatmap(self, obj):
-        if (obj.status != SweepStatus.SUCCEEDED or obj.kind != SweepKind.SWEEP
+        if (obj.status != JobStatus.SUCCEEDED or obj.kind != JobKind.SWEEP
                 or len(obj.params.get("grid", {})) < 2):
             return "-"
         return format_html("<img src='{}' alt='heatmap of sweep {}' width='800'>",
-                           reverse("admin:positions_sweep_heatmap", args=[quote(obj.pk)]),
+                           reverse("admin:research_researchjob_heatmap", args=[quote(obj.pk)]),
                            obj.pk)
 
     @admin.display(description="top cells")
     def top_cells(self, obj):
-        if obj.status != SweepStatus.SUCCEEDED or obj.kind != SweepKind.SWEEP:
+        if obj.status != JobStatus.SUCCEEDED or obj.kind != JobKind.SWEEP:
             return "-"
         rows = format_html_join(
             "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
                 "<td><a href='{}'>apply this cell to a position</a></td></tr>",
             ((e["rank"], e["cell"], ", ".join(f"{k}={v}" for k, v in e["params"].items()),
               e["score"], e["stability"],
-              reverse("admin:positions_sweep_apply", args=[quote(obj.pk), e["cell"]]))
-             for e in sweeps.top_cells(obj)))
+              reverse("admin:research_researchjob_apply", args=[quote(obj.pk), e["cell"]]))
+             for e in services.top_cells(obj)))
         return format_html("<table><tr><th>rank</th><th>cell</th><th>parameters</th>"
                            "<th>{}</th><th>stability</th><th></th></tr>{}</table>",
                            obj.params.get("metric"), rows)
@@ -100,22 +102,20 @@ class SweepAdmin(admin.ModelAdmin):
         sweep = self._sweep(request, object_id)
         if not request.user.has_perm("positions.change_position"):
             raise PermissionDenied
-        if sweep.kind != SweepKind.SWEEP:
+        if sweep.kind != JobKind.SWEEP:
             raise Http404("Only a sweep has cells.")
         try:
-            label = research.Spec.label(sweeps.build(sweep.params).spec, cell)
+            label = research.Spec.label(requests.build(sweep.params).spec, cell)
         except (IndexError, ValueError):
             raise Http404("No such cell.") from None
         form = ApplyCellForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             position = form.cleaned_data["position"]
             try:
-                sweeps.sweep_apply_cell(sweep=sweep, cell=cell, position_id=position.pk)
+                services.job_apply_cell(sweep=sweep, cell=cell, position_id=position.pk)
             except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
-                from django.contrib.admin.models import CHANGE, LogEntry
-
                 LogEntry.objects.log_actions(
                     user_id=request.user.pk, queryset=[position], action_flag=CHANGE,
                     change_message=f"Applied cell {cell} of sweep {sweep.pk}: {label}")
@@ -123,6 +123,6 @@ class SweepAdmin(admin.ModelAdmin):
                                   messages.SUCCESS)
                 return HttpResponseRedirect(
                     reverse("admin:positions_position_change", args=[quote(position.pk)]))
-        return TemplateResponse(request, "admin/positions/sweep/apply.html", {
+        return TemplateResponse(request, "admin/research/researchjob/apply.html", {
             **self.admin_site.each_context(request), "sweep": sweep, "cell": cell,
             "label": label, "form": form, "title": f"Apply cell {cell}"})

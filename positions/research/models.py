@@ -1,8 +1,9 @@
-"""The Sweep job row (issue 13 item 4): a sweep, a walk-forward or a backtest above the
-synchronous size limit (``POST /v1/backtests``), run as a background job.
+"""The research job row: a sweep, a walk-forward or a backtest above the synchronous size limit
+(``POST /v1/backtests``), run as a background job. Its table keeps its first name,
+``positions_sweep`` (the model moved here from the positions app; no row moved).
 
 The task table of django-tasks is only the transport (patterns.md 3.1): what a user sees (status,
-progress, cancel, results, a crash) lives here. Imported by ``positions.models``."""
+progress, cancel, results, a crash) lives here."""
 
 from __future__ import annotations
 
@@ -13,17 +14,17 @@ from django.db.models import F, Q
 from volbal import clock, ids
 
 
-def sweep_id() -> str:
+def job_id() -> str:
     return ids.new_id("swp")
 
 
-class SweepKind(models.TextChoices):
+class JobKind(models.TextChoices):
     SWEEP = "sweep"
     WALKFORWARD = "walkforward"
     BACKTEST = "backtest"  # one backtest too large to answer synchronously
 
 
-class SweepStatus(models.TextChoices):
+class JobStatus(models.TextChoices):
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -31,17 +32,17 @@ class SweepStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
-FINISHED = (SweepStatus.SUCCEEDED, SweepStatus.FAILED, SweepStatus.CANCELLED)
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
-class Sweep(models.Model):
-    id = models.CharField(primary_key=True, max_length=32, default=sweep_id, editable=False)
+class ResearchJob(models.Model):
+    id = models.CharField(primary_key=True, max_length=32, default=job_id, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
-                              related_name="sweeps")
-    kind = models.CharField(max_length=16, choices=SweepKind.choices)
+                              related_name="research_jobs")
+    kind = models.CharField(max_length=16, choices=JobKind.choices)
     params = models.JSONField(help_text="The request, normalised (decimals as strings).")
-    status = models.CharField(max_length=16, choices=SweepStatus.choices,
-                              default=SweepStatus.QUEUED, db_index=True)
+    status = models.CharField(max_length=16, choices=JobStatus.choices,
+                              default=JobStatus.QUEUED, db_index=True)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
@@ -62,18 +63,20 @@ class Sweep(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "positions_sweep"
+        verbose_name = "research job"
         ordering = ("-created_at", "-id")
         indexes = [models.Index(fields=("owner", "created_at", "id"), name="sweep_owner_created")]
         constraints = [
             models.CheckConstraint(condition=Q(progress_done__lte=F("progress_total")),
                                    name="sweep_progress_within_total"),
-            models.CheckConstraint(condition=Q(kind__in=SweepKind.values),
+            models.CheckConstraint(condition=Q(kind__in=JobKind.values),
                                    name="sweep_kind_valid"),
-            models.CheckConstraint(condition=Q(status__in=SweepStatus.values),
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values),
                                    name="sweep_status_valid"),
             models.CheckConstraint(
-                condition=Q(status=SweepStatus.SUCCEEDED, results__isnull=False)
-                | ~Q(status=SweepStatus.SUCCEEDED),
+                condition=Q(status=JobStatus.SUCCEEDED, results__isnull=False)
+                | ~Q(status=JobStatus.SUCCEEDED),
                 name="sweep_succeeded_has_results"),
         ]
 

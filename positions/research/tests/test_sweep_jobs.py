@@ -15,7 +15,8 @@ from django_tasks_db.models import DBTaskResult
 
 from conftest import assert_error
 from events.models import Event
-from positions.models import Sweep
+from positions.research.models import ResearchJob
+from positions.research.tasks import research_job_run
 
 # Committed for real (no test-wide transaction), as in production: the worker closes
 # connections left inside a transaction between tasks, and runs each task outside one.
@@ -30,9 +31,10 @@ def _one_process(settings):
     settings.VOLBAL_SWEEP_JOBS = 1  # cells in the worker's own process: the suite stays fast
 
 
-def run_worker() -> int:
-    """Run the queue's worker (batch mode: until the queue is empty); tasks it ran."""
-    worker = Worker(queue_names=["default"], interval=0, batch=True, backend_name="default",
+def run_worker(queue: str = research_job_run.queue_name) -> int:
+    """Run a worker of ``queue`` (default the research jobs'; batch mode: until the queue is
+    empty); tasks it ran."""
+    worker = Worker(queue_names=[queue], interval=0, batch=True, backend_name="default",
                     startup_delay=False, max_tasks=None, worker_id="test-worker",
                     excluded_queue_names=[])
     worker.run()
@@ -130,7 +132,7 @@ def test_bad_requests_are_refused_and_store_nothing(api):
         response = api.post("/v1/sweeps", body, format="json")
         error = assert_error(response, 400, "validation_error")
         assert field in error["fields"], (field, error)
-    assert Sweep.objects.count() == 0 and DBTaskResult.objects.count() == 0
+    assert ResearchJob.objects.count() == 0 and DBTaskResult.objects.count() == 0
 
 
 def test_cancel_a_queued_sweep_before_a_worker_takes_it(api):
@@ -148,7 +150,7 @@ def test_a_running_sweep_asked_to_stop_ends_cancelled(api):
     """The cancel of a running job sets cancel_requested (as POST .../cancel does when the job
     is running); the worker checks it at its progress ticks and ends the job cancelled."""
     sweep_id = api.post("/v1/sweeps", TINY, format="json").json()["id"]
-    Sweep.objects.filter(pk=sweep_id).update(cancel_requested=True)
+    ResearchJob.objects.filter(pk=sweep_id).update(cancel_requested=True)
     run_worker()
     body = api.get(f"/v1/sweeps/{sweep_id}").json()
     assert body["status"] == "cancelled" and body["error"] == "cancelled on request"
@@ -157,7 +159,8 @@ def test_a_running_sweep_asked_to_stop_ends_cancelled(api):
 
 def test_cancelling_a_running_sweep_asks_it_to_stop(api):
     sweep_id = api.post("/v1/sweeps", TINY, format="json").json()["id"]
-    Sweep.objects.filter(pk=sweep_id).update(status="running", heartbeat_at=dt.datetime.now(dt.UTC))
+    ResearchJob.objects.filter(pk=sweep_id).update(status="running",
+                                                   heartbeat_at=dt.datetime.now(dt.UTC))
     body = api.post(f"/v1/sweeps/{sweep_id}/cancel").json()
     assert body["status"] == "running" and body["cancel_requested"] is True
 
@@ -167,11 +170,12 @@ def test_a_crashed_worker_does_not_leave_its_sweep_running(api, settings):
     job instead of leaving it RUNNING for ever."""
     sweep_id = api.post("/v1/sweeps", TINY, format="json").json()["id"]
     silent = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.VOLBAL_SWEEP_STALE_SECONDS + 1)
-    Sweep.objects.filter(pk=sweep_id).update(status="running", heartbeat_at=silent)
+    ResearchJob.objects.filter(pk=sweep_id).update(status="running", heartbeat_at=silent)
     body = api.get(f"/v1/sweeps/{sweep_id}").json()
     assert body["status"] == "failed" and body["error"].startswith("worker_lost")
     fresh = api.post("/v1/sweeps", TINY, format="json").json()["id"]
-    Sweep.objects.filter(pk=fresh).update(status="running", heartbeat_at=dt.datetime.now(dt.UTC))
+    ResearchJob.objects.filter(pk=fresh).update(status="running",
+                                                heartbeat_at=dt.datetime.now(dt.UTC))
     assert api.get(f"/v1/sweeps/{fresh}").json()["status"] == "running"
 
 
@@ -195,7 +199,7 @@ def test_a_replayed_post_starts_one_job(api):
     assert first["Location"] == first.json()["links"]["self"]
     assert again["Location"] == first["Location"]  # the replay points at the same job
     assert again.json()["id"] == first.json()["id"]
-    assert Sweep.objects.count() == 1 and DBTaskResult.objects.count() == 1
+    assert ResearchJob.objects.count() == 1 and DBTaskResult.objects.count() == 1
     other = api.post("/v1/sweeps", {**TINY, "metric": "cagr"}, format="json",
                      HTTP_IDEMPOTENCY_KEY="sw-1")
     assert_error(other, 409, "idempotency_signature_mismatch")
@@ -214,22 +218,22 @@ def test_starting_sweeps_is_throttled_per_user(api, other_api, monkeypatch):
 def test_the_admin_applies_a_cell_to_a_position(api, client, django_user_model, make_position):
     sweep_id = api.post("/v1/sweeps", TINY, format="json").json()["id"]
     run_worker()
-    sweep = Sweep.objects.get(pk=sweep_id)
+    sweep = ResearchJob.objects.get(pk=sweep_id)
     best = sweep.results["top"][0]
     position = make_position(trigger_pct="0.1", guard_low="0.1")
     operator = django_user_model.objects.create_user("op", password="pw-op-123", is_staff=True)
     operator.user_permissions.add(*Permission.objects.filter(
-        codename__in=["view_sweep", "change_position", "view_position"]))
+        codename__in=["view_researchjob", "change_position", "view_position"]))
     client.force_login(operator)
 
-    page = client.get(reverse("admin:positions_sweep_change", args=[quote(sweep_id)]))
+    page = client.get(reverse("admin:research_researchjob_change", args=[quote(sweep_id)]))
     assert page.status_code == 200
     html = page.content.decode()
-    heatmap = reverse("admin:positions_sweep_heatmap", args=[quote(sweep_id)])
-    url = reverse("admin:positions_sweep_apply", args=[quote(sweep_id), best["cell"]])
+    heatmap = reverse("admin:research_researchjob_heatmap", args=[quote(sweep_id)])
+    url = reverse("admin:research_researchjob_apply", args=[quote(sweep_id), best["cell"]])
     assert heatmap in html and url in html and "apply this cell to a position" in html
     assert client.get(heatmap).content[:8] == b"\x89PNG\r\n\x1a\n"
-    listing = client.get(reverse("admin:positions_sweep_changelist")).content.decode()
+    listing = client.get(reverse("admin:research_researchjob_changelist")).content.decode()
     assert sweep_id in listing and "cells 4/4, exact re-runs 4/4 (100%)" in listing
 
     assert client.get(url).status_code == 200
@@ -251,9 +255,9 @@ def test_applying_a_cell_needs_the_change_permission(api, client, django_user_mo
     run_worker()
     position = make_position()
     viewer = django_user_model.objects.create_user("viewer", password="pw-v-123", is_staff=True)
-    viewer.user_permissions.add(*Permission.objects.filter(codename="view_sweep"))
+    viewer.user_permissions.add(*Permission.objects.filter(codename="view_researchjob"))
     client.force_login(viewer)
-    response = client.post(reverse("admin:positions_sweep_apply", args=[quote(sweep_id), 0]),
+    response = client.post(reverse("admin:research_researchjob_apply", args=[quote(sweep_id), 0]),
                            {"position": position.pk})
     assert response.status_code == 403
     assert not Event.objects.filter(position_id=position.pk, type="config_changed").exists()

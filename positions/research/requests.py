@@ -1,0 +1,402 @@
+"""A research job's request, parsed and checked with no web framework: the one reading of a
+sweep, walk-forward or backtest request, shared by the API view (which has already checked each
+field's type with its serializer) and the worker (which reads the stored request again).
+
+Every refusal is a :class:`RequestError`: a machine code, a sentence, the offending fields and an
+HTTP status; the API answers it as it is, the worker stores it as the job's error. Numbers are
+bounded on their digits and exponent before any arithmetic (README, "Jobs"): a
+``1e999999`` costs nothing to refuse, and would cost minutes to count a range with or megabytes
+to write out."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from positions.strategy import rules
+from positions.strategy.backtest import data, engine
+from positions.strategy.research import sweep as research
+from positions.strategy.research import walkforward
+
+SWEEP, WALKFORWARD, BACKTEST = "sweep", "walkforward", "backtest"  # = models.JobKind's values
+
+# The most backtests (one cell on one series or window) any job may run, whatever the
+# configured quota (services): a walk-forward of one-bar windows over a large grid would
+# otherwise queue billions.
+MAX_JOB_RUNS = 1_000_000
+
+# A number in a request: at most this many significant digits, digits after the point and
+# digits before it (the widest of the strategy's Number fields), and characters of text.
+MAX_DIGITS, MAX_PLACES, MAX_WHOLE_DIGITS = 30, 12, 18
+MAX_NUMBER_TEXT = 64
+
+# A walk-forward window: at most this many of each unit (a century; far beyond any series).
+MAX_LENGTH = {"": 1_000_000, "d": 36_600, "m": 1_200, "y": 100}
+
+MAX_BARS = 100_000
+MAX_DIVIDENDS = 10_000
+SETUP_DEFAULTS = {"cash": "10000", "start_weight": "0.5", "slippage_bps": "0",
+                  "fill": "same_bar"}
+_DIVIDEND_KEYS = {"ex_date", "pay_date", "dps"}
+
+
+class RequestError(ValueError):
+    """A request refused: ``code`` (machine), ``message`` (a sentence), ``fields`` (name ->
+    sentence) and the HTTP ``status`` to answer it with."""
+
+    def __init__(self, code: str, message: str, *, fields: dict | None = None,
+                 status: int = 400):
+        super().__init__(message)
+        self.code, self.message, self.fields, self.status = code, message, fields or {}, status
+
+
+class ParamError(RequestError):
+    """One field refused: its name and one sentence (``str(exc)`` is the sentence)."""
+
+    def __init__(self, field: str, why: str, *, code: str = "validation_error",
+                 status: int = 400):
+        super().__init__(code, f"Invalid input. {field}: {why}", fields={field: why},
+                         status=status)
+        self.field, self.why = field, why
+
+    def __str__(self) -> str:
+        return self.why
+
+
+# --------------------------------------------------------------------------------------------
+# Numbers
+# --------------------------------------------------------------------------------------------
+
+
+def number_problem(raw) -> str | None:
+    """Why ``raw`` (a JSON number, or its text) is not a number a request may hold, or None.
+    Reads the text's length and the Decimal's digits and exponent only: no arithmetic."""
+    if isinstance(raw, bool):
+        return "is not a number"
+    if isinstance(raw, int):
+        # bit_length is O(1); 60 bits > 10**18 > MAX_WHOLE_DIGITS digits
+        return f"has more than {MAX_WHOLE_DIGITS} digits" if raw.bit_length() > 59 else None
+    if isinstance(raw, str):
+        if len(raw) > MAX_NUMBER_TEXT:
+            return f"is longer than {MAX_NUMBER_TEXT} characters"
+        try:
+            raw = Decimal(raw.strip())
+        except (InvalidOperation, ValueError):
+            return "is not a number"
+    if not isinstance(raw, Decimal):
+        return "is not a number"
+    if not raw.is_finite():
+        return "is not a finite number"
+    sign, digits, exponent = raw.as_tuple()
+    if len(digits) > MAX_DIGITS:
+        return f"has more than {MAX_DIGITS} significant digits"
+    if exponent < -MAX_PLACES:
+        return f"has more than {MAX_PLACES} digits after the point"
+    if exponent + len(digits) > MAX_WHOLE_DIGITS:
+        return f"has more than {MAX_WHOLE_DIGITS} digits before the point"
+    return None
+
+
+def _text(v) -> str:
+    return format(v, "f") if isinstance(v, Decimal) else str(v)
+
+
+def _shown(value) -> str:
+    text = str(value)
+    return repr(text) if len(text) <= MAX_NUMBER_TEXT else f"a value of {len(text):,} characters"
+
+
+# What research.parse_value says itself, and better (it knows the field's type).
+_PARSE_VALUE_SAYS = ("is not a number", "is not a finite number")
+
+
+def _grid_texts(name: str, values) -> str:
+    """One grid field's values as the command's text (``start:stop:step`` or ``v1,v2``), each
+    number bounded before it is formatted or counted (ParamError on the grid)."""
+    if isinstance(values, str):
+        tokens = values.split(":") if ":" in values else values.split(",")
+    else:
+        tokens = list(values)
+    if len(tokens) > research.MAX_AXIS_VALUES:
+        raise ParamError("grid", f"{name}: more than {research.MAX_AXIS_VALUES:,} values")
+    for token in tokens:
+        problem = number_problem(token)
+        if problem and problem not in _PARSE_VALUE_SAYS:
+            raise ParamError("grid", f"{name}: {_shown(token)} {problem}")
+    return values if isinstance(values, str) else ",".join(_text(v) for v in values)
+
+
+# --------------------------------------------------------------------------------------------
+# Sweeps and walk-forwards
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    spec: research.Spec
+    items: list
+    train: object = None  # walkforward.Length
+    test: object = None
+    windows: tuple = ()
+
+    @property
+    def total(self) -> int:
+        per = research.total_runs(self.spec, self.items)
+        return per * len(self.windows) if self.windows else per
+
+
+def normalise(data_: dict) -> dict:
+    """A sweep or walk-forward request whose fields have their types (the API's serializer) as
+    stored JSON: decimals as exact strings, the grid as the command's ``field=values`` texts."""
+    strategy = {f.name: _text(data_[f.name]) if data_[f.name] is not None else None
+                for f in dataclasses.fields(rules.Config) if f.name in data_}
+    # A list of [field, values] pairs: a JSON object's key order is not kept (jsonb), and the
+    # order of the axes is the grid's (cell numbers, the heatmap's default x and y).
+    grid = [[name, _grid_texts(name, values)] for name, values in data_["grid"].items()]
+    return {
+        "kind": data_["kind"],
+        "series": list(data_["series"]),
+        "grid": grid,
+        "metric": data_.get("metric", "sharpe"),
+        "top": data_.get("top", 10),
+        "exact": data_.get("exact", False),
+        "start": data_.get("start"),
+        "end": data_.get("end"),
+        "cash": _text(data_["cash"]),
+        "start_weight": _text(data_["start_weight"]),
+        "slippage_bps": _text(data_["slippage_bps"]),
+        "train": data_.get("train"),
+        "test": data_.get("test"),
+        "strategy": strategy,
+    }
+
+
+def build(params: dict) -> Job:
+    """The job's Spec, series and windows from its stored parameters, with the checks the
+    commands make (raises ParamError naming the field)."""
+    spec = spec_of(params)
+    wf = params["kind"] == WALKFORWARD
+    items = []
+    for ticker in params["series"]:
+        try:
+            series, dividends = data.load_sample(ticker)
+            series = series.between(params.get("start"), params.get("end"))
+        except data.DataError as exc:
+            msg = str(exc)
+            field = next((n for n in ("start", "end") if msg.startswith(n)), "series")
+            raise ParamError(field, f"{ticker}: {msg}") from None
+        items.append(research.Item(ticker, series, tuple(dividends)))
+    if not wf:
+        return _bounded(Job(spec, items))
+    if len(items) != 1:
+        raise ParamError("series", "a walk-forward runs on one series")
+    train, test = _length(params, "train"), _length(params, "test")
+    try:
+        wins = walkforward.windows(items[0].series, train, test)
+    except research.GridError as exc:
+        field = "test" if str(exc).startswith("test") else "train"
+        raise ParamError(field, str(exc)) from None
+    return _bounded(Job(spec, items, train, test, tuple(wins)))
+
+
+def _length(params: dict, field: str) -> walkforward.Length:
+    """A walk-forward window's length, at most a century of its unit (a longer one overflows
+    the calendar before it could be found not to fit)."""
+    try:
+        length = walkforward.parse_length(params.get(field) or "", field)
+    except research.GridError as exc:
+        raise ParamError(field, str(exc)) from None
+    limit = MAX_LENGTH[length.unit]
+    if length.count > limit:
+        unit = {"": "bars", "d": "days", "m": "months", "y": "years"}[length.unit]
+        raise ParamError(field, f"{field} {params.get(field)!r} is longer than any series: at "
+                                f"most {limit:,} {unit}")
+    return length
+
+
+def spec_of(params: dict) -> research.Spec:
+    """The job's Spec from its stored parameters (no series loaded; raises ParamError)."""
+    cfg = _config(params["strategy"])
+    setup = engine.Setup(cash=Decimal(params["cash"]), start_weight=Decimal(params["start_weight"]),
+                         slippage_bps=Decimal(params["slippage_bps"]))
+    for name, why in engine.setup_errors(setup).items():
+        raise ParamError(name, why)
+    for name, values_ in params["grid"]:
+        _grid_texts(name, values_)
+    try:
+        axes = tuple(research.parse_axis(f"{name}={values_}")
+                     for name, values_ in params["grid"])
+    except research.GridError as exc:
+        raise ParamError("grid", str(exc)) from None
+    wf = params["kind"] == WALKFORWARD
+    try:
+        spec = research.Spec(cfg, axes, setup, metric=params["metric"], exact=params["exact"],
+                             top=min(params["top"], 3) if wf else params["top"])
+    except research.GridError as exc:
+        raise ParamError("metric" if "metric" in str(exc) else "grid", str(exc)) from None
+    return spec
+
+
+def _config(strategy: dict) -> rules.Config:
+    """The strategy fields' texts (``None``: not given) as a checked rules.Config; every
+    problem of the ranges named at once."""
+    values = {}
+    for name, raw in strategy.items():
+        if raw is None:
+            continue
+        try:
+            values[name] = research.parse_value(name, raw)
+        except research.GridError as exc:
+            raise ParamError(name, str(exc)) from None
+    cfg = rules.Config(**values)
+    problems = rules.config_errors(cfg)
+    if problems:
+        name, why = next(iter(problems.items()))
+        if len(problems) == 1:
+            raise ParamError(name, why)
+        raise RequestError("validation_error", f"Invalid input. {name}: {why}", fields=problems)
+    return cfg
+
+
+def _bounded(job: Job) -> Job:
+    if job.total > MAX_JOB_RUNS:
+        raise ParamError("grid", f"the job would run {job.total:,} backtests (cells x series, "
+                                 f"x windows); at most {MAX_JOB_RUNS:,}")
+    return job
+
+
+# --------------------------------------------------------------------------------------------
+# Backtests (POST /v1/backtests, and a backtest job in the worker)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """A checked backtest request: what ``report.backtest`` takes, and the request without its
+    series and dividends (``summary``, what a job shows of it)."""
+
+    series: data.Series
+    cfg: rules.Config
+    setup: engine.Setup
+    dividends: list
+    summary: dict
+
+
+def backtest_options(validated: dict) -> dict:
+    """A backtest request's fields other than its series and dividends, typed (the API's
+    serializer), as stored JSON texts: what :func:`backtest` reads, now and in the worker."""
+    options = {"strategy": {f.name: (None if validated[f.name] is None
+                                     else _text(validated[f.name]))
+                            for f in dataclasses.fields(rules.Config) if f.name in validated}}
+    for name, default in SETUP_DEFAULTS.items():
+        options[name] = _text(validated.get(name, default))
+    for name in ("sample", "start", "end"):
+        options[name] = validated.get(name)
+    return options
+
+
+def backtest(options: dict, body: dict) -> Backtest:
+    """The backtest of ``options`` (:func:`backtest_options`) over the request ``body``'s
+    ``prices`` or ``sample``, with its ``dividends``: the series loaded, everything checked
+    (RequestError naming the field)."""
+    has_prices = "prices" in body
+    if has_prices == (options.get("sample") is not None):
+        msg = "Give either prices or sample."
+        raise RequestError("validation_error", f"Invalid input. {msg}",
+                           fields={"prices": msg, "sample": msg})
+    cfg = _config(options["strategy"])
+    setup = engine.Setup(cash=Decimal(options["cash"]),
+                         start_weight=Decimal(options["start_weight"]),
+                         slippage_bps=Decimal(options["slippage_bps"]), fill=options["fill"])
+    problems = engine.setup_errors(setup)
+    if problems:
+        name, why = next(iter(problems.items()))
+        raise RequestError("validation_error", f"Invalid input. {name}: {why}", fields=problems)
+    try:
+        if has_prices:
+            series = data.series_from_points(_points(body["prices"]))
+            dividends = []
+        else:
+            series, dividends = data.load_sample(options["sample"])
+    except data.DataError as exc:
+        raise ParamError("prices" if has_prices else "sample", str(exc)) from None
+    if "dividends" in body:
+        dividends = _dividends(body["dividends"])
+    try:
+        series = series.between(options.get("start"), options.get("end"))
+    except data.DataError as exc:
+        msg = str(exc)
+        names = [n for n in ("start", "end") if msg.startswith(n)] or ["start", "end"]
+        raise RequestError("validation_error", f"Invalid input. {msg}",
+                           fields={n: msg for n in names}) from None
+    summary = {k: v for k, v in body.items() if k not in ("prices", "dividends")}
+    summary["bars"] = len(series)
+    summary["dividends"] = len(dividends)
+    return Backtest(series, cfg, setup, list(dividends), summary)
+
+
+def _points(raw) -> list[tuple[str, object]]:
+    if not isinstance(raw, list):
+        raise ParamError("prices", "Expected a list of {ts, price} objects.")
+    if len(raw) > MAX_BARS:
+        raise RequestError("series_too_large",
+                           f"The series has {len(raw):,} bars; at most {MAX_BARS:,} are "
+                           "accepted.", status=413,
+                           fields={"prices": f"At most {MAX_BARS:,} bars."})
+    out = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or set(item) != {"ts", "price"}:
+            raise ParamError("prices", f"prices[{i}] must be an object with exactly ts and price.")
+        price = item["price"]
+        if isinstance(price, bool) or not isinstance(price, (int, float, Decimal)):
+            raise ParamError("prices", f"prices[{i}].price must be a number.")
+        out.append((item["ts"], price))
+    return out
+
+
+def _dividends(raw) -> list[data.Dividend]:
+    """The posted dividends, each entry checked on its own (its index and field named)."""
+    if not isinstance(raw, list) or len(raw) > MAX_DIVIDENDS:
+        raise ParamError("dividends", "Expected a list of {ex_date, pay_date, dps} objects "
+                                      f"(at most {MAX_DIVIDENDS:,}).")
+    out = []
+    for i, entry in enumerate(raw):
+        where = f"dividends[{i}]"
+        if not isinstance(entry, dict):
+            raise ParamError("dividends", f"{where} must be an object with ex_date, dps and "
+                                          "optionally pay_date.")
+        unknown = sorted(set(entry) - _DIVIDEND_KEYS)
+        if unknown:
+            raise ParamError("dividends", f"{where}: unknown field {_shown(unknown[0])} (ex_date, "
+                                          "pay_date, dps)")
+        for key in ("ex_date", "dps"):
+            if key not in entry:
+                raise ParamError("dividends", f"{where}.{key}: This field is required.")
+        for key in ("ex_date", "pay_date"):
+            given = entry.get(key)
+            if (given is not None and not isinstance(given, str)
+                    or key == "ex_date" and given is None):
+                raise ParamError("dividends",
+                                 f"{where}.{key}: expected an ISO date (YYYY-MM-DD).")
+        problem = number_problem(entry["dps"])
+        if problem:
+            raise ParamError("dividends", f"{where}.dps: {_shown(entry['dps'])} {problem}")
+        try:
+            out.append(data.make_dividend(entry["ex_date"], entry.get("pay_date"), entry["dps"],
+                                          where))
+        except data.DataError as exc:
+            raise ParamError("dividends", str(exc)) from None
+    return sorted(out, key=lambda d: (d.ex_date, d.pay_date))
+
+
+def clean_exact(x):
+    """JSON for a job's params: decimals as their exact text (as :func:`normalise` stores
+    them)."""
+    if isinstance(x, Decimal):
+        return _text(x)
+    if isinstance(x, dict):
+        return {str(k): clean_exact(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [clean_exact(v) for v in x]
+    return x
