@@ -12,6 +12,7 @@ from django.db.models import Q, Sum
 
 from events.models import EventType
 from events.services import event_record
+from positions import books
 from positions.alerts import alert_record_once
 from positions.models import Dividend, DividendStatus, Position
 from positions.selectors import position_get
@@ -79,13 +80,6 @@ def _refuse_unstorable(position: Position, dps: Decimal, rate: Decimal) -> None:
                        f"{fmt(capacity(Position, 'cash'))}).")
 
 
-def _refuse_step(*checks: tuple) -> None:
-    too_large = out_of_range(*checks)
-    if too_large:
-        raise DomainError("dividend_out_of_range", f"The {too_large} would exceed what it can "
-                          f"hold (less than {fmt(capacity(Position, 'cash'))}).", status=409)
-
-
 def shares_at_start_of(*, position: Position, day: dt.date) -> Decimal:
     """Shares held at the first instant of ``day`` in the trading time zone: today's holding
     with every fill since then undone (the opening holding counts as held before)."""
@@ -111,66 +105,28 @@ def anchor_priced_since(*, position: Position, day: dt.date) -> bool:
 
 def _go_effective(dividend: Dividend, position: Position) -> None:
     shares = shares_at_start_of(position=position, day=dividend.ex_date)
-    gross, net = rules.dividend_amounts(dps=dividend.dps, shares=shares,
-                                        withholding_rate=dividend.withholding_rate)
-    _refuse_step((Dividend, "entitlement_qty", shares), (Dividend, "gross_amount", gross),
-                 (Dividend, "net_amount", net),
-                 (Position, "dividend_receivable", position.dividend_receivable + net))
-    position.dividend_receivable += net
-    old_anchor = position.anchor_price
-    new_anchor = old_anchor
     # Processed late (or after a trade on the ex-date), the anchor may already be an
     # ex-dividend price: lowering it again would fire the sell trigger early.
-    adjust = old_anchor is not None and not anchor_priced_since(position=position,
-                                                                 day=dividend.ex_date)
-    if adjust:
-        new_anchor = old_anchor - dividend.dps if old_anchor > dividend.dps else None
-        position.anchor_price = new_anchor
-    position.save(update_fields=["dividend_receivable", "anchor_price", "updated_at"])
+    adjust = (position.anchor_price is not None
+              and not anchor_priced_since(position=position, day=dividend.ex_date))
+    done = books.ex_dividend(position=position, dividend_id=dividend.id,
+                             ex_date=dividend.ex_date, dps=dividend.dps,
+                             withholding_rate=dividend.withholding_rate, shares=shares,
+                             adjust_anchor=adjust)
     dividend.status = DividendStatus.EFFECTIVE
-    dividend.entitlement_qty, dividend.gross_amount, dividend.net_amount = shares, gross, net
-    dividend.anchor_before, dividend.anchor_after = old_anchor, new_anchor
+    dividend.entitlement_qty, dividend.gross_amount, dividend.net_amount = (shares, done.gross,
+                                                                           done.net)
+    dividend.anchor_before, dividend.anchor_after = done.anchor_before, done.anchor_after
     dividend.effective_at = clock.now()
     dividend.save()
-    event_record(
-        position_id=position.id, type=EventType.EX_DIV_EFFECTIVE,
-        message=f"Ex-date {dividend.ex_date}: {fmt(shares)} shares × {fmt(dividend.dps)} = "
-        f"{fmt(gross)} gross, {fmt(net)} net after {fmt(dividend.withholding_rate)} withholding; "
-        f"receivable now {fmt(position.dividend_receivable)}"
-        + (f"; anchor {fmt(old_anchor)} kept: it is a price of the ex-date or later, already "
-           "ex-dividend." if old_anchor is not None and not adjust else "."),
-        inputs={"dividend_id": dividend.id, "shares": shares, "dps": dividend.dps,
-                "withholding_tax_rate": dividend.withholding_rate},
-        outputs={"gross": gross, "net": net, "receivable": position.dividend_receivable,
-                 "anchor_adjusted": adjust},
-    )
-    if adjust:
-        event_record(
-            position_id=position.id, type=EventType.ANCHOR_ADJUSTED_FOR_DIVIDEND,
-            message=f"Anchor {fmt(old_anchor)} -> "
-            f"{'unset' if new_anchor is None else fmt(new_anchor)} for the {fmt(dividend.dps)} "
-            "dividend, so the ex-date drop is not taken for a buy trigger.",
-            inputs={"dividend_id": dividend.id, "dps": dividend.dps},
-            outputs={"old": old_anchor, "new": new_anchor},
-        )
 
 
 def _go_paid(dividend: Dividend, position: Position) -> None:
-    net = dividend.net_amount
-    _refuse_step((Position, "cash", position.cash + net))
-    position.cash += net
-    position.dividend_receivable -= net
-    position.save(update_fields=["cash", "dividend_receivable", "updated_at"])
+    books.dividend_paid(position=position, dividend_id=dividend.id,
+                        pay_date=dividend.pay_date, net=dividend.net_amount)
     dividend.status = DividendStatus.PAID
     dividend.paid_at = clock.now()
     dividend.save(update_fields=["status", "paid_at"])
-    event_record(
-        position_id=position.id, type=EventType.DIVIDEND_CASH_RECEIVED,
-        message=f"Pay-date {dividend.pay_date}: {fmt(net)} dividend cash received; cash now "
-        f"{fmt(position.cash)}.",
-        inputs={"dividend_id": dividend.id, "net": net},
-        outputs={"cash": position.cash, "receivable": position.dividend_receivable},
-    )
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from django.db import transaction
 from events.actor import current_actor
 from events.models import EventType
 from events.services import event_record
+from positions import books
 from positions.models import (
     EXECUTION_FIELDS,
     SLIPPAGE_BPS_MAX,
@@ -301,8 +302,7 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
                 if submit or mark_latest:
                     position.evaluated_price_ts = known.ts
                     position.cycle_lease_until = None
-                    position.save(update_fields=["evaluated_price_ts", "cycle_lease_until",
-                                                 "updated_at"])
+                    books.marks_save(position, ("evaluated_price_ts", "cycle_lease_until"))
         if price is None:
             message = (f"No price to evaluate {position.ticker} at: none was given and none is "
                        "stored (POST /v1/prices).")
@@ -318,7 +318,7 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
                                            price_source=price_source, price_ts=price_ts,
                                            submit=submit, source=source)
         if changed:
-            position.save(update_fields=[*changed, "updated_at"])
+            books.marks_save(position, changed)
     return evaluation
 
 
@@ -342,11 +342,8 @@ def _evaluate_at(*, position: Position, price: Decimal, price_source: str, price
         position.evaluated_price_ts = None
         changed.add("evaluated_price_ts")
     if decision.anchor_set:
-        position.anchor_price = decision.anchor
+        books.anchor_set(position=position, anchor=decision.anchor, price=price)
         changed.add("anchor_price")
-        event_record(position_id=position.id, type=EventType.ANCHOR_SET,
-                     message=f"Anchor set to {fmt(decision.anchor)}: the position had none.",
-                     inputs={"price": price}, outputs={"old": None, "new": decision.anchor})
 
     order = None
     if submit and decision.proposal is not None:
@@ -399,9 +396,6 @@ def _evaluate_at(*, position: Position, price: Decimal, price_source: str, price
                       message=decision.message), changed
 
 
-_MARK_FIELDS = ("evaluated_price_ts", "cycle_lease_until", "anchor_price", "updated_at")
-
-
 def positions_evaluate_claimed(ids: list[str], *, submit_ids: set[str],
                                source: str) -> dict[str, Evaluation | Exception | None]:
     """The trade cycle's evaluation step for a batch of claimed positions: what
@@ -423,7 +417,7 @@ def positions_evaluate_claimed(ids: list[str], *, submit_ids: set[str],
     from positions.models import Split, SplitStatus
     from positions.splits import jump_facts_many
     from volbal import clock
-    from volbal.rows import deferred_inserts, update_many
+    from volbal.rows import deferred_inserts
 
     out: dict[str, Evaluation | Exception | None] = {}
     with transaction.atomic():
@@ -451,7 +445,7 @@ def positions_evaluate_claimed(ids: list[str], *, submit_ids: set[str],
                 if position.evaluated_price_ts == stored.ts:
                     out[position.id] = None
                     continue
-                before = {name: getattr(position, name) for name in _MARK_FIELDS}
+                before = books.marks_of(position)
                 facts = Facts(counts.get(position.id, 0), position.id in open_ids,
                               jumps.get(position.id))
                 try:
@@ -471,8 +465,8 @@ def positions_evaluate_claimed(ids: list[str], *, submit_ids: set[str],
                     out[position.id] = exc
                     continue
                 position.updated_at = now
-                changes[position.id] = {name: getattr(position, name) for name in _MARK_FIELDS}
-        update_many(Position, changes, _MARK_FIELDS)
+                changes[position.id] = books.marks_of(position)
+        books.marks_save_many(changes)
     return out
 
 

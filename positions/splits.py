@@ -18,6 +18,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from events.actor import current_actor
 from events.models import EventType
 from events.services import event_record
+from positions import books
 from positions.models import Position, Price, Split, SplitStatus
 from positions.selectors import (
     PriceSource,
@@ -28,7 +29,6 @@ from positions.selectors import (
 )
 from positions.strategy import rules
 from volbal import clock
-from volbal.columns import out_of_range
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
 
@@ -144,60 +144,23 @@ def _price_before(ticker: str, day: dt.date) -> Price | None:
 def _apply(split: Split, position: Position) -> None:
     """Apply one due split to its locked position (strategy.md, "Splits"): shares × k with the
     fraction in cash, anchor ÷ k, open orders' remaining quantity × k; ``split_applied``."""
-    from orders.models import OPEN_STATUSES, Order, OrderStatus
-
     k = split.ratio
     step = rules.qty_step(position.config())
     before = _price_before(position.ticker, split.effective_date)
     p0 = before.price if before is not None else position.anchor_price
-    result = rules.apply_split(qty=position.qty, cash=position.cash,
-                               anchor=position.anchor_price, ratio=k, step=step, price_before=p0)
-    if position.anchor_price is not None and result.anchor is None:
-        raise DomainError("split_out_of_range", f"After the split the anchor "
-                          f"{fmt(position.anchor_price)} / {fmt(k)} would round to zero at "
-                          "the 6 decimal places anchors are kept to; nothing was applied.",
-                          status=409)
-    too_big = out_of_range((Position, "qty", result.qty), (Position, "cash", result.cash))
-    if too_big:
-        raise DomainError("split_out_of_range", f"After the split the {too_big} would be "
-                          "beyond what the books can hold; nothing was applied.", status=409)
-    old = {"qty": position.qty, "cash": position.cash, "anchor_price": position.anchor_price}
-    position.qty, position.cash, position.anchor_price = result.qty, result.cash, result.anchor
-    position.save(update_fields=["qty", "cash", "anchor_price", "updated_at"])
-    orders = []
-    for order in Order.objects.select_for_update().filter(position=position,
-                                                         status__in=OPEN_STATUSES):
-        remaining = order.qty - order.filled_qty
-        new_remaining = rules.split_qty(remaining, k, step)
-        orders.append({"order_id": order.id, "remaining_before": remaining,
-                       "remaining_after": new_remaining})
-        order.qty = order.filled_qty + new_remaining
-        if new_remaining == 0:  # nothing left to trade after rounding: the order ends
-            order.qty = order.filled_qty if order.filled_qty > 0 else remaining
-            order.status = OrderStatus.CANCELLED
-        order.save(update_fields=["qty", "status", "updated_at"])
+    from orders.services import orders_resize_for_split
+
+    orders = orders_resize_for_split(position_id=position.id, ratio=k, step=step)
+    old_qty, old_anchor = position.qty, position.anchor_price
+    result = books.split(position=position, split_id=split.id, ratio=k,
+                         effective_date=split.effective_date, step=step, price_before=p0,
+                         orders=orders)
     split.status = SplitStatus.APPLIED
-    split.qty_before, split.qty_after, split.step = old["qty"], result.qty, step
+    split.qty_before, split.qty_after, split.step = old_qty, result.qty, step
     split.price_before, split.cash_in_lieu = p0, result.cash_in_lieu
-    split.anchor_before, split.anchor_after = old["anchor_price"], result.anchor
+    split.anchor_before, split.anchor_after = old_anchor, result.anchor
     split.applied_at = clock.now()
     split.save()
-    event_record(
-        position_id=position.id, type=EventType.SPLIT_APPLIED,
-        message=f"Split {fmt(k)}:1 effective {split.effective_date}: shares "
-        f"{fmt(old['qty'])} -> {fmt(result.qty)}, anchor "
-        f"{'unset' if old['anchor_price'] is None else fmt(old['anchor_price'])} -> "
-        f"{'unset' if result.anchor is None else fmt(result.anchor)}"
-        + (f", {fmt(result.cash_in_lieu)} cash in lieu of the fraction" if result.cash_in_lieu
-           else "")
-        + (f", {len(orders)} open order(s) re-sized" if orders else "") + ".",
-        inputs={"split_id": split.id, "ratio": k, "effective_date": split.effective_date,
-                "step": step, "price_before": p0},
-        outputs={"before": old,
-                 "after": {"qty": result.qty, "cash": result.cash,
-                           "anchor_price": result.anchor},
-                 "cash_in_lieu": result.cash_in_lieu, "orders": orders},
-    )
 
 
 @dataclass
