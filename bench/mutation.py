@@ -47,12 +47,15 @@ SUBSET: dict[str, tuple[str, ...]] = {
         "apply_fill", "cash_after_buy", "default_commission", "dividend_amounts",
         "_trigger_size", "_round_down", "slipped_price"),
     "orders.services": ("order_fill",),  # the fill service
-    "positions.dividends": ("_go_effective", "_go_paid", "shares_at_start_of"),
-    "positions.ledger": ("_replay", "_shares_before"),  # the ledger check
+    "positions.books": ("fill_effect", "fill", "ex_dividend", "dividend_paid"),  # the books
+    "positions.workflows.corporate_actions": ("_go_effective", "_go_paid",
+                                              "shares_at_start_of"),
+    "positions.workflows.ledger": ("_replay", "_shares_before"),  # the ledger check
     "orders.idempotency": ("key_problem", "_number", "_canonical", "fingerprint"),
 }
 SHORT = {"rules": "positions.strategy.rules", "services": "orders.services",
-         "dividends": "positions.dividends", "ledger": "positions.ledger",
+         "books": "positions.books", "dividends": "positions.workflows.corporate_actions",
+         "ledger": "positions.workflows.ledger",
          "idempotency": "orders.idempotency"}
 # mutmut's exit code per mutant (mutants/<file>.meta; mutmut.stats.status_by_exit_code)
 KILLED = {1, 3}                           # a failing test, a test error

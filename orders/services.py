@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F, Q, Sum
 
 from events.models import EventType
 from events.services import event_record, event_record_refusal, refusal_scope
-from orders.brokers import HOLDING_BROKERS
+from orders.brokers.port import HOLDING_BROKERS
 from orders.models import (
     OPEN_STATUSES,
     Fill,
@@ -19,37 +19,16 @@ from orders.models import (
     Side,
     TimeInForce,
 )
+from orders.selectors import known_price, open_remaining, order_not_found, orders_created_today
 from positions import books
 from positions.models import Position
-from positions.selectors import known_price, position_get
+from positions.selectors import position_get
 from positions.strategy import rules
-from volbal import clock
+from volbal import clock, market
 from volbal.columns import out_of_range as _out_of_range
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
-from volbal.rows import count, fetch_one, insert_one
-
-
-def order_not_found(order_id: str) -> DomainError:
-    return DomainError("order_not_found", f"No order {order_id!r}.", status=404)
-
-
-def orders_created_today(*, position: Position, today=None) -> int:
-    """Orders created for the position in the session (the daily cap counts these)."""
-    return count(Order, position_id=position.id, trading_day=today or clock.session_day())
-
-
-def has_open_order(*, position: Position) -> bool:
-    return Order.objects.filter(position=position, status__in=OPEN_STATUSES).exists()
-
-
-def open_remaining(*, position: Position) -> dict[str, Decimal]:
-    """What the position's open orders still have to fill, per side: ``{"BUY": q, "SELL": q}``
-    (one query)."""
-    left = F("qty") - F("filled_qty")
-    totals = Order.objects.filter(position=position, status__in=OPEN_STATUSES).aggregate(
-        BUY=Sum(left, filter=Q(side=Side.BUY)), SELL=Sum(left, filter=Q(side=Side.SELL)))
-    return {side: totals[side] or Decimal(0) for side in Side.values}
+from volbal.rows import fetch_one, insert_one
 
 
 def order_fillable_check(*, position: Position, side: str, qty: Decimal,
@@ -389,8 +368,6 @@ def _broker_may_hold(order: Order) -> bool:
     """The holding broker has the order, or may have it: routed, or a cycle began placing it
     within :data:`PLACING_WINDOW_SECONDS` (``placing_at``, set under the order's lock). An
     order never sent cannot be live there and ends at once."""
-    import datetime as dt
-
     if order.routed_at is not None or order.broker_order_id:
         return True
     return (order.placing_at is not None and order.placing_at
@@ -431,10 +408,6 @@ def orders_expire(*, now=None) -> list[str]:
     returns their ids. Each in its own transaction; one ended meanwhile is left alone.
     An order routed to a broker that expires its own day orders (Alpaca) is left to it: the
     broker may still report fills from before the close, and its poll reports the expiry."""
-    import datetime as dt
-
-    from volbal import market
-
     now = now or clock.now()
     expired = []
     day_orders = (Order.objects.filter(status__in=OPEN_STATUSES, time_in_force=TimeInForce.DAY,

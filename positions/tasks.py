@@ -21,11 +21,3 @@ def sweep_run(context: TaskContext, sweep_id: str) -> str:
     with acting(Actor.worker("sweep")):
         return sweep_execute(sweep_id, worker_id=worker[-1])
 
-
-@task(takes_context=True)
-def trade_cycle_run(context: TaskContext) -> str:
-    """One scheduled trade cycle, then the next one queued (positions/trade_schedule.py)."""
-    from positions.trade_schedule import scheduled_run
-
-    worker = getattr(context.task_result, "worker_ids", None) or [""]
-    return scheduled_run(task_id=str(context.task_result.id), worker=worker[-1])

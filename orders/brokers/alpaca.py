@@ -33,7 +33,7 @@ import json
 import os
 from decimal import Decimal, InvalidOperation
 
-from orders.brokers import (
+from orders.brokers.port import (
     CANCELLED,
     EXPIRED,
     FILLED,

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 
 from events.actor import Actor, ActorCommand, acting
-from positions.alerts import alerts_check
+from positions.workflows.alerts import alerts_check
 from volbal import clock
 from volbal.repeat import run_every
 
