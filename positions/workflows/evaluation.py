@@ -335,8 +335,8 @@ def position_ladder(*, owner, position_id: str | None = None,
     the next sell fire and what each would be. Read-only. ``blocked_by`` says whether the daily
     cap, an open order or the price-jump guard would block an order at any price now: the
     guard holds the ticker's latest stored price (the one the trade cycle evaluates at) when
-    :func:`positions.splits.price_jump_of`, the evaluation's own check, finds it an unconfirmed
-    jump."""
+    :func:`positions.workflows.guard.price_jump_of`, the evaluation's own check, finds it an
+    unconfirmed jump."""
     if position is None:
         position = position_get(owner=owner, position_id=position_id)
     lad = ladder(position.state(), position.config(), max_price=PRICE_MAX)

@@ -1,4 +1,5 @@
-"""manage.py check_alerts [--loop --interval S]: the periodic alert checks (positions/alerts.py)."""
+"""manage.py check_alerts [--loop --interval S]: the periodic alert checks
+(positions/workflows/alerts.py)."""
 
 from __future__ import annotations
 

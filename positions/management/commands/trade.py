@@ -1,5 +1,5 @@
 """manage.py trade [--loop --interval S | --schedule S | --unschedule]: the trade cycle
-(positions/cycle.py), here or on the job queue (positions/trade_schedule.py)."""
+(positions/workflows/cycle.py), here or on the job queue (positions/workflows/schedule.py)."""
 
 from __future__ import annotations
 
