@@ -48,13 +48,16 @@ SUBSET: dict[str, tuple[str, ...]] = {
         "slipped_price"),
     "positions.strategy.rules.evaluate": ("_trigger_size", "_round_down"),  # sizes, rounding
     "orders.services": ("order_fill",),  # the fill service
-    "positions.dividends": ("_go_effective", "_go_paid", "shares_at_start_of"),
-    "positions.ledger": ("_replay", "_shares_before"),  # the ledger check
+    "positions.books": ("fill_effect", "fill", "ex_dividend", "dividend_paid"),  # the books
+    "positions.workflows.corporate_actions": ("_go_effective", "_go_paid",
+                                              "shares_at_start_of"),
+    "positions.workflows.ledger": ("_replay", "_shares_before"),  # the ledger check
     "orders.idempotency": ("key_problem", "_number", "_canonical", "fingerprint"),
 }
 SHORT = {"book": "positions.strategy.rules.book", "evaluate": "positions.strategy.rules.evaluate",
          "services": "orders.services",
-         "dividends": "positions.dividends", "ledger": "positions.ledger",
+         "books": "positions.books", "dividends": "positions.workflows.corporate_actions",
+         "ledger": "positions.workflows.ledger",
          "idempotency": "orders.idempotency"}
 # mutmut's exit code per mutant (mutants/<file>.meta; mutmut.stats.status_by_exit_code)
 KILLED = {1, 3}                           # a failing test, a test error

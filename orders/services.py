@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F, Q, Sum
 
 from events.models import EventType
 from events.services import event_record, event_record_refusal, refusal_scope
-from orders.brokers import HOLDING_BROKERS
+from orders.brokers.port import HOLDING_BROKERS
 from orders.models import (
     OPEN_STATUSES,
     Fill,
@@ -19,37 +19,16 @@ from orders.models import (
     Side,
     TimeInForce,
 )
+from orders.selectors import known_price, open_remaining, order_not_found, orders_created_today
+from positions import books
 from positions.models import Position
-from positions.selectors import known_price, position_get
+from positions.selectors import position_get
 from positions.strategy import rules
-from volbal import clock
-from volbal.columns import capacity as _capacity
+from volbal import clock, market
 from volbal.columns import out_of_range as _out_of_range
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
-from volbal.rows import count, fetch_one, insert_one
-
-
-def order_not_found(order_id: str) -> DomainError:
-    return DomainError("order_not_found", f"No order {order_id!r}.", status=404)
-
-
-def orders_created_today(*, position: Position, today=None) -> int:
-    """Orders created for the position in the session (the daily cap counts these)."""
-    return count(Order, position_id=position.id, trading_day=today or clock.session_day())
-
-
-def has_open_order(*, position: Position) -> bool:
-    return Order.objects.filter(position=position, status__in=OPEN_STATUSES).exists()
-
-
-def open_remaining(*, position: Position) -> dict[str, Decimal]:
-    """What the position's open orders still have to fill, per side: ``{"BUY": q, "SELL": q}``
-    (one query)."""
-    left = F("qty") - F("filled_qty")
-    totals = Order.objects.filter(position=position, status__in=OPEN_STATUSES).aggregate(
-        BUY=Sum(left, filter=Q(side=Side.BUY)), SELL=Sum(left, filter=Q(side=Side.SELL)))
-    return {side: totals[side] or Decimal(0) for side in Side.values}
+from volbal.rows import fetch_one, insert_one
 
 
 def order_fillable_check(*, position: Position, side: str, qty: Decimal,
@@ -283,29 +262,15 @@ def order_fill(
         if commission is None:
             commission = rules.default_commission(position.commission_rate, filled_qty, price)
         try:
-            new_qty, new_cash = rules.apply_fill(
-                qty=position.qty,
-                cash=position.cash,
-                side=order.side,
-                fill_qty=filled_qty,
-                price=price,
-                commission=commission,
-            )
-        except rules.RuleError as exc:
+            new_qty, new_cash = books.fill_effect(position=position, side=order.side,
+                                                  qty=filled_qty, price=price,
+                                                  commission=commission)
+        except (rules.RuleError, DomainError) as exc:
             raise _refuse_fill(order, exc.code, exc.message, inputs) from None
-        too_large = _out_of_range(
-            (Position, "qty", new_qty),
-            (Position, "cash", new_cash),
-            (Order, "commission_paid", order.commission_paid + commission),
-        )
+        too_large = _out_of_range((Order, "commission_paid", order.commission_paid + commission))
         if too_large:
-            raise _refuse_fill(
-                order,
-                "balance_out_of_range",
-                f"After this fill the {too_large} would exceed what it can hold "
-                f"(less than {fmt(_capacity(Position, 'cash'))}).",
-                inputs,
-            )
+            raise _refuse_fill(order, "balance_out_of_range",
+                               books.balance_out_of_range(too_large).message, inputs)
 
         old_filled = order.filled_qty
         order.filled_qty = old_filled + filled_qty
@@ -326,9 +291,6 @@ def order_fill(
                 "updated_at",
             ]
         )
-        old_anchor = position.anchor_price
-        position.qty, position.cash, position.anchor_price = new_qty, new_cash, price
-        position.save(update_fields=["qty", "cash", "anchor_price", "updated_at"])
         fill = Fill.objects.create(order=order, qty=filled_qty, price=price, commission=commission,
                                    broker=broker, broker_fill_id=broker_fill_id)
         filled = order.status == OrderStatus.FILLED
@@ -349,15 +311,9 @@ def order_fill(
                 "position_cash": new_cash,
             },
         )
-        event_record(
-            position_id=position.id,
-            order_id=order.id,
-            type=EventType.ANCHOR_UPDATED,
-            message=f"Anchor {'unset' if old_anchor is None else fmt(old_anchor)} -> "
-            f"{fmt(price)} after the fill.",
-            inputs={"fill_price": price},
-            outputs={"old": old_anchor, "new": price},
-        )
+        # the books last: their anchor_updated follows the fill's event
+        books.fill(position=position, side=order.side, qty=filled_qty, price=price,
+                   commission=commission, order_id=order.id)
     return order, position, fill
 
 
@@ -412,8 +368,6 @@ def _broker_may_hold(order: Order) -> bool:
     """The holding broker has the order, or may have it: routed, or a cycle began placing it
     within :data:`PLACING_WINDOW_SECONDS` (``placing_at``, set under the order's lock). An
     order never sent cannot be live there and ends at once."""
-    import datetime as dt
-
     if order.routed_at is not None or order.broker_order_id:
         return True
     return (order.placing_at is not None and order.placing_at
@@ -454,10 +408,6 @@ def orders_expire(*, now=None) -> list[str]:
     returns their ids. Each in its own transaction; one ended meanwhile is left alone.
     An order routed to a broker that expires its own day orders (Alpaca) is left to it: the
     broker may still report fills from before the close, and its poll reports the expiry."""
-    import datetime as dt
-
-    from volbal import market
-
     now = now or clock.now()
     expired = []
     day_orders = (Order.objects.filter(status__in=OPEN_STATUSES, time_in_force=TimeInForce.DAY,
@@ -499,3 +449,25 @@ def idempotency_records_purge(*, now=None) -> int:
             if not ids:
                 return deleted
             deleted += IdempotencyRecord.objects.filter(id__in=ids, expires_at__lte=now).delete()[0]
+
+
+def orders_resize_for_split(*, position_id: str, ratio: Decimal,
+                            step: Decimal | None) -> list[dict]:
+    """A split of ``ratio`` new shares per old share re-sizes the position's open orders
+    (docs/strategy.md, "Splits"): each one's remaining quantity × k, rounded to ``step``; an
+    order left with nothing to trade ends (cancelled). The caller has locked the position and
+    applies the split to its books (:func:`positions.books.split`) in the same transaction.
+    Returns ``{"order_id", "remaining_before", "remaining_after"}`` per order, for its event."""
+    orders = []
+    for order in Order.objects.select_for_update().filter(position_id=position_id,
+                                                          status__in=OPEN_STATUSES):
+        remaining = order.qty - order.filled_qty
+        new_remaining = rules.split_qty(remaining, ratio, step)
+        orders.append({"order_id": order.id, "remaining_before": remaining,
+                       "remaining_after": new_remaining})
+        order.qty = order.filled_qty + new_remaining
+        if new_remaining == 0:  # nothing left to trade after rounding: the order ends
+            order.qty = order.filled_qty if order.filled_qty > 0 else remaining
+            order.status = OrderStatus.CANCELLED
+        order.save(update_fields=["qty", "status", "updated_at"])
+    return orders

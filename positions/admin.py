@@ -14,8 +14,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from events.selectors import events_for_position
+from orders.selectors import position_valuation, with_known_price
 from positions import selectors, services
-from positions.dividends import dividend_announce, dividends_process
+from positions.dividends import dividend_announce
 from positions.models import (
     EXECUTION_FIELDS,
     STRATEGY_FIELDS,
@@ -28,8 +29,14 @@ from positions.models import (
     TradeCycle,
 )
 from positions.picture import position_picture_png
-from positions.splits import price_confirm, split_announce_ticker, splits_apply_due
+from positions.splits import price_confirm
 from positions.strategy import rules
+from positions.workflows import evaluation
+from positions.workflows.corporate_actions import (
+    dividends_process,
+    split_announce_ticker,
+    splits_apply_due,
+)
 from volbal.admin import (
     ApiValidatedForm,
     ReadOnlyAdminMixin,
@@ -129,7 +136,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
     )
 
     def get_queryset(self, request):
-        return selectors.with_latest_price(super().get_queryset(request))
+        return with_known_price(super().get_queryset(request))
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(self.readonly_fields)
@@ -160,31 +167,33 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         return shown_time(obj.created_at)
 
     def _price(self, obj):
-        """The newest stored price as the position uses it (split-adjusted)."""
+        """The newest stored price as the position uses it (split-adjusted): the one the
+        decision preview (and the trade cycle) evaluates at."""
         if not hasattr(obj, "_adjusted_price"):
-            price = getattr(obj, "latest_price", None)
+            known = obj if hasattr(obj, "known_stored_ts") else with_known_price(
+                Position.objects.filter(pk=obj.pk)).get()
+            price = known.known_stored_price
             obj._adjusted_price = None if price is None else selectors.split_adjusted(
-                position=obj, price=price, ts=obj.latest_price_ts,
-                splits=None if getattr(obj, "known_has_splits", True) else ())
+                position=obj, price=price, ts=known.known_stored_ts,
+                splits=None if known.known_has_splits else ())
         return obj._adjusted_price
 
     def _valuation(self, obj):
-        price = self._price(obj)
-        if price is None:
-            return None, None
-        return rules.weight_of(
-            qty=obj.qty, cash=obj.cash, receivable=obj.dividend_receivable, price=price
-        )
+        """The position's valuation, as the API shows it (orders.selectors.position_valuation:
+        at the newer of the newest stored price and the last fill)."""
+        if not hasattr(obj, "_valuation"):
+            obj._valuation = position_valuation(obj)
+        return obj._valuation
 
     @admin.display(description="value")
     def value_shown(self, obj):
-        value, _ = self._valuation(obj)
-        return "—" if value is None else f"{value:,.2f} at {self._price(obj)}"
+        v = self._valuation(obj)
+        return "—" if v.value is None else f"{v.value:,.2f} at {v.price} ({v.source})"
 
     @admin.display(description="weight")
     def weight_shown(self, obj):
-        _, weight = self._valuation(obj)
-        return "—" if weight is None else f"{weight:.4f}"
+        v = self._valuation(obj)
+        return "—" if v.weight is None else f"{v.weight:.4f}"
 
     @admin.display(description="decision at the latest price")
     def decision_preview(self, obj):
@@ -192,7 +201,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         if price is None:
             return "No stored price for this ticker yet (POST /v1/prices or import_prices)."
         try:
-            decision = services.position_decide(position=obj, price=price)
+            decision = evaluation.position_decide(position=obj, price=price)
         except (rules.RuleError, ArithmeticError) as exc:  # keep the page usable
             return f"No preview at {price}: {type(exc).__name__}: {exc}"
         shown = decision.proposal or decision.blocked
@@ -209,7 +218,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
             # must stay as it is to be searched for or pasted into a URL
             shown = f"Position {position.pk}"
             try:
-                result = services.position_evaluate(owner=None, position_id=position.pk,
+                result = evaluation.position_evaluate(owner=None, position_id=position.pk,
                                                     submit=submit, source="admin")
             except DomainError as exc:
                 self.message_user(request, f"{shown}: {exc.message}", messages.WARNING)

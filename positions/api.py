@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from events.models import ALERT_TYPES, EventType
 from events.selectors import alerts_of_owner, events_for_position
+from orders.selectors import orders_for_position, position_view, with_known_price
 from orders.serializers import (
     OrderAcceptedSerializer,
     OrderSerializer,
@@ -37,7 +38,9 @@ from positions.serializers import (
     SplitRecordSerializer,
     SplitSerializer,
 )
-from positions.splits import price_confirm, split_announce
+from positions.splits import price_confirm
+from positions.workflows import evaluation
+from positions.workflows.corporate_actions import split_announce
 from volbal import clock
 from volbal.api import keyset_page, validate_filters
 from volbal.errors import ApiError
@@ -76,7 +79,7 @@ def _required_key(request, what: str) -> str:
     return key
 
 
-def evaluation_body(result: services.Evaluation) -> dict:
+def evaluation_body(result: evaluation.Evaluation) -> dict:
     position = result.position
     if result.decision is None:
         return {
@@ -98,12 +101,12 @@ def evaluation_body(result: services.Evaluation) -> dict:
         "position_id": position.id,
         "price_source": result.price_source,
         "price_ts": result.price_ts,
-        **services.decision_payload(result.decision),
+        **evaluation.decision_payload(result.decision),
         "order_id": result.order.id if result.order is not None else None,
     }
 
 
-def ladder_body(result: selectors.PositionLadder) -> dict:
+def ladder_body(result: evaluation.PositionLadder) -> dict:
     position, lad = result.position, result.ladder
 
     def rung(r):
@@ -112,7 +115,7 @@ def ladder_body(result: selectors.PositionLadder) -> dict:
         if r.always:  # no one price: the guardrail fires at every price (strategy/ladder.py)
             return {"price": None, "always": True, "proposal": None}
         return {"price": r.price, "always": False,
-                "proposal": services.proposal_payload(r.proposal)}
+                "proposal": evaluation.proposal_payload(r.proposal)}
 
     parts = []
     if lad.buy is not None and lad.buy.always:
@@ -175,7 +178,7 @@ class PositionViewSet(viewsets.ViewSet):
             request.query_params, queryset=selectors.positions_of(owner=request.user)
         )
         validate_filters(filterset)
-        items, next_cursor = keyset_page(request, selectors.with_known_price(filterset.qs))
+        items, next_cursor = keyset_page(request, with_known_price(filterset.qs))
         return Response(
             {"positions": PositionSerializer(items, many=True).data, "next": next_cursor}
         )
@@ -193,14 +196,14 @@ class PositionViewSet(viewsets.ViewSet):
     def create(self, request):
         data = _valid(PositionCreateSerializer, request)
         position = services.position_create(owner=request.user, **data)
-        position = selectors.position_view(owner=request.user, position_id=position.id)
+        position = position_view(owner=request.user, position_id=position.id)
         return Response(PositionSerializer(position).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="A position", responses={200: PositionSerializer, **NOT_FOUND, **read_errors()}
     )
     def retrieve(self, request, pk=None):
-        position = selectors.position_view(owner=request.user, position_id=pk)
+        position = position_view(owner=request.user, position_id=pk)
         return Response(PositionSerializer(position).data)
 
     @extend_schema(
@@ -216,7 +219,7 @@ class PositionViewSet(viewsets.ViewSet):
     def partial_update(self, request, pk=None):
         data = _valid(PositionUpdateSerializer, request)
         services.position_configure(owner=request.user, position_id=pk, changes=dict(data))
-        position = selectors.position_view(owner=request.user, position_id=pk)
+        position = position_view(owner=request.user, position_id=pk)
         return Response(PositionSerializer(position).data)
 
     @extend_schema(
@@ -305,8 +308,6 @@ class PositionViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["get", "post"])
     def orders(self, request, pk=None):
         if request.method == "GET":
-            from orders.selectors import orders_for_position
-
             position = selectors.position_get(owner=request.user, position_id=pk)
             items, next_cursor = keyset_page(request, orders_for_position(position_id=position.id))
             return Response(
@@ -356,7 +357,7 @@ class PositionViewSet(viewsets.ViewSet):
         data = _valid(EvaluateRequestSerializer, request)
         if data["submit"]:
             _required_key(request, 'An evaluation with "submit": true')
-        result = services.position_evaluate(
+        result = evaluation.position_evaluate(
             owner=request.user, position_id=pk, price=data.get("price"), submit=data["submit"]
         )
         return Response(evaluation_body(result))
@@ -374,7 +375,7 @@ class PositionViewSet(viewsets.ViewSet):
     )
     @action(detail=True, methods=["get"])
     def ladder(self, request, pk=None):
-        return Response(ladder_body(selectors.position_ladder(owner=request.user,
+        return Response(ladder_body(evaluation.position_ladder(owner=request.user,
                                                               position_id=pk)))
 
     @extend_schema(

@@ -245,7 +245,7 @@ class TradeCycle(models.Model):
 class TradeSchedule(models.Model):
     """The trade cycle's schedule on the job queue (one row, ``manage.py trade --schedule S``):
     whether it runs, every how many seconds, and the one queued task that carries it on
-    (positions/trade_schedule.py). A task that is not this one does nothing: two schedules
+    (positions/workflows/schedule.py). A task that is not this one does nothing: two schedules
     never pile up."""
 
     enabled = models.BooleanField(default=False)

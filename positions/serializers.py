@@ -11,6 +11,7 @@ from rest_framework import serializers
 from events.actor import ActorSource
 from events.models import EventType
 from orders.models import Side
+from orders.selectors import position_valuation
 from positions.models import (
     SLIPPAGE_BPS_MAX,
     Broker,
@@ -19,9 +20,11 @@ from positions.models import (
     SplitStatus,
     price_ts_error,
 )
-from positions.selectors import PriceSource, known_price
+from positions.selectors import PriceSource
+from positions.services import ticker_normalize
 from positions.strategy import rules
 from volbal.api import StrictSerializer
+from volbal.errors import DomainError
 from volbal.fields import Boolean, DecimalOut, Integer, Number
 
 
@@ -142,15 +145,9 @@ class PositionSerializer(serializers.Serializer):
         cached = getattr(obj, "_valuation_cache", None)
         if cached is not None:
             return cached
-        known = known_price(obj)
-        if known is None:
-            out = {"price": None, "price_ts": None, "price_source": PriceSource.NONE,
-                   "value": None, "weight": None}
-        else:
-            value, weight = rules.weight_of(qty=obj.qty, cash=obj.cash,
-                                            receivable=obj.dividend_receivable, price=known.price)
-            out = {"price": known.price, "price_ts": known.ts, "price_source": known.source,
-                   "value": value, "weight": weight}
+        v = position_valuation(obj)
+        out = {"price": v.price, "price_ts": v.ts, "price_source": v.source, "value": v.value,
+               "weight": v.weight}
         obj._valuation_cache = out
         return out
 
@@ -284,9 +281,6 @@ class PriceInSerializer(StrictSerializer):
 
     def validate_ticker(self, value: str) -> str:
         """Upper-cased and checked here, so a bad ticker in a list is named by its row."""
-        from positions.services import ticker_normalize
-        from volbal.errors import DomainError
-
         try:
             return ticker_normalize(value)
         except DomainError as exc:

@@ -33,7 +33,7 @@ import json
 import os
 from decimal import Decimal, InvalidOperation
 
-from orders.brokers import (
+from orders.brokers.port import (
     CANCELLED,
     EXPIRED,
     FILLED,
@@ -74,6 +74,8 @@ def _client():
         raise BrokerUnavailable(
             "ALPACA_API_KEY_ID and ALPACA_API_SECRET_KEY are not set in the environment",
             code="alpaca_credentials_missing")
+    # alpaca-py (and requests under it) is imported where a call needs it, here and below:
+    # a heavy SDK only positions on the alpaca broker use; every process loads this module.
     import requests
     from alpaca.trading.client import TradingClient
 

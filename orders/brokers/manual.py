@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from orders.brokers import Report, Ticket
+from orders.brokers.port import Report, Ticket
 
 
 class ManualBroker:

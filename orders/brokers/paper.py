@@ -8,7 +8,7 @@ fill with the same id."""
 
 from __future__ import annotations
 
-from orders.brokers import CANCELLED, FILLED, OPEN, BrokerFill, Report, Ticket
+from orders.brokers.port import CANCELLED, FILLED, OPEN, BrokerFill, Report, Ticket
 from positions.models import Price
 from positions.strategy import rules
 from volbal.renderers import decimal_text as fmt

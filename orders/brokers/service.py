@@ -18,16 +18,19 @@ from django.db import transaction
 
 from events.models import EventType
 from events.services import event_record
-from orders.brokers import (
+from orders.brokers.alpaca import AlpacaBroker
+from orders.brokers.manual import ManualBroker
+from orders.brokers.paper import PaperBroker
+from orders.brokers.port import (
     CANCELLED,
     EXPIRED,
     HOLDING_BROKERS,
     REJECTED,
+    Broker,
     BrokerRejected,
     BrokerUnavailable,
     Report,
     Ticket,
-    broker_for,
 )
 from orders.models import OPEN_STATUSES, Fill, Order
 from orders.selectors import positions_with_open_orders
@@ -37,6 +40,15 @@ from volbal import clock
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
 from volbal.rows import deferred_inserts, update_many
+
+
+def broker_for(name: str) -> Broker:
+    """The adapter for a position's ``broker`` field."""
+    adapters = {"manual": ManualBroker, "paper": PaperBroker, "alpaca": AlpacaBroker}
+    try:
+        return adapters[name]()
+    except KeyError:
+        raise ValueError(f"no broker adapter named {name!r}") from None
 
 
 @dataclass

@@ -13,8 +13,8 @@ from django.db import IntegrityError, connection, transaction
 
 from conftest import assert_error
 from events.models import Event
-from orders.brokers import BrokerFill, BrokerRejected, BrokerUnavailable, Report
 from orders.brokers import service as brokers
+from orders.brokers.port import BrokerFill, BrokerRejected, BrokerUnavailable, Report
 from orders.models import Fill, Order, OrderStatus
 from orders.services import order_submit
 from positions.models import Position

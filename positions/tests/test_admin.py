@@ -254,19 +254,19 @@ def test_the_change_page_links_to_the_positions_recent_orders(admin_client, make
 
 def test_a_position_the_rules_cannot_evaluate_keeps_its_page_and_the_others_run(
         admin_client, make_position, monkeypatch):
-    from positions import services
+    from positions.workflows import evaluation
 
     broken = make_position(qty=0, cash=10000)
     fine = make_position(qty=0, cash=10000)
     Price.objects.create(ticker="ZIM", price=100, ts=T0)
-    real_decide = services.position_decide
+    real_decide = evaluation.position_decide
 
     def decide(*, position, price, **facts):
         if position.pk == broken.pk:
             raise ArithmeticError("overflow")
         return real_decide(position=position, price=price, **facts)
 
-    monkeypatch.setattr(services, "position_decide", decide)
+    monkeypatch.setattr(evaluation, "position_decide", decide)
     page = admin_client.get(change_url(broken))
     assert page.status_code == 200
     assert "No preview at 100" in page.content.decode()

@@ -17,13 +17,13 @@ from django.urls import reverse
 
 from conftest import assert_error
 from events.models import ALERT_TYPES, Event
-from orders.brokers import BrokerUnavailable
 from orders.brokers import service as brokers
+from orders.brokers.port import BrokerUnavailable
 from orders.services import order_submit
-from positions.alerts import price_stale_check
-from positions.dividends import dividends_process
 from positions.models import Dividend, Position
 from positions.services import prices_record
+from positions.workflows.alerts import price_stale_check
+from positions.workflows.corporate_actions import dividends_process
 from volbal import clock
 
 pytestmark = pytest.mark.django_db

@@ -16,7 +16,8 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from positions.models import Price
-from positions.services import position_create, position_decide
+from positions.services import position_create
+from positions.workflows.evaluation import position_decide
 
 pytestmark = pytest.mark.django_db
 

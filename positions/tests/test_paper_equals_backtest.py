@@ -22,11 +22,11 @@ from django.utils import timezone
 
 from events.models import Event
 from orders.models import Fill, Order
-from positions.cycle import trade_cycle
 from positions.dividends import dividend_announce
 from positions.services import position_create, prices_record
 from positions.strategy import rules
 from positions.strategy.backtest import data, engine
+from positions.workflows.cycle import trade_cycle
 
 pytestmark = pytest.mark.django_db
 D = Decimal

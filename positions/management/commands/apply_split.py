@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 from django.core.management.base import CommandError
 
 from events.actor import ActorCommand
-from positions.splits import split_announce_ticker
+from positions.workflows.corporate_actions import split_announce_ticker
 from volbal.errors import DomainError
 from volbal.progress import Progress
 

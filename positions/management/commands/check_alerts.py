@@ -1,4 +1,5 @@
-"""manage.py check_alerts [--loop --interval S]: the periodic alert checks (positions/alerts.py)."""
+"""manage.py check_alerts [--loop --interval S]: the periodic alert checks
+(positions/workflows/alerts.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 
 from events.actor import Actor, ActorCommand, acting
-from positions.alerts import alerts_check
+from positions.workflows.alerts import alerts_check
 from volbal import clock
 from volbal.repeat import run_every
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 
 from events.actor import ActorCommand
-from positions.cycle import evaluate_positions
 from positions.models import Position
+from positions.workflows.cycle import evaluate_positions
 
 
 class Command(ActorCommand):  # its events and prices name it (events.actor)

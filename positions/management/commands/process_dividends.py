@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 
 from events.actor import ActorCommand
-from positions.dividends import dividends_process
+from positions.workflows.corporate_actions import dividends_process
 from volbal import clock
 
 

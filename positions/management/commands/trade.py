@@ -1,12 +1,13 @@
 """manage.py trade [--loop --interval S | --schedule S | --unschedule]: the trade cycle
-(positions/cycle.py), here or on the job queue (positions/trade_schedule.py)."""
+(positions/workflows/cycle.py), here or on the job queue (positions/workflows/schedule.py)."""
 
 from __future__ import annotations
 
 from django.core.management.base import CommandError
 
 from events.actor import ActorCommand
-from positions.cycle import BATCH, trade_cycle
+from positions.workflows.cycle import BATCH, trade_cycle
+from positions.workflows.schedule import interval_problem, schedule_start, schedule_stop
 from volbal.repeat import run_every
 
 
@@ -57,8 +58,6 @@ class Command(ActorCommand):  # its events name it (events.actor)
         run_every(once, loop=loop, interval=interval, times=cycles)
 
     def schedule(self, every: float | None, stop: bool, loop: bool) -> None:
-        from positions.trade_schedule import interval_problem, schedule_start, schedule_stop
-
         if loop or (every is not None and stop):
             raise CommandError("Use one of --loop, --schedule S and --unschedule.")
         if stop:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 from events.actor import ActorCommand
-from positions.alerts import counted, ledger_differences_record
-from positions.ledger import last_book_changes, ledger_verify
+from positions.workflows.alerts import counted, ledger_differences_record
+from positions.workflows.ledger import last_book_changes, ledger_verify
 
 
 class Command(ActorCommand):  # the alerts it records name it (events.actor)

@@ -130,20 +130,20 @@ def test_a_look_without_submit_does_not_stop_the_submitting_run(api, make_positi
 
 @pytest.mark.django_db
 def test_a_position_refused_on_the_way_does_not_stop_the_run(make_position, monkeypatch):
-    from positions import services
+    from positions.workflows import evaluation
     from volbal.errors import DomainError
 
     first = make_position(ticker="ZIM")
     second = make_position(ticker="ZIM")
     price("ZIM", 100)
-    real = services.position_evaluate
+    real = evaluation.position_evaluate
 
     def flaky(**kw):
         if kw["position_id"] == first.id:
             raise DomainError("daily_order_cap_exceeded", "The cap is reached.", status=409)
         return real(**kw)
 
-    monkeypatch.setattr(services, "position_evaluate", flaky)
+    monkeypatch.setattr(evaluation, "position_evaluate", flaky)
     lines = run("--submit")
     assert lines[0] == f"{first.id} ZIM: refused: The cap is reached."
     assert lines[1].startswith(f"{second.id} ZIM @ 100: guardrail_rebalance BUY 24.99937501, "
@@ -155,19 +155,19 @@ def test_a_position_that_fails_does_not_stop_the_others_and_the_run_fails(make_p
                                                                           monkeypatch):
     from django.core.management import CommandError
 
-    from positions import services
+    from positions.workflows import evaluation
 
     first = make_position(ticker="ZIM")
     second = make_position(ticker="ZIM")
     price("ZIM", 100)
-    real = services.position_evaluate
+    real = evaluation.position_evaluate
 
     def broken(**kw):
         if kw["position_id"] == first.id:
             raise ArithmeticError("boom")
         return real(**kw)
 
-    monkeypatch.setattr(services, "position_evaluate", broken)
+    monkeypatch.setattr(evaluation, "position_evaluate", broken)
     out = StringIO()
     with pytest.raises(CommandError, match="1 position"):
         call_command("evaluate_positions", "--submit", stdout=out)

@@ -7,6 +7,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db.models import Max
+
+from events.models import Event
+from orders.models import Fill, Order
 from positions.models import Dividend, DividendStatus, Position, Split, SplitStatus
 from positions.strategy import rules
 from volbal import clock
@@ -132,9 +136,6 @@ def ledger_verify() -> LedgerReport:
     and receivable and its dividends' amounts; each order's filled quantity and commission
     against its fills; every order has its ``order_submitted`` event and every fill its fill
     event. Reads only (a few streaming queries, no per-position query)."""
-    from events.models import Event
-    from orders.models import Fill, Order
-
     fills_of: dict[str, list[_Fill]] = defaultdict(list)
     order_filled: dict[str, Decimal] = defaultdict(Decimal)
     order_commission: dict[str, Decimal] = defaultdict(Decimal)
@@ -196,10 +197,6 @@ def last_book_changes(position_ids) -> dict:
     """Each position's latest event of :data:`BOOK_CHANGES` (position id → event): the last
     change of its books made through the services, with when and who. A later difference came
     from elsewhere. Two queries however many positions."""
-    from django.db.models import Max
-
-    from events.models import Event
-
     latest = (Event.objects.filter(position_id__in=list(position_ids), type__in=BOOK_CHANGES)
               .values("position_id").annotate(last=Max("id")).values_list("last", flat=True))
     return {event.position_id: event for event in Event.objects.filter(id__in=list(latest))}

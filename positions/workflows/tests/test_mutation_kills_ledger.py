@@ -12,7 +12,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from positions.ledger import Difference, _Fill, _replay
+from positions.workflows.ledger import Difference, _Fill, _replay
 
 
 def at(day: int, hour: int) -> dt.datetime:

@@ -16,8 +16,8 @@ from conftest import assert_error
 from events.models import Event
 from orders.models import Order
 from orders.services import order_fill, order_submit_for
-from positions.dividends import dividends_process
 from positions.models import Dividend, Position
+from positions.workflows.corporate_actions import dividends_process
 from volbal import clock
 
 EX = dt.date(2026, 3, 10)

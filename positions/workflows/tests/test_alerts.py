@@ -15,10 +15,10 @@ from django.core.management import call_command
 
 from events.models import ALERT_TYPES, Event
 from orders.services import order_fill, order_submit_for
-from positions.alerts import cycle_missed_check, price_stale_check
-from positions.cycle import trade_cycle
 from positions.models import Position
 from positions.services import prices_record
+from positions.workflows.alerts import cycle_missed_check, price_stale_check
+from positions.workflows.cycle import trade_cycle
 from volbal import clock
 
 pytestmark = pytest.mark.django_db

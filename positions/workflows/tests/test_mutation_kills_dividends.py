@@ -13,8 +13,8 @@ import pytest
 from events.models import Event
 from orders.models import Fill
 from orders.services import order_fill, order_submit_for
-from positions.dividends import dividends_process, shares_at_start_of
 from positions.models import Dividend, Position
+from positions.workflows.corporate_actions import dividends_process, shares_at_start_of
 from volbal import clock
 
 pytestmark = pytest.mark.django_db

@@ -13,10 +13,10 @@ from django.core.management import call_command
 
 from events.models import Event
 from orders.models import Order
-from positions.cycle import trade_cycle
 from positions.dividends import dividend_announce
 from positions.models import Position, TradeCycle
 from positions.services import prices_record
+from positions.workflows.cycle import trade_cycle
 from volbal import clock
 
 pytestmark = pytest.mark.django_db
@@ -137,7 +137,7 @@ def test_parallel_cycles_split_the_positions(make_position, at):
 
 
 def test_the_cycle_applies_a_due_split_before_it_evaluates(make_position, at, user):
-    from positions.splits import split_announce
+    from positions.workflows.corporate_actions import split_announce
 
     pos = make_position(qty="10", cash="1000", anchor_price="100", auto_submit=True)
     Position.objects.filter(pk=pos.pk).update(created_at=dt.datetime(2024, 7, 1, tzinfo=dt.UTC))

@@ -12,9 +12,10 @@ from django.core.management import call_command
 
 from orders.models import Fill, Order
 from orders.services import order_fill, order_submit_for
-from positions.dividends import dividend_announce, dividends_process
+from positions.dividends import dividend_announce
 from positions.models import Dividend, Position
 from positions.strategy import rules
+from positions.workflows.corporate_actions import dividends_process
 
 
 def opened_on(pos, day: dt.date) -> None:

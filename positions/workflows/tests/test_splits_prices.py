@@ -17,7 +17,7 @@ from conftest import assert_error
 from events.models import Event
 from orders.models import Order
 from positions.models import Position, Price, Split
-from positions.services import positions_evaluate_claimed
+from positions.workflows.evaluation import positions_evaluate_claimed
 from volbal import clock
 
 _keys = itertools.count()
@@ -179,8 +179,8 @@ def test_the_admin_values_the_position_at_the_adjusted_price(admin_client, make_
 
 @pytest.mark.django_db
 def test_the_trade_cycle_after_a_split_at_the_open_trades_nothing(make_position, monkeypatch):
-    from positions.cycle import trade_cycle
     from positions.models import TradeCycle
+    from positions.workflows.cycle import trade_cycle
 
     session = dt.datetime(2024, 7, 5, 15, tzinfo=dt.UTC)  # Friday 11:00 in New York
     monkeypatch.setattr(clock, "now", lambda: session)

@@ -16,7 +16,7 @@ from conftest import assert_error
 from events.models import Event
 from orders.models import Order
 from positions.models import Dividend, Position, Price, Split
-from positions.splits import splits_apply_due
+from positions.workflows.corporate_actions import splits_apply_due
 from volbal import clock
 
 _keys = itertools.count()
@@ -285,7 +285,7 @@ def test_confirm_unknown_price_is_404(api):
 
 
 def ledger_differences() -> list[str]:
-    from positions.ledger import ledger_verify
+    from positions.workflows.ledger import ledger_verify
 
     return [str(d) for d in ledger_verify().differences]
 
@@ -293,8 +293,8 @@ def ledger_differences() -> list[str]:
 @pytest.mark.django_db
 def test_verify_ledger_replays_splits_and_names_a_tampered_one(user, make_position):
     from orders.services import order_fill, order_submit_for
-    from positions.dividends import dividend_announce, dividends_process
-    from positions.splits import split_announce
+    from positions.dividends import dividend_announce
+    from positions.workflows.corporate_actions import dividends_process, split_announce
 
     pos = make_position(qty="7", cash="1000", anchor_price="30", fractional=False)
     yesterday_price("ZIM", "30")

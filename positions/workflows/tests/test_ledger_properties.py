@@ -22,9 +22,10 @@ from hypothesis import strategies as st
 
 from orders.models import Fill
 from orders.services import order_cancel, order_fill, order_submit_for
-from positions.dividends import dividend_announce, dividends_process
+from positions.dividends import dividend_announce
 from positions.models import Dividend
 from positions.services import position_create
+from positions.workflows.corporate_actions import dividends_process
 from volbal import clock
 from volbal.errors import DomainError
 

@@ -37,11 +37,10 @@ from django.db.models import Exists, OuterRef, Q
 from events.actor import Actor, acting
 from orders.brokers import service as brokers
 from orders.services import orders_expire
-from positions import services
-from positions.alerts import price_stale_check
-from positions.dividends import dividends_process
 from positions.models import Position, Price, TradeCycle
-from positions.splits import splits_apply_due
+from positions.workflows import evaluation
+from positions.workflows.alerts import price_stale_check
+from positions.workflows.corporate_actions import dividends_process, splits_apply_due
 from volbal import clock, market
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
@@ -75,7 +74,7 @@ def evaluate_one(position_id: str, *, submit: bool, source: str,
     step both the cycle and ``evaluate_positions`` run); None when it was already evaluated at
     that price. The line says what happened, for a person."""
     try:
-        result = services.position_evaluate(
+        result = evaluation.position_evaluate(
             owner=None, position_id=position_id, submit=submit, source=source,
             skip_if_evaluated_at_latest=True, mark_latest=mark_latest)
     except Exception as exc:  # one broken position must not stop the others
@@ -108,11 +107,11 @@ def line_of(position_id: str, result) -> EvaluationLine | None:
 def evaluate_batch(ids: list[str], *, submit_ids: set[str],
                    source: str) -> list[tuple[str, EvaluationLine | None]]:
     """The cycle's evaluation of a claimed batch: all at once through
-    :func:`services.positions_evaluate_claimed`; a position it leaves out (no stored price, a
+    :func:`evaluation.positions_evaluate_claimed`; a position it leaves out (no stored price, a
     split due) and, should the batch's own writes fail, every position of the batch goes
     through the one-position path instead (each its own transaction)."""
     try:
-        results = services.positions_evaluate_claimed(ids, submit_ids=submit_ids,
+        results = evaluation.positions_evaluate_claimed(ids, submit_ids=submit_ids,
                                                       source=source)
     except Exception:  # the batch rolled back as a whole: one position at a time
         results = {}

@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from events.models import Event
 from orders.services import order_fill, order_submit_for
-from positions.dividends import dividends_process
 from positions.models import Dividend
+from positions.workflows.corporate_actions import dividends_process
 
 NY = ZoneInfo("America/New_York")
 EX = dt.date(2026, 3, 10)  # New York is on EDT (UTC-4) since 2026-03-08: midnight = 04:00 UTC

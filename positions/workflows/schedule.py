@@ -1,7 +1,7 @@
 """The trade cycle on the job queue (``manage.py trade --schedule S`` / ``--unschedule``).
 
 The schedule is one row (:class:`~positions.models.TradeSchedule`) naming the one queued task
-that carries it on. That task (``positions.tasks.trade_cycle_run``, run by any
+that carries it on. That task (:func:`trade_cycle_run`, below, run by any
 ``manage.py db_worker``) runs one cycle, then queues the next run ``interval`` seconds after
 its own start (``run_after``) and names it in the row. Every change of the row happens with the
 row locked, so however many times the schedule is started, and however many workers run, one
@@ -14,8 +14,11 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
+from django_tasks import TaskContext, task
+from django_tasks_db.models import DBTaskResult
 
 from positions.models import TradeSchedule
+from positions.workflows import cycle
 from volbal import clock
 
 # A task marked running for longer than this is taken for a worker that died with it
@@ -42,8 +45,6 @@ def _locked() -> TradeSchedule:
 
 def _alive(task_id: str) -> bool:
     """The task is queued, or running and not stale."""
-    from django_tasks_db.models import DBTaskResult
-
     if not task_id:
         return False
     task = DBTaskResult.objects.filter(id=task_id).first()
@@ -56,8 +57,6 @@ def _alive(task_id: str) -> bool:
 
 
 def _enqueue(row: TradeSchedule, run_after: dt.datetime | None) -> None:
-    from positions.tasks import trade_cycle_run
-
     task = trade_cycle_run.using(run_after=run_after) if run_after else trade_cycle_run
     row.task_id = str(task.enqueue().id)
 
@@ -82,8 +81,6 @@ def schedule_start(*, interval: float) -> tuple[TradeSchedule, bool]:
 def schedule_stop() -> tuple[TradeSchedule, int]:
     """Stop the schedule: the row disabled and its queued task deleted. Returns the schedule
     and how many queued tasks were deleted."""
-    from django_tasks_db.models import DBTaskResult
-
     with transaction.atomic():
         row = _locked()
         deleted = 0
@@ -97,14 +94,12 @@ def schedule_stop() -> tuple[TradeSchedule, int]:
 def scheduled_run(*, task_id: str, worker: str = "") -> str:
     """The scheduled task's work: if the schedule names this task, one trade cycle, then the
     next run queued ``interval`` seconds after this one started. A one-line outcome."""
-    from positions.cycle import trade_cycle
-
     started = clock.now()
     with transaction.atomic():
         row = _locked()
         if not row.enabled or row.task_id != task_id:
             return "Not the schedule's task (stopped, or queued twice): nothing done."
-    result = trade_cycle(source="worker", worker=worker or None)
+    result = cycle.trade_cycle(source="worker", worker=worker or None)
     with transaction.atomic():
         row = _locked()
         if not row.enabled or row.task_id != task_id:
@@ -112,3 +107,12 @@ def scheduled_run(*, task_id: str, worker: str = "") -> str:
         _enqueue(row, started + dt.timedelta(seconds=row.interval_seconds))
         row.save()
     return result.row.message + f" Next run queued for {row.interval_seconds:g} s after this one."
+
+
+# The task lives beside the schedule it carries on: the schedule queues it and it runs the
+# schedule's next step (one module, no import cycle).
+@task(takes_context=True)
+def trade_cycle_run(context: TaskContext) -> str:
+    """One scheduled trade cycle, then the next one queued (:func:`scheduled_run`)."""
+    worker = getattr(context.task_result, "worker_ids", None) or [""]
+    return scheduled_run(task_id=str(context.task_result.id), worker=worker[-1])

@@ -15,9 +15,9 @@ from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
-from positions import cycle
 from positions.models import Position, TradeCycle, TradeSchedule
-from positions.tasks import trade_cycle_run
+from positions.workflows import cycle
+from positions.workflows.schedule import trade_cycle_run
 
 # Committed for real, as in production: the worker runs each task outside a transaction.
 pytestmark = pytest.mark.django_db(transaction=True)

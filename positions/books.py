@@ -1,0 +1,240 @@
+"""The ONE writer of a position's books: its shares (``qty``), ``cash``, ``dividend_receivable``
+and ``anchor_price``.
+
+Every change of those columns goes through a function here: a fill, a dividend's ex-date and
+pay-date steps, a split, the anchor an evaluation sets (docs/strategy.md). Each takes the
+position its caller has already locked (``select_for_update`` inside ``transaction.atomic``),
+asks the pure rule (:mod:`positions.strategy.rules`) what the books become, refuses what the
+columns could not hold, saves and records its event (:func:`events.services.event_record`).
+A refusal raises :class:`~positions.strategy.rules.RuleError` (the rules') or
+:class:`~volbal.errors.DomainError` (a column's capacity) and writes nothing.
+
+It knows nothing of orders: a fill is a side, a quantity, a price and a commission, and the
+order it belongs to is only an id for the event. The position's opening values are set once, by
+:func:`positions.services.position_create`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from events.models import EventType
+from events.services import event_record
+from positions.models import Dividend, Position
+from positions.strategy import rules
+from volbal.columns import capacity, out_of_range
+from volbal.errors import DomainError
+from volbal.renderers import decimal_text as fmt
+from volbal.rows import update_many
+
+# --- Fills -----------------------------------------------------------------------------------
+
+
+def fill_effect(*, position: Position, side: str, qty: Decimal, price: Decimal,
+                commission: Decimal) -> tuple[Decimal, Decimal]:
+    """The shares and cash a fill leaves (``rules.apply_fill``), written nowhere: raises the
+    rules' refusal (``RuleError``) or 409 ``balance_out_of_range`` when a column could not hold
+    the result. The fill service asks this before it changes anything."""
+    new_qty, new_cash = rules.apply_fill(qty=position.qty, cash=position.cash, side=side,
+                                         fill_qty=qty, price=price, commission=commission)
+    too_large = out_of_range((Position, "qty", new_qty), (Position, "cash", new_cash))
+    if too_large:
+        raise balance_out_of_range(too_large)
+    return new_qty, new_cash
+
+
+def balance_out_of_range(what: str) -> DomainError:
+    """409 ``balance_out_of_range``: after a fill ``what`` (a column's name) would not fit."""
+    return DomainError("balance_out_of_range",
+                       f"After this fill the {what} would exceed what it can hold "
+                       f"(less than {fmt(capacity(Position, 'cash'))}).", status=409)
+
+
+def fill(*, position: Position, side: str, qty: Decimal, price: Decimal, commission: Decimal,
+         order_id: str | None = None) -> tuple[Decimal, Decimal]:
+    """Apply a fill to the books: shares and cash (:func:`fill_effect`, refused as it
+    refuses), the anchor to the fill's price (``anchor_updated``, naming ``order_id``).
+    Returns the new shares and cash."""
+    new_qty, new_cash = fill_effect(position=position, side=side, qty=qty, price=price,
+                                    commission=commission)
+    old_anchor = position.anchor_price
+    position.qty, position.cash, position.anchor_price = new_qty, new_cash, price
+    position.save(update_fields=["qty", "cash", "anchor_price", "updated_at"])
+    event_record(
+        position_id=position.id,
+        order_id=order_id,
+        type=EventType.ANCHOR_UPDATED,
+        message=f"Anchor {'unset' if old_anchor is None else fmt(old_anchor)} -> "
+        f"{fmt(price)} after the fill.",
+        inputs={"fill_price": price},
+        outputs={"old": old_anchor, "new": price},
+    )
+    return new_qty, new_cash
+
+
+# --- Dividends (docs/strategy.md, "Dividends") ------------------------------------------------
+
+
+def _refuse_dividend(*checks: tuple) -> None:
+    too_large = out_of_range(*checks)
+    if too_large:
+        raise DomainError("dividend_out_of_range", f"The {too_large} would exceed what it can "
+                          f"hold (less than {fmt(capacity(Position, 'cash'))}).", status=409)
+
+
+@dataclass(frozen=True)
+class ExDividend:
+    """What a dividend's ex-date step did to the books."""
+
+    gross: Decimal
+    net: Decimal
+    anchor_before: Decimal | None
+    anchor_after: Decimal | None
+
+
+def ex_dividend(*, position: Position, dividend_id: str, ex_date: dt.date, dps: Decimal,
+                withholding_rate: Decimal, shares: Decimal, adjust_anchor: bool) -> ExDividend:
+    """The ex-date step: the net dividend on ``shares`` (those held at the start of the
+    ex-date) added to the receivable (``ex_div_effective``) and, with ``adjust_anchor``, the
+    anchor lowered by ``dps`` (unset when that leaves nothing;
+    ``anchor_adjusted_for_dividend``). 409 ``dividend_out_of_range`` when a column could not
+    hold the amounts."""
+    gross, net = rules.dividend_amounts(dps=dps, shares=shares,
+                                        withholding_rate=withholding_rate)
+    _refuse_dividend((Dividend, "entitlement_qty", shares), (Dividend, "gross_amount", gross),
+                     (Dividend, "net_amount", net),
+                     (Position, "dividend_receivable", position.dividend_receivable + net))
+    position.dividend_receivable += net
+    old_anchor = position.anchor_price
+    new_anchor = old_anchor
+    adjust = old_anchor is not None and adjust_anchor
+    if adjust:
+        new_anchor = old_anchor - dps if old_anchor > dps else None
+        position.anchor_price = new_anchor
+    position.save(update_fields=["dividend_receivable", "anchor_price", "updated_at"])
+    event_record(
+        position_id=position.id, type=EventType.EX_DIV_EFFECTIVE,
+        message=f"Ex-date {ex_date}: {fmt(shares)} shares × {fmt(dps)} = "
+        f"{fmt(gross)} gross, {fmt(net)} net after {fmt(withholding_rate)} withholding; "
+        f"receivable now {fmt(position.dividend_receivable)}"
+        + (f"; anchor {fmt(old_anchor)} kept: it is a price of the ex-date or later, already "
+           "ex-dividend." if old_anchor is not None and not adjust else "."),
+        inputs={"dividend_id": dividend_id, "shares": shares, "dps": dps,
+                "withholding_tax_rate": withholding_rate},
+        outputs={"gross": gross, "net": net, "receivable": position.dividend_receivable,
+                 "anchor_adjusted": adjust},
+    )
+    if adjust:
+        event_record(
+            position_id=position.id, type=EventType.ANCHOR_ADJUSTED_FOR_DIVIDEND,
+            message=f"Anchor {fmt(old_anchor)} -> "
+            f"{'unset' if new_anchor is None else fmt(new_anchor)} for the {fmt(dps)} "
+            "dividend, so the ex-date drop is not taken for a buy trigger.",
+            inputs={"dividend_id": dividend_id, "dps": dps},
+            outputs={"old": old_anchor, "new": new_anchor},
+        )
+    return ExDividend(gross, net, old_anchor, new_anchor)
+
+
+def dividend_paid(*, position: Position, dividend_id: str, pay_date: dt.date,
+                  net: Decimal) -> None:
+    """The pay-date step: the net amount moves from the receivable to the cash
+    (``dividend_cash_received``). 409 ``dividend_out_of_range`` when the cash could not hold
+    it."""
+    _refuse_dividend((Position, "cash", position.cash + net))
+    position.cash += net
+    position.dividend_receivable -= net
+    position.save(update_fields=["cash", "dividend_receivable", "updated_at"])
+    event_record(
+        position_id=position.id, type=EventType.DIVIDEND_CASH_RECEIVED,
+        message=f"Pay-date {pay_date}: {fmt(net)} dividend cash received; cash now "
+        f"{fmt(position.cash)}.",
+        inputs={"dividend_id": dividend_id, "net": net},
+        outputs={"cash": position.cash, "receivable": position.dividend_receivable},
+    )
+
+
+# --- Splits (docs/strategy.md, "Splits") ------------------------------------------------------
+
+
+def split(*, position: Position, split_id: str, ratio: Decimal, effective_date: dt.date,
+          step: Decimal | None, price_before: Decimal | None,
+          orders: list[dict] = ()) -> rules.SplitResult:
+    """A split of ``ratio`` new shares per old share: shares × k rounded to ``step`` with the
+    fraction paid in cash at ``price_before``, the anchor ÷ k (``split_applied``). ``orders``
+    are the open orders the caller re-sized (``{"order_id", "remaining_before",
+    "remaining_after"}``), named in the event. 409 ``split_out_of_range`` when the anchor
+    would round to zero or a column could not hold the result."""
+    result = rules.apply_split(qty=position.qty, cash=position.cash,
+                               anchor=position.anchor_price, ratio=ratio, step=step,
+                               price_before=price_before)
+    if position.anchor_price is not None and result.anchor is None:
+        raise DomainError("split_out_of_range", f"After the split the anchor "
+                          f"{fmt(position.anchor_price)} / {fmt(ratio)} would round to zero at "
+                          "the 6 decimal places anchors are kept to; nothing was applied.",
+                          status=409)
+    too_big = out_of_range((Position, "qty", result.qty), (Position, "cash", result.cash))
+    if too_big:
+        raise DomainError("split_out_of_range", f"After the split the {too_big} would be "
+                          "beyond what the books can hold; nothing was applied.", status=409)
+    old = {"qty": position.qty, "cash": position.cash, "anchor_price": position.anchor_price}
+    position.qty, position.cash, position.anchor_price = result.qty, result.cash, result.anchor
+    position.save(update_fields=["qty", "cash", "anchor_price", "updated_at"])
+    orders = list(orders)
+    event_record(
+        position_id=position.id, type=EventType.SPLIT_APPLIED,
+        message=f"Split {fmt(ratio)}:1 effective {effective_date}: shares "
+        f"{fmt(old['qty'])} -> {fmt(result.qty)}, anchor "
+        f"{'unset' if old['anchor_price'] is None else fmt(old['anchor_price'])} -> "
+        f"{'unset' if result.anchor is None else fmt(result.anchor)}"
+        + (f", {fmt(result.cash_in_lieu)} cash in lieu of the fraction" if result.cash_in_lieu
+           else "")
+        + (f", {len(orders)} open order(s) re-sized" if orders else "") + ".",
+        inputs={"split_id": split_id, "ratio": ratio, "effective_date": effective_date,
+                "step": step, "price_before": price_before},
+        outputs={"before": old,
+                 "after": {"qty": result.qty, "cash": result.cash,
+                           "anchor_price": result.anchor},
+                 "cash_in_lieu": result.cash_in_lieu, "orders": orders},
+    )
+    return result
+
+
+# --- The anchor an evaluation sets -------------------------------------------------------------
+
+# The columns an evaluation changes: the anchor it sets (a position with none) and the marks of
+# the trade cycle (the stored price it evaluated at, the end of its claim).
+MARK_FIELDS = ("evaluated_price_ts", "cycle_lease_until", "anchor_price", "updated_at")
+
+
+def anchor_set(*, position: Position, anchor: Decimal, price: Decimal) -> None:
+    """The anchor of a position that had none, set to the price it was evaluated at
+    (``anchor_set``). In memory: the evaluation saves it with its marks, one row
+    (:func:`marks_save`) or a batch (:func:`marks_save_many`)."""
+    position.anchor_price = anchor
+    event_record(position_id=position.id, type=EventType.ANCHOR_SET,
+                 message=f"Anchor set to {fmt(anchor)}: the position had none.",
+                 inputs={"price": price}, outputs={"old": None, "new": anchor})
+
+
+def marks_save(position: Position, fields) -> None:
+    """Save an evaluation's changes of one position (``fields``, of :data:`MARK_FIELDS`)."""
+    position.save(update_fields=[*fields, "updated_at"])
+
+
+def marks_of(position: Position) -> dict:
+    """A position's :data:`MARK_FIELDS` as they stand, for :func:`marks_save_many`."""
+    return {name: getattr(position, name) for name in MARK_FIELDS}
+
+
+def marks_save_many(changes: dict[str, dict]) -> int:
+    """Save the evaluations of a batch (position id → :func:`marks_of`): one UPDATE
+    (:func:`volbal.rows.update_many`), the trade cycle's speed."""
+    return update_many(Position, changes, MARK_FIELDS)
+
+
+# --- Cash movements ----------------------------------------------------------------------------
+# Deposits, withdrawals and transfers between positions (portfolios) are written here too,
+# each as a function like those above: the locked position, the rule, the capacity, the event.

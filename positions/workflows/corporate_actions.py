@@ -1,0 +1,283 @@
+"""Corporate actions (docs/strategy.md, "Dividends" and "Splits"): each due dividend step and
+each due split applied exactly once, each in its own transaction with its rows locked, through
+the books writer (:mod:`positions.books`); a split also re-sizes the position's open orders
+(:func:`orders.services.orders_resize_for_split`). The trade cycle runs both before it
+evaluates; the API, the admin and ``manage.py apply_split`` apply a split that is already due
+when they record it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q, Sum
+
+from events.models import Event, EventType
+from orders.models import Fill
+from orders.services import orders_resize_for_split
+from positions import books
+from positions.models import Dividend, DividendStatus, Position, Price, Split, SplitStatus
+from positions.selectors import position_get
+from positions.services import ticker_normalize
+from positions.splits import check_ratio, split_record
+from positions.strategy import rules
+from positions.workflows.alerts import alert_record_once
+from volbal import clock
+from volbal.errors import DomainError
+
+
+def shares_at_start_of(*, position: Position, day: dt.date) -> Decimal:
+    """Shares held at the first instant of ``day`` in the trading time zone: today's holding
+    with every fill since then undone (the opening holding counts as held before)."""
+    since = clock.start_of_trading_day(day)
+    fills = Fill.objects.filter(order__position=position, created_at__gte=since)
+    bought = fills.filter(order__side="BUY").aggregate(s=Sum("qty"))["s"] or Decimal(0)
+    sold = fills.filter(order__side="SELL").aggregate(s=Sum("qty"))["s"] or Decimal(0)
+    return position.qty - bought + sold
+
+
+def anchor_priced_since(*, position: Position, day: dt.date) -> bool:
+    """Whether the anchor comes from a price of ``day`` or later (a fill's ``anchor_updated``
+    or an evaluation's ``anchor_set`` at or after the first instant of ``day`` in the trading
+    time zone). Such a price is already ex-dividend for a dividend going ex on ``day``."""
+    return Event.objects.filter(
+        position=position, type__in=(EventType.ANCHOR_SET, EventType.ANCHOR_UPDATED),
+        created_at__gte=clock.start_of_trading_day(day)).exists()
+
+
+def _go_effective(dividend: Dividend, position: Position) -> None:
+    shares = shares_at_start_of(position=position, day=dividend.ex_date)
+    # Processed late (or after a trade on the ex-date), the anchor may already be an
+    # ex-dividend price: lowering it again would fire the sell trigger early.
+    adjust = (position.anchor_price is not None
+              and not anchor_priced_since(position=position, day=dividend.ex_date))
+    done = books.ex_dividend(position=position, dividend_id=dividend.id,
+                             ex_date=dividend.ex_date, dps=dividend.dps,
+                             withholding_rate=dividend.withholding_rate, shares=shares,
+                             adjust_anchor=adjust)
+    dividend.status = DividendStatus.EFFECTIVE
+    dividend.entitlement_qty, dividend.gross_amount, dividend.net_amount = (shares, done.gross,
+                                                                           done.net)
+    dividend.anchor_before, dividend.anchor_after = done.anchor_before, done.anchor_after
+    dividend.effective_at = clock.now()
+    dividend.save()
+
+
+def _go_paid(dividend: Dividend, position: Position) -> None:
+    books.dividend_paid(position=position, dividend_id=dividend.id,
+                        pay_date=dividend.pay_date, net=dividend.net_amount)
+    dividend.status = DividendStatus.PAID
+    dividend.paid_at = clock.now()
+    dividend.save(update_fields=["status", "paid_at"])
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    dividend_id: str
+    position_id: str
+    step: str  # "ex-date" or "pay-date"
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.dividend_id} ({self.position_id}): {self.step} step FAILED: {self.reason}"
+
+
+@dataclass
+class ProcessReport:
+    effective: list[str] = field(default_factory=list)
+    paid: list[str] = field(default_factory=list)
+    failed: list[StepFailure] = field(default_factory=list)
+
+
+# What a step can fail with and still leave the others to run: a refusal, a value outside the
+# rules' domain or beyond what a column holds, any database error (the step rolls back alone).
+STEP_ERRORS = (DomainError, rules.RuleError, ArithmeticError, DatabaseError)
+
+
+def dividends_process(*, today: dt.date | None = None, position_id: str | None = None
+                      ) -> ProcessReport:
+    """Move every due dividend through its steps up to ``today`` (default: the trading day),
+    oldest step first. Each step is its own transaction with the position and the dividend
+    locked and the status re-read, so concurrent runs apply it exactly once. A step that fails
+    rolls back alone and is reported in ``failed`` on every run, recorded once per step and
+    reason (``dividend_step_failed``, an alert); the other steps proceed, and the failed one is
+    tried again on the next run."""
+    today = today or clock.trading_day()
+    due = Dividend.objects.filter(
+        Q(status=DividendStatus.ANNOUNCED, ex_date__lte=today)
+        | Q(status=DividendStatus.EFFECTIVE, pay_date__lte=today)
+    )
+    if position_id is not None:
+        due = due.filter(position_id=position_id)
+    steps = []
+    for div_id, pos_id, status, ex_date, pay_date in due.values_list(
+            "id", "position_id", "status", "ex_date", "pay_date"):
+        if status == DividendStatus.ANNOUNCED:
+            steps.append((ex_date, 0, div_id, pos_id))
+        if pay_date <= today:
+            steps.append((pay_date, 1, div_id, pos_id))
+    report = ProcessReport()
+    for _day, step, div_id, pos_id in sorted(steps):
+        try:
+            with transaction.atomic():
+                position = Position.objects.select_for_update().get(pk=pos_id)
+                dividend = Dividend.objects.select_for_update().get(pk=div_id)
+                if step == 0 and dividend.status == DividendStatus.ANNOUNCED:
+                    _go_effective(dividend, position)
+                    report.effective.append(div_id)
+                elif step == 1 and dividend.status == DividendStatus.EFFECTIVE:
+                    _go_paid(dividend, position)
+                    report.paid.append(div_id)
+        except STEP_ERRORS as exc:
+            failure = StepFailure(div_id, pos_id, ("ex-date", "pay-date")[step],
+                                  exc.message if isinstance(exc, (DomainError, rules.RuleError))
+                                  else f"{type(exc).__name__}: {str(exc).strip()}")
+            report.failed.append(failure)
+            _step_failed_alert(failure, today)
+    return report
+
+
+def _step_failed_alert(failure: StepFailure, today: dt.date) -> None:
+    """``dividend_step_failed``, an alert: once per dividend, step and reason, however often
+    the step is tried again (the trade cycle tries every minute)."""
+    reason = hashlib.sha256(failure.reason.encode()).hexdigest()[:16]
+    message = (f"Alert: dividend {failure.dividend_id}: the {failure.step} step failed and is "
+               f"tried again on every run (this alert is not repeated while it fails the same "
+               f"way): {failure.reason}")
+    alert_record_once(
+        type=EventType.DIVIDEND_STEP_FAILED,
+        episodes={failure.position_id: f"{failure.dividend_id}:{failure.step}:{reason}"},
+        build=lambda _pos: (message, {"dividend_id": failure.dividend_id, "step": failure.step,
+                                      "as_of": today.isoformat()},
+                            {"error": failure.reason}))
+
+
+def split_announce(*, owner, position_id: str, ratio: Decimal, effective_date: dt.date) -> Split:
+    """Record a split on the owner's position (404 for another owner's) and apply it at once
+    when it is already due. Returns the split as it stands."""
+    check_ratio(ratio)
+    with transaction.atomic():
+        position = position_get(owner=owner, position_id=position_id, for_update=True)
+        split = split_record(position, ratio, effective_date)
+        if effective_date <= clock.trading_day():
+            _apply(split, position)
+    return split
+
+
+@dataclass
+class TickerSplitReport:
+    recorded: list[str] = field(default_factory=list)  # split ids
+    existing: list[str] = field(default_factory=list)  # positions with this split already
+    conflicts: list[str] = field(default_factory=list)  # positions with another ratio that day
+    applied: list[str] = field(default_factory=list)
+    # (position id, reason): a due split it refused (nothing recorded: 409 by the API) or a
+    # split of the ticker recorded earlier that could not apply
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def split_announce_ticker(*, ticker: str, ratio: Decimal, effective_date: dt.date,
+                          progress=None) -> TickerSplitReport:
+    """Record a split for every position in ``ticker`` (the command's and the admin's), each
+    position in its own transaction, applying it there when it is due (as the API does: a
+    position that refuses it, ``split_out_of_range``, keeps nothing of it and is ``failed``),
+    then apply any other due split of the ticker (:func:`splits_apply_due`). Running it again
+    records nothing twice: a position with the same split is ``existing``, one with another
+    ratio on that date a ``conflict``."""
+    check_ratio(ratio)
+    ticker = ticker_normalize(ticker)
+    report = TickerSplitReport()
+    ids = list(Position.objects.filter(ticker=ticker).values_list("id", flat=True))
+    for n, pid in enumerate(ids, 1):
+        with transaction.atomic():
+            position = Position.objects.select_for_update().get(pk=pid)
+            found = Split.objects.filter(position=position, effective_date=effective_date).first()
+            if found is None:
+                split = split_record(position, ratio, effective_date)
+                if effective_date <= clock.trading_day():
+                    applying = splits_apply_due(position_id=pid)  # older due ones first
+                    refused = dict(applying.failed).get(split.id)
+                    if refused is not None:  # nothing of it is kept, as by the API
+                        transaction.set_rollback(True)
+                        report.failed.append((pid, refused))
+                    else:
+                        report.recorded.append(split.id)
+                        report.applied += applying.applied
+                else:
+                    report.recorded.append(split.id)
+            elif found.ratio == ratio:
+                report.existing.append(pid)
+            else:
+                report.conflicts.append(pid)
+        if progress is not None:
+            progress(n, len(ids))
+    applying = splits_apply_due(ticker=ticker)
+    report.applied += applying.applied
+    owners = dict(Split.objects.filter(id__in=[sid for sid, _ in applying.failed])
+                  .values_list("id", "position_id"))
+    report.failed += [(owners.get(sid, sid), why) for sid, why in applying.failed]
+    return report
+
+
+def _price_before(ticker: str, day: dt.date) -> Price | None:
+    """The ticker's last stored price before ``day`` (in the trading time zone)."""
+    return (Price.objects.filter(ticker=ticker, ts__lt=clock.start_of_trading_day(day))
+            .order_by("-ts").first())
+
+
+def _apply(split: Split, position: Position) -> None:
+    """Apply one due split to its locked position (strategy.md, "Splits"): shares × k with the
+    fraction in cash, anchor ÷ k, open orders' remaining quantity × k; ``split_applied``."""
+    k = split.ratio
+    step = rules.qty_step(position.config())
+    before = _price_before(position.ticker, split.effective_date)
+    p0 = before.price if before is not None else position.anchor_price
+    orders = orders_resize_for_split(position_id=position.id, ratio=k, step=step)
+    old_qty, old_anchor = position.qty, position.anchor_price
+    result = books.split(position=position, split_id=split.id, ratio=k,
+                         effective_date=split.effective_date, step=step, price_before=p0,
+                         orders=orders)
+    split.status = SplitStatus.APPLIED
+    split.qty_before, split.qty_after, split.step = old_qty, result.qty, step
+    split.price_before, split.cash_in_lieu = p0, result.cash_in_lieu
+    split.anchor_before, split.anchor_after = old_anchor, result.anchor
+    split.applied_at = clock.now()
+    split.save()
+
+
+@dataclass
+class ApplyReport:
+    applied: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (split id, reason)
+
+
+def splits_apply_due(*, today: dt.date | None = None, ticker: str | None = None,
+                     position_id: str | None = None) -> ApplyReport:
+    """Apply every recorded split effective on or before ``today`` (default: the trading day)
+    that is not applied yet, oldest first: the trade cycle calls this before it evaluates.
+    Each split is its own transaction with the position and the split locked and the status
+    re-read, so however often or concurrently it runs each split applies exactly once. A split
+    that cannot apply rolls back alone and is reported in ``failed``."""
+    today = today or clock.trading_day()
+    due = Split.objects.filter(status=SplitStatus.ANNOUNCED, effective_date__lte=today)
+    if ticker is not None:
+        due = due.filter(position__ticker=ticker)
+    if position_id is not None:
+        due = due.filter(position_id=position_id)
+    report = ApplyReport()
+    for split_id, pos_id in due.order_by("effective_date", "id").values_list("id",
+                                                                             "position_id"):
+        try:
+            with transaction.atomic():
+                position = Position.objects.select_for_update().get(pk=pos_id)
+                split = Split.objects.select_for_update().get(pk=split_id)
+                if split.status == SplitStatus.ANNOUNCED:
+                    _apply(split, position)
+                    report.applied.append(split_id)
+        except (DomainError, rules.RuleError, ArithmeticError, IntegrityError,
+                DatabaseError) as exc:
+            report.failed.append((split_id, getattr(exc, "message", None) or str(exc)))
+    return report
+
