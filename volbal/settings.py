@@ -242,6 +242,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["volbal.parsers.StrictJSONParser"],
+    # bodies in exactly the media type the Idempotency-Key middleware records (volbal/parsers.py)
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "volbal.parsers.ExactContentNegotiation",
     "DEFAULT_RENDERER_CLASSES": ["volbal.api_renderers.DecimalJSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "volbal.schema.AutoSchema",
