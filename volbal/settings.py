@@ -251,7 +251,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "COERCE_DECIMAL_TO_STRING": False,
     # Per-user rates of named scopes (volbal/throttling.py); a view opts in with throttle_scope.
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["volbal.throttling.ScopedRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "expensive": os.environ.get("VOLBAL_THROTTLE_EXPENSIVE") or "30/min",
     },
