@@ -17,6 +17,17 @@ max_requests_jitter = 100
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", None)
 errorlog = "-"
 wsgi_app = "volbal.wsgi:application"
+# The control socket (gunicornc) of this master, in its own run directory: gunicorn's default,
+# ~/.gunicorn/gunicorn.ctl, is one path for every master of the user, so a second master took
+# it over and gunicornc reached (and could stop) the wrong server. deploy/run sets
+# VOLBAL_RUN_DIR; GUNICORN_CONTROL_SOCKET names another path. A master with neither opens no
+# control socket rather than share one.
+_run_dir = os.environ.get("VOLBAL_RUN_DIR")
+_control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET") or (
+    os.path.join(_run_dir, "gunicorn.ctl") if _run_dir else None)
+if _control_socket:
+    control_socket = _control_socket
+control_socket_disable = not _control_socket
 # The longest request line (method, path, query) taken; a longer one is answered 414 by gunicorn
 # itself (documented on every operation of /v1/schema/, volbal.schema.document_server_limits).
 limit_request_line = 4094

@@ -20,7 +20,7 @@ from orders.models import IdempotencyRecord
 from volbal import clock
 from volbal.api import error_body, json_response
 from volbal.auth import TokenAuthentication, local_user
-from volbal.parsers import loads_exact
+from volbal.parsers import body_media_type, loads_exact, unsupported_media_type
 from volbal.rows import fetch_one, insert_one, update_one
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -102,8 +102,12 @@ class IdempotencyMiddleware:
         problem = key_problem(key)
         if problem:
             return json_response(error_body("invalid_idempotency_key", problem), 400)
-        if request.body and not request.content_type == "application/json":
-            return self.get_response(request)  # the view answers 415; nothing to remember
+        if request.body and body_media_type(request.META.get("CONTENT_TYPE")) is None:
+            # the parser takes no other body (volbal.parsers): refused here too, so a view
+            # that does not read its body cannot act on a request this key did not record
+            problem = unsupported_media_type(request.META.get("CONTENT_TYPE"))
+            return json_response(error_body("unsupported_media_type", str(problem.detail)),
+                                 415)
         try:
             body = loads_exact(request.body.decode("utf-8")) if request.body else {}
         except (ValueError, UnicodeDecodeError):

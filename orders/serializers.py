@@ -8,11 +8,12 @@ from rest_framework import serializers
 
 from orders.models import OrderStatus, Side
 from volbal.api import StrictSerializer
-from volbal.fields import DecimalOut, Number
+from volbal.fields import CaseInsensitiveChoice, DecimalOut, Number
 
 
 class OrderSubmitSerializer(StrictSerializer):
-    side = serializers.ChoiceField(choices=Side.choices)
+    side = CaseInsensitiveChoice(choices=Side.choices,
+                                 help_text="BUY or SELL, in any case (answered upper case).")
     qty = Number(
         max_digits=24,
         decimal_places=8,

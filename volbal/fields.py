@@ -40,6 +40,14 @@ class Number(serializers.DecimalField):
         return value
 
 
+class CaseInsensitiveChoice(serializers.ChoiceField):
+    """One of upper-case ``choices`` (an order's side: BUY, SELL), taken in any case ("buy",
+    "Sell") as a ticker is; answered in upper case."""
+
+    def to_internal_value(self, data):
+        return super().to_internal_value(data.upper() if isinstance(data, str) else data)
+
+
 class _Exclusive:
     """An exclusive bound (Django's Min/MaxValueValidator are inclusive)."""
 

@@ -5,8 +5,17 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from rest_framework.exceptions import ParseError
+from django.utils.http import parse_header_parameters
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
+
+# The one media type a request body may have: JSON in UTF-8. The view's parser (through
+# ExactContentNegotiation) and the Idempotency-Key middleware (orders.middleware) both ask
+# body_media_type(), so a body one of them takes is a body the other records, and anything else
+# is 415 unsupported_media_type for both. REST framework's own negotiation also took wildcards
+# (``application/*``, ``*/*``), which the middleware did not record: a retried fill applied twice.
+JSON = "application/json"
 
 
 def _refuse_constant(name: str):
@@ -46,7 +55,41 @@ def loads_exact(text: str | bytes):
     return value
 
 
+def body_media_type(content_type: str | None) -> str | None:
+    """The media type a body sent with this Content-Type header is parsed as (:data:`JSON`), or
+    None when it is not taken: media type names compare case-insensitively, and a ``charset``
+    parameter, if any, must be utf-8 (the body is decoded as UTF-8)."""
+    try:
+        media_type, params = parse_header_parameters(content_type or "")
+    except ValueError:  # a header past Django's length limit
+        return None
+    if media_type != JSON or params.get("charset", "utf-8").lower() != "utf-8":
+        return None
+    return JSON
+
+
+def unsupported_media_type(content_type: str | None) -> UnsupportedMediaType:
+    return UnsupportedMediaType(
+        content_type or "",
+        detail=f"Unsupported media type {(content_type or '(none)')[:100]!r}: send the body as "
+               f"{JSON} (UTF-8).")
+
+
+class ExactContentNegotiation(DefaultContentNegotiation):
+    """The parser whose media type is exactly the body's (:func:`body_media_type`), never one
+    matched through a wildcard; none: 415."""
+
+    def select_parser(self, request, parsers):
+        media_type = body_media_type(request.content_type)
+        for parser in parsers:
+            if media_type is not None and parser.media_type == media_type:
+                return parser
+        raise unsupported_media_type(request.content_type)
+
+
 class StrictJSONParser(JSONParser):
+    media_type = JSON
+
     def parse(self, stream, media_type=None, parser_context=None):
         raw = stream.read() if stream is not None else b""
         if not raw:

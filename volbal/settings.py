@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -125,9 +126,22 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# The test suite's databases. On a server (PostgreSQL) every database the tests create is named
+# with this one prefix: pytest-django's test database "<prefix>_<pid>" (one per test process, so
+# parallel runs on one server do not collide) and the scratch database of each black-box server
+# test "<prefix>_live_<random>" (volbal/tests/live_server.py), dropped when the test ends.
+# Default: "test_" and DATABASE_URL's database name (test_volbal for .../volbal); set
+# VOLBAL_TEST_DB_PREFIX to choose another (letters, digits, _ and -, at most 40). On SQLite the
+# test database is in memory and the scratch ones are files in pytest's temporary directory.
+# The servers those tests start listen on 127.0.0.1 at ports the system assigns, never a fixed one.
+VOLBAL_TEST_DB_PREFIX = os.environ.get("VOLBAL_TEST_DB_PREFIX") or (
+    "test_volbal" if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    else re.sub(r"[^A-Za-z0-9_-]", "_", f"test_{DATABASES['default']['NAME']}")[:40])
+if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", VOLBAL_TEST_DB_PREFIX):
+    raise ImproperlyConfigured(
+        f"VOLBAL_TEST_DB_PREFIX={VOLBAL_TEST_DB_PREFIX!r}: use 1 to 40 letters, digits, _ or -.")
 if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
-    # One test database per test process, so parallel runs on one server do not collide.
-    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
+    DATABASES["default"]["TEST"] = {"NAME": f"{VOLBAL_TEST_DB_PREFIX}_{os.getpid()}"}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
         "VOLBAL_DB_PREPARED_STATEMENTS", True):
     # Parameters bound by the server and statements prepared after their 5th use on a
@@ -254,6 +268,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["volbal.parsers.StrictJSONParser"],
+    # bodies in exactly the media type the Idempotency-Key middleware records (volbal/parsers.py)
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "volbal.parsers.ExactContentNegotiation",
     "DEFAULT_RENDERER_CLASSES": ["volbal.api_renderers.DecimalJSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "volbal.schema.AutoSchema",
@@ -261,7 +277,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "COERCE_DECIMAL_TO_STRING": False,
     # Per-user rates of named scopes (volbal/throttling.py); a view opts in with throttle_scope.
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["volbal.throttling.ScopedRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "expensive": os.environ.get("VOLBAL_THROTTLE_EXPENSIVE") or "30/min",
     },

@@ -28,14 +28,15 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def scratch_database(tmp_path: Path):
-    """A brand-new database of the same kind as the test run's, dropped afterwards."""
+    """A brand-new database of the same kind as the test run's, dropped afterwards; on
+    PostgreSQL named with the test databases' prefix (settings.VOLBAL_TEST_DB_PREFIX)."""
     if connection.vendor != "postgresql":
         yield f"sqlite:///{tmp_path / 'live.sqlite3'}"
         return
     import psycopg
 
     params = settings.DATABASES["default"]
-    name = f"volbal_live_{uuid.uuid4().hex[:10]}"
+    name = f"{settings.VOLBAL_TEST_DB_PREFIX}_live_{uuid.uuid4().hex[:10]}"
     admin_dsn = dict(host=params["HOST"] or "127.0.0.1", port=params["PORT"] or 5432,
                      user=params["USER"], password=params["PASSWORD"] or None, dbname="postgres")
     with psycopg.connect(**admin_dsn, autocommit=True) as conn:

@@ -5,15 +5,24 @@ gunicorn with 3 workers, DJANGO_DEBUG=0), black-box on loopback (issue 11):
 - framing through nginx: a chunked body is read whole, an oversized one is 413 JSON, a header
   line past gunicorn's limit is gunicorn's documented 431; static files are served;
 - the admin login and the expensive endpoints are rate-limited with 429 and Retry-After;
+- one client's slow backtest upload holds no other client's place; one expensive request
+  is computed at a time whoever sends it (429 + Retry-After for the next);
+- two Content-Type headers get the API's JSON answer (nginx passes the first), and nginx's
+  own 400 is JSON;
 - under attack (64 connections trickling headers, several clients flooding the largest allowed
   backtest) ``/healthz`` keeps answering every probe, and the flooders get 429 + Retry-After.
   Before: 14 of 17 probes failed over 75 s; backtest floods made /healthz take 12-16 s."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -117,6 +126,89 @@ def test_the_admin_login_is_rate_limited_by_nginx(deployment):
     limited = [headers for status, headers, _ in answers if status == 429]
     assert limited, [status for status, _, _ in answers]
     assert all(int(headers["retry-after"]) > 0 for headers in limited)
+
+
+def _from(address: str, deployment, token: str, body: bytes) -> tuple[int, dict, dict]:
+    """A backtest POSTed through nginx from the loopback ``address`` (127.0.0.x: each is a
+    client address of its own to nginx)."""
+    host, port = deployment.nginx.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60, source_address=(address, 0))
+    try:
+        conn.request("POST", "/v1/backtests", body=body, headers={
+            "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        response = conn.getresponse()
+        payload = response.read()
+        return response.status, json.loads(payload), {k.lower(): v for k, v in
+                                                     response.getheaders()}
+    finally:
+        conn.close()
+
+
+def test_a_slow_backtest_upload_holds_no_other_clients_slot(deployment):
+    """One client trickling its backtest's body holds its own place in nginx, not the
+    service's: a backtest from another address is answered meanwhile (before: 429, the one
+    place of the whole service taken by the upload)."""
+    body = json.dumps({"prices": [{"ts": f"2024-01-0{i + 1}", "price": 100 + i}
+                                  for i in range(5)]}).encode()
+    host, port = deployment.nginx.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30,
+                                  source_address=("127.0.0.3", 0)) as slow:
+        slow.sendall((f"POST /v1/backtests HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      f"Authorization: Bearer {deployment.tokens[-2]}\r\n"
+                      "Content-Type: application/json\r\n"
+                      f"Content-Length: {len(body)}\r\n\r\n").encode() + body[:10])
+        time.sleep(1)  # nginx is reading the slow body
+        status, answer, _ = _from("127.0.0.4", deployment, deployment.tokens[-3], body)
+        assert status == 200, answer
+        slow.sendall(body[10:])  # and the slow client is answered too, once it has sent all
+        response = http.client.HTTPResponse(slow)
+        response.begin()
+        assert response.status == 200
+
+
+def test_one_expensive_request_runs_at_a_time_in_the_service(deployment):
+    """Clients at two addresses send the largest backtest at once: one is computed, the other
+    is answered 429 with Retry-After, so gunicorn keeps free workers whoever sends."""
+    from volbal.tests.attack import largest_backtest
+
+    body = largest_backtest()
+    start = threading.Barrier(2)
+
+    def send(client):
+        address, token = client
+        start.wait()
+        return _from(address, deployment, token, body)
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(send, [("127.0.0.5", deployment.tokens[-3]),
+                                       ("127.0.0.6", deployment.tokens[-2])]))
+    assert sorted(status for status, _, _ in answers) == [200, 429], answers
+    _, refused, headers = next(answer for answer in answers if answer[0] == 429)
+    assert refused["detail"] == "throttled" and int(headers["retry-after"]) > 0
+
+
+def test_two_content_type_headers_are_answered_in_json_through_nginx(deployment):
+    """nginx passes on the first Content-Type (the one it reads itself): the API answers the
+    request in JSON (before: gunicorn's own HTML 400 page). A request nginx itself refuses (two
+    Host headers) is JSON too."""
+    from volbal.tests.test_framing import raw_request
+
+    body = json.dumps({"ticker": "ZIM", "qty": 0, "cash": 100}).encode()
+    head = ("POST /v1/positions HTTP/1.1\nHost: 127.0.0.1\n"
+            f"Authorization: Bearer {deployment.tokens[-1]}\n"
+            f"Content-Length: {len(body)}\nConnection: close\n")
+    for types, expected in ((("text/plain", "application/json"), 415),
+                            (("application/json", "text/plain"), 201)):
+        status, headers, payload = raw_request(deployment.nginx, head + "".join(
+            f"Content-Type: {media_type}\n" for media_type in types), body)
+        assert status == expected, payload
+        assert headers["content-type"] == "application/json"
+        if expected == 415:
+            assert json.loads(payload)["detail"] == "unsupported_media_type"
+    status, headers, payload = raw_request(deployment.nginx, (
+        "GET /v1/positions HTTP/1.1\nHost: 127.0.0.1\nHost: example.com\nConnection: close\n"))
+    assert (status, headers["content-type"]) == (400, "application/json"), payload
+    assert json.loads(payload)["detail"] == "bad_request"
 
 
 def test_healthz_keeps_answering_under_slow_clients_and_a_backtest_flood(deployment):

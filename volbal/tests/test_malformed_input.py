@@ -235,7 +235,7 @@ def test_unknown_fields_are_a_400_naming_them(api, targets, endpoint):
         ("create", "sizing", "1"),
         ("create", "fractional", '"true"'),
         ("create", "fractional", "1"),
-        ("submit", "side", '"buy"'),
+        ("submit", "side", '"hold"'),
         ("submit", "side", "null"),
         ("submit", "side", '{"a": 1}'),
         ("submit", "side", "[]"),
