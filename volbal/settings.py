@@ -193,7 +193,9 @@ VOLBAL_PRICE_FUTURE_ALLOWANCE_SECONDS = env_int("VOLBAL_PRICE_FUTURE_ALLOWANCE_S
 TASKS = {
     "default": {
         "BACKEND": "django_tasks_db.DatabaseBackend",
-        "QUEUES": ["default"],
+        # webhooks: deliveries only (events/webhooks/tasks.py), so a slow receiver never holds
+        # the workers of the other jobs
+        "QUEUES": ["default", "webhooks"],
     }
 }
 # Worker processes one sweep job's cells run on (0: every core of the worker's machine).

@@ -52,8 +52,8 @@ from events.webhooks.models import (
     WebhookCursor,
     WebhookDelivery,
     WebhookEndpoint,
+    secret_of,
 )
-from events.webhooks.services import secret_of
 from volbal import clock
 from volbal.renderers import dumps_exact
 
@@ -305,24 +305,3 @@ def deliver_pass(*, batch: int = 100, on_endpoint=None) -> list[Outcome]:
             if not outcome.more:
                 break
     return outcomes
-
-
-def endpoint_run(endpoint_id: str, *, batch: int = 100) -> Outcome:
-    """The delivery task's body: clear the queued flag (events written from now on queue a new
-    task), send, and queue the next run: at once when the batch ran out, at the backoff's time
-    when the head failed, when the lease ends when another worker holds it."""
-    from events.webhooks.services import webhook_schedule
-
-    WebhookEndpoint.objects.filter(pk=endpoint_id).update(wake_queued=False)
-    outcome = endpoint_deliver(endpoint_id, batch=batch)
-    endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id, active=True).first()
-    if endpoint is None:
-        return outcome
-    now = clock.now()
-    if outcome.more:
-        webhook_schedule(endpoint_id=endpoint_id)
-    elif endpoint.next_attempt_at and endpoint.next_attempt_at > now:
-        webhook_schedule(endpoint_id=endpoint_id, run_after=endpoint.next_attempt_at)
-    elif not outcome.claimed and endpoint.lease_until and endpoint.lease_until > now:
-        webhook_schedule(endpoint_id=endpoint_id, run_after=endpoint.lease_until)
-    return outcome

@@ -35,8 +35,10 @@ class Command(BaseCommand):
         # runserver's reloader runs this command again in a child process (RUN_MAIN=true):
         # the worker is started once, by the parent, and lives as long as it does.
         if os.environ.get("RUN_MAIN") != "true":
+            # every queue (jobs, webhooks): production runs a worker per queue
             command = [sys.executable, os.path.abspath(sys.argv[0]), "db_worker",
-                       "--interval", "1", *(["--no-reload"] if opts["noreload"] else [])]
+                       "--queue-name", "*", "--interval", "1",
+                       *(["--no-reload"] if opts["noreload"] else [])]
             if not sys.argv[0].endswith("manage.py"):
                 command[1:2] = ["-m", "django"]
             worker = subprocess.Popen(command)
