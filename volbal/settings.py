@@ -208,6 +208,9 @@ VOLBAL_SWEEP_STALE_SECONDS = env_int("VOLBAL_SWEEP_STALE_SECONDS", 300)
 VOLBAL_WEBHOOKS_ALLOW_PRIVATE = env_bool("VOLBAL_WEBHOOKS_ALLOW_PRIVATE", False)
 # Seconds to connect, and to wait for each read of the answer.
 VOLBAL_WEBHOOK_TIMEOUT_SECONDS = env_int("VOLBAL_WEBHOOK_TIMEOUT_SECONDS", 10)
+# Seconds one delivery's request may take in all, however the receiver trickles its answer (the
+# worker's lease of the endpoint is this and a margin: events/webhooks/delivery.py).
+VOLBAL_WEBHOOK_DEADLINE_SECONDS = env_int("VOLBAL_WEBHOOK_DEADLINE_SECONDS", 30)
 # A delivery is retried (exponential backoff from BASE, each wait at most CAP) for this long,
 # then marked failed, its endpoint disabled and a webhook_failed alert recorded.
 VOLBAL_WEBHOOK_RETRY_HOURS = env_int("VOLBAL_WEBHOOK_RETRY_HOURS", 24)
