@@ -270,11 +270,11 @@ class _BoundedSSLSocket(_Bounded, ssl.SSLSocket):
 def _connect(addresses: list[str], port: int, timeout: float, deadline: float
              ) -> _BoundedSocket:
     """A connection to the first of the checked ``addresses`` that answers, in time."""
-    error: OSError | None = None
+    error: OSError = OSError("no address to connect to")
     for address in addresses:
         left = deadline - time.monotonic()
         if left <= 0:
-            break
+            raise TimeoutError(_PAST_DEADLINE)
         try:
             plain = socket.create_connection((address, port), min(timeout, left))
         except OSError as exc:
@@ -283,7 +283,7 @@ def _connect(addresses: list[str], port: int, timeout: float, deadline: float
         sock = _BoundedSocket(plain.family, plain.type, plain.proto, fileno=plain.detach())
         sock._bound(deadline, timeout)
         return sock
-    raise error or TimeoutError(_PAST_DEADLINE)
+    raise error
 
 
 class _Pinned(http.client.HTTPConnection):
