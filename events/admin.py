@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from events.models import ALERT_TYPES, Event
+from events.webhooks import admin as _webhooks_admin  # noqa: F401  (registers its screens)
 from volbal.admin import ReadOnlyAdminMixin, shown_time
 
 
@@ -56,5 +57,3 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def actor_shown(self, obj):
         return str(obj.actor)
 
-
-from events.webhooks import admin as webhooks_admin  # noqa: E402,F401  (registers its screens)

@@ -8,6 +8,15 @@ from django.utils import timezone
 
 from events import actor as actors
 from events.actor import USER_SOURCES, ActorSource
+
+# The webhook tables are this app's too (events/webhooks/): Django registers an app's models by
+# importing its models module. Nothing here uses them.
+from events.webhooks.models import (  # noqa: F401
+    WebhookAttempt,
+    WebhookCursor,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from volbal.renderers import AuditJSONDecoder, AuditJSONEncoder
 
 
@@ -103,10 +112,3 @@ class Event(models.Model):
         return actors.Actor(source=self.actor_source, name=self.actor_name,
                            user_id=self.actor_user_id)
 
-
-from events.webhooks.models import (  # noqa: E402,F401  (the webhook tables are this app's)
-    WebhookAttempt,
-    WebhookCursor,
-    WebhookDelivery,
-    WebhookEndpoint,
-)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from django.db import connection, transaction
 
@@ -13,7 +13,7 @@ from events.actor import current_actor
 from events.models import Event
 from volbal.rows import insert_one
 
-log = logging.getLogger("volbal.webhooks")
+log = logging.getLogger("volbal.events")
 
 # Refusals (a fill the rules refuse, …) are recorded even though the refused work rolls back:
 # they are collected here and written by the outermost scope after its transaction has ended.
@@ -50,7 +50,7 @@ def event_record(
         inputs=inputs or {},
         outputs=outputs or {},
     ), gate=_position_log_lock(position_id))
-    _wake_webhooks(position_id)
+    _after_commit(position_id)
     return event
 
 
@@ -70,39 +70,49 @@ def _position_log_lock(position_id: str) -> tuple[str, tuple] | None:
             (_POSITION_LOG_LOCK, position_id))
 
 
-class _Wake:
-    """The on-commit callback that wakes the webhooks of the positions whose events the
-    transaction wrote: one per transaction, however many events it writes."""
+# What runs after the commit of a transaction that wrote events, given the ids of their
+# positions (the webhooks' wake-up, events.webhooks.tasks): registered by the app that needs
+# it (events.apps), so the log knows nothing of who listens.
+_committed_hooks: list[Callable[[set[str]], object]] = []
 
-    def __init__(self):
-        self.position_ids: set[str] = set()
+
+def events_committed_subscribe(hook: Callable[[set[str]], object]) -> None:
+    """Call ``hook(position_ids)`` once after each commit that wrote events (at once for an
+    event written outside a transaction). Its failure is logged, never raised: the work has
+    committed."""
+    if hook not in _committed_hooks:
+        _committed_hooks.append(hook)
+
+
+class _Committed:
+    """The on-commit callback of a transaction that wrote events: one per transaction, however
+    many events it writes, with the positions they are of."""
+
+    def __init__(self, position_id: str):
+        self.position_ids: set[str] = {position_id}
 
     def __call__(self):
-        from events.webhooks.services import webhooks_wake
+        for hook in _committed_hooks:
+            try:
+                hook(self.position_ids)
+            except Exception:  # the events are written; a pass of deliver_webhooks sends them
+                log.exception("after-commit hook %r failed for %s", hook, self.position_ids)
 
-        webhooks_wake(position_ids=self.position_ids)
 
-
-def _wake_webhooks(position_id: str) -> None:
+def _after_commit(position_id: str) -> None:
+    if not _committed_hooks:
+        return
     if not connection.in_atomic_block:  # committed already
-        wake = _Wake()
-        wake.position_ids.add(position_id)
-        try:
-            wake()
-        except Exception:  # the event is written; a pass of deliver_webhooks will send it
-            log.exception("could not wake the webhooks of %s", position_id)
+        _Committed(position_id)()
         return
     # Join the callback this transaction registered already (dropped with a rolled-back
     # savepoint, like its events), else register one.
     for _sids, func, _robust in connection.run_on_commit:
-        if isinstance(func, _Wake):
+        if isinstance(func, _Committed):
             func.position_ids.add(position_id)
             return
-    wake = _Wake()
-    wake.position_ids.add(position_id)
-    # robust: the work has committed; failing to queue the task must not turn its answer into
-    # an error (the next event, or a pass of deliver_webhooks, sends it).
-    transaction.on_commit(wake, robust=True)
+    # robust: the work has committed; a failing hook must not turn its answer into an error.
+    transaction.on_commit(_Committed(position_id), robust=True)
 
 
 def event_record_refusal(**fields) -> None:

@@ -213,7 +213,10 @@ RESEARCH_QUEUE = "research"
 TASKS = {
     "default": {
         "BACKEND": "django_tasks_db.DatabaseBackend",
-        "QUEUES": ["default", RESEARCH_QUEUE],
+        # a queue per kind of job, each with its own workers: research (sweeps, walk-forwards,
+        # backtest jobs) and webhooks (deliveries, events/webhooks/tasks.py) never hold the
+        # workers of the trade cycle (default), nor a slow receiver a sweep
+        "QUEUES": ["default", RESEARCH_QUEUE, "webhooks"],
     }
 }
 # Worker processes one sweep job's cells run on (0: every core of the worker's machine).
@@ -232,6 +235,9 @@ VOLBAL_RESEARCH_MAX_QUEUED_RUNS = env_int("VOLBAL_RESEARCH_MAX_QUEUED_RUNS", 200
 VOLBAL_WEBHOOKS_ALLOW_PRIVATE = env_bool("VOLBAL_WEBHOOKS_ALLOW_PRIVATE", False)
 # Seconds to connect, and to wait for each read of the answer.
 VOLBAL_WEBHOOK_TIMEOUT_SECONDS = env_int("VOLBAL_WEBHOOK_TIMEOUT_SECONDS", 10)
+# Seconds one delivery's request may take in all, however the receiver trickles its answer (the
+# worker's lease of the endpoint is this and a margin: events/webhooks/delivery.py).
+VOLBAL_WEBHOOK_DEADLINE_SECONDS = env_int("VOLBAL_WEBHOOK_DEADLINE_SECONDS", 30)
 # A delivery is retried (exponential backoff from BASE, each wait at most CAP) for this long,
 # then marked failed, its endpoint disabled and a webhook_failed alert recorded.
 VOLBAL_WEBHOOK_RETRY_HOURS = env_int("VOLBAL_WEBHOOK_RETRY_HOURS", 24)

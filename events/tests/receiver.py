@@ -1,14 +1,20 @@
-"""A real HTTP receiver for webhook tests: a ``http.server`` thread on 127.0.0.1 whose answers
-the test sets (``answer``: a status, or a callable given the request), recording every request
-(headers, raw body, the fake clock's time when it arrived) and the most requests it ever served
-at once."""
+"""A real HTTP receiver for webhook tests: pytest-httpserver on 127.0.0.1 (threaded, so
+concurrent requests would overlap), whose answers the test sets (``answer``: a status, a
+``(status, headers)`` pair, or a callable given the request), recording every request (headers,
+raw body, the fake clock's time when it arrived) and the most requests it ever served at once.
+
+The URL is known before the server starts (a free port chosen up front), so a test can register
+an endpoint while nothing listens there yet."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 
 def free_port() -> int:
@@ -28,48 +34,34 @@ class Receiver:
         self._lock = threading.Lock()
         self._inside = 0
         self.most_at_once = 0
-        self._server = None
+        self._server = HTTPServer(host="127.0.0.1", port=self.port, threaded=True)
+        self._server.expect_request(re.compile(".*"), method="POST").respond_with_handler(
+            self._handle)
+
+    def _handle(self, http_request: Request) -> Response:
+        with self._lock:
+            self._inside += 1
+            self.most_at_once = max(self.most_at_once, self._inside)
+        try:
+            request = {"headers": dict(http_request.headers), "body": http_request.get_data(),
+                       "path": http_request.full_path.rstrip("?"),
+                       "now": self.clock() if self.clock else time.time()}
+            if self.delay:
+                time.sleep(self.delay)
+            with self._lock:
+                self.requests.append(request)
+            answer = self.answer(request) if callable(self.answer) else self.answer
+            status, headers = answer if isinstance(answer, tuple) else (answer, {})
+            return Response(b"ok", status=status, headers=headers)
+        finally:
+            with self._lock:
+                self._inside -= 1
 
     def start(self) -> Receiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                with receiver._lock:
-                    receiver._inside += 1
-                    receiver.most_at_once = max(receiver.most_at_once, receiver._inside)
-                try:
-                    body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                    request = {"headers": dict(self.headers), "body": body, "path": self.path,
-                               "now": receiver.clock() if receiver.clock else time.time()}
-                    if receiver.delay:
-                        time.sleep(receiver.delay)
-                    with receiver._lock:
-                        receiver.requests.append(request)
-                    answer = receiver.answer
-                    if callable(answer):
-                        answer = answer(request)
-                    status, headers = answer if isinstance(answer, tuple) else (answer, {})
-                    self.send_response(status)
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", "2")
-                    self.end_headers()
-                    self.wfile.write(b"ok")
-                finally:
-                    with receiver._lock:
-                        receiver._inside -= 1
-
-            def log_message(self, *args):
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._server.is_running():
+            self._server.stop()
+        self._server.check_handler_errors()

@@ -307,7 +307,7 @@ def test_events_wake_the_delivery_task_which_the_worker_runs(api, receiver, user
     # one task for the endpoint, however many events were written since
     open_positions(api, 1)
     assert DBTaskResult.objects.filter(status="READY").count() == 1
-    worker = Worker(queue_names=["default"], interval=0, batch=True, backend_name="default",
+    worker = Worker(queue_names=["webhooks"], interval=0, batch=True, backend_name="default",
                     startup_delay=False, max_tasks=None, worker_id="test-worker",
                     excluded_queue_names=[])
     worker.run()
@@ -364,7 +364,7 @@ def test_a_failed_attempt_queues_the_task_again_at_the_retry_time(api, receiver,
     receiver.start()
     endpoint_id, _ = register(api, receiver.url)
     open_positions(api, 1)
-    worker = Worker(queue_names=["default"], interval=0, batch=True, backend_name="default",
+    worker = Worker(queue_names=["webhooks"], interval=0, batch=True, backend_name="default",
                     startup_delay=False, max_tasks=None, worker_id="test-worker",
                     excluded_queue_names=[])
     worker.run()  # runs the woken task; the retry's task is not due yet

@@ -17,7 +17,8 @@ Events of one endpoint are sent one at a time, lowest id first; a failing event 
 endpoint (its later events wait: that is what order costs) until it succeeds or its retry
 window ends.
 
-**No lock across the request.** A worker leases the endpoint with one conditional UPDATE
+**No lock across the request.** A worker leases the endpoint for longer than a request may take
+(``VOLBAL_WEBHOOK_DEADLINE_SECONDS``, the whole request, and a margin) with one conditional UPDATE
 (``lease_until`` in the past or empty) and commits; it posts with no transaction open; it then
 records the attempt in a short transaction that first extends the lease *only if it is still
 its own* (``lease_token``). Two workers therefore never send one endpoint's events at the same
@@ -52,8 +53,8 @@ from events.webhooks.models import (
     WebhookCursor,
     WebhookDelivery,
     WebhookEndpoint,
+    secret_of,
 )
-from events.webhooks.services import secret_of
 from volbal import clock
 from volbal.renderers import dumps_exact
 
@@ -64,9 +65,15 @@ def _seconds(n: float) -> dt.timedelta:
     return dt.timedelta(seconds=n)
 
 
+# What a worker may need besides the request while it holds the lease: resolving the name
+# (not bounded by the deadline) and recording the attempt.
+LEASE_MARGIN_SECONDS = 30
+
+
 def lease_length() -> dt.timedelta:
-    # Longer than one request can take (connect, send, each read bounded by the timeout).
-    return _seconds(4 * settings.VOLBAL_WEBHOOK_TIMEOUT_SECONDS + 30)
+    """Longer than one request can take: its deadline, and a margin. A request bounded only per
+    read would outlive the lease, and the next worker would send the same event meanwhile."""
+    return _seconds(settings.VOLBAL_WEBHOOK_DEADLINE_SECONDS + LEASE_MARGIN_SECONDS)
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> dt.timedelta:
@@ -277,6 +284,7 @@ def _send(endpoint_id: str, token: str, batch: int, outcome: Outcome) -> Outcome
         assert not connection.in_atomic_block, "never post inside a transaction"
         answer = transport.post(endpoint.url, body, headers,
                                 timeout=settings.VOLBAL_WEBHOOK_TIMEOUT_SECONDS,
+                                deadline=settings.VOLBAL_WEBHOOK_DEADLINE_SECONDS,
                                 allow_private=settings.VOLBAL_WEBHOOKS_ALLOW_PRIVATE)
         if not _record(endpoint, token, delivery, event, answer, sent_at, outcome):
             outcome.more = False
@@ -305,24 +313,3 @@ def deliver_pass(*, batch: int = 100, on_endpoint=None) -> list[Outcome]:
             if not outcome.more:
                 break
     return outcomes
-
-
-def endpoint_run(endpoint_id: str, *, batch: int = 100) -> Outcome:
-    """The delivery task's body: clear the queued flag (events written from now on queue a new
-    task), send, and queue the next run: at once when the batch ran out, at the backoff's time
-    when the head failed, when the lease ends when another worker holds it."""
-    from events.webhooks.services import webhook_schedule
-
-    WebhookEndpoint.objects.filter(pk=endpoint_id).update(wake_queued=False)
-    outcome = endpoint_deliver(endpoint_id, batch=batch)
-    endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id, active=True).first()
-    if endpoint is None:
-        return outcome
-    now = clock.now()
-    if outcome.more:
-        webhook_schedule(endpoint_id=endpoint_id)
-    elif endpoint.next_attempt_at and endpoint.next_attempt_at > now:
-        webhook_schedule(endpoint_id=endpoint_id, run_after=endpoint.next_attempt_at)
-    elif not outcome.claimed and endpoint.lease_until and endpoint.lease_until > now:
-        webhook_schedule(endpoint_id=endpoint_id, run_after=endpoint.lease_until)
-    return outcome

@@ -1,5 +1,5 @@
-"""Webhook endpoints, their per-position cursors, deliveries and attempts. Imported by
-``events.models``.
+"""Webhook endpoints, their per-position cursors, deliveries and attempts: tables of the
+``events`` app, loaded with its models (``events.models`` imports this module).
 
 The event log is the outbox: nothing is copied into a queue table when an event is written. A
 delivery row is made when the worker takes an event to send it; the cursor of (endpoint,
@@ -7,6 +7,10 @@ position) is the last event of that position the endpoint has received (see
 ``events.webhooks.delivery`` for why the cursor is per position)."""
 
 from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
 
 from django.conf import settings
 from django.db import models
@@ -51,7 +55,7 @@ class WebhookEndpoint(models.Model):
     url = models.CharField(max_length=2000)
     event_types = models.JSONField(default=list, help_text='Event types sent, or ["all"].')
     description = models.CharField(max_length=200, blank=True, default="")
-    # The signing secret is derived from this seed and the server's key (services.secret_of):
+    # The signing secret is derived from this seed and the server's key (secret_of):
     # the database alone cannot sign, and the secret is never stored to be shown again.
     secret_seed = models.CharField(max_length=64, editable=False)
     active = models.BooleanField(default=True)
@@ -152,3 +156,13 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of {self.delivery_id}: {self.status_code or self.error}"
+
+
+def secret_of(endpoint: WebhookEndpoint) -> str:
+    """The endpoint's signing secret, derived from its stored seed and the server's key
+    (``VOLBAL_WEBHOOK_SECRET_KEY``): HMAC needs the secret itself, so it cannot be hashed like
+    a password, and this way a copy of the database alone cannot sign."""
+    mac = hmac.new(settings.VOLBAL_WEBHOOK_SECRET_KEY.encode(),
+                   f"volbal-webhook:{endpoint.id}:{endpoint.secret_seed}".encode(),
+                   hashlib.sha256).digest()
+    return "whsec_" + base64.urlsafe_b64encode(mac).decode().rstrip("=")

@@ -5,6 +5,12 @@ from __future__ import annotations
 from django.db.models import Prefetch, QuerySet
 
 from events.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from volbal.errors import DomainError
+
+
+def not_found(endpoint_id) -> DomainError:
+    return DomainError("webhook_not_found", f"No webhook endpoint {endpoint_id} among yours.",
+                       status=404)
 
 
 def webhooks_of(*, owner) -> QuerySet[WebhookEndpoint]:
@@ -12,8 +18,6 @@ def webhooks_of(*, owner) -> QuerySet[WebhookEndpoint]:
 
 
 def webhook_get(*, owner, endpoint_id: str) -> WebhookEndpoint:
-    from events.webhooks.services import not_found
-
     endpoint = webhooks_of(owner=owner).filter(pk=endpoint_id).first()
     if endpoint is None:
         raise not_found(endpoint_id)

@@ -1,20 +1,16 @@
-"""Every write to a webhook endpoint: register, change, disable, retry, delete, and waking its
-delivery task. Reads are in ``events.webhooks.selectors``; sending is
-``events.webhooks.delivery``."""
+"""Every write to a webhook endpoint: register, change, disable, retry, delete. Reads are in
+``events.webhooks.selectors``; sending is ``events.webhooks.delivery``, queued by
+``events.webhooks.tasks``."""
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import hashlib
-import hmac
 import secrets
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from events.models import Event, EventType
+from events.models import EventType
 from events.webhooks import transport
 from events.webhooks.models import (
     ALL,
@@ -22,23 +18,11 @@ from events.webhooks.models import (
     DisabledReason,
     WebhookDelivery,
     WebhookEndpoint,
+    secret_of,
 )
+from events.webhooks.selectors import not_found
+from events.webhooks.tasks import webhook_schedule
 from volbal.errors import DomainError
-
-
-def not_found(endpoint_id) -> DomainError:
-    return DomainError("webhook_not_found", f"No webhook endpoint {endpoint_id} among yours.",
-                       status=404)
-
-
-def secret_of(endpoint: WebhookEndpoint) -> str:
-    """The endpoint's signing secret, derived from its stored seed and the server's key
-    (``VOLBAL_WEBHOOK_SECRET_KEY``): HMAC needs the secret itself, so it cannot be hashed like
-    a password, and this way a copy of the database alone cannot sign."""
-    mac = hmac.new(settings.VOLBAL_WEBHOOK_SECRET_KEY.encode(),
-                   f"volbal-webhook:{endpoint.id}:{endpoint.secret_seed}".encode(),
-                   hashlib.sha256).digest()
-    return "whsec_" + base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
 
 def event_types_checked(types) -> list[str]:
@@ -179,42 +163,3 @@ def webhook_delete(*, owner, endpoint_id: str) -> None:
     """Delete an endpoint with its deliveries and attempts (the events stay in the log)."""
     with transaction.atomic():
         _locked(owner=owner, endpoint_id=endpoint_id).delete()
-
-
-# --- waking the delivery task --------------------------------------------------------------
-
-
-def webhook_schedule(*, endpoint_id: str, run_after: dt.datetime | None = None,
-                     force: bool = False) -> bool:
-    """Queue the endpoint's delivery task (at ``run_after``, default now) unless one is queued
-    already (``force``: queue anyway). Whether a task was queued. The flag is set and the task
-    row inserted in one transaction: both commit or neither."""
-    from events.webhooks.tasks import webhook_deliver
-
-    with transaction.atomic():
-        marked = WebhookEndpoint.objects.filter(pk=endpoint_id, active=True, wake_queued=False) \
-            .update(wake_queued=True)
-        if not marked and not force:
-            return False
-        task = webhook_deliver.using(run_after=run_after) if run_after else webhook_deliver
-        task.enqueue(endpoint_id)
-    return True
-
-
-def webhooks_wake(*, position_ids) -> int:
-    """After a commit that wrote events of ``position_ids``: queue the delivery task of every
-    active endpoint of their owners that has none queued. How many were queued.
-
-    Every committed write runs this once, so it is one plain statement (no queryset to
-    compile): usually it finds nothing."""
-    ids = list(position_ids)
-    quote = connection.ops.quote_name
-    position_t = quote(Event._meta.get_field("position").related_model._meta.db_table)
-    sql = (f"SELECT w.id FROM {quote(WebhookEndpoint._meta.db_table)} w "
-           f"WHERE w.active AND NOT w.wake_queued AND w.owner_id IN "
-           f"(SELECT p.owner_id FROM {position_t} p WHERE p.id IN "
-           f"({', '.join(['%s'] * len(ids))}))")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, ids)
-        found = [row[0] for row in cursor.fetchall()]
-    return sum(webhook_schedule(endpoint_id=pk) for pk in found)

@@ -1,6 +1,6 @@
 """The one client for outbound webhook requests: the URL check (at registration and before
 every request), the address check at connect time, Stripe-style signing, no redirects,
-timeouts.
+timeouts: one per read and a total deadline per request, and a cap on the bytes read.
 
 The address check runs on the addresses the host name resolves to when the request is made, and
 the connection goes to the address that was checked (a name that resolves to a public address
@@ -24,6 +24,9 @@ from urllib.parse import urlsplit
 SIGNATURE_HEADER = "Volbal-Signature"
 EVENT_ID_HEADER = "Volbal-Event-Id"
 EXCERPT_BYTES = 500
+# The most bytes read of an answer (status line, headers and the excerpt of the body): a
+# receiver cannot make the worker read without end.
+RESPONSE_MAX_BYTES = 64 * 1024
 
 
 class UrlRefused(ValueError):
@@ -158,9 +161,10 @@ PUBLIC_ERRORS = {
     "refused": "webhook_url_not_allowed: the URL's host is not a public address; nothing was "
                "sent.",
     "unresolvable": "webhook_host_unresolvable: the URL's host name did not resolve.",
-    "timeout": "timeout: no answer within the timeout.",
+    "timeout": "timeout: no whole answer within the timeout or the delivery's deadline.",
     "tls": "tls_failed: the TLS handshake or the certificate check failed.",
     "connection": "connection_failed: the connection could not be made or was broken.",
+    "too_large": f"answer_too_large: the answer was longer than {RESPONSE_MAX_BYTES} bytes.",
 }
 
 
@@ -174,6 +178,8 @@ def public_error(error: str) -> str:
         kind = "unresolvable"
     elif "timeout" in error.lower() or "timed out" in error.lower():
         kind = "timeout"
+    elif "answer too large" in error:
+        kind = "too_large"
     elif error.startswith(("SSL", "CertificateError")) or "certificate" in error.lower():
         kind = "tls"
     else:
@@ -196,37 +202,119 @@ class Answer:
         return self.status is not None and 200 <= self.status < 300
 
 
-def _connect(addresses: list[str], port: int, timeout: float) -> socket.socket:
-    """A connection to the first of the checked ``addresses`` that answers."""
-    error: OSError | None = None
-    for address in addresses:
+_PAST_DEADLINE = "timed out: no whole answer within the delivery's deadline"
+
+
+class _Bounded:
+    """A socket whose every read and write waits at most the per-read timeout and never past
+    the request's deadline, and which reads at most ``RESPONSE_MAX_BYTES``. A per-read timeout
+    alone lets a receiver that trickles a byte every few seconds hold the worker for ever."""
+
+    _deadline = 0.0
+    _per_read = 0.0
+    _left_to_read = RESPONSE_MAX_BYTES
+
+    def _bound(self, deadline: float, per_read: float) -> None:
+        self._deadline, self._per_read = deadline, per_read
+        self._left_to_read = RESPONSE_MAX_BYTES
+
+    def _arm(self) -> None:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(_PAST_DEADLINE)
+        self.settimeout(min(self._per_read, left))
+
+    def _timed(self, operation, *args):
         try:
-            return socket.create_connection((address, port), timeout)
+            return operation(*args)
+        except TimeoutError:
+            if time.monotonic() >= self._deadline:
+                raise TimeoutError(_PAST_DEADLINE) from None
+            raise
+
+    def _read_size(self, size: int) -> int:
+        if self._left_to_read <= 0:
+            raise ConnectionAbortedError(f"answer too large: more than {RESPONSE_MAX_BYTES} "
+                                         "bytes")
+        self._arm()
+        return min(size or self._left_to_read, self._left_to_read)
+
+    def recv_into(self, buffer, nbytes=0, flags=0):
+        n = self._timed(super().recv_into, buffer, self._read_size(nbytes or len(buffer)),
+                        flags)
+        self._left_to_read -= n
+        return n
+
+    def recv(self, bufsize, flags=0):
+        data = self._timed(super().recv, self._read_size(bufsize), flags)
+        self._left_to_read -= len(data)
+        return data
+
+    def send(self, data, flags=0):
+        self._arm()
+        return self._timed(super().send, data, flags)
+
+    def sendall(self, data, flags=0):
+        self._arm()
+        return self._timed(super().sendall, data, flags)
+
+
+class _BoundedSocket(_Bounded, socket.socket):
+    pass
+
+
+class _BoundedSSLSocket(_Bounded, ssl.SSLSocket):
+    pass
+
+
+def _connect(addresses: list[str], port: int, timeout: float, deadline: float
+             ) -> _BoundedSocket:
+    """A connection to the first of the checked ``addresses`` that answers, in time."""
+    error: OSError = OSError("no address to connect to")
+    for address in addresses:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(_PAST_DEADLINE)
+        try:
+            plain = socket.create_connection((address, port), min(timeout, left))
         except OSError as exc:
             error = exc
-    raise error or OSError("no address to connect to")
+            continue
+        sock = _BoundedSocket(plain.family, plain.type, plain.proto, fileno=plain.detach())
+        sock._bound(deadline, timeout)
+        return sock
+    raise error
 
 
 class _Pinned(http.client.HTTPConnection):
     """Connects to the addresses already checked, whatever the name resolves to now."""
 
-    def __init__(self, host, port, addresses, timeout):
+    def __init__(self, host, port, addresses, timeout, deadline):
         super().__init__(host, port, timeout=timeout)
         self._addresses = addresses
+        self._deadline = deadline
 
     def connect(self):
-        self.sock = _connect(self._addresses, self.port, self.timeout)
+        self.sock = _connect(self._addresses, self.port, self.timeout, self._deadline)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class _PinnedTLS(http.client.HTTPSConnection):
-    def __init__(self, host, port, addresses, timeout):
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+    def __init__(self, host, port, addresses, timeout, deadline):
+        context = ssl.create_default_context()
+        context.sslsocket_class = _BoundedSSLSocket
+        super().__init__(host, port, timeout=timeout, context=context)
         self._addresses = addresses
+        self._deadline = deadline
 
     def connect(self):
-        sock = _connect(self._addresses, self.port, self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        sock = _connect(self._addresses, self.port, self.timeout, self._deadline)
+        tls = self._context.wrap_socket(sock, server_hostname=self.host,
+                                        do_handshake_on_connect=False)
+        tls._bound(self._deadline, self.timeout)
+        tls.settimeout(max(0.001, min(self.timeout, self._deadline - time.monotonic())))
+        tls.do_handshake()
+        self.sock = tls
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -245,10 +333,13 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
-         allow_private: bool) -> Answer:
+         allow_private: bool, deadline: float | None = None) -> Answer:
     """POST ``body`` to ``url``; never raises for the network's or the receiver's failures
-    (they come back as an :class:`Answer` with ``error``); never follows a redirect."""
+    (they come back as an :class:`Answer` with ``error``); never follows a redirect. Each
+    connect and read waits at most ``timeout`` seconds, the whole request (name resolution
+    aside) at most ``deadline`` seconds (default ``timeout``)."""
     started = time.monotonic()
+    end = started + (deadline if deadline is not None else timeout)
 
     def answer(**kw) -> Answer:
         return Answer(duration_ms=int((time.monotonic() - started) * 1000), **kw)
@@ -273,7 +364,7 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    conn = (_PinnedTLS if https else _Pinned)(parts.hostname, port, addresses, timeout)
+    conn = (_PinnedTLS if https else _Pinned)(parts.hostname, port, addresses, timeout, end)
     try:
         conn.request("POST", path, body=body, headers=headers)
         response = conn.getresponse()

@@ -1,6 +1,7 @@
-"""A real HTTP server on 127.0.0.1 that replays recorded exchanges with Alpaca's trading API
-(``orders/tests/alpaca_exchanges/*.json``) to alpaca-py, and checks each request the SDK sends
-against the recording: method, path, query, JSON body and the two auth headers.
+"""A real HTTP server on 127.0.0.1 (pytest-httpserver) that replays recorded exchanges with
+Alpaca's trading API (``orders/tests/alpaca_exchanges/*.json``) to alpaca-py, and checks each
+request the SDK sends against the recording: method, path, query, JSON body and the two auth
+headers.
 
 A recording is ``{"description", "exchanges": [{"request": {...}, "response": {...}}]}``, in
 the order the requests must come. In a request, a string starting with ``~`` is a regular
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
+import socket
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 EXCHANGES = Path(__file__).parent / "alpaca_exchanges"
 KEY_ID, SECRET = "PKTEST0000REPLAY", "replay-secret-never-shown"
@@ -42,101 +44,88 @@ def load(name: str, **subs: str) -> list[dict]:
     return fill(data["exchanges"])
 
 
-def _matches(expected, actual) -> bool:
-    if isinstance(expected, str) and expected.startswith("~"):
-        return isinstance(actual, str) and re.fullmatch(expected[1:], actual) is not None
-    if isinstance(expected, dict):
-        return (isinstance(actual, dict) and expected.keys() == actual.keys()
-                and all(_matches(v, actual[k]) for k, v in expected.items()))
-    if isinstance(expected, list):
-        return (isinstance(actual, list) and len(expected) == len(actual)
-                and all(_matches(e, a) for e, a in zip(expected, actual, strict=True)))
-    return expected == actual
+class Like:
+    """A recorded value ``~regex``: equal to any string the expression matches whole (the
+    server's matchers compare with ``==``, and ``"x" == Like(...)`` asks this object)."""
+
+    def __init__(self, pattern: str):
+        self.pattern = pattern
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, str) and re.fullmatch(self.pattern, other) is not None
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"~{self.pattern}"
+
+
+def _expected(value):
+    """A recorded request value as the matchers compare it (``~regex`` strings as :class:`Like`)."""
+    if isinstance(value, str) and value.startswith("~"):
+        return Like(value[1:])
+    if isinstance(value, list):
+        return [_expected(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _expected(v) for k, v in value.items()}
+    return value
+
+
+def _answer(response: dict):
+    """The handler of one recorded response: JSON, a raw body, late, or a dropped connection."""
+
+    def handle(request: Request) -> Response:
+        time.sleep(response.get("delay", 0))
+        if response.get("drop"):
+            # closed unanswered: writing the response below then fails, which the server takes
+            # for a client that went away
+            request.environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+            return Response(status=500)
+        if "body" in response:
+            return Response(json.dumps(response["body"]), status=response["status"],
+                            content_type="application/json; charset=UTF-8")
+        text = response.get("text", "")
+        return Response(text, status=response["status"],
+                        content_type="text/html" if text else None)
+
+    return handle
 
 
 class Replay:
-    """Serve ``exchanges`` in order; ``problems`` lists every request that did not match."""
+    """Serve recorded exchanges in order (pytest-httpserver's ordered handlers): each request
+    must match the next recording (method, path, query, JSON body or none, both auth headers),
+    or the server fails it and every request after it; :meth:`check` says so."""
 
     def __init__(self):
-        self.pending: list[dict] = []
-        self.problems: list[str] = []
-        self.requests: list[dict] = []
-        self._lock = threading.Lock()
-        replay = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _handle(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                parts = urlsplit(self.path)
-                seen = {"method": self.command, "path": parts.path,
-                        "query": dict(parse_qsl(parts.query)),
-                        "body": json.loads(raw) if raw else None,
-                        "headers": {k.lower(): v for k, v in self.headers.items()}}
-                response = replay._answer(seen)
-                time.sleep(response.get("delay", 0))
-                if response.get("drop"):
-                    self.close_connection = True
-                    self.connection.shutdown(2)
-                    return
-                status = response["status"]
-                if "body" in response:
-                    payload = json.dumps(response["body"]).encode()
-                    ctype = "application/json; charset=UTF-8"
-                else:
-                    payload = response.get("text", "").encode()
-                    ctype = "text/html"
-                try:
-                    self.send_response(status)
-                    if payload:
-                        self.send_header("Content-Type", ctype)
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except OSError:  # the client gave up (its timeout) before the answer
-                    self.close_connection = True
-
-            do_GET = do_POST = do_DELETE = do_PATCH = _handle
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
+        self.server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+        self.server.start()
+        self.url = f"http://127.0.0.1:{self.server.port}"
 
     def expect(self, exchanges: list[dict]) -> None:
-        with self._lock:
-            self.pending.extend(exchanges)
+        for exchange in exchanges:
+            want = exchange["request"]
+            body = want.get("body")
+            self.server.expect_ordered_request(
+                want["path"], method=want["method"],
+                query_string=_expected(want.get("query", {})),
+                headers={"APCA-API-KEY-ID": KEY_ID, "APCA-API-SECRET-KEY": SECRET},
+                **({"json": _expected(body)} if body is not None else {"data": b""}),
+            ).respond_with_handler(_answer(exchange["response"]))
 
-    def _answer(self, seen: dict) -> dict:
-        with self._lock:
-            self.requests.append(seen)
-            if not self.pending:
-                self.problems.append(f"unexpected {seen['method']} {seen['path']}")
-                return {"status": 599, "text": "no recorded exchange left"}
-            exchange = self.pending.pop(0)
-        want = exchange["request"]
-        where = f"{want['method']} {want['path']}"
-        if (seen["method"], seen["path"]) != (want["method"], want["path"]):
-            self.problems.append(f"expected {where}, got {seen['method']} {seen['path']}")
-        elif not _matches(want.get("query", {}), seen["query"]):
-            self.problems.append(f"{where}: query {seen['query']} is not {want.get('query')}")
-        elif not _matches(want.get("body"), seen["body"]):
-            self.problems.append(f"{where}: body {seen['body']} is not {want.get('body')}")
-        elif (seen["headers"].get("apca-api-key-id"),
-              seen["headers"].get("apca-api-secret-key")) != (KEY_ID, SECRET):
-            self.problems.append(f"{where}: the auth headers are missing or wrong")
-        return exchange["response"]
+    @property
+    def requests(self) -> list[dict]:
+        """Every request served so far: method, path, query, JSON body (None without one)."""
+        return [{"method": request.method, "path": request.path,
+                 "query": dict(request.args.items()),
+                 "body": json.loads(request.data) if request.data else None}
+                for request, _ in self.server.log]
 
     def check(self) -> None:
         """Every recorded exchange was asked for, each as recorded."""
-        assert self.problems == [], self.problems
-        assert self.pending == [], f"{len(self.pending)} recorded exchanges never asked for"
+        self.server.check_assertions()
+        left = len(self.server.ordered_handlers)
+        assert left == 0, f"{left} recorded exchanges never asked for"
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        if self.server.is_running():
+            self.server.stop()

@@ -7,11 +7,11 @@ import sys
 from decimal import Decimal, InvalidOperation
 
 from django.core.management.base import CommandError
+from tqdm import tqdm
 
 from events.actor import ActorCommand
 from positions.workflows.corporate_actions import split_announce_ticker
 from volbal.errors import DomainError
-from volbal.progress import Progress
 
 
 class Command(ActorCommand):  # its events name it (events.actor)
@@ -40,8 +40,9 @@ class Command(ActorCommand):  # its events name it (events.actor)
 
         def progress(done: int, total: int) -> None:
             nonlocal bar
-            bar = bar or Progress(total, f"split {ticker}")
-            bar.update(done)
+            if bar is None:  # on stderr, and only on a terminal (disable=None)
+                bar = tqdm(total=total, desc=f"split {ticker}", unit="position", disable=None)
+            bar.update(done - bar.n)
 
         try:
             report = split_announce_ticker(ticker=ticker, ratio=k, effective_date=day,

@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 
 from django.core.management.base import CommandError
+from tqdm import tqdm
 
 from events.actor import ActorCommand
 from positions import services
 from positions.prices_csv import PriceFileError, read_prices
 from positions.strategy.backtest.data import SAMPLE_TICKERS
 from volbal.errors import DomainError
-from volbal.progress import Progress
 
 
 def _positive_int(raw: str) -> int:
@@ -54,14 +54,16 @@ class Command(ActorCommand):  # its events and prices name it (events.actor)
             rows, file = _sample_rows(sample, ticker, start, end), f"sample {sample.upper()}"
         else:
             rows = _file_rows(file, ticker)
-        progress = Progress(len(rows), "import")
+        # on stderr, and only on a terminal (disable=None): cron and pipes get no bar
+        bar = tqdm(total=len(rows), desc="import", unit="price", disable=None)
         try:
-            stored = services.prices_record(rows=rows, batch_size=batch, progress=progress.update)
+            stored = services.prices_record(rows=rows, batch_size=batch,
+                                            progress=lambda done: bar.update(done - bar.n))
             count = len(stored)
         except DomainError as exc:
             raise CommandError(f"{file}: {exc.message}; nothing imported") from None
         finally:
-            progress.close()
+            bar.close()
         tickers = sorted({r["ticker"].upper() for r in rows})
         self.stdout.write(f"Imported {count} prices for {', '.join(tickers)} from {file}.")
 

@@ -39,7 +39,8 @@ class Command(BaseCommand):
         # runserver's reloader runs this command again in a child process (RUN_MAIN=true):
         # the workers are started once, by the parent, and live as long as it does.
         if os.environ.get("RUN_MAIN") != "true":
-            for queue in ("default", settings.RESEARCH_QUEUE):
+            # a worker per queue, as production runs them
+            for queue in settings.TASKS["default"]["QUEUES"]:
                 command = [sys.executable, os.path.abspath(sys.argv[0]), "db_worker",
                            "--queue-name", queue, "--interval", "1",
                            *(["--no-reload"] if opts["noreload"] else [])]
