@@ -131,6 +131,8 @@ from events.models import Event
 from orders.models import Fill, IdempotencyRecord, Order
 from positions.models import Position
 
+pytestmark = pytest.mark.system
+
 records = {(r.path, r.key): r for r in IdempotencyRecord.objects.all()}
 out = {
     "positions": {p.id: [str(p.qty), str(p.cash)] for p in Position.objects.all()},
