@@ -14,10 +14,10 @@ from django.db import connection, transaction
 
 from events.models import Event
 from events.services import event_record
-from events.tests.receiver import Receiver
 from events.webhooks import delivery
 from events.webhooks.models import WebhookDelivery, WebhookEndpoint
 from events.webhooks.services import webhook_create
+from events.webhooks.tests.receiver import Receiver
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -18,9 +18,9 @@ from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
 from events.models import Event
-from events.tests.receiver import Receiver
 from events.webhooks import delivery, transport
 from events.webhooks.models import WebhookDelivery, WebhookEndpoint
+from events.webhooks.tests.receiver import Receiver
 from volbal import clock
 
 
