@@ -34,6 +34,8 @@ import pytest
 
 from volbal.tests.live_server import ROOT, call, live_server
 
+pytestmark = pytest.mark.system
+
 WORKERS = 3
 CLIENTS = 8
 KILLS = 6
@@ -130,8 +132,6 @@ from django.db.models import Count
 from events.models import Event
 from orders.models import Fill, IdempotencyRecord, Order
 from positions.models import Position
-
-pytestmark = pytest.mark.system
 
 records = {(r.path, r.key): r for r in IdempotencyRecord.objects.all()}
 out = {

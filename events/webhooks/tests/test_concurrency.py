@@ -19,12 +19,8 @@ from events.webhooks.models import WebhookDelivery, WebhookEndpoint
 from events.webhooks.services import webhook_create
 from events.webhooks.tests.receiver import Receiver
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _private_allowed(settings):
-    settings.VOLBAL_WEBHOOKS_ALLOW_PRIVATE = True
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("private_receivers")]
 
 
 @pytest.fixture
