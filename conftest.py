@@ -36,6 +36,14 @@ def _django() -> bool:
     return django_settings.configured
 
 
+def pytest_configure(config):
+    """The tests' passwords are hashed with MD5: the default PBKDF2 costs ~0.4 s a user and most
+    tests make one or two (the ``user`` and ``other_user`` fixtures). Set once, for the whole run,
+    before any hasher is loaded; a test that needs another still sets it with ``settings``."""
+    if _django():
+        django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 

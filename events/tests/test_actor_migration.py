@@ -9,6 +9,8 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
+pytestmark = pytest.mark.system  # migrates the whole schema back and forth
+
 BEFORE = [("events", "0003_event_types_and_payload_decimals"),
           ("positions", "0004_dividend_rate_label_withholding_tax_rate")]
 

@@ -23,11 +23,6 @@ pytestmark = pytest.mark.django_db
 T0 = dt.datetime(2024, 3, 1, 21, tzinfo=dt.UTC)
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def staff_client(django_user_model, username: str, *codenames: str) -> tuple[Client, object]:
     staff = django_user_model.objects.create_user(username=username, password="pw",
                                                   is_staff=True)

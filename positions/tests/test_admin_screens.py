@@ -20,11 +20,6 @@ from positions.picture import position_history
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def traded(user, make_position, settings):
     """A position with a partly filled order created at 2026-01-15 15:30 UTC (10:30 in New

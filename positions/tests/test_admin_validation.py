@@ -16,11 +16,6 @@ from positions.tests.test_admin import change_url, strategy_form
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 # (field, value as typed in the admin, the same value in JSON)
 CASES = [
     ("max_orders_per_day", "2000000000", 2000000000),

@@ -34,7 +34,6 @@ OPEN = dt.datetime(2024, 7, 5, 13, 30, tzinfo=UTC)  # Friday's XNYS session
 
 @pytest.fixture(autouse=True)
 def _settings(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.VOLBAL_CALENDAR = "XNYS"
     settings.VOLBAL_PRICE_STALE_AFTER = 15
 

@@ -22,12 +22,6 @@ from volbal import clock
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    """The default PBKDF2 costs ~0.4 s per user and most tests make one or two."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 D = Decimal
 Q8 = D("0.00000001")
 Q6 = D("0.000001")

@@ -22,12 +22,6 @@ from positions.workflows.evaluation import position_decide
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    """The default PBKDF2 costs ~0.4 s per user and most tests make one or two."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 T0 = dt.datetime(2024, 3, 1, 21, tzinfo=dt.UTC)
 
 SCENARIOS = {

@@ -15,11 +15,6 @@ pytestmark = pytest.mark.django_db
 D = Decimal
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def test_ladder_answers_the_rungs_and_their_proposals(api, make_position):
     pos = make_position(qty="50", cash="5000", anchor_price="100")
     events_before = Event.objects.count()

@@ -28,7 +28,7 @@ from positions.strategy import rules
 from positions.strategy.backtest import data, engine
 from positions.workflows.cycle import trade_cycle
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.system, pytest.mark.django_db]  # a sample's prices, day by day
 D = Decimal
 NY = ZoneInfo("America/New_York")
 SLIPPAGE = D(5)

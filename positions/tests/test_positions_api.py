@@ -38,11 +38,6 @@ DEFAULTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def create(api, **body):
     return api.post("/v1/positions", {"ticker": "ZIM", "qty": 0, "cash": 10000, **body},
                     format="json")

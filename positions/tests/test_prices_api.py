@@ -15,12 +15,6 @@ from positions.selectors import latest_price
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    """The default PBKDF2 costs ~0.4 s per user and most tests make one or two."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 UTC = dt.UTC
 
 

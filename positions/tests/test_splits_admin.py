@@ -18,11 +18,6 @@ from volbal import clock
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def test_adding_a_split_applies_it_to_every_position_in_the_ticker(admin_client, make_position,
                                                                     other_user):
     a = make_position(qty="10", cash="0", anchor_price="8")

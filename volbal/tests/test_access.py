@@ -306,6 +306,7 @@ def _create_token(env: dict) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.system
 def test_production_settings_on_gunicorn_refuse_anonymous_callers(tmp_path):
     """DJANGO_DEBUG=0 as README's production section runs it: nothing anonymous gets past the
     health endpoints; a token works."""

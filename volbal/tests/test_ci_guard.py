@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.system  # each test runs pytest itself on a fresh SQLite database
+
 ROOT = Path(__file__).resolve().parents[2]
 ONE_POSTGRES_TEST = ("orders/tests/test_concurrency.py::"
                      "test_concurrent_position_creates_with_one_key_open_one_position")

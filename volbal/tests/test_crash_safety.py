@@ -34,6 +34,8 @@ import pytest
 
 from volbal.tests.live_server import ROOT, call, live_server
 
+pytestmark = pytest.mark.system
+
 WORKERS = 3
 CLIENTS = 8
 KILLS = 6

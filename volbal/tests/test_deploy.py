@@ -31,7 +31,7 @@ from django.conf import settings
 from volbal.tests.deployment import deployed, run_attack
 from volbal.tests.live_server import ROOT, call
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.system, pytest.mark.postgres]
 
 ATTACK_SECONDS = float(os.environ.get("VOLBAL_ATTACK_SECONDS", "20"))
 FLOODERS = 4

@@ -29,7 +29,7 @@ from conftest import assert_error
 from positions.models import Position
 from volbal.tests.live_server import call, live_server
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.system, pytest.mark.django_db]
 
 LIMIT = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 THROTTLE_RATE = 3  # a minute, for the live server

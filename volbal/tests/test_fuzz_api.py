@@ -23,6 +23,8 @@ import pytest
 
 from volbal.tests.live_server import live_server
 
+pytestmark = pytest.mark.system
+
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",

@@ -24,7 +24,7 @@ import pytest
 
 from volbal.tests.live_server import ROOT, live_server
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.system, pytest.mark.django_db]
 
 PACKAGE = "volbal_generated_client"
 # Models whose schema is a free-form object: their additional_properties are their content.

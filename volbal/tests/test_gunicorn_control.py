@@ -12,7 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from volbal.tests.live_server import free_port, gunicorn
+
+pytestmark = pytest.mark.system
 
 
 def _env(home: Path, **extra) -> dict:

@@ -6,6 +6,8 @@ import os
 import urllib.error
 import urllib.request
 
+import pytest
+
 from volbal.tests.live_server import call, free_port, gunicorn
 
 
@@ -17,6 +19,7 @@ def server_without_a_database(tmp_path):
                     workers=1)
 
 
+@pytest.mark.system
 def test_liveness_answers_and_readiness_is_503_while_the_database_is_down(tmp_path):
     with server_without_a_database(tmp_path) as base:
         assert call(base + "/healthz")[:2] == (200, {"status": "ok"})
@@ -33,6 +36,7 @@ def test_readiness_is_200_when_the_database_answers(client, db):
     assert response.json()["status"] == "ok"
 
 
+@pytest.mark.system
 def test_a_request_line_past_the_limit_is_414_as_documented(tmp_path, client, db):
     from volbal.schema import REQUEST_LINE_LIMIT
 

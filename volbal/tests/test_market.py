@@ -25,11 +25,6 @@ def utc(*a):
     return dt.datetime(*a, tzinfo=dt.UTC)
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.mark.parametrize("moment,session", [
     (utc(2024, 7, 3, 16, 59), dt.date(2024, 7, 3)),  # before the early close
     (utc(2024, 7, 3, 17, 1), dt.date(2024, 7, 5)),  # after it: the 4th is a holiday

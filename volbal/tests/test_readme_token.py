@@ -13,7 +13,7 @@ import pytest
 
 from volbal.tests.live_server import ROOT, call, live_server
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.system, pytest.mark.django_db]
 
 
 def token_block() -> list[str]:

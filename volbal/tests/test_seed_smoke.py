@@ -6,6 +6,8 @@ import pytest
 
 from volbal.tests.live_server import call, live_server
 
+pytestmark = pytest.mark.system
+
 
 @pytest.mark.django_db
 def test_seed_curl_smoke_against_a_real_server(tmp_path):

@@ -12,7 +12,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from volbal.tests.live_server import ROOT, call, free_port
+
+pytestmark = pytest.mark.system
 
 SWEEP = {"kind": "sweep", "series": ["IBM"], "start": "2010-01-01", "end": "2010-06-30",
          "grid": {"trigger_pct": "0.03,0.05", "guard_low": "0.2,0.3"}}

@@ -13,7 +13,7 @@ import pytest
 
 from volbal.tests.live_server import call, live_server
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+pytestmark = [pytest.mark.system, pytest.mark.postgres, pytest.mark.django_db]
 
 BUDGET = 30
 REQUESTS = 80

@@ -12,11 +12,6 @@ from rest_framework.authtoken.models import Token
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 LIST = "admin:authtoken_tokenproxy_changelist"
 
 

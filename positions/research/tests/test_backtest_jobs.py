@@ -14,7 +14,7 @@ from django_tasks_db.models import DBTaskResult
 
 from conftest import assert_error
 from positions.research.models import ResearchJob
-from positions.research.tests.test_sweep_jobs import run_worker
+from positions.research.tests.conftest import run_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

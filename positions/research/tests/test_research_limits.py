@@ -18,7 +18,7 @@ from django_tasks_db.models import DBTaskResult
 
 from conftest import assert_error
 from positions.research.models import JobStatus, ResearchJob
-from positions.research.tests.test_sweep_jobs import TINY, run_worker
+from positions.research.tests.conftest import TINY, run_worker
 from positions.workflows.schedule import trade_cycle_run
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,35 +10,20 @@ import pytest
 from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Permission
 from django.urls import reverse
-from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
 from conftest import assert_error
 from events.models import Event
 from positions.research.models import ResearchJob
-from positions.research.tasks import research_job_run
+from positions.research.tests.conftest import TINY, run_worker
 
 # Committed for real (no test-wide transaction), as in production: the worker closes
 # connections left inside a transaction between tasks, and runs each task outside one.
 pytestmark = pytest.mark.django_db(transaction=True)
 
-TINY = {"kind": "sweep", "series": ["IBM"], "start": "2010-01-01", "end": "2010-12-31",
-        "grid": {"trigger_pct": "0.03,0.05", "guard_low": [0.2, 0.3]}, "metric": "total_return"}
-
-
 @pytest.fixture(autouse=True)
 def _one_process(settings):
     settings.VOLBAL_SWEEP_JOBS = 1  # cells in the worker's own process: the suite stays fast
-
-
-def run_worker(queue: str = research_job_run.queue_name) -> int:
-    """Run a worker of ``queue`` (default the research jobs'; batch mode: until the queue is
-    empty); tasks it ran."""
-    worker = Worker(queue_names=[queue], interval=0, batch=True, backend_name="default",
-                    startup_delay=False, max_tasks=None, worker_id="test-worker",
-                    excluded_queue_names=[])
-    worker.run()
-    return worker._run_tasks
 
 
 def test_a_sweep_runs_on_the_worker_end_to_end(api):

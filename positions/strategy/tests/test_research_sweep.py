@@ -1,6 +1,7 @@
 """Sweeps (docs/strategy.md#research): the grid, the cells (the backtest itself, cell by cell),
 the stability and ranking worked out by hand, parallel and Dask runs equal to the local run,
-the heatmap's plane. ``manage.py sweep`` is tested in positions/tests/test_sweep_command.py."""
+the heatmap's plane. ``manage.py sweep`` is tested in
+positions/research/tests/test_sweep_command.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Walk-forward (docs/strategy.md#research): the windows, the state carried across them, the
 stitched out-of-sample report. ``manage.py walkforward`` is tested in
-positions/tests/test_walkforward_command.py."""
+positions/research/tests/test_walkforward_command.py."""
 
 from __future__ import annotations
 

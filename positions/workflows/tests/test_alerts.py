@@ -34,7 +34,6 @@ LONG_AGO = dt.datetime(2024, 7, 1, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def _settings(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.VOLBAL_CALENDAR = "XNYS"
     settings.VOLBAL_PRICE_STALE_AFTER = 15
     settings.VOLBAL_CYCLE_MISSED_AFTER = 5

@@ -311,9 +311,7 @@ def test_a_step_failing_again_the_same_way_is_reported_but_alerted_once(make_pos
 
 
 @pytest.mark.django_db
-def test_the_admin_process_due_action_isolates_a_failing_step(admin_client, make_position,
-                                                              settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def test_the_admin_process_due_action_isolates_a_failing_step(admin_client, make_position):
     stuck, sound = stuck_and_sound(make_position)
     response = admin_client.post(reverse("admin:positions_dividend_changelist"),
                                  {"action": "process_due", "_selected_action": [sound.pk]},

@@ -15,13 +15,6 @@ from events.models import Event
 from orders.models import Order
 from positions.models import Price
 
-
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    """The default PBKDF2 costs ~0.4 s per user and most tests make one or two."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 UTC = dt.UTC
 T0 = dt.datetime(2024, 3, 1, 21, tzinfo=UTC)
 

@@ -162,11 +162,9 @@ def test_apply_split_refused_by_one_position_changes_nothing_there(make_position
 
 
 @pytest.mark.django_db
-def test_the_admin_values_the_position_at_the_adjusted_price(admin_client, make_position,
-                                                             settings):
+def test_the_admin_values_the_position_at_the_adjusted_price(admin_client, make_position):
     from django.urls import reverse
 
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     pos = make_position(qty="100", cash="10000", anchor_price="100")
     yesterday_close("ZIM", "100")
     split_today("ZIM", "2")

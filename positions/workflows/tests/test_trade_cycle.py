@@ -25,11 +25,6 @@ SESSION = dt.datetime(2024, 7, 5, 15, tzinfo=dt.UTC)  # Friday 11:00 in New York
 SATURDAY = dt.datetime(2024, 7, 6, 15, tzinfo=dt.UTC)
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def at(monkeypatch):
     def set_now(moment):

@@ -21,7 +21,7 @@ from events.models import Event
 from orders.models import Order
 from positions.models import Position, Price, TradeCycle
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.system, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 D = Decimal
 N = int(os.environ.get("VOLBAL_SCALE_POSITIONS", "20000"))
 

@@ -1,6 +1,6 @@
 """The Alpaca broker (orders/brokers/alpaca.py) against recorded exchanges of Alpaca's trading
-API: alpaca-py talks HTTP to a replay server on 127.0.0.1 (orders/tests/alpaca_replay.py) that
-answers as recorded and checks every request the SDK sends (method, path, query, body, auth
+API: alpaca-py talks HTTP to a replay server on 127.0.0.1 (alpaca_replay.py beside this file)
+that answers as recorded and checks every request the SDK sends (method, path, query, body, auth
 headers). There is no network here: nothing reaches Alpaca."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from conftest import assert_error
 from events.models import Event
 from orders.brokers import alpaca
 from orders.brokers import service as brokers
+from orders.brokers.tests.alpaca_replay import KEY_ID, SECRET, Replay, load
 from orders.models import Order
 from orders.services import order_submit, orders_expire
-from orders.tests.alpaca_replay import KEY_ID, SECRET, Replay, load
 from positions.models import Position
 from positions.services import prices_record
 from volbal import clock

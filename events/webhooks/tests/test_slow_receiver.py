@@ -17,10 +17,10 @@ import pytest
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
-from events.tests.test_webhooks_delivery import open_positions, register
 from events.webhooks import delivery, transport
 from events.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from events.webhooks.tasks import QUEUE
+from events.webhooks.tests.test_delivery import open_positions, register
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,7 @@
 """A real HTTP server on 127.0.0.1 (pytest-httpserver) that replays recorded exchanges with
-Alpaca's trading API (``orders/tests/alpaca_exchanges/*.json``) to alpaca-py, and checks each
-request the SDK sends against the recording: method, path, query, JSON body and the two auth
-headers.
+Alpaca's trading API (``orders/brokers/tests/alpaca_exchanges/*.json``) to alpaca-py, and
+checks each request the SDK sends against the recording: method, path, query, JSON body and
+the two auth headers.
 
 A recording is ``{"description", "exchanges": [{"request": {...}, "response": {...}}]}``, in
 the order the requests must come. In a request, a string starting with ``~`` is a regular

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from orders.tests.alpaca_replay import KEY_ID, SECRET, Replay
+from orders.brokers.tests.alpaca_replay import KEY_ID, SECRET, Replay
 
 AUTH = {"APCA-API-KEY-ID": KEY_ID, "APCA-API-SECRET-KEY": SECRET}
 RECORDING = [

@@ -25,11 +25,6 @@ D = Decimal
 T0 = dt.datetime(2024, 1, 2, 15, tzinfo=dt.UTC)
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def price(ticker, p, minutes=0):
     prices_record(rows=[{"ticker": ticker, "price": D(str(p)), "ts": T0 + dt.timedelta(
         minutes=minutes)}])

@@ -13,9 +13,9 @@ from django.contrib.auth.models import Permission
 
 from conftest import assert_error
 from events.models import Event
-from events.tests.receiver import Receiver
 from events.webhooks import delivery, services, transport
 from events.webhooks.models import WebhookDelivery, WebhookEndpoint
+from events.webhooks.tests.receiver import Receiver
 
 URL = "https://hooks.example.com/volbal"
 

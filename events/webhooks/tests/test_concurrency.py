@@ -14,17 +14,13 @@ from django.db import connection, transaction
 
 from events.models import Event
 from events.services import event_record
-from events.tests.receiver import Receiver
 from events.webhooks import delivery
 from events.webhooks.models import WebhookDelivery, WebhookEndpoint
 from events.webhooks.services import webhook_create
+from events.webhooks.tests.receiver import Receiver
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _private_allowed(settings):
-    settings.VOLBAL_WEBHOOKS_ALLOW_PRIVATE = True
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("private_receivers")]
 
 
 @pytest.fixture

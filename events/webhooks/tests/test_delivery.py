@@ -18,10 +18,12 @@ from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
 from events.models import Event
-from events.tests.receiver import Receiver
 from events.webhooks import delivery, transport
 from events.webhooks.models import WebhookDelivery, WebhookEndpoint
+from events.webhooks.tests.receiver import Receiver
 from volbal import clock
+
+pytestmark = pytest.mark.usefixtures("private_receivers")
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +31,7 @@ def _committed(transactional_db):
     """Committed for real: delivery posts with no transaction open (it asserts so). (On SQLite
     the flush that ends each test lifts the audit log's triggers: the root conftest.)"""
 
-README = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
+README = Path(__file__).resolve().parents[3] / "docs" / "webhooks.md"
 
 
 def readme_verify():
@@ -60,11 +62,6 @@ def fake(monkeypatch):
     f = FakeClock()
     monkeypatch.setattr(clock, "now", f)
     return f
-
-
-@pytest.fixture(autouse=True)
-def _private_allowed(settings):
-    settings.VOLBAL_WEBHOOKS_ALLOW_PRIVATE = True  # the receiver is on 127.0.0.1
 
 
 @pytest.fixture
