@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal, localcontext
 
 from django.db import IntegrityError, transaction
 from django.db.models import Min
@@ -53,7 +52,6 @@ from volbal.renderers import decimal_text as fmt
 # action the feed published late is still found (recording is keyed, so nothing twice).
 ACTIONS_OVERLAP = dt.timedelta(days=7)
 NO_TRADE = "feed_no_trade"  # the feed answered, without a trade of the ticker
-SPLIT_PLACES = Decimal("0.00000001")  # the split ratio column's places
 
 
 def held_tickers(*, cycle_only: bool = False) -> list[str]:
@@ -191,16 +189,6 @@ def _failed(source: str, errors: dict[str, FeedError], now: dt.datetime) -> None
 # --------------------------------------------------------------------------------------------
 
 
-def split_ratio(split: Split) -> Decimal:
-    """new_rate / old_rate as a Decimal: exact where it is (4:1 is 4, 1:4 is 0.25), else to
-    the split column's 8 places (1:3 is 0.33333333)."""
-    with localcontext() as ctx:
-        ctx.prec = 50
-        ratio = Decimal(split.new_rate) / Decimal(split.old_rate)
-    exact = ratio.quantize(SPLIT_PLACES)
-    return ratio.normalize() if exact == ratio else exact
-
-
 @dataclass
 class ActionsReport:
     recorded: list[str] = field(default_factory=list)  # "position: what"
@@ -280,7 +268,7 @@ def _record_action(action: Split | CashDividend, position_id: str,
                     dividends_process(today=action.effective_date - dt.timedelta(days=1),
                                       position_id=position_id)
                 # After the exact-ratio change the split service takes new_rate/old_rate.
-                ratio = split_ratio(action)
+                ratio = action.decimal_ratio()
                 row = split_announce(owner=None, position_id=position_id, ratio=ratio,
                                      effective_date=action.effective_date)
                 what = (f"split {action.new_rate}:{action.old_rate} effective "
