@@ -1,7 +1,8 @@
-"""History for research from the feed (positions/research/history.py): backtest and sweep
-by --ticker (walkforward shares the sweep's loading) run on the raw daily bars with the ticker's splits and dividends exactly
-as a CSV with --splits and --dividends files, the history is cached (a second run asks the
-replay server nothing), --refresh asks again. Alpaca is a real HTTP server on 127.0.0.1 that
+"""History for research from the feed (positions/research/history.py): backtest and sweep by
+--ticker (walkforward shares the sweep's loading) run on the raw daily bars with the ticker's
+splits and dividends exactly as a CSV with --splits and --dividends files; the history is
+cached (a second run asks the replay server nothing), --refresh asks again. Alpaca is a real
+HTTP server on 127.0.0.1 that
 answers recorded exchanges and checks each request: nothing reaches Alpaca."""
 
 from __future__ import annotations
