@@ -30,7 +30,9 @@ from positions.marketdata.port import (
     MarketData,
     Split,
 )
+from positions.research import requests
 from positions.strategy.backtest import data
+from volbal import clock
 
 VERSION = 1  # of the cache file's layout
 
@@ -155,5 +157,35 @@ def history_inputs(*, ticker: str, start: dt.date, end: dt.date, refresh: bool =
     return (*backtest_inputs(h), h)
 
 
-__all__ = ["FeedError", "History", "backtest_inputs", "cache_path", "history_get",
-           "history_inputs"]
+# How the API answers a feed's failure to give a research request its history.
+FEED_STATUS = {"feed_not_configured": 503, "alpaca_credentials_missing": 503,
+               "feed_request_refused": 400, "feed_rate_limited": 503, "feed_unavailable": 503}
+
+
+def with_end(params: dict) -> dict:
+    """A research request by ticker with its ``end`` set (today when absent), so the worker
+    that runs it later reads the same range (and the same cache file)."""
+    if params.get("ticker") and not params.get("end"):
+        return {**params, "end": clock.trading_day().isoformat()}
+    return params
+
+
+def history_for(params: dict):
+    """``(series, dividends, splits)`` of a research request by ``ticker`` (a sweep's params or
+    a backtest's options: :func:`requests.history_range`), or None without one. A feed's
+    failure is a :class:`requests.RequestError` with its code (the view answers it, the worker
+    stores it as the job's error)."""
+    wanted = requests.history_range(params)
+    if wanted is None:
+        return None
+    ticker, start, end = wanted
+    try:
+        series, dividends, splits, _h = history_inputs(
+            ticker=ticker, start=start, end=end or clock.trading_day())
+    except FeedError as exc:
+        raise requests.RequestError(exc.code, f"The history of {ticker} could not be fetched: "
+                                    f"{exc.message}", status=FEED_STATUS.get(exc.code, 502),
+                                    fields={"ticker": exc.message}) from None
+    except data.DataError as exc:
+        raise requests.ParamError("ticker", f"{ticker} {start} to {end}: {exc}") from None
+    return series, dividends, splits

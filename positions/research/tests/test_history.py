@@ -84,3 +84,55 @@ def test_a_ticker_needs_a_feed_and_a_start(settings):
         run("backtest", "--ticker", "AAPL")
     with pytest.raises(CommandError, match="feed_not_configured"):
         run("backtest", "--ticker", "AAPL", "--start", "2020-01-01")
+
+
+@pytest.mark.django_db
+def test_post_backtests_by_ticker_fetches_then_reads_the_cache(alpaca, api, tmp_path):
+    expect(alpaca, "history_aapl", HERE)
+    body = {"ticker": "aapl", "start": "2020-08-27", "end": "2020-09-01", "min_notional": 0}
+    first = api.post("/v1/backtests", body, format="json")
+    check(alpaca)
+    assert first.status_code == 200, first.content
+    again = api.post("/v1/backtests", body, format="json")
+    assert again.status_code == 200 and len(alpaca.log) == 3  # from the cache
+    assert again.json() == first.json()
+    # The same as the command's run from the cache, with the split applied
+    out, _ = run("backtest", "--ticker", "AAPL", *RANGE, "--min-notional", "0", "--json")
+    assert json.loads(out) == first.json()
+
+    missing = api.post("/v1/backtests", {"ticker": "AAPL"}, format="json")
+    assert missing.status_code == 400 and missing.json()["detail"] == "validation_error"
+    assert "start" in missing.json()["fields"]
+    both = api.post("/v1/backtests", {"ticker": "AAPL", "sample": "IBM",
+                                      "start": "2020-08-27"}, format="json")
+    assert both.status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+def test_post_sweeps_by_ticker_runs_on_the_worker_from_the_cache(alpaca, api, settings):
+    from positions.research.tests.test_sweep_jobs import run_worker
+
+    settings.VOLBAL_SWEEP_JOBS = 1
+    expect(alpaca, "history_aapl", HERE)
+    response = api.post("/v1/sweeps", {"kind": "sweep", "ticker": "AAPL",
+                                       "start": "2020-08-27", "end": "2020-09-01",
+                                       "grid": {"trigger_pct": "0.02,0.04"}}, format="json")
+    check(alpaca)
+    assert response.status_code == 202, response.content
+    assert response.json()["params"]["ticker"] == "AAPL"
+    assert run_worker() == 1
+    done = api.get(f"/v1/sweeps/{response.json()['id']}").json()
+    assert done["status"] == "succeeded", done["error"]
+    assert len(alpaca.log) == 3  # the worker read the cache
+
+
+@pytest.mark.django_db
+def test_a_feed_that_fails_is_a_machine_code_not_a_500(alpaca, api):
+    expect(alpaca, "latest_trades_401",
+           Path(__file__).parents[2] / "marketdata" / "tests" / "exchanges")
+    alpaca.clear_all_handlers()
+    alpaca.expect_request("/v2/stocks/bars").respond_with_json(
+        {"code": 40110000, "message": "request is not authorized"}, status=401)
+    r = api.post("/v1/backtests", {"ticker": "AAPL", "start": "2020-08-27"}, format="json")
+    assert r.status_code == 502 and r.json()["detail"] == "feed_auth_refused"
+    assert "could not be fetched" in r.json()["message"]
