@@ -205,3 +205,25 @@ def test_without_a_feed_the_cycle_fetches_nothing(make_position, at, httpserver)
     row = trade_cycle().row
     assert httpserver.log == [] and not TickerFeed.objects.exists()
     assert "Not priced" not in row.message
+
+
+def test_the_admin_shows_each_tickers_last_fetch_and_error(admin_client, make_position, at,
+                                                          alpaca):
+    opened(make_position(ticker="ZIM", qty="50", cash="5000", anchor_price="100",
+                         broker="paper", auto_submit=True), dt.date(2024, 7, 1))
+    TickerFeed.objects.create(ticker="ZIM", actions_through=dt.date(2024, 7, 5))
+    expect(alpaca, "cycle_feed_fails", HERE)
+    trade_cycle()  # refused
+    at(SESSION + dt.timedelta(minutes=1))
+    trade_cycle()  # refused
+    at(SESSION + dt.timedelta(minutes=2))
+    trade_cycle()  # 97 at 15:01
+    at(SESSION + dt.timedelta(minutes=3))
+    trade_cycle()  # refused again
+    check(alpaca)
+    page = admin_client.get("/admin/positions/tickerfeed/").content.decode()
+    assert "ZIM" in page and "97" in page and "alpaca" in page and "feed_auth_refused" in page
+    detail = admin_client.get("/admin/positions/tickerfeed/ZIM/change/").content.decode()
+    assert "request is not authorized" in detail
+    prices = admin_client.get("/admin/positions/price/").content.decode()
+    assert "alpaca" in prices  # each price shows its source
