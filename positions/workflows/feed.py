@@ -152,17 +152,23 @@ def _succeeded(source: str, trades: dict[str, Trade], now: dt.datetime) -> None:
             "failing_since": None})
 
 
-def _failed(source: str, errors: dict[str, FeedError], now: dt.datetime) -> None:
-    """Keep each ticker's error, and alert the positions relying on the cycle in it once per
-    episode (``feed_error``)."""
+def _failed(source: str, errors: dict[str, FeedError], now: dt.datetime, *,
+            alert: bool = True) -> None:
+    """Keep each ticker's error, and (``alert``: a ticker the feed could not price) alert the
+    positions relying on the cycle in it once per episode (``feed_error``). A failed fetch of
+    corporate actions is kept, not alerted: it is asked again by the next cycle, and a price
+    fetched in between would end and restart the episode every cycle."""
     episodes: dict[str, str] = {}
     for ticker, exc in errors.items():
         with transaction.atomic():
             row, _ = TickerFeed.objects.select_for_update().get_or_create(ticker=ticker)
             row.error_code, row.error_message, row.error_at = exc.code, exc.message, now
-            row.failing_since = row.failing_since or now
+            if alert:
+                row.failing_since = row.failing_since or now
             row.save()
-        episodes[ticker] = f"{ticker}@{row.failing_since.isoformat()}"
+        episodes[ticker] = f"{ticker}@{(row.failing_since or now).isoformat()}"
+    if not alert:
+        return
     by_position = dict(cycle_dependent_positions().filter(ticker__in=list(errors))
                        .values_list("id", "ticker"))
     if not by_position:
@@ -220,7 +226,7 @@ def corporate_actions_fetch(*, feed: MarketData, tickers: Iterable[str] | None =
         splits, dividends = feed.corporate_actions(wanted, start, end)
     except FeedError as exc:
         report.error = exc
-        _failed(feed.name, {t: exc for t in wanted}, now)
+        _failed(feed.name, {t: exc for t in wanted}, now, alert=False)
         return report
     positions = list(Position.objects.filter(ticker__in=wanted).values_list(
         "id", "ticker", "created_at"))

@@ -124,6 +124,25 @@ def test_a_failing_feed_is_alerted_once_per_episode_and_the_cycle_goes_on(make_p
     assert feed.error_code == "feed_auth_refused" and feed.price == D(97)
 
 
+def test_corporate_actions_refused_are_asked_again_by_the_next_cycle(make_position, at,
+                                                                    alpaca):
+    paper = opened(make_position(ticker="ZIM", qty="50", cash="5000", anchor_price="100",
+                                 broker="paper", auto_submit=True), dt.date(2024, 7, 1))
+    expect(alpaca, "cycle_actions_fail", HERE)
+    result = trade_cycle()
+    assert result.row.errors == 1 and any("Corporate actions not fetched: feed_auth_refused"
+                                          in line for line in result.lines)
+    feed = TickerFeed.objects.get(ticker="ZIM")
+    assert (feed.price, feed.error_code, feed.actions_through) == (D(96), "feed_auth_refused",
+                                                                   None)
+    assert alerts(paper) == []  # priced: not a feed_error episode
+
+    at(SESSION + dt.timedelta(minutes=1))
+    trade_cycle()
+    check(alpaca)
+    assert TickerFeed.objects.get(ticker="ZIM").actions_through == dt.date(2024, 7, 5)
+
+
 def test_a_price_from_before_the_sessions_open_is_not_submitted(make_position, at):
     paper = make_position(ticker="ZIM", qty="50", cash="5000", anchor_price="100",
                           broker="paper", auto_submit=True)
