@@ -54,6 +54,7 @@ class EventType(models.TextChoices):
     CYCLE_MISSED = "cycle_missed"  # the trade cycle did not run on schedule
     LEDGER_DIFFERENCE = "ledger_difference"  # the nightly verify_ledger found a difference
     WEBHOOK_FAILED = "webhook_failed"  # a webhook delivery gave up after its retries
+    FEED_ERROR = "feed_error"  # the market-data feed failed to price the position's ticker
 
 
 # The event types that are alerts: something an operator or owner must look at. They are
@@ -67,6 +68,7 @@ ALERT_TYPES = frozenset({
     EventType.LEDGER_DIFFERENCE,
     EventType.DIVIDEND_STEP_FAILED,
     EventType.WEBHOOK_FAILED,
+    EventType.FEED_ERROR,
 })
 
 

@@ -26,6 +26,7 @@ from positions.models import (
     Price,
     Split,
     SplitStatus,
+    TickerFeed,
     TradeCycle,
 )
 from positions.picture import position_picture_png
@@ -347,13 +348,14 @@ class PriceAdmin(WriteActionsMixin, admin.ModelAdmin):
     same ticker and time replaces it)."""
 
     form = PriceForm
-    list_display = ("ticker", "price", "time", "recorded_by", "recorded_source", "created",
-                    "confirmed_by")
+    list_display = ("ticker", "price", "time", "source", "recorded_by", "recorded_source",
+                    "created", "confirmed_by")
     actions = ["confirm"]
-    list_filter = ("ticker", "recorded_source")
+    list_filter = ("ticker", "source", "recorded_source")
     search_fields = ("ticker", "recorded_by")
     date_hierarchy = "ts"
-    readonly_fields = ("recorded_by", "recorded_source", "recorded_user_id", "created_at")
+    readonly_fields = ("source", "recorded_by", "recorded_source", "recorded_user_id",
+                       "created_at")
 
     @admin.display(description="ts", ordering="ts")
     def time(self, obj):
@@ -472,6 +474,20 @@ class TradeCycleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("market_open", "session")
     date_hierarchy = "started_at"
     readonly_fields = [f.name for f in TradeCycle._meta.fields]
+
+
+@admin.register(TickerFeed)
+class TickerFeedAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Per ticker, what the market-data feed last said (docs/marketdata.md#the-admin): the last
+    price fetched, its time and the feed; the last error and since when the ticker has been
+    failing (an episode of feed_error alerts); the day its corporate actions were fetched
+    through. Read-only: the cycle and the fetch commands write it."""
+
+    list_display = ("ticker", "price", "price_ts", "source", "fetched_at", "error_code",
+                    "error_at", "failing_since", "actions_through")
+    list_filter = ("source", "error_code")
+    search_fields = ("ticker",)
+    readonly_fields = [f.name for f in TickerFeed._meta.fields]
 
 
 class SplitForm(ApiValidatedForm):

@@ -193,6 +193,9 @@ class Price(models.Model):
     # An operator's confirmation of a price the price-jump guard held back (positions.splits).
     confirmed_at = models.DateTimeField(null=True, blank=True, editable=False)
     confirmed_by = models.CharField(max_length=150, blank=True, default="", editable=False)
+    # The market-data feed it was fetched from (``alpaca``, ``file``: docs/marketdata.md); empty
+    # for a price posted, typed in or imported.
+    source = models.CharField(max_length=16, blank=True, default="")
 
     class Meta:
         ordering = ("ticker", "ts")
@@ -292,6 +295,9 @@ class Dividend(models.Model):
     anchor_after = models.DecimalField(**MONEY, null=True, blank=True)
     effective_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
+    # The action's key at the feed it came from (docs/marketdata.md#the-port); empty when typed
+    # in. Unique per position: a fetched dividend is recorded once however often it is fetched.
+    source_key = models.CharField(max_length=128, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -300,6 +306,8 @@ class Dividend(models.Model):
                    models.Index(fields=("status", "pay_date"), name="div_status_pay")]
         constraints = [
             models.UniqueConstraint(fields=("position", "ex_date"), name="div_one_per_ex_date"),
+            models.UniqueConstraint(fields=("position", "source_key"), condition=~Q(source_key=""),
+                                    name="div_one_per_source_key"),
             models.CheckConstraint(condition=Q(pay_date__gte=F("ex_date")),
                                    name="div_pay_after_ex"),
             models.CheckConstraint(condition=Q(dps__gt=0), name="div_dps_pos"),
@@ -347,6 +355,8 @@ class Split(models.Model):
     anchor_before = models.DecimalField(**MONEY, null=True, blank=True)
     anchor_after = models.DecimalField(**MONEY, null=True, blank=True)
     applied_at = models.DateTimeField(null=True, blank=True)
+    # As Dividend.source_key: the feed's key of the action, unique per position.
+    source_key = models.CharField(max_length=128, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -355,6 +365,8 @@ class Split(models.Model):
         constraints = [
             models.UniqueConstraint(fields=("position", "effective_date"),
                                     name="split_one_per_date"),
+            models.UniqueConstraint(fields=("position", "source_key"), condition=~Q(source_key=""),
+                                    name="split_one_per_source_key"),
             models.CheckConstraint(condition=Q(ratio__gt=0), name="split_ratio_pos"),
             models.CheckConstraint(condition=Q(status__in=SplitStatus.values),
                                    name="split_status_valid"),
@@ -369,3 +381,28 @@ class Split(models.Model):
     def __str__(self) -> str:
         return f"{self.id} {self.ratio}:1 on {self.effective_date}"
 
+
+
+class TickerFeed(models.Model):
+    """What the market-data feed last said about one ticker (docs/marketdata.md#the-cycle):
+    the last price fetched (its time and the feed), the last failure, since when the ticker
+    has been failing (the ``feed_error`` alert's episode), and the last day its corporate
+    actions were fetched through (once per session). Written by positions.workflows.feed."""
+
+    ticker = models.CharField(primary_key=True, max_length=16)
+    source = models.CharField(max_length=16, blank=True, default="")
+    price = models.DecimalField(**MONEY, null=True, blank=True)
+    price_ts = models.DateTimeField(null=True, blank=True)
+    fetched_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=40, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    error_at = models.DateTimeField(null=True, blank=True)
+    # The first failure since the last success (None while the feed answers): the episode.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    actions_through = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("ticker",)
+
+    def __str__(self) -> str:
+        return self.ticker

@@ -180,7 +180,8 @@ def position_configure(*, owner, position_id: str, changes: dict,
 
 
 def prices_record(*, rows: list[dict], batch_size: int = 2000, progress=None) -> list[Price]:
-    """Store observed prices ``{ticker, price, ts}`` in one transaction (a price already stored
+    """Store observed prices ``{ticker, price, ts}`` (and optionally ``source``, the feed a
+    fetched price came from: docs/marketdata.md) in one transaction (a price already stored
     for the same ticker and time is replaced; of duplicates within ``rows`` the last wins).
     Returns the prices as stored, one per ticker and time, in the order first given.
 
@@ -199,7 +200,7 @@ def prices_record(*, rows: list[dict], batch_size: int = 2000, progress=None) ->
             raise DomainError("validation_error", f"Invalid input. ts: {future}", status=400,
                               fields={"ts": future})
         objs.append(Price(ticker=ticker_normalize(row["ticker"]), price=row["price"],
-                          ts=row["ts"], **who))
+                          ts=row["ts"], source=row.get("source", ""), **who))
     seen = {}
     for obj in objs:  # the last of duplicates in one batch wins
         seen[(obj.ticker, obj.ts)] = obj
@@ -208,7 +209,7 @@ def prices_record(*, rows: list[dict], batch_size: int = 2000, progress=None) ->
         for start in range(0, len(unique), batch_size):
             Price.objects.bulk_create(unique[start:start + batch_size], update_conflicts=True,
                                       unique_fields=["ticker", "ts"],
-                                      update_fields=["price", *who])
+                                      update_fields=["price", "source", *who])
             if progress is not None:
                 progress(min(start + batch_size, len(unique)))
     return unique

@@ -265,6 +265,17 @@ VOLBAL_CALENDAR = os.environ.get("VOLBAL_CALENDAR", "XNYS")
 VOLBAL_PRICE_STALE_AFTER = env_int("VOLBAL_PRICE_STALE_AFTER", 15)
 VOLBAL_CYCLE_MISSED_AFTER = env_int("VOLBAL_CYCLE_MISSED_AFTER", 5)
 
+# Market data (docs/marketdata.md#settings): the feed the trade cycle and the fetch commands
+# price the held tickers from (alpaca, file or none), Alpaca's data feed and endpoint, the file
+# feed's directory, and where fetched history for research is cached. The Alpaca credentials
+# are the broker's, read from the environment only (never kept in the settings).
+VOLBAL_PRICE_FEED = os.environ.get("VOLBAL_PRICE_FEED", "")
+ALPACA_DATA_FEED = os.environ.get("ALPACA_DATA_FEED", "")
+ALPACA_DATA_URL = os.environ.get("ALPACA_DATA_URL", "")
+VOLBAL_PRICE_FEED_DIR = os.environ.get("VOLBAL_PRICE_FEED_DIR", "")
+VOLBAL_MARKETDATA_CACHE_DIR = Path(os.environ.get("VOLBAL_MARKETDATA_CACHE_DIR")
+                                   or BASE_DIR / "var" / "marketdata")
+
 # --- REST framework ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -32,6 +32,7 @@ from rest_framework.views import APIView
 
 from orders.models import Side
 from positions.research import requests, services, worker
+from positions.research.history import history_for, with_end
 from positions.research.models import JobKind, JobStatus
 from positions.serializers import StrategyFields
 from positions.strategy import rules
@@ -118,9 +119,17 @@ def _sample_field(**kw):
                   "instead of `prices`.", **kw)
 
 
+def _ticker_field(**kw):
+    return serializers.CharField(
+        max_length=16, help_text="A ticker whose raw daily bars, splits and dividends come "
+        "from the service's market-data feed (cached: a second run of the same range asks "
+        "the feed nothing); needs `start`.", **kw)
+
+
 class BacktestParamsSerializer(BacktestSetupSerializer):
     # Everything but the series and the dividends (those are checked by hand: fast).
     sample = _sample_field(required=False)
+    ticker = _ticker_field(required=False)
 
 
 def _dividends_field():
@@ -143,9 +152,18 @@ class BacktestOnSampleSerializer(BacktestSetupSerializer):
     dividends = _dividends_field()
 
 
+class BacktestOnTickerSerializer(BacktestSetupSerializer):
+    """A backtest over a ticker's history from the market-data feed."""
+
+    ticker = _ticker_field()
+    dividends = _dividends_field()
+
+
 BacktestRequestSerializer = one_of(
     "BacktestRequest", BacktestOnPricesSerializer, BacktestOnSampleSerializer,
-    help_text="Exactly one of `prices` (a posted series) or `sample` (a bundled one).")
+    BacktestOnTickerSerializer,
+    help_text="Exactly one of `prices` (a posted series), `sample` (a bundled one) or `ticker` "
+              "(history from the market-data feed).")
 
 
 BACKTEST_ORDER_KINDS = ("opening", *rules.KINDS)  # "opening": the first bar's purchase
@@ -327,9 +345,10 @@ class BacktestView(APIView):
         ser = BacktestParamsSerializer(
             data={k: v for k, v in body.items() if k not in ("prices", "dividends")})
         ser.is_valid(raise_exception=True)
-        options = requests.backtest_options(ser.validated_data)
+        options = with_end(requests.backtest_options(ser.validated_data))
         with answered():
-            parsed = requests.backtest(options, body)
+            requests.backtest_source(options, body)  # before anything is fetched
+            parsed = requests.backtest(options, body, history_for(options))
             problem = budget.work_problem(parsed.series, parsed.cfg.max_orders_per_day,
                                           limit=settings.VOLBAL_BACKTEST_MAX_EVALUATIONS)
             if problem:  # too long to answer now: a job on the queue, as a sweep is
@@ -387,8 +406,9 @@ class SweepRequestSerializer(BacktestSetupSerializer):
                                              "(rolling train/test windows).")
     series = serializers.ListField(
         child=serializers.ChoiceField(choices=data.SAMPLE_TICKERS), min_length=1,
-        max_length=len(data.SAMPLE_TICKERS),
-        help_text="Bundled samples to run on (a walk-forward takes one).")
+        max_length=len(data.SAMPLE_TICKERS), required=False,
+        help_text="Bundled samples to run on (a walk-forward takes one); or `ticker`.")
+    ticker = _ticker_field(required=False)
     grid = serializers.DictField(
         child=GridValues(), allow_empty=False,
         help_text="Strategy field -> its values: `\"start:stop:step\"` (inclusive), "
@@ -518,7 +538,7 @@ class SweepViewSet(viewsets.ViewSet):
         ser = SweepRequestSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         with answered():
-            params = requests.normalise(ser.validated_data)
+            params = with_end(requests.normalise(ser.validated_data))
             sweep = services.job_create(owner=request.user, params=params)
         body = job_body(request, sweep)
         return Response(body, status=status.HTTP_202_ACCEPTED,

@@ -11,6 +11,7 @@ to write out."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -156,7 +157,8 @@ def normalise(data_: dict) -> dict:
     grid = [[name, _grid_texts(name, values)] for name, values in data_["grid"].items()]
     return {
         "kind": data_["kind"],
-        "series": list(data_["series"]),
+        "series": list(data_.get("series") or []),
+        "ticker": str(data_.get("ticker") or "").strip().upper() or None,
         "grid": grid,
         "metric": data_.get("metric", "sharpe"),
         "top": data_.get("top", 10),
@@ -172,12 +174,26 @@ def normalise(data_: dict) -> dict:
     }
 
 
-def build(params: dict) -> Job:
+def build(params: dict, history: tuple | None = None) -> Job:
     """The job's Spec, series and windows from its stored parameters, with the checks the
-    commands make (raises ParamError naming the field)."""
+    commands make (raises ParamError naming the field). A job by ``ticker`` runs on
+    ``history``, ``(series, dividends, splits)`` fetched by the caller (the view or the
+    worker: docs/marketdata.md#history-for-research), its splits in the spec's setup."""
     spec = spec_of(params)
     wf = params["kind"] == WALKFORWARD
     items = []
+    if params.get("ticker"):
+        if params.get("series"):
+            raise ParamError("ticker", "give either series or ticker")
+        series, dividends, splits = _history(history)
+        try:
+            series = series.between(params.get("start"), params.get("end"))
+        except data.DataError as exc:
+            raise ParamError("start", str(exc)) from None
+        spec = dataclasses.replace(spec, setup=dataclasses.replace(spec.setup, splits=splits))
+        items.append(research.Item(params["ticker"], series, tuple(dividends)))
+    elif not params.get("series"):
+        raise ParamError("series", "give series (bundled samples) or ticker (from the feed)")
     for ticker in params["series"]:
         try:
             series, dividends = data.load_sample(ticker)
@@ -213,6 +229,49 @@ def _length(params: dict, field: str) -> walkforward.Length:
         raise ParamError(field, f"{field} {params.get(field)!r} is longer than any series: at "
                                 f"most {limit:,} {unit}")
     return length
+
+
+TICKER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+
+
+def series_names(params: dict) -> list[str]:
+    """The names of a job's series: its samples, or its ticker."""
+    return list(params.get("series") or ([params["ticker"]] if params.get("ticker") else []))
+
+
+def history_range(params: dict):
+    """``(ticker, start, end)`` of a request by ``ticker`` (``end`` None: today), or None
+    without one; a ticker that is not one, or a start or end that is not an ISO date, is a
+    ParamError. What the caller fetches for :func:`build` and :func:`backtest`."""
+    raw = params.get("ticker")
+    if raw is None:
+        return None
+    ticker = str(raw).strip().upper()
+    if not (1 <= len(ticker) <= 16 and ticker[0].isalpha() and set(ticker) <= TICKER_CHARS):
+        raise ParamError("ticker", "ticker must be 1 to 16 characters: a letter, then letters, "
+                                   "digits, '.' or '-'.")
+    days = []
+    for name in ("start", "end"):
+        text = params.get(name)
+        if text is None:
+            if name == "start":
+                raise ParamError("start", "a series by ticker needs start (an ISO date)")
+            days.append(None)
+            continue
+        try:
+            days.append(dt.date.fromisoformat(str(text)[:10]))
+        except ValueError:
+            raise ParamError(name, f"{name} {text!r} is not an ISO date") from None
+    if days[1] is not None and days[1] < days[0]:
+        raise ParamError("end", "end is before start")
+    return ticker, days[0], days[1]
+
+
+def _history(history):
+    if history is None:  # the caller fetches it: this module reads no feed
+        raise RequestError("history_missing", "The history of the ticker was not fetched.",
+                           status=500)
+    return history
 
 
 def spec_of(params: dict) -> research.Spec:
@@ -291,20 +350,31 @@ def backtest_options(validated: dict) -> dict:
                             for f in dataclasses.fields(rules.Config) if f.name in validated}}
     for name, default in SETUP_DEFAULTS.items():
         options[name] = _text(validated.get(name, default))
-    for name in ("sample", "start", "end"):
+    for name in ("sample", "ticker", "start", "end"):
         options[name] = validated.get(name)
     return options
 
 
-def backtest(options: dict, body: dict) -> Backtest:
-    """The backtest of ``options`` (:func:`backtest_options`) over the request ``body``'s
-    ``prices`` or ``sample``, with its ``dividends``: the series loaded, everything checked
-    (RequestError naming the field)."""
-    has_prices = "prices" in body
-    if has_prices == (options.get("sample") is not None):
-        msg = "Give either prices or sample."
+def backtest_source(options: dict, body: dict) -> str:
+    """Which series a backtest request gives: ``prices``, ``sample`` or ``ticker`` (exactly
+    one, else a RequestError); checked before anything is fetched for it."""
+    given = [name for name, there in (("prices", "prices" in body),
+                                      ("sample", options.get("sample") is not None),
+                                      ("ticker", options.get("ticker") is not None)) if there]
+    if len(given) != 1:
+        msg = "Give one of prices, sample or ticker."
         raise RequestError("validation_error", f"Invalid input. {msg}",
-                           fields={"prices": msg, "sample": msg})
+                           fields={"prices": msg, "sample": msg, "ticker": msg})
+    return given[0]
+
+
+def backtest(options: dict, body: dict, history: tuple | None = None) -> Backtest:
+    """The backtest of ``options`` (:func:`backtest_options`) over the request ``body``'s
+    ``prices``, ``sample`` or ``ticker`` (``history``: its ``(series, dividends, splits)``,
+    fetched by the caller), with its ``dividends``: the series loaded, everything checked
+    (RequestError naming the field)."""
+    has_prices = backtest_source(options, body) == "prices"
+    by_ticker = options.get("ticker") is not None
     cfg = _config(options["strategy"])
     setup = engine.Setup(cash=Decimal(options["cash"]),
                          start_weight=Decimal(options["start_weight"]),
@@ -317,6 +387,9 @@ def backtest(options: dict, body: dict) -> Backtest:
         if has_prices:
             series = data.series_from_points(_points(body["prices"]))
             dividends = []
+        elif by_ticker:
+            series, dividends, splits = _history(history)
+            setup = dataclasses.replace(setup, splits=splits)
         else:
             series, dividends = data.load_sample(options["sample"])
     except data.DataError as exc:

@@ -22,6 +22,7 @@ from django.db.models import F, Sum
 
 from positions import services as position_services
 from positions.research import requests
+from positions.research.history import history_for
 from positions.research.models import FINISHED, JobKind, JobStatus, ResearchJob
 from positions.research.tasks import research_job_run
 from positions.research.worker import jobs_reap
@@ -52,7 +53,7 @@ def progress_of(sweep: ResearchJob) -> dict:
         spec = requests.spec_of(sweep.params)
     except requests.RequestError:  # stored before a change of the rules: the runs alone
         return body
-    series = sweep.params["series"]
+    series = requests.series_names(sweep.params)
     per = research.total_runs(spec, series)  # a walk-forward's total is per window
     windows = max(1, sweep.progress_total // per) if per else 1
     body.update(research.progress_counts(spec, len(series), sweep.progress_done, windows))
@@ -105,7 +106,7 @@ def job_create(*, owner, params: dict) -> ResearchJob:
     """A sweep or walk-forward (``params``: :func:`requests.normalise`'s), checked and within
     the quotas, stored and its task enqueued in one transaction (the queue is this database:
     the task row commits or rolls back with the job and the idempotency record)."""
-    job = requests.build(params)
+    job = requests.build(params, history_for(params))
     with transaction.atomic():
         _within_quota(owner, job.total)
         return _enqueued(ResearchJob.objects.create(owner=owner, kind=params["kind"],

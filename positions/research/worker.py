@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import connection
 
 from positions.research import requests
+from positions.research.history import history_for
 from positions.research.models import JobKind, JobStatus, ResearchJob
 from positions.strategy import rules
 from positions.strategy.backtest import engine, report
@@ -87,7 +88,7 @@ def job_execute(sweep_id: str, *, worker_id: str = "") -> str:
         finally:
             stop.set()
     try:
-        job = requests.build(sweep.params)
+        job = requests.build(sweep.params, history_for(sweep.params))
         done = 0
         last = [0.0]
 
@@ -144,7 +145,8 @@ def _backtest_execute(sweep: ResearchJob) -> str:
         if "options" not in state:  # queued by a version that stored the request alone
             raise requests.RequestError("request_outdated", "The job was stored by an earlier "
                                         "version of the service; post the backtest again.")
-        parsed = requests.backtest(state["options"], loads_exact(state["request"]))
+        parsed = requests.backtest(state["options"], loads_exact(state["request"]),
+                                   history_for(state["options"]))
         rep = backtest_run(parsed, progress=progress)
         csv_text, xlsx = _files(tables.write_equity_csv, tables.write_backtest_xlsx, rep)
         doc = _clean(report.document(rep))

@@ -41,6 +41,7 @@ from positions.models import Position, Price, TradeCycle
 from positions.workflows import evaluation
 from positions.workflows.alerts import price_stale_check
 from positions.workflows.corporate_actions import dividends_process, splits_apply_due
+from positions.workflows.feed import cycle_feed_step
 from volbal import clock, market
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
@@ -176,6 +177,10 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
         if progress is not None:
             progress(row.positions_claimed, line)
 
+    # First, prices and corporate actions from the feed (docs/marketdata.md#the-cycle).
+    fed = cycle_feed_step(now=now, say=say)
+    row.errors += len(fed.errors)
+    out.errors.extend(fed.errors)
     report = dividends_process(today=clock.trading_day(now))
     row.dividends_effective, row.dividends_paid = len(report.effective), len(report.paid)
     splits = splits_apply_due(today=clock.trading_day(now))  # before anything is evaluated
@@ -198,8 +203,8 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
             after = ids[-1]
             row.positions_claimed += len(ids)
             brokers.brokers_poll(position_ids=ids, run=run)
-            submit_ids = set(Position.objects.filter(id__in=ids, auto_submit=True)
-                             .values_list("id", flat=True))
+            submit_ids = fed.fresh(set(Position.objects.filter(id__in=ids, auto_submit=True)
+                                       .values_list("id", flat=True)))
             for position_id, line in evaluate_batch(ids, submit_ids=submit_ids,
                                                     source=source):
                 if line is None:
@@ -221,7 +226,7 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
     out.errors.extend(run.failures)
     row.duration_ms = int((time.monotonic() - start) * 1000)
     row.finished_at = clock.now()
-    row.message = summary_text(row, calendar=market.calendar() is not None)
+    row.message = summary_text(row, calendar=market.calendar() is not None) + fed.summary()
     row.save()
     return out
 

@@ -18,9 +18,10 @@ EXCHANGES = Path(__file__).parent / "exchanges"
 KEY_ID, SECRET = "PKTEST0000MARKETDATA", "replay-secret-never-shown"
 
 
-def expect(httpserver, name: str) -> None:
-    """Make ``httpserver`` answer the recording ``name``, request by request, in order."""
-    recording = json.loads((EXCHANGES / f"{name}.json").read_text())
+def expect(httpserver, name: str, directory: Path = EXCHANGES) -> None:
+    """Make ``httpserver`` answer the recording ``name`` (in ``directory``), request by
+    request, in order."""
+    recording = json.loads((Path(directory) / f"{name}.json").read_text())
     for exchange in recording["exchanges"]:
         want, answer = exchange["request"], exchange["response"]
         handler = httpserver.expect_ordered_request(

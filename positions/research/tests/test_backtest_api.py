@@ -163,10 +163,13 @@ def test_schema_documents_the_endpoint(api):
         return components[ref["$ref"].rsplit("/", 1)[1]]
 
     body = component(op["requestBody"]["content"]["application/json"]["schema"])
-    # exactly one of a posted series or a sample: two bodies, each refusing the other's field
-    on_prices, on_sample = (component(ref) for ref in body["oneOf"])
+    # exactly one of a posted series, a sample or a ticker from the feed: three bodies, each
+    # refusing the others' fields
+    on_prices, on_sample, on_ticker = (component(ref) for ref in body["oneOf"])
     assert "prices" in on_prices["required"] and "sample" not in on_prices["properties"]
     assert "sample" in on_sample["required"] and "prices" not in on_sample["properties"]
+    assert "ticker" in on_ticker["required"] and "prices" not in on_ticker["properties"]
+    assert "ticker" not in on_prices["properties"] and "ticker" not in on_sample["properties"]
     assert on_prices["additionalProperties"] is False is on_sample["additionalProperties"]
     common = {"trigger_pct", "cash", "start_weight", "slippage_bps", "dividends"}
     assert common <= set(on_prices["properties"]) and common <= set(on_sample["properties"])

@@ -260,7 +260,7 @@ def test_empty_range():
      "--start-weight: start_weight must be between 0 and 1."),
     (["--sample", "IBM", "--min-notional", "ten"], "--min-notional: 'ten' is not a number"),
     (["--sample", "XYZ"], "unknown sample 'XYZ': choose one of AAPL, FB, GOOG, IBM, MSFT"),
-    ([], "give the data: --csv FILE or --sample TICKER"),
+    ([], "give the data: --csv FILE, --sample TICKER or --ticker TICKER"),
 ])
 def test_bad_options_are_one_clear_line(args, message):
     assert error_of(*args) == message

@@ -5,6 +5,7 @@ Examples::
     manage.py backtest --sample IBM --plot ibm.png
     manage.py backtest --csv AAPL.csv --start 2015-01-01 --trigger-pct 0.05 --json
     manage.py backtest --csv minutes.csv --dividends divs.csv --xlsx report.xlsx
+    manage.py backtest --ticker AAPL --start 2015-01-01 --end 2020-12-31
 
 Every strategy field is an option named like the field with dashes (``--trigger-pct 0.05``,
 ``--sizing original``, ``--fractional false``, ``--qty-step none``); ratios are fractions.
@@ -13,6 +14,7 @@ Every strategy field is an option named like the field with dashes (``--trigger-
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import gc
 import json
 import sys
@@ -60,9 +62,15 @@ class Command(BaseCommand):
                          help="bundled daily prices to 2013-03-01: AAPL, IBM, MSFT (from "
                               "2000), GOOG (from 2004), FB (from 2012); dividends derived from "
                               "the adjusted closes")
+        one.add_argument("--ticker", metavar="TICKER",
+                         help="the ticker's raw daily bars, splits and dividends from the feed "
+                              "VOLBAL_PRICE_FEED names (needs --start; cached: "
+                              "docs/marketdata.md#history-for-research)")
         src.add_argument("--start", help="first date or time to include (ISO)")
         src.add_argument("--end", help="last date or time to include (ISO; a date includes the "
                                        "whole day)")
+        src.add_argument("--refresh", action="store_true",
+                         help="with --ticker: fetch the history again, not from the cache")
         src.add_argument("--dividends", metavar="FILE",
                          help="CSV with ex_date, pay_date, dps (replaces a sample's dividends)")
         src.add_argument("--splits", metavar="FILE",
@@ -98,8 +106,12 @@ class Command(BaseCommand):
                 dividends = []
             elif opts["sample"]:
                 series, dividends = data.load_sample(opts["sample"])
+            elif opts["ticker"]:
+                series, dividends, splits = ticker_history(self, opts)
+                setup = dataclasses.replace(setup, splits=splits)
             else:
-                raise CommandError("give the data: --csv FILE or --sample TICKER")
+                raise CommandError("give the data: --csv FILE, --sample TICKER or --ticker "
+                                   "TICKER")
             if opts["dividends"]:
                 dividends = data.load_dividends(opts["dividends"])
             series = series.between(opts["start"], opts["end"])
@@ -139,6 +151,36 @@ class Command(BaseCommand):
             bar.update(i - bar.n)
 
         return progress, bar
+
+
+def ticker_history(cmd, opts):
+    """``(series, dividends, splits)`` of ``--ticker`` from ``--start`` to ``--end`` (default
+    today), from the feed or its cache (``--refresh``: the feed), as a CSV with its
+    ``--dividends`` and ``--splits`` files would give them; said on stderr."""
+    from positions.marketdata.port import FeedError
+    from positions.research.history import history_inputs
+    from volbal import clock
+
+    if not opts.get("start"):
+        raise CommandError("--ticker needs --start (the first session, an ISO date)")
+    days = []
+    for option in ("start", "end"):
+        raw = opts.get(option)
+        try:
+            days.append(dt.date.fromisoformat(raw[:10]) if raw else clock.trading_day())
+        except ValueError:
+            raise CommandError(f"--{option} {raw!r} is not an ISO date") from None
+    if days[1] < days[0]:
+        raise CommandError("--end is before --start")
+    try:
+        series, dividends, splits, h = history_inputs(ticker=opts["ticker"], start=days[0],
+                                                      end=days[1], refresh=opts["refresh"])
+    except FeedError as exc:
+        raise CommandError(f"{exc.code}: {exc.message}") from None
+    whence = "the cache" if h.cached else h.source
+    cmd.stderr.write(f"{h.ticker} {h.start} to {h.end} from {whence}: {len(h.bars)} daily "
+                     f"bars, {len(h.splits)} splits, {len(h.dividends)} dividends")
+    return series, dividends, splits
 
 
 def add_strategy_arguments(parser, title: str):

@@ -15,6 +15,7 @@ files and picture). Cells run on every core (``--jobs``), or on the Dask cluster
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import os
@@ -27,6 +28,7 @@ from positions.research.management.commands.backtest import (
     add_strategy_arguments,
     emit,
     setup_from,
+    ticker_history,
 )
 from positions.strategy import rules
 
@@ -42,8 +44,13 @@ class Command(BaseCommand):
                          help="a bundled daily series: AAPL, IBM, MSFT, GOOG, FB (repeatable)")
         src.add_argument("--csv", action="append", default=[], metavar="FILE",
                          help="a CSV with a Date and a Close column (repeatable)")
+        src.add_argument("--ticker", metavar="TICKER",
+                         help="the ticker's raw daily bars, splits and dividends from the feed "
+                              "(alone, with --start; cached, --refresh to fetch again)")
         src.add_argument("--start", help="first date or time to include (ISO)")
         src.add_argument("--end", help="last date or time to include (ISO)")
+        src.add_argument("--refresh", action="store_true",
+                         help="with --ticker: fetch the history again, not from the cache")
         grid = parser.add_argument_group("grid")
         grid.add_argument("--grid", action="append", default=[], metavar="FIELD=VALUES",
                           help="a strategy field and its values: start:stop:step (inclusive) "
@@ -78,8 +85,7 @@ class Command(BaseCommand):
         from positions.strategy.backtest import engine
         from positions.strategy.research import output, sweep
 
-        spec = spec_from(opts, opts["top"])
-        items = load_items(opts)
+        spec, items = spec_and_items(self, opts, spec_from(opts, opts["top"]))
         address = os.environ.get("DASK_SCHEDULER_ADDRESS") or None
         jobs = opts["jobs"]
         n_series = len(items)
@@ -107,13 +113,29 @@ class Command(BaseCommand):
     # The table or the JSON on stdout; files said on stdout (or stderr beside --json).
 
 
+def spec_and_items(cmd, opts, spec):
+    """The spec and the series: ``--ticker``'s history from the feed (its splits in the
+    spec's setup, as ``backtest --splits`` has them), else :func:`load_items`."""
+    from positions.strategy.research import sweep
+
+    if not opts.get("ticker"):
+        return spec, load_items(opts)
+    if opts["sample"] or opts["csv"]:
+        raise CommandError("--ticker runs alone: its splits apply to its series only")
+    series, dividends, splits = ticker_history(cmd, opts)
+    item = sweep.Item(opts["ticker"].strip().upper(),
+                      series.between(opts["start"], opts["end"]), tuple(dividends))
+    return dataclasses.replace(spec, setup=dataclasses.replace(spec.setup, splits=splits)), [item]
+
+
 def load_items(opts) -> list:
     """The series of ``--sample`` and ``--csv`` (in that order), cut to --start/--end."""
     from positions.strategy.backtest import data
     from positions.strategy.research import sweep
 
     if not opts["sample"] and not opts["csv"]:
-        raise CommandError("give the data: --sample TICKER or --csv FILE (repeatable)")
+        raise CommandError("give the data: --sample TICKER or --csv FILE (repeatable), or "
+                           "--ticker TICKER")
     items = []
     try:
         for t in opts["sample"]:

@@ -56,9 +56,10 @@ class Command(sweep_cmd.Command):
             test = walkforward.parse_length(opts["test"], "--test")
         except sweep.GridError as exc:
             raise CommandError(str(exc)) from None
-        items = sweep_cmd.load_items(opts)
+        spec, items = sweep_cmd.spec_and_items(self, opts, spec)
         if len(items) != 1:
-            raise CommandError("a walk-forward runs on one series: give one --sample or --csv")
+            raise CommandError("a walk-forward runs on one series: give one --sample, --csv or "
+                               "--ticker")
         (item,) = items
         try:
             wins = walkforward.windows(item.series, train, test)
