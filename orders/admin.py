@@ -9,10 +9,10 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.module_loading import import_string
 
 from orders import services
 from orders.models import OPEN_STATUSES, Fill, IdempotencyRecord, Order
-from orders.serializers import FillRequestSerializer
 from positions.models import Broker
 from volbal.admin import ReadOnlyAdminMixin, WriteActionsMixin, shown_decimal, shown_time
 from volbal.errors import DomainError
@@ -30,16 +30,23 @@ class FillForm(forms.Form):
     filled_qty = forms.DecimalField(label="Filled qty")
     commission = forms.DecimalField(required=False)
 
+    @staticmethod
+    def serializer_class():
+        # imported when a form is built: django.setup() (every command) imports the admin
+        # and must not load the API layer (volbal.admin.ApiValidatedForm does the same)
+        return import_string("orders.serializers.FillRequestSerializer")
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for name, field in FillRequestSerializer().fields.items():
+        for name, field in self.serializer_class()().fields.items():
             self.fields[name].help_text = field.help_text
 
     def clean(self):
         data = super().clean()
         if self.errors:
             return data  # a field that is no number: already said
-        serializer = FillRequestSerializer(data={n: v for n, v in data.items() if v is not None})
+        serializer = self.serializer_class()(data={n: v for n, v in data.items()
+                                                   if v is not None})
         if not serializer.is_valid():
             for name, errors in serializer.errors.items():
                 for error in errors:
@@ -79,6 +86,7 @@ class OrderAdmin(WriteActionsMixin, admin.ModelAdmin):
     search_fields = ("id", "position__id", "position__ticker", "idempotency_key")
     list_select_related = ("position",)
     ordering = ("-created_at", "-id")  # the newest first
+    readonly_fields = ("created_at", "updated_at")  # shown on its page, after the others
     inlines = [FillInline]
     actions = ["cancel_orders"]
 

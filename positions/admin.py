@@ -447,13 +447,24 @@ class DividendForm(ApiValidatedForm):
 @admin.register(Dividend)
 class DividendAdmin(WriteActionsMixin, admin.ModelAdmin):
     form = DividendForm
-    list_display = ("id", "position", "ex_date", "pay_date", "dps", "withholding_rate",
-                    "status", "entitlement_qty", "net_amount")
+    # fits 1366 px: the position by its ticker (its id is one click away)
+    list_display = ("id", "ticker", "ex_date", "pay_date", "dps", "withholding", "status",
+                    "entitlement_qty", "net_amount")
     list_filter = ("status", "ex_date", "pay_date")
     search_fields = ("id", "position__id", "position__ticker")
     list_select_related = ("position",)
     autocomplete_fields = ("position",)
     actions = ["process_due"]
+
+    @admin.display(description="ticker", ordering="position__ticker")
+    def ticker(self, obj):
+        return format_html("<a href='{}'>{}</a>", reverse(
+            "admin:positions_position_change", args=[quote(obj.position_id)]),
+            obj.position.ticker)
+
+    @admin.display(description="withholding", ordering="withholding_rate")
+    def withholding(self, obj):
+        return shown_decimal(obj.withholding_rate)
 
     def save_model(self, request, obj, form, change):
         pass  # announced by the form's service call (DividendForm.clean)
@@ -523,12 +534,15 @@ class SplitForm(ApiValidatedForm):
 @admin.register(Split)
 class SplitAdmin(WriteActionsMixin, admin.ModelAdmin):
     form = SplitForm
-    list_display = ("id", "position", "ratio", "effective_date", "status", "qty_before",
+    # fits 1366 px: the position by its ticker (its id is one click away)
+    list_display = ("id", "ticker", "ratio", "effective_date", "status", "qty_before",
                     "qty_after", "cash_in_lieu", "anchor_before", "anchor_after")
     list_filter = ("status", "effective_date")
     search_fields = ("id", "position__id", "position__ticker")
     list_select_related = ("position",)
     actions = ["apply_due"]
+
+    ticker = DividendAdmin.ticker
 
     def save_model(self, request, obj, form, change):
         report = form.report  # recorded (and applied when due) by the form's service call

@@ -64,7 +64,7 @@ def position_history(position: Position) -> dict:
     None)`` from the opening and every anchor move (fills, evaluations, dividends, splits),
     ``fills`` ``(time, side, price)``; all at market time, oldest first. The line ends at the
     position's valuation price when a fill is newer than every stored price (as the API
-    values it)."""
+    values it) after the last price at market time too."""
     ticker = Price.objects.filter(ticker=position.ticker)
     rows = list(ticker.filter(created_at__gte=position.created_at)
                 .order_by("-ts").values_list("ts", "price", "created_at")[:MAX_PRICES])[::-1]
@@ -86,8 +86,8 @@ def position_history(position: Position) -> dict:
     if not prices:  # no stored prices: the fills' prices draw the line
         prices = [(t, price) for t, _side, price in fills]
     valuation = position_valuation(position)
-    if valuation.source == PriceSource.FILL and prices and fills:
-        prices.append((max(prices[-1][0], fills[-1][0]), valuation.price))
+    if valuation.source == PriceSource.FILL and fills and fills[-1][0] > prices[-1][0]:
+        prices.append((fills[-1][0], valuation.price))
     return {"prices": prices, "anchors": anchors, "fills": fills}
 
 

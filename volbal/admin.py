@@ -39,7 +39,9 @@ def shown_decimal(value: Decimal | None, *, money: bool = False) -> str:
 
 def shown_date(value) -> str:
     """A date as operators read it: ISO, as in the times (``2026-01-15``)."""
-    return "—" if value is None else value.isoformat()
+    if value is None:
+        return "—"
+    return format_html("<span style='white-space:nowrap'>{}</span>", value.isoformat())
 
 
 def shown_time(value, *, seconds: bool = True, two_lines: bool = False) -> str:
