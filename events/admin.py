@@ -33,6 +33,7 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = (AlertFilter, "type", "actor_source", "created_at")
     search_fields = ("position__id", "order__id", "message", "actor_name")
     list_select_related = ("position", "order")
+    ordering = ("-id",)  # the newest first
     readonly_fields = (
         "id",
         "position",

@@ -9,6 +9,7 @@ from django.db.models import F, Q
 
 from positions.models import MONEY, QTY
 from volbal import ids
+from volbal.renderers import decimal_text
 
 
 class Side(models.TextChoices):
@@ -99,7 +100,7 @@ class Order(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.id} {self.side} {self.qty}"
+        return f"{self.id} {self.side} {decimal_text(self.qty)}"
 
     @property
     def remaining_qty(self) -> Decimal:
@@ -135,7 +136,7 @@ class Fill(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.id} {self.qty} @ {self.price}"
+        return f"{self.id} {decimal_text(self.qty)} @ {decimal_text(self.price)}"
 
 
 class IdempotencyRecord(models.Model):

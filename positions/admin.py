@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import replace
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
@@ -43,12 +44,13 @@ from volbal.admin import (
     ReadOnlyAdminMixin,
     WriteActionsMixin,
     configure_site,
+    shown_decimal,
     shown_time,
 )
 from volbal.errors import DomainError
-from volbal.renderers import decimal_text as fmt
 
 STATE_FIELDS = ("qty", "cash", "anchor_price", "dividend_receivable")
+CENT = Decimal("0.01")  # a position's value is shown to the cent
 
 configure_site()  # no nav sidebar; API tokens for superusers only, keys by their prefix
 
@@ -112,8 +114,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         "ticker",
         "qty",
         "cash",
-        "anchor_price",
-        "dividend_receivable",
+        "anchor",
         "value_shown",
         "weight_shown",
         "created",
@@ -139,7 +140,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return with_known_price(super().get_queryset(request))
 
-    def get_readonly_fields(self, request, obj=None):
+    def readonly_names(self, request, obj=None):
         fields = list(self.readonly_fields)
         if obj is not None:  # balances move only through fills and dividends
             fields += ["owner", "ticker", "qty", "cash", "anchor_price"]
@@ -161,11 +162,17 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
                                 "updated_at")},
                 ),
             ]
-        return sets
+        return self.shown_fieldsets(request, obj, sets)
 
     @admin.display(description="created", ordering="created_at")
     def created(self, obj):
-        return shown_time(obj.created_at)
+        return shown_time(obj.created_at, seconds=False, two_lines=True)
+
+    # at 1366 px the list shows every column without scrolling: short headers, no
+    # receivable (on the position's page), times to the minute
+    @admin.display(description="anchor", ordering="anchor_price")
+    def anchor(self, obj):
+        return shown_decimal(obj.anchor_price, money=True)
 
     def _price(self, obj):
         """The newest stored price as the position uses it (split-adjusted): the one the
@@ -189,7 +196,12 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
     @admin.display(description="value")
     def value_shown(self, obj):
         v = self._valuation(obj)
-        return "—" if v.value is None else f"{v.value:,.2f} at {v.price} ({v.source})"
+        if v.value is None:
+            return "—"
+        return format_html("<span style='white-space:nowrap'>{}</span><br><small "
+                           "style='white-space:nowrap'>at {}, {}</small>",
+                           shown_decimal(v.value.quantize(CENT), money=True),
+                           shown_decimal(v.price, money=True), v.source)
 
     @admin.display(description="weight")
     def weight_shown(self, obj):
@@ -283,9 +295,9 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
                         reverse("admin:orders_order_change", args=[o.pk]),
                         o.pk,
                         o.side,
-                        fmt(o.qty),
-                        fmt(o.filled_qty),
-                        "—" if o.avg_fill_price is None else fmt(o.avg_fill_price),
+                        shown_decimal(o.qty),
+                        shown_decimal(o.filled_qty),
+                        shown_decimal(o.avg_fill_price, money=True),
                         o.status,
                         shown_time(o.created_at),
                     )
@@ -350,6 +362,7 @@ class PriceAdmin(WriteActionsMixin, admin.ModelAdmin):
     form = PriceForm
     list_display = ("ticker", "price", "time", "source", "recorded_by", "recorded_source",
                     "created", "confirmed_by")
+    ordering = ("-ts", "ticker")  # the newest first
     actions = ["confirm"]
     list_filter = ("ticker", "source", "recorded_source")
     search_fields = ("ticker", "recorded_by")
@@ -436,13 +449,24 @@ class DividendForm(ApiValidatedForm):
 @admin.register(Dividend)
 class DividendAdmin(WriteActionsMixin, admin.ModelAdmin):
     form = DividendForm
-    list_display = ("id", "position", "ex_date", "pay_date", "dps", "withholding_rate",
-                    "status", "entitlement_qty", "net_amount")
+    # fits 1366 px: the position by its ticker (its id is one click away)
+    list_display = ("id", "ticker", "ex_date", "pay_date", "dps", "withholding", "status",
+                    "entitlement_qty", "net_amount")
     list_filter = ("status", "ex_date", "pay_date")
     search_fields = ("id", "position__id", "position__ticker")
     list_select_related = ("position",)
     autocomplete_fields = ("position",)
     actions = ["process_due"]
+
+    @admin.display(description="ticker", ordering="position__ticker")
+    def ticker(self, obj):
+        return format_html("<a href='{}'>{}</a>", reverse(
+            "admin:positions_position_change", args=[quote(obj.position_id)]),
+            obj.position.ticker)
+
+    @admin.display(description="withholding", ordering="withholding_rate")
+    def withholding(self, obj):
+        return shown_decimal(obj.withholding_rate)
 
     def save_model(self, request, obj, form, change):
         pass  # announced by the form's service call (DividendForm.clean)
@@ -526,12 +550,15 @@ class SplitForm(ApiValidatedForm):
 @admin.register(Split)
 class SplitAdmin(WriteActionsMixin, admin.ModelAdmin):
     form = SplitForm
-    list_display = ("id", "position", "ratio", "effective_date", "status", "qty_before",
+    # fits 1366 px: the position by its ticker (its id is one click away)
+    list_display = ("id", "ticker", "ratio", "effective_date", "status", "qty_before",
                     "qty_after", "cash_in_lieu", "anchor_before", "anchor_after")
     list_filter = ("status", "effective_date")
     search_fields = ("id", "position__id", "position__ticker")
     list_select_related = ("position",)
     actions = ["apply_due"]
+
+    ticker = DividendAdmin.ticker
 
     def save_model(self, request, obj, form, change):
         report = form.report  # recorded (and applied when due) by the form's service call

@@ -14,6 +14,7 @@ from events import actor as actors
 from events.actor import ActorSource
 from positions.strategy import rules
 from volbal import clock, ids
+from volbal.renderers import decimal_text
 
 QTY = {"max_digits": 24, "decimal_places": 8}
 MONEY = {"max_digits": 22, "decimal_places": 6}
@@ -208,7 +209,7 @@ class Price(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.ticker} {self.price} @ {self.ts:%Y-%m-%d %H:%M}"
+        return f"{self.ticker} {decimal_text(self.price)} @ {self.ts:%Y-%m-%d %H:%M %Z}"
 
     def clean(self) -> None:
         error = self.ts is not None and price_ts_error(self.ts)
@@ -326,7 +327,7 @@ class Dividend(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.id} {self.dps}/share ex {self.ex_date}"
+        return f"{self.id} {decimal_text(self.dps)}/share ex {self.ex_date}"
 
 
 class SplitStatus(models.TextChoices):

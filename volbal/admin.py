@@ -1,11 +1,16 @@
 """What every operator screen shares: actions that write need a permission and leave a record,
-forms that validate as the API, times in the trading time zone, the API token screen."""
+forms that validate as the API, numbers and times shown one way
+(docs/admin.md#how-values-are-shown), the API token screen."""
 
 from __future__ import annotations
+
+import functools
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_permission_codename
+from django.db import models
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.module_loading import import_string
@@ -13,9 +18,125 @@ from rest_framework.authtoken.admin import TokenAdmin as DRFTokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
 from volbal import clock
+from volbal.renderers import decimal_text
+
+# Money columns are kept to 6 decimal places (positions.models.MONEY); quantities and ratios
+# to 8. A money column is shown with 2 to 6 places, the others with the places they need.
+MONEY_PLACES = 6
 
 
-class ReadOnlyAdminMixin:
+def shown_decimal(value: Decimal | None, *, money: bool = False) -> str:
+    """A number as operators read it: no trailing zeros (``130.850000`` -> ``130.85``), and
+    money with at least 2 places (``10000`` -> ``10000.00``)."""
+    if value is None:
+        return "—"
+    text = decimal_text(value)
+    if money:
+        places = len(text.partition(".")[2])
+        text = f"{value:.{max(2, min(places, MONEY_PLACES))}f}"
+    return text
+
+
+def shown_date(value) -> str:
+    """A date as operators read it: ISO, as in the times (``2026-01-15``)."""
+    if value is None:
+        return "—"
+    return format_html("<span style='white-space:nowrap'>{}</span>", value.isoformat())
+
+
+def shown_time(value, *, seconds: bool = True, two_lines: bool = False) -> str:
+    """A time as operators read it: in the trading time zone, with the zone's name, on one
+    line (a narrow column does not break it), or the date above the time for a narrow one."""
+    if value is None:
+        return "—"
+    local = timezone.localtime(value, clock.trading_tz())
+    day, time = local.strftime("%Y-%m-%d"), local.strftime(f"%H:%M{':%S' if seconds else ''} %Z")
+    if two_lines:
+        return format_html("{}<br><span style='white-space:nowrap'>{}</span>", day, time)
+    return format_html("<span style='white-space:nowrap'>{} {}</span>", day, time)
+
+
+@functools.cache
+def _shown_column(model, name: str):
+    """The display function of a model's decimal, date or time column (None for another
+    column): one object per column, so the admin recognises it as read-only wherever it
+    appears."""
+    try:
+        field = model._meta.get_field(name)
+    except Exception:  # not a model field: a ModelAdmin method or attribute
+        return None
+    if isinstance(field, models.DecimalField):
+        money = field.decimal_places == MONEY_PLACES
+
+        def show(obj):
+            return shown_decimal(getattr(obj, name), money=money)
+    elif isinstance(field, models.DateTimeField):
+        def show(obj):
+            return shown_time(getattr(obj, name))
+    elif isinstance(field, models.DateField):
+        def show(obj):
+            return shown_date(getattr(obj, name))
+    else:
+        return None
+    show.__name__ = name  # the CSS class of its cell, as for the column itself
+    return admin.display(description=field.verbose_name, ordering=name)(show)
+
+
+class ShownValuesMixin:
+    """A ModelAdmin or inline whose decimal, date and time columns are shown one way in the
+    lists and on the read-only pages: numbers without trailing zeros (money to 2-6 places),
+    dates ISO, times in the trading time zone with the zone's name (:func:`shown_decimal`,
+    :func:`shown_date`, :func:`shown_time`). Fields a form edits keep their inputs."""
+
+    def _shown(self, names):
+        return [(_shown_column(self.model, n) or n) if isinstance(n, str) else n
+                for n in names]
+
+    def readonly_names(self, request, obj=None) -> list:
+        """The read-only fields by name (a subclass extends this, not get_readonly_fields)."""
+        return list(super().get_readonly_fields(request, obj))
+
+    def _shown_names(self, request, obj) -> set[str]:
+        """The fields shown by their display function: the read-only ones, and on a page the
+        user may only view, every editable one (the admin's own choice of fields)."""
+        names = {n for n in self.readonly_names(request, obj) if isinstance(n, str)}
+        if obj is not None and not self.has_change_permission(request, obj):
+            names |= {f.name for f in self.model._meta.concrete_fields if f.editable}
+        return {n for n in names if _shown_column(self.model, n)}
+
+    def get_list_display(self, request):
+        return self._shown(super().get_list_display(request))
+
+    def get_readonly_fields(self, request, obj=None):
+        # the display functions are read-only fields too: no form ever takes them
+        return [*self.readonly_names(request, obj),
+                *(_shown_column(self.model, n) for n in sorted(self._shown_names(request, obj)))]
+
+    def get_fieldsets(self, request, obj=None):
+        return self.shown_fieldsets(request, obj, super().get_fieldsets(request, obj))
+
+    def shown_fieldsets(self, request, obj, fieldsets) -> list:
+        """``fieldsets`` with the fields of :meth:`_shown_names` by their display function (an
+        admin that builds its own fieldsets passes them through this)."""
+        shown, seen = self._shown_names(request, obj), set()
+
+        def swap(name):
+            if isinstance(name, (list, tuple)):  # fields on one line
+                return tuple(swap(n) for n in name)
+            return _shown_column(self.model, name) if name in shown else name
+
+        out = []
+        for title, options in fieldsets:
+            fields = []
+            for item in map(swap, options["fields"]):
+                if item not in seen:  # a display function get_fields appended already
+                    seen.add(item)
+                    fields.append(item)
+            out.append((title, {**options, "fields": fields}))
+        return out
+
+
+class ReadOnlyAdminMixin(ShownValuesMixin):
     """For a screen (ModelAdmin or inline) that only shows: no add, change or delete, for
     every user (the audit log, deliveries, cycles, fills, idempotency records)."""
 
@@ -29,7 +150,7 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class WriteActionsMixin:
+class WriteActionsMixin(ShownValuesMixin):
     """For a ModelAdmin whose actions write (cancel, evaluate, process).
 
     Such an action is declared ``@admin.action(permissions=["write"], ...)``: it is offered to,
@@ -80,6 +201,9 @@ class ApiValidatedForm(forms.ModelForm):
         for name, field in self.fields.items():
             if name in described and described[name].help_text and not field.help_text:
                 field.help_text = described[name].help_text
+            value = self.initial.get(name)
+            if isinstance(field, forms.DecimalField) and isinstance(value, Decimal):
+                self.initial[name] = decimal_text(value)  # 0.03, not 0.03000000
 
     def clean(self):
         data = super().clean()
@@ -145,19 +269,11 @@ def register_token_admin(site=admin.site) -> None:
     site.register(TokenProxy, ApiTokenAdmin)
 
 
-def shown_time(value, *, seconds: bool = True) -> str:
-    """A time as operators read it: in the trading time zone, with the zone's name, on one
-    line (a narrow column does not break it)."""
-    if value is None:
-        return "—"
-    return format_html("<span style='white-space:nowrap'>{}</span>", timezone.localtime(
-        value, clock.trading_tz()).strftime(f"%Y-%m-%d %H:%M{':%S' if seconds else ''} %Z"))
-
-
 def configure_site(site=admin.site) -> None:
     """The operator site: no navigation sidebar (at 1366 px the lists need its width), and
     the API token screen of :func:`register_token_admin`."""
     site.enable_nav_sidebar = False
+    site.empty_value_display = "—"  # as shown_decimal and shown_time show nothing
     register_token_admin(site)
 
 

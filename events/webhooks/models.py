@@ -125,6 +125,7 @@ class WebhookDelivery(models.Model):
     last_error = models.TextField(blank=True, default="")
 
     class Meta:
+        verbose_name_plural = "webhook deliveries"
         ordering = ("created_at", "id")
         indexes = [models.Index(fields=("endpoint", "created_at", "id"), name="dlv_endpoint")]
         constraints = [

@@ -50,7 +50,8 @@ def test_the_changelist_shows_positions_with_their_value(admin_client, make_posi
     assert response.status_code == 200
     text = response.content.decode()
     assert pos.pk in text
-    assert "2,000.00 at 100" in text  # value 10*100 + 1000
+    assert "2000.00</span><br><small style='white-space:nowrap'>at 100.00, stored" in text
+    # value 10*100 + 1000, money to 2 places at least
     assert "0.5000" in text  # weight
 
 

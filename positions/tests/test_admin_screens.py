@@ -47,7 +47,7 @@ def test_the_order_list_shows_status_filled_quantity_and_local_times(admin_clien
     assert headers(html)[1:] == ["id", "ticker", "side", "qty", "filled qty", "status",
                                  "avg price", "created"]
     row = html[html.index(order.pk):]
-    assert "1.50000000" in row and "Partially Filled" in row
+    assert "<td class=\"field-filled_qty\">1.5</td>" in row and "Partially Filled" in row
     assert "2026-01-15 10:30 EST" in row  # the trading time zone, named
 
 
@@ -70,7 +70,7 @@ def test_the_position_page_lists_recent_orders_with_headers_and_filled_quantity(
     recent = recent[:recent.index("</table>")]
     assert re.findall(r"<th>(.*?)</th>", recent) == [
         "order", "side", "qty", "filled", "avg price", "status", "created"]
-    assert re.search(rf"{order.pk}</a></td><td>BUY</td><td>4</td><td>1.5</td><td>99.5</td>"
+    assert re.search(rf"{order.pk}</a></td><td>BUY</td><td>4</td><td>1.5</td><td>99.50</td>"
                      r"<td>partially_filled</td><td><span[^>]*>2026-01-15 10:30:00 EST</span>",
                      recent)
 

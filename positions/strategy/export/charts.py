@@ -6,6 +6,8 @@ the functions that draw (it is heavy, and a run that asks for no picture never l
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 
 from positions.strategy import formats
@@ -55,9 +57,19 @@ def write_position_plot(path, *, title: str, prices: list, anchors: list, fills:
     draw_price_panel(ax, [t for t, _ in prices], [p for _, p in prices],
                      [t for t, _ in anchors], [a for _, a in anchors], fills, title=title)
     ax.grid(True, alpha=0.3)
+    if ends and max(ends) - min(ends) < dt.timedelta(hours=1):  # one moment: an hour around it
+        middle = min(ends) + (max(ends) - min(ends)) / 2
+        ax.set_xlim(middle - dt.timedelta(minutes=30), middle + dt.timedelta(minutes=30))
+    # dates and times in ``zone``, never a bare number: the offset (bottom right) names the
+    # day and the zone, the label the zone's name
     loc = mdates.AutoDateLocator(tz=zone)
     ax.xaxis.set_major_locator(loc)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc, tz=zone))
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(
+        loc, tz=zone, formats=["%Y", "%Y-%m", "%Y-%m-%d", "%H:%M", "%H:%M", "%H:%M:%S"],
+        zero_formats=["", "%Y", "%Y-%m", "%Y-%m-%d", "%H:%M", "%H:%M"],
+        offset_formats=["%Z", "%Y %Z", "%Y-%m %Z", "%Y-%m-%d %Z", "%Y-%m-%d %Z",
+                        "%Y-%m-%d %H:%M %Z"]))
+    ax.set_xlabel(f"Time ({getattr(zone, 'key', zone or 'UTC')})")
     fig.savefig(path, dpi=90, format="png")
     plt.close(fig)
 

@@ -171,7 +171,8 @@ def test_the_admin_values_the_position_at_the_adjusted_price(admin_client, make_
     page = admin_client.get(reverse("admin:positions_position_change", args=[pos.id]))
     assert page.status_code == 200
     html = page.content.decode()
-    assert "20,000.00 at 50" in html  # 200 x 100 / 2 + 10000, not 30,000.00 at 100
+    # 200 x 100 / 2 + 10000, not 30000.00 at 100
+    assert "20000.00</span><br><small style='white-space:nowrap'>at 50.00" in html
     assert "nothing to do" in html  # the preview at 50 = the anchor 50
 
 
