@@ -10,11 +10,12 @@ import hashlib
 import hmac
 import secrets
 
+from django.apps import apps
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from events.models import Event, EventType
+from events.models import EventType
 from events.webhooks import transport
 from events.webhooks.models import (
     ALL,
@@ -209,7 +210,8 @@ def webhooks_wake(*, position_ids) -> int:
     compile): usually it finds nothing."""
     ids = list(position_ids)
     quote = connection.ops.quote_name
-    position_t = quote(Event._meta.get_field("position").related_model._meta.db_table)
+    # by name from the app registry: the log is below positions (events.models.Event)
+    position_t = quote(apps.get_model("positions", "Position")._meta.db_table)
     sql = (f"SELECT w.id FROM {quote(WebhookEndpoint._meta.db_table)} w "
            f"WHERE w.active AND NOT w.wake_queued AND w.owner_id IN "
            f"(SELECT p.owner_id FROM {position_t} p WHERE p.id IN "
