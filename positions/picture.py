@@ -30,7 +30,7 @@ def position_history(position: Position) -> dict:
         "created_at", "order__side", "price")]
     anchors = []
     for event_type, created_at, inputs, outputs in Event.objects.filter(
-            position=position, type__in=(EventType.POSITION_CREATED, *_ANCHOR_MOVES)
+            position_id=position.pk, type__in=(EventType.POSITION_CREATED, *_ANCHOR_MOVES)
     ).order_by("id").values_list("type", "created_at", "inputs", "outputs"):
         if event_type == EventType.POSITION_CREATED:
             anchors.append((created_at, inputs.get("anchor_price")))
