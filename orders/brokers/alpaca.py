@@ -45,6 +45,8 @@ from orders.brokers.port import (
     Report,
     Ticket,
 )
+from positions.models import Broker as BrokerName
+from positions.strategy import rules
 from volbal.renderers import decimal_text as fmt
 
 TIMEOUT_SECONDS = 10  # per HTTP request (the SDK sets none)
@@ -140,7 +142,7 @@ def _time(value) -> dt.datetime | None:
 
 
 class AlpacaBroker:
-    name = "alpaca"
+    name = BrokerName.ALPACA
     routes = True
     price_driven = False  # fills happen at Alpaca, whatever prices are recorded here
 
@@ -152,7 +154,7 @@ class AlpacaBroker:
         client = _client()
         request = MarketOrderRequest(
             symbol=ticket.ticker, qty=float(ticket.qty - ticket.filled_qty),
-            side=OrderSide.BUY if ticket.side == "BUY" else OrderSide.SELL,
+            side=OrderSide.BUY if ticket.side == rules.BUY else OrderSide.SELL,
             time_in_force=TimeInForce.DAY, client_order_id=ticket.order_id)
         try:
             return str(client.submit_order(request).id)

@@ -17,7 +17,7 @@ from orders.brokers import service as brokers
 from orders.brokers.port import BrokerFill, BrokerRejected, BrokerUnavailable, Report
 from orders.models import Fill, Order, OrderStatus
 from orders.services import order_submit
-from positions.models import Position
+from positions.models import Broker, Position
 from positions.services import prices_record
 
 pytestmark = pytest.mark.django_db
@@ -138,6 +138,12 @@ def test_manual_orders_are_not_routed(make_position):
     order.refresh_from_db()
     assert order.routed_at is None and order.status == "submitted"
     assert "order_routed" not in types(pos)
+
+
+def test_every_broker_a_position_can_name_has_one_adapter():
+    assert sorted(brokers.ADAPTERS) == sorted(Broker.values)
+    assert all(isinstance(brokers.broker_for(name), brokers.ADAPTERS[name])
+               for name in Broker.values)
 
 
 class _Stub:
