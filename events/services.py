@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from django.db import connection, transaction
 
@@ -70,6 +70,17 @@ def _position_log_lock(position_id: str) -> tuple[str, tuple] | None:
             (_POSITION_LOG_LOCK, position_id))
 
 
+# Called once a transaction that wrote events has committed, with ``position_ids=`` the set of
+# their positions. The webhooks register here when the app loads (events.apps): they are above
+# the log, which they write through, so the log does not import them.
+_committed_listeners: list[Callable[..., object]] = []
+
+
+def on_events_committed(listener: Callable[..., object]) -> None:
+    if listener not in _committed_listeners:
+        _committed_listeners.append(listener)
+
+
 class _Wake:
     """The on-commit callback that wakes the webhooks of the positions whose events the
     transaction wrote: one per transaction, however many events it writes."""
@@ -78,9 +89,8 @@ class _Wake:
         self.position_ids: set[str] = set()
 
     def __call__(self):
-        from events.webhooks.services import webhooks_wake
-
-        webhooks_wake(position_ids=self.position_ids)
+        for listener in _committed_listeners:
+            listener(position_ids=self.position_ids)
 
 
 def _wake_webhooks(position_id: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_permission_codename
 from django.utils import timezone
 from django.utils.html import format_html
@@ -12,6 +13,7 @@ from django.utils.module_loading import import_string
 from rest_framework.authtoken.admin import TokenAdmin as DRFTokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
+from events.actor import admin_prefix
 from volbal import clock
 
 
@@ -46,8 +48,6 @@ class WriteActionsMixin:
         return request.user.has_perm(f"{self.opts.app_label}.{codename}")
 
     def log_action(self, request, objects, message: str) -> None:
-        from django.contrib.admin.models import CHANGE, LogEntry
-
         objects = list(objects)
         if objects:
             LogEntry.objects.log_actions(user_id=request.user.pk, queryset=objects,
@@ -169,8 +169,6 @@ class TradingTimeZoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        from events.actor import admin_prefix
-
         if not request.path.startswith(admin_prefix()):
             return self.get_response(request)
         with timezone.override(clock.trading_tz()):

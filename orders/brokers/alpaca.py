@@ -108,6 +108,7 @@ def _api_error(exc) -> tuple[int | None, str, str]:
 
 def _unavailable(exc, action: str) -> BrokerUnavailable:
     """What an error leaves unknown: retried on the next cycle."""
+    # alpaca-py: a heavy optional SDK (see the client above)
     import requests
     from alpaca.common.exceptions import APIError
 
@@ -147,6 +148,7 @@ class AlpacaBroker:
     price_driven = False  # fills happen at Alpaca, whatever prices are recorded here
 
     def place(self, ticket: Ticket) -> str:
+        # alpaca-py: a heavy optional SDK (see the client above)
         from alpaca.common.exceptions import APIError
         from alpaca.trading.enums import OrderSide, TimeInForce
         from alpaca.trading.requests import MarketOrderRequest
@@ -178,6 +180,7 @@ class AlpacaBroker:
             raise _unavailable(exc, "look the order up by its client order id") from None
 
     def cancel(self, ticket: Ticket) -> None:
+        # alpaca-py: a heavy optional SDK (see the client above)
         from alpaca.common.exceptions import APIError
 
         if not ticket.broker_order_id:

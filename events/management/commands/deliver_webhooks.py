@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from events.actor import ActorCommand
+from events.webhooks.delivery import deliver_pass
 from volbal.repeat import run_every
 
 
@@ -20,8 +21,6 @@ class Command(ActorCommand):  # its events name it (events.actor)
                             help="Events sent to one endpoint before moving to the next.")
 
     def handle(self, *args, loop, interval, batch, **options):
-        from events.webhooks.delivery import deliver_pass
-
         try:
             run_every(lambda: self._pass(deliver_pass, batch), loop=loop, interval=interval)
         except KeyboardInterrupt:
