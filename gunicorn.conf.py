@@ -40,6 +40,7 @@ def on_starting(server):
     """Build the exchange calendar once, in the master: every worker forked from it (and every
     replacement of a dead one) inherits it instead of spending seconds building its own."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "volbal.settings")
+    # after DJANGO_SETTINGS_MODULE is set: volbal.market reads the settings
     from volbal import market
 
     market.warm()

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from django.core.management.base import BaseCommand
 from django.db import models
+from django.urls import reverse
 
 
 class ActorSource(models.TextChoices):
@@ -98,8 +99,6 @@ def acting(actor: Actor | Callable[[], Actor]) -> Iterator[None]:
 
 @functools.cache
 def admin_prefix() -> str:
-    from django.urls import reverse
-
     return reverse("admin:index")
 
 

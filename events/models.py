@@ -73,12 +73,11 @@ ALERT_TYPES = frozenset({
 
 
 class Event(models.Model):
-    position = models.ForeignKey(
-        "positions.Position", on_delete=models.PROTECT, related_name="events"
-    )
-    order = models.ForeignKey(
-        "orders.Order", on_delete=models.PROTECT, null=True, blank=True, related_name="events"
-    )
+    # The position's and the order's ids are plain indexed columns, not foreign keys: the log
+    # is below positions and orders (docs/architecture.md#layers-and-the-direction-of-imports)
+    # and outlives their rows, as it outlives any user row (actor_user_id).
+    position_id = models.CharField(max_length=32, db_index=True)
+    order_id = models.CharField(max_length=32, null=True, blank=True, db_index=True)
     type = models.CharField(max_length=40, choices=EventType.choices)
     inputs = models.JSONField(default=dict, encoder=AuditJSONEncoder, decoder=AuditJSONDecoder)
     outputs = models.JSONField(default=dict, encoder=AuditJSONEncoder, decoder=AuditJSONDecoder)
@@ -94,8 +93,8 @@ class Event(models.Model):
     class Meta:
         ordering = ("id",)
         indexes = [
-            models.Index(fields=("position", "id"), name="event_pos_id"),
-            models.Index(fields=("position", "type", "id"), name="event_pos_type_id"),
+            models.Index(fields=("position_id", "id"), name="event_pos_id"),
+            models.Index(fields=("position_id", "type", "id"), name="event_pos_type_id"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(actor_source__in=ActorSource.values),

@@ -21,6 +21,7 @@ from volbal import clock
 from volbal.api import error_body, json_response
 from volbal.auth import TokenAuthentication, local_user
 from volbal.parsers import body_media_type, loads_exact, unsupported_media_type
+from volbal.renderers import dumps_exact
 from volbal.rows import fetch_one, insert_one, update_one
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -78,8 +79,6 @@ def _stored_body(request, content: bytes) -> bytes:
     omit = getattr(_view_class(request), "replay_omits", ())
     if not omit:
         return content
-    from volbal.renderers import dumps_exact
-
     body = loads_exact(content.decode("utf-8"))
     if not isinstance(body, dict):
         return content

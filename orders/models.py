@@ -7,14 +7,13 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import F, Q
 
-from positions.models import MONEY, QTY
+from positions.models import MONEY, QTY, Broker
+from positions.strategy import rules
 from volbal import ids
 from volbal.renderers import decimal_text
 
-
-class Side(models.TextChoices):
-    BUY = "BUY"
-    SELL = "SELL"
+# The sides of the strategy core (rules.SIDES) as choices: Side.BUY, Side.SELL
+Side = models.TextChoices("Side", [(s, s) for s in rules.SIDES], module=__name__)
 
 
 class OrderStatus(models.TextChoices):
@@ -49,7 +48,7 @@ class Order(models.Model):
     source = models.CharField(max_length=16, default="api")  # api, evaluation, admin
     # The broker the order goes to (the position's when it was created), the broker's id for
     # it once routed, and when it was routed (null: not yet; a manual order is never routed).
-    broker = models.CharField(max_length=16, default="manual")
+    broker = models.CharField(max_length=16, default=Broker.MANUAL)
     time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices,
                                      default=TimeInForce.GTC)
     broker_order_id = models.CharField(max_length=64, null=True, blank=True)
@@ -120,7 +119,7 @@ class Fill(models.Model):
     commission = models.DecimalField(**MONEY)
     # A broker's execution: its id makes the fill idempotent (a repeated poll never fills
     # twice). Null for a fill typed in by hand.
-    broker = models.CharField(max_length=16, default="manual")
+    broker = models.CharField(max_length=16, default=Broker.MANUAL)
     broker_fill_id = models.CharField(max_length=128, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -10,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from events.models import ALERT_TYPES, EventType
-from events.selectors import alerts_of_owner, events_for_position
+from events.selectors import events_for_position
 from orders.selectors import orders_for_position, position_view, with_known_price
 from orders.serializers import (
     OrderAcceptedSerializer,
@@ -541,7 +541,7 @@ class AlertViewSet(viewsets.ViewSet):
     )
     def list(self, request):
         filterset = AlertFilter(request.query_params,
-                                queryset=alerts_of_owner(owner=request.user))
+                                queryset=selectors.alerts_of_owner(owner=request.user))
         validate_filters(filterset)
         items, next_cursor = keyset_page(request, filterset.qs, fields=("id",))
         return Response({"alerts": EventSerializer(items, many=True).data, "next": next_cursor})

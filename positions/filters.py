@@ -69,10 +69,16 @@ class AlertFilter(django_filters.FilterSet):
 
     type = django_filters.MultipleChoiceFilter(choices=ALERT_CHOICES)
     position = django_filters.CharFilter(field_name="position_id")
-    ticker = django_filters.CharFilter(field_name="position__ticker", lookup_expr="iexact")
+    ticker = django_filters.CharFilter(method="filter_ticker")
     since = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     until = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Event
         fields = ("type", "position", "ticker", "since", "until")
+
+    def filter_ticker(self, queryset, name, value):
+        """The alerts of positions in this ticker (case-insensitive): the log keeps position
+        ids, not keys (events.models.Event), so a subquery on the positions."""
+        return queryset.filter(
+            position_id__in=Position.objects.filter(ticker__iexact=value).values("pk"))

@@ -23,10 +23,8 @@ RATIO = {"max_digits": 12, "decimal_places": 8}
 _D = rules.Config()  # the one place defaults come from
 
 
-class Sizing(models.TextChoices):
-    PROPORTIONAL = "proportional"
-    ORIGINAL = "original"
-    FIXED_FRACTION = "fixed_fraction"
+# The sizings of the strategy core (rules.SIZINGS) as choices: PROPORTIONAL, ORIGINAL, ...
+Sizing = models.TextChoices("Sizing", [(s.upper(), s) for s in rules.SIZINGS], module=__name__)
 
 
 class Broker(models.TextChoices):

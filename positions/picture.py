@@ -80,7 +80,7 @@ def position_history(position: Position) -> dict:
     anchors = [
         (market.at(created_at), _new_anchor(event_type, inputs, outputs))
         for event_type, created_at, inputs, outputs in Event.objects.filter(
-            position=position, type__in=(EventType.POSITION_CREATED, *_ANCHOR_MOVES)
+            position_id=position.pk, type__in=(EventType.POSITION_CREATED, *_ANCHOR_MOVES)
         ).order_by("id").values_list("type", "created_at", "inputs", "outputs")
     ]
     if not prices:  # no stored prices: the fills' prices draw the line

@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
+from events.models import ALERT_TYPES, Event
 from positions.models import Position, Price, Split, SplitStatus
 from positions.strategy import rules
 from volbal import clock
@@ -21,6 +22,14 @@ def position_not_found(position_id: str) -> DomainError:
 
 def positions_of(*, owner) -> QuerySet[Position]:
     return Position.objects.filter(owner=owner)
+
+
+def alerts_of_owner(*, owner) -> QuerySet[Event]:
+    """The alerts (``ALERT_TYPES``) on the owner's positions, oldest first. The log keeps
+    position ids, not keys (events.models.Event): the owner's positions are a subquery."""
+    return Event.objects.filter(
+        type__in=ALERT_TYPES, position_id__in=positions_of(owner=owner).values("pk"),
+    ).order_by("id")
 
 
 def position_get(*, owner, position_id: str, for_update: bool = False) -> Position:

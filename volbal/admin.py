@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_permission_codename
 from django.db import models
 from django.utils import timezone
@@ -17,6 +18,7 @@ from django.utils.module_loading import import_string
 from rest_framework.authtoken.admin import TokenAdmin as DRFTokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
+from events.actor import admin_prefix
 from volbal import clock
 from volbal.renderers import decimal_text
 
@@ -167,8 +169,6 @@ class WriteActionsMixin(ShownValuesMixin):
         return request.user.has_perm(f"{self.opts.app_label}.{codename}")
 
     def log_action(self, request, objects, message: str) -> None:
-        from django.contrib.admin.models import CHANGE, LogEntry
-
         objects = list(objects)
         if objects:
             LogEntry.objects.log_actions(user_id=request.user.pk, queryset=objects,
@@ -285,8 +285,6 @@ class TradingTimeZoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        from events.actor import admin_prefix
-
         if not request.path.startswith(admin_prefix()):
             return self.get_response(request)
         with timezone.override(clock.trading_tz()):

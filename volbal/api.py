@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
+import difflib
 import json
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db.models import Q
 from django.http import Http404, HttpResponse
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
@@ -15,6 +18,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
 from volbal.errors import ApiError, DomainError
+from volbal.renderers import dumps_exact
 
 log = logging.getLogger("volbal.api")
 
@@ -98,8 +102,6 @@ def exception_handler(exc, context):
 
 def json_response(body: dict, status: int) -> HttpResponse:
     """A plain Django JSON response rendered exactly like the API's (Decimals as numbers)."""
-    from volbal.renderers import dumps_exact
-
     return HttpResponse(dumps_exact(body), status=status, content_type="application/json")
 
 
@@ -145,8 +147,6 @@ def did_you_mean(name: str, known) -> str | None:
     """The known field a user probably meant by ``name``: an alias, the same name in another
     case or spelling, a name that contains it (``qty`` -> ``filled_qty``), or a close
     spelling; None when nothing is close."""
-    import difflib
-
     known = list(known)
     if FIELD_ALIASES.get(name) in known:
         return FIELD_ALIASES[name]
@@ -266,10 +266,6 @@ def keyset_page(request, queryset, fields: tuple[str, ...] = ("created_at", "id"
     """One page of ``queryset`` ordered by ``fields`` (ascending, unique together).
 
     Returns ``(items, next_cursor)``; the cursor is opaque to clients."""
-    import datetime as dt
-
-    from django.db.models import Q
-
     limit = page_limit(request)
     after = decode_cursor(request, len(fields))
     qs = queryset.order_by(*fields)

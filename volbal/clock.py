@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.utils import timezone
 
+from volbal import market
+
 
 @lru_cache(maxsize=4)
 def _zone(name: str) -> ZoneInfo:
@@ -31,8 +33,6 @@ def trading_day(moment: dt.datetime | None = None) -> dt.date:
 def session_day(moment: dt.datetime | None = None) -> dt.date:
     """The trading day the daily order cap counts: the exchange session of ``moment`` (default
     now; see volbal.market), or without a calendar the calendar date in the trading time zone."""
-    from volbal import market
-
     if market.calendar() is None:
         return trading_day(moment)
     return market.session_of(moment or now())

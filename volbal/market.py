@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import warnings
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
@@ -23,6 +24,7 @@ CALENDAR_START = "1990-01-01"  # history for backtested samples replayed through
 
 @lru_cache(maxsize=4)
 def _calendar(name: str):
+    # exchange_calendars (and pandas): heavy optional libraries, loaded when a calendar is asked for
     import exchange_calendars
 
     with _quiet():
@@ -55,6 +57,7 @@ def calendar():
 def _day(name: str, day: dt.date) -> tuple[bool, dt.datetime | None, dt.datetime | None,
                                            dt.date]:
     """(is a session, its open, its close, the next session after it) for a local date."""
+    # pandas: a heavy library, loaded with the calendar (above)
     import pandas as pd
 
     cal = _calendar(name)
@@ -68,8 +71,6 @@ def _day(name: str, day: dt.date) -> tuple[bool, dt.datetime | None, dt.datetime
 
 
 def _local_date(moment: dt.datetime, cal) -> dt.date:
-    from zoneinfo import ZoneInfo
-
     return moment.astimezone(ZoneInfo(str(cal.tz))).date()
 
 

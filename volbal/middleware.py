@@ -9,6 +9,8 @@ import re
 import time
 import uuid
 
+from django.urls import Resolver404, resolve
+
 from volbal.api import django_error_response, error_body, json_response
 
 log = logging.getLogger("volbal.request")
@@ -97,8 +99,6 @@ class JsonErrorsMiddleware:
 def _not_found(request):
     """The 404 of a path with a stray trailing slash, naming the address without it (the API's
     paths have none); None for any other path."""
-    from django.urls import Resolver404, resolve
-
     path = request.path_info
     if not path.endswith("/") or path == "/":
         return None

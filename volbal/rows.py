@@ -15,10 +15,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import json
 from collections.abc import Iterator
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import JSONField, Model
 
 
 @functools.cache
@@ -232,10 +233,6 @@ def _unnest(fields, values: list[list]) -> tuple[str, list]:
     """``SELECT ... FROM unnest(%s::type[], ...)`` over ``values`` (rows of Python values, one
     per field): each column one array of the values prepared by its field, JSON sent as text
     and cast back."""
-    import json
-
-    from django.db.models import JSONField
-
     casts, outs, params = [], [], []
     for i, f in enumerate(fields):
         column = [row[i] for row in values]

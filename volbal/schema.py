@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from drf_spectacular import openapi
 from drf_spectacular.extensions import (
     OpenApiSerializerExtension,
@@ -26,8 +27,6 @@ class AutoSchema(openapi.AutoSchema):
     health. An ``extend_schema(tags=…)`` still wins."""
 
     def get_tags(self) -> list[str]:
-        from django.conf import settings
-
         tagged = {tag["name"] for tag in settings.SPECTACULAR_SETTINGS.get("TAGS", [])}
         segments = [seg for seg in self.path.strip("/").split("/")
                     if seg and not seg.startswith("{")]

@@ -11,7 +11,6 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('events', '0010_event_type_order_cancel_request'),
-        ('positions', '0008_split_price_jump_guard'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -63,7 +62,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('last_event_id', models.BigIntegerField()),
-                ('position', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='positions.position')),
+                ('position_id', models.CharField(db_index=True, max_length=32)),
                 ('endpoint', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='cursors', to='events.webhookendpoint')),
             ],
         ),
@@ -110,6 +109,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='webhookcursor',
-            constraint=models.UniqueConstraint(fields=('endpoint', 'position'), name='whk_cursor_unique'),
+            constraint=models.UniqueConstraint(fields=('endpoint', 'position_id'), name='whk_cursor_unique'),
         ),
     ]

@@ -136,7 +136,7 @@ def test_work_outside_any_request_or_command_names_the_process(make_position):
 def test_the_database_refuses_an_event_without_an_actor(make_position, columns):
     position = make_position()
     with pytest.raises(IntegrityError), transaction.atomic():
-        Event.objects.create(position=position, type="evaluation", message="m", **columns)
+        Event.objects.create(position_id=position.pk, type="evaluation", message="m", **columns)
 
 
 def test_the_admin_shows_the_actor_on_the_timeline_and_the_event_list(

@@ -38,6 +38,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass, field
 
+from django.apps import apps
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -114,8 +115,8 @@ def next_event_ids(endpoint: WebhookEndpoint, limit: int) -> list[int]:
     registered, of its types, past the cursor of their position."""
     quote = connection.ops.quote_name
     event_t = quote(Event._meta.db_table)
-    position_model = Event._meta.get_field("position").related_model
-    position_t = quote(position_model._meta.db_table)
+    # by name from the app registry: the log is below positions (events.models.Event)
+    position_t = quote(apps.get_model("positions", "Position")._meta.db_table)
     cursor_t = quote(WebhookCursor._meta.db_table)
     params: list = [endpoint.pk, endpoint.owner_id, endpoint.created_at]
     types = ""

@@ -94,12 +94,12 @@ class WebhookCursor(models.Model):
 
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE,
                                  related_name="cursors")
-    position = models.ForeignKey("positions.Position", on_delete=models.CASCADE,
-                                 related_name="+")
+    # a plain id, like the log's (events.models.Event): events sit below positions
+    position_id = models.CharField(max_length=32, db_index=True)
     last_event_id = models.BigIntegerField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=("endpoint", "position"),
+        constraints = [models.UniqueConstraint(fields=("endpoint", "position_id"),
                                                name="whk_cursor_unique")]
 
     def __str__(self) -> str:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.apps import apps
 from django.db import connection, transaction
 from django_tasks import task
 
 from events.actor import Actor, acting
-from events.models import Event
 from events.webhooks.delivery import Outcome, endpoint_deliver
 from events.webhooks.models import WebhookEndpoint
 from volbal import clock
@@ -74,7 +74,8 @@ def webhooks_wake(position_ids) -> int:
     compile): usually it finds nothing."""
     ids = list(position_ids)
     quote = connection.ops.quote_name
-    position_t = quote(Event._meta.get_field("position").related_model._meta.db_table)
+    # by name from the app registry: the log is below positions (events.models.Event)
+    position_t = quote(apps.get_model("positions", "Position")._meta.db_table)
     sql = (f"SELECT w.id FROM {quote(WebhookEndpoint._meta.db_table)} w "
            f"WHERE w.active AND NOT w.wake_queued AND w.owner_id IN "
            f"(SELECT p.owner_id FROM {position_t} p WHERE p.id IN "

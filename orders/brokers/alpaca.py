@@ -45,6 +45,8 @@ from orders.brokers.port import (
     Report,
     Ticket,
 )
+from positions.models import Broker as BrokerName
+from positions.strategy import rules
 from volbal.renderers import decimal_text as fmt
 
 TIMEOUT_SECONDS = 10  # per HTTP request (the SDK sets none)
@@ -106,6 +108,7 @@ def _api_error(exc) -> tuple[int | None, str, str]:
 
 def _unavailable(exc, action: str) -> BrokerUnavailable:
     """What an error leaves unknown: retried on the next cycle."""
+    # alpaca-py: a heavy optional SDK (see the client above)
     import requests
     from alpaca.common.exceptions import APIError
 
@@ -140,11 +143,12 @@ def _time(value) -> dt.datetime | None:
 
 
 class AlpacaBroker:
-    name = "alpaca"
+    name = BrokerName.ALPACA
     routes = True
     price_driven = False  # fills happen at Alpaca, whatever prices are recorded here
 
     def place(self, ticket: Ticket) -> str:
+        # alpaca-py: a heavy optional SDK (see the client above)
         from alpaca.common.exceptions import APIError
         from alpaca.trading.enums import OrderSide, TimeInForce
         from alpaca.trading.requests import MarketOrderRequest
@@ -152,7 +156,7 @@ class AlpacaBroker:
         client = _client()
         request = MarketOrderRequest(
             symbol=ticket.ticker, qty=float(ticket.qty - ticket.filled_qty),
-            side=OrderSide.BUY if ticket.side == "BUY" else OrderSide.SELL,
+            side=OrderSide.BUY if ticket.side == rules.BUY else OrderSide.SELL,
             time_in_force=TimeInForce.DAY, client_order_id=ticket.order_id)
         try:
             return str(client.submit_order(request).id)
@@ -176,6 +180,7 @@ class AlpacaBroker:
             raise _unavailable(exc, "look the order up by its client order id") from None
 
     def cancel(self, ticket: Ticket) -> None:
+        # alpaca-py: a heavy optional SDK (see the client above)
         from alpaca.common.exceptions import APIError
 
         if not ticket.broker_order_id:

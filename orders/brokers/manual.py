@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from orders.brokers.port import Report, Ticket
+from positions.models import Broker as BrokerName
 
 
 class ManualBroker:
-    name = "manual"
+    name = BrokerName.MANUAL
     routes = False
     price_driven = False
 

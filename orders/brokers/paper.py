@@ -9,13 +9,14 @@ fill with the same id."""
 from __future__ import annotations
 
 from orders.brokers.port import CANCELLED, FILLED, OPEN, BrokerFill, Report, Ticket
+from positions.models import Broker as BrokerName
 from positions.models import Price
 from positions.strategy import rules
 from volbal.renderers import decimal_text as fmt
 
 
 class PaperBroker:
-    name = "paper"
+    name = BrokerName.PAPER
     routes = True
     price_driven = True
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
+from positions.models import Broker as BrokerName
 from positions.strategy import rules
 
 OPEN, FILLED, CANCELLED, REJECTED = "open", "filled", "cancelled", "rejected"
@@ -26,7 +27,7 @@ EXPIRED = "expired"  # a day order the broker ended at the session's close (orde
 
 # Brokers that hold our orders at their end (not a simulator here): a cancel is a request sent
 # to them and ends the order once they report it ended; they expire their own day orders.
-HOLDING_BROKERS = frozenset({"alpaca"})
+HOLDING_BROKERS = frozenset({BrokerName.ALPACA})
 
 
 @dataclass(frozen=True)

@@ -35,18 +35,21 @@ from orders.brokers.port import (
 from orders.models import OPEN_STATUSES, Fill, Order
 from orders.selectors import positions_with_open_orders
 from orders.services import _locked_order, order_cancel, order_fill
+from positions.models import Broker as BrokerName
 from positions.models import Position
 from volbal import clock
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
 from volbal.rows import deferred_inserts, update_many
 
+# One adapter per broker of positions.models.Broker (BrokerName here), keyed by its name.
+ADAPTERS = {adapter.name: adapter for adapter in (ManualBroker, PaperBroker, AlpacaBroker)}
+
 
 def broker_for(name: str) -> Broker:
     """The adapter for a position's ``broker`` field."""
-    adapters = {"manual": ManualBroker, "paper": PaperBroker, "alpaca": AlpacaBroker}
     try:
-        return adapters[name]()
+        return ADAPTERS[name]()
     except KeyError:
         raise ValueError(f"no broker adapter named {name!r}") from None
 
@@ -101,13 +104,15 @@ def ticket_of(order: Order) -> Ticket:
 
 def _unrouted(position_ids=None):
     qs = (Order.objects.filter(status__in=OPEN_STATUSES, routed_at__isnull=True)
-          .exclude(broker="manual").select_related("position").order_by("created_at", "id"))
+          .exclude(broker=BrokerName.MANUAL).select_related("position")
+          .order_by("created_at", "id"))
     return qs if position_ids is None else qs.filter(position_id__in=position_ids)
 
 
 def _routed_open(position_ids=None):
     qs = (Order.objects.filter(status__in=OPEN_STATUSES, routed_at__isnull=False)
-          .exclude(broker="manual").select_related("position").order_by("created_at", "id"))
+          .exclude(broker=BrokerName.MANUAL).select_related("position")
+          .order_by("created_at", "id"))
     return qs if position_ids is None else qs.filter(position_id__in=position_ids)
 
 

@@ -25,11 +25,11 @@ def submit(user, pos, side: str, qty: str, key: str) -> Order:
 
 
 def events_after(pos, after: int) -> list[Event]:
-    return list(Event.objects.filter(position=pos, id__gt=after).order_by("id"))
+    return list(Event.objects.filter(position_id=pos.pk, id__gt=after).order_by("id"))
 
 
 def last_id(pos) -> int:
-    return Event.objects.filter(position=pos).order_by("-id").first().id
+    return Event.objects.filter(position_id=pos.pk).order_by("-id").first().id
 
 
 def balances(pos_id: str, order_id: str) -> tuple:

@@ -123,7 +123,7 @@ def test_partial_fills_advance_the_order_and_average_the_price(api, make_positio
     assert second["avg_fill_price"] == 106  # (4*100 + 6*110) / 10
     assert (second["position_qty"], second["position_cash"]) == (10, 9600 - 660)
 
-    types = [e.type for e in Event.objects.filter(position=position, order_id=order_id)]
+    types = [e.type for e in Event.objects.filter(position_id=position.pk, order_id=order_id)]
     assert types == [
         "order_submitted",
         "order_partially_filled",
@@ -146,7 +146,7 @@ def test_each_fill_moves_the_anchor_and_says_so(api, make_position):
     order_id = place(api, position, "BUY", 10)
     fill(api, order_id, {"price": 100, "filled_qty": 5})
     fill(api, order_id, {"price": 95.5, "filled_qty": 5})
-    anchors = Event.objects.filter(position=position, type="anchor_updated").order_by("id")
+    anchors = Event.objects.filter(position_id=position.pk, type="anchor_updated").order_by("id")
     assert [(e.outputs["old"], e.outputs["new"]) for e in anchors] == [(None, 100), (100, 95.5)]
     assert all(e.order_id == order_id for e in anchors)
     position.refresh_from_db()
@@ -157,7 +157,7 @@ def test_a_fill_replaces_an_anchor_brought_over(api, make_position):
     position = make_position(qty=10, cash=0, anchor_price="80")
     order_id = place(api, position, "SELL", 1)
     fill(api, order_id, {"price": 90, "filled_qty": 1})
-    event = Event.objects.get(position=position, type="anchor_updated")
+    event = Event.objects.get(position_id=position.pk, type="anchor_updated")
     assert (event.outputs["old"], event.outputs["new"]) == (80, 90)
 
 
@@ -167,7 +167,7 @@ def test_a_sell_fill_adds_proceeds_less_commission(api, make_position):
     body = fill(api, order_id, {"price": 50, "filled_qty": 4, "commission": 1}).json()
     assert body["status"] == "filled"
     assert (body["position_qty"], body["position_cash"]) == (6, 4 * 50 - 1)
-    events = Event.objects.filter(position=position, order_id=order_id).order_by("id")
+    events = Event.objects.filter(position_id=position.pk, order_id=order_id).order_by("id")
     filled = events.get(type="order_filled")
     assert filled.outputs["position_qty"] == 6 and filled.outputs["position_cash"] == 199
     assert "SELL 4 ZIM at 50" in filled.message
@@ -406,11 +406,11 @@ def test_cancel_answers_the_order_then_409_order_not_open(api, make_position):
     body = response.json()
     assert body["order_id"] == order_id and body["status"] == "cancelled"
     assert body["filled_qty"] == 0 and body["remaining_qty"] == 2
-    assert Event.objects.filter(position=position, type="order_cancelled",
+    assert Event.objects.filter(position_id=position.pk, type="order_cancelled",
                                 order_id=order_id).count() == 1
     again = api.post(f"/v1/orders/{order_id}/cancel", format="json")
     assert_error(again, 409, "order_not_open")
-    assert Event.objects.filter(position=position, type="order_cancelled").count() == 1
+    assert Event.objects.filter(position_id=position.pk, type="order_cancelled").count() == 1
 
 
 def test_cancel_keeps_what_was_filled(api, make_position):

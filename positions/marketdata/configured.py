@@ -1,5 +1,5 @@
 """The feed the project's settings name (docs/marketdata.md#settings): the port's
-:func:`~positions.marketdata.port.feed_from_settings` over Django's settings, with the Alpaca
+:func:`~positions.marketdata.feeds.feed_from_settings` over Django's settings, with the Alpaca
 credentials read from the environment only (the broker's; never kept in the settings)."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import os
 
 from django.conf import settings
 
-from positions.marketdata.port import MarketData, feed_from_settings
+from positions.marketdata.feeds import feed_from_settings
+from positions.marketdata.port import MarketData
 
 SETTINGS = ("VOLBAL_PRICE_FEED", "ALPACA_DATA_FEED", "ALPACA_DATA_URL", "VOLBAL_PRICE_FEED_DIR")
 CREDENTIALS = ("ALPACA_API_KEY_ID", "ALPACA_API_SECRET_KEY")

@@ -12,13 +12,14 @@ at once so that a caller asks once per batch, never once per position:
 
 Adapters speak only these types and raise only :class:`FeedError` and its subclasses; nothing
 here touches the database. Choosing the adapter from the environment is
-:func:`feed_from_settings`.
+:func:`positions.marketdata.feeds.feed_from_settings` (a module of its own: the adapters import
+this one).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from fractions import Fraction
@@ -166,47 +167,3 @@ class FeedBadResponse(FeedError):
     that cannot be read as one of the formats, naming the file and line)."""
 
     code = "feed_bad_response"
-
-
-# --------------------------------------------------------------------------------------------
-# Choosing the adapter
-# --------------------------------------------------------------------------------------------
-
-FEEDS = ("alpaca", "file")
-
-
-def feed_from_settings(env: Mapping[str, str]) -> MarketData | None:
-    """The feed ``VOLBAL_PRICE_FEED`` names in ``env`` (``os.environ`` or the like), or None
-    when it names none (unset, empty or ``none``): prices are then posted or imported only.
-
-    - ``alpaca``: ``ALPACA_API_KEY_ID`` and ``ALPACA_API_SECRET_KEY`` (the broker's), the feed
-      ``ALPACA_DATA_FEED`` (default ``iex``), the endpoint ``ALPACA_DATA_URL`` (default Alpaca's).
-    - ``file``: the directory ``VOLBAL_PRICE_FEED_DIR`` (docs/marketdata.md#the-file-adapter).
-    """
-    def get(name: str) -> str:
-        return (env.get(name) or "").strip()
-
-    name = get("VOLBAL_PRICE_FEED").lower()
-    if name in ("", "none"):
-        return None
-    # The adapters import this module (and alpaca-py is loaded only when Alpaca is chosen).
-    if name == "alpaca":
-        from positions.marketdata.alpaca import AlpacaFeed
-
-        key, secret = get("ALPACA_API_KEY_ID"), get("ALPACA_API_SECRET_KEY")
-        if not key or not secret:
-            raise FeedNotConfigured("VOLBAL_PRICE_FEED is alpaca but ALPACA_API_KEY_ID and "
-                                    "ALPACA_API_SECRET_KEY are not both set",
-                                    "alpaca_credentials_missing")
-        return AlpacaFeed(key_id=key, secret_key=secret, feed=get("ALPACA_DATA_FEED") or "iex",
-                          url=get("ALPACA_DATA_URL") or None)
-    if name == "file":
-        from positions.marketdata.file import FileFeed
-
-        directory = get("VOLBAL_PRICE_FEED_DIR")
-        if not directory:
-            raise FeedNotConfigured("VOLBAL_PRICE_FEED is file but VOLBAL_PRICE_FEED_DIR (the "
-                                    "directory of price files) is not set")
-        return FileFeed(directory)
-    raise FeedNotConfigured(f"VOLBAL_PRICE_FEED is {name!r}; it must be one of "
-                            f"{', '.join(FEEDS)} or none")

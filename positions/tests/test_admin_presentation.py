@@ -159,7 +159,7 @@ def test_the_anchor_is_drawn_through_splits_and_dividends(user, make_position):
     position.refresh_from_db()
     assert anchors[0] == 120 and anchors[-1] == position.anchor_price
     assert D(str(anchors[-1])) == D(str(anchors[-2])) / 2  # the split's, after the dividend's
-    assert EventType.SPLIT_APPLIED in Event.objects.filter(position=position).values_list(
+    assert EventType.SPLIT_APPLIED in Event.objects.filter(position_id=position.pk).values_list(
         "type", flat=True)
 
 

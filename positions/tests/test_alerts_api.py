@@ -99,7 +99,7 @@ def test_alerts_list_every_alert_of_the_callers_positions_and_nothing_else(api, 
         {"field": "cash", "stored": 999, "expected": 1000}]
     assert by_type["price_stale"]["message"].startswith("Alert: no new price for ZIM for 20 ")
     # Bob has his own
-    assert Event.objects.filter(position=bobs, type="price_stale").count() == 1
+    assert Event.objects.filter(position_id=bobs.pk, type="price_stale").count() == 1
 
 
 def test_alerts_filter_and_page_like_the_events(api, other_api, world):

@@ -125,7 +125,7 @@ def test_paper_trading_a_sample_equals_the_next_bar_backtest(user, clock_at, sta
     assert cancelled == run.cancelled
     still_open = Order.objects.filter(position=pos, status="submitted")
     assert still_open.count() == (run.open_order is not None)
-    assert Event.objects.filter(position=pos, type="ex_div_effective").exists()
+    assert Event.objects.filter(position_id=pos.pk, type="ex_div_effective").exists()
 
     ledger = io.StringIO()
     try:

@@ -65,7 +65,7 @@ def test_create_answers_201_with_every_field(api, user):
     position = Position.objects.get(pk=body["id"])
     assert position.owner == user
     assert (position.qty, position.cash) == (Decimal(10), Decimal("5000.5"))
-    event = Event.objects.get(position=position)
+    event = Event.objects.get(position_id=position.pk)
     assert event.type == "position_created"
     assert event.inputs["ticker"] == "ZIM" and event.outputs["trigger_pct"] == Decimal("0.03")
 

@@ -123,7 +123,7 @@ def _waiting(now: dt.datetime, cutoff: dt.datetime, *marks: dt.datetime | None):
 def _not_alerted(positions, *, type: str, episode: str) -> list[str]:
     """The ids of ``positions`` without alert ``type`` for ``episode``: one query (an
     anti-join on the events' position and type index), so a long episode costs little."""
-    alerted = Event.objects.filter(position=OuterRef("pk"), type=type, inputs__episode=episode)
+    alerted = Event.objects.filter(position_id=OuterRef("pk"), type=type, inputs__episode=episode)
     return list(positions.exclude(Exists(alerted)).values_list("id", flat=True))
 
 

@@ -34,8 +34,8 @@ def shares_at_start_of(*, position: Position, day: dt.date) -> Decimal:
     with every fill since then undone (the opening holding counts as held before)."""
     since = clock.start_of_trading_day(day)
     fills = Fill.objects.filter(order__position=position, created_at__gte=since)
-    bought = fills.filter(order__side="BUY").aggregate(s=Sum("qty"))["s"] or Decimal(0)
-    sold = fills.filter(order__side="SELL").aggregate(s=Sum("qty"))["s"] or Decimal(0)
+    bought = fills.filter(order__side=rules.BUY).aggregate(s=Sum("qty"))["s"] or Decimal(0)
+    sold = fills.filter(order__side=rules.SELL).aggregate(s=Sum("qty"))["s"] or Decimal(0)
     return position.qty - bought + sold
 
 
@@ -44,7 +44,7 @@ def anchor_priced_since(*, position: Position, day: dt.date) -> bool:
     or an evaluation's ``anchor_set`` at or after the first instant of ``day`` in the trading
     time zone). Such a price is already ex-dividend for a dividend going ex on ``day``."""
     return Event.objects.filter(
-        position=position, type__in=(EventType.ANCHOR_SET, EventType.ANCHOR_UPDATED),
+        position_id=position.pk, type__in=(EventType.ANCHOR_SET, EventType.ANCHOR_UPDATED),
         created_at__gte=clock.start_of_trading_day(day)).exists()
 
 

@@ -141,7 +141,7 @@ out = {
     "fills": Fill.objects.count(),
 }
 events = {}
-for order_id, kind, n in Event.objects.exclude(order=None).values_list(
+for order_id, kind, n in Event.objects.exclude(order_id=None).values_list(
         "order_id", "type").annotate(n=Count("id")):
     events.setdefault(order_id, {})[kind] = n
 for o in Order.objects.all():

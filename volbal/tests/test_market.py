@@ -93,7 +93,7 @@ def test_day_orders_expire_at_the_session_close(api, make_position, monkeypatch)
     day.refresh_from_db()
     gtc.refresh_from_db()
     assert day.status == "cancelled" and gtc.status == "submitted"
-    ev = Event.objects.get(order=day, type="order_expired")
+    ev = Event.objects.get(order_id=day.pk, type="order_expired")
     assert "2024-07-03" in ev.message and "17:00" in ev.message
     assert orders_expire(now=utc(2024, 7, 10)) == []  # once only
     r = api.post(f"/v1/positions/{pos.id}/orders", {"side": "BUY", "qty": 1,

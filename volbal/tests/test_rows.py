@@ -162,7 +162,7 @@ def test_deferred_inserts_write_at_the_end_and_a_failed_inner_scope_keeps_nothin
         with deferred_inserts():
             event_record(position_id=position.id, type="evaluation", message="kept 2")
         assert Event.objects.count() == before  # nothing written yet
-    kept = list(Event.objects.filter(position=position, type="evaluation").order_by("id"))
+    kept = list(Event.objects.filter(position_id=position.pk, type="evaluation").order_by("id"))
     assert [e.message for e in kept] == ["kept 1", "kept 2"]
     assert kept[0].inputs == {"price": 1.5} and kept[0].actor_name and kept[0].created_at
 

@@ -90,7 +90,7 @@ def test_the_dividend_and_the_position_say_withholding_tax_rate(api, make_positi
     assert other.status_code == 201 and other.json()["withholding_tax_rate"] == 0.3
     listed = api.get(f"/v1/positions/{position.id}/dividends").json()["dividends"]
     assert [d["withholding_tax_rate"] for d in listed] == [0.15, 0.3]
-    event = Event.objects.filter(position=position, type="ex_div_announced").last()
+    event = Event.objects.filter(position_id=position.pk, type="ex_div_announced").last()
     assert event.inputs["withholding_tax_rate"] == Decimal("0.3")  # exact, as stored
     assert Dividend._meta.get_field("withholding_rate").verbose_name == "withholding tax rate"
 

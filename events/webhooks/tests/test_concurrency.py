@@ -101,7 +101,7 @@ def test_one_positions_events_commit_in_the_order_of_their_ids(make_position):
     time.sleep(0.3)
     assert "value" not in second  # waits for the first transaction on the position's log
     other = make_position(ticker="OTH")  # another position's events do not wait
-    assert Event.objects.filter(position=other).exists()
+    assert Event.objects.filter(position_id=other.pk).exists()
     release.set()
     t1.join(10)
     t2.join(10)
@@ -142,7 +142,7 @@ def test_a_batched_write_waits_for_the_positions_log_too(make_position):
     t1.join(10)
     t2.join(10)
     assert "error" not in first_ids and "error" not in batched, (first_ids, batched)
-    batch_a = Event.objects.get(position=a, message="batch a").id
+    batch_a = Event.objects.get(position_id=a.pk, message="batch a").id
     assert first_ids["value"][0] < first_ids["value"][1] < batch_a
 
 

@@ -57,12 +57,12 @@ def recorded(replay, name, order):
 
 
 def types(position):
-    return list(Event.objects.filter(position=position).order_by("id")
+    return list(Event.objects.filter(position_id=position.pk).order_by("id")
                 .values_list("type", flat=True))
 
 
 def last(position, type_):
-    return Event.objects.filter(position=position, type=type_).order_by("-id").first()
+    return Event.objects.filter(position_id=position.pk, type=type_).order_by("-id").first()
 
 
 def refreshed(*objs):
@@ -421,14 +421,14 @@ def test_a_cycle_records_one_broker_error_per_order_and_prints_what_failed(
     call_command("trade", "--quiet", stdout=out)
     order = Order.objects.get(position=position)
     assert order.routed_at is None
-    errors = list(Event.objects.filter(position=position, type="broker_error"))
+    errors = list(Event.objects.filter(position_id=position.pk, type="broker_error"))
     assert [e.outputs["code"] for e in errors] == [code]
     text = out.getvalue()
     assert "1 errors" in text
     assert f"error: {position.id} order {order.id} {code}: Order {order.id} could not be " \
            "placed" in text
     call_command("trade", "--quiet", stdout=io.StringIO())  # the next cycle tries it again
-    assert Event.objects.filter(position=position, type="broker_error").count() == 2
+    assert Event.objects.filter(position_id=position.pk, type="broker_error").count() == 2
 
 
 def test_alpaca_orders_are_day_orders_and_gtc_is_refused(api, position, make_position):

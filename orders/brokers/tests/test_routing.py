@@ -17,7 +17,7 @@ from orders.brokers import service as brokers
 from orders.brokers.port import BrokerFill, BrokerRejected, BrokerUnavailable, Report
 from orders.models import Fill, Order, OrderStatus
 from orders.services import order_submit
-from positions.models import Position
+from positions.models import Broker, Position
 from positions.services import prices_record
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,7 @@ def submit(position, side, qty):
 
 
 def types(position):
-    return list(Event.objects.filter(position=position).order_by("id")
+    return list(Event.objects.filter(position_id=position.pk).order_by("id")
                 .values_list("type", flat=True))
 
 
@@ -88,7 +88,7 @@ def test_a_repeated_report_never_fills_twice(make_position):
         BrokerFill("X-1", D(2), D(21), None),)))
     pos.refresh_from_db()
     assert (pos.qty, pos.cash) == (8, D("1039.99"))
-    mismatch = Event.objects.get(position=pos, type="broker_fill_mismatch")
+    mismatch = Event.objects.get(position_id=pos.pk, type="broker_fill_mismatch")
     assert mismatch.outputs["price"] == "20.000000" or D(str(mismatch.outputs["price"])) == 20
     # The database itself refuses a second fill with that broker fill id.
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -108,7 +108,7 @@ def test_paper_trims_a_buy_the_cash_no_longer_covers(make_position):
     # 1000 / 120 = 8.33: 8 whole shares fill, the other 2 are cancelled.
     assert (order.status, order.filled_qty) == ("cancelled", 8)
     assert (pos.qty, pos.cash) == (8, D(40))
-    cancel = Event.objects.get(position=pos, type="order_cancelled")
+    cancel = Event.objects.get(position_id=pos.pk, type="order_cancelled")
     assert "trimmed to 8 of 10 shares" in cancel.message and "paper" in cancel.message
 
 
@@ -133,6 +133,12 @@ def test_manual_orders_are_not_routed(make_position):
     order.refresh_from_db()
     assert order.routed_at is None and order.status == "submitted"
     assert "order_routed" not in types(pos)
+
+
+def test_every_broker_a_position_can_name_has_one_adapter():
+    assert sorted(brokers.ADAPTERS) == sorted(Broker.values)
+    assert all(isinstance(brokers.broker_for(name), brokers.ADAPTERS[name])
+               for name in Broker.values)
 
 
 class _Stub:
@@ -180,12 +186,12 @@ def test_an_unreachable_broker_is_an_event_and_the_order_is_tried_again(make_pos
     assert brokers.orders_route().errors == 1
     order.refresh_from_db()
     assert order.status == "submitted" and order.routed_at is None
-    err = Event.objects.get(position=pos, type="broker_error")
+    err = Event.objects.get(position_id=pos.pk, type="broker_error")
     assert "timed out" in err.message
     stub._place = lambda t: "B-1"
     assert brokers.orders_route().routed == 1
     assert brokers.brokers_poll().errors == 1
-    assert Event.objects.filter(position=pos, type="broker_error").count() == 2
+    assert Event.objects.filter(position_id=pos.pk, type="broker_error").count() == 2
 
 
 @pytest.mark.postgres
@@ -263,4 +269,4 @@ def test_parallel_polls_fill_once(make_position):
     assert order.fills.count() == 1 and order.status == "filled"
     assert (pos.qty, pos.cash) == (5, D(500))
     assert sum(r.fills for r in runs) >= 1
-    assert Event.objects.filter(position=pos, type="order_filled").count() == 1
+    assert Event.objects.filter(position_id=pos.pk, type="order_filled").count() == 1

@@ -71,6 +71,7 @@ class Command(ActorCommand):  # its events and prices name it (events.actor)
 def _sample_rows(sample: str, ticker: str | None, start, end) -> list[dict]:
     """A bundled sample's closes (the series the backtest loads) read as a Date/Close file
     is, each date that day's close."""
+    # a management command that keeps startup light: numpy only when a sample is read
     from positions.strategy.backtest import data
 
     try:

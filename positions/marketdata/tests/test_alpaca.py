@@ -13,6 +13,7 @@ import pytest
 
 from positions.marketdata import alpaca
 from positions.marketdata.alpaca_http import Session
+from positions.marketdata.feeds import feed_from_settings
 from positions.marketdata.port import (
     CashDividend,
     FeedAuthRefused,
@@ -22,7 +23,6 @@ from positions.marketdata.port import (
     FeedUnavailable,
     MarketData,
     Split,
-    feed_from_settings,
 )
 from positions.marketdata.tests.recorded import KEY_ID, SECRET, check, expect
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from positions.marketdata.feeds import feed_from_settings
 from positions.marketdata.file import FileFeed
 from positions.marketdata.port import (
     Bar,
@@ -18,7 +19,6 @@ from positions.marketdata.port import (
     FeedRequestRefused,
     MarketData,
     Split,
-    feed_from_settings,
 )
 
 D = Decimal

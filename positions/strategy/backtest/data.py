@@ -29,6 +29,7 @@ import datetime as dt
 import gzip
 import importlib.util
 import math
+import mmap
 import warnings
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -36,6 +37,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from positions.strategy import rules
 
@@ -343,8 +345,6 @@ _BLOCK = 1 << 21  # bytes per block of the plain reader: small, reused buffers
 def _parse_plain_file(f, offset: int, ncols: int, di: int, ci: int):
     """The plain reader over a memory map of the file, block by block (a block ends at a line
     end), so its temporaries stay small and are reused; None when it cannot read the file."""
-    import mmap
-
     try:
         m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except (ValueError, OSError):  # empty file, or not mappable
@@ -382,8 +382,6 @@ def _parse_plain(b: np.ndarray, ncols: int, di: int, ci: int):
     parsed by numpy's datetime parser) and the price field must be digits with at most one
     point. A price is then its decimal digits as an integer divided by a power of ten: both exact
     in binary, so the quotient is the correctly rounded value, the same float as ``float(text)``."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
     if b[-1] != 10:
         b = np.append(b, np.uint8(10))
     nl = b == 10

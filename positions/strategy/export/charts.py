@@ -44,6 +44,7 @@ def write_position_plot(path, *, title: str, prices: list, anchors: list, fills:
     panel. ``prices`` are ``(time, price)``, ``anchors`` ``(time, anchor or None)`` (each
     holds until the next), ``fills`` ``(time, side, price)``; times are aware datetimes, drawn
     in ``zone``."""
+    # matplotlib: a heavy optional library, loaded when a chart is drawn
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,6 +81,7 @@ BENCH_COLORS = ("#7f7f7f", "#d62728", "#2ca02c")
 def write_backtest_plot(rep: bt_report.Report, path) -> None:
     """Three stacked panels: price with the buys, sells and the anchor; equity against the
     three benchmarks, with the attribution; the stock weight inside its band."""
+    # matplotlib: a heavy optional library, loaded when a chart is drawn
     import matplotlib
 
     matplotlib.use("Agg")
@@ -148,6 +150,7 @@ def write_backtest_plot(rep: bt_report.Report, path) -> None:
 
 def _finish(fig, bottom, path) -> None:
     """Concise dates on the bottom axis, then the picture saved and closed."""
+    # matplotlib: a heavy optional library, loaded when a chart is drawn
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
@@ -166,6 +169,7 @@ def write_heatmap(res: sweep.Result, path, x: str | None = None, y: str | None =
                   metric: str | None = None) -> None:
     """A heatmap of ``metric`` over parameters ``x`` and ``y``; the other parameters at the
     best cell's values (the title says which); the best cell outlined."""
+    # matplotlib: a heavy optional library, loaded when a chart is drawn
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,6 +232,7 @@ def write_heatmap(res: sweep.Result, path, x: str | None = None, y: str | None =
 def write_walkforward_plot(res, path) -> None:
     """Stitched out-of-sample equity against the benchmarks (window boundaries marked); the
     parameters chosen per window; the ranking metric in and out of sample per window."""
+    # matplotlib: a heavy optional library, loaded when a chart is drawn
     import matplotlib
 
     matplotlib.use("Agg")

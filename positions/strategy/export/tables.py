@@ -85,6 +85,7 @@ def bar_time(series, i: int):
 
 def style_header(ws, row: int, ncols: int) -> None:
     """Bold the header cells of ``row``."""
+    # openpyxl: a heavy optional library, loaded when a workbook is written
     from openpyxl.styles import Font
 
     bold = Font(bold=True)
@@ -112,6 +113,7 @@ def table_sheet(ws, header, rows, *, date_format: str | None = None, freeze_col:
 def write_backtest_xlsx(rep: bt_report.Report, path) -> None:
     """A workbook: Summary (metrics beside the benchmarks, the attribution, the inputs),
     Orders, Daily. Dates are dates; every header row is frozen; every table has a filter."""
+    # openpyxl: a heavy optional library, loaded when a workbook is written
     from openpyxl import Workbook
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
@@ -212,6 +214,7 @@ def write_sweep_csv(res: sweep.Result, path) -> None:
 
 def write_sweep_xlsx(res: sweep.Result, path) -> None:
     """Top (the ranked cells, float and exact), Cells (every cell and series), Benchmarks."""
+    # openpyxl: a heavy optional library, loaded when a workbook is written
     from openpyxl import Workbook
 
     spec = res.spec
@@ -269,6 +272,7 @@ def write_walkforward_csv(res, path) -> None:
 def write_walkforward_xlsx(res, path) -> None:
     """Windows (parameters, in and out of sample), Daily (the stitched equity and the
     benchmarks)."""
+    # openpyxl: a heavy optional library, loaded when a workbook is written
     from openpyxl import Workbook
 
     wb = Workbook()

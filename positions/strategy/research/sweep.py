@@ -27,6 +27,8 @@ import contextlib
 import dataclasses
 import functools
 import math
+import multiprocessing
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -331,9 +333,6 @@ def _can_fork() -> bool:
     """Forking is safe and available: a POSIX fork start method, and no other thread in this
     process (a thread holding a lock at the fork would leave it locked in the child; a job
     worker's heartbeat thread is one, so jobs use loky)."""
-    import multiprocessing
-    import threading
-
     return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
@@ -358,10 +357,12 @@ def _execute(spec, items, bench, cells, exact, jobs, dask_address, progress, poo
             progress(len(out) * len(items))
             yield out
         return
+    # joblib: a heavy optional library, loaded when cells run in parallel
     from joblib import Parallel, delayed, parallel_config
 
     tasks = (delayed(run_chunk)(spec, items, bench, c, exact) for c in chunks)
     if dask_address:
+        # distributed (Dask): a heavy optional library, only for a cluster
         from distributed import Client
 
         with Client(dask_address) as _client, parallel_config(backend="dask"):
@@ -382,8 +383,6 @@ def _fork_pool(spec, items, bench, jobs, dask_address):
     if jobs == 1 or dask_address or not _can_fork():
         yield None
         return
-    import multiprocessing
-
     global _SHARED
     _SHARED = (spec, items, bench)
     try:
@@ -395,6 +394,7 @@ def _fork_pool(spec, items, bench, jobs, dask_address):
 
 
 def _cores() -> int:
+    # joblib: a heavy optional library, loaded when cells run in parallel
     from joblib import cpu_count
 
     return max(1, cpu_count())

@@ -17,12 +17,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from positions.strategy.backtest import benchmarks, engine, metrics
+from positions.strategy.backtest import benchmarks, data, engine, metrics
 from positions.strategy.backtest import report as bt_report
 from positions.strategy.research import sweep
 
@@ -155,8 +156,6 @@ def run_windows(series, configs, setup=engine.Setup(), dividends=(), *, exact=Tr
 
 
 def _slice(series, start: int, stop: int):
-    from positions.strategy.backtest import data
-
     return data.Series(series.times[start:stop], series.prices[start:stop],
                        None if series.offsets is None else series.offsets[start:stop],
                        series.name, series.first_line + start,
@@ -189,8 +188,6 @@ def run(spec: sweep.Spec, item: sweep.Item, train: Length, test: Length, *, jobs
         dask_address: str | None = None, exact: bool = True,
         progress: Callable[[int], None] | None = None) -> Result:
     """Sweep each train part, run the best cells out of sample as one run, measure it."""
-    import time
-
     t0 = time.perf_counter()
     series = item.series
     wins = windows(series, train, test)

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+# The one definition of these enumerations: the models' choices (positions.models.Sizing,
+# orders.models.Side) are built from them.
 SIZINGS = ("proportional", "original", "fixed_fraction")
 BUY = "BUY"
 SELL = "SELL"
+SIDES = (BUY, SELL)
 
 MAX_PRICE_JUMP_LIMIT = Decimal(10)
 MAX_ORDERS_PER_DAY_LIMIT = 100000

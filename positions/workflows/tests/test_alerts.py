@@ -62,7 +62,7 @@ def price(ticker, p, ts):
 
 
 def alerts(position, type):
-    return list(Event.objects.filter(position=position, type=type).order_by("id"))
+    return list(Event.objects.filter(position_id=position.pk, type=type).order_by("id"))
 
 
 def minutes(m):
@@ -231,7 +231,7 @@ def test_check_alerts_runs_both_checks_once_per_pass(opened, at):
     out = io.StringIO()
     call_command("check_alerts", "--loop", "--interval", "0.01", "--passes", "2", stdout=out)
     assert out.getvalue().count("none new.") == 2
-    assert Event.objects.filter(position=pos, type__in=ALERT_TYPES).count() == 2
+    assert Event.objects.filter(position_id=pos.pk, type__in=ALERT_TYPES).count() == 2
 
 
 # --- ledger_difference ---------------------------------------------------------------------
@@ -289,7 +289,7 @@ def test_the_last_recorded_change_is_the_last_change_of_the_books_not_an_alert(o
     order, _ = order_submit_for(owner=user, position_id=pos.id, side="BUY", qty=D("2"),
                                 idempotency_key="k")
     order_fill(owner=user, order_id=order.id, price=D("100"), filled_qty=D("2"))
-    fill = Event.objects.get(position=pos, type="order_filled")
+    fill = Event.objects.get(position_id=pos.pk, type="order_filled")
     Position.objects.filter(pk=pos.pk).update(cash=D("1"))
     at(OPEN + minutes(20))
     call_command("check_alerts", stdout=io.StringIO())
@@ -301,7 +301,7 @@ def test_the_last_recorded_change_is_the_last_change_of_the_books_not_an_alert(o
         code, out = verify("--record-alerts")
         assert code == 1 and named in out, out
         assert "price_stale" not in out and "ledger_difference (" not in out
-    assert Event.objects.filter(position=pos).latest("id").type == "ledger_difference"
+    assert Event.objects.filter(position_id=pos.pk).latest("id").type == "ledger_difference"
 
 
 def test_a_wait_of_one_minute_is_said_in_the_singular(opened, at, settings):

@@ -102,4 +102,5 @@ def test_a_trade_on_the_eve_in_new_york_leaves_a_cum_dividend_anchor_to_lower(
     # the anchor 52 was priced the evening before the ex-date (cum dividend): lowered by 0.5
     assert (div.anchor_before, div.anchor_after) == (D("52"), D("51.5"))
     assert pos.anchor_price == D("51.5")
-    assert Event.objects.filter(position=pos, type="anchor_adjusted_for_dividend").count() == 1
+    assert Event.objects.filter(position_id=pos.pk,
+                                type="anchor_adjusted_for_dividend").count() == 1

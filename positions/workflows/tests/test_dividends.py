@@ -210,8 +210,8 @@ def test_four_concurrent_processors_apply_each_step_once(make_position):
         # 100 x 0.2 = 20 gross, half withheld: 10 net, paid once
         assert pos.cash == D("10") and pos.dividend_receivable == 0
         assert pos.anchor_price == D("9.8")
-        assert Event.objects.filter(position=pos, type="ex_div_effective").count() == 1
-        assert Event.objects.filter(position=pos, type="dividend_cash_received").count() == 1
+        assert Event.objects.filter(position_id=pos.pk, type="ex_div_effective").count() == 1
+        assert Event.objects.filter(position_id=pos.pk, type="dividend_cash_received").count() == 1
     assert Order.objects.count() == 0
 
 

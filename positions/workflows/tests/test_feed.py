@@ -61,7 +61,7 @@ def opened(position, day):
 
 
 def alerts(pos, type="feed_error"):
-    return list(Event.objects.filter(position=pos, type=type))
+    return list(Event.objects.filter(position_id=pos.pk, type=type))
 
 
 def test_the_cycle_prices_a_paper_position_by_itself_and_trades_it(make_position, at, alpaca):

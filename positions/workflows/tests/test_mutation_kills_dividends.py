@@ -37,7 +37,7 @@ def dividend(pos, dps: str, rate: str) -> Dividend:
 
 
 def events(pos, *types: str) -> list[Event]:
-    return list(Event.objects.filter(position=pos, type__in=types).order_by("id"))
+    return list(Event.objects.filter(position_id=pos.pk, type__in=types).order_by("id"))
 
 
 def test_the_ex_date_step_records_the_amounts_and_says_so(make_position):

@@ -38,7 +38,7 @@ def price(ticker, p, ts):
 
 
 def evaluations(pos):
-    return Event.objects.filter(position=pos, type="evaluation").count()
+    return Event.objects.filter(position_id=pos.pk, type="evaluation").count()
 
 
 def test_a_cycle_evaluates_new_prices_once_and_submits_only_with_auto_submit(make_position, at):
@@ -69,7 +69,7 @@ def test_a_cycle_evaluates_new_prices_once_and_submits_only_with_auto_submit(mak
     assert order.status == "filled" and order.avg_fill_price == D(95)
     assert paper.anchor_price == D(95) and row.fills == 1
     assert evaluations(paper) == 2
-    ev = Event.objects.filter(position=paper, type="evaluation").last()
+    ev = Event.objects.filter(position_id=paper.pk, type="evaluation").last()
     assert ev.outputs["reason"] == "no_trigger"  # evaluated after the fill, against 95
 
 

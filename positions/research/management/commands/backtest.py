@@ -95,6 +95,7 @@ class Command(BaseCommand):
         # Everything Django loaded lives as long as this process: keep the cyclic garbage
         # collector from walking it again and again while the run allocates.
         gc.freeze()
+        # a management command that keeps startup light: numpy, matplotlib, openpyxl when run
         from positions.strategy.backtest import data, engine, report
         from positions.strategy.export import charts, tables
 
@@ -141,6 +142,7 @@ class Command(BaseCommand):
         if n < _PROGRESS_MIN_BARS or not sys.stderr.isatty():
             return None, None
         try:
+            # tqdm: an optional library, for a terminal only
             from tqdm import tqdm
         except ImportError:
             return None, None
@@ -201,6 +203,7 @@ def add_strategy_arguments(parser, title: str):
 def setup_from(opts):
     """The run's setup from --cash, --start-weight and --slippage-bps; a bad value is a
     one-line CommandError naming the option."""
+    # a management command that keeps startup light: the engine (numpy) when run
     from positions.strategy.backtest import engine
 
     setup = engine.Setup(
@@ -250,6 +253,7 @@ def _decimal(raw, option: str) -> Decimal:
 def _config(opts) -> rules.Config:
     """A rules.Config from the strategy options; a bad value is a one-line CommandError naming
     the option."""
+    # a management command that keeps startup light: the research core (numpy) when run
     from positions.strategy.research.sweep import GridError, parse_value
 
     values = {}

@@ -82,6 +82,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         gc.freeze()
+        # a management command that keeps startup light: numpy, joblib when run
         from positions.strategy.backtest import engine
         from positions.strategy.research import output, sweep
 
@@ -130,6 +131,7 @@ def spec_and_items(cmd, opts, spec):
 
 def load_items(opts) -> list:
     """The series of ``--sample`` and ``--csv`` (in that order), cut to --start/--end."""
+    # a management command that keeps startup light: numpy when run
     from positions.strategy.backtest import data
     from positions.strategy.research import sweep
 
@@ -156,6 +158,7 @@ def load_items(opts) -> list:
 
 def spec_from(opts, top: int):
     """The sweep's Spec from the strategy, run and grid options (one-line CommandErrors)."""
+    # a management command that keeps startup light: numpy when run
     from positions.strategy.research import sweep
 
     cfg = _config(opts)
@@ -176,6 +179,7 @@ def write_json(doc, path) -> None:
 
 
 def write_outputs(cmd, res, opts, output) -> None:
+    # a management command that keeps startup light: matplotlib, openpyxl when run
     from positions.strategy.export import charts, tables
 
     doc = {}
@@ -202,6 +206,7 @@ def write_outputs(cmd, res, opts, output) -> None:
 def _bar(total: int, stream):
     """Runs done (a cell or an exact re-run; the caller's postfix tells them apart), the total
     and the time left, on stderr."""
+    # tqdm: loaded only when a progress bar is drawn
     from tqdm import tqdm
 
     tqdm.monitor_interval = 0  # no monitor thread: the sweep's workers fork from this process

@@ -43,6 +43,7 @@ class Command(sweep_cmd.Command):
 
     def handle(self, *args, **opts):
         gc.freeze()
+        # a management command that keeps startup light: numpy, matplotlib, openpyxl when run
         from positions.strategy.backtest import engine
         from positions.strategy.export import charts, tables
         from positions.strategy.research import output, sweep, walkforward
