@@ -51,7 +51,7 @@ def test_the_order_page_offers_the_form_and_the_form_records_the_fill(admin_clie
     assert (fill.qty, fill.price, fill.commission) == (D("1.5"), D("99.5"), D("0.25"))
     position = Position.objects.get(pk=order.position_id)
     assert position.qty == D("1.5") and position.cash == D("1000") - D("149.25") - D("0.25")
-    event = Event.objects.get(order=order, type=EventType.ORDER_PARTIALLY_FILLED)
+    event = Event.objects.get(order_id=order.pk, type=EventType.ORDER_PARTIALLY_FILLED)
     assert (event.actor_source, event.actor_name, event.actor_user_id) == (
         "admin", admin_user.username, admin_user.pk)
     assert any("recorded: 1.5 at 99.50" in m for m in shown_messages(response))
