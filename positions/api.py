@@ -355,11 +355,12 @@ class PositionViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["post"])
     def evaluate(self, request, pk=None):
         data = _valid(EvaluateRequestSerializer, request)
+        key = None
         if data["submit"]:
-            _required_key(request, 'An evaluation with "submit": true')
+            key = _required_key(request, 'An evaluation with "submit": true')
         result = evaluation.position_evaluate(
-            owner=request.user, position_id=pk, price=data.get("price"), submit=data["submit"]
-        )
+            owner=request.user, position_id=pk, price=data.get("price"), submit=data["submit"],
+            idempotency_key=key)
         return Response(evaluation_body(result))
 
     @extend_schema(

@@ -363,3 +363,5 @@ class PriceConfirmSerializer(StrictSerializer):
 class PriceConfirmedSerializer(PriceSerializer):
     confirmed_at = serializers.DateTimeField()
     confirmed_by = serializers.CharField()
+    confirmed_price = DecimalOut(help_text="The value confirmed: a confirmation binds the "
+                                 "ticker, the time and the value.")

@@ -168,12 +168,13 @@ def test_a_refused_position_keeps_nothing_and_the_rest_of_its_batch_goes_on(make
     """One batch of three: the middle position's proposal is more than an order can hold
     (qty_out_of_range): it keeps no event and no mark (its claim runs out); the others are
     evaluated and submit as if it were not there."""
+    # max_price_jump 1: any fall passes the price-jump guard (not what this test is about)
     first = make_position(ticker="ZIM", qty="50", cash="5000", anchor_price="100",
-                          broker="paper", auto_submit=True)
+                          broker="paper", auto_submit=True, max_price_jump="1")
     huge = make_position(ticker="ZIM", qty="0", cash="10000000000000", anchor_price="100",
-                         broker="paper", auto_submit=True)
+                         broker="paper", auto_submit=True, max_price_jump="1")
     last = make_position(ticker="ZIM", qty="50", cash="5000", anchor_price="100",
-                         broker="paper", auto_submit=True)
+                         broker="paper", auto_submit=True, max_price_jump="1")
     price("ZIM", "0.000001", SESSION - dt.timedelta(minutes=1))
     result = trade_cycle(batch_size=10)
     row = TradeCycle.objects.get()
