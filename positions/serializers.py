@@ -100,6 +100,30 @@ class PositionUpdateSerializer(StrategyFields):
     pass
 
 
+# The books a PATCH cannot set (they are not configuration: positions/books.py writes them as
+# trades and corporate actions happen), each with what to do instead.
+NOT_CONFIGURABLE = {
+    "qty": "qty is not configuration: the shares change only by fills (submit an order, "
+    "POST /v1/positions/{id}/orders, and record its fill, POST /v1/orders/{id}/fill, or let "
+    "its broker fill it) and by splits.",
+    "cash": "cash is not configuration: it changes by fills and dividends; deposits and "
+    "withdrawals will be cash movements (docs/strategy.md#cash-movements, planned). To start "
+    "with other cash, open a new position.",
+    "dividend_receivable": "dividend_receivable is not configuration: it changes as dividends "
+    "go ex and are paid (POST /v1/positions/{id}/dividends).",
+    "anchor_price": "anchor_price is not configuration: the anchor moves with fills, "
+    "dividends and splits (docs/strategy.md#live-loop).",
+}
+
+
+def not_configurable(data) -> dict[str, str]:
+    """The fields of a PATCH body that are the position's books, not its configuration, each
+    with the sentence that says what to do instead (empty when there are none)."""
+    if not isinstance(data, dict):
+        return {}
+    return {name: why for name, why in NOT_CONFIGURABLE.items() if name in data}
+
+
 NULLABLE_NUMBER = {"type": "number", "nullable": True}
 PRICE_SOURCES_OF_POSITION = (*PriceSource.KNOWN, PriceSource.NONE)
 
