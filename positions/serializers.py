@@ -78,8 +78,9 @@ class StrategyFields(StrictSerializer):
                                     "they are only recorded).")
     max_price_jump = bounded("max_price_jump",
                              help_text="0 < x ≤ 10: a price further than this fraction from "
-                             "the ticker's previous stored price, with no split explaining it, is "
-                             "held back until an operator confirms it (0.25 = 25 %).")
+                             "the position's reference price (the last price it accepted, or "
+                             "its anchor), with no split explaining it, is held back until an "
+                             "operator confirms it (0.25 = 25 %).")
 
 
 class PositionCreateSerializer(StrategyFields):

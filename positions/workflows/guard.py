@@ -17,11 +17,12 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from events.models import Event, EventType
+from events.models import EventType
 from events.services import event_record
 from positions.models import Position
 from positions.selectors import PriceSource, SplitsSeen, applied_splits, split_ratio_since
 from positions.strategy import rules
+from positions.workflows.alerts import alerted
 from volbal import clock
 from volbal.renderers import decimal_text as fmt
 
@@ -78,18 +79,6 @@ class JumpFacts:
     alerted: bool = False
 
 
-def _alerted(position_ids, keys) -> set[str]:
-    """The positions (of ``position_ids``, position id → episode key) whose episode already
-    has its ``price_jump_unconfirmed`` alert: one query."""
-    wanted = dict(keys)
-    if not wanted:
-        return set()
-    return {pid for pid, key in Event.objects.filter(
-        position_id__in=list(position_ids), type=EventType.PRICE_JUMP_UNCONFIRMED,
-        inputs__episode__in=sorted(set(wanted.values()))).values_list(
-            "position_id", "inputs__episode") if wanted.get(pid) == key}
-
-
 def jump_facts_many(*, positions: list[Position],
                     splits: dict[str, SplitsSeen]) -> dict[str, JumpFacts]:
     """The guard's facts of many positions (``splits``:
@@ -99,8 +88,8 @@ def jump_facts_many(*, positions: list[Position],
         ref = reference_of(position)
         if ref is not None:
             keys[position.id] = ref.key
-    alerted = _alerted(keys, keys)
-    return {p.id: JumpFacts(splits.get(p.id, ()), p.id in alerted) for p in positions}
+    done = alerted(type=EventType.PRICE_JUMP_UNCONFIRMED, episodes=keys)
+    return {p.id: JumpFacts(splits.get(p.id, ()), p.id in done) for p in positions}
 
 
 def price_jump_of(*, position: Position, price: Decimal, price_source: str,
@@ -169,9 +158,8 @@ def guard_decision(*, position: Position, decision: rules.Decision, price_ts,
            + (f" adjusted for splits of {fmt(jump.ratio)}" if jump.ratio != 1 else "")
            + f", more than max_price_jump {fmt(position.max_price_jump)}, and no split explains "
            "it: an operator must confirm the price or record the split")
-    alerted = (facts.alerted if facts is not None
-               else bool(_alerted([position.id], {position.id: ref.key})))
-    if not alerted:
+    if not (facts.alerted if facts is not None else alerted(
+            type=EventType.PRICE_JUMP_UNCONFIRMED, episodes={position.id: ref.key})):
         event_record(
             position_id=position.id, type=EventType.PRICE_JUMP_UNCONFIRMED,
             message=f"Alert: {why}.",

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from events.models import Event
 from orders.models import Order
@@ -32,8 +33,11 @@ def _fast_password_hasher(settings):
 
 @pytest.fixture
 def at(monkeypatch):
+    """Set "now" for the service's clock and for the rows' creation times (an order's creation
+    is when the paper broker's next price must come after, by its market time)."""
     def set_now(moment):
         monkeypatch.setattr(clock, "now", lambda: moment)
+        monkeypatch.setattr(timezone, "now", lambda: moment)
     set_now(SESSION)
     return set_now
 
@@ -66,8 +70,10 @@ def test_a_cycle_evaluates_new_prices_once_and_submits_only_with_auto_submit(mak
     trade_cycle()
     assert evaluations(paper) == evaluations(looker) == 1
 
-    # The next price: the paper order fills at it first, then the position is evaluated there.
-    price("ZIM", 95, SESSION)
+    # The next price (observed after the order was placed, at SESSION): the paper order fills
+    # at it first, then the position is evaluated there.
+    at(SESSION + dt.timedelta(minutes=1))
+    price("ZIM", 95, SESSION + dt.timedelta(minutes=1))
     row = trade_cycle().row
     order.refresh_from_db()
     paper.refresh_from_db()
