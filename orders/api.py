@@ -41,7 +41,8 @@ class OrderViewSet(viewsets.ViewSet):
             **write_errors(
                 (
                     409,
-                    "order_not_open or fill_exceeds_order or insufficient_qty or "
+                    "order_not_open or order_held_by_broker or fill_exceeds_order or "
+                    "insufficient_qty or "
                     "insufficient_cash or balance_out_of_range or "
                     "idempotency_signature_mismatch",
                 )

@@ -64,9 +64,10 @@ class KnownPrice:
     """The latest known price of a position: the newer of its ticker's newest stored price and
     its own last fill, with when (the stored price's ``ts``, the fill's time) and which."""
 
-    price: Decimal
+    price: Decimal  # as the position uses it (split-adjusted)
     ts: dt.datetime
     source: str  # PriceSource.STORED or PriceSource.FILL
+    observed: Decimal | None = None  # as stored or filled (the price-jump guard's reference)
 
 
 def with_known_price(queryset: QuerySet[Position]) -> QuerySet[Position]:
@@ -100,9 +101,10 @@ def known_price(position: Position) -> KnownPrice | None:
         price, ts, source = stored[0], stored[1], PriceSource.STORED
     else:
         return None
+    observed = price
     if known.known_has_splits:
         price = split_adjusted(position=position, price=price, ts=ts)
-    return KnownPrice(price=price, ts=ts, source=source)
+    return KnownPrice(price=price, ts=ts, source=source, observed=observed)
 
 
 def position_view(*, owner, position_id: str) -> Position:

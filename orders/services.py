@@ -234,7 +234,9 @@ def order_fill(
 ) -> tuple[Order, Position, Fill]:
     """Apply an execution: balances, the order's progress, the anchor, and their events.
 
-    A refused fill changes nothing but the ``fill_rejected`` event that says why. A broker's
+    A refused fill changes nothing but the ``fill_rejected`` event that says why. Only a
+    ``manual`` order takes typed-in fills (``broker`` "manual"): an order a broker holds
+    (paper, alpaca) takes only that broker's fills, 409 ``order_held_by_broker``. A broker's
     execution carries ``broker_fill_id``: the same id again (a repeated poll) changes nothing
     and returns the fill already applied; if its numbers differ from the stored ones, a
     ``broker_fill_mismatch`` event records the anomaly and the stored fill stands."""
@@ -247,6 +249,12 @@ def order_fill(
             if seen is not None:
                 _compare_replayed_fill(seen, order, inputs)
                 return order, position, seen
+        if broker == "manual" and order.broker != "manual":
+            raise _refuse_fill(
+                order, "order_held_by_broker",
+                f"Order {order.id} is held by the {order.broker} broker: its fills come from "
+                "that broker (the trade cycle polls it). Only orders of manual positions take "
+                "typed-in fills.", inputs)
         if order.status not in OPEN_STATUSES:
             raise _refuse_fill(
                 order, "order_not_open", f"Order {order.id} is {order.status}.", inputs

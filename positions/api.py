@@ -37,6 +37,7 @@ from positions.serializers import (
     PriceSerializer,
     SplitRecordSerializer,
     SplitSerializer,
+    not_configurable,
 )
 from positions.splits import price_confirm
 from positions.workflows import evaluation
@@ -208,15 +209,22 @@ class PositionViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Change the strategy configuration",
+        description="Only the strategy fields: the books (`qty`, `cash`, "
+        "`dividend_receivable`, `anchor_price`) are not configuration and answer 400 "
+        "`not_configurable` with what to do instead (orders and their fills; cash movements "
+        "are planned).",
         request=PositionUpdateSerializer,
         parameters=[idempotency_header(required=False)],
         responses={
             200: PositionSerializer,
             **NOT_FOUND,
-            **write_errors((409, "idempotency_signature_mismatch")),
+            **write_errors((400, "not_configurable"), (409, "idempotency_signature_mismatch")),
         },
     )
     def partial_update(self, request, pk=None):
+        books = not_configurable(request.data)
+        if books:
+            raise ApiError("not_configurable", " ".join(books.values()), fields=books)
         data = _valid(PositionUpdateSerializer, request)
         services.position_configure(owner=request.user, position_id=pk, changes=dict(data))
         position = position_view(owner=request.user, position_id=pk)
@@ -355,11 +363,12 @@ class PositionViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["post"])
     def evaluate(self, request, pk=None):
         data = _valid(EvaluateRequestSerializer, request)
+        key = None
         if data["submit"]:
-            _required_key(request, 'An evaluation with "submit": true')
+            key = _required_key(request, 'An evaluation with "submit": true')
         result = evaluation.position_evaluate(
-            owner=request.user, position_id=pk, price=data.get("price"), submit=data["submit"]
-        )
+            owner=request.user, position_id=pk, price=data.get("price"), submit=data["submit"],
+            idempotency_key=key)
         return Response(evaluation_body(result))
 
     @extend_schema(

@@ -204,9 +204,11 @@ def split(*, position: Position, split_id: str, ratio: Decimal, effective_date: 
 
 # --- The anchor an evaluation sets -------------------------------------------------------------
 
-# The columns an evaluation changes: the anchor it sets (a position with none) and the marks of
-# the trade cycle (the stored price it evaluated at, the end of its claim).
-MARK_FIELDS = ("evaluated_price_ts", "cycle_lease_until", "anchor_price", "updated_at")
+# The columns an evaluation changes: the anchor it sets (a position with none), the marks of
+# the trade cycle (the stored price it evaluated at, the end of its claim) and the price-jump
+# guard's reference (positions/workflows/guard.py).
+MARK_FIELDS = ("evaluated_price_ts", "cycle_lease_until", "anchor_price", "guard_ref_price",
+               "guard_ref_ts", "updated_at")
 
 
 def anchor_set(*, position: Position, anchor: Decimal, price: Decimal) -> None:

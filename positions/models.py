@@ -116,6 +116,12 @@ class Position(models.Model):
     # The time of the stored price the last submitting price-less evaluation used: a cron
     # --submit run never evaluates a position twice at the same stored price.
     evaluated_price_ts = models.DateTimeField(null=True, blank=True, editable=False)
+    # The price-jump guard's reference (docs/strategy.md#price-jump-guard): the last price the
+    # position accepted, as observed (a stored price or a fill, before any split since it: the
+    # position uses it split-adjusted like any price), and its market time. Null: none yet,
+    # the anchor is the reference. Written with the evaluation's marks and by a confirmation.
+    guard_ref_price = models.DecimalField(**MONEY, null=True, blank=True, editable=False)
+    guard_ref_ts = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -195,12 +201,14 @@ class Price(models.Model):
     # The market-data feed it was fetched from (``alpaca``, ``file``: docs/marketdata.md); empty
     # for a price posted, typed in or imported.
     source = models.CharField(max_length=16, blank=True, default="")
+    # The value confirmed: a confirmation binds the ticker, the time and the value (a price
+    # re-posted at the same time with another value is not confirmed until confirmed again).
+    confirmed_price = models.DecimalField(**MONEY, null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ("ticker", "ts")
-        indexes = [models.Index(fields=("ticker", "-ts"), name="price_ticker_latest"),
-                   # The paper broker's "first price recorded after the order".
-                   models.Index(fields=("ticker", "created_at", "id"), name="price_ticker_rec")]
+        # (ticker, -ts) also serves the paper broker's "first price after the order" (by ts).
+        indexes = [models.Index(fields=("ticker", "-ts"), name="price_ticker_latest")]
         constraints = [
             models.CheckConstraint(condition=Q(price__gt=0), name="price_pos"),
             models.UniqueConstraint(fields=("ticker", "ts"), name="price_unique_ticker_ts"),

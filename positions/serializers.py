@@ -78,8 +78,9 @@ class StrategyFields(StrictSerializer):
                                     "they are only recorded).")
     max_price_jump = bounded("max_price_jump",
                              help_text="0 < x ≤ 10: a price further than this fraction from "
-                             "the ticker's previous stored price, with no split explaining it, is "
-                             "held back until an operator confirms it (0.25 = 25 %).")
+                             "the position's reference price (the last price it accepted, or "
+                             "its anchor), with no split explaining it, is held back until an "
+                             "operator confirms it (0.25 = 25 %).")
 
 
 class PositionCreateSerializer(StrategyFields):
@@ -98,6 +99,30 @@ class PositionCreateSerializer(StrategyFields):
 
 class PositionUpdateSerializer(StrategyFields):
     pass
+
+
+# The books a PATCH cannot set (they are not configuration: positions/books.py writes them as
+# trades and corporate actions happen), each with what to do instead.
+NOT_CONFIGURABLE = {
+    "qty": "qty is not configuration: the shares change only by fills (submit an order, "
+    "POST /v1/positions/{id}/orders, and record its fill, POST /v1/orders/{id}/fill, or let "
+    "its broker fill it) and by splits.",
+    "cash": "cash is not configuration: it changes by fills and dividends; deposits and "
+    "withdrawals will be cash movements (docs/strategy.md#cash-movements, planned). To start "
+    "with other cash, open a new position.",
+    "dividend_receivable": "dividend_receivable is not configuration: it changes as dividends "
+    "go ex and are paid (POST /v1/positions/{id}/dividends).",
+    "anchor_price": "anchor_price is not configuration: the anchor moves with fills, "
+    "dividends and splits (docs/strategy.md#live-loop).",
+}
+
+
+def not_configurable(data) -> dict[str, str]:
+    """The fields of a PATCH body that are the position's books, not its configuration, each
+    with the sentence that says what to do instead (empty when there are none)."""
+    if not isinstance(data, dict):
+        return {}
+    return {name: why for name, why in NOT_CONFIGURABLE.items() if name in data}
 
 
 NULLABLE_NUMBER = {"type": "number", "nullable": True}
@@ -363,3 +388,5 @@ class PriceConfirmSerializer(StrictSerializer):
 class PriceConfirmedSerializer(PriceSerializer):
     confirmed_at = serializers.DateTimeField()
     confirmed_by = serializers.CharField()
+    confirmed_price = DecimalOut(help_text="The value confirmed: a confirmation binds the "
+                                 "ticker, the time and the value.")

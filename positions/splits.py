@@ -11,6 +11,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Q
 
 from events.actor import current_actor
 from events.models import EventType
@@ -59,9 +60,14 @@ def split_record(position: Position, ratio: Decimal, effective_date: dt.date) ->
 
 
 def price_confirm(*, ticker: str, ts: dt.datetime) -> Price:
-    """An operator confirms the stored price of ``ticker`` at ``ts``: the guard no longer
-    holds it back (``price_confirmed`` on every position in the ticker). 404
-    ``price_not_found`` when no such price is stored."""
+    """An operator confirms the stored price of ``ticker`` at ``ts`` (docs/strategy.md,
+    "Price-jump guard"): it becomes the reference price of every position in the ticker that
+    has not accepted a later one (``price_confirmed`` on each), so the guard no longer holds
+    it back, nor prices near it. A confirmation binds the ticker, the time and the value
+    (``confirmed_price``): the price re-posted at the same time with another value is measured
+    from the confirmed value, and confirming it again moves the references to the new value.
+    Confirming again what is already confirmed changes nothing. 404 ``price_not_found`` when
+    no such price is stored."""
     ticker = ticker_normalize(ticker)
     actor = current_actor()
     with transaction.atomic():
@@ -69,13 +75,20 @@ def price_confirm(*, ticker: str, ts: dt.datetime) -> Price:
         if price is None:
             raise DomainError("price_not_found", f"No price of {ticker} is stored at "
                               f"{ts.isoformat()}.", status=404)
-        if price.confirmed_at is None:
+        if price.confirmed_at is None or price.confirmed_price != price.price:
             price.confirmed_at, price.confirmed_by = clock.now(), actor.name
-            price.save(update_fields=["confirmed_at", "confirmed_by"])
-            for pid in Position.objects.filter(ticker=ticker).values_list("id", flat=True):
-                event_record(
-                    position_id=pid, type=EventType.PRICE_CONFIRMED,
-                    message=f"{actor.name} confirmed the price {fmt(price.price)} of {ticker} "
-                    f"at {ts.isoformat()}: the price-jump guard lets it through.",
-                    inputs={"ticker": ticker, "ts": ts}, outputs={"price": price.price})
+            price.confirmed_price = price.price
+            price.save(update_fields=["confirmed_at", "confirmed_by", "confirmed_price"])
+        # the positions not yet at this price (or at another value of it), locked in id order
+        behind = (Q(guard_ref_ts__isnull=True) | Q(guard_ref_ts__lt=ts)
+                  | (Q(guard_ref_ts=ts) & ~Q(guard_ref_price=price.price)))
+        for position in (Position.objects.select_for_update().filter(behind, ticker=ticker)
+                         .order_by("id")):
+            position.guard_ref_price, position.guard_ref_ts = price.price, price.ts
+            position.save(update_fields=["guard_ref_price", "guard_ref_ts", "updated_at"])
+            event_record(
+                position_id=position.id, type=EventType.PRICE_CONFIRMED,
+                message=f"{actor.name} confirmed the price {fmt(price.price)} of {ticker} "
+                f"at {ts.isoformat()}: it is the price-jump guard's reference now.",
+                inputs={"ticker": ticker, "ts": ts}, outputs={"price": price.price})
     return price

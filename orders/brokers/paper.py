@@ -1,6 +1,10 @@
-"""The paper broker: a market order fills at the first price recorded for its ticker after the
-order was placed, worsened by the position's slippage, with the position's commission
-(strategy.md, "Live loop": exactly as the backtest's ``fill: next_bar``). What the cash (a buy)
+"""The paper broker: a market order fills at its ticker's first price observed after the order
+was placed, by the price's market time (``ts``, docs/strategy.md#market-data), never by when
+it was recorded: a backfill of older prices imported after the order does not fill it. A price
+whose ``ts`` equals the order's creation is not after it (the order may have been placed at
+that very price); a ticker has one price per ``ts``, so there is no tie. The fill is worsened by
+the position's slippage, with the position's commission (strategy.md, "Live loop": exactly as
+the backtest's ``fill: next_bar``). What the cash (a buy)
 or the shares (a sell) no longer cover at that price is trimmed, rounded down to the position's
 step; an order nothing covers is cancelled. The simulator keeps no state of its own: its
 answers follow from the order and the stored prices, so a repeated poll answers the same
@@ -30,8 +34,8 @@ class PaperBroker:
         return [self._report(t) for t in tickets]
 
     def _report(self, t: Ticket) -> Report:
-        price = (Price.objects.filter(ticker=t.ticker, created_at__gt=t.placed_at)
-                 .order_by("created_at", "id").first())
+        price = (Price.objects.filter(ticker=t.ticker, ts__gt=t.placed_at)
+                 .order_by("ts").first())
         if price is None:
             return Report(t.order_id, OPEN)
         fill_price = rules.slipped_price(price.price, t.side, t.slippage_bps)

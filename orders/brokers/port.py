@@ -7,8 +7,8 @@ locked (the reconciliation service in :mod:`orders.brokers.service` commits the 
 calling it and applies what it answers in a new transaction, through the one fill service).
 
 Adapters (one module each, beside this one): ``manual`` (nothing is routed, fills are typed
-in through the API or the admin; the default), ``paper`` (a simulator that fills at the first
-price recorded for the ticker after the order was placed) and ``alpaca`` (Alpaca's trading API
+in through the API or the admin; the default), ``paper`` (a simulator that fills at the ticker's
+first price whose market time is after the order was placed) and ``alpaca`` (Alpaca's trading API
 through alpaca-py, its paper endpoint by default).
 """
 

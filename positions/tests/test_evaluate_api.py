@@ -264,6 +264,25 @@ def test_submit_with_an_idempotency_key_replays_the_same_evaluation(api, make_po
     assert Order.objects.count() == 1
 
 
+def test_the_order_an_evaluation_submits_keeps_the_requests_key(api, make_position):
+    pos = make_position(qty=0, cash=10000)
+    status, body = evaluate(api, pos.id, {"price": 100, "submit": True},
+                            HTTP_IDEMPOTENCY_KEY="eval-keeps-1")
+    assert status == 200 and body["order_id"] is not None
+    assert Order.objects.get(pk=body["order_id"]).idempotency_key == "eval-keeps-1"
+    shown = api.get(f"/v1/orders/{body['order_id']}").json()
+    assert shown["idempotency_key"] == "eval-keeps-1"
+    submitted = Event.objects.get(position_id=pos.id, type="order_submitted")
+    assert submitted.inputs["idempotency_key"] == "eval-keeps-1"
+    # once the record has expired (purged), the key still places no second order
+    Order.objects.filter(pk=body["order_id"]).update(status=OrderStatus.CANCELLED)
+    IdempotencyRecord.objects.all().delete()
+    status, again = evaluate(api, pos.id, {"price": 100, "submit": True},
+                             HTTP_IDEMPOTENCY_KEY="eval-keeps-1")
+    assert status == 409 and again["detail"] == "idempotency_signature_mismatch", again
+    assert Order.objects.count() == 1
+
+
 def test_two_submits_with_two_keys_the_second_is_blocked_by_the_open_order(api, make_position):
     pos = make_position(qty=0, cash=10000)
     status, first = evaluate(api, pos.id, {"price": 100, "submit": True})

@@ -288,6 +288,23 @@ def test_limit_bounds_are_inclusive(api):
 # --- PATCH --------------------------------------------------------------------------------------
 
 
+def test_patching_the_books_says_what_to_do_instead(api):
+    pid = create(api).json()["id"]
+    for field in ("qty", "cash", "dividend_receivable", "anchor_price"):
+        res = api.patch(f"/v1/positions/{pid}", {field: 5}, format="json")
+        body = assert_error(res, 400, "not_configurable")
+        assert "not configuration" in body["message"] and "qty_step" not in body["message"]
+        assert set(body["fields"]) == {field}
+    body = assert_error(api.patch(f"/v1/positions/{pid}", {"qty": 5, "trigger_pct": 0.05},
+                                  format="json"), 400, "not_configurable")
+    assert "/v1/orders/{id}/fill" in body["fields"]["qty"]
+    assert "cash movements" in assert_error(
+        api.patch(f"/v1/positions/{pid}", {"cash": 1}, format="json"), 400,
+        "not_configurable")["message"]
+    assert Event.objects.filter(position_id=pid, type="config_changed").count() == 0
+    assert api.get(f"/v1/positions/{pid}").json()["trigger_pct"] != 0.05
+
+
 def test_patch_changes_strategy_fields_and_records_old_and_new(api):
     pid = create(api).json()["id"]
     response = api.patch(f"/v1/positions/{pid}",
@@ -342,8 +359,7 @@ def test_patch_with_the_same_values_records_nothing(api):
         ({"withholding_tax_rate": 1}, {"withholding_tax_rate"}),
         ({"qty_step": 0}, {"qty_step"}),
         ({"fractional": "no"}, {"fractional"}),
-        ({"qty": 5}, {"qty"}),  # balances are not configuration
-        ({"cash": 5}, {"cash"}),
+        # the books (qty, cash) are not configuration: test_patching_the_books_says_what_to_do
         ({"ticker": "AAPL"}, {"ticker"}),
     ],
 )

@@ -18,6 +18,10 @@ and webhooks all carry them. Three are raised here:
   differences change (the episode is a fingerprint of them, compared with the position's
   latest ``ledger_difference``).
 
+A fourth, ``price_jump_unconfirmed``, is recorded by the evaluation (the price-jump guard,
+``positions/workflows/guard.py``) on the position it holds back, once per episode too: the
+episode is the position's reference price, read with :func:`alerted` under the position's lock.
+
 A position opened less than the threshold ago is not alerted yet (it has not waited that long).
 An *active* position holds shares or cash (one holding neither has nothing to trade).
 
@@ -65,6 +69,17 @@ def _minutes(delta: dt.timedelta) -> str:
     return counted(int(delta.total_seconds() // 60), "minute")
 
 
+def alerted(*, type: str, episodes: dict[str, str]) -> set[str]:
+    """The positions of ``episodes`` (position id → episode key) that already have alert
+    ``type`` for their episode (stored as ``inputs["episode"]``): one query."""
+    if not episodes:
+        return set()
+    return {pid for pid, key in Event.objects.filter(
+        position_id__in=list(episodes), type=type,
+        inputs__episode__in=sorted(set(episodes.values()))).values_list(
+            "position_id", "inputs__episode") if key == episodes[pid]}
+
+
 def alert_record_once(*, type: str, episodes: dict[str, str],
                       build: Callable[[Position], tuple[str, dict, dict]],
                       latest_only: bool = False) -> list[Event]:
@@ -81,10 +96,7 @@ def alert_record_once(*, type: str, episodes: dict[str, str],
                 if pid not in latest or pk > latest[pid][0]:
                     latest[pid] = (pk, key)
             return {pid for pid, (_pk, key) in latest.items() if key == episodes[pid]}
-        return {pid for pid, key in Event.objects.filter(
-            position_id__in=ids, type=type,
-            inputs__episode__in=sorted({episodes[i] for i in ids})).values_list(
-                "position_id", "inputs__episode") if key == episodes[pid]}
+        return alerted(type=type, episodes={i: episodes[i] for i in ids})
 
     out: list[Event] = []
     ids = sorted(episodes)

@@ -36,7 +36,14 @@ from positions.selectors import (
 from positions.strategy import rules
 from positions.strategy.ladder import Ladder, ladder
 from positions.workflows.corporate_actions import splits_apply_due
-from positions.workflows.guard import JumpFacts, guard_decision, jump_facts_many, price_jump_of
+from positions.workflows.guard import (
+    PRICE_JUMP,
+    JumpFacts,
+    accept,
+    guard_decision,
+    jump_facts_many,
+    price_jump_of,
+)
 from volbal import clock
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
@@ -126,7 +133,8 @@ def position_decide(*, position: Position, price: Decimal,
 def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
                       submit: bool = False, source: str = "api",
                       skip_if_evaluated_at_latest: bool = False,
-                      mark_latest: bool = False) -> Evaluation | None:
+                      mark_latest: bool = False,
+                      idempotency_key: str | None = None) -> Evaluation | None:
     """Evaluate a position at ``price`` (or its ticker's latest stored price), record the
     decision and, with ``submit``, place the proposal through the same submission service as
     the orders endpoint. One transaction, the position row locked.
@@ -137,24 +145,29 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
     places the order. The trade cycle passes ``mark_latest``: its evaluation is the record
     for that price whether or not it submits, and it ends the cycle's claim on the position
     (the cycle evaluates whole batches with :func:`positions_evaluate_claimed`, the same
-    step)."""
+    step). The order submitted keeps the request's ``idempotency_key``.
+
+    The price-jump guard measures the price from the position's reference; a stored price or
+    a fill it finds no jump in becomes the reference (a price given in the request is
+    checked, never accepted: it was not observed on a market)."""
     with transaction.atomic():
         position = position_get(owner=owner, position_id=position_id, for_update=True)
         if splits_apply_due(position_id=position.id).applied:  # never trade across a split
             position.refresh_from_db()
-        price_source, price_ts = PriceSource.REQUEST, None
+        price_source, price_ts, observed = PriceSource.REQUEST, None, None
         if price is None:
             if mark_latest:  # the cycle evaluates at the new stored price that called for it
                 stored = latest_price(ticker=position.ticker)
                 known = stored and KnownPrice(
                     price=split_adjusted(position=position, price=stored.price, ts=stored.ts),
-                    ts=stored.ts, source=PriceSource.STORED)
+                    ts=stored.ts, source=PriceSource.STORED, observed=stored.price)
             else:
                 known = known_price(position)
             if known is not None:
                 if skip_if_evaluated_at_latest and position.evaluated_price_ts == known.ts:
                     return None
                 price, price_source, price_ts = known.price, known.source, known.ts
+                observed = known.observed
                 if submit or mark_latest:
                     position.evaluated_price_ts = known.ts
                     position.cycle_lease_until = None
@@ -172,28 +185,36 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
                               reason="no_price", message=message)
         evaluation, changed = _evaluate_at(position=position, price=price,
                                            price_source=price_source, price_ts=price_ts,
-                                           submit=submit, source=source)
+                                           submit=submit, source=source, observed=observed,
+                                           idempotency_key=idempotency_key)
         if changed:
             books.marks_save(position, changed)
     return evaluation
 
 
 def _evaluate_at(*, position: Position, price: Decimal, price_source: str, price_ts,
-                 submit: bool, source: str,
+                 submit: bool, source: str, observed: Decimal | None = None,
+                 idempotency_key: str | None = None,
                  facts: Facts | None = None) -> tuple[Evaluation, set[str]]:
     """The evaluation step on a locked position at a known price: the rules, the price-jump
     guard, the anchor, the submission and the events. Changes the position in memory and
-    returns the fields it changed (the caller saves them: one row, or a batch at once)."""
+    returns the fields it changed (the caller saves them: one row, or a batch at once).
+    ``observed`` is the known price as stored or filled (``price`` split-adjusted): when the
+    guard finds no jump it becomes the position's reference (guard.accept)."""
     changed: set[str] = set()
-    decision = guard_decision(position=position,
-                              decision=position_decide(position=position, price=price,
-                                                       facts=facts),
-                              price_ts=price_ts, price_source=price_source,
-                              facts=facts.jump if facts is not None else None)
-    if decision.blocked_by == "price_jump_unconfirmed" and price_ts is not None:
+    decision, jump = guard_decision(position=position,
+                                    decision=position_decide(position=position, price=price,
+                                                             facts=facts),
+                                    price_ts=price_ts, price_source=price_source,
+                                    facts=facts.jump if facts is not None else None)
+    if decision.blocked_by == PRICE_JUMP and price_ts is not None:
         # held back, not done: once the price is confirmed the next run submits at it
         position.evaluated_price_ts = None
         changed.add("evaluated_price_ts")
+    if (jump is None and observed is not None and price_ts is not None
+            and price_source in PriceSource.KNOWN
+            and accept(position, observed=observed, ts=price_ts)):
+        changed |= {"guard_ref_price", "guard_ref_ts"}
     if decision.anchor_set:
         books.anchor_set(position=position, anchor=decision.anchor, price=price)
         changed.add("anchor_price")
@@ -206,8 +227,15 @@ def _evaluate_at(*, position: Position, price: Decimal, price_source: str, price
                 f"The proposal to {decision.proposal.side} {fmt(decision.proposal.qty)} "
                 "shares is more than an order can hold (under 10^16 shares); nothing was "
                 "submitted.", status=409)
+        if idempotency_key is not None and Order.objects.filter(
+                position=position, idempotency_key=idempotency_key).exists():
+            raise DomainError(
+                "idempotency_signature_mismatch",
+                "This Idempotency-Key already placed an order on this position; use a new key "
+                "for a new evaluation that submits.", status=409)
         order = order_submit(position=position, side=decision.proposal.side,
                              qty=decision.proposal.qty, source="evaluation",
+                             idempotency_key=idempotency_key,
                              note=decision.proposal.kind, price=price,
                              created_today=facts and facts.orders_today,
                              nothing_open=bool(facts and not facts.has_open_order))
@@ -280,7 +308,7 @@ def positions_evaluate_claimed(ids: list[str], *, submit_ids: set[str],
                       .values_list("position_id", "n"))
         open_ids = positions_with_open_orders(here)
         splits = applied_splits(here)
-        jumps = jump_facts_many(positions=positions, latest=latest, splits=splits)
+        jumps = jump_facts_many(positions=positions, splits=splits)
         now = clock.now()
         changes = {}
         with deferred_inserts():
@@ -302,7 +330,8 @@ def positions_evaluate_claimed(ids: list[str], *, submit_ids: set[str],
                                                  ts=stored.ts,
                                                  splits=splits.get(position.id, ())),
                             price_source=PriceSource.STORED, price_ts=stored.ts,
-                            submit=position.id in submit_ids, source=source, facts=facts)
+                            observed=stored.price, submit=position.id in submit_ids,
+                            source=source, facts=facts)
                 except Exception as exc:  # nothing of it is kept; reported like the one path
                     for name, value in before.items():
                         setattr(position, name, value)
@@ -358,7 +387,7 @@ def held_price(position: Position) -> Price | None:
     stored = latest_price(ticker=position.ticker)
     if stored is None:
         return None
-    jump = price_jump_of(position=position, price=stored.price, price_ts=stored.ts,
-                         price_source=PriceSource.STORED)
+    jump = price_jump_of(position=position, price=split_adjusted(
+        position=position, price=stored.price, ts=stored.ts), price_source=PriceSource.STORED)
     return None if jump is None else stored
 

@@ -19,15 +19,17 @@ from orders.models import Fill, Order, OrderStatus
 from orders.services import order_submit
 from positions.models import Broker, Position
 from positions.services import prices_record
+from volbal import clock
 
 pytestmark = pytest.mark.django_db
 D = Decimal
-T0 = dt.datetime(2024, 1, 2, 15, tzinfo=dt.UTC)
 
 
-def price(ticker, p, minutes=0):
-    prices_record(rows=[{"ticker": ticker, "price": D(str(p)), "ts": T0 + dt.timedelta(
-        minutes=minutes)}])
+def price(ticker, p, later=0, ts=None):
+    """A price observed now (``later`` seconds on), or at ``ts``: the paper broker fills an
+    order at the first price whose market time is after the order was placed."""
+    ts = ts or clock.now() + dt.timedelta(seconds=later)
+    prices_record(rows=[{"ticker": ticker, "price": D(str(p)), "ts": ts}])
 
 
 def submit(position, side, qty):
@@ -55,8 +57,8 @@ def test_paper_order_is_routed_then_fills_at_the_next_recorded_price(make_positi
     assert brokers.brokers_poll().fills == 0
     order.refresh_from_db()
     assert order.status == OrderStatus.SUBMITTED
-    price("ZIM", 50, minutes=1)
-    price("ZIM", 60, minutes=2)
+    price("ZIM", 50, later=1)
+    price("ZIM", 60, later=2)
     assert brokers.brokers_poll().fills == 1
     order.refresh_from_db()
     pos.refresh_from_db()
@@ -94,6 +96,45 @@ def test_a_repeated_report_never_fills_twice(make_position):
     with pytest.raises(IntegrityError), transaction.atomic():
         Fill.objects.create(order=order, qty=D(1), price=D(20), commission=D(0),
                             broker="paper", broker_fill_id="X-1")
+
+
+def test_paper_fills_by_market_time_not_by_when_a_price_was_recorded(make_position):
+    """A backfill of older prices imported after the order does not fill it, nor a price at
+    the order's very instant; the first price observed after the order does, however many
+    older ones were recorded after it."""
+    pos = make_position(qty="0", cash="10000", broker="paper", commission_rate="0")
+    order = submit(pos, "BUY", 10)
+    brokers.orders_route()
+    placed = order.created_at
+    price("ZIM", "0.01", ts=placed - dt.timedelta(days=30))  # a backfill, recorded now
+    price("ZIM", "0.02", ts=placed - dt.timedelta(minutes=1))
+    price("ZIM", "0.03", ts=placed)  # not after the order
+    assert brokers.brokers_poll().fills == 0
+    order.refresh_from_db()
+    assert order.status == OrderStatus.SUBMITTED and not order.fills.exists()
+    price("ZIM", 101, later=2)
+    price("ZIM", 100, later=1)  # recorded later, observed earlier: the first after the order
+    assert brokers.brokers_poll().fills == 1
+    order.refresh_from_db()
+    assert (order.status, order.avg_fill_price) == ("filled", D(100))
+
+
+def test_a_typed_fill_of_an_order_a_broker_holds_is_refused(api, make_position):
+    pos = make_position(qty="0", cash="10000", broker="paper", commission_rate="0")
+    order = submit(pos, "BUY", 10)
+    res = api.post(f"/v1/orders/{order.id}/fill", {"price": 0.01, "filled_qty": 10},
+                   format="json")
+    body = assert_error(res, 409, "order_held_by_broker")
+    assert "paper" in body["message"] and "manual" in body["message"]
+    order.refresh_from_db()
+    pos.refresh_from_db()
+    assert (order.status, order.filled_qty, pos.qty, pos.cash) == ("submitted", 0, 0, 10000)
+    assert Event.objects.get(position_id=pos.pk, type="fill_rejected").outputs["code"] == \
+        "order_held_by_broker"
+    # its broker's own fill still goes through
+    brokers.orders_route()
+    price("ZIM", 100, later=1)
+    assert brokers.brokers_poll().fills == 1
 
 
 def test_paper_trims_a_buy_the_cash_no_longer_covers(make_position):

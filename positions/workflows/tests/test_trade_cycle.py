@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from events.models import Event
 from orders.models import Order
@@ -27,8 +28,11 @@ SATURDAY = dt.datetime(2024, 7, 6, 15, tzinfo=dt.UTC)
 
 @pytest.fixture
 def at(monkeypatch):
+    """Set "now" for the service's clock and for the rows' creation times (an order's creation
+    is when the paper broker's next price must come after, by its market time)."""
     def set_now(moment):
         monkeypatch.setattr(clock, "now", lambda: moment)
+        monkeypatch.setattr(timezone, "now", lambda: moment)
     set_now(SESSION)
     return set_now
 
@@ -61,8 +65,10 @@ def test_a_cycle_evaluates_new_prices_once_and_submits_only_with_auto_submit(mak
     trade_cycle()
     assert evaluations(paper) == evaluations(looker) == 1
 
-    # The next price: the paper order fills at it first, then the position is evaluated there.
-    price("ZIM", 95, SESSION)
+    # The next price (observed after the order was placed, at SESSION): the paper order fills
+    # at it first, then the position is evaluated there.
+    at(SESSION + dt.timedelta(minutes=1))
+    price("ZIM", 95, SESSION + dt.timedelta(minutes=1))
     row = trade_cycle().row
     order.refresh_from_db()
     paper.refresh_from_db()
@@ -163,12 +169,13 @@ def test_a_refused_position_keeps_nothing_and_the_rest_of_its_batch_goes_on(make
     """One batch of three: the middle position's proposal is more than an order can hold
     (qty_out_of_range): it keeps no event and no mark (its claim runs out); the others are
     evaluated and submit as if it were not there."""
+    # max_price_jump 1: any fall passes the price-jump guard (not what this test is about)
     first = make_position(ticker="ZIM", qty="50", cash="5000", anchor_price="100",
-                          broker="paper", auto_submit=True)
+                          broker="paper", auto_submit=True, max_price_jump="1")
     huge = make_position(ticker="ZIM", qty="0", cash="10000000000000", anchor_price="100",
-                         broker="paper", auto_submit=True)
+                         broker="paper", auto_submit=True, max_price_jump="1")
     last = make_position(ticker="ZIM", qty="50", cash="5000", anchor_price="100",
-                         broker="paper", auto_submit=True)
+                         broker="paper", auto_submit=True, max_price_jump="1")
     price("ZIM", "0.000001", SESSION - dt.timedelta(minutes=1))
     result = trade_cycle(batch_size=10)
     row = TradeCycle.objects.get()
