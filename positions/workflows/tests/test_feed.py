@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from events.models import Event
 from orders.models import Order
@@ -38,6 +39,7 @@ def _fast_password_hasher(settings):
 def at(monkeypatch):
     def set_now(moment):
         monkeypatch.setattr(clock, "now", lambda: moment)
+        monkeypatch.setattr(timezone, "now", clock.now)  # rows' creation times too
     set_now(SESSION)
     return set_now
 
@@ -158,6 +160,7 @@ def test_corporate_actions_are_recorded_once_per_position_opened_before_them(mak
                                                                              monkeypatch,
                                                                              alpaca):
     monkeypatch.setattr(clock, "now", lambda: dt.datetime(2020, 9, 1, 15, tzinfo=dt.UTC))
+    monkeypatch.setattr(timezone, "now", clock.now)  # rows' creation times too
     early = opened(make_position(ticker="AAPL", qty="100", cash="1000", anchor_price="400"),
                    dt.date(2020, 7, 1))
     late = opened(make_position(ticker="AAPL", qty="10", cash="1000", anchor_price="500"),
@@ -195,6 +198,7 @@ def test_corporate_actions_are_recorded_once_per_position_opened_before_them(mak
 
 def test_fetch_prices_by_hand_and_history(make_position, monkeypatch, alpaca):
     monkeypatch.setattr(clock, "now", lambda: dt.datetime(2024, 1, 4, 15, tzinfo=dt.UTC))
+    monkeypatch.setattr(timezone, "now", clock.now)  # rows' creation times too
     recorded = Path(__file__).parents[2] / "marketdata" / "tests" / "exchanges"
     expect(alpaca, "latest_trades", recorded)
     out, err = io.StringIO(), io.StringIO()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from orders.models import Order
 from positions.marketdata.tests.recorded import KEY_ID, SECRET, check, expect
@@ -52,6 +53,7 @@ def test_prices_and_corporate_actions_from_alpaca(settings, monkeypatch, httpser
     Position.objects.filter(pk=pos.pk).update(
         created_at=dt.datetime(2020, 8, 3, 14, tzinfo=dt.UTC))
     monkeypatch.setattr(clock, "now", lambda: MONDAY_11)
+    monkeypatch.setattr(timezone, "now", clock.now)  # rows' creation times too
     said = run("trade")
     price = Price.objects.get(ticker="AAPL")
     assert (price.price, price.ts, price.source) == (
@@ -71,6 +73,7 @@ def test_prices_and_corporate_actions_from_alpaca(settings, monkeypatch, httpser
 
     # A minute later: the next trade only (corporate actions once per session), and the fill.
     monkeypatch.setattr(clock, "now", lambda: MONDAY_11 + dt.timedelta(minutes=1))
+    monkeypatch.setattr(timezone, "now", clock.now)  # rows' creation times too
     run("trade")
     order.refresh_from_db()
     assert order.status == "filled" and order.avg_fill_price == D("129.5")
