@@ -119,8 +119,8 @@ def price_jump_of(*, position: Position, price: Decimal, price_ts: dt.datetime |
         if rules.price_jump(previous=facts.previous.price, price=price,
                             max_jump=position.max_price_jump, ratio=ratio) is None:
             return None
-    return None if move is None else Jump(facts.previous, move,
-                                          split_ratio_since(facts.previous.ts, facts.splits))
+    return None if move is None else Jump(facts.previous, move, rules.split_ratio_decimal(
+        split_ratio_since(facts.previous.ts, facts.splits)))
 
 
 def guard_decision(*, position: Position, decision: rules.Decision, price_ts,

@@ -148,7 +148,8 @@ def test_a_tampered_commission_of_an_order_is_named(user, make_position):
 
 @pytest.mark.django_db
 def test_a_fill_written_without_its_event_is_named(user, make_position):
-    # A fill row, its order's progress and the balances all agree: only the event is missing.
+    # A fill row, its order's progress and the balances agree with each other, but no event
+    # records the fill: the replay (from the events) does not count it, and names the gap.
     pos, order = partly_filled(user, make_position)
     pos.refresh_from_db()
     order.refresh_from_db()
@@ -158,7 +159,12 @@ def test_a_fill_written_without_its_event_is_named(user, make_position):
     new_qty, new_cash = rules.apply_fill(qty=pos.qty, cash=pos.cash, side="SELL", fill_qty=q,
                                          price=price, commission=k)
     Position.objects.filter(pk=pos.pk).update(qty=new_qty, cash=new_cash)
-    one_difference(pos, f"order {order.id} fill events", "1")
+    code, lines = verify()
+    assert code == 1
+    assert f"DIFFERENCE {pos.id} order {order.id} fill events: stored 1, expected 2" in lines
+    assert {line.split(": stored")[0] for line in lines} == {
+        f"DIFFERENCE {pos.id} {name}" for name in (
+            "qty", "cash", f"order {order.id} filled_qty", f"order {order.id} fill events")}
 
 
 @pytest.mark.django_db
