@@ -214,7 +214,7 @@ def split_announce_ticker(*, ticker: str, ratio, effective_date: dt.date,
     then apply any other due split of the ticker (:func:`splits_apply_due`). Running it again
     records nothing twice: a position with the same split is ``existing``, one with another
     ratio on that date a ``conflict``."""
-    check_ratio(ratio)
+    ratio = check_ratio(ratio)
     ticker = ticker_normalize(ticker)
     report = TickerSplitReport()
     ids = list(Position.objects.filter(ticker=ticker).values_list("id", flat=True))

@@ -5,6 +5,7 @@ agreeing on every history the services made."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from decimal import Decimal as D
 from io import StringIO
 
@@ -192,3 +193,49 @@ def test_a_split_overflowing_an_open_order_is_a_409_and_changes_nothing(api, use
     assert order.qty == D("100000000000000") and order.status == "submitted"
     assert Split.objects.count() == 0
     assert not Dividend.objects.exists() and Order.objects.count() == 1
+
+
+# --- split and dividend runs at the same time (PostgreSQL: real parallel connections) ---------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_split_and_dividend_runs_give_the_books_of_either_order(user, make_position):
+    from django.db import connection
+
+    from positions.workflows.corporate_actions import dividends_process, split_announce_ticker
+
+    today = clock.trading_day()
+    positions = [opened(make_position, qty="100", cash="0", anchor_price="30",
+                        fractional=False) for _ in range(4)]
+    for pos in positions:
+        announce(user, pos, today)
+    Price.objects.create(ticker="ORDA", price=D("30"),  # the last price before the split
+                         ts=clock.start_of_trading_day(today) - dt.timedelta(hours=2))
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def run(work):
+        try:
+            barrier.wait()
+            work()
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    works = [lambda: split_announce_ticker(ticker="ORDA", ratio="1:3", effective_date=today),
+             lambda: dividends_process(today=today)] * 2
+    threads = [threading.Thread(target=run, args=(work,)) for work in works]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for pos in positions:
+        pos.refresh_from_db()
+        div = Dividend.objects.get(position=pos)
+        # 100 whole shares at 1:3: 33 and a third of a share at 30 x 3 = 90 -> 30 in lieu;
+        # the dividend of the day on the 33 shares of the day: 33, paid
+        assert (pos.qty, div.entitlement_qty, div.status) == (D(33), D(33), "paid")
+        assert pos.cash == D(30) + D(33) and pos.dividend_receivable == 0
+    assert ledger()[0] == 0
