@@ -51,7 +51,7 @@ SUBSET: dict[str, tuple[str, ...]] = {
     "positions.books": ("fill_effect", "fill", "ex_dividend", "dividend_paid"),  # the books
     "positions.workflows.corporate_actions": ("_go_effective", "_go_paid",
                                               "shares_at_start_of"),
-    "positions.workflows.ledger": ("_replay", "_shares_before"),  # the ledger check
+    "positions.workflows.ledger": ("_step", "_compare"),  # the ledger check
     "orders.idempotency": ("key_problem", "_number", "_canonical", "fingerprint"),
 }
 SHORT = {"book": "positions.strategy.rules.book", "evaluate": "positions.strategy.rules.evaluate",

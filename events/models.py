@@ -37,6 +37,9 @@ class EventType(models.TextChoices):
     EX_DIV_EFFECTIVE = "ex_div_effective"
     ANCHOR_ADJUSTED_FOR_DIVIDEND = "anchor_adjusted_for_dividend"
     DIVIDEND_CASH_RECEIVED = "dividend_cash_received"
+    # a split recorded on or before an ex-date already processed changes its entitlement
+    # (docs/strategy.md#dividends-across-splits)
+    DIVIDEND_ENTITLEMENT_CORRECTED = "dividend_entitlement_corrected"
     DIVIDEND_STEP_FAILED = "dividend_step_failed"
     ORDER_ROUTED = "order_routed"
     BROKER_REJECTED = "broker_rejected"

@@ -280,12 +280,10 @@ def order_fill(
             raise _refuse_fill(order, "balance_out_of_range",
                                books.balance_out_of_range(too_large).message, inputs)
 
-        old_filled = order.filled_qty
-        order.filled_qty = old_filled + filled_qty
-        previous_value = (order.avg_fill_price or Decimal(0)) * old_filled
-        order.avg_fill_price = ((previous_value + price * filled_qty) / order.filled_qty).quantize(
-            rules.MONEY_PLACES
-        )
+        order.avg_fill_price = rules.avg_fill_price(avg=order.avg_fill_price,
+                                                    filled=order.filled_qty, price=price,
+                                                    qty=filled_qty)
+        order.filled_qty += filled_qty
         order.commission_paid += commission
         order.status = (
             OrderStatus.FILLED if order.filled_qty == order.qty else OrderStatus.PARTIALLY_FILLED
@@ -459,18 +457,28 @@ def idempotency_records_purge(*, now=None) -> int:
             deleted += IdempotencyRecord.objects.filter(id__in=ids, expires_at__lte=now).delete()[0]
 
 
-def orders_resize_for_split(*, position_id: str, ratio: Decimal,
+def orders_resize_for_split(*, position_id: str, ratio,
                             step: Decimal | None) -> list[dict]:
-    """A split of ``ratio`` new shares per old share re-sizes the position's open orders
+    """A split of ``ratio`` (k = new/old, exactly) re-sizes the position's open orders
     (docs/strategy.md, "Splits"): each one's remaining quantity × k, rounded to ``step``; an
     order left with nothing to trade ends (cancelled). The caller has locked the position and
     applies the split to its books (:func:`positions.books.split`) in the same transaction.
-    Returns ``{"order_id", "remaining_before", "remaining_after"}`` per order, for its event."""
-    orders = []
+    409 ``split_out_of_range`` naming the order when its quantity could not be stored (checked
+    for every order before any is changed). Returns ``{"order_id", "remaining_before",
+    "remaining_after"}`` per order, for its event."""
+    orders, resized = [], []
     for order in Order.objects.select_for_update().filter(position_id=position_id,
                                                           status__in=OPEN_STATUSES):
         remaining = order.qty - order.filled_qty
         new_remaining = rules.split_qty(remaining, ratio, step)
+        if _out_of_range((Order, "qty", order.filled_qty + new_remaining)):
+            raise DomainError(
+                "split_out_of_range", f"After the split the quantity of open order {order.id} "
+                f"({fmt(remaining)} left × {rules.split_ratio_text(ratio)}) would be beyond "
+                "what an order can hold; nothing was applied.", status=409,
+                fields={"ratio": f"open order {order.id}'s qty would overflow."})
+        resized.append((order, remaining, new_remaining))
+    for order, remaining, new_remaining in resized:
         orders.append({"order_id": order.id, "remaining_before": remaining,
                        "remaining_after": new_remaining})
         order.qty = order.filled_qty + new_remaining

@@ -520,10 +520,24 @@ class SplitForm(ApiValidatedForm):
 
     api_serializer = "positions.serializers.SplitRecordSerializer"
     ticker = forms.CharField(max_length=16, help_text="Every position in this ticker.")
+    ratio = forms.CharField(max_length=24, help_text='New shares for old ones, exactly: "2:1" '
+                            'for 2-for-1, "1:3" for 1-for-3 (a decimal that states it exactly, '
+                            "2 or 0.5, is taken too).")
 
     class Meta:
         model = Split
-        fields = ("ratio", "effective_date")
+        fields = ("effective_date",)
+
+    def clean_ratio(self):
+        """The form's text as the API would take it: ``new:old`` text, else a number."""
+        text = self.cleaned_data["ratio"].strip()
+        if ":" in text:
+            return text
+        try:
+            return Decimal(text)
+        except ArithmeticError:
+            raise forms.ValidationError('Enter the ratio as new:old (e.g. "1:3") or a '
+                                        "number.") from None
 
     def clean(self):
         data = super().clean()
@@ -551,7 +565,7 @@ class SplitForm(ApiValidatedForm):
 class SplitAdmin(WriteActionsMixin, admin.ModelAdmin):
     form = SplitForm
     # fits 1366 px: the position by its ticker (its id is one click away)
-    list_display = ("id", "ticker", "ratio", "effective_date", "status", "qty_before",
+    list_display = ("id", "ticker", "ratio_shown", "effective_date", "status", "qty_before",
                     "qty_after", "cash_in_lieu", "anchor_before", "anchor_after")
     list_filter = ("status", "effective_date")
     search_fields = ("id", "position__id", "position__ticker")
@@ -566,6 +580,10 @@ class SplitAdmin(WriteActionsMixin, admin.ModelAdmin):
                           f"on {len(report.applied)}.", messages.SUCCESS)
         for pid, why in report.failed:
             self.message_user(request, f"{pid}: not applied: {why}", messages.WARNING)
+
+    @admin.display(description="ratio (new:old)")
+    def ratio_shown(self, split):
+        return split.ratio_text
 
     def has_change_permission(self, request, obj=None):
         return False

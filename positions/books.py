@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 
 from events.models import EventType
 from events.services import event_record
@@ -156,13 +157,47 @@ def dividend_paid(*, position: Position, dividend_id: str, pay_date: dt.date,
     )
 
 
+def dividend_corrected(*, position: Position, dividend_id: str, split_id: str, ex_date: dt.date,
+                       dps: Decimal, withholding_rate: Decimal, shares_before: Decimal,
+                       shares: Decimal, net_before: Decimal, paid: bool
+                       ) -> tuple[Decimal, Decimal]:
+    """A processed dividend's entitlement corrected to ``shares`` after a split it counts for
+    was applied late (docs/strategy.md#dividends-across-splits): the difference in the net
+    amount goes to the receivable, or to the cash once the dividend was paid
+    (``dividend_entitlement_corrected``). 409 ``dividend_out_of_range`` when the column could
+    not hold it (or it would go below zero). Returns the new (gross, net)."""
+    gross, net = rules.dividend_amounts(dps=dps, shares=shares,
+                                        withholding_rate=withholding_rate)
+    delta = net - net_before
+    column = "cash" if paid else "dividend_receivable"
+    after = getattr(position, column) + delta
+    _refuse_dividend((Dividend, "entitlement_qty", shares), (Dividend, "gross_amount", gross),
+                     (Dividend, "net_amount", net), (Position, column, after))
+    if after < 0:
+        raise DomainError("dividend_out_of_range", f"Correcting dividend {dividend_id} by "
+                          f"{fmt(delta)} would take the {column} below zero.", status=409)
+    setattr(position, column, after)
+    position.save(update_fields=[column, "updated_at"])
+    event_record(
+        position_id=position.id, type=EventType.DIVIDEND_ENTITLEMENT_CORRECTED,
+        message=f"Ex-date {ex_date}: split {split_id} counts for this dividend, so the "
+        f"entitlement is {fmt(shares)} shares, not {fmt(shares_before)}: {fmt(gross)} gross, "
+        f"{fmt(net)} net; {fmt(delta)} booked to the {column.replace('_', ' ')}.",
+        inputs={"dividend_id": dividend_id, "split_id": split_id, "shares_before": shares_before,
+                "shares": shares, "dps": dps, "withholding_tax_rate": withholding_rate},
+        outputs={"gross": gross, "net": net, "net_before": net_before, "difference": delta,
+                 "to": column, column: after},
+    )
+    return gross, net
+
+
 # --- Splits (docs/strategy.md, "Splits") ------------------------------------------------------
 
 
-def split(*, position: Position, split_id: str, ratio: Decimal, effective_date: dt.date,
+def split(*, position: Position, split_id: str, ratio: Fraction, effective_date: dt.date,
           step: Decimal | None, price_before: Decimal | None,
           orders: list[dict] = ()) -> rules.SplitResult:
-    """A split of ``ratio`` new shares per old share: shares × k rounded to ``step`` with the
+    """A split of ``ratio`` (k = new/old, exactly): shares × k rounded to ``step`` with the
     fraction paid in cash at ``price_before``, the anchor ÷ k (``split_applied``). ``orders``
     are the open orders the caller re-sized (``{"order_id", "remaining_before",
     "remaining_after"}``), named in the event. 409 ``split_out_of_range`` when the anchor
@@ -172,7 +207,8 @@ def split(*, position: Position, split_id: str, ratio: Decimal, effective_date: 
                                price_before=price_before)
     if position.anchor_price is not None and result.anchor is None:
         raise DomainError("split_out_of_range", f"After the split the anchor "
-                          f"{fmt(position.anchor_price)} / {fmt(ratio)} would round to zero at "
+                          f"{fmt(position.anchor_price)} / {rules.split_ratio_text(ratio)} would "
+                          "round to zero at "
                           "the 6 decimal places anchors are kept to; nothing was applied.",
                           status=409)
     too_big = out_of_range((Position, "qty", result.qty), (Position, "cash", result.cash))
@@ -185,14 +221,15 @@ def split(*, position: Position, split_id: str, ratio: Decimal, effective_date: 
     orders = list(orders)
     event_record(
         position_id=position.id, type=EventType.SPLIT_APPLIED,
-        message=f"Split {fmt(ratio)}:1 effective {effective_date}: shares "
+        message=f"Split {rules.split_ratio_text(ratio)} effective {effective_date}: shares "
         f"{fmt(old['qty'])} -> {fmt(result.qty)}, anchor "
         f"{'unset' if old['anchor_price'] is None else fmt(old['anchor_price'])} -> "
         f"{'unset' if result.anchor is None else fmt(result.anchor)}"
         + (f", {fmt(result.cash_in_lieu)} cash in lieu of the fraction" if result.cash_in_lieu
            else "")
         + (f", {len(orders)} open order(s) re-sized" if orders else "") + ".",
-        inputs={"split_id": split_id, "ratio": ratio, "effective_date": effective_date,
+        inputs={"split_id": split_id, "ratio": rules.split_ratio_text(ratio),
+                "effective_date": effective_date,
                 "step": step, "price_before": price_before},
         outputs={"before": old,
                  "after": {"qty": result.qty, "cash": result.cash,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from fractions import Fraction
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -342,13 +343,15 @@ class SplitStatus(models.TextChoices):
 
 
 class Split(models.Model):
-    """A stock split on one position: ``ratio`` new shares per old share (0.1: a 1-for-10
-    reverse split), applied once on ``effective_date`` (positions.splits). One per position
-    and date (the constraint), its status re-read under row locks: applied exactly once."""
+    """A stock split on one position: ``new_rate`` new shares for ``old_rate`` old ones, in
+    lowest terms (1:3: a 1-for-3 reverse split; k = new/old exactly, :attr:`ratio`), applied
+    once on ``effective_date`` (positions.splits). One per position and date (the
+    constraint), its status re-read under row locks: applied exactly once."""
 
     id = models.CharField(primary_key=True, max_length=32, default=ids.split_id, editable=False)
     position = models.ForeignKey(Position, on_delete=models.PROTECT, related_name="splits")
-    ratio = models.DecimalField(max_digits=20, decimal_places=8)
+    new_rate = models.PositiveIntegerField()
+    old_rate = models.PositiveIntegerField()
     effective_date = models.DateField()
     status = models.CharField(max_length=10, choices=SplitStatus.choices,
                               default=SplitStatus.ANNOUNCED)
@@ -374,7 +377,8 @@ class Split(models.Model):
                                     name="split_one_per_date"),
             models.UniqueConstraint(fields=("position", "source_key"), condition=~Q(source_key=""),
                                     name="split_one_per_source_key"),
-            models.CheckConstraint(condition=Q(ratio__gt=0), name="split_ratio_pos"),
+            models.CheckConstraint(condition=Q(new_rate__gt=0) & Q(old_rate__gt=0),
+                                   name="split_rates_pos"),
             models.CheckConstraint(condition=Q(status__in=SplitStatus.values),
                                    name="split_status_valid"),
             models.CheckConstraint(
@@ -386,7 +390,21 @@ class Split(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.id} {self.ratio}:1 on {self.effective_date}"
+        return f"{self.id} {self.ratio_text} on {self.effective_date}"
+
+    @property
+    def ratio(self) -> Fraction:
+        """k = new/old shares, exactly (docs/strategy.md#splits)."""
+        return Fraction(self.new_rate, self.old_rate)
+
+    @ratio.setter
+    def ratio(self, k) -> None:
+        k = Fraction(k)
+        self.new_rate, self.old_rate = k.numerator, k.denominator
+
+    @property
+    def ratio_text(self) -> str:
+        return f"{self.new_rate}:{self.old_rate}"
 
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from fractions import Fraction
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
@@ -84,24 +85,25 @@ class PriceSource:
 
 
 # (instant it took effect, ratio, when it was recorded) of a position's applied splits
-SplitsSeen = tuple[tuple[dt.datetime, Decimal, dt.datetime], ...]
+SplitsSeen = tuple[tuple[dt.datetime, Fraction, dt.datetime], ...]
 
 
 def applied_splits(position_ids) -> dict[str, SplitsSeen]:
     """The applied splits of each position, as (instant, ratio, recorded): one query."""
     out: dict[str, list] = {}
-    for pid, day, recorded, ratio in (Split.objects.filter(
+    for pid, day, recorded, new, old in (Split.objects.filter(
             position_id__in=list(position_ids), status=SplitStatus.APPLIED)
             .order_by("effective_date", "id")
-            .values_list("position_id", "effective_date", "created_at", "ratio")):
-        out.setdefault(pid, []).append((clock.start_of_trading_day(day), ratio, recorded))
+            .values_list("position_id", "effective_date", "created_at", "new_rate", "old_rate")):
+        out.setdefault(pid, []).append((clock.start_of_trading_day(day), Fraction(new, old),
+                                        recorded))
     return {pid: tuple(rows) for pid, rows in out.items()}
 
 
-def split_ratio_since(ts: dt.datetime | None, splits: SplitsSeen) -> Decimal:
-    """The product of the ratios of ``splits`` that took effect after ``ts`` (1: none; a price
-    with no time, given in a request, is a current price)."""
-    ratio = Decimal(1)
+def split_ratio_since(ts: dt.datetime | None, splits: SplitsSeen) -> Fraction:
+    """The product of the ratios of ``splits`` that took effect after ``ts``, exactly (1: none;
+    a price with no time, given in a request, is a current price)."""
+    ratio = Fraction(1)
     if ts is not None:
         for instant, k, _recorded in splits:
             if instant > ts:

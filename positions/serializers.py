@@ -353,11 +353,34 @@ class DividendSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+@extend_schema_field({"oneOf": [
+    {"type": "string", "pattern": r"^\s*[0-9]+\s*:\s*[0-9]+\s*$", "example": "1:3"},
+    {"type": "number", "minimum": float(rules.SPLIT_RATIO_MIN),
+     "maximum": float(rules.SPLIT_RATIO_MAX)}]})
+class SplitRatio(serializers.Field):
+    """A split's ratio, exactly (docs/strategy.md#splits): ``"new:old"`` whole shares
+    (``"1:3"``) or a JSON number that states it exactly (2, 0.5, 1.5); a Fraction inside."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, (str, int, float, Decimal)) or isinstance(data, bool):
+            raise serializers.ValidationError('ratio is "new:old" (e.g. "1:3") or a number.')
+        if isinstance(data, str) and ":" not in data:
+            raise serializers.ValidationError('ratio as text is "new:old" (e.g. "1:3"); a '
+                                              'decimal ratio is a JSON number.')
+        try:
+            return rules.split_ratio(data)
+        except rules.RuleError as exc:
+            raise serializers.ValidationError(exc.message) from None
+
+    def to_representation(self, value):
+        return rules.split_ratio_text(value)
+
+
 class SplitRecordSerializer(StrictSerializer):
-    ratio = Number(max_digits=20, decimal_places=8, min_value=rules.SPLIT_RATIO_MIN,
-                   max_value=rules.SPLIT_RATIO_MAX,
-                   help_text="New shares per old share, not 1: 2 for a 2-for-1 split, 0.1 for "
-                   "a 1-for-10 reverse split.")
+    ratio = SplitRatio(help_text='New shares for old ones, exactly: "2:1" for a 2-for-1 split, '
+                       '"1:3" for a 1-for-3 reverse split (whole numbers up to '
+                       f'{rules.SPLIT_RATE_MAX}, not 1:1); a number that states it exactly '
+                       "(2, 0.5, 1.5) is taken too.")
     effective_date = serializers.DateField(help_text="ISO date (YYYY-MM-DD) the split takes "
                                            "effect, before anything else that day.")
 
@@ -365,7 +388,11 @@ class SplitRecordSerializer(StrictSerializer):
 class SplitSerializer(serializers.Serializer):
     id = serializers.CharField()
     position_id = serializers.CharField()
-    ratio = DecimalOut()
+    ratio = serializers.SerializerMethodField(help_text="New shares per old share as a number: "
+                                              "exact when it is a decimal, else to 8 places "
+                                              "(1:3 is 0.33333333); ratio_exact is exact.")
+    ratio_exact = serializers.CharField(source="ratio_text", help_text='The ratio as stated, '
+                                        'new:old in lowest terms ("1:3").')
     effective_date = serializers.DateField()
     status = serializers.ChoiceField(choices=SplitStatus.choices)
     qty_before = DecimalOut(allow_null=True)
@@ -378,6 +405,11 @@ class SplitSerializer(serializers.Serializer):
     anchor_after = DecimalOut(allow_null=True)
     applied_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
+
+
+    @extend_schema_field({"type": "number"})
+    def get_ratio(self, split) -> Decimal:
+        return rules.split_ratio_decimal(split.ratio)
 
 
 class PriceConfirmSerializer(StrictSerializer):

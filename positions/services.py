@@ -124,7 +124,8 @@ def position_create(
             message=f"Position opened in {ticker} with {fmt(qty)} shares and {fmt(cash)} cash"
             + (f", anchor {fmt(anchor_price)}." if anchor_price is not None else "."),
             inputs={"ticker": ticker, "qty": qty, "cash": cash, "anchor_price": anchor_price},
-            outputs={**{name: getattr(cfg, name) for name in STRATEGY_FIELDS},
+            outputs={"owner_id": position.owner_id,
+                     **{name: getattr(cfg, name) for name in STRATEGY_FIELDS},
                      **{name: getattr(position, name) for name in EXECUTION_FIELDS}},
         )
     return position

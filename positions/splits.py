@@ -8,7 +8,7 @@ before it evaluates; recording a split already due applies it at once there too)
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from fractions import Fraction
 
 from django.db import transaction
 from django.db.models import Q
@@ -29,13 +29,16 @@ def _invalid(name: str, message: str) -> DomainError:
                        fields={name: message})
 
 
-def check_ratio(ratio: Decimal) -> None:
-    error = rules.split_ratio_error(ratio)
-    if error:
-        raise _invalid("ratio", error)
+def check_ratio(ratio) -> Fraction:
+    """``ratio`` as the exact k = new/old (:func:`rules.split_ratio`: ``"1:3"``, a Fraction or
+    an exact number); 400 naming ``ratio`` otherwise."""
+    try:
+        return rules.split_ratio(ratio)
+    except rules.RuleError as exc:
+        raise _invalid("ratio", exc.message) from None
 
 
-def split_record(position: Position, ratio: Decimal, effective_date: dt.date) -> Split:
+def split_record(position: Position, ratio: Fraction, effective_date: dt.date) -> Split:
     """One split on a locked position (``split_announced``); 409 ``split_exists`` when the
     position already has one on that date."""
     opened = clock.trading_day(position.created_at)
@@ -45,12 +48,13 @@ def split_record(position: Position, ratio: Decimal, effective_date: dt.date) ->
     if Split.objects.filter(position=position, effective_date=effective_date).exists():
         raise DomainError("split_exists", f"Position {position.id} already has a split "
                           f"effective {effective_date}.", status=409)
-    split = Split.objects.create(position=position, ratio=ratio, effective_date=effective_date)
+    split = Split.objects.create(position=position, new_rate=ratio.numerator,
+                                 old_rate=ratio.denominator, effective_date=effective_date)
     event_record(
         position_id=position.id, type=EventType.SPLIT_ANNOUNCED,
-        message=f"Split {fmt(ratio)} new shares per old share recorded, effective "
+        message=f"Split {split.ratio_text} (new:old shares) recorded, effective "
         f"{effective_date}.",
-        inputs={"ratio": ratio, "effective_date": effective_date},
+        inputs={"ratio": split.ratio_text, "effective_date": effective_date},
         outputs={"split_id": split.id, "status": split.status},
     )
     return split

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from fractions import Fraction
 from typing import Protocol, runtime_checkable
 
@@ -74,15 +74,6 @@ class Split:
     def ratio(self) -> Fraction:
         """New shares per old share, exactly (1/3 for a 1-for-3 reverse split)."""
         return Fraction(self.new_rate, self.old_rate)
-
-    def decimal_ratio(self, places: int = 8) -> Decimal:
-        """``new_rate / old_rate`` as a Decimal: exact where it has a finite decimal (4:1 is 4,
-        1:4 is 0.25), else rounded to ``places`` (1:3 is 0.33333333 at 8)."""
-        with localcontext() as ctx:
-            ctx.prec = 60
-            ratio = Decimal(self.new_rate) / Decimal(self.old_rate)
-        rounded = ratio.quantize(Decimal(1).scaleb(-places))
-        return ratio.normalize() if rounded == ratio else rounded
 
     @property
     def reverse(self) -> bool:

@@ -147,7 +147,7 @@ def backtest_inputs(h: History):
     dividends = sorted((data.make_dividend(d.ex_date, d.payable_date, d.rate,
                                            f"{h.ticker} dividend {d.key}")
                         for d in h.dividends), key=lambda d: (d.ex_date, d.pay_date))
-    splits = tuple(sorted((s.effective_date, s.decimal_ratio()) for s in h.splits))
+    splits = tuple(sorted((s.effective_date, s.ratio) for s in h.splits))
     return series, dividends, splits
 
 

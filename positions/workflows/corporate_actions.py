@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 
 from events.models import Event, EventType
 from orders.models import Fill
@@ -29,14 +29,37 @@ from volbal import clock
 from volbal.errors import DomainError
 
 
+def entitlement(*, opening_qty: Decimal, ex_date: dt.date, fills, splits) -> Decimal:
+    """THE shares entitled to the dividend of ``ex_date`` (docs/strategy.md#dividends-across-
+    splits): those held at the start of the ex-date in its units. ``fills`` are the position's
+    fills as ``(at, side, qty)``; ``splits`` its applied splits as ``(applied_at,
+    effective_date, ratio, step)``. Counted: the fills before the ex-date began, and the splits
+    effective on or before it; a split applied before the ex-date began moved the shares when it
+    was applied (between the fills), one applied later (effective on the ex-date, or recorded
+    late) counts after all of them. Splits effective after the ex-date do not count: a step
+    run late undoes them. The live ex-date step, the correction a late split makes and the
+    ledger replay all call this, with what the books held when each happened."""
+    start = clock.start_of_trading_day(ex_date)
+    moves = [(at, 0, ("fill", side, qty)) for at, side, qty in fills if at < start]
+    moves += [(applied_at if applied_at < start else start, 1, ("split", ratio, step))
+              for applied_at, effective_date, ratio, step in splits
+              if effective_date <= ex_date]
+    moves.sort(key=lambda move: move[:2])
+    return rules.shares_entitled(opening_qty, [move[2] for move in moves])
+
+
 def shares_at_start_of(*, position: Position, day: dt.date) -> Decimal:
-    """Shares held at the first instant of ``day`` in the trading time zone: today's holding
-    with every fill since then undone (the opening holding counts as held before)."""
-    since = clock.start_of_trading_day(day)
-    fills = Fill.objects.filter(order__position=position, created_at__gte=since)
-    bought = fills.filter(order__side=rules.BUY).aggregate(s=Sum("qty"))["s"] or Decimal(0)
-    sold = fills.filter(order__side=rules.SELL).aggregate(s=Sum("qty"))["s"] or Decimal(0)
-    return position.qty - bought + sold
+    """The shares entitled to a dividend going ex on ``day`` (:func:`entitlement`), from the
+    position's opening holding, its fills and its applied splits as stored."""
+    fills = Fill.objects.filter(order__position=position,
+                                created_at__lt=clock.start_of_trading_day(day))
+    return entitlement(
+        opening_qty=position.opening_qty, ex_date=day,
+        fills=fills.values_list("created_at", "order__side", "qty"),
+        splits=[(split.applied_at, split.effective_date, split.ratio, split.step)
+                for split in Split.objects.filter(position=position,
+                                                  status=SplitStatus.APPLIED,
+                                                  effective_date__lte=day)])
 
 
 def anchor_priced_since(*, position: Position, day: dt.date) -> bool:
@@ -106,6 +129,10 @@ def dividends_process(*, today: dt.date | None = None, position_id: str | None =
     reason (``dividend_step_failed``, an alert); the other steps proceed, and the failed one is
     tried again on the next run."""
     today = today or clock.trading_day()
+    # A split effective on or before an ex-date applies ahead of its dividend step
+    # (docs/strategy.md#dividends-across-splits); one that cannot is reported by the trade
+    # cycle's own splits_apply_due, and corrects the dividend when it applies later.
+    splits_apply_due(today=today, position_id=position_id)
     due = Dividend.objects.filter(
         Q(status=DividendStatus.ANNOUNCED, ex_date__lte=today)
         | Q(status=DividendStatus.EFFECTIVE, pay_date__lte=today)
@@ -155,10 +182,11 @@ def _step_failed_alert(failure: StepFailure, today: dt.date) -> None:
                             {"error": failure.reason}))
 
 
-def split_announce(*, owner, position_id: str, ratio: Decimal, effective_date: dt.date) -> Split:
+def split_announce(*, owner, position_id: str, ratio, effective_date: dt.date) -> Split:
     """Record a split on the owner's position (404 for another owner's) and apply it at once
-    when it is already due. Returns the split as it stands."""
-    check_ratio(ratio)
+    when it is already due. ``ratio`` is exact (:func:`positions.splits.check_ratio`). Returns
+    the split as it stands."""
+    ratio = check_ratio(ratio)
     with transaction.atomic():
         position = position_get(owner=owner, position_id=position_id, for_update=True)
         split = split_record(position, ratio, effective_date)
@@ -178,7 +206,7 @@ class TickerSplitReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def split_announce_ticker(*, ticker: str, ratio: Decimal, effective_date: dt.date,
+def split_announce_ticker(*, ticker: str, ratio, effective_date: dt.date,
                           progress=None) -> TickerSplitReport:
     """Record a split for every position in ``ticker`` (the command's and the admin's), each
     position in its own transaction, applying it there when it is due (as the API does: a
@@ -186,7 +214,7 @@ def split_announce_ticker(*, ticker: str, ratio: Decimal, effective_date: dt.dat
     then apply any other due split of the ticker (:func:`splits_apply_due`). Running it again
     records nothing twice: a position with the same split is ``existing``, one with another
     ratio on that date a ``conflict``."""
-    check_ratio(ratio)
+    ratio = check_ratio(ratio)
     ticker = ticker_normalize(ticker)
     report = TickerSplitReport()
     ids = list(Position.objects.filter(ticker=ticker).values_list("id", flat=True))
@@ -229,7 +257,9 @@ def _price_before(ticker: str, day: dt.date) -> Price | None:
 
 def _apply(split: Split, position: Position) -> None:
     """Apply one due split to its locked position (strategy.md, "Splits"): shares × k with the
-    fraction in cash, anchor ÷ k, open orders' remaining quantity × k; ``split_applied``."""
+    fraction in cash, anchor ÷ k, open orders' remaining quantity × k; ``split_applied``. Then
+    each dividend whose ex-date step already ran and that the split counts for (effective on
+    or before its ex-date) is corrected (:func:`_correct_entitlements`)."""
     k = split.ratio
     step = rules.qty_step(position.config())
     before = _price_before(position.ticker, split.effective_date)
@@ -245,6 +275,29 @@ def _apply(split: Split, position: Position) -> None:
     split.anchor_before, split.anchor_after = old_anchor, result.anchor
     split.applied_at = clock.now()
     split.save()
+    _correct_entitlements(split, position)
+
+
+def _correct_entitlements(split: Split, position: Position) -> None:
+    """A split applied after the ex-date step of a dividend it counts for (recorded late, or
+    on the ex-date after the dividend run): the entitlement, computed again
+    (:func:`shares_at_start_of`), and the difference in the net amount booked by its own event
+    (:func:`positions.books.dividend_corrected`), never silently
+    (docs/strategy.md#dividends-across-splits)."""
+    for dividend in Dividend.objects.select_for_update().filter(
+            position=position, ex_date__gte=split.effective_date,
+            status__in=(DividendStatus.EFFECTIVE, DividendStatus.PAID)).order_by("ex_date"):
+        shares = shares_at_start_of(position=position, day=dividend.ex_date)
+        if shares == dividend.entitlement_qty:
+            continue
+        gross, net = books.dividend_corrected(
+            position=position, dividend_id=dividend.id, split_id=split.id,
+            ex_date=dividend.ex_date, dps=dividend.dps,
+            withholding_rate=dividend.withholding_rate, shares_before=dividend.entitlement_qty,
+            shares=shares, net_before=dividend.net_amount,
+            paid=dividend.status == DividendStatus.PAID)
+        dividend.entitlement_qty, dividend.gross_amount, dividend.net_amount = shares, gross, net
+        dividend.save(update_fields=["entitlement_qty", "gross_amount", "net_amount"])
 
 
 @dataclass

@@ -273,9 +273,7 @@ def _record_action(action: Split | CashDividend, position_id: str,
                 if action.effective_date <= clock.trading_day():
                     dividends_process(today=action.effective_date - dt.timedelta(days=1),
                                       position_id=position_id)
-                # After the exact-ratio change the split service takes new_rate/old_rate.
-                ratio = action.decimal_ratio()
-                row = split_announce(owner=None, position_id=position_id, ratio=ratio,
+                row = split_announce(owner=None, position_id=position_id, ratio=action.ratio,
                                      effective_date=action.effective_date)
                 what = (f"split {action.new_rate}:{action.old_rate} effective "
                         f"{action.effective_date}")

@@ -125,7 +125,7 @@ def price_jump_of(*, position: Position, price: Decimal, price_source: str,
             if rules.price_jump(previous=ref.price, price=price,
                                 max_jump=position.max_price_jump, ratio=either) is None:
                 return None
-    return Jump(ref, move, ratio)
+    return Jump(ref, move, rules.split_ratio_decimal(ratio))
 
 
 def accept(position: Position, *, observed: Decimal, ts: dt.datetime) -> bool:

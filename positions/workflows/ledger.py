@@ -1,28 +1,39 @@
-"""The ledger check: replay every position from its opening values through its fills and
-dividend steps, with the functions the live path uses, and compare with what is stored."""
+"""The ledger check: replay every position from its append-only events (its opening, each
+order, fill, dividend step, split and correction, in the order they were recorded) through the
+functions the live path uses, and compare every stored column the replay determines.
+
+Nothing mutable is trusted as an input: the opening shares, cash, anchor and owner come from
+the ``position_created`` event, not from the ``opening_*`` columns; each order's quantity from
+its ``order_submitted`` event; a fill's numbers from its row (a fill row is never changed),
+taken in the order of its fill event. The stored columns are only compared."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 
 from django.db.models import Max
 
 from events.models import Event
-from orders.models import Fill, Order
+from orders.models import OPEN_STATUSES, Fill, Order, OrderStatus
 from positions.models import Dividend, DividendStatus, Position, Split, SplitStatus
 from positions.strategy import rules
+from positions.workflows.corporate_actions import entitlement
 from volbal import clock
 
 ZERO = Decimal(0)
 
 # The events that record a change to the books this check compares (see ledger_verify): the
-# opening values, each order and its fills, a dividend's ex-date and pay-date steps, an applied
-# split. Alerts, evaluations, routing, anchor and configuration changes write none of them.
+# opening values, each order and its fills and its end, a dividend's ex-date and pay-date steps
+# and corrections, an applied split, the anchor an evaluation set. Alerts, evaluations, routing
+# and configuration changes write none of them.
 FILL_EVENTS = ("order_filled", "order_partially_filled")
-BOOK_CHANGES = frozenset({"position_created", "order_submitted", *FILL_EVENTS,
-                          "ex_div_effective", "dividend_cash_received", "split_applied"})
+ORDER_ENDS = ("order_cancelled", "order_expired")
+BOOK_CHANGES = frozenset({"position_created", "order_submitted", *FILL_EVENTS, *ORDER_ENDS,
+                          "anchor_set", "ex_div_effective", "dividend_cash_received",
+                          "dividend_entitlement_corrected", "split_applied"})
 
 
 @dataclass(frozen=True)
@@ -46,151 +57,247 @@ class LedgerReport:
     differences: list[Difference]
 
 
-@dataclass(frozen=True)
-class _Fill:
-    at: object
-    id: str
-    side: str
+@dataclass
+class _Order:
     qty: Decimal
-    price: Decimal
-    commission: Decimal
+    side: str
+    filled: Decimal = ZERO
+    avg: Decimal | None = None
+    commission: Decimal = ZERO
+    status: str = OrderStatus.SUBMITTED
+    fills: int = 0
 
 
-def _shares_before(start, opening_qty: Decimal, fills: list[_Fill], splits) -> Decimal:
-    """The shares held at ``start`` (the start of an ex-date): the opening holding moved by
-    the fills before it and set by the splits applied before it (as they were applied; a
-    split's own difference is named by its step)."""
-    moves = sorted([(f.at, 0, f) for f in fills if f.at < start]
-                   + [(s["applied_at"], 1, s) for s in splits if s["applied_at"] < start],
-                   key=lambda m: m[:2])
-    shares = opening_qty
-    for _at, kind, item in moves:
-        if kind == 0:
-            shares += item.qty if item.side == rules.BUY else -item.qty
+@dataclass
+class _Book:
+    """One position as its events make it."""
+
+    opened: bool = False
+    opening_qty: Decimal = ZERO
+    opening_cash: Decimal = ZERO
+    owner_id: int | None = None
+    qty: Decimal = ZERO
+    cash: Decimal = ZERO
+    receivable: Decimal = ZERO
+    anchor: Decimal | None = None
+    anchor_priced_at: object = None  # when the anchor last became a market price
+    fills: list = field(default_factory=list)  # (at, side, qty), for the entitlement
+    splits: list = field(default_factory=list)  # (applied_at, effective_date, ratio, step)
+    orders: dict = field(default_factory=dict)  # order id -> _Order
+    dividends: dict = field(default_factory=dict)  # id -> {"shares","gross","net","paid"}
+    split_results: dict = field(default_factory=dict)  # split id -> (qty_after, cash_in_lieu)
+    broken: bool = False  # a fill the rules refuse: later balances would only repeat it
+
+
+def _ratio_of(value) -> Fraction:
+    """A ratio as an event recorded it: ``"new:old"`` text, or a decimal (older events)."""
+    if isinstance(value, str) and ":" in value:
+        new, _, old = value.partition(":")
+        return Fraction(int(new), int(old))
+    return Fraction(Decimal(value))
+
+
+class _Rows:
+    """The rows the events name, read once: fills, dividends and splits by id."""
+
+    def __init__(self):
+        self.fills = {fid: (at, oid, side, q, price, k) for fid, at, oid, side, q, price, k in
+                      Fill.objects.values_list("id", "created_at", "order_id", "order__side",
+                                               "qty", "price", "commission")
+                      .iterator(chunk_size=5000)}
+        self.dividends = {d["id"]: d for d in Dividend.objects.values(
+            "id", "position_id", "status", "ex_date", "dps", "withholding_rate",
+            "entitlement_qty", "gross_amount", "net_amount")}
+        self.splits = {s["id"]: s for s in Split.objects.values(
+            "id", "position_id", "status", "effective_date", "new_rate", "old_rate", "step",
+            "price_before", "qty_after", "cash_in_lieu", "applied_at")}
+        self.of_position: dict[str, list[dict]] = defaultdict(list)  # dividends and splits
+        for row in (*self.dividends.values(), *self.splits.values()):
+            self.of_position[row["position_id"]].append(row)
+
+
+def _step(book: _Book, event: Event, rows: _Rows, out: list[Difference], pid: str) -> None:
+    """One event applied to ``book`` as the live path applied it."""
+    kind, inputs, outputs = event.type, event.inputs, event.outputs
+    if kind == "position_created":
+        book.opened = True
+        book.opening_qty = book.qty = Decimal(inputs["qty"])
+        book.opening_cash = book.cash = Decimal(inputs["cash"])
+        anchor = inputs.get("anchor_price")
+        book.anchor = None if anchor is None else Decimal(anchor)
+        book.owner_id = outputs.get("owner_id", event.actor_user_id)
+    elif kind == "order_submitted":
+        book.orders[event.order_id] = _Order(Decimal(inputs["qty"]), inputs["side"])
+    elif kind in FILL_EVENTS:
+        fill = rows.fills.get(outputs.get("fill_id"))
+        order = book.orders.get(event.order_id)
+        if fill is None or order is None:
+            out.append(Difference(pid, f"order {event.order_id} fill event {event.pk}",
+                                  "recorded", "a fill row and an order_submitted event"))
+            return
+        at, _oid, side, q, price, k = fill
+        try:
+            book.qty, book.cash = rules.apply_fill(qty=book.qty, cash=book.cash, side=side,
+                                                   fill_qty=q, price=price, commission=k)
+        except rules.RuleError as exc:
+            out.append(Difference(pid, f"fill {outputs['fill_id']}", "recorded",
+                                  f"refused ({exc.code}: {exc.message})"))
+            book.broken = True
+            return
+        book.anchor, book.anchor_priced_at = price, event.created_at
+        book.fills.append((at, side, q))
+        order.avg = rules.avg_fill_price(avg=order.avg, filled=order.filled, price=price, qty=q)
+        order.filled += q
+        order.commission += k
+        order.fills += 1
+        order.status = (OrderStatus.FILLED if order.filled == order.qty
+                        else OrderStatus.PARTIALLY_FILLED)
+    elif kind in ORDER_ENDS:
+        if event.order_id in book.orders:
+            book.orders[event.order_id].status = OrderStatus.CANCELLED
+    elif kind == "anchor_set":
+        book.anchor = Decimal(outputs["new"])
+        book.anchor_priced_at = event.created_at
+    elif kind == "ex_div_effective":
+        div = rows.dividends[inputs["dividend_id"]]
+        shares = entitlement(opening_qty=book.opening_qty, ex_date=div["ex_date"],
+                             fills=book.fills, splits=book.splits)
+        gross, net = rules.dividend_amounts(dps=div["dps"], shares=shares,
+                                            withholding_rate=div["withholding_rate"])
+        book.dividends[div["id"]] = {"shares": shares, "gross": gross, "net": net,
+                                     "paid": False}
+        book.receivable += net
+        start = clock.start_of_trading_day(div["ex_date"])
+        if book.anchor is not None and not (book.anchor_priced_at is not None
+                                            and book.anchor_priced_at >= start):
+            book.anchor = book.anchor - div["dps"] if book.anchor > div["dps"] else None
+    elif kind == "dividend_cash_received":
+        div = book.dividends[inputs["dividend_id"]]
+        book.cash += div["net"]
+        book.receivable -= div["net"]
+        div["paid"] = True
+    elif kind == "dividend_entitlement_corrected":
+        row = rows.dividends[inputs["dividend_id"]]
+        div = book.dividends[row["id"]]
+        shares = entitlement(opening_qty=book.opening_qty, ex_date=row["ex_date"],
+                             fills=book.fills, splits=book.splits)
+        gross, net = rules.dividend_amounts(dps=row["dps"], shares=shares,
+                                            withholding_rate=row["withholding_rate"])
+        if div["paid"]:
+            book.cash += net - div["net"]
         else:
-            shares = item["qty_after"]
-    return shares
+            book.receivable += net - div["net"]
+        div.update(shares=shares, gross=gross, net=net)
+    elif kind == "split_applied":
+        split = rows.splits[inputs["split_id"]]
+        k = _ratio_of(inputs["ratio"])
+        step = Decimal(inputs["step"])
+        price_before = inputs.get("price_before")
+        result = rules.apply_split(qty=book.qty, cash=book.cash, anchor=book.anchor, ratio=k,
+                                   step=step, price_before=None if price_before is None
+                                   else Decimal(price_before))
+        book.qty, book.cash, book.anchor = result.qty, result.cash, result.anchor
+        for order in book.orders.values():
+            if order.status in OPEN_STATUSES:
+                remaining = order.qty - order.filled
+                left = rules.split_qty(remaining, k, step)
+                order.qty = order.filled + left
+                if left == 0:
+                    order.qty = order.filled if order.filled > 0 else remaining
+                    order.status = OrderStatus.CANCELLED
+        book.splits.append((split["applied_at"], split["effective_date"], k, step))
+        book.split_results[split["id"]] = (result.qty, result.cash_in_lieu)
 
 
-def _replay(pos: dict, fills: list[_Fill], dividends: list[dict],
-            splits: list[dict] = ()) -> list[Difference]:
-    """One position's history in the order it happened: each fill through
-    ``rules.apply_fill`` (the live fill's rounding and refusals), each ex-date through
-    ``rules.dividend_amounts`` on the shares held at the start of the ex-date (fills on or
-    after it do not count, as in :func:`positions.dividends.shares_at_start_of`), each pay-date
-    moving the net amount from receivable to cash, each applied split through
-    ``rules.apply_split`` (the live split's rounding, with the step and price it used).
-    Returns what disagrees with the rows."""
-    pid = pos["id"]
-    out: list[Difference] = []
-    steps: list[tuple] = [(f.at, 0, f.id, f) for f in fills]
-    for div in dividends:
-        steps.append((div["effective_at"], 1, div["id"], div))
-        if div["status"] == DividendStatus.PAID:
-            steps.append((div["paid_at"], 2, div["id"], div))
-    steps += [(split["applied_at"], 3, split["id"], split) for split in splits]
-    steps.sort(key=lambda s: s[:3])
-    qty, cash, receivable = pos["opening_qty"], pos["opening_cash"], ZERO
-    net_of: dict[str, Decimal] = {}
-    for _at, kind, _id, item in steps:
-        if kind == 0:
-            try:
-                qty, cash = rules.apply_fill(qty=qty, cash=cash, side=item.side,
-                                             fill_qty=item.qty, price=item.price,
-                                             commission=item.commission)
-            except rules.RuleError as exc:
-                out.append(Difference(pid, f"fill {item.id}", "recorded",
-                                      f"refused ({exc.code}: {exc.message})"))
-                return out  # every later balance would only repeat this difference
-        elif kind == 1:
-            shares = _shares_before(clock.start_of_trading_day(item["ex_date"]),
-                                    pos["opening_qty"], fills, splits)
-            gross, net = rules.dividend_amounts(dps=item["dps"], shares=shares,
-                                                withholding_rate=item["withholding_rate"])
-            for name, want in (("entitlement_qty", shares), ("gross_amount", gross),
-                               ("net_amount", net)):
-                if item[name] != want:
-                    out.append(Difference(pid, f"dividend {item['id']} {name}", item[name],
-                                          want))
-            net_of[item["id"]] = net
-            receivable += net
-        elif kind == 2:
-            net = net_of[item["id"]]
-            cash += net
-            receivable -= net
-        else:
-            result = rules.apply_split(qty=qty, cash=cash, anchor=None, ratio=item["ratio"],
-                                       step=item["step"], price_before=item["price_before"])
-            for name, want in (("qty_after", result.qty), ("cash_in_lieu", result.cash_in_lieu)):
-                if item[name] != want:
-                    out.append(Difference(pid, f"split {item['id']} {name}", item[name], want))
-            qty, cash = result.qty, result.cash
-    for name, want in (("qty", qty), ("cash", cash), ("dividend_receivable", receivable)):
-        if pos[name] != want:
-            out.append(Difference(pid, name, pos[name], want))
-    return out
+def _compare(pid: str, book: _Book, stored: dict, rows: _Rows, orders: dict,
+             out: list[Difference]) -> None:
+    if not book.opened:
+        out.append(Difference(pid, "position_created event", "missing", "recorded"))
+        return
+    if not book.broken:
+        for div_id, div in book.dividends.items():
+            row = rows.dividends[div_id]
+            for name, want in (("entitlement_qty", div["shares"]), ("gross_amount", div["gross"]),
+                               ("net_amount", div["net"])):
+                if row[name] != want:
+                    out.append(Difference(pid, f"dividend {div_id} {name}", row[name], want))
+            status = DividendStatus.PAID if div["paid"] else DividendStatus.EFFECTIVE
+            if row["status"] != status:
+                out.append(Difference(pid, f"dividend {div_id} status", row["status"], status))
+        for row in rows.of_position.get(pid, ()):
+            if row["id"] in rows.dividends:
+                if row["status"] != DividendStatus.ANNOUNCED and row["id"] not in book.dividends:
+                    out.append(Difference(pid, f"dividend {row['id']} status", row["status"],
+                                          "announced (no ex_div_effective event)"))
+            elif row["status"] == SplitStatus.APPLIED and row["id"] not in book.split_results:
+                out.append(Difference(pid, f"split {row['id']} status", row["status"],
+                                      "announced (no split_applied event)"))
+        for split_id, (qty_after, lieu) in book.split_results.items():
+            row = rows.splits[split_id]
+            for name, want in (("qty_after", qty_after), ("cash_in_lieu", lieu)):
+                if row[name] != want:
+                    out.append(Difference(pid, f"split {split_id} {name}", row[name], want))
+    checks = [("opening_qty", book.opening_qty), ("opening_cash", book.opening_cash),
+              ("owner_id", book.owner_id)]
+    if not book.broken:
+        checks += [("qty", book.qty), ("cash", book.cash),
+                   ("dividend_receivable", book.receivable), ("anchor_price", book.anchor)]
+    for name, want in checks:
+        if stored[name] != want:
+            out.append(Difference(pid, name, stored[name], want))
+    if book.broken:
+        return
+    for order_id, want in book.orders.items():
+        row = orders.get(order_id)
+        if row is None:
+            continue
+        for name, value in (("qty", want.qty), ("filled_qty", want.filled),
+                            ("avg_fill_price", want.avg),
+                            ("commission_paid", want.commission), ("status", want.status)):
+            if row[name] != value:
+                out.append(Difference(pid, f"order {order_id} {name}", row[name], value))
+        if want.fills != row["fill events"]:  # a fill row without its event
+            out.append(Difference(pid, f"order {order_id} fill events", want.fills,
+                                  row["fill events"]))
 
 
 def ledger_verify() -> LedgerReport:
-    """Every position replayed (see :func:`_replay`) and compared with its stored shares, cash
-    and receivable and its dividends' amounts; each order's filled quantity and commission
-    against its fills; every order has its ``order_submitted`` event and every fill its fill
+    """Every position replayed from its events (see :func:`_step`) and compared: its shares,
+    cash, receivable, anchor, opening values and owner; its dividends' entitlements and amounts
+    and its splits' results; each order's quantity, filled quantity, average price, commission
+    and status. Every order must have its ``order_submitted`` event and every fill its fill
     event. Reads only (a few streaming queries, no per-position query)."""
-    fills_of: dict[str, list[_Fill]] = defaultdict(list)
-    order_filled: dict[str, Decimal] = defaultdict(Decimal)
-    order_commission: dict[str, Decimal] = defaultdict(Decimal)
+    rows = _Rows()
+    orders: dict[str, dict] = {}
     fills_per_order: dict[str, int] = defaultdict(int)
-    n_fills = 0
-    for fill_id, at, order_id, pos_id, side, q, price, k in Fill.objects.values_list(
-            "id", "created_at", "order_id", "order__position_id", "order__side", "qty",
-            "price", "commission").iterator(chunk_size=5000):
-        n_fills += 1
-        fills_per_order[order_id] += 1
-        order_filled[order_id] += q
-        order_commission[order_id] += k
-        fills_of[pos_id].append(_Fill(at, fill_id, side, q, price, k))
-    dividends_of: dict[str, list[dict]] = defaultdict(list)
-    n_div = 0
-    for div in Dividend.objects.exclude(status=DividendStatus.ANNOUNCED).values(
-            "id", "position_id", "status", "ex_date", "dps", "withholding_rate",
-            "entitlement_qty", "gross_amount", "net_amount", "effective_at", "paid_at"):
-        n_div += 1
-        dividends_of[div["position_id"]].append(div)
-
-    splits_of: dict[str, list[dict]] = defaultdict(list)
-    for split in Split.objects.filter(status=SplitStatus.APPLIED).values(
-            "id", "position_id", "ratio", "step", "price_before", "qty_after", "cash_in_lieu",
-            "applied_at"):
-        splits_of[split["position_id"]].append(split)
-
+    for _at, oid, *_rest in rows.fills.values():
+        fills_per_order[oid] += 1
+    for order in Order.objects.values("id", "position_id", "qty", "filled_qty",
+                                      "avg_fill_price", "commission_paid", "status"
+                                      ).iterator(chunk_size=5000):
+        order["fill events"] = fills_per_order[order["id"]]
+        orders[order["id"]] = order
+    positions = {p["id"]: p for p in Position.objects.values(
+        "id", "qty", "cash", "dividend_receivable", "anchor_price", "opening_qty",
+        "opening_cash", "owner_id").iterator(chunk_size=2000)}
     differences: list[Difference] = []
-    n_pos = 0
-    for pos in Position.objects.values("id", "qty", "cash", "dividend_receivable",
-                                       "opening_qty", "opening_cash").iterator(chunk_size=2000):
-        n_pos += 1
-        differences += _replay(pos, fills_of.pop(pos["id"], []),
-                               dividends_of.pop(pos["id"], []), splits_of.pop(pos["id"], []))
-
-    submitted = set(Event.objects.filter(type="order_submitted").values_list("order_id",
-                                                                              flat=True))
-    fill_events: dict[str, int] = defaultdict(int)
-    for order_id in Event.objects.filter(type__in=FILL_EVENTS).values_list("order_id",
-                                                                           flat=True):
-        fill_events[order_id] += 1
-    n_orders = 0
-    for order_id, pos_id, filled, commission in Order.objects.values_list(
-            "id", "position_id", "filled_qty", "commission_paid").iterator(chunk_size=5000):
-        n_orders += 1
-        checks = {
-            f"order {order_id} filled_qty": (filled, order_filled[order_id]),
-            f"order {order_id} commission_paid": (commission, order_commission[order_id]),
-            f"order {order_id} fill events": (fill_events[order_id], fills_per_order[order_id]),
-            f"order {order_id} order_submitted event": (order_id in submitted, True),
-        }
-        for name, (stored, want) in checks.items():
-            if stored != want:
-                differences.append(Difference(pos_id, name, stored, want))
-    return LedgerReport(n_pos, n_orders, n_fills, n_div, differences)
+    books: dict[str, _Book] = defaultdict(_Book)
+    for event in (Event.objects.filter(type__in=BOOK_CHANGES)
+                  .only("id", "position_id", "order_id", "type", "inputs", "outputs",
+                        "created_at", "actor_user_id")
+                  .order_by("position_id", "id").iterator(chunk_size=5000)):
+        book = books[event.position_id]
+        if not book.broken:
+            _step(book, event, rows, differences, event.position_id)
+    for pid, stored in positions.items():
+        _compare(pid, books[pid], stored, rows, orders, differences)
+    for order_id, row in orders.items():
+        if order_id not in books[row["position_id"]].orders:
+            differences.append(Difference(row["position_id"],
+                                          f"order {order_id} order_submitted event", False,
+                                          True))
+    n_div = sum(1 for d in rows.dividends.values() if d["status"] != DividendStatus.ANNOUNCED)
+    return LedgerReport(len(positions), len(orders), len(rows.fills), n_div, differences)
 
 
 def last_book_changes(position_ids) -> dict:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from decimal import Decimal, InvalidOperation
 
 from django.core.management.base import CommandError
 from tqdm import tqdm
 
 from events.actor import ActorCommand
+from positions.strategy import rules
 from positions.workflows.corporate_actions import split_announce_ticker
 from volbal.errors import DomainError
 
 
 class Command(ActorCommand):  # its events name it (events.actor)
-    help = ("Record a stock split of RATIO new shares per old share (2: 2-for-1; 0.1: 1-for-10 "
-            "reverse) effective --date for every position in TICKER, and apply it if that date "
+    help = ("Record a stock split of RATIO, new:old shares exactly (2:1 for 2-for-1, 1:3 for "
+            "1-for-3 reverse; a decimal that states it exactly, 2 or 0.5, is taken too) effective "
+            "--date for every position in TICKER, and apply it if that date "
             "has come (otherwise the trade cycle applies it on the date, before it evaluates). "
             "Each position gets it exactly once, however often or concurrently this runs; a "
             "position with another ratio on that date, a split that cannot apply, and a ticker no "
@@ -24,7 +25,7 @@ class Command(ActorCommand):  # its events name it (events.actor)
 
     def add_arguments(self, parser):
         parser.add_argument("ticker")
-        parser.add_argument("ratio")
+        parser.add_argument("ratio", help='new:old shares, e.g. "1:3", or an exact decimal.')
         parser.add_argument("--date", required=True, help="Effective date (YYYY-MM-DD).")
 
     def handle(self, *args, ticker, ratio, date, **options):
@@ -33,9 +34,9 @@ class Command(ActorCommand):  # its events name it (events.actor)
         except ValueError:
             raise CommandError(f"--date {date!r} is not an ISO date (YYYY-MM-DD)") from None
         try:
-            k = Decimal(ratio)
-        except InvalidOperation:
-            raise CommandError(f"RATIO {ratio!r} is not a number") from None
+            k = rules.split_ratio(ratio)
+        except rules.RuleError as exc:
+            raise CommandError(f"RATIO: {exc.message}") from None
         bar = None
 
         def progress(done: int, total: int) -> None:

@@ -62,3 +62,22 @@ def test_bad_splits_file_is_one_line(files, tmp_path):
     bad.write_text("date,ratio\n2024-01-05,1\n")
     with pytest.raises(CommandError, match="ratio 1 changes nothing"):
         backtest("--csv", str(prices), "--splits", str(bad))
+
+
+@pytest.mark.parametrize("flt", [(), ("--float",)])
+def test_a_one_for_three_split_is_exact_as_in_the_service(tmp_path, flt):
+    # 100 for three days, then the same company after a 1-for-3 reverse split: 300
+    prices = tmp_path / "reverse.csv"
+    prices.write_text(PRICES.replace(",50\n", ",300\n"))
+    splits = tmp_path / "one_for_three.csv"
+    splits.write_text("date,ratio\n2024-01-05,1:3\n")
+    doc = backtest("--csv", str(prices), "--splits", str(splits), "--commission-rate", "0",
+                   "--fractional", "false", "--start-weight", "0.3", *flt)
+    # opening: 30 whole shares at 100; 1:3 makes exactly 10 (rules.apply_split, as a live
+    # position: no share lost to a rounded ratio, nothing in lieu): 7000 + 10 x 300
+    assert [(o["kind"], o["qty"]) for o in doc["orders"]] == [("opening", 30)]
+    assert doc["metrics"]["final_value"] == 10000
+    bad = tmp_path / "inexact.csv"
+    bad.write_text("date,ratio\n2024-01-05,0.33333333\n")
+    with pytest.raises(CommandError, match="new:old"):
+        backtest("--csv", str(prices), "--splits", str(bad))

@@ -33,6 +33,7 @@ import mmap
 import warnings
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from functools import cached_property, lru_cache
 from pathlib import Path
 
@@ -571,20 +572,18 @@ def load_dividends(path: str | Path) -> list[Dividend]:
     return sorted(out, key=lambda d: (d.ex_date, d.pay_date))
 
 
-def load_splits(path: str | Path) -> tuple[tuple[dt.date, Decimal], ...]:
-    """A CSV with columns date and ratio (new shares per old share: 2, or 0.1 for a reverse
-    split), for a series of unadjusted prices; sorted by date."""
+def load_splits(path: str | Path) -> tuple[tuple[dt.date, Fraction], ...]:
+    """A CSV with columns date and ratio (new:old shares, exactly: 2:1, or 1:3 for a reverse
+    split; a decimal that states it exactly, 2 or 0.1, is taken too), for a series of
+    unadjusted prices; sorted by date."""
     header, rows = _csv_rows(path, ("date", "ratio"))
     idate, iratio = header.index("date"), header.index("ratio")
     out = []
     for where, row in rows:
         try:
-            ratio = Decimal(row[iratio].strip())
-        except (InvalidOperation, ValueError):
-            raise DataError(f"{where}: ratio {row[iratio]!r} is not a number") from None
-        why = rules.split_ratio_error(ratio)
-        if why:
-            raise DataError(f"{where}: {why}")
+            ratio = rules.split_ratio(row[iratio].strip())
+        except rules.RuleError as exc:
+            raise DataError(f"{where}: {exc.message}") from None
         out.append((_date(row[idate], f"{where}: date"), ratio))
     return tuple(sorted(out))
 

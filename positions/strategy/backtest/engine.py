@@ -60,6 +60,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
+from fractions import Fraction
 
 import numpy as np
 
@@ -83,7 +84,8 @@ class SetupError(ValueError):
 @dataclass(frozen=True)
 class Setup:
     """What the backtest adds to the strategy: starting cash and weight, slippage, and the
-    splits of an unadjusted series (``(date, ratio)`` pairs: on the first bar on or after the
+    splits of an unadjusted series (``(date, ratio)`` pairs, the ratio exact as
+    ``rules.split_ratio`` takes it: on the first bar on or after the
     date, before anything else, the book splits as a live position does, rules.apply_split)."""
 
     cash: Decimal = Decimal("10000")
@@ -290,11 +292,11 @@ class Actions:
         self.dps = [num(d.dps) for d in dividends]
         self.net = [num(0)] * len(dividends)
         self.ex_at, self.pay_at = schedule(days, dividends)
-        self.split_at: dict[int, Decimal] = {}
+        self.split_at: dict[int, Fraction] = {}  # k = new/old, exactly
         for day, ratio in setup.splits:  # a split before the first bar changes nothing held
             j = int(np.searchsorted(days, _day(day), "left"))
             if 0 < j < n:
-                self.split_at[j] = self.split_at.get(j, Decimal(1)) * ratio
+                self.split_at[j] = self.split_at.get(j, Fraction(1)) * rules.split_ratio(ratio)
         self.switches = switches
         self.bars = np.array(sorted(set(self.ex_at) | set(self.pay_at) | set(self.split_at)
                                     | set(switches)), dtype=np.int64)

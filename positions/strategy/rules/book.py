@@ -5,8 +5,10 @@ Decimal or float, like the rest of the rules. Pure: the standard library only.""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
+from fractions import Fraction
 
 from positions.strategy.rules.config import BUY, SELL, Config, RuleError, is_number
 from positions.strategy.rules.evaluate import params, round_qty
@@ -22,9 +24,11 @@ from positions.strategy.rules.numbers import (
     money,
 )
 
-# A split's ratio (new shares per old share): within these bounds and not 1.
+# A split's ratio k = new/old (new shares per old share): within these bounds and not 1, new
+# and old whole numbers up to SPLIT_RATE_MAX in lowest terms (docs/strategy.md#splits).
 SPLIT_RATIO_MIN = Decimal("0.0001")
 SPLIT_RATIO_MAX = Decimal(1000)
+SPLIT_RATE_MAX = 10000
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,6 +139,14 @@ def apply_fill(*, qty, cash, side: str, fill_qty, price, commission):
     return dec(new_qty).quantize(QTY_PLACES, ROUND_DOWN, context=WIDE), new_cash
 
 
+def avg_fill_price(*, avg, filled, price, qty) -> Decimal:
+    """An order's average fill price after a fill of ``qty`` at ``price``, when ``filled``
+    shares had filled at ``avg`` (None before the first): the value-weighted mean to 6 dp,
+    half-even. The fill service and the ledger replay both call this."""
+    previous_value = (avg or Decimal(0)) * filled
+    return ((previous_value + price * qty) / (filled + qty)).quantize(MONEY_PLACES)
+
+
 def dividend_amounts(*, dps, shares, withholding_rate):
     """(gross, net), each to 6 dp: gross = dps*shares, net = gross*(1 - rate), both from the
     exact product. Raises RuleError for dps <= 0, shares < 0 or a rate outside [0, 1)."""
@@ -164,46 +176,134 @@ class SplitResult:
     cash_in_lieu: Decimal  # the fraction cut off, paid at price_before / k (6 dp)
 
 
-def split_ratio_error(ratio) -> str | None:
-    """Why ``ratio`` cannot be a split's ratio, or None (the one definition of its bounds)."""
-    if not is_number(ratio) or not SPLIT_RATIO_MIN <= dec(ratio) <= SPLIT_RATIO_MAX:
-        return (f"ratio must be a number from {SPLIT_RATIO_MIN} to {SPLIT_RATIO_MAX} (new "
-                "shares per old share: 2 for 2-for-1, 0.1 for 1-for-10).")
-    if dec(ratio) == ONE:
-        return "ratio 1 changes nothing: a split has a ratio other than 1."
+def _fraction(x) -> Fraction:
+    """The exact value of a Fraction, int, Decimal or float (a float via its shortest text)."""
+    if isinstance(x, (Fraction, int)):
+        return Fraction(x)
+    return Fraction(dec(x))
+
+
+def _money_of(x: Fraction) -> Decimal:
+    """An exact value on the 6-decimal money grid, half-even (one rounding, from the exact)."""
+    return money(Decimal(round(x * 10**6)).scaleb(-6))
+
+
+def split_ratio(value) -> Fraction:
+    """A split's ratio k = new/old, exactly (docs/strategy.md#splits), from ``"new:old"``
+    (whole numbers: ``"1:3"``), a Fraction, or a number that states it exactly (2, 0.5, 1.5,
+    0.1; a float via its shortest text). new and old, in lowest terms, are whole numbers from 1
+    to :data:`SPLIT_RATE_MAX`, k is within [SPLIT_RATIO_MIN, SPLIT_RATIO_MAX] and not 1.
+    Raises RuleError ``invalid_ratio`` with a sentence saying why."""
+    example = ' (new:old shares: "2:1" for 2-for-1, "1:3" for 1-for-3)'
+    k = None
+    if isinstance(value, str) and ":" in value:
+        new, _, old = value.strip().partition(":")
+        if new.strip().isdigit() and old.strip().isdigit() and int(old) > 0:
+            k = Fraction(int(new), int(old))
+    elif isinstance(value, Fraction):
+        k = value
+    elif not isinstance(value, bool) and is_number(value):
+        k = _fraction(value)
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except ArithmeticError:
+            number = None
+        if number is not None and number.is_finite():
+            k = Fraction(number)
+    if k is None:
+        raise RuleError("invalid_ratio", f"ratio {value!r} is not a split ratio{example}.")
+    if k.numerator > SPLIT_RATE_MAX or k.denominator > SPLIT_RATE_MAX:
+        raise RuleError("invalid_ratio", f"ratio {value} is not whole new and old shares up to "
+                        f"{SPLIT_RATE_MAX}: state the split exactly as new:old{example}.")
+    if not SPLIT_RATIO_MIN <= k <= SPLIT_RATIO_MAX:
+        raise RuleError("invalid_ratio", f"ratio must be from {SPLIT_RATIO_MIN} to "
+                        f"{SPLIT_RATIO_MAX} new shares per old share{example}.")
+    if k == 1:
+        raise RuleError("invalid_ratio", "ratio 1 changes nothing: a split has a ratio other "
+                        "than 1.")
+    return k
+
+
+def split_ratio_error(value) -> str | None:
+    """Why ``value`` cannot be a split's ratio (:func:`split_ratio`), or None."""
+    try:
+        split_ratio(value)
+    except RuleError as exc:
+        return exc.message
     return None
 
 
+def split_ratio_text(k) -> str:
+    """A ratio as its exact ``"new:old"`` text: ``"1:3"``, ``"2:1"``."""
+    k = _fraction(k)
+    return f"{k.numerator}:{k.denominator}"
 
-def split_qty(qty: Decimal, ratio: Decimal, step: Decimal) -> Decimal:
-    """``qty`` × ``ratio`` rounded toward zero to a multiple of ``step`` (8 dp at most): the
-    shares a position holds, and an open order's remaining quantity, after a split."""
-    if not ratio > 0:
+
+def split_ratio_decimal(k) -> Decimal:
+    """A ratio as a decimal number (exact when it is one, else to 8 decimals, half-even): the
+    readable ``ratio`` beside the exact text."""
+    k = _fraction(k)
+    exact = Decimal(k.numerator) / Decimal(k.denominator)
+    if Fraction(exact) == k:
+        return exact.normalize() if exact == exact.to_integral() else exact
+    return Decimal(round(k * 10**8)).scaleb(-8)
+
+
+def split_qty(qty, ratio, step):
+    """``qty`` × ``ratio`` rounded toward zero to a multiple of ``step`` (8 dp at most), from
+    the exact product (``ratio`` a Fraction, or a number taken exactly): the shares a position
+    holds, and an open order's remaining quantity, after a split."""
+    k = _fraction(ratio)
+    if not k > 0:
         raise RuleError("invalid_ratio", f"The split ratio must be greater than zero, not "
                         f"{ratio}.")
-    exact, step = dec(qty) * dec(ratio), dec(step)
-    return ((exact / step).quantize(ONE, ROUND_DOWN, context=WIDE) * step).quantize(
-        QTY_PLACES, ROUND_DOWN, context=WIDE)
+    step = dec(step)
+    units = math.floor(_fraction(qty) * k / Fraction(step))
+    return (units * step).quantize(QTY_PLACES, ROUND_DOWN, context=WIDE)
 
 
-def apply_split(*, qty: Decimal, cash: Decimal, anchor: Decimal | None, ratio: Decimal,
-                step: Decimal, price_before: Decimal | None) -> SplitResult:
-    """A split of ``ratio`` new shares per old share: S ← S·k rounded down to ``step``, the
-    fraction paid in cash at ``price_before`` / k (the last price before the effective date;
-    None pays nothing, for a position with no fraction or no price), Pa ← Pa / k. The value
-    S·P + C is unchanged at the split-adjusted price apart from that rounding to cents."""
-    new_qty = split_qty(qty, ratio, step)
-    fraction = dec(qty) * dec(ratio) - new_qty
+def apply_split(*, qty, cash, anchor, ratio, step, price_before) -> SplitResult:
+    """A split of ``ratio`` (k = new/old, a Fraction or an exact number) new shares per old
+    share: S ← S·k rounded down to ``step`` only (300 at 1:3 is exactly 100), the fraction cut
+    off paid in cash at ``price_before`` / k (the last price before the effective date; None
+    pays nothing, for a position with no fraction or no price), Pa ← Pa / k. Each computed
+    exactly and rounded once. The value S·P + C is unchanged at the split-adjusted price apart
+    from that rounding to cents."""
+    k = _fraction(ratio)
+    new_qty = split_qty(qty, k, step)
+    fraction = _fraction(qty) * k - Fraction(new_qty)
     lieu = MONEY_ZERO
     if fraction > 0 and price_before is not None:
-        lieu = money(fraction * dec(price_before) / dec(ratio))
-    new_anchor = None if anchor is None else money(dec(anchor) / dec(ratio))
+        lieu = _money_of(fraction * _fraction(price_before) / k)
+    new_anchor = None if anchor is None else _money_of(_fraction(anchor) / k)
     if new_anchor is not None and not new_anchor > 0:
         new_anchor = None
     return SplitResult(new_qty, money(dec(cash) + lieu), new_anchor, lieu)
 
 
-def split_adjusted_price(price: Decimal, ratio: Decimal) -> Decimal:
-    """A price observed before splits of ``ratio`` (their product) in the shares as they are
-    after them: ``price`` / ``ratio`` on the 6-decimal price grid (docs/strategy.md#splits)."""
-    return money(dec(price) / dec(ratio))
+def split_adjusted_price(price, ratio) -> Decimal:
+    """A price observed before splits of ``ratio`` (their product, exact) in the shares as they
+    are after them: ``price`` / ``ratio`` on the 6-decimal price grid
+    (docs/strategy.md#splits)."""
+    return _money_of(_fraction(price) / _fraction(ratio))
+
+
+# --------------------------------------------------------------------------------------------
+# Dividends across splits (docs/strategy.md#dividends-across-splits)
+# --------------------------------------------------------------------------------------------
+
+
+def shares_entitled(opening_qty, moves) -> Decimal:
+    """The shares held at the start of an ex-date in the ex-date's units: ``opening_qty``
+    moved by ``moves`` in the order given, each ``("fill", side, qty)`` (a fill before the
+    ex-date began) or ``("split", ratio, step)`` (a split that counts for the ex-date, through
+    :func:`split_qty`). The caller chooses and orders the moves
+    (:func:`positions.workflows.corporate_actions.entitlement`)."""
+    shares = dec(opening_qty)
+    for kind, a, b in moves:
+        if kind == "split":
+            shares = split_qty(shares, a, b)
+        else:
+            shares = shares + b if a == BUY else shares - b
+    return shares

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import fields
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Any
 
 QTY_PLACES = Decimal("0.00000001")  # quantities: 8 dp, computed qty rounded toward zero
@@ -43,11 +44,14 @@ def fast_constructor(cls):
 
 
 def dec(x: Any) -> Decimal:
-    """Exact-enough Decimal of a Decimal, int or float (floats via their shortest repr)."""
+    """Exact-enough Decimal of a Decimal, int or float (floats via their shortest repr), or a
+    Fraction (a split's ratio: its quotient to 200 digits)."""
     if type(x) is Decimal:
         return x
     if isinstance(x, float):
         return Decimal(repr(x))
+    if isinstance(x, Fraction):
+        return WIDE.divide(Decimal(x.numerator), Decimal(x.denominator))
     return Decimal(x)
 
 

@@ -1,7 +1,9 @@
 """Property: whatever honest history the services write, ``manage.py verify_ledger`` agrees.
 
 Random sequences of fractional orders, partial fills (some refused: too large, not enough
-cash or shares, order no longer open), cancels, dividends announced and processed, with the
+cash or shares, order no longer open), cancels, dividends announced and processed, splits
+(forward, reverse 1:3, some recorded late: effective before an ex-date already processed)
+with the split and dividend runs in either order, with the
 clock moving on by hours between steps in the default trading time zone (America/New_York), so
 fills land on both sides of ex-dates' local midnights. Deterministic (``derandomize=True``).
 Runs on the suite's database (PostgreSQL in CI)."""
@@ -20,12 +22,17 @@ from django.utils import timezone
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from events.models import Event
 from orders.models import Fill
 from orders.services import order_cancel, order_fill, order_submit_for
 from positions.dividends import dividend_announce
-from positions.models import Dividend
+from positions.models import Dividend, Split
 from positions.services import position_create
-from positions.workflows.corporate_actions import dividends_process
+from positions.workflows.corporate_actions import (
+    dividends_process,
+    split_announce,
+    splits_apply_due,
+)
 from volbal import clock
 from volbal.errors import DomainError
 
@@ -51,6 +58,10 @@ rounds = st.lists(st.fixed_dictionaries({
     "dividend": dividends,
     "hours": st.integers(0, 30),  # then the clock moves on
     "process": st.booleans(),  # and the dividend run comes
+    "split": st.one_of(st.none(), st.tuples(
+        st.integers(-2, 1),  # effective this many days from today (before: recorded late)
+        st.sampled_from(["2:1", "1:3", "3:2", "1:2"]))),
+    "splits_first": st.booleans(),  # the split run before the dividend run, or after
 }), min_size=1, max_size=8)
 
 
@@ -98,9 +109,16 @@ def test_honest_histories_always_verify(user, monkeypatch, opening_qty, opening_
                 refused(dividend_announce, owner=user, position_id=pos.id, ex_date=ex,
                         pay_date=ex + dt.timedelta(days=pay_after), dps=dps,
                         withholding_rate=rate)
+            if step["split"]:
+                days, ratio = step["split"]
+                refused(split_announce, owner=user, position_id=pos.id, ratio=ratio,
+                        effective_date=clock.trading_day() + dt.timedelta(days=days))
             now[0] += dt.timedelta(hours=step["hours"])
             if step["process"]:
-                dividends_process(today=clock.trading_day())
+                runs = [lambda: splits_apply_due(today=clock.trading_day()),
+                        lambda: dividends_process(today=clock.trading_day())]
+                for run in runs if step["splits_first"] else runs[::-1]:
+                    run()
         code, out = ledger()
         assert code == 0, out
         n_fills = Fill.objects.count()
@@ -111,6 +129,10 @@ def test_honest_histories_always_verify(user, monkeypatch, opening_qty, opening_
         event(f"dividends effective or paid: {min(n_dividends, 2)}+")
         event("a dividend paid" if Dividend.objects.filter(status="paid").exists()
               else "no dividend paid")
+        event("a split applied" if Split.objects.filter(status="applied").exists()
+              else "no split applied")
+        event("an entitlement corrected" if Event.objects.filter(
+            type="dividend_entitlement_corrected").exists() else "no entitlement corrected")
         event("an entitlement moved by fills" if Dividend.objects.exclude(
             status="announced").exclude(entitlement_qty=opening_qty).exists()
               else "no entitlement moved by fills")
