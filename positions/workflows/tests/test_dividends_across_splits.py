@@ -69,7 +69,7 @@ def test_a_split_and_a_dividend_on_the_same_day_pay_the_same_in_either_order(
     # 100 shares at the start of the day, in the day's units (the split counts): 200
     assert (div.entitlement_qty, div.net_amount) == (D(200), D(200))
     assert (pos.qty, pos.dividend_receivable) == (D(200), D(200))
-    corrections = Event.objects.filter(position=pos, type="dividend_entitlement_corrected")
+    corrections = Event.objects.filter(position_id=pos.pk, type="dividend_entitlement_corrected")
     # run the other way round, the amount is corrected by an event of its own, never silently
     assert corrections.count() == (0 if split_first else 1)
     if not split_first:
@@ -107,7 +107,7 @@ def test_a_split_recorded_late_corrects_a_paid_dividend_it_counts_for(user, make
     pos.refresh_from_db()
     assert (div.entitlement_qty, div.net_amount) == (D(50), D(50))
     assert (pos.qty, pos.cash, pos.dividend_receivable) == (D(50), D(50), D(0))
-    event = Event.objects.get(position=pos, type="dividend_entitlement_corrected")
+    event = Event.objects.get(position_id=pos.pk, type="dividend_entitlement_corrected")
     assert event.outputs["to"] == "cash" and event.outputs["difference"] == D(-50)
     assert ledger()[0] == 0
 
