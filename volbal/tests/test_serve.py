@@ -65,7 +65,7 @@ def test_serve_runs_the_web_server_and_a_worker_and_stops_both(tmp_path):
         assert body["ranked"] and body["links"]["heatmap"]
         pids = dict(re.findall(r"Job worker of the (\w+) queue started \(pid (\d+)\)",
                                log_path.read_text()))
-        assert set(pids) == {"default", "research"}, log_path.read_text()
+        assert set(pids) == {"default", "research", "webhooks"}, log_path.read_text()
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal
         proc.wait(timeout=30)
