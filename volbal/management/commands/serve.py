@@ -1,11 +1,11 @@
 """``manage.py serve [ADDR:PORT]``: the local service in one command: Django's development
-server and two job workers beside it, one for the default queue (the scheduled trade cycle,
-webhooks) and one for the research jobs' queue (sweeps, walk-forwards, backtest jobs), so a long
-sweep never delays a cycle; Ctrl-C stops all three.
+server and a job worker for each queue beside it: the default queue (the scheduled trade cycle),
+the research jobs' (sweeps, walk-forwards, backtest jobs) and the webhooks' (deliveries), so
+neither a long sweep nor a slow receiver delays a cycle; Ctrl-C stops them all.
 
-Production runs them apart: gunicorn behind nginx (``deploy/run``) and as many
-``manage.py db_worker`` (default queue) and ``manage.py db_worker --queue-name research``
-processes, on as many machines, as the jobs need."""
+Production runs them apart: gunicorn behind nginx (``deploy/run``) and as many ``manage.py
+db_worker`` (default queue), ``manage.py db_worker --queue-name research`` and ``manage.py
+db_worker --queue-name webhooks`` processes, on as many machines, as the jobs need."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = ("Run the development web server and a job worker together (the local service); "
-            "Ctrl-C stops both.")
+    help = ("Run the development web server and a job worker per queue together (the local "
+            "service); Ctrl-C stops them all.")
     requires_system_checks: list = []
 
     def add_arguments(self, parser):
