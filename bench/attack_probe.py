@@ -7,7 +7,7 @@ workers, DJANGO_DEBUG=0):
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/volbal .venv/bin/python bench/attack_probe.py
 
 (a scratch database is created and dropped; nginx is installed from Debian if missing).
-``VOLBAL_ATTACK_SECONDS`` (20) sets each attack's length. The criterion of the issue: every probe
+``VOLBAL_ATTACK_SECONDS`` (20) sets each attack's length. The criterion: every probe
 through nginx within 200 ms."""
 
 from __future__ import annotations

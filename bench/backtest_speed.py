@@ -1,4 +1,4 @@
-"""How fast is ``manage.py backtest``? One run prints every figure of the issue's targets.
+"""How fast is ``manage.py backtest``? One run prints every figure of its targets.
 
     .venv/bin/pip install -r bench/requirements.txt   # pandas, backtesting (bench only)
     .venv/bin/python bench/backtest_speed.py          # 1,000,000 minute bars
@@ -13,7 +13,7 @@ CSV in a temporary directory, then times, best of --repeat runs:
   in a fresh process: its run alone and start to finish. ``--bt-bars N`` runs it on the first N
   bars only and scales its times linearly to the full series (said so in the output).
 
-Targets (the issue): the command within 2.5x the pandas read, and at least 10x faster than
+Targets: the command within 2.5x the pandas read, and at least 10x faster than
 backtesting.py.
 """
 

@@ -20,7 +20,7 @@ The processes cache their bytecode as an installed program does: if PYTHONDONTWR
 set here it is unset for them (``--no-bytecode`` keeps it), and an untimed one-cell sweep first
 writes the project's ``__pycache__`` (git-ignored).
 
-Targets (the issue): the sweep at least 10x faster than ``Backtest.optimize``, and 2 workers at
+Targets: the sweep at least 10x faster than ``Backtest.optimize``, and 2 workers at
 least 1.7x faster than one, both end to end (wall). The load average (1, 5, 15 min) is printed
 beside every figure: on a machine other work keeps busy the wall ratios understate both (two
 workers cannot have two cores); the CPU figures do not depend on the load. The last lines are

@@ -19,7 +19,7 @@ matter) and its own summary gives the duration:
    the price evaluated, insert the evaluation event.
 
 Prints positions per second for 1-3, the floor's transactions per second and the ratios
-(targets in the issue: >= 3,000/s evaluate-only, >= 1,000/s with submission, on 2 cores).
+(targets: >= 3,000/s evaluate-only, >= 1,000/s with submission, on 2 cores).
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ class EventType(models.TextChoices):
     SPLIT_APPLIED = "split_applied"
     PRICE_JUMP_UNCONFIRMED = "price_jump_unconfirmed"  # an alert: submission held back
     PRICE_CONFIRMED = "price_confirmed"
-    # Alerts (issue 15): see ALERT_TYPES below
+    # Alerts (docs/alerts.md#types): see ALERT_TYPES below
     PRICE_STALE = "price_stale"  # no price for the ticker during a session for too long
     CYCLE_MISSED = "cycle_missed"  # the trade cycle did not run on schedule
     LEDGER_DIFFERENCE = "ledger_difference"  # the nightly verify_ledger found a difference

@@ -1,4 +1,4 @@
-"""The Idempotency-Key middleware (architecture.md, "Idempotency").
+"""The Idempotency-Key middleware (docs/architecture.md#idempotency).
 
 The record is inserted first, inside the same transaction as the work, so a concurrent request
 with the same key waits on the unique index and then replays the committed record. An error

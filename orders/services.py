@@ -460,7 +460,7 @@ def idempotency_records_purge(*, now=None) -> int:
 def orders_resize_for_split(*, position_id: str, ratio,
                             step: Decimal | None) -> list[dict]:
     """A split of ``ratio`` (k = new/old, exactly) re-sizes the position's open orders
-    (docs/strategy.md, "Splits"): each one's remaining quantity × k, rounded to ``step``; an
+    (docs/strategy.md#splits): each one's remaining quantity × k, rounded to ``step``; an
     order left with nothing to trade ends (cancelled). The caller has locked the position and
     applies the split to its books (:func:`positions.books.split`) in the same transaction.
     409 ``split_out_of_range`` naming the order when its quantity could not be stored (checked

@@ -75,7 +75,7 @@ def fill(*, position: Position, side: str, qty: Decimal, price: Decimal, commiss
     return new_qty, new_cash
 
 
-# --- Dividends (docs/strategy.md, "Dividends") ------------------------------------------------
+# --- Dividends (docs/strategy.md#dividends) ---------------------------------------------------
 
 
 def _refuse_dividend(*checks: tuple) -> None:
@@ -191,7 +191,7 @@ def dividend_corrected(*, position: Position, dividend_id: str, split_id: str, e
     return gross, net
 
 
-# --- Splits (docs/strategy.md, "Splits") ------------------------------------------------------
+# --- Splits (docs/strategy.md#splits) ---------------------------------------------------------
 
 
 def split(*, position: Position, split_id: str, ratio: Fraction, effective_date: dt.date,

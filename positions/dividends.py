@@ -1,4 +1,5 @@
-"""Dividends (Flow D): announce, then process each due step exactly once."""
+"""Dividends (docs/strategy.md#dividends): announcing one. Each due step is processed exactly
+once by positions/workflows/corporate_actions.py."""
 
 from __future__ import annotations
 

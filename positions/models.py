@@ -44,7 +44,7 @@ SLIPPAGE_BPS_MAX = rules.SLIPPAGE_BPS_MAX  # slippage_bps: 0 <= x < 10000, as th
 # take beside the strategy fields.
 EXECUTION_FIELDS = ("broker", "slippage_bps", "auto_submit")
 
-# Every per-position strategy field, in the order of strategy.md.
+# Every per-position strategy field, in the order of docs/strategy.md#state-and-configuration.
 STRATEGY_FIELDS = (
     "trigger_pct",
     "rebalance_ratio",

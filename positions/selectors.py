@@ -74,7 +74,7 @@ class PriceSource:
     ALL = (REQUEST, STORED, FILL, NONE)
 
 
-# --- Prices across splits (strategy.md, "Splits") ---------------------------------------------
+# --- Prices across splits (docs/splits-and-guard.md#prices-across-a-split) --------------------
 #
 # A price observed before a split took effect is a price of the old shares. Wherever a position
 # uses a known price (evaluation by the API, the commands and the trade cycle; its value and

@@ -174,7 +174,7 @@ def position_configure(*, owner, position_id: str, changes: dict,
     return position
 
 
-# --- Evaluation (Flow B) ---------------------------------------------------------------------
+# --- Evaluation (docs/strategy.md#evaluation) -------------------------------------------------
 
 
 # --- Prices ----------------------------------------------------------------------------------

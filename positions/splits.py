@@ -1,4 +1,4 @@
-"""Stock splits, as recorded (docs/strategy.md, "Splits"), and an operator's confirmation of a
+"""Stock splits, as recorded (docs/strategy.md#splits), and an operator's confirmation of a
 price the price-jump guard holds back.
 
 A split is recorded per position (:func:`split_record`) and applied once on its effective date

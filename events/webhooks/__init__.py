@@ -1,2 +1,2 @@
-"""Signed webhooks from the event log (issue 15 item 3): endpoints, deliveries and their attempts;
-the event log is the outbox."""
+"""Signed webhooks from the event log (docs/webhooks.md): endpoints, deliveries and their
+attempts; the event log is the outbox."""

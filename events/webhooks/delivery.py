@@ -2,7 +2,7 @@
 
 **Order and the cursor.** Event ids come from a sequence, and a transaction that took a lower
 id can commit after one that took a higher id: a cursor over ids would skip the late event for
-good (patterns.md 2.2). Two things close that gap:
+good (docs/architecture.md#background-jobs). Two things close that gap:
 
 - ``events.services.event_record`` takes a per-position transaction lock (PostgreSQL's
   ``pg_advisory_xact_lock``; SQLite has one writer at a time anyway) before the row takes its

@@ -29,7 +29,6 @@ here gets a timeout and the retry settings below; the client order id makes a re
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from decimal import Decimal, InvalidOperation
 
@@ -45,6 +44,7 @@ from orders.brokers.port import (
     Report,
     Ticket,
 )
+from positions.marketdata.alpaca_http import api_error_parts
 from positions.models import Broker as BrokerName
 from positions.strategy import rules
 from volbal.renderers import decimal_text as fmt
@@ -95,17 +95,6 @@ def _client():
     return client
 
 
-def _api_error(exc) -> tuple[int | None, str, str]:
-    """(HTTP status, Alpaca's code, Alpaca's message) of an APIError; its body may not be JSON
-    (a proxy's 502 page)."""
-    status = exc.status_code
-    try:
-        body = json.loads(str(exc))
-        return status, str(body.get("code", "")), str(body.get("message", "")).strip()
-    except (ValueError, AttributeError):
-        return status, "", str(exc)[:200].strip()
-
-
 def _unavailable(exc, action: str) -> BrokerUnavailable:
     """What an error leaves unknown: retried on the next cycle."""
     # alpaca-py: a heavy optional SDK (see the client above)
@@ -113,7 +102,7 @@ def _unavailable(exc, action: str) -> BrokerUnavailable:
     from alpaca.common.exceptions import APIError
 
     if isinstance(exc, APIError):
-        status, code, message = _api_error(exc)
+        status, code, message = api_error_parts(exc)
         machine = ("alpaca_unauthorized" if status in (401,)
                    else "alpaca_rate_limited" if status == 429
                    else "alpaca_server_error" if status and status >= 500
@@ -161,7 +150,7 @@ class AlpacaBroker:
         try:
             return str(client.submit_order(request).id)
         except APIError as exc:
-            status, code, message = _api_error(exc)
+            status, code, message = api_error_parts(exc)
             if status == 422 and "client_order_id" in message and "unique" in message:
                 return self._placed_before(client, ticket)
             if status in (403, 422):

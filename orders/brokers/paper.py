@@ -3,7 +3,7 @@ was placed, by the price's market time (``ts``, docs/strategy.md#market-data), n
 it was recorded: a backfill of older prices imported after the order does not fill it. A price
 whose ``ts`` equals the order's creation is not after it (the order may have been placed at
 that very price); a ticker has one price per ``ts``, so there is no tie. The fill is worsened by
-the position's slippage, with the position's commission (strategy.md, "Live loop": exactly as
+the position's slippage, with the position's commission (docs/strategy.md#live-loop: exactly as
 the backtest's ``fill: next_bar``). What the cash (a buy)
 or the shares (a sell) no longer cover at that price is trimmed, rounded down to the position's
 step; an order nothing covers is cancelled. The simulator keeps no state of its own: its

@@ -1,6 +1,6 @@
 """The broker port: where an order goes once it is submitted, and how its fills come back.
 
-A broker adapter does three things (docs/patterns.md, 1.1): ``place`` an order, ``cancel`` it,
+A broker adapter does three things (docs/brokers.md#brokers): ``place`` an order, ``cancel`` it,
 and ``poll`` for the status and the fills of the orders it holds. It speaks in the plain data
 types below, never in models, and it is called with no database transaction open and no row
 locked (the reconciliation service in :mod:`orders.brokers.service` commits the order before

@@ -1,4 +1,4 @@
-"""Routing orders to their broker and reconciling what it reports (docs/patterns.md, 1.1-1.2).
+"""Routing orders to their broker and reconciling what it reports (docs/brokers.md#brokers).
 
 No transaction is open and no row is locked while a broker is called: the order was committed
 before (by the submission's own transaction), the call runs bare, and what it answers is
@@ -70,7 +70,7 @@ class BrokerRun:
     # (action, order id) already attempted in this run: a cycle routes its claimed batches,
     # then whatever is left, and polls both times; an order is placed, polled and its cancel
     # sent at most once per run, so an unreachable broker is one broker_error per order and
-    # cycle (README, "Alpaca").
+    # cycle (docs/brokers.md#alpaca).
     tried: set[tuple[str, str]] = field(default_factory=set)
 
     def first_try(self, action: str, order_id: str) -> bool:

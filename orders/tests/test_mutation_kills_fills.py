@@ -1,4 +1,4 @@
-"""The fill service (strategy.md, Flow C) where bench/mutation.py found changes no test
+"""The fill service (docs/strategy.md#fills) where bench/mutation.py found changes no test
 noticed: what the events of a fill and of a refusal say, the commission an order accumulates,
 and a broker's execution reported again (the same id changes nothing; other numbers under
 the same id are an anomaly, and the fill applied stands)."""

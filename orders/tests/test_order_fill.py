@@ -1,4 +1,4 @@
-"""Fills (strategy.md, Flow C), cancels and an order with its fills."""
+"""Fills (docs/strategy.md#fills), cancels and an order with its fills."""
 
 from __future__ import annotations
 

@@ -343,7 +343,7 @@ def test_list_orders_with_a_bad_query_answers_400(api, make_position, query):
     assert_error(api.get(f"{orders_url(position.id)}?{query}"), 400, "invalid_query")
 
 
-# --- orders that can never fill are refused (issue 12, item 2) -------------------------------
+# --- orders that can never fill are refused ---------------------------------------------------
 
 
 def post_price(api, price, ts="2026-01-02T15:00:00Z", ticker="ZIM"):

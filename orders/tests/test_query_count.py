@@ -1,4 +1,4 @@
-"""Queries per request on the hot path (issue: load). The SQL floor of a submission is eight
+"""Queries per request on the hot path. The SQL floor of a submission is eight
 statements inside BEGIN/COMMIT (claim the key, lock the position, count today's orders, sum what
 the open orders still commit, read the latest known price (a buy's cost), insert the order and
 its event, store the response); the API adds four reads: the caller's token and

@@ -107,7 +107,7 @@ class MarketData(Protocol):
 
 
 # --------------------------------------------------------------------------------------------
-# Errors: a machine code and a sentence, as everywhere in the service (docs/api.md#errors)
+# Errors: a machine code and a sentence, as everywhere in the service (docs/api.md#error-codes)
 # --------------------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from positions.models import Position
 from positions.research import requests, services
 from positions.research.models import JobKind, JobStatus, ResearchJob
 from positions.strategy.research import sweep as research
+from volbal.admin import ReadOnlyAdminMixin
 from volbal.errors import DomainError
 
 
@@ -27,17 +28,8 @@ class ApplyCellForm(forms.Form):
 
 
 @admin.register(ResearchJob)
-class ResearchJobAdmin(admin.ModelAdmin):
+class ResearchJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # Jobs are started through the API; their rows are the workers' to write.
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     list_display = ("id", "owner", "kind", "status", "progress", "created_at", "finished_at")
     list_filter = ("kind", "status")
     search_fields = ("id", "owner__username")

@@ -286,7 +286,8 @@ class BacktestJSONParser(BaseParser):
 
 
 class BacktestView(APIView):
-    """Backtest the strategy over a posted series or a bundled sample (strategy.md, Flow E)."""
+    """Backtest the strategy over a posted series or a bundled sample
+    (docs/backtests.md#through-the-api)."""
 
     parser_classes = [BacktestJSONParser]
     # Idempotency-Key honoured (orders.middleware): a backtest above the synchronous limit

@@ -2,8 +2,8 @@
 (``POST /v1/backtests``), run as a background job. Its table keeps its first name,
 ``positions_sweep`` (the model moved here from the positions app; no row moved).
 
-The task table of django-tasks is only the transport (patterns.md 3.1): what a user sees (status,
-progress, cancel, results, a crash) lives here."""
+The task table of django-tasks is only the transport (docs/architecture.md#background-jobs): what a
+user sees (status, progress, cancel, results, a crash) lives here."""
 
 from __future__ import annotations
 

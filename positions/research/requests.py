@@ -4,7 +4,7 @@ field's type with its serializer) and the worker (which reads the stored request
 
 Every refusal is a :class:`RequestError`: a machine code, a sentence, the offending fields and an
 HTTP status; the API answers it as it is, the worker stores it as the job's error. Numbers are
-bounded on their digits and exponent before any arithmetic (README, "Jobs"): a
+bounded on their digits and exponent before any arithmetic (docs/research.md#jobs): a
 ``1e999999`` costs nothing to refuse, and would cost minutes to count a range with or megabytes
 to write out."""
 

@@ -4,7 +4,7 @@ read, purge, read their files back, apply a sweep's cell to a position. Running 
 
 The computation is the research code the commands run (``positions.strategy.research``); the
 request is read by :mod:`positions.research.requests`, the same functions for the API and the
-worker. Quotas (README, "Jobs"): at most ``VOLBAL_RESEARCH_MAX_JOB_RUNS`` backtests in
+worker. Quotas (docs/research.md#jobs): at most ``VOLBAL_RESEARCH_MAX_JOB_RUNS`` backtests in
 one job; at most ``VOLBAL_RESEARCH_MAX_ACTIVE_JOBS`` queued or running jobs, holding at most
 ``VOLBAL_RESEARCH_MAX_QUEUED_RUNS`` runs not yet done, per user."""
 

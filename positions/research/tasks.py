@@ -1,12 +1,12 @@
 """The research jobs' task on the job queue (django-tasks, database backend), on its own queue,
 ``research`` (settings.RESEARCH_QUEUE), so that a worker can be dedicated to it and the trade
-cycle's workers never wait behind a sweep (README, "Jobs").
+cycle's workers never wait behind a sweep (docs/research.md#jobs).
 
-A task is thin: it takes an id and calls the worker code (patterns.md 3.4); the job's own row
-(:class:`~positions.research.models.ResearchJob`) carries the status users see. The services
-enqueue it inside the transaction that creates the row: the queue is this database, so both
-commit together. Workers: ``manage.py db_worker --queue-name research``; ``manage.py serve``
-starts one beside the local web server and the default queue's worker."""
+A task is thin: it takes an id and calls the worker code (docs/architecture.md#background-jobs); the
+job's own row (:class:`~positions.research.models.ResearchJob`) carries the status users see. The
+services enqueue it inside the transaction that creates the row: the queue is this database, so both
+commit together. Workers: ``manage.py db_worker --queue-name research``; ``manage.py serve`` starts
+one beside the local web server and the default queue's worker."""
 
 from __future__ import annotations
 

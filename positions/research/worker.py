@@ -2,10 +2,10 @@
 calls :func:`job_execute`): claim it, run the research code with progress and cancel checks,
 store its results or its error; and :func:`jobs_reap`, which fails the jobs of a worker that died.
 
-Status changes are compare-and-set UPDATEs (patterns.md 3.3): queued -> running is claimed by one
-worker only; a running job stops (cancelled) at its next chunk of cells once asked to; a running
-job whose worker has written no heartbeat for ``VOLBAL_SWEEP_STALE_SECONDS`` is failed by
-:func:`jobs_reap` (run on every read and by every worker before it claims), so a crashed worker
+Status changes are compare-and-set UPDATEs (docs/architecture.md#background-jobs): queued -> running
+is claimed by one worker only; a running job stops (cancelled) at its next chunk of cells once asked
+to; a running job whose worker has written no heartbeat for ``VOLBAL_SWEEP_STALE_SECONDS`` is failed
+by :func:`jobs_reap` (run on every read and by every worker before it claims), so a crashed worker
 never leaves a job RUNNING forever."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """POST /v1/positions/{id}/evaluate: the decision, its numbers, its events and its order.
 
-Every expected number is computed here by hand from the formulas of strategy.md (Flow B), not
+Every expected number is computed here by hand from the formulas of docs/strategy.md#evaluation, not
 by calling the rules module the service uses."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """GET /v1/positions/{id}/ladder: the rungs with their proposals, owner isolation, what blocks
-now. Numbers by hand from strategy.md (anchor 100, trigger 3 %: buy at 97, sell at 103)."""
+now. Numbers by hand from docs/strategy.md#ladder (anchor 100, trigger 3 %: buy at 97, sell at
+103)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Paper trading equals the backtest (issue 14, item 7): a bundled sample's daily prices are fed
-one by one into the service, the trade cycle runs after each for a paper-broker position with
-auto_submit (dividends announced ahead), and the result is compared with ``manage.py backtest
---fill next_bar`` on the same series and configuration: the same orders, fills and final
+"""Paper trading equals the backtest (docs/brokers.md#paper-trading): a bundled sample's daily
+prices are fed one by one into the service, the trade cycle runs after each for a paper-broker
+position with auto_submit (dividends announced ahead), and the result is compared with ``manage.py
+backtest --fill next_bar`` on the same series and configuration: the same orders, fills and final
 balances, order by order; verify_ledger passes.
 
 The service's clock is set to noon in New York on each bar's date (inside every session, early

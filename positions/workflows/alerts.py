@@ -1,4 +1,5 @@
-"""Alerts (issue 15): events an owner or operator must look at (``events.models.ALERT_TYPES``).
+"""Alerts (docs/alerts.md): events an owner or operator must look at
+(``events.models.ALERT_TYPES``).
 
 They are ordinary events, recorded through ``event_record`` on the position they concern, so
 the audit trail, the API (``GET /v1/alerts``, ``?alert=true`` on a position's events), the admin

@@ -1,4 +1,4 @@
-"""Corporate actions (docs/strategy.md, "Dividends" and "Splits"): each due dividend step and
+"""Corporate actions (docs/strategy.md#dividends, #splits): each due dividend step and
 each due split applied exactly once, each in its own transaction with its rows locked, through
 the books writer (:mod:`positions.books`); a split also re-sizes the position's open orders
 (:func:`orders.services.orders_resize_for_split`). The trade cycle runs both before it
@@ -30,15 +30,15 @@ from volbal.errors import DomainError
 
 
 def entitlement(*, opening_qty: Decimal, ex_date: dt.date, fills, splits) -> Decimal:
-    """THE shares entitled to the dividend of ``ex_date`` (docs/strategy.md#dividends-across-
-    splits): those held at the start of the ex-date in its units. ``fills`` are the position's
-    fills as ``(at, side, qty)``; ``splits`` its applied splits as ``(applied_at,
-    effective_date, ratio, step)``. Counted: the fills before the ex-date began, and the splits
-    effective on or before it; a split applied before the ex-date began moved the shares when it
-    was applied (between the fills), one applied later (effective on the ex-date, or recorded
-    late) counts after all of them. Splits effective after the ex-date do not count: a step
-    run late undoes them. The live ex-date step, the correction a late split makes and the
-    ledger replay all call this, with what the books held when each happened."""
+    """THE shares entitled to the dividend of ``ex_date``
+    (docs/strategy.md#dividends-across-splits): those held at the start of the ex-date in its units.
+    ``fills`` are the position's fills as ``(at, side, qty)``; ``splits`` its applied splits as
+    ``(applied_at, effective_date, ratio, step)``. Counted: the fills before the ex-date began, and
+    the splits effective on or before it; a split applied before the ex-date began moved the shares
+    when it was applied (between the fills), one applied later (effective on the ex-date, or
+    recorded late) counts after all of them. Splits effective after the ex-date do not count: a step
+    run late undoes them. The live ex-date step, the correction a late split makes and the ledger
+    replay all call this, with what the books held when each happened."""
     start = clock.start_of_trading_day(ex_date)
     moves = [(at, 0, ("fill", side, qty)) for at, side, qty in fills if at < start]
     moves += [(applied_at if applied_at < start else start, 1, ("split", ratio, step))
@@ -256,7 +256,7 @@ def _price_before(ticker: str, day: dt.date) -> Price | None:
 
 
 def _apply(split: Split, position: Position) -> None:
-    """Apply one due split to its locked position (strategy.md, "Splits"): shares × k with the
+    """Apply one due split to its locked position (docs/strategy.md#splits): shares × k with the
     fraction in cash, anchor ÷ k, open orders' remaining quantity × k; ``split_applied``. Then
     each dividend whose ex-date step already ran and that the split counts for (effective on
     or before its ex-date) is corrected (:func:`_correct_entitlements`)."""

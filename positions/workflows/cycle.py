@@ -1,4 +1,4 @@
-"""The trade cycle (strategy.md, "Live loop"; ``manage.py trade``).
+"""The trade cycle (docs/strategy.md#live-loop; ``manage.py trade``).
 
 One cycle, in this order:
 

@@ -1,4 +1,4 @@
-"""Evaluation (docs/strategy.md, "Live loop"): the rules applied to a locked position at a
+"""Evaluation (docs/strategy.md#live-loop): the rules applied to a locked position at a
 known price, the price-jump guard, the submission of the proposal and the events, for one
 position or a claimed batch of the trade cycle; and the ladder preview, which asks the same
 questions without acting."""
@@ -360,7 +360,7 @@ PRICE_MAX = Decimal(10) ** (MONEY["max_digits"] - MONEY["decimal_places"]) - Dec
 
 def position_ladder(*, owner, position_id: str | None = None,
                     position: Position | None = None) -> PositionLadder:
-    """The ladder (strategy.md, "Live loop") of the caller's position: where the next buy and
+    """The ladder (docs/strategy.md#ladder) of the caller's position: where the next buy and
     the next sell fire and what each would be. Read-only. ``blocked_by`` says whether the daily
     cap, an open order or the price-jump guard would block an order at any price now: the
     guard holds the ticker's latest stored price (the one the trade cycle evaluates at) when

@@ -1,7 +1,7 @@
-"""The attack of issue 11, as a separate process (so its threads do not share the measuring
-process's interpreter): ``SLOW`` connections trickling a request's headers one line every few
-seconds (reconnecting when the server drops them), and ``FLOODERS`` clients each looping the
-largest allowed backtest (100,000 bars) as fast as the server answers.
+"""The attack of docs/operations.md#production, as a separate process (so its threads do not share
+the measuring process's interpreter): ``SLOW`` connections trickling a request's headers one line
+every few seconds (reconnecting when the server drops them), and ``FLOODERS`` clients each looping
+the largest allowed backtest (100,000 bars) as fast as the server answers.
 
 ``python -m volbal.tests.attack HOST:PORT SECONDS TOKEN[,TOKEN...]`` prints one JSON line: the
 flooders' statuses, how many 429s carried Retry-After, and how often the slow connections were

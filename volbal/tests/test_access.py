@@ -308,7 +308,7 @@ def _create_token(env: dict) -> str:
 
 @pytest.mark.system
 def test_production_settings_on_gunicorn_refuse_anonymous_callers(tmp_path):
-    """DJANGO_DEBUG=0 as README's production section runs it: nothing anonymous gets past the
+    """DJANGO_DEBUG=0 as docs/operations.md#production runs it: nothing anonymous gets past the
     health endpoints; a token works."""
     env = {"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 30 + "-live-test-secret-key-0123456789",
            "DJANGO_SECURE_SSL_REDIRECT": "0", "DJANGO_ALLOWED_HOSTS": "127.0.0.1"}

@@ -1,4 +1,4 @@
-"""An ``Authorization`` header is never ignored (issue 11, "No silent identities"): a token is
+"""An ``Authorization`` header is never ignored (docs/auth.md#who-may-call): a token is
 accepted as ``Token <key>`` or ``Bearer <key>`` (what generated clients send); any other header
 answers 401 in every mode and changes nothing, never acting as the local user."""
 

@@ -1,5 +1,5 @@
 """The production deployment as shipped (deploy/nginx.conf + deploy/run: nginx in front of
-gunicorn with 3 workers, DJANGO_DEBUG=0), black-box on loopback (issue 11):
+gunicorn with 3 workers, DJANGO_DEBUG=0), black-box on loopback (docs/operations.md#production):
 
 - its limits are Django's (body size, the backtest's larger one);
 - framing through nginx: a chunked body is read whole, an oversized one is 413 JSON, a header
@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.system, pytest.mark.postgres]
 
 ATTACK_SECONDS = float(os.environ.get("VOLBAL_ATTACK_SECONDS", "20"))
 FLOODERS = 4
-# The issue's criterion is 200 ms for every probe through nginx; the assertion leaves room for
+# The criterion is 200 ms for every probe through nginx; the assertion leaves room for
 # a loaded CI machine, and the figures are printed (bench/attack_probe.py compares them with
 # and without nginx).
 PROBE_BOUND_MS = float(os.environ.get("VOLBAL_ATTACK_PROBE_BOUND_MS", "500"))

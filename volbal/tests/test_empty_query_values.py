@@ -1,5 +1,6 @@
-"""An empty query value is an invalid value (issue 11): ``?limit=`` or ``?since=`` answers 400
-``invalid_query`` naming the parameter, like an invalid one, instead of being ignored."""
+"""An empty query value is an invalid value (docs/api.md#conventions): ``?limit=`` or ``?since=``
+answers 400 ``invalid_query`` naming the parameter, like an invalid one, instead of being
+ignored."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Exact request framing and the limits around a request (issue 11, "Exact framing" and
-"Throttles"), in-process and against a real gunicorn (3 workers, as shipped):
+"""Exact request framing and the limits around a request (docs/api.md#limits), in-process and
+against a real gunicorn (3 workers, as shipped):
 
 - a chunked body without Content-Length answers 411 ``length_required`` and changes nothing
   (before: read as empty, a PATCH answered 200 and changed nothing);

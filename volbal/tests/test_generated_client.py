@@ -1,8 +1,8 @@
-"""A client generated from the live schema works (issue 12, item 10): openapi-python-client
-(pinned in requirements.txt) generates a package from a real server's ``/v1/schema/`` into a
-temporary directory, and that package drives the seed's smoke (create, submit, replay, mismatch,
-fill, the events paged to the end) plus evaluate, dividends, prices and backtests against the
-same server, authenticated with a DRF token.
+"""A client generated from the live schema works (docs/api.md#conventions, "Generated clients"):
+openapi-python-client (pinned in requirements.txt) generates a package from a real server's
+``/v1/schema/`` into a temporary directory, and that package drives the seed's smoke (create,
+submit, replay, mismatch, fill, the events paged to the end) plus evaluate, dividends, prices and
+backtests against the same server, authenticated with a DRF token.
 
 It fails on anything the generated code cannot parse: an undocumented status (the client is
 told to raise), a missing or mistyped field (``from_dict`` raises), an unknown enum value (the

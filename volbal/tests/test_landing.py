@@ -1,4 +1,4 @@
-"""``/`` is a landing page (issue 12, item 6): the service's name and version and links to the
+"""``/`` is a landing page: the service's name and version and links to the
 docs, schema, admin and health; the admin's "view site" points to it; a stray trailing slash
 answers a 404 naming the address without it."""
 

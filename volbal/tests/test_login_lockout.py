@@ -1,5 +1,5 @@
-"""Admin login lockout (issue 11): before, 40 wrong passwords in 9 s were followed by a
-successful login. Now, after VOLBAL_LOGIN_FAILURE_LIMIT failures for one username from one
+"""Admin login lockout (docs/auth.md#login-lockout): before, 40 wrong passwords in 9 s were followed
+by a successful login. Now, after VOLBAL_LOGIN_FAILURE_LIMIT failures for one username from one
 address, that pair is refused (429, a sentence saying why and for how long) even with the right
 password, until the cool-off passes or an operator unlocks it in the admin."""
 

@@ -1,4 +1,4 @@
-"""The README's token example works as written on a fresh database (issue 12, item 14): its
+"""The token example of docs/auth.md#who-may-call works as written on a fresh database: its
 commands, run in order (but the interactive ``createsuperuser``), print a token that the API
 accepts outside local mode."""
 

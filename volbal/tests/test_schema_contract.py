@@ -1,4 +1,4 @@
-"""The schema tells a client the truth (issue 12, items 7 and 8): one tag per resource, enums
+"""The schema tells a client the truth: one tag per resource, enums
 wherever the server has one, the Idempotent-Replayed header, bounds on price lists, no internal
 names in descriptions, and every field of every answer documented with its type (a field the
 schema lacks is dropped by a generated client's models)."""

@@ -1,4 +1,4 @@
-"""One name per concept (issue 12, item 1): the position's and the dividend's withholding rate
+"""One name per concept: the position's and the dividend's withholding rate
 are both ``withholding_tax_rate``; a fill's quantity is ``filled_qty`` in its body and in every
 answer; an unknown field answers 400 naming the field the user probably meant."""
 

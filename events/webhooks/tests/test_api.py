@@ -1,4 +1,4 @@
-"""/v1/webhooks (issue 15 item 3): register (the secret shown once), read, change, disable,
+"""/v1/webhooks (docs/webhooks.md): register (the secret shown once), read, change, disable,
 delete, deliveries; bad input refused with machine codes and nothing stored; another owner's
 endpoint is a 404; the schema documents it; the admin never shows the secret."""
 

@@ -1,8 +1,8 @@
-"""Webhook delivery against a real HTTP receiver on 127.0.0.1 (issue 15 item 3): down, then
-503, then up: every event arrives, in order per position, exactly once after de-duplication by
-its id, every signature verified by the README's own snippet. Retries on a fake clock until the
-24 h window ends (failed, disabled, a webhook_failed alert); 410; redirects; the address check
-at connect time; the task woken on commit and run by the queue's worker."""
+"""Webhook delivery against a real HTTP receiver on 127.0.0.1 (docs/webhooks.md): down, then 503,
+then up: every event arrives, in order per position, exactly once after de-duplication by its id,
+every signature verified by docs/webhooks.md's own snippet. Retries on a fake clock until the 24 h
+window ends (failed, disabled, a webhook_failed alert); 410; redirects; the address check at connect
+time; the task woken on commit and run by the queue's worker."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def readme_verify():
     text = README.read_text()
     block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "def verify(" in b)
     namespace: dict = {}
-    exec(block, namespace)  # the README's own code, run as a receiver would
+    exec(block, namespace)  # the docs' own code, run as a receiver would
     return namespace["verify"]
 
 

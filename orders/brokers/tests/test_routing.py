@@ -1,6 +1,6 @@
 """The broker port (orders/brokers/): routing, the paper broker's fills, idempotent
 reconciliation by the broker's fill id, rejections and errors as events, and no lock held while
-a broker is called. Expected numbers by hand from strategy.md."""
+a broker is called. Expected numbers by hand from docs/strategy.md#fills."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Backtests above the synchronous size limit run as jobs (issue 13 item 4): ``POST
+"""Backtests above the synchronous size limit run as jobs (docs/research.md#jobs): ``POST
 /v1/backtests`` answers 202 with a job of kind ``backtest`` on the sweeps' queue, run by a real
 worker; its result is the document the endpoint answers synchronously; cancel, owner isolation,
 idempotent replay (a body past 2.5 MB too) and the per-user throttle."""

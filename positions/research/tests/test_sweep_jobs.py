@@ -1,5 +1,5 @@
-"""Sweeps and walk-forwards as background jobs (issue 13 item 4): the API end to end with a real
-worker run (django-tasks-db's own Worker claiming the task from the database and running it),
+"""Sweeps and walk-forwards as background jobs (docs/research.md#jobs): the API end to end with a
+real worker run (django-tasks-db's own Worker claiming the task from the database and running it),
 cancel, owner isolation, idempotent replay, the heatmap, the crash reaper, the admin's apply."""
 
 from __future__ import annotations

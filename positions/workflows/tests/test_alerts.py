@@ -1,7 +1,7 @@
-"""Alerts (issue 15 item 4; positions/alerts.py): a ticker without prices during a session, a
-trade cycle that did not run, a ledger difference found by the nightly check. Each fires in a
-session and not outside one (real XNYS dates: Friday 2024-07-05, the Independence Day holiday
-the day before, the Saturday after), once per position and episode, with a sentence saying what
+"""Alerts (docs/alerts.md; positions/workflows/alerts.py): a ticker without prices during a session,
+a trade cycle that did not run, a ledger difference found by the nightly check. Each fires in a
+session and not outside one (real XNYS dates: Friday 2024-07-05, the Independence Day holiday the
+day before, the Saturday after), once per position and episode, with a sentence saying what
 happened. The clock is faked (volbal.clock.now)."""
 
 from __future__ import annotations
@@ -281,8 +281,8 @@ def test_the_nightly_ledger_check_alerts_each_different_position_once_per_differ
 
 
 def test_the_last_recorded_change_is_the_last_change_of_the_books_not_an_alert(opened, at, user):
-    # The issue: with the cash altered in the database, verify_ledger named check_alerts'
-    # price_stale as the last change, and on its next run its own ledger_difference.
+    # The bug this guards against: with the cash altered in the database, verify_ledger named
+    # check_alerts' price_stale as the last change, and on its next run its own ledger_difference.
     at(WEDNESDAY_CLOSE)
     price("ZIM", 100, WEDNESDAY_CLOSE)
     pos = opened()

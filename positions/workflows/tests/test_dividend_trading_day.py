@@ -1,6 +1,6 @@
 """Dividend entitlement in the exchange time zone (America/New_York, the default), not UTC.
 
-Strategy.md, Flow D: the entitlement is the shares held at the start of the ex-date, and "the
+docs/strategy.md#dividends: the entitlement is the shares held at the start of the ex-date, and "the
 trading day is the calendar date in one configured exchange time zone". Around an ex-date the
 local midnight (04:00 UTC in March after the DST change) and the UTC midnight disagree for four
 hours: a fill at 23:59:59 New York time on the eve of the ex-date is already on the ex-date in

@@ -1,4 +1,5 @@
-"""Dividends (Flow D): announce, ex-date, pay-date, exactly once, with hand-computed amounts."""
+"""Dividends (docs/strategy.md#dividends): announce, ex-date, pay-date, exactly once, with
+hand-computed amounts."""
 
 from __future__ import annotations
 
@@ -357,9 +358,9 @@ def test_process_dividends_refuses_a_date_after_today(make_position):
 
 @pytest.mark.django_db
 def test_a_fill_at_exactly_the_start_of_the_ex_date_is_not_entitled(user, make_position):
-    """strategy.md: fills on or after the ex-date do not count. In the default trading time
-    zone (America/New_York, EDT on 10 March 2026: the day starts at 04:00 UTC) a fill one
-    microsecond before the ex-date counts, one at its first instant does not."""
+    """docs/strategy.md#dividends: fills on or after the ex-date do not count. In the default
+    trading time zone (America/New_York, EDT on 10 March 2026: the day starts at 04:00 UTC) a fill
+    one microsecond before the ex-date counts, one at its first instant does not."""
     from orders.models import Fill
 
     start = clock.start_of_trading_day(EX)

@@ -1,4 +1,4 @@
-"""The price-jump guard measures from the position's reference (docs/strategy.md, "Price-jump
+"""The price-jump guard measures from the position's reference (docs/strategy.md#price-jump-guard
 guard"): the last price it accepted, or its anchor. A second tick at the jumped level does not
 release it, the first price of a ticker is checked, a confirmation binds the value, and one
 alert is recorded per episode whoever evaluates. Hand-computed numbers."""

@@ -1,4 +1,4 @@
-"""The dividend steps (strategy.md, Flow D) where bench/mutation.py found changes no test
+"""The dividend steps (docs/strategy.md#dividends) where bench/mutation.py found changes no test
 noticed: what the ex-date and pay-date events say, the dividend's own record of the step,
 the anchor at or below the dividend, and the shares at the start of the ex-date when shares
 were both bought and sold since."""

@@ -1,4 +1,4 @@
-"""Stock splits (strategy.md, "Splits") with hand-computed numbers, and the price-jump guard."""
+"""Stock splits (docs/strategy.md#splits) with hand-computed numbers, and the price-jump guard."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Prices across a split (strategy.md, "Splits"): a price stored before a split took effect is
-used split-adjusted (÷ k) by evaluation (API and the trade cycle's batch), value and weight,
-and the price-jump guard; a split that would drop the anchor is refused; apply_split names a
-ticker no position holds. Hand-computed numbers."""
+"""Prices across a split (docs/splits-and-guard.md#prices-across-a-split): a price stored before a
+split took effect is used split-adjusted (÷ k) by evaluation (API and the trade cycle's batch),
+value and weight, and the price-jump guard; a split that would drop the anchor is refused;
+apply_split names a ticker no position holds. Hand-computed numbers."""
 
 from __future__ import annotations
 

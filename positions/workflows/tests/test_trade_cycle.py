@@ -1,4 +1,4 @@
-"""The trade cycle (manage.py trade; strategy.md "Live loop"): dividends, then positions with a
+"""The trade cycle (manage.py trade; docs/strategy.md#live-loop): dividends, then positions with a
 newer price are polled and evaluated once, auto_submit positions submit and route, paper fills
 come back on the next price; quiet outside sessions; several cycles at once split the positions."""
 

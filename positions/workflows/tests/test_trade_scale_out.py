@@ -1,7 +1,7 @@
-"""Scale-out (issue 14, item 4): four ``manage.py trade`` processes at once, each with its own
-connection, over 20,000 positions on PostgreSQL split them: each position is evaluated exactly
-once for the new price and no order is submitted twice. The cycle evaluates a claimed batch
-with a few statements (positions.services.positions_evaluate_claimed), so the issue's full
+"""Scale-out (docs/architecture.md#background-jobs): four ``manage.py trade`` processes at once,
+each with its own connection, over 20,000 positions on PostgreSQL split them: each position is
+evaluated exactly once for the new price and no order is submitted twice. The cycle evaluates a
+claimed batch with a few statements (positions.services.positions_evaluate_claimed), so the full
 size runs in CI; VOLBAL_SCALE_POSITIONS sets another size."""
 
 from __future__ import annotations

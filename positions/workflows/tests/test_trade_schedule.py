@@ -1,5 +1,5 @@
-"""The trade cycle on the job queue (issue 14 item 3): ``manage.py trade --schedule S`` queues
-one task; a worker runs it (django-tasks-db's own Worker claiming it from the database): one
+"""The trade cycle on the job queue (docs/operations.md#commands): ``manage.py trade --schedule S``
+queues one task; a worker runs it (django-tasks-db's own Worker claiming it from the database): one
 cycle, then the next run queued S seconds after this one's start; starting again never makes a
 second schedule; a task the schedule does not name does nothing; ``--unschedule`` stops it."""
 
