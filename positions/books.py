@@ -239,6 +239,31 @@ def split(*, position: Position, split_id: str, ratio: Fraction, effective_date:
     return result
 
 
+def anchor_corrected_for_split(*, position: Position, split_id: str, dividend_ids: list[str],
+                               anchor: Decimal) -> None:
+    """The anchor after a split applied after the ex-date step of dividends it counts for, put
+    where the split would have put it had it come first: Pa / k less each dps
+    (docs/strategy.md#dividends-across-splits), not (Pa - dps) / k. Recorded as an
+    ``anchor_adjusted_for_dividend`` naming the split. 409 ``split_out_of_range`` when that
+    leaves nothing (the dividends exceed the price of the split's shares); the caller's
+    transaction then keeps nothing of the split."""
+    if not anchor > 0:
+        raise DomainError("split_out_of_range", f"After the split the anchor less the "
+                          f"dividend(s) {', '.join(dividend_ids)} of its ex-date(s) would be "
+                          f"{fmt(anchor)}, nothing left; nothing was applied.", status=409)
+    old = position.anchor_price
+    position.anchor_price = anchor
+    position.save(update_fields=["anchor_price", "updated_at"])
+    event_record(
+        position_id=position.id, type=EventType.ANCHOR_ADJUSTED_FOR_DIVIDEND,
+        message=f"Anchor {'unset' if old is None else fmt(old)} -> {fmt(anchor)}: split "
+        f"{split_id} counts for dividend(s) {', '.join(dividend_ids)}, so the anchor is the "
+        "split's anchor less their dividends, as had the split come first.",
+        inputs={"split_id": split_id, "dividend_ids": dividend_ids},
+        outputs={"old": old, "new": anchor},
+    )
+
+
 # --- The anchor an evaluation sets -------------------------------------------------------------
 
 # The columns an evaluation changes: the anchor it sets (a position with none), the marks of

@@ -71,6 +71,89 @@ def anchor_priced_since(*, position: Position, day: dt.date) -> bool:
         created_at__gte=clock.start_of_trading_day(day)).exists()
 
 
+@dataclass
+class AnchorTrail:
+    """The dividend adjustments of the anchor since it was last a market price (a fill's or an
+    evaluation's): the anchor before the first of them (``base``, in the units of now) and each
+    one's ``(ex_date, dps, dividend_id)`` in the order made. THE rule for the anchor across a
+    split applied after the ex-date step of a dividend it counts for
+    (docs/strategy.md#dividends-across-splits): the anchor becomes what the split would have
+    made had it come first, base / k less each dps. The live split (:func:`_apply`, from the
+    position's events) and the ledger replay (from its replayed books) both keep one."""
+
+    base: Decimal | None = None
+    steps: list = field(default_factory=list)
+
+    def priced(self) -> None:
+        """The anchor became a market price: nothing before it is carried across a split."""
+        self.base, self.steps = None, []
+
+    def adjusted(self, *, before: Decimal, after: Decimal | None, ex_date: dt.date,
+                 dps: Decimal, dividend_id: str) -> None:
+        """A dividend step lowered the anchor from ``before`` to ``after``."""
+        if after is None:  # the dividend left no anchor: the next evaluation sets one
+            self.priced()
+            return
+        if not self.steps:
+            self.base = before
+        self.steps.append((ex_date, dps, dividend_id))
+
+    def _uncounted(self, effective_date: dt.date) -> int:
+        """How many of the first steps a split of ``effective_date`` does not count for (ex-
+        dates before it: they came before the split in either order)."""
+        n = 0
+        while n < len(self.steps) and self.steps[n][0] < effective_date:
+            n += 1
+        return n
+
+    def before_split(self, effective_date: dt.date) -> Decimal | None:
+        """The anchor as it stood before the steps a split of ``effective_date`` counts for
+        (what it was had the split come first), or None when it counts for none."""
+        n = self._uncounted(effective_date)
+        if n == len(self.steps):
+            return None
+        return self.base - sum((dps for _ex, dps, _id in self.steps[:n]), Decimal(0))
+
+    def split(self, *, ratio, effective_date: dt.date) -> tuple[Decimal, list[str]] | None:
+        """A split applied now: the anchor the ruling gives (may be 0 or less: the caller
+        refuses) and the dividends it counts for, or None when it counts for none of the steps
+        (its own Pa / k stands). The trail moves to the split's units."""
+        n = self._uncounted(effective_date)
+        counted = self.steps[n:]
+        if not counted or any(ex < effective_date for ex, _dps, _id in counted):
+            self.priced()  # nothing to correct (or ex-dates out of order: left as applied)
+            return None
+        self.base = rules.split_adjusted_price(self.before_split(effective_date), ratio)
+        self.steps = counted
+        anchor = self.base
+        for _ex, dps, _id in counted:
+            anchor -= dps
+        return anchor, [div_id for _ex, _dps, div_id in counted]
+
+
+def anchor_trail(position: Position) -> AnchorTrail:
+    """The position's :class:`AnchorTrail` from its events since its anchor was last a market
+    price (``anchor_set``, ``anchor_updated``)."""
+    events = Event.objects.filter(position_id=position.pk)
+    last_priced = (events.filter(type__in=(EventType.ANCHOR_SET, EventType.ANCHOR_UPDATED))
+                   .order_by("-id").values_list("id", flat=True).first())
+    if last_priced is not None:
+        events = events.filter(id__gt=last_priced)
+    trail = AnchorTrail()
+    for event in events.filter(type__in=(EventType.ANCHOR_ADJUSTED_FOR_DIVIDEND,
+                                         EventType.SPLIT_APPLIED)).order_by("id"):
+        if event.type == EventType.SPLIT_APPLIED:
+            split = Split.objects.get(pk=event.inputs["split_id"])
+            trail.split(ratio=split.ratio, effective_date=split.effective_date)
+        elif "split_id" not in event.inputs:  # a split's own correction: done by its split
+            dividend = Dividend.objects.get(pk=event.inputs["dividend_id"])
+            new = event.outputs["new"]
+            trail.adjusted(before=Decimal(event.outputs["old"]),
+                           after=None if new is None else Decimal(new),
+                           ex_date=dividend.ex_date, dps=dividend.dps, dividend_id=dividend.id)
+    return trail
+
+
 def _go_effective(dividend: Dividend, position: Position) -> None:
     shares = shares_at_start_of(position=position, day=dividend.ex_date)
     # Processed late (or after a trade on the ex-date), the anchor may already be an
@@ -259,11 +342,17 @@ def _apply(split: Split, position: Position) -> None:
     """Apply one due split to its locked position (docs/strategy.md#splits): shares × k with the
     fraction in cash, anchor ÷ k, open orders' remaining quantity × k; ``split_applied``. Then
     each dividend whose ex-date step already ran and that the split counts for (effective on
-    or before its ex-date) is corrected (:func:`_correct_entitlements`)."""
+    or before its ex-date) is corrected (:func:`_correct_entitlements`), and so is the anchor
+    those steps lowered (:class:`AnchorTrail`). With no stored price before the effective
+    date, the cash in lieu is paid at the anchor as it stood before those steps."""
     k = split.ratio
     step = rules.qty_step(position.config())
     before = _price_before(position.ticker, split.effective_date)
-    p0 = before.price if before is not None else position.anchor_price
+    trail = anchor_trail(position)
+    if before is not None:
+        p0 = before.price
+    else:  # the anchor as it stood before the dividend steps the split counts for
+        p0 = trail.before_split(split.effective_date) or position.anchor_price
     orders = orders_resize_for_split(position_id=position.id, ratio=k, step=step)
     old_qty, old_anchor = position.qty, position.anchor_price
     result = books.split(position=position, split_id=split.id, ratio=k,
@@ -276,6 +365,10 @@ def _apply(split: Split, position: Position) -> None:
     split.applied_at = clock.now()
     split.save()
     _correct_entitlements(split, position)
+    corrected = trail.split(ratio=k, effective_date=split.effective_date)
+    if corrected is not None and corrected[0] != position.anchor_price:
+        books.anchor_corrected_for_split(position=position, split_id=split.id,
+                                         dividend_ids=corrected[1], anchor=corrected[0])
 
 
 def _correct_entitlements(split: Split, position: Position) -> None:

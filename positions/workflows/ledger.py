@@ -20,7 +20,7 @@ from events.models import Event
 from orders.models import OPEN_STATUSES, Fill, Order, OrderStatus
 from positions.models import Dividend, DividendStatus, Position, Split, SplitStatus
 from positions.strategy import rules
-from positions.workflows.corporate_actions import entitlement
+from positions.workflows.corporate_actions import AnchorTrail, entitlement
 from volbal import clock
 
 ZERO = Decimal(0)
@@ -33,7 +33,8 @@ FILL_EVENTS = ("order_filled", "order_partially_filled")
 ORDER_ENDS = ("order_cancelled", "order_expired")
 BOOK_CHANGES = frozenset({"position_created", "order_submitted", *FILL_EVENTS, *ORDER_ENDS,
                           "anchor_set", "ex_div_effective", "dividend_cash_received",
-                          "dividend_entitlement_corrected", "split_applied"})
+                          "dividend_entitlement_corrected", "split_applied",
+                          "anchor_adjusted_for_dividend"})
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ class _Book:
     orders: dict = field(default_factory=dict)  # order id -> _Order
     dividends: dict = field(default_factory=dict)  # id -> {"shares","gross","net","paid"}
     split_results: dict = field(default_factory=dict)  # split id -> (qty_after, cash_in_lieu)
+    trail: AnchorTrail = field(default_factory=AnchorTrail)  # the anchor across a split
+    split_anchors: dict = field(default_factory=dict)  # split id -> the anchor the ruling gives
     broken: bool = False  # a fill the rules refuse: later balances would only repeat it
 
 
@@ -145,6 +148,7 @@ def _step(book: _Book, event: Event, rows: _Rows, out: list[Difference], pid: st
             book.broken = True
             return
         book.anchor, book.anchor_priced_at = price, event.created_at
+        book.trail.priced()
         book.fills.append((at, side, q))
         order.avg = rules.avg_fill_price(avg=order.avg, filled=order.filled, price=price, qty=q)
         order.filled += q
@@ -158,6 +162,7 @@ def _step(book: _Book, event: Event, rows: _Rows, out: list[Difference], pid: st
     elif kind == "anchor_set":
         book.anchor = Decimal(outputs["new"])
         book.anchor_priced_at = event.created_at
+        book.trail.priced()
     elif kind == "ex_div_effective":
         div = rows.dividends[inputs["dividend_id"]]
         shares = entitlement(opening_qty=book.opening_qty, ex_date=div["ex_date"],
@@ -170,7 +175,16 @@ def _step(book: _Book, event: Event, rows: _Rows, out: list[Difference], pid: st
         start = clock.start_of_trading_day(div["ex_date"])
         if book.anchor is not None and not (book.anchor_priced_at is not None
                                             and book.anchor_priced_at >= start):
+            before = book.anchor
             book.anchor = book.anchor - div["dps"] if book.anchor > div["dps"] else None
+            book.trail.adjusted(before=before, after=book.anchor, ex_date=div["ex_date"],
+                                dps=div["dps"], dividend_id=div["id"])
+    elif kind == "anchor_adjusted_for_dividend":
+        # a split's correction of the anchor (the steps' own are replayed by ex_div_effective):
+        # to the anchor the replay's trail gave when it replayed that split
+        corrected = book.split_anchors.get(inputs.get("split_id"))
+        if corrected is not None:
+            book.anchor = corrected
     elif kind == "dividend_cash_received":
         div = book.dividends[inputs["dividend_id"]]
         book.cash += div["net"]
@@ -207,6 +221,9 @@ def _step(book: _Book, event: Event, rows: _Rows, out: list[Difference], pid: st
                     order.status = OrderStatus.CANCELLED
         book.splits.append((split["applied_at"], split["effective_date"], k, step))
         book.split_results[split["id"]] = (result.qty, result.cash_in_lieu)
+        corrected = book.trail.split(ratio=k, effective_date=split["effective_date"])
+        if corrected is not None:
+            book.split_anchors[split["id"]] = corrected[0]
 
 
 def _compare(pid: str, book: _Book, stored: dict, rows: _Rows, orders: dict,

@@ -55,27 +55,59 @@ def run(*args):
 
 
 @pytest.mark.parametrize("split_first", [True, False])
-def test_a_split_and_a_dividend_on_the_same_day_pay_the_same_in_either_order(
-        user, make_position, split_first):
+@pytest.mark.parametrize("ratio", ["2", "1:3"])
+def test_a_split_and_a_dividend_on_the_same_day_give_the_same_books_in_either_order(
+        user, make_position, split_first, ratio):
+    # 100 whole shares, anchor 30, dps 1, and NO stored price before the split: the cash in
+    # lieu of a fraction is paid at the anchor
     today = clock.trading_day()
-    pos = opened(make_position, qty="100", cash="0")
+    pos = opened(make_position, qty="100", cash="0", anchor_price="30", fractional=False)
     div = announce(user, pos, today, today + dt.timedelta(days=5))
-    commands = [("apply_split", "ORDA", "2", "--date", today.isoformat()),
+    commands = [("apply_split", "ORDA", ratio, "--date", today.isoformat()),
                 ("process_dividends", "--date", today.isoformat())]
     for command in commands if split_first else commands[::-1]:
         run(*command)
     div.refresh_from_db()
     pos.refresh_from_db()
-    # 100 shares at the start of the day, in the day's units (the split counts): 200
-    assert (div.entitlement_qty, div.net_amount) == (D(200), D(200))
-    assert (pos.qty, pos.dividend_receivable) == (D(200), D(200))
+    # strategy.md#dividends-across-splits: the split counts before the day's dividend step, so
+    # the books are those of the split first: shares and anchor in the day's units, the
+    # dividend on the day's shares, the anchor Pa / k less the dps, the fraction at Pa / k
+    shares, lieu, anchor = {"2": (D(200), D(0), D(15) - 1),
+                            "1:3": (D(33), D(30), D(90) - 1)}[ratio]  # 1:3: 1/3 share at 90
+    assert (div.entitlement_qty, div.net_amount) == (shares, shares)
+    assert (pos.qty, pos.cash, pos.dividend_receivable, pos.anchor_price) == (
+        shares, lieu, shares, anchor)
+    split = Split.objects.get(position=pos)
+    assert (split.price_before, split.cash_in_lieu) == (D(30), lieu)  # Pa, in either order
     corrections = Event.objects.filter(position_id=pos.pk, type="dividend_entitlement_corrected")
-    # run the other way round, the amount is corrected by an event of its own, never silently
-    assert corrections.count() == (0 if split_first else 1)
+    anchor_fixes = Event.objects.filter(position_id=pos.pk, type="anchor_adjusted_for_dividend",
+                                        inputs__has_key="split_id")
+    # run the other way round, the amount and the anchor are corrected by events of their
+    # own, never silently
+    assert corrections.count() == anchor_fixes.count() == (0 if split_first else 1)
     if not split_first:
         event = corrections.get()
-        assert event.inputs["shares_before"] == D(100) and event.inputs["shares"] == D(200)
-        assert event.outputs["difference"] == D(100)
+        assert event.inputs["shares_before"] == D(100) and event.inputs["shares"] == shares
+        assert event.outputs["difference"] == shares - 100
+        fix = anchor_fixes.get()
+        assert fix.outputs["new"] == anchor and fix.inputs["dividend_ids"] == [div.id]
+    assert ledger()[0] == 0
+
+
+def test_a_split_whose_corrected_anchor_leaves_nothing_is_refused_whole(api, user,
+                                                                       make_position):
+    # anchor 3, dividend 1 processed, then a 4:1 split of the day: 3 / 4 - 1 is below zero
+    today = clock.trading_day()
+    pos = opened(make_position, qty="100", cash="0", anchor_price="3")
+    div = announce(user, pos, today, today + dt.timedelta(days=5))
+    run("process_dividends", "--date", today.isoformat())
+    res = api.post(f"/v1/positions/{pos.id}/splits",
+                   {"ratio": "4:1", "effective_date": today.isoformat()}, format="json")
+    assert_error(res, 409, "split_out_of_range")
+    pos.refresh_from_db()
+    div.refresh_from_db()
+    assert (pos.qty, pos.anchor_price, pos.dividend_receivable) == (D(100), D(2), D(100))
+    assert div.entitlement_qty == D(100) and not Split.objects.exists()
     assert ledger()[0] == 0
 
 
@@ -238,4 +270,6 @@ def test_concurrent_split_and_dividend_runs_give_the_books_of_either_order(user,
         # the dividend of the day on the 33 shares of the day: 33, paid
         assert (pos.qty, div.entitlement_qty, div.status) == (D(33), D(33), "paid")
         assert pos.cash == D(30) + D(33) and pos.dividend_receivable == 0
+        # the anchor of either order: 30 x 3 less the dps, not (30 - 1) x 3
+        assert pos.anchor_price == D(89)
     assert ledger()[0] == 0
