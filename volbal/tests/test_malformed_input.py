@@ -200,7 +200,10 @@ def test_too_many_decimal_places_are_refused_not_rounded(api, targets, endpoint,
 def test_bodies_that_are_not_a_json_object_are_a_400(api, targets, endpoint, name):
     if endpoint == "patch" and name == "empty":
         return  # an empty PATCH changes nothing: 200
-    check_refused(api, targets, endpoint, NOT_JSON[name])
+    # a PATCH naming the books (qty) is refused as such, before its values are read
+    codes = ("malformed_json", "validation_error") + (("not_configurable",) if endpoint == "patch"
+                                                      else ())
+    check_refused(api, targets, endpoint, NOT_JSON[name], codes=codes)
 
 
 def test_a_body_over_the_size_limit_is_a_4xx(api, targets, settings):
