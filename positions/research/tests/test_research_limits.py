@@ -40,6 +40,17 @@ def sweep_text(grid: str, **more) -> str:
             f'"grid": {grid}{extra}}}')
 
 
+@pytest.mark.parametrize("grid", ['{"sizing": ["proportional", "=HYPERLINK(\\"x\\")"]}',
+                                  '{"sizing": "=1+1,proportional"}'])
+def test_a_grid_choice_is_one_of_its_values_before_it_is_queued(api, grid):
+    """A choice field's grid values are its choices, refused before the job is queued (they
+    reached the job's results.csv and .xlsx as text; a formula there is escaped too)."""
+    response, _ = post_raw(api, "/v1/sweeps", sweep_text(grid))
+    body = assert_error(response, 400, "validation_error")
+    assert body["fields"]["grid"].startswith("sizing") and "proportional" in body["fields"]["grid"]
+    assert ResearchJob.objects.count() == 0 and DBTaskResult.objects.count() == 0
+
+
 # --- numbers bounded before any arithmetic --------------------------------------------------
 
 

@@ -68,6 +68,8 @@ def parse_value(name: str, text) -> object:
     raw = text
     text = str(text).strip()
     if name == "sizing":
+        if text.lower() not in rules.SIZINGS:  # a choice, never free text (it reaches exports)
+            raise GridError(f"{name}: {str(raw)[:40]!r} is not one of {', '.join(rules.SIZINGS)}")
         return text.lower()
     if name == "fractional":
         if text.lower() not in _BOOL:

@@ -6,6 +6,7 @@ Decimal or float, like the rest of the rules. Pure: the standard library only.""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from fractions import Fraction
@@ -188,6 +189,41 @@ def _money_of(x: Fraction) -> Decimal:
     return money(Decimal(round(x * 10**6)).scaleb(-6))
 
 
+# A rate of a split's new:old text: ASCII digits, at most as many as SPLIT_RATE_MAX has and
+# leading zeros.
+_RATE_TEXT = re.compile(r"[0-9]{1,9}")
+# The most digits, and the largest power of ten either way, a number stating a ratio may have:
+# checked before it is made exact (Fraction(Decimal("1e99999999")) is a 10**99999999 integer,
+# minutes of CPU).
+_RATIO_DIGITS = 30
+_RATIO_EXPONENT = 30
+
+
+def _shown(value) -> str:
+    """A value as a refusal quotes it: cut to 40 characters."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _ratio_number(number, value, example: str) -> Fraction:
+    """The exact value of a number given as a ratio, refused (RuleError) before any arithmetic
+    when its digits or its magnitude could not be a ratio's."""
+    if isinstance(number, int):
+        if number.bit_length() > 64:
+            raise RuleError("invalid_ratio", f"ratio must be from {SPLIT_RATIO_MIN} to "
+                            f"{SPLIT_RATIO_MAX} new shares per old share{example}.")
+        return Fraction(number)
+    if not number.is_finite():
+        raise RuleError("invalid_ratio", f"ratio {_shown(value)} is not a split ratio{example}.")
+    if number and not -_RATIO_EXPONENT <= number.adjusted() <= _RATIO_EXPONENT:
+        raise RuleError("invalid_ratio", f"ratio must be from {SPLIT_RATIO_MIN} to "
+                        f"{SPLIT_RATIO_MAX} new shares per old share{example}.")
+    if len(number.as_tuple().digits) > _RATIO_DIGITS:
+        raise RuleError("invalid_ratio", f"ratio has more than {_RATIO_DIGITS} digits: state "
+                        f"the split exactly as new:old{example}.")
+    return Fraction(number)
+
+
 def split_ratio(value) -> Fraction:
     """A split's ratio k = new/old, exactly (docs/strategy.md#splits), from ``"new:old"``
     (whole numbers: ``"1:3"``), a Fraction, or a number that states it exactly (2, 0.5, 1.5,
@@ -198,23 +234,27 @@ def split_ratio(value) -> Fraction:
     k = None
     if isinstance(value, str) and ":" in value:
         new, _, old = value.strip().partition(":")
-        if new.strip().isdigit() and old.strip().isdigit() and int(old) > 0:
+        # ASCII digits, as many as a rate may have, before any int() (a 5,000-digit rate
+        # would be a ValueError, a longer one seconds of CPU)
+        if _RATE_TEXT.fullmatch(new.strip()) and _RATE_TEXT.fullmatch(old.strip()) \
+                and int(old) > 0:
             k = Fraction(int(new), int(old))
     elif isinstance(value, Fraction):
         k = value
     elif not isinstance(value, bool) and is_number(value):
-        k = _fraction(value)
+        k = _ratio_number(value if isinstance(value, int) else dec(value), value, example)
     elif isinstance(value, str):
         try:
             number = Decimal(value.strip())
         except ArithmeticError:
             number = None
         if number is not None and number.is_finite():
-            k = Fraction(number)
+            k = _ratio_number(number, value, example)
     if k is None:
-        raise RuleError("invalid_ratio", f"ratio {value!r} is not a split ratio{example}.")
+        raise RuleError("invalid_ratio", f"ratio {_shown(value)} is not a split ratio{example}.")
     if k.numerator > SPLIT_RATE_MAX or k.denominator > SPLIT_RATE_MAX:
-        raise RuleError("invalid_ratio", f"ratio {value} is not whole new and old shares up to "
+        raise RuleError("invalid_ratio", f"ratio {_shown(value)} is not whole new and old "
+                        f"shares up to "
                         f"{SPLIT_RATE_MAX}: state the split exactly as new:old{example}.")
     if not SPLIT_RATIO_MIN <= k <= SPLIT_RATIO_MAX:
         raise RuleError("invalid_ratio", f"ratio must be from {SPLIT_RATIO_MIN} to "

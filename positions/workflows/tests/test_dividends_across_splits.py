@@ -187,6 +187,21 @@ def test_a_ratio_that_is_not_exact_new_old_is_a_400_naming_it(api, make_position
     assert Split.objects.count() == 0
 
 
+@pytest.mark.parametrize("raw", ["1e99999999", "1e-99999999", '"1e99999999"',
+                                 '"1' + "0" * 5000 + ':1"', '"1:\\uff13"'])
+def test_a_ratio_no_split_could_have_is_refused_at_once(api, make_position, raw):
+    """Refused before any arithmetic: a 60-byte ratio with a huge exponent held a worker for
+    minutes (the exact value was built first), a 5,001-digit rate was a 500; a full-width
+    digit is not a digit of a ratio."""
+    pos = opened(make_position, qty="300", cash="0")
+    res = api.generic("POST", f"/v1/positions/{pos.id}/splits",
+                      '{"ratio": ' + raw + ', "effective_date": "2099-01-02"}',
+                      content_type="application/json")
+    body = assert_error(res, 400, "validation_error")
+    assert "ratio" in body["fields"] and len(res.content) < 1000
+    assert Split.objects.count() == 0
+
+
 def test_apply_split_takes_new_old_and_refuses_an_inexact_decimal(make_position):
     pos = opened(make_position, qty="300", cash="0", fractional=False)
     with pytest.raises(Exception, match="new:old"):
