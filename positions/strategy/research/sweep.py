@@ -69,7 +69,7 @@ def parse_value(name: str, text) -> object:
     text = str(text).strip()
     if name == "sizing":
         if text.lower() not in rules.SIZINGS:  # a choice, never free text (it reaches exports)
-            raise GridError(f"{name}: {str(raw)[:40]!r} is not one of {', '.join(rules.SIZINGS)}")
+            raise GridError(f"{name}: {name} must be one of: {', '.join(rules.SIZINGS)}.")
         return text.lower()
     if name == "fractional":
         if text.lower() not in _BOOL:
@@ -113,6 +113,8 @@ def parse_axis(spec: str) -> Axis:
         parts = rest.split(":")
         if len(parts) != 3:
             raise GridError(f"{spec!r}: a range is start:stop:step")
+        if name in ("sizing", "fractional"):
+            raise GridError(f"{spec!r}: only a numeric field takes a range")
         start, stop, step = (parse_value(name, p) for p in parts)
         if not all(isinstance(x, (Decimal, int)) and not isinstance(x, bool)
                    for x in (start, stop, step)):
