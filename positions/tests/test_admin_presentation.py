@@ -158,7 +158,9 @@ def test_the_anchor_is_drawn_through_splits_and_dividends(user, make_position):
     anchors = [a for _, a in position_history(position)["anchors"]]
     position.refresh_from_db()
     assert anchors[0] == 120 and anchors[-1] == position.anchor_price
-    assert D(str(anchors[-1])) == D(str(anchors[-2])) / 2  # the split's, after the dividend's
+    # the dividend's step (119), the split's (119 / 2), then the split's correction of the
+    # dividend's anchor step to 120 / 2 - 1 (a split counts before its ex-date's dividend)
+    assert [D(str(a)) for a in anchors[-3:]] == [D("119"), D("59.5"), D("59")]
     assert EventType.SPLIT_APPLIED in Event.objects.filter(position_id=position.pk).values_list(
         "type", flat=True)
 
