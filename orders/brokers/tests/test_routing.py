@@ -126,11 +126,14 @@ def test_a_typed_fill_of_an_order_a_broker_holds_is_refused(api, make_position):
                    format="json")
     body = assert_error(res, 409, "order_held_by_broker")
     assert "paper" in body["message"] and "manual" in body["message"]
+    assert body["message"].startswith(f"Order {order.id} is held by the paper broker: its fills "
+                                      "come from that broker")
+    assert body["message"].endswith("Only orders of manual positions take typed-in fills.")
     order.refresh_from_db()
     pos.refresh_from_db()
     assert (order.status, order.filled_qty, pos.qty, pos.cash) == ("submitted", 0, 0, 10000)
-    assert Event.objects.get(position_id=pos.pk, type="fill_rejected").outputs["code"] == \
-        "order_held_by_broker"
+    rejected = Event.objects.get(position_id=pos.pk, type="fill_rejected")
+    assert rejected.outputs["code"] == "order_held_by_broker" and rejected.order_id == order.id
     # its broker's own fill still goes through
     brokers.orders_route()
     price("ZIM", 100, later=1)

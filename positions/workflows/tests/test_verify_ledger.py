@@ -10,10 +10,12 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from events.services import event_record
 from orders.models import Fill, Order
 from orders.services import order_fill, order_submit_for
 from positions.dividends import dividend_announce
-from positions.models import Dividend, Position
+from positions.models import Dividend, Position, Split
+from positions.splits import split_record
 from positions.strategy import rules
 from positions.workflows.corporate_actions import dividends_process
 
@@ -241,3 +243,59 @@ def test_a_tampered_order_status_or_average_price_is_named(user, make_position):
     Order.objects.filter(pk=order.pk).update(avg_fill_price=D("100.9"),
                                              status="partially_filled")
     one_difference(pos, f"order {order.id} status", "partially_filled")
+
+
+@pytest.mark.django_db
+def test_a_position_opened_with_an_anchor_and_nothing_else_verifies(make_position):
+    """The opening anchor is the replay's too (no evaluation or fill has moved it)."""
+    make_position(qty="10", cash="5000", anchor_price="100")
+    assert verify() == (0, [])
+
+
+@pytest.mark.django_db
+def test_a_position_row_without_its_creation_event_is_named(user):
+    """A position written behind the services' back has no position_created event."""
+    pos = Position.objects.create(owner=user, ticker="ZIM", qty=D("10"), cash=D("5000"),
+                                  opening_qty=D("10"), opening_cash=D("5000"))
+    code, lines = verify()
+    assert code == 1
+    assert lines == [f"DIFFERENCE {pos.id} position_created event: stored missing, "
+                     f"expected recorded"]
+
+
+@pytest.mark.django_db
+def test_a_dividend_marked_effective_without_its_step_is_named(user, make_position):
+    pos = make_position(qty="10", cash="5000", anchor_price="100")
+    opened_on(pos, dt.date(2025, 12, 1))
+    dividend_announce(owner=user, position_id=pos.id, ex_date=dt.date(2099, 1, 5),
+                      pay_date=dt.date(2099, 1, 20), dps=D("1"))
+    div = Dividend.objects.get(position=pos)
+    Dividend.objects.filter(pk=div.pk).update(status="effective", entitlement_qty=D("10"),
+                                              gross_amount=D("10"), net_amount=D("7.5"))
+    one_difference(pos, f"dividend {div.id} status", "effective")
+
+
+@pytest.mark.django_db
+def test_a_split_marked_applied_without_its_event_is_named(user, make_position):
+    pos = make_position(qty="10", cash="5000", anchor_price="100")
+    opened_on(pos, dt.date(2025, 12, 1))
+    split = split_record(Position.objects.select_for_update().get(pk=pos.pk),
+                         rules.split_ratio("2:1"), dt.date(2099, 1, 5))
+    Split.objects.filter(pk=split.pk).update(status="applied", applied_at=split.created_at,
+                                             qty_after=D("20"), cash_in_lieu=D("0"),
+                                             step=D("0.00000001"))
+    code, lines = verify()
+    assert code == 1
+    assert f"DIFFERENCE {pos.id} split {split.id} status: stored applied, expected " in \
+        "\n".join(lines)
+
+
+@pytest.mark.django_db
+def test_a_fill_event_without_its_fill_row_is_named(make_position):
+    pos = make_position(qty="10", cash="5000", anchor_price="100")
+    event = event_record(position_id=pos.id, type="order_filled", message="a forged fill",
+                         inputs={}, outputs={"fill_id": "fil_forged"})
+    code, lines = verify()
+    assert code == 1
+    assert lines == [f"DIFFERENCE {pos.id} order None fill event {event.pk}: stored recorded, "
+                     f"expected a fill row and an order_submitted event"]
