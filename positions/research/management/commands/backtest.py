@@ -22,7 +22,9 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.management.base import BaseCommand, CommandError
 
+from positions.marketdata.port import FeedError
 from positions.strategy import rules
+from volbal import clock
 
 _PROGRESS_MIN_BARS = 100_000
 
@@ -159,9 +161,9 @@ def ticker_history(cmd, opts):
     """``(series, dividends, splits)`` of ``--ticker`` from ``--start`` to ``--end`` (default
     today), from the feed or its cache (``--refresh``: the feed), as a CSV with its
     ``--dividends`` and ``--splits`` files would give them; said on stderr."""
-    from positions.marketdata.port import FeedError
+    # a management command that keeps startup light: the feed's adapters and the backtest's
+    # data (numpy) when run
     from positions.research.history import history_inputs
-    from volbal import clock
 
     if not opts.get("start"):
         raise CommandError("--ticker needs --start (the first session, an ISO date)")

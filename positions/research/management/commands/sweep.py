@@ -117,6 +117,7 @@ class Command(BaseCommand):
 def spec_and_items(cmd, opts, spec):
     """The spec and the series: ``--ticker``'s history from the feed (its splits in the
     spec's setup, as ``backtest --splits`` has them), else :func:`load_items`."""
+    # a management command that keeps startup light: numpy when run
     from positions.strategy.research import sweep
 
     if not opts.get("ticker"):
