@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -36,7 +37,8 @@ class Command(BaseCommand):
                             help="print the replay's day and the walk-through backtest's first "
                                  "session (three before it) as shell exports, and exit")
         parser.add_argument("--exit-when-done", action="store_true",
-                            help="stop once every recorded exchange has been answered")
+                            help="stop once every recorded exchange has been answered, or at "
+                                 "the first request not as recorded (exit 1)")
 
     def handle(self, *args, port, recording, dates, exit_when_done, **options):
         when = replay.ReplayDates.at(clock.now())
@@ -69,7 +71,8 @@ class Command(BaseCommand):
 
     def serve(self, server, total: int, exit_when_done: bool) -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request: below
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it as Ctrl-C
+        if threading.current_thread() is threading.main_thread():  # (a test runs it in one)
+            signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it too
         seen = failures = 0
         done = False
         try:
@@ -88,7 +91,9 @@ class Command(BaseCommand):
                         f"{total}): {expected}\nEvery later request fails: restart the replay "
                         "(and the walk-through, on a fresh database).")
                 failures = len(server.assertions)
-                if not server.ordered_handlers and seen and not failures and not done:
+                if failures and exit_when_done:
+                    raise CommandError("a request was not as recorded")
+                if not server.ordered_handlers and seen >= total and not failures and not done:
                     done = True
                     self.stdout.write(f"All {total} recorded exchanges answered.")
                     if exit_when_done:
