@@ -23,7 +23,7 @@ from django.utils import timezone
 from orders.models import Order
 from positions.marketdata.replay import KEY_ID, SECRET
 from positions.models import Dividend, Position, Price, Split
-from volbal import clock
+from volbal import clock, market
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -173,27 +173,49 @@ def test_the_walk_through_in_a_session_prints_what_the_doc_shows(settings, monke
                                                             D("6.15"))
 
 
-def test_on_a_saturday_the_replay_dates_the_last_session_and_nothing_is_traded(
-        settings, monkeypatch, api, tmp_path):
-    shown, log, pos, day = walk(SATURDAY, settings, monkeypatch, api, tmp_path)
-    assert day == dt.date(2026, 12, 11)  # Friday
-    assert "dated 2026-12-11 (the last session: today, 2026-12-12, has none yet)" in log
+@pytest.mark.parametrize(("moment", "day"), [
+    (SATURDAY, dt.date(2026, 12, 11)),  # the last session: Friday
+    (dt.datetime(2026, 12, 7, 13, tzinfo=dt.UTC), dt.date(2026, 12, 4)),  # Monday 8:00
+], ids=["saturday", "before-the-open"])
+def test_without_a_session_today_the_replay_dates_the_last_one_and_nothing_trades(
+        moment, day, settings, monkeypatch, api, tmp_path):
+    shown, log, pos, replay_day = walk(moment, settings, monkeypatch, api, tmp_path)
+    today = moment.astimezone(clock.trading_tz()).date()
+    assert replay_day == day
+    assert f"dated {day} (the last session: today, {today}, has none yet)" in log
     assert "All 8 recorded exchanges answered." in log
-    # Friday's last trades (a minute before the close, then the close), and no evaluation.
+    # That session's last trades (a minute before its close, then the close); no evaluation.
     closes = list(Price.objects.filter(ticker="AAPL").order_by("ts")
                   .values_list("ts", flat=True))
-    friday_close = dt.datetime(2026, 12, 11, 21, tzinfo=dt.UTC)  # 16:00 in New York
-    assert closes == [friday_close - dt.timedelta(minutes=1), friday_close]
+    close = dt.datetime.combine(day, dt.time(16), clock.trading_tz())
+    assert closes == [close - dt.timedelta(minutes=1), close]
     assert sum(line.startswith("Market closed at ") and line.endswith(": nothing evaluated.")
                for line in shown) == 2
     assert not Order.objects.exists()
-    # Friday's split and dividend are before the position opened: not asked, not recorded.
+    # The split and the dividend of that session are before the position opened: not asked.
     assert shown.count("0 recorded, 0 already recorded, 0 before a position opened; 0 splits "
                        "applied, 0 dividends effective, 0 paid.") == 2
     assert not Split.objects.exists() and not Dividend.objects.exists()
     position = Position.objects.get(pk=pos)
     assert (position.qty, position.anchor_price) == (D(10), D(500))
     # The backtest by ticker runs on the last four sessions, then from the cache.
-    bars = "4 daily bars, 1 splits, 1 dividends"
-    assert f"AAPL 2026-12-08 to 2026-12-11 from alpaca: {bars}" in shown
-    assert f"AAPL 2026-12-08 to 2026-12-11 from the cache: {bars}" in shown
+    span, bars = f"{market.session_offset(day, -3)} to {day}", "4 daily bars, 1 splits, 1 dividends"
+    assert f"AAPL {span} from alpaca: {bars}" in shown
+    assert f"AAPL {span} from the cache: {bars}" in shown
+
+
+def test_after_the_close_the_actions_apply_and_nothing_trades(settings, monkeypatch, api,
+                                                              tmp_path):
+    evening = dt.datetime(2026, 12, 7, 22, tzinfo=dt.UTC)  # 17:00 in New York
+    shown, log, pos, day = walk(evening, settings, monkeypatch, api, tmp_path)
+    assert day == dt.date(2026, 12, 7) and "dated 2026-12-07 (today, 2026-12-07)" in log
+    close = dt.datetime(2026, 12, 7, 21, tzinfo=dt.UTC)  # 16:00 in New York
+    assert list(Price.objects.order_by("ts").values_list("ts", flat=True)) == [
+        close - dt.timedelta(minutes=1), close]
+    assert not Order.objects.exists()
+    assert Split.objects.get(position_id=pos).status == "applied"
+    assert Dividend.objects.get(position_id=pos).net_amount == D("6.15")
+    position = Position.objects.get(pk=pos)
+    assert (position.qty, position.anchor_price) == (D(40), D("124.795"))
+    assert shown.count("0 recorded, 2 already recorded, 0 before a position opened; 0 splits "
+                       "applied, 0 dividends effective, 0 paid.") == 2
