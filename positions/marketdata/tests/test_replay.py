@@ -90,3 +90,11 @@ def test_dates_prints_the_exports(monkeypatch):
     out = io.StringIO()
     call_command("alpaca_data_replay", "--dates", stdout=out)
     assert out.getvalue() == "export REPLAY_DAY=2026-12-11 REPLAY_START=2026-12-08\n"
+
+
+def test_without_a_calendar_every_day_is_a_session(settings):
+    settings.VOLBAL_CALENDAR = ""
+    saturday = dt.datetime(2026, 12, 12, 12, tzinfo=UTC)
+    dates = ReplayDates.at(saturday)
+    assert render(["{day}", "{day-3 sessions}", "{now}"], dates, saturday) == [
+        "2026-12-12", "2026-12-09", "2026-12-12T12:00:00"]
