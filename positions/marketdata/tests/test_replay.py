@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import socket
-import threading
 import urllib.request
 
 import pytest
 from django.core.management import call_command
-from django.core.management.base import CommandError
 
 from positions.marketdata.replay import KEY_ID, SECRET, ReplayDates, render
+from positions.marketdata.tests.recorded import replay_command
 
 UTC = dt.UTC
 
@@ -50,25 +48,8 @@ def test_placeholders():
 def test_the_command_stops_at_a_request_not_as_recorded(monkeypatch):
     monkeypatch.setenv("ALPACA_API_KEY_ID", KEY_ID)
     monkeypatch.setenv("ALPACA_API_SECRET_KEY", SECRET)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     log, raised = io.StringIO(), []
-
-    def serve():
-        try:
-            call_command("alpaca_data_replay", "--port", str(port), "--exit-when-done",
-                         stdout=log, stderr=log)
-        except CommandError as exc:
-            raised.append(exc)
-
-    replay = threading.Thread(target=serve, daemon=True)
-    replay.start()
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        threading.Event().wait(0.05)
+    replay, port = replay_command(log, raised)
     request = urllib.request.Request(  # the right path and keys, another symbol
         f"http://127.0.0.1:{port}/v2/stocks/trades/latest?symbols=MSFT&feed=iex",
         headers={"APCA-API-KEY-ID": KEY_ID, "APCA-API-SECRET-KEY": SECRET})

@@ -11,8 +11,6 @@ import datetime as dt
 import io
 import json
 import re
-import socket
-import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from django.utils import timezone
 
 from orders.models import Order
 from positions.marketdata.replay import KEY_ID, SECRET
+from positions.marketdata.tests.recorded import replay_command
 from positions.models import Dividend, Position, Price, Split
 from volbal import clock, market
 
@@ -66,12 +65,6 @@ def command(*args) -> list[str]:
     return (err.getvalue() + out.getvalue()).splitlines()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def walk(moment, settings, monkeypatch, api, tmp_path):
     """Run the section's block at ``moment`` (a minute later from the second cycle on):
     returns (the lines it shows, the replay's log, the position's id, REPLAY_DAY)."""
@@ -85,16 +78,8 @@ def walk(moment, settings, monkeypatch, api, tmp_path):
     monkeypatch.setenv("ALPACA_API_KEY_ID", KEY_ID)
     monkeypatch.setenv("ALPACA_API_SECRET_KEY", SECRET)
     assert "manage.py alpaca_data_replay --port 8765 > replay.log 2>&1 &" in shell
-    port, log = free_port(), io.StringIO()
-    replay = threading.Thread(target=call_command, args=(
-        "alpaca_data_replay", "--port", str(port), "--exit-when-done"),
-        kwargs={"stdout": log, "stderr": log}, daemon=True)
-    replay.start()
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        threading.Event().wait(0.05)
+    log = io.StringIO()
+    replay, port = replay_command(log)
     # export VOLBAL_PRICE_FEED=alpaca ALPACA_DATA_URL=http://127.0.0.1:8765
     assert "export VOLBAL_PRICE_FEED=alpaca ALPACA_DATA_URL=http://127.0.0.1:8765" in shell
     settings.VOLBAL_PRICE_FEED = "alpaca"
