@@ -111,3 +111,31 @@ def open_of(moment: dt.datetime) -> dt.datetime | None:
         return None
     is_session, open_, close, _ = _day(settings.VOLBAL_CALENDAR, _local_date(moment, cal))
     return open_ if is_session and open_ <= moment < close else None
+
+
+def latest_session(moment: dt.datetime) -> tuple[dt.date, dt.datetime]:
+    """The last session whose open is at or before ``moment`` (the one in progress, or the last
+    one closed), and its close; without a calendar, the calendar date of ``moment`` in the
+    trading time zone and its end."""
+    cal = calendar()
+    if cal is None:
+        tz = ZoneInfo(settings.VOLBAL_TRADING_TZ)
+        day = moment.astimezone(tz).date()
+        return day, dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tz)
+    day = _local_date(moment, cal)
+    while True:
+        is_session, open_, close, _ = _day(settings.VOLBAL_CALENDAR, day)
+        if is_session and open_ <= moment:
+            return day, close
+        day -= dt.timedelta(days=1)
+
+
+def session_offset(day: dt.date, count: int) -> dt.date:
+    """The session ``count`` sessions after the session ``day`` (before it when negative);
+    without a calendar, ``count`` calendar days."""
+    step = dt.timedelta(days=1 if count > 0 else -1)
+    while count:
+        day += step
+        if calendar() is None or _day(settings.VOLBAL_CALENDAR, day)[0]:
+            count -= 1 if count > 0 else -1
+    return day

@@ -55,7 +55,9 @@ NO_TRADE = "feed_no_trade"  # the feed answered, without a trade of the ticker
 
 
 def held_tickers(*, cycle_only: bool = False) -> list[str]:
-    """The tickers of active positions (only those relying on the cycle with ``cycle_only``)."""
+    """The tickers of active positions (holding shares or cash), sorted: what ``fetch_prices``,
+    ``fetch_corporate_actions`` and the cycle's corporate actions ask by default; with
+    ``cycle_only``, only those of the positions relying on the cycle (the cycle's prices)."""
     qs = cycle_dependent_positions() if cycle_only else active_positions()
     return sorted(set(qs.values_list("ticker", flat=True)))
 
@@ -209,14 +211,14 @@ class ActionsReport:
 def corporate_actions_fetch(*, feed: MarketData, tickers: Iterable[str] | None = None,
                             start: dt.date | None = None, end: dt.date | None = None,
                             now: dt.datetime | None = None) -> ActionsReport:
-    """Record the splits and cash dividends of ``tickers`` (default: every ticker a position
-    holds) from ``start`` (default: the earliest day a position in them was opened, or a week
-    before the day the last fetch reached) to ``end`` (default: today), for every position in
-    the ticker opened on or before the action's date, each once (see the module's docs)."""
+    """Record the splits and cash dividends of ``tickers`` (default: the tickers of the active
+    positions, :func:`held_tickers`, as the cycle asks) from ``start`` (default: the earliest
+    day a position in them was opened, or a week before the day the last fetch reached) to
+    ``end`` (default: today), for every position in the ticker opened on or before the
+    action's date, each once (see the module's docs)."""
     now = now or clock.now()
     end = end or clock.trading_day(now)
-    wanted = _tickers(tickers if tickers is not None
-                      else sorted(set(Position.objects.values_list("ticker", flat=True))))
+    wanted = _tickers(tickers if tickers is not None else held_tickers())
     report = ActionsReport(tickers=wanted)
     if not wanted:
         return report

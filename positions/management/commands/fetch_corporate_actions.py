@@ -15,7 +15,8 @@ from volbal import clock
 
 
 class Command(ActorCommand):  # its events name it (events.actor)
-    help = ("Record the splits and cash dividends of the held tickers (--tickers to choose) "
+    help = ("Record the splits and cash dividends of the tickers (--tickers; default the "
+            "tickers of the active positions, those holding shares or cash) "
             "from the feed VOLBAL_PRICE_FEED names, for every position holding the ticker "
             "that was opened on or before the action's date, each once however often this "
             "runs (keyed by the feed's action), then apply the due splits and dividend steps "
@@ -23,7 +24,8 @@ class Command(ActorCommand):  # its events name it (events.actor)
             "day a position in the tickers opened, --end to today.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--tickers", help="comma-separated tickers (default: those held)")
+        parser.add_argument("--tickers", help="comma-separated tickers (default: those of "
+                                                "the active positions)")
         parser.add_argument("--start", help="first ex-date (ISO date)")
         parser.add_argument("--end", help="last ex-date (ISO date, default today)")
 

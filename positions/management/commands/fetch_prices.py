@@ -40,14 +40,17 @@ def tickers_option(raw: str | None) -> list[str]:
 
 
 class Command(ActorCommand):  # its events and prices name it (events.actor)
-    help = ("Record the latest trade of each ticker (--tickers, default every ticker a position "
-            "holds) from the feed VOLBAL_PRICE_FEED names, with the trade's own time and the "
-            "feed as source, as the trade cycle does; with --history, record the raw daily "
-            "closes from --start to --end (default today) at each session's close instead. "
-            "Exits 1 when a ticker could not be priced.")
+    help = ("Record the latest trade of each ticker (--tickers; default the tickers of the "
+            "active positions, those holding shares or cash, whether or not they rely on the "
+            "trade cycle, which itself prices only those that do) from the feed "
+            "VOLBAL_PRICE_FEED names, with the trade's own time and the feed as source, as the "
+            "trade cycle does; with --history, record the raw daily closes from --start to "
+            "--end (default today) at each session's close instead. Exits 1 when a ticker "
+            "could not be priced.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--tickers", help="comma-separated tickers (default: those held)")
+        parser.add_argument("--tickers", help="comma-separated tickers (default: those of "
+                                                "the active positions)")
         parser.add_argument("--history", action="store_true",
                             help="backfill daily closes from --start to --end")
         parser.add_argument("--start", help="first session of --history (ISO date)")
@@ -62,7 +65,8 @@ class Command(ActorCommand):  # its events and prices name it (events.actor)
         feed = feed_or_fail()
         wanted = tickers_option(tickers) or held_tickers()
         if not wanted:
-            self.stdout.write("No tickers: no position holds any, and --tickers gives none.")
+            self.stdout.write("No tickers: no active position holds any, and --tickers gives "
+                              "none.")
             return
         if history:
             report = closes_backfill(feed=feed, tickers=wanted, start=first,

@@ -1,42 +1,54 @@
 """Recorded exchanges with Alpaca's market-data API (``exchanges/*.json``) served by a real
 HTTP server on 127.0.0.1 (pytest-httpserver's ``httpserver``), which checks every request the
 SDK sends: method, path, the whole query, and the two auth headers. Nothing reaches Alpaca.
-
-A recording is ``{"description", "source", "exchanges": [{"request", "response"}]}``, in the
-order the requests must come: a request is ``{"method", "path", "query"}`` (every parameter,
-nothing more); a response ``{"status", "headers"?, "body"}`` (JSON, written as recorded: Python
-prints a JSON number read from the file with the same digits) or ``{"status", "text"}`` (a raw
-body, e.g. a proxy's page).
-"""
+The recordings' format and the checks are positions/marketdata/replay.py's, which
+``manage.py alpaca_data_replay`` serves too."""
 
 from __future__ import annotations
 
-import json
+import socket
+import threading
+import time
 from pathlib import Path
 
+from positions.marketdata import replay
+from positions.marketdata.replay import KEY_ID, SECRET, check
+
 EXCHANGES = Path(__file__).parent / "exchanges"
-KEY_ID, SECRET = "PKTEST0000MARKETDATA", "replay-secret-never-shown"
+__all__ = ["EXCHANGES", "KEY_ID", "SECRET", "check", "expect", "replay_command"]
 
 
-def expect(httpserver, name: str, directory: Path = EXCHANGES) -> None:
+def expect(httpserver, name: str, directory: Path = EXCHANGES, **kw) -> replay.ReplayDates:
     """Make ``httpserver`` answer the recording ``name`` (in ``directory``), request by
-    request, in order."""
-    recording = json.loads((Path(directory) / f"{name}.json").read_text())
-    for exchange in recording["exchanges"]:
-        want, answer = exchange["request"], exchange["response"]
-        handler = httpserver.expect_ordered_request(
-            want["path"], method=want["method"], query_string=want.get("query", {}),
-            headers={"APCA-API-KEY-ID": KEY_ID, "APCA-API-SECRET-KEY": SECRET})
-        if "body" in answer:
-            handler.respond_with_data(json.dumps(answer["body"]), answer["status"],
-                                      answer.get("headers"), content_type="application/json")
-        else:
-            handler.respond_with_data(answer.get("text", ""), answer["status"],
-                                      answer.get("headers"), content_type="text/html")
+    request, in order (``kw``: :func:`positions.marketdata.replay.expect`'s)."""
+    return replay.expect(httpserver, Path(directory) / f"{name}.json", **kw)
 
 
-def check(httpserver) -> None:
-    """Every request came as recorded, and every recorded exchange was asked for."""
-    httpserver.check_assertions()
-    assert not httpserver.ordered_handlers, (
-        f"{len(httpserver.ordered_handlers)} recorded exchanges never asked for")
+def replay_command(log, raised: list | None = None) -> tuple[threading.Thread, int]:
+    """``manage.py alpaca_data_replay --exit-when-done`` on a free port of 127.0.0.1 in a thread
+    (its output in ``log``, a CommandError it raises appended to ``raised``), once it listens:
+    the thread and the port."""
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def serve():
+        try:
+            call_command("alpaca_data_replay", "--port", str(port), "--exit-when-done",
+                         stdout=log, stderr=log)
+        except CommandError as exc:
+            if raised is None:
+                raise
+            raised.append(exc)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    for _ in range(200):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    return thread, port

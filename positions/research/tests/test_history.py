@@ -136,3 +136,24 @@ def test_a_feed_that_fails_is_a_machine_code_not_a_500(alpaca, api):
     r = api.post("/v1/backtests", {"ticker": "AAPL", "start": "2020-08-27"}, format="json")
     assert r.status_code == 502 and r.json()["detail"] == "feed_auth_refused"
     assert "could not be fetched" in r.json()["message"]
+
+
+def test_a_walkforward_by_ticker_fetches_then_reads_the_cache(alpaca):
+    expect(alpaca, "history_aapl", HERE)
+    args = ("walkforward", "--ticker", "AAPL", *RANGE, "--train", "2", "--test", "1",
+            "--grid", "trigger_pct=0.02,0.04", "--jobs", "1", "--no-progress", "--json")
+    fetched, said = run(*args)
+    check(alpaca)  # the two pages of bars and the actions, each as recorded
+    assert "AAPL 2020-08-27 to 2020-09-01 from alpaca: 4 daily bars, 1 splits" in said
+    report = json.loads(fetched)
+    assert report["series"] == "AAPL"
+    assert [(w["test_start"], w["test_end"]) for w in report["windows"]] == [
+        ("2020-08-31", "2020-08-31"), ("2020-09-01", "2020-09-01")]
+    # The 4-for-1 split of 2020-08-31 applied (the raw close falls from 499.23 to 129.04):
+    # the window testing that day barely moves, where unadjusted it would lose three quarters.
+    assert abs(report["windows"][0]["out_of_sample_total_return"]) < 0.01
+
+    cached, said = run(*args)
+    assert "from the cache" in said and len(alpaca.log) == 3  # no request
+    report.pop("seconds", None)
+    assert {k: v for k, v in json.loads(cached).items() if k != "seconds"} == report

@@ -224,6 +224,22 @@ def test_fetch_prices_by_hand_and_history(make_position, monkeypatch, alpaca):
     assert closes[-1] == (dt.datetime(2020, 9, 1, 20, tzinfo=dt.UTC), D("134.18"))
 
 
+def test_fetch_prices_asks_the_tickers_of_the_active_positions_by_default(make_position,
+                                                                          monkeypatch, alpaca):
+    monkeypatch.setattr(clock, "now", lambda: dt.datetime(2024, 1, 4, 15, tzinfo=dt.UTC))
+    monkeypatch.setattr(timezone, "now", clock.now)  # rows' creation times too
+    make_position(ticker="AAPL", qty="10", cash="0")  # manual, no auto_submit: not the cycle's
+    make_position(ticker="MSFT", qty="0", cash="1000", broker="paper", auto_submit=True)
+    make_position(ticker="ZIM", qty="0", cash="0")  # holds nothing: not active
+    expect(alpaca, "fetch_prices_held", HERE)  # one request: AAPL,MSFT
+    out = io.StringIO()
+    call_command("fetch_prices", stdout=out)
+    check(alpaca)
+    assert "2 prices recorded." in out.getvalue()
+    assert set(Price.objects.values_list("ticker", "source")) == {("AAPL", "alpaca"),
+                                                                  ("MSFT", "alpaca")}
+
+
 def test_without_a_feed_the_cycle_fetches_nothing(make_position, at, httpserver):
     make_position(ticker="ZIM", qty="50", cash="5000", broker="paper", auto_submit=True)
     row = trade_cycle().row

@@ -1,0 +1,133 @@
+"""A replay of Alpaca's market-data API: recorded exchanges served by a real HTTP server on
+127.0.0.1 (pytest-httpserver's) that checks every request the SDK sends (method, path, the whole
+query, the two auth headers) and answers as recorded. The tests serve their recordings with it,
+and ``manage.py alpaca_data_replay`` serves the walk-through's for a user
+(docs/marketdata.md#prices-and-corporate-actions-from-alpaca): one implementation of the checks.
+
+A recording is ``{"description", "source", "exchanges": [{"request", "response"}]}``, in the
+order the requests must come: a request is ``{"method", "path", "query"}`` (every parameter,
+nothing more); a response ``{"status", "headers"?, "body"}`` (JSON, written as recorded: Python
+prints a JSON number read from the file with the same digits) or ``{"status", "text"}`` (a raw
+body, e.g. a proxy's page).
+
+**Dates relative to the replay's day.** A string of a recording may hold placeholders, so that
+a walk-through run today sees today's trades and actions (:func:`render`):
+
+- ``{day}``: the *replay's day*, the last session whose open is at or before the moment the
+  replay starts (today from the session's open; before it, on a weekend or a holiday, the last
+  session); ``{today}``: the calendar date of that moment in the trading time zone (the day a
+  position opened then counts as opened);
+- ``{day-3 sessions}``, ``{day+90 days}``, ``{today+90 days}``: sessions or calendar days away;
+- ``{day at 10:59}``, ``{day-3 sessions at 00:00:00}``: that wall-clock time in the trading time
+  zone, written in UTC as ``YYYY-MM-DDTHH:MM:SS`` (the recording adds ``Z`` or ``+00:00``);
+- ``{now}``, ``{now-60 seconds}``: the moment the request is answered, never after the replay's
+  day's close (after it, the close), in UTC as above.
+
+Requests' placeholders are rendered when the replay starts, responses' when each is answered.
+A recording without placeholders is served as written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from volbal import clock, market
+
+KEY_ID, SECRET = "PKTEST0000MARKETDATA", "replay-secret-never-shown"
+# The walk-through's recording (docs/marketdata.md, served by manage.py alpaca_data_replay).
+WALKTHROUGH = Path(__file__).parent / "recordings" / "walkthrough_aapl.json"
+
+PLACEHOLDER = re.compile(
+    r"\{(?P<base>today|day|now)(?:(?P<sign>[+-])(?P<n>\d+) (?P<unit>days|sessions|seconds))?"
+    r"(?: at (?P<time>\d\d:\d\d(?::\d\d)?))?\}")
+
+
+@dataclass(frozen=True)
+class ReplayDates:
+    """What a recording's placeholders stand for: the replay's day and its close, today."""
+
+    day: dt.date
+    close: dt.datetime
+    today: dt.date
+
+    @classmethod
+    def at(cls, moment: dt.datetime) -> ReplayDates:
+        day, close = market.latest_session(moment)
+        return cls(day=day, close=close, today=clock.trading_day(moment))
+
+
+def _utc(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat()
+
+
+def _one(match: re.Match, dates: ReplayDates, now: dt.datetime | None) -> str:
+    base, unit, time = match["base"], match["unit"], match["time"]
+    n = int(match["n"] or 0) * (-1 if match["sign"] == "-" else 1)
+    if base == "now":
+        if now is None or unit not in (None, "seconds") or time:
+            raise ValueError(f"{match[0]}: a request cannot say {{now}}; a response says "
+                             "{now} or {now±N seconds}")
+        return _utc(min(now, dates.close) + dt.timedelta(seconds=n))
+    day = dates.day if base == "day" else dates.today
+    if unit == "sessions":
+        day = market.session_offset(day, n)
+    elif unit == "days":
+        day += dt.timedelta(days=n)
+    elif unit is not None:
+        raise ValueError(f"{match[0]}: a day moves by days or sessions")
+    if time is None:
+        return day.isoformat()
+    wall = dt.time.fromisoformat(time)
+    return _utc(dt.datetime.combine(day, wall, clock.trading_tz()))
+
+
+def render(value, dates: ReplayDates, now: dt.datetime | None = None):
+    """``value`` (a recording's JSON) with every placeholder of its strings replaced."""
+    if isinstance(value, str):
+        return PLACEHOLDER.sub(lambda m: _one(m, dates, now), value)
+    if isinstance(value, list):
+        return [render(v, dates, now) for v in value]
+    if isinstance(value, dict):
+        return {k: render(v, dates, now) for k, v in value.items()}
+    return value
+
+
+def load(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def expect(server, path: Path, *, dates: ReplayDates | None = None, key_id: str = KEY_ID,
+           secret: str = SECRET, now: Callable[[], dt.datetime] = clock.now) -> ReplayDates:
+    """Make ``server`` (a pytest-httpserver server) answer the recording at ``path``, request
+    by request, in order, each request checked against the recording and the two auth
+    headers. Returns the dates its placeholders stand for (``dates``, else those of now)."""
+    from werkzeug import Response  # pytest-httpserver's own web library
+
+    dates = dates or ReplayDates.at(now())
+    for exchange in load(path)["exchanges"]:
+        want, answer = render(exchange["request"], dates), exchange["response"]
+        handler = server.expect_ordered_request(
+            want["path"], method=want["method"], query_string=want.get("query", {}),
+            headers={"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret})
+
+        def respond(request, answer=answer):
+            if "body" in answer:
+                body, kind = json.dumps(render(answer["body"], dates, now())), "application/json"
+            else:
+                body, kind = answer.get("text", ""), "text/html"
+            return Response(body, answer["status"], answer.get("headers"), content_type=kind)
+
+        handler.respond_with_handler(respond)
+    return dates
+
+
+def check(server) -> None:
+    """Every request came as recorded, and every recorded exchange was asked for."""
+    server.check_assertions()
+    assert not server.ordered_handlers, (
+        f"{len(server.ordered_handlers)} recorded exchanges never asked for")
