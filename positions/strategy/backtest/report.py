@@ -45,7 +45,8 @@ class Report:
     benchmarks: dict[str, Benchmark] = field(default_factory=dict)  # keyed by benchmarks.NAMES
     attribution: dict = field(default_factory=dict)
     note: str | None = None  # why the annualised figures are null, when they are
-    # fill: limit: the run beside the same series under next_bar ({"limit": .., "next_bar": ..})
+    # fill: limit: the run beside the same series under next_bar ({"limit": .., "next_bar": ..},
+    # each fill_summary's)
     comparison: dict | None = None
 
     @property
@@ -86,9 +87,8 @@ def backtest(series, cfg: rules.Config, setup: engine.Setup = engine.Setup(),
     if setup.fill == "limit":
         nb = engine.run(series, cfg, dataclasses.replace(setup, fill="next_bar"), dividends,
                         exact=exact)
-        comparison = {"limit": fill_summary(strat, mine.metrics, cfg),
-                      "next_bar": fill_summary(nb, measure(series, nb, cfg, setup.cash).metrics,
-                                               cfg)}
+        comparison = {"limit": fill_summary(mine, cfg),
+                      "next_bar": fill_summary(measure(series, nb, cfg, setup.cash), cfg)}
     return Report(
         series, cfg, setup, dividends, strat, held.run, mine.equity, mine.weight, held.equity,
         held.weight, mine.metrics, held.metrics, bench,
@@ -124,11 +124,12 @@ def slippage_to_trigger(run: engine.Run, cfg: rules.Config) -> float | None:
     return sum(out) / len(out) if out else None
 
 
-def fill_summary(run: engine.Run, m: dict, cfg: rules.Config) -> dict:
+def fill_summary(b: Benchmark, cfg: rules.Config) -> dict:
     """What a fill policy made of the series: total return, trades, average slippage to the
-    trigger (bps)."""
-    return {"total_return": m["total_return"], "trades": len(run.orders),
-            "avg_slippage_to_trigger_bps": slippage_to_trigger(run, cfg)}
+    trigger (bps), and the equity after each bar (for the picture; not in the JSON)."""
+    return {"total_return": b.metrics["total_return"], "trades": len(b.run.orders),
+            "avg_slippage_to_trigger_bps": slippage_to_trigger(b.run, cfg),
+            "final_value": b.metrics["final_value"], "equity": b.equity}
 
 
 # --------------------------------------------------------------------------------------------
