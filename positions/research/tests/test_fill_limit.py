@@ -207,3 +207,16 @@ def test_the_commands_refuse_a_bad_fill():
                                            "next_bar, limit"):
         command("sweep", "--sample", "IBM", "--grid", "fill=next_bar,market", "--jobs", "1",
                 "--no-progress")
+
+
+def test_a_sweep_reads_a_csv_s_range_when_a_cell_rests_limit_orders(tmp_path):
+    """The 97 buy rung is reached by the second bar's low, never by a close: the limit cell
+    (the grid's value in any case) fills there, so the CSV's Low was read."""
+    f = tmp_path / "x.csv"
+    f.write_text("Date,Open,High,Low,Close\n2024-01-02,100,100,100,100\n"
+                 "2024-01-03,99,100,96,98\n2024-01-04,98,99,98,98\n")
+    doc = command("sweep", "--csv", str(f), "--grid", "fill=next_bar,LIMIT", "--grid",
+                  "trigger_pct=0.03", "--min-notional", "0", "--commission-rate", "0",
+                  "--metric", "total_return", "--jobs", "1", "--no-progress", "--exact")
+    buys = {t["params"]["fill"]: t["series"]["x.csv"]["buys"] for t in doc["top"]}
+    assert buys == {"limit": 2, "next_bar": 1}  # the opening, and the limit's fill at 97

@@ -207,6 +207,14 @@ class Spec:
         return dataclasses.replace(self.base, **{k: v for k, v in self.values(cell).items()
                                                  if k not in SETUP_FIELDS})
 
+    @property
+    def fills(self) -> frozenset:
+        """Every fill policy a cell runs under: the setup's, or a ``fill`` axis' values."""
+        for a in self.axes:
+            if a.name == "fill":
+                return frozenset(a.values)
+        return frozenset({self.setup.fill})
+
     def setup_of(self, cell: int) -> engine.Setup:
         """The run's setup with the cell's value of a run-option axis (``fill``)."""
         extra = {k: v for k, v in self.values(cell).items() if k in SETUP_FIELDS}
