@@ -33,6 +33,22 @@ def bars(*ohlc, start="2024-01-01"):
     return dataclasses.replace(s, opens=o, highs=h, lows=lo)
 
 
+def walk(moves):
+    """OHLC bars from 100: each move (gap, up, down, u) opens the bar ``gap`` basis points
+    from the last close, spans ``up`` above and ``down`` below its open and closes at ``u``
+    thousandths of its range (all to the cent)."""
+    p = 100.0
+    out = [(100, 100, 100, 100)]
+    for gap, up, down, u in moves:
+        o = round(max(p * (1 + gap / 10_000), 1), 2)
+        h = round(o * (1 + up / 10_000), 2)
+        lo = round(o * (1 - down / 10_000), 2)
+        c = round(lo + (h - lo) * u / 1000, 2)
+        out.append((o, h, lo, c))
+        p = c
+    return out
+
+
 def rows(run):
     return [(o.bar, o.side, o.price, o.kind) for o in run.orders]
 
@@ -108,16 +124,7 @@ def test_a_limit_never_fills_beyond_its_price(moves, tau, exact):
     """Random walks of OHLC bars: every resting order filled is a buy at or under its limit
     (itself at or under the ladder's trigger) or a sell at or over it, inside its bar's range,
     at most one order per bar."""
-    p = 100.0
-    ohlc = [(100, 100, 100, 100)]
-    for gap, up, down, u in moves:
-        o = round(max(p * (1 + gap / 10_000), 1), 2)
-        h = round(o * (1 + up / 10_000), 2)
-        lo = round(o * (1 - down / 10_000), 2)
-        c = round(lo + (h - lo) * u / 1000, 2)
-        ohlc.append((o, h, lo, c))
-        p = c
-    series = bars(*ohlc)
+    series = bars(*walk(moves))
     cfg = rules.Config(trigger_pct=tau, commission_rate=D("0.001"))
     run = engine.run(series, cfg, LIMIT, exact=exact)
     per_bar = [o.bar for o in run.orders]
@@ -208,16 +215,8 @@ def test_skipping_bars_no_rung_can_reach_changes_nothing(moves, exact, ohlc):
     """The limit loop skips to the first bar whose range may reach a rung (or that holds a
     corporate action): the same orders and books as reading every bar (``fast=False``), on
     OHLC bars and on closes, with dividends."""
-    p = 100.0
-    rows_ = [(100, 100, 100, 100)]
-    for gap, up, down, u in moves:
-        o = round(max(p * (1 + gap / 10_000), 1), 2)
-        h = round(o * (1 + up / 10_000), 2)
-        lo = round(o * (1 - down / 10_000), 2)
-        c = round(lo + (h - lo) * u / 1000, 2)
-        rows_.append((o, h, lo, c) if ohlc else c)
-        p = c
-    series = bars(*rows_)
+    rows_ = walk(moves)
+    series = bars(*(rows_ if ohlc else [r[3] for r in rows_]))
     if not ohlc:
         series = dataclasses.replace(series, opens=None, highs=None, lows=None)
     divs = [data.Dividend(dt.date(2024, 1, 1) + dt.timedelta(days=k),
