@@ -385,7 +385,8 @@ def backtest(options: dict, body: dict, history: tuple | None = None) -> Backtes
     cfg = _config(options["strategy"])
     setup = engine.Setup(cash=Decimal(options["cash"]),
                          start_weight=Decimal(options["start_weight"]),
-                         slippage_bps=Decimal(options["slippage_bps"]), fill=options["fill"])
+                         slippage_bps=Decimal(options["slippage_bps"]),
+                         fill=options.get("fill", "same_bar"))  # jobs stored before it
     problems = engine.setup_errors(setup)
     if problems:
         name, why = next(iter(problems.items()))

@@ -220,3 +220,28 @@ def test_a_sweep_reads_a_csv_s_range_when_a_cell_rests_limit_orders(tmp_path):
                   "--metric", "total_return", "--jobs", "1", "--no-progress", "--exact")
     buys = {t["params"]["fill"]: t["series"]["x.csv"]["buys"] for t in doc["top"]}
     assert buys == {"limit": 2, "next_bar": 1}  # the opening, and the limit's fill at 97
+
+
+def test_a_limit_backtest_above_the_synchronous_limit_runs_as_a_job(api, settings):
+    """As a job (the evaluation limit lowered) the answer is the synchronous one, its
+    comparison included; a backtest job stored before ``fill`` (its options without it) runs
+    as same_bar."""
+    body = {"sample": "IBM", "start": "2010-01-01", "end": "2010-12-31", "fill": "limit"}
+    settings.VOLBAL_BACKTEST_MAX_EVALUATIONS = 100
+    job = post_backtest(api, body)
+    assert job.status_code == 202, job.content
+    old = post_backtest(api, {**body, "fill": "same_bar"}).json()
+    stored = ResearchJob.objects.get(pk=old["id"])
+    assert stored.state["options"].pop("fill") == "same_bar"
+    stored.save(update_fields=["state"])
+    assert run_worker() == 2
+    done = api.get(f"/v1/sweeps/{job.json()['id']}").json()
+    assert done["status"] == "succeeded", done["error"]
+    old_done = api.get(f"/v1/sweeps/{old['id']}").json()
+    assert old_done["status"] == "succeeded", old_done["error"]
+    settings.VOLBAL_BACKTEST_MAX_EVALUATIONS = 10**9
+    now = post_backtest(api, body)
+    assert now.status_code == 200, now.content
+    assert done["results"] == now.json()
+    assert set(done["results"]["comparison"]) == {"limit", "next_bar"}
+    assert old_done["results"] == post_backtest(api, {**body, "fill": "same_bar"}).json()
