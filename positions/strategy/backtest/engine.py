@@ -345,8 +345,13 @@ class Limit:
         ne = len(events)
         e = 0
         progress = book.progress
+        tick = max(n // 400, 1)
+        shown = 0
         j = start
         while j < n:
+            if progress is not None and j - shown >= tick:
+                progress(j)
+                shown = j
             pair = self.pair
             if fast and self.market.pending is None and pair is not None and (
                     pair.buy is not None or pair.sell is not None):
@@ -364,8 +369,6 @@ class Limit:
                     if pair.buy is not None:
                         k = _scan(lows, j, k, math.inf,
                                   float(pair.buy.limit) * (1.0 + LEVEL_SLACK), lowl)
-                    if k > j and progress is not None:
-                        progress(k)
                     j = k
                     if j >= n:
                         break

@@ -241,3 +241,11 @@ def test_skipping_bars_on_the_bundled_samples_changes_nothing():
         assert [(o.bar, o.side, o.qty, o.price) for o in fast.orders] == [
             (o.bar, o.side, o.qty, o.price) for o in plain.orders]
         assert np.array_equal(fast.change_bar, plain.change_bar)
+
+
+def test_a_limit_run_reports_its_progress_in_bars():
+    series, dividends = data.load_sample("IBM")
+    seen = []
+    engine.run(series, rules.Config(), LIMIT, dividends, exact=False, progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == len(series)
+    assert 100 < len(seen) <= 401  # about every 1/400 of the bars, not every bar
