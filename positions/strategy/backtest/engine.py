@@ -44,7 +44,10 @@ Skipping bars (``fast=True``)
     reached the rest of that calendar day is skipped. ``fast=False`` is the plain reference loop
     that evaluates every bar; the tests prove both identical. (A trigger whose own size stays
     under ``min_notional`` while the caps allow more still costs one evaluation per bar beyond
-    the trigger: correct, only slower.)
+    the trigger: correct, only slower.) Resting orders (``fill: limit``, :class:`Limit`) skip
+    the same way with the rungs as the levels: while one rests, the next candidate is the first
+    bar whose low reaches the buy limit or whose high the sell limit (widened alike), or that
+    holds a corporate action; their cost is one ladder search per fill.
 
 Numbers (``exact``)
     ``exact=True`` runs the rules on ``Decimal`` (prices enter as the shortest decimal text of
