@@ -37,9 +37,10 @@ Beyond a guardrail at every price
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
 from positions.strategy import rules
+from positions.strategy.rules.evaluate import params as _params  # evaluate's cached constants
 
 TICK = rules.MONEY_PLACES  # the price grid: 6 decimal places
 DEFAULT_MAX_PRICE = Decimal(10) ** 12  # the search's ceiling unless the caller gives its own
@@ -70,27 +71,94 @@ class Ladder:
 
 
 class _Search:
-    def __init__(self, state: rules.State, cfg: rules.Config, top: int):
+    def __init__(self, state: rules.State, cfg: rules.Config, top: int, explain: bool = True):
         self.state = _decimal_state(state)
         self.cfg = cfg
         self.top = top  # the highest grid index (price = index * TICK)
+        self.explain = explain  # the rungs' proposals with their sentences
         self.evaluations = 0
 
     def side(self, n: int) -> str | None:
         return rules.side_at(self.state, self.cfg, n * TICK)
 
-    def fires(self, n: int, side: str) -> rules.Proposal | None:
-        """The actionable proposal of ``side`` at grid index ``n``, if evaluate makes one."""
+    def fires(self, n: int, side: str, explain: bool = False) -> rules.Proposal | None:
+        """The actionable proposal of ``side`` at grid index ``n``, if evaluate makes one (its
+        sentence only with ``explain``: the search reads the side and the size alone)."""
         self.evaluations += 1
         try:
-            d = rules.evaluate(self.state, self.cfg, n * TICK, explain=True)
+            d = rules.evaluate(self.state, self.cfg, n * TICK, explain=explain)
         except InvalidOperation:  # a size past 28 significant digits: no order could hold it
             return None
         p = d.proposal
         return p if p is not None and p.side == side else None
 
+    def rung(self, side: str, n: int, prop: rules.Proposal) -> Rung:
+        """The rung found at grid index ``n``: its proposal evaluated again with the sentence
+        when the ladder is explained (``explain`` changes nothing else)."""
+        if self.explain:
+            prop = self.fires(n, side, explain=True)
+        return Rung(side, prop.price, prop)
+
+    def hint(self, side: str) -> int | None:
+        """Where the side's edge usually lies, to start its search from: the anchor's trigger
+        price (``rules.evaluate``'s own bound) on the grid; None without an anchor. Only a
+        starting point: the search answers the same from anywhere."""
+        a = self.state.anchor
+        if a is None or not a > 0:
+            return None
+        p = _params(self.cfg, False)
+        n = int((a * (p.down if side == rules.BUY else p.up)) / TICK)
+        return min(max(n, 1), self.top)
+
+    def last_true(self, ok, h: int) -> int:
+        """The highest grid index where ``ok`` holds (0 if none), ``ok`` holding on every
+        index up to it and on none above: from ``h`` outward in doubling steps until ``ok``
+        changes, then a bisection between the two."""
+        top = self.top
+        if ok(h):
+            lo, d = h, 1
+            while True:
+                n = lo + d
+                if n >= top:
+                    if ok(top):
+                        return top
+                    hi = top
+                    break
+                if not ok(n):
+                    hi = n
+                    break
+                lo, d = n, d * 2
+        else:
+            hi, d = h, 1
+            while True:
+                n = hi - d
+                if n <= 1:
+                    if not ok(1):
+                        return 0
+                    lo = 1
+                    break
+                if ok(n):
+                    lo = n
+                    break
+                hi, d = n, d * 2
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if ok(mid):
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
     def edge(self, side: str) -> int | None:
-        """The buy side's highest grid index, or the sell side's lowest; None if it is empty."""
+        """The buy side's highest grid index, or the sell side's lowest; None if it is empty.
+        Searched from the :meth:`hint` when there is one, else by bisecting the whole grid."""
+        h = self.hint(side)
+        if h is not None:
+            if side == rules.BUY:
+                e = self.last_true(lambda n: self.side(n) == rules.BUY, h)
+                return e or None
+            e = self.last_true(lambda n: self.side(n) != rules.SELL, h) + 1
+            return e if e <= self.top else None
         if side == rules.BUY:
             if self.side(1) != rules.BUY:
                 return None
@@ -124,7 +192,7 @@ class _Search:
         sign = 1 if side == rules.SELL else -1
         prop = self.fires(start, side)
         if prop is not None:
-            return Rung(side, prop.price, prop)
+            return self.rung(side, start, prop)
         last_quiet = start
         d = 1
         while True:
@@ -152,7 +220,7 @@ class _Search:
                 quiet = mid
         if side == rules.BUY:
             hit, prop = self.climb(hit, prop, start)
-        return Rung(side, prop.price, prop)
+        return self.rung(side, hit, prop)
 
     def qty(self, n: int):
         """The rounded quantity evaluate computes at ``n`` (proposed or blocked), 0 for none."""
@@ -213,18 +281,16 @@ def _decimal_state(state: rules.State) -> rules.State:
 
 
 def ladder(state: rules.State, cfg: rules.Config, *,
-           max_price: Decimal = DEFAULT_MAX_PRICE) -> Ladder:
+           max_price: Decimal = DEFAULT_MAX_PRICE, explain: bool = True) -> Ladder:
     """The ladder of a position in ``state`` with configuration ``cfg``, over the prices of the
-    6-decimal grid from 0.000001 to ``max_price``. Raises ``rules.RuleError`` for an invalid
-    configuration."""
-    errors = rules.config_errors(cfg)
-    if errors:
-        raise rules.RuleError("invalid_config", "Invalid configuration: "
-                              + " ".join(errors.values()))
+    6-decimal grid from 0.000001 to ``max_price``; ``explain=False`` leaves the rungs'
+    proposals without their sentences (``Proposal.reason``; nothing else changes). Raises
+    ``rules.RuleError`` for an invalid configuration."""
+    _params(cfg, False)  # validates the configuration (once per Config object)
     top = int((Decimal(max_price) / TICK).to_integral_value())
     if top < 1:
         raise rules.RuleError("invalid_price", "max_price must be at least 0.000001.")
-    s = _Search(state, cfg, top)
+    s = _Search(state, cfg, top, explain)
     rungs = {}
     for side in (rules.BUY, rules.SELL):
         start = s.edge(side)
@@ -236,3 +302,128 @@ def ladder(state: rules.State, cfg: rules.Config, *,
         if rung is not None and always[side]:
             rungs[side] = Rung(rung.side, rung.price, rung.proposal, always=True)
     return Ladder(rungs[rules.BUY], rungs[rules.SELL], s.evaluations)
+
+
+# -- resting orders (docs/strategy.md#resting-orders) --------------------------------------------
+
+TICK_UNDER_ONE = Decimal("0.0001")  # the exchange tick below 1
+TICK_FROM_ONE = Decimal("0.01")  # at or above 1 (brokers refuse sub-penny limits there)
+_TICK_WALK = 64  # ticks tried away from the rung when its rounded price proposes nothing
+
+
+def limit_price(price, side: str) -> Decimal:
+    """``price`` on the exchange tick: a buy rounded down, a sell up, so the limit never lies on
+    the wrong side of its trigger (0.01 at or above 1, 0.0001 below; 0 for a buy under 0.0001)."""
+    p = Decimal(price) if type(price) is not Decimal else price
+    if side == rules.BUY:
+        q = p.quantize(TICK_FROM_ONE, ROUND_FLOOR)
+        return q if q >= 1 else p.quantize(TICK_UNDER_ONE, ROUND_FLOOR)
+    q = p.quantize(TICK_UNDER_ONE, ROUND_CEILING)
+    return q if q < 1 else p.quantize(TICK_FROM_ONE, ROUND_CEILING)
+
+
+def _next_tick(price: Decimal, side: str) -> Decimal:
+    """The tick one step further from the other side: down for a buy, up for a sell."""
+    if side == rules.BUY:
+        return price - (TICK_FROM_ONE if price > 1 else TICK_UNDER_ONE)
+    return price + (TICK_FROM_ONE if price >= 1 else TICK_UNDER_ONE)
+
+
+@dataclass(frozen=True, slots=True)
+class Resting:
+    """A rung resting as a limit order: ``side`` ``qty`` at ``limit`` (on the exchange tick),
+    the proposal ``rules.evaluate`` makes at that price (``kind`` says which rung), and the
+    ladder's own trigger price ``rung`` (6 places) it was rounded from."""
+
+    side: str
+    limit: Decimal
+    qty: Decimal
+    kind: str  # "buy_trigger" | "sell_trigger" | "guardrail_rebalance"
+    rung: Decimal
+    proposal: rules.Proposal
+
+
+@dataclass(frozen=True, slots=True)
+class RestingPair:
+    buy: Resting | None
+    sell: Resting | None
+
+
+def resting(state: rules.State, cfg: rules.Config, *, orders_today: int = 0,
+            has_open_order: bool = False, guard_blocked: bool = False,
+            of: Ladder | None = None) -> RestingPair:
+    """The limit orders a position with ``order_type: limit`` keeps resting
+    (docs/strategy.md#resting-orders): each side of its ladder (``of``, else computed here),
+    its price rounded onto the exchange tick away from the other side, and the quantity
+    ``rules.evaluate`` proposes at that price (the checks included: the daily cap with
+    ``orders_today``, an open order of another kind). A side rests nothing when its rung is
+    ``always`` or missing, when the checks block it, when ``guard_blocked`` (a price jump waits
+    for an operator), or when no tick within :data:`_TICK_WALK` of the rounded price proposes
+    (a coarse step's saw-toothed notional can leave a gap under a buy rung: the walk goes on to
+    the first tick beyond it that fires)."""
+    if guard_blocked or has_open_order:
+        return RestingPair(None, None)
+    lad = of if of is not None else ladder(state, cfg, explain=False)
+    st = _decimal_state(state)
+    out = {}
+    for side, rung in ((rules.BUY, lad.buy), (rules.SELL, lad.sell)):
+        out[side] = None
+        if rung is None or rung.always:
+            continue
+        limit = limit_price(rung.price, side)
+        for _ in range(_TICK_WALK):
+            if not limit > 0:
+                break
+            try:
+                d = rules.evaluate(st, cfg, limit, orders_today=orders_today, explain=False)
+            except InvalidOperation:
+                break
+            p = d.proposal
+            if p is not None and p.side == side:
+                out[side] = Resting(side, limit, p.qty, p.kind, rung.price, p)
+                break
+            if d.blocked is not None and d.blocked.side == side \
+                    and d.blocked_by != "below_min_notional":
+                break  # the daily cap blocks at every price alike
+            limit = _next_tick(limit, side)
+    return RestingPair(out[rules.BUY], out[rules.SELL])
+
+
+def limit_fill_price(side: str, limit, *, open, low=None, high=None):
+    """The price a resting limit fills at on a later bar (docs/strategy.md#resting-orders), or
+    None: a buy when the bar's ``low`` reaches ``limit``, at ``limit``, or at the ``open`` when
+    the bar already opens below it; a sell symmetrically with the ``high``. On a series of
+    closes give the close as ``open`` alone (low = high = open). Decimal or float."""
+    if side == rules.BUY:
+        low = open if low is None else low
+        if open <= limit:
+            return open
+        return limit if low <= limit else None
+    high = open if high is None else high
+    if open >= limit:
+        return open
+    return limit if high >= limit else None
+
+
+def limit_fill_qty(cfg: rules.Config, side: str, qty, *, held, cash, price):
+    """A resting order's quantity trimmed to what the shares (a sell) or the cash with its
+    commission at the fill ``price`` (a buy) cover, on the step: the rule of next-bar fills
+    (``rules.covered_qty``); 0 when nothing is left."""
+    return rules.covered_qty(cfg, side, qty, held=held, cash=cash, price=price)
+
+
+def first_side(buy_limit, sell_limit, *, open, low, high) -> str | None:
+    """Which of two resting limits a bar reaches first, or None when it reaches neither. A bar
+    that opens through one fills it first; a bar whose range reaches both is taken to go from
+    the open to the nearer extreme first (open -> high -> low when the high is nearer, else
+    open -> low -> high), the usual assumption when only OHLC is known. Either limit may be
+    None (that side rests nothing)."""
+    b = buy_limit is not None and low <= buy_limit
+    s = sell_limit is not None and high >= sell_limit
+    if not (b and s):
+        return rules.BUY if b else rules.SELL if s else None
+    if open <= buy_limit:
+        return rules.BUY
+    if open >= sell_limit:
+        return rules.SELL
+    return rules.SELL if high - open < open - low else rules.BUY

@@ -121,7 +121,7 @@ def spec_and_items(cmd, opts, spec):
     from positions.strategy.research import sweep
 
     if not opts.get("ticker"):
-        return spec, load_items(opts)
+        return spec, load_items(opts, ohlc="limit" in spec.fills)
     if opts["sample"] or opts["csv"]:
         raise CommandError("--ticker runs alone: its splits apply to its series only")
     series, dividends, splits = ticker_history(cmd, opts)
@@ -130,8 +130,10 @@ def spec_and_items(cmd, opts, spec):
     return dataclasses.replace(spec, setup=dataclasses.replace(spec.setup, splits=splits)), [item]
 
 
-def load_items(opts) -> list:
-    """The series of ``--sample`` and ``--csv`` (in that order), cut to --start/--end."""
+def load_items(opts, *, ohlc: bool = False) -> list:
+    """The series of ``--sample`` and ``--csv`` (in that order), cut to --start/--end; a
+    CSV's Open/High/Low too with ``ohlc`` (a cell rests limit orders: they read a bar's
+    range)."""
     # a management command that keeps startup light: numpy when run
     from positions.strategy.backtest import data
     from positions.strategy.research import sweep
@@ -146,7 +148,7 @@ def load_items(opts) -> list:
             items.append(sweep.Item(t.upper(), series.between(opts["start"], opts["end"]),
                                     tuple(dividends)))
         for path in opts["csv"]:
-            series = data.load_csv(path)
+            series = data.load_csv(path, ohlc=ohlc)
             items.append(sweep.Item(os.path.basename(path),
                                     series.between(opts["start"], opts["end"]), ()))
     except data.DataError as exc:
