@@ -67,7 +67,7 @@ class PositionForm(ApiValidatedForm):
                   *EXECUTION_FIELDS)
 
     # Left out of a post, these keep the position's value (a new one's default).
-    OPTIONAL = ("broker", "slippage_bps")
+    OPTIONAL = ("broker", "slippage_bps", "order_type")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -84,6 +84,9 @@ class PositionForm(ApiValidatedForm):
 
     def clean_slippage_bps(self):
         return self._kept_when_left_out("slippage_bps")
+
+    def clean_order_type(self):
+        return self._kept_when_left_out("order_type")
 
     def clean(self):
         data = super().clean()

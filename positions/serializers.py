@@ -16,6 +16,7 @@ from positions.models import (
     SLIPPAGE_BPS_MAX,
     Broker,
     DividendStatus,
+    OrderType,
     Sizing,
     SplitStatus,
     price_ts_error,
@@ -76,6 +77,12 @@ class StrategyFields(StrictSerializer):
     auto_submit = Boolean(required=False,
                           help_text="The trade cycle submits the proposals (default false: "
                                     "they are only recorded).")
+    order_type = serializers.ChoiceField(
+        choices=OrderType.choices, required=False,
+        help_text="market (the default): the cycle sends a market order once it sees a "
+                  "trigger crossed; limit: the ladder's rungs rest at the broker as limit "
+                  "orders (the strategy's \"Resting orders\"; a manual broker rests nothing, "
+                  "GET /v1/positions/{id}/resting-orders shows what to place).")
     max_price_jump = bounded("max_price_jump",
                              help_text="0 < x ≤ 10: a price further than this fraction from "
                              "the position's reference price (the last price it accepted, or "
@@ -151,6 +158,7 @@ class PositionSerializer(serializers.Serializer):
     broker = serializers.CharField()
     slippage_bps = DecimalOut()
     auto_submit = serializers.BooleanField()
+    order_type = serializers.ChoiceField(choices=OrderType.choices)
     max_price_jump = DecimalOut()
     price = serializers.SerializerMethodField(
         help_text="The latest known price: the newer of the ticker's newest stored price and "
