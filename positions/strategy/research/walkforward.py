@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from positions.strategy.backtest import benchmarks, data, engine, metrics
+from positions.strategy.backtest import benchmarks, engine, metrics
 from positions.strategy.backtest import report as bt_report
 from positions.strategy.research import sweep
 
@@ -156,10 +156,7 @@ def run_windows(series, configs, setup=engine.Setup(), dividends=(), *, exact=Tr
 
 
 def _slice(series, start: int, stop: int):
-    return data.Series(series.times[start:stop], series.prices[start:stop],
-                       None if series.offsets is None else series.offsets[start:stop],
-                       series.name, series.first_line + start,
-                       None if series.lines is None else series.lines[start:stop])
+    return series.cut(start, stop)
 
 
 @dataclass
