@@ -516,3 +516,21 @@ def resting_orders_replace(*, position: Position, reason: str) -> list[Order]:
                      .order_by("id").values_list("id", flat=True)):
         out.append(order_cancel_request(owner=None, order_id=order_id, reason=reason)[0])
     return out
+
+
+def position_configure_replacing_rungs(*, owner, position_id: str, changes: dict,
+                                       origin: dict | None = None) -> Position:
+    """Change a position's configuration (:func:`positions.services.position_configure`, its
+    ``config_changed`` event) and, when anything changed, replace its resting rungs in the same
+    transaction (:func:`resting_orders_replace`): the ladder moved, or the order type or the
+    broker did. The PATCH endpoint, the admin and a sweep cell's apply all configure here."""
+    from positions.services import position_configure
+
+    with transaction.atomic():
+        before = Position.objects.filter(pk=position_id).values("updated_at").first()
+        position = position_configure(owner=owner, position_id=position_id, changes=changes,
+                                      origin=origin)
+        if before is not None and position.updated_at != before["updated_at"]:
+            resting_orders_replace(position=position,
+                                   reason="the ladder moved: the configuration changed")
+    return position

@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 
 from events.selectors import events_for_position
 from orders.selectors import position_valuation, with_known_price
+from orders.services import position_configure_replacing_rungs
 from positions import selectors, services
 from positions.dividends import dividend_announce
 from positions.models import (
@@ -325,7 +326,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if change:
-            services.position_configure(
+            position_configure_replacing_rungs(
                 owner=None,
                 position_id=obj.pk,
                 changes={n: data[n] for n in (*STRATEGY_FIELDS, *EXECUTION_FIELDS)

@@ -306,6 +306,29 @@ class LadderSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
+class RestingRungSerializer(serializers.Serializer):
+    side = serializers.ChoiceField(choices=("BUY", "SELL"))
+    qty = DecimalOut(help_text="Shares the rung trades (what evaluating at the limit proposes).")
+    limit_price = DecimalOut(help_text="The limit: the ladder's trigger on the exchange's tick "
+                             "(0.01 from 1, 0.0001 below), a buy rounded down, a sell up.")
+    trigger_price = DecimalOut(help_text="The ladder's own trigger price (6 decimals).")
+    kind = serializers.CharField(help_text="buy_trigger, sell_trigger or guardrail_rebalance.")
+
+
+class RestingOrdersSerializer(serializers.Serializer):
+    position_id = serializers.CharField()
+    order_type = serializers.ChoiceField(choices=OrderType.choices)
+    broker = serializers.CharField()
+    orders = serializers.ListField(
+        child=serializers.DictField(), help_text="The rung orders open at the broker, as "
+        "`GET /v1/orders/{id}` shows them (order_type limit, limit_price, rung).")
+    ladder = RestingRungSerializer(many=True, help_text="The rungs the ladder rests now: what "
+                                   "the next cycle keeps or places (with the manual broker, "
+                                   "what a person would place at the broker by hand); none "
+                                   "for an always or blocked rung.")
+    message = serializers.CharField()
+
+
 class PriceInSerializer(StrictSerializer):
     ticker = Ticker()
     price = Number(max_digits=22, decimal_places=6, min_value=Decimal("0.000001"))

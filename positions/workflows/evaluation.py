@@ -34,7 +34,7 @@ from positions.selectors import (
     split_adjusted,
 )
 from positions.strategy import rules
-from positions.strategy.ladder import Ladder, ladder
+from positions.strategy.ladder import Ladder, RestingPair, ladder
 from positions.workflows.corporate_actions import splits_apply_due
 from positions.workflows.guard import (
     PRICE_JUMP,
@@ -44,7 +44,13 @@ from positions.workflows.guard import (
     jump_facts_many,
     price_jump_of,
 )
-from positions.workflows.resting import is_limit, market_allowed, resting_sync
+from positions.workflows.resting import (
+    is_limit,
+    market_allowed,
+    resting_open,
+    resting_sync,
+    resting_wanted,
+)
 from volbal import clock
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
@@ -412,3 +418,25 @@ def held_price(position: Position) -> Price | None:
         position=position, price=stored.price, ts=stored.ts), price_source=PriceSource.STORED)
     return None if jump is None else stored
 
+
+
+@dataclass(frozen=True)
+class PositionResting:
+    """A position's resting orders (docs/strategy.md#resting-orders; the API and the admin): the
+    rung orders open at its broker and the rungs its ladder rests now (``wanted``: what the
+    next cycle keeps or places; with the manual broker, what a person would place)."""
+
+    position: Position
+    orders: list[Order]
+    wanted: RestingPair
+
+
+def position_resting(*, owner, position_id: str | None = None,
+                     position: Position | None = None) -> PositionResting:
+    """Read-only: the open rung orders and the ladder's rungs (:func:`resting_wanted`, the
+    price-jump guard's hold counted as the cycle counts it)."""
+    if position is None:
+        position = position_get(owner=owner, position_id=position_id)
+    return PositionResting(position=position, orders=resting_open(position),
+                           wanted=resting_wanted(position,
+                                                 guard_blocked=held_price(position) is not None))
