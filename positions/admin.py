@@ -134,6 +134,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         "value_shown",
         "weight_shown",
         "decision_preview",
+        "resting_orders",
         "picture",
         "recent_orders",
         "event_timeline",
@@ -155,7 +156,8 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         sets = [
             (None, {"fields": ("id", *state) if obj else state[:-1]}),
             ("Strategy", {"fields": STRATEGY_FIELDS}),
-            ("Execution", {"fields": EXECUTION_FIELDS}),
+            ("Execution", {"fields": (*EXECUTION_FIELDS, "resting_orders") if obj
+                           else EXECUTION_FIELDS}),
         ]
         if obj is not None:
             sets += [
@@ -228,6 +230,24 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         elif shown is not None:
             what = f"{shown.side} {shown.qty} blocked by {decision.blocked_by}"
         return format_html("<b>{}</b> [{}]<br>{}", what, decision.reason, decision.message)
+
+    @admin.display(description="resting orders")
+    def resting_orders(self, obj):
+        """The rung orders open at the broker and the ladder's rungs (docs/strategy.md#resting-
+        orders): the API's GET /v1/positions/{id}/resting-orders, as rows."""
+        try:
+            result = evaluation.position_resting(owner=None, position=obj)
+        except (rules.RuleError, ArithmeticError) as exc:  # keep the page usable
+            return f"Not shown: {type(exc).__name__}: {exc}"
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((o.id, o.rung, o.qty - o.filled_qty, o.limit_price,
+              o.status + (" (cancel requested)" if o.cancel_requested_at else ""))
+             for o in result.orders))
+        table = format_html("<table><tr><th>order</th><th>rung</th><th>qty left</th>"
+                            "<th>limit</th><th>status</th></tr>{}</table>", rows) \
+            if result.orders else ""
+        return format_html("{}{}", result.message, table)
 
     def _evaluate(self, request, queryset, submit: bool):
         for position in queryset:

@@ -109,23 +109,12 @@ def evaluation_body(result: evaluation.Evaluation) -> dict:
 
 
 def resting_body(result: evaluation.PositionResting) -> dict:
-    position, want = result.position, result.wanted
-    rungs = [{"side": r.side, "qty": r.qty, "limit_price": r.limit, "trigger_price": r.rung,
-              "kind": r.kind} for r in (want.buy, want.sell) if r is not None]
-    what = "; ".join(f"{r['side']} {fmt(r['qty'])} at {fmt(r['limit_price'])}" for r in rungs)
-    if position.order_type != "limit":
-        message = ("order_type is market: nothing rests (PATCH order_type limit to rest the "
-                   "ladder's rungs" + (f": {what}" if what else "") + ").")
-    elif position.broker == "manual":
-        message = ("The manual broker rests nothing: place these limit orders by hand: "
-                   + (what or "none now") + ".")
-    else:
-        message = (f"{len(result.orders)} resting at the {position.broker} broker; the ladder "
-                   "rests " + (what or "nothing now") + ".")
-    return {"position_id": position.id, "order_type": position.order_type,
-            "broker": position.broker,
+    return {"position_id": result.position.id, "order_type": result.position.order_type,
+            "broker": result.position.broker,
             "orders": OrderSerializer(result.orders, many=True).data,
-            "ladder": rungs, "message": message}
+            "ladder": [{"side": r.side, "qty": r.qty, "limit_price": r.limit,
+                        "trigger_price": r.rung, "kind": r.kind} for r in result.rungs],
+            "message": result.message}
 
 
 def ladder_body(result: evaluation.PositionLadder) -> dict:

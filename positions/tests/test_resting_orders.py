@@ -13,6 +13,7 @@ from events.models import Event
 from orders.models import Order
 from positions.dividends import dividend_announce
 from positions.services import prices_record
+from positions.tests.test_admin import change_url
 from positions.workflows.cycle import trade_cycle
 from volbal import clock
 
@@ -53,7 +54,8 @@ def test_order_type_is_set_and_shown_by_the_api_and_refused_when_unknown(api):
     assert "order_type" in str(assert_error(r, 400, "validation_error"))
 
 
-def test_a_cycle_rests_both_rungs_and_the_api_shows_them(make_position, api):
+def test_a_cycle_rests_both_rungs_and_the_api_and_the_admin_show_them(make_position, api,
+                                                                     admin_client):
     pos = limit_position(make_position)
     price(100)
     row = trade_cycle().row
@@ -69,6 +71,9 @@ def test_a_cycle_rests_both_rungs_and_the_api_shows_them(make_position, api):
     assert [(r["side"], r["limit_price"]) for r in body["ladder"]] == [("BUY", 97),
                                                                       ("SELL", 103)]
     assert body["message"].startswith("2 resting at the paper broker")
+    page = admin_client.get(change_url(pos)).content.decode()  # the admin shows the same
+    assert body["message"] in page.replace("&#x27;", "'")
+    assert all(o["order_id"] in page for o in body["orders"])
     # a price between the rungs changes nothing: no new order, nothing cancelled
     price(101)
     trade_cycle()

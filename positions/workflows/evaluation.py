@@ -24,7 +24,7 @@ from orders.selectors import (
 )
 from orders.services import order_submit
 from positions import books
-from positions.models import MONEY, Position, Price, Split, SplitStatus
+from positions.models import MONEY, Broker, OrderType, Position, Price, Split, SplitStatus
 from positions.selectors import (
     PriceSource,
     applied_splits,
@@ -429,6 +429,24 @@ class PositionResting:
     position: Position
     orders: list[Order]
     wanted: RestingPair
+
+    @property
+    def rungs(self) -> list:
+        return [r for r in (self.wanted.buy, self.wanted.sell) if r is not None]
+
+    @property
+    def message(self) -> str:
+        """What rests and what the ladder rests, for a person (the API and the admin)."""
+        what = "; ".join(f"{r.side} {fmt(r.qty)} at {fmt(r.limit)}" for r in self.rungs)
+        position = self.position
+        if position.order_type != OrderType.LIMIT:
+            return ("order_type is market: nothing rests (order_type limit rests the ladder's "
+                    "rungs" + (f": {what}" if what else "") + ").")
+        if position.broker == Broker.MANUAL:
+            return ("The manual broker rests nothing: place these limit orders by hand: "
+                    + (what or "none now") + ".")
+        return (f"{len(self.orders)} resting at the {position.broker} broker; the ladder rests "
+                + (what or "nothing now") + ".")
 
 
 def position_resting(*, owner, position_id: str | None = None,
