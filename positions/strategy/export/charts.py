@@ -112,14 +112,22 @@ def write_backtest_plot(rep: bt_report.Report, path) -> None:
     draw_price_panel(ax1, x, s.prices[idx], x, metrics.state_at(rep.strategy, idx)["anchor"],
                      [(times[o.bar], o.side, o.price) for o in orders])
 
+    cmp = rep.comparison  # fill: limit: the same series under next_bar beside it
     ax2.plot(x, rep.equity[idx], color="#1f77b4", lw=1.3,
-             label=f"Strategy ({formats.money(m['final_value'])})")
+             label=f"Strategy{', resting limit orders' if cmp else ''} "
+                   f"({formats.money(m['final_value'])})")
+    if cmp:
+        nb = cmp["next_bar"]
+        ax2.plot(x, nb["equity"][idx], color="#1f77b4", lw=1.0, ls="--", alpha=0.8,
+                 label=f"Strategy, next-bar market orders ({formats.money(nb['final_value'])})")
     for (k, b), color in zip(rep.benchmarks.items(), BENCH_COLORS, strict=False):
         ax2.plot(x, b.equity[idx], color=color, lw=1.0,
                  label=f"{benchmarks.LABELS[k]} ({formats.money(b.metrics['final_value'])})")
     ax2.axhline(float(rep.setup.cash), color="black", lw=0.6, ls=":")
     ax2.set_ylabel("Position value")
-    ax2.set_title("Equity against the benchmarks (dividends credited)", loc="left", fontsize=11)
+    ax2.set_title("Equity against the benchmarks (dividends credited)"
+                  + ("; the same rules with next-bar market orders dashed" if cmp else ""),
+                  loc="left", fontsize=11)
     ax2.legend(loc="upper left", fontsize=9, framealpha=0.85)
     a = rep.attribution
     if a:

@@ -157,6 +157,21 @@ def write_backtest_xlsx(rep: bt_report.Report, path) -> None:
             cells.append(ws, [label, *(att[key][n] for n in ("strategy", *rep.benchmarks)), key])
             for cell in ws[ws.max_row][1:last]:
                 cell.number_format = "0.000%"
+    if rep.comparison:  # fill: limit: the same series under next_bar (report.fill_summary)
+        cells.append(ws, [])
+        cells.append(ws, ["Fill policy on the same series", "Total return", "Trades",
+                          "Avg slippage to the trigger (bps)", "Final value", "Key"])
+        style_header(ws, ws.max_row, 6)
+        for key, label in (("limit", "Resting limit orders (limit)"),
+                           ("next_bar", "Next-bar market orders (next_bar)")):
+            v = rep.comparison[key]
+            slip = v["avg_slippage_to_trigger_bps"]
+            cells.append(ws, [label, float(v["total_return"]), v["trades"],
+                              None if slip is None else round(slip, 4),
+                              float(v["final_value"]), key])
+            row = ws[ws.max_row]
+            row[1].number_format, row[3].number_format = "0.00%", "0.0"
+            row[4].number_format = "#,##0.00"
     for note in rep.notes:
         cells.append(ws, [])
         cells.append(ws, [f"Note: {note}"])
@@ -169,6 +184,7 @@ def write_backtest_xlsx(rep: bt_report.Report, path) -> None:
         cells.append(ws, [name, float(v) if isinstance(v, Decimal) else v])
     for name in ("cash", "start_weight", "slippage_bps"):
         cells.append(ws, [name, float(getattr(rep.setup, name))])
+    cells.append(ws, ["fill", rep.setup.fill])
     ws.column_dimensions["A"].width = 40
     for i in range(2, len(header) + 1):
         ws.column_dimensions[get_column_letter(i)].width = 18

@@ -166,3 +166,34 @@ def test_csv_ohlc_read_on_request_and_checked(tmp_path):
         data.load_csv(f, ohlc=True)
     f.write_text("Date,Close\n2024-01-02,100\n")
     assert data.load_csv(f, ohlc=True).lows is None
+
+
+def test_the_limit_report_shows_next_bar_beside_it_in_the_workbook_and_the_picture(tmp_path):
+    """A limit run's report carries the same series under next_bar: the JSON's comparison,
+    the workbook's rows (the same figures) and the picture's second equity curve."""
+    import openpyxl
+
+    from positions.strategy.backtest import report
+    from positions.strategy.export import charts, tables
+
+    series = bars(100, (99, 100, 96, 97), (97, 98, 94, 95), (95, 101, 95, 100),
+                  (100, 104, 100, 103), 103)
+    rep = report.backtest(series, PLAIN, LIMIT)
+    doc = report.document(rep)["comparison"]
+    assert doc["limit"]["trades"] == len(rep.strategy.orders)
+    nb = engine.run(series, PLAIN, dataclasses.replace(LIMIT, fill="next_bar"))
+    assert doc["next_bar"]["trades"] == len(nb.orders)
+    assert doc["limit"]["total_return"] != doc["next_bar"]["total_return"]
+    path = tmp_path / "r.xlsx"
+    tables.write_backtest_xlsx(rep, path)
+    rows_ = {r[-1]: r for r in openpyxl.load_workbook(path)["Summary"].iter_rows(values_only=True)
+             if r and r[-1] in ("limit", "next_bar")}
+    for key in ("limit", "next_bar"):
+        assert rows_[key][1] == pytest.approx(doc[key]["total_return"], abs=1e-6)
+        assert rows_[key][2] == doc[key]["trades"]
+    png = tmp_path / "r.png"
+    charts.write_backtest_plot(rep, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The equity panel draws the next_bar run's curve: its final value is the run's.
+    assert rep.comparison["next_bar"]["equity"][-1] == pytest.approx(
+        float(nb.qty) * 103 + float(nb.cash))
