@@ -120,11 +120,6 @@ class Order(models.Model):
         return self.qty - self.filled_qty
 
     @property
-    def is_resting(self) -> bool:
-        """A ladder rung resting at the broker (docs/strategy.md#resting-orders)."""
-        return self.rung is not None and self.is_open
-
-    @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
 

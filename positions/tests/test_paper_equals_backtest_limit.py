@@ -10,30 +10,27 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import io
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
 
 from events.models import Event
-from orders.models import Fill, Order
-from positions.dividends import dividend_announce
-from positions.services import position_create, prices_record
+from orders.models import Order
 from positions.strategy import rules
 from positions.strategy.backtest import data, engine
-from positions.tests.test_paper_equals_backtest import NY, clock_at, noon  # noqa: F401
-from positions.workflows.cycle import trade_cycle
+from positions.tests.test_paper_equals_backtest import (  # noqa: F401 (clock_at: a fixture)
+    CASES,
+    SLIPPAGE,
+    assert_ledger_ok,
+    clock_at,
+    feed_closes,
+    live_fills,
+    noon,
+    opened_as_backtested,
+)
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db]  # a sample's prices, day by day
 D = Decimal
-SLIPPAGE = D(5)  # market orders only (an always rung): a limit fills at its price or better
-
-CASES = [
-    pytest.param("2003-01-01", "2003-08-31", {"fractional": False}, id="whole-shares"),
-    pytest.param("2003-09-01", "2003-12-31", {}, id="fractional"),
-]
-
 
 @pytest.mark.parametrize("start,end,fields", CASES)
 def test_paper_trading_resting_orders_equals_the_limit_backtest(user, clock_at, start, end,  # noqa: F811
@@ -48,27 +45,9 @@ def test_paper_trading_resting_orders_equals_the_limit_backtest(user, clock_at, 
     assert opening.kind == "opening" and len(run.rungs) >= 5  # enough to compare
 
     clock_at(noon(days[0]))
-    qty, cash = rules.apply_fill(qty=D(0), cash=D(10000), side="BUY", fill_qty=opening.qty,
-                                 price=opening.price, commission=opening.commission)
-    pos = position_create(owner=user, ticker="IBM", qty=qty, cash=cash,
-                          anchor_price=opening.price, broker="paper", slippage_bps=SLIPPAGE,
-                          auto_submit=True, order_type="limit", **fields)
-    for d in dividends:
-        if days[0] < d.ex_date <= days[-1]:
-            dividend_announce(owner=user, position_id=pos.id, ex_date=d.ex_date,
-                              pay_date=d.pay_date, dps=d.dps)
-
-    for i in range(len(series)):  # bar 0 too: its close places the first rungs
-        clock_at(noon(days[i]))
-        prices_record(rows=[{"ticker": "IBM", "price": D(repr(float(series.prices[i]))),
-                             "ts": noon(days[i])}])
-        row = trade_cycle().row
-        assert row.market_open and row.errors == 0, row.message
-
-    fills = list(Fill.objects.filter(order__position=pos).select_related("order")
-                 .order_by("created_at", "id"))
-    live = [(f.created_at.astimezone(NY).date(), f.order.side, f.qty, f.price, f.commission)
-            for f in fills]
+    pos = opened_as_backtested(user, opening, days, dividends, order_type="limit", **fields)
+    feed_closes(clock_at, series, days, start=0)  # bar 0 too: its close places the first rungs
+    fills, live = live_fills(pos)
     expected = [(days[o.bar], o.side, o.qty, o.price, o.commission) for o in orders]
     assert live == expected
     # the resting ones at the backtest's limits, as rungs
@@ -90,9 +69,4 @@ def test_paper_trading_resting_orders_equals_the_limit_backtest(user, clock_at, 
                                 inputs__reason__startswith="the ladder").exists()
     assert Event.objects.filter(position_id=pos.pk, type="ex_div_effective").exists()
 
-    ledger = io.StringIO()
-    try:
-        call_command("verify_ledger", stdout=ledger)
-    except SystemExit:
-        raise AssertionError(ledger.getvalue()) from None
-    assert ledger.getvalue().startswith("ledger ok")
+    assert_ledger_ok()

@@ -14,6 +14,7 @@ from orders.models import Order
 from positions.dividends import dividend_announce
 from positions.services import prices_record
 from positions.tests.test_admin import change_url
+from positions.workflows.corporate_actions import split_announce
 from positions.workflows.cycle import trade_cycle
 from volbal import clock
 
@@ -133,3 +134,17 @@ def test_the_manual_broker_rests_nothing_and_shows_what_to_place(make_position, 
         ("BUY", 5, 97), ("SELL", 4, 103)]
     assert body["message"] == ("The manual broker rests nothing: place these limit orders by "
                                "hand: BUY 5 at 97; SELL 4 at 103.")
+
+
+def test_a_split_replaces_the_rungs_at_the_split_prices(make_position, user):
+    pos = limit_position(make_position)
+    price(100)
+    trade_cycle()
+    split_announce(owner=user, position_id=pos.id, ratio="2", effective_date=clock.trading_day())
+    price(50)
+    row = trade_cycle().row
+    assert row.errors == 0, row.message
+    reasons = set(Event.objects.filter(position_id=pos.pk, type="order_cancelled")
+                  .values_list("inputs__reason", flat=True))
+    assert len(reasons) == 1 and reasons.pop().startswith("the ladder moved: split")
+    assert {(r, p) for r, p, _q in resting(pos)} == {("BUY", D("48.50")), ("SELL", D("51.50"))}
