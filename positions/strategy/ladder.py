@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
 from positions.strategy import rules
+from positions.strategy.rules.evaluate import params as _params  # evaluate's cached constants
 
 TICK = rules.MONEY_PLACES  # the price grid: 6 decimal places
 DEFAULT_MAX_PRICE = Decimal(10) ** 12  # the search's ceiling unless the caller gives its own
@@ -70,27 +71,94 @@ class Ladder:
 
 
 class _Search:
-    def __init__(self, state: rules.State, cfg: rules.Config, top: int):
+    def __init__(self, state: rules.State, cfg: rules.Config, top: int, explain: bool = True):
         self.state = _decimal_state(state)
         self.cfg = cfg
         self.top = top  # the highest grid index (price = index * TICK)
+        self.explain = explain  # the rungs' proposals with their sentences
         self.evaluations = 0
 
     def side(self, n: int) -> str | None:
         return rules.side_at(self.state, self.cfg, n * TICK)
 
-    def fires(self, n: int, side: str) -> rules.Proposal | None:
-        """The actionable proposal of ``side`` at grid index ``n``, if evaluate makes one."""
+    def fires(self, n: int, side: str, explain: bool = False) -> rules.Proposal | None:
+        """The actionable proposal of ``side`` at grid index ``n``, if evaluate makes one (its
+        sentence only with ``explain``: the search reads the side and the size alone)."""
         self.evaluations += 1
         try:
-            d = rules.evaluate(self.state, self.cfg, n * TICK, explain=True)
+            d = rules.evaluate(self.state, self.cfg, n * TICK, explain=explain)
         except InvalidOperation:  # a size past 28 significant digits: no order could hold it
             return None
         p = d.proposal
         return p if p is not None and p.side == side else None
 
+    def rung(self, side: str, n: int, prop: rules.Proposal) -> Rung:
+        """The rung found at grid index ``n``: its proposal evaluated again with the sentence
+        when the ladder is explained (``explain`` changes nothing else)."""
+        if self.explain:
+            prop = self.fires(n, side, explain=True)
+        return Rung(side, prop.price, prop)
+
+    def hint(self, side: str) -> int | None:
+        """Where the side's edge usually lies, to start its search from: the anchor's trigger
+        price (``rules.evaluate``'s own bound) on the grid; None without an anchor. Only a
+        starting point: the search answers the same from anywhere."""
+        a = self.state.anchor
+        if a is None or not a > 0:
+            return None
+        p = _params(self.cfg, False)
+        n = int((a * (p.down if side == rules.BUY else p.up)) / TICK)
+        return min(max(n, 1), self.top)
+
+    def last_true(self, ok, h: int) -> int:
+        """The highest grid index where ``ok`` holds (0 if none), ``ok`` holding on every
+        index up to it and on none above: from ``h`` outward in doubling steps until ``ok``
+        changes, then a bisection between the two."""
+        top = self.top
+        if ok(h):
+            lo, d = h, 1
+            while True:
+                n = lo + d
+                if n >= top:
+                    if ok(top):
+                        return top
+                    hi = top
+                    break
+                if not ok(n):
+                    hi = n
+                    break
+                lo, d = n, d * 2
+        else:
+            hi, d = h, 1
+            while True:
+                n = hi - d
+                if n <= 1:
+                    if not ok(1):
+                        return 0
+                    lo = 1
+                    break
+                if ok(n):
+                    lo = n
+                    break
+                hi, d = n, d * 2
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if ok(mid):
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
     def edge(self, side: str) -> int | None:
-        """The buy side's highest grid index, or the sell side's lowest; None if it is empty."""
+        """The buy side's highest grid index, or the sell side's lowest; None if it is empty.
+        Searched from the :meth:`hint` when there is one, else by bisecting the whole grid."""
+        h = self.hint(side)
+        if h is not None:
+            if side == rules.BUY:
+                e = self.last_true(lambda n: self.side(n) == rules.BUY, h)
+                return e or None
+            e = self.last_true(lambda n: self.side(n) != rules.SELL, h) + 1
+            return e if e <= self.top else None
         if side == rules.BUY:
             if self.side(1) != rules.BUY:
                 return None
@@ -124,7 +192,7 @@ class _Search:
         sign = 1 if side == rules.SELL else -1
         prop = self.fires(start, side)
         if prop is not None:
-            return Rung(side, prop.price, prop)
+            return self.rung(side, start, prop)
         last_quiet = start
         d = 1
         while True:
@@ -152,7 +220,7 @@ class _Search:
                 quiet = mid
         if side == rules.BUY:
             hit, prop = self.climb(hit, prop, start)
-        return Rung(side, prop.price, prop)
+        return self.rung(side, hit, prop)
 
     def qty(self, n: int):
         """The rounded quantity evaluate computes at ``n`` (proposed or blocked), 0 for none."""
@@ -213,18 +281,16 @@ def _decimal_state(state: rules.State) -> rules.State:
 
 
 def ladder(state: rules.State, cfg: rules.Config, *,
-           max_price: Decimal = DEFAULT_MAX_PRICE) -> Ladder:
+           max_price: Decimal = DEFAULT_MAX_PRICE, explain: bool = True) -> Ladder:
     """The ladder of a position in ``state`` with configuration ``cfg``, over the prices of the
-    6-decimal grid from 0.000001 to ``max_price``. Raises ``rules.RuleError`` for an invalid
-    configuration."""
-    errors = rules.config_errors(cfg)
-    if errors:
-        raise rules.RuleError("invalid_config", "Invalid configuration: "
-                              + " ".join(errors.values()))
+    6-decimal grid from 0.000001 to ``max_price``; ``explain=False`` leaves the rungs'
+    proposals without their sentences (``Proposal.reason``; nothing else changes). Raises
+    ``rules.RuleError`` for an invalid configuration."""
+    _params(cfg, False)  # validates the configuration (once per Config object)
     top = int((Decimal(max_price) / TICK).to_integral_value())
     if top < 1:
         raise rules.RuleError("invalid_price", "max_price must be at least 0.000001.")
-    s = _Search(state, cfg, top)
+    s = _Search(state, cfg, top, explain)
     rungs = {}
     for side in (rules.BUY, rules.SELL):
         start = s.edge(side)
@@ -297,7 +363,7 @@ def resting(state: rules.State, cfg: rules.Config, *, orders_today: int = 0,
     the first tick beyond it that fires)."""
     if guard_blocked or has_open_order:
         return RestingPair(None, None)
-    lad = of if of is not None else ladder(state, cfg)
+    lad = of if of is not None else ladder(state, cfg, explain=False)
     st = _decimal_state(state)
     out = {}
     for side, rung in ((rules.BUY, lad.buy), (rules.SELL, lad.sell)):

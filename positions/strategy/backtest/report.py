@@ -104,21 +104,25 @@ def slippage_to_trigger(run: engine.Run, cfg: rules.Config) -> float | None:
     against the ladder's rung of its side for the state in force before its bar (the state a
     resting order was derived from, or a market order placed on)."""
     rows = run.change_bar
+    rested = {k: rung for k, rung, _limit in run.rungs}  # a resting fill knows its rung
     out = []
-    for o in run.orders:
+    for i, o in enumerate(run.orders):
         if o.kind == "opening":
             continue
-        k = int(np.searchsorted(rows, o.bar, "left")) - 1
-        anchor = run.change_anchor[k]
-        if k < 0 or np.isnan(anchor):
-            continue
-        state = rules.State(*(Decimal(repr(float(x))) for x in (
-            run.change_qty[k], run.change_cash[k], run.change_receivable[k], anchor)))
-        lad = ladder.ladder(state, cfg)
-        rung = lad.buy if o.side == rules.BUY else lad.sell
-        if rung is None or rung.always:
-            continue
-        t = float(rung.price)
+        t = rested.get(i)
+        if t is None:
+            k = int(np.searchsorted(rows, o.bar, "left")) - 1
+            anchor = run.change_anchor[k]
+            if k < 0 or np.isnan(anchor):
+                continue
+            state = rules.State(*(Decimal(repr(float(x))) for x in (
+                run.change_qty[k], run.change_cash[k], run.change_receivable[k], anchor)))
+            lad = ladder.ladder(state, cfg, explain=False)
+            rung = lad.buy if o.side == rules.BUY else lad.sell
+            if rung is None or rung.always:
+                continue
+            t = rung.price
+        t = float(t)
         px = float(o.price)
         out.append((px / t - 1) * 1e4 if o.side == rules.BUY else (1 - px / t) * 1e4)
     return sum(out) / len(out) if out else None

@@ -131,3 +131,28 @@ def test_a_resting_order_never_fills_outside_its_trigger(case, u, v):
         if px is not None:
             assert (px <= r.limit) if r.side == "BUY" else (px >= r.limit)
             assert lo <= px <= hi
+
+
+@PROPS
+@given(cases())
+def test_the_ladder_from_its_hint_is_the_ladder_of_the_whole_grid(case):
+    """The search starts each side's edge at the anchor's trigger price (a speed-up for the
+    backtest's resting orders): it finds the same rungs as bisecting the whole grid, and
+    ``explain=False`` changes nothing but the proposals' sentences."""
+    from positions.strategy import ladder as ladder_mod
+
+    state, cfg, _ = case
+    hinted = ladder(state, cfg, max_price=D(10) ** 7)
+    hint = ladder_mod._Search.hint
+    try:
+        ladder_mod._Search.hint = lambda self, side: None
+        whole = ladder(state, cfg, max_price=D(10) ** 7)
+    finally:
+        ladder_mod._Search.hint = hint
+    assert (hinted.buy, hinted.sell) == (whole.buy, whole.sell)
+    quiet = ladder(state, cfg, max_price=D(10) ** 7, explain=False)
+    for a, b in ((hinted.buy, quiet.buy), (hinted.sell, quiet.sell)):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert dataclasses.replace(a.proposal, reason="") == b.proposal
+            assert (a.price, a.always) == (b.price, b.always)
