@@ -45,6 +45,7 @@ from positions.workflows.guard import (
     price_jump_of,
 )
 from positions.workflows.resting import (
+    Sync,
     is_limit,
     market_allowed,
     resting_open,
@@ -71,6 +72,7 @@ class Evaluation:
     price_source: str  # a PriceSource: request, stored, fill or none
     price_ts: dt.datetime | None = None  # when the known price was observed (stored or fill)
     order: Order | None = None  # the order submitted with ``submit``
+    rungs: Sync | None = None  # a limit position's resting orders, as this evaluation left them
     reason: str = ""
     message: str = ""
 
@@ -297,7 +299,7 @@ def _evaluate_at(*, position: Position, price: Decimal, price_source: str, price
             outputs=proposal_payload(decision.blocked),
         )
     return Evaluation(position=position, decision=decision, price_source=price_source,
-                      price_ts=price_ts, order=order, reason=decision.reason,
+                      price_ts=price_ts, order=order, rungs=rungs, reason=decision.reason,
                       message=decision.message), changed
 
 
