@@ -127,6 +127,8 @@ def test_the_manual_broker_rests_nothing_and_shows_what_to_place(make_position, 
     pos = limit_position(make_position, broker="manual")
     price(100)
     trade_cycle()
+    price(90)  # through the buy rung: the person's resting order trades it, not a market order
+    trade_cycle()
     assert not Order.objects.filter(position=pos).exists()
     body = api.get(f"/v1/positions/{pos.id}/resting-orders").json()
     assert body["orders"] == []
@@ -134,6 +136,7 @@ def test_the_manual_broker_rests_nothing_and_shows_what_to_place(make_position, 
         ("BUY", 5, 97), ("SELL", 4, 103)]
     assert body["message"] == ("The manual broker rests nothing: place these limit orders by "
                                "hand: BUY 5 at 97; SELL 4 at 103.")
+    assert Event.objects.filter(position_id=pos.pk, type="evaluation").count() == 2
 
 
 def test_a_split_replaces_the_rungs_at_the_split_prices(make_position, user):

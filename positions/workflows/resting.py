@@ -15,7 +15,8 @@ lock is held across a network call. As in the backtest:
 - a rung whose price or size the ladder no longer has is cancelled (``order_cancelled``, or
   ``order_cancel_requested`` at a broker that holds it, with the reason), and the new rung is
   placed once no cancel is pending at the broker (``order_submitted`` naming the rung);
-- the manual broker rests nothing: :func:`resting_wanted` shows what a person would place.
+- the manual broker rests nothing and submits nothing: :func:`resting_wanted` shows what a
+  person would place by hand.
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ def counted_today(position: Position) -> int:
 def market_allowed(position: Position, *, since: dt.datetime | None) -> bool:
     """Whether this evaluation may propose a market order: no rung rests and no order of the
     position filled since the last evaluation (``since``; the backtest's bar that filled is not
-    evaluated at its close either)."""
+    evaluated at its close either). Never with the manual broker: a person places the rungs by
+    hand there, and a market order beside them would trade the same trigger twice."""
+    if position.broker == Broker.MANUAL:
+        return False
     if Order.objects.filter(position_id=position.id, rung__isnull=False,
                             status__in=OPEN_STATUSES).exists():
         return False
