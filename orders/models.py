@@ -105,6 +105,11 @@ class Order(models.Model):
                 condition=~Q(status=OrderStatus.FILLED) | Q(filled_qty=F("qty")),
                 name="order_filled_complete",
             ),
+            # a position rests at most one order per rung (docs/strategy.md#resting-orders)
+            models.UniqueConstraint(
+                fields=("position", "rung"),
+                condition=Q(rung__isnull=False, status__in=OPEN_STATUSES),
+                name="order_one_open_per_rung"),
             models.UniqueConstraint(
                 fields=("position", "idempotency_key"),
                 condition=Q(idempotency_key__isnull=False),
