@@ -109,7 +109,10 @@ class BacktestSetupSerializer(StrategyFields):
         choices=engine.FILLS, required=False, default="same_bar",
         help_text="same_bar: a proposal fills at its own bar's price; next_bar: it is placed as "
                   "an open order and fills at the next bar's price (trimmed to what the cash or "
-                  "shares then cover).")
+                  "shares then cover); limit: the ladder's buy and sell rungs rest as limit "
+                  "orders and fill on a later bar whose range reaches them, at the limit or at "
+                  "a gapping open (a bundled sample's Open/High/Low; posted prices are closes), "
+                  "and the answer adds `comparison` with the same series under next_bar.")
 
 
 def _sample_field(**kw):
@@ -241,6 +244,22 @@ _RESULT = inline_serializer(
             help_text="The starting mix held (benchmarks.held_mix under its former name)."),
         "benchmarks": _BENCHMARKS,
         "attribution": _ATTRIBUTION,
+        "comparison": inline_serializer(
+            name="BacktestFillComparison",
+            fields={k: inline_serializer(
+                name=f"BacktestFillSummary{k.title().replace('_', '')}",
+                fields={"total_return": serializers.FloatField(),
+                        "trades": serializers.IntegerField(
+                            help_text="Orders, the opening included."),
+                        "avg_slippage_to_trigger_bps": serializers.FloatField(
+                            allow_null=True,
+                            help_text="The orders' average distance from their ladder rung, "
+                                      "in basis points, positive when worse; null with no "
+                                      "order after the opening.")},
+                help_text=f"The same series under {k}.") for k in ("limit", "next_bar")},
+            required=False,
+            help_text="Only with `fill` `limit`: the run beside the same configuration and "
+                      "series under next_bar."),
         "notes": serializers.ListField(
             child=serializers.CharField(),
             help_text="Why some figures are null, e.g. a run too short to annualise (CAGR, "

@@ -328,28 +328,70 @@ class Limit:
             self.pair = ladder.resting(rules.State(book.S, book.C, book.R, book.Pa), book.cfg,
                                        orders_today=ot)
 
-    def loop(self, book: Book, start: int) -> None:
+    def loop(self, book: Book, start: int, fast: bool = True) -> None:
+        """Every bar from ``start`` (:meth:`bar_at`); ``fast`` skips those that can change
+        nothing (``fast=False``: the reference, bar by bar)."""
         n = book.n
         if start > 0:
             self.rest(book, start - 1)
-        for j in range(start, n):
-            book.actions_at(j)
-            filled = False
-            if self.market.pending is not None:
-                self.market.settle(book, j)
-                filled = True
-            elif self.pair is not None:
-                if (book.S, book.C, book.R, book.Pa, id(book.cfg)) != self.key[:5]:
-                    self.pair = None  # the book changed under the rungs: cancelled
-                else:
-                    filled = self.fill(book, j)
-            if not filled and (self.pair is None or (self.pair.buy is None
-                                                     and self.pair.sell is None)):
-                book.evaluate_at(j)
-            self.rest(book, j)
-            book.record(j)
-        if book.progress is not None:
-            book.progress(n)
+        # The bars' lows and highs as the scan reads them (a series of closes: the closes).
+        if book.lows is None:
+            lows = highs = book.p
+            lowl = highl = book.plist
+        else:
+            lowl, highl = book.lows, book.highs
+            lows, highs = np.asarray(lowl), np.asarray(highl)
+        events = book.events
+        ne = len(events)
+        e = 0
+        progress = book.progress
+        j = start
+        while j < n:
+            pair = self.pair
+            if fast and self.market.pending is None and pair is not None and (
+                    pair.buy is not None or pair.sell is not None):
+                # Only a bar with a corporate action or whose range may reach a rung can
+                # change anything: skip to the first such bar (the module's "Skipping bars";
+                # the levels widened by LEVEL_SLACK, the bar itself then read exactly).
+                while e < ne and events[e] < j:
+                    e += 1
+                nxt = int(events[e]) if e < ne else n
+                if nxt > j:
+                    k = nxt
+                    if pair.sell is not None:
+                        k = _scan(highs, j, k, float(pair.sell.limit) * (1.0 - LEVEL_SLACK),
+                                  -math.inf, highl)
+                    if pair.buy is not None:
+                        k = _scan(lows, j, k, math.inf,
+                                  float(pair.buy.limit) * (1.0 + LEVEL_SLACK), lowl)
+                    if k > j and progress is not None:
+                        progress(k)
+                    j = k
+                    if j >= n:
+                        break
+            self.bar_at(book, j)
+            j += 1
+        if progress is not None:
+            progress(n)
+
+    def bar_at(self, book: Book, j: int) -> None:
+        """Bar ``j``: its actions, then the market order's fill or the resting pair against
+        its range, the rules at its close when nothing rests, the pair for the next bar."""
+        book.actions_at(j)
+        filled = False
+        if self.market.pending is not None:
+            self.market.settle(book, j)
+            filled = True
+        elif self.pair is not None:
+            if (book.S, book.C, book.R, book.Pa, id(book.cfg)) != self.key[:5]:
+                self.pair = None  # the book changed under the rungs: cancelled
+            else:
+                filled = self.fill(book, j)
+        if not filled and (self.pair is None or (self.pair.buy is None
+                                                 and self.pair.sell is None)):
+            book.evaluate_at(j)
+        self.rest(book, j)
+        book.record(j)
 
     def fill(self, book: Book, j: int) -> bool:
         """Bar ``j``'s range against the resting pair: the rung it reaches first fills."""
@@ -663,7 +705,7 @@ class Rules:
     def loop(self, book: Book, start: int, fast: bool) -> None:
         own = getattr(book.fills, "loop", None)  # resting orders read every bar's range
         if own is not None:
-            own(book, start)
+            own(book, start, fast)
         elif fast:
             self.loop_fast(book, start)
         else:

@@ -197,3 +197,48 @@ def test_the_limit_report_shows_next_bar_beside_it_in_the_workbook_and_the_pictu
     # The equity panel draws the next_bar run's curve: its final value is the run's.
     assert rep.comparison["next_bar"]["equity"][-1] == pytest.approx(
         float(nb.qty) * 103 + float(nb.cash))
+
+
+@settings(max_examples=40, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(-300, 300), st.integers(0, 300), st.integers(0, 300),
+                          st.integers(0, 1000)), min_size=2, max_size=80),
+       st.booleans(), st.booleans())
+def test_skipping_bars_no_rung_can_reach_changes_nothing(moves, exact, ohlc):
+    """The limit loop skips to the first bar whose range may reach a rung (or that holds a
+    corporate action): the same orders and books as reading every bar (``fast=False``), on
+    OHLC bars and on closes, with dividends."""
+    p = 100.0
+    rows_ = [(100, 100, 100, 100)]
+    for gap, up, down, u in moves:
+        o = round(max(p * (1 + gap / 10_000), 1), 2)
+        h = round(o * (1 + up / 10_000), 2)
+        lo = round(o * (1 - down / 10_000), 2)
+        c = round(lo + (h - lo) * u / 1000, 2)
+        rows_.append((o, h, lo, c) if ohlc else c)
+        p = c
+    series = bars(*rows_)
+    if not ohlc:
+        series = dataclasses.replace(series, opens=None, highs=None, lows=None)
+    divs = [data.Dividend(dt.date(2024, 1, 1) + dt.timedelta(days=k),
+                          dt.date(2024, 1, 1) + dt.timedelta(days=k + 3), D("0.5"))
+            for k in range(5, len(rows_), 17)]
+    cfg = rules.Config(trigger_pct=D("0.02"), commission_rate=D("0.001"), max_orders_per_day=1)
+    fast = engine.run(series, cfg, LIMIT, divs, exact=exact)
+    plain = engine.run(series, cfg, LIMIT, divs, exact=exact, fast=False)
+    assert [(o.bar, o.side, o.qty, o.price) for o in fast.orders] == [
+        (o.bar, o.side, o.qty, o.price) for o in plain.orders]
+    assert (fast.qty, fast.cash, fast.receivable, fast.anchor) == (
+        plain.qty, plain.cash, plain.receivable, plain.anchor)
+    assert fast.rungs == plain.rungs
+    assert np.array_equal(fast.change_bar, plain.change_bar)
+
+
+def test_skipping_bars_on_the_bundled_samples_changes_nothing():
+    for ticker in ("AAPL", "IBM"):
+        series, dividends = data.load_sample(ticker)
+        fast = engine.run(series, rules.Config(), LIMIT, dividends, exact=False)
+        plain = engine.run(series, rules.Config(), LIMIT, dividends, exact=False, fast=False)
+        assert [(o.bar, o.side, o.qty, o.price) for o in fast.orders] == [
+            (o.bar, o.side, o.qty, o.price) for o in plain.orders]
+        assert np.array_equal(fast.change_bar, plain.change_bar)
