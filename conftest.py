@@ -165,7 +165,7 @@ def make_position(user):
                     Decimal(str(v))
                     if isinstance(v, (int, float, str))
                     and not isinstance(v, bool)
-                    and k not in ("sizing", "max_orders_per_day", "broker")
+                    and k not in ("sizing", "max_orders_per_day", "broker", "order_type")
                     else v
                 )
                 for k, v in kw.items()

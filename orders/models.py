@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import F, Q
 
-from positions.models import MONEY, QTY, Broker
+from positions.models import MONEY, QTY, Broker, OrderType
 from positions.strategy import rules
 from volbal import ids
 from volbal.renderers import decimal_text
@@ -51,6 +51,12 @@ class Order(models.Model):
     broker = models.CharField(max_length=16, default=Broker.MANUAL)
     time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices,
                                      default=TimeInForce.GTC)
+    # market, or limit at ``limit_price`` (on the exchange's tick). ``rung``: the ladder's rung
+    # a resting order stands for (its side; docs/strategy.md#resting-orders), null otherwise.
+    order_type = models.CharField(max_length=8, choices=OrderType.choices,
+                                  default=OrderType.MARKET)
+    limit_price = models.DecimalField(**MONEY, null=True, blank=True)
+    rung = models.CharField(max_length=4, choices=Side.choices, null=True, blank=True)
     broker_order_id = models.CharField(max_length=64, null=True, blank=True)
     routed_at = models.DateTimeField(null=True, blank=True)
     # When a cycle last began placing it with a broker that holds orders (set under the order's
@@ -85,12 +91,25 @@ class Order(models.Model):
                 condition=Q(status__in=OrderStatus.values), name="order_status_valid"
             ),
             models.CheckConstraint(
+                condition=(Q(order_type=OrderType.MARKET, limit_price__isnull=True)
+                           | Q(order_type=OrderType.LIMIT, limit_price__gt=0)),
+                name="order_limit_price_iff_limit"),
+            models.CheckConstraint(
+                condition=Q(rung__isnull=True) | (Q(order_type=OrderType.LIMIT)
+                                                   & Q(rung=F("side"))),
+                name="order_rung_is_limit_side"),
+            models.CheckConstraint(
                 condition=Q(commission_paid__gte=0), name="order_commission_nonneg"
             ),
             models.CheckConstraint(
                 condition=~Q(status=OrderStatus.FILLED) | Q(filled_qty=F("qty")),
                 name="order_filled_complete",
             ),
+            # a position rests at most one order per rung (docs/strategy.md#resting-orders)
+            models.UniqueConstraint(
+                fields=("position", "rung"),
+                condition=Q(rung__isnull=False, status__in=OPEN_STATUSES),
+                name="order_one_open_per_rung"),
             models.UniqueConstraint(
                 fields=("position", "idempotency_key"),
                 condition=Q(idempotency_key__isnull=False),

@@ -7,6 +7,7 @@ from decimal import Decimal
 from rest_framework import serializers
 
 from orders.models import OrderStatus, Side
+from positions.models import OrderType
 from volbal.api import StrictSerializer
 from volbal.fields import CaseInsensitiveChoice, DecimalOut, Number
 
@@ -76,6 +77,14 @@ class OrderSerializer(serializers.Serializer):
     source = serializers.CharField()
     idempotency_key = serializers.CharField(allow_null=True)
     time_in_force = serializers.CharField()
+    order_type = serializers.ChoiceField(
+        choices=OrderType.choices, help_text="market, or limit at `limit_price`.")
+    limit_price = DecimalOut(allow_null=True, help_text="A limit order's price (on the tick); "
+                             "null for a market order.")
+    rung = serializers.ChoiceField(
+        choices=Side.choices, allow_null=True,
+        help_text="The ladder's rung a resting limit order stands for (BUY or SELL; "
+        "the strategy's \"Resting orders\"); null for any other order.")
     broker = serializers.CharField()
     broker_order_id = serializers.CharField(allow_null=True)
     cancel_requested_at = serializers.DateTimeField(

@@ -21,7 +21,7 @@ from orders.models import (
 )
 from orders.selectors import known_price, open_remaining, order_not_found, orders_created_today
 from positions import books
-from positions.models import Position
+from positions.models import OrderType, Position
 from positions.selectors import position_get
 from positions.strategy import rules
 from volbal import clock, market
@@ -100,6 +100,8 @@ def order_submit(
     time_in_force: str | None = None,
     created_today: int | None = None,
     nothing_open: bool = False,
+    limit_price: Decimal | None = None,
+    rung: str | None = None,
 ) -> Order:
     """Create an order on a position the caller has already locked (``select_for_update``).
 
@@ -109,7 +111,9 @@ def order_submit(
     Callers: the orders endpoint (:func:`order_submit_for`) and evaluation, which may pass what
     it already read for the locked position: ``created_today`` (the session's orders) and
     ``nothing_open`` (no open order). ``time_in_force`` None: the broker's
-    (:func:`time_in_force_of`)."""
+    (:func:`time_in_force_of`). ``limit_price``: a limit order at that price (checked for cash
+    at it); ``rung``: the ladder's rung it rests for (docs/strategy.md#resting-orders), named
+    in its ``order_submitted`` event."""
     time_in_force = time_in_force_of(position.broker, time_in_force)
     if side not in Side.values:
         raise DomainError(
@@ -135,8 +139,11 @@ def order_submit(
             f"(max_orders_per_day is {position.max_orders_per_day}).",
             status=409,
         )
-    order_fillable_check(position=position, side=side, qty=qty, price=price,
+    order_fillable_check(position=position, side=side, qty=qty,
+                         price=limit_price if limit_price is not None else price,
                          nothing_open=nothing_open)
+    limit = {} if limit_price is None else {"order_type": OrderType.LIMIT,
+                                            "limit_price": limit_price, "rung": rung}
     order = insert_one(Order(
         position=position,
         side=side,
@@ -146,15 +153,20 @@ def order_submit(
         trading_day=today,
         broker=position.broker,
         time_in_force=time_in_force,
+        **limit,
     ))
     event_record(
         position_id=position.id,
         order_id=order.id,
         type=EventType.ORDER_SUBMITTED,
         message=f"Order {order.id} submitted: {side} {fmt(qty)} {position.ticker}"
+        + (f" limit {fmt(limit_price)}" if limit_price is not None else "")
+        + (f", the ladder's {rung.lower()} rung" if rung else "")
         + (f" ({note})" if note else "")
         + ".",
-        inputs={"side": side, "qty": qty, "source": source, "idempotency_key": idempotency_key},
+        inputs={"side": side, "qty": qty, "source": source, "idempotency_key": idempotency_key,
+                **({"order_type": OrderType.LIMIT, "limit_price": limit_price, "rung": rung}
+                   if limit else {})},
         outputs={
             "order_id": order.id,
             "status": order.status,
@@ -380,7 +392,7 @@ def _broker_may_hold(order: Order) -> bool:
             > clock.now() - dt.timedelta(seconds=PLACING_WINDOW_SECONDS))
 
 
-def order_cancel_request(*, owner, order_id: str) -> tuple[Order, bool]:
+def order_cancel_request(*, owner, order_id: str, reason: str = "") -> tuple[Order, bool]:
     """The API's and the admin's cancel; returns ``(order, ended)``.
 
     An order a broker holds (Alpaca) is not ended here: the request is recorded
@@ -395,16 +407,17 @@ def order_cancel_request(*, owner, order_id: str) -> tuple[Order, bool]:
         order, position = _locked_order(owner=owner, order_id=order_id)
         if (order.broker not in HOLDING_BROKERS or order.status not in OPEN_STATUSES
                 or not _broker_may_hold(order)):
-            return order_cancel(owner=owner, order_id=order_id), True
+            return order_cancel(owner=owner, order_id=order_id, reason=reason), True
         if order.cancel_requested_at is None:
             order.cancel_requested_at = clock.now()
             order.save(update_fields=["cancel_requested_at", "updated_at"])
             event_record(
                 position_id=position.id, order_id=order.id,
                 type=EventType.ORDER_CANCEL_REQUESTED,
-                message=f"Cancel of order {order.id} requested; the {order.broker} broker holds "
+                message=f"Cancel of order {order.id} requested"
+                + (f" ({reason})" if reason else "") + f"; the {order.broker} broker holds "
                 "it: the order ends when the broker reports it ended (it may still fill).",
-                inputs={"broker": order.broker},
+                inputs={"broker": order.broker, **({"reason": reason} if reason else {})},
                 outputs={"status": order.status, "filled_qty": order.filled_qty})
     return order, False
 
@@ -487,3 +500,37 @@ def orders_resize_for_split(*, position_id: str, ratio,
             order.status = OrderStatus.CANCELLED
         order.save(update_fields=["qty", "status", "updated_at"])
     return orders
+
+
+def resting_orders_replace(*, position: Position, reason: str) -> list[Order]:
+    """The ladder of ``position`` changed outside a trade cycle (a configuration change, a cash
+    movement, a dividend, a split): its resting rung orders (docs/strategy.md#resting-orders)
+    are cancelled now, ``reason`` in each cancel's event, and the next cycle places the new
+    ladder's rungs. An order a broker holds (Alpaca) gets a cancel request
+    (``order_cancel_requested``; it ends when the broker reports it ended, and no rung is placed
+    while it is open); others end at once (``order_cancelled``). The caller holds the
+    position's lock, in its own transaction. Returns the orders, as they are now."""
+    out = []
+    for order_id in (Order.objects.filter(position_id=position.id, rung__isnull=False,
+                                          status__in=OPEN_STATUSES, cancel_requested_at=None)
+                     .order_by("id").values_list("id", flat=True)):
+        out.append(order_cancel_request(owner=None, order_id=order_id, reason=reason)[0])
+    return out
+
+
+def position_configure_replacing_rungs(*, owner, position_id: str, changes: dict,
+                                       origin: dict | None = None) -> Position:
+    """Change a position's configuration (:func:`positions.services.position_configure`, its
+    ``config_changed`` event) and, when anything changed, replace its resting rungs in the same
+    transaction (:func:`resting_orders_replace`): the ladder moved, or the order type or the
+    broker did. The PATCH endpoint, the admin and a sweep cell's apply all configure here."""
+    from positions.services import position_configure
+
+    with transaction.atomic():
+        before = Position.objects.filter(pk=position_id).values("updated_at").first()
+        position = position_configure(owner=owner, position_id=position_id, changes=changes,
+                                      origin=origin)
+        if before is not None and position.updated_at != before["updated_at"]:
+            resting_orders_replace(position=position,
+                                   reason="the ladder moved: the configuration changed")
+    return position

@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 
 from events.selectors import events_for_position
 from orders.selectors import position_valuation, with_known_price
+from orders.services import position_configure_replacing_rungs
 from positions import selectors, services
 from positions.dividends import dividend_announce
 from positions.models import (
@@ -67,7 +68,7 @@ class PositionForm(ApiValidatedForm):
                   *EXECUTION_FIELDS)
 
     # Left out of a post, these keep the position's value (a new one's default).
-    OPTIONAL = ("broker", "slippage_bps")
+    OPTIONAL = ("broker", "slippage_bps", "order_type")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -84,6 +85,9 @@ class PositionForm(ApiValidatedForm):
 
     def clean_slippage_bps(self):
         return self._kept_when_left_out("slippage_bps")
+
+    def clean_order_type(self):
+        return self._kept_when_left_out("order_type")
 
     def clean(self):
         data = super().clean()
@@ -130,6 +134,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         "value_shown",
         "weight_shown",
         "decision_preview",
+        "resting_orders",
         "picture",
         "recent_orders",
         "event_timeline",
@@ -151,7 +156,8 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         sets = [
             (None, {"fields": ("id", *state) if obj else state[:-1]}),
             ("Strategy", {"fields": STRATEGY_FIELDS}),
-            ("Execution", {"fields": EXECUTION_FIELDS}),
+            ("Execution", {"fields": (*EXECUTION_FIELDS, "resting_orders") if obj
+                           else EXECUTION_FIELDS}),
         ]
         if obj is not None:
             sets += [
@@ -224,6 +230,24 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         elif shown is not None:
             what = f"{shown.side} {shown.qty} blocked by {decision.blocked_by}"
         return format_html("<b>{}</b> [{}]<br>{}", what, decision.reason, decision.message)
+
+    @admin.display(description="resting orders")
+    def resting_orders(self, obj):
+        """The rung orders open at the broker and the ladder's rungs (docs/strategy.md#resting-
+        orders): the API's GET /v1/positions/{id}/resting-orders, as rows."""
+        try:
+            result = evaluation.position_resting(owner=None, position=obj)
+        except (rules.RuleError, ArithmeticError) as exc:  # keep the page usable
+            return f"Not shown: {type(exc).__name__}: {exc}"
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((o.id, o.rung, o.qty - o.filled_qty, o.limit_price,
+              o.status + (" (cancel requested)" if o.cancel_requested_at else ""))
+             for o in result.orders))
+        table = format_html("<table><tr><th>order</th><th>rung</th><th>qty left</th>"
+                            "<th>limit</th><th>status</th></tr>{}</table>", rows) \
+            if result.orders else ""
+        return format_html("{}{}", result.message, table)
 
     def _evaluate(self, request, queryset, submit: bool):
         for position in queryset:
@@ -322,7 +346,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if change:
-            services.position_configure(
+            position_configure_replacing_rungs(
                 owner=None,
                 position_id=obj.pk,
                 changes={n: data[n] for n in (*STRATEGY_FIELDS, *EXECUTION_FIELDS)

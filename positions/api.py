@@ -17,7 +17,7 @@ from orders.serializers import (
     OrderSerializer,
     OrderSubmitSerializer,
 )
-from orders.services import order_submit_for
+from orders.services import order_submit_for, position_configure_replacing_rungs
 from positions import selectors, services
 from positions.dividends import dividend_announce
 from positions.filters import AlertFilter, EventFilter, PositionFilter
@@ -35,6 +35,7 @@ from positions.serializers import (
     PriceConfirmSerializer,
     PriceInSerializer,
     PriceSerializer,
+    RestingOrdersSerializer,
     SplitRecordSerializer,
     SplitSerializer,
     not_configurable,
@@ -105,6 +106,15 @@ def evaluation_body(result: evaluation.Evaluation) -> dict:
         **evaluation.decision_payload(result.decision),
         "order_id": result.order.id if result.order is not None else None,
     }
+
+
+def resting_body(result: evaluation.PositionResting) -> dict:
+    return {"position_id": result.position.id, "order_type": result.position.order_type,
+            "broker": result.position.broker,
+            "orders": OrderSerializer(result.orders, many=True).data,
+            "ladder": [{"side": r.side, "qty": r.qty, "limit_price": r.limit,
+                        "trigger_price": r.rung, "kind": r.kind} for r in result.rungs],
+            "message": result.message}
 
 
 def ladder_body(result: evaluation.PositionLadder) -> dict:
@@ -226,7 +236,8 @@ class PositionViewSet(viewsets.ViewSet):
         if books:
             raise ApiError("not_configurable", " ".join(books.values()), fields=books)
         data = _valid(PositionUpdateSerializer, request)
-        services.position_configure(owner=request.user, position_id=pk, changes=dict(data))
+        position_configure_replacing_rungs(owner=request.user, position_id=pk,
+                                           changes=dict(data))
         position = position_view(owner=request.user, position_id=pk)
         return Response(PositionSerializer(position).data)
 
@@ -386,6 +397,20 @@ class PositionViewSet(viewsets.ViewSet):
     def ladder(self, request, pk=None):
         return Response(ladder_body(evaluation.position_ladder(owner=request.user,
                                                               position_id=pk)))
+
+    @extend_schema(
+        summary="The resting orders: the ladder's rungs as limit orders at the broker",
+        description="With `order_type: limit` the trade cycle keeps the ladder's rungs "
+        "resting at the position's broker as limit orders. `orders`: those open now (with their "
+        "`rung`, `limit_price` and broker id); `ladder`: the rungs the ladder rests now (the "
+        "next cycle replaces what differs). The manual broker rests nothing: `ladder` is what a "
+        "person places by hand.",
+        responses={200: RestingOrdersSerializer, **NOT_FOUND, **read_errors()},
+    )
+    @action(detail=True, methods=["get"], url_path="resting-orders")
+    def resting_orders(self, request, pk=None):
+        return Response(resting_body(evaluation.position_resting(owner=request.user,
+                                                                 position_id=pk)))
 
     @extend_schema(
         methods=["GET"],

@@ -38,11 +38,19 @@ class Broker(models.TextChoices):
     ALPACA = "alpaca"
 
 
+class OrderType(models.TextChoices):
+    """How a position trades (docs/strategy.md#resting-orders): ``market`` orders when a cycle
+    sees a trigger crossed (the default), or ``limit`` orders resting at the ladder's rungs."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+
+
 SLIPPAGE_BPS_MAX = rules.SLIPPAGE_BPS_MAX  # slippage_bps: 0 <= x < 10000, as the backtest
 
 # How a position's orders are executed (not rules of the strategy): what the API and the admin
 # take beside the strategy fields.
-EXECUTION_FIELDS = ("broker", "slippage_bps", "auto_submit")
+EXECUTION_FIELDS = ("broker", "slippage_bps", "auto_submit", "order_type")
 
 # Every per-position strategy field, in the order of docs/strategy.md#state-and-configuration.
 STRATEGY_FIELDS = (
@@ -111,6 +119,10 @@ class Position(models.Model):
     slippage_bps = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
     # The trade cycle submits this position's proposals (off: they are only recorded).
     auto_submit = models.BooleanField(default=False)
+    # market: a cycle's proposal is a market order; limit: the ladder's rungs rest as limit
+    # orders at the broker (docs/strategy.md#resting-orders).
+    order_type = models.CharField(max_length=8, choices=OrderType.choices,
+                                  default=OrderType.MARKET)
     # A trade cycle has claimed the position until then (several cycles split the positions).
     cycle_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -152,6 +164,8 @@ class Position(models.Model):
                 condition=Q(slippage_bps__gte=0) & Q(slippage_bps__lt=SLIPPAGE_BPS_MAX),
                 name="pos_slippage_range",
             ),
+            models.CheckConstraint(condition=Q(order_type__in=OrderType.values),
+                                   name="pos_order_type_valid"),
         ]
 
     def __str__(self) -> str:

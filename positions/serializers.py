@@ -16,6 +16,7 @@ from positions.models import (
     SLIPPAGE_BPS_MAX,
     Broker,
     DividendStatus,
+    OrderType,
     Sizing,
     SplitStatus,
     price_ts_error,
@@ -76,6 +77,12 @@ class StrategyFields(StrictSerializer):
     auto_submit = Boolean(required=False,
                           help_text="The trade cycle submits the proposals (default false: "
                                     "they are only recorded).")
+    order_type = serializers.ChoiceField(
+        choices=OrderType.choices, required=False,
+        help_text="market (the default): the cycle sends a market order once it sees a "
+                  "trigger crossed; limit: the ladder's rungs rest at the broker as limit "
+                  "orders (the strategy's \"Resting orders\"; a manual broker rests nothing, "
+                  "GET /v1/positions/{id}/resting-orders shows what to place).")
     max_price_jump = bounded("max_price_jump",
                              help_text="0 < x ≤ 10: a price further than this fraction from "
                              "the position's reference price (the last price it accepted, or "
@@ -151,6 +158,7 @@ class PositionSerializer(serializers.Serializer):
     broker = serializers.CharField()
     slippage_bps = DecimalOut()
     auto_submit = serializers.BooleanField()
+    order_type = serializers.ChoiceField(choices=OrderType.choices)
     max_price_jump = DecimalOut()
     price = serializers.SerializerMethodField(
         help_text="The latest known price: the newer of the ticker's newest stored price and "
@@ -295,6 +303,29 @@ class LadderSerializer(serializers.Serializer):
     blocked_by = serializers.ChoiceField(
         choices=("open_order", "daily_cap_reached", "price_jump_unconfirmed"), allow_null=True,
         help_text="What would block an order at any price now (the rungs hold once it lifts).")
+    message = serializers.CharField()
+
+
+class RestingRungSerializer(serializers.Serializer):
+    side = serializers.ChoiceField(choices=("BUY", "SELL"))
+    qty = DecimalOut(help_text="Shares the rung trades (what evaluating at the limit proposes).")
+    limit_price = DecimalOut(help_text="The limit: the ladder's trigger on the exchange's tick "
+                             "(0.01 from 1, 0.0001 below), a buy rounded down, a sell up.")
+    trigger_price = DecimalOut(help_text="The ladder's own trigger price (6 decimals).")
+    kind = serializers.CharField(help_text="buy_trigger, sell_trigger or guardrail_rebalance.")
+
+
+class RestingOrdersSerializer(serializers.Serializer):
+    position_id = serializers.CharField()
+    order_type = serializers.ChoiceField(choices=OrderType.choices)
+    broker = serializers.CharField()
+    orders = serializers.ListField(
+        child=serializers.DictField(), help_text="The rung orders open at the broker, as "
+        "`GET /v1/orders/{id}` shows them (order_type limit, limit_price, rung).")
+    ladder = RestingRungSerializer(many=True, help_text="The rungs the ladder rests now: what "
+                                   "the next cycle keeps or places (with the manual broker, "
+                                   "what a person would place at the broker by hand); none "
+                                   "for an always or blocked rung.")
     message = serializers.CharField()
 
 

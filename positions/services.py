@@ -16,6 +16,7 @@ from positions.models import (
     SLIPPAGE_BPS_MAX,
     STRATEGY_FIELDS,
     Broker,
+    OrderType,
     Position,
     Price,
     price_ts_error,
@@ -57,10 +58,13 @@ def config_validate(cfg: rules.Config) -> None:
 
 
 def execution_validate(values: dict) -> None:
-    """The execution fields (broker, slippage_bps): a 400 naming the field."""
+    """The execution fields (broker, slippage_bps, auto_submit, order_type): a 400 naming the
+    field."""
     errors = {}
     if "broker" in values and values["broker"] not in Broker.values:
         errors["broker"] = "broker must be one of: " + ", ".join(Broker.values) + "."
+    if "order_type" in values and values["order_type"] not in OrderType.values:
+        errors["order_type"] = "order_type must be one of: " + ", ".join(OrderType.values) + "."
     if "auto_submit" in values and not isinstance(values["auto_submit"], bool):
         errors["auto_submit"] = "auto_submit must be true or false."
     bps = values.get("slippage_bps", Decimal(0))

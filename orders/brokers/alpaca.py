@@ -5,7 +5,9 @@ endpoint unless ``ALPACA_PAPER=false``).
   ``ALPACA_BASE_URL`` overrides the endpoint, for a proxy or the tests' replay server). Nothing
   is stored; without them every call is a :class:`BrokerUnavailable` with the machine code
   ``alpaca_credentials_missing`` (a ``broker_error`` event), never a crash.
-- ``place`` sends a market day order whose ``client_order_id`` is our order id. Alpaca refuses a
+- ``place`` sends a market day order whose ``client_order_id`` is our order id; a resting rung
+  (docs/strategy.md#resting-orders) goes as a limit day order at its ``limit_price`` (on the
+  tick already; fractional quantities are allowed for day limit orders). Alpaca refuses a
   second order with the same client id (422 "client_order_id must be unique"): a retry after a
   lost answer (or the SDK's own retry of a 504) looks the order up by that id instead, so an
   order is never placed twice. 403 and other 422 answers are refusals (``broker_rejected``);
@@ -140,13 +142,15 @@ class AlpacaBroker:
         # alpaca-py: a heavy optional SDK (see the client above)
         from alpaca.common.exceptions import APIError
         from alpaca.trading.enums import OrderSide, TimeInForce
-        from alpaca.trading.requests import MarketOrderRequest
+        from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
 
         client = _client()
-        request = MarketOrderRequest(
+        fields = dict(
             symbol=ticket.ticker, qty=float(ticket.qty - ticket.filled_qty),
             side=OrderSide.BUY if ticket.side == rules.BUY else OrderSide.SELL,
             time_in_force=TimeInForce.DAY, client_order_id=ticket.order_id)
+        request = (MarketOrderRequest(**fields) if ticket.limit_price is None
+                   else LimitOrderRequest(**fields, limit_price=float(ticket.limit_price)))
         try:
             return str(client.submit_order(request).id)
         except APIError as exc:

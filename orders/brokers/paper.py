@@ -6,9 +6,16 @@ that very price); a ticker has one price per ``ts``, so there is no tie. The fil
 the position's slippage, with the position's commission (docs/strategy.md#live-loop: exactly as
 the backtest's ``fill: next_bar``). What the cash (a buy)
 or the shares (a sell) no longer cover at that price is trimmed, rounded down to the position's
-step; an order nothing covers is cancelled. The simulator keeps no state of its own: its
-answers follow from the order and the stored prices, so a repeated poll answers the same
-fill with the same id."""
+step; an order nothing covers is cancelled.
+
+A resting limit order (docs/strategy.md#resting-orders) fills at the first price after it was
+placed, by market time, that reaches its limit (a buy: at or below it; a sell: at or above):
+at the limit, or at that price when it is better (the market gapped through), with no slippage
+(a limit is the worst price it takes), trimmed as a market order is; the rule is the backtest's
+``fill: limit`` on closes (``ladder.limit_fill_price``).
+
+The simulator keeps no state of its own: its answers follow from the order and the stored
+prices, so a repeated poll answers the same fill with the same id."""
 
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ from orders.brokers.port import CANCELLED, FILLED, OPEN, BrokerFill, Report, Tic
 from positions.models import Broker as BrokerName
 from positions.models import Price
 from positions.strategy import rules
+from positions.strategy.ladder import limit_fill_price
 from volbal.renderers import decimal_text as fmt
 
 
@@ -34,11 +42,16 @@ class PaperBroker:
         return [self._report(t) for t in tickets]
 
     def _report(self, t: Ticket) -> Report:
-        price = (Price.objects.filter(ticker=t.ticker, ts__gt=t.placed_at)
-                 .order_by("ts").first())
+        later = Price.objects.filter(ticker=t.ticker, ts__gt=t.placed_at)
+        if t.limit_price is not None:  # the first later price that reaches the limit
+            later = later.filter(**{"price__lte" if t.side == rules.BUY else "price__gte":
+                                    t.limit_price})
+        price = later.order_by("ts").first()
         if price is None:
             return Report(t.order_id, OPEN)
-        fill_price = rules.slipped_price(price.price, t.side, t.slippage_bps)
+        fill_price = (rules.slipped_price(price.price, t.side, t.slippage_bps)
+                      if t.limit_price is None
+                      else limit_fill_price(t.side, t.limit_price, open=price.price))
         remaining = t.qty - t.filled_qty
         q = rules.covered_qty(t.cfg, t.side, remaining, held=t.account.qty,
                               cash=t.account.cash, price=fill_price)

@@ -44,6 +44,8 @@ class Ticket:
     account: rules.State  # the position's shares, cash, receivable and anchor, as read
     cfg: rules.Config
     slippage_bps: Decimal
+    order_type: str = "market"  # "market" | "limit" (positions.models.OrderType)
+    limit_price: Decimal | None = None  # a limit order's price, on the exchange's tick
 
 
 @dataclass(frozen=True)

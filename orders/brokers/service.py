@@ -98,7 +98,8 @@ def ticket_of(order: Order) -> Ticket:
         order_id=order.id, broker_order_id=order.broker_order_id, ticker=position.ticker,
         side=order.side, qty=order.qty, filled_qty=order.filled_qty,
         placed_at=order.created_at, account=position.state(), cfg=position.config(),
-        slippage_bps=position.slippage_bps,
+        slippage_bps=position.slippage_bps, order_type=order.order_type,
+        limit_price=order.limit_price,
     )
 
 

@@ -376,3 +376,39 @@ def test_a_cancel_racing_an_alpaca_placement_never_ends_an_order_alpaca_holds(
             Order.objects.filter(pk=order.pk).update(status="cancelled")  # as Alpaca reports
         outcomes[status] += 1
     assert sum(outcomes.values()) == 10
+
+
+def test_parallel_evaluations_and_configuration_changes_rest_one_order_per_rung(
+        api_user, make_position):
+    """A limit position's evaluations (the cycle's step) and PATCHes of its configuration, in
+    parallel: each locks the position, so the rungs are replaced one writer at a time; at no
+    point two orders rest for one rung (the database refuses it: order_one_open_per_rung), and
+    after a last evaluation exactly the ladder's rungs rest."""
+    from positions.services import prices_record
+    from positions.workflows import evaluation
+    from positions.workflows.resting import resting_wanted
+
+    pos = make_position(qty="50", cash="5000", anchor_price="100", broker="paper",
+                        order_type="limit", auto_submit=True, commission_rate="0",
+                        min_notional="0", guard_low="0", guard_high="1", fractional=False)
+    prices_record(rows=[{"ticker": "ZIM", "price": Decimal("100"), "ts": clock.now()}])
+    url = f"/v1/positions/{pos.id}"
+    patches = answers(api_user, "patch", url, [{"trigger_pct": t} for t in
+                                               (0.02, 0.03, 0.04, 0.05)])
+
+    def request(i: int):
+        if i % 2:
+            return patches(i // 2)[0]
+        evaluation.position_evaluate(owner=None, position_id=pos.id, submit=True,
+                                     source="cron")
+        return 200
+
+    assert run_parallel(8, request) == [200] * 8
+    evaluation.position_evaluate(owner=None, position_id=pos.id, submit=True, source="cron")
+    pos.refresh_from_db()
+    want = resting_wanted(pos)
+    rest = Order.objects.filter(position=pos, status="submitted")
+    assert sorted((o.rung, o.limit_price, o.qty) for o in rest) == [
+        (w.side, w.limit, w.qty) for w in (want.buy, want.sell)]
+    assert Counter(Order.objects.filter(position=pos).values_list("status", flat=True))[
+        "submitted"] == 2

@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F, Sum
 
-from positions import services as position_services
+from orders.services import position_configure_replacing_rungs
 from positions.research import requests
 from positions.research.history import history_for
 from positions.research.models import FINISHED, JobKind, JobStatus, ResearchJob
@@ -234,6 +234,6 @@ def job_apply_cell(*, sweep: ResearchJob, cell: int, position_id: str, owner=Non
         raise DomainError("validation_error", str(exc), status=400,
                           fields={"cell": str(exc)}) from None
     job = requests.build(sweep.params)
-    return position_services.position_configure(
+    return position_configure_replacing_rungs(
         owner=owner, position_id=position_id, changes=changes,
         origin={"sweep_id": sweep.id, "cell": cell, "label": job.spec.label(cell)})

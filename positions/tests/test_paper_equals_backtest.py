@@ -87,27 +87,9 @@ def test_paper_trading_a_sample_equals_the_next_bar_backtest(user, clock_at, sta
 
     # The live position starts where the backtest's opening purchase left it.
     clock_at(noon(days[0]))
-    qty, cash = rules.apply_fill(qty=D(0), cash=D(10000), side="BUY", fill_qty=opening.qty,
-                                 price=opening.price, commission=opening.commission)
-    pos = position_create(owner=user, ticker="IBM", qty=qty, cash=cash,
-                          anchor_price=opening.price, broker="paper", slippage_bps=SLIPPAGE,
-                          auto_submit=True, **fields)
-    for d in dividends:
-        if days[0] < d.ex_date <= days[-1]:
-            dividend_announce(owner=user, position_id=pos.id, ex_date=d.ex_date,
-                              pay_date=d.pay_date, dps=d.dps)
-
-    for i in range(1, len(series)):
-        clock_at(noon(days[i]))
-        prices_record(rows=[{"ticker": "IBM", "price": D(repr(float(series.prices[i]))),
-                             "ts": noon(days[i])}])
-        row = trade_cycle().row
-        assert row.market_open and row.errors == 0, row.message
-
-    fills = list(Fill.objects.filter(order__position=pos).select_related("order")
-                 .order_by("created_at", "id"))
-    live = [(f.created_at.astimezone(NY).date(), f.order.side, f.qty, f.price, f.commission)
-            for f in fills]
+    pos = opened_as_backtested(user, opening, days, dividends, **fields)
+    feed_closes(clock_at, series, days, start=1)
+    fills, live = live_fills(pos)
     expected = [(days[o.bar], o.side, o.qty, o.price, o.commission) for o in orders]
     assert live == expected
     if fields.get("fractional", True):  # the ledger below then meets the 6-place rounding
@@ -127,6 +109,44 @@ def test_paper_trading_a_sample_equals_the_next_bar_backtest(user, clock_at, sta
     assert still_open.count() == (run.open_order is not None)
     assert Event.objects.filter(position_id=pos.pk, type="ex_div_effective").exists()
 
+    assert_ledger_ok()
+
+
+def opened_as_backtested(user, opening, days, dividends, **fields):
+    """A paper position where the backtest's opening purchase left it (10,000 of cash), auto
+    submitting, with the sample's dividends in the run announced."""
+    qty, cash = rules.apply_fill(qty=D(0), cash=D(10000), side="BUY", fill_qty=opening.qty,
+                                 price=opening.price, commission=opening.commission)
+    pos = position_create(owner=user, ticker="IBM", qty=qty, cash=cash,
+                          anchor_price=opening.price, broker="paper", slippage_bps=SLIPPAGE,
+                          auto_submit=True, **fields)
+    for d in dividends:
+        if days[0] < d.ex_date <= days[-1]:
+            dividend_announce(owner=user, position_id=pos.id, ex_date=d.ex_date,
+                              pay_date=d.pay_date, dps=d.dps)
+    return pos
+
+
+def feed_closes(clock_at, series, days, *, start: int) -> None:
+    """Each close from bar ``start`` on recorded at noon of its day, then a trade cycle."""
+    for i in range(start, len(series)):
+        clock_at(noon(days[i]))
+        prices_record(rows=[{"ticker": "IBM", "price": D(repr(float(series.prices[i]))),
+                             "ts": noon(days[i])}])
+        row = trade_cycle().row
+        assert row.market_open and row.errors == 0, row.message
+
+
+def live_fills(pos):
+    """The position's fills in order, and each as (day in New York, side, qty, price,
+    commission), the backtest's orders' terms."""
+    fills = list(Fill.objects.filter(order__position=pos).select_related("order")
+                 .order_by("created_at", "id"))
+    return fills, [(f.created_at.astimezone(NY).date(), f.order.side, f.qty, f.price,
+                    f.commission) for f in fills]
+
+
+def assert_ledger_ok() -> None:
     ledger = io.StringIO()
     try:
         call_command("verify_ledger", stdout=ledger)

@@ -17,7 +17,7 @@ from django.db.models import Q
 
 from events.models import Event, EventType
 from orders.models import Fill
-from orders.services import orders_resize_for_split
+from orders.services import orders_resize_for_split, resting_orders_replace
 from positions import books
 from positions.models import Dividend, DividendStatus, Position, Price, Split, SplitStatus
 from positions.selectors import position_get
@@ -170,6 +170,8 @@ def _go_effective(dividend: Dividend, position: Position) -> None:
     dividend.anchor_before, dividend.anchor_after = done.anchor_before, done.anchor_after
     dividend.effective_at = clock.now()
     dividend.save()
+    resting_orders_replace(position=position,
+                           reason=f"the ladder moved: dividend {dividend.id} went ex")
 
 
 def _go_paid(dividend: Dividend, position: Position) -> None:
@@ -178,6 +180,8 @@ def _go_paid(dividend: Dividend, position: Position) -> None:
     dividend.status = DividendStatus.PAID
     dividend.paid_at = clock.now()
     dividend.save(update_fields=["status", "paid_at"])
+    resting_orders_replace(position=position,
+                           reason=f"the ladder moved: dividend {dividend.id} was paid")
 
 
 @dataclass(frozen=True)
@@ -353,6 +357,8 @@ def _apply(split: Split, position: Position) -> None:
         p0 = before.price
     else:  # the anchor as it stood before the dividend steps the split counts for
         p0 = trail.before_split(split.effective_date) or position.anchor_price
+    resting_orders_replace(position=position,
+                           reason=f"the ladder moved: split {split.id} took effect")
     orders = orders_resize_for_split(position_id=position.id, ratio=k, step=step)
     old_qty, old_anchor = position.qty, position.anchor_price
     result = books.split(position=position, split_id=split.id, ratio=k,

@@ -100,8 +100,13 @@ def line_of(position_id: str, result) -> EvaluationLine | None:
         text += f" {shown.side} {fmt(shown.qty)}"
     if result.order is not None:
         text += f", submitted {result.order.id}"
+    rungs = result.rungs
+    if rungs is not None and (rungs.placed or rungs.cancelled):
+        text += "; resting orders: " + ", ".join(
+            [f"placed {o.rung} {fmt(o.qty)} at {fmt(o.limit_price)} ({o.id})"
+             for o in rungs.placed] + [f"cancelled {o.id}" for o in rungs.cancelled])
     return EvaluationLine(pos.id, pos.ticker, f"{text} — {result.message}",
-                          submitted=result.order is not None,
+                          submitted=result.order is not None or bool(rungs and rungs.placed),
                           proposal=bool(result.decision and result.decision.proposal))
 
 

@@ -24,7 +24,7 @@ from orders.selectors import (
 )
 from orders.services import order_submit
 from positions import books
-from positions.models import MONEY, Position, Price, Split, SplitStatus
+from positions.models import MONEY, Broker, OrderType, Position, Price, Split, SplitStatus
 from positions.selectors import (
     PriceSource,
     applied_splits,
@@ -34,7 +34,7 @@ from positions.selectors import (
     split_adjusted,
 )
 from positions.strategy import rules
-from positions.strategy.ladder import Ladder, ladder
+from positions.strategy.ladder import Ladder, RestingPair, ladder
 from positions.workflows.corporate_actions import splits_apply_due
 from positions.workflows.guard import (
     PRICE_JUMP,
@@ -43,6 +43,14 @@ from positions.workflows.guard import (
     guard_decision,
     jump_facts_many,
     price_jump_of,
+)
+from positions.workflows.resting import (
+    Sync,
+    is_limit,
+    market_allowed,
+    resting_open,
+    resting_sync,
+    resting_wanted,
 )
 from volbal import clock
 from volbal.errors import DomainError
@@ -64,6 +72,7 @@ class Evaluation:
     price_source: str  # a PriceSource: request, stored, fill or none
     price_ts: dt.datetime | None = None  # when the known price was observed (stored or fill)
     order: Order | None = None  # the order submitted with ``submit``
+    rungs: Sync | None = None  # a limit position's resting orders, as this evaluation left them
     reason: str = ""
     message: str = ""
 
@@ -154,6 +163,7 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
         position = position_get(owner=owner, position_id=position_id, for_update=True)
         if splits_apply_due(position_id=position.id).applied:  # never trade across a split
             position.refresh_from_db()
+        since = position.evaluated_price_ts  # the last evaluation's price (resting orders)
         price_source, price_ts, observed = PriceSource.REQUEST, None, None
         if price is None:
             if mark_latest:  # the cycle evaluates at the new stored price that called for it
@@ -186,7 +196,7 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
         evaluation, changed = _evaluate_at(position=position, price=price,
                                            price_source=price_source, price_ts=price_ts,
                                            submit=submit, source=source, observed=observed,
-                                           idempotency_key=idempotency_key)
+                                           idempotency_key=idempotency_key, since=since)
         if changed:
             books.marks_save(position, changed)
     return evaluation
@@ -195,12 +205,19 @@ def position_evaluate(*, owner, position_id: str, price: Decimal | None = None,
 def _evaluate_at(*, position: Position, price: Decimal, price_source: str, price_ts,
                  submit: bool, source: str, observed: Decimal | None = None,
                  idempotency_key: str | None = None,
-                 facts: Facts | None = None) -> tuple[Evaluation, set[str]]:
+                 facts: Facts | None = None,
+                 since: dt.datetime | None = None) -> tuple[Evaluation, set[str]]:
     """The evaluation step on a locked position at a known price: the rules, the price-jump
     guard, the anchor, the submission and the events. Changes the position in memory and
     returns the fields it changed (the caller saves them: one row, or a batch at once).
     ``observed`` is the known price as stored or filled (``price`` split-adjusted): when the
-    guard finds no jump it becomes the position's reference (guard.accept)."""
+    guard finds no jump it becomes the position's reference (guard.accept).
+
+    A position with ``order_type: limit`` that submits keeps its ladder's rungs resting
+    (:mod:`positions.workflows.resting`): a market order only when no rung rests and nothing
+    filled since ``since`` (the last evaluation's price time); otherwise, or when there is no
+    proposal, the rungs are made the ladder's. Only the one-position path takes these (the
+    batch leaves them out)."""
     changed: set[str] = set()
     decision, jump = guard_decision(position=position,
                                     decision=position_decide(position=position, price=price,
@@ -220,7 +237,9 @@ def _evaluate_at(*, position: Position, price: Decimal, price_source: str, price
         changed.add("anchor_price")
 
     order = None
-    if submit and decision.proposal is not None:
+    limit = submit and is_limit(position)
+    if submit and decision.proposal is not None and (
+            not limit or market_allowed(position, since=since)):
         if decision.proposal.qty >= ORDER_QTY_LIMIT:
             raise DomainError(
                 "qty_out_of_range",
@@ -239,7 +258,14 @@ def _evaluate_at(*, position: Position, price: Decimal, price_source: str, price
                              note=decision.proposal.kind, price=price,
                              created_today=facts and facts.orders_today,
                              nothing_open=bool(facts and not facts.has_open_order))
+    rungs = None
+    if limit and order is None:
+        rungs = resting_sync(position=position, guard_blocked=decision.blocked_by == PRICE_JUMP)
     payload = decision_payload(decision)
+    if rungs is not None:
+        payload["resting"] = {"placed": [o.id for o in rungs.placed],
+                              "cancelled": [o.id for o in rungs.cancelled],
+                              "kept": [o.id for o in rungs.kept], "waiting": rungs.waiting}
     event_record(
         position_id=position.id,
         order_id=order.id if order else None,
@@ -273,7 +299,7 @@ def _evaluate_at(*, position: Position, price: Decimal, price_source: str, price
             outputs=proposal_payload(decision.blocked),
         )
     return Evaluation(position=position, decision=decision, price_source=price_source,
-                      price_ts=price_ts, order=order, reason=decision.reason,
+                      price_ts=price_ts, order=order, rungs=rungs, reason=decision.reason,
                       message=decision.message), changed
 
 
@@ -290,7 +316,9 @@ def positions_evaluate_claimed(ids: list[str], *, submit_ids: set[str],
     refused (a DomainError) or fails keeps nothing of it and is reported as that exception, as
     the one-position path would (its claim runs out). Returns, per id: the evaluation, None
     when it was already evaluated at the latest price, or the exception. Positions with no
-    stored price or a split due are left to :func:`position_evaluate` (returned absent)."""
+    stored price or a split due, and limit positions that submit (their resting orders are
+    cancelled and placed by services of their own), are left to :func:`position_evaluate`
+    (returned absent)."""
     out: dict[str, Evaluation | Exception | None] = {}
     with transaction.atomic():
         qs = Position.objects.filter(id__in=ids).order_by("id")
@@ -300,7 +328,8 @@ def positions_evaluate_claimed(ids: list[str], *, submit_ids: set[str],
             position_id__in=ids, status=SplitStatus.ANNOUNCED,
             effective_date__lte=clock.trading_day()).values_list("position_id", flat=True))
         latest = latest_prices(tickers={p.ticker for p in positions})
-        positions = [p for p in positions if p.id not in split_due and p.ticker in latest]
+        positions = [p for p in positions if p.id not in split_due and p.ticker in latest
+                     and not (is_limit(p) and p.id in submit_ids)]  # resting: one at a time
         here = [p.id for p in positions]
         today = clock.session_day()
         counts = dict(Order.objects.filter(position_id__in=here, trading_day=today)
@@ -391,3 +420,43 @@ def held_price(position: Position) -> Price | None:
         position=position, price=stored.price, ts=stored.ts), price_source=PriceSource.STORED)
     return None if jump is None else stored
 
+
+
+@dataclass(frozen=True)
+class PositionResting:
+    """A position's resting orders (docs/strategy.md#resting-orders; the API and the admin): the
+    rung orders open at its broker and the rungs its ladder rests now (``wanted``: what the
+    next cycle keeps or places; with the manual broker, what a person would place)."""
+
+    position: Position
+    orders: list[Order]
+    wanted: RestingPair
+
+    @property
+    def rungs(self) -> list:
+        return [r for r in (self.wanted.buy, self.wanted.sell) if r is not None]
+
+    @property
+    def message(self) -> str:
+        """What rests and what the ladder rests, for a person (the API and the admin)."""
+        what = "; ".join(f"{r.side} {fmt(r.qty)} at {fmt(r.limit)}" for r in self.rungs)
+        position = self.position
+        if position.order_type != OrderType.LIMIT:
+            return ("order_type is market: nothing rests (order_type limit rests the ladder's "
+                    "rungs" + (f": {what}" if what else "") + ").")
+        if position.broker == Broker.MANUAL:
+            return ("The manual broker rests nothing: place these limit orders by hand: "
+                    + (what or "none now") + ".")
+        return (f"{len(self.orders)} resting at the {position.broker} broker; the ladder rests "
+                + (what or "nothing now") + ".")
+
+
+def position_resting(*, owner, position_id: str | None = None,
+                     position: Position | None = None) -> PositionResting:
+    """Read-only: the open rung orders and the ladder's rungs (:func:`resting_wanted`, the
+    price-jump guard's hold counted as the cycle counts it)."""
+    if position is None:
+        position = position_get(owner=owner, position_id=position_id)
+    return PositionResting(position=position, orders=resting_open(position),
+                           wanted=resting_wanted(position,
+                                                 guard_blocked=held_price(position) is not None))

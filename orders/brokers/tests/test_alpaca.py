@@ -485,3 +485,62 @@ def test_a_cancel_while_a_cycle_places_the_order_is_a_request_sent_after(replay,
     assert order.cancel_sent_at is not None
     assert types(position)[-3:] == ["order_cancel_requested", "order_routed",
                                     "order_cancel_routed"]
+
+
+# -- resting orders (docs/strategy.md#resting-orders): limit day orders at the ladder's rungs --
+
+IDS = {"buy_id": "7a0c1d52-97aa-4c1e-9f43-000000000097",
+       "sell_id": "7a0c1d52-97aa-4c1e-9f43-000000000103",
+       "buy2_id": "7a0c1d52-97aa-4c1e-9f43-000000009409",
+       "sell2_id": "7a0c1d52-97aa-4c1e-9f43-000000009991"}
+
+
+def test_the_cycle_rests_the_ladder_at_alpaca_and_replaces_it_after_a_fill(
+        replay, make_position, settings, capsys):
+    settings.VOLBAL_CALENDAR = ""  # no calendar: in session whatever the hour of the run
+    position = make_position(qty="50", cash="5000", anchor_price="100", broker="alpaca",
+                             order_type="limit", auto_submit=True, commission_rate="0",
+                             min_notional="0", guard_low="0", guard_high="1", fractional=False)
+    replay.expect(load("limit_rungs_cycle", **IDS))
+
+    prices_record(rows=[{"ticker": "ZIM", "price": D("100"), "ts": clock.now()}])
+    call_command("trade")
+    rungs = {o.rung: o for o in Order.objects.filter(position=position)}
+    assert {(s, o.order_type, o.limit_price, o.qty, o.time_in_force, o.broker_order_id)
+            for s, o in rungs.items()} == {
+        ("BUY", "limit", D("97.00"), D(5), "day", IDS["buy_id"]),
+        ("SELL", "limit", D("103.00"), D(4), "day", IDS["sell_id"])}
+
+    prices_record(rows=[{"ticker": "ZIM", "price": D("96.5"), "ts": clock.now()}])
+    call_command("trade")  # the buy filled at its limit; the sell's cancel is sent
+    buy, sell = refreshed(rungs["BUY"], rungs["SELL"])
+    assert (buy.status, buy.avg_fill_price) == ("filled", D("97"))
+    assert sell.status == "submitted" and sell.cancel_sent_at is not None
+    asked = last(position, "order_cancel_requested")
+    assert asked.order_id == sell.id
+    assert asked.inputs["reason"] == "the ladder's sell rung is now 4 at 99.91"
+    assert Order.objects.filter(position=position).count() == 2  # nothing placed meanwhile
+
+    prices_record(rows=[{"ticker": "ZIM", "price": D("96.6"), "ts": clock.now()}])
+    call_command("trade")  # canceled at Alpaca; the new ladder's rungs go
+    replay.check()
+    refreshed(sell, position)
+    assert sell.status == "cancelled" and last(position, "order_cancelled").order_id == sell.id
+    assert (position.qty, position.cash, position.anchor_price) == (D(55), D(4515), D(97))
+    resting = Order.objects.filter(position=position, status="submitted").order_by("side")
+    assert [(o.rung, o.limit_price, o.qty, o.broker_order_id) for o in resting] == [
+        ("BUY", D("94.09"), D(5), IDS["buy2_id"]), ("SELL", D("99.91"), D(4), IDS["sell2_id"])]
+    placed = Event.objects.filter(position_id=position.pk, type="order_submitted")
+    assert [e.inputs["rung"] for e in placed.order_by("id")] == ["BUY", "SELL", "BUY", "SELL"]
+
+
+def test_a_limit_day_order_alpaca_expired_is_order_expired(replay, position):
+    order = submit(position, qty="2.5", limit_price=D("97.13"), rung="BUY")  # fractional
+    recorded(replay, "limit_expired", order)
+    brokers.orders_route()
+    brokers.brokers_poll()
+    replay.check()
+    refreshed(order)
+    assert (order.status, order.order_type, order.limit_price) == ("cancelled", "limit",
+                                                                    D("97.13"))
+    assert last(position, "order_expired").order_id == order.id
