@@ -220,7 +220,7 @@ class SameBar:
     pending = None  # never an open order
 
     def place(self, book: Book, j: int, prop: rules.Proposal) -> None:
-        book.fill(j, prop.side, prop.qty, prop.kind)
+        book.fill(j, prop.side, prop.qty, prop.kind, prop=prop)
 
     def settle(self, book: Book, j: int) -> None:
         """Nothing is ever open."""
@@ -441,21 +441,30 @@ class Book:
             return q  # paid for with a micro to spare: no commission rounding can overdraw
         return rules.covered_qty(self.cfg, rules.BUY, q, held=self.S, cash=self.C, price=Pf)
 
-    def fill(self, j: int, side: str, q, kind: str, count: bool = True) -> bool:
+    def fill(self, j: int, side: str, q, kind: str, count: bool = True,
+             prop: rules.Proposal | None = None) -> bool:
+        """Fill ``q`` at bar ``j`` (trimmed to what the cash pays for a buy). ``prop``: the
+        proposal this fill carries out; when it fills its own quantity at its own price, its
+        commission and notional are this fill's (``rules.evaluate`` computes them as
+        ``rules.default_commission`` does), not computed a second time."""
         Pf = self.fill_price(j, side)
         if side == rules.BUY:
             q = self.affordable(q, Pf)
             if not q > 0:
                 return False
-        k = rules.default_commission(self.c, q, Pf)
+        if prop is not None and q == prop.qty and Pf == prop.price:
+            k = prop.commission
+            notional = prop.notional
+        else:
+            k = rules.default_commission(self.c, q, Pf)
+            notional = q * Pf
+            notional = (rules.fround(notional, 1e6) if not self.exact
+                        else notional.quantize(rules.MONEY_PLACES))
         self.S, self.C = rules.apply_fill(qty=self.S, cash=self.C, side=side, fill_qty=q,
                                           price=Pf, commission=k)
         self.Pa = Pf
         if count:
             self.orders_today += 1
-        notional = q * Pf
-        notional = (rules.fround(notional, 1e6) if not self.exact
-                    else notional.quantize(rules.MONEY_PLACES))
         self.orders.append(_new_order(j, side, q, Pf, k, notional, kind))
         self.commissions += k
         self.changed = True
