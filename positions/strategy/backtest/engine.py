@@ -340,7 +340,10 @@ class Book:
 
     def __init__(self, series, cfg, setup, dividends, exact, progress, switches):
         self.p = np.ascontiguousarray(series.prices, dtype=np.float64)
-        self.plist = self.p.tolist()  # for the first bars of a scan, one by one
+        # For the first bars of a scan, one by one: a data.Series keeps its own, built once
+        # (when its prices are already this float64 array, the list is the same).
+        self.plist = (series.price_list if self.p is series.prices
+                      and hasattr(series, "price_list") else self.p.tolist())
         self.days = np.ascontiguousarray(series.days, dtype=np.int64)
         self.n = n = len(self.p)
         self.exact = exact
