@@ -447,15 +447,17 @@ class Book:
     def fill(self, j: int, side: str, q, kind: str, count: bool = True,
              prop: rules.Proposal | None = None) -> bool:
         """Fill ``q`` at bar ``j`` (trimmed to what the cash pays for a buy). ``prop``: the
-        proposal this fill carries out; when it fills its own quantity at its own price, its
-        commission and notional are this fill's (``rules.evaluate`` computes them as
-        ``rules.default_commission`` does), not computed a second time."""
+        proposal this fill carries out; on floats, when it fills its own quantity at its own
+        price, its commission and notional are this fill's (``rules.evaluate`` computes them as
+        ``rules.default_commission`` does), not computed a second time. (In Decimal the
+        notional is quantized here in the default context, which refuses a value past 28
+        digits as the command reports it; the proposal's wide context would not.)"""
         Pf = self.fill_price(j, side)
         if side == rules.BUY:
             q = self.affordable(q, Pf)
             if not q > 0:
                 return False
-        if prop is not None and q == prop.qty and Pf == prop.price:
+        if prop is not None and not self.exact and q == prop.qty and Pf == prop.price:
             k = prop.commission
             notional = prop.notional
         else:
