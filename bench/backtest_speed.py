@@ -13,8 +13,10 @@ CSV in a temporary directory, then times, best of --repeat runs:
   in a fresh process: its run alone and start to finish. ``--bt-bars N`` runs it on the first N
   bars only and scales its times linearly to the full series (said so in the output).
 
-Targets: the command within 2.5x the pandas read, and at least 10x faster than
-backtesting.py.
+Targets (issue 24): the command within 1.5x the pandas read, and at least 15x faster than
+backtesting.py. Each process's CPU time (user + system, ``getrusage`` of the children) is printed
+beside its wall time, and the ratios on CPU beside those on wall: on a machine other work keeps
+busy the wall times measure the load as much as the code.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -33,6 +36,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
+TARGET_VS_PANDAS = 1.5  # the command's time over pandas' CSV read, at most
+TARGET_VS_BT = 15.0  # backtesting.py's time over the command's, at least
 
 
 def write_series(path: Path, bars: int, seed: int = 20240101) -> None:
@@ -55,13 +60,22 @@ def write_series(path: Path, bars: int, seed: int = 20240101) -> None:
         f.write("\n")
 
 
-def timed(cmd: list[str], repeat: int, **kw) -> tuple[float, subprocess.CompletedProcess]:
-    best, result = float("inf"), None
+def timed(cmd: list[str], repeat: int, **kw) -> tuple[float, float, subprocess.CompletedProcess]:
+    """(best wall seconds, best CPU seconds of the process and its children, last result)."""
+    best, best_cpu, result = float("inf"), float("inf"), None
     for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         result = subprocess.run(cmd, capture_output=True, text=True, check=True, **kw)
         best = min(best, time.perf_counter() - t)
-    return best, result
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        best_cpu = min(best_cpu, (after.ru_utime - before.ru_utime)
+                       + (after.ru_stime - before.ru_stime))
+    return best, best_cpu, result
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "MISSED"
 
 
 def main() -> None:
@@ -87,33 +101,42 @@ def main() -> None:
         print()
 
         # pandas: a fresh process, and the read alone in a warm one.
-        pd_proc, _ = timed([PY, "-c", "import sys, pandas; pandas.read_csv(sys.argv[1])",
-                            str(path)], args.repeat)
+        pd_proc, pd_proc_cpu, _ = timed(
+            [PY, "-c", "import sys, pandas; pandas.read_csv(sys.argv[1])", str(path)],
+            args.repeat)
         import pandas
 
-        pd_read = float("inf")
+        pd_read = pd_read_cpu = float("inf")
         for _ in range(args.repeat):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             pandas.read_csv(path)
             pd_read = min(pd_read, time.perf_counter() - t)
+            pd_read_cpu = min(pd_read_cpu, time.process_time() - c)
 
         # The command, start to JSON out.
         env = dict(os.environ, DJANGO_SETTINGS_MODULE="volbal.settings")
-        cmd_time, res = timed([PY, str(ROOT / "manage.py"), "backtest", "--csv", str(path),
+        # As installed, Python caches each module's bytecode (as bench/sweep_speed.py does):
+        # the first of the best-of runs writes it, the others read it.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        cmd_time, cmd_cpu, res = timed([PY, str(ROOT / "manage.py"), "backtest", "--csv", str(path),
                                "--json"], args.repeat, cwd=ROOT, env=env)
         doc = json.loads(res.stdout)
         orders = len(doc["orders"])
 
-        print(f"pandas.read_csv, fresh process (start, import, read): {pd_proc:7.3f} s")
-        print(f"pandas.read_csv, read alone in a warm process:        {pd_read:7.3f} s")
-        print(f"manage.py backtest --csv --json, start to JSON out:    {cmd_time:7.3f} s   "
-              f"({orders:,} orders, final value {doc['metrics']['final_value']:,.2f})")
+        print(f"load {' '.join(f'{x:.1f}' for x in os.getloadavg())} (1, 5, 15 min)")
+        print(f"pandas.read_csv, fresh process (start, import, read): {pd_proc:7.3f} s wall "
+              f"{pd_proc_cpu:7.3f} s CPU")
+        print(f"pandas.read_csv, read alone in a warm process:        {pd_read:7.3f} s wall "
+              f"{pd_read_cpu:7.3f} s CPU")
+        print(f"manage.py backtest --csv --json, start to JSON out:    {cmd_time:7.3f} s wall "
+              f"{cmd_cpu:7.3f} s CPU   ({orders:,} orders, final value "
+              f"{doc['metrics']['final_value']:,.2f})")
         print(f"  throughput: {n / cmd_time:,.0f} bars/s end to end")
-        r1, r2 = cmd_time / pd_proc, cmd_time / pd_read
-        print(f"  vs pandas, process to process:  {r1:5.2f}x the pandas read   "
-              f"[target <= 2.5x: {'met' if r1 <= 2.5 else 'MISSED'}]")
-        print(f"  vs pandas, read alone:          {r2:5.2f}x the pandas read   "
-              f"[target <= 2.5x: {'met' if r2 <= 2.5 else 'MISSED'}]")
+        t = TARGET_VS_PANDAS
+        for what, r, rc in (("process to process", cmd_time / pd_proc, cmd_cpu / pd_proc_cpu),
+                            ("read alone        ", cmd_time / pd_read, cmd_cpu / pd_read_cpu)):
+            print(f"  vs pandas, {what}:  {r:5.2f}x the pandas read [target <= {t}x: "
+                  f"{_met(r <= t)}]; CPU {rc:5.2f}x [{_met(rc <= t)}]")
 
         if args.skip_bt:
             return
@@ -123,8 +146,9 @@ def main() -> None:
             print("\nbacktesting.py is not installed: pip install -r bench/requirements.txt")
             return
         bt_bars = min(args.bt_bars or n, n)
-        bt_time, res = timed([PY, str(ROOT / "bench" / "backtest_bt_strategy.py"), str(path),
-                              str(bt_bars)], args.bt_repeat)
+        bt_time, bt_cpu, res = timed(
+            [PY, str(ROOT / "bench" / "backtest_bt_strategy.py"), str(path), str(bt_bars)],
+            args.bt_repeat)
         bt = json.loads(res.stdout.strip().splitlines()[-1])
         scale = n / bt_bars
         run_s, total_s = bt["run_s"] * scale, bt_time if scale == 1 else (
@@ -136,11 +160,18 @@ def main() -> None:
         print(f"  its run alone (Backtest.run):       {run_s:7.3f} s   "
               f"({bt['trades']:,} trades{'' if scale == 1 else ' on the slice'})")
         print(f"  fresh process, start to stats out:  {total_s:7.3f} s")
+        if scale == 1:
+            print(f"  fresh process, CPU:                 {bt_cpu:7.3f} s")
         s1, s2 = run_s / cmd_time, total_s / cmd_time
+        t = TARGET_VS_BT
         print(f"  manage.py backtest is {s1:5.1f}x faster than its run alone   "
-              f"[target >= 10x: {'met' if s1 >= 10 else 'MISSED'}]")
+              f"[target >= {t:g}x: {_met(s1 >= t)}]")
         print(f"  manage.py backtest is {s2:5.1f}x faster, process to process "
-              f"[target >= 10x: {'met' if s2 >= 10 else 'MISSED'}]")
+              f"[target >= {t:g}x: {_met(s2 >= t)}]")
+        if scale == 1:
+            s3 = bt_cpu / cmd_cpu
+            print(f"  manage.py backtest is {s3:5.1f}x faster in CPU, process to process "
+                  f"[target >= {t:g}x: {_met(s3 >= t)}]")
 
 
 if __name__ == "__main__":

@@ -20,11 +20,12 @@ The processes cache their bytecode as an installed program does: if PYTHONDONTWR
 set here it is unset for them (``--no-bytecode`` keeps it), and an untimed one-cell sweep first
 writes the project's ``__pycache__`` (git-ignored).
 
-Targets: the sweep at least 10x faster than ``Backtest.optimize``, and 2 workers at
+Targets (issue 24): the sweep at least 20x faster than ``Backtest.optimize``, and 2 workers at
 least 1.7x faster than one, both end to end (wall). The load average (1, 5, 15 min) is printed
 beside every figure: on a machine other work keeps busy the wall ratios understate both (two
-workers cannot have two cores); the CPU figures do not depend on the load. The last lines are
-the ratios, with the targets.
+workers cannot have two cores), so the CPU ratio (backtesting.py's CPU over the 2-worker
+sweep's) is printed against the same target; CPU time depends far less on the load. The last
+lines are the ratios, with the targets.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
+TARGET_VS_BT = 20.0  # the sweep vs backtesting.py's optimize, end to end (issue 24)
+TARGET_SCALING = 1.7  # 2 workers vs 1, end to end
 TRIGGERS = [round(0.01 * i, 2) for i in range(1, 21)]
 LOWS = [round(0.02 * i, 2) for i in range(1, 21)]
 
@@ -169,15 +172,21 @@ def main() -> None:
                 print(f"  best {bt['best']}")
         print()
         print(f"RATIOS ({load()}):")
-        print(f"  2 workers vs 1, end to end:             {scale:5.2f}x   [target >= 1.7x: "
-              f"{'met' if scale >= 1.7 else 'MISSED'}]   (in the command: "
+        print(f"  2 workers vs 1, end to end:             {scale:5.2f}x   [target >= "
+              f"{TARGET_SCALING}x: {_met(scale >= TARGET_SCALING)}]   (in the command: "
               f"{inside[1] / inside[2]:.2f}x)")
         if bt_wall is not None:
             fastest = min(wall.values())
             ratio = bt_wall / fastest
-            print(f"  sweep vs backtesting.py, end to end:    {ratio:5.1f}x   [target >= 10x: "
-                  f"{'met' if ratio >= 10 else 'MISSED'}]   (CPU: "
-                  f"{bt_cpu / cpu[2]:.1f}x)")
+            print(f"  sweep vs backtesting.py, end to end:    {ratio:5.1f}x   [target >= "
+                  f"{TARGET_VS_BT:g}x: {_met(ratio >= TARGET_VS_BT)}]")
+            ratio = bt_cpu / cpu[2]
+            print(f"  sweep vs backtesting.py, CPU (2 workers): {ratio:5.1f}x [target >= "
+                  f"{TARGET_VS_BT:g}x: {_met(ratio >= TARGET_VS_BT)}]")
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "MISSED"
 
 
 if __name__ == "__main__":

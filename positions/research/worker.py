@@ -31,7 +31,6 @@ from positions.strategy.export import tables
 from positions.strategy.research import output, walkforward
 from positions.strategy.research import sweep as research
 from volbal import clock
-from volbal.parsers import loads_exact
 
 HEARTBEAT_SECONDS = 15
 PROGRESS_SECONDS = 0.5
@@ -145,6 +144,11 @@ def _backtest_execute(sweep: ResearchJob) -> str:
         if "options" not in state:  # queued by a version that stored the request alone
             raise requests.RequestError("request_outdated", "The job was stored by an earlier "
                                         "version of the service; post the backtest again.")
+        # volbal.parsers brings REST framework's parsers, renderers and serializers (a fifth of
+        # every manage.py command's start-up, which imports this module through the admin):
+        # loaded by the one job kind that parses a stored request body
+        from volbal.parsers import loads_exact
+
         parsed = requests.backtest(state["options"], loads_exact(state["request"]),
                                    history_for(state["options"]))
         rep = backtest_run(parsed, progress=progress)

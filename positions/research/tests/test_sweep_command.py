@@ -114,3 +114,21 @@ def test_command_runs_on_the_dask_cluster_named_by_the_environment(two_csvs, mon
         remote = json.loads(sweep_cmd(*args)[0])
     assert remote["workers"] == f"Dask cluster at {cluster.scheduler_address}"
     assert remote["results"] == local["results"] and remote["top"] == local["top"]
+
+
+def test_a_command_starts_without_the_rest_framework_serializers():
+    """django.setup() (what every manage.py command pays before it runs) loads no REST framework
+    parser, renderer or serializer: the research worker, which the admin imports, loads the
+    request parser only where a job parses a stored request (docs/research.md#speed)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, django; django.setup(); print(sorted(m for m in sys.modules if m in "
+            "('rest_framework.serializers', 'rest_framework.renderers', "
+            "'rest_framework.parsers', 'volbal.parsers', 'requests')))")
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="volbal.settings")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env, cwd=Path(__file__).resolve().parents[3])
+    assert out.stdout.strip() == "[]"

@@ -94,6 +94,13 @@ class Series:
         return np.append(np.flatnonzero(d[1:] != d[:-1]), len(self) - 1)
 
     @cached_property
+    def price_list(self) -> list[float]:
+        """The prices as a list of floats, built once: the backtest compares a candidate's
+        first bars one by one on it (engine._scan), in every run over this series (a sweep's
+        cells, a backtest's benchmarks)."""
+        return self.prices.tolist()
+
+    @cached_property
     def intraday(self) -> bool:
         if self.offsets is not None:
             return True

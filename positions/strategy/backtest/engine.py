@@ -226,7 +226,7 @@ class SameBar:
     pending = None  # never an open order
 
     def place(self, book: Book, j: int, prop: rules.Proposal) -> None:
-        book.fill(j, prop.side, prop.qty, prop.kind)
+        book.fill(j, prop.side, prop.qty, prop.kind, prop=prop)
 
     def settle(self, book: Book, j: int) -> None:
         """Nothing is ever open."""
@@ -495,7 +495,10 @@ class Book:
 
     def __init__(self, series, cfg, setup, dividends, exact, progress, switches):
         self.p = np.ascontiguousarray(series.prices, dtype=np.float64)
-        self.plist = self.p.tolist()  # for the first bars of a scan, one by one
+        # For the first bars of a scan, one by one: a data.Series keeps its own, built once
+        # (when its prices are already this float64 array, the list is the same).
+        self.plist = (series.price_list if self.p is series.prices
+                      and hasattr(series, "price_list") else self.p.tolist())
         self.days = np.ascontiguousarray(series.days, dtype=np.int64)
         self.n = n = len(self.p)
         lows = getattr(series, "lows", None)
@@ -610,23 +613,33 @@ class Book:
         o, h, lo = self.opens[j], self.highs[j], self.lows[j]
         return (_dec(o), _dec(h), _dec(lo)) if self.exact else (o, h, lo)
 
-    def fill(self, j: int, side: str, q, kind: str, count: bool = True, price=None) -> bool:
+    def fill(self, j: int, side: str, q, kind: str, count: bool = True, price=None,
+             prop: rules.Proposal | None = None) -> bool:
         """Fill ``q`` at bar ``j``'s price worsened by the slippage, or at ``price`` (a limit's
-        price, as it is)."""
+        price, as it is), trimmed to what the cash pays for a buy. ``prop``: the proposal this
+        fill carries out; on floats, when it fills its own quantity at its own price, its
+        commission and notional are this fill's (``rules.evaluate`` computes them as
+        ``rules.default_commission`` does), not computed a second time. (In Decimal the notional
+        is quantized here in the default context, which refuses a value past 28 digits as the
+        command reports it; the proposal's wide context would not.)"""
         Pf = self.fill_price(j, side) if price is None else price
         if side == rules.BUY:
             q = self.affordable(q, Pf)
             if not q > 0:
                 return False
-        k = rules.default_commission(self.c, q, Pf)
+        if prop is not None and not self.exact and q == prop.qty and Pf == prop.price:
+            k = prop.commission
+            notional = prop.notional
+        else:
+            k = rules.default_commission(self.c, q, Pf)
+            notional = q * Pf
+            notional = (rules.fround(notional, 1e6) if not self.exact
+                        else notional.quantize(rules.MONEY_PLACES))
         self.S, self.C = rules.apply_fill(qty=self.S, cash=self.C, side=side, fill_qty=q,
                                           price=Pf, commission=k)
         self.Pa = Pf
         if count:
             self.orders_today += 1
-        notional = q * Pf
-        notional = (rules.fround(notional, 1e6) if not self.exact
-                    else notional.quantize(rules.MONEY_PLACES))
         self.orders.append(_new_order(j, side, q, Pf, k, notional, kind))
         self.commissions += k
         self.changed = True
@@ -774,14 +787,34 @@ class Rules:
             progress(n)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Consts:
+    """A configuration's constants of :func:`_levels`, with the products it uses on every call
+    computed once (the same float operations in the same order: the levels are unchanged)."""
+
     tau: float
     low: float
     high: float
     m: float  # min_notional
     c: float  # commission rate
     step: float  # quantity step, shaved so float rounding cannot make it unreachable
+    up1: float  # 1 + tau
+    dn1: float  # 1 - tau
+    l1: float  # 1 - low
+    h1: float  # 1 - high
+    c1: float  # 1 + c
+    bl: float  # 1 + low*c
+    bh: float  # 1 + high*c
+    m_up: float  # m * (1 - LEVEL_SLACK)
+    m_sl: float  # m * (1 - low*c)
+    m_sh: float  # m * (1 - high*c)
+    m_bl: float  # m * (1 + low*c)
+    m_bh: float  # m * (1 + high*c)
+    st_sl: float  # step * (1 - low*c)
+    st_sh: float  # step * (1 - high*c)
+    st_bl: float  # step * (1 + low*c)
+    st_bh: float  # step * (1 + high*c)
+    st_c1: float  # step * (1 + c)
 
 
 def _consts(cfg: rules.Config) -> _Consts:
@@ -791,8 +824,12 @@ def _consts(cfg: rules.Config) -> _Consts:
         step = 1.0
     else:
         step = float(rules.QTY_PLACES)
-    return _Consts(float(cfg.trigger_pct), float(cfg.guard_low), float(cfg.guard_high),
-                   float(cfg.min_notional), float(cfg.commission_rate), step * (1.0 - 1e-6))
+    tau, low, high = float(cfg.trigger_pct), float(cfg.guard_low), float(cfg.guard_high)
+    m, c, st = float(cfg.min_notional), float(cfg.commission_rate), step * (1.0 - 1e-6)
+    sl, sh, bl, bh = 1.0 - low * c, 1.0 - high * c, 1.0 + low * c, 1.0 + high * c
+    return _Consts(tau, low, high, m, c, st, 1.0 + tau, 1.0 - tau, 1.0 - low, 1.0 - high,
+                   1.0 + c, bl, bh, m * (1.0 - LEVEL_SLACK), m * sl, m * sh, m * bl, m * bh,
+                   st * sl, st * sh, st * bl, st * bh, st * (1.0 + c))
 
 
 def _levels(S: float, C: float, R: float, Pa: float, k: _Consts) -> tuple[float, float]:
@@ -815,53 +852,58 @@ def _levels(S: float, C: float, R: float, Pa: float, k: _Consts) -> tuple[float,
     the weight leaves the band. A bound is only tightened where the algebra is unambiguous
     (positive denominators); elsewhere it is left open, which only costs an evaluation."""
     inf = math.inf
-    low, high, m, c, st = k.low, k.high, k.m, k.c, k.step
+    low, high = k.low, k.high
     K = C + R
-    up = 1.0 - LEVEL_SLACK
-    dn = 1.0 + LEVEL_SLACK
+    m_up = k.m_up
 
     # -- sells --
-    if S > 0 and S >= st:
-        side = Pa * (1.0 + k.tau)
+    if S > 0 and S >= k.step:
+        side = Pa * k.up1
+        Sl = S * k.l1
         if high < 1.0:
-            g = (m * (1.0 - high * c) + high * K) / (S * (1.0 - high))
-            den = S * (1.0 - high) - st * (1.0 - high * c)
-            g = max(g, high * K / den) if den > 0 else g
+            hK = high * K
+            Sh = S * k.h1
+            g = (k.m_sh + hK) / Sh
+            den = Sh - k.st_sh
+            g = max(g, hK / den) if den > 0 else g
             side = min(side, g)
-        cap = (m * (1.0 - low * c) + low * K) / (S * (1.0 - low))
-        den = S * (1.0 - low) - st * (1.0 - low * c)
+        lK = low * K
+        cap = (k.m_sl + lK) / Sl
+        den = Sl - k.st_sl
         if den > 0:
-            cap = max(cap, low * K / den)
-        hi = max(side, cap, m / S) * up
+            cap = max(cap, lK / den)
+        hi = max(side, cap, k.m / S) * (1.0 - LEVEL_SLACK)
     else:
         hi = inf
 
     # -- buys --
-    if not (C > 0 and C / (1.0 + c) >= m * up):
+    if not (C > 0 and C / k.c1 >= m_up):
         return hi, -inf
-    lo = Pa * (1.0 - k.tau)
+    lo = Pa * k.dn1
     if low > 0:
+        lK = low * K
         if S > 0:
-            g = min((low * K - m * (1.0 + low * c)) / (S * (1.0 - low)),
-                    low * K / (S * (1.0 - low) + st * (1.0 + low * c)))
-        elif low * K / (1.0 + low * c) >= m * up:
-            g = low * K / (st * (1.0 + low * c))  # weight 0 < low on every bar
+            Sl = S * k.l1
+            g = min((lK - k.m_bl) / Sl, lK / (Sl + k.st_bl))
+        elif lK / k.bl >= m_up:
+            g = lK / k.st_bl  # weight 0 < low on every bar
         else:
             g = -inf
         lo = max(lo, g)
     if high < 1.0:
+        hK = high * K
         if S > 0:
-            cap = min((high * K - m * (1.0 + high * c)) / (S * (1.0 - high)),
-                      high * K / (S * (1.0 - high) + st * (1.0 + high * c)))
-        elif high * K / (1.0 + high * c) >= m * up:
-            cap = high * K / (st * (1.0 + high * c))
+            Sh = S * k.h1
+            cap = min((hK - k.m_bh) / Sh, hK / (Sh + k.st_bh))
+        elif hK / k.bh >= m_up:
+            cap = hK / k.st_bh
         else:
             cap = -inf
         lo = min(lo, cap)
     else:
-        lo = min(lo, K / (st * (1.0 + c)))
-    lo = min(lo, C / (st * (1.0 + c)))
-    return hi, lo * dn if lo > 0 else lo
+        lo = min(lo, K / k.st_c1)
+    lo = min(lo, C / k.st_c1)
+    return hi, lo * (1.0 + LEVEL_SLACK) if lo > 0 else lo
 
 
 def _scan(p: np.ndarray, i: int, limit: int, hi: float, lo: float,
