@@ -123,6 +123,14 @@ class Position(models.Model):
     # the anchor is the reference. Written with the evaluation's marks and by a confirmation.
     guard_ref_price = models.DecimalField(**MONEY, null=True, blank=True, editable=False)
     guard_ref_ts = models.DateTimeField(null=True, blank=True, editable=False)
+    # What the position's known price needs of its own history (orders.selectors.known_price),
+    # kept by the one writer of the books (positions.books) so a read or a submission does not
+    # search the fills and the splits: the last fill's price and time (Fill.created_at), and
+    # the effective date of the latest applied split (a price observed before its start is
+    # split-adjusted, positions.selectors.split_adjusted). Null: none yet.
+    last_fill_price = models.DecimalField(**MONEY, null=True, blank=True, editable=False)
+    last_fill_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_split_date = models.DateField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
