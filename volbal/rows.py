@@ -245,19 +245,21 @@ def flush(rows: list[tuple[Model, tuple | None]]) -> None:
 
 
 def _unnest(fields, values: list[list]) -> tuple[str, list]:
-    """``SELECT ... FROM unnest(%s::type[], ...)`` over ``values`` (rows of Python values, one
+    """``SELECT ... FROM unnest(%b::type[], ...)`` over ``values`` (rows of Python values, one
     per field): each column one array of the values prepared by its field, JSON sent as text
-    and cast back."""
+    and cast back. The arrays go in PostgreSQL's binary format (``%b``, psycopg's): its text
+    format escapes every string of every array with a regular expression, which cost the
+    trade cycle more per position than its rules."""
     casts, outs, params = [], [], []
     for i, f in enumerate(fields):
         column = [row[i] for row in values]
         if isinstance(f, JSONField):
             params.append([None if v is None else json.dumps(v, cls=f.encoder) for v in column])
-            casts.append("%s::text[]")
+            casts.append("%b::text[]")
             outs.append(f"c{i}::jsonb")
         else:
             params.append([f.get_db_prep_save(v, connection) for v in column])
-            casts.append(f"%s::{f.db_type(connection)}[]")
+            casts.append(f"%b::{f.db_type(connection)}[]")
             outs.append(f"c{i}")
     names = ", ".join(f"c{i}" for i in range(len(fields)))
     return (f"SELECT {', '.join(outs)} FROM unnest({', '.join(casts)}) AS u({names})", params)

@@ -307,7 +307,8 @@ def positions_evaluate_claimed(ids: list[str], *, submit_ids: set[str],
                       .values("position_id").annotate(n=Count("id"))
                       .values_list("position_id", "n"))
         open_ids = positions_with_open_orders(here)
-        splits = applied_splits(here)
+        # only positions with an applied split have any (positions.books keeps the date)
+        splits = applied_splits([p.id for p in positions if p.last_split_date is not None])
         jumps = jump_facts_many(positions=positions, splits=splits)
         now = clock.now()
         changes = {}
