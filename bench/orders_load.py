@@ -15,9 +15,11 @@ log; only ``DJANGO_SECURE_SSL_REDIRECT=0`` since there is no TLS proxy here), th
 3. replays: the same requests again (same keys, same bodies), for ``--seconds``;
 4. the SQL floor: pgbench, one client per connection (the same 16), prepared statements, on
    the same database, running the bare transaction one submission needs: insert the
-   idempotency record, lock the position, count its orders today, sum what its open orders
-   still commit and read its latest known price (the checks that refuse an order that could
-   never fill), insert the order and its event, store the response.
+   idempotency record, lock the position reading its latest known price (the ticker's newest
+   stored price beside the position's last fill: the buy's cost) and whether its owner has a
+   webhook endpoint, then under the lock the key's order, its orders today and what its open
+   orders still commit (the checks that refuse an order that could never fill) in one
+   statement, insert the order and its event, store the response.
 
 Prints requests per second, p50 and p99 latency for submissions and replays, the floor's
 transactions per second, and the ratios (targets: submissions >= 0.5 x floor, p99 <= 50 ms,
@@ -274,11 +276,9 @@ POSITION_LOG_LOCK = 0x766F6C62
 FLOOR_SQL = """\
 \\set n random(1, {positions})
 BEGIN;
-INSERT INTO orders_idempotencyrecord (identity, method, path, key, fingerprint, status_code, response_body, created_at, expires_at) VALUES ('user:{user_id}', 'POST', (SELECT '/v1/positions/' || id || '/orders' FROM bench_position WHERE n = :n), gen_random_uuid()::text, md5(random()::text) || md5(random()::text), NULL, NULL, now(), now() + interval '24 hours') RETURNING id AS record_id \\gset
-SELECT p.* FROM positions_position p WHERE p.id = (SELECT id FROM bench_position WHERE n = :n) FOR UPDATE \\gset
-SELECT COUNT(*) AS today FROM orders_order WHERE position_id = :id AND trading_day = '{trading_day}' \\gset
-SELECT SUM(qty - filled_qty) FILTER (WHERE side = 'BUY') AS open_buy, SUM(qty - filled_qty) FILTER (WHERE side = 'SELL') AS open_sell FROM orders_order WHERE position_id = :id AND status IN ('submitted', 'partially_filled') \\gset
-SELECT (SELECT price FROM positions_price WHERE ticker = 'BNCH' ORDER BY ts DESC LIMIT 1) AS stored_price, (SELECT ts FROM positions_price WHERE ticker = 'BNCH' ORDER BY ts DESC LIMIT 1) AS stored_ts, (SELECT f.price FROM orders_fill f JOIN orders_order o ON o.id = f.order_id WHERE o.position_id = :id ORDER BY f.created_at DESC, f.id DESC LIMIT 1) AS fill_price, (SELECT f.created_at FROM orders_fill f JOIN orders_order o ON o.id = f.order_id WHERE o.position_id = :id ORDER BY f.created_at DESC, f.id DESC LIMIT 1) AS fill_ts \\gset
+INSERT INTO orders_idempotencyrecord (identity, method, path, key, fingerprint, status_code, response_body, location, created_at, expires_at) VALUES ('user:{user_id}', 'POST', (SELECT '/v1/positions/' || id || '/orders' FROM bench_position WHERE n = :n), gen_random_uuid()::text, md5(random()::text) || md5(random()::text), NULL, NULL, '', now(), now() + interval '24 hours') RETURNING id AS record_id \\gset
+SELECT p.*, (SELECT price FROM positions_price WHERE ticker = p.ticker ORDER BY ts DESC LIMIT 1) AS stored_price, (SELECT ts FROM positions_price WHERE ticker = p.ticker ORDER BY ts DESC LIMIT 1) AS stored_ts, EXISTS (SELECT 1 FROM events_webhookendpoint w WHERE w.owner_id = p.owner_id AND w.active) AS listens FROM positions_position p WHERE p.id = (SELECT id FROM bench_position WHERE n = :n) FOR UPDATE \\gset
+SELECT (SELECT id FROM orders_order WHERE position_id = :id AND idempotency_key = 'bench-floor') AS existing, (SELECT COUNT(*) FROM orders_order WHERE position_id = :id AND trading_day = '{trading_day}') AS today, SUM(qty - filled_qty) FILTER (WHERE side = 'BUY') AS open_buy, SUM(qty - filled_qty) FILTER (WHERE side = 'SELL') AS open_sell FROM orders_order WHERE position_id = :id AND status IN ('submitted', 'partially_filled') \\gset
 INSERT INTO orders_order (id, position_id, side, qty, filled_qty, avg_fill_price, commission_paid, status, idempotency_key, source, trading_day, broker, time_in_force, created_at, updated_at) VALUES ('ord_' || left(replace(gen_random_uuid()::text, '-', ''), 26), :id, 'BUY', 1, 0, NULL, 0, 'submitted', gen_random_uuid()::text, 'api', '{trading_day}', 'manual', 'gtc', now(), now()) RETURNING id AS order_id \\gset
 INSERT INTO events_event (position_id, order_id, type, inputs, outputs, message, created_at, actor_source, actor_user_id, actor_name) SELECT :id, :order_id, 'order_submitted', '{{"side": "BUY", "qty": 1, "source": "api", "idempotency_key": "bench-floor-0000000"}}', '{{"order_id": "ord_01m86wgjhvqjf53mpdgye8vc8e", "status": "submitted", "trading_day": "{trading_day}", "orders_today": 1}}', 'Order ord_01m86wgjhvqjf53mpdgye8vc8e submitted: BUY 1 BNCH.', now(), 'api', {user_id}, 'bench' WHERE pg_advisory_xact_lock({log_lock}, hashtext(:id)) IS NOT NULL;
 UPDATE orders_idempotencyrecord SET status_code = 201, response_body = convert_to('{{"order_id": "ord_01m86wgjhvqjf53mpdgye8vc8e", "accepted": true, "position_id": "pos_01m86wghzzs5wk5v5dmrwr922j", "side": "BUY", "qty": 1, "status": "submitted", "created_at": "20261124T133919.785552Z"}}', 'UTF8') WHERE id = :record_id;

@@ -99,8 +99,28 @@ class _Committed:
                 log.exception("after-commit hook %r failed for %s", hook, self.position_ids)
 
 
+# Positions whose events nobody listens to, as the caller knows it in this scope
+# (:func:`events_unheard`): writing their events registers no after-commit callback.
+_unheard: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "volbal_unheard", default=frozenset())
+
+
+@contextlib.contextmanager
+def events_unheard(position_id: str) -> Iterator[None]:
+    """Within this scope, events of ``position_id`` wake nothing after their commit: the
+    caller has read, in its transaction, that no hook has anyone to wake for it (its owner has
+    no active webhook endpoint: orders.selectors.submission_annotations), and so spares every
+    commit the hooks' query. An endpoint created meanwhile gets these events from its next
+    delivery pass (``deliver_webhooks``, the next wake-up), as after a failed hook."""
+    token = _unheard.set(_unheard.get() | {position_id})
+    try:
+        yield
+    finally:
+        _unheard.reset(token)
+
+
 def _after_commit(position_id: str) -> None:
-    if not _committed_hooks:
+    if not _committed_hooks or position_id in _unheard.get():
         return
     if not connection.in_atomic_block:  # committed already
         _Committed(position_id)()

@@ -4,25 +4,27 @@ position is valued and checked at), its open orders and its orders of the sessio
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
 
-from orders.models import OPEN_STATUSES, Fill, Order, Side
+from events.webhooks.models import WebhookEndpoint
+from orders.models import OPEN_STATUSES, Order, Side
 from positions.models import Position, Price
 from positions.selectors import (
     PriceSource,
-    has_splits,
-    position_not_found,
-    positions_of,
+    latest_price,
+    position_get,
     split_adjusted,
+    stored_price_annotations,
 )
 from positions.strategy import rules
 from volbal import clock
 from volbal.errors import DomainError
-from volbal.rows import count
+from volbal.rows import Annotation, count
 
 
 def orders_for_position(*, position_id: str) -> QuerySet[Order]:
@@ -71,49 +73,58 @@ class KnownPrice:
 
 
 def with_known_price(queryset: QuerySet[Position]) -> QuerySet[Position]:
-    """Annotate what :func:`known_price` needs (the ticker's newest stored price and the
-    position's last fill, each with its time) in the same query: a list costs no more."""
+    """Annotate what :func:`known_price` needs beyond the position's own columns (the ticker's
+    newest stored price and its time) in the same query: a list costs no more."""
     stored = Price.objects.filter(ticker=OuterRef("ticker")).order_by("-ts")
-    fills = Fill.objects.filter(order__position_id=OuterRef("pk")).order_by("-created_at", "-id")
     return queryset.annotate(
         known_stored_price=Subquery(stored.values("price")[:1]),
         known_stored_ts=Subquery(stored.values("ts")[:1]),
-        known_fill_price=Subquery(fills.values("price")[:1]),
-        known_fill_ts=Subquery(fills.values("created_at")[:1]),
-        known_has_splits=has_splits(),
     )
 
 
 def known_price(position: Position) -> KnownPrice | None:
     """The position's latest known price, or None when there is neither a stored price nor a
-    fill. Reads the annotations of :func:`with_known_price` when the position has them (the
-    API's and the admin's lists), else one query. On a tie the fill wins (a trade is firmer
-    than a quote). The price is split-adjusted (:func:`split_adjusted`): one more query only
-    for a position with an applied split."""
-    known = position
-    if not hasattr(known, "known_stored_ts"):
-        known = with_known_price(Position.objects.filter(pk=position.pk)).get()
-    stored = (known.known_stored_price, known.known_stored_ts)
-    fill = (known.known_fill_price, known.known_fill_ts)
+    fill: the newer of its ticker's newest stored price (the annotations of
+    :func:`with_known_price` or :func:`positions.selectors.stored_price_annotations` when the
+    position has them, else one indexed read) and its last fill (its own columns, kept by
+    positions.books). On a tie the fill wins (a trade is firmer than a quote). The price is
+    split-adjusted (:func:`split_adjusted`): one more query only for a price observed before
+    the position's latest applied split."""
+    if hasattr(position, "known_stored_ts"):
+        stored = (position.known_stored_price, position.known_stored_ts)
+    else:
+        row = latest_price(ticker=position.ticker)
+        stored = (None, None) if row is None else (row.price, row.ts)
+    fill = (position.last_fill_price, position.last_fill_at)
     if fill[1] is not None and (stored[1] is None or fill[1] >= stored[1]):
         price, ts, source = fill[0], fill[1], PriceSource.FILL
     elif stored[1] is not None:
         price, ts, source = stored[0], stored[1], PriceSource.STORED
     else:
         return None
-    observed = price
-    if known.known_has_splits:
-        price = split_adjusted(position=position, price=price, ts=ts)
-    return KnownPrice(price=price, ts=ts, source=source, observed=observed)
+    return KnownPrice(price=split_adjusted(position=position, price=price, ts=ts), ts=ts,
+                      source=source, observed=price)
 
 
 def position_view(*, owner, position_id: str) -> Position:
-    """The caller's position with its known price annotated (:func:`known_price`), or 404
-    ``position_not_found``."""
-    position = with_known_price(positions_of(owner=owner).filter(pk=position_id)).first()
-    if position is None:
-        raise position_not_found(position_id)
-    return position
+    """The caller's position with its known price's stored part annotated (:func:`known_price`):
+    one statement, or 404 ``position_not_found``."""
+    return position_get(owner=owner, position_id=position_id,
+                        annotate=stored_price_annotations())
+
+
+@functools.cache
+def submission_annotations() -> tuple[Annotation, ...]:
+    """What a submission reads with the position it locks
+    (:func:`orders.services.order_submit_for`): the stored part of its known price, and
+    ``owner_listens``: whether its owner has an active webhook endpoint (without one, its
+    commit wakes no delivery: :func:`events.services.events_unheard`)."""
+    quote = connection.ops.quote_name
+    endpoints = quote(WebhookEndpoint._meta.db_table)
+    listens = (f"EXISTS (SELECT 1 FROM {endpoints} w WHERE w.{quote('owner_id')} = "
+               f"{quote(Position._meta.db_table)}.{quote('owner_id')} AND w.{quote('active')})")
+    return (*stored_price_annotations(),
+            ("owner_listens", listens, WebhookEndpoint._meta.get_field("active")))
 
 
 def order_not_found(order_id: str) -> DomainError:
@@ -125,8 +136,79 @@ def orders_created_today(*, position: Position, today=None) -> int:
     return count(Order, position_id=position.id, trading_day=today or clock.session_day())
 
 
+def orders_created_today_many(position_ids, *, today: dt.date) -> dict[str, int]:
+    """:func:`orders_created_today` of many positions at once (those with none are absent):
+    one query. On PostgreSQL the ids go as one array parameter (a statement whose text does
+    not grow with the batch, so it is parsed and prepared once, not per batch)."""
+    ids = list(position_ids)
+    if not ids:
+        return {}
+    if connection.vendor != "postgresql":
+        return dict(Order.objects.filter(position_id__in=ids, trading_day=today)
+                    .values("position_id").annotate(n=Count("id"))
+                    .values_list("position_id", "n"))
+    table = connection.ops.quote_name(Order._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT position_id, COUNT(*) FROM {table} WHERE position_id = "
+                       f"ANY(%s::varchar[]) AND trading_day = %s GROUP BY position_id",
+                       [ids, today])
+        return dict(cursor.fetchall())
+
+
 def has_open_order(*, position: Position) -> bool:
     return Order.objects.filter(position=position, status__in=OPEN_STATUSES).exists()
+
+
+@dataclass(frozen=True)
+class OrderBook:
+    """What a submission checks of a locked position's orders (:func:`order_book`)."""
+
+    existing_id: str | None  # the order of the idempotency key, if any
+    created_today: int  # the session's orders (the daily cap)
+    open_remaining: dict[str, Decimal]  # {"BUY": q, "SELL": q} the open orders still commit
+
+
+@functools.cache
+def _order_book_sql() -> str:
+    quote = connection.ops.quote_name
+    table = quote(Order._meta.db_table)
+    left = f"{quote('qty')} - {quote('filled_qty')}"
+    # the open statuses as literals: constants of the code, not data
+    statuses = ", ".join(f"'{status}'" for status in OPEN_STATUSES)
+    return (f"SELECT (SELECT {quote('id')} FROM {table} WHERE {quote('position_id')} = %s AND "
+            f"{quote('idempotency_key')} = %s), "
+            f"(SELECT COUNT(*) FROM {table} WHERE {quote('position_id')} = %s AND "
+            f"{quote('trading_day')} = %s), "
+            f"SUM({left}) FILTER (WHERE {quote('side')} = %s), "
+            f"SUM({left}) FILTER (WHERE {quote('side')} = %s) "
+            f"FROM {table} WHERE {quote('position_id')} = %s AND {quote('status')} IN ({statuses})")
+
+
+def order_book(*, position: Position, idempotency_key: str | None, today: dt.date) -> OrderBook:
+    """The order of ``idempotency_key`` on the position, its orders of the session ``today``
+    and what its open orders still commit per side, in one statement (plain SQL, built once).
+    The open sums read every open order of the position (the (position, status) index): a
+    few ms at 20,000 open orders on PostgreSQL. The caller has locked the
+    position, so no order of it changes meanwhile."""
+    qty = Order._meta.get_field("qty")
+    with connection.cursor() as cursor:
+        cursor.execute(_order_book_sql(), [
+            position.id, idempotency_key, position.id,
+            Order._meta.get_field("trading_day").get_db_prep_value(today, connection),
+            Side.BUY, Side.SELL, position.id])
+        existing, today_count, buy, sell = cursor.fetchone()
+    return OrderBook(existing, today_count,
+                     {Side.BUY: _decimal(buy, qty), Side.SELL: _decimal(sell, qty)})
+
+
+def _decimal(value, field) -> Decimal:
+    """A sum of ``field`` as the ORM would give it (SQLite returns a float); none: 0."""
+    if value is None:
+        return Decimal(0)
+    column = field.get_col(field.model._meta.db_table)
+    for func in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
+        value = func(value, column, connection)
+    return value
 
 
 def open_remaining(*, position: Position) -> dict[str, Decimal]:
@@ -136,7 +218,6 @@ def open_remaining(*, position: Position) -> dict[str, Decimal]:
     totals = Order.objects.filter(position=position, status__in=OPEN_STATUSES).aggregate(
         BUY=Sum(left, filter=Q(side=Side.BUY)), SELL=Sum(left, filter=Q(side=Side.SELL)))
     return {side: totals[side] or Decimal(0) for side in Side.values}
-
 
 
 @dataclass(frozen=True)

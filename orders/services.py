@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from decimal import Decimal
 
 from django.db import transaction
 
 from events.models import EventType
-from events.services import event_record, event_record_refusal, refusal_scope
+from events.services import event_record, event_record_refusal, events_unheard, refusal_scope
 from orders.brokers.port import HOLDING_BROKERS
 from orders.models import (
     OPEN_STATUSES,
@@ -19,7 +20,14 @@ from orders.models import (
     Side,
     TimeInForce,
 )
-from orders.selectors import known_price, open_remaining, order_not_found, orders_created_today
+from orders.selectors import (
+    known_price,
+    open_remaining,
+    order_book,
+    order_not_found,
+    orders_created_today,
+    submission_annotations,
+)
 from positions import books
 from positions.models import OrderType, Position
 from positions.selectors import position_get
@@ -32,7 +40,8 @@ from volbal.rows import fetch_one, insert_one
 
 
 def order_fillable_check(*, position: Position, side: str, qty: Decimal,
-                         price: Decimal | None = None, nothing_open: bool = False) -> None:
+                         price: Decimal | None = None, nothing_open: bool = False,
+                         committed: dict[str, Decimal] | None = None) -> None:
     """Refuse an order that could never fill, counting what the open orders already commit.
 
     A sell of more than the shares held less the open sells' remaining quantity: 409
@@ -40,8 +49,11 @@ def order_fillable_check(*, position: Position, side: str, qty: Decimal,
     the latest known price, :func:`positions.selectors.known_price`), together with the open
     buys' remaining quantity, exceeds the cash: 409 ``insufficient_cash``. With no price known
     at all a buy cannot be costed and is accepted; its fill is checked like any fill.
-    ``nothing_open``: the caller knows the position has no open order (nothing committed)."""
-    committed = Decimal(0) if nothing_open else open_remaining(position=position)[side]
+    ``nothing_open``: the caller knows the position has no open order (nothing committed);
+    ``committed``: the caller has read what they commit (:func:`open_remaining`'s answer)."""
+    if committed is None:
+        committed = {side: Decimal(0)} if nothing_open else open_remaining(position=position)
+    committed = committed[side]
     if side == Side.SELL:
         free = position.qty - committed
         if qty > free:
@@ -102,6 +114,7 @@ def order_submit(
     nothing_open: bool = False,
     limit_price: Decimal | None = None,
     rung: str | None = None,
+    committed: dict[str, Decimal] | None = None,
 ) -> Order:
     """Create an order on a position the caller has already locked (``select_for_update``).
 
@@ -110,10 +123,10 @@ def order_submit(
     or the latest known price). A refusal creates nothing, so it counts toward no cap.
     Callers: the orders endpoint (:func:`order_submit_for`) and evaluation, which may pass what
     it already read for the locked position: ``created_today`` (the session's orders) and
-    ``nothing_open`` (no open order). ``time_in_force`` None: the broker's
-    (:func:`time_in_force_of`). ``limit_price``: a limit order at that price (checked for cash
-    at it); ``rung``: the ladder's rung it rests for (docs/strategy.md#resting-orders), named
-    in its ``order_submitted`` event."""
+    ``nothing_open`` (no open order) or ``committed`` (what the open orders commit, per side).
+    ``time_in_force`` None: the broker's (:func:`time_in_force_of`). ``limit_price``: a limit
+    order at that price (checked for cash at it); ``rung``: the ladder's rung it rests for
+    (docs/strategy.md#resting-orders), named in its ``order_submitted`` event."""
     time_in_force = time_in_force_of(position.broker, time_in_force)
     if side not in Side.values:
         raise DomainError(
@@ -141,7 +154,7 @@ def order_submit(
         )
     order_fillable_check(position=position, side=side, qty=qty,
                          price=limit_price if limit_price is not None else price,
-                         nothing_open=nothing_open)
+                         nothing_open=nothing_open, committed=committed)
     limit = {} if limit_price is None else {"order_type": OrderType.LIMIT,
                                             "limit_price": limit_price, "rung": rung}
     order = insert_one(Order(
@@ -187,14 +200,21 @@ def order_submit_for(
     after the idempotency record expired): the order table holds one order per key.
 
     No savepoint of its own: nothing here recovers from a failed statement, and a refusal
-    rolls back the caller's whole transaction anyway (the request's, under the middleware)."""
+    rolls back the caller's whole transaction anyway (the request's, under the middleware).
+
+    Two reads (bench/orders_load.py's hot path): the position, locked, with what its known
+    price needs and whether its owner listens to events (:func:`submission_annotations`),
+    then, under the lock, the key's order, the session's count and the open orders' sums
+    (:func:`order_book`)."""
     with transaction.atomic(savepoint=False):
-        position = position_get(owner=owner, position_id=position_id, for_update=True)
+        position = position_get(owner=owner, position_id=position_id, for_update=True,
+                                annotate=submission_annotations())
         time_in_force = time_in_force_of(position.broker, time_in_force)
+        book = order_book(position=position, idempotency_key=idempotency_key,
+                          today=clock.session_day())
         existing = None
-        if idempotency_key is not None:
-            existing = fetch_one(Order, position_id=position.id,
-                                 idempotency_key=idempotency_key)
+        if book.existing_id is not None:
+            existing = fetch_one(Order, id=book.existing_id)
         if existing is not None:
             if (existing.side, existing.qty, existing.time_in_force) != (side, qty, time_in_force):
                 raise DomainError(
@@ -203,10 +223,13 @@ def order_submit_for(
                     status=409,
                 )
             return existing, False
-        return order_submit(
-            position=position, side=side, qty=qty, idempotency_key=idempotency_key,
-            time_in_force=time_in_force,
-        ), True
+        with (contextlib.nullcontext() if position.owner_listens
+              else events_unheard(position.id)):
+            return order_submit(
+                position=position, side=side, qty=qty, idempotency_key=idempotency_key,
+                time_in_force=time_in_force, created_today=book.created_today,
+                committed=book.open_remaining,
+            ), True
 
 
 def _locked_order(*, owner, order_id: str) -> tuple[Order, Position]:
@@ -331,7 +354,7 @@ def order_fill(
         )
         # the books last: their anchor_updated follows the fill's event
         books.fill(position=position, side=order.side, qty=filled_qty, price=price,
-                   commission=commission, order_id=order.id)
+                   commission=commission, at=fill.created_at, order_id=order.id)
     return order, position, fill
 
 

@@ -188,8 +188,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
                 Position.objects.filter(pk=obj.pk)).get()
             price = known.known_stored_price
             obj._adjusted_price = None if price is None else selectors.split_adjusted(
-                position=obj, price=price, ts=known.known_stored_ts,
-                splits=None if known.known_has_splits else ())
+                position=obj, price=price, ts=known.known_stored_ts)
         return obj._adjusted_price
 
     def _valuation(self, obj):

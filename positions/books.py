@@ -54,15 +54,19 @@ def balance_out_of_range(what: str) -> DomainError:
 
 
 def fill(*, position: Position, side: str, qty: Decimal, price: Decimal, commission: Decimal,
-         order_id: str | None = None) -> tuple[Decimal, Decimal]:
+         at: dt.datetime, order_id: str | None = None) -> tuple[Decimal, Decimal]:
     """Apply a fill to the books: shares and cash (:func:`fill_effect`, refused as it
-    refuses), the anchor to the fill's price (``anchor_updated``, naming ``order_id``).
-    Returns the new shares and cash."""
+    refuses), the anchor to the fill's price (``anchor_updated``, naming ``order_id``), and
+    the position's last fill (its price and ``at``, the fill's time: the known price,
+    orders.selectors.known_price). Returns the new shares and cash."""
     new_qty, new_cash = fill_effect(position=position, side=side, qty=qty, price=price,
                                     commission=commission)
     old_anchor = position.anchor_price
     position.qty, position.cash, position.anchor_price = new_qty, new_cash, price
-    position.save(update_fields=["qty", "cash", "anchor_price", "updated_at"])
+    if position.last_fill_at is None or at >= position.last_fill_at:
+        position.last_fill_price, position.last_fill_at = price, at
+    position.save(update_fields=["qty", "cash", "anchor_price", "last_fill_price",
+                                 "last_fill_at", "updated_at"])
     event_record(
         position_id=position.id,
         order_id=order_id,
@@ -217,7 +221,10 @@ def split(*, position: Position, split_id: str, ratio: Fraction, effective_date:
                           "beyond what the books can hold; nothing was applied.", status=409)
     old = {"qty": position.qty, "cash": position.cash, "anchor_price": position.anchor_price}
     position.qty, position.cash, position.anchor_price = result.qty, result.cash, result.anchor
-    position.save(update_fields=["qty", "cash", "anchor_price", "updated_at"])
+    if position.last_split_date is None or effective_date > position.last_split_date:
+        position.last_split_date = effective_date  # the known price's split check
+    position.save(update_fields=["qty", "cash", "anchor_price", "last_split_date",
+                                 "updated_at"])
     orders = list(orders)
     event_record(
         position_id=position.id, type=EventType.SPLIT_APPLIED,

@@ -70,6 +70,11 @@ STRATEGY_FIELDS = (
 )
 
 
+# Position.config's shared instances, by their values (bounded: cleared when full).
+_CONFIGS: dict[tuple, rules.Config] = {}
+_CONFIGS_MAX = 1024
+
+
 def bounds_condition(constraint: str) -> Q:
     """The check constraint ``constraint`` of the strategy's bounds table (rules.BOUNDS) as a
     condition: every term holds, and a nullable field's terms hold when it is null."""
@@ -135,6 +140,14 @@ class Position(models.Model):
     # the anchor is the reference. Written with the evaluation's marks and by a confirmation.
     guard_ref_price = models.DecimalField(**MONEY, null=True, blank=True, editable=False)
     guard_ref_ts = models.DateTimeField(null=True, blank=True, editable=False)
+    # What the position's known price needs of its own history (orders.selectors.known_price),
+    # kept by the one writer of the books (positions.books) so a read or a submission does not
+    # search the fills and the splits: the last fill's price and time (Fill.created_at), and
+    # the effective date of the latest applied split (a price observed before its start is
+    # split-adjusted, positions.selectors.split_adjusted). Null: none yet.
+    last_fill_price = models.DecimalField(**MONEY, null=True, blank=True, editable=False)
+    last_fill_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_split_date = models.DateField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -172,8 +185,18 @@ class Position(models.Model):
         return f"{self.id} {self.ticker}"
 
     def config(self) -> rules.Config:
-        """The strategy configuration as the pure rules module takes it."""
-        return rules.Config(**{name: getattr(self, name) for name in STRATEGY_FIELDS})
+        """The strategy configuration as the pure rules module takes it: one shared (frozen)
+        instance per distinct configuration, so the rules' constants and their validation,
+        cached per instance (rules.evaluate.params), are computed once for the thousands of
+        positions of a trade cycle that share it, not once per position."""
+        values = tuple(getattr(self, name) for name in STRATEGY_FIELDS)
+        key = tuple((type(v), str(v)) for v in values)  # 0.03 and 0.030 stay apart
+        cfg = _CONFIGS.get(key)
+        if cfg is None:
+            if len(_CONFIGS) >= _CONFIGS_MAX:
+                _CONFIGS.clear()
+            cfg = _CONFIGS[key] = rules.Config(**dict(zip(STRATEGY_FIELDS, values, strict=True)))
+        return cfg
 
     def state(self) -> rules.State:
         return rules.State(

@@ -16,7 +16,7 @@ import io
 
 from events.models import Event, EventType
 from orders.models import Fill
-from orders.selectors import position_valuation
+from orders.selectors import position_valuation, position_view
 from positions.models import Position, Price
 from positions.selectors import PriceSource
 from positions.strategy.export import charts
@@ -85,7 +85,9 @@ def position_history(position: Position) -> dict:
     ]
     if not prices:  # no stored prices: the fills' prices draw the line
         prices = [(t, price) for t, _side, price in fills]
-    valuation = position_valuation(position)
+    # valued as stored (its last fill is a column of the row, which this picture reads afresh
+    # like the rest of the history)
+    valuation = position_valuation(position_view(owner=None, position_id=position.pk))
     if valuation.source == PriceSource.FILL and fills and fills[-1][0] > prices[-1][0]:
         prices.append((fills[-1][0], valuation.price))
     return {"prices": prices, "anchors": anchors, "fills": fills}

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from decimal import Decimal
 from fractions import Fraction
 
-from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db import connection, transaction
+from django.db.models import QuerySet
 
 from events.models import ALERT_TYPES, Event
 from positions.models import Position, Price, Split, SplitStatus
 from positions.strategy import rules
 from volbal import clock
 from volbal.errors import DomainError
-from volbal.rows import fetch_one
+from volbal.rows import Annotation, fetch_one
 
 
 def position_not_found(position_id: str) -> DomainError:
@@ -33,33 +34,37 @@ def alerts_of_owner(*, owner) -> QuerySet[Event]:
     ).order_by("id")
 
 
-def position_get(*, owner, position_id: str, for_update: bool = False) -> Position:
-    """The caller's position, or 404 ``position_not_found`` (another owner's looks absent).
+def position_get(*, owner, position_id: str, for_update: bool = False,
+                 annotate: tuple[Annotation, ...] = ()) -> Position:
+    """The caller's position, or 404 ``position_not_found`` (another owner's looks absent),
+    with ``annotate`` read in the same statement (e.g. :func:`stored_price_annotations`).
 
     On every request's path, so read with :func:`volbal.rows.fetch_one`, not a queryset."""
     equal = {"id": position_id} if owner is None else {"id": position_id, "owner_id": owner.pk}
-    position = fetch_one(Position, for_update=for_update, **equal)
+    position = fetch_one(Position, for_update=for_update, annotate=annotate, **equal)
     if position is None:
         raise position_not_found(position_id)
     return position
 
 
+@functools.cache
+def stored_price_annotations() -> tuple[Annotation, ...]:
+    """``known_stored_price`` and ``known_stored_ts``: the newest stored price of the
+    position's ticker, as stored, and its time (:func:`latest_price`), as
+    :func:`volbal.rows.fetch_one` annotations: one probe each of the (ticker, -ts) index."""
+    quote = connection.ops.quote_name
+    prices, positions = quote(Price._meta.db_table), quote(Position._meta.db_table)
+
+    def newest(column: str) -> str:
+        return (f"(SELECT pr.{quote(column)} FROM {prices} pr WHERE pr.{quote('ticker')} = "
+                f"{positions}.{quote('ticker')} ORDER BY pr.{quote('ts')} DESC LIMIT 1)")
+
+    return (("known_stored_price", newest("price"), Price._meta.get_field("price")),
+            ("known_stored_ts", newest("ts"), Price._meta.get_field("ts")))
+
+
 def latest_price(*, ticker: str) -> Price | None:
     return Price.objects.filter(ticker=ticker).order_by("-ts").first()
-
-
-def has_splits() -> Exists:
-    return Exists(Split.objects.filter(position_id=OuterRef("pk"), status=SplitStatus.APPLIED))
-
-
-def with_latest_price(queryset: QuerySet[Position]) -> QuerySet[Position]:
-    """Annotate ``latest_price`` and ``latest_price_ts`` (the newest stored price of each
-    position's ticker, as stored: :func:`split_adjusted` gives the price the position uses):
-    one query."""
-    latest = Price.objects.filter(ticker=OuterRef("ticker")).order_by("-ts")
-    return queryset.annotate(latest_price=Subquery(latest.values("price")[:1]),
-                             latest_price_ts=Subquery(latest.values("ts")[:1]),
-                             known_has_splits=has_splits())
 
 
 class PriceSource:
@@ -116,10 +121,14 @@ def split_adjusted(*, position: Position, price: Decimal, ts: dt.datetime | None
     """THE price ``position`` uses for ``price`` observed at ``ts``: ``price`` ÷ the ratios of
     its applied splits that took effect after ``ts`` (the same price when none did). ``splits``
     are what :func:`applied_splits` reads for it (a batch reads them at once); None reads
-    them here (one query, none when ``ts`` is None)."""
+    them here: one query, and none when ``ts`` is None or not before the start of the
+    position's latest applied split (``last_split_date``, kept by positions.books.split)."""
     if ts is None:
         return price
     if splits is None:
+        latest = position.last_split_date
+        if latest is None or ts >= clock.start_of_trading_day(latest):
+            return price  # no split took effect after ts
         splits = applied_splits([position.id]).get(position.id, ())
     ratio = split_ratio_since(ts, splits)
     return price if ratio == 1 else rules.split_adjusted_price(price, ratio)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
-from django.db.models import Count
 
 from events.models import EventType
 from events.services import event_record
@@ -20,6 +19,7 @@ from orders.selectors import (
     has_open_order,
     known_price,
     orders_created_today,
+    orders_created_today_many,
     positions_with_open_orders,
 )
 from orders.services import order_submit
@@ -332,11 +332,10 @@ def positions_evaluate_claimed(ids: list[str], *, submit_ids: set[str],
                      and not (is_limit(p) and p.id in submit_ids)]  # resting: one at a time
         here = [p.id for p in positions]
         today = clock.session_day()
-        counts = dict(Order.objects.filter(position_id__in=here, trading_day=today)
-                      .values("position_id").annotate(n=Count("id"))
-                      .values_list("position_id", "n"))
+        counts = orders_created_today_many(here, today=today)
         open_ids = positions_with_open_orders(here)
-        splits = applied_splits(here)
+        # only positions with an applied split have any (positions.books keeps the date)
+        splits = applied_splits([p.id for p in positions if p.last_split_date is not None])
         jumps = jump_facts_many(positions=positions, splits=splits)
         now = clock.now()
         changes = {}

@@ -51,6 +51,8 @@ def dec(x: Any) -> Decimal:
     if isinstance(x, float):
         return Decimal(repr(x))
     if isinstance(x, Fraction):
+        if x.denominator == 1:  # a whole ratio (1: no split), exactly and at once
+            return Decimal(x.numerator)
         return WIDE.divide(Decimal(x.numerator), Decimal(x.denominator))
     return Decimal(x)
 

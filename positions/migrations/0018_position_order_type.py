@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('positions', '0016_split_exact_ratio'),
+        ('positions', '0017_known_price_columns'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
