@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('orders', '0007_order_limit_rung'),
-        ('positions', '0017_position_order_type'),
+        ('positions', '0018_position_order_type'),
     ]
 
     operations = [
