@@ -1,0 +1,337 @@
+"""Portfolio backtests (docs/strategy.md#portfolios, docs/backtests.md#portfolio-backtests).
+
+Each holding runs the single-position strategy on ``weight x cash`` (rounded down to the micro;
+the portfolio keeps the rest as unallocated cash F), exactly as a single backtest with that cash
+would. At a rebalance the portfolio moves cash only, between F and the holdings' cash, by the
+rule of :func:`positions.strategy.rules.portfolio.rebalance` (the live loop's): the holdings
+keep trading by their own rules. The engine takes the moves through its ``moves`` hook (at the
+bar, after its corporate actions, before its fill and evaluation).
+
+Calendar: the holdings' series are cut to the bars they all have (the same wall-clock times).
+Periodic rules rebalance on the first bar of each month, quarter or year after bar 0; ``band``
+looks at each session's first bar: the weights of the previous bar's state at this bar's
+prices pick a candidate, and the exact state at the bar (after its dividends and splits)
+decides. A rebalance needs every holding's state at that bar, which depends on the earlier
+rebalances: each holding is replayed up to the bar (its ``moves`` hook stops the run there), so
+the work grows with the number of rebalances times the length of the series.
+
+Benchmarks (docs/strategy.md#portfolios): ``held`` buys each holding's ``weight x cash`` of its
+asset at the first bar (buy_to(1), rounded, commission) and holds; ``fixed_mix`` keeps the
+weights across the assets and cash, trading shares at the period's first bar (monthly for
+``never`` and ``band``), fractional, at the strategy's commission rate, dividends credited as
+everywhere (net of withholding, cash on the pay-date). Pure: numpy, the rules and the engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+
+import numpy as np
+
+from positions.strategy import rules
+from positions.strategy.backtest import data, engine, metrics
+from positions.strategy.rules import portfolio as prules
+
+BENCHMARKS = ("held", "fixed_mix")
+LABELS = {"held": "Held at weights", "fixed_mix": "Fixed mix"}
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One holding of a portfolio backtest: its series, dividends, splits and target weight."""
+
+    name: str
+    series: data.Series
+    weight: Decimal
+    dividends: tuple = ()
+    splits: tuple = ()
+
+
+@dataclass(frozen=True)
+class Rebalanced:
+    """A rebalance: its bar, what the rule did, and the weights it found."""
+
+    bar: int
+    result: prules.Rebalance
+    weights: tuple[Decimal, ...]
+
+
+@dataclass
+class PortfolioRun:
+    holdings: list[Holding]  # aligned on the common bars
+    setups: list[engine.Setup]
+    runs: list[engine.Run]
+    free_cash: Decimal  # the unallocated cash at the end
+    rebalances: list[Rebalanced]
+    equity: np.ndarray  # F + the holdings' equity, after each bar
+    holding_equity: list[np.ndarray]
+    free: np.ndarray  # F after each bar
+    benchmarks: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def series(self) -> data.Series:
+        return self.holdings[0].series
+
+    @property
+    def turnover(self) -> Decimal:
+        """The cash the rebalances moved (sum of absolute moves)."""
+        return sum((r.result.turnover for r in self.rebalances), Decimal(0))
+
+    def final_value(self, i: int) -> Decimal:
+        """Holding ``i``'s final value S*P + C + R (exact, to the micro)."""
+        run = self.runs[i]
+        last = Decimal(repr(float(self.holdings[i].series.prices[-1])))
+        return (run.qty * last + run.cash + run.receivable).quantize(rules.MONEY_PLACES)
+
+    def net_moved(self, i: int) -> Decimal:
+        """The cash the rebalances put into holding ``i`` (negative: took out)."""
+        return sum((r.result.moves[i] for r in self.rebalances), Decimal(0))
+
+
+class PortfolioError(ValueError):
+    """Bad portfolio inputs: ``code`` and a sentence."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def align(holdings: list[Holding]) -> list[Holding]:
+    """The holdings on the bars every one of them has; refused when they share fewer than 2."""
+    if not holdings:
+        raise PortfolioError("invalid_portfolio", "A portfolio needs at least one holding.")
+    common = holdings[0].series.times
+    for h in holdings[1:]:
+        common = np.intersect1d(common, h.series.times, assume_unique=True)
+    if len(common) < 2:
+        raise PortfolioError("no_common_bars",
+                             "The holdings share fewer than 2 bars (dates): nothing to "
+                             "backtest together.")
+    out = []
+    for h in holdings:
+        s = h.series
+        if len(s.times) == len(common):
+            out.append(h)
+            continue
+        idx = np.flatnonzero(np.isin(s.times, common))
+        cut = data.Series(s.times[idx], s.prices[idx],
+                          None if s.offsets is None else s.offsets[idx], s.name, s.first_line,
+                          (s.lines[idx] if s.lines is not None else idx + s.first_line))
+        out.append(dataclasses.replace(h, series=cut))
+    return out
+
+
+def _dates(series: data.Series) -> list[dt.date]:
+    return series.times.astype("datetime64[D]").astype(dt.date).tolist()
+
+
+def period_bars(rule: str, series: data.Series) -> list[int]:
+    """The first bar of each period of ``rule`` after bar 0 (rules.portfolio.rebalance_due)."""
+    dates = _dates(series)
+    return [j for j in range(1, len(dates))
+            if prules.rebalance_due(rule, None, dates[j - 1], dates[j])]
+
+
+def session_starts(series: data.Series) -> np.ndarray:
+    """The first bar of each session (calendar day) after bar 0."""
+    d = series.days
+    return np.flatnonzero(d[1:] != d[:-1]) + 1
+
+
+class _Stop(Exception):
+    """The replay reached the rebalance bar: the holding's state there."""
+
+
+def _probe(book: engine.Book, j: int):
+    raise _Stop(book.S, book.C, book.R, book.price(j))
+
+
+def _constant(amount: Decimal):
+    return lambda book, j: amount
+
+
+def _run(h: Holding, cfg, setup, moves: dict[int, Decimal], stop: int | None = None):
+    hook = {b: _constant(a) for b, a in moves.items()}
+    if stop is not None:
+        hook[stop] = _probe
+    try:
+        return engine.simulate(h.series, engine.Rules(), cfg, setup, h.dividends, moves=hook)
+    except _Stop as s:
+        return s.args
+
+
+def simulate(holdings: list[Holding], cfg: rules.Config, setup: engine.Setup, rule: str,
+             band: Decimal | None = None) -> PortfolioRun:
+    """The portfolio backtest (the module's notes), exact (Decimal) like a single backtest."""
+    errors = prules.rule_errors(rule, band)
+    if errors:
+        raise PortfolioError("invalid_rebalance", " ".join(errors.values()))
+    why = prules.weights_error([h.weight for h in holdings])
+    if why:
+        raise PortfolioError("invalid_weights", why)
+    holdings = align(holdings)
+    setups = [dataclasses.replace(setup, splits=tuple(h.splits),
+                                  cash=(h.weight * setup.cash).quantize(rules.MONEY_PLACES,
+                                                                        ROUND_DOWN))
+              for h in holdings]
+    for h, s in zip(holdings, setups, strict=True):
+        if not s.cash > 0:
+            raise PortfolioError("invalid_weights",
+                                 f"{h.name}'s weight leaves it no cash: each weight must be "
+                                 "greater than 0.")
+    free = setup.cash - sum((s.cash for s in setups), Decimal(0))
+    moves: list[dict[int, Decimal]] = [{} for _ in holdings]
+    done: list[Rebalanced] = []
+    targets = [h.weight for h in holdings]
+    series = holdings[0].series
+
+    def at(bar: int) -> tuple[list[prules.Holding], list[Decimal]]:
+        states = [_run(h, cfg, s, m, bar) for h, s, m in zip(holdings, setups, moves,
+                                                            strict=True)]
+        book = [prules.Holding(w, S, P, C, R) for w, (S, C, R, P) in
+                zip(targets, states, strict=True)]
+        return book, prules.actual_weights(free, book)
+
+    def apply(bar: int, book, weights) -> None:
+        nonlocal free
+        result = prules.rebalance(free, book)
+        for m, a in zip(moves, result.moves, strict=True):
+            if a:
+                m[bar] = a
+        free = result.free_cash
+        done.append(Rebalanced(bar, result, tuple(weights)))
+
+    if rule == "band":
+        starts = session_starts(series)
+        after = 0
+        while True:
+            runs = [_run(h, cfg, s_, m) for h, s_, m in zip(holdings, setups, moves, strict=True)]
+            j = _band_candidate(holdings, runs, free, targets, band, starts, after)
+            if j is None:
+                break
+            book, weights = at(j)
+            if prules.rebalance_due("band", band, None, _dates(series)[j],
+                                    zip(weights, targets, strict=True)):
+                apply(j, book, weights)
+            after = j
+    elif rule != "never":
+        for j in period_bars(rule, series):
+            apply(j, *at(j))
+    runs = [_run(h, cfg, s_, m) for h, s_, m in zip(holdings, setups, moves, strict=True)]
+    n = len(series)
+    free_bar = np.full(n, float(setup.cash - sum((s.cash for s in setups), Decimal(0))))
+    for r in done:
+        free_bar[r.bar:] = float(r.result.free_cash)
+    parts = [metrics.equity_and_weight(h.series.prices, run)[0]
+             for h, run in zip(holdings, runs, strict=True)]
+    equity = free_bar + np.sum(parts, axis=0)
+    out = PortfolioRun(holdings, setups, runs, free, done, equity, parts, free_bar)
+    out.benchmarks = {
+        "held": held(holdings, cfg, setups, float(setup.cash - sum(s.cash for s in setups))),
+        "fixed_mix": fixed_mix(holdings, cfg, setup, rule),
+    }
+    return out
+
+
+def _band_candidate(holdings, runs, free, targets, band, starts, after) -> int | None:
+    """The first session start after ``after`` where the previous bar's state, valued at this
+    bar's prices, drifts beyond the band."""
+    idx = starts[starts > after]
+    if not len(idx):
+        return None
+    values = []
+    for h, run in zip(holdings, runs, strict=True):
+        st = metrics.state_at(run, idx - 1)
+        values.append(st["qty"] * h.series.prices[idx] + st["cash"] + st["receivable"])
+    v = np.array(values)
+    total = v.sum(axis=0) + float(free)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(total > 0, v / np.where(total > 0, total, 1.0), 0.0)
+    drift = np.abs(w - np.array([float(t) for t in targets])[:, None]).max(axis=0)
+    hit = np.flatnonzero(drift > float(band) * (1 - 1e-9))
+    return int(idx[hit[0]]) if len(hit) else None
+
+
+def held(holdings, cfg, setups, free: float) -> np.ndarray:
+    """Each holding's cash in its asset at the first bar (buy_to(1)), then held; plus the
+    unallocated cash."""
+    total = np.full(len(holdings[0].series), free)
+    for h, s in zip(holdings, setups, strict=True):
+        run = engine.run(h.series, cfg, dataclasses.replace(s, start_weight=Decimal(1)),
+                         h.dividends, hold=True)
+        total += metrics.equity_and_weight(h.series.prices, run)[0]
+    return total
+
+
+def fixed_mix(holdings, cfg: rules.Config, setup: engine.Setup, rule: str,
+              dividends: bool = True) -> np.ndarray:
+    """The weights kept across the assets and cash: at bar 0 and at the first bar of each
+    period (monthly for ``never`` and ``band``), after the bar's splits and dividends, each
+    asset's shares become weight x value / price (fractional, at the bar's price; commission
+    at the strategy's rate, the buys scaled down if the cash would not pay them), the rest
+    stays cash. Floats: a benchmark's curve, compared with bt's to 1e-6."""
+    series = holdings[0].series
+    n = len(series)
+    days = series.days
+    period = rule if rule in prules.PERIOD_MONTHS else "monthly"
+    trade = set(period_bars(period, series)) | {0}
+    c = float(cfg.commission_rate)
+    wh = float(cfg.withholding_tax_rate)
+    k = len(holdings)
+    P = np.array([h.series.prices for h in holdings])  # k x n
+    w = np.array([float(h.weight) for h in holdings])
+    ex, pay, split = [], [], []
+    for h in holdings:
+        e, p = engine.schedule(days, h.dividends if dividends else ())
+        ex.append(e)  # bar -> the indexes of the dividends going ex (paid) there
+        pay.append(p)
+        sp: dict[int, float] = {}
+        for day, ratio in h.splits:
+            j = int(np.searchsorted(days, engine._day(day), "left"))
+            if 0 < j < n:
+                sp[j] = sp.get(j, 1.0) * float(rules.split_ratio(ratio))
+        split.append(sp)
+    events = sorted(trade | {b for d in ex for b in d} | {b for d in pay for b in d}
+                    | {b for d in split for b in d})
+    S = np.zeros(k)
+    cash = float(setup.cash)
+    R = np.zeros(k)
+    net: list[dict[int, float]] = [{} for _ in holdings]
+    equity = np.empty(n)
+    last = 0
+    for j in events:
+        if j > last:  # nothing changes between events: value the held shares at each bar
+            equity[last:j] = (S[:, None] * P[:, last:j]).sum(axis=0) + cash + R.sum()
+        for i in range(k):
+            if j in split[i]:
+                S[i] *= split[i][j]
+            for idx in ex[i].get(j, ()):
+                amount = S[i] * float(holdings[i].dividends[idx].dps) * (1 - wh)
+                net[i][idx] = amount
+                R[i] += amount
+        for i in range(k):
+            for idx in pay[i].get(j, ()):
+                amount = net[i].get(idx, 0.0)
+                cash += amount
+                R[i] -= amount
+        if j in trade:
+            p = P[:, j]
+            T = float((S * p).sum()) + cash + float(R.sum())
+            delta = w * T / p - S
+            sells = np.minimum(delta, 0.0)
+            buys = np.maximum(delta, 0.0)
+            cash -= float((sells * p).sum()) - c * float((-sells * p).sum())
+            S += sells
+            cost = float((buys * p).sum()) * (1 + c)
+            scale = min(1.0, cash / cost) if cost > 0 else 0.0
+            S += buys * scale
+            cash -= cost * scale
+        equity[j] = float((S * P[:, j]).sum()) + cash + float(R.sum())
+        last = j + 1
+    if last < n:
+        equity[last:] = (S[:, None] * P[:, last:]).sum(axis=0) + cash + R.sum()
+    return equity
