@@ -31,7 +31,7 @@ from decimal import ROUND_DOWN, Decimal
 
 import numpy as np
 
-from positions.strategy import rules
+from positions.strategy import formats, rules
 from positions.strategy.backtest import data, engine, metrics
 from positions.strategy.rules import portfolio as prules
 
@@ -335,3 +335,102 @@ def fixed_mix(holdings, cfg: rules.Config, setup: engine.Setup, rule: str,
     if last < n:
         equity[last:] = (S[:, None] * P[:, last:]).sum(axis=0) + cash + R.sum()
     return equity
+
+
+# --------------------------------------------------------------------------------------------
+# The report: figures, JSON document, terminal table
+# --------------------------------------------------------------------------------------------
+
+
+def figures(run: PortfolioRun, cash) -> dict:
+    """The single backtest's performance figures (metrics.performance) of the portfolio and of
+    each benchmark, each holding's contribution, and the rebalances' turnover."""
+    s = run.series
+    initial = float(cash)
+
+    def perf(eq):
+        return metrics.performance(eq, s.seconds, s.days, initial, s.day_ends)
+
+    years = metrics.years_between(s.seconds)
+    return {
+        "portfolio": perf(run.equity),
+        "benchmarks": {k: perf(v) for k, v in run.benchmarks.items()},
+        "holdings": [{
+            "name": h.name,
+            "weight": h.weight,
+            "cash": st.cash,
+            "moved_in": run.net_moved(i),
+            "final_value": run.final_value(i),
+            # its gain as a fraction of the portfolio's starting cash
+            "contribution": float(run.final_value(i) - st.cash - run.net_moved(i)) / initial,
+            "orders": len(run.runs[i].orders),
+        } for i, (h, st) in enumerate(zip(run.holdings, run.setups, strict=True))],
+        "rebalances": len(run.rebalances),
+        "rebalance_turnover": run.turnover,
+        "rebalance_turnover_per_year": (float(run.turnover) / float(run.equity.mean()) / years
+                                        if years > 0 else None),
+        "final_free_cash": run.free_cash,
+        "final_value": run.free_cash + sum((run.final_value(i) for i in range(len(run.runs))),
+                                           Decimal(0)),
+    }
+
+
+def document(run: PortfolioRun, cash) -> dict:
+    """The JSON document of a portfolio backtest."""
+    f = figures(run, cash)
+    label = run.series.label
+
+    def nums(d):
+        return {k: formats.number(v, 6) for k, v in d.items()}
+
+    return {
+        "start": label(0),
+        "end": label(len(run.series) - 1),
+        "bars": len(run.series),
+        "metrics": nums(f["portfolio"]) | {
+            "final_value": formats.number(f["final_value"], 6),
+            "final_free_cash": formats.number(f["final_free_cash"], 6),
+            "rebalances": f["rebalances"],
+            "rebalance_turnover": formats.number(f["rebalance_turnover"], 6),
+            "rebalance_turnover_per_year": formats.number(f["rebalance_turnover_per_year"], 6),
+        },
+        "benchmarks": {k: nums(v) for k, v in f["benchmarks"].items()},
+        "holdings": [{k: (v if isinstance(v, (str, int)) else formats.number(v, 6))
+                      for k, v in h.items()} for h in f["holdings"]],
+        "rebalances": [{"date": label(r.bar),
+                        "moves": {h.name: formats.number(m, 6)
+                                  for h, m in zip(run.holdings, r.result.moves, strict=True)},
+                        "free_cash": formats.number(r.result.free_cash, 6)}
+                       for r in run.rebalances],
+    }
+
+
+def table(run: PortfolioRun, cash, rule: str, band=None) -> str:
+    """The portfolio beside its two benchmarks, then each holding, for a terminal."""
+    f = figures(run, cash)
+    s = run.series
+    rows = [("Total return", "total_return", formats.pct), ("CAGR", "cagr", formats.pct),
+            ("Volatility (annual)", "volatility", formats.pct),
+            ("Sharpe", "sharpe", formats.ratio), ("Max drawdown", "max_drawdown", formats.pct)]
+    cols = [("Portfolio", f["portfolio"])] + [(LABELS[k], v) for k, v in
+                                              f["benchmarks"].items()]
+    rule_text = rule + (f" {formats.fraction(band)}" if band is not None else "")
+    out = [f"Portfolio backtest, {s.label(0)} to {s.label(len(s) - 1)}: {len(s):,} bars, "
+           f"rebalance {rule_text}, cash {formats.money(cash)}",
+           "Holdings: " + ", ".join(f"{h.name} {formats.fraction(h.weight)}"
+                                    for h in run.holdings), ""]
+    w0 = max(len(r[0]) for r in rows)
+    out.append(" " * w0 + "".join(f"  {name:>16}" for name, _ in cols))
+    for label, key, fmt in rows:
+        out.append(f"{label:<{w0}}" + "".join(f"  {fmt(m[key]):>16}" for _, m in cols))
+    out += ["", f"Final value {formats.money(f['final_value'])}, unallocated cash "
+                f"{formats.money(f['final_free_cash'])}; {f['rebalances']} rebalances moved "
+                f"{formats.money(f['rebalance_turnover'])}", "",
+            f"{'Holding':<8}  {'weight':>7}  {'cash':>12}  {'moved in':>12}  "
+            f"{'final value':>12}  {'contribution':>12}  {'orders':>6}"]
+    for h in f["holdings"]:
+        out.append(f"{h['name']:<8}  {formats.fraction(h['weight']):>7}  "
+                   f"{formats.money(h['cash']):>12}  {formats.money(h['moved_in']):>12}  "
+                   f"{formats.money(h['final_value']):>12}  "
+                   f"{formats.pct(h['contribution']):>12}  {h['orders']:>6}")
+    return "\n".join(out)

@@ -6,6 +6,7 @@ Examples::
     manage.py backtest --csv AAPL.csv --start 2015-01-01 --trigger-pct 0.05 --json
     manage.py backtest --csv minutes.csv --dividends divs.csv --xlsx report.xlsx
     manage.py backtest --ticker AAPL --start 2015-01-01 --end 2020-12-31
+    manage.py backtest --portfolio IBM=0.4,MSFT=0.4 --rebalance quarterly --cash 100000
 
 Every strategy field is an option named like the field with dashes (``--trigger-pct 0.05``,
 ``--sizing original``, ``--fractional false``, ``--qty-step none``); ratios are fractions.
@@ -68,6 +69,14 @@ class Command(BaseCommand):
                          help="the ticker's raw daily bars, splits and dividends from the feed "
                               "VOLBAL_PRICE_FEED names (needs --start; cached: "
                               "docs/marketdata.md#history-for-research)")
+        one.add_argument("--portfolio", metavar="NAME=W,...",
+                         help="a portfolio backtest: holdings and target weights (sum at most "
+                              "1); a bundled sample's name or, with --start, a ticker's history "
+                              "(docs/backtests.md#portfolio-backtests)")
+        src.add_argument("--rebalance", default="never",
+                         help="with --portfolio: never, monthly, quarterly, yearly or band")
+        src.add_argument("--rebalance-band", metavar="X",
+                         help="with --rebalance band: the absolute weight drift that triggers it")
         src.add_argument("--start", help="first date or time to include (ISO)")
         src.add_argument("--end", help="last date or time to include (ISO; a date includes the "
                                        "whole day)")
@@ -103,6 +112,8 @@ class Command(BaseCommand):
 
         cfg = _config(opts)
         setup = setup_from(opts)
+        if opts["portfolio"]:
+            return self.portfolio(cfg, setup, opts)
         try:
             if opts["csv"]:
                 series = data.load_csv(opts["csv"])
@@ -138,6 +149,45 @@ class Command(BaseCommand):
             ("workbook", opts["xlsx"], lambda path: tables.write_backtest_xlsx(rep, path)),
             ("daily series", opts["equity_csv"], lambda path: tables.write_equity_csv(rep, path)),
         ], lambda: report.document(rep), lambda: report.table(rep))
+
+    def portfolio(self, cfg, setup, opts) -> None:
+        """``--portfolio``: each holding a sample or a ticker's history, then the portfolio
+        backtest and its table or JSON document."""
+        # a management command that keeps startup light: the backtest (numpy) when run
+        from positions.strategy.backtest import data, engine
+        from positions.strategy.backtest import portfolio as pf
+
+        holdings = []
+        seen = set()
+        for part in opts["portfolio"].split(","):
+            name, _, weight = part.partition("=")
+            name = name.strip().upper()
+            if not name or not weight:
+                raise CommandError(f"--portfolio: {part!r} is not NAME=WEIGHT")
+            if name in seen:
+                raise CommandError(f"--portfolio: {name} is given twice")
+            seen.add(name)
+            w = _decimal(weight, f"--portfolio {name}")
+            try:
+                if name in data.SAMPLE_TICKERS:
+                    series, dividends = data.load_sample(name)
+                    splits = ()
+                else:
+                    series, dividends, splits = ticker_history(self, {**opts, "ticker": name})
+                series = series.between(opts["start"], opts["end"])
+            except data.DataError as exc:
+                raise CommandError(f"{name}: {exc}") from None
+            holdings.append(pf.Holding(name, series, w, tuple(dividends), tuple(splits)))
+        band = (_decimal(opts["rebalance_band"], "--rebalance-band")
+                if opts["rebalance_band"] is not None else None)
+        try:
+            run = pf.simulate(holdings, cfg, setup, opts["rebalance"], band)
+        except pf.PortfolioError as exc:
+            raise CommandError(f"{exc.code}: {exc.message}") from None
+        except (engine.SetupError, rules.RuleError) as exc:
+            raise CommandError(str(exc)) from None
+        emit(self, opts, [], lambda: pf.document(run, setup.cash),
+             lambda: pf.table(run, setup.cash, opts["rebalance"], band))
 
     def _progress(self, n: int):
         """A progress bar on stderr, only on a terminal and only for long series."""
