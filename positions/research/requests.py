@@ -168,6 +168,7 @@ def normalise(data_: dict) -> dict:
         "cash": _text(data_["cash"]),
         "start_weight": _text(data_["start_weight"]),
         "slippage_bps": _text(data_["slippage_bps"]),
+        "fill": data_.get("fill", "same_bar"),
         "train": data_.get("train"),
         "test": data_.get("test"),
         "strategy": strategy,
@@ -278,7 +279,8 @@ def spec_of(params: dict) -> research.Spec:
     """The job's Spec from its stored parameters (no series loaded; raises ParamError)."""
     cfg = _config(params["strategy"])
     setup = engine.Setup(cash=Decimal(params["cash"]), start_weight=Decimal(params["start_weight"]),
-                         slippage_bps=Decimal(params["slippage_bps"]))
+                         slippage_bps=Decimal(params["slippage_bps"]),
+                         fill=params.get("fill", "same_bar"))  # jobs stored before it: same_bar
     for name, why in engine.setup_errors(setup).items():
         raise ParamError(name, why)
     for name, values_ in params["grid"]:
@@ -289,6 +291,11 @@ def spec_of(params: dict) -> research.Spec:
     except research.GridError as exc:
         raise ParamError("grid", str(exc)) from None
     wf = params["kind"] == WALKFORWARD
+    if wf:
+        try:
+            walkforward.check_axes(axes)
+        except research.GridError as exc:
+            raise ParamError("grid", str(exc)) from None
     try:
         spec = research.Spec(cfg, axes, setup, metric=params["metric"], exact=params["exact"],
                              top=min(params["top"], 3) if wf else params["top"])

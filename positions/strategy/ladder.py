@@ -37,7 +37,7 @@ Beyond a guardrail at every price
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
 from positions.strategy import rules
 
@@ -236,3 +236,128 @@ def ladder(state: rules.State, cfg: rules.Config, *,
         if rung is not None and always[side]:
             rungs[side] = Rung(rung.side, rung.price, rung.proposal, always=True)
     return Ladder(rungs[rules.BUY], rungs[rules.SELL], s.evaluations)
+
+
+# -- resting orders (docs/strategy.md#resting-orders) --------------------------------------------
+
+TICK_UNDER_ONE = Decimal("0.0001")  # the exchange tick below 1
+TICK_FROM_ONE = Decimal("0.01")  # at or above 1 (brokers refuse sub-penny limits there)
+_TICK_WALK = 64  # ticks tried away from the rung when its rounded price proposes nothing
+
+
+def limit_price(price, side: str) -> Decimal:
+    """``price`` on the exchange tick: a buy rounded down, a sell up, so the limit never lies on
+    the wrong side of its trigger (0.01 at or above 1, 0.0001 below; 0 for a buy under 0.0001)."""
+    p = Decimal(price) if type(price) is not Decimal else price
+    if side == rules.BUY:
+        q = p.quantize(TICK_FROM_ONE, ROUND_FLOOR)
+        return q if q >= 1 else p.quantize(TICK_UNDER_ONE, ROUND_FLOOR)
+    q = p.quantize(TICK_UNDER_ONE, ROUND_CEILING)
+    return q if q < 1 else p.quantize(TICK_FROM_ONE, ROUND_CEILING)
+
+
+def _next_tick(price: Decimal, side: str) -> Decimal:
+    """The tick one step further from the other side: down for a buy, up for a sell."""
+    if side == rules.BUY:
+        return price - (TICK_FROM_ONE if price > 1 else TICK_UNDER_ONE)
+    return price + (TICK_FROM_ONE if price >= 1 else TICK_UNDER_ONE)
+
+
+@dataclass(frozen=True, slots=True)
+class Resting:
+    """A rung resting as a limit order: ``side`` ``qty`` at ``limit`` (on the exchange tick),
+    the proposal ``rules.evaluate`` makes at that price (``kind`` says which rung), and the
+    ladder's own trigger price ``rung`` (6 places) it was rounded from."""
+
+    side: str
+    limit: Decimal
+    qty: Decimal
+    kind: str  # "buy_trigger" | "sell_trigger" | "guardrail_rebalance"
+    rung: Decimal
+    proposal: rules.Proposal
+
+
+@dataclass(frozen=True, slots=True)
+class RestingPair:
+    buy: Resting | None
+    sell: Resting | None
+
+
+def resting(state: rules.State, cfg: rules.Config, *, orders_today: int = 0,
+            has_open_order: bool = False, guard_blocked: bool = False,
+            of: Ladder | None = None) -> RestingPair:
+    """The limit orders a position with ``order_type: limit`` keeps resting
+    (docs/strategy.md#resting-orders): each side of its ladder (``of``, else computed here),
+    its price rounded onto the exchange tick away from the other side, and the quantity
+    ``rules.evaluate`` proposes at that price (the checks included: the daily cap with
+    ``orders_today``, an open order of another kind). A side rests nothing when its rung is
+    ``always`` or missing, when the checks block it, when ``guard_blocked`` (a price jump waits
+    for an operator), or when no tick within :data:`_TICK_WALK` of the rounded price proposes
+    (a coarse step's saw-toothed notional can leave a gap under a buy rung: the walk goes on to
+    the first tick beyond it that fires)."""
+    if guard_blocked or has_open_order:
+        return RestingPair(None, None)
+    lad = of if of is not None else ladder(state, cfg)
+    st = _decimal_state(state)
+    out = {}
+    for side, rung in ((rules.BUY, lad.buy), (rules.SELL, lad.sell)):
+        out[side] = None
+        if rung is None or rung.always:
+            continue
+        limit = limit_price(rung.price, side)
+        for _ in range(_TICK_WALK):
+            if not limit > 0:
+                break
+            try:
+                d = rules.evaluate(st, cfg, limit, orders_today=orders_today, explain=False)
+            except InvalidOperation:
+                break
+            p = d.proposal
+            if p is not None and p.side == side:
+                out[side] = Resting(side, limit, p.qty, p.kind, rung.price, p)
+                break
+            if d.blocked is not None and d.blocked.side == side \
+                    and d.blocked_by != "below_min_notional":
+                break  # the daily cap blocks at every price alike
+            limit = _next_tick(limit, side)
+    return RestingPair(out[rules.BUY], out[rules.SELL])
+
+
+def limit_fill_price(side: str, limit, *, open, low=None, high=None):
+    """The price a resting limit fills at on a later bar (docs/strategy.md#resting-orders), or
+    None: a buy when the bar's ``low`` reaches ``limit``, at ``limit``, or at the ``open`` when
+    the bar already opens below it; a sell symmetrically with the ``high``. On a series of
+    closes give the close as ``open`` alone (low = high = open). Decimal or float."""
+    if side == rules.BUY:
+        low = open if low is None else low
+        if open <= limit:
+            return open
+        return limit if low <= limit else None
+    high = open if high is None else high
+    if open >= limit:
+        return open
+    return limit if high >= limit else None
+
+
+def limit_fill_qty(cfg: rules.Config, side: str, qty, *, held, cash, price):
+    """A resting order's quantity trimmed to what the shares (a sell) or the cash with its
+    commission at the fill ``price`` (a buy) cover, on the step: the rule of next-bar fills
+    (``rules.covered_qty``); 0 when nothing is left."""
+    return rules.covered_qty(cfg, side, qty, held=held, cash=cash, price=price)
+
+
+def first_side(buy_limit, sell_limit, *, open, low, high) -> str | None:
+    """Which of two resting limits a bar reaches first, or None when it reaches neither. A bar
+    that opens through one fills it first; a bar whose range reaches both is taken to go from
+    the open to the nearer extreme first (open -> high -> low when the high is nearer, else
+    open -> low -> high), the usual assumption when only OHLC is known. Either limit may be
+    None (that side rests nothing)."""
+    b = buy_limit is not None and low <= buy_limit
+    s = sell_limit is not None and high >= sell_limit
+    if not (b and s):
+        return rules.BUY if b else rules.SELL if s else None
+    if open <= buy_limit:
+        return rules.BUY
+    if open >= sell_limit:
+        return rules.SELL
+    return rules.SELL if high - open < open - low else rules.BUY

@@ -25,6 +25,7 @@ Sample data
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import gzip
 import importlib.util
@@ -66,6 +67,11 @@ class Series:
     name: str = ""
     first_line: int = 2  # the file line of bar 0 (header = line 1), for messages
     lines: np.ndarray | None = None  # the file line of each bar, when not consecutive
+    # OHLC bars (docs/backtests.md#resting-orders-fill-limit): the open, high and low of each
+    # bar beside its close (``prices``), all three or none; None for a series of closes.
+    opens: np.ndarray | None = None
+    highs: np.ndarray | None = None
+    lows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.prices)
@@ -134,9 +140,21 @@ class Series:
                             f"{span}")
         if i == 0 and j == len(self):
             return self
-        return Series(self.times[i:j], self.prices[i:j],
-                      None if self.offsets is None else self.offsets[i:j], self.name,
-                      self.first_line + i, None if self.lines is None else self.lines[i:j])
+        return self.cut(i, j)
+
+    def cut(self, i: int, j: int) -> Series:
+        """Bars ``i`` to ``j - 1``, with everything they carry."""
+
+        def part(a):
+            return None if a is None else a[i:j]
+
+        return Series(self.times[i:j], self.prices[i:j], part(self.offsets), self.name,
+                      self.first_line + i, part(self.lines), part(self.opens), part(self.highs),
+                      part(self.lows))
+
+    @property
+    def ohlc(self) -> bool:
+        return self.lows is not None
 
 
 @dataclass(frozen=True)
@@ -261,16 +279,69 @@ def _find_column(header: list[str], names: tuple[str, ...], what: str, path) -> 
     raise DataError(f"{path}: no {what} column (found: {found})")
 
 
-def load_csv(path: str | Path) -> Series:
+def load_csv(path: str | Path, *, ohlc: bool = False) -> Series:
     """A CSV with a Date and a Close column (names matched case-insensitively; Yahoo's download
     works as is). Raises DataError for a missing file or column, a bad value, unsorted or
-    duplicate times, or non-positive prices.
+    duplicate times, or non-positive prices. ``ohlc=True`` also reads Open, High and Low when
+    the file has all three (:func:`with_ohlc`; a resting-order backtest reads the bar's range).
 
     Three readers, fastest first, each falling back to the next on anything unusual: a
     vectorized numpy parser for plain files (no quotes, ``\\n`` line ends, one time format per
     block, plain decimal prices), numpy's ``loadtxt``, and the ``csv`` module, which names the bad
     line."""
     path = Path(path)
+    series = _load_closes(path)
+    return with_ohlc(series, path) if ohlc else series
+
+
+OPEN_COLUMNS = ("open",)
+HIGH_COLUMNS = ("high",)
+LOW_COLUMNS = ("low",)
+
+
+def with_ohlc(series: Series, path: str | Path) -> Series:
+    """``series`` (read from ``path``) with the Open, High and Low of each of its bars when the
+    file's header has all three columns, else ``series`` as it is. Each bar's row is found by
+    its file line; DataError names a line whose value is not a positive number or whose range
+    does not hold its open and close (low <= open, close <= high)."""
+    path = Path(path)
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        try:
+            cols = [_find_column(header, names, what, path) for names, what in
+                    ((OPEN_COLUMNS, "Open"), (HIGH_COLUMNS, "High"), (LOW_COLUMNS, "Low"))]
+        except DataError:
+            return series
+        n = len(series)
+        want = (series.lines if series.lines is not None
+                else np.arange(series.first_line, series.first_line + n))
+        at = {int(line): i for i, line in enumerate(want.tolist())}
+        out = np.full((3, n), np.nan)
+        for row in reader:
+            i = at.get(reader.line_num)
+            if i is None:
+                continue
+            for k, c in enumerate(cols):
+                cell = row[c].strip() if c < len(row) else ""
+                try:
+                    out[k, i] = float(cell)
+                except ValueError:
+                    raise DataError(f"{path}: line {reader.line_num}: the {header[c].strip()} "
+                                    f"{cell!r} is not a number") from None
+    o, h, lo = out
+    close = series.prices
+    bad = ~(np.isfinite(out).all(axis=0) & (lo > 0) & (lo <= np.minimum(o, close))
+            & (h >= np.maximum(o, close)))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"{path}: {_where(series, i, 'line')} ({series.label(i)}): the bar's "
+                        f"low and high must hold its open and close (open {o[i]:g}, high "
+                        f"{h[i]:g}, low {lo[i]:g}, close {close[i]:g})")
+    return dataclasses.replace(series, opens=o, highs=h, lows=lo)
+
+
+def _load_closes(path: Path) -> Series:
     try:
         with open(path, "rb") as f:
             head = f.readline()
@@ -619,15 +690,18 @@ def _load_sample(symbol: str) -> tuple[Series, tuple[Dividend, ...]]:
     dates: list[str] = []
     close: list[float] = []
     adj: list[float] = []
+    ohl: list[tuple[float, float, float]] = []
     with gzip.open(_sample_file(), "rt", encoding="utf-8", newline="") as f:
         reader = csv.reader(f)
         header = [h.strip().lower() for h in next(reader)]
-        it, idt, ic, ia = (header.index(k) for k in ("ticker", "date", "close", "adj close"))
+        it, idt, ic, ia, io, ih, il = (header.index(k) for k in (
+            "ticker", "date", "close", "adj close", "open", "high", "low"))
         for row in reader:
             if row[it] == symbol:
                 dates.append(row[idt])
                 close.append(float(row[ic]))
                 adj.append(float(row[ia]))
+                ohl.append((float(row[io]), float(row[ih]), float(row[il])))
     c = np.array(close)
     factor = np.array(adj) / c
     ratio = factor[:-1] / factor[1:]  # f[i-1] / f[i], at the bar i = index + 1
@@ -644,6 +718,11 @@ def _load_sample(symbol: str) -> tuple[Series, tuple[Dividend, ...]]:
     later = np.cumprod(split[::-1])[::-1]
     later = np.append(later[1:], 1.0)
     prices = np.round(c / later, 6)
+    # The bars' open, high and low, split-adjusted like the closes (the range kept around the
+    # rounded close).
+    o, h, lo = (np.round(a / later, 6) for a in np.array(ohl).T)
+    h = np.maximum(h, np.maximum(o, prices))
+    lo = np.minimum(lo, np.minimum(o, prices))
     times = np.array(dates, dtype="datetime64[s]")
     dividends = []
     for i, amount in divs:
@@ -653,6 +732,7 @@ def _load_sample(symbol: str) -> tuple[Series, tuple[Dividend, ...]]:
             continue
         dividends.append(Dividend(ex, ex + dt.timedelta(days=SAMPLE_PAY_LAG_DAYS),
                                   dps.quantize(Decimal("0.000001"))))
-    times.flags.writeable = False
-    prices.flags.writeable = False
-    return check_series(Series(times, prices, None, symbol)), tuple(dividends)
+    for a in (times, prices, o, h, lo):
+        a.flags.writeable = False
+    return (check_series(Series(times, prices, None, symbol, opens=o, highs=h, lows=lo)),
+            tuple(dividends))

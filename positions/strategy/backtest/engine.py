@@ -64,13 +64,13 @@ from fractions import Fraction
 
 import numpy as np
 
-from positions.strategy import rules
+from positions.strategy import ladder, rules
 
 LEVEL_SLACK = 1e-7  # relative widening of the float levels
 _SCAN_FIRST = 64  # first window of the candidate search, in bars; grows 4x up to _SCAN_MAX
 _SCAN_MAX = 1 << 16
 _SCAN_PY = 24  # bars compared one by one before the numpy windows
-FILLS = ("same_bar", "next_bar")
+FILLS = ("same_bar", "next_bar", "limit")
 
 
 class SetupError(ValueError):
@@ -91,7 +91,8 @@ class Setup:
     cash: Decimal = Decimal("10000")
     start_weight: Decimal = Decimal("0.5")
     slippage_bps: Decimal = Decimal("0")
-    fill: str = "same_bar"  # "same_bar" | "next_bar" (docs/strategy.md#next-bar-fills)
+    fill: str = "same_bar"  # "same_bar" | "next_bar" | "limit" (docs/strategy.md#next-bar-fills,
+    # #resting-orders)
     splits: tuple = ()
 
 
@@ -153,6 +154,8 @@ class Run:
     exact: bool = True
     cancelled: int = 0  # next_bar: orders the fill bar's cash or shares no longer covered
     open_order: Order | None = None  # next_bar: placed on the last bar, never filled
+    # limit: (order index, the ladder's trigger price, the limit) of each resting order filled
+    rungs: tuple = ()
 
 
 def schedule(days: np.ndarray, dividends: Iterable) -> tuple[dict, dict]:
@@ -277,7 +280,111 @@ class NextBar:
         return Order(j, side, q, P, rules.default_commission(book.c, q, P), notional, kind)
 
 
-FILL_POLICIES = {"same_bar": SameBar, "next_bar": NextBar}
+class Limit:
+    """The ladder's rungs rest as limit orders (docs/strategy.md#resting-orders, ``fill:
+    limit``): the pair :func:`ladder.resting` gives for the state at the end of a bar rests from
+    the next bar; a bar whose range reaches a rung fills it (:func:`ladder.first_side`,
+    :func:`ladder.limit_fill_price`: at the limit, or at the open when the bar opens through it;
+    no slippage, a limit fills at its price or better), trimmed to the cash or shares
+    (:func:`ladder.limit_fill_qty`); the other rung is cancelled and the new pair rests from the
+    next bar, so a bar fills at most one order. A bar whose corporate actions change the book
+    (a split, a dividend, a new walk-forward window) cancels the pair before its range is read.
+    While a rung rests nothing else is proposed; when neither side rests (an ``always`` rung: no
+    shares, or no cash; the daily cap) the bar is evaluated at its close and a proposal goes as
+    a market order filled at the next bar, exactly as ``next_bar`` (:class:`NextBar`). Without
+    OHLC data a bar's open, high and low are its close."""
+
+    def __init__(self):
+        self.market = NextBar()
+        self.pair = None  # ladder.RestingPair resting from the next bar, or None
+        self.key = None  # the state it was derived from
+        self.limit_fills = 0
+        self.triggers: list[tuple] = []  # (order index, the rung's ladder price, its limit)
+
+    @property
+    def pending(self):
+        return self.market.pending
+
+    def place(self, book: Book, j: int, prop: rules.Proposal) -> None:
+        self.market.place(book, j, prop)
+
+    def settle(self, book: Book, j: int) -> None:
+        self.market.settle(book, j)
+
+    def split(self, ratio, step, num) -> None:
+        self.market.split(ratio, step, num)
+
+    def open_order(self, book: Book) -> Order | None:
+        return self.market.open_order(book)
+
+    def rest(self, book: Book, j: int) -> None:
+        """At the end of bar ``j``: the pair for the book as it stands rests from the next bar
+        (derived again only when the book, its configuration or the daily cap changed)."""
+        if self.market.pending is not None or book.Pa is None:
+            self.pair = None
+            return
+        nxt = j + 1
+        ot = book.orders_today if nxt < book.n and int(book.days[nxt]) == book.day else 0
+        key = (book.S, book.C, book.R, book.Pa, id(book.cfg), ot >= book.cap)
+        if self.pair is None or key != self.key:
+            self.key = key
+            self.pair = ladder.resting(rules.State(book.S, book.C, book.R, book.Pa), book.cfg,
+                                       orders_today=ot)
+
+    def loop(self, book: Book, start: int) -> None:
+        n = book.n
+        if start > 0:
+            self.rest(book, start - 1)
+        for j in range(start, n):
+            book.actions_at(j)
+            filled = False
+            if self.market.pending is not None:
+                self.market.settle(book, j)
+                filled = True
+            elif self.pair is not None:
+                if (book.S, book.C, book.R, book.Pa, id(book.cfg)) != self.key[:5]:
+                    self.pair = None  # the book changed under the rungs: cancelled
+                else:
+                    filled = self.fill(book, j)
+            if not filled and (self.pair is None or (self.pair.buy is None
+                                                     and self.pair.sell is None)):
+                book.evaluate_at(j)
+            self.rest(book, j)
+            book.record(j)
+        if book.progress is not None:
+            book.progress(n)
+
+    def fill(self, book: Book, j: int) -> bool:
+        """Bar ``j``'s range against the resting pair: the rung it reaches first fills."""
+        pair = self.pair
+        o, hi, lo = book.bar(j)
+        bl = None if pair.buy is None else pair.buy.limit
+        sl = None if pair.sell is None else pair.sell.limit
+        if not book.exact:
+            bl = None if bl is None else float(bl)
+            sl = None if sl is None else float(sl)
+        side = ladder.first_side(bl, sl, open=o, low=lo, high=hi)
+        if side is None:
+            return False
+        r = pair.buy if side == rules.BUY else pair.sell
+        Pf = ladder.limit_fill_price(side, bl if side == rules.BUY else sl, open=o, low=lo,
+                                     high=hi)
+        q = r.qty if book.exact else float(r.qty)
+        q = ladder.limit_fill_qty(book.cfg, side, q, held=book.S, cash=book.C, price=Pf)
+        self.pair = None
+        d = int(book.days[j])
+        if d != book.day:
+            book.day = d
+            book.orders_today = 0
+        if not (q > 0 and book.fill(j, side, q, r.kind, price=Pf)):
+            book.cancelled += 1
+            return False
+        self.limit_fills += 1
+        self.triggers.append((len(book.orders) - 1, r.rung, r.limit))
+        return True
+
+
+FILL_POLICIES = {"same_bar": SameBar, "next_bar": NextBar, "limit": Limit}
 
 
 # -- the corporate actions -------------------------------------------------------------------------
@@ -355,6 +462,12 @@ class Book:
         self.plist = self.p.tolist()  # for the first bars of a scan, one by one
         self.days = np.ascontiguousarray(series.days, dtype=np.int64)
         self.n = n = len(self.p)
+        lows = getattr(series, "lows", None)
+        self.opens = self.highs = self.lows = None
+        if lows is not None:  # OHLC bars: the resting orders read their range (Limit)
+            self.opens = np.asarray(series.opens, dtype=np.float64).tolist()
+            self.highs = np.asarray(series.highs, dtype=np.float64).tolist()
+            self.lows = np.asarray(lows, dtype=np.float64).tolist()
         self.exact = exact
         self.progress = progress
         num = _dec if exact else float
@@ -453,8 +566,18 @@ class Book:
             return q  # paid for with a micro to spare: no commission rounding can overdraw
         return rules.covered_qty(self.cfg, rules.BUY, q, held=self.S, cash=self.C, price=Pf)
 
-    def fill(self, j: int, side: str, q, kind: str, count: bool = True) -> bool:
-        Pf = self.fill_price(j, side)
+    def bar(self, j: int):
+        """(open, high, low) of bar ``j``: the OHLC columns, or the close thrice."""
+        if self.lows is None:
+            x = self.price(j)
+            return x, x, x
+        o, h, lo = self.opens[j], self.highs[j], self.lows[j]
+        return (_dec(o), _dec(h), _dec(lo)) if self.exact else (o, h, lo)
+
+    def fill(self, j: int, side: str, q, kind: str, count: bool = True, price=None) -> bool:
+        """Fill ``q`` at bar ``j``'s price worsened by the slippage, or at ``price`` (a limit's
+        price, as it is)."""
+        Pf = self.fill_price(j, side) if price is None else price
         if side == rules.BUY:
             q = self.affordable(q, Pf)
             if not q > 0:
@@ -518,6 +641,7 @@ class Book:
             commissions=self.commissions, dividends=self.received,
             evaluations=self.evaluations, bars=n, exact=self.exact,
             cancelled=self.cancelled, open_order=self.fills.open_order(self),
+            rungs=tuple(getattr(self.fills, "triggers", ())),
         )
 
     def levels(self) -> tuple[float, float]:
@@ -549,7 +673,10 @@ class Rules:
     evaluates_first_bar = True
 
     def loop(self, book: Book, start: int, fast: bool) -> None:
-        if fast:
+        own = getattr(book.fills, "loop", None)  # resting orders read every bar's range
+        if own is not None:
+            own(book, start)
+        elif fast:
             self.loop_fast(book, start)
         else:
             self.loop_plain(book, start)

@@ -5,13 +5,14 @@ written by :mod:`positions.strategy.export`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from decimal import InvalidOperation
+from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
-from positions.strategy import formats, rules
+from positions.strategy import formats, ladder, rules
 from positions.strategy.backtest import benchmarks, engine, metrics
 
 ORDER_KEYS = ("date", "side", "qty", "price", "commission", "kind")
@@ -44,6 +45,8 @@ class Report:
     benchmarks: dict[str, Benchmark] = field(default_factory=dict)  # keyed by benchmarks.NAMES
     attribution: dict = field(default_factory=dict)
     note: str | None = None  # why the annualised figures are null, when they are
+    # fill: limit: the run beside the same series under next_bar ({"limit": .., "next_bar": ..})
+    comparison: dict | None = None
 
     @property
     def dividends_in_range(self) -> int:
@@ -79,13 +82,53 @@ def backtest(series, cfg: rules.Config, setup: engine.Setup = engine.Setup(),
     mine = measure(series, strat, cfg, setup.cash)
     bench = {name: measure(series, r, cfg, setup.cash) for name, r in runs.items()}
     held = bench["held_mix"]
+    comparison = None
+    if setup.fill == "limit":
+        nb = engine.run(series, cfg, dataclasses.replace(setup, fill="next_bar"), dividends,
+                        exact=exact)
+        comparison = {"limit": fill_summary(strat, mine.metrics, cfg),
+                      "next_bar": fill_summary(nb, measure(series, nb, cfg, setup.cash).metrics,
+                                               cfg)}
     return Report(
         series, cfg, setup, dividends, strat, held.run, mine.equity, mine.weight, held.equity,
         held.weight, mine.metrics, held.metrics, bench,
         benchmarks.attribution(mine.metrics, {k: b.metrics for k, b in bench.items()},
                                setup.cash),
-        metrics.annualised_note(series.seconds),
+        metrics.annualised_note(series.seconds), comparison,
     )
+
+
+def slippage_to_trigger(run: engine.Run, cfg: rules.Config) -> float | None:
+    """The average distance of a run's fills from their triggers, in basis points (positive:
+    worse than the trigger; a buy above it, a sell below): each order after the opening
+    against the ladder's rung of its side for the state in force before its bar (the state a
+    resting order was derived from, or a market order placed on)."""
+    rows = run.change_bar
+    out = []
+    for o in run.orders:
+        if o.kind == "opening":
+            continue
+        k = int(np.searchsorted(rows, o.bar, "left")) - 1
+        anchor = run.change_anchor[k]
+        if k < 0 or np.isnan(anchor):
+            continue
+        state = rules.State(*(Decimal(repr(float(x))) for x in (
+            run.change_qty[k], run.change_cash[k], run.change_receivable[k], anchor)))
+        lad = ladder.ladder(state, cfg)
+        rung = lad.buy if o.side == rules.BUY else lad.sell
+        if rung is None or rung.always:
+            continue
+        t = float(rung.price)
+        px = float(o.price)
+        out.append((px / t - 1) * 1e4 if o.side == rules.BUY else (1 - px / t) * 1e4)
+    return sum(out) / len(out) if out else None
+
+
+def fill_summary(run: engine.Run, m: dict, cfg: rules.Config) -> dict:
+    """What a fill policy made of the series: total return, trades, average slippage to the
+    trigger (bps)."""
+    return {"total_return": m["total_return"], "trades": len(run.orders),
+            "avg_slippage_to_trigger_bps": slippage_to_trigger(run, cfg)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,6 +169,11 @@ def document(rep: Report) -> dict:
         "benchmarks": {k: metrics_json(b.metrics) for k, b in rep.benchmarks.items()},
         "attribution": _attribution_json(rep.attribution),
         "notes": rep.notes,
+        **({"comparison": {k: {"total_return": formats.number(v["total_return"], 6),
+                               "trades": v["trades"],
+                               "avg_slippage_to_trigger_bps": formats.number(
+                                   v["avg_slippage_to_trigger_bps"], 4)}
+                           for k, v in rep.comparison.items()}} if rep.comparison else {}),
         "orders": [
             {
                 "date": label(o.bar),
@@ -231,6 +279,14 @@ def table(rep: Report) -> str:
     if lines:
         out.append("")
         out.extend(lines)
+    if rep.comparison:
+        out.append("")
+        out.append("Resting orders against next-bar market orders on the same series:")
+        for k, v in rep.comparison.items():
+            slip = v["avg_slippage_to_trigger_bps"]
+            out.append(f"  {k:<9} return {float(v['total_return']) * 100:8.2f} %, "
+                       f"{v['trades']:5d} trades, average slippage to the trigger "
+                       + ("n/a" if slip is None else f"{slip:+.1f} bps"))
     for note in rep.notes:
         out.append("")
         out.append(f"Note: {note}")

@@ -41,6 +41,10 @@ from positions.strategy import formats, rules
 from positions.strategy.backtest import benchmarks, engine, metrics, report
 
 FIELDS = {f.name: f for f in dataclasses.fields(rules.Config)}
+# Run options a grid may also vary: the fill policy (compare market and resting orders in one
+# grid, docs/backtests.md#resting-orders-fill-limit).
+SETUP_FIELDS = ("fill",)
+GRID_FIELDS = (*FIELDS, *SETUP_FIELDS)
 EXTRA_METRICS = ("excess_over_held_mix", "trigger_timing")
 CELL_METRICS = metrics.METRIC_NAMES + EXTRA_METRICS
 LOWER_IS_BETTER = frozenset({"volatility", "max_drawdown_days", "commissions"})
@@ -63,10 +67,14 @@ def parse_value(name: str, text) -> object:
     """One strategy field's value from text, typed as ``rules.Config`` holds it (Decimal,
     int, bool, str or None). Raises GridError naming the field; the ranges are checked by
     ``rules.config_errors``."""
-    if name not in FIELDS:
-        raise GridError(f"{name!r} is not a strategy field (one of {', '.join(FIELDS)})")
+    if name not in GRID_FIELDS:
+        raise GridError(f"{name!r} is not a strategy field (one of {', '.join(GRID_FIELDS)})")
     raw = text
     text = str(text).strip()
+    if name == "fill":
+        if text.lower() not in engine.FILLS:  # a choice, like sizing
+            raise GridError(f"{name}: {name} must be one of: {', '.join(engine.FILLS)}.")
+        return text.lower()
     if name == "sizing":
         if text.lower() not in rules.SIZINGS:  # a choice, never free text (it reaches exports)
             raise GridError(f"{name}: {name} must be one of: {', '.join(rules.SIZINGS)}.")
@@ -107,13 +115,13 @@ def parse_axis(spec: str) -> Axis:
     name = name.strip().replace("-", "_")
     if not sep or not rest.strip():
         raise GridError(f"{spec!r}: write a grid as field=start:stop:step or field=v1,v2,...")
-    if name not in FIELDS:
-        raise GridError(f"{name!r} is not a strategy field (one of {', '.join(FIELDS)})")
+    if name not in GRID_FIELDS:
+        raise GridError(f"{name!r} is not a strategy field (one of {', '.join(GRID_FIELDS)})")
     if ":" in rest:
         parts = rest.split(":")
         if len(parts) != 3:
             raise GridError(f"{spec!r}: a range is start:stop:step")
-        if name in ("sizing", "fractional"):
+        if name in ("sizing", "fractional", "fill"):
             raise GridError(f"{spec!r}: only a numeric field takes a range")
         start, stop, step = (parse_value(name, p) for p in parts)
         if not all(isinstance(x, (Decimal, int)) and not isinstance(x, bool)
@@ -196,7 +204,13 @@ class Spec:
         return {a.name: a.values[i] for a, i in zip(self.axes, self.index(cell), strict=True)}
 
     def config(self, cell: int) -> rules.Config:
-        return dataclasses.replace(self.base, **self.values(cell))
+        return dataclasses.replace(self.base, **{k: v for k, v in self.values(cell).items()
+                                                 if k not in SETUP_FIELDS})
+
+    def setup_of(self, cell: int) -> engine.Setup:
+        """The run's setup with the cell's value of a run-option axis (``fill``)."""
+        extra = {k: v for k, v in self.values(cell).items() if k in SETUP_FIELDS}
+        return dataclasses.replace(self.setup, **extra) if extra else self.setup
 
     def label(self, cell: int) -> str:
         return ", ".join(f"{a.name}={a.text(i)}"
@@ -237,7 +251,7 @@ def run_chunk(spec: Spec, items: Sequence[Item], bench: list[dict], cells: Seque
             out.append((cell, None, " ".join(errors.values())))
             continue
         try:
-            vals = np.array([measure_cell(cfg, it, spec.setup, b, exact)
+            vals = np.array([measure_cell(cfg, it, spec.setup_of(cell), b, exact)
                              for it, b in zip(items, bench, strict=True)])
         except (engine.SetupError, rules.RuleError, InvalidOperation) as exc:
             out.append((cell, None, str(exc)))

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from positions.strategy.backtest import benchmarks, data, engine, metrics
+from positions.strategy.backtest import benchmarks, engine, metrics
 from positions.strategy.backtest import report as bt_report
 from positions.strategy.research import sweep
 
@@ -156,10 +156,7 @@ def run_windows(series, configs, setup=engine.Setup(), dividends=(), *, exact=Tr
 
 
 def _slice(series, start: int, stop: int):
-    return data.Series(series.times[start:stop], series.prices[start:stop],
-                       None if series.offsets is None else series.offsets[start:stop],
-                       series.name, series.first_line + start,
-                       None if series.lines is None else series.lines[start:stop])
+    return series.cut(start, stop)
 
 
 @dataclass
@@ -184,10 +181,20 @@ class Result:
     note: str | None = None  # a short last window dropped (Windows.note)
 
 
+def check_axes(axes) -> None:
+    """A walk-forward's grid varies strategy fields only: its windows switch the configuration
+    of one run, whose fill (``--fill``, ``fill``) holds throughout (GridError)."""
+    for a in axes:
+        if a.name in sweep.SETUP_FIELDS:
+            raise sweep.GridError(f"{a.name} is a run option of a walk-forward, not a grid: "
+                                  f"give one {a.name} for the whole run")
+
+
 def run(spec: sweep.Spec, item: sweep.Item, train: Length, test: Length, *, jobs: int = 1,
         dask_address: str | None = None, exact: bool = True,
         progress: Callable[[int], None] | None = None) -> Result:
     """Sweep each train part, run the best cells out of sample as one run, measure it."""
+    check_axes(spec.axes)
     t0 = time.perf_counter()
     series = item.series
     wins = windows(series, train, test)

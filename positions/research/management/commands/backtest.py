@@ -88,9 +88,6 @@ class Command(BaseCommand):
                          help="CSV with date, ratio (new shares per old share) for a series of "
                               "unadjusted prices: the book splits as a live position does")
         run = add_strategy_arguments(parser, "strategy (fractions, not percent)")
-        run.add_argument("--fill", default="same_bar", choices=("same_bar", "next_bar"),
-                         help="same_bar (default): a proposal fills at its bar's price; "
-                              "next_bar: it fills at the next bar's price")
         run.add_argument("--float", action="store_true", dest="use_float",
                          help="run the rules on floats (agrees with the Decimal default to the "
                               "cent)")
@@ -116,7 +113,7 @@ class Command(BaseCommand):
             return self.portfolio(cfg, setup, opts)
         try:
             if opts["csv"]:
-                series = data.load_csv(opts["csv"])
+                series = data.load_csv(opts["csv"], ohlc=setup.fill == "limit")
                 dividends = []
             elif opts["sample"]:
                 series, dividends = data.load_sample(opts["sample"])
@@ -239,7 +236,7 @@ def ticker_history(cmd, opts):
 
 def add_strategy_arguments(parser, title: str):
     """Every strategy field as an option (``--trigger-pct``), and the run's ``--cash``,
-    ``--start-weight`` and ``--slippage-bps``; returns the "run" group."""
+    ``--start-weight``, ``--slippage-bps`` and ``--fill``; returns the "run" group."""
     strat = parser.add_argument_group(title)
     for f in dataclasses.fields(rules.Config):
         strat.add_argument(_option(f.name), dest=f.name, metavar="X", help=_HELP.get(f.name))
@@ -249,11 +246,16 @@ def add_strategy_arguments(parser, title: str):
                      help="stock weight bought on the first bar (default 0.5)")
     run.add_argument("--slippage-bps", default="0",
                      help="fills this many basis points worse than the bar (default 0)")
+    run.add_argument("--fill", default="same_bar", choices=("same_bar", "next_bar", "limit"),
+                     help="same_bar (default): a proposal fills at its bar's price; "
+                          "next_bar: it fills at the next bar's price; limit: the ladder's "
+                          "rungs rest as limit orders and fill where a later bar reaches them "
+                          "(reads Open/High/Low when the data has them)")
     return run
 
 
 def setup_from(opts):
-    """The run's setup from --cash, --start-weight and --slippage-bps; a bad value is a
+    """The run's setup from --cash, --start-weight, --slippage-bps and --fill; a bad value is a
     one-line CommandError naming the option."""
     # a management command that keeps startup light: the engine (numpy) when run
     from positions.strategy.backtest import engine
@@ -262,7 +264,7 @@ def setup_from(opts):
         cash=_decimal(opts["cash"], "--cash"),
         start_weight=_decimal(opts["start_weight"], "--start-weight"),
         slippage_bps=_decimal(opts["slippage_bps"], "--slippage-bps"),
-        fill=opts.get("fill", "same_bar"),  # sweeps and walk-forwards fill on the same bar
+        fill=opts.get("fill", "same_bar"),
     )
     problems = engine.setup_errors(setup)
     if problems:

@@ -130,6 +130,12 @@ def spec_and_items(cmd, opts, spec):
     return dataclasses.replace(spec, setup=dataclasses.replace(spec.setup, splits=splits)), [item]
 
 
+def _reads_ohlc(opts) -> bool:
+    """Resting orders read a bar's range: --fill limit, or limit in a fill grid."""
+    return opts.get("fill") == "limit" or any(
+        g.replace(" ", "").startswith("fill=") and "limit" in g for g in opts["grid"])
+
+
 def load_items(opts) -> list:
     """The series of ``--sample`` and ``--csv`` (in that order), cut to --start/--end."""
     # a management command that keeps startup light: numpy when run
@@ -146,7 +152,7 @@ def load_items(opts) -> list:
             items.append(sweep.Item(t.upper(), series.between(opts["start"], opts["end"]),
                                     tuple(dividends)))
         for path in opts["csv"]:
-            series = data.load_csv(path)
+            series = data.load_csv(path, ohlc=_reads_ohlc(opts))
             items.append(sweep.Item(os.path.basename(path),
                                     series.between(opts["start"], opts["end"]), ()))
     except data.DataError as exc:

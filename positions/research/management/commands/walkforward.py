@@ -53,6 +53,10 @@ class Command(sweep_cmd.Command):
                                "for a heatmap")
         spec = sweep_cmd.spec_from(opts, min(opts["top"], 3))
         try:
+            walkforward.check_axes(spec.axes)
+        except sweep.GridError as exc:
+            raise CommandError(f"--grid: {exc}") from None
+        try:
             train = walkforward.parse_length(opts["train"], "--train")
             test = walkforward.parse_length(opts["test"], "--test")
         except sweep.GridError as exc:
