@@ -9,11 +9,12 @@ bar, after its corporate actions, before its fill and evaluation).
 
 Calendar: the holdings' series are cut to the bars they all have (the same wall-clock times).
 Periodic rules rebalance on the first bar of each month, quarter or year after bar 0; ``band``
-looks at each session's first bar: the weights of the previous bar's state at this bar's
-prices pick a candidate, and the exact state at the bar (after its dividends and splits)
-decides. A rebalance needs every holding's state at that bar, which depends on the earlier
-rebalances: each holding is replayed up to the bar (its ``moves`` hook stops the run there), so
-the work grows with the number of rebalances times the length of the series.
+looks at each session's first bar: the exact state there (after the bar's dividends and splits)
+at the bar's prices gives the weights, and a drift beyond the band rebalances. A rebalance needs
+every holding's state at its bar, which depends on the earlier rebalances: the holdings' engines
+run side by side (:class:`_Lockstep`, one thread each) and meet at those bars through the
+engine's ``moves`` hook, so each bar is simulated once per holding (linear in the length of the
+series, whatever the number of rebalances: docs/backtests.md#portfolio-backtests).
 
 Benchmarks (docs/strategy.md#portfolios): ``held`` buys each holding's ``weight x cash`` of its
 asset at the first bar (buy_to(1), rounded, commission) and holds; ``fixed_mix`` keeps the
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import decimal
+import threading
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 
@@ -118,9 +121,11 @@ def align(holdings: list[Holding]) -> list[Holding]:
             out.append(h)
             continue
         idx = np.flatnonzero(np.isin(s.times, common))
-        cut = data.Series(s.times[idx], s.prices[idx],
-                          None if s.offsets is None else s.offsets[idx], s.name, s.first_line,
-                          (s.lines[idx] if s.lines is not None else idx + s.first_line))
+        opens, highs, lows, offsets = (None if a is None else a[idx]
+                                       for a in (s.opens, s.highs, s.lows, s.offsets))
+        cut = data.Series(s.times[idx], s.prices[idx], offsets, s.name, s.first_line,
+                          (s.lines[idx] if s.lines is not None else idx + s.first_line),
+                          opens, highs, lows)
         out.append(dataclasses.replace(h, series=cut))
     return out
 
@@ -142,26 +147,63 @@ def session_starts(series: data.Series) -> np.ndarray:
     return np.flatnonzero(d[1:] != d[:-1]) + 1
 
 
-class _Stop(Exception):
-    """The replay reached the rebalance bar: the holding's state there."""
+class _Lockstep:
+    """The holdings' engines side by side, one thread each, meeting at the bars where the
+    portfolio decides (``bars``): there each engine's ``moves`` hook hands in its state after the
+    bar's corporate actions and waits; when all are in, ``decide(bar, states)`` answers each
+    holding's cash move (or None: no move) and they go on. Each bar is simulated once per
+    holding (the threads take turns at the barrier; the work is the sum of the single runs').
+    The caller's decimal context is each thread's, so the numbers are the caller's exactly."""
 
+    def __init__(self, holdings, cfg, setups, bars, decide):
+        self.holdings, self.cfg, self.setups, self.bars = holdings, cfg, setups, bars
+        self.decide = decide
+        k = len(holdings)
+        self.states: list = [None] * k
+        self.amounts: list = [Decimal(0)] * k
+        self.bar = -1
+        self.barrier = threading.Barrier(k, action=self._decide)
+        self.context = decimal.getcontext()
 
-def _probe(book: engine.Book, j: int):
-    raise _Stop(book.S, book.C, book.R, book.price(j))
+    def _decide(self) -> None:
+        moves = self.decide(self.bar, list(self.states))
+        self.amounts = list(moves) if moves is not None else [Decimal(0)] * len(self.states)
 
+    def _hook(self, i: int):
+        def move(book: engine.Book, j: int):
+            self.states[i] = (book.S, book.C, book.R, book.price(j))
+            self.bar = j
+            self.barrier.wait()
+            return self.amounts[i]
+        return move
 
-def _constant(amount: Decimal):
-    return lambda book, j: amount
+    def run(self) -> list[engine.Run]:
+        k = len(self.holdings)
+        runs: list = [None] * k
+        errors: list = [None] * k
 
+        def go(i: int) -> None:
+            decimal.setcontext(self.context.copy())
+            h, hook = self.holdings[i], self._hook(i)
+            try:
+                runs[i] = engine.simulate(h.series, engine.Rules(), self.cfg, self.setups[i],
+                                          h.dividends, moves={b: hook for b in self.bars})
+            except BaseException as exc:  # handed to the caller below
+                errors[i] = exc
+                self.barrier.abort()  # the others stop at their next meeting
 
-def _run(h: Holding, cfg, setup, moves: dict[int, Decimal], stop: int | None = None):
-    hook = {b: _constant(a) for b, a in moves.items()}
-    if stop is not None:
-        hook[stop] = _probe
-    try:
-        return engine.simulate(h.series, engine.Rules(), cfg, setup, h.dividends, moves=hook)
-    except _Stop as s:
-        return s.args
+        threads = [threading.Thread(target=go, args=(i,), daemon=True) for i in range(k)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        first = next((e for e in errors if e is not None
+                      and not isinstance(e, threading.BrokenBarrierError)), None)
+        if first is None:
+            first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first
+        return runs
 
 
 def simulate(holdings: list[Holding], cfg: rules.Config, setup: engine.Setup, rule: str,
@@ -183,47 +225,35 @@ def simulate(holdings: list[Holding], cfg: rules.Config, setup: engine.Setup, ru
             raise PortfolioError("invalid_weights",
                                  f"{h.name}'s weight leaves it no cash: each weight must be "
                                  "greater than 0.")
-    free = setup.cash - sum((s.cash for s in setups), Decimal(0))
-    moves: list[dict[int, Decimal]] = [{} for _ in holdings]
+    start_free = setup.cash - sum((s.cash for s in setups), Decimal(0))
+    free = start_free
     done: list[Rebalanced] = []
     targets = [h.weight for h in holdings]
     series = holdings[0].series
+    dates = _dates(series)
 
-    def at(bar: int) -> tuple[list[prules.Holding], list[Decimal]]:
-        states = [_run(h, cfg, s, m, bar) for h, s, m in zip(holdings, setups, moves,
-                                                            strict=True)]
+    def decide(bar: int, states) -> tuple[Decimal, ...] | None:
+        nonlocal free
         book = [prules.Holding(w, S, P, C, R) for w, (S, C, R, P) in
                 zip(targets, states, strict=True)]
-        return book, prules.actual_weights(free, book)
-
-    def apply(bar: int, book, weights) -> None:
-        nonlocal free
+        weights = prules.actual_weights(free, book)
+        if rule == "band" and not prules.rebalance_due(
+                "band", band, None, dates[bar], zip(weights, targets, strict=True)):
+            return None
         result = prules.rebalance(free, book)
-        for m, a in zip(moves, result.moves, strict=True):
-            if a:
-                m[bar] = a
         free = result.free_cash
         done.append(Rebalanced(bar, result, tuple(weights)))
+        return result.moves
 
-    if rule == "band":
-        starts = session_starts(series)
-        after = 0
-        while True:
-            runs = [_run(h, cfg, s_, m) for h, s_, m in zip(holdings, setups, moves, strict=True)]
-            j = _band_candidate(holdings, runs, free, targets, band, starts, after)
-            if j is None:
-                break
-            book, weights = at(j)
-            if prules.rebalance_due("band", band, None, _dates(series)[j],
-                                    zip(weights, targets, strict=True)):
-                apply(j, book, weights)
-            after = j
-    elif rule != "never":
-        for j in period_bars(rule, series):
-            apply(j, *at(j))
-    runs = [_run(h, cfg, s_, m) for h, s_, m in zip(holdings, setups, moves, strict=True)]
+    if rule == "never":
+        bars: list[int] = []
+    elif rule == "band":
+        bars = session_starts(series).tolist()
+    else:
+        bars = period_bars(rule, series)
+    runs = _Lockstep(holdings, cfg, setups, bars, decide).run()
     n = len(series)
-    free_bar = np.full(n, float(setup.cash - sum((s.cash for s in setups), Decimal(0))))
+    free_bar = np.full(n, float(start_free))
     for r in done:
         free_bar[r.bar:] = float(r.result.free_cash)
     parts = [metrics.equity_and_weight(h.series.prices, run)[0]
@@ -231,29 +261,10 @@ def simulate(holdings: list[Holding], cfg: rules.Config, setup: engine.Setup, ru
     equity = free_bar + np.sum(parts, axis=0)
     out = PortfolioRun(holdings, setups, runs, free, done, equity, parts, free_bar)
     out.benchmarks = {
-        "held": held(holdings, cfg, setups, float(setup.cash - sum(s.cash for s in setups))),
+        "held": held(holdings, cfg, setups, float(start_free)),
         "fixed_mix": fixed_mix(holdings, cfg, setup, rule),
     }
     return out
-
-
-def _band_candidate(holdings, runs, free, targets, band, starts, after) -> int | None:
-    """The first session start after ``after`` where the previous bar's state, valued at this
-    bar's prices, drifts beyond the band."""
-    idx = starts[starts > after]
-    if not len(idx):
-        return None
-    values = []
-    for h, run in zip(holdings, runs, strict=True):
-        st = metrics.state_at(run, idx - 1)
-        values.append(st["qty"] * h.series.prices[idx] + st["cash"] + st["receivable"])
-    v = np.array(values)
-    total = v.sum(axis=0) + float(free)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        w = np.where(total > 0, v / np.where(total > 0, total, 1.0), 0.0)
-    drift = np.abs(w - np.array([float(t) for t in targets])[:, None]).max(axis=0)
-    hit = np.flatnonzero(drift > float(band) * (1 - 1e-9))
-    return int(idx[hit[0]]) if len(hit) else None
 
 
 def held(holdings, cfg, setups, free: float) -> np.ndarray:

@@ -102,3 +102,34 @@ def test_holdings_are_cut_to_their_common_bars():
     assert len(hs[0].series) == len(hs[1].series)
     assert (hs[0].series.times == hs[1].series.times).all()
     assert str(hs[0].series.times[0])[:10] == "2004-08-19"  # GOOG's first day
+
+
+@pytest.mark.parametrize("rule, band, fill", [
+    ("monthly", None, "same_bar"), ("band", D("0.05"), "same_bar"),
+    ("quarterly", None, "next_bar"), ("quarterly", None, "limit"),
+])
+def test_each_holding_is_its_single_backtest_with_the_rebalances_cash(three, rule, band, fill):
+    """The holdings run side by side and meet at the rebalances; each one's run is exactly a
+    single backtest given the same cash moves at the same bars (the engine's moves hook)."""
+    setup = engine.Setup(cash=D("100000"), fill=fill)
+    cfg = rules.Config()
+    run = pf.simulate(three, cfg, setup, rule, band)
+    assert run.rebalances
+    for i, h in enumerate(run.holdings):
+        moves = {r.bar: (lambda m: lambda book, j: m)(r.result.moves[i])
+                 for r in run.rebalances}
+        alone = engine.simulate(h.series, engine.Rules(), cfg, run.setups[i], h.dividends,
+                                moves=moves)
+        assert run.runs[i].orders == alone.orders
+        assert (run.runs[i].qty, run.runs[i].cash, run.runs[i].receivable) == \
+            (alone.qty, alone.cash, alone.receivable)
+
+
+def test_a_holding_that_fails_stops_the_others_and_its_error_is_raised(three):
+    """A holding whose run fails (here a split ratio the engine refuses) does not leave the
+    others waiting at the next rebalance: its error comes out."""
+    bad = dataclasses.replace(three[2], splits=(("2005-01-03", "0:1"),))
+    with pytest.raises(engine.SetupError) as e:
+        pf.simulate([three[0], three[1], bad], rules.Config(), engine.Setup(cash=D("100000")),
+                    "monthly")
+    assert "splits" in e.value.fields
