@@ -17,8 +17,10 @@ from decimal import Decimal, InvalidOperation
 
 from positions.strategy import rules
 from positions.strategy.backtest import data, engine
+from positions.strategy.backtest import portfolio as pf
 from positions.strategy.research import sweep as research
 from positions.strategy.research import walkforward
+from positions.strategy.rules import portfolio as prules
 
 SWEEP, WALKFORWARD, BACKTEST = "sweep", "walkforward", "backtest"  # = models.JobKind's values
 
@@ -480,3 +482,159 @@ def clean_exact(x):
     if isinstance(x, (list, tuple)):
         return [clean_exact(v) for v in x]
     return x
+
+
+# --------------------------------------------------------------------------------------------
+# Portfolio backtests (POST /v1/backtests with "portfolio"; docs/backtests.md#portfolio-backtests)
+# --------------------------------------------------------------------------------------------
+
+
+MAX_HOLDINGS = 20
+_HOLDING_SOURCES = ("sample", "ticker", "series")
+_HOLDING_KEYS = {*_HOLDING_SOURCES, "weight", "name", "dividends"}
+_PORTFOLIO_KEYS = {"holdings", "rebalance", "rebalance_band"}
+
+
+@dataclass(frozen=True)
+class PortfolioHolding:
+    """One holding of a portfolio request, checked, its data not loaded yet."""
+
+    name: str
+    source: str  # "sample" | "ticker" | "series"
+    weight: Decimal
+    points: list | None = None  # a posted series' (ts, price) pairs
+    dividends: list | None = None  # posted dividends (replacing a sample's or ticker's)
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    """A checked portfolio request: its holdings and rebalance rule (no data loaded)."""
+
+    holdings: tuple[PortfolioHolding, ...]
+    rebalance: str
+    band: Decimal | None
+
+    @property
+    def tickers(self) -> list[str]:
+        """The holdings whose history the caller fetches (:func:`portfolio_backtest`)."""
+        return [h.name for h in self.holdings if h.source == "ticker"]
+
+
+def _portfolio_error(code: str, why: str, field: str = "portfolio") -> RequestError:
+    return RequestError(code, why, fields={field: why})
+
+
+def portfolio(raw, options: dict) -> Portfolio:
+    """The request's ``portfolio`` object checked: 1 to :data:`MAX_HOLDINGS` holdings, each
+    exactly one of a bundled ``sample``, a ``ticker`` (its history from the feed: needs the
+    request's ``start``) or a posted ``series`` (as ``prices``), with its ``weight`` (the
+    target_weight bounds, the sum at most 1: ``invalid_weights``); no holding twice
+    (``duplicate_holding``), no unknown sample (``unknown_sample``); the rebalance rule and band
+    as rules.portfolio checks them (``invalid_rebalance``)."""
+    if not isinstance(raw, dict) or set(raw) - _PORTFOLIO_KEYS:
+        extra = sorted(set(raw) - _PORTFOLIO_KEYS) if isinstance(raw, dict) else []
+        raise _portfolio_error("validation_error", "portfolio must be an object with holdings, "
+                               "rebalance and rebalance_band" + (
+                                   f" (unknown: {_shown(extra[0])})" if extra else "") + ".")
+    items = raw.get("holdings")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_HOLDINGS:
+        raise _portfolio_error("validation_error", "portfolio.holdings must be a list of 1 to "
+                               f"{MAX_HOLDINGS} holdings.", "portfolio.holdings")
+    out, seen = [], set()
+    for i, item in enumerate(items):
+        where = f"portfolio.holdings[{i}]"
+        if not isinstance(item, dict) or set(item) - _HOLDING_KEYS:
+            raise _portfolio_error("validation_error", f"{where} must be an object with one of "
+                                   "sample, ticker or series, a weight, and optionally name and "
+                                   "dividends.", where)
+        given = [k for k in _HOLDING_SOURCES if item.get(k) is not None]
+        if len(given) != 1:
+            raise _portfolio_error("validation_error", f"{where}: give one of sample, ticker or "
+                                   "series.", where)
+        source = given[0]
+        weight = item.get("weight")
+        problem = "is required" if weight is None else number_problem(weight)
+        if problem:
+            raise _portfolio_error("invalid_weights", f"{where}.weight {problem}.", where)
+        weight = Decimal(repr(weight)) if isinstance(weight, float) else Decimal(str(weight))
+        points = None
+        if source == "series":
+            points = _points(item["series"])
+            name = str(item.get("name") or f"series {i + 1}")[:32]
+        else:
+            value = item[source]
+            name = str(value).strip().upper() if isinstance(value, str) else ""
+            if source == "sample" and name not in data.SAMPLE_TICKERS:
+                raise _portfolio_error("unknown_sample", f"{where}: {_shown(value)} is not a "
+                                       "bundled sample (" + ", ".join(data.SAMPLE_TICKERS) +
+                                       ").", where)
+            if source == "ticker":
+                history_range({"ticker": name, "start": options.get("start"),
+                               "end": options.get("end")})  # ParamError: ticker, start, end
+        if name in seen:
+            raise _portfolio_error("duplicate_holding", f"{where}: {name} is already a holding "
+                                   "of this portfolio.", where)
+        seen.add(name)
+        dividends = _dividends(item["dividends"]) if "dividends" in item else None
+        out.append(PortfolioHolding(name, source, weight, points, dividends))
+    why = prules.weights_error([h.weight for h in out])
+    if why:
+        raise _portfolio_error("invalid_weights", why)
+    rule = raw.get("rebalance", "never")
+    band = raw.get("rebalance_band")
+    if band is not None:
+        problem = number_problem(band)
+        if problem:
+            raise _portfolio_error("invalid_rebalance", f"rebalance_band {problem}.",
+                                   "portfolio.rebalance_band")
+        band = Decimal(repr(band)) if isinstance(band, float) else Decimal(str(band))
+    problems = prules.rule_errors(rule, band)
+    if problems:
+        raise RequestError("invalid_rebalance", " ".join(problems.values()),
+                           fields={f"portfolio.{k}": v for k, v in problems.items()})
+    return Portfolio(tuple(out), rule, band)
+
+
+@dataclass(frozen=True)
+class PortfolioBacktest:
+    """What ``backtest.portfolio.simulate`` takes, loaded and checked."""
+
+    holdings: list
+    cfg: rules.Config
+    setup: engine.Setup
+    rebalance: str
+    band: Decimal | None
+
+
+def portfolio_backtest(options: dict, spec: Portfolio,
+                       histories: dict[str, tuple] | None = None) -> PortfolioBacktest:
+    """The portfolio backtest of ``options`` (:func:`backtest_options`) and ``spec``: each
+    holding's series loaded (``histories``: a ticker's ``(series, dividends, splits)``,
+    fetched by the caller) and cut to ``start``/``end``."""
+    cfg = _config(options["strategy"])
+    setup = engine.Setup(cash=Decimal(options["cash"]),
+                         start_weight=Decimal(options["start_weight"]),
+                         slippage_bps=Decimal(options["slippage_bps"]), fill=options["fill"])
+    problems = engine.setup_errors(setup)
+    if problems:
+        name, why = next(iter(problems.items()))
+        raise RequestError("validation_error", f"Invalid input. {name}: {why}", fields=problems)
+    holdings = []
+    for i, h in enumerate(spec.holdings):
+        where = f"portfolio.holdings[{i}]"
+        splits: tuple = ()
+        try:
+            if h.source == "series":
+                series, dividends = data.series_from_points(h.points), []
+            elif h.source == "ticker":
+                series, dividends, splits = _history((histories or {}).get(h.name))
+            else:
+                series, dividends = data.load_sample(h.name)
+            series = series.between(options.get("start"), options.get("end"))
+        except data.DataError as exc:
+            raise _portfolio_error("validation_error", f"{where} ({h.name}): {exc}",
+                                   where) from None
+        if h.dividends is not None:
+            dividends = h.dividends
+        holdings.append(pf.Holding(h.name, series, h.weight, tuple(dividends), tuple(splits)))
+    return PortfolioBacktest(holdings, cfg, setup, spec.rebalance, spec.band)
