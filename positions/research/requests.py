@@ -377,13 +377,8 @@ def backtest_source(options: dict, body: dict) -> str:
     return given[0]
 
 
-def backtest(options: dict, body: dict, history: tuple | None = None) -> Backtest:
-    """The backtest of ``options`` (:func:`backtest_options`) over the request ``body``'s
-    ``prices``, ``sample`` or ``ticker`` (``history``: its ``(series, dividends, splits)``,
-    fetched by the caller), with its ``dividends``: the series loaded, everything checked
-    (RequestError naming the field)."""
-    has_prices = backtest_source(options, body) == "prices"
-    by_ticker = options.get("ticker") is not None
+def _strategy_and_setup(options: dict) -> tuple[rules.Config, engine.Setup]:
+    """A backtest's strategy and set-up from its options, checked (RequestError)."""
     cfg = _config(options["strategy"])
     setup = engine.Setup(cash=Decimal(options["cash"]),
                          start_weight=Decimal(options["start_weight"]),
@@ -392,6 +387,17 @@ def backtest(options: dict, body: dict, history: tuple | None = None) -> Backtes
     if problems:
         name, why = next(iter(problems.items()))
         raise RequestError("validation_error", f"Invalid input. {name}: {why}", fields=problems)
+    return cfg, setup
+
+
+def backtest(options: dict, body: dict, history: tuple | None = None) -> Backtest:
+    """The backtest of ``options`` (:func:`backtest_options`) over the request ``body``'s
+    ``prices``, ``sample`` or ``ticker`` (``history``: its ``(series, dividends, splits)``,
+    fetched by the caller), with its ``dividends``: the series loaded, everything checked
+    (RequestError naming the field)."""
+    has_prices = backtest_source(options, body) == "prices"
+    by_ticker = options.get("ticker") is not None
+    cfg, setup = _strategy_and_setup(options)
     try:
         if has_prices:
             series = data.series_from_points(_points(body["prices"]))
@@ -611,14 +617,7 @@ def portfolio_backtest(options: dict, spec: Portfolio,
     """The portfolio backtest of ``options`` (:func:`backtest_options`) and ``spec``: each
     holding's series loaded (``histories``: a ticker's ``(series, dividends, splits)``,
     fetched by the caller) and cut to ``start``/``end``."""
-    cfg = _config(options["strategy"])
-    setup = engine.Setup(cash=Decimal(options["cash"]),
-                         start_weight=Decimal(options["start_weight"]),
-                         slippage_bps=Decimal(options["slippage_bps"]), fill=options["fill"])
-    problems = engine.setup_errors(setup)
-    if problems:
-        name, why = next(iter(problems.items()))
-        raise RequestError("validation_error", f"Invalid input. {name}: {why}", fields=problems)
+    cfg, setup = _strategy_and_setup(options)
     holdings = []
     for i, h in enumerate(spec.holdings):
         where = f"portfolio.holdings[{i}]"

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from positions.marketdata.tests.recorded import KEY_ID, SECRET, check, expect
+from positions.marketdata.tests.recorded import check, expect
+from positions.research.tests.test_history import alpaca  # noqa: F401 (the recorded feed)
 
 URL = "/v1/backtests"
 EXCHANGES = Path(__file__).parent / "exchanges"
@@ -40,17 +41,7 @@ def test_samples_answer_the_commands_document(api):
     assert [h["cash"] for h in doc["holdings"]] == [40000, 40000]
 
 
-@pytest.fixture
-def alpaca(settings, monkeypatch, httpserver, tmp_path):
-    settings.VOLBAL_PRICE_FEED = "alpaca"
-    settings.ALPACA_DATA_URL = httpserver.url_for("")
-    settings.VOLBAL_MARKETDATA_CACHE_DIR = tmp_path / "cache"
-    monkeypatch.setenv("ALPACA_API_KEY_ID", KEY_ID)
-    monkeypatch.setenv("ALPACA_API_SECRET_KEY", SECRET)
-    return httpserver
-
-
-def test_a_ticker_and_a_posted_series(api, alpaca):
+def test_a_ticker_and_a_posted_series(api, alpaca):  # noqa: F811 (the fixture)
     """AAPL's raw bars with its 4-for-1 split from the (recorded) feed beside a posted
     series; cut to the dates both have."""
     expect(alpaca, "history_aapl", EXCHANGES)
