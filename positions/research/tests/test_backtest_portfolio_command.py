@@ -55,3 +55,46 @@ def test_refusals(args, message):
     with pytest.raises(CommandError) as exc:
         backtest(*args)
     assert str(exc.value).startswith(message)
+
+
+def test_plot_and_workbook_hold_the_documents_figures(tmp_path):
+    # openpyxl: reads the workbook back
+    import openpyxl
+
+    png, xlsx = tmp_path / "p.png", tmp_path / "p.xlsx"
+    args = ["--portfolio", "IBM=0.4,MSFT=0.3", "--rebalance", "quarterly", "--cash", "100000",
+            "--start", "2011-01-01"]
+    doc = json.loads(backtest(*args, "--json"))
+    out = backtest(*args, "--plot", str(png), "--xlsx", str(xlsx))
+    assert f"Wrote the plot to {png}" in out and f"Wrote the workbook to {xlsx}" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    wb = openpyxl.load_workbook(xlsx)
+    assert wb.sheetnames == ["Summary", "Rebalances", "Daily"]
+    summary = {r[4]: r[1:4] for r in wb["Summary"].iter_rows(values_only=True)
+               if r[0] and r[3] is not None and isinstance(r[4], str)}
+    assert summary["total_return"] == pytest.approx(
+        (doc["metrics"]["total_return"], doc["benchmarks"]["held"]["total_return"],
+         doc["benchmarks"]["fixed_mix"]["total_return"]), abs=1e-6)
+    rows = list(wb["Summary"].iter_rows(values_only=True))
+    holdings = {r[0]: r for r in rows if r[0] in ("IBM", "MSFT")}
+    for h in doc["holdings"]:
+        assert holdings[h["name"]][5] == pytest.approx(h["contribution"], abs=1e-6)
+    reb = list(wb["Rebalances"].iter_rows(values_only=True))
+    assert reb[0] == ("date", "move IBM", "move MSFT", "unallocated cash", "turnover")
+    assert len(reb) - 1 == len(doc["rebalances"]) == doc["metrics"]["rebalances"]
+    first = doc["rebalances"][0]
+    assert reb[1][0].date().isoformat() == first["date"]
+    assert reb[1][1:4] == (first["moves"]["IBM"], first["moves"]["MSFT"], first["free_cash"])
+    assert sum(r[4] for r in reb[1:]) == pytest.approx(doc["metrics"]["rebalance_turnover"])
+    daily = list(wb["Daily"].iter_rows(values_only=True))
+    assert daily[0][:4] == ("date", "portfolio", "held", "fixed_mix")
+    assert len(daily) - 1 == doc["bars"]
+    assert daily[-1][1] == pytest.approx(doc["metrics"]["final_value"], abs=1e-5)
+    # the last contributions are the holdings' contributions
+    assert daily[-1][-2:] == pytest.approx([h["contribution"] for h in doc["holdings"]],
+                                           abs=1e-6)
+
+
+def test_equity_csv_is_refused_for_a_portfolio(tmp_path):
+    with pytest.raises(CommandError, match="--equity-csv: a portfolio's daily series"):
+        backtest("--portfolio", "IBM=0.4", "--equity-csv", str(tmp_path / "e.csv"))

@@ -73,6 +73,10 @@ class PortfolioRun:
     holding_equity: list[np.ndarray]
     free: np.ndarray  # F after each bar
     benchmarks: dict[str, np.ndarray] = field(default_factory=dict)
+    cfg: rules.Config | None = None  # the inputs: the strategy, the portfolio's set-up
+    setup: engine.Setup | None = None
+    rule: str = "never"
+    band: Decimal | None = None
 
     @property
     def series(self) -> data.Series:
@@ -92,6 +96,19 @@ class PortfolioRun:
     def net_moved(self, i: int) -> Decimal:
         """The cash the rebalances put into holding ``i`` (negative: took out)."""
         return sum((r.result.moves[i] for r in self.rebalances), Decimal(0))
+
+    def contribution_curves(self, cash) -> list[np.ndarray]:
+        """Each holding's gain after each bar as a fraction of the portfolio's starting
+        ``cash``: its equity less its opening cash and the cash the rebalances moved in so far
+        (the last value is :func:`figures`' contribution, in floats)."""
+        initial = float(cash)
+        out = []
+        for i, (eq, st) in enumerate(zip(self.holding_equity, self.setups, strict=True)):
+            moved = np.zeros(len(eq))
+            for r in self.rebalances:
+                moved[r.bar:] += float(r.result.moves[i])
+            out.append((eq - float(st.cash) - moved) / initial)
+        return out
 
 
 class PortfolioError(ValueError):
@@ -259,7 +276,8 @@ def simulate(holdings: list[Holding], cfg: rules.Config, setup: engine.Setup, ru
     parts = [metrics.equity_and_weight(h.series.prices, run)[0]
              for h, run in zip(holdings, runs, strict=True)]
     equity = free_bar + np.sum(parts, axis=0)
-    out = PortfolioRun(holdings, setups, runs, free, done, equity, parts, free_bar)
+    out = PortfolioRun(holdings, setups, runs, free, done, equity, parts, free_bar,
+                       cfg=cfg, setup=setup, rule=rule, band=band)
     out.benchmarks = {
         "held": held(holdings, cfg, setups, float(start_free)),
         "fixed_mix": fixed_mix(holdings, cfg, setup, rule),

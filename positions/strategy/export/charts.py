@@ -12,6 +12,7 @@ import numpy as np
 
 from positions.strategy import formats
 from positions.strategy.backtest import benchmarks, metrics
+from positions.strategy.backtest import portfolio as pf
 from positions.strategy.backtest import report as bt_report
 from positions.strategy.research import output, sweep
 
@@ -146,6 +147,57 @@ def write_backtest_plot(rep: bt_report.Report, path) -> None:
     for ax in (ax1, ax2, ax3):
         ax.grid(True, alpha=0.3)
     _finish(fig, ax3, path)
+
+
+def write_portfolio_plot(run: pf.PortfolioRun, path) -> None:
+    """Two stacked panels of a portfolio backtest: its equity against its two benchmarks (held
+    at weights, fixed mix) with the rebalances marked; each holding's contribution (its gain
+    as a fraction of the starting cash) over time."""
+    # matplotlib: a heavy optional library, loaded when a chart is drawn
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import PercentFormatter
+
+    s = run.series
+    n = len(s)
+    idx = s.day_ends if n > 20000 else np.arange(n)
+    x = s.times[idx]
+    cash = run.setup.cash
+    f = pf.figures(run, cash)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(13, 8), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 2]}, layout="constrained")
+    versus = ", ".join(f"{pf.LABELS[k].lower()} {formats.pct(m['total_return'], 1)}"
+                       for k, m in f["benchmarks"].items())
+    names = ", ".join(f"{h.name} {formats.fraction(h.weight)}" for h in run.holdings)
+    fig.suptitle(f"Portfolio of {names}, {s.label(0)} to {s.label(n - 1)}\n"
+                 f"portfolio {formats.pct(f['portfolio']['total_return'], 1)} vs {versus}",
+                 fontsize=12, fontweight="bold")
+    ax1.plot(x, run.equity[idx], color="#1f77b4", lw=1.3,
+             label=f"Portfolio ({formats.money(f['final_value'])})")
+    for (k, eq), color in zip(run.benchmarks.items(), BENCH_COLORS, strict=False):
+        ax1.plot(x, eq[idx], color=color, lw=1.0,
+                 label=f"{pf.LABELS[k]} ({formats.money(eq[-1])})")
+    for j, r in enumerate(run.rebalances):
+        ax1.axvline(s.times[r.bar], color="#999999", lw=0.5, alpha=0.5,
+                    label=(f"Rebalances ({len(run.rebalances):,})" if j == 0 else None))
+    ax1.axhline(float(cash), color="black", lw=0.6, ls=":")
+    ax1.set_ylabel("Portfolio value")
+    ax1.set_title("Equity against the benchmarks (dividends credited)", loc="left", fontsize=11)
+    ax1.legend(loc="upper left", fontsize=9, framealpha=0.85)
+    for h, curve, hf in zip(run.holdings, run.contribution_curves(cash), f["holdings"],
+                            strict=True):
+        ax2.plot(x, curve[idx], lw=1.0,
+                 label=f"{h.name} ({formats.pct(hf['contribution'], 1)})")
+    ax2.axhline(0, color="black", lw=0.6, ls=":")
+    ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax2.set_ylabel("Gain / starting cash")
+    ax2.set_title("Each holding's contribution", loc="left", fontsize=11)
+    ax2.legend(loc="upper left", fontsize=9, ncol=min(4, len(run.holdings)), framealpha=0.85)
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+    _finish(fig, ax2, path)
 
 
 def _finish(fig, bottom, path) -> None:

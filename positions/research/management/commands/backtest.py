@@ -95,8 +95,12 @@ class Command(BaseCommand):
         out.add_argument("--json", action="store_true",
                          help="print one JSON document: metrics, benchmarks, attribution, notes, "
                               "orders")
-        out.add_argument("--plot", metavar="FILE.png", help="draw price, equity and weight")
-        out.add_argument("--xlsx", metavar="FILE", help="workbook: Summary, Orders, Daily")
+        out.add_argument("--plot", metavar="FILE.png",
+                         help="draw price, equity and weight (a portfolio: equity against its "
+                              "benchmarks, each holding's contribution)")
+        out.add_argument("--xlsx", metavar="FILE",
+                         help="workbook: Summary, Orders, Daily (a portfolio: Summary, "
+                              "Rebalances, Daily)")
         out.add_argument("--equity-csv", metavar="FILE", help="the daily series as CSV")
 
     def handle(self, *args, **opts):
@@ -183,7 +187,16 @@ class Command(BaseCommand):
             raise CommandError(f"{exc.code}: {exc.message}") from None
         except (engine.SetupError, rules.RuleError) as exc:
             raise CommandError(str(exc)) from None
-        emit(self, opts, [], lambda: pf.document(run, setup.cash),
+        # a management command that keeps startup light: matplotlib, openpyxl when run
+        from positions.strategy.export import charts, tables
+
+        if opts["equity_csv"]:
+            raise CommandError("--equity-csv: a portfolio's daily series is the workbook's "
+                               "Daily sheet (--xlsx)")
+        emit(self, opts, [
+            ("plot", opts["plot"], lambda path: charts.write_portfolio_plot(run, path)),
+            ("workbook", opts["xlsx"], lambda path: tables.write_portfolio_xlsx(run, path)),
+        ], lambda: pf.document(run, setup.cash),
              lambda: pf.table(run, setup.cash, opts["rebalance"], band))
 
     def _progress(self, n: int):
