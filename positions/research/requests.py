@@ -601,6 +601,53 @@ def portfolio(raw, options: dict) -> Portfolio:
     return Portfolio(tuple(out), rule, band)
 
 
+def portfolio_text(text: str, rebalance: str = "never", band=None, start=None,
+                   end=None) -> Portfolio:
+    """A command's ``--portfolio NAME=W,...`` as :func:`portfolio` reads a request's object:
+    a bundled sample's name is that sample, any other name a ticker (its history fetched by
+    the caller: it needs ``start``). ``--rebalance`` and ``--rebalance-band`` as ``rebalance``
+    and ``rebalance_band``. Refusals as :func:`portfolio`'s (RequestError)."""
+    holdings = []
+    for part in str(text).split(","):
+        name, _, weight = part.partition("=")
+        name = name.strip().upper()
+        if not name or not weight.strip():
+            raise _portfolio_error("validation_error",
+                                   f"{_shown(part)} is not NAME=WEIGHT (e.g. IBM=0.4).")
+        holdings.append({"sample" if name in data.SAMPLE_TICKERS else "ticker": name,
+                         "weight": weight.strip()})
+    raw = {"holdings": holdings, "rebalance": rebalance}
+    if band is not None:
+        raw["rebalance_band"] = str(band).strip()
+    return portfolio(raw, {"start": start, "end": end})
+
+
+def portfolio_holdings(spec: Portfolio, start=None, end=None,
+                       histories: dict[str, tuple] | None = None) -> list:
+    """``spec``'s holdings as the portfolio backtest takes them (``backtest.portfolio.Holding``):
+    each series loaded (``histories``: a ticker's ``(series, dividends, splits)``, fetched by
+    the caller), cut to ``start``/``end`` (RequestError naming the holding)."""
+    holdings = []
+    for i, h in enumerate(spec.holdings):
+        where = f"portfolio.holdings[{i}]"
+        splits: tuple = ()
+        try:
+            if h.source == "series":
+                series, dividends = data.series_from_points(h.points), []
+            elif h.source == "ticker":
+                series, dividends, splits = _history((histories or {}).get(h.name))
+            else:
+                series, dividends = data.load_sample(h.name)
+            series = series.between(start, end)
+        except data.DataError as exc:
+            raise _portfolio_error("validation_error", f"{where} ({h.name}): {exc}",
+                                   where) from None
+        if h.dividends is not None:
+            dividends = h.dividends
+        holdings.append(pf.Holding(h.name, series, h.weight, tuple(dividends), tuple(splits)))
+    return holdings
+
+
 @dataclass(frozen=True)
 class PortfolioBacktest:
     """What ``backtest.portfolio.simulate`` takes, loaded and checked."""
@@ -618,22 +665,5 @@ def portfolio_backtest(options: dict, spec: Portfolio,
     holding's series loaded (``histories``: a ticker's ``(series, dividends, splits)``,
     fetched by the caller) and cut to ``start``/``end``."""
     cfg, setup = _strategy_and_setup(options)
-    holdings = []
-    for i, h in enumerate(spec.holdings):
-        where = f"portfolio.holdings[{i}]"
-        splits: tuple = ()
-        try:
-            if h.source == "series":
-                series, dividends = data.series_from_points(h.points), []
-            elif h.source == "ticker":
-                series, dividends, splits = _history((histories or {}).get(h.name))
-            else:
-                series, dividends = data.load_sample(h.name)
-            series = series.between(options.get("start"), options.get("end"))
-        except data.DataError as exc:
-            raise _portfolio_error("validation_error", f"{where} ({h.name}): {exc}",
-                                   where) from None
-        if h.dividends is not None:
-            dividends = h.dividends
-        holdings.append(pf.Holding(h.name, series, h.weight, tuple(dividends), tuple(splits)))
+    holdings = portfolio_holdings(spec, options.get("start"), options.get("end"), histories)
     return PortfolioBacktest(holdings, cfg, setup, spec.rebalance, spec.band)

@@ -43,13 +43,18 @@ def test_table():
 
 
 @pytest.mark.parametrize("args, message", [
+    # the API's parser and codes (research.requests.portfolio)
     (["--portfolio", "IBM=0.6,MSFT=0.5"], "invalid_weights: The target weights sum to 1.1"),
-    (["--portfolio", "IBM=0.4,IBM=0.4"], "--portfolio: IBM is given twice"),
-    (["--portfolio", "IBM"], "--portfolio: 'IBM' is not NAME=WEIGHT"),
+    (["--portfolio", "IBM=0.4,ibm=0.4"],
+     "duplicate_holding: portfolio.holdings[1]: IBM is already a holding"),
+    (["--portfolio", "IBM"], "validation_error: 'IBM' is not NAME=WEIGHT"),
+    (["--portfolio", "IBM=x"], "invalid_weights: portfolio.holdings[0].weight is not a number"),
     (["--portfolio", "IBM=0.4", "--rebalance", "weekly"], "invalid_rebalance: rebalance must"),
     (["--portfolio", "IBM=0.4", "--rebalance", "band"],
      "invalid_rebalance: rebalance_band is required"),
-    (["--portfolio", "NOPE=0.4"], "--ticker needs --start"),
+    (["--portfolio", "NOPE=0.4"], "--start: a series by ticker needs start"),
+    (["--portfolio", "IBM=0.4", "--start", "2020-01-01"],
+     "validation_error: portfolio.holdings[0] (IBM): no bars between 2020-01-01"),
 ])
 def test_refusals(args, message):
     with pytest.raises(CommandError) as exc:

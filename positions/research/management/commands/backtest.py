@@ -154,50 +154,33 @@ class Command(BaseCommand):
     def portfolio(self, cfg, setup, opts) -> None:
         """``--portfolio``: each holding a sample or a ticker's history, then the portfolio
         backtest and its table or JSON document."""
-        # a management command that keeps startup light: the backtest (numpy) when run
-        from positions.strategy.backtest import data, engine
+        # a management command that keeps startup light: the backtest (numpy), matplotlib and
+        # openpyxl when run
+        from positions.research import requests
+        from positions.strategy.backtest import engine
         from positions.strategy.backtest import portfolio as pf
-
-        holdings = []
-        seen = set()
-        for part in opts["portfolio"].split(","):
-            name, _, weight = part.partition("=")
-            name = name.strip().upper()
-            if not name or not weight:
-                raise CommandError(f"--portfolio: {part!r} is not NAME=WEIGHT")
-            if name in seen:
-                raise CommandError(f"--portfolio: {name} is given twice")
-            seen.add(name)
-            w = _decimal(weight, f"--portfolio {name}")
-            try:
-                if name in data.SAMPLE_TICKERS:
-                    series, dividends = data.load_sample(name)
-                    splits = ()
-                else:
-                    series, dividends, splits = ticker_history(self, {**opts, "ticker": name})
-                series = series.between(opts["start"], opts["end"])
-            except data.DataError as exc:
-                raise CommandError(f"{name}: {exc}") from None
-            holdings.append(pf.Holding(name, series, w, tuple(dividends), tuple(splits)))
-        band = (_decimal(opts["rebalance_band"], "--rebalance-band")
-                if opts["rebalance_band"] is not None else None)
-        try:
-            run = pf.simulate(holdings, cfg, setup, opts["rebalance"], band)
-        except pf.PortfolioError as exc:
-            raise CommandError(f"{exc.code}: {exc.message}") from None
-        except (engine.SetupError, rules.RuleError) as exc:
-            raise CommandError(str(exc)) from None
-        # a management command that keeps startup light: matplotlib, openpyxl when run
         from positions.strategy.export import charts, tables
 
         if opts["equity_csv"]:
             raise CommandError("--equity-csv: a portfolio's daily series is the workbook's "
                                "Daily sheet (--xlsx)")
+        spec = portfolio_spec(opts)
+        histories = {t: ticker_history(self, {**opts, "ticker": t}) for t in spec.tickers}
+        try:
+            holdings = requests.portfolio_holdings(spec, opts["start"], opts["end"], histories)
+        except requests.RequestError as exc:
+            raise CommandError(f"{exc.code}: {exc.message}") from None
+        try:
+            run = pf.simulate(holdings, cfg, setup, spec.rebalance, spec.band)
+        except pf.PortfolioError as exc:
+            raise CommandError(f"{exc.code}: {exc.message}") from None
+        except (engine.SetupError, rules.RuleError) as exc:
+            raise CommandError(str(exc)) from None
         emit(self, opts, [
             ("plot", opts["plot"], lambda path: charts.write_portfolio_plot(run, path)),
             ("workbook", opts["xlsx"], lambda path: tables.write_portfolio_xlsx(run, path)),
         ], lambda: pf.document(run, setup.cash),
-             lambda: pf.table(run, setup.cash, opts["rebalance"], band))
+             lambda: pf.table(run, setup.cash, spec.rebalance, spec.band))
 
     def _progress(self, n: int):
         """A progress bar on stderr, only on a terminal and only for long series."""
@@ -215,6 +198,24 @@ class Command(BaseCommand):
             bar.update(i - bar.n)
 
         return progress, bar
+
+
+def portfolio_spec(opts):
+    """``--portfolio``, ``--rebalance`` and ``--rebalance-band`` read as the API reads its
+    ``portfolio`` (research.requests.portfolio_text: one parser, one duplicate check, one
+    choice of sample or ticker); a refusal is a one-line CommandError with its code."""
+    # a management command that keeps startup light: the research requests (numpy) when run
+    from positions.research import requests
+
+    try:
+        return requests.portfolio_text(opts["portfolio"], opts["rebalance"],
+                                       opts["rebalance_band"], opts["start"], opts["end"])
+    except requests.ParamError as exc:
+        if exc.field in ("start", "end"):
+            raise CommandError(f"--{exc.field}: {exc.why}") from None
+        raise CommandError(f"{exc.code}: {exc.message}") from None
+    except requests.RequestError as exc:
+        raise CommandError(f"{exc.code}: {exc.message}") from None
 
 
 def ticker_history(cmd, opts):
