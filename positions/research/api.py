@@ -329,6 +329,10 @@ _PORTFOLIO_RESULT = inline_serializer(
             "contribution": serializers.FloatField(
                 help_text="Its gain as a fraction of the starting cash."),
             "orders": serializers.IntegerField()}),
+        "notes": serializers.ListField(
+            child=serializers.CharField(),
+            help_text="Why the annualised figures are null (a run shorter than 60 days or 20 "
+                      "bars), as a single backtest's notes say it."),
         "rebalances": inline_serializer(name="PortfolioRebalance", many=True, fields={
             "date": serializers.CharField(),
             "moves": serializers.DictField(child=serializers.FloatField(),

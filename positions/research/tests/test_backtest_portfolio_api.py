@@ -60,6 +60,10 @@ def test_a_ticker_and_a_posted_series(api, alpaca):  # noqa: F811 (the fixture)
     assert set(doc["benchmarks"]) == {"held", "fixed_mix"}
     for rb in doc["rebalances"]:
         assert set(rb["moves"]) == {"AAPL", "mine"}
+    # four bars: the yearly figures are left out, as a single backtest leaves them
+    assert doc["metrics"]["sharpe"] is doc["metrics"]["cagr"] is None
+    assert doc["benchmarks"]["fixed_mix"]["volatility"] is None
+    assert len(doc["notes"]) == 1 and "4 bars" in doc["notes"][0]
 
 
 SAMPLE = {"sample": "IBM", "weight": 0.4}

@@ -103,3 +103,30 @@ def test_plot_and_workbook_hold_the_documents_figures(tmp_path):
 def test_equity_csv_is_refused_for_a_portfolio(tmp_path):
     with pytest.raises(CommandError, match="--equity-csv: a portfolio's daily series"):
         backtest("--portfolio", "IBM=0.4", "--equity-csv", str(tmp_path / "e.csv"))
+
+
+def test_a_run_shorter_than_annualising_needs_leaves_the_yearly_figures_out(tmp_path):
+    # openpyxl: reads the workbook back
+    import openpyxl
+
+    args = ["--portfolio", "IBM=0.5,MSFT=0.5", "--rebalance", "monthly", "--start",
+            "2013-01-01"]
+    doc = json.loads(backtest(*args, "--json"))
+    assert doc["bars"] == 41
+    for m in (doc["metrics"], *doc["benchmarks"].values()):
+        assert m["cagr"] is m["volatility"] is m["sharpe"] is m["sortino"] is None
+        assert m["total_return"] is not None and m["max_drawdown"] is not None
+    assert doc["metrics"]["rebalance_turnover_per_year"] is None
+    assert doc["metrics"]["rebalance_turnover"] > 0
+    assert len(doc["notes"]) == 1 and "left out (null)" in doc["notes"][0]
+    out = backtest(*args, "--xlsx", str(tmp_path / "s.xlsx"))
+    assert "CAGR                              n/a" in out and "Note: CAGR, volatility" in out
+    rows = list(openpyxl.load_workbook(tmp_path / "s.xlsx")["Summary"].iter_rows(
+        values_only=True))
+    cagr = next(r for r in rows if r[0] == "CAGR")
+    assert cagr[1:4] == (None, None, None)
+    assert any(str(r[0]).startswith("Note: CAGR") for r in rows)
+    # a run long enough keeps them, with no note
+    doc = json.loads(backtest("--portfolio", "IBM=0.5,MSFT=0.5", "--start", "2012-01-01",
+                              "--json"))
+    assert doc["metrics"]["cagr"] is not None and doc["notes"] == []

@@ -376,12 +376,14 @@ def figures(run: PortfolioRun, cash) -> dict:
     each benchmark, each holding's contribution, and the rebalances' turnover."""
     s = run.series
     initial = float(cash)
+    note = metrics.annualised_note(s.seconds)
 
     def perf(eq):
-        return metrics.performance(eq, s.seconds, s.days, initial, s.day_ends)
+        return _blank(metrics.performance(eq, s.seconds, s.days, initial, s.day_ends), note)
 
     years = metrics.years_between(s.seconds)
     return {
+        "note": note,
         "portfolio": perf(run.equity),
         "benchmarks": {k: perf(v) for k, v in run.benchmarks.items()},
         "holdings": [{
@@ -397,11 +399,21 @@ def figures(run: PortfolioRun, cash) -> dict:
         "rebalances": len(run.rebalances),
         "rebalance_turnover": run.turnover,
         "rebalance_turnover_per_year": (float(run.turnover) / float(run.equity.mean()) / years
-                                        if years > 0 else None),
+                                        if years > 0 and note is None else None),
         "final_free_cash": run.free_cash,
         "final_value": run.free_cash + sum((run.final_value(i) for i in range(len(run.runs))),
                                            Decimal(0)),
     }
+
+
+def _blank(figures_: dict, note: str | None) -> dict:
+    """``figures_`` with the annualised ones None when ``note`` says the run is too short to
+    annualise (metrics.annualised_note), as a single backtest's summary leaves them."""
+    if note is not None:
+        for k in metrics.ANNUALISED:
+            if k in figures_:
+                figures_[k] = None
+    return figures_
 
 
 def document(run: PortfolioRun, cash) -> dict:
@@ -426,6 +438,7 @@ def document(run: PortfolioRun, cash) -> dict:
         "benchmarks": {k: nums(v) for k, v in f["benchmarks"].items()},
         "holdings": [{k: (v if isinstance(v, (str, int)) else formats.number(v, 6))
                       for k, v in h.items()} for h in f["holdings"]],
+        "notes": [f["note"]] if f["note"] else [],
         "rebalances": [{"date": label(r.bar),
                         "moves": {h.name: formats.number(m, 6)
                                   for h, m in zip(run.holdings, r.result.moves, strict=True)},
@@ -452,6 +465,8 @@ def table(run: PortfolioRun, cash, rule: str, band=None) -> str:
     out.append(" " * w0 + "".join(f"  {name:>16}" for name, _ in cols))
     for label, key, fmt in rows:
         out.append(f"{label:<{w0}}" + "".join(f"  {fmt(m[key]):>16}" for _, m in cols))
+    if f["note"]:
+        out += ["", f"Note: {f['note']}"]
     out += ["", f"Final value {formats.money(f['final_value'])}, unallocated cash "
                 f"{formats.money(f['final_free_cash'])}; {f['rebalances']} rebalances moved "
                 f"{formats.money(f['rebalance_turnover'])}", "",

@@ -228,6 +228,9 @@ def write_portfolio_xlsx(run: pf.PortfolioRun, path) -> None:
         cells.append(ws, [label, float(v) if isinstance(v, Decimal) else v, "", "", key])
         if fmt:
             ws[ws.max_row][1].number_format = fmt
+    if f["note"]:
+        cells.append(ws, [])
+        cells.append(ws, [f"Note: {f['note']}"])
     cells.append(ws, [])
     head = ["Holding", "Weight", "Cash", "Moved in", "Final value", "Contribution", "Orders"]
     cells.append(ws, head)
