@@ -516,6 +516,21 @@ class GridValues(serializers.Field):
         return value
 
 
+@extend_schema_field(PortfolioSerializer)
+class PortfolioJobField(serializers.Field):
+    """A job's ``portfolio``, kept as posted: research.requests.portfolio reads it (one parser
+    with POST /v1/backtests and the commands), the worker again from the stored request."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Expected an object with holdings, rebalance and "
+                                              "rebalance_band.")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
 class SweepRequestSerializer(BacktestSetupSerializer):
     """A sweep or walk-forward job: the grid, the series, the ranking metric (and the windows
     of a walk-forward), with every strategy field off the grid and the run's set-up as a
@@ -530,6 +545,12 @@ class SweepRequestSerializer(BacktestSetupSerializer):
         max_length=len(data.SAMPLE_TICKERS), required=False,
         help_text="Bundled samples to run on (a walk-forward takes one); or `ticker`.")
     ticker = _ticker_field(required=False)
+    portfolio = PortfolioJobField(
+        required=False,
+        help_text="One portfolio swept as a series is: its holdings "
+                  "(bundled `sample`s or `ticker`s with `start`; no posted series) and rebalance "
+                  "rule, as POST /v1/backtests takes them; each cell is a portfolio backtest, "
+                  "ranked on the portfolio's figures. Not with `series` or `ticker`.")
     grid = serializers.DictField(
         child=GridValues(), allow_empty=False,
         help_text="Strategy field -> its values: `\"start:stop:step\"` (inclusive), "

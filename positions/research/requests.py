@@ -161,6 +161,8 @@ def normalise(data_: dict) -> dict:
         "kind": data_["kind"],
         "series": list(data_.get("series") or []),
         "ticker": str(data_.get("ticker") or "").strip().upper() or None,
+        **({"portfolio": clean_exact(data_["portfolio"])}
+           if data_.get("portfolio") is not None else {}),
         "grid": grid,
         "metric": data_.get("metric", "sharpe"),
         "top": data_.get("top", 10),
@@ -185,7 +187,9 @@ def build(params: dict, history: tuple | None = None) -> Job:
     spec = spec_of(params)
     wf = params["kind"] == WALKFORWARD
     items = []
-    if params.get("ticker"):
+    if params.get("portfolio") is not None:
+        items.append(_portfolio_item(params, history))
+    elif params.get("ticker"):
         if params.get("series"):
             raise ParamError("ticker", "give either series or ticker")
         series, dividends, splits = _history(history)
@@ -196,7 +200,8 @@ def build(params: dict, history: tuple | None = None) -> Job:
         spec = dataclasses.replace(spec, setup=dataclasses.replace(spec.setup, splits=splits))
         items.append(research.Item(params["ticker"], series, tuple(dividends)))
     elif not params.get("series"):
-        raise ParamError("series", "give series (bundled samples) or ticker (from the feed)")
+        raise ParamError("series", "give series (bundled samples), ticker (from the feed) or "
+                                   "portfolio")
     for ticker in params["series"]:
         try:
             series, dividends = data.load_sample(ticker)
@@ -210,6 +215,9 @@ def build(params: dict, history: tuple | None = None) -> Job:
         return _bounded(Job(spec, items))
     if len(items) != 1:
         raise ParamError("series", "a walk-forward runs on one series")
+    if isinstance(items[0], research.PortfolioItem):
+        raise ParamError("portfolio", "a walk-forward of a portfolio is not supported yet; "
+                                      "sweep it")
     train, test = _length(params, "train"), _length(params, "test")
     try:
         wins = walkforward.windows(items[0].series, train, test)
@@ -217,6 +225,27 @@ def build(params: dict, history: tuple | None = None) -> Job:
         field = "test" if str(exc).startswith("test") else "train"
         raise ParamError(field, str(exc)) from None
     return _bounded(Job(spec, items, train, test, tuple(wins)))
+
+
+def _portfolio_item(params: dict, histories: dict | None) -> research.PortfolioItem:
+    """A sweep's or walk-forward's ``portfolio`` (as a backtest's, :func:`portfolio`; its
+    holdings bundled samples or tickers, whose histories the caller fetched: ``histories`` by
+    ticker) as the job's one item, swept as a series is."""
+    if params.get("series") or params.get("ticker"):
+        raise ParamError("portfolio", "give one of series, ticker or portfolio")
+    spec = portfolio(params["portfolio"], params)
+    for i, h in enumerate(spec.holdings):
+        if h.source == "series":
+            raise _portfolio_error("validation_error", f"portfolio.holdings[{i}]: a job's "
+                                   "holdings are bundled samples or tickers (its request is "
+                                   "stored and shown).", f"portfolio.holdings[{i}]")
+    if spec.tickers and not isinstance(histories, dict):
+        _history(None)
+    holdings = portfolio_holdings(spec, params.get("start"), params.get("end"), histories)
+    try:
+        return research.PortfolioItem.of("portfolio", holdings, spec.rebalance, spec.band)
+    except research.GridError as exc:
+        raise _portfolio_error("invalid_portfolio", str(exc)) from None
 
 
 def _length(params: dict, field: str) -> walkforward.Length:
@@ -239,6 +268,8 @@ TICKER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
 
 def series_names(params: dict) -> list[str]:
     """The names of a job's series: its samples, or its ticker."""
+    if params.get("portfolio") is not None:
+        return ["portfolio"]
     return list(params.get("series") or ([params["ticker"]] if params.get("ticker") else []))
 
 

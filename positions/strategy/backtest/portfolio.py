@@ -224,8 +224,10 @@ class _Lockstep:
 
 
 def simulate(holdings: list[Holding], cfg: rules.Config, setup: engine.Setup, rule: str,
-             band: Decimal | None = None) -> PortfolioRun:
-    """The portfolio backtest (the module's notes), exact (Decimal) like a single backtest."""
+             band: Decimal | None = None, *, with_benchmarks: bool = True) -> PortfolioRun:
+    """The portfolio backtest (the module's notes), exact (Decimal) like a single backtest;
+    ``with_benchmarks`` False leaves the benchmarks out (a sweep's cell: they do not depend on
+    the grid, :func:`benchmark_summaries` runs them once)."""
     errors = prules.rule_errors(rule, band)
     if errors:
         raise PortfolioError("invalid_rebalance", " ".join(errors.values()))
@@ -278,10 +280,11 @@ def simulate(holdings: list[Holding], cfg: rules.Config, setup: engine.Setup, ru
     equity = free_bar + np.sum(parts, axis=0)
     out = PortfolioRun(holdings, setups, runs, free, done, equity, parts, free_bar,
                        cfg=cfg, setup=setup, rule=rule, band=band)
-    out.benchmarks = {
-        "held": held(holdings, cfg, setups, float(start_free)),
-        "fixed_mix": fixed_mix(holdings, cfg, setup, rule),
-    }
+    if with_benchmarks:
+        out.benchmarks = {
+            "held": held(holdings, cfg, setups, float(start_free)),
+            "fixed_mix": fixed_mix(holdings, cfg, setup, rule),
+        }
     return out
 
 
@@ -404,6 +407,53 @@ def figures(run: PortfolioRun, cash) -> dict:
         "final_value": run.free_cash + sum((run.final_value(i) for i in range(len(run.runs))),
                                            Decimal(0)),
     }
+
+
+def summary(run: PortfolioRun) -> dict:
+    """The portfolio's figures under a single backtest's names (metrics.METRIC_NAMES, what a
+    sweep ranks): the performance of its equity; orders, commissions, dividends and the
+    strategy's turnover summed over the holdings; final cash (the holdings' and the unallocated)
+    and value; no single stock weight or share count (None). The annualised ones None for a
+    run too short (metrics.annualised_note)."""
+    s = run.series
+    initial = float(run.setup.cash)
+    out = metrics.performance(run.equity, s.seconds, s.days, initial, s.day_ends)
+    orders = [o for r in run.runs for o in r.orders]
+    years = metrics.years_between(s.seconds)
+    mean = float(run.equity.mean())
+    traded = sum(abs(float(o.notional)) for o in orders)
+    out.update({
+        "buys": sum(1 for o in orders if o.side == "BUY"),
+        "sells": sum(1 for o in orders if o.side != "BUY"),
+        "commissions": sum((r.commissions for r in run.runs), Decimal(0)),
+        "dividends": sum((r.dividends for r in run.runs), Decimal(0)),
+        "turnover": traded / mean / years if years > 0 and mean > 0 else None,
+        "in_band_share": None,
+        "final_qty": None,
+        "final_cash": run.free_cash + sum((r.cash for r in run.runs), Decimal(0)),
+        "final_value": run.free_cash + sum((run.final_value(i) for i in range(len(run.runs))),
+                                           Decimal(0)),
+    })
+    return _blank({k: out[k] for k in metrics.METRIC_NAMES},
+                  metrics.annualised_note(s.seconds))
+
+
+def benchmark_summaries(holdings: list[Holding], cfg: rules.Config, setup: engine.Setup,
+                        rule: str, band: Decimal | None = None) -> dict[str, dict]:
+    """Each benchmark's figures under :func:`summary`'s names (those a curve has: its
+    performance and final value; the rest None), for a sweep's report and each cell's excess
+    over them."""
+    run = simulate(holdings, cfg, setup, rule, band)
+    s = run.series
+    note = metrics.annualised_note(s.seconds)
+    out = {}
+    for k, eq in run.benchmarks.items():
+        m = dict.fromkeys(metrics.METRIC_NAMES)
+        m.update(_blank(metrics.performance(eq, s.seconds, s.days, float(setup.cash),
+                                            s.day_ends), note))
+        m["final_value"] = float(eq[-1])
+        out[k] = m
+    return out
 
 
 def _blank(figures_: dict, note: str | None) -> dict:

@@ -330,9 +330,9 @@ def write_sweep_xlsx(res: sweep.Result, path) -> None:
     bench_cols = ["series", "benchmark", *metrics.METRIC_NAMES]
     table_sheet(
         wb.create_sheet("Benchmarks"), bench_cols,
-        ([it.name, benchmarks.LABELS[k],
+        ([it.name, sweep.bench_label(it, k),
           *(formats.rounded(b[k][m]) for m in metrics.METRIC_NAMES)]
-         for it, b in zip(res.items, res.benchmarks, strict=True) for k in benchmarks.NAMES),
+         for it, b in zip(res.items, res.benchmarks, strict=True) for k in b),
         widths={"B": 22})
     info = wb.create_sheet("About")
     for line in output.describe(res):

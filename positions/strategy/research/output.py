@@ -9,7 +9,6 @@ import math
 import numpy as np
 
 from positions.strategy import formats
-from positions.strategy.backtest import benchmarks
 from positions.strategy.backtest import report as bt_report
 from positions.strategy.research import sweep
 
@@ -48,7 +47,9 @@ def describe(res: sweep.Result) -> list[str]:
                      if len(a.values) <= 6 else
                      f"{a.name} {a.text(0)} to {a.text(len(a.values) - 1)} ({len(a.values)})"
                      for a in spec.axes)
-    mode = "exact (Decimal)" if spec.exact else "floats, the top cells re-run exact"
+    mode = ("exact (Decimal)" if spec.exact else "floats, the top cells re-run exact") + (
+        "; a portfolio's always exact" if any(isinstance(it, sweep.PortfolioItem)
+                                              for it in res.items) and not spec.exact else "")
     lines = [
         f"Sweep of {spec.n_cells:,} cells over {len(res.items)} series ({names}): {grid}",
         f"Ranked by {spec.metric} (mean over the series); cells on {mode}; "
@@ -91,8 +92,8 @@ def top_table(res: sweep.Result, n: int | None = None) -> str:
     out.append("")
     for it, b in zip(res.items, res.benchmarks, strict=True):
         out.append(f"Benchmarks on {it.name or 'the series'}: " + ", ".join(
-            f"{benchmarks.LABELS[k].lower()} {spec.metric} "
-            f"{fmt_metric(spec.metric, b[k][spec.metric])}" for k in benchmarks.NAMES))
+            f"{sweep.bench_label(it, k).lower()} {spec.metric} "
+            f"{fmt_metric(spec.metric, b[k][spec.metric])}" for k in b))
     best = res.best
     if best is not None:
         stab = fmt_metric(spec.metric, stability_value(res, best))

@@ -195,6 +195,8 @@ def run(spec: sweep.Spec, item: sweep.Item, train: Length, test: Length, *, jobs
         progress: Callable[[int], None] | None = None) -> Result:
     """Sweep each train part, run the best cells out of sample as one run, measure it."""
     check_axes(spec.axes)
+    if isinstance(item, sweep.PortfolioItem):
+        raise sweep.GridError("a walk-forward of a portfolio is not supported yet; sweep it")
     t0 = time.perf_counter()
     series = item.series
     wins = windows(series, train, test)

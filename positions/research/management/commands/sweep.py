@@ -47,6 +47,14 @@ class Command(BaseCommand):
         src.add_argument("--ticker", metavar="TICKER",
                          help="the ticker's raw daily bars, splits and dividends from the feed "
                               "(alone, with --start; cached, --refresh to fetch again)")
+        src.add_argument("--portfolio", metavar="NAME=W,...",
+                         help="one portfolio swept as a series is: holdings and target weights "
+                              "as backtest --portfolio takes them (alone; "
+                              "docs/backtests.md#portfolio-backtests)")
+        src.add_argument("--rebalance", default="never",
+                         help="with --portfolio: never, monthly, quarterly, yearly or band")
+        src.add_argument("--rebalance-band", metavar="X",
+                         help="with --rebalance band: the absolute weight drift that triggers it")
         src.add_argument("--start", help="first date or time to include (ISO)")
         src.add_argument("--end", help="last date or time to include (ISO)")
         src.add_argument("--refresh", action="store_true",
@@ -120,6 +128,10 @@ def spec_and_items(cmd, opts, spec):
     # a management command that keeps startup light: numpy when run
     from positions.strategy.research import sweep
 
+    if opts.get("portfolio"):
+        if opts["sample"] or opts["csv"] or opts.get("ticker"):
+            raise CommandError("--portfolio runs alone: its holdings are its series")
+        return spec, [portfolio_item(cmd, opts)]
     if not opts.get("ticker"):
         return spec, load_items(opts)
     if opts["sample"] or opts["csv"]:
@@ -128,6 +140,25 @@ def spec_and_items(cmd, opts, spec):
     item = sweep.Item(opts["ticker"].strip().upper(),
                       series.between(opts["start"], opts["end"]), tuple(dividends))
     return dataclasses.replace(spec, setup=dataclasses.replace(spec.setup, splits=splits)), [item]
+
+
+def portfolio_item(cmd, opts):
+    """``--portfolio`` as ``backtest --portfolio`` reads it (research.requests: one parser),
+    each holding loaded and cut to --start/--end: the sweep's one item."""
+    # a management command that keeps startup light: numpy when run
+    from positions.research import requests
+    from positions.research.management.commands.backtest import portfolio_spec
+    from positions.strategy.research import sweep
+
+    spec = portfolio_spec(opts)
+    histories = {t: ticker_history(cmd, {**opts, "ticker": t}) for t in spec.tickers}
+    try:
+        holdings = requests.portfolio_holdings(spec, opts["start"], opts["end"], histories)
+        return sweep.PortfolioItem.of("portfolio", holdings, spec.rebalance, spec.band)
+    except requests.RequestError as exc:
+        raise CommandError(f"{exc.code}: {exc.message}") from None
+    except sweep.GridError as exc:
+        raise CommandError(f"--portfolio: {exc}") from None
 
 
 def _reads_ohlc(opts) -> bool:
