@@ -547,7 +547,7 @@ class SweepRequestSerializer(BacktestSetupSerializer):
     ticker = _ticker_field(required=False)
     portfolio = PortfolioJobField(
         required=False,
-        help_text="One portfolio swept as a series is: its holdings "
+        help_text="One portfolio swept or walked forward as a series is: its holdings "
                   "(bundled `sample`s or `ticker`s with `start`; no posted series) and rebalance "
                   "rule, as POST /v1/backtests takes them; each cell is a portfolio backtest, "
                   "ranked on the portfolio's figures. Not with `series` or `ticker`.")

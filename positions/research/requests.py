@@ -215,9 +215,6 @@ def build(params: dict, history: tuple | None = None) -> Job:
         return _bounded(Job(spec, items))
     if len(items) != 1:
         raise ParamError("series", "a walk-forward runs on one series")
-    if isinstance(items[0], research.PortfolioItem):
-        raise ParamError("portfolio", "a walk-forward of a portfolio is not supported yet; "
-                                      "sweep it")
     train, test = _length(params, "train"), _length(params, "test")
     try:
         wins = walkforward.windows(items[0].series, train, test)

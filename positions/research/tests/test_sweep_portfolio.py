@@ -139,3 +139,70 @@ def test_api_refuses_a_portfolio_beside_series_or_not_an_object(api, extra, fiel
     response = api.post("/v1/sweeps", {**BODY, **extra}, format="json")
     error = assert_error(response, 400, "validation_error")
     assert field in error["fields"], error
+
+
+# --------------------------------------------------------------------------------------------
+# Walk-forward
+# --------------------------------------------------------------------------------------------
+
+WF = ["--portfolio", "IBM=0.4,MSFT=0.4", "--rebalance", "quarterly", "--cash", "100000",
+      "--start", "2008-01-01", "--train", "2y", "--test", "1y", "--jobs", "1", "--no-progress"]
+
+
+def test_a_one_cell_walkforward_is_the_portfolio_backtest_of_its_span():
+    """One cell: every window picks it, so the stitched out-of-sample run is the portfolio
+    backtest over the test windows' span with that configuration, to the micro."""
+    doc = json.loads(command("walkforward", *WF, "--grid", "trigger_pct=0.04", "--json"))
+    oos = doc["out_of_sample"]
+    assert doc["series"] == "portfolio" and len(doc["windows"]) == 3
+    assert oos["start"] == "2010-01-04" and oos["end"] == "2012-12-31"
+    single = json.loads(command("backtest", "--portfolio", "IBM=0.4,MSFT=0.4", "--rebalance",
+                                "quarterly", "--cash", "100000", "--trigger-pct", "0.04",
+                                "--start", oos["start"], "--end", oos["end"], "--json"))
+    assert oos["metrics"] == single["metrics"]
+    assert oos["holdings"] == single["holdings"] and oos["rebalances"] == single["rebalances"]
+    assert oos["benchmarks"] == single["benchmarks"]
+
+
+def test_a_walkforward_switches_every_holding_per_window(tmp_path):
+    # openpyxl: reads the workbook back
+    import openpyxl
+
+    png, xlsx = tmp_path / "wf.png", tmp_path / "wf.xlsx"
+    args = [*WF, "--start", "2005-01-01", "--grid", "trigger_pct=0.02,0.04,0.06", "--grid",
+            "guard_low=0.2,0.3"]  # the later --start wins
+    doc = json.loads(command("walkforward", *args, "--json", "--plot", str(png),
+                             "--xlsx", str(xlsx)))
+    chosen = [(w["trigger_pct"], w["guard_low"]) for w in doc["windows"]]
+    assert len(set(chosen)) > 1  # the windows chose differently: the switches matter
+    oos = doc["out_of_sample"]
+    # the stitched run differs from each fixed configuration's over the same span
+    for trigger, low in set(chosen):
+        fixed = json.loads(command("backtest", "--portfolio", "IBM=0.4,MSFT=0.4",
+                                   "--rebalance", "quarterly", "--cash", "100000",
+                                   "--trigger-pct", str(trigger), "--guard-low", str(low),
+                                   "--start", oos["start"], "--end", oos["end"], "--json"))
+        assert fixed["metrics"]["final_value"] != oos["metrics"]["final_value"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    wb = openpyxl.load_workbook(xlsx)
+    assert wb.sheetnames == ["Windows", "Daily"]
+    daily = list(wb["Daily"].iter_rows(values_only=True))
+    assert daily[0][:4] == ("date", "portfolio", "held", "fixed_mix")
+    assert daily[-1][1] == pytest.approx(oos["metrics"]["final_value"], abs=1e-5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_api_walks_a_portfolio_forward_on_the_worker(api, settings):
+    settings.VOLBAL_SWEEP_JOBS = 1
+    body = {**BODY, "kind": "walkforward", "start": "2008-01-01", "train": "2y", "test": "1y",
+            "grid": {"trigger_pct": [0.02, 0.06], "guard_low": [0.2, 0.3]}}
+    response = api.post("/v1/sweeps", body, format="json")
+    assert response.status_code == 202, response.content
+    assert run_worker() == 1
+    done = api.get(f"/v1/sweeps/{response.json()['id']}").json()
+    assert done["status"] == "succeeded", done["error"]
+    doc = json.loads(command("walkforward", *WF, "--grid", "trigger_pct=0.02,0.06",
+                             "--grid", "guard_low=0.2,0.3", "--json"))
+    assert [(w["trigger_pct"], w["guard_low"]) for w in done["ranked"]] == \
+        [(w["trigger_pct"], w["guard_low"]) for w in doc["windows"]]
+    assert done["results"]["out_of_sample"]["metrics"] == doc["out_of_sample"]["metrics"]

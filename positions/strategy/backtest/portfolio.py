@@ -172,9 +172,9 @@ class _Lockstep:
     holding (the threads take turns at the barrier; the work is the sum of the single runs').
     The caller's decimal context is each thread's, so the numbers are the caller's exactly."""
 
-    def __init__(self, holdings, cfg, setups, bars, decide):
+    def __init__(self, holdings, cfg, setups, bars, decide, switches=None):
         self.holdings, self.cfg, self.setups, self.bars = holdings, cfg, setups, bars
-        self.decide = decide
+        self.decide, self.switches = decide, switches
         k = len(holdings)
         self.states: list = [None] * k
         self.amounts: list = [Decimal(0)] * k
@@ -204,7 +204,8 @@ class _Lockstep:
             h, hook = self.holdings[i], self._hook(i)
             try:
                 runs[i] = engine.simulate(h.series, engine.Rules(), self.cfg, self.setups[i],
-                                          h.dividends, moves={b: hook for b in self.bars})
+                                          h.dividends, moves={b: hook for b in self.bars},
+                                          switches=self.switches)
             except BaseException as exc:  # handed to the caller below
                 errors[i] = exc
                 self.barrier.abort()  # the others stop at their next meeting
@@ -224,10 +225,13 @@ class _Lockstep:
 
 
 def simulate(holdings: list[Holding], cfg: rules.Config, setup: engine.Setup, rule: str,
-             band: Decimal | None = None, *, with_benchmarks: bool = True) -> PortfolioRun:
+             band: Decimal | None = None, *, with_benchmarks: bool = True,
+             switches: dict[int, rules.Config] | None = None) -> PortfolioRun:
     """The portfolio backtest (the module's notes), exact (Decimal) like a single backtest;
     ``with_benchmarks`` False leaves the benchmarks out (a sweep's cell: they do not depend on
-    the grid, :func:`benchmark_summaries` runs them once)."""
+    the grid, :func:`benchmark_summaries` runs them once); ``switches``: the configuration
+    that holds from a bar on in every holding (a walk-forward's windows, as engine.simulate
+    takes them; the benchmarks use ``cfg``)."""
     errors = prules.rule_errors(rule, band)
     if errors:
         raise PortfolioError("invalid_rebalance", " ".join(errors.values()))
@@ -270,7 +274,7 @@ def simulate(holdings: list[Holding], cfg: rules.Config, setup: engine.Setup, ru
         bars = session_starts(series).tolist()
     else:
         bars = period_bars(rule, series)
-    runs = _Lockstep(holdings, cfg, setups, bars, decide).run()
+    runs = _Lockstep(holdings, cfg, setups, bars, decide, switches).run()
     n = len(series)
     free_bar = np.full(n, float(start_free))
     for r in done:

@@ -299,19 +299,18 @@ def write_walkforward_plot(res, path) -> None:
                              layout="constrained")
     ax = axes[0]
     x = s.times
-    m = rep.metrics
+    m = res.oos_metrics
     ax.plot(x, rep.equity, color="#1f77b4", lw=1.4,
             label=f"Walk-forward, out of sample ({formats.pct(m['total_return'], 1)})")
-    for (k, b), c in zip(rep.benchmarks.items(), BENCH_COLORS, strict=False):
-        ax.plot(x, b.equity, color=c, lw=1.0,
-                label=f"{benchmarks.LABELS[k]} ({formats.pct(b.metrics['total_return'], 1)})")
+    for (label, (eq, ret)), c in zip(res.oos_benchmarks.items(), BENCH_COLORS, strict=False):
+        ax.plot(x, eq, color=c, lw=1.0, label=f"{label} ({formats.pct(ret, 1)})")
     full = res.item.series
     starts = [full.times[w.window.test[0]] for w in res.windows]
     for t in starts[1:]:
         for a in axes:
             a.axvline(t, color="black", lw=0.5, ls=":", alpha=0.6)
     ax.axhline(float(spec.setup.cash), color="black", lw=0.6, ls=":")
-    ax.set_ylabel("Position value")
+    ax.set_ylabel("Portfolio value" if res.portfolio else "Position value")
     ax.legend(loc="upper left", fontsize=9, framealpha=0.85)
     ax.set_title(f"Stitched out-of-sample equity against the benchmarks (train {res.train}, "
                  f"test {res.test}; dotted lines: window starts)", loc="left", fontsize=11)

@@ -263,17 +263,23 @@ def write_portfolio_xlsx(run: pf.PortfolioRun, path) -> None:
           float(r.result.free_cash), float(r.result.turnover)] for r in run.rebalances),
         date_format=fmt, widths={"A": 20})
 
-    ends = s.day_ends
-    curves = run.contribution_curves(cash)
+    portfolio_daily_sheet(wb.create_sheet("Daily"), run)
+    wb.save(path)
+
+
+def portfolio_daily_sheet(ws, run: pf.PortfolioRun) -> None:
+    """A portfolio's end-of-day values: the portfolio, its benchmarks, the unallocated cash,
+    each holding's value and contribution (a portfolio backtest's and walk-forward's Daily)."""
+    s = run.series
+    names = [h.name for h in run.holdings]
+    curves = run.contribution_curves(run.setup.cash)
     series = [run.equity, *run.benchmarks.values(), run.free, *run.holding_equity, *curves]
     table_sheet(
-        wb.create_sheet("Daily"),
-        ("date", "portfolio", *run.benchmarks, "unallocated_cash",
-         *(f"value {n}" for n in names), *(f"contribution {n}" for n in names)),
+        ws, ("date", "portfolio", *run.benchmarks, "unallocated_cash",
+             *(f"value {n}" for n in names), *(f"contribution {n}" for n in names)),
         ([s.times[j].astype("datetime64[D]").item(),
-          *(daily_cell("value", a[j]) for a in series)] for j in ends),
+          *(daily_cell("value", a[j]) for a in series)] for j in s.day_ends),
         date_format="yyyy-mm-dd", freeze_col="B", widths={"A": 12})
-    wb.save(path)
 
 
 def _number_format(key: str) -> str | None:
@@ -381,6 +387,9 @@ def write_walkforward_xlsx(res, path) -> None:
     for row in ws.iter_rows(min_row=2, min_col=2, max_col=5):
         for c in row:
             c.number_format = "yyyy-mm-dd"
-    daily_sheet(wb.create_sheet("Daily"), res.report)
+    if res.portfolio:
+        portfolio_daily_sheet(wb.create_sheet("Daily"), res.report)
+    else:
+        daily_sheet(wb.create_sheet("Daily"), res.report)
     wb.save(path)
 

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from positions.strategy import formats
+from positions.strategy.backtest import portfolio as pf
 from positions.strategy.backtest import report as bt_report
 from positions.strategy.research import sweep
 
@@ -246,9 +247,15 @@ def wf_table(res) -> str:
     if ins:
         out.append(f"In sample, the chosen cells' mean {metric} was "
                    f"{fmt_metric(metric, sum(ins) / len(ins))}; out of sample, stitched, "
-                   f"{fmt_metric(metric, formats.rounded(res.report.metrics.get(metric)))}.")
+                   f"{fmt_metric(metric, formats.rounded(res.oos_metrics.get(metric)))}.")
     out.append("")
     out.append("Stitched out of sample, against the benchmarks over the same span:")
+    if res.portfolio:
+        run = res.report
+        out.append("Each holding on the cell chosen for each window (above), from the first bar "
+                   "of its test window, carrying its state and the portfolio's cash over")
+        out.extend(pf.table(run, run.setup.cash, run.rule, run.band).split("\n"))
+        return "\n".join(out)
     lines = bt_report.table(res.report).split("\n")
     lines[1] = ("Strategy: the cell chosen for each window (above), from the first bar of its "
                 "test window, carrying shares, cash, receivable and anchor over")
@@ -257,8 +264,11 @@ def wf_table(res) -> str:
 
 
 def wf_document(res) -> dict:
-    doc = bt_report.document(res.report)
-    doc.pop("buy_and_hold", None)
+    if res.portfolio:
+        doc = pf.document(res.report, res.spec.setup.cash)
+    else:
+        doc = bt_report.document(res.report)
+        doc.pop("buy_and_hold", None)
     return {
         "series": res.item.name,
         "train": str(res.train),
