@@ -224,6 +224,18 @@ class _Lockstep:
         return runs
 
 
+def check(holdings: list[Holding], rule: str, band: Decimal | None = None) -> list[Holding]:
+    """The rule and the weights checked (PortfolioError ``invalid_rebalance``,
+    ``invalid_weights``), the holdings aligned (:func:`align`)."""
+    errors = prules.rule_errors(rule, band)
+    if errors:
+        raise PortfolioError("invalid_rebalance", " ".join(errors.values()))
+    why = prules.weights_error([h.weight for h in holdings])
+    if why:
+        raise PortfolioError("invalid_weights", why)
+    return align(holdings)
+
+
 def simulate(holdings: list[Holding], cfg: rules.Config, setup: engine.Setup, rule: str,
              band: Decimal | None = None, *, with_benchmarks: bool = True,
              switches: dict[int, rules.Config] | None = None) -> PortfolioRun:
@@ -232,13 +244,7 @@ def simulate(holdings: list[Holding], cfg: rules.Config, setup: engine.Setup, ru
     the grid, :func:`benchmark_summaries` runs them once); ``switches``: the configuration
     that holds from a bar on in every holding (a walk-forward's windows, as engine.simulate
     takes them; the benchmarks use ``cfg``)."""
-    errors = prules.rule_errors(rule, band)
-    if errors:
-        raise PortfolioError("invalid_rebalance", " ".join(errors.values()))
-    why = prules.weights_error([h.weight for h in holdings])
-    if why:
-        raise PortfolioError("invalid_weights", why)
-    holdings = align(holdings)
+    holdings = check(holdings, rule, band)
     setups = [dataclasses.replace(setup, splits=tuple(h.splits),
                                   cash=(h.weight * setup.cash).quantize(rules.MONEY_PLACES,
                                                                         ROUND_DOWN))

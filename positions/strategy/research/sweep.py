@@ -187,12 +187,8 @@ class PortfolioItem:
     @classmethod
     def of(cls, name: str, holdings, rule: str = "never", band=None) -> PortfolioItem:
         """The holdings aligned, the weights and the rule checked (GridError)."""
-        why = pf.prules.weights_error([h.weight for h in holdings]) or " ".join(
-            pf.prules.rule_errors(rule, band).values())
-        if why:
-            raise GridError(why)
         try:
-            return cls(name, tuple(pf.align(list(holdings))), rule, band)
+            return cls(name, tuple(pf.check(list(holdings), rule, band)), rule, band)
         except pf.PortfolioError as exc:
             raise GridError(exc.message) from None
 

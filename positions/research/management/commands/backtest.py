@@ -69,14 +69,7 @@ class Command(BaseCommand):
                          help="the ticker's raw daily bars, splits and dividends from the feed "
                               "VOLBAL_PRICE_FEED names (needs --start; cached: "
                               "docs/marketdata.md#history-for-research)")
-        one.add_argument("--portfolio", metavar="NAME=W,...",
-                         help="a portfolio backtest: holdings and target weights (sum at most "
-                              "1); a bundled sample's name or, with --start, a ticker's history "
-                              "(docs/backtests.md#portfolio-backtests)")
-        src.add_argument("--rebalance", default="never",
-                         help="with --portfolio: never, monthly, quarterly, yearly or band")
-        src.add_argument("--rebalance-band", metavar="X",
-                         help="with --rebalance band: the absolute weight drift that triggers it")
+        add_portfolio_arguments(src, one)
         src.add_argument("--start", help="first date or time to include (ISO)")
         src.add_argument("--end", help="last date or time to include (ISO; a date includes the "
                                        "whole day)")
@@ -198,6 +191,20 @@ class Command(BaseCommand):
             bar.update(i - bar.n)
 
         return progress, bar
+
+
+def add_portfolio_arguments(group, exclusive=None) -> None:
+    """``--portfolio`` (into ``exclusive`` when given: one source of data), ``--rebalance`` and
+    ``--rebalance-band``: backtest, sweep and walkforward take a portfolio alike."""
+    (exclusive or group).add_argument(
+        "--portfolio", metavar="NAME=W,...",
+        help="a portfolio: holdings and target weights (sum at most 1), each a bundled "
+             "sample's name or, with --start, a ticker's history; runs alone "
+             "(docs/backtests.md#portfolio-backtests)")
+    group.add_argument("--rebalance", default="never",
+                       help="with --portfolio: never, monthly, quarterly, yearly or band")
+    group.add_argument("--rebalance-band", metavar="X",
+                       help="with --rebalance band: the absolute weight drift that triggers it")
 
 
 def portfolio_spec(opts):

@@ -25,6 +25,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from positions.research.management.commands.backtest import (
     _config,
+    add_portfolio_arguments,
     add_strategy_arguments,
     emit,
     setup_from,
@@ -47,14 +48,7 @@ class Command(BaseCommand):
         src.add_argument("--ticker", metavar="TICKER",
                          help="the ticker's raw daily bars, splits and dividends from the feed "
                               "(alone, with --start; cached, --refresh to fetch again)")
-        src.add_argument("--portfolio", metavar="NAME=W,...",
-                         help="one portfolio swept as a series is: holdings and target weights "
-                              "as backtest --portfolio takes them (alone; "
-                              "docs/backtests.md#portfolio-backtests)")
-        src.add_argument("--rebalance", default="never",
-                         help="with --portfolio: never, monthly, quarterly, yearly or band")
-        src.add_argument("--rebalance-band", metavar="X",
-                         help="with --rebalance band: the absolute weight drift that triggers it")
+        add_portfolio_arguments(src)
         src.add_argument("--start", help="first date or time to include (ISO)")
         src.add_argument("--end", help="last date or time to include (ISO)")
         src.add_argument("--refresh", action="store_true",
