@@ -14,8 +14,11 @@ from django.core.management import CommandError, call_command
 from django_tasks_db.models import DBTaskResult
 
 from conftest import assert_error
+from positions.marketdata.tests.recorded import check, expect
 from positions.research.models import ResearchJob
 from positions.research.tests.conftest import run_worker
+from positions.research.tests.test_backtest_portfolio_api import EXCHANGES
+from positions.research.tests.test_history import alpaca  # noqa: F401 (the recorded feed)
 
 PORTFOLIO = ["--portfolio", "IBM=0.4,MSFT=0.4", "--rebalance", "quarterly", "--cash", "100000",
              "--start", "2011-01-01"]
@@ -206,3 +209,40 @@ def test_the_api_walks_a_portfolio_forward_on_the_worker(api, settings):
     assert [(w["trigger_pct"], w["guard_low"]) for w in done["ranked"]] == \
         [(w["trigger_pct"], w["guard_low"]) for w in doc["windows"]]
     assert done["results"]["out_of_sample"]["metrics"] == doc["out_of_sample"]["metrics"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_portfolio_job_fetches_its_tickers_history(api, settings, alpaca):  # noqa: F811
+    """A ticker holding's history is fetched for the request (the recorded feed) and read
+    again by the worker from the cache: the job runs on AAPL's raw bars and its split."""
+    settings.VOLBAL_SWEEP_JOBS = 1
+    expect(alpaca, "history_aapl", EXCHANGES)
+    response = api.post("/v1/sweeps", {
+        "kind": "sweep", "portfolio": {"holdings": [{"ticker": "aapl", "weight": 0.5}],
+                                       "rebalance": "monthly"},
+        "start": "2020-08-27", "end": "2020-09-01", "min_notional": 0,
+        "metric": "total_return", "grid": {"trigger_pct": [0.01, 0.05]}}, format="json")
+    check(alpaca)
+    assert response.status_code == 202, response.content
+    assert run_worker() == 1
+    done = api.get(f"/v1/sweeps/{response.json()['id']}").json()
+    assert done["status"] == "succeeded", done["error"]
+    assert len(done["ranked"]) == 2
+    # the best cell is POST /v1/backtests' portfolio backtest with its values (the history
+    # from the cache now; the command would read AAPL as the bundled sample)
+    r = api.post("/v1/backtests", {
+        "portfolio": {"holdings": [{"ticker": "AAPL", "weight": 0.5}], "rebalance": "monthly"},
+        "start": "2020-08-27", "end": "2020-09-01", "min_notional": 0,
+        "trigger_pct": done["ranked"][0]["params"]["trigger_pct"]}, format="json")
+    assert r.status_code == 200, r.content
+    assert done["ranked"][0]["score"] == pytest.approx(r.json()["metrics"]["total_return"],
+                                                       abs=1e-6)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_portfolio_job_with_a_ticker_needs_start(api):
+    response = api.post("/v1/sweeps", {**BODY, "start": None, "portfolio": {
+        "holdings": [{"ticker": "AAPL", "weight": 0.5}]}}, format="json")
+    error = assert_error(response, 400, "validation_error")
+    assert "start" in error["fields"], error
+    assert ResearchJob.objects.count() == 0
