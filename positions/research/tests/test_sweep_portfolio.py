@@ -221,22 +221,25 @@ def test_a_portfolio_job_fetches_its_tickers_history(api, settings, alpaca):  # 
         "kind": "sweep", "portfolio": {"holdings": [{"ticker": "aapl", "weight": 0.5}],
                                        "rebalance": "monthly"},
         "start": "2020-08-27", "end": "2020-09-01", "min_notional": 0,
-        "metric": "total_return", "grid": {"trigger_pct": [0.01, 0.05]}}, format="json")
+        "metric": "total_return", "grid": {"trigger_pct": [0.01, 0.05],
+                                           "guard_low": [0.2, 0.3]}}, format="json")
     check(alpaca)
     assert response.status_code == 202, response.content
     assert run_worker() == 1
     done = api.get(f"/v1/sweeps/{response.json()['id']}").json()
     assert done["status"] == "succeeded", done["error"]
-    assert len(done["ranked"]) == 2
+    assert len(done["ranked"]) == 4
     # the best cell is POST /v1/backtests' portfolio backtest with its values (the history
     # from the cache now; the command would read AAPL as the bundled sample)
     r = api.post("/v1/backtests", {
         "portfolio": {"holdings": [{"ticker": "AAPL", "weight": 0.5}], "rebalance": "monthly"},
         "start": "2020-08-27", "end": "2020-09-01", "min_notional": 0,
-        "trigger_pct": done["ranked"][0]["params"]["trigger_pct"]}, format="json")
+        **done["ranked"][0]["params"]}, format="json")
     assert r.status_code == 200, r.content
     assert done["ranked"][0]["score"] == pytest.approx(r.json()["metrics"]["total_return"],
                                                        abs=1e-6)
+    png = api.get(done["links"]["heatmap"])  # the finished job read again without its history
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.django_db(transaction=True)
