@@ -327,7 +327,9 @@ def spec_of(params: dict) -> research.Spec:
         except research.GridError as exc:
             raise ParamError("grid", str(exc)) from None
     try:
-        spec = research.Spec(cfg, axes, setup, metric=params["metric"], exact=params["exact"],
+        # a portfolio's cells run exact (its holdings meet at exact cash moves): no re-runs
+        exact = params["exact"] or params.get("portfolio") is not None
+        spec = research.Spec(cfg, axes, setup, metric=params["metric"], exact=exact,
                              top=min(params["top"], 3) if wf else params["top"])
     except research.GridError as exc:
         raise ParamError("metric" if "metric" in str(exc) else "grid", str(exc)) from None

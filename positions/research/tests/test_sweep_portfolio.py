@@ -68,7 +68,7 @@ def test_every_cell_is_the_portfolio_backtest_of_its_values(swept):
 
 def test_the_table_names_the_portfolios_benchmarks():
     out = command("sweep", *PORTFOLIO, *GRID, "--jobs", "1", "--no-progress")
-    assert "over 1 series (portfolio)" in out and "a portfolio's always exact" in out
+    assert "over 1 series (portfolio)" in out and "cells on exact (Decimal)" in out
     assert "Benchmarks on portfolio: held at weights sharpe" in out
     assert "fixed mix sharpe" in out
 
@@ -100,6 +100,7 @@ def test_the_api_runs_a_portfolio_sweep_on_the_worker(api, settings, swept):
     body = response.json()
     assert body["params"]["portfolio"]["rebalance"] == "quarterly"
     assert body["progress"]["cells"] == {"done": 0, "total": 4}
+    assert body["progress"]["exact_reruns"] == {"done": 0, "total": 0}  # cells run exact
     assert run_worker() == 1
     done = api.get(f"/v1/sweeps/{body['id']}").json()
     assert done["status"] == "succeeded", done["error"]

@@ -48,9 +48,7 @@ def describe(res: sweep.Result) -> list[str]:
                      if len(a.values) <= 6 else
                      f"{a.name} {a.text(0)} to {a.text(len(a.values) - 1)} ({len(a.values)})"
                      for a in spec.axes)
-    mode = ("exact (Decimal)" if spec.exact else "floats, the top cells re-run exact") + (
-        "; a portfolio's always exact" if any(isinstance(it, sweep.PortfolioItem)
-                                              for it in res.items) and not spec.exact else "")
+    mode = "exact (Decimal)" if spec.exact else "floats, the top cells re-run exact"
     lines = [
         f"Sweep of {spec.n_cells:,} cells over {len(res.items)} series ({names}): {grid}",
         f"Ranked by {spec.metric} (mean over the series); cells on {mode}; "

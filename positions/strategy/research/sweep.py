@@ -269,8 +269,9 @@ def bench_returns(spec: Spec, items: Sequence[Item]) -> list[dict]:
 def measure_cell(cfg: rules.Config, it: Item, setup: engine.Setup, bench: dict,
                  exact: bool) -> list:
     """One cell on one series (or portfolio: exact whatever ``exact``, its holdings' engines
-    meet at the rebalances): the values of :data:`CELL_METRICS` (floats, NaN undefined). A
-    portfolio's held mix is its holdings held at their weights."""
+    meet at the rebalances; the entrances sweep a portfolio with ``Spec.exact``, so nothing is
+    re-run): the values of :data:`CELL_METRICS` (floats, NaN undefined). A portfolio's held mix
+    is its holdings held at their weights."""
     if isinstance(it, PortfolioItem):
         m = report.metrics_json(pf.summary(pf.simulate(list(it.holdings), cfg, setup, it.rule,
                                                        it.band, with_benchmarks=False)))

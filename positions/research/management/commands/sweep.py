@@ -125,7 +125,8 @@ def spec_and_items(cmd, opts, spec):
     if opts.get("portfolio"):
         if opts["sample"] or opts["csv"] or opts.get("ticker"):
             raise CommandError("--portfolio runs alone: its holdings are its series")
-        return spec, [portfolio_item(cmd, opts)]
+        # a portfolio's cells run exact (its holdings meet at exact cash moves): no re-runs
+        return dataclasses.replace(spec, exact=True), [portfolio_item(cmd, opts)]
     if not opts.get("ticker"):
         return spec, load_items(opts)
     if opts["sample"] or opts["csv"]:
