@@ -97,7 +97,7 @@ class ResearchJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if sweep.kind != JobKind.SWEEP:
             raise Http404("Only a sweep has cells.")
         try:
-            label = research.Spec.label(requests.build(sweep.params).spec, cell)
+            label = research.Spec.label(requests.spec_of(sweep.params), cell)  # no history read
         except (IndexError, ValueError):
             raise Http404("No such cell.") from None
         form = ApplyCellForm(request.POST or None)

@@ -37,6 +37,7 @@ from positions.research.models import JobKind, JobStatus
 from positions.serializers import StrategyFields
 from positions.strategy import rules
 from positions.strategy.backtest import benchmarks, budget, data, engine, report
+from positions.strategy.backtest import portfolio as pf
 from positions.strategy.research import sweep as research
 from volbal.api import keyset_page
 from volbal.errors import ApiError
@@ -162,11 +163,46 @@ class BacktestOnTickerSerializer(BacktestSetupSerializer):
     dividends = _dividends_field()
 
 
+class PortfolioHoldingSerializer(serializers.Serializer):
+    """One holding: exactly one of `sample`, `ticker` or `series`, and its target weight."""
+
+    sample = _sample_field(required=False)
+    ticker = _ticker_field(required=False)
+    series = PricePointSerializer(many=True, required=False, min_length=1, max_length=MAX_BARS,
+                                  help_text="A posted series, as `prices` takes it.")
+    name = serializers.CharField(required=False, max_length=32,
+                                 help_text="A posted series' name (default `series N`).")
+    weight = Number(max_digits=30, decimal_places=12,
+                    help_text="Target weight, 0 < w ≤ 1; the weights sum to at most 1, the "
+                              "rest is unallocated cash.")
+    dividends = _dividends_field()
+
+
+class PortfolioSerializer(serializers.Serializer):
+    holdings = PortfolioHoldingSerializer(
+        many=True, min_length=1, max_length=requests.MAX_HOLDINGS,
+        help_text=f"1 to {requests.MAX_HOLDINGS} holdings, no two the same; each runs the "
+                  "strategy on weight × cash. Cut to the dates they all have.")
+    rebalance = serializers.ChoiceField(
+        choices=rules.REBALANCES, required=False, default="never",
+        help_text="When cash moves between the unallocated cash and the holdings toward the "
+                  "weights: a period's first bar, or `band` (a drift beyond `rebalance_band`).")
+    rebalance_band = Number(max_digits=30, decimal_places=12, required=False,
+                            help_text="With `band`: the absolute weight drift that triggers "
+                                      "it.")
+
+
+class BacktestOnPortfolioSerializer(BacktestSetupSerializer):
+    """A portfolio backtest: several holdings, cash moved toward their weights."""
+
+    portfolio = PortfolioSerializer()
+
+
 BacktestRequestSerializer = one_of(
     "BacktestRequest", BacktestOnPricesSerializer, BacktestOnSampleSerializer,
-    BacktestOnTickerSerializer,
-    help_text="Exactly one of `prices` (a posted series), `sample` (a bundled one) or `ticker` "
-              "(history from the market-data feed).")
+    BacktestOnTickerSerializer, BacktestOnPortfolioSerializer,
+    help_text="Exactly one of `prices` (a posted series), `sample` (a bundled one), `ticker` "
+              "(history from the market-data feed) or `portfolio` (several holdings).")
 
 
 BACKTEST_ORDER_KINDS = ("opening", *rules.KINDS)  # "opening": the first bar's purchase
@@ -283,6 +319,48 @@ _RESULT = inline_serializer(
 )
 
 
+def _figures(name: str, extra: tuple[str, ...] = ()):
+    return inline_serializer(name=name, fields={
+        k: serializers.FloatField(allow_null=True)
+        for k in ("total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
+                  "max_drawdown_days", *extra)})
+
+
+_PORTFOLIO_RESULT = inline_serializer(
+    name="PortfolioBacktestResult",
+    fields={
+        "start": serializers.CharField(), "end": serializers.CharField(),
+        "bars": serializers.IntegerField(help_text="The bars the holdings all have."),
+        "metrics": _figures("PortfolioMetrics", (
+            "final_value", "final_free_cash", "rebalances", "rebalance_turnover",
+            "rebalance_turnover_per_year")),
+        "benchmarks": inline_serializer(name="PortfolioBenchmarks", fields={
+            name: _figures(f"PortfolioBenchmark{name.title().replace('_', '')}")
+            for name in pf.BENCHMARKS},
+            help_text="held: each holding's cash in its asset, held; fixed_mix: the weights "
+                      "restored across the assets and cash at the rule's period (monthly for "
+                      "never and band)."),
+        "holdings": inline_serializer(name="PortfolioHoldingResult", many=True, fields={
+            "name": serializers.CharField(), "weight": serializers.FloatField(),
+            "cash": serializers.FloatField(help_text="weight × cash, rounded down."),
+            "moved_in": serializers.FloatField(help_text="The cash the rebalances put in."),
+            "final_value": serializers.FloatField(),
+            "contribution": serializers.FloatField(
+                help_text="Its gain as a fraction of the starting cash."),
+            "orders": serializers.IntegerField()}),
+        "notes": serializers.ListField(
+            child=serializers.CharField(),
+            help_text="Why the annualised figures are null (a run shorter than 60 days or 20 "
+                      "bars), as a single backtest's notes say it."),
+        "rebalances": inline_serializer(name="PortfolioRebalance", many=True, fields={
+            "date": serializers.CharField(),
+            "moves": serializers.DictField(child=serializers.FloatField(),
+                                           help_text="Holding name -> cash moved in."),
+            "free_cash": serializers.FloatField()}),
+    },
+)
+
+
 def _too_large() -> ApiError:
     body = too_large(MAX_BODY_BYTES)
     return ApiError(body["detail"], body["message"], status=413)
@@ -337,13 +415,19 @@ class BacktestView(APIView):
         request=BacktestRequestSerializer,
         parameters=[idempotency_header(required=False)],
         responses={
-            200: _RESULT,
+            200: OpenApiResponse(one_of(
+                "BacktestAnswer", _RESULT, _PORTFOLIO_RESULT,
+                help_text="A single backtest's result, or with `portfolio` a portfolio "
+                          "backtest's (always answered at once: 413 `portfolio_too_large` "
+                          "above the synchronous limit)."),
+                description="The backtest."),
             # SweepSerializer's component (below)
             202: OpenApiResponse({"$ref": "#/components/schemas/Sweep"},
                                  description="Above the synchronous size limit: the backtest "
                                              "job, queued."),
             **write_errors((409, "idempotency_signature_mismatch"),
-                           (413, "series_too_large or request_too_large"),
+                           (413, "series_too_large, request_too_large or "
+                                 "portfolio_too_large"),
                            (429, "research_quota_exceeded")),
         },
         examples=[
@@ -362,6 +446,8 @@ class BacktestView(APIView):
         if not isinstance(body, dict):
             raise ApiError("validation_error", "Invalid input. The body must be a JSON object.",
                            fields={"non_field_errors": "The body must be a JSON object."})
+        if "portfolio" in body:
+            return self.portfolio(body)
         ser = BacktestParamsSerializer(
             data={k: v for k, v in body.items() if k not in ("prices", "dividends")})
         ser.is_valid(raise_exception=True)
@@ -377,6 +463,40 @@ class BacktestView(APIView):
                 out = job_body(request, job)
                 return Response(out, status=202, headers={"Location": out["links"]["self"]})
             return Response(report.document(worker.backtest_run(parsed)))
+
+    def portfolio(self, body):
+        """A portfolio backtest (docs/backtests.md#portfolio-backtests): answered now, its
+        holdings' work within the synchronous limit together (no job for it yet)."""
+        ser = BacktestParamsSerializer(data={k: v for k, v in body.items() if k != "portfolio"})
+        ser.is_valid(raise_exception=True)
+        options = requests.backtest_options(ser.validated_data)
+        with answered():
+            if options.get("sample") or options.get("ticker") or "prices" in body:
+                raise requests.RequestError(
+                    "validation_error", "Invalid input. A portfolio's series are its "
+                    "holdings': give no prices, sample or ticker beside it.",
+                    fields={"portfolio": "Give the series in portfolio.holdings."})
+            spec = requests.portfolio(body["portfolio"], options)
+            histories = {t: history_for(with_end({"ticker": t, "start": options.get("start"),
+                                                  "end": options.get("end")}))
+                         for t in spec.tickers}
+            parsed = requests.portfolio_backtest(options, spec, histories)
+            work = sum(budget.expected_evaluations(h.series, parsed.cfg.max_orders_per_day)
+                       for h in parsed.holdings)
+            limit = settings.VOLBAL_BACKTEST_MAX_EVALUATIONS
+            if work > limit:
+                raise requests.RequestError(
+                    "portfolio_too_large", f"This portfolio may evaluate the strategy {work:,} "
+                    f"times over its holdings; at most {limit:,} evaluations are accepted per "
+                    "request: shorten the series (start, end), hold fewer, or lower "
+                    "max_orders_per_day.", status=413)
+            try:
+                run = pf.simulate(parsed.holdings, parsed.cfg, parsed.setup, parsed.rebalance,
+                                  parsed.band)
+            except pf.PortfolioError as exc:
+                raise requests.RequestError(exc.code, exc.message,
+                                            fields={"portfolio": exc.message}) from None
+        return Response(pf.document(run, parsed.setup.cash))
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,6 +535,21 @@ class GridValues(serializers.Field):
         return value
 
 
+@extend_schema_field(PortfolioSerializer)
+class PortfolioJobField(serializers.Field):
+    """A job's ``portfolio``, kept as posted: research.requests.portfolio reads it (one parser
+    with POST /v1/backtests and the commands), the worker again from the stored request."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Expected an object with holdings, rebalance and "
+                                              "rebalance_band.")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
 class SweepRequestSerializer(BacktestSetupSerializer):
     """A sweep or walk-forward job: the grid, the series, the ranking metric (and the windows
     of a walk-forward), with every strategy field off the grid and the run's set-up as a
@@ -429,6 +564,12 @@ class SweepRequestSerializer(BacktestSetupSerializer):
         max_length=len(data.SAMPLE_TICKERS), required=False,
         help_text="Bundled samples to run on (a walk-forward takes one); or `ticker`.")
     ticker = _ticker_field(required=False)
+    portfolio = PortfolioJobField(
+        required=False,
+        help_text="One portfolio swept or walked forward as a series is: its holdings "
+                  "(bundled `sample`s or `ticker`s with `start`; no posted series) and rebalance "
+                  "rule, as POST /v1/backtests takes them; each cell is a portfolio backtest, "
+                  "ranked on the portfolio's figures. Not with `series` or `ticker`.")
     grid = serializers.DictField(
         child=GridValues(), allow_empty=False,
         help_text="Strategy field -> its values: `\"start:stop:step\"` (inclusive), "

@@ -165,16 +165,24 @@ FEED_STATUS = {"feed_not_configured": 503, "alpaca_credentials_missing": 503,
 def with_end(params: dict) -> dict:
     """A research request by ticker with its ``end`` set (today when absent), so the worker
     that runs it later reads the same range (and the same cache file)."""
-    if params.get("ticker") and not params.get("end"):
+    tickers = params.get("ticker") or any(
+        isinstance(h, dict) and h.get("ticker") is not None
+        for h in (params.get("portfolio") or {}).get("holdings") or ())
+    if tickers and not params.get("end"):
         return {**params, "end": clock.trading_day().isoformat()}
     return params
 
 
 def history_for(params: dict):
     """``(series, dividends, splits)`` of a research request by ``ticker`` (a sweep's params or
-    a backtest's options: :func:`requests.history_range`), or None without one. A feed's
+    a backtest's options: :func:`requests.history_range`), or None without one; for a sweep's
+    or walk-forward's ``portfolio``, each of its tickers' (a dict by ticker). A feed's
     failure is a :class:`requests.RequestError` with its code (the view answers it, the worker
     stores it as the job's error)."""
+    if params.get("portfolio") is not None and params.get("kind"):  # a sweep of a portfolio
+        spec = requests.portfolio(params["portfolio"], params)
+        return {t: history_for({"ticker": t, "start": params.get("start"),
+                                "end": params.get("end")}) for t in spec.tickers}
     wanted = requests.history_range(params)
     if wanted is None:
         return None

@@ -17,8 +17,10 @@ from decimal import Decimal, InvalidOperation
 
 from positions.strategy import rules
 from positions.strategy.backtest import data, engine
+from positions.strategy.backtest import portfolio as pf
 from positions.strategy.research import sweep as research
 from positions.strategy.research import walkforward
+from positions.strategy.rules import portfolio as prules
 
 SWEEP, WALKFORWARD, BACKTEST = "sweep", "walkforward", "backtest"  # = models.JobKind's values
 
@@ -159,6 +161,8 @@ def normalise(data_: dict) -> dict:
         "kind": data_["kind"],
         "series": list(data_.get("series") or []),
         "ticker": str(data_.get("ticker") or "").strip().upper() or None,
+        **({"portfolio": clean_exact(data_["portfolio"])}
+           if data_.get("portfolio") is not None else {}),
         "grid": grid,
         "metric": data_.get("metric", "sharpe"),
         "top": data_.get("top", 10),
@@ -183,7 +187,9 @@ def build(params: dict, history: tuple | None = None) -> Job:
     spec = spec_of(params)
     wf = params["kind"] == WALKFORWARD
     items = []
-    if params.get("ticker"):
+    if params.get("portfolio") is not None:
+        items.append(_portfolio_item(params, history))
+    elif params.get("ticker"):
         if params.get("series"):
             raise ParamError("ticker", "give either series or ticker")
         series, dividends, splits = _history(history)
@@ -194,7 +200,8 @@ def build(params: dict, history: tuple | None = None) -> Job:
         spec = dataclasses.replace(spec, setup=dataclasses.replace(spec.setup, splits=splits))
         items.append(research.Item(params["ticker"], series, tuple(dividends)))
     elif not params.get("series"):
-        raise ParamError("series", "give series (bundled samples) or ticker (from the feed)")
+        raise ParamError("series", "give series (bundled samples), ticker (from the feed) or "
+                                   "portfolio")
     for ticker in params["series"]:
         try:
             series, dividends = data.load_sample(ticker)
@@ -217,6 +224,27 @@ def build(params: dict, history: tuple | None = None) -> Job:
     return _bounded(Job(spec, items, train, test, tuple(wins)))
 
 
+def _portfolio_item(params: dict, histories: dict | None) -> research.PortfolioItem:
+    """A sweep's or walk-forward's ``portfolio`` (as a backtest's, :func:`portfolio`; its
+    holdings bundled samples or tickers, whose histories the caller fetched: ``histories`` by
+    ticker) as the job's one item, swept as a series is."""
+    if params.get("series") or params.get("ticker"):
+        raise ParamError("portfolio", "give one of series, ticker or portfolio")
+    spec = portfolio(params["portfolio"], params)
+    for i, h in enumerate(spec.holdings):
+        if h.source == "series":
+            raise _portfolio_error("validation_error", f"portfolio.holdings[{i}]: a job's "
+                                   "holdings are bundled samples or tickers (its request is "
+                                   "stored and shown).", f"portfolio.holdings[{i}]")
+    if spec.tickers and not isinstance(histories, dict):
+        _history(None)
+    holdings = portfolio_holdings(spec, params.get("start"), params.get("end"), histories)
+    try:
+        return research.PortfolioItem.of("portfolio", holdings, spec.rebalance, spec.band)
+    except research.GridError as exc:
+        raise _portfolio_error("invalid_portfolio", str(exc)) from None
+
+
 def _length(params: dict, field: str) -> walkforward.Length:
     """A walk-forward window's length, at most a century of its unit (a longer one overflows
     the calendar before it could be found not to fit)."""
@@ -237,6 +265,8 @@ TICKER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
 
 def series_names(params: dict) -> list[str]:
     """The names of a job's series: its samples, or its ticker."""
+    if params.get("portfolio") is not None:
+        return ["portfolio"]
     return list(params.get("series") or ([params["ticker"]] if params.get("ticker") else []))
 
 
@@ -297,7 +327,9 @@ def spec_of(params: dict) -> research.Spec:
         except research.GridError as exc:
             raise ParamError("grid", str(exc)) from None
     try:
-        spec = research.Spec(cfg, axes, setup, metric=params["metric"], exact=params["exact"],
+        # a portfolio's cells run exact (its holdings meet at exact cash moves): no re-runs
+        exact = params["exact"] or params.get("portfolio") is not None
+        spec = research.Spec(cfg, axes, setup, metric=params["metric"], exact=exact,
                              top=min(params["top"], 3) if wf else params["top"])
     except research.GridError as exc:
         raise ParamError("metric" if "metric" in str(exc) else "grid", str(exc)) from None
@@ -375,13 +407,8 @@ def backtest_source(options: dict, body: dict) -> str:
     return given[0]
 
 
-def backtest(options: dict, body: dict, history: tuple | None = None) -> Backtest:
-    """The backtest of ``options`` (:func:`backtest_options`) over the request ``body``'s
-    ``prices``, ``sample`` or ``ticker`` (``history``: its ``(series, dividends, splits)``,
-    fetched by the caller), with its ``dividends``: the series loaded, everything checked
-    (RequestError naming the field)."""
-    has_prices = backtest_source(options, body) == "prices"
-    by_ticker = options.get("ticker") is not None
+def _strategy_and_setup(options: dict) -> tuple[rules.Config, engine.Setup]:
+    """A backtest's strategy and set-up from its options, checked (RequestError)."""
     cfg = _config(options["strategy"])
     setup = engine.Setup(cash=Decimal(options["cash"]),
                          start_weight=Decimal(options["start_weight"]),
@@ -391,6 +418,17 @@ def backtest(options: dict, body: dict, history: tuple | None = None) -> Backtes
     if problems:
         name, why = next(iter(problems.items()))
         raise RequestError("validation_error", f"Invalid input. {name}: {why}", fields=problems)
+    return cfg, setup
+
+
+def backtest(options: dict, body: dict, history: tuple | None = None) -> Backtest:
+    """The backtest of ``options`` (:func:`backtest_options`) over the request ``body``'s
+    ``prices``, ``sample`` or ``ticker`` (``history``: its ``(series, dividends, splits)``,
+    fetched by the caller), with its ``dividends``: the series loaded, everything checked
+    (RequestError naming the field)."""
+    has_prices = backtest_source(options, body) == "prices"
+    by_ticker = options.get("ticker") is not None
+    cfg, setup = _strategy_and_setup(options)
     try:
         if has_prices:
             series = data.series_from_points(_points(body["prices"]))
@@ -481,3 +519,182 @@ def clean_exact(x):
     if isinstance(x, (list, tuple)):
         return [clean_exact(v) for v in x]
     return x
+
+
+# --------------------------------------------------------------------------------------------
+# Portfolio backtests (POST /v1/backtests with "portfolio"; docs/backtests.md#portfolio-backtests)
+# --------------------------------------------------------------------------------------------
+
+
+MAX_HOLDINGS = 20
+_HOLDING_SOURCES = ("sample", "ticker", "series")
+_HOLDING_KEYS = {*_HOLDING_SOURCES, "weight", "name", "dividends"}
+_PORTFOLIO_KEYS = {"holdings", "rebalance", "rebalance_band"}
+
+
+@dataclass(frozen=True)
+class PortfolioHolding:
+    """One holding of a portfolio request, checked, its data not loaded yet."""
+
+    name: str
+    source: str  # "sample" | "ticker" | "series"
+    weight: Decimal
+    points: list | None = None  # a posted series' (ts, price) pairs
+    dividends: list | None = None  # posted dividends (replacing a sample's or ticker's)
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    """A checked portfolio request: its holdings and rebalance rule (no data loaded)."""
+
+    holdings: tuple[PortfolioHolding, ...]
+    rebalance: str
+    band: Decimal | None
+
+    @property
+    def tickers(self) -> list[str]:
+        """The holdings whose history the caller fetches (:func:`portfolio_backtest`)."""
+        return [h.name for h in self.holdings if h.source == "ticker"]
+
+
+def _portfolio_error(code: str, why: str, field: str = "portfolio") -> RequestError:
+    return RequestError(code, why, fields={field: why})
+
+
+def portfolio(raw, options: dict) -> Portfolio:
+    """The request's ``portfolio`` object checked: 1 to :data:`MAX_HOLDINGS` holdings, each
+    exactly one of a bundled ``sample``, a ``ticker`` (its history from the feed: needs the
+    request's ``start``) or a posted ``series`` (as ``prices``), with its ``weight`` (the
+    target_weight bounds, the sum at most 1: ``invalid_weights``); no holding twice
+    (``duplicate_holding``), no unknown sample (``unknown_sample``); the rebalance rule and band
+    as rules.portfolio checks them (``invalid_rebalance``)."""
+    if not isinstance(raw, dict) or set(raw) - _PORTFOLIO_KEYS:
+        extra = sorted(set(raw) - _PORTFOLIO_KEYS) if isinstance(raw, dict) else []
+        raise _portfolio_error("validation_error", "portfolio must be an object with holdings, "
+                               "rebalance and rebalance_band" + (
+                                   f" (unknown: {_shown(extra[0])})" if extra else "") + ".")
+    items = raw.get("holdings")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_HOLDINGS:
+        raise _portfolio_error("validation_error", "portfolio.holdings must be a list of 1 to "
+                               f"{MAX_HOLDINGS} holdings.", "portfolio.holdings")
+    out, seen = [], set()
+    for i, item in enumerate(items):
+        where = f"portfolio.holdings[{i}]"
+        if not isinstance(item, dict) or set(item) - _HOLDING_KEYS:
+            raise _portfolio_error("validation_error", f"{where} must be an object with one of "
+                                   "sample, ticker or series, a weight, and optionally name and "
+                                   "dividends.", where)
+        given = [k for k in _HOLDING_SOURCES if item.get(k) is not None]
+        if len(given) != 1:
+            raise _portfolio_error("validation_error", f"{where}: give one of sample, ticker or "
+                                   "series.", where)
+        source = given[0]
+        weight = item.get("weight")
+        problem = "is required" if weight is None else number_problem(weight)
+        if problem:
+            raise _portfolio_error("invalid_weights", f"{where}.weight {problem}.", where)
+        weight = Decimal(repr(weight)) if isinstance(weight, float) else Decimal(str(weight))
+        points = None
+        if source == "series":
+            points = _points(item["series"])
+            name = str(item.get("name") or f"series {i + 1}")[:32]
+        else:
+            value = item[source]
+            name = str(value).strip().upper() if isinstance(value, str) else ""
+            if source == "sample" and name not in data.SAMPLE_TICKERS:
+                raise _portfolio_error("unknown_sample", f"{where}: {_shown(value)} is not a "
+                                       "bundled sample (" + ", ".join(data.SAMPLE_TICKERS) +
+                                       ").", where)
+            if source == "ticker":
+                history_range({"ticker": name, "start": options.get("start"),
+                               "end": options.get("end")})  # ParamError: ticker, start, end
+        if name in seen:
+            raise _portfolio_error("duplicate_holding", f"{where}: {name} is already a holding "
+                                   "of this portfolio.", where)
+        seen.add(name)
+        dividends = _dividends(item["dividends"]) if "dividends" in item else None
+        out.append(PortfolioHolding(name, source, weight, points, dividends))
+    why = prules.weights_error([h.weight for h in out])
+    if why:
+        raise _portfolio_error("invalid_weights", why)
+    rule = raw.get("rebalance", "never")
+    band = raw.get("rebalance_band")
+    if band is not None:
+        problem = number_problem(band)
+        if problem:
+            raise _portfolio_error("invalid_rebalance", f"rebalance_band {problem}.",
+                                   "portfolio.rebalance_band")
+        band = Decimal(repr(band)) if isinstance(band, float) else Decimal(str(band))
+    problems = prules.rule_errors(rule, band)
+    if problems:
+        raise RequestError("invalid_rebalance", " ".join(problems.values()),
+                           fields={f"portfolio.{k}": v for k, v in problems.items()})
+    return Portfolio(tuple(out), rule, band)
+
+
+def portfolio_text(text: str, rebalance: str = "never", band=None, start=None,
+                   end=None) -> Portfolio:
+    """A command's ``--portfolio NAME=W,...`` as :func:`portfolio` reads a request's object:
+    a bundled sample's name is that sample, any other name a ticker (its history fetched by
+    the caller: it needs ``start``). ``--rebalance`` and ``--rebalance-band`` as ``rebalance``
+    and ``rebalance_band``. Refusals as :func:`portfolio`'s (RequestError)."""
+    holdings = []
+    for part in str(text).split(","):
+        name, _, weight = part.partition("=")
+        name = name.strip().upper()
+        if not name or not weight.strip():
+            raise _portfolio_error("validation_error",
+                                   f"{_shown(part)} is not NAME=WEIGHT (e.g. IBM=0.4).")
+        holdings.append({"sample" if name in data.SAMPLE_TICKERS else "ticker": name,
+                         "weight": weight.strip()})
+    raw = {"holdings": holdings, "rebalance": rebalance}
+    if band is not None:
+        raw["rebalance_band"] = str(band).strip()
+    return portfolio(raw, {"start": start, "end": end})
+
+
+def portfolio_holdings(spec: Portfolio, start=None, end=None,
+                       histories: dict[str, tuple] | None = None) -> list:
+    """``spec``'s holdings as the portfolio backtest takes them (``backtest.portfolio.Holding``):
+    each series loaded (``histories``: a ticker's ``(series, dividends, splits)``, fetched by
+    the caller), cut to ``start``/``end`` (RequestError naming the holding)."""
+    holdings = []
+    for i, h in enumerate(spec.holdings):
+        where = f"portfolio.holdings[{i}]"
+        splits: tuple = ()
+        try:
+            if h.source == "series":
+                series, dividends = data.series_from_points(h.points), []
+            elif h.source == "ticker":
+                series, dividends, splits = _history((histories or {}).get(h.name))
+            else:
+                series, dividends = data.load_sample(h.name)
+            series = series.between(start, end)
+        except data.DataError as exc:
+            raise _portfolio_error("validation_error", f"{where} ({h.name}): {exc}",
+                                   where) from None
+        if h.dividends is not None:
+            dividends = h.dividends
+        holdings.append(pf.Holding(h.name, series, h.weight, tuple(dividends), tuple(splits)))
+    return holdings
+
+
+@dataclass(frozen=True)
+class PortfolioBacktest:
+    """What ``backtest.portfolio.simulate`` takes, loaded and checked."""
+
+    holdings: list
+    cfg: rules.Config
+    setup: engine.Setup
+    rebalance: str
+    band: Decimal | None
+
+
+def portfolio_backtest(options: dict, spec: Portfolio,
+                       histories: dict[str, tuple] | None = None) -> PortfolioBacktest:
+    """The portfolio backtest of ``options`` (:func:`backtest_options`) and ``spec``: each
+    holding's series loaded (``histories``: a ticker's ``(series, dividends, splits)``,
+    fetched by the caller) and cut to ``start``/``end``."""
+    cfg, setup = _strategy_and_setup(options)
+    holdings = portfolio_holdings(spec, options.get("start"), options.get("end"), histories)
+    return PortfolioBacktest(holdings, cfg, setup, spec.rebalance, spec.band)

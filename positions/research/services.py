@@ -182,15 +182,16 @@ def _array(rows) -> np.ndarray:
 
 def result_of(sweep: ResearchJob) -> research.Result:
     """A finished sweep's research Result again, from what was stored (for the heatmap): the
-    same spec from the same parameters, the series by name only."""
-    job = requests.build(sweep.params)
+    same spec from the same parameters, the series by name only (nothing loaded or fetched:
+    a job by ticker or with a portfolio's tickers reads no history here)."""
+    spec = requests.spec_of(sweep.params)
     st = sweep.state
 
     def vec(xs):
         return np.array([math.nan if v is None else v for v in xs], dtype=float)
 
-    items = [research.Item(it.name, None, ()) for it in job.items]
-    return research.Result(job.spec, items, [], _array(st["values"]),
+    items = [research.Item(name, None, ()) for name in requests.series_names(sweep.params)]
+    return research.Result(spec, items, [], _array(st["values"]),
                            {int(k): v for k, v in st["errors"].items()}, vec(st["score"]),
                            vec(st["stability"]), list(st["ranking"]), seconds=st["seconds"],
                            workers=st["workers"])
@@ -214,11 +215,11 @@ def top_cells(sweep: ResearchJob) -> list[dict]:
 def cell_params(sweep: ResearchJob, cell: int) -> dict:
     """A sweep cell's strategy fields (the grid's values at that cell), as rules.Config holds
     them. Raises ParamError for a cell outside the grid."""
-    job = requests.build(sweep.params)
-    if not 0 <= cell < job.spec.n_cells:
+    spec = requests.spec_of(sweep.params)  # the grid alone: no series loaded or fetched
+    if not 0 <= cell < spec.n_cells:
         raise requests.ParamError(
-            "cell", f"cell {cell} is not in the grid (0 to {job.spec.n_cells - 1})")
-    return job.spec.values(cell)
+            "cell", f"cell {cell} is not in the grid (0 to {spec.n_cells - 1})")
+    return spec.values(cell)
 
 
 def job_apply_cell(*, sweep: ResearchJob, cell: int, position_id: str, owner=None):
@@ -233,7 +234,7 @@ def job_apply_cell(*, sweep: ResearchJob, cell: int, position_id: str, owner=Non
     except requests.ParamError as exc:
         raise DomainError("validation_error", str(exc), status=400,
                           fields={"cell": str(exc)}) from None
-    job = requests.build(sweep.params)
     return position_configure_replacing_rungs(
         owner=owner, position_id=position_id, changes=changes,
-        origin={"sweep_id": sweep.id, "cell": cell, "label": job.spec.label(cell)})
+        origin={"sweep_id": sweep.id, "cell": cell,
+                "label": requests.spec_of(sweep.params).label(cell)})

@@ -154,6 +154,11 @@ def test_every_field_of_every_answer_is_documented(api, schema, make_position):
                    "min_notional": 0})
     assert result["metrics"] and result["buy_and_hold"] and result["orders"]
     call("post", "/v1/backtests", "/v1/backtests", {"sample": "IBM", "end": "2000-03-01"})
+    portfolio = call("post", "/v1/backtests", "/v1/backtests", {
+        "portfolio": {"holdings": [{"sample": "IBM", "weight": 0.5},
+                                   {"sample": "MSFT", "weight": 0.4}], "rebalance": "monthly"},
+        "start": "2012-06-01"})
+    assert portfolio["holdings"] and portfolio["rebalances"]
     # errors are documented too
     call("get", "/v1/positions/pos_nothing", one)
     call("post", f"/v1/positions/{pos}/orders", orders, {"side": "SELL", "qty": 1000},

@@ -163,9 +163,16 @@ def test_schema_documents_the_endpoint(api):
         return components[ref["$ref"].rsplit("/", 1)[1]]
 
     body = component(op["requestBody"]["content"]["application/json"]["schema"])
-    # exactly one of a posted series, a sample or a ticker from the feed: three bodies, each
-    # refusing the others' fields
-    on_prices, on_sample, on_ticker = (component(ref) for ref in body["oneOf"])
+    # exactly one of a posted series, a sample, a ticker from the feed or a portfolio: four
+    # bodies, each refusing the others' fields
+    on_prices, on_sample, on_ticker, on_portfolio = (component(ref) for ref in body["oneOf"])
+    assert "portfolio" in on_portfolio["required"] and "prices" not in on_portfolio["properties"]
+    holding = component(component(on_portfolio["properties"]["portfolio"])["properties"]
+                        ["holdings"]["items"])
+    assert {"sample", "ticker", "series", "weight"} <= set(holding["properties"])
+    answers = component(op["responses"]["200"]["content"]["application/json"]["schema"])
+    assert [ref["$ref"].rsplit("/", 1)[1] for ref in answers["oneOf"]] == [
+        "BacktestResult", "PortfolioBacktestResult"]
     assert "prices" in on_prices["required"] and "sample" not in on_prices["properties"]
     assert "sample" in on_sample["required"] and "prices" not in on_sample["properties"]
     assert "ticker" in on_ticker["required"] and "prices" not in on_ticker["properties"]

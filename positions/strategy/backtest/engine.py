@@ -200,12 +200,14 @@ def run(series, cfg: rules.Config, setup: Setup = Setup(), dividends: Iterable =
 def simulate(series, policy, cfg: rules.Config, setup: Setup = Setup(),
              dividends: Iterable = (), *, exact: bool = True, fast: bool = True,
              progress: Callable[[int], None] | None = None,
-             switches: dict[int, rules.Config] | None = None) -> Run:
+             switches: dict[int, rules.Config] | None = None,
+             moves: dict[int, Callable] | None = None) -> Run:
     """A run of ``policy`` (what decides on the bars: :class:`Rules`, :class:`Hold`, or any
     object with ``evaluates_first_bar`` and ``loop(book, start, fast)``) over ``series``, from
     the opening purchase of ``setup``, with the fill policy ``setup.fill`` (:class:`SameBar` or
     :class:`NextBar`) and the corporate actions (:class:`Actions`: splits, dividends, and
-    ``switches``, the configuration that holds from a bar on: a walk-forward's windows)."""
+    ``switches``, the configuration that holds from a bar on: a walk-forward's windows; and
+    ``moves``, cash that comes or goes at a bar: a portfolio's rebalance)."""
     errors = setup_errors(setup)
     if errors:
         raise SetupError(errors)
@@ -213,7 +215,8 @@ def simulate(series, policy, cfg: rules.Config, setup: Setup = Setup(),
         cfg_errors = rules.config_errors(c)
         if cfg_errors:
             raise rules.RuleError("invalid_config", " ".join(cfg_errors.values()))
-    book = Book(series, cfg, setup, list(dividends), exact, progress, switches or {})
+    book = Book(series, cfg, setup, list(dividends), exact, progress, switches or {},
+                moves or {})
     return book.go(policy, fast)
 
 
@@ -438,10 +441,12 @@ FILL_POLICIES = {"same_bar": SameBar, "next_bar": NextBar, "limit": Limit}
 class Actions:
     """What happens to the book at fixed bars, before the bar's fill and evaluation: the
     configuration switches first (a walk-forward's window starts), then a split, then the
-    ex-dates, then the pay-dates (docs/strategy.md#backtest, #splits)."""
+    ex-dates, then the pay-dates (docs/strategy.md#backtest, #splits), then the cash moves:
+    ``moves[j](book, j)`` answers the amount added to the cash at bar ``j`` (negative: taken;
+    the caller keeps the cash non-negative: rules.portfolio.rebalance does)."""
 
     def __init__(self, days: np.ndarray, setup: Setup, dividends: list, num,
-                 switches: dict[int, rules.Config]):
+                 switches: dict[int, rules.Config], moves: dict[int, Callable] | None = None):
         n = len(days)
         self.num = num
         self.dps = [num(d.dps) for d in dividends]
@@ -453,8 +458,9 @@ class Actions:
             if 0 < j < n:
                 self.split_at[j] = self.split_at.get(j, Fraction(1)) * rules.split_ratio(ratio)
         self.switches = switches
+        self.moves = moves or {}
         self.bars = np.array(sorted(set(self.ex_at) | set(self.pay_at) | set(self.split_at)
-                                    | set(switches)), dtype=np.int64)
+                                    | set(switches) | set(self.moves)), dtype=np.int64)
 
     def at(self, book: Book, j: int) -> None:
         cfg = self.switches.get(j)
@@ -483,6 +489,12 @@ class Actions:
             book.R -= net
             book.received += net
             book.changed = True
+        move = self.moves.get(j)
+        if move is not None:
+            amount = move(book, j)
+            if amount:
+                book.C += num(amount)
+                book.changed = True
 
 
 # -- the book ------------------------------------------------------------------------------------
@@ -493,7 +505,7 @@ class Book:
     changes, with the composed fill policy (``fills``) and corporate actions (``actions``).
     A policy's loop reads and changes it through the methods below."""
 
-    def __init__(self, series, cfg, setup, dividends, exact, progress, switches):
+    def __init__(self, series, cfg, setup, dividends, exact, progress, switches, moves=None):
         self.p = np.ascontiguousarray(series.prices, dtype=np.float64)
         # For the first bars of a scan, one by one: a data.Series keeps its own, built once
         # (when its prices are already this float64 array, the list is the same).
@@ -516,7 +528,7 @@ class Book:
         self.start_weight = num(setup.start_weight)
         self.fills = FILL_POLICIES[setup.fill]()
         self.cancelled = 0
-        self.actions = Actions(self.days, setup, dividends, num, switches)
+        self.actions = Actions(self.days, setup, dividends, num, switches, moves)
         self.events = self.actions.bars
         # State.
         zero = num(0)

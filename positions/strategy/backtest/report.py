@@ -148,7 +148,7 @@ def metrics_json(m: dict) -> dict:
         if k == "final_qty":
             out[k] = formats.number(v, 8)
         elif k in ("buys", "sells"):
-            out[k] = int(v)
+            out[k] = None if v is None else int(v)  # None: a portfolio benchmark's curve
         elif k == "max_drawdown_days":
             out[k] = formats.number(v, 4)
         else:

@@ -12,6 +12,7 @@ import numpy as np
 
 from positions.strategy import formats
 from positions.strategy.backtest import benchmarks, metrics
+from positions.strategy.backtest import portfolio as pf
 from positions.strategy.backtest import report as bt_report
 from positions.strategy.research import output, sweep
 
@@ -156,6 +157,57 @@ def write_backtest_plot(rep: bt_report.Report, path) -> None:
     _finish(fig, ax3, path)
 
 
+def write_portfolio_plot(run: pf.PortfolioRun, path) -> None:
+    """Two stacked panels of a portfolio backtest: its equity against its two benchmarks (held
+    at weights, fixed mix) with the rebalances marked; each holding's contribution (its gain
+    as a fraction of the starting cash) over time."""
+    # matplotlib: a heavy optional library, loaded when a chart is drawn
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import PercentFormatter
+
+    s = run.series
+    n = len(s)
+    idx = s.day_ends if n > 20000 else np.arange(n)
+    x = s.times[idx]
+    cash = run.setup.cash
+    f = pf.figures(run, cash)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(13, 8), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 2]}, layout="constrained")
+    versus = ", ".join(f"{pf.LABELS[k].lower()} {formats.pct(m['total_return'], 1)}"
+                       for k, m in f["benchmarks"].items())
+    names = ", ".join(f"{h.name} {formats.fraction(h.weight)}" for h in run.holdings)
+    fig.suptitle(f"Portfolio of {names}, {s.label(0)} to {s.label(n - 1)}\n"
+                 f"portfolio {formats.pct(f['portfolio']['total_return'], 1)} vs {versus}",
+                 fontsize=12, fontweight="bold")
+    ax1.plot(x, run.equity[idx], color="#1f77b4", lw=1.3,
+             label=f"Portfolio ({formats.money(f['final_value'])})")
+    for (k, eq), color in zip(run.benchmarks.items(), BENCH_COLORS, strict=False):
+        ax1.plot(x, eq[idx], color=color, lw=1.0,
+                 label=f"{pf.LABELS[k]} ({formats.money(eq[-1])})")
+    for j, r in enumerate(run.rebalances):
+        ax1.axvline(s.times[r.bar], color="#999999", lw=0.5, alpha=0.5,
+                    label=(f"Rebalances ({len(run.rebalances):,})" if j == 0 else None))
+    ax1.axhline(float(cash), color="black", lw=0.6, ls=":")
+    ax1.set_ylabel("Portfolio value")
+    ax1.set_title("Equity against the benchmarks (dividends credited)", loc="left", fontsize=11)
+    ax1.legend(loc="upper left", fontsize=9, framealpha=0.85)
+    for h, curve, hf in zip(run.holdings, run.contribution_curves(cash), f["holdings"],
+                            strict=True):
+        ax2.plot(x, curve[idx], lw=1.0,
+                 label=f"{h.name} ({formats.pct(hf['contribution'], 1)})")
+    ax2.axhline(0, color="black", lw=0.6, ls=":")
+    ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax2.set_ylabel("Gain / starting cash")
+    ax2.set_title("Each holding's contribution", loc="left", fontsize=11)
+    ax2.legend(loc="upper left", fontsize=9, ncol=min(4, len(run.holdings)), framealpha=0.85)
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+    _finish(fig, ax2, path)
+
+
 def _finish(fig, bottom, path) -> None:
     """Concise dates on the bottom axis, then the picture saved and closed."""
     # matplotlib: a heavy optional library, loaded when a chart is drawn
@@ -255,19 +307,18 @@ def write_walkforward_plot(res, path) -> None:
                              layout="constrained")
     ax = axes[0]
     x = s.times
-    m = rep.metrics
+    m = res.oos_metrics
     ax.plot(x, rep.equity, color="#1f77b4", lw=1.4,
             label=f"Walk-forward, out of sample ({formats.pct(m['total_return'], 1)})")
-    for (k, b), c in zip(rep.benchmarks.items(), BENCH_COLORS, strict=False):
-        ax.plot(x, b.equity, color=c, lw=1.0,
-                label=f"{benchmarks.LABELS[k]} ({formats.pct(b.metrics['total_return'], 1)})")
+    for (label, (eq, ret)), c in zip(res.oos_benchmarks.items(), BENCH_COLORS, strict=False):
+        ax.plot(x, eq, color=c, lw=1.0, label=f"{label} ({formats.pct(ret, 1)})")
     full = res.item.series
     starts = [full.times[w.window.test[0]] for w in res.windows]
     for t in starts[1:]:
         for a in axes:
             a.axvline(t, color="black", lw=0.5, ls=":", alpha=0.6)
     ax.axhline(float(spec.setup.cash), color="black", lw=0.6, ls=":")
-    ax.set_ylabel("Position value")
+    ax.set_ylabel("Portfolio value" if res.portfolio else "Position value")
     ax.legend(loc="upper left", fontsize=9, framealpha=0.85)
     ax.set_title(f"Stitched out-of-sample equity against the benchmarks (train {res.train}, "
                  f"test {res.test}; dotted lines: window starts)", loc="left", fontsize=11)

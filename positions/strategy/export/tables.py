@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from positions.strategy import formats
 from positions.strategy.backtest import benchmarks, metrics
+from positions.strategy.backtest import portfolio as pf
 from positions.strategy.backtest import report as bt_report
 from positions.strategy.export import cells
 from positions.strategy.research import output, sweep
@@ -202,6 +203,101 @@ def write_backtest_xlsx(rep: bt_report.Report, path) -> None:
     wb.save(path)
 
 
+def write_portfolio_xlsx(run: pf.PortfolioRun, path) -> None:
+    """A portfolio backtest's workbook: Summary (the portfolio beside its two benchmarks, each
+    holding, the inputs: the figures of :func:`portfolio.figures`), Rebalances (date, each
+    holding's move, the unallocated cash after it, turnover), Daily (end-of-day values and
+    contributions). Dates are dates; every header row is frozen; every table has a filter."""
+    # openpyxl: a heavy optional library, loaded when a workbook is written
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    cash = run.setup.cash
+    f = pf.figures(run, cash)
+    s = run.series
+    names = [h.name for h in run.holdings]
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Summary"
+    for line in pf.table(run, cash, run.rule, run.band).split("\n")[:2]:
+        cells.append(ws, [line])
+    ws["A1"].font = Font(bold=True)
+    cells.append(ws, [])
+    cols = [f["portfolio"], *f["benchmarks"].values()]
+    header = ["Metric", "Portfolio", *(pf.LABELS[k] for k in f["benchmarks"]), "Key"]
+    cells.append(ws, header)
+    style_header(ws, ws.max_row, len(header))
+    ws.freeze_panes = f"B{ws.max_row + 1}"
+    for k in f["portfolio"]:
+        cells.append(ws, [_SUMMARY_LABELS[k], *(m[k] for m in cols), k])
+        fmt = _number_format(k)
+        for c in ws[ws.max_row][1:1 + len(cols)]:
+            c.number_format = fmt or "General"
+    cells.append(ws, [])
+    for label, key, fmt in (("Final value", "final_value", "#,##0.00"),
+                            ("Unallocated cash at the end", "final_free_cash", "#,##0.00"),
+                            ("Rebalances", "rebalances", None),
+                            ("Cash moved by the rebalances", "rebalance_turnover", "#,##0.00"),
+                            ("Rebalance turnover (per year)", "rebalance_turnover_per_year",
+                             "0.00%")):
+        v = f[key]
+        cells.append(ws, [label, float(v) if isinstance(v, Decimal) else v, "", "", key])
+        if fmt:
+            ws[ws.max_row][1].number_format = fmt
+    if f["note"]:
+        cells.append(ws, [])
+        cells.append(ws, [f"Note: {f['note']}"])
+    cells.append(ws, [])
+    head = ["Holding", "Weight", "Cash", "Moved in", "Final value", "Contribution", "Orders"]
+    cells.append(ws, head)
+    style_header(ws, ws.max_row, len(head))
+    for h in f["holdings"]:
+        cells.append(ws, [h["name"], float(h["weight"]), float(h["cash"]), float(h["moved_in"]),
+                          float(h["final_value"]), h["contribution"], h["orders"]])
+        row = ws[ws.max_row]
+        for c, fmt in zip(row[1:6], ("0.00%", "#,##0.00", "#,##0.00", "#,##0.00", "0.00%"),
+                          strict=True):
+            c.number_format = fmt
+    cells.append(ws, [])
+    cells.append(ws, ["Input", "Value"])
+    style_header(ws, ws.max_row, 2)
+    cfg_rows = [(n, getattr(run.cfg, n)) for n in run.cfg.__dataclass_fields__]
+    cfg_rows += [(n, getattr(run.setup, n)) for n in ("cash", "start_weight", "slippage_bps",
+                                                      "fill")]
+    cfg_rows += [("rebalance", run.rule), ("rebalance_band", run.band)]
+    for n, v in cfg_rows:
+        cells.append(ws, [n, float(v) if isinstance(v, Decimal) else v])
+    ws.column_dimensions["A"].width = 40
+    for col in "BCDEFG":
+        ws.column_dimensions[col].width = 18
+
+    fmt = "yyyy-mm-dd hh:mm:ss" if s.intraday else "yyyy-mm-dd"
+    table_sheet(
+        wb.create_sheet("Rebalances"),
+        ("date", *(f"move {n}" for n in names), "unallocated cash", "turnover"),
+        ([bar_time(s, r.bar), *(float(m) for m in r.result.moves),
+          float(r.result.free_cash), float(r.result.turnover)] for r in run.rebalances),
+        date_format=fmt, widths={"A": 20})
+
+    portfolio_daily_sheet(wb.create_sheet("Daily"), run)
+    wb.save(path)
+
+
+def portfolio_daily_sheet(ws, run: pf.PortfolioRun) -> None:
+    """A portfolio's end-of-day values: the portfolio, its benchmarks, the unallocated cash,
+    each holding's value and contribution (a portfolio backtest's and walk-forward's Daily)."""
+    s = run.series
+    names = [h.name for h in run.holdings]
+    curves = run.contribution_curves(run.setup.cash)
+    series = [run.equity, *run.benchmarks.values(), run.free, *run.holding_equity, *curves]
+    table_sheet(
+        ws, ("date", "portfolio", *run.benchmarks, "unallocated_cash",
+             *(f"value {n}" for n in names), *(f"contribution {n}" for n in names)),
+        ([s.times[j].astype("datetime64[D]").item(),
+          *(daily_cell("value", a[j]) for a in series)] for j in s.day_ends),
+        date_format="yyyy-mm-dd", freeze_col="B", widths={"A": 12})
+
+
 def _number_format(key: str) -> str | None:
     if key in _PERCENT:
         return "0.00%"
@@ -256,9 +352,9 @@ def write_sweep_xlsx(res: sweep.Result, path) -> None:
     bench_cols = ["series", "benchmark", *metrics.METRIC_NAMES]
     table_sheet(
         wb.create_sheet("Benchmarks"), bench_cols,
-        ([it.name, benchmarks.LABELS[k],
+        ([it.name, sweep.bench_label(it, k),
           *(formats.rounded(b[k][m]) for m in metrics.METRIC_NAMES)]
-         for it, b in zip(res.items, res.benchmarks, strict=True) for k in benchmarks.NAMES),
+         for it, b in zip(res.items, res.benchmarks, strict=True) for k in b),
         widths={"B": 22})
     info = wb.create_sheet("About")
     for line in output.describe(res):
@@ -307,6 +403,9 @@ def write_walkforward_xlsx(res, path) -> None:
     for row in ws.iter_rows(min_row=2, min_col=2, max_col=5):
         for c in row:
             c.number_format = "yyyy-mm-dd"
-    daily_sheet(wb.create_sheet("Daily"), res.report)
+    if res.portfolio:
+        portfolio_daily_sheet(wb.create_sheet("Daily"), res.report)
+    else:
+        daily_sheet(wb.create_sheet("Daily"), res.report)
     wb.save(path)
 

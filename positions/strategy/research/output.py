@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from positions.strategy import formats
-from positions.strategy.backtest import benchmarks
+from positions.strategy.backtest import portfolio as pf
 from positions.strategy.backtest import report as bt_report
 from positions.strategy.research import sweep
 
@@ -91,8 +91,8 @@ def top_table(res: sweep.Result, n: int | None = None) -> str:
     out.append("")
     for it, b in zip(res.items, res.benchmarks, strict=True):
         out.append(f"Benchmarks on {it.name or 'the series'}: " + ", ".join(
-            f"{benchmarks.LABELS[k].lower()} {spec.metric} "
-            f"{fmt_metric(spec.metric, b[k][spec.metric])}" for k in benchmarks.NAMES))
+            f"{sweep.bench_label(it, k).lower()} {spec.metric} "
+            f"{fmt_metric(spec.metric, b[k][spec.metric])}" for k in b))
     best = res.best
     if best is not None:
         stab = fmt_metric(spec.metric, stability_value(res, best))
@@ -245,9 +245,15 @@ def wf_table(res) -> str:
     if ins:
         out.append(f"In sample, the chosen cells' mean {metric} was "
                    f"{fmt_metric(metric, sum(ins) / len(ins))}; out of sample, stitched, "
-                   f"{fmt_metric(metric, formats.rounded(res.report.metrics.get(metric)))}.")
+                   f"{fmt_metric(metric, formats.rounded(res.oos_metrics.get(metric)))}.")
     out.append("")
     out.append("Stitched out of sample, against the benchmarks over the same span:")
+    if res.portfolio:
+        run = res.report
+        out.append("Each holding on the cell chosen for each window (above), from the first bar "
+                   "of its test window, carrying its state and the portfolio's cash over")
+        out.extend(pf.table(run, run.setup.cash, run.rule, run.band).split("\n"))
+        return "\n".join(out)
     lines = bt_report.table(res.report).split("\n")
     lines[1] = ("Strategy: the cell chosen for each window (above), from the first bar of its "
                 "test window, carrying shares, cash, receivable and anchor over")
@@ -256,8 +262,11 @@ def wf_table(res) -> str:
 
 
 def wf_document(res) -> dict:
-    doc = bt_report.document(res.report)
-    doc.pop("buy_and_hold", None)
+    if res.portfolio:
+        doc = pf.document(res.report, res.spec.setup.cash)
+    else:
+        doc = bt_report.document(res.report)
+        doc.pop("buy_and_hold", None)
     return {
         "series": res.item.name,
         "train": str(res.train),

@@ -39,6 +39,7 @@ import numpy as np
 
 from positions.strategy import formats, rules
 from positions.strategy.backtest import benchmarks, engine, metrics, report
+from positions.strategy.backtest import portfolio as pf
 
 FIELDS = {f.name: f for f in dataclasses.fields(rules.Config)}
 # Run options a grid may also vary: the fill policy (compare market and resting orders in one
@@ -170,6 +171,38 @@ class Item:
 
 
 @dataclass(frozen=True)
+class PortfolioItem:
+    """A portfolio swept as a series is (docs/backtests.md#portfolio-backtests): each cell is
+    one portfolio backtest (``backtest.portfolio.simulate``: every holding on the cell's
+    strategy, the cash moved by ``rule``), measured by its figures under a single backtest's
+    names; its benchmarks are the portfolio's (held at weights, fixed mix). The holdings are
+    aligned on their common bars (``series``: those bars)."""
+
+    name: str
+    holdings: tuple  # backtest.portfolio.Holding, aligned
+    rule: str = "never"
+    band: Decimal | None = None
+    dividends: tuple = ()  # each holding carries its own
+
+    @classmethod
+    def of(cls, name: str, holdings, rule: str = "never", band=None) -> PortfolioItem:
+        """The holdings aligned, the weights and the rule checked (GridError)."""
+        try:
+            return cls(name, tuple(pf.check(list(holdings), rule, band)), rule, band)
+        except pf.PortfolioError as exc:
+            raise GridError(exc.message) from None
+
+    @property
+    def series(self):
+        return self.holdings[0].series
+
+    def cut(self, start: int, stop: int) -> PortfolioItem:
+        """The portfolio over bars [start, stop) (a walk-forward's window)."""
+        return dataclasses.replace(self, holdings=tuple(
+            dataclasses.replace(h, series=h.series.cut(start, stop)) for h in self.holdings))
+
+
+@dataclass(frozen=True)
 class Spec:
     base: rules.Config
     axes: tuple[Axis, ...]
@@ -230,6 +263,10 @@ def bench_returns(spec: Spec, items: Sequence[Item]) -> list[dict]:
     excess and timing."""
     out = []
     for it in items:
+        if isinstance(it, PortfolioItem):
+            out.append({k: report.metrics_json(m) for k, m in pf.benchmark_summaries(
+                list(it.holdings), spec.base, spec.setup, it.rule, it.band).items()})
+            continue
         runs = benchmarks.run_all(it.series, spec.base, spec.setup, it.dividends)
         out.append({k: report.metrics_json(metrics.summary(it.series, r, spec.base,
                                                            spec.setup.cash))
@@ -239,11 +276,19 @@ def bench_returns(spec: Spec, items: Sequence[Item]) -> list[dict]:
 
 def measure_cell(cfg: rules.Config, it: Item, setup: engine.Setup, bench: dict,
                  exact: bool) -> list:
-    """One cell on one series: the values of :data:`CELL_METRICS` (floats, NaN undefined)."""
-    run = engine.run(it.series, cfg, setup, it.dividends, exact=exact)
-    m = report.metrics_json(metrics.summary(it.series, run, cfg, setup.cash))
+    """One cell on one series (or portfolio: exact whatever ``exact``, its holdings' engines
+    meet at the rebalances; the entrances sweep a portfolio with ``Spec.exact``, so nothing is
+    re-run): the values of :data:`CELL_METRICS` (floats, NaN undefined). A portfolio's held mix
+    is its holdings held at their weights."""
+    if isinstance(it, PortfolioItem):
+        m = report.metrics_json(pf.summary(pf.simulate(list(it.holdings), cfg, setup, it.rule,
+                                                       it.band, with_benchmarks=False)))
+    else:
+        run = engine.run(it.series, cfg, setup, it.dividends, exact=exact)
+        m = report.metrics_json(metrics.summary(it.series, run, cfg, setup.cash))
     r = m["total_return"]
-    m["excess_over_held_mix"] = r - bench["held_mix"]["total_return"]
+    m["excess_over_held_mix"] = r - bench["held_mix" if "held_mix" in bench else "held"][
+        "total_return"]
     m["trigger_timing"] = r - bench["fixed_mix"]["total_return"]
     return [math.nan if m[k] is None else float(m[k]) for k in CELL_METRICS]
 
@@ -261,7 +306,8 @@ def run_chunk(spec: Spec, items: Sequence[Item], bench: list[dict], cells: Seque
         try:
             vals = np.array([measure_cell(cfg, it, spec.setup_of(cell), b, exact)
                              for it, b in zip(items, bench, strict=True)])
-        except (engine.SetupError, rules.RuleError, InvalidOperation) as exc:
+        except (engine.SetupError, rules.RuleError, InvalidOperation,
+                pf.PortfolioError) as exc:
             out.append((cell, None, str(exc)))
             continue
         out.append((cell, vals, None))
@@ -293,6 +339,12 @@ class Result:
         """The metric ``name`` averaged over the series, per cell (NaN if any is NaN)."""
         v = self.values if values is None else values
         return v[..., self.metric_index(name)].mean(axis=-1)
+
+
+def bench_label(item, key: str) -> str:
+    """A benchmark's label: a series' (benchmarks.LABELS) or a portfolio's (held at weights,
+    fixed mix at its rule's period)."""
+    return (pf.LABELS if isinstance(item, PortfolioItem) else benchmarks.LABELS)[key]
 
 
 def scores(values: np.ndarray, metric: str) -> np.ndarray:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from positions.strategy.backtest import benchmarks, engine, metrics
+from positions.strategy.backtest import portfolio as pf
 from positions.strategy.backtest import report as bt_report
 from positions.strategy.research import sweep
 
@@ -176,9 +177,30 @@ class Result:
     test: Length
     windows: list[WindowResult]
     oos_series: object
-    report: bt_report.Report  # the stitched out-of-sample run against the benchmarks
+    # the stitched out-of-sample run against the benchmarks (a portfolio's: pf.PortfolioRun)
+    report: bt_report.Report | pf.PortfolioRun
     seconds: float = 0.0
     note: str | None = None  # a short last window dropped (Windows.note)
+
+
+    @property
+    def portfolio(self) -> bool:
+        return isinstance(self.report, pf.PortfolioRun)
+
+    @property
+    def oos_metrics(self) -> dict:
+        """The stitched run's figures under a single backtest's names."""
+        return pf.summary(self.report) if self.portfolio else self.report.metrics
+
+    @property
+    def oos_benchmarks(self) -> dict[str, tuple[np.ndarray, float]]:
+        """Each benchmark over the out-of-sample span: label -> (equity, total return)."""
+        if self.portfolio:
+            cash = float(self.spec.setup.cash)
+            return {pf.LABELS[k]: (eq, float(eq[-1]) / cash - 1.0)
+                    for k, eq in self.report.benchmarks.items()}
+        return {benchmarks.LABELS[k]: (b.equity, b.metrics["total_return"])
+                for k, b in self.report.benchmarks.items()}
 
 
 def check_axes(axes) -> None:
@@ -195,12 +217,14 @@ def run(spec: sweep.Spec, item: sweep.Item, train: Length, test: Length, *, jobs
         progress: Callable[[int], None] | None = None) -> Result:
     """Sweep each train part, run the best cells out of sample as one run, measure it."""
     check_axes(spec.axes)
+    portfolio = isinstance(item, sweep.PortfolioItem)
     t0 = time.perf_counter()
     series = item.series
     wins = windows(series, train, test)
     chosen = []
     for w in wins:
-        part = sweep.Item(item.name, _slice(series, *w.train), item.dividends)
+        part = (item.cut(*w.train) if portfolio else
+                sweep.Item(item.name, _slice(series, *w.train), item.dividends))
         res = sweep.run(spec, [part], jobs=jobs, dask_address=dask_address, progress=progress)
         best = res.best
         vals = (res.exact_values.get(best, res.values[best]) if best is not None else None)
@@ -214,8 +238,12 @@ def run(spec: sweep.Spec, item: sweep.Item, train: Length, test: Length, *, jobs
         cfg = spec.config(cell) if cell is not None else (configs[-1][1] if configs
                                                          else spec.base)
         configs.append((w.test[0] - start, cfg))
-    strat = run_windows(oos, configs, spec.setup, item.dividends, exact=exact)
-    rep = _report(oos, strat, spec, item, configs, exact)
+    if portfolio:  # every holding switches at the windows; the portfolio's own report
+        rep = pf.simulate(list(item.cut(start, stop).holdings), configs[0][1], spec.setup,
+                          item.rule, item.band, switches=dict(configs[1:]))
+    else:
+        strat = run_windows(oos, configs, spec.setup, item.dividends, exact=exact)
+        rep = _report(oos, strat, spec, item, configs, exact)
     results = []
     for w, (cell, ins), (_, cfg) in zip(wins, chosen, configs, strict=True):
         a, b = w.test[0] - start, w.test[1] - start

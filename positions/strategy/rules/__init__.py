@@ -10,7 +10,9 @@ public names (``rules.evaluate``, ``rules.Config``, ...):
   guardrail arithmetic, trigger sizes and the rounding to the configured step;
 - :mod:`.explain`: the sentences a person reads;
 - :mod:`.book`: the book arithmetic of fills, dividends and splits;
-- :mod:`.guard`: the price-jump rule.
+- :mod:`.guard`: the price-jump rule;
+- :mod:`.portfolio`: a portfolio's rebalance, when it is due and the cash it moves
+  (docs/strategy.md#portfolios; imported as ``rules.portfolio``).
 """
 
 from positions.strategy.rules.book import (
@@ -38,8 +40,10 @@ from positions.strategy.rules.book import (
 from positions.strategy.rules.config import (
     BOUNDS,
     BUY,
+    CONFIG_FIELDS,
     MAX_ORDERS_PER_DAY_LIMIT,
     MAX_PRICE_JUMP_LIMIT,
+    REBALANCES,
     SELL,
     SIDES,
     SIZINGS,
@@ -76,11 +80,13 @@ __all__ = [
     "BLOCKS",
     "BOUNDS",
     "BUY",
+    "CONFIG_FIELDS",
     "KINDS",
     "MAX_ORDERS_PER_DAY_LIMIT",
     "MAX_PRICE_JUMP_LIMIT",
     "MONEY_PLACES",
     "QTY_PLACES",
+    "REBALANCES",
     "SELL",
     "SIDES",
     "SIZINGS",

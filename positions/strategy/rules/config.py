@@ -18,6 +18,8 @@ SIZINGS = ("proportional", "original", "fixed_fraction")
 BUY = "BUY"
 SELL = "SELL"
 SIDES = (BUY, SELL)
+# A portfolio's rebalance rule (docs/strategy.md#portfolios; rules.portfolio applies it).
+REBALANCES = ("never", "monthly", "quarterly", "yearly", "band")
 
 MAX_PRICE_JUMP_LIMIT = Decimal(10)
 MAX_ORDERS_PER_DAY_LIMIT = 100000
@@ -66,7 +68,9 @@ class Bound:
     ``places_checked``: the rules themselves refuse more decimals than ``decimals`` (quantities
     are stored with 8). ``nullable``: None means "not set". ``below``: the field must be less
     than that other field. ``constraint``: the name of the database check constraint (fields
-    sharing a name are checked by one constraint)."""
+    sharing a name are checked by one constraint). ``model``: whose field it is ("position":
+    the strategy's configuration; "portfolio": a portfolio's rebalance rule; "holding": a
+    position's place in a portfolio), so each model's constraints are its own."""
 
     kind: str
     low: Any = None
@@ -80,6 +84,7 @@ class Bound:
     places_checked: bool = False
     below: str | None = None
     constraint: str | None = None
+    model: str = "position"
 
     def sentence(self, name: str) -> str:
         """What the field must be, as the error sentence says it."""
@@ -137,7 +142,17 @@ BOUNDS: dict[str, Bound] = {
                                   constraint="pos_withholding_range"),
     "max_price_jump": Bound("decimal", 0, False, MAX_PRICE_JUMP_LIMIT, True, **_RATIO,
                             constraint="pos_max_price_jump_range"),
+    # A portfolio's rule (docs/strategy.md#portfolios): the period, or "band" with the absolute
+    # weight drift that triggers a rebalance; each position's target weight (sum at most 1,
+    # rules.portfolio.weights_error).
+    "rebalance": Bound("choice", choices=REBALANCES, model="portfolio",
+                       constraint="pfl_rebalance_valid"),
+    "rebalance_band": Bound("decimal", 0, False, 1, False, **_RATIO, nullable=True,
+                            model="portfolio", constraint="pfl_band_range"),
+    "target_weight": Bound("decimal", 0, True, 1, True, **_RATIO, nullable=True,
+                           model="holding", constraint="pos_target_weight_range"),
 }
+CONFIG_FIELDS = tuple(f for f in Config.__slots__)
 
 
 def field_kwargs(name: str) -> dict:
@@ -182,9 +197,10 @@ def constraint_lookups(constraint: str) -> list[tuple[str, str, Any]]:
     return terms
 
 
-def constraint_names() -> list[str]:
-    """Every check constraint of the table, in field order."""
-    return list(dict.fromkeys(b.constraint for b in BOUNDS.values() if b.constraint))
+def constraint_names(model: str = "position") -> list[str]:
+    """Every check constraint of ``model``'s fields in the table, in field order."""
+    return list(dict.fromkeys(b.constraint for b in BOUNDS.values()
+                              if b.constraint and b.model == model))
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,7 +230,8 @@ def config_errors(cfg: Config) -> dict[str, str]:
     The bounds of :data:`BOUNDS`, plus ``guard_low < guard_high`` (reported on both fields)."""
     errors: dict[str, str] = {}
     ok: dict[str, Any] = {}
-    for name, b in BOUNDS.items():
+    for name in CONFIG_FIELDS:
+        b = BOUNDS[name]
         v = getattr(cfg, name)
         if v is None and b.nullable:
             continue

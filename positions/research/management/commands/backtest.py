@@ -6,6 +6,7 @@ Examples::
     manage.py backtest --csv AAPL.csv --start 2015-01-01 --trigger-pct 0.05 --json
     manage.py backtest --csv minutes.csv --dividends divs.csv --xlsx report.xlsx
     manage.py backtest --ticker AAPL --start 2015-01-01 --end 2020-12-31
+    manage.py backtest --portfolio IBM=0.4,MSFT=0.4 --rebalance quarterly --cash 100000
 
 Every strategy field is an option named like the field with dashes (``--trigger-pct 0.05``,
 ``--sizing original``, ``--fractional false``, ``--qty-step none``); ratios are fractions.
@@ -68,6 +69,7 @@ class Command(BaseCommand):
                          help="the ticker's raw daily bars, splits and dividends from the feed "
                               "VOLBAL_PRICE_FEED names (needs --start; cached: "
                               "docs/marketdata.md#history-for-research)")
+        add_portfolio_arguments(src, one)
         src.add_argument("--start", help="first date or time to include (ISO)")
         src.add_argument("--end", help="last date or time to include (ISO; a date includes the "
                                        "whole day)")
@@ -86,8 +88,12 @@ class Command(BaseCommand):
         out.add_argument("--json", action="store_true",
                          help="print one JSON document: metrics, benchmarks, attribution, notes, "
                               "orders")
-        out.add_argument("--plot", metavar="FILE.png", help="draw price, equity and weight")
-        out.add_argument("--xlsx", metavar="FILE", help="workbook: Summary, Orders, Daily")
+        out.add_argument("--plot", metavar="FILE.png",
+                         help="draw price, equity and weight (a portfolio: equity against its "
+                              "benchmarks, each holding's contribution)")
+        out.add_argument("--xlsx", metavar="FILE",
+                         help="workbook: Summary, Orders, Daily (a portfolio: Summary, "
+                              "Rebalances, Daily)")
         out.add_argument("--equity-csv", metavar="FILE", help="the daily series as CSV")
 
     def handle(self, *args, **opts):
@@ -100,6 +106,8 @@ class Command(BaseCommand):
 
         cfg = _config(opts)
         setup = setup_from(opts)
+        if opts["portfolio"]:
+            return self.portfolio(cfg, setup, opts)
         try:
             if opts["csv"]:
                 series = data.load_csv(opts["csv"], ohlc=setup.fill == "limit")
@@ -136,6 +144,37 @@ class Command(BaseCommand):
             ("daily series", opts["equity_csv"], lambda path: tables.write_equity_csv(rep, path)),
         ], lambda: report.document(rep), lambda: report.table(rep))
 
+    def portfolio(self, cfg, setup, opts) -> None:
+        """``--portfolio``: each holding a sample or a ticker's history, then the portfolio
+        backtest and its table or JSON document."""
+        # a management command that keeps startup light: the backtest (numpy), matplotlib and
+        # openpyxl when run
+        from positions.research import requests
+        from positions.strategy.backtest import engine
+        from positions.strategy.backtest import portfolio as pf
+        from positions.strategy.export import charts, tables
+
+        if opts["equity_csv"]:
+            raise CommandError("--equity-csv: a portfolio's daily series is the workbook's "
+                               "Daily sheet (--xlsx)")
+        spec = portfolio_spec(opts)
+        histories = {t: ticker_history(self, {**opts, "ticker": t}) for t in spec.tickers}
+        try:
+            holdings = requests.portfolio_holdings(spec, opts["start"], opts["end"], histories)
+        except requests.RequestError as exc:
+            raise CommandError(f"{exc.code}: {exc.message}") from None
+        try:
+            run = pf.simulate(holdings, cfg, setup, spec.rebalance, spec.band)
+        except pf.PortfolioError as exc:
+            raise CommandError(f"{exc.code}: {exc.message}") from None
+        except (engine.SetupError, rules.RuleError) as exc:
+            raise CommandError(str(exc)) from None
+        emit(self, opts, [
+            ("plot", opts["plot"], lambda path: charts.write_portfolio_plot(run, path)),
+            ("workbook", opts["xlsx"], lambda path: tables.write_portfolio_xlsx(run, path)),
+        ], lambda: pf.document(run, setup.cash),
+             lambda: pf.table(run, setup.cash, spec.rebalance, spec.band))
+
     def _progress(self, n: int):
         """A progress bar on stderr, only on a terminal and only for long series."""
         if n < _PROGRESS_MIN_BARS or not sys.stderr.isatty():
@@ -152,6 +191,38 @@ class Command(BaseCommand):
             bar.update(i - bar.n)
 
         return progress, bar
+
+
+def add_portfolio_arguments(group, exclusive=None) -> None:
+    """``--portfolio`` (into ``exclusive`` when given: one source of data), ``--rebalance`` and
+    ``--rebalance-band``: backtest, sweep and walkforward take a portfolio alike."""
+    (exclusive or group).add_argument(
+        "--portfolio", metavar="NAME=W,...",
+        help="a portfolio: holdings and target weights (sum at most 1), each a bundled "
+             "sample's name or, with --start, a ticker's history; runs alone "
+             "(docs/backtests.md#portfolio-backtests)")
+    group.add_argument("--rebalance", default="never",
+                       help="with --portfolio: never, monthly, quarterly, yearly or band")
+    group.add_argument("--rebalance-band", metavar="X",
+                       help="with --rebalance band: the absolute weight drift that triggers it")
+
+
+def portfolio_spec(opts):
+    """``--portfolio``, ``--rebalance`` and ``--rebalance-band`` read as the API reads its
+    ``portfolio`` (research.requests.portfolio_text: one parser, one duplicate check, one
+    choice of sample or ticker); a refusal is a one-line CommandError with its code."""
+    # a management command that keeps startup light: the research requests (numpy) when run
+    from positions.research import requests
+
+    try:
+        return requests.portfolio_text(opts["portfolio"], opts["rebalance"],
+                                       opts["rebalance_band"], opts["start"], opts["end"])
+    except requests.ParamError as exc:
+        if exc.field in ("start", "end"):
+            raise CommandError(f"--{exc.field}: {exc.why}") from None
+        raise CommandError(f"{exc.code}: {exc.message}") from None
+    except requests.RequestError as exc:
+        raise CommandError(f"{exc.code}: {exc.message}") from None
 
 
 def ticker_history(cmd, opts):

@@ -25,6 +25,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from positions.research.management.commands.backtest import (
     _config,
+    add_portfolio_arguments,
     add_strategy_arguments,
     emit,
     setup_from,
@@ -47,6 +48,7 @@ class Command(BaseCommand):
         src.add_argument("--ticker", metavar="TICKER",
                          help="the ticker's raw daily bars, splits and dividends from the feed "
                               "(alone, with --start; cached, --refresh to fetch again)")
+        add_portfolio_arguments(src)
         src.add_argument("--start", help="first date or time to include (ISO)")
         src.add_argument("--end", help="last date or time to include (ISO)")
         src.add_argument("--refresh", action="store_true",
@@ -120,6 +122,11 @@ def spec_and_items(cmd, opts, spec):
     # a management command that keeps startup light: numpy when run
     from positions.strategy.research import sweep
 
+    if opts.get("portfolio"):
+        if opts["sample"] or opts["csv"] or opts.get("ticker"):
+            raise CommandError("--portfolio runs alone: its holdings are its series")
+        # a portfolio's cells run exact (its holdings meet at exact cash moves): no re-runs
+        return dataclasses.replace(spec, exact=True), [portfolio_item(cmd, opts)]
     if not opts.get("ticker"):
         return spec, load_items(opts, ohlc="limit" in spec.fills)
     if opts["sample"] or opts["csv"]:
@@ -128,6 +135,25 @@ def spec_and_items(cmd, opts, spec):
     item = sweep.Item(opts["ticker"].strip().upper(),
                       series.between(opts["start"], opts["end"]), tuple(dividends))
     return dataclasses.replace(spec, setup=dataclasses.replace(spec.setup, splits=splits)), [item]
+
+
+def portfolio_item(cmd, opts):
+    """``--portfolio`` as ``backtest --portfolio`` reads it (research.requests: one parser),
+    each holding loaded and cut to --start/--end: the sweep's one item."""
+    # a management command that keeps startup light: numpy when run
+    from positions.research import requests
+    from positions.research.management.commands.backtest import portfolio_spec
+    from positions.strategy.research import sweep
+
+    spec = portfolio_spec(opts)
+    histories = {t: ticker_history(cmd, {**opts, "ticker": t}) for t in spec.tickers}
+    try:
+        holdings = requests.portfolio_holdings(spec, opts["start"], opts["end"], histories)
+        return sweep.PortfolioItem.of("portfolio", holdings, spec.rebalance, spec.band)
+    except requests.RequestError as exc:
+        raise CommandError(f"{exc.code}: {exc.message}") from None
+    except sweep.GridError as exc:
+        raise CommandError(f"--portfolio: {exc}") from None
 
 
 def load_items(opts, *, ohlc: bool = False) -> list:

@@ -1,0 +1,100 @@
+"""``POST /v1/backtests`` with ``portfolio`` (docs/backtests.md#portfolio-backtests): the
+command's portfolio backtest and JSON document over samples, posted series and tickers' history,
+and its refusals with their codes."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from positions.marketdata.tests.recorded import check, expect
+from positions.research.tests.test_history import alpaca  # noqa: F401 (the recorded feed)
+
+URL = "/v1/backtests"
+EXCHANGES = Path(__file__).parent / "exchanges"
+
+pytestmark = pytest.mark.django_db
+
+
+def post(api, body):
+    return api.post(URL, data=json.dumps(body), content_type="application/json")
+
+
+def test_samples_answer_the_commands_document(api):
+    body = {"portfolio": {"holdings": [{"sample": "IBM", "weight": 0.4},
+                                       {"sample": "MSFT", "weight": 0.4}],
+                          "rebalance": "quarterly"},
+            "cash": 100000, "start": "2011-01-01", "trigger_pct": 0.04}
+    r = post(api, body)
+    assert r.status_code == 200, r.content
+    out = io.StringIO()
+    call_command("backtest", "--portfolio", "IBM=0.4,MSFT=0.4", "--rebalance", "quarterly",
+                 "--cash", "100000", "--start", "2011-01-01", "--trigger-pct", "0.04", "--json",
+                 stdout=out, stderr=io.StringIO())
+    assert r.json() == json.loads(out.getvalue())
+    doc = r.json()
+    assert doc["start"] == "2011-01-03" and doc["metrics"]["rebalances"] == 8
+    assert [h["cash"] for h in doc["holdings"]] == [40000, 40000]
+
+
+def test_a_ticker_and_a_posted_series(api, alpaca):  # noqa: F811 (the fixture)
+    """AAPL's raw bars with its 4-for-1 split from the (recorded) feed beside a posted
+    series; cut to the dates both have."""
+    expect(alpaca, "history_aapl", EXCHANGES)
+    series = [{"ts": d, "price": p} for d, p in (
+        ("2020-08-26", 50), ("2020-08-27", 50), ("2020-08-28", 45), ("2020-08-31", 55),
+        ("2020-09-01", 50))]
+    r = post(api, {"portfolio": {"holdings": [
+        {"ticker": "AAPL", "weight": 0.5}, {"series": series, "name": "mine", "weight": 0.5}],
+        "rebalance": "band", "rebalance_band": 0.01},
+        "start": "2020-08-27", "end": "2020-09-01", "min_notional": 0})
+    check(alpaca)
+    assert r.status_code == 200, r.content
+    doc = r.json()
+    assert (doc["start"], doc["end"], doc["bars"]) == ("2020-08-27", "2020-09-01", 4)
+    assert [h["name"] for h in doc["holdings"]] == ["AAPL", "mine"]
+    assert set(doc["benchmarks"]) == {"held", "fixed_mix"}
+    for rb in doc["rebalances"]:
+        assert set(rb["moves"]) == {"AAPL", "mine"}
+    # four bars: the yearly figures are left out, as a single backtest leaves them
+    assert doc["metrics"]["sharpe"] is doc["metrics"]["cagr"] is None
+    assert doc["benchmarks"]["fixed_mix"]["volatility"] is None
+    assert len(doc["notes"]) == 1 and "4 bars" in doc["notes"][0]
+
+
+SAMPLE = {"sample": "IBM", "weight": 0.4}
+
+
+@pytest.mark.parametrize("portfolio, extra, code, field", [
+    ({"holdings": [SAMPLE, {"sample": "MSFT", "weight": 0.7}]}, {}, "invalid_weights",
+     "portfolio"),
+    ({"holdings": [{"sample": "IBM", "weight": 0}]}, {}, "invalid_weights", "portfolio"),
+    ({"holdings": [SAMPLE, {"sample": "ibm", "weight": 0.1}]}, {}, "duplicate_holding",
+     "portfolio.holdings[1]"),
+    ({"holdings": [{"sample": "NOPE", "weight": 0.1}]}, {}, "unknown_sample",
+     "portfolio.holdings[0]"),
+    ({"holdings": [{"ticker": "AAPL", "weight": 0.1}]}, {}, "validation_error", "start"),
+    ({"holdings": [SAMPLE], "rebalance": "band"}, {}, "invalid_rebalance",
+     "portfolio.rebalance_band"),
+    ({"holdings": [SAMPLE], "rebalance": "weekly"}, {}, "invalid_rebalance",
+     "portfolio.rebalance"),
+    ({"holdings": [SAMPLE, {"sample": "MSFT", "ticker": "X", "weight": 0.1}]}, {},
+     "validation_error", "portfolio.holdings[1]"),
+    ({"holdings": []}, {}, "validation_error", "portfolio.holdings"),
+    ({"holdings": [SAMPLE]}, {"sample": "IBM"}, "validation_error", "portfolio"),
+])
+def test_refusals_name_their_code_and_field(api, portfolio, extra, code, field):
+    r = post(api, {"portfolio": portfolio, **extra})
+    assert r.status_code == 400, r.content
+    assert r.json()["detail"] == code
+    assert field in r.json()["fields"]
+
+
+def test_above_the_synchronous_limit_is_refused(api, settings):
+    settings.VOLBAL_BACKTEST_MAX_EVALUATIONS = 1000
+    r = post(api, {"portfolio": {"holdings": [SAMPLE]}, "start": "2005-01-01"})
+    assert r.status_code == 413 and r.json()["detail"] == "portfolio_too_large"
