@@ -21,6 +21,8 @@ from orders.services import order_submit_for
 from positions import selectors, services
 from positions.dividends import dividend_announce
 from positions.filters import AlertFilter, EventFilter, PositionFilter
+from positions.portfolios import services as portfolio_services
+from positions.portfolios.api import CashSerializer, MovementSerializer, cash_key
 from positions.serializers import (
     DividendAnnounceSerializer,
     DividendSerializer,
@@ -43,7 +45,7 @@ from positions.splits import price_confirm
 from positions.workflows import evaluation
 from positions.workflows.corporate_actions import split_announce
 from volbal import clock
-from volbal.api import keyset_page, validate_filters
+from volbal.api import idempotency_key_required, keyset_page, validate_filters
 from volbal.errors import ApiError
 from volbal.renderers import decimal_text as fmt
 from volbal.schema import (
@@ -70,14 +72,9 @@ def _valid(serializer_class, request):
 def _required_key(request, what: str) -> str:
     """The request's Idempotency-Key, or 400 ``missing_idempotency_key``: a write that places
     an order must be safe to retry."""
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        raise ApiError(
-            "missing_idempotency_key",
-            f"{what} needs an Idempotency-Key header (1-255 printable characters) so a retry "
-            "cannot place a second order.",
-        )
-    return key
+    return idempotency_key_required(
+        request, f"{what} needs an Idempotency-Key header (1-255 printable characters) so a "
+        "retry cannot place a second order.")
 
 
 def evaluation_body(result: evaluation.Evaluation) -> dict:
@@ -196,7 +193,7 @@ class PositionViewSet(viewsets.ViewSet):
     )
     def create(self, request):
         data = _valid(PositionCreateSerializer, request)
-        position = services.position_create(owner=request.user, **data)
+        position = portfolio_services.position_open(owner=request.user, **data)
         position = position_view(owner=request.user, position_id=position.id)
         return Response(PositionSerializer(position).data, status=status.HTTP_201_CREATED)
 
@@ -211,14 +208,18 @@ class PositionViewSet(viewsets.ViewSet):
         summary="Change the strategy configuration",
         description="Only the strategy fields: the books (`qty`, `cash`, "
         "`dividend_receivable`, `anchor_price`) are not configuration and answer 400 "
-        "`not_configurable` with what to do instead (orders and their fills; cash movements "
-        "are planned).",
+        "`not_configurable` with what to do instead (orders and their fills; cash movements, "
+        "`POST /v1/positions/{id}/cash`). `portfolio` and `target_weight` put the position in "
+        "a portfolio (null leaves it); the target weights of a portfolio sum to at most 1 (409 "
+        "`target_weights_exceed_one`).",
         request=PositionUpdateSerializer,
         parameters=[idempotency_header(required=False)],
         responses={
             200: PositionSerializer,
             **NOT_FOUND,
-            **write_errors((400, "not_configurable"), (409, "idempotency_signature_mismatch")),
+            **write_errors((400, "not_configurable"),
+                          (409, "idempotency_signature_mismatch or target_weights_exceed_one "
+                           "or position_in_other_portfolio")),
         },
     )
     def partial_update(self, request, pk=None):
@@ -226,7 +227,8 @@ class PositionViewSet(viewsets.ViewSet):
         if books:
             raise ApiError("not_configurable", " ".join(books.values()), fields=books)
         data = _valid(PositionUpdateSerializer, request)
-        services.position_configure(owner=request.user, position_id=pk, changes=dict(data))
+        portfolio_services.position_update(owner=request.user, position_id=pk,
+                                           changes=dict(data))
         position = position_view(owner=request.user, position_id=pk)
         return Response(PositionSerializer(position).data)
 
@@ -386,6 +388,29 @@ class PositionViewSet(viewsets.ViewSet):
     def ladder(self, request, pk=None):
         return Response(ladder_body(evaluation.position_ladder(owner=request.user,
                                                               position_id=pk)))
+
+    @extend_schema(
+        summary="Deposit to or withdraw from the position's own cash (Idempotency-Key "
+        "required)",
+        description="`amount` > 0 deposits, < 0 withdraws; a withdrawal that would leave less "
+        "than zero is 409 `insufficient_cash` and moves nothing. Not a trade: the anchor, the "
+        "daily order cap and the reasons of proposals are unchanged; the weight sees the new "
+        "cash at the next evaluation. Recorded as `cash_deposited` / `cash_withdrawn`.",
+        request=CashSerializer, parameters=[idempotency_header(required=True)],
+        responses={201: MovementSerializer, 200: MovementSerializer, **NOT_FOUND,
+                   **write_errors((400, "missing_idempotency_key or invalid_amount"),
+                                  (409, "insufficient_cash or balance_out_of_range or "
+                                   "idempotency_signature_mismatch"))},
+    )
+    @action(detail=True, methods=["post"])
+    def cash(self, request, pk=None):
+        cash_key(request)
+        amount = _valid(CashSerializer, request)["amount"]
+        position = portfolio_services.position_cash_move(owner=request.user, position_id=pk,
+                                                         amount=amount)
+        return Response({"portfolio_id": position.portfolio_id, "position_id": position.id,
+                         "amount": amount, "cash": position.cash},
+                        status=status.HTTP_201_CREATED)
 
     @extend_schema(
         methods=["GET"],
