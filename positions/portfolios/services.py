@@ -32,8 +32,8 @@ def _invalid(field: str, sentence: str) -> DomainError:
 
 
 def _check_bound(name: str, value) -> None:
-    """``value`` of a portfolio field within rules.PORTFOLIO_BOUNDS, or a 400 naming it."""
-    b = rules.PORTFOLIO_BOUNDS[name]
+    """``value`` of a portfolio field within its bounds (rules.BOUNDS), or a 400 naming it."""
+    b = rules.BOUNDS[name]
     if value is None and b.nullable:
         return
     if b.kind == "choice":
