@@ -7,7 +7,7 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from positions.models import MONEY, Rebalance
+from positions.models import MONEY, Portfolio, Rebalance
 from positions.portfolios import selectors, services
 from positions.strategy import rules
 from volbal.api import StrictSerializer, idempotency_key_required, keyset_page
@@ -125,9 +125,16 @@ def portfolio_body(owner, portfolio_id: str) -> dict:
     return PortfolioSerializer(selectors.portfolio_value(portfolio)).data
 
 
-def position_cash_body(position, amount) -> dict:
-    return {"portfolio_id": position.portfolio_id, "position_id": position.id,
-            "amount": amount, "cash": position.cash}
+def cash_movement(request, move) -> Response:
+    """A cash movement's request and answer (a position's or a portfolio's): the required
+    key, the amount, then ``move(amount)``, the service, which returns the account moved."""
+    cash_key(request)
+    amount = _valid(CashSerializer, request)["amount"]
+    account = move(amount)
+    ids = ({"portfolio_id": account.id, "position_id": None} if isinstance(account, Portfolio)
+           else {"portfolio_id": account.portfolio_id, "position_id": account.id})
+    return Response({**ids, "amount": amount, "cash": account.cash},
+                    status=status.HTTP_201_CREATED)
 
 
 class PortfolioViewSet(viewsets.ViewSet):
@@ -181,12 +188,8 @@ class PortfolioViewSet(viewsets.ViewSet):
                               **write_errors(*CASH_ERRORS)})
     @action(detail=True, methods=["post"])
     def cash(self, request, pk=None):
-        cash_key(request)
-        amount = _valid(CashSerializer, request)["amount"]
-        portfolio = services.portfolio_cash_move(owner=request.user, portfolio_id=pk,
-                                                 amount=amount)
-        return Response({"portfolio_id": portfolio.id, "position_id": None, "amount": amount,
-                         "cash": portfolio.cash}, status=status.HTTP_201_CREATED)
+        return cash_movement(request, lambda amount: services.portfolio_cash_move(
+            owner=request.user, portfolio_id=pk, amount=amount))
 
     @extend_schema(summary="Move cash between the portfolio's accounts (Idempotency-Key "
                    "required)",

@@ -209,20 +209,12 @@ def position_update(*, owner, position_id: str, changes: dict) -> None:
 # --- Cash movements (docs/strategy.md#cash-movements) -------------------------------------------
 
 
-def _move(account, amount: Decimal) -> Decimal:
-    if amount > 0:
-        return books.cash_deposit(account=account, amount=amount)
-    if amount < 0:
-        return books.cash_withdraw(account=account, amount=-amount)
-    raise _invalid("amount", "amount must not be zero: positive deposits, negative withdraws.")
-
-
 def portfolio_cash_move(*, owner, portfolio_id: str, amount: Decimal) -> Portfolio:
     """Deposit (``amount`` > 0) to or withdraw (< 0) from the portfolio's unallocated cash;
     409 ``insufficient_cash`` rather than below zero."""
     with transaction.atomic():
         portfolio = portfolio_get(owner=owner, portfolio_id=portfolio_id, for_update=True)
-        _move(portfolio, amount)
+        books.cash_move(account=portfolio, amount=amount)
     return portfolio
 
 
@@ -231,7 +223,7 @@ def position_cash_move(*, owner, position_id: str, amount: Decimal) -> Position:
     trade: the anchor, the daily cap and the reasons are untouched."""
     with transaction.atomic():
         position = position_get(owner=owner, position_id=position_id, for_update=True)
-        _move(position, amount)
+        books.cash_move(account=position, amount=amount)
     return position
 
 

@@ -160,7 +160,7 @@ def test_cash_movements_need_a_key_and_a_valid_amount(api):
     position = new_position(api)
     for path in (f"/v1/portfolios/{pid}/cash", f"/v1/positions/{position['id']}/cash"):
         assert_error(post(api, path, {"amount": 5}), 400, "missing_idempotency_key")
-        assert_error(post(api, path, {"amount": 0}, "z"), 400, "validation_error")
+        assert_error(post(api, path, {"amount": 0}, "z"), 400, "invalid_amount")
         assert_error(post(api, path, {"amount": "5"}, "s"), 400, "validation_error")
         assert_error(post(api, path, {"amount": 0.0000001}, "p"), 400, "validation_error")
         assert_error(post(api, path, {"amount": 5, "qty": 1}, "u"), 400, "validation_error")
