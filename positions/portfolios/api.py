@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from events.models import EventType
+from positions.filters import EventFilter
 from positions.models import MONEY, Portfolio, Rebalance
 from positions.portfolios import selectors, services
+from positions.serializers import EventSerializer
 from positions.strategy import rules
-from volbal.api import StrictSerializer, idempotency_key_required, keyset_page
+from volbal.api import StrictSerializer, idempotency_key_required, keyset_page, validate_filters
 from volbal.fields import DecimalOut, Number
 from volbal.schema import PAGING, errors, idempotency_header, page_of, read_errors, write_errors
 
@@ -177,6 +181,32 @@ class PortfolioViewSet(viewsets.ViewSet):
         data = _valid(PortfolioUpdateSerializer, request)
         services.portfolio_configure(owner=request.user, portfolio_id=pk, changes=dict(data))
         return Response(portfolio_body(request.user, pk))
+
+    @extend_schema(
+        summary="The portfolio's audit events, oldest first",
+        description="Its own (`portfolio_created`, `portfolio_changed`, the movements of its "
+        "unallocated cash) and its positions' cash movements and joins: a transfer between "
+        "two positions appears once on each (the same `transfer_id`).",
+        parameters=[OpenApiParameter("type", str, many=True, explode=True,
+                                     enum=EventType.values, description="Only these types."),
+                    OpenApiParameter("since", OpenApiTypes.DATETIME,
+                                     description="ISO 8601 time, inclusive."),
+                    OpenApiParameter("until", OpenApiTypes.DATETIME,
+                                     description="ISO 8601 time, exclusive."),
+                    *PAGING],
+        responses={200: page_of("PortfolioEventPage", {"events": EventSerializer(many=True)},
+                                {"portfolio_id": serializers.CharField()}),
+                   **NOT_FOUND, **read_errors()})
+    @action(detail=True, methods=["get"])
+    def events(self, request, pk=None):
+        portfolio = selectors.portfolio_get(owner=request.user, portfolio_id=pk)
+        filterset = EventFilter(request.query_params,
+                                queryset=selectors.events_of_portfolio(portfolio))
+        validate_filters(filterset)
+        items, next_cursor = keyset_page(request, filterset.qs, fields=("id",))
+        return Response({"portfolio_id": portfolio.id,
+                         "events": EventSerializer(items, many=True).data,
+                         "next": next_cursor})
 
     @extend_schema(summary="Deposit to or withdraw from the unallocated cash (Idempotency-Key "
                    "required)",
