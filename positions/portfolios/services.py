@@ -343,13 +343,22 @@ def portfolio_rebalance(*, portfolio_id: str, owner=None, session: dt.date | Non
 def portfolios_rebalance_due(*, session: dt.date | None = None) -> list[Rebalanced]:
     """The trade cycle's step: every portfolio whose rule is not ``never`` rebalanced when due
     (:func:`portfolio_rebalance` with ``when_due``), one transaction each; a failure of one
-    does not stop the others (it is returned as skipped with its reason)."""
+    does not stop the others (it is returned as skipped with its reason). A periodic
+    portfolio whose period has not turned is passed over from one read, without a lock or a
+    price: the cycle runs every minute, a period turns a few times a year."""
     session = session or clock.session_day()
     out = []
-    for pid in (Portfolio.objects.exclude(rebalance=Rebalance.NEVER).order_by("id")
-                .values_list("id", flat=True)):
+    for row in (Portfolio.objects.exclude(rebalance=Rebalance.NEVER).order_by("id")
+                .values("id", "rebalance", "last_rebalanced_on", "created_at")):
+        if row["last_rebalanced_on"] == session or (
+                row["rebalance"] != Rebalance.BAND and not rule.rebalance_due(
+                    row["rebalance"], None, row["last_rebalanced_on"]
+                    or clock.session_day(row["created_at"]), session)):
+            out.append(Rebalanced(row["id"], skipped=NOT_DUE))
+            continue
         try:
-            out.append(portfolio_rebalance(portfolio_id=pid, session=session, when_due=True))
+            out.append(portfolio_rebalance(portfolio_id=row["id"], session=session,
+                                           when_due=True))
         except DomainError as exc:
-            out.append(Rebalanced(pid, skipped=f"{exc.code}: {exc.message}"))
+            out.append(Rebalanced(row["id"], skipped=f"{exc.code}: {exc.message}"))
     return out
