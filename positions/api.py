@@ -188,7 +188,8 @@ class PositionViewSet(viewsets.ViewSet):
         responses={
             201: PositionSerializer,
             200: PositionSerializer,
-            **write_errors((409, "idempotency_signature_mismatch")),
+            **errors((404, "portfolio_not_found")),
+            **write_errors((409, "idempotency_signature_mismatch or target_weights_exceed_one")),
         },
     )
     def create(self, request):
@@ -216,10 +217,10 @@ class PositionViewSet(viewsets.ViewSet):
         parameters=[idempotency_header(required=False)],
         responses={
             200: PositionSerializer,
-            **NOT_FOUND,
+            **errors((404, "position_not_found or portfolio_not_found")),
             **write_errors((400, "not_configurable"),
                           (409, "idempotency_signature_mismatch or target_weights_exceed_one "
-                           "or position_in_other_portfolio")),
+                           "or position_in_other_portfolio or membership_conflict")),
         },
     )
     def partial_update(self, request, pk=None):

@@ -148,8 +148,8 @@ def position_membership_set(*, owner, position_id: str, changes: dict) -> Positi
         locked = _portfolios_locked(owner, (old_pid, new_pid))
         position = position_get(owner=owner, position_id=position_id, for_update=True)
         if position.portfolio_id != old_pid:
-            raise DomainError("conflict", f"{position_id} changed portfolio meanwhile; retry.",
-                              status=409)
+            raise DomainError("membership_conflict", f"{position_id} changed portfolio "
+                              "meanwhile; retry.", status=409)
         if old_pid is not None and new_pid is not None and new_pid != old_pid:
             raise DomainError("position_in_other_portfolio", f"{position_id} is in portfolio "
                               f"{old_pid}: leave it first (PATCH \"portfolio\": null).",
