@@ -21,6 +21,8 @@ from orders.services import order_submit_for, position_configure_replacing_rungs
 from positions import selectors, services
 from positions.dividends import dividend_announce
 from positions.filters import AlertFilter, EventFilter, PositionFilter
+from positions.portfolios import services as portfolio_services
+from positions.portfolios.api import CashSerializer, MovementSerializer, cash_movement
 from positions.serializers import (
     DividendAnnounceSerializer,
     DividendSerializer,
@@ -44,7 +46,7 @@ from positions.splits import price_confirm
 from positions.workflows import evaluation
 from positions.workflows.corporate_actions import split_announce
 from volbal import clock
-from volbal.api import keyset_page, validate_filters
+from volbal.api import idempotency_key_required, keyset_page, validate_filters
 from volbal.errors import ApiError
 from volbal.renderers import decimal_text as fmt
 from volbal.schema import (
@@ -71,14 +73,9 @@ def _valid(serializer_class, request):
 def _required_key(request, what: str) -> str:
     """The request's Idempotency-Key, or 400 ``missing_idempotency_key``: a write that places
     an order must be safe to retry."""
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        raise ApiError(
-            "missing_idempotency_key",
-            f"{what} needs an Idempotency-Key header (1-255 printable characters) so a retry "
-            "cannot place a second order.",
-        )
-    return key
+    return idempotency_key_required(
+        request, f"{what} needs an Idempotency-Key header (1-255 printable characters) so a "
+        "retry cannot place a second order.")
 
 
 def evaluation_body(result: evaluation.Evaluation) -> dict:
@@ -201,12 +198,13 @@ class PositionViewSet(viewsets.ViewSet):
         responses={
             201: PositionSerializer,
             200: PositionSerializer,
-            **write_errors((409, "idempotency_signature_mismatch")),
+            **errors((404, "portfolio_not_found")),
+            **write_errors((409, "idempotency_signature_mismatch or target_weights_exceed_one")),
         },
     )
     def create(self, request):
         data = _valid(PositionCreateSerializer, request)
-        position = services.position_create(owner=request.user, **data)
+        position = portfolio_services.position_open(owner=request.user, **data)
         position = position_view(owner=request.user, position_id=position.id)
         return Response(PositionSerializer(position).data, status=status.HTTP_201_CREATED)
 
@@ -221,14 +219,18 @@ class PositionViewSet(viewsets.ViewSet):
         summary="Change the strategy configuration",
         description="Only the strategy fields: the books (`qty`, `cash`, "
         "`dividend_receivable`, `anchor_price`) are not configuration and answer 400 "
-        "`not_configurable` with what to do instead (orders and their fills; cash movements "
-        "are planned).",
+        "`not_configurable` with what to do instead (orders and their fills; cash movements, "
+        "`POST /v1/positions/{id}/cash`). `portfolio` and `target_weight` put the position in "
+        "a portfolio (null leaves it); the target weights of a portfolio sum to at most 1 (409 "
+        "`target_weights_exceed_one`).",
         request=PositionUpdateSerializer,
         parameters=[idempotency_header(required=False)],
         responses={
             200: PositionSerializer,
-            **NOT_FOUND,
-            **write_errors((400, "not_configurable"), (409, "idempotency_signature_mismatch")),
+            **errors((404, "position_not_found or portfolio_not_found")),
+            **write_errors((400, "not_configurable"),
+                          (409, "idempotency_signature_mismatch or target_weights_exceed_one "
+                           "or position_in_other_portfolio or membership_conflict")),
         },
     )
     def partial_update(self, request, pk=None):
@@ -236,7 +238,7 @@ class PositionViewSet(viewsets.ViewSet):
         if books:
             raise ApiError("not_configurable", " ".join(books.values()), fields=books)
         data = _valid(PositionUpdateSerializer, request)
-        position_configure_replacing_rungs(owner=request.user, position_id=pk,
+        portfolio_services.position_update(owner=request.user, position_id=pk,
                                            changes=dict(data))
         position = position_view(owner=request.user, position_id=pk)
         return Response(PositionSerializer(position).data)
@@ -411,6 +413,24 @@ class PositionViewSet(viewsets.ViewSet):
     def resting_orders(self, request, pk=None):
         return Response(resting_body(evaluation.position_resting(owner=request.user,
                                                                  position_id=pk)))
+
+    @extend_schema(
+        summary="Deposit to or withdraw from the position's own cash (Idempotency-Key "
+        "required)",
+        description="`amount` > 0 deposits, < 0 withdraws; a withdrawal that would leave less "
+        "than zero is 409 `insufficient_cash` and moves nothing. Not a trade: the anchor, the "
+        "daily order cap and the reasons of proposals are unchanged; the weight sees the new "
+        "cash at the next evaluation. Recorded as `cash_deposited` / `cash_withdrawn`.",
+        request=CashSerializer, parameters=[idempotency_header(required=True)],
+        responses={201: MovementSerializer, 200: MovementSerializer, **NOT_FOUND,
+                   **write_errors((400, "missing_idempotency_key or invalid_amount"),
+                                  (409, "insufficient_cash or balance_out_of_range or "
+                                   "idempotency_signature_mismatch"))},
+    )
+    @action(detail=True, methods=["post"])
+    def cash(self, request, pk=None):
+        return cash_movement(request, lambda amount: portfolio_services.position_cash_move(
+            owner=request.user, position_id=pk, amount=amount))
 
     @extend_schema(
         methods=["GET"],

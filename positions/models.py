@@ -89,6 +89,57 @@ def bounds_condition(constraint: str) -> Q:
     return q
 
 
+def bounds_constraints(model: str) -> list[models.CheckConstraint]:
+    """The check constraints of ``model``'s fields in the bounds table (rules.BOUNDS:
+    "position", "portfolio" or "holding", a position's place in its portfolio)."""
+    return [models.CheckConstraint(condition=bounds_condition(name), name=name)
+            for name in rules.constraint_names(model)]
+
+
+# A portfolio's rebalancing choices (rules.REBALANCES): NEVER, MONTHLY, ..., BAND
+Rebalance = models.TextChoices("Rebalance", [(r.upper(), r) for r in rules.REBALANCES],
+                               module=__name__)
+
+
+class Portfolio(models.Model):
+    """Positions grouped under one owner with unallocated cash F (``cash``) and a rebalancing
+    rule (docs/portfolios.md, docs/strategy.md#portfolios). Its cash is written only by
+    positions.books (deposits, withdrawals, transfers), like a position's."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=ids.portfolio_id,
+                          editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="portfolios"
+    )
+    name = models.CharField(max_length=100)
+    cash = models.DecimalField(**MONEY, default=Decimal("0"))
+    # What the portfolio was opened with: the ledger check replays its cash movements from here.
+    opening_cash = models.DecimalField(**MONEY, default=Decimal("0"), editable=False)
+    rebalance = models.CharField(max_length=12, choices=Rebalance.choices,
+                                 default=Rebalance.NEVER)
+    rebalance_band = models.DecimalField(**RATIO, null=True, blank=True)
+    # The session of the last rebalance (a period rebalances once, at its first cycle).
+    last_rebalanced_on = models.DateField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("created_at", "id")
+        indexes = [models.Index(fields=("owner", "created_at", "id"), name="pfl_owner_created")]
+        constraints = [
+            models.CheckConstraint(condition=Q(cash__gte=0), name="pfl_cash_nonneg"),
+            models.CheckConstraint(condition=Q(opening_cash__gte=0),
+                                   name="pfl_opening_cash_nonneg"),
+            *bounds_constraints("portfolio"),
+            models.CheckConstraint(
+                condition=~Q(rebalance=Rebalance.BAND) | Q(rebalance_band__isnull=False),
+                name="pfl_band_when_band"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.name}"
+
+
 class Position(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=ids.position_id, editable=False)
     owner = models.ForeignKey(
@@ -149,6 +200,12 @@ class Position(models.Model):
     last_fill_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_split_date = models.DateField(null=True, blank=True, editable=False)
 
+    # The portfolio it belongs to, if any, and its target share of the portfolio's value
+    # (Σ per portfolio ≤ 1, checked by positions.portfolios.services under the portfolio's lock).
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, null=True, blank=True,
+                                  related_name="positions")
+    target_weight = models.DecimalField(**RATIO, null=True, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -169,8 +226,7 @@ class Position(models.Model):
                 condition=Q(opening_qty__gte=0) & Q(opening_cash__gte=0), name="pos_opening_nonneg"
             ),
             # the strategy fields' bounds, generated from the one table (rules.BOUNDS)
-            *(models.CheckConstraint(condition=bounds_condition(name), name=name)
-              for name in rules.constraint_names()),
+            *bounds_constraints("position"),
             models.CheckConstraint(condition=Q(broker__in=Broker.values),
                                    name="pos_broker_valid"),
             models.CheckConstraint(
@@ -179,6 +235,7 @@ class Position(models.Model):
             ),
             models.CheckConstraint(condition=Q(order_type__in=OrderType.values),
                                    name="pos_order_type_valid"),
+            *bounds_constraints("holding"),
         ]
 
     def __str__(self) -> str:

@@ -90,7 +90,19 @@ class StrategyFields(StrictSerializer):
                              "operator confirms it (0.25 = 25 %).")
 
 
-class PositionCreateSerializer(StrategyFields):
+class MembershipFields(StrictSerializer):
+    # A position's portfolio and its target weight in it (docs/portfolios.md), beside the
+    # strategy fields in the create and PATCH bodies.
+    portfolio = serializers.CharField(max_length=32, required=False, allow_null=True,
+                                      help_text="The portfolio (pfl_…) it belongs to; null: "
+                                      "none (it leaves).")
+    target_weight = Number(**rules.field_kwargs("target_weight"),
+                           required=False,
+                           help_text="Its target share of the portfolio's value, 0 ≤ w ≤ 1 "
+                           "(Σ per portfolio ≤ 1), or null.")
+
+
+class PositionCreateSerializer(StrategyFields, MembershipFields):
     ticker = Ticker(help_text="Upper-cased; a letter, then letters, digits, . -")
     qty = Number(max_digits=24, decimal_places=8, min_value=0)
     cash = Number(max_digits=22, decimal_places=6, min_value=0)
@@ -104,7 +116,7 @@ class PositionCreateSerializer(StrategyFields):
     )
 
 
-class PositionUpdateSerializer(StrategyFields):
+class PositionUpdateSerializer(StrategyFields, MembershipFields):
     pass
 
 
@@ -114,9 +126,9 @@ NOT_CONFIGURABLE = {
     "qty": "qty is not configuration: the shares change only by fills (submit an order, "
     "POST /v1/positions/{id}/orders, and record its fill, POST /v1/orders/{id}/fill, or let "
     "its broker fill it) and by splits.",
-    "cash": "cash is not configuration: it changes by fills and dividends; deposits and "
-    "withdrawals will be cash movements (docs/strategy.md#cash-movements, planned). To start "
-    "with other cash, open a new position.",
+    "cash": "cash is not configuration: it changes by fills, dividends and cash movements: "
+    "POST /v1/positions/{id}/cash {\"amount\": A} deposits (A > 0) or withdraws (A < 0), "
+    "POST /v1/portfolios/{id}/transfers moves cash within a portfolio.",
     "dividend_receivable": "dividend_receivable is not configuration: it changes as dividends "
     "go ex and are paid (POST /v1/positions/{id}/dividends).",
     "anchor_price": "anchor_price is not configuration: the anchor moves with fills, "
@@ -160,6 +172,8 @@ class PositionSerializer(serializers.Serializer):
     auto_submit = serializers.BooleanField()
     order_type = serializers.ChoiceField(choices=OrderType.choices)
     max_price_jump = DecimalOut()
+    portfolio = serializers.CharField(source="portfolio_id", allow_null=True)
+    target_weight = DecimalOut(allow_null=True)
     price = serializers.SerializerMethodField(
         help_text="The latest known price: the newer of the ticker's newest stored price and "
         "the position's last fill, ÷ the ratios of the position's splits that took effect "
@@ -223,7 +237,9 @@ class ActorSerializer(serializers.Serializer):
 class EventSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     type = serializers.ChoiceField(choices=EventType.choices)
-    position_id = serializers.CharField()
+    position_id = serializers.CharField(help_text="Empty for a portfolio's own event.")
+    portfolio_id = serializers.CharField(allow_null=True, help_text="The portfolio of a "
+                                         "portfolio's event or of a position's cash movement.")
     order_id = serializers.CharField(allow_null=True)
     message = serializers.CharField()
     inputs = serializers.JSONField()
