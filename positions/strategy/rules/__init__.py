@@ -10,7 +10,9 @@ public names (``rules.evaluate``, ``rules.Config``, ...):
   guardrail arithmetic, trigger sizes and the rounding to the configured step;
 - :mod:`.explain`: the sentences a person reads;
 - :mod:`.book`: the book arithmetic of fills, dividends and splits;
-- :mod:`.guard`: the price-jump rule.
+- :mod:`.guard`: the price-jump rule;
+- :mod:`.returns`: time-weighted and money-weighted returns over a timeline of values and
+  flows (docs/strategy.md#returns), used as ``rules.returns.returns_of``.
 """
 
 from positions.strategy.rules.book import (
