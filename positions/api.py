@@ -21,6 +21,7 @@ from orders.services import order_submit_for
 from positions import selectors, services
 from positions.dividends import dividend_announce
 from positions.filters import AlertFilter, EventFilter, PositionFilter
+from positions.performance import position_performance
 from positions.serializers import (
     DividendAnnounceSerializer,
     DividendSerializer,
@@ -28,6 +29,7 @@ from positions.serializers import (
     EvaluationSerializer,
     EventSerializer,
     LadderSerializer,
+    PerformanceSerializer,
     PositionCreateSerializer,
     PositionSerializer,
     PositionUpdateSerializer,
@@ -38,12 +40,13 @@ from positions.serializers import (
     SplitRecordSerializer,
     SplitSerializer,
     not_configurable,
+    performance_body,
 )
 from positions.splits import price_confirm
 from positions.workflows import evaluation
 from positions.workflows.corporate_actions import split_announce
 from volbal import clock
-from volbal.api import keyset_page, validate_filters
+from volbal.api import keyset_page, time_param, validate_filters
 from volbal.errors import ApiError
 from volbal.renderers import decimal_text as fmt
 from volbal.schema import (
@@ -386,6 +389,33 @@ class PositionViewSet(viewsets.ViewSet):
     def ladder(self, request, pk=None):
         return Response(ladder_body(evaluation.position_ladder(owner=request.user,
                                                               position_id=pk)))
+
+    @extend_schema(
+        summary="The position's returns over a span, with a daily series",
+        description="Time-weighted return (the span cut at every flow, each piece valued at the "
+        "prices known at its ends, chain-linked), money-weighted return (the annual XIRR of "
+        "the flows and the end value), net flows, start and end value, and the value at each "
+        "session's close. The position's flows: its opening, deposits and "
+        "withdrawals on it, transfers in and out of it. A return that cannot be stated is null "
+        "with its reason. 409 `price_unknown` when the position held shares at an instant no "
+        "price of its ticker was known.",
+        parameters=[
+            OpenApiParameter("since", str, description="A date (its start in the trading time "
+                             "zone) or an ISO 8601 time with offset; default: the opening."),
+            OpenApiParameter("until", str, description="A date (included: its end) or an ISO "
+                             "8601 time with offset; default and at the latest: now."),
+        ],
+        responses={200: PerformanceSerializer, **NOT_FOUND,
+                   **read_errors((400, "invalid_query or invalid_span"),
+                                 (409, "price_unknown"))},
+    )
+    @action(detail=True, methods=["get"])
+    def performance(self, request, pk=None):
+        since = time_param(request, "since", end_of_day=False)
+        until = time_param(request, "until", end_of_day=True)
+        position = selectors.position_get(owner=request.user, position_id=pk)
+        perf = position_performance(position, since=since, until=until)
+        return Response({"position_id": position.id, **performance_body(perf)})
 
     @extend_schema(
         methods=["GET"],

@@ -111,3 +111,27 @@ def open_of(moment: dt.datetime) -> dt.datetime | None:
         return None
     is_session, open_, close, _ = _day(settings.VOLBAL_CALENDAR, _local_date(moment, cal))
     return open_ if is_session and open_ <= moment < close else None
+
+
+def session_closes(first: dt.date, last: dt.date) -> list[tuple[dt.date, dt.datetime]]:
+    """The sessions from ``first`` to ``last`` (local dates, both included) with their closes,
+    oldest first: every calendar day closing at the end of the day in ``tz`` without a
+    calendar (``VOLBAL_CALENDAR`` empty)."""
+    out: list[tuple[dt.date, dt.datetime]] = []
+    cal = calendar()
+    day = first
+    if cal is None:
+        zone = ZoneInfo(settings.VOLBAL_TRADING_TZ)
+        while day <= last:
+            nxt = day + dt.timedelta(days=1)
+            out.append((day, dt.datetime.combine(nxt, dt.time.min, tzinfo=zone)))
+            day = nxt
+        return out
+    is_session, _open, close, nxt = _day(settings.VOLBAL_CALENDAR, day)
+    if not is_session:
+        day = nxt
+    while day <= last:
+        is_session, _open, close, nxt = _day(settings.VOLBAL_CALENDAR, day)
+        out.append((day, close))
+        day = nxt
+    return out

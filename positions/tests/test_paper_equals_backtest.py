@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
-from django.utils import timezone
 
 from events.models import Event
 from orders.models import Fill, Order
@@ -36,24 +35,6 @@ SLIPPAGE = D(5)
 
 def noon(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(12), tzinfo=NY).astimezone(dt.UTC)
-
-
-@pytest.fixture
-def clock_at(monkeypatch):
-    """Set "now" for the whole service: clock.now, every auto_now_add and the event log's
-    created_at default (bound to timezone.now when the model was defined)."""
-    state = {}
-
-    def now():
-        return state["now"]
-
-    monkeypatch.setattr(timezone, "now", now)
-    field = Event._meta.get_field("created_at")
-    monkeypatch.setattr(field, "_get_default", now)
-
-    def set_now(moment):
-        state["now"] = moment
-    return set_now
 
 
 # verify_ledger passes on both. A fractional fill's q * P has up to 14 decimals and the fill

@@ -1,0 +1,136 @@
+"""GET /v1/positions/{id}/performance (docs/returns.md): the returns read back from the log,
+at the prices known at each instant; the daily series at each session's close."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from conftest import assert_error
+from orders.services import order_fill, order_submit_for
+from positions.services import prices_record
+
+pytestmark = pytest.mark.django_db
+D = Decimal
+# Monday 5 January 2026, 10:00 in New York: inside a session
+T0 = dt.datetime(2026, 1, 5, 15, 0, tzinfo=dt.UTC)
+
+
+def at(days: float, hours: float = 0) -> dt.datetime:
+    return T0 + dt.timedelta(days=days, hours=hours)
+
+
+def price(clock_at, moment, value):
+    clock_at(moment)
+    prices_record(rows=[{"ticker": "ZIM", "price": D(value), "ts": moment}])
+
+
+def url(position, **query):
+    q = "&".join(f"{k}={v}" for k, v in query.items())
+    return f"/v1/positions/{position.id}/performance" + (f"?{q}" if q else "")
+
+
+def test_a_year_without_flows_both_returns_are_the_price_change(api, clock_at, make_position):
+    price(clock_at, at(0, -1), "100")
+    clock_at(at(0))
+    position = make_position(qty="10", cash="0")
+    price(clock_at, at(365), "110")
+    clock_at(at(365, 1))
+    body = api.get(url(position, until=at(365).isoformat().replace("+00:00", "Z"))).json()
+    assert body["position_id"] == position.id
+    assert D(str(body["start_value"])) == 1000 and D(str(body["end_value"])) == 1100
+    assert D(str(body["net_flows"])) == 0
+    assert D(str(body["time_weighted_return"])) == D("0.1")
+    assert D(str(body["money_weighted_return"])) == D("0.1")
+    assert body["reasons"] == {} and body["note"] is None
+    # one row per session from the opening to until: the XNYS sessions of the year
+    sessions = [d["session"] for d in body["daily"]]
+    assert sessions[0] == "2026-01-05" and len(sessions) == len(set(sessions))
+    assert 249 <= len(sessions) <= 252
+    assert D(str(body["daily"][0]["value"])) == 1000
+    # until falls inside the session of 5 January 2027: the series ends at the close before,
+    # still at 100; the end value is at until, at the new price
+    assert sessions[-1] == "2027-01-02" or sessions[-1] == "2027-01-04"
+    assert D(str(body["daily"][-1]["value"])) == 1000
+
+
+def test_a_fill_is_not_a_flow(user, api, clock_at, make_position):
+    price(clock_at, at(0, -1), "100")
+    clock_at(at(0))
+    position = make_position(qty="10", cash="1000")
+    clock_at(at(1))
+    order, _ = order_submit_for(owner=user, position_id=position.id, side="BUY", qty=D("5"),
+                                idempotency_key=None)
+    order_fill(owner=user, order_id=order.id, price=D("100"), filled_qty=D("5"),
+               commission=D("0"))
+    price(clock_at, at(2), "120")
+    clock_at(at(3))
+    body = api.get(url(position)).json()
+    # 15 shares at 120 + 500 cash = 2300 from 2000: 15 %, no flow
+    assert D(str(body["end_value"])) == 2300 and D(str(body["net_flows"])) == 0
+    assert D(str(body["time_weighted_return"])) == D("0.15")
+    # the daily series values the session of the fill at the fill's price, the next at 120
+    values = {d["session"]: D(str(d["value"])) for d in body["daily"]}
+    assert values["2026-01-06"] == 2000 and values["2026-01-07"] == 2300
+
+
+def test_since_inside_the_span_starts_from_the_value_then(api, clock_at, make_position):
+    price(clock_at, at(0, -1), "100")
+    clock_at(at(0))
+    position = make_position(qty="10", cash="0")
+    price(clock_at, at(10), "125")
+    price(clock_at, at(20), "150")
+    clock_at(at(21))
+    body = api.get(url(position, since="2026-01-16")).json()  # after the day-10 price
+    assert D(str(body["start_value"])) == 1250 and D(str(body["end_value"])) == 1500
+    assert D(str(body["time_weighted_return"])) == D("0.2")
+    assert body["daily"][0]["session"] == "2026-01-16"
+
+
+def test_an_opening_inside_the_span_is_a_flow(api, clock_at, make_position):
+    price(clock_at, at(0, -1), "100")
+    clock_at(at(0))
+    position = make_position(qty="10", cash="0")
+    price(clock_at, at(5), "110")
+    clock_at(at(6))
+    body = api.get(url(position, since="2026-01-01")).json()
+    assert D(str(body["start_value"])) == 0 and D(str(body["net_flows"])) == 1000
+    assert D(str(body["time_weighted_return"])) == D("0.1")
+
+
+def test_bad_dates_and_spans_are_400_with_codes(api, clock_at, make_position):
+    clock_at(at(0))
+    position = make_position(qty="0", cash="100")
+    clock_at(at(3))
+    body = assert_error(api.get(url(position, since="yesterday")), 400, "invalid_query")
+    assert "since" in body["fields"]
+    assert_error(api.get(url(position, until="2026-01-05T10:00:00")), 400, "invalid_query")
+    assert_error(api.get(url(position, since="")), 400, "invalid_query")
+    body = assert_error(api.get(url(position, since="2026-01-07", until="2026-01-06")), 400,
+                        "invalid_span")
+    assert "since" in body["fields"]
+
+
+def test_another_owners_position_is_404(other_api, clock_at, make_position):
+    clock_at(at(0))
+    position = make_position(qty="0", cash="100")
+    clock_at(at(1))
+    assert_error(other_api.get(url(position)), 404, "position_not_found")
+
+
+def test_shares_without_a_known_price_are_409(api, clock_at, make_position):
+    clock_at(at(0))
+    position = make_position(qty="10", cash="0", ticker="NOPX")
+    clock_at(at(1))
+    assert_error(api.get(url(position)), 409, "price_unknown")
+
+
+def test_cash_only_position_earns_nothing_and_says_so(api, clock_at, make_position):
+    clock_at(at(0))
+    position = make_position(qty="0", cash="500")
+    clock_at(at(30))
+    body = api.get(url(position)).json()
+    assert D(str(body["time_weighted_return"])) == 0
+    assert D(str(body["money_weighted_return"])) == 0
