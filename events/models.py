@@ -58,6 +58,12 @@ class EventType(models.TextChoices):
     LEDGER_DIFFERENCE = "ledger_difference"  # the nightly verify_ledger found a difference
     WEBHOOK_FAILED = "webhook_failed"  # a webhook delivery gave up after its retries
     FEED_ERROR = "feed_error"  # the market-data feed failed to price the position's ticker
+    # Portfolios and cash movements (docs/portfolios.md#events: their shapes are stable)
+    PORTFOLIO_CREATED = "portfolio_created"
+    PORTFOLIO_CHANGED = "portfolio_changed"
+    CASH_DEPOSITED = "cash_deposited"
+    CASH_WITHDRAWN = "cash_withdrawn"
+    CASH_TRANSFERRED = "cash_transferred"
 
 
 # The event types that are alerts: something an operator or owner must look at. They are
@@ -80,6 +86,9 @@ class Event(models.Model):
     # is below positions and orders (docs/architecture.md#layers-and-the-direction-of-imports)
     # and outlives their rows, as it outlives any user row (actor_user_id).
     position_id = models.CharField(max_length=32, db_index=True)
+    # The portfolio an event is of (a portfolio's own events have an empty position_id; a
+    # position's cash movement in a portfolio names both), a plain column like the others.
+    portfolio_id = models.CharField(max_length=32, null=True, blank=True, db_index=True)
     order_id = models.CharField(max_length=32, null=True, blank=True, db_index=True)
     type = models.CharField(max_length=40, choices=EventType.choices)
     inputs = models.JSONField(default=dict, encoder=AuditJSONEncoder, decoder=AuditJSONDecoder)

@@ -30,6 +30,7 @@ def event_record(
     inputs: dict | None = None,
     outputs: dict | None = None,
     order_id: str | None = None,
+    portfolio_id: str | None = None,
 ) -> Event:
     """Append one event. Events are never updated or deleted (the database refuses both).
 
@@ -45,12 +46,14 @@ def event_record(
         actor_name=actor.name,
         position_id=position_id,
         order_id=order_id,
+        portfolio_id=portfolio_id,
         type=type,
         message=message,
         inputs=inputs or {},
         outputs=outputs or {},
-    ), gate=_position_log_lock(position_id))
-    _after_commit(position_id)
+    ), gate=_position_log_lock(position_id or portfolio_id or ""))
+    if position_id:  # the webhooks deliver a position's events (a portfolio's own: not yet)
+        _after_commit(position_id)
     return event
 
 

@@ -62,18 +62,72 @@ STRATEGY_FIELDS = (
 )
 
 
-def bounds_condition(constraint: str) -> Q:
-    """The check constraint ``constraint`` of the strategy's bounds table (rules.BOUNDS) as a
-    condition: every term holds, and a nullable field's terms hold when it is null."""
-    terms = rules.constraint_lookups(constraint)
+def bounds_condition(constraint: str, table: dict | None = None) -> Q:
+    """The check constraint ``constraint`` of the strategy's bounds table (rules.BOUNDS, or
+    ``table``: rules.PORTFOLIO_BOUNDS) as a condition: every term holds, and a nullable field's
+    terms hold when it is null."""
+    table = rules.BOUNDS if table is None else table
+    terms = rules.constraint_lookups(constraint, table)
     q = Q()
     for field, lookup, value in terms:
         q &= (Q(**{f"{field}__lt": F(value)}) if lookup == "lt_field"
               else Q(**{f"{field}__{lookup}": value}))
     for field in dict.fromkeys(f for f, _, _ in terms):
-        if rules.BOUNDS[field].nullable:
+        if table[field].nullable:
             q = Q(**{f"{field}__isnull": True}) | q
     return q
+
+
+# The portfolio fields' bounds (rules.PORTFOLIO_BOUNDS) as check constraints: of the model that
+# holds each field.
+def _portfolio_bounds(*fields: str) -> list[models.CheckConstraint]:
+    names = dict.fromkeys(rules.PORTFOLIO_BOUNDS[f].constraint for f in fields)
+    return [models.CheckConstraint(condition=bounds_condition(n, rules.PORTFOLIO_BOUNDS), name=n)
+            for n in names]
+
+
+# A portfolio's rebalancing choices (rules.REBALANCES): NEVER, MONTHLY, ..., BAND
+Rebalance = models.TextChoices("Rebalance", [(r.upper(), r) for r in rules.REBALANCES],
+                               module=__name__)
+
+
+class Portfolio(models.Model):
+    """Positions grouped under one owner with unallocated cash F (``cash``) and a rebalancing
+    rule (docs/portfolios.md, docs/strategy.md#portfolios). Its cash is written only by
+    positions.books (deposits, withdrawals, transfers), like a position's."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=ids.portfolio_id,
+                          editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="portfolios"
+    )
+    name = models.CharField(max_length=100)
+    cash = models.DecimalField(**MONEY, default=Decimal("0"))
+    # What the portfolio was opened with: the ledger check replays its cash movements from here.
+    opening_cash = models.DecimalField(**MONEY, default=Decimal("0"), editable=False)
+    rebalance = models.CharField(max_length=12, choices=Rebalance.choices,
+                                 default=Rebalance.NEVER)
+    rebalance_band = models.DecimalField(**RATIO, null=True, blank=True)
+    # The session of the last rebalance (a period rebalances once, at its first cycle).
+    last_rebalanced_on = models.DateField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("created_at", "id")
+        indexes = [models.Index(fields=("owner", "created_at", "id"), name="pfl_owner_created")]
+        constraints = [
+            models.CheckConstraint(condition=Q(cash__gte=0), name="pfl_cash_nonneg"),
+            models.CheckConstraint(condition=Q(opening_cash__gte=0),
+                                   name="pfl_opening_cash_nonneg"),
+            *_portfolio_bounds("rebalance", "rebalance_band"),
+            models.CheckConstraint(
+                condition=~Q(rebalance=Rebalance.BAND) | Q(rebalance_band__isnull=False),
+                name="pfl_band_when_band"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.name}"
 
 
 class Position(models.Model):
@@ -124,6 +178,12 @@ class Position(models.Model):
     guard_ref_price = models.DecimalField(**MONEY, null=True, blank=True, editable=False)
     guard_ref_ts = models.DateTimeField(null=True, blank=True, editable=False)
 
+    # The portfolio it belongs to, if any, and its target share of the portfolio's value
+    # (Σ per portfolio ≤ 1, checked by positions.portfolios.services under the portfolio's lock).
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.PROTECT, null=True, blank=True,
+                                  related_name="positions")
+    target_weight = models.DecimalField(**RATIO, null=True, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -152,6 +212,7 @@ class Position(models.Model):
                 condition=Q(slippage_bps__gte=0) & Q(slippage_bps__lt=SLIPPAGE_BPS_MAX),
                 name="pos_slippage_range",
             ),
+            *_portfolio_bounds("target_weight"),
         ]
 
     def __str__(self) -> str:

@@ -39,3 +39,7 @@ def dividend_id() -> str:
 
 def split_id() -> str:
     return new_id("spl")
+
+
+def portfolio_id() -> str:
+    return new_id("pfl")

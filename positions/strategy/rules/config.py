@@ -140,11 +140,31 @@ BOUNDS: dict[str, Bound] = {
 }
 
 
-def field_kwargs(name: str) -> dict:
-    """The bounds of field ``name`` as the API's field classes take them: ``max_digits``,
-    ``decimal_places``, ``min_value``/``gt``, ``max_value``/``lt``, ``allow_null``,
-    ``choices``."""
-    b = BOUNDS[name]
+# How a portfolio rebalances its positions' cash toward their target weights
+# (docs/strategy.md#portfolios): never, at the first cycle of each period, or when a weight
+# drifts from its target by more than the band.
+REBALANCES = ("never", "monthly", "quarterly", "yearly", "band")
+
+# The bounds of the portfolio fields (docs/portfolios.md): the same table's rows for the fields
+# that are not a position's strategy configuration (``config_errors`` checks a ``Config``,
+# which has none of them). The API's fields and the check constraints are generated from here as
+# from BOUNDS: ``field_kwargs(name, PORTFOLIO_BOUNDS)``, ``constraint_lookups(c, ...)``.
+PORTFOLIO_BOUNDS: dict[str, Bound] = {
+    # a position's share of its portfolio's value (Σ per portfolio ≤ 1: the service checks it)
+    "target_weight": Bound("decimal", 0, True, 1, True, **_RATIO, nullable=True,
+                           constraint="pos_target_weight_range"),
+    "rebalance": Bound("choice", choices=REBALANCES, constraint="pfl_rebalance_valid"),
+    # the absolute weight drift that triggers a ``band`` rebalance
+    "rebalance_band": Bound("decimal", 0, False, 1, True, **_RATIO, nullable=True,
+                            constraint="pfl_rebalance_band_range"),
+}
+
+
+def field_kwargs(name: str, table: dict[str, Bound] | None = None) -> dict:
+    """The bounds of field ``name`` (of ``table``, :data:`BOUNDS` by default) as the API's
+    field classes take them: ``max_digits``, ``decimal_places``, ``min_value``/``gt``,
+    ``max_value``/``lt``, ``allow_null``, ``choices``."""
+    b = (BOUNDS if table is None else table)[name]
     kw: dict[str, Any] = {}
     if b.digits is not None:
         kw["max_digits"], kw["decimal_places"] = b.digits, b.decimals
@@ -163,12 +183,14 @@ def _value(b: Bound, v):
     return int(v) if b.kind == "int" else Decimal(v)
 
 
-def constraint_lookups(constraint: str) -> list[tuple[str, str, Any]]:
-    """The check constraint ``constraint`` as (field, lookup, value) terms that must all hold
-    (lookup "gte", "gt", "lte", "lt", "in" or "lt_field": less than the field named by value);
-    a nullable field's terms hold when it is null (``nullable_fields``)."""
+def constraint_lookups(constraint: str,
+                       table: dict[str, Bound] | None = None) -> list[tuple[str, str, Any]]:
+    """The check constraint ``constraint`` (of ``table``, :data:`BOUNDS` by default) as
+    (field, lookup, value) terms that must all hold (lookup "gte", "gt", "lte", "lt", "in" or
+    "lt_field": less than the field named by value); a nullable field's terms hold when it is
+    null (``nullable_fields``)."""
     terms: list[tuple[str, str, Any]] = []
-    for name, b in BOUNDS.items():
+    for name, b in (BOUNDS if table is None else table).items():
         if b.constraint != constraint:
             continue
         if b.choices:
@@ -182,9 +204,10 @@ def constraint_lookups(constraint: str) -> list[tuple[str, str, Any]]:
     return terms
 
 
-def constraint_names() -> list[str]:
-    """Every check constraint of the table, in field order."""
-    return list(dict.fromkeys(b.constraint for b in BOUNDS.values() if b.constraint))
+def constraint_names(table: dict[str, Bound] | None = None) -> list[str]:
+    """Every check constraint of the table (:data:`BOUNDS` by default), in field order."""
+    return list(dict.fromkeys(b.constraint for b in (BOUNDS if table is None else table).values()
+                              if b.constraint))
 
 
 # --------------------------------------------------------------------------------------------
