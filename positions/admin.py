@@ -30,7 +30,9 @@ from positions.models import (
     TickerFeed,
     TradeCycle,
 )
+from positions.performance import position_performance
 from positions.picture import position_picture_png
+from positions.reports import performance_png, performance_xlsx, returns_html, xlsx_response
 from positions.splits import price_confirm
 from positions.strategy import rules
 from positions.workflows import evaluation
@@ -131,6 +133,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         "weight_shown",
         "decision_preview",
         "picture",
+        "returns_shown",
         "recent_orders",
         "event_timeline",
         "created_at",
@@ -156,6 +159,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         if obj is not None:
             sets += [
                 ("Valuation", {"fields": ("value_shown", "weight_shown", "decision_preview")}),
+                ("Returns", {"fields": ("returns_shown",)}),
                 (
                     "Activity",
                     {"fields": ("picture", "recent_orders", "event_timeline", "created_at",
@@ -258,18 +262,41 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         self._evaluate(request, queryset, submit=True)
 
     def get_urls(self):
-        picture = path("<path:object_id>/picture.png",
-                       self.admin_site.admin_view(self.picture_view),
-                       name="positions_position_picture")
-        return [picture, *super().get_urls()]
+        views = [("picture.png", self.picture_view, "positions_position_picture"),
+                 ("performance.png", self.performance_png_view,
+                  "positions_position_performance_png"),
+                 ("performance.xlsx", self.performance_xlsx_view,
+                  "positions_position_performance_xlsx")]
+        return [*(path(f"<path:object_id>/{tail}", self.admin_site.admin_view(view), name=name)
+                  for tail, view, name in views), *super().get_urls()]
 
-    def picture_view(self, request, object_id):
+    def _viewed(self, request, object_id) -> Position:
         position = self.get_object(request, unquote(object_id))
         if position is None:
             raise Http404("No such position.")
         if not self.has_view_or_change_permission(request, position):
             raise PermissionDenied
+        return position
+
+    def picture_view(self, request, object_id):
+        position = self._viewed(request, object_id)
         return HttpResponse(position_picture_png(position), content_type="image/png")
+
+    def performance_png_view(self, request, object_id):
+        position = self._viewed(request, object_id)
+        perf = position_performance(position)
+        return HttpResponse(performance_png(perf, title=f"{position.ticker} {position.id}: "
+                                            "value and time-weighted return"),
+                            content_type="image/png")
+
+    def performance_xlsx_view(self, request, object_id):
+        position = self._viewed(request, object_id)
+        return xlsx_response(performance_xlsx(position_performance(position)),
+                             f"{position.id}-performance.xlsx")
+
+    @admin.display(description="returns (opening to now)")
+    def returns_shown(self, obj):
+        return returns_html(lambda: position_performance(obj), "positions_position", obj.pk)
 
     @admin.display(description="picture")
     def picture(self, obj):

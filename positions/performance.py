@@ -30,7 +30,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from events.models import Event
-from positions.models import Position, Price
+from positions.models import Portfolio, Position, Price
 from positions.strategy import rules
 from positions.strategy.rules import returns
 from volbal import clock, market
@@ -59,6 +59,7 @@ class Books:
     position_id: str
     at: list[dt.datetime] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)
+    keys: list[tuple[dt.datetime, int]] = field(default_factory=list)  # (at, id)
     qty: list[Decimal] = field(default_factory=list)
     cash: list[Decimal] = field(default_factory=list)
     receivable: list[Decimal] = field(default_factory=list)
@@ -70,6 +71,10 @@ class Books:
     def index_at(self, moment: dt.datetime) -> int:
         """The last event at or before ``moment`` (-1: none, the position did not exist)."""
         return bisect.bisect_right(self.at, moment) - 1
+
+    def index_before(self, key: tuple[dt.datetime, int]) -> int:
+        """The last event before the event ``key`` ``(at, id)`` of any account (-1: none)."""
+        return bisect.bisect_left(self.keys, key) - 1
 
 
 def books_of(position_id: str, until: dt.datetime) -> Books:
@@ -105,6 +110,7 @@ def books_of(position_id: str, until: dt.datetime) -> Books:
             flow = amount if inputs.get("to") == position_id else -amount
         books.at.append(event.created_at)
         books.ids.append(event.id)
+        books.keys.append((event.created_at, event.id))
         books.qty.append(qty)
         books.cash.append(cash)
         books.receivable.append(receivable)
@@ -172,6 +178,10 @@ class PositionHistory:
     def value_at(self, moment: dt.datetime) -> Decimal:
         """The value after every event recorded by ``moment``."""
         return self._value(self.books.index_at(moment), moment)
+
+    def value_before(self, key: tuple[dt.datetime, int]) -> Decimal:
+        """The value just before the event ``key`` ``(at, id)``, at the prices known then."""
+        return self._value(self.books.index_before(key), key[0])
 
     def flows(self, since: dt.datetime, until: dt.datetime) -> Iterable[returns.Mark]:
         """A mark per flow recorded after ``since`` and by ``until``: the value just before
@@ -273,6 +283,113 @@ def position_performance(position: Position, *, since: dt.datetime | None = None
     since, until = span_of(since=since, until=until, opened=opened)
     history = PositionHistory(position, since, until)
     return performance(history.value_at, list(history.flows(since, until)), since, until)
+
+
+# --- Portfolios (docs/portfolios.md) -----------------------------------------------------------
+
+
+class PortfolioHistory:
+    """A portfolio's value at any instant: its unallocated cash F plus the value of each
+    position that was a member then. F is read from its opening (``portfolio_created``) and
+    the ``balances`` of every cash movement naming ``"portfolio"``; membership from each
+    position's ``config_changed`` events naming the portfolio (``outputs.changed.portfolio``)
+    and from a ``position_created`` of the portfolio (opened inside it); a member with neither
+    joined at its opening."""
+
+    def __init__(self, portfolio: Portfolio, since: dt.datetime, until: dt.datetime):
+        self.portfolio = portfolio
+        pid = portfolio.id
+        mine = Event.objects.filter(portfolio_id=pid, created_at__lte=until).only(
+            "id", "type", "position_id", "inputs", "outputs", "created_at").order_by("id")
+        self.cash_keys: list[tuple[dt.datetime, int]] = []
+        self.cash: list[Decimal] = []
+        self.flows: list[tuple[tuple[dt.datetime, int], str, object]] = []
+        joins: dict[str, list[tuple[tuple[dt.datetime, int], bool]]] = {}
+        for event in mine:
+            key = (event.created_at, event.id)
+            kind, inputs, outputs = event.type, event.inputs, event.outputs
+            if kind == "portfolio_created":
+                self.cash_keys.append(key)
+                self.cash.append(_dec(inputs["cash"]))
+                self.flows.append((key, "opening", _dec(inputs["cash"])))
+            elif kind in CASH_EVENTS:
+                balances = outputs.get("balances") or {}
+                if "portfolio" in balances:
+                    self.cash_keys.append(key)
+                    self.cash.append(_dec(balances["portfolio"]))
+                if kind != "cash_transferred":  # a transfer stays inside: not a flow
+                    amount = _dec(inputs["amount"])
+                    self.flows.append((key, "cash", amount if kind == "cash_deposited"
+                                       else -amount))
+            elif kind == "position_created" and event.position_id:
+                joins.setdefault(event.position_id, []).append((key, True))
+            elif kind == "config_changed" and event.position_id:
+                change = (outputs.get("changed") or {}).get("portfolio")
+                if change is not None and change.get("old") != change.get("new"):
+                    joins.setdefault(event.position_id, []).append(
+                        (key, change.get("new") == pid))
+        members = Position.objects.filter(pk__in=list(joins)) | portfolio.positions.all()
+        self.positions = {p.id: PositionHistory(p, since, until) for p in members.distinct()}
+        for position_id, history in self.positions.items():
+            if position_id not in joins:  # a member from its opening
+                books = history.books
+                opened = books.keys[0] if books.keys else (history.position.created_at, 0)
+                joins[position_id] = [(opened, True)]
+        self.joins = {p: sorted(j, key=lambda r: r[0]) for p, j in joins.items()}
+        for position_id, changes in self.joins.items():
+            for key, joined in changes:
+                self.flows.append((key, "join" if joined else "leave", position_id))
+        self.flows.sort(key=lambda f: f[0])
+
+    def _value(self, key: tuple[dt.datetime, int], moment: dt.datetime) -> Decimal:
+        """The value after every event before ``key`` (an event's, or ``(moment, max)``)."""
+        i = bisect.bisect_left(self.cash_keys, key) - 1
+        total = self.cash[i] if i >= 0 else ZERO
+        for position_id, changes in self.joins.items():
+            j = bisect.bisect_left([k for k, _j in changes], key) - 1
+            if j >= 0 and changes[j][1]:
+                history = self.positions[position_id]
+                total += history._value(history.books.index_before(key), moment)
+        return total
+
+    def value_at(self, moment: dt.datetime) -> Decimal:
+        return self._value((moment, END), moment)
+
+    def flow_marks(self, since: dt.datetime, until: dt.datetime) -> list[returns.Mark]:
+        """A mark per flow of the portfolio after ``since`` and by ``until``: its opening cash,
+        deposits and withdrawals on it and on its members, a position's value as it joins (+)
+        or leaves (-). Transfers inside it are not flows."""
+        marks = []
+        for key, kind, what in self.flows:
+            at = key[0]
+            if not since < at <= until:
+                continue
+            before = self._value(key, at)
+            if kind in ("opening", "cash"):
+                flow = what
+            else:
+                history = self.positions[what]
+                after = history.books.index_before((at, key[1] + 1))  # with its own event
+                value = history._value(after, at)
+                flow = value if kind == "join" else -value
+            if flow:
+                marks.append(returns.Mark(at, before, flow))
+        return marks
+
+
+END = 2**63  # an event id after every other: (moment, END) sorts after each event at moment
+
+
+def portfolio_performance(portfolio: Portfolio, *, since: dt.datetime | None = None,
+                          until: dt.datetime | None = None) -> Performance:
+    """The returns of a portfolio over [since, until] (defaults: its opening, now): its value
+    is F + the value of its members; its flows are money in and out of it (see
+    :meth:`PortfolioHistory.flow_marks`). 409 ``price_unknown`` as for a position."""
+    opened = (Event.objects.filter(portfolio_id=portfolio.id, type="portfolio_created")
+              .values_list("created_at", flat=True).first() or portfolio.created_at)
+    since, until = span_of(since=since, until=until, opened=opened)
+    history = PortfolioHistory(portfolio, since, until)
+    return performance(history.value_at, history.flow_marks(since, until), since, until)
 
 
 def describe(figures: returns.Returns) -> str:

@@ -134,3 +134,35 @@ def test_cash_only_position_earns_nothing_and_says_so(api, clock_at, make_positi
     body = api.get(url(position)).json()
     assert D(str(body["time_weighted_return"])) == 0
     assert D(str(body["money_weighted_return"])) == 0
+
+
+def test_the_admin_shows_the_figures_with_an_xlsx_and_a_picture(admin_client, clock_at,
+                                                                make_position):
+    import io
+    import re
+
+    from django.contrib.admin.utils import quote
+    from django.urls import reverse
+    from openpyxl import load_workbook
+
+    price(clock_at, at(0, -1), "100")
+    clock_at(at(0))
+    position = make_position(qty="10", cash="0")
+    price(clock_at, at(7), "104")
+    clock_at(at(8))
+    html = admin_client.get(reverse("admin:positions_position_change",
+                                    args=[quote(position.pk)])).content.decode()
+    assert "<th>Time-weighted return</th><td>4 %</td>" in html
+    xlsx = re.search(r"<a href='([^']+performance\.xlsx)'", html).group(1)
+    png = re.search(r"<img src='([^']+performance\.png)'", html).group(1)
+    book = admin_client.get(xlsx)
+    assert book.status_code == 200 and book["Content-Type"].endswith("spreadsheetml.sheet")
+    wb = load_workbook(io.BytesIO(book.content))
+    summary = {row[0]: row[1] for row in wb["Summary"].iter_rows(min_row=2, values_only=True)}
+    assert summary["Time-weighted return"] == pytest.approx(0.04)
+    assert summary["End value"] == pytest.approx(1040)
+    daily = list(wb["Daily"].iter_rows(min_row=2, values_only=True))
+    assert len(daily) == 6  # the sessions of 5-9 and 12 January closed by the 13th
+    assert daily[-1][1] == pytest.approx(1040) and daily[-1][3] == pytest.approx(0.04)
+    picture = admin_client.get(png)
+    assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")

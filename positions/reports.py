@@ -1,0 +1,88 @@
+"""A position's or a portfolio's returns as the admin shows and downloads them
+(docs/returns.md): the figures as labelled rows, an xlsx workbook and a PNG picture, drawn by
+the strategy's export helpers (positions.strategy.export) from a
+:class:`positions.performance.Performance`."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+
+from django.contrib.admin.utils import quote
+from django.http import HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from positions.performance import Performance
+from positions.strategy.export import charts, tables
+from volbal.admin import shown_decimal
+from volbal.errors import DomainError
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def performance_summary(perf: Performance) -> list[tuple[str, object]]:
+    """The figures as ``(label, value)`` rows; a return that is None is followed by why."""
+    f = perf.figures
+    rows: list[tuple[str, object]] = [
+        ("Since", perf.since.isoformat()), ("Until", perf.until.isoformat()),
+        ("Days", f.days), ("Start value", f.start_value), ("End value", f.end_value),
+        ("Net flows", f.net_flows),
+    ]
+    for label, rate in (("Time-weighted return", f.time_weighted),
+                        ("Money-weighted return (annual)", f.money_weighted)):
+        rows.append((label, rate.value))
+        if rate.value is None:
+            rows.append((f"{label}: why none", rate.sentence))
+        if rate.note:
+            rows.append((f"{label}: note", rate.note))
+    return rows
+
+
+def performance_xlsx(perf: Performance) -> bytes:
+    buffer = io.BytesIO()
+    tables.write_returns_xlsx(
+        buffer, summary=performance_summary(perf),
+        daily=[(d.session, d.value, d.flows, d.time_weighted_return) for d in perf.daily])
+    return buffer.getvalue()
+
+
+def performance_png(perf: Performance, *, title: str) -> bytes:
+    buffer = io.BytesIO()
+    charts.write_returns_plot(
+        buffer, title=title, days=[d.session for d in perf.daily],
+        values=[d.value for d in perf.daily], flows=[d.flows for d in perf.daily],
+        returns=[d.time_weighted_return for d in perf.daily])
+    return buffer.getvalue()
+
+
+def xlsx_response(content: bytes, filename: str) -> HttpResponse:
+    response = HttpResponse(content, content_type=XLSX)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _shown(label: str, value) -> str:
+    if isinstance(value, Decimal):
+        if "return" in label.lower():
+            return f"{shown_decimal((value * 100).quantize(Decimal('0.01')))} %"
+        return shown_decimal(value, money=True)
+    return "none" if value is None else str(value)
+
+
+def returns_html(make, url_name: str, pk) -> str:
+    """The admin's returns block: the figures of ``make()`` (a Performance) as a table, a link
+    to the xlsx and the picture (``admin:<url_name>_performance_xlsx`` / ``_png``); a refusal
+    (no price known) is shown as its sentence."""
+    try:
+        perf = make()
+    except DomainError as exc:
+        return exc.message
+    rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>",
+                            ((label, _shown(label, v)) for label, v in performance_summary(perf)))
+    args = [quote(pk)]
+    return format_html(
+        "<table>{}</table><p><a href='{}'>Download the figures and the daily series (xlsx)</a>"
+        "</p><img src='{}' alt='value and time-weighted return over time' width='990'>",
+        rows, reverse(f"admin:{url_name}_performance_xlsx", args=args),
+        reverse(f"admin:{url_name}_performance_png", args=args))
