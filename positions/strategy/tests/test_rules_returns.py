@@ -218,3 +218,12 @@ def test_money_weighted_rate_solves_its_equation(marks):
         return
     # the rate is rounded to 10 places: the equation moves by about that / (1 + r)
     assert residual(marks, rate.value) < 1e-8 * max(1.0, 1 / float(1 + rate.value))
+
+
+def test_the_docs_quote_the_worked_example():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[3] / "docs" / "returns.md").read_text()
+    out = returns_of(WORKED)
+    for figure in (out.time_weighted.value, out.net_flows, out.money_weighted.value):
+        assert f"**{figure}**" in text
