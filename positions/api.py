@@ -22,7 +22,11 @@ from positions import selectors, services
 from positions.dividends import dividend_announce
 from positions.filters import AlertFilter, EventFilter, PositionFilter
 from positions.performance import position_performance
+from positions.portfolios import services as portfolio_services
+from positions.portfolios.api import CashSerializer, MovementSerializer, cash_key
 from positions.serializers import (
+    PERFORMANCE_ERRORS,
+    PERFORMANCE_PARAMETERS,
     DividendAnnounceSerializer,
     DividendSerializer,
     EvaluateRequestSerializer,
@@ -41,12 +45,13 @@ from positions.serializers import (
     SplitSerializer,
     not_configurable,
     performance_body,
+    performance_span,
 )
 from positions.splits import price_confirm
 from positions.workflows import evaluation
 from positions.workflows.corporate_actions import split_announce
 from volbal import clock
-from volbal.api import keyset_page, time_param, validate_filters
+from volbal.api import idempotency_key_required, keyset_page, validate_filters
 from volbal.errors import ApiError
 from volbal.renderers import decimal_text as fmt
 from volbal.schema import (
@@ -73,14 +78,9 @@ def _valid(serializer_class, request):
 def _required_key(request, what: str) -> str:
     """The request's Idempotency-Key, or 400 ``missing_idempotency_key``: a write that places
     an order must be safe to retry."""
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        raise ApiError(
-            "missing_idempotency_key",
-            f"{what} needs an Idempotency-Key header (1-255 printable characters) so a retry "
-            "cannot place a second order.",
-        )
-    return key
+    return idempotency_key_required(
+        request, f"{what} needs an Idempotency-Key header (1-255 printable characters) so a "
+        "retry cannot place a second order.")
 
 
 def evaluation_body(result: evaluation.Evaluation) -> dict:
@@ -199,7 +199,7 @@ class PositionViewSet(viewsets.ViewSet):
     )
     def create(self, request):
         data = _valid(PositionCreateSerializer, request)
-        position = services.position_create(owner=request.user, **data)
+        position = portfolio_services.position_open(owner=request.user, **data)
         position = position_view(owner=request.user, position_id=position.id)
         return Response(PositionSerializer(position).data, status=status.HTTP_201_CREATED)
 
@@ -214,14 +214,18 @@ class PositionViewSet(viewsets.ViewSet):
         summary="Change the strategy configuration",
         description="Only the strategy fields: the books (`qty`, `cash`, "
         "`dividend_receivable`, `anchor_price`) are not configuration and answer 400 "
-        "`not_configurable` with what to do instead (orders and their fills; cash movements "
-        "are planned).",
+        "`not_configurable` with what to do instead (orders and their fills; cash movements, "
+        "`POST /v1/positions/{id}/cash`). `portfolio` and `target_weight` put the position in "
+        "a portfolio (null leaves it); the target weights of a portfolio sum to at most 1 (409 "
+        "`target_weights_exceed_one`).",
         request=PositionUpdateSerializer,
         parameters=[idempotency_header(required=False)],
         responses={
             200: PositionSerializer,
             **NOT_FOUND,
-            **write_errors((400, "not_configurable"), (409, "idempotency_signature_mismatch")),
+            **write_errors((400, "not_configurable"),
+                          (409, "idempotency_signature_mismatch or target_weights_exceed_one "
+                           "or position_in_other_portfolio")),
         },
     )
     def partial_update(self, request, pk=None):
@@ -229,7 +233,8 @@ class PositionViewSet(viewsets.ViewSet):
         if books:
             raise ApiError("not_configurable", " ".join(books.values()), fields=books)
         data = _valid(PositionUpdateSerializer, request)
-        services.position_configure(owner=request.user, position_id=pk, changes=dict(data))
+        portfolio_services.position_update(owner=request.user, position_id=pk,
+                                           changes=dict(data))
         position = position_view(owner=request.user, position_id=pk)
         return Response(PositionSerializer(position).data)
 
@@ -399,23 +404,38 @@ class PositionViewSet(viewsets.ViewSet):
         "withdrawals on it, transfers in and out of it. A return that cannot be stated is null "
         "with its reason. 409 `price_unknown` when the position held shares at an instant no "
         "price of its ticker was known.",
-        parameters=[
-            OpenApiParameter("since", str, description="A date (its start in the trading time "
-                             "zone) or an ISO 8601 time with offset; default: the opening."),
-            OpenApiParameter("until", str, description="A date (included: its end) or an ISO "
-                             "8601 time with offset; default and at the latest: now."),
-        ],
-        responses={200: PerformanceSerializer, **NOT_FOUND,
-                   **read_errors((400, "invalid_query or invalid_span"),
-                                 (409, "price_unknown"))},
+        parameters=PERFORMANCE_PARAMETERS,
+        responses={200: PerformanceSerializer, **NOT_FOUND, **read_errors(*PERFORMANCE_ERRORS)},
     )
     @action(detail=True, methods=["get"])
     def performance(self, request, pk=None):
-        since = time_param(request, "since", end_of_day=False)
-        until = time_param(request, "until", end_of_day=True)
+        span = performance_span(request)
         position = selectors.position_get(owner=request.user, position_id=pk)
-        perf = position_performance(position, since=since, until=until)
+        perf = position_performance(position, **span)
         return Response({"position_id": position.id, **performance_body(perf)})
+
+    @extend_schema(
+        summary="Deposit to or withdraw from the position's own cash (Idempotency-Key "
+        "required)",
+        description="`amount` > 0 deposits, < 0 withdraws; a withdrawal that would leave less "
+        "than zero is 409 `insufficient_cash` and moves nothing. Not a trade: the anchor, the "
+        "daily order cap and the reasons of proposals are unchanged; the weight sees the new "
+        "cash at the next evaluation. Recorded as `cash_deposited` / `cash_withdrawn`.",
+        request=CashSerializer, parameters=[idempotency_header(required=True)],
+        responses={201: MovementSerializer, 200: MovementSerializer, **NOT_FOUND,
+                   **write_errors((400, "missing_idempotency_key or invalid_amount"),
+                                  (409, "insufficient_cash or balance_out_of_range or "
+                                   "idempotency_signature_mismatch"))},
+    )
+    @action(detail=True, methods=["post"])
+    def cash(self, request, pk=None):
+        cash_key(request)
+        amount = _valid(CashSerializer, request)["amount"]
+        position = portfolio_services.position_cash_move(owner=request.user, position_id=pk,
+                                                         amount=amount)
+        return Response({"portfolio_id": position.portfolio_id, "position_id": position.id,
+                         "amount": amount, "cash": position.cash},
+                        status=status.HTTP_201_CREATED)
 
     @extend_schema(
         methods=["GET"],

@@ -2,7 +2,9 @@
 and ``anchor_price``.
 
 Every change of those columns goes through a function here: a fill, a dividend's ex-date and
-pay-date steps, a split, the anchor an evaluation sets (docs/strategy.md). Each takes the
+pay-date steps, a split, the anchor an evaluation sets (docs/strategy.md), and the cash
+movements of positions and portfolios (docs/portfolios.md: a portfolio's unallocated cash is
+written here too). Each takes the
 position its caller has already locked (``select_for_update`` inside ``transaction.atomic``),
 asks the pure rule (:mod:`positions.strategy.rules`) what the books become, refuses what the
 columns could not hold, saves and records its event (:func:`events.services.event_record`).
@@ -23,10 +25,11 @@ from fractions import Fraction
 
 from events.models import EventType
 from events.services import event_record
-from positions.models import Dividend, Position
+from positions.models import Dividend, Portfolio, Position
 from positions.strategy import rules
 from volbal.columns import capacity, out_of_range
 from volbal.errors import DomainError
+from volbal.ids import new_id
 from volbal.renderers import decimal_text as fmt
 from volbal.rows import update_many
 
@@ -299,6 +302,108 @@ def marks_save_many(changes: dict[str, dict]) -> int:
     return update_many(Position, changes, MARK_FIELDS)
 
 
-# --- Cash movements ----------------------------------------------------------------------------
-# Deposits, withdrawals and transfers between positions (portfolios) are written here too,
-# each as a function like those above: the locked position, the rule, the capacity, the event.
+# --- Cash movements (docs/portfolios.md#events) ----------------------------------------------
+# A deposit, a withdrawal or a transfer changes the cash of a position (C) or of a portfolio
+# (its unallocated cash F), both locked by the caller. None is a trade: the anchor, the daily
+# cap and the reasons are untouched (docs/strategy.md#cash-movements).
+
+PORTFOLIO = "portfolio"  # the account name of a portfolio's unallocated cash F
+MANUAL, REBALANCE = "manual", "rebalance"  # the reasons of a movement
+
+Account = Position | Portfolio
+
+
+def account_name(account: Account) -> str:
+    """``"portfolio"`` for a portfolio's F, the position's id for its cash."""
+    return PORTFOLIO if isinstance(account, Portfolio) else account.id
+
+
+def _portfolio_id(account: Account) -> str | None:
+    return account.id if isinstance(account, Portfolio) else account.portfolio_id
+
+
+def _moved(account: Account, amount: Decimal) -> Decimal:
+    """``account``'s cash after ``amount`` (the rule, then the column's capacity), unwritten."""
+    try:
+        new_cash = rules.apply_cash_movement(cash=account.cash, amount=amount)
+    except rules.RuleError as exc:
+        status = 400 if exc.code == "invalid_amount" else 409
+        raise DomainError(exc.code, f"{account_name(account)}: {exc.message}",
+                          status=status) from None
+    if out_of_range((type(account), "cash", new_cash)):
+        raise DomainError("balance_out_of_range", f"After this movement the cash of "
+                          f"{account_name(account)} would exceed what it can hold (less than "
+                          f"{fmt(capacity(type(account), 'cash'))}).", status=409)
+    return new_cash
+
+
+def _save_cash(account: Account, cash: Decimal) -> None:
+    account.cash = cash
+    account.save(update_fields=["cash", "updated_at"])
+
+
+def cash_deposit(*, account: Account, amount: Decimal, reason: str = MANUAL) -> Decimal:
+    """Add ``amount`` (> 0) to ``account``'s cash (``cash_deposited``). Returns the new cash."""
+    if not amount > 0:
+        raise DomainError("invalid_amount", "A deposit must be greater than zero.", status=400)
+    cash = _moved(account, amount)
+    _save_cash(account, cash)
+    name = account_name(account)
+    event_record(
+        position_id="" if name == PORTFOLIO else name, portfolio_id=_portfolio_id(account),
+        type=EventType.CASH_DEPOSITED,
+        message=f"{fmt(amount)} deposited to {name}; cash now {fmt(cash)}.",
+        inputs={"amount": amount, "from": None, "to": name, "reason": reason},
+        outputs={"balances": {name: cash}},
+    )
+    return cash
+
+
+def cash_withdraw(*, account: Account, amount: Decimal, reason: str = MANUAL) -> Decimal:
+    """Take ``amount`` (> 0) out of ``account``'s cash (``cash_withdrawn``); 409
+    ``insufficient_cash`` rather than below zero. Returns the new cash."""
+    if not amount > 0:
+        raise DomainError("invalid_amount", "A withdrawal must be greater than zero.",
+                          status=400)
+    cash = _moved(account, -amount)
+    _save_cash(account, cash)
+    name = account_name(account)
+    event_record(
+        position_id="" if name == PORTFOLIO else name, portfolio_id=_portfolio_id(account),
+        type=EventType.CASH_WITHDRAWN,
+        message=f"{fmt(amount)} withdrawn from {name}; cash now {fmt(cash)}.",
+        inputs={"amount": amount, "from": name, "to": None, "reason": reason},
+        outputs={"balances": {name: cash}},
+    )
+    return cash
+
+
+def cash_transfer(*, portfolio: Portfolio, source: Account, target: Account, amount: Decimal,
+                  reason: str = MANUAL) -> str:
+    """Move ``amount`` (> 0) from ``source``'s cash to ``target``'s, two accounts of
+    ``portfolio`` (its F or its positions; the caller checks membership and locks all three):
+    ``cash_transferred`` on each position it touches (docs/portfolios.md#cash_transferred).
+    409 ``insufficient_cash`` rather than below zero. Returns the transfer's id."""
+    if not amount > 0:
+        raise DomainError("invalid_amount", "A transfer must be greater than zero.", status=400)
+    src, dst = account_name(source), account_name(target)
+    if src == dst:
+        raise DomainError("same_account", f"A transfer needs two accounts, not {src} twice.",
+                          status=400)
+    src_cash, dst_cash = _moved(source, -amount), _moved(target, amount)
+    _save_cash(source, src_cash)
+    _save_cash(target, dst_cash)
+    transfer_id = new_id("trf")
+    inputs = {"amount": amount, "from": src, "to": dst, "reason": reason,
+              "transfer_id": transfer_id}
+    outputs = {"balances": {src: src_cash, dst: dst_cash}}
+    for name in (src, dst):
+        if name != PORTFOLIO:
+            event_record(
+                position_id=name, portfolio_id=portfolio.id, type=EventType.CASH_TRANSFERRED,
+                message=f"{fmt(amount)} transferred from {src} to {dst}"
+                f"{' (rebalance)' if reason == REBALANCE else ''}; cash now {fmt(src_cash)} "
+                f"and {fmt(dst_cash)}.",
+                inputs=inputs, outputs=outputs,
+            )
+    return transfer_id

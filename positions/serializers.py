@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
 from events.actor import ActorSource
@@ -24,7 +24,7 @@ from positions.selectors import PriceSource
 from positions.services import ticker_normalize
 from positions.strategy import rules
 from positions.strategy.rules import returns
-from volbal.api import StrictSerializer
+from volbal.api import StrictSerializer, time_param
 from volbal.errors import DomainError
 from volbal.fields import Boolean, DecimalOut, Integer, Number
 
@@ -84,7 +84,19 @@ class StrategyFields(StrictSerializer):
                              "operator confirms it (0.25 = 25 %).")
 
 
-class PositionCreateSerializer(StrategyFields):
+class MembershipFields(StrictSerializer):
+    # A position's portfolio and its target weight in it (docs/portfolios.md), beside the
+    # strategy fields in the create and PATCH bodies.
+    portfolio = serializers.CharField(max_length=32, required=False, allow_null=True,
+                                      help_text="The portfolio (pfl_…) it belongs to; null: "
+                                      "none (it leaves).")
+    target_weight = Number(**rules.field_kwargs("target_weight", rules.PORTFOLIO_BOUNDS),
+                           required=False,
+                           help_text="Its target share of the portfolio's value, 0 ≤ w ≤ 1 "
+                           "(Σ per portfolio ≤ 1), or null.")
+
+
+class PositionCreateSerializer(StrategyFields, MembershipFields):
     ticker = Ticker(help_text="Upper-cased; a letter, then letters, digits, . -")
     qty = Number(max_digits=24, decimal_places=8, min_value=0)
     cash = Number(max_digits=22, decimal_places=6, min_value=0)
@@ -98,7 +110,7 @@ class PositionCreateSerializer(StrategyFields):
     )
 
 
-class PositionUpdateSerializer(StrategyFields):
+class PositionUpdateSerializer(StrategyFields, MembershipFields):
     pass
 
 
@@ -108,9 +120,9 @@ NOT_CONFIGURABLE = {
     "qty": "qty is not configuration: the shares change only by fills (submit an order, "
     "POST /v1/positions/{id}/orders, and record its fill, POST /v1/orders/{id}/fill, or let "
     "its broker fill it) and by splits.",
-    "cash": "cash is not configuration: it changes by fills and dividends; deposits and "
-    "withdrawals will be cash movements (docs/strategy.md#cash-movements, planned). To start "
-    "with other cash, open a new position.",
+    "cash": "cash is not configuration: it changes by fills, dividends and cash movements: "
+    "POST /v1/positions/{id}/cash {\"amount\": A} deposits (A > 0) or withdraws (A < 0), "
+    "POST /v1/portfolios/{id}/transfers moves cash within a portfolio.",
     "dividend_receivable": "dividend_receivable is not configuration: it changes as dividends "
     "go ex and are paid (POST /v1/positions/{id}/dividends).",
     "anchor_price": "anchor_price is not configuration: the anchor moves with fills, "
@@ -153,6 +165,8 @@ class PositionSerializer(serializers.Serializer):
     slippage_bps = DecimalOut()
     auto_submit = serializers.BooleanField()
     max_price_jump = DecimalOut()
+    portfolio = serializers.CharField(source="portfolio_id", allow_null=True)
+    target_weight = DecimalOut(allow_null=True)
     price = serializers.SerializerMethodField(
         help_text="The latest known price: the newer of the ticker's newest stored price and "
         "the position's last fill, ÷ the ratios of the position's splits that took effect "
@@ -464,6 +478,21 @@ class PerformanceSerializer(serializers.Serializer):
     note = serializers.CharField(allow_null=True, help_text="E.g. several rates solve the "
                                  "flows: the one nearest to zero is given.")
     daily = PerformanceDaySerializer(many=True)
+
+
+PERFORMANCE_PARAMETERS = [
+    OpenApiParameter("since", str, description="A date (its start in the trading time zone) or "
+                     "an ISO 8601 time with offset; default: the opening."),
+    OpenApiParameter("until", str, description="A date (included: its end) or an ISO 8601 time "
+                     "with offset; default and at the latest: now."),
+]
+PERFORMANCE_ERRORS = ((400, "invalid_query or invalid_span"), (409, "price_unknown"))
+
+
+def performance_span(request) -> dict:
+    """``since`` and ``until`` of a performance request (400 ``invalid_query``)."""
+    return {"since": time_param(request, "since", end_of_day=False),
+            "until": time_param(request, "until", end_of_day=True)}
 
 
 def performance_body(perf) -> dict:

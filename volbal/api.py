@@ -39,6 +39,16 @@ _CODES = {
 }
 
 
+def idempotency_key_required(request, message: str) -> str:
+    """The request's Idempotency-Key, or 400 ``missing_idempotency_key`` with ``message``
+    (saying why the write must be safe to retry). The middleware (orders.middleware) has made
+    the request replayable when there is one."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        raise ApiError("missing_idempotency_key", message)
+    return key
+
+
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
     body = {"detail": code, "message": message}
     if fields:

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "volbal",  # its migration creates the database cache's table (volbal/migrations)
     "events",
     "positions",
+    "positions.portfolios",  # label "portfolios": its screens and commands (no tables)
     "positions.research",  # label "research": research jobs (sweeps, walk-forwards, backtests)
     "orders",
 ]
@@ -348,6 +349,8 @@ SPECTACULAR_SETTINGS = {
     # One tag per resource, in this order in Swagger UI.
     "TAGS": [
         {"name": "positions", "description": "Open, read and configure positions; evaluate."},
+        {"name": "portfolios", "description": "Group positions with unallocated cash and "
+         "target weights; deposit, withdraw and transfer cash (idempotently)."},
         {"name": "orders", "description": "Submit (idempotently), fill, cancel and read orders."},
         {"name": "events", "description": "The audit trail of every decision and change."},
         {"name": "dividends", "description": "Announce dividends and follow them to payment."},

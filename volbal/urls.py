@@ -8,6 +8,7 @@ from rest_framework.routers import SimpleRouter
 from events.webhooks.api import WebhookViewSet
 from orders.api import OrderViewSet
 from positions.api import AlertViewSet, PositionViewSet, PriceViewSet
+from positions.portfolios.api import PortfolioViewSet
 from positions.research.api import BacktestView, SweepViewSet
 from volbal import health
 from volbal.api import json_error_view
@@ -15,6 +16,7 @@ from volbal.landing import landing
 
 router = SimpleRouter(trailing_slash=False)
 router.register("positions", PositionViewSet, basename="position")
+router.register("portfolios", PortfolioViewSet, basename="portfolio")
 router.register("orders", OrderViewSet, basename="order")
 router.register("prices", PriceViewSet, basename="price")
 router.register("sweeps", SweepViewSet, basename="sweep")

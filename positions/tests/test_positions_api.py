@@ -21,6 +21,7 @@ EVERY_FIELD = {
     "id", "ticker", "qty", "cash", "anchor_price", "dividend_receivable", *STRATEGY_FIELDS,
     *EXECUTION_FIELDS,
     "price", "price_ts", "price_source", "value", "weight", "created_at", "updated_at",
+    "portfolio", "target_weight",
 }
 DEFAULTS = {
     "trigger_pct": 0.03,

@@ -1,6 +1,7 @@
 """The ledger check: replay every position from its append-only events (its opening, each
-order, fill, dividend step, split and correction, in the order they were recorded) through the
-functions the live path uses, and compare every stored column the replay determines.
+order, fill, dividend step, split, correction and cash movement, in the order they were
+recorded) through the functions the live path uses, and compare every stored column the replay
+determines; and every portfolio's unallocated cash from its opening and its cash movements.
 
 Nothing mutable is trusted as an input: the opening shares, cash, anchor and owner come from
 the ``position_created`` event, not from the ``opening_*`` columns; each order's quantity from
@@ -18,7 +19,7 @@ from django.db.models import Max
 
 from events.models import Event
 from orders.models import OPEN_STATUSES, Fill, Order, OrderStatus
-from positions.models import Dividend, DividendStatus, Position, Split, SplitStatus
+from positions.models import Dividend, DividendStatus, Portfolio, Position, Split, SplitStatus
 from positions.strategy import rules
 from positions.workflows.corporate_actions import AnchorTrail, entitlement
 from volbal import clock
@@ -31,10 +32,12 @@ ZERO = Decimal(0)
 # and configuration changes write none of them.
 FILL_EVENTS = ("order_filled", "order_partially_filled")
 ORDER_ENDS = ("order_cancelled", "order_expired")
+CASH_EVENTS = ("cash_deposited", "cash_withdrawn", "cash_transferred")
 BOOK_CHANGES = frozenset({"position_created", "order_submitted", *FILL_EVENTS, *ORDER_ENDS,
                           "anchor_set", "ex_div_effective", "dividend_cash_received",
                           "dividend_entitlement_corrected", "split_applied",
-                          "anchor_adjusted_for_dividend"})
+                          "anchor_adjusted_for_dividend", *CASH_EVENTS})
+PORTFOLIO = "portfolio"  # the account name of a portfolio's unallocated cash (positions.books)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class LedgerReport:
     fills: int
     dividends: int
     differences: list[Difference]
+    portfolios: int = 0
 
 
 @dataclass
@@ -202,6 +206,8 @@ def _step(book: _Book, event: Event, rows: _Rows, out: list[Difference], pid: st
         else:
             book.receivable += net - div["net"]
         div.update(shares=shares, gross=gross, net=net)
+    elif kind in CASH_EVENTS:
+        book.cash = _cash_moved(book, pid, event, out)
     elif kind == "split_applied":
         split = rows.splits[inputs["split_id"]]
         k = _ratio_of(inputs["ratio"])
@@ -224,6 +230,67 @@ def _step(book: _Book, event: Event, rows: _Rows, out: list[Difference], pid: st
         corrected = book.trail.split(ratio=k, effective_date=split["effective_date"])
         if corrected is not None:
             book.split_anchors[split["id"]] = corrected[0]
+
+
+def _cash_moved(book, account: str, event: Event, out: list[Difference]) -> Decimal:
+    """The cash of ``account`` (a position's id or ``"portfolio"``) after a cash movement event,
+    by the rule the books apply (``rules.apply_cash_movement``); a movement the rule refuses
+    (it would overdraw) is a difference and breaks the book."""
+    inputs = event.inputs
+    amount = Decimal(inputs["amount"])
+    sign = (1 if inputs.get("to") == account else 0) - (1 if inputs.get("from") == account else 0)
+    if not sign:
+        return book.cash
+    try:
+        return rules.apply_cash_movement(cash=book.cash, amount=sign * amount)
+    except rules.RuleError as exc:
+        out.append(Difference(event.portfolio_id if account == PORTFOLIO else account,
+                              f"{event.type} event {event.pk}", "recorded",
+                              f"refused ({exc.code}: {exc.message})"))
+        book.broken = True
+        return book.cash
+
+
+@dataclass
+class _Fund:
+    """A portfolio's unallocated cash as its events make it."""
+
+    opened: bool = False
+    opening_cash: Decimal = ZERO
+    cash: Decimal = ZERO
+    broken: bool = False
+
+
+def _portfolios_verify(differences: list[Difference]) -> int:
+    """Each portfolio's unallocated cash replayed from its ``portfolio_created`` event and the
+    cash movements naming ``"portfolio"`` (docs/portfolios.md#events), compared with its row."""
+    funds: dict[str, _Fund] = defaultdict(_Fund)
+    for event in (Event.objects.filter(portfolio_id__isnull=False,
+                                       type__in=("portfolio_created", *CASH_EVENTS))
+                  .only("id", "portfolio_id", "position_id", "type", "inputs")
+                  .order_by("portfolio_id", "id").iterator(chunk_size=5000)):
+        fund = funds[event.portfolio_id]
+        if fund.broken:
+            continue
+        if event.type == "portfolio_created":
+            fund.opened = True
+            fund.opening_cash = fund.cash = Decimal(event.inputs["cash"])
+        else:
+            fund.cash = _cash_moved(fund, PORTFOLIO, event, differences)
+    n = 0
+    for row in Portfolio.objects.values("id", "cash", "opening_cash").iterator(chunk_size=2000):
+        n += 1
+        fund = funds[row["id"]]
+        if not fund.opened:
+            differences.append(Difference(row["id"], "portfolio_created event", "missing",
+                                          "recorded"))
+            continue
+        checks = [("opening_cash", fund.opening_cash)] + ([] if fund.broken
+                                                           else [("cash", fund.cash)])
+        for name, want in checks:
+            if row[name] != want:
+                differences.append(Difference(row["id"], name, row[name], want))
+    return n
 
 
 def _compare(pid: str, book: _Book, stored: dict, rows: _Rows, orders: dict,
@@ -299,9 +366,9 @@ def ledger_verify() -> LedgerReport:
         "opening_cash", "owner_id").iterator(chunk_size=2000)}
     differences: list[Difference] = []
     books: dict[str, _Book] = defaultdict(_Book)
-    for event in (Event.objects.filter(type__in=BOOK_CHANGES)
-                  .only("id", "position_id", "order_id", "type", "inputs", "outputs",
-                        "created_at", "actor_user_id")
+    for event in (Event.objects.filter(type__in=BOOK_CHANGES).exclude(position_id="")
+                  .only("id", "position_id", "portfolio_id", "order_id", "type", "inputs",
+                        "outputs", "created_at", "actor_user_id")
                   .order_by("position_id", "id").iterator(chunk_size=5000)):
         book = books[event.position_id]
         if not book.broken:
@@ -314,7 +381,9 @@ def ledger_verify() -> LedgerReport:
                                           f"order {order_id} order_submitted event", False,
                                           True))
     n_div = sum(1 for d in rows.dividends.values() if d["status"] != DividendStatus.ANNOUNCED)
-    return LedgerReport(len(positions), len(orders), len(rows.fills), n_div, differences)
+    n_portfolios = _portfolios_verify(differences)
+    return LedgerReport(len(positions), len(orders), len(rows.fills), n_div, differences,
+                        n_portfolios)
 
 
 def last_book_changes(position_ids) -> dict:

@@ -18,7 +18,7 @@ LAYERS = [
     {"events"},
     {"positions"},
     {"orders"},
-    {"research"},  # positions.research: the research jobs
+    {"research", "portfolios"},  # positions.research: the research jobs; the portfolios' room
 ]
 RANK = {label: rank for rank, labels in enumerate(LAYERS) for label in labels}
 

@@ -41,7 +41,8 @@ class Command(ActorCommand):  # the alerts it records name it (events.actor)
                                   f"by {last.actor}")
         summary = ", ".join(counted(n, noun) for n, noun in (
             (report.positions, "position"), (report.orders, "order"), (report.fills, "fill"),
-            (report.dividends, "dividend"))) + " checked"
+            (report.dividends, "dividend"),
+            *([(report.portfolios, "portfolio")] if report.portfolios else []))) + " checked"
         if record_alerts:
             alerts = ledger_differences_record(report.differences)
             self.stdout.write(f"{counted(len(alerts), 'ledger_difference alert')} recorded ("

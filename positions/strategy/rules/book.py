@@ -45,6 +45,22 @@ def default_commission(cfg_or_rate, qty, price):
     return money(dec(rate) * (qty * price))
 
 
+def apply_cash_movement(*, cash, amount):
+    """The cash an account holds after a movement of ``amount`` (docs/strategy.md#cash-movements:
+    positive in, negative out), as stored (6 dp). Raises RuleError ``invalid_amount`` for zero,
+    a non-finite number or more than 6 decimal places (a movement is never rounded), and
+    ``insufficient_cash`` when the account would go below zero. Decimal or float."""
+    if not is_number(amount) or not amount or (type(amount) is Decimal
+                                                 and money(amount) != amount):
+        raise RuleError("invalid_amount", f"A cash movement must be a non-zero amount with at "
+                        f"most 6 decimal places, not {amount}.")
+    new_cash = money(cash + amount)
+    if new_cash < 0:
+        raise RuleError("insufficient_cash", f"Taking {fmt_price(-amount)} out of "
+                        f"{fmt_price(cash)} would leave {fmt_price(new_cash)}: less than zero.")
+    return new_cash
+
+
 def cash_after_buy(*, cash, qty, price, commission):
     """The cash a buy of ``qty`` at ``price`` with ``commission`` leaves, rounded as stored
     (6 dp): below zero means the buy is refused (``insufficient_cash``). Decimal or float."""

@@ -1,0 +1,54 @@
+"""Real parallel cash movements on PostgreSQL: withdrawals racing for the same cash cannot
+overdraw it, and one Idempotency-Key moves the cash once however many requests carry it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+
+from events.models import Event
+from orders.tests.test_concurrency import answers, api_user, run_parallel  # noqa: F401
+from positions.models import Portfolio, Position
+from positions.portfolios.services import portfolio_create, position_open
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def test_parallel_withdrawals_cannot_overdraw(api_user):  # noqa: F811
+    portfolio = portfolio_create(owner=api_user, name="P", cash=Decimal(1000))
+    n = 12  # 12 x 100 asked of 1000: exactly 10 succeed
+    results = run_parallel(n, answers(api_user, "post", f"/v1/portfolios/{portfolio.id}/cash",
+                                      [{"amount": -100}] * n, [f"w{i}" for i in range(n)]))
+    statuses = Counter(status for status, _body, _replayed in results)
+    assert statuses == {201: 10, 409: 2}
+    assert {body["detail"] for status, body, _ in results if status == 409} == {
+        "insufficient_cash"}
+    assert Portfolio.objects.get().cash == 0
+    assert Event.objects.filter(type="cash_withdrawn").count() == 10
+
+
+def test_parallel_transfers_out_of_one_position_cannot_overdraw(api_user):  # noqa: F811
+    portfolio = portfolio_create(owner=api_user, name="P", cash=Decimal(0))
+    position = position_open(owner=api_user, ticker="ZIM", qty=Decimal(0), cash=Decimal(250),
+                             portfolio=portfolio.id)
+    n = 8
+    results = run_parallel(n, answers(
+        api_user, "post", f"/v1/portfolios/{portfolio.id}/transfers",
+        [{"from": position.id, "to": "portfolio", "amount": 50}] * n,
+        [f"t{i}" for i in range(n)]))
+    assert Counter(status for status, _b, _r in results) == {201: 5, 409: 3}
+    assert (Position.objects.get().cash, Portfolio.objects.get().cash) == (0, 250)
+
+
+def test_one_key_moves_the_cash_once(api_user):  # noqa: F811
+    position = position_open(owner=api_user, ticker="ZIM", qty=Decimal(0), cash=Decimal(0))
+    n = 16
+    results = run_parallel(n, answers(api_user, "post", f"/v1/positions/{position.id}/cash",
+                                      [{"amount": 25}] * n, ["same-key"] * n))
+    assert Counter(status for status, _b, _r in results) == {201: 1, 200: n - 1}
+    assert {body["cash"] for _s, body, _r in results} == {25}
+    assert sum(1 for _s, _b, replayed in results if replayed == "true") == n - 1
+    assert Position.objects.get().cash == 25
+    assert Event.objects.filter(type="cash_deposited").count() == 1
