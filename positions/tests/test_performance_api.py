@@ -166,3 +166,90 @@ def test_the_admin_shows_the_figures_with_an_xlsx_and_a_picture(admin_client, cl
     assert daily[-1][1] == pytest.approx(1040) and daily[-1][3] == pytest.approx(0.04)
     picture = admin_client.get(png)
     assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")
+
+
+# --- With deposits, withdrawals and transfers (docs/returns.md) -------------------------------
+
+
+def post(api, path, body, key):
+    response = api.post(path, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def figures(body) -> dict:
+    return {k: None if body[k] is None else D(str(body[k])) for k in (
+        "start_value", "end_value", "net_flows", "time_weighted_return",
+        "money_weighted_return")}
+
+
+def test_the_worked_example_through_the_api(api, clock_at, make_position):
+    """docs/returns.md#a-worked-example with real prices and cash movements: 10 shares at 100;
+    day 30 at 110, 500 deposited; day 60 at 102 (1520 with the cash), 200 withdrawn; day 90
+    at 108.6 (1386)."""
+    price(clock_at, at(0), "100")
+    position = make_position(qty="10", cash="0")
+    price(clock_at, at(30), "110")
+    post(api, f"/v1/positions/{position.id}/cash", {"amount": 500}, "d1")
+    price(clock_at, at(60), "102")
+    post(api, f"/v1/positions/{position.id}/cash", {"amount": -200}, "w1")
+    price(clock_at, at(90), "108.6")
+    clock_at(at(91))
+    body = api.get(url(position, until=at(90).isoformat().replace("+00:00", "Z"))).json()
+    assert figures(body) == {"start_value": 1000, "end_value": 1386, "net_flows": 300,
+                             "time_weighted_return": D("0.09725"),
+                             "money_weighted_return": D("0.3058538432")}
+    # the daily series: a deposit lifts the value, not the return
+    day30 = next(d for d in body["daily"] if d["session"] == "2026-02-04")
+    assert D(str(day30["flows"])) == 500 and D(str(day30["value"])) == 1600
+    assert D(str(day30["time_weighted_return"])) == D("0.1")
+
+
+def portfolio_story(api, clock_at):
+    """Portfolio P opens with 1000 unallocated; position A (10 ZIM at 100) opens
+in it. Day 10: 500 moves from P's cash to A (inside P: a flow of A only). Day 20, ZIM at 120:
+300 deposited on A (a flow of both). Day 30, ZIM at 90: A leaves P (P's value goes out with
+it). Day 40: the end."""
+    price(clock_at, at(0), "100")
+    pid = post(api, "/v1/portfolios", {"name": "Core", "cash": 1000}, "p")["id"]
+    a = post(api, "/v1/positions", {"ticker": "ZIM", "qty": 10, "cash": 0, "portfolio": pid,
+                                    "target_weight": 0.5}, "a")["id"]
+    clock_at(at(10))
+    post(api, f"/v1/portfolios/{pid}/transfers", {"from": "portfolio", "to": a, "amount": 500},
+         "t")
+    price(clock_at, at(20), "120")
+    post(api, f"/v1/positions/{a}/cash", {"amount": 300}, "d")
+    price(clock_at, at(30), "90")
+    left = api.patch(f"/v1/positions/{a}", {"portfolio": None}, format="json")
+    assert left.status_code == 200, left.content
+    clock_at(at(40))
+    return pid, a
+
+
+def test_a_portfolios_flows_are_money_in_and_out_not_transfers(api, clock_at):
+    pid, a = portfolio_story(api, clock_at)
+    body = api.get(f"/v1/portfolios/{pid}/performance").json()
+    assert body["portfolio_id"] == pid
+    # 2000 at the start; 2200 before the deposit (500 + 1700); 2200 before A leaves
+    # (500 + 900 + 800); 500 after: 1.1 × 2200/2500 × 500/500 − 1
+    assert figures(body)["start_value"] == 2000 and figures(body)["end_value"] == 500
+    assert figures(body)["net_flows"] == 300 - 1700
+    assert figures(body)["time_weighted_return"] == D("-0.032")
+    # the same money in and out of one account: the position's own view
+    mine = api.get(f"/v1/positions/{a}/performance").json()
+    assert figures(mine)["net_flows"] == 500 + 300
+    assert figures(mine)["end_value"] == 1700
+    expect = (D(1700) / D(1500)) * (D(1700) / D(2000)) - 1
+    assert figures(mine)["time_weighted_return"] == expect.quantize(D("1e-10"))
+
+
+def test_another_owners_portfolio_performance_is_404(api, other_api, clock_at):
+    price(clock_at, at(0), "100")
+    pid = post(api, "/v1/portfolios", {"name": "Core", "cash": 1000}, "p")["id"]
+    clock_at(at(1))
+    assert_error(other_api.get(f"/v1/portfolios/{pid}/performance"), 404,
+                 "portfolio_not_found")
+    assert_error(api.get(f"/v1/portfolios/{pid}/performance?until=nope"), 400,
+                 "invalid_query")
+    body = api.get(f"/v1/portfolios/{pid}/performance").json()
+    assert figures(body)["time_weighted_return"] == 0
