@@ -206,10 +206,10 @@ def test_the_worked_example_through_the_api(api, clock_at, make_position):
 
 
 def portfolio_story(api, clock_at):
-    """Portfolio P opens with 1000 unallocated; position A (10 ZIM at 100) opens
-in it. Day 10: 500 moves from P's cash to A (inside P: a flow of A only). Day 20, ZIM at 120:
-300 deposited on A (a flow of both). Day 30, ZIM at 90: A leaves P (P's value goes out with
-it). Day 40: the end."""
+    """Portfolio P opens with 1000 unallocated; position A (10 ZIM at 100) opens in it. Day
+    10: 500 moves from P's cash to A (inside P: a flow of A only). Day 20, ZIM at 120: 300
+    deposited on A (a flow of both). Day 30, ZIM at 90: A leaves P (P's value goes out with
+    it). Day 40: the end."""
     price(clock_at, at(0), "100")
     pid = post(api, "/v1/portfolios", {"name": "Core", "cash": 1000}, "p")["id"]
     a = post(api, "/v1/positions", {"ticker": "ZIM", "qty": 10, "cash": 0, "portfolio": pid,
