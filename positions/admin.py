@@ -8,9 +8,8 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import quote, unquote
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.contrib.admin.utils import quote
+from django.http import HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -32,7 +31,7 @@ from positions.models import (
 )
 from positions.performance import position_performance
 from positions.picture import position_picture_png
-from positions.reports import performance_png, performance_xlsx, returns_html, xlsx_response
+from positions.reports import ReturnsAdminMixin
 from positions.splits import price_confirm
 from positions.strategy import rules
 from positions.workflows import evaluation
@@ -108,7 +107,7 @@ class PositionForm(ApiValidatedForm):
 
 
 @admin.register(Position)
-class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
+class PositionAdmin(ReturnsAdminMixin, WriteActionsMixin, admin.ModelAdmin):
     form = PositionForm
     list_display = (
         "id",
@@ -262,41 +261,20 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         self._evaluate(request, queryset, submit=True)
 
     def get_urls(self):
-        views = [("picture.png", self.picture_view, "positions_position_picture"),
-                 ("performance.png", self.performance_png_view,
-                  "positions_position_performance_png"),
-                 ("performance.xlsx", self.performance_xlsx_view,
-                  "positions_position_performance_xlsx")]
-        return [*(path(f"<path:object_id>/{tail}", self.admin_site.admin_view(view), name=name)
-                  for tail, view, name in views), *super().get_urls()]
-
-    def _viewed(self, request, object_id) -> Position:
-        position = self.get_object(request, unquote(object_id))
-        if position is None:
-            raise Http404("No such position.")
-        if not self.has_view_or_change_permission(request, position):
-            raise PermissionDenied
-        return position
+        picture = path("<path:object_id>/picture.png",
+                       self.admin_site.admin_view(self.picture_view),
+                       name="positions_position_picture")
+        return [picture, *self.returns_urls(), *super().get_urls()]
 
     def picture_view(self, request, object_id):
-        position = self._viewed(request, object_id)
+        position = self.viewed(request, object_id)
         return HttpResponse(position_picture_png(position), content_type="image/png")
 
-    def performance_png_view(self, request, object_id):
-        position = self._viewed(request, object_id)
-        perf = position_performance(position)
-        return HttpResponse(performance_png(perf, title=f"{position.ticker} {position.id}: "
-                                            "value and time-weighted return"),
-                            content_type="image/png")
+    def performance_of(self, obj):
+        return position_performance(obj)
 
-    def performance_xlsx_view(self, request, object_id):
-        position = self._viewed(request, object_id)
-        return xlsx_response(performance_xlsx(position_performance(position)),
-                             f"{position.id}-performance.xlsx")
-
-    @admin.display(description="returns (opening to now)")
-    def returns_shown(self, obj):
-        return returns_html(lambda: position_performance(obj), "positions_position", obj.pk)
+    def performance_title(self, obj) -> str:
+        return f"{obj.ticker} {obj.pk}: value and time-weighted return"
 
     @admin.display(description="picture")
     def picture(self, obj):

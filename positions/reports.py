@@ -8,9 +8,11 @@ from __future__ import annotations
 import io
 from decimal import Decimal
 
-from django.contrib.admin.utils import quote
-from django.http import HttpResponse
-from django.urls import reverse
+from django.contrib import admin
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from positions.performance import Performance
@@ -54,6 +56,54 @@ def performance_png(perf: Performance, *, title: str) -> bytes:
         values=[d.value for d in perf.daily], flows=[d.flows for d in perf.daily],
         returns=[d.time_weighted_return for d in perf.daily])
     return buffer.getvalue()
+
+
+class ReturnsAdminMixin:
+    """An admin screen's returns (docs/returns.md): the ``returns_shown`` block (from the
+    opening to now) and its two downloads, ``<id>/performance.xlsx`` and
+    ``<id>/performance.png`` (:meth:`returns_urls`, named ``<app>_<model>_performance_xlsx``
+    and ``_png``). The screen says how to compute them: ``performance_of(obj)`` and
+    ``performance_title(obj)``."""
+
+    def performance_of(self, obj) -> Performance:
+        raise NotImplementedError
+
+    def performance_title(self, obj) -> str:
+        raise NotImplementedError
+
+    def _url_name(self) -> str:
+        return f"{self.model._meta.app_label}_{self.model._meta.model_name}"
+
+    def returns_urls(self) -> list:
+        name = self._url_name()
+        return [path(f"<path:object_id>/performance.{ext}", self.admin_site.admin_view(view),
+                     name=f"{name}_performance_{ext}")
+                for ext, view in (("xlsx", self.performance_xlsx_view),
+                                  ("png", self.performance_png_view))]
+
+    def viewed(self, request, object_id):
+        """The object the request may view, or 404 / 403."""
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404("Not found.")
+        if not self.has_view_or_change_permission(request, obj):
+            raise PermissionDenied
+        return obj
+
+    def performance_png_view(self, request, object_id):
+        obj = self.viewed(request, object_id)
+        return HttpResponse(performance_png(self.performance_of(obj),
+                                            title=self.performance_title(obj)),
+                            content_type="image/png")
+
+    def performance_xlsx_view(self, request, object_id):
+        obj = self.viewed(request, object_id)
+        return xlsx_response(performance_xlsx(self.performance_of(obj)),
+                             f"{obj.pk}-performance.xlsx")
+
+    @admin.display(description="returns (opening to now)")
+    def returns_shown(self, obj):
+        return returns_html(lambda: self.performance_of(obj), self._url_name(), obj.pk)
 
 
 def xlsx_response(content: bytes, filename: str) -> HttpResponse:
