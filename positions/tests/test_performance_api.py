@@ -253,3 +253,31 @@ def test_another_owners_portfolio_performance_is_404(api, other_api, clock_at):
                  "invalid_query")
     body = api.get(f"/v1/portfolios/{pid}/performance").json()
     assert figures(body)["time_weighted_return"] == 0
+
+
+def test_a_split_and_a_dividend_are_not_flows_and_keep_the_value_whole(user, api, clock_at,
+                                                                       make_position):
+    from positions.dividends import dividend_announce
+    from positions.workflows.corporate_actions import dividends_process, split_announce
+
+    price(clock_at, at(0), "100")
+    position = make_position(qty="10", cash="0", withholding_tax_rate="0")
+    dividend_announce(owner=user, position_id=position.id, ex_date=dt.date(2026, 1, 7),
+                      pay_date=dt.date(2026, 1, 9), dps=D("1"))
+    clock_at(at(2))  # Wednesday 7 January: ex-date, the price drops by the dividend
+    dividends_process()
+    price(clock_at, at(2, 1), "99")
+    clock_at(at(3))  # Thursday 8 January: a 2-for-1 split, no price since
+    split_announce(owner=user, position_id=position.id, ratio="2:1",
+                   effective_date=dt.date(2026, 1, 8))
+    clock_at(at(4))  # Friday: the dividend is paid
+    dividends_process()
+    price(clock_at, at(4, 1), "55")
+    clock_at(at(5))
+    body = api.get(url(position)).json()
+    values = {d["session"]: D(str(d["value"])) for d in body["daily"]}
+    # 10 × 99 + 10 receivable; 20 × 99/2 + 10; 20 × 55 + 10 cash
+    assert values == {"2026-01-05": 1000, "2026-01-06": 1000, "2026-01-07": 1000,
+                      "2026-01-08": 1000, "2026-01-09": 1110}
+    assert figures(body)["net_flows"] == 0
+    assert figures(body)["time_weighted_return"] == D("0.11")
