@@ -217,11 +217,14 @@ class Performance:
 
 
 def _timeline(value_at, flow_marks: list[returns.Mark], since: dt.datetime,
-              until: dt.datetime) -> tuple[list[returns.Mark], list[tuple[dt.date, int]]]:
-    """The marks of the span: ``since``, the flows, each session's close, ``until``; and the
-    index of each session's close mark."""
+              until: dt.datetime, opened: dt.datetime
+              ) -> tuple[list[returns.Mark], list[tuple[dt.date, int]]]:
+    """The marks of the span: ``since``, the flows, each session's close from the opening
+    (before it there is nothing to value), ``until``; and the index of each session's close
+    mark."""
+    first = max(since, opened)
     closes = [(day, close) for day, close in market.session_closes(
-        clock.trading_day(since), clock.trading_day(until)) if since < close <= until]
+        clock.trading_day(first), clock.trading_day(until)) if since < close <= until]
     marks = [returns.Mark(since, value_at(since))]
     tagged = [(m.at, 0, m) for m in flow_marks]
     tagged += [(close, 1, day) for day, close in closes]
@@ -239,10 +242,10 @@ def _timeline(value_at, flow_marks: list[returns.Mark], since: dt.datetime,
 
 
 def performance(value_at, flow_marks: list[returns.Mark], since: dt.datetime,
-                until: dt.datetime) -> Performance:
+                until: dt.datetime, opened: dt.datetime) -> Performance:
     """The figures and the daily series of a span, from a valuation (instant → value) and the
     flows' marks (see :func:`_timeline`)."""
-    marks, sessions = _timeline(value_at, flow_marks, since, until)
+    marks, sessions = _timeline(value_at, flow_marks, since, until, opened)
     cumulative = returns.cumulative_time_weighted(marks)
     daily, previous = [], 0
     for day, i in sessions:
@@ -282,7 +285,8 @@ def position_performance(position: Position, *, since: dt.datetime | None = None
               .values_list("created_at", flat=True).first() or position.created_at)
     since, until = span_of(since=since, until=until, opened=opened)
     history = PositionHistory(position, since, until)
-    return performance(history.value_at, list(history.flows(since, until)), since, until)
+    return performance(history.value_at, list(history.flows(since, until)), since, until,
+                       opened)
 
 
 # --- Portfolios (docs/portfolios.md) -----------------------------------------------------------
@@ -389,7 +393,8 @@ def portfolio_performance(portfolio: Portfolio, *, since: dt.datetime | None = N
               .values_list("created_at", flat=True).first() or portfolio.created_at)
     since, until = span_of(since=since, until=until, opened=opened)
     history = PortfolioHistory(portfolio, since, until)
-    return performance(history.value_at, history.flow_marks(since, until), since, until)
+    return performance(history.value_at, history.flow_marks(since, until), since, until,
+                       opened)
 
 
 def describe(figures: returns.Returns) -> str:

@@ -115,11 +115,15 @@ def open_of(moment: dt.datetime) -> dt.datetime | None:
 
 def session_closes(first: dt.date, last: dt.date) -> list[tuple[dt.date, dt.datetime]]:
     """The sessions from ``first`` to ``last`` (local dates, both included) with their closes,
-    oldest first: every calendar day closing at the end of the day in ``tz`` without a
-    calendar (``VOLBAL_CALENDAR`` empty)."""
+    oldest first: every calendar day closing at the end of the day (the next midnight) in the
+    trading time zone without a calendar (``VOLBAL_CALENDAR`` empty). The calendar knows no
+    session before :data:`CALENDAR_START`: none are listed."""
     out: list[tuple[dt.date, dt.datetime]] = []
     cal = calendar()
     day = first
+    if cal is not None:
+        day = max(first, dt.date.fromisoformat(CALENDAR_START))
+        last = min(last, cal.last_session.date())
     if cal is None:
         zone = ZoneInfo(settings.VOLBAL_TRADING_TZ)
         while day <= last:

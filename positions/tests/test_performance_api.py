@@ -281,3 +281,20 @@ def test_a_split_and_a_dividend_are_not_flows_and_keep_the_value_whole(user, api
                       "2026-01-08": 1000, "2026-01-09": 1110}
     assert figures(body)["net_flows"] == 0
     assert figures(body)["time_weighted_return"] == D("0.11")
+
+
+@pytest.mark.parametrize("query", ["since=0001-01-01", "since=0001-01-01T00:00:00%2B14:00",
+                                   "until=9999-12-31", "until=9999-12-31T23:59:59-14:00",
+                                   "since=1900-01-01&until=2026-01-06"])
+def test_extreme_dates_answer_without_a_fault(api, clock_at, make_position, query):
+    price(clock_at, at(0), "100")
+    position = make_position(qty="10", cash="0")
+    price(clock_at, at(3), "110")
+    clock_at(at(4))
+    response = api.get(f"/v1/positions/{position.id}/performance?{query}")
+    assert response.status_code in (200, 400), response.content
+    if response.status_code == 400:
+        assert response.json()["detail"] == "invalid_query"
+    else:
+        body = response.json()
+        assert len(body["daily"]) <= 5  # the series starts at the opening, not at since
