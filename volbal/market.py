@@ -115,27 +115,20 @@ def open_of(moment: dt.datetime) -> dt.datetime | None:
 
 def session_closes(first: dt.date, last: dt.date) -> list[tuple[dt.date, dt.datetime]]:
     """The sessions from ``first`` to ``last`` (local dates, both included) with their closes,
-    oldest first: every calendar day closing at the end of the day (the next midnight) in the
-    trading time zone without a calendar (``VOLBAL_CALENDAR`` empty). The calendar knows no
-    session before :data:`CALENDAR_START`: none are listed."""
-    out: list[tuple[dt.date, dt.datetime]] = []
+    oldest first (one slice of the calendar's table, not a lookup a day); without a calendar
+    (``VOLBAL_CALENDAR`` empty) every day, closing at its end (the next midnight) in the trading
+    time zone. Outside the calendar's range (from :data:`CALENDAR_START`) there are none."""
     cal = calendar()
-    day = first
-    if cal is not None:
-        day = max(first, dt.date.fromisoformat(CALENDAR_START))
-        last = min(last, cal.last_session.date())
     if cal is None:
         zone = ZoneInfo(settings.VOLBAL_TRADING_TZ)
-        while day <= last:
-            nxt = day + dt.timedelta(days=1)
-            out.append((day, dt.datetime.combine(nxt, dt.time.min, tzinfo=zone)))
-            day = nxt
-        return out
-    is_session, _open, close, nxt = _day(settings.VOLBAL_CALENDAR, day)
-    if not is_session:
-        day = nxt
-    while day <= last:
-        is_session, _open, close, nxt = _day(settings.VOLBAL_CALENDAR, day)
-        out.append((day, close))
-        day = nxt
-    return out
+        days = range((last - first).days + 1)
+        return [(first + dt.timedelta(days=i),
+                 dt.datetime.combine(first + dt.timedelta(days=i + 1), dt.time.min, tzinfo=zone))
+                for i in days]
+    # pandas: a heavy library, loaded with the calendar (above)
+    import pandas as pd
+
+    first = max(first, dt.date.fromisoformat(CALENDAR_START))
+    with _quiet():
+        closes = cal.closes.loc[pd.Timestamp(first):pd.Timestamp(last)]
+    return [(session.date(), close.to_pydatetime()) for session, close in closes.items()]

@@ -1,6 +1,6 @@
 """Returns over a span (docs/strategy.md#returns): the time-weighted return, the money-weighted
 return (the XIRR of the flows) and the net flows, from a timeline of *marks*. Pure: the
-standard library only.
+standard library and numpy.
 
 A :class:`Mark` is an instant with the value just before anything happened there (at the prices
 known at that instant) and the cash that flowed in (+, a deposit, a transfer in, an opening) or
@@ -29,6 +29,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+
+import numpy as np
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -178,8 +180,15 @@ def _bisect(lo: float, hi: float, f_lo: float, terms) -> float:
 
 
 def _roots(terms) -> list[float]:
+    """Every root of the NPV in z: a sign change between neighbours of :data:`GRID` (the grid
+    evaluated at once with numpy), bisected with exact sums (:func:`_npv`)."""
+    amounts = np.array([a for a, _s in terms])
+    shares = np.array([s for _a, s in terms])
+    with np.errstate(over="ignore", invalid="ignore"):
+        grid = np.exp(-np.outer(GRID, shares)) @ amounts
+    values = [float(v) if math.isfinite(v) else _npv(z, terms) for z, v in zip(GRID, grid,
+                                                                                 strict=True)]
     roots = []
-    values = [_npv(z, terms) for z in GRID]
     for i, (z, f) in enumerate(zip(GRID, values, strict=True)):
         if f == 0:
             roots.append(z)
