@@ -62,28 +62,25 @@ STRATEGY_FIELDS = (
 )
 
 
-def bounds_condition(constraint: str, table: dict | None = None) -> Q:
-    """The check constraint ``constraint`` of the strategy's bounds table (rules.BOUNDS, or
-    ``table``: rules.PORTFOLIO_BOUNDS) as a condition: every term holds, and a nullable field's
-    terms hold when it is null."""
-    table = rules.BOUNDS if table is None else table
-    terms = rules.constraint_lookups(constraint, table)
+def bounds_condition(constraint: str) -> Q:
+    """The check constraint ``constraint`` of the strategy's bounds table (rules.BOUNDS) as a
+    condition: every term holds, and a nullable field's terms hold when it is null."""
+    terms = rules.constraint_lookups(constraint)
     q = Q()
     for field, lookup, value in terms:
         q &= (Q(**{f"{field}__lt": F(value)}) if lookup == "lt_field"
               else Q(**{f"{field}__{lookup}": value}))
     for field in dict.fromkeys(f for f, _, _ in terms):
-        if table[field].nullable:
+        if rules.BOUNDS[field].nullable:
             q = Q(**{f"{field}__isnull": True}) | q
     return q
 
 
-# The portfolio fields' bounds (rules.PORTFOLIO_BOUNDS) as check constraints: of the model that
-# holds each field.
-def _portfolio_bounds(*fields: str) -> list[models.CheckConstraint]:
-    names = dict.fromkeys(rules.PORTFOLIO_BOUNDS[f].constraint for f in fields)
-    return [models.CheckConstraint(condition=bounds_condition(n, rules.PORTFOLIO_BOUNDS), name=n)
-            for n in names]
+def bounds_constraints(model: str) -> list[models.CheckConstraint]:
+    """The check constraints of ``model``'s fields in the bounds table (rules.BOUNDS:
+    "position", "portfolio" or "holding", a position's place in its portfolio)."""
+    return [models.CheckConstraint(condition=bounds_condition(name), name=name)
+            for name in rules.constraint_names(model)]
 
 
 # A portfolio's rebalancing choices (rules.REBALANCES): NEVER, MONTHLY, ..., BAND
@@ -120,7 +117,7 @@ class Portfolio(models.Model):
             models.CheckConstraint(condition=Q(cash__gte=0), name="pfl_cash_nonneg"),
             models.CheckConstraint(condition=Q(opening_cash__gte=0),
                                    name="pfl_opening_cash_nonneg"),
-            *_portfolio_bounds("rebalance", "rebalance_band"),
+            *bounds_constraints("portfolio"),
             models.CheckConstraint(
                 condition=~Q(rebalance=Rebalance.BAND) | Q(rebalance_band__isnull=False),
                 name="pfl_band_when_band"),
@@ -204,15 +201,14 @@ class Position(models.Model):
                 condition=Q(opening_qty__gte=0) & Q(opening_cash__gte=0), name="pos_opening_nonneg"
             ),
             # the strategy fields' bounds, generated from the one table (rules.BOUNDS)
-            *(models.CheckConstraint(condition=bounds_condition(name), name=name)
-              for name in rules.constraint_names()),
+            *bounds_constraints("position"),
             models.CheckConstraint(condition=Q(broker__in=Broker.values),
                                    name="pos_broker_valid"),
             models.CheckConstraint(
                 condition=Q(slippage_bps__gte=0) & Q(slippage_bps__lt=SLIPPAGE_BPS_MAX),
                 name="pos_slippage_range",
             ),
-            *_portfolio_bounds("target_weight"),
+            *bounds_constraints("holding"),
         ]
 
     def __str__(self) -> str:

@@ -90,7 +90,7 @@ class MembershipFields(StrictSerializer):
     portfolio = serializers.CharField(max_length=32, required=False, allow_null=True,
                                       help_text="The portfolio (pfl_…) it belongs to; null: "
                                       "none (it leaves).")
-    target_weight = Number(**rules.field_kwargs("target_weight", rules.PORTFOLIO_BOUNDS),
+    target_weight = Number(**rules.field_kwargs("target_weight"),
                            required=False,
                            help_text="Its target share of the portfolio's value, 0 ≤ w ≤ 1 "
                            "(Σ per portfolio ≤ 1), or null.")

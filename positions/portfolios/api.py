@@ -41,8 +41,8 @@ def cash_key(request) -> str:
 
 
 def bounded(name: str, **kw):
-    """Portfolio field ``name`` with its bounds from the one table (rules.PORTFOLIO_BOUNDS)."""
-    return Number(**rules.field_kwargs(name, rules.PORTFOLIO_BOUNDS), required=False, **kw)
+    """Portfolio field ``name`` with its bounds from the one table (rules.BOUNDS)."""
+    return Number(**rules.field_kwargs(name), required=False, **kw)
 
 
 class Amount(Number):
@@ -59,7 +59,7 @@ class PortfolioUpdateSerializer(StrictSerializer):
         "the period's first session), or band (when a weight drifts from its target by more "
         "than rebalance_band).")
     rebalance_band = bounded("rebalance_band",
-                             help_text="Absolute weight drift, 0 < band ≤ 1; required for band.")
+                             help_text="Absolute weight drift, 0 < band < 1; required for band.")
 
 
 class PortfolioCreateSerializer(PortfolioUpdateSerializer):

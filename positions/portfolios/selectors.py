@@ -92,3 +92,4 @@ def portfolio_value(portfolio: Portfolio, positions: list[Position] | None = Non
         cash=portfolio.cash + sum((p.cash for p in positions), Decimal(0)),
         target_total=sum((p.target_weight or 0 for p in positions), Decimal(0)),
         holdings=holdings)
+

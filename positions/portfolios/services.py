@@ -4,6 +4,8 @@ portfolio first, then its positions in id order), the request checked and the bo
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import transaction
@@ -12,11 +14,14 @@ from events.models import EventType
 from events.services import event_record
 from positions import books
 from positions.models import Portfolio, Position, Rebalance
-from positions.portfolios.selectors import portfolio_get, position_value
+from positions.portfolios.selectors import members, portfolio_get, position_value
 from positions.selectors import position_get
 from positions.services import position_configure, position_create
 from positions.strategy import rules
+from positions.strategy.rules import portfolio as rule
 from positions.strategy.rules.config import is_number
+from positions.strategy.rules.portfolio import rule_errors
+from volbal import clock
 from volbal.columns import out_of_range
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
@@ -32,8 +37,8 @@ def _invalid(field: str, sentence: str) -> DomainError:
 
 
 def _check_bound(name: str, value) -> None:
-    """``value`` of a portfolio field within rules.PORTFOLIO_BOUNDS, or a 400 naming it."""
-    b = rules.PORTFOLIO_BOUNDS[name]
+    """``value`` of a portfolio field within its bounds (rules.BOUNDS), or a 400 naming it."""
+    b = rules.BOUNDS[name]
     if value is None and b.nullable:
         return
     if b.kind == "choice":
@@ -48,10 +53,9 @@ def _check_portfolio(values: dict) -> None:
     name = values.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX:
         raise _invalid("name", f"name must be 1 to {NAME_MAX} characters.")
-    _check_bound("rebalance", values["rebalance"])
-    _check_bound("rebalance_band", values["rebalance_band"])
-    if values["rebalance"] == Rebalance.BAND and values["rebalance_band"] is None:
-        raise _invalid("rebalance_band", "rebalance_band is required when rebalance is band.")
+    errors = rule_errors(values["rebalance"], values["rebalance_band"])
+    if errors:
+        raise _invalid(*next(iter(errors.items())))
 
 
 def portfolio_create(*, owner, name: str, cash: Decimal = Decimal(0),
@@ -85,6 +89,8 @@ def portfolio_configure(*, owner, portfolio_id: str, changes: dict) -> Portfolio
     with transaction.atomic():
         portfolio = portfolio_get(owner=owner, portfolio_id=portfolio_id, for_update=True)
         new = {name: changes.get(name, getattr(portfolio, name)) for name in PORTFOLIO_FIELDS}
+        if "rebalance_band" not in changes and new["rebalance"] != Rebalance.BAND:
+            new["rebalance_band"] = None  # a band applies only to "band": leaving it drops it
         _check_portfolio(new)
         diff = {n: {"old": getattr(portfolio, n), "new": v} for n, v in new.items()
                 if getattr(portfolio, n) != v}
@@ -248,3 +254,110 @@ def portfolio_transfer(*, owner, portfolio_id: str, source: str, target: str,
         transfer_id = books.cash_transfer(portfolio=portfolio, source=accounts[source],
                                           target=accounts[target], amount=amount)
     return transfer_id, {source: accounts[source].cash, target: accounts[target].cash}
+
+
+# --- Rebalancing (docs/strategy.md#portfolios) ---------------------------------------------------
+
+
+NOT_DUE, DONE_THIS_SESSION = "not due", "rebalanced this session already"
+QUIET_SKIPS = (NOT_DUE, DONE_THIS_SESSION)  # what the trade cycle does not report
+
+
+@dataclass
+class Rebalanced:
+    """What a rebalance of one portfolio did: its moves (from, to, amount), or why it did
+    nothing (``skipped``: a sentence)."""
+
+    portfolio_id: str
+    moves: list[tuple[str, str, Decimal]] = field(default_factory=list)
+    skipped: str | None = None
+
+    @property
+    def turnover(self) -> Decimal:
+        return sum((amount for _f, _t, amount in self.moves), Decimal(0))
+
+    def text(self) -> str:
+        if self.skipped:
+            return f"{self.portfolio_id}: not rebalanced: {self.skipped}"
+        if not self.moves:
+            return f"{self.portfolio_id}: rebalanced, nothing to move"
+        return (f"{self.portfolio_id}: rebalanced, {len(self.moves)} move(s), "
+                f"{fmt(self.turnover)} moved: " + "; ".join(
+                    f"{fmt(a)} {f} -> {t}" for f, t, a in self.moves))
+
+
+def _holdings(positions: list[Position]) -> list[rule.Holding] | str:
+    """The positions as the pure rule takes them (each at its known price), or why not."""
+    holdings = []
+    for p in positions:
+        price, _value = position_value(p)
+        if price is None and p.qty:
+            return f"no known price for {p.id} ({p.ticker}), which holds shares"
+        holdings.append(rule.Holding(weight=p.target_weight or Decimal(0), qty=p.qty,
+                                     price=price or Decimal(0), cash=p.cash,
+                                     receivable=p.dividend_receivable))
+    return holdings
+
+
+def _first_session(portfolio: Portfolio) -> dt.date:
+    return portfolio.last_rebalanced_on or clock.session_day(portfolio.created_at)
+
+
+def portfolio_rebalance(*, portfolio_id: str, owner=None, session: dt.date | None = None,
+                        when_due: bool = False) -> Rebalanced:
+    """Move cash between the portfolio's unallocated cash and its positions toward their
+    target weights by the pure rule (rules.portfolio.rebalance), in one transaction: the
+    portfolio and its positions locked, the positions giving cash back first (so F never goes
+    below zero on the way), each move a ``cash_transferred`` with reason ``rebalance``; the
+    session recorded as ``last_rebalanced_on``. ``when_due``: only if the portfolio's rule
+    says so at ``session`` (rules.portfolio.rebalance_due: the period's first session, or a
+    band drift; once a session), as the trade cycle asks. 409 ``price_unknown`` (by hand)
+    when a position holding shares has no known price; the cycle skips it."""
+    session = session or clock.session_day()
+    with transaction.atomic():
+        portfolio = portfolio_get(owner=owner, portfolio_id=portfolio_id, for_update=True)
+        positions = members(portfolio, for_update=True)
+        holdings = _holdings(positions)
+        if isinstance(holdings, str):
+            if when_due:
+                return Rebalanced(portfolio.id, skipped=holdings)
+            raise DomainError("price_unknown", f"Cannot rebalance {portfolio.id}: {holdings}.",
+                              status=409)
+        if when_due:
+            if portfolio.last_rebalanced_on == session:
+                return Rebalanced(portfolio.id, skipped=DONE_THIS_SESSION)
+            weights = list(zip(rule.actual_weights(portfolio.cash, holdings),
+                               (h.weight for h in holdings), strict=True))
+            if not rule.rebalance_due(portfolio.rebalance, portfolio.rebalance_band,
+                                      _first_session(portfolio), session, weights):
+                return Rebalanced(portfolio.id, skipped=NOT_DUE)
+        result = rule.rebalance(portfolio.cash, holdings)
+        done = Rebalanced(portfolio.id)
+        order = sorted(range(len(positions)), key=lambda i: result.moves[i] > 0)  # returns first
+        for i in order:
+            move, position = result.moves[i], positions[i]
+            if not move:
+                continue
+            source, target = (position, portfolio) if move < 0 else (portfolio, position)
+            books.cash_transfer(portfolio=portfolio, source=source, target=target,
+                                amount=abs(move), reason=books.REBALANCE)
+            done.moves.append((books.account_name(source), books.account_name(target),
+                               abs(move)))
+        portfolio.last_rebalanced_on = session
+        portfolio.save(update_fields=["last_rebalanced_on", "updated_at"])
+    return done
+
+
+def portfolios_rebalance_due(*, session: dt.date | None = None) -> list[Rebalanced]:
+    """The trade cycle's step: every portfolio whose rule is not ``never`` rebalanced when due
+    (:func:`portfolio_rebalance` with ``when_due``), one transaction each; a failure of one
+    does not stop the others (it is returned as skipped with its reason)."""
+    session = session or clock.session_day()
+    out = []
+    for pid in (Portfolio.objects.exclude(rebalance=Rebalance.NEVER).order_by("id")
+                .values_list("id", flat=True)):
+        try:
+            out.append(portfolio_rebalance(portfolio_id=pid, session=session, when_due=True))
+        except DomainError as exc:
+            out.append(Rebalanced(pid, skipped=f"{exc.code}: {exc.message}"))
+    return out

@@ -298,3 +298,20 @@ def test_extreme_dates_answer_without_a_fault(api, clock_at, make_position, quer
     else:
         body = response.json()
         assert len(body["daily"]) <= 5  # the series starts at the opening, not at since
+
+
+def test_the_portfolio_admin_page_shows_its_returns(api, admin_client, clock_at):
+    import re
+
+    from django.contrib.admin.utils import quote
+    from django.urls import reverse
+
+    pid, _a = portfolio_story(api, clock_at)
+    html = admin_client.get(reverse("admin:positions_portfolio_change",
+                                    args=[quote(pid)])).content.decode()
+    assert "<th>Time-weighted return</th><td>-3.2 %</td>" in html
+    assert "<th>Net flows</th><td>-1400.00</td>" in html
+    xlsx = re.search(r"<a href='([^']+performance\.xlsx)'", html).group(1)
+    png = re.search(r"<img src='([^']+performance\.png)'", html).group(1)
+    assert admin_client.get(xlsx).content.startswith(b"PK")  # a zip: the workbook
+    assert admin_client.get(png).content.startswith(b"\x89PNG")

@@ -4,7 +4,9 @@ One cycle, in this order:
 
 1. due dividends (the same service ``process_dividends`` runs);
 2. day orders whose session has closed expire (``order_expired``);
-3. in a session only: positions whose ticker has a price newer than the position's last
+3. in a session only: portfolios due a rebalance (the first cycle of their period's first
+   session, or a band drift: docs/portfolios.md#rebalancing) move cash toward their targets;
+   then positions whose ticker has a price newer than the position's last
    evaluation are claimed in batches (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a short
    transaction that sets a lease and commits), so several cycles at once split them; for each
    batch the brokers are polled for fills of the claimed positions' open orders (a paper broker
@@ -38,6 +40,7 @@ from events.actor import Actor, acting
 from orders.brokers import service as brokers
 from orders.services import orders_expire
 from positions.models import Position, Price, TradeCycle
+from positions.portfolios.services import QUIET_SKIPS, portfolios_rebalance_due
 from positions.workflows import evaluation
 from positions.workflows.alerts import price_stale_check
 from positions.workflows.corporate_actions import dividends_process, splits_apply_due
@@ -195,6 +198,10 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
     row.orders_expired = len(orders_expire(now=now))
     run = brokers.BrokerRun()
     if is_open:
+        # portfolios due a rebalance move their cash before their positions are evaluated
+        for done in portfolios_rebalance_due(session=row.session):
+            if done.moves or (done.skipped and done.skipped not in QUIET_SKIPS):
+                say(done.text())
         after = ""
         while True:
             ids = claim_batch(now=now, size=batch_size, after=after)

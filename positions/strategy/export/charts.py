@@ -75,6 +75,36 @@ def write_position_plot(path, *, title: str, prices: list, anchors: list, fills:
     plt.close(fig)
 
 
+def write_allocation_plot(path, *, title: str, names: list[str], targets: list,
+                          actuals: list) -> None:
+    """A portfolio's allocation (PNG to ``path``): for each holding (``names``, the
+    unallocated cash among them) its target weight beside its actual weight, as fractions of
+    the portfolio's value; a target or an actual weight of None is left out (no target; no
+    price known)."""
+    # matplotlib: a heavy optional library, loaded when a chart is drawn
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import PercentFormatter
+
+    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.55 * max(len(names), 1)), layout="constrained")
+    rows = np.arange(len(names))
+    for values, offset, color, label in ((targets, -0.2, "#9ecae1", "Target"),
+                                         (actuals, 0.2, "#3b5b92", "Actual")):
+        ax.barh(rows + offset, [np.nan if v is None else float(v) for v in values], height=0.4,
+                color=color, label=label)
+    ax.set_yticks(rows, names)
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlim(0, max([1.0] + [float(v) for v in (*targets, *actuals) if v is not None]))
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_title(title, loc="left", fontsize=11)
+    ax.legend(loc="lower right", fontsize=9, framealpha=0.85)
+    fig.savefig(path, dpi=90, format="png")
+    plt.close(fig)
+
+
 BENCH_COLORS = ("#7f7f7f", "#d62728", "#2ca02c")
 
 

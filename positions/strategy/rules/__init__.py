@@ -11,6 +11,8 @@ public names (``rules.evaluate``, ``rules.Config``, ...):
 - :mod:`.explain`: the sentences a person reads;
 - :mod:`.book`: the book arithmetic of fills, dividends and splits;
 - :mod:`.guard`: the price-jump rule;
+- :mod:`.portfolio`: a portfolio's rebalance, when it is due and the cash it moves
+  (docs/strategy.md#portfolios; imported as ``rules.portfolio``);
 - :mod:`.returns`: time-weighted and money-weighted returns over a timeline of values and
   flows (docs/strategy.md#returns), used as ``rules.returns.returns_of``.
 """
@@ -41,9 +43,9 @@ from positions.strategy.rules.book import (
 from positions.strategy.rules.config import (
     BOUNDS,
     BUY,
+    CONFIG_FIELDS,
     MAX_ORDERS_PER_DAY_LIMIT,
     MAX_PRICE_JUMP_LIMIT,
-    PORTFOLIO_BOUNDS,
     REBALANCES,
     SELL,
     SIDES,
@@ -81,13 +83,13 @@ __all__ = [
     "BLOCKS",
     "BOUNDS",
     "BUY",
-    "PORTFOLIO_BOUNDS",
-    "REBALANCES",
+    "CONFIG_FIELDS",
     "KINDS",
     "MAX_ORDERS_PER_DAY_LIMIT",
     "MAX_PRICE_JUMP_LIMIT",
     "MONEY_PLACES",
     "QTY_PLACES",
+    "REBALANCES",
     "SELL",
     "SIDES",
     "SIZINGS",

@@ -18,6 +18,8 @@ SIZINGS = ("proportional", "original", "fixed_fraction")
 BUY = "BUY"
 SELL = "SELL"
 SIDES = (BUY, SELL)
+# A portfolio's rebalance rule (docs/strategy.md#portfolios; rules.portfolio applies it).
+REBALANCES = ("never", "monthly", "quarterly", "yearly", "band")
 
 MAX_PRICE_JUMP_LIMIT = Decimal(10)
 MAX_ORDERS_PER_DAY_LIMIT = 100000
@@ -66,7 +68,9 @@ class Bound:
     ``places_checked``: the rules themselves refuse more decimals than ``decimals`` (quantities
     are stored with 8). ``nullable``: None means "not set". ``below``: the field must be less
     than that other field. ``constraint``: the name of the database check constraint (fields
-    sharing a name are checked by one constraint)."""
+    sharing a name are checked by one constraint). ``model``: whose field it is ("position":
+    the strategy's configuration; "portfolio": a portfolio's rebalance rule; "holding": a
+    position's place in a portfolio), so each model's constraints are its own."""
 
     kind: str
     low: Any = None
@@ -80,6 +84,7 @@ class Bound:
     places_checked: bool = False
     below: str | None = None
     constraint: str | None = None
+    model: str = "position"
 
     def sentence(self, name: str) -> str:
         """What the field must be, as the error sentence says it."""
@@ -137,34 +142,24 @@ BOUNDS: dict[str, Bound] = {
                                   constraint="pos_withholding_range"),
     "max_price_jump": Bound("decimal", 0, False, MAX_PRICE_JUMP_LIMIT, True, **_RATIO,
                             constraint="pos_max_price_jump_range"),
-}
-
-
-# How a portfolio rebalances its positions' cash toward their target weights
-# (docs/strategy.md#portfolios): never, at the first cycle of each period, or when a weight
-# drifts from its target by more than the band.
-REBALANCES = ("never", "monthly", "quarterly", "yearly", "band")
-
-# The bounds of the portfolio fields (docs/portfolios.md): the same table's rows for the fields
-# that are not a position's strategy configuration (``config_errors`` checks a ``Config``,
-# which has none of them). The API's fields and the check constraints are generated from here as
-# from BOUNDS: ``field_kwargs(name, PORTFOLIO_BOUNDS)``, ``constraint_lookups(c, ...)``.
-PORTFOLIO_BOUNDS: dict[str, Bound] = {
-    # a position's share of its portfolio's value (Σ per portfolio ≤ 1: the service checks it)
+    # A portfolio's rule (docs/strategy.md#portfolios): the period, or "band" with the absolute
+    # weight drift that triggers a rebalance; each position's target weight (sum at most 1,
+    # rules.portfolio.weights_error).
+    "rebalance": Bound("choice", choices=REBALANCES, model="portfolio",
+                       constraint="pfl_rebalance_valid"),
+    "rebalance_band": Bound("decimal", 0, False, 1, False, **_RATIO, nullable=True,
+                            model="portfolio", constraint="pfl_band_range"),
     "target_weight": Bound("decimal", 0, True, 1, True, **_RATIO, nullable=True,
-                           constraint="pos_target_weight_range"),
-    "rebalance": Bound("choice", choices=REBALANCES, constraint="pfl_rebalance_valid"),
-    # the absolute weight drift that triggers a ``band`` rebalance
-    "rebalance_band": Bound("decimal", 0, False, 1, True, **_RATIO, nullable=True,
-                            constraint="pfl_rebalance_band_range"),
+                           model="holding", constraint="pos_target_weight_range"),
 }
+CONFIG_FIELDS = tuple(f for f in Config.__slots__)
 
 
-def field_kwargs(name: str, table: dict[str, Bound] | None = None) -> dict:
-    """The bounds of field ``name`` (of ``table``, :data:`BOUNDS` by default) as the API's
-    field classes take them: ``max_digits``, ``decimal_places``, ``min_value``/``gt``,
-    ``max_value``/``lt``, ``allow_null``, ``choices``."""
-    b = (BOUNDS if table is None else table)[name]
+def field_kwargs(name: str) -> dict:
+    """The bounds of field ``name`` as the API's field classes take them: ``max_digits``,
+    ``decimal_places``, ``min_value``/``gt``, ``max_value``/``lt``, ``allow_null``,
+    ``choices``."""
+    b = BOUNDS[name]
     kw: dict[str, Any] = {}
     if b.digits is not None:
         kw["max_digits"], kw["decimal_places"] = b.digits, b.decimals
@@ -183,14 +178,12 @@ def _value(b: Bound, v):
     return int(v) if b.kind == "int" else Decimal(v)
 
 
-def constraint_lookups(constraint: str,
-                       table: dict[str, Bound] | None = None) -> list[tuple[str, str, Any]]:
-    """The check constraint ``constraint`` (of ``table``, :data:`BOUNDS` by default) as
-    (field, lookup, value) terms that must all hold (lookup "gte", "gt", "lte", "lt", "in" or
-    "lt_field": less than the field named by value); a nullable field's terms hold when it is
-    null (``nullable_fields``)."""
+def constraint_lookups(constraint: str) -> list[tuple[str, str, Any]]:
+    """The check constraint ``constraint`` as (field, lookup, value) terms that must all hold
+    (lookup "gte", "gt", "lte", "lt", "in" or "lt_field": less than the field named by value);
+    a nullable field's terms hold when it is null (``nullable_fields``)."""
     terms: list[tuple[str, str, Any]] = []
-    for name, b in (BOUNDS if table is None else table).items():
+    for name, b in BOUNDS.items():
         if b.constraint != constraint:
             continue
         if b.choices:
@@ -204,10 +197,10 @@ def constraint_lookups(constraint: str,
     return terms
 
 
-def constraint_names(table: dict[str, Bound] | None = None) -> list[str]:
-    """Every check constraint of the table (:data:`BOUNDS` by default), in field order."""
-    return list(dict.fromkeys(b.constraint for b in (BOUNDS if table is None else table).values()
-                              if b.constraint))
+def constraint_names(model: str = "position") -> list[str]:
+    """Every check constraint of ``model``'s fields in the table, in field order."""
+    return list(dict.fromkeys(b.constraint for b in BOUNDS.values()
+                              if b.constraint and b.model == model))
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,7 +230,8 @@ def config_errors(cfg: Config) -> dict[str, str]:
     The bounds of :data:`BOUNDS`, plus ``guard_low < guard_high`` (reported on both fields)."""
     errors: dict[str, str] = {}
     ok: dict[str, Any] = {}
-    for name, b in BOUNDS.items():
+    for name in CONFIG_FIELDS:
+        b = BOUNDS[name]
         v = getattr(cfg, name)
         if v is None and b.nullable:
             continue
