@@ -85,11 +85,14 @@ def books_of(position_id: str, until: dt.datetime) -> Books:
                                        created_at__lte=until)
                   .only("id", "type", "inputs", "outputs", "created_at").order_by("id")):
         kind, inputs, outputs, flow = event.type, event.inputs, event.outputs, ZERO
+        # in the order recorded (ids); a time a concurrent writer stamped a moment earlier
+        # than the event before it counts as that event's, so the times stay sorted
+        at = event.created_at if not books.at else max(event.created_at, books.at[-1])
         if kind == "position_created":
             qty, cash, receivable, flow = _dec(inputs["qty"]), _dec(inputs["cash"]), ZERO, None
         elif kind in FILL_EVENTS:
             qty, cash = _dec(outputs["position_qty"]), _dec(outputs["position_cash"])
-            books.fills.append((event.created_at, _dec(inputs["price"])))
+            books.fills.append((at, _dec(inputs["price"])))
         elif kind == "ex_div_effective":
             receivable = _dec(outputs["receivable"])
         elif kind == "dividend_cash_received":
@@ -102,15 +105,15 @@ def books_of(position_id: str, until: dt.datetime) -> Books:
         elif kind == "split_applied":
             qty, cash = _dec(outputs["after"]["qty"]), _dec(outputs["after"]["cash"])
             effective = dt.date.fromisoformat(str(inputs["effective_date"]))
-            books.splits.append((event.created_at, clock.start_of_trading_day(effective),
+            books.splits.append((at, clock.start_of_trading_day(effective),
                                  rules.split_ratio(inputs["ratio"])))
         else:  # a cash movement: the position's balance after it, and the amount in or out
             cash = _dec(outputs["balances"][position_id])
             amount = _dec(inputs["amount"])
             flow = amount if inputs.get("to") == position_id else -amount
-        books.at.append(event.created_at)
+        books.at.append(at)
         books.ids.append(event.id)
-        books.keys.append((event.created_at, event.id))
+        books.keys.append((at, event.id))
         books.qty.append(qty)
         books.cash.append(cash)
         books.receivable.append(receivable)
