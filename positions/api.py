@@ -24,8 +24,10 @@ from positions.filters import AlertFilter, EventFilter, PositionFilter
 from positions.performance import position_performance
 from positions.portfolios import services as portfolio_services
 from positions.portfolios.api import CashSerializer, MovementSerializer, cash_key
+from positions.reports import PERFORMANCE_FILE_ACTIONS, performance_file
 from positions.serializers import (
     PERFORMANCE_ERRORS,
+    PERFORMANCE_FILES,
     PERFORMANCE_PARAMETERS,
     DividendAnnounceSerializer,
     DividendSerializer,
@@ -63,6 +65,7 @@ from volbal.schema import (
     read_errors,
     write_errors,
 )
+from volbal.throttling import EXPENSIVE
 
 NOT_FOUND = errors((404, "position_not_found"))
 MAX_PRICES = 10_000
@@ -413,6 +416,36 @@ class PositionViewSet(viewsets.ViewSet):
         position = selectors.position_get(owner=request.user, position_id=pk)
         perf = position_performance(position, **span)
         return Response({"position_id": position.id, **performance_body(perf)})
+
+    @property
+    def throttle_scope(self):
+        # drawing a picture or writing a workbook costs; the figures alone do not
+        return EXPENSIVE if getattr(self, "action", None) in PERFORMANCE_FILE_ACTIONS else None
+
+    def _performance_file(self, request, pk, ext: str):
+        span = performance_span(request)
+        position = selectors.position_get(owner=request.user, position_id=pk)
+        return performance_file(position_performance(position, **span), ext, name=position.id,
+                                title=f"{position.ticker} {position.id}: value and "
+                                "time-weighted return")
+
+    @extend_schema(summary="The position's returns as an xlsx workbook",
+                   parameters=PERFORMANCE_PARAMETERS,
+                   responses={**PERFORMANCE_FILES["xlsx"], **NOT_FOUND,
+                              **read_errors(*PERFORMANCE_ERRORS, (429, "throttled"))})
+    @action(detail=True, methods=["get"], url_path="performance.xlsx",
+            url_name="performance-xlsx")
+    def performance_xlsx(self, request, pk=None):
+        return self._performance_file(request, pk, "xlsx")
+
+    @extend_schema(summary="The position's returns as a picture",
+                   parameters=PERFORMANCE_PARAMETERS,
+                   responses={**PERFORMANCE_FILES["png"], **NOT_FOUND,
+                              **read_errors(*PERFORMANCE_ERRORS, (429, "throttled"))})
+    @action(detail=True, methods=["get"], url_path="performance.png",
+            url_name="performance-png")
+    def performance_png(self, request, pk=None):
+        return self._performance_file(request, pk, "png")
 
     @extend_schema(
         summary="Deposit to or withdraw from the position's own cash (Idempotency-Key "

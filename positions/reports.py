@@ -21,6 +21,8 @@ from volbal.admin import shown_decimal
 from volbal.errors import DomainError
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# The API's actions that draw or write a performance's files: the expensive scope throttles them
+PERFORMANCE_FILE_ACTIONS = ("performance_xlsx", "performance_png")
 
 
 def performance_summary(perf: Performance) -> list[tuple[str, object]]:
@@ -90,20 +92,27 @@ class ReturnsAdminMixin:
             raise PermissionDenied
         return obj
 
-    def performance_png_view(self, request, object_id):
+    def _file(self, request, object_id, ext: str) -> HttpResponse:
         obj = self.viewed(request, object_id)
-        return HttpResponse(performance_png(self.performance_of(obj),
-                                            title=self.performance_title(obj)),
-                            content_type="image/png")
+        return performance_file(self.performance_of(obj), ext, name=obj.pk,
+                                title=self.performance_title(obj))
+
+    def performance_png_view(self, request, object_id):
+        return self._file(request, object_id, "png")
 
     def performance_xlsx_view(self, request, object_id):
-        obj = self.viewed(request, object_id)
-        return xlsx_response(performance_xlsx(self.performance_of(obj)),
-                             f"{obj.pk}-performance.xlsx")
+        return self._file(request, object_id, "xlsx")
 
     @admin.display(description="returns (opening to now)")
     def returns_shown(self, obj):
         return returns_html(lambda: self.performance_of(obj), self._url_name(), obj.pk)
+
+
+def performance_file(perf: Performance, ext: str, *, name: str, title: str) -> HttpResponse:
+    """The xlsx (a download named ``<name>-performance.xlsx``) or the PNG of ``perf``."""
+    if ext == "xlsx":
+        return xlsx_response(performance_xlsx(perf), f"{name}-performance.xlsx")
+    return HttpResponse(performance_png(perf, title=title), content_type="image/png")
 
 
 def xlsx_response(content: bytes, filename: str) -> HttpResponse:

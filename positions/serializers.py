@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 from events.actor import ActorSource
@@ -487,6 +487,15 @@ PERFORMANCE_PARAMETERS = [
                      "with offset; default and at the latest: now."),
 ]
 PERFORMANCE_ERRORS = ((400, "invalid_query or invalid_span"), (409, "price_unknown"))
+_BINARY = {"type": "string", "format": "binary"}
+# the responses of a performance's files, by extension: the workbook and the picture
+PERFORMANCE_FILES = {
+    "xlsx": {(200, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"):
+             OpenApiResponse(_BINARY, description="xlsx: a Summary sheet and a Daily sheet")},
+    "png": {(200, "image/png"): OpenApiResponse(
+        _BINARY, description="PNG: the value at each session's close with deposits and "
+        "withdrawals marked, above the time-weighted return")},
+}
 
 
 def performance_span(request) -> dict:

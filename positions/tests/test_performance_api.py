@@ -315,3 +315,23 @@ def test_the_portfolio_admin_page_shows_its_returns(api, admin_client, clock_at)
     png = re.search(r"<img src='([^']+performance\.png)'", html).group(1)
     assert admin_client.get(xlsx).content.startswith(b"PK")  # a zip: the workbook
     assert admin_client.get(png).content.startswith(b"\x89PNG")
+
+
+def test_the_api_serves_the_workbook_and_the_picture(api, other_api, clock_at):
+    import io
+
+    from openpyxl import load_workbook
+
+    pid, a = portfolio_story(api, clock_at)
+    for path in (f"/v1/portfolios/{pid}/performance", f"/v1/positions/{a}/performance"):
+        book = api.get(f"{path}.xlsx?since=2026-01-05")
+        assert book.status_code == 200, book.content
+        assert book["Content-Disposition"].endswith('-performance.xlsx"')
+        summary = dict(load_workbook(io.BytesIO(book.content))["Summary"].iter_rows(
+            min_row=2, values_only=True))
+        figures_now = api.get(f"{path}?since=2026-01-05").json()
+        assert summary["Net flows"] == pytest.approx(float(figures_now["net_flows"]))
+        picture = api.get(f"{path}.png")
+        assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")
+        assert other_api.get(f"{path}.png").status_code == 404
+        assert_error(api.get(f"{path}.xlsx?until=soon"), 400, "invalid_query")
