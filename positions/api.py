@@ -22,20 +22,16 @@ from positions import selectors, services
 from positions.dividends import dividend_announce
 from positions.filters import AlertFilter, EventFilter, PositionFilter
 from positions.performance import position_performance
+from positions.performance_api import performance_views
 from positions.portfolios import services as portfolio_services
 from positions.portfolios.api import CashSerializer, MovementSerializer, cash_key
-from positions.reports import PERFORMANCE_FILE_ACTIONS, performance_file
 from positions.serializers import (
-    PERFORMANCE_ERRORS,
-    PERFORMANCE_FILES,
-    PERFORMANCE_PARAMETERS,
     DividendAnnounceSerializer,
     DividendSerializer,
     EvaluateRequestSerializer,
     EvaluationSerializer,
     EventSerializer,
     LadderSerializer,
-    PerformanceSerializer,
     PositionCreateSerializer,
     PositionSerializer,
     PositionUpdateSerializer,
@@ -46,8 +42,6 @@ from positions.serializers import (
     SplitRecordSerializer,
     SplitSerializer,
     not_configurable,
-    performance_body,
-    performance_span,
 )
 from positions.splits import price_confirm
 from positions.workflows import evaluation
@@ -65,7 +59,6 @@ from volbal.schema import (
     read_errors,
     write_errors,
 )
-from volbal.throttling import EXPENSIVE
 
 NOT_FOUND = errors((404, "position_not_found"))
 MAX_PRICES = 10_000
@@ -164,7 +157,7 @@ def ladder_body(result: evaluation.PositionLadder) -> dict:
     }
 
 
-class PositionViewSet(viewsets.ViewSet):
+class PositionViewSet(performance_views("position"), viewsets.ViewSet):
     lookup_value_regex = "[^/]+"
 
     @extend_schema(
@@ -398,54 +391,10 @@ class PositionViewSet(viewsets.ViewSet):
         return Response(ladder_body(evaluation.position_ladder(owner=request.user,
                                                               position_id=pk)))
 
-    @extend_schema(
-        summary="The position's returns over a span, with a daily series",
-        description="Time-weighted return (the span cut at every flow, each piece valued at the "
-        "prices known at its ends, chain-linked), money-weighted return (the annual XIRR of "
-        "the flows and the end value), net flows, start and end value, and the value at each "
-        "session's close. The position's flows: its opening, deposits and "
-        "withdrawals on it, transfers in and out of it. A return that cannot be stated is null "
-        "with its reason. 409 `price_unknown` when the position held shares at an instant no "
-        "price of its ticker was known.",
-        parameters=PERFORMANCE_PARAMETERS,
-        responses={200: PerformanceSerializer, **NOT_FOUND, **read_errors(*PERFORMANCE_ERRORS)},
-    )
-    @action(detail=True, methods=["get"])
-    def performance(self, request, pk=None):
-        span = performance_span(request)
+    def performance_of(self, request, pk, **span):
         position = selectors.position_get(owner=request.user, position_id=pk)
-        perf = position_performance(position, **span)
-        return Response({"position_id": position.id, **performance_body(perf)})
-
-    @property
-    def throttle_scope(self):
-        # drawing a picture or writing a workbook costs; the figures alone do not
-        return EXPENSIVE if getattr(self, "action", None) in PERFORMANCE_FILE_ACTIONS else None
-
-    def _performance_file(self, request, pk, ext: str):
-        span = performance_span(request)
-        position = selectors.position_get(owner=request.user, position_id=pk)
-        return performance_file(position_performance(position, **span), ext, name=position.id,
-                                title=f"{position.ticker} {position.id}: value and "
-                                "time-weighted return")
-
-    @extend_schema(summary="The position's returns as an xlsx workbook",
-                   parameters=PERFORMANCE_PARAMETERS,
-                   responses={**PERFORMANCE_FILES["xlsx"], **NOT_FOUND,
-                              **read_errors(*PERFORMANCE_ERRORS, (429, "throttled"))})
-    @action(detail=True, methods=["get"], url_path="performance.xlsx",
-            url_name="performance-xlsx")
-    def performance_xlsx(self, request, pk=None):
-        return self._performance_file(request, pk, "xlsx")
-
-    @extend_schema(summary="The position's returns as a picture",
-                   parameters=PERFORMANCE_PARAMETERS,
-                   responses={**PERFORMANCE_FILES["png"], **NOT_FOUND,
-                              **read_errors(*PERFORMANCE_ERRORS, (429, "throttled"))})
-    @action(detail=True, methods=["get"], url_path="performance.png",
-            url_name="performance-png")
-    def performance_png(self, request, pk=None):
-        return self._performance_file(request, pk, "png")
+        return (position.id, f"{position.ticker} {position.id}: value and time-weighted return",
+                position_performance(position, **span))
 
     @extend_schema(
         summary="Deposit to or withdraw from the position's own cash (Idempotency-Key "

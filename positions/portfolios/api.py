@@ -9,21 +9,12 @@ from rest_framework.response import Response
 
 from positions.models import MONEY, Rebalance
 from positions.performance import portfolio_performance
+from positions.performance_api import performance_views
 from positions.portfolios import selectors, services
-from positions.reports import PERFORMANCE_FILE_ACTIONS, performance_file
-from positions.serializers import (
-    PERFORMANCE_ERRORS,
-    PERFORMANCE_FILES,
-    PERFORMANCE_PARAMETERS,
-    PerformanceSerializer,
-    performance_body,
-    performance_span,
-)
 from positions.strategy import rules
 from volbal.api import StrictSerializer, idempotency_key_required, keyset_page
 from volbal.fields import DecimalOut, Number
 from volbal.schema import PAGING, errors, idempotency_header, page_of, read_errors, write_errors
-from volbal.throttling import EXPENSIVE
 
 NOT_FOUND = errors((404, "portfolio_not_found"))
 CASH_ERRORS = (400, "missing_idempotency_key or invalid_amount"), (
@@ -141,7 +132,7 @@ def position_cash_body(position, amount) -> dict:
             "amount": amount, "cash": position.cash}
 
 
-class PortfolioViewSet(viewsets.ViewSet):
+class PortfolioViewSet(performance_views("portfolio"), viewsets.ViewSet):
     lookup_value_regex = "[^/]+"
 
     @extend_schema(summary="List your portfolios", parameters=PAGING,
@@ -223,49 +214,7 @@ class PortfolioViewSet(viewsets.ViewSet):
                          "amount": data["amount"], "balances": balances},
                         status=status.HTTP_201_CREATED)
 
-    @extend_schema(
-        summary="The portfolio's returns over a span, with a daily series",
-        description="As a position's (`GET /v1/positions/{id}/performance`), of the portfolio's "
-        "value: its unallocated cash plus the value of the positions that were members at each "
-        "instant. Its flows: its opening cash, deposits and withdrawals on it and on its "
-        "positions, and a position's value as it joins (+) or leaves (-). Transfers inside it "
-        "are not flows.",
-        parameters=PERFORMANCE_PARAMETERS,
-        responses={200: PerformanceSerializer, **NOT_FOUND, **read_errors(*PERFORMANCE_ERRORS)},
-    )
-    @action(detail=True, methods=["get"])
-    def performance(self, request, pk=None):
-        span = performance_span(request)
+    def performance_of(self, request, pk, **span):
         portfolio = selectors.portfolio_get(owner=request.user, portfolio_id=pk)
-        perf = portfolio_performance(portfolio, **span)
-        return Response({"portfolio_id": portfolio.id, **performance_body(perf)})
-
-    @property
-    def throttle_scope(self):
-        # drawing a picture or writing a workbook costs; the figures alone do not
-        return EXPENSIVE if getattr(self, "action", None) in PERFORMANCE_FILE_ACTIONS else None
-
-    def _performance_file(self, request, pk, ext: str):
-        span = performance_span(request)
-        portfolio = selectors.portfolio_get(owner=request.user, portfolio_id=pk)
-        return performance_file(portfolio_performance(portfolio, **span), ext,
-                                name=portfolio.id, title=f"{portfolio.name} {portfolio.id}: "
-                                "value and time-weighted return")
-
-    @extend_schema(summary="The portfolio's returns as an xlsx workbook",
-                   parameters=PERFORMANCE_PARAMETERS,
-                   responses={**PERFORMANCE_FILES["xlsx"], **NOT_FOUND,
-                              **read_errors(*PERFORMANCE_ERRORS, (429, "throttled"))})
-    @action(detail=True, methods=["get"], url_path="performance.xlsx",
-            url_name="performance-xlsx")
-    def performance_xlsx(self, request, pk=None):
-        return self._performance_file(request, pk, "xlsx")
-
-    @extend_schema(summary="The portfolio's returns as a picture",
-                   parameters=PERFORMANCE_PARAMETERS,
-                   responses={**PERFORMANCE_FILES["png"], **NOT_FOUND,
-                              **read_errors(*PERFORMANCE_ERRORS, (429, "throttled"))})
-    @action(detail=True, methods=["get"], url_path="performance.png",
-            url_name="performance-png")
-    def performance_png(self, request, pk=None):
-        return self._performance_file(request, pk, "png")
+        return (portfolio.id, f"{portfolio.name} {portfolio.id}: value and time-weighted return",
+                portfolio_performance(portfolio, **span))

@@ -13,7 +13,6 @@ from decimal import Decimal as D
 import pytest
 from django.db import transaction
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from positions.performance import portfolio_performance, position_performance
 from positions.portfolios.services import (
@@ -23,18 +22,13 @@ from positions.portfolios.services import (
     position_cash_move,
     position_open,
 )
+from positions.portfolios.tests.test_cash_ledger import moves as ledger_moves
 from positions.services import prices_record
 from volbal.errors import DomainError
 
 T0 = dt.datetime(2026, 1, 5, 15, 0, tzinfo=dt.UTC)
-amounts = st.integers(-2_000_000_000, 2_000_000_000).filter(bool).map(lambda i: D(i).scaleb(-6))
-ACCOUNTS = ("portfolio", 0, 1, 2)  # F, or the n-th position (2 is outside the portfolio)
-moves = st.lists(st.one_of(
-    st.tuples(st.just("portfolio_cash"), amounts),
-    st.tuples(st.just("position_cash"), st.integers(0, 2), amounts),
-    st.tuples(st.just("transfer"), st.sampled_from(ACCOUNTS), st.sampled_from(ACCOUNTS),
-              amounts.map(abs)),
-), min_size=1, max_size=15)
+# the histories of verify_ledger's property (at least one movement each)
+moves = ledger_moves.filter(bool)
 
 
 @pytest.mark.django_db
