@@ -16,12 +16,14 @@ import json
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 
 from events.models import Event
 from orders.models import Fill, Order
 from positions.dividends import dividend_announce
+from positions.performance import position_performance
 from positions.services import position_create, prices_record
 from positions.strategy import rules
 from positions.strategy.backtest import data, engine
@@ -66,8 +68,11 @@ def test_paper_trading_a_sample_equals_the_next_bar_backtest(user, clock_at, sta
     assert opening.kind == "opening" and len(orders) >= 5  # enough to compare
     assert len(doc["orders"]) == len(run.orders)
 
-    # The live position starts where the backtest's opening purchase left it.
+    # The live position starts where the backtest's opening purchase left it, at the first
+    # bar's price.
     clock_at(noon(days[0]))
+    prices_record(rows=[{"ticker": "IBM", "price": D(repr(float(series.prices[0]))),
+                         "ts": noon(days[0])}])
     qty, cash = rules.apply_fill(qty=D(0), cash=D(10000), side="BUY", fill_qty=opening.qty,
                                  price=opening.price, commission=opening.commission)
     pos = position_create(owner=user, ticker="IBM", qty=qty, cash=cash,
@@ -107,6 +112,28 @@ def test_paper_trading_a_sample_equals_the_next_bar_backtest(user, clock_at, sta
     still_open = Order.objects.filter(position=pos, status="submitted")
     assert still_open.count() == (run.open_order is not None)
     assert Event.objects.filter(position_id=pos.pk, type="ex_div_effective").exists()
+
+    # Its returns (docs/returns.md) read the backtest's equity back from the log: the value at
+    # each session's close is the backtest's at that bar (to the cent: the backtest's floats),
+    # no flows, and the time-weighted return is the growth of the value. On a day with a fill
+    # the service values the shares at the fill's price (recorded with the bar's price, the
+    # fill wins the tie, as the API's valuation decides): those days are left out.
+    clock_at(noon(days[-1]) + dt.timedelta(days=1))
+    perf = position_performance(pos)
+    value = {d.session: d.value for d in perf.daily}
+    filled = {day for day, *_rest in live}
+    for i in range(len(series)):
+        if days[i] in filled:
+            continue
+        j = int(np.searchsorted(run.change_bar, i, "right")) - 1
+        equity = (run.change_qty[j] * series.prices[i] + run.change_cash[j]
+                  + run.change_receivable[j])
+        assert abs(float(value[days[i]]) - equity) < 0.01, days[i]
+    assert len(value) == len(series) and len(filled) < len(series) / 4  # most days compared
+    assert perf.figures.net_flows == 0
+    assert perf.figures.start_value == value[days[0]]
+    growth = perf.figures.end_value / value[days[0]] - 1  # the pieces telescope (28 digits)
+    assert abs(perf.figures.time_weighted.value - growth) < D("1e-20")
 
     ledger = io.StringIO()
     try:
