@@ -24,7 +24,7 @@ from positions.filters import AlertFilter, EventFilter, PositionFilter
 from positions.performance import position_performance
 from positions.performance_api import performance_views
 from positions.portfolios import services as portfolio_services
-from positions.portfolios.api import CashSerializer, MovementSerializer, cash_key
+from positions.portfolios.api import CashSerializer, MovementSerializer, cash_movement
 from positions.serializers import (
     DividendAnnounceSerializer,
     DividendSerializer,
@@ -411,13 +411,8 @@ class PositionViewSet(performance_views("position"), viewsets.ViewSet):
     )
     @action(detail=True, methods=["post"])
     def cash(self, request, pk=None):
-        cash_key(request)
-        amount = _valid(CashSerializer, request)["amount"]
-        position = portfolio_services.position_cash_move(owner=request.user, position_id=pk,
-                                                         amount=amount)
-        return Response({"portfolio_id": position.portfolio_id, "position_id": position.id,
-                         "amount": amount, "cash": position.cash},
-                        status=status.HTTP_201_CREATED)
+        return cash_movement(request, lambda amount: portfolio_services.position_cash_move(
+            owner=request.user, position_id=pk, amount=amount))
 
     @extend_schema(
         methods=["GET"],

@@ -342,37 +342,21 @@ def _save_cash(account: Account, cash: Decimal) -> None:
     account.save(update_fields=["cash", "updated_at"])
 
 
-def cash_deposit(*, account: Account, amount: Decimal, reason: str = MANUAL) -> Decimal:
-    """Add ``amount`` (> 0) to ``account``'s cash (``cash_deposited``). Returns the new cash."""
-    if not amount > 0:
-        raise DomainError("invalid_amount", "A deposit must be greater than zero.", status=400)
-    cash = _moved(account, amount)
+def cash_move(*, account: Account, amount: Decimal, reason: str = MANUAL) -> Decimal:
+    """Add ``amount`` to ``account``'s cash from outside (> 0: ``cash_deposited``) or take it
+    out (< 0: ``cash_withdrawn``); 409 ``insufficient_cash`` rather than below zero, 400
+    ``invalid_amount`` for zero. Returns the new cash."""
+    cash = _moved(account, amount)  # refuses zero (the rule), an overdraw and an overflow
     _save_cash(account, cash)
     name = account_name(account)
+    deposit = amount > 0
     event_record(
         position_id="" if name == PORTFOLIO else name, portfolio_id=_portfolio_id(account),
-        type=EventType.CASH_DEPOSITED,
-        message=f"{fmt(amount)} deposited to {name}; cash now {fmt(cash)}.",
-        inputs={"amount": amount, "from": None, "to": name, "reason": reason},
-        outputs={"balances": {name: cash}},
-    )
-    return cash
-
-
-def cash_withdraw(*, account: Account, amount: Decimal, reason: str = MANUAL) -> Decimal:
-    """Take ``amount`` (> 0) out of ``account``'s cash (``cash_withdrawn``); 409
-    ``insufficient_cash`` rather than below zero. Returns the new cash."""
-    if not amount > 0:
-        raise DomainError("invalid_amount", "A withdrawal must be greater than zero.",
-                          status=400)
-    cash = _moved(account, -amount)
-    _save_cash(account, cash)
-    name = account_name(account)
-    event_record(
-        position_id="" if name == PORTFOLIO else name, portfolio_id=_portfolio_id(account),
-        type=EventType.CASH_WITHDRAWN,
-        message=f"{fmt(amount)} withdrawn from {name}; cash now {fmt(cash)}.",
-        inputs={"amount": amount, "from": name, "to": None, "reason": reason},
+        type=EventType.CASH_DEPOSITED if deposit else EventType.CASH_WITHDRAWN,
+        message=f"{fmt(abs(amount))} {'deposited to' if deposit else 'withdrawn from'} "
+        f"{name}; cash now {fmt(cash)}.",
+        inputs={"amount": abs(amount), "from": None if deposit else name,
+                "to": name if deposit else None, "reason": reason},
         outputs={"balances": {name: cash}},
     )
     return cash

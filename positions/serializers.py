@@ -230,7 +230,9 @@ class ActorSerializer(serializers.Serializer):
 class EventSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     type = serializers.ChoiceField(choices=EventType.choices)
-    position_id = serializers.CharField()
+    position_id = serializers.CharField(help_text="Empty for a portfolio's own event.")
+    portfolio_id = serializers.CharField(allow_null=True, help_text="The portfolio of a "
+                                         "portfolio's event or of a position's cash movement.")
     order_id = serializers.CharField(allow_null=True)
     message = serializers.CharField()
     inputs = serializers.JSONField()

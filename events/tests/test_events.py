@@ -58,8 +58,8 @@ def test_events_are_listed_oldest_first_with_every_field(api, make_position):
     ids = [e["id"] for e in body["events"]]
     assert ids == sorted(ids)
     filled = body["events"][2]
-    assert set(filled) == {"id", "type", "position_id", "order_id", "message", "inputs",
-                           "outputs", "actor", "created_at"}
+    assert set(filled) == {"id", "type", "position_id", "portfolio_id", "order_id", "message",
+                           "inputs", "outputs", "actor", "created_at"}
     assert filled["order_id"] == order_id and filled["position_id"] == position.id
     assert filled["inputs"]["price"] == 100 and filled["outputs"]["status"] == "filled"
     assert body["events"][0]["order_id"] is None

@@ -100,6 +100,7 @@ def payload(event: Event) -> dict:
         "id": event.id,
         "type": event.type,
         "position_id": event.position_id,
+        "portfolio_id": event.portfolio_id,
         "order_id": event.order_id,
         "created_at": _iso(event.created_at),
         "message": event.message,

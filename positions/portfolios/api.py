@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from positions.models import MONEY, Rebalance
+from events.models import EventType
+from positions.filters import EventFilter
+from positions.models import MONEY, Portfolio, Rebalance
 from positions.performance import portfolio_performance
 from positions.performance_api import performance_views
 from positions.portfolios import selectors, services
+from positions.serializers import EventSerializer
 from positions.strategy import rules
-from volbal.api import StrictSerializer, idempotency_key_required, keyset_page
+from volbal.api import StrictSerializer, idempotency_key_required, keyset_page, validate_filters
 from volbal.fields import DecimalOut, Number
 from volbal.schema import PAGING, errors, idempotency_header, page_of, read_errors, write_errors
 
@@ -127,9 +131,16 @@ def portfolio_body(owner, portfolio_id: str) -> dict:
     return PortfolioSerializer(selectors.portfolio_value(portfolio)).data
 
 
-def position_cash_body(position, amount) -> dict:
-    return {"portfolio_id": position.portfolio_id, "position_id": position.id,
-            "amount": amount, "cash": position.cash}
+def cash_movement(request, move) -> Response:
+    """A cash movement's request and answer (a position's or a portfolio's): the required
+    key, the amount, then ``move(amount)``, the service, which returns the account moved."""
+    cash_key(request)
+    amount = _valid(CashSerializer, request)["amount"]
+    account = move(amount)
+    ids = ({"portfolio_id": account.id, "position_id": None} if isinstance(account, Portfolio)
+           else {"portfolio_id": account.portfolio_id, "position_id": account.id})
+    return Response({**ids, "amount": amount, "cash": account.cash},
+                    status=status.HTTP_201_CREATED)
 
 
 class PortfolioViewSet(performance_views("portfolio"), viewsets.ViewSet):
@@ -173,6 +184,32 @@ class PortfolioViewSet(performance_views("portfolio"), viewsets.ViewSet):
         services.portfolio_configure(owner=request.user, portfolio_id=pk, changes=dict(data))
         return Response(portfolio_body(request.user, pk))
 
+    @extend_schema(
+        summary="The portfolio's audit events, oldest first",
+        description="Its own (`portfolio_created`, `portfolio_changed`, the movements of its "
+        "unallocated cash) and its positions' cash movements and joins: a transfer between "
+        "two positions appears once on each (the same `transfer_id`).",
+        parameters=[OpenApiParameter("type", str, many=True, explode=True,
+                                     enum=EventType.values, description="Only these types."),
+                    OpenApiParameter("since", OpenApiTypes.DATETIME,
+                                     description="ISO 8601 time, inclusive."),
+                    OpenApiParameter("until", OpenApiTypes.DATETIME,
+                                     description="ISO 8601 time, exclusive."),
+                    *PAGING],
+        responses={200: page_of("PortfolioEventPage", {"events": EventSerializer(many=True)},
+                                {"portfolio_id": serializers.CharField()}),
+                   **NOT_FOUND, **read_errors()})
+    @action(detail=True, methods=["get"])
+    def events(self, request, pk=None):
+        portfolio = selectors.portfolio_get(owner=request.user, portfolio_id=pk)
+        filterset = EventFilter(request.query_params,
+                                queryset=selectors.events_of_portfolio(portfolio))
+        validate_filters(filterset)
+        items, next_cursor = keyset_page(request, filterset.qs, fields=("id",))
+        return Response({"portfolio_id": portfolio.id,
+                         "events": EventSerializer(items, many=True).data,
+                         "next": next_cursor})
+
     @extend_schema(summary="Deposit to or withdraw from the unallocated cash (Idempotency-Key "
                    "required)",
                    description="`amount` > 0 deposits, < 0 withdraws; a withdrawal that would "
@@ -183,12 +220,8 @@ class PortfolioViewSet(performance_views("portfolio"), viewsets.ViewSet):
                               **write_errors(*CASH_ERRORS)})
     @action(detail=True, methods=["post"])
     def cash(self, request, pk=None):
-        cash_key(request)
-        amount = _valid(CashSerializer, request)["amount"]
-        portfolio = services.portfolio_cash_move(owner=request.user, portfolio_id=pk,
-                                                 amount=amount)
-        return Response({"portfolio_id": portfolio.id, "position_id": None, "amount": amount,
-                         "cash": portfolio.cash}, status=status.HTTP_201_CREATED)
+        return cash_movement(request, lambda amount: services.portfolio_cash_move(
+            owner=request.user, portfolio_id=pk, amount=amount))
 
     @extend_schema(summary="Move cash between the portfolio's accounts (Idempotency-Key "
                    "required)",

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.db.models import QuerySet
 
+from events.models import Event
 from orders.selectors import position_valuation, with_known_price
 from positions.models import Portfolio, Position
 from positions.strategy.rules.numbers import money
@@ -31,6 +32,11 @@ def portfolio_get(*, owner, portfolio_id: str, for_update: bool = False) -> Port
     if portfolio is None:
         raise portfolio_not_found(portfolio_id)
     return portfolio
+
+
+def events_of_portfolio(portfolio: Portfolio) -> QuerySet[Event]:
+    """The portfolio's events (``Event.portfolio_id``), oldest first."""
+    return Event.objects.filter(portfolio_id=portfolio.id).order_by("id")
 
 
 def members(portfolio: Portfolio, *, for_update: bool = False) -> list[Position]:

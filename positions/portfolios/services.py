@@ -209,20 +209,12 @@ def position_update(*, owner, position_id: str, changes: dict) -> None:
 # --- Cash movements (docs/strategy.md#cash-movements) -------------------------------------------
 
 
-def _move(account, amount: Decimal) -> Decimal:
-    if amount > 0:
-        return books.cash_deposit(account=account, amount=amount)
-    if amount < 0:
-        return books.cash_withdraw(account=account, amount=-amount)
-    raise _invalid("amount", "amount must not be zero: positive deposits, negative withdraws.")
-
-
 def portfolio_cash_move(*, owner, portfolio_id: str, amount: Decimal) -> Portfolio:
     """Deposit (``amount`` > 0) to or withdraw (< 0) from the portfolio's unallocated cash;
     409 ``insufficient_cash`` rather than below zero."""
     with transaction.atomic():
         portfolio = portfolio_get(owner=owner, portfolio_id=portfolio_id, for_update=True)
-        _move(portfolio, amount)
+        books.cash_move(account=portfolio, amount=amount)
     return portfolio
 
 
@@ -231,7 +223,7 @@ def position_cash_move(*, owner, position_id: str, amount: Decimal) -> Position:
     trade: the anchor, the daily cap and the reasons are untouched."""
     with transaction.atomic():
         position = position_get(owner=owner, position_id=position_id, for_update=True)
-        _move(position, amount)
+        books.cash_move(account=position, amount=amount)
     return position
 
 
@@ -351,13 +343,22 @@ def portfolio_rebalance(*, portfolio_id: str, owner=None, session: dt.date | Non
 def portfolios_rebalance_due(*, session: dt.date | None = None) -> list[Rebalanced]:
     """The trade cycle's step: every portfolio whose rule is not ``never`` rebalanced when due
     (:func:`portfolio_rebalance` with ``when_due``), one transaction each; a failure of one
-    does not stop the others (it is returned as skipped with its reason)."""
+    does not stop the others (it is returned as skipped with its reason). A periodic
+    portfolio whose period has not turned is passed over from one read, without a lock or a
+    price: the cycle runs every minute, a period turns a few times a year."""
     session = session or clock.session_day()
     out = []
-    for pid in (Portfolio.objects.exclude(rebalance=Rebalance.NEVER).order_by("id")
-                .values_list("id", flat=True)):
+    for row in (Portfolio.objects.exclude(rebalance=Rebalance.NEVER).order_by("id")
+                .values("id", "rebalance", "last_rebalanced_on", "created_at")):
+        if row["last_rebalanced_on"] == session or (
+                row["rebalance"] != Rebalance.BAND and not rule.rebalance_due(
+                    row["rebalance"], None, row["last_rebalanced_on"]
+                    or clock.session_day(row["created_at"]), session)):
+            out.append(Rebalanced(row["id"], skipped=NOT_DUE))
+            continue
         try:
-            out.append(portfolio_rebalance(portfolio_id=pid, session=session, when_due=True))
+            out.append(portfolio_rebalance(portfolio_id=row["id"], session=session,
+                                           when_due=True))
         except DomainError as exc:
-            out.append(Rebalanced(pid, skipped=f"{exc.code}: {exc.message}"))
+            out.append(Rebalanced(row["id"], skipped=f"{exc.code}: {exc.message}"))
     return out

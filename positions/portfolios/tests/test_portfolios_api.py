@@ -160,7 +160,7 @@ def test_cash_movements_need_a_key_and_a_valid_amount(api):
     position = new_position(api)
     for path in (f"/v1/portfolios/{pid}/cash", f"/v1/positions/{position['id']}/cash"):
         assert_error(post(api, path, {"amount": 5}), 400, "missing_idempotency_key")
-        assert_error(post(api, path, {"amount": 0}, "z"), 400, "validation_error")
+        assert_error(post(api, path, {"amount": 0}, "z"), 400, "invalid_amount")
         assert_error(post(api, path, {"amount": "5"}, "s"), 400, "validation_error")
         assert_error(post(api, path, {"amount": 0.0000001}, "p"), 400, "validation_error")
         assert_error(post(api, path, {"amount": 5, "qty": 1}, "u"), 400, "validation_error")
@@ -259,3 +259,21 @@ def test_schema_documents_the_cash_endpoints(api):
     assert any(p["name"] == "Idempotency-Key" and p["required"] for p in cash["parameters"])
     transfer = schema["components"]["schemas"]["TransferRequest"]
     assert set(transfer["required"]) == {"from", "to", "amount"}
+
+
+def test_the_portfolios_events_list_its_movements_and_its_positions(api, other_api):
+    pid = new_portfolio(api)["id"]
+    a = new_position(api, portfolio=pid)["id"]
+    post(api, f"/v1/portfolios/{pid}/cash", {"amount": 5}, "e1")
+    post(api, f"/v1/portfolios/{pid}/transfers", {"from": "portfolio", "to": a, "amount": 5},
+         "e2")
+    new_position(api, ticker="OUT")  # in no portfolio: not listed
+    body = api.get(f"/v1/portfolios/{pid}/events").json()
+    assert body["portfolio_id"] == pid
+    assert [(e["type"], e["position_id"]) for e in body["events"]] == [
+        ("portfolio_created", ""), ("config_changed", a), ("cash_deposited", ""),
+        ("cash_transferred", a)]
+    assert {e["portfolio_id"] for e in body["events"]} == {pid}
+    only = api.get(f"/v1/portfolios/{pid}/events", {"type": "cash_transferred"}).json()
+    assert [e["type"] for e in only["events"]] == ["cash_transferred"]
+    assert_error(other_api.get(f"/v1/portfolios/{pid}/events"), 404, "portfolio_not_found")
