@@ -335,3 +335,18 @@ def test_the_api_serves_the_workbook_and_the_picture(api, other_api, clock_at):
         assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")
         assert other_api.get(f"{path}.png").status_code == 404
         assert_error(api.get(f"{path}.xlsx?until=soon"), 400, "invalid_query")
+
+
+def test_a_position_joining_later_brings_its_value_in(api, clock_at):
+    price(clock_at, at(0), "100")
+    pid = post(api, "/v1/portfolios", {"name": "Core", "cash": 1000}, "p")["id"]
+    b = post(api, "/v1/positions", {"ticker": "ZIM", "qty": 5, "cash": 0}, "b")["id"]
+    price(clock_at, at(5), "110")
+    joined = api.patch(f"/v1/positions/{b}", {"portfolio": pid}, format="json")
+    assert joined.status_code == 200, joined.content
+    price(clock_at, at(10), "121")
+    clock_at(at(11))
+    body = figures(api.get(f"/v1/portfolios/{pid}/performance").json())
+    # 1000 unallocated earns nothing; B comes in at 5 × 110 = 550 and ends at 605
+    assert body["net_flows"] == 550 and body["end_value"] == 1605
+    assert body["time_weighted_return"] == (D(1605) / D(1550) - 1).quantize(D("1e-10"))
