@@ -39,6 +39,7 @@ from volbal.renderers import decimal_text as fmt
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
+END = 2**63  # an event id after every other: (moment, END) sorts after each event at moment
 
 FILL_EVENTS = ("order_filled", "order_partially_filled")
 CASH_EVENTS = ("cash_deposited", "cash_withdrawn", "cash_transferred")
@@ -348,19 +349,19 @@ class PortfolioHistory:
                 self.flows.append((key, "join" if joined else "leave", position_id))
         self.flows.sort(key=lambda f: f[0])
 
-    def _value(self, key: tuple[dt.datetime, int], moment: dt.datetime) -> Decimal:
-        """The value after every event before ``key`` (an event's, or ``(moment, max)``)."""
+    def _value(self, key: tuple[dt.datetime, int]) -> Decimal:
+        """The value after every event before ``key`` (an event's ``(at, id)``, or
+        ``(moment, END)``: after every event by then), at the prices known at ``key[0]``."""
         i = bisect.bisect_left(self.cash_keys, key) - 1
         total = self.cash[i] if i >= 0 else ZERO
         for position_id, changes in self.joins.items():
             j = bisect.bisect_left([k for k, _j in changes], key) - 1
             if j >= 0 and changes[j][1]:
-                history = self.positions[position_id]
-                total += history._value(history.books.index_before(key), moment)
+                total += self.positions[position_id].value_before(key)
         return total
 
     def value_at(self, moment: dt.datetime) -> Decimal:
-        return self._value((moment, END), moment)
+        return self._value((moment, END))
 
     def flow_marks(self, since: dt.datetime, until: dt.datetime) -> list[returns.Mark]:
         """A mark per flow of the portfolio after ``since`` and by ``until``: its opening cash,
@@ -371,20 +372,15 @@ class PortfolioHistory:
             at = key[0]
             if not since < at <= until:
                 continue
-            before = self._value(key, at)
+            before = self._value(key)
             if kind in ("opening", "cash"):
                 flow = what
             else:
-                history = self.positions[what]
-                after = history.books.index_before((at, key[1] + 1))  # with its own event
-                value = history._value(after, at)
+                value = self.positions[what].value_before((at, key[1] + 1))  # after its event
                 flow = value if kind == "join" else -value
             if flow:
                 marks.append(returns.Mark(at, before, flow))
         return marks
-
-
-END = 2**63  # an event id after every other: (moment, END) sorts after each event at moment
 
 
 def portfolio_performance(portfolio: Portfolio, *, since: dt.datetime | None = None,
