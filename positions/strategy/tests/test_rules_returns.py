@@ -227,3 +227,17 @@ def test_the_docs_quote_the_worked_example():
     out = returns_of(WORKED)
     for figure in (out.time_weighted.value, out.net_flows, out.money_weighted.value):
         assert f"**{figure}**" in text
+
+
+def test_inconsistent_values_have_no_rate_and_say_why():
+    # nothing at the start, more taken out than there was, then a value: no rate solves it
+    marks = [Mark(day(0), D(0)), Mark(day(7), D(119), D(-125)), Mark(day(61), D(292))]
+    out = returns_of(marks)
+    assert out.money_weighted.value is None and out.money_weighted.reason == R.NO_RATE
+    assert out.time_weighted.reason == R.VALUE_FROM_NOTHING
+    overdrawn = [Mark(day(0), D(100)), Mark(day(7), D(100), D(-150)), Mark(day(9), D(0))]
+    below = returns_of(overdrawn)
+    assert below.time_weighted.value is None and below.time_weighted.reason == R.NEGATIVE_VALUE
+    assert below.time_weighted.sentence == R.REASONS[R.NEGATIVE_VALUE]
+    series = R.cumulative_time_weighted(overdrawn)
+    assert [r.value for r in series] == [D(0), D(0), None]  # from the failing piece on
