@@ -7,9 +7,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import quote, unquote
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.contrib.admin.utils import quote
+from django.http import HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -117,11 +116,7 @@ class PortfolioAdmin(ReturnsAdminMixin, WriteActionsMixin, admin.ModelAdmin):
         return f"{obj.name} {obj.pk}: value and time-weighted return"
 
     def allocation_view(self, request, object_id):
-        portfolio = self.get_object(request, unquote(object_id))
-        if portfolio is None:
-            raise Http404("No such portfolio.")
-        if not self.has_view_or_change_permission(request, portfolio):
-            raise PermissionDenied
+        portfolio = self.viewed(request, object_id)  # 404 / 403 as the other pictures
         return HttpResponse(allocation_png(portfolio_value(portfolio)),
                             content_type="image/png")
 
