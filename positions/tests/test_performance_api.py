@@ -350,3 +350,24 @@ def test_a_position_joining_later_brings_its_value_in(api, clock_at):
     # 1000 unallocated earns nothing; B comes in at 5 × 110 = 550 and ends at 605
     assert body["net_flows"] == 550 and body["end_value"] == 1605
     assert body["time_weighted_return"] == (D(1605) / D(1550) - 1).quantize(D("1e-10"))
+
+
+def test_the_admin_pictures_need_the_permission_to_view(api, clock_at, django_user_model):
+    from django.contrib.admin.utils import quote
+    from django.test import Client
+    from django.urls import reverse
+
+    pid, a = portfolio_story(api, clock_at)
+    staff = django_user_model.objects.create_user(username="ops", password="pw", is_staff=True)
+    client = Client()
+    client.force_login(staff)
+    for name, pk in (("positions_portfolio_allocation", pid),
+                     ("positions_portfolio_performance_png", pid),
+                     ("positions_portfolio_performance_xlsx", pid),
+                     ("positions_position_performance_png", a),
+                     ("positions_position_performance_xlsx", a)):
+        assert client.get(reverse(f"admin:{name}", args=[quote(pk)])).status_code == 403, name
+    client.force_login(django_user_model.objects.create_superuser(username="root",
+                                                                  password="pw"))
+    missing = reverse("admin:positions_portfolio_performance_png", args=["pfl_nope"])
+    assert client.get(missing).status_code == 404
