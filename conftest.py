@@ -173,3 +173,25 @@ def make_position(user):
         )
 
     return make
+
+
+@pytest.fixture
+def clock_at(monkeypatch):
+    """Set "now" for the whole service: clock.now, every auto_now_add and the event log's
+    created_at default (bound to timezone.now when the model was defined). Returns the
+    setter: ``clock_at(moment)``."""
+    from django.utils import timezone
+
+    from events.models import Event
+
+    state = {}
+
+    def now():
+        return state["now"]
+
+    monkeypatch.setattr(timezone, "now", now)
+    monkeypatch.setattr(Event._meta.get_field("created_at"), "_get_default", now)
+
+    def set_now(moment):
+        state["now"] = moment
+    return set_now

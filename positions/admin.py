@@ -8,9 +8,8 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import quote, unquote
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.contrib.admin.utils import quote
+from django.http import HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -31,7 +30,9 @@ from positions.models import (
     TickerFeed,
     TradeCycle,
 )
+from positions.performance import position_performance
 from positions.picture import position_picture_png
+from positions.reports import ReturnsAdminMixin
 from positions.splits import price_confirm
 from positions.strategy import rules
 from positions.workflows import evaluation
@@ -110,7 +111,7 @@ class PositionForm(ApiValidatedForm):
 
 
 @admin.register(Position)
-class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
+class PositionAdmin(ReturnsAdminMixin, WriteActionsMixin, admin.ModelAdmin):
     form = PositionForm
     list_display = (
         "id",
@@ -136,6 +137,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         "decision_preview",
         "resting_orders",
         "picture",
+        "returns_shown",
         "recent_orders",
         "event_timeline",
         "created_at",
@@ -162,6 +164,7 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         if obj is not None:
             sets += [
                 ("Valuation", {"fields": ("value_shown", "weight_shown", "decision_preview")}),
+                ("Returns", {"fields": ("returns_shown",)}),
                 (
                     "Activity",
                     {"fields": ("picture", "recent_orders", "event_timeline", "created_at",
@@ -284,15 +287,17 @@ class PositionAdmin(WriteActionsMixin, admin.ModelAdmin):
         picture = path("<path:object_id>/picture.png",
                        self.admin_site.admin_view(self.picture_view),
                        name="positions_position_picture")
-        return [picture, *super().get_urls()]
+        return [picture, *self.returns_urls(), *super().get_urls()]
 
     def picture_view(self, request, object_id):
-        position = self.get_object(request, unquote(object_id))
-        if position is None:
-            raise Http404("No such position.")
-        if not self.has_view_or_change_permission(request, position):
-            raise PermissionDenied
+        position = self.viewed(request, object_id)
         return HttpResponse(position_picture_png(position), content_type="image/png")
+
+    def performance_of(self, obj):
+        return position_performance(obj)
+
+    def performance_title(self, obj) -> str:
+        return f"{obj.ticker} {obj.pk}: value and time-weighted return"
 
     @admin.display(description="picture")
     def picture(self, obj):

@@ -21,6 +21,8 @@ from orders.services import order_submit_for, position_configure_replacing_rungs
 from positions import selectors, services
 from positions.dividends import dividend_announce
 from positions.filters import AlertFilter, EventFilter, PositionFilter
+from positions.performance import position_performance
+from positions.performance_api import performance_views
 from positions.portfolios import services as portfolio_services
 from positions.portfolios.api import CashSerializer, MovementSerializer, cash_movement
 from positions.serializers import (
@@ -165,7 +167,7 @@ def ladder_body(result: evaluation.PositionLadder) -> dict:
     }
 
 
-class PositionViewSet(viewsets.ViewSet):
+class PositionViewSet(performance_views("position"), viewsets.ViewSet):
     lookup_value_regex = "[^/]+"
 
     @extend_schema(
@@ -399,6 +401,11 @@ class PositionViewSet(viewsets.ViewSet):
     def ladder(self, request, pk=None):
         return Response(ladder_body(evaluation.position_ladder(owner=request.user,
                                                               position_id=pk)))
+
+    def performance_of(self, request, pk, **span):
+        position = selectors.position_get(owner=request.user, position_id=pk)
+        return (position.id, f"{position.ticker} {position.id}: value and time-weighted return",
+                position_performance(position, **span))
 
     @extend_schema(
         summary="The resting orders: the ladder's rungs as limit orders at the broker",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 from events.actor import ActorSource
@@ -24,7 +24,8 @@ from positions.models import (
 from positions.selectors import PriceSource
 from positions.services import ticker_normalize
 from positions.strategy import rules
-from volbal.api import StrictSerializer
+from positions.strategy.rules import returns
+from volbal.api import StrictSerializer, time_param
 from volbal.errors import DomainError
 from volbal.fields import Boolean, DecimalOut, Integer, Number
 
@@ -469,3 +470,92 @@ class PriceConfirmedSerializer(PriceSerializer):
     confirmed_by = serializers.CharField()
     confirmed_price = DecimalOut(help_text="The value confirmed: a confirmation binds the "
                                  "ticker, the time and the value.")
+
+
+# --- Returns (docs/returns.md) ------------------------------------------------------------------
+
+
+class RateReasonSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=sorted(returns.REASONS),
+                                   help_text="Why the return is null.")
+    message = serializers.CharField()
+
+
+class PerformanceDaySerializer(serializers.Serializer):
+    session = serializers.DateField(help_text="The exchange session.")
+    close = serializers.DateTimeField(help_text="Its close: the value is at the prices known "
+                                      "then.")
+    value = DecimalOut()
+    flows = DecimalOut(help_text="Net cash in (+) or out (-) during the session.")
+    time_weighted_return = DecimalOut(allow_null=True, help_text="From `since` to this close.")
+
+
+class PerformanceSerializer(serializers.Serializer):
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    days = DecimalOut(help_text="The span in calendar days.")
+    start_value = DecimalOut()
+    end_value = DecimalOut()
+    net_flows = DecimalOut(help_text="Deposits and transfers in less withdrawals and transfers "
+                           "out over the span (a position's opening counts in).")
+    time_weighted_return = DecimalOut(
+        allow_null=True, help_text="Chain-linked over the pieces between flows, not annualised; "
+        "a fraction to 10 places.")
+    money_weighted_return = DecimalOut(
+        allow_null=True, help_text="The annual rate (XIRR) of the flows and the end value; a "
+        "fraction to 10 places.")
+    reasons = serializers.DictField(
+        child=RateReasonSerializer(),
+        help_text="For each return that is null, why (`time_weighted_return`, "
+        "`money_weighted_return`).")
+    note = serializers.CharField(allow_null=True, help_text="E.g. several rates solve the "
+                                 "flows: the one nearest to zero is given.")
+    daily = PerformanceDaySerializer(many=True)
+
+
+PERFORMANCE_PARAMETERS = [
+    OpenApiParameter("since", str, description="A date (its start in the trading time zone) or "
+                     "an ISO 8601 time with offset; default: the opening."),
+    OpenApiParameter("until", str, description="A date (included: its end) or an ISO 8601 time "
+                     "with offset; default and at the latest: now."),
+]
+PERFORMANCE_ERRORS = ((400, "invalid_query or invalid_span"), (409, "price_unknown"))
+_BINARY = {"type": "string", "format": "binary"}
+# the responses of a performance's files, by extension: the workbook and the picture
+PERFORMANCE_FILES = {
+    "xlsx": {(200, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"):
+             OpenApiResponse(_BINARY, description="xlsx: a Summary sheet and a Daily sheet")},
+    "png": {(200, "image/png"): OpenApiResponse(
+        _BINARY, description="PNG: the value at each session's close with deposits and "
+        "withdrawals marked, above the time-weighted return")},
+}
+
+
+def performance_span(request) -> dict:
+    """``since`` and ``until`` of a performance request (400 ``invalid_query``)."""
+    return {"since": time_param(request, "since", end_of_day=False),
+            "until": time_param(request, "until", end_of_day=True)}
+
+
+def performance_body(perf) -> dict:
+    """The body of a performance answer (:class:`PerformanceSerializer`) of a
+    :class:`positions.performance.Performance`."""
+    f = perf.figures
+
+    def rate(r):
+        return None if r.value is None else r.value.quantize(returns.RATE_PLACES)
+
+    reasons = {name: {"code": r.reason, "message": r.sentence}
+               for name, r in (("time_weighted_return", f.time_weighted),
+                               ("money_weighted_return", f.money_weighted)) if r.reason}
+    return {
+        "since": perf.since, "until": perf.until, "days": f.days,
+        "start_value": f.start_value, "end_value": f.end_value, "net_flows": f.net_flows,
+        "time_weighted_return": rate(f.time_weighted),
+        "money_weighted_return": rate(f.money_weighted),
+        "reasons": reasons, "note": f.money_weighted.note,
+        "daily": [{"session": d.session, "close": d.close, "value": d.value, "flows": d.flows,
+                   "time_weighted_return": None if d.time_weighted_return is None
+                   else d.time_weighted_return.quantize(returns.RATE_PLACES)}
+                  for d in perf.daily],
+    }

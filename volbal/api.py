@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
+from volbal import clock
 from volbal.errors import ApiError, DomainError
 from volbal.renderers import dumps_exact
 
@@ -207,6 +208,31 @@ MAX_LIMIT = 1000
 
 def _invalid_query(message: str, field: str) -> ApiError:
     return ApiError("invalid_query", message, status=400, fields={field: message})
+
+
+def time_param(request, name: str, *, end_of_day: bool) -> dt.datetime | None:
+    """A query parameter naming an instant: an ISO 8601 time with its UTC offset, or a date
+    (the start of that day in the trading time zone, or with ``end_of_day`` the start of the
+    next: the day included). None when absent; 400 ``invalid_query`` naming it otherwise."""
+    refuse_empty(request.query_params, (name,))
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    message = (f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 time with its UTC offset "
+               "(2026-01-02T16:00:00Z).")
+    try:
+        if len(raw) == 10:
+            day = dt.date.fromisoformat(raw) + dt.timedelta(days=1 if end_of_day else 0)
+            return dt.datetime.combine(day, dt.time.min, tzinfo=clock.trading_tz())
+        moment = dt.datetime.fromisoformat(raw)
+    except (ValueError, OverflowError):
+        raise _invalid_query(message, name) from None
+    if moment.tzinfo is None:
+        raise _invalid_query(message, name)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:
+        raise _invalid_query(message, name) from None
 
 
 def refuse_empty(query, names) -> None:

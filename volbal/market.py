@@ -139,3 +139,24 @@ def session_offset(day: dt.date, count: int) -> dt.date:
         if calendar() is None or _day(settings.VOLBAL_CALENDAR, day)[0]:
             count -= 1 if count > 0 else -1
     return day
+
+
+def session_closes(first: dt.date, last: dt.date) -> list[tuple[dt.date, dt.datetime]]:
+    """The sessions from ``first`` to ``last`` (local dates, both included) with their closes,
+    oldest first (one slice of the calendar's table, not a lookup a day); without a calendar
+    (``VOLBAL_CALENDAR`` empty) every day, closing at its end (the next midnight) in the trading
+    time zone. Outside the calendar's range (from :data:`CALENDAR_START`) there are none."""
+    cal = calendar()
+    if cal is None:
+        zone = ZoneInfo(settings.VOLBAL_TRADING_TZ)
+        days = range((last - first).days + 1)
+        return [(first + dt.timedelta(days=i),
+                 dt.datetime.combine(first + dt.timedelta(days=i + 1), dt.time.min, tzinfo=zone))
+                for i in days]
+    # pandas: a heavy library, loaded with the calendar (above)
+    import pandas as pd
+
+    first = max(first, dt.date.fromisoformat(CALENDAR_START))
+    with _quiet():
+        closes = cal.closes.loc[pd.Timestamp(first):pd.Timestamp(last)]
+    return [(session.date(), close.to_pydatetime()) for session, close in closes.items()]

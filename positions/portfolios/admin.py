@@ -7,16 +7,17 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import quote, unquote
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.contrib.admin.utils import quote
+from django.http import HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from positions.models import Portfolio
+from positions.performance import portfolio_performance
 from positions.portfolios.picture import allocation_png
 from positions.portfolios.selectors import portfolio_value
 from positions.portfolios.services import portfolio_rebalance
+from positions.reports import ReturnsAdminMixin
 from volbal.admin import WriteActionsMixin, shown_decimal, shown_time
 from volbal.errors import DomainError
 
@@ -24,7 +25,7 @@ CENT = Decimal("0.01")
 
 
 @admin.register(Portfolio)
-class PortfolioAdmin(WriteActionsMixin, admin.ModelAdmin):
+class PortfolioAdmin(ReturnsAdminMixin, WriteActionsMixin, admin.ModelAdmin):
     list_display = ("id", "owner", "name", "cash_shown", "value_shown", "rebalance",
                     "last_rebalanced_on", "created")
     list_filter = ("rebalance", "created_at")
@@ -33,11 +34,12 @@ class PortfolioAdmin(WriteActionsMixin, admin.ModelAdmin):
     actions = ["rebalance_now"]
     readonly_fields = ("id", "owner", "name", "cash", "opening_cash", "rebalance",
                        "rebalance_band", "last_rebalanced_on", "value_shown", "holdings",
-                       "allocation", "created_at", "updated_at")
+                       "allocation", "returns_shown", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("id", "owner", "name", "cash", "opening_cash", "value_shown")}),
         ("Rebalancing", {"fields": ("rebalance", "rebalance_band", "last_rebalanced_on")}),
         ("Positions", {"fields": ("holdings", "allocation")}),
+        ("Returns", {"fields": ("returns_shown",)}),
         (None, {"fields": ("created_at", "updated_at")}),
     )
 
@@ -105,14 +107,16 @@ class PortfolioAdmin(WriteActionsMixin, admin.ModelAdmin):
         picture = path("<path:object_id>/allocation.png",
                        self.admin_site.admin_view(self.allocation_view),
                        name="positions_portfolio_allocation")
-        return [picture, *super().get_urls()]
+        return [picture, *self.returns_urls(), *super().get_urls()]
+
+    def performance_of(self, obj):
+        return portfolio_performance(obj)
+
+    def performance_title(self, obj) -> str:
+        return f"{obj.name} {obj.pk}: value and time-weighted return"
 
     def allocation_view(self, request, object_id):
-        portfolio = self.get_object(request, unquote(object_id))
-        if portfolio is None:
-            raise Http404("No such portfolio.")
-        if not self.has_view_or_change_permission(request, portfolio):
-            raise PermissionDenied
+        portfolio = self.viewed(request, object_id)  # 404 / 403 as the other pictures
         return HttpResponse(allocation_png(portfolio_value(portfolio)),
                             content_type="image/png")
 

@@ -11,6 +11,8 @@ from rest_framework.response import Response
 from events.models import EventType
 from positions.filters import EventFilter
 from positions.models import MONEY, Portfolio, Rebalance
+from positions.performance import portfolio_performance
+from positions.performance_api import performance_views
 from positions.portfolios import selectors, services
 from positions.serializers import EventSerializer
 from positions.strategy import rules
@@ -141,7 +143,7 @@ def cash_movement(request, move) -> Response:
                     status=status.HTTP_201_CREATED)
 
 
-class PortfolioViewSet(viewsets.ViewSet):
+class PortfolioViewSet(performance_views("portfolio"), viewsets.ViewSet):
     lookup_value_regex = "[^/]+"
 
     @extend_schema(summary="List your portfolios", parameters=PAGING,
@@ -245,3 +247,7 @@ class PortfolioViewSet(viewsets.ViewSet):
                          "amount": data["amount"], "balances": balances},
                         status=status.HTTP_201_CREATED)
 
+    def performance_of(self, request, pk, **span):
+        portfolio = selectors.portfolio_get(owner=request.user, portfolio_id=pk)
+        return (portfolio.id, f"{portfolio.name} {portfolio.id}: value and time-weighted return",
+                portfolio_performance(portfolio, **span))

@@ -16,13 +16,14 @@ import json
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 from django.core.management import call_command
-from django.utils import timezone
 
 from events.models import Event
 from orders.models import Fill, Order
 from positions.dividends import dividend_announce
+from positions.performance import position_performance
 from positions.services import position_create, prices_record
 from positions.strategy import rules
 from positions.strategy.backtest import data, engine
@@ -36,24 +37,6 @@ SLIPPAGE = D(5)
 
 def noon(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(12), tzinfo=NY).astimezone(dt.UTC)
-
-
-@pytest.fixture
-def clock_at(monkeypatch):
-    """Set "now" for the whole service: clock.now, every auto_now_add and the event log's
-    created_at default (bound to timezone.now when the model was defined)."""
-    state = {}
-
-    def now():
-        return state["now"]
-
-    monkeypatch.setattr(timezone, "now", now)
-    field = Event._meta.get_field("created_at")
-    monkeypatch.setattr(field, "_get_default", now)
-
-    def set_now(moment):
-        state["now"] = moment
-    return set_now
 
 
 # verify_ledger passes on both. A fractional fill's q * P has up to 14 decimals and the fill
@@ -85,8 +68,11 @@ def test_paper_trading_a_sample_equals_the_next_bar_backtest(user, clock_at, sta
     assert opening.kind == "opening" and len(orders) >= 5  # enough to compare
     assert len(doc["orders"]) == len(run.orders)
 
-    # The live position starts where the backtest's opening purchase left it.
+    # The live position starts where the backtest's opening purchase left it, at the first
+    # bar's price.
     clock_at(noon(days[0]))
+    prices_record(rows=[{"ticker": "IBM", "price": D(repr(float(series.prices[0]))),
+                         "ts": noon(days[0])}])
     pos = opened_as_backtested(user, opening, days, dividends, **fields)
     feed_closes(clock_at, series, days, start=1)
     fills, live = live_fills(pos)
@@ -109,6 +95,27 @@ def test_paper_trading_a_sample_equals_the_next_bar_backtest(user, clock_at, sta
     assert still_open.count() == (run.open_order is not None)
     assert Event.objects.filter(position_id=pos.pk, type="ex_div_effective").exists()
 
+    # Its returns (docs/returns.md) read the backtest's equity back from the log: the value at
+    # each session's close is the backtest's at that bar (to the cent: the backtest's floats),
+    # no flows, and the time-weighted return is the growth of the value. On a day with a fill
+    # the service values the shares at the fill's price (recorded with the bar's price, the
+    # fill wins the tie, as the API's valuation decides): those days are left out.
+    clock_at(noon(days[-1]) + dt.timedelta(days=1))
+    perf = position_performance(pos)
+    value = {d.session: d.value for d in perf.daily}
+    filled = {day for day, *_rest in live}
+    for i in range(len(series)):
+        if days[i] in filled:
+            continue
+        j = int(np.searchsorted(run.change_bar, i, "right")) - 1
+        equity = (run.change_qty[j] * series.prices[i] + run.change_cash[j]
+                  + run.change_receivable[j])
+        assert abs(float(value[days[i]]) - equity) < 0.01, days[i]
+    assert len(value) == len(series) and len(filled) < len(series) / 4  # most days compared
+    assert perf.figures.net_flows == 0
+    assert perf.figures.start_value == value[days[0]]
+    growth = perf.figures.end_value / value[days[0]] - 1  # the pieces telescope (28 digits)
+    assert abs(perf.figures.time_weighted.value - growth) < D("1e-20")
     assert_ledger_ok()
 
 

@@ -100,3 +100,18 @@ def test_day_orders_expire_at_the_session_close(api, make_position, monkeypatch)
                                                     "time_in_force": "week"},
                  format="json", HTTP_IDEMPOTENCY_KEY="d2")
     assert_error(r, 400, "validation_error")
+
+
+def test_session_closes_list_the_sessions_with_their_closes():
+    closes = market.session_closes(dt.date(2024, 7, 2), dt.date(2024, 7, 8))
+    # the 4th a holiday, the weekend none, the 3rd closing early
+    assert closes == [(dt.date(2024, 7, 2), utc(2024, 7, 2, 20)),
+                      (dt.date(2024, 7, 3), utc(2024, 7, 3, 17)),
+                      (dt.date(2024, 7, 5), utc(2024, 7, 5, 20)),
+                      (dt.date(2024, 7, 8), utc(2024, 7, 8, 20))]
+    assert market.session_closes(dt.date(1900, 1, 1), dt.date(1990, 1, 2)) == [
+        (dt.date(1990, 1, 2), utc(1990, 1, 2, 21))]  # none before the calendar's start
+    with override_settings(VOLBAL_CALENDAR="", VOLBAL_TRADING_TZ="America/New_York"):
+        days = market.session_closes(dt.date(2024, 7, 3), dt.date(2024, 7, 4))
+    assert [d for d, _ in days] == [dt.date(2024, 7, 3), dt.date(2024, 7, 4)]
+    assert days[0][1] == utc(2024, 7, 4, 4)  # the next midnight in New York

@@ -1,6 +1,6 @@
 """README's "Portfolios" walk-through, run as written (bash, curl, manage.py) against a real
 gunicorn on a scratch database: the deposits, the refused overdraw, the transfer, the
-rebalance to 40/30/20 % with 10 % unallocated, and a clean ledger."""
+rebalance to 40/30/20 % with 10 % unallocated, the returns, and a clean ledger."""
 
 from __future__ import annotations
 
@@ -40,4 +40,10 @@ def test_the_readme_portfolios_section_runs_as_written(tmp_path):
     portfolio = answers[7]
     assert (portfolio["value"], portfolio["cash"]) == (14250, 1425)
     assert [p["weight"] for p in portfolio["positions"]] == [0.4, 0.3, 0.2]
+    # its returns (docs/returns.md): cash only, so nothing earned; the deposit, the withdrawal
+    # and MSFT's own deposit are flows, the transfer and the rebalance are not
+    performance, ibm = answers[8:10]
+    assert (performance["net_flows"], performance["end_value"]) == (4250, 14250)
+    assert performance["time_weighted_return"] == 0 == performance["money_weighted_return"]
+    assert ibm["time_weighted_return"] == 0 and ibm["end_value"] == 5700
     assert any(line.startswith("ledger ok") for line in lines), lines

@@ -385,3 +385,40 @@ def write_walkforward_plot(res, path) -> None:
     a.legend(loc="upper left", fontsize=9, ncol=2, framealpha=0.85)
     a.grid(True, alpha=0.3)
     _finish(fig, a, path)
+
+
+def write_returns_plot(path, *, title: str, days: list, values: list, flows: list,
+                       returns: list) -> None:
+    """A live position's or portfolio's returns (PNG to ``path``, a file name or a binary
+    file), docs/returns.md: the value at each session's close with the sessions that had a
+    deposit (green up) or a withdrawal (red down) marked, above the time-weighted return since
+    the start (so a deposit lifts the value, not the return). ``days`` are dates; ``returns``
+    fractions or None (a period with no return)."""
+    # matplotlib: a heavy optional library, loaded when a chart is drawn
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, layout="constrained",
+                                   gridspec_kw={"height_ratios": [3, 2]})
+    ax1.plot(days, [float(v) for v in values], color="#3b5b92", lw=1.2, label="Value")
+    for sign, marker, color, label in ((1, "^", "#1a9850", "Deposits"),
+                                       (-1, "v", "#d73027", "Withdrawals")):
+        mine = [(d, float(v)) for d, v, f in zip(days, values, flows, strict=True)
+                if f and (f > 0) == (sign > 0)]
+        if mine:
+            ax1.scatter([d for d, _ in mine], [v for _, v in mine], marker=marker, s=40,
+                        color=color, edgecolor="white", linewidth=0.4, zorder=3,
+                        label=f"{label} ({len(mine):,})")
+    ax1.set_ylabel("Value")
+    ax1.set_title(title, loc="left", fontsize=11)
+    ax1.legend(loc="upper left", fontsize=9, ncol=3, framealpha=0.85)
+    ax2.plot(days, [np.nan if r is None else float(r) * 100 for r in returns], color="#1a9850",
+             lw=1.2, label="Time-weighted return since the start (%)")
+    ax2.axhline(0, color="#7f7f7f", lw=0.8)
+    ax2.set_ylabel("%")
+    ax2.legend(loc="upper left", fontsize=9, framealpha=0.85)
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+    _finish(fig, ax2, path)

@@ -409,3 +409,39 @@ def write_walkforward_xlsx(res, path) -> None:
         daily_sheet(wb.create_sheet("Daily"), res.report)
     wb.save(path)
 
+
+
+# --------------------------------------------------------------------------------------------
+# Returns of a live position or portfolio (docs/returns.md)
+# --------------------------------------------------------------------------------------------
+
+RETURNS_DAILY_HEADER = ("Session", "Value", "Flows", "Time-weighted return since the start")
+
+
+def _number(v):
+    return "" if v is None else float(v) if isinstance(v, Decimal) else v
+
+
+def write_returns_xlsx(path, *, summary: list[tuple[str, object]], daily: list[tuple]) -> None:
+    """A workbook: Summary (``(label, value)`` rows: the figures, a value None is empty) and
+    Daily (``(session date, value, flows, time-weighted return)`` rows). Returns are written
+    as percentages of the cell's fraction."""
+    # openpyxl: a heavy optional library, loaded when a workbook is written
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Summary"
+    table_sheet(ws, ("Figure", "Value"), ([label, _number(v)] for label, v in summary),
+                widths={"A": 34, "B": 22})
+    for (label, value) in ws.iter_rows(min_row=2, max_col=2):
+        if "return" in str(label.value).lower():
+            value.number_format = "0.00%"
+    ws = wb.create_sheet("Daily")
+    table_sheet(ws, RETURNS_DAILY_HEADER,
+                ([d, *(_number(v) for v in rest)] for d, *rest in daily),
+                date_format="yyyy-mm-dd", freeze_col="B",
+                widths={"A": 12, "B": 16, "C": 14, "D": 20})
+    for (cell,) in ws.iter_rows(min_row=2, min_col=4, max_col=4):
+        cell.number_format = "0.00%"
+    wb.save(path)

@@ -12,7 +12,9 @@ public names (``rules.evaluate``, ``rules.Config``, ...):
 - :mod:`.book`: the book arithmetic of fills, dividends and splits;
 - :mod:`.guard`: the price-jump rule;
 - :mod:`.portfolio`: a portfolio's rebalance, when it is due and the cash it moves
-  (docs/strategy.md#portfolios; imported as ``rules.portfolio``).
+  (docs/strategy.md#portfolios; imported as ``rules.portfolio``);
+- :mod:`.returns`: time-weighted and money-weighted returns over a timeline of values and
+  flows (docs/strategy.md#returns), used as ``rules.returns.returns_of``.
 """
 
 from positions.strategy.rules.book import (
