@@ -17,7 +17,7 @@ from orders.serializers import (
     OrderSerializer,
     OrderSubmitSerializer,
 )
-from orders.services import order_submit_for, position_configure_replacing_rungs
+from orders.services import order_submit_for
 from positions import selectors, services
 from positions.dividends import dividend_announce
 from positions.filters import AlertFilter, EventFilter, PositionFilter
