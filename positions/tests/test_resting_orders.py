@@ -123,6 +123,35 @@ def test_a_configuration_change_or_a_dividend_replaces_the_rungs(make_position, 
     assert len(resting(pos)) == 2
 
 
+def test_a_cash_movement_or_a_transfer_replaces_the_rungs(make_position, api):
+    """A deposit, a withdrawal or a transfer moves the ladder (the weight sees the new cash):
+    the resting rungs are cancelled with the movement, and the next cycle rests the new ones."""
+    pos = limit_position(make_position)
+    price(100)
+    trade_cycle()
+    before = resting(pos)
+    r = api.post(f"/v1/positions/{pos.id}/cash", {"amount": 5000}, format="json",
+                 HTTP_IDEMPOTENCY_KEY="dep-1")
+    assert r.status_code == 201, r.content
+    assert resting(pos) == set()
+    cancel = Event.objects.filter(position_id=pos.pk, type="order_cancelled").last()
+    assert cancel.inputs["reason"] == "the ladder moved: cash moved in or out"
+    price(100)
+    trade_cycle()
+    after = resting(pos)
+    assert len(after) == 2 and after != before  # sized on 10,000 of cash now
+    pfl = api.post("/v1/portfolios", {"name": "p", "cash": 1000}, format="json").json()["id"]
+    r = api.patch(f"/v1/positions/{pos.id}", {"portfolio": pfl, "target_weight": 0.5},
+                  format="json")
+    assert r.status_code == 200, r.content
+    assert resting(pos) == after  # joining moves no cash: the rungs stay
+    r = api.post(f"/v1/portfolios/{pfl}/transfers", {"from": "portfolio", "to": pos.id,
+                                                      "amount": 500},
+                 format="json", HTTP_IDEMPOTENCY_KEY="tr-1")
+    assert r.status_code == 201, r.content
+    assert resting(pos) == set()
+
+
 def test_the_manual_broker_rests_nothing_and_shows_what_to_place(make_position, api):
     pos = limit_position(make_position, broker="manual")
     price(100)
