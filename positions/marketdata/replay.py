@@ -97,8 +97,33 @@ def render(value, dates: ReplayDates, now: dt.datetime | None = None):
     return value
 
 
+class RecordingError(ValueError):
+    """A file that is not a recording in this module's format (the sentence says why)."""
+
+
 def load(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
+    """The recording at ``path``, its shape checked: a :class:`RecordingError` when it is not
+    JSON, or not ``{"exchanges": [{"request": {"method", "path", …}, "response": {"status",
+    …}}, …]}``."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordingError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise RecordingError(f"{path}: not JSON ({exc})") from None
+    exchanges = doc.get("exchanges") if isinstance(doc, dict) else None
+    if not isinstance(exchanges, list):
+        raise RecordingError(f"{path}: not a recording: it needs \"exchanges\", a list")
+    for n, exchange in enumerate(exchanges, 1):
+        request = exchange.get("request") if isinstance(exchange, dict) else None
+        response = exchange.get("response") if isinstance(exchange, dict) else None
+        if not (isinstance(request, dict) and isinstance(request.get("method"), str)
+                and isinstance(request.get("path"), str)
+                and isinstance(request.get("query", {}), dict)
+                and isinstance(response, dict) and isinstance(response.get("status"), int)):
+            raise RecordingError(f"{path}: exchange {n} is not {{\"request\": {{\"method\", "
+                                 f"\"path\", \"query\"}}, \"response\": {{\"status\", …}}}}")
+    return doc
 
 
 def expect(server, path: Path, *, dates: ReplayDates | None = None, key_id: str = KEY_ID,

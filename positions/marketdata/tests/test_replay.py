@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import urllib.request
 
 import pytest
@@ -59,6 +60,7 @@ def test_the_command_stops_at_a_request_not_as_recorded(monkeypatch):
     replay.join(timeout=30)
     said = log.getvalue()
     assert "NOT AS RECORDED" in said and "expected (exchange 1 of 8)" in said
+    assert SECRET not in said and "'APCA-API-SECRET-KEY': '********'" in said  # masked
     assert "symbols=MSFT" in said and "'symbols': 'AAPL'" in said
     assert "Stopped: 0 of 8 recorded exchanges answered." in said
     assert [str(e) for e in raised] == ["a request was not as recorded"]
@@ -79,3 +81,24 @@ def test_without_a_calendar_every_day_is_a_session(settings):
     dates = ReplayDates.at(saturday)
     assert render(["{day}", "{day-3 sessions}", "{now}"], dates, saturday) == [
         "2026-12-12", "2026-12-09", "2026-12-12T12:00:00"]
+
+
+@pytest.mark.parametrize(("args", "content", "refusal"), [
+    (("--port", "70000"), None, "--port 70000: a port is from 1 to 65535"),
+    (("--port", "-1"), None, "--port -1: a port is from 1 to 65535"),
+    (("--port", "0"), None, "--port 0: a port is from 1 to 65535"),
+    ((), "{not json", "not JSON"),
+    ((), '{"exchanges": 5}', 'not a recording: it needs "exchanges", a list'),
+    ((), '{"exchanges": [{"request": {"method": "GET"}}]}', "exchange 1 is not"),
+    ((), '[1, 2]', 'not a recording'),
+], ids=["port-70000", "port-negative", "port-0", "not-json", "exchanges-5", "no-path",
+        "a-list"])
+def test_the_command_refuses_a_bad_port_or_recording_in_a_sentence(tmp_path, args, content,
+                                                                   refusal):
+    from django.core.management.base import CommandError
+
+    if content is not None:
+        (tmp_path / "r.json").write_text(content)
+        args = ("--recording", str(tmp_path / "r.json"))
+    with pytest.raises(CommandError, match=re.escape(refusal)):
+        call_command("alpaca_data_replay", *args, stdout=io.StringIO(), stderr=io.StringIO())
