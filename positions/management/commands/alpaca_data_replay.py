@@ -35,7 +35,8 @@ class Command(BaseCommand):
                                  "default the walk-through's)")
         parser.add_argument("--dates", action="store_true",
                             help="print the replay's day and the walk-through backtest's first "
-                                 "session (three before it) as shell exports, and exit")
+                                 "session (three sessions before the last closed one) as shell "
+                                 "exports, and exit")
         parser.add_argument("--exit-when-done", action="store_true",
                             help="stop once every recorded exchange has been answered, or at "
                                  "the first request not as recorded (exit 1)")
@@ -44,7 +45,7 @@ class Command(BaseCommand):
         when = replay.ReplayDates.at(clock.now())
         if dates:
             self.stdout.write(f"export REPLAY_DAY={when.day} "
-                              f"REPLAY_START={market.session_offset(when.day, -3)}")
+                              f"REPLAY_START={market.session_offset(when.closed, -3)}")
             return
         if not 1 <= port <= 65535:
             raise CommandError(f"--port {port}: a port is from 1 to 65535")
