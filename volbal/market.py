@@ -130,6 +130,14 @@ def latest_session(moment: dt.datetime) -> tuple[dt.date, dt.datetime]:
         day -= dt.timedelta(days=1)
 
 
+def last_closed_session(moment: dt.datetime) -> dt.date:
+    """The last session closed by ``moment``: :func:`latest_session` once its close has passed,
+    else the session before it (without a calendar: the day before ``moment``'s date). A
+    session in progress has no daily bar yet, only an intraday trade."""
+    day, close = latest_session(moment)
+    return day if close <= moment else session_offset(day, -1)
+
+
 def session_offset(day: dt.date, count: int) -> dt.date:
     """The session ``count`` sessions after the session ``day`` (before it when negative);
     without a calendar, ``count`` calendar days."""

@@ -19,6 +19,7 @@ import json
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from http import HTTPStatus
 
 import requests
 
@@ -101,11 +102,25 @@ def configure(client, session: Session, *, retry_attempts: int = SDK_RETRY_ATTEM
 
 
 def api_error_parts(exc) -> tuple[int | None, str, str]:
-    """(HTTP status, Alpaca's code, Alpaca's message) of an alpaca-py ``APIError``; its body
-    may not be JSON (a proxy's error page), and is then cut to 200 characters."""
+    """(HTTP status, Alpaca's code, Alpaca's message) of an alpaca-py ``APIError``. A body that
+    is not Alpaca's JSON (a proxy's error page, a replay's diagnostics) is not quoted: the
+    message is the status's reason phrase and says so; Alpaca's own message is cut to 200
+    characters at a word."""
     status = exc.status_code
     try:
         body = json.loads(str(exc))
-        return status, str(body.get("code", "")), str(body.get("message", "")).strip()
+        return status, str(body.get("code", "")), short(str(body.get("message", "")))
     except (ValueError, AttributeError):
-        return status, "", str(exc)[:200].strip()
+        try:
+            reason = HTTPStatus(status).phrase
+        except (ValueError, TypeError):
+            reason = "no HTTP status"
+        return status, "", f"{reason}; the answer is not Alpaca's JSON error"
+
+
+def short(text: str, limit: int = 200) -> str:
+    """``text`` on one line, cut to ``limit`` characters at a word (with an ellipsis)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:") + " …"

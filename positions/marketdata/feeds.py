@@ -4,6 +4,7 @@ above the port and the adapters that import the port."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from positions.marketdata.file import FileFeed
 from positions.marketdata.port import FeedNotConfigured, MarketData
@@ -34,8 +35,12 @@ def feed_from_settings(env: Mapping[str, str]) -> MarketData | None:
             raise FeedNotConfigured("VOLBAL_PRICE_FEED is alpaca but ALPACA_API_KEY_ID and "
                                     "ALPACA_API_SECRET_KEY are not both set",
                                     "alpaca_credentials_missing")
+        url = get("ALPACA_DATA_URL") or None
+        if url is not None and not _http_url(url):
+            raise FeedNotConfigured(f"ALPACA_DATA_URL {url[:60]!r} is not an http(s) URL "
+                                    "(e.g. http://127.0.0.1:8765); leave it unset for Alpaca's")
         return AlpacaFeed(key_id=key, secret_key=secret, feed=get("ALPACA_DATA_FEED") or "iex",
-                          url=get("ALPACA_DATA_URL") or None)
+                          url=url)
     if name == "file":
         directory = get("VOLBAL_PRICE_FEED_DIR")
         if not directory:
@@ -44,3 +49,13 @@ def feed_from_settings(env: Mapping[str, str]) -> MarketData | None:
         return FileFeed(directory)
     raise FeedNotConfigured(f"VOLBAL_PRICE_FEED is {name!r}; it must be one of "
                             f"{', '.join(FEEDS)} or none")
+
+
+def _http_url(url: str) -> bool:
+    """An absolute http(s) URL with a host (and a valid port, when one is given)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError when out of range or not a number)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)

@@ -27,12 +27,13 @@ from positions.marketdata.port import (
     CashDividend,
     FeedError,
     FeedNotConfigured,
+    FeedRequestRefused,
     MarketData,
     Split,
 )
 from positions.research import requests
 from positions.strategy.backtest import data
-from volbal import clock
+from volbal import clock, market
 
 VERSION = 1  # of the cache file's layout
 
@@ -69,8 +70,19 @@ def cache_path(feed: MarketData, ticker: str, start: dt.date, end: dt.date) -> P
 def history_get(*, ticker: str, start: dt.date, end: dt.date, refresh: bool = False,
                 feed: MarketData | None = None) -> History:
     """``ticker``'s raw daily bars from ``start`` to ``end`` with its splits and dividends of
-    the range, from the cache or (absent, or ``refresh``) the feed. Raises
-    :class:`~positions.marketdata.port.FeedError`."""
+    the range, from the cache or (absent, or ``refresh``) the feed. Only closed sessions: an
+    ``end`` at or after a session in progress (or in the future) is cut to the last closed
+    session (:func:`volbal.market.last_closed_session`; the history's ``end`` says so), so a
+    session's intraday trade is never fetched or cached as its close. Raises
+    :class:`~positions.marketdata.port.FeedError` (``feed_request_refused`` when no closed
+    session is left)."""
+    closed = market.last_closed_session(clock.now())
+    if end > closed:
+        if start > closed:
+            raise FeedRequestRefused(
+                f"no closed session from {start} to {end}: the last closed session is {closed} "
+                "(a session's bar is final after its close)")
+        end = closed
     feed = feed or _feed()
     ticker = ticker.strip().upper()
     path = cache_path(feed, ticker, start, end)

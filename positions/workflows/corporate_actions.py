@@ -29,6 +29,15 @@ from volbal import clock
 from volbal.errors import DomainError
 
 
+def held_before(day: dt.date) -> dt.datetime:
+    """THE boundary of a corporate action's entitlement (docs/strategy.md#market-data): what the
+    books held before this instant, the start of ``day`` (a split's effective date, a dividend's
+    ex-date) in the trading time zone, counts for the action; a position opened or a fill made
+    at or after it does not. The ex-date step's shares, the ledger replay and the feed's
+    recording of an action for a position all ask this."""
+    return clock.start_of_trading_day(day)
+
+
 def entitlement(*, opening_qty: Decimal, ex_date: dt.date, fills, splits) -> Decimal:
     """THE shares entitled to the dividend of ``ex_date``
     (docs/strategy.md#dividends-across-splits): those held at the start of the ex-date in its units.
@@ -39,7 +48,7 @@ def entitlement(*, opening_qty: Decimal, ex_date: dt.date, fills, splits) -> Dec
     recorded late) counts after all of them. Splits effective after the ex-date do not count: a step
     run late undoes them. The live ex-date step, the correction a late split makes and the ledger
     replay all call this, with what the books held when each happened."""
-    start = clock.start_of_trading_day(ex_date)
+    start = held_before(ex_date)
     moves = [(at, 0, ("fill", side, qty)) for at, side, qty in fills if at < start]
     moves += [(applied_at if applied_at < start else start, 1, ("split", ratio, step))
               for applied_at, effective_date, ratio, step in splits
@@ -52,7 +61,7 @@ def shares_at_start_of(*, position: Position, day: dt.date) -> Decimal:
     """The shares entitled to a dividend going ex on ``day`` (:func:`entitlement`), from the
     position's opening holding, its fills and its applied splits as stored."""
     fills = Fill.objects.filter(order__position=position,
-                                created_at__lt=clock.start_of_trading_day(day))
+                                created_at__lt=held_before(day))
     return entitlement(
         opening_qty=position.opening_qty, ex_date=day,
         fills=fills.values_list("created_at", "order__side", "qty"),

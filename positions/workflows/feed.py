@@ -6,8 +6,11 @@ trade cycle's first step, ``manage.py fetch_prices`` and ``manage.py fetch_corpo
   feed's name as ``source``; history (``fetch_prices --history``) records daily closes at the
   session's close. A fetched price passes the jump guard like any other.
 - **Corporate actions**: the forward and reverse splits and cash dividends of the tickers,
-  recorded for every position holding the ticker that was opened on or before the action's
-  date, each keyed by the feed's key (``source_key``, unique per position): however often it
+  recorded for every position that held the ticker before the action's date (opened before
+  its first instant: :func:`~positions.workflows.corporate_actions.held_before`, the
+  entitlement's own boundary), from the first day a position opened to :data:`ACTIONS_AHEAD`
+  past today (an announced split or dividend is recorded once, pending, and applied when due),
+  each keyed by the feed's key (``source_key``, unique per position): however often it
   runs, an action is recorded once. A split goes through the split service (applied at once
   when due), a dividend through the dividend service (the position's withholding rate); the
   cycle then processes them as any other.
@@ -32,7 +35,7 @@ from events.models import EventType
 from positions.dividends import dividend_announce
 from positions.marketdata.configured import configured_feed, feed_named
 from positions.marketdata.port import CashDividend, FeedError, MarketData, Split, Trade
-from positions.models import Dividend, Position, Price, TickerFeed
+from positions.models import Dividend, Position, Price, SplitStatus, TickerFeed
 from positions.models import Split as SplitRow
 from positions.services import prices_record
 from positions.workflows.alerts import (
@@ -43,6 +46,7 @@ from positions.workflows.alerts import (
 from positions.workflows.corporate_actions import (
     STEP_ERRORS,
     dividends_process,
+    held_before,
     split_announce,
 )
 from volbal import clock, market
@@ -51,6 +55,9 @@ from volbal.renderers import decimal_text as fmt
 # A later fetch of corporate actions reaches back this far before the day it last reached: an
 # action the feed published late is still found (recording is keyed, so nothing twice).
 ACTIONS_OVERLAP = dt.timedelta(days=7)
+# Corporate actions are announced before they go ex: a fetch asks this far past today, so an
+# announced split or dividend is recorded (pending) before its day and applied when it comes.
+ACTIONS_AHEAD = dt.timedelta(days=30)
 NO_TRADE = "feed_no_trade"  # the feed answered, without a trade of the ticker
 
 
@@ -201,7 +208,8 @@ def _failed(source: str, errors: dict[str, FeedError], now: dt.datetime, *,
 class ActionsReport:
     recorded: list[str] = field(default_factory=list)  # "position: what"
     existing: int = 0  # (position, action) pairs already recorded
-    before_opened: int = 0  # positions opened after the action: not theirs
+    before_opened: int = 0  # (position, action) pairs: opened on or after its date, not theirs
+    applied: int = 0  # splits applied as they were recorded (already due)
     conflicts: list[str] = field(default_factory=list)  # another on that date, by hand
     failed: list[str] = field(default_factory=list)
     error: FeedError | None = None
@@ -214,10 +222,11 @@ def corporate_actions_fetch(*, feed: MarketData, tickers: Iterable[str] | None =
     """Record the splits and cash dividends of ``tickers`` (default: the tickers of the active
     positions, :func:`held_tickers`, as the cycle asks) from ``start`` (default: the earliest
     day a position in them was opened, or a week before the day the last fetch reached) to
-    ``end`` (default: today), for every position in the ticker opened on or before the
-    action's date, each once (see the module's docs)."""
+    ``end`` (default: :data:`ACTIONS_AHEAD` past today), for every position that held the ticker
+    before the action's date, each once (see the module's docs)."""
     now = now or clock.now()
-    end = end or clock.trading_day(now)
+    today = clock.trading_day(now)
+    end = end or today + ACTIONS_AHEAD
     wanted = _tickers(tickers if tickers is not None else held_tickers())
     report = ActionsReport(tickers=wanted)
     if not wanted:
@@ -242,12 +251,14 @@ def corporate_actions_fetch(*, feed: MarketData, tickers: Iterable[str] | None =
         for pid, ticker, created in positions:
             if ticker != action.symbol:
                 continue
-            if day < clock.trading_day(created):
+            if created >= held_before(day):
                 report.before_opened += 1
                 continue
             _record_action(action, pid, report)
     for ticker in wanted:
-        TickerFeed.objects.update_or_create(ticker=ticker, defaults={"actions_through": end})
+        # what the feed has said through today (a later fetch still asks past it: announcements)
+        TickerFeed.objects.update_or_create(ticker=ticker,
+                                            defaults={"actions_through": min(end, today)})
     return report
 
 
@@ -277,6 +288,7 @@ def _record_action(action: Split | CashDividend, position_id: str,
                                       position_id=position_id)
                 row = split_announce(owner=None, position_id=position_id, ratio=action.ratio,
                                      effective_date=action.effective_date)
+                report.applied += row.status == SplitStatus.APPLIED
                 what = (f"split {action.new_rate}:{action.old_rate} effective "
                         f"{action.effective_date}")
             else:
@@ -387,7 +399,7 @@ def cycle_feed_step(*, now: dt.datetime, say: Callable[[str], None] | None = Non
                .values_list("ticker", flat=True))
     due = [t for t in held if t not in done]
     if due:
-        actions = corporate_actions_fetch(feed=feed, tickers=due, end=today, now=now)
+        actions = corporate_actions_fetch(feed=feed, tickers=due, now=now)
         if actions.error is not None:
             step.errors.append(f"corporate actions {actions.error.code}: "
                                f"{actions.error.message}")

@@ -418,7 +418,9 @@ def test_a_cycle_records_one_broker_error_per_order_and_prints_what_failed(
     Position.objects.filter(pk=position.pk).update(auto_submit=True, guard_low=D("0.5"))
     prices_record(rows=[{"ticker": "ZIM", "price": D("100"), "ts": clock.now()}])
     out = io.StringIO()
-    call_command("trade", "--quiet", stdout=out)
+    with pytest.raises(SystemExit) as exited:  # a step failed: cron sees exit 1
+        call_command("trade", "--quiet", stdout=out)
+    assert exited.value.code == 1
     order = Order.objects.get(position=position)
     assert order.routed_at is None
     errors = list(Event.objects.filter(position_id=position.pk, type="broker_error"))
@@ -427,7 +429,8 @@ def test_a_cycle_records_one_broker_error_per_order_and_prints_what_failed(
     assert "1 errors" in text
     assert f"error: {position.id} order {order.id} {code}: Order {order.id} could not be " \
            "placed" in text
-    call_command("trade", "--quiet", stdout=io.StringIO())  # the next cycle tries it again
+    with pytest.raises(SystemExit):  # the next cycle tries it again
+        call_command("trade", "--quiet", stdout=io.StringIO())
     assert Event.objects.filter(position_id=position.pk, type="broker_error").count() == 2
 
 

@@ -35,7 +35,8 @@ class Command(BaseCommand):
                                  "default the walk-through's)")
         parser.add_argument("--dates", action="store_true",
                             help="print the replay's day and the walk-through backtest's first "
-                                 "session (three before it) as shell exports, and exit")
+                                 "session (three sessions before the last closed one) as shell "
+                                 "exports, and exit")
         parser.add_argument("--exit-when-done", action="store_true",
                             help="stop once every recorded exchange has been answered, or at "
                                  "the first request not as recorded (exit 1)")
@@ -44,17 +45,23 @@ class Command(BaseCommand):
         when = replay.ReplayDates.at(clock.now())
         if dates:
             self.stdout.write(f"export REPLAY_DAY={when.day} "
-                              f"REPLAY_START={market.session_offset(when.day, -3)}")
+                              f"REPLAY_START={market.session_offset(when.closed, -3)}")
             return
+        if not 1 <= port <= 65535:
+            raise CommandError(f"--port {port}: a port is from 1 to 65535")
         if not recording.is_file():
             raise CommandError(f"--recording {recording}: no such file")
         # pytest-httpserver (pinned in requirements.txt): the tests' replay server
         from pytest_httpserver import HTTPServer
 
         server = HTTPServer(host="127.0.0.1", port=port)
-        replay.expect(server, recording, dates=when,
-                      key_id=os.environ.get("ALPACA_API_KEY_ID") or replay.KEY_ID,
-                      secret=os.environ.get("ALPACA_API_SECRET_KEY") or replay.SECRET)
+        self.secret = os.environ.get("ALPACA_API_SECRET_KEY") or replay.SECRET
+        try:
+            replay.expect(server, recording, dates=when,
+                          key_id=os.environ.get("ALPACA_API_KEY_ID") or replay.KEY_ID,
+                          secret=self.secret)
+        except (replay.RecordingError, ValueError) as exc:  # a placeholder it cannot render
+            raise CommandError(str(exc)) from None
         total = len(server.ordered_handlers)
         try:
             server.start()
@@ -68,6 +75,10 @@ class Command(BaseCommand):
             f"  export ALPACA_DATA_URL=http://127.0.0.1:{port}\nCtrl-C stops it.")
         self.stdout.flush()
         self.serve(server, total, exit_when_done)
+
+    def masked(self, text: str) -> str:
+        """``text`` without the secret key it checks (a request's headers, the matcher's)."""
+        return text.replace(self.secret, "********") if self.secret else text
 
     def serve(self, server, total: int, exit_when_done: bool) -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request: below
@@ -85,11 +96,11 @@ class Command(BaseCommand):
                 if len(server.assertions) > failures and not failures:
                     expected = (server.ordered_handlers[0].matcher if server.ordered_handlers
                                 else "nothing more")
-                    self.stderr.write(
+                    self.stderr.write(self.masked(
                         f"NOT AS RECORDED: {str(server.assertions[0]).split('.Ordered')[0]}\n"
                         f"  expected (exchange {total - len(server.ordered_handlers) + 1} of "
                         f"{total}): {expected}\nEvery later request fails: restart the replay "
-                        "(and the walk-through, on a fresh database).")
+                        "(and the walk-through, on a fresh database)."))
                 failures = len(server.assertions)
                 if failures and exit_when_done:
                     raise CommandError("a request was not as recorded")

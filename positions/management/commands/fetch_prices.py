@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 
 from django.core.management.base import CommandError
@@ -11,17 +10,11 @@ from django.core.management.base import CommandError
 from events.actor import ActorCommand
 from positions.marketdata.configured import configured_feed
 from positions.marketdata.port import FeedError
+from positions.services import ticker_normalize
 from positions.workflows.feed import closes_backfill, held_tickers, prices_fetch
-from volbal import clock
-
-
-def day_option(raw: str | None, option: str) -> dt.date | None:
-    if raw is None:
-        return None
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise CommandError(f"{option} {raw!r} is not an ISO date (YYYY-MM-DD)") from None
+from volbal import clock, market
+from volbal.errors import DomainError
+from volbal.options import day_range
 
 
 def feed_or_fail():
@@ -35,8 +28,23 @@ def feed_or_fail():
     return feed
 
 
-def tickers_option(raw: str | None) -> list[str]:
-    return [t for t in (raw or "").split(",") if t.strip()]
+def tickers_option(raw: str | None) -> list[str] | None:
+    """``--tickers A,B``: each checked as the API checks a ticker (one rule,
+    :func:`positions.services.ticker_normalize`); None when the option is absent. Given, it
+    must name at least one ticker (an empty list never means "all")."""
+    if raw is None:
+        return None
+    names = [t for t in raw.split(",") if t.strip()]
+    if not names:
+        raise CommandError(f"--tickers {raw!r} names no ticker (leave it out for the tickers "
+                           "of the active positions)")
+    out = []
+    for name in names:
+        try:
+            out.append(ticker_normalize(name))
+        except DomainError as exc:
+            raise CommandError(f"--tickers: {name.strip()[:40]!r}: {exc.message}") from None
+    return list(dict.fromkeys(out))
 
 
 class Command(ActorCommand):  # its events and prices name it (events.actor)
@@ -45,8 +53,9 @@ class Command(ActorCommand):  # its events and prices name it (events.actor)
             "trade cycle, which itself prices only those that do) from the feed "
             "VOLBAL_PRICE_FEED names, with the trade's own time and the feed as source, as the "
             "trade cycle does; with --history, record the raw daily closes from --start to "
-            "--end (default today) at each session's close instead. Exits 1 when a ticker "
-            "could not be priced.")
+            "--end (default: the last closed session; a later end is cut to it, a session's "
+            "bar being final after its close) at each session's close instead. Exits 1 when "
+            "a ticker could not be priced.")
 
     def add_arguments(self, parser):
         parser.add_argument("--tickers", help="comma-separated tickers (default: those of "
@@ -54,23 +63,32 @@ class Command(ActorCommand):  # its events and prices name it (events.actor)
         parser.add_argument("--history", action="store_true",
                             help="backfill daily closes from --start to --end")
         parser.add_argument("--start", help="first session of --history (ISO date)")
-        parser.add_argument("--end", help="last session of --history (ISO date, default today)")
+        parser.add_argument("--end", help="last session of --history (ISO date, default the "
+                                          "last closed session)")
 
     def handle(self, *args, tickers, history, start, end, **options):
-        first, last = day_option(start, "--start"), day_option(end, "--end")
+        first, last = day_range(start, end)
         if (first or last) and not history:
             raise CommandError("--start and --end go with --history")
         if history and first is None:
             raise CommandError("--history needs --start")
         feed = feed_or_fail()
-        wanted = tickers_option(tickers) or held_tickers()
+        wanted = tickers_option(tickers)
+        wanted = held_tickers() if wanted is None else wanted
         if not wanted:
             self.stdout.write("No tickers: no active position holds any, and --tickers gives "
                               "none.")
             return
         if history:
-            report = closes_backfill(feed=feed, tickers=wanted, start=first,
-                                     end=last or clock.trading_day())
+            closed = market.last_closed_session(clock.now())
+            if last is not None and last > closed:
+                self.stderr.write(f"--end {last} cut to the last closed session, {closed}: a "
+                                  "session's bar is final after its close")
+            last = min(last or closed, closed)
+            if last < first:
+                raise CommandError(f"no closed session from --start {first}: the last closed "
+                                   f"session is {closed}")
+            report = closes_backfill(feed=feed, tickers=wanted, start=first, end=last)
             for ticker, n in report.recorded.items():
                 self.stdout.write(f"{ticker}: {n} daily closes recorded from {feed.name}")
             for ticker, why in report.failed.items():

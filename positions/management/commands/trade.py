@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from django.core.management.base import CommandError
 
 from events.actor import ActorCommand
@@ -17,7 +19,8 @@ class Command(ActorCommand):  # its events name it (events.actor)
             "evaluation has its broker polled and is evaluated at that price, submitting when "
             "auto_submit is on; new orders go to their brokers; brokers are polled for fills. "
             "One summary line per cycle, kept for the admin. Several runs at once split the "
-            "positions between them.")
+            "positions between them. One cycle exits 1 when it counted errors (a step failed: "
+            "the feed, a split, an evaluation, a broker), so cron can tell; --loop goes on.")
 
     def add_arguments(self, parser):
         parser.add_argument("--loop", action="store_true",
@@ -48,14 +51,20 @@ class Command(ActorCommand):  # its events name it (events.actor)
             if not quiet:
                 self.stdout.write(line)
 
+        errors = []
+
         def once() -> None:
             result = trade_cycle(batch_size=batch, source="worker" if loop else "cron",
                                  progress=progress)
             self.stdout.write(result.row.message)
             for error in result.errors:  # what the summary's errors were, even with --quiet
                 self.stdout.write(f"  error: {error}")
+            errors[:] = [result.row.errors]
 
         run_every(once, loop=loop, interval=interval, times=cycles)
+        if not loop and errors and errors[0]:
+            self.stdout.flush()
+            sys.exit(1)
 
     def schedule(self, every: float | None, stop: bool, loop: bool) -> None:
         if loop or (every is not None and stop):

@@ -174,7 +174,20 @@ def test_502_page_is_unavailable(httpserver, feed):
     with pytest.raises(FeedUnavailable) as raised:
         feed.latest_trades(["AAPL"])
     check(httpserver)
-    assert raised.value.code == "feed_unavailable" and "502" in raised.value.message
+    assert raised.value.code == "feed_unavailable" and raised.value.message == (
+        "Alpaca answered 502 to read the latest trades (Bad Gateway; the answer is not "
+        "Alpaca's JSON error)")  # the proxy's page is not quoted
+
+
+def test_a_replays_diagnostics_are_not_quoted(httpserver, feed):
+    """A request the replay has not recorded is answered 500 with its matchers' dump: the
+    error (and so the feed_error alert and the cycle's summary) says the status and a reason."""
+    with pytest.raises(FeedUnavailable) as raised:
+        feed.latest_trades(["AAPL"])
+    assert raised.value.message == ("Alpaca answered 500 to read the latest trades "
+                                    "(Internal Server Error; the answer is not Alpaca's JSON "
+                                    "error)")
+    httpserver.clear_assertions()
 
 
 def test_an_answer_that_is_not_json_is_a_bad_response(httpserver, feed):
@@ -227,6 +240,9 @@ def test_feed_from_settings_builds_alpaca_from_the_brokers_credentials(httpserve
     ({"VOLBAL_PRICE_FEED": "alpaca"}, "alpaca_credentials_missing"),
     ({"VOLBAL_PRICE_FEED": "alpaca", "ALPACA_API_KEY_ID": "k", "ALPACA_API_SECRET_KEY": "s",
       "ALPACA_DATA_FEED": "nasdaq"}, "feed_not_configured"),
+    *(({"VOLBAL_PRICE_FEED": "alpaca", "ALPACA_API_KEY_ID": "k", "ALPACA_API_SECRET_KEY": "s",
+        "ALPACA_DATA_URL": url}, "feed_not_configured")
+      for url in ("notaurl", "ftp://127.0.0.1:8765", "http://", "http://127.0.0.1:70000")),
     ({"VOLBAL_PRICE_FEED": "yahoo"}, "feed_not_configured"),
     ({"VOLBAL_PRICE_FEED": "file"}, "feed_not_configured"),
 ])

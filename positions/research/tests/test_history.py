@@ -7,8 +7,10 @@ answers recorded exchanges and checks each request: nothing reaches Alpaca."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -157,3 +159,40 @@ def test_a_walkforward_by_ticker_fetches_then_reads_the_cache(alpaca):
     assert "from the cache" in said and len(alpaca.log) == 3  # no request
     report.pop("seconds", None)
     assert {k: v for k, v in json.loads(cached).items() if k != "seconds"} == report
+
+
+def test_a_session_in_progress_is_not_fetched_nor_cached_as_a_close(alpaca, monkeypatch):
+    """During 2020-09-01's session its bar is an intraday trade, not a close: the range is cut
+    to the last closed session, said, and a later or future end reads the same cache file."""
+    from django.utils import timezone
+
+    from volbal import clock
+
+    monkeypatch.setattr(clock, "now", lambda: dt.datetime(2020, 9, 1, 15, tzinfo=dt.UTC))
+    monkeypatch.setattr(timezone, "now", clock.now)
+    expect(alpaca, "history_aapl_cut", HERE)
+    _, said = run("backtest", "--ticker", "AAPL", *RANGE)
+    check(alpaca)
+    assert ("AAPL 2020-08-27 to 2020-08-31 from alpaca: 3 daily bars, 1 splits, 0 dividends "
+            "(--end 2020-09-01 cut to the last closed session: a session's bar is final after "
+            "its close)") in said
+    _, said = run("backtest", "--ticker", "AAPL", "--start", "2020-08-27", "--end",
+                  "2020-12-31")  # in the future: the same closed sessions, from the cache
+    assert len(alpaca.log) == 3
+    assert "AAPL 2020-08-27 to 2020-08-31 from the cache: 3 daily bars" in said
+    with pytest.raises(CommandError, match="feed_request_refused: no closed session from "
+                                           "2020-09-01 to 2020-09-01: the last closed "
+                                           "session is 2020-08-31"):
+        run("backtest", "--ticker", "AAPL", "--start", "2020-09-01", "--end", "2020-09-01")
+
+
+@pytest.mark.parametrize(("args", "refusal"), [
+    (("--ticker", "../../tmp/x"), "--ticker '../../tmp/x': ticker must be"),
+    (("--ticker", "AA PL"), "--ticker 'AA PL': ticker must be"),
+    (("--ticker", "AAPL", "--end", "2020-08-01"), "--end 2020-08-01 is before --start"),
+])
+def test_backtest_by_ticker_refuses_a_bad_ticker_or_range_before_asking(alpaca, args,
+                                                                        refusal):
+    with pytest.raises(CommandError, match=re.escape(refusal)):
+        run("backtest", "--start", "2020-08-27", *args)
+    assert alpaca.log == []

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from events.models import Event
@@ -173,7 +175,8 @@ def test_corporate_actions_are_recorded_once_per_position_opened_before_them(mak
     out = io.StringIO()
     call_command("fetch_corporate_actions", "--start", "2020-08-01", "--end", "2020-08-31",
                  stdout=out)
-    assert "4 recorded, 0 already recorded, 1 before a position opened" in out.getvalue()
+    assert ("4 recorded, 0 already recorded, 1 for a position opened on or after its date; "
+            "3 splits applied") in out.getvalue()  # as they were recorded (due)
     early.refresh_from_db()
     late.refresh_from_db()
     # the dividend (ex 08-07) on the 100 shares held then, then the 4-for-1 split (08-31)
@@ -195,6 +198,43 @@ def test_corporate_actions_are_recorded_once_per_position_opened_before_them(mak
     assert Split.objects.count() == 3 and Dividend.objects.count() == 1
     early.refresh_from_db()
     assert early.qty == D(400)
+
+
+def test_a_position_opened_on_an_actions_day_does_not_get_it(make_position, monkeypatch,
+                                                             alpaca):
+    """The entitlement's boundary (corporate_actions.held_before): a position opened on a
+    split's effective date or a dividend's ex-date, after the day began, did not hold the
+    ticker before it; one opened the evening before did."""
+    monkeypatch.setattr(clock, "now", lambda: dt.datetime(2020, 9, 1, 15, tzinfo=dt.UTC))
+    monkeypatch.setattr(timezone, "now", clock.now)
+
+    def opened_at(moment, **fields):
+        position = make_position(**fields)
+        Position.objects.filter(pk=position.pk).update(created_at=moment)
+        return position
+
+    on_split_day = opened_at(dt.datetime(2020, 8, 31, 14, tzinfo=dt.UTC), ticker="AAPL",
+                             qty="40", cash="5000", anchor_price="129")
+    on_ex_day = opened_at(dt.datetime(2020, 8, 7, 4, tzinfo=dt.UTC),  # 00:00 in New York
+                          ticker="AAPL", qty="10", cash="5000", anchor_price="500")
+    the_eve = opened_at(dt.datetime(2020, 8, 31, 3, 59, tzinfo=dt.UTC),  # 23:59 the day before
+                        ticker="AAPL", qty="10", cash="5000", anchor_price="500")
+    on_zim_day = opened_at(dt.datetime(2020, 8, 20, 13, tzinfo=dt.UTC), ticker="ZIM", qty="30",
+                           cash="1000", anchor_price="10")
+    expect(alpaca, "corporate_actions_two_pages",
+           Path(__file__).parents[2] / "marketdata" / "tests" / "exchanges")
+    out = io.StringIO()
+    call_command("fetch_corporate_actions", "--tickers", "AAPL,ZIM", "--start", "2020-08-01",
+                 "--end", "2020-08-31", stdout=out)
+    check(alpaca)
+    assert ("2 recorded, 0 already recorded, 5 for a position opened on or after its date; "
+            "2 splits applied, 0 dividends effective, 0 paid.") in out.getvalue()
+    assert Position.objects.get(pk=on_split_day.pk).qty == D(40)  # not 160
+    assert not Split.objects.filter(position=on_split_day).exists()
+    assert not Dividend.objects.exists()  # the ex-date of on_ex_day's opening: not its
+    assert Position.objects.get(pk=on_ex_day.pk).qty == D(40)  # the split of 08-31: its
+    assert Position.objects.get(pk=the_eve.pk).qty == D(40)
+    assert Position.objects.get(pk=on_zim_day.pk).qty == D(30)
 
 
 def test_fetch_prices_by_hand_and_history(make_position, monkeypatch, alpaca):
@@ -267,3 +307,22 @@ def test_the_admin_shows_each_tickers_last_fetch_and_error(admin_client, make_po
     assert "request is not authorized" in detail
     prices = admin_client.get("/admin/positions/price/").content.decode()
     assert "alpaca" in prices  # each price shows its source
+
+
+@pytest.mark.parametrize(("args", "refusal"), [
+    (("fetch_prices", "--tickers", ""), "--tickers '' names no ticker"),
+    (("fetch_prices", "--tickers", ",,,"), "--tickers ',,,' names no ticker"),
+    (("fetch_prices", "--tickers", "AAPL,AA PL"), "--tickers: 'AA PL': ticker must be"),
+    (("fetch_prices", "--tickers", "../../tmp/x"), "--tickers: '../../tmp/x': ticker must be"),
+    (("fetch_prices", "--history", "--start", "2026-12-07", "--end", "2026-12-01"),
+     "--end 2026-12-01 is before --start 2026-12-07"),
+    (("fetch_corporate_actions", "--tickers", ","), "--tickers ',' names no ticker"),
+    (("fetch_corporate_actions", "--start", "2026-12-07", "--end", "2026-12-01"),
+     "--end 2026-12-01 is before --start 2026-12-07"),
+])
+def test_the_fetch_commands_refuse_no_tickers_a_bad_one_or_a_backward_range(
+        make_position, alpaca, args, refusal):
+    make_position(ticker="AAPL", qty="10", cash="1000")  # never "all" instead
+    with pytest.raises(CommandError, match=re.escape(refusal)):
+        call_command(*args, stdout=io.StringIO(), stderr=io.StringIO())
+    assert alpaca.log == []

@@ -15,7 +15,6 @@ Every strategy field is an option named like the field with dashes (``--trigger-
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import gc
 import json
 import sys
@@ -24,8 +23,11 @@ from decimal import Decimal, InvalidOperation
 from django.core.management.base import BaseCommand, CommandError
 
 from positions.marketdata.port import FeedError
+from positions.services import ticker_normalize
 from positions.strategy import rules
 from volbal import clock
+from volbal.errors import DomainError
+from volbal.options import day_range
 
 _PROGRESS_MIN_BARS = 100_000
 
@@ -235,23 +237,21 @@ def ticker_history(cmd, opts):
 
     if not opts.get("start"):
         raise CommandError("--ticker needs --start (the first session, an ISO date)")
-    days = []
-    for option in ("start", "end"):
-        raw = opts.get(option)
-        try:
-            days.append(dt.date.fromisoformat(raw[:10]) if raw else clock.trading_day())
-        except ValueError:
-            raise CommandError(f"--{option} {raw!r} is not an ISO date") from None
-    if days[1] < days[0]:
-        raise CommandError("--end is before --start")
+    days = day_range(opts.get("start"), opts.get("end"), default_end=clock.trading_day())
     try:
-        series, dividends, splits, h = history_inputs(ticker=opts["ticker"], start=days[0],
+        ticker = ticker_normalize(opts["ticker"])
+    except DomainError as exc:
+        raise CommandError(f"--ticker {opts['ticker']!r}: {exc.message}") from None
+    try:
+        series, dividends, splits, h = history_inputs(ticker=ticker, start=days[0],
                                                       end=days[1], refresh=opts["refresh"])
     except FeedError as exc:
         raise CommandError(f"{exc.code}: {exc.message}") from None
     whence = "the cache" if h.cached else h.source
+    cut = (f" (--end {days[1]} cut to the last closed session: a session's bar is final "
+           "after its close)" if h.end < days[1] else "")
     cmd.stderr.write(f"{h.ticker} {h.start} to {h.end} from {whence}: {len(h.bars)} daily "
-                     f"bars, {len(h.splits)} splits, {len(h.dividends)} dividends")
+                     f"bars, {len(h.splits)} splits, {len(h.dividends)} dividends{cut}")
     return series, dividends, splits
 
 
