@@ -18,11 +18,10 @@ from events.models import Event
 from orders.models import Order
 from positions.strategy import rules
 from positions.strategy.backtest import data, engine
-from positions.tests.test_paper_equals_backtest import (  # noqa: F401 (clock_at: a fixture)
+from positions.tests.test_paper_equals_backtest import (
     CASES,
     SLIPPAGE,
     assert_ledger_ok,
-    clock_at,
     feed_closes,
     live_fills,
     noon,
@@ -33,7 +32,7 @@ pytestmark = [pytest.mark.system, pytest.mark.django_db]  # a sample's prices, d
 D = Decimal
 
 @pytest.mark.parametrize("start,end,fields", CASES)
-def test_paper_trading_resting_orders_equals_the_limit_backtest(user, clock_at, start, end,  # noqa: F811
+def test_paper_trading_resting_orders_equals_the_limit_backtest(user, clock_at, start, end,
                                                                fields):
     series, dividends = data.load_sample("IBM")
     # the closes only: the live feed records one price per day, and so reads the backtest
