@@ -98,3 +98,30 @@ def test_above_the_synchronous_limit_is_refused(api, settings):
     settings.VOLBAL_BACKTEST_MAX_EVALUATIONS = 1000
     r = post(api, {"portfolio": {"holdings": [SAMPLE]}, "start": "2005-01-01"})
     assert r.status_code == 413 and r.json()["detail"] == "portfolio_too_large"
+
+
+
+# Numbers past exact decimal arithmetic (28 significant digits): the single backtest's 400 (a
+# posted series; a dividend so large that one holding's thread meets it beside one that does
+# not), never a 500.
+_TINY_HUGE = [{"ts": "2012-01-02", "price": 1e-6}, {"ts": "2012-01-03", "price": 1e15}]
+_HUGE_DIVIDEND = [{"ex_date": "2012-02-01", "pay_date": "2012-02-10",
+                   "dps": "999999999999999999"}]
+
+
+@pytest.mark.parametrize("body, single", [
+    ({"cash": 100000, "portfolio": {"holdings": [{"series": _TINY_HUGE, "weight": 0.3}]}},
+     {"cash": 30000, "prices": _TINY_HUGE}),
+    ({"cash": 10**9, "start": "2012-01-01", "portfolio": {"holdings": [
+        {"sample": "MSFT", "weight": 0.3},
+        {"sample": "IBM", "weight": 0.3, "dividends": _HUGE_DIVIDEND}], "rebalance": "monthly"}},
+     {"cash": 3 * 10**8, "start": "2012-01-01", "sample": "IBM", "dividends": _HUGE_DIVIDEND}),
+])
+def test_numbers_past_exact_arithmetic_are_the_single_backtests_400(api, body, single):
+    r = post(api, body)
+    assert r.status_code == 400, r.content
+    alone = post(api, single)
+    assert alone.status_code == 400, alone.content
+    assert r.json() == alone.json()
+    assert r.json()["detail"] == "validation_error"
+    assert "28 significant digits" in r.json()["fields"]["cash"]

@@ -250,3 +250,25 @@ def test_a_portfolio_job_with_a_ticker_needs_start(api):
     error = assert_error(response, 400, "validation_error")
     assert "start" in error["fields"], error
     assert ResearchJob.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", ["sweep", "walkforward"])
+def test_a_job_past_exact_arithmetic_fails_with_the_sentence(api, settings, kind):
+    """A holding's dividend so large its amounts pass 28 significant digits: the job fails
+    with the single backtest's sentence (engine.exact_arithmetic), not a Python error."""
+    settings.VOLBAL_SWEEP_JOBS = 1
+    body = {**BODY, "kind": kind, "cash": 10**9, "start": "2011-01-01", "end": "2012-12-31",
+            "portfolio": {"holdings": [
+                {"sample": "MSFT", "weight": 0.3},
+                {"sample": "IBM", "weight": 0.3, "dividends": [
+                    {"ex_date": "2012-02-01", "pay_date": "2012-02-10",
+                     "dps": "999999999999999999"}]}], "rebalance": "monthly"},
+            **({"train": "6m", "test": "6m"} if kind == "walkforward" else {})}
+    response = api.post("/v1/sweeps", body, format="json")
+    assert response.status_code == 202, response.content
+    assert run_worker() == 1
+    done = api.get(f"/v1/sweeps/{response.json()['id']}").json()
+    assert done["status"] == "failed"
+    assert done["error"] == ("The cash and prices are too large for exact decimal arithmetic "
+                             "(28 significant digits); scale them down.")

@@ -112,12 +112,13 @@ class PortfolioRun:
 
 
 class PortfolioError(ValueError):
-    """Bad portfolio inputs: ``code`` and a sentence."""
+    """Bad portfolio inputs: ``code``, a sentence and the request's ``field`` it names."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, field: str = "portfolio"):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.field = field
 
 
 def align(holdings: list[Holding]) -> list[Holding]:
@@ -243,8 +244,14 @@ def simulate(holdings: list[Holding], cfg: rules.Config, setup: engine.Setup, ru
     ``with_benchmarks`` False leaves the benchmarks out (a sweep's cell: they do not depend on
     the grid, :func:`benchmark_summaries` runs them once); ``switches``: the configuration
     that holds from a bar on in every holding (a walk-forward's windows, as engine.simulate
-    takes them; the benchmarks use ``cfg``)."""
+    takes them; the benchmarks use ``cfg``). A quantity or amount past exact arithmetic, in
+    any holding's thread, is the single backtest's SetupError (engine.exact_arithmetic)."""
     holdings = check(holdings, rule, band)
+    with engine.exact_arithmetic():
+        return _simulate(holdings, cfg, setup, rule, band, with_benchmarks, switches)
+
+
+def _simulate(holdings, cfg, setup, rule, band, with_benchmarks, switches) -> PortfolioRun:
     setups = [dataclasses.replace(setup, splits=tuple(h.splits),
                                   cash=(h.weight * setup.cash).quantize(rules.MONEY_PLACES,
                                                                         ROUND_DOWN))
