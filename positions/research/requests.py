@@ -617,6 +617,12 @@ def portfolio(raw, options: dict) -> Portfolio:
     why = prules.weights_error([h.weight for h in out])
     if why:
         raise _portfolio_error("invalid_weights", why)
+    cash = _cash(options)
+    for i, h in enumerate(out):
+        why = pf.funding_error(h.weight, cash) if cash is not None else None
+        if why:
+            where = f"portfolio.holdings[{i}].weight"
+            raise _portfolio_error("invalid_weights", f"{where} ({h.name}): {why}", where)
     rule = raw.get("rebalance", "never")
     band = raw.get("rebalance_band")
     if band is not None:
@@ -632,12 +638,23 @@ def portfolio(raw, options: dict) -> Portfolio:
     return Portfolio(tuple(out), rule, band)
 
 
+def _cash(options: dict) -> Decimal | None:
+    """The request's cash (its default when not given) if it is a positive number, else None
+    (refused on its own by the set-up's checks)."""
+    raw = options.get("cash", SETUP_DEFAULTS["cash"])
+    if raw is None or number_problem(raw):
+        return None
+    cash = Decimal(repr(raw)) if isinstance(raw, float) else Decimal(str(raw).strip())
+    return cash if cash > 0 else None
+
+
 def portfolio_text(text: str, rebalance: str = "never", band=None, start=None,
-                   end=None) -> Portfolio:
+                   end=None, cash=None) -> Portfolio:
     """A command's ``--portfolio NAME=W,...`` as :func:`portfolio` reads a request's object:
     a bundled sample's name is that sample, any other name a ticker (its history fetched by
     the caller: it needs ``start``). ``--rebalance`` and ``--rebalance-band`` as ``rebalance``
-    and ``rebalance_band``. Refusals as :func:`portfolio`'s (RequestError)."""
+    and ``rebalance_band``, ``--cash`` as ``cash``. Refusals as :func:`portfolio`'s
+    (RequestError)."""
     holdings = []
     for part in str(text).split(","):
         name, _, weight = part.partition("=")
@@ -650,7 +667,8 @@ def portfolio_text(text: str, rebalance: str = "never", band=None, start=None,
     raw = {"holdings": holdings, "rebalance": rebalance}
     if band is not None:
         raw["rebalance_band"] = str(band).strip()
-    return portfolio(raw, {"start": start, "end": end})
+    return portfolio(raw, {"start": start, "end": end,
+                           **({"cash": cash} if cash is not None else {})})
 
 
 def portfolio_holdings(spec: Portfolio, start=None, end=None,

@@ -72,7 +72,8 @@ SAMPLE = {"sample": "IBM", "weight": 0.4}
 @pytest.mark.parametrize("portfolio, extra, code, field", [
     ({"holdings": [SAMPLE, {"sample": "MSFT", "weight": 0.7}]}, {}, "invalid_weights",
      "portfolio"),
-    ({"holdings": [{"sample": "IBM", "weight": 0}]}, {}, "invalid_weights", "portfolio"),
+    ({"holdings": [{"sample": "IBM", "weight": 0}]}, {}, "invalid_weights",
+     "portfolio.holdings[0].weight"),
     ({"holdings": [SAMPLE, {"sample": "ibm", "weight": 0.1}]}, {}, "duplicate_holding",
      "portfolio.holdings[1]"),
     ({"holdings": [{"sample": "NOPE", "weight": 0.1}]}, {}, "unknown_sample",
@@ -86,6 +87,9 @@ SAMPLE = {"sample": "IBM", "weight": 0.4}
      "validation_error", "portfolio.holdings[1]"),
     ({"holdings": []}, {}, "validation_error", "portfolio.holdings"),
     ({"holdings": [SAMPLE]}, {"sample": "IBM"}, "validation_error", "portfolio"),
+    # weight x cash under one micro: nothing to fund the holding with
+    ({"holdings": [SAMPLE, {"sample": "MSFT", "weight": "0.000000000001"}]}, {},
+     "invalid_weights", "portfolio.holdings[1].weight"),
 ])
 def test_refusals_name_their_code_and_field(api, portfolio, extra, code, field):
     r = post(api, {"portfolio": portfolio, **extra})
@@ -125,3 +129,18 @@ def test_numbers_past_exact_arithmetic_are_the_single_backtests_400(api, body, s
     assert r.json() == alone.json()
     assert r.json()["detail"] == "validation_error"
     assert "28 significant digits" in r.json()["fields"]["cash"]
+
+
+def test_a_weight_too_small_for_the_cash_says_so(api):
+    r = post(api, {"cash": 100, "portfolio": {"holdings": [{"sample": "IBM",
+                                                            "weight": "0.000000001"}]}})
+    assert r.status_code == 400, r.content
+    assert r.json()["detail"] == "invalid_weights"
+    assert r.json()["fields"]["portfolio.holdings[0].weight"] == (
+        "portfolio.holdings[0].weight (IBM): weight × cash is 0.0000001; it must be at least "
+        "0.000001 (one micro) to fund the holding.")
+    # the same weight funds a larger cash
+    r = post(api, {"cash": 1000, "start": "2013-01-01", "portfolio": {
+        "holdings": [{"sample": "IBM", "weight": "0.000000001"}]}})
+    assert r.status_code == 200, r.content
+    assert r.json()["holdings"][0]["cash"] == 0.000001

@@ -78,10 +78,14 @@ def test_the_table_names_the_portfolios_benchmarks():
     (["--portfolio", "IBM=0.7,MSFT=0.7"], "invalid_weights: "),
     (["--portfolio", "IBM=0.4", "--rebalance", "band"], "invalid_rebalance: "),
     (["--portfolio", "IBM=0.4", "--sample", "MSFT"], "--portfolio runs alone"),
+    (["--portfolio", "IBM=0.000000000001"], "invalid_weights: portfolio.holdings[0].weight "
+     "(IBM): weight × cash is 0.00000001; it must be at least 0.000001"),
 ])
-def test_command_refusals(args, message):
+@pytest.mark.parametrize("name", ["sweep", "walkforward"])
+def test_command_refusals(name, args, message):
+    extra = ["--train", "2y", "--test", "1y"] if name == "walkforward" else []
     with pytest.raises(CommandError) as exc:
-        command("sweep", *args, *GRID, "--no-progress")
+        command(name, *args, *GRID, *extra, "--jobs", "1", "--no-progress")
     assert str(exc.value).startswith(message)
 
 
@@ -123,11 +127,15 @@ def test_the_api_runs_a_portfolio_sweep_on_the_worker(api, settings, swept):
     ({"holdings": [{"sample": "NOPE", "weight": 0.4}]}, "unknown_sample",
      "portfolio.holdings[0]"),
     ({"rebalance": "weekly"}, "invalid_rebalance", "portfolio.rebalance"),
+    ({"holdings": [{"sample": "IBM", "weight": "0.000000000001"}]}, "invalid_weights",
+     "portfolio.holdings[0].weight"),
     ({"holdings": [{"series": [{"ts": "2020-01-02", "price": 1}], "weight": 0.4}]},
      "validation_error", "portfolio.holdings[0]"),
 ])
-def test_api_refusals_store_nothing(api, change, code, field):
-    response = api.post("/v1/sweeps", {**BODY, "portfolio": {**BODY["portfolio"], **change}},
+@pytest.mark.parametrize("kind", ["sweep", "walkforward"])
+def test_api_refusals_store_nothing(api, change, code, field, kind):
+    response = api.post("/v1/sweeps", {**BODY, "kind": kind, "train": "2y", "test": "1y",
+                                       "portfolio": {**BODY["portfolio"], **change}},
                         format="json")
     error = assert_error(response, 400, code)
     assert field in error["fields"], error

@@ -121,6 +121,22 @@ class PortfolioError(ValueError):
         self.field = field
 
 
+def holding_cash(weight: Decimal, cash: Decimal) -> Decimal:
+    """A holding's opening cash: ``weight x cash`` rounded down to the micro."""
+    return (weight * cash).quantize(rules.MONEY_PLACES, ROUND_DOWN)
+
+
+def funding_error(weight: Decimal, cash: Decimal) -> str | None:
+    """Why ``weight`` of ``cash`` cannot fund a holding (0, or less than one micro), or
+    None."""
+    if holding_cash(weight, cash) > 0:
+        return None
+    if not weight > 0:
+        return "the weight must be greater than 0 to fund the holding."
+    return (f"weight × cash is {format((weight * cash).normalize(), 'f')}; it must be at least "
+            f"{rules.MONEY_PLACES} (one micro) to fund the holding.")
+
+
 def align(holdings: list[Holding]) -> list[Holding]:
     """The holdings on the bars every one of them has; refused when they share fewer than 2."""
     if not holdings:
@@ -252,15 +268,13 @@ def simulate(holdings: list[Holding], cfg: rules.Config, setup: engine.Setup, ru
 
 
 def _simulate(holdings, cfg, setup, rule, band, with_benchmarks, switches) -> PortfolioRun:
+    for i, h in enumerate(holdings):
+        why = funding_error(h.weight, setup.cash)
+        if why:
+            raise PortfolioError("invalid_weights", f"{h.name}: {why}",
+                                 f"portfolio.holdings[{i}].weight")
     setups = [dataclasses.replace(setup, splits=tuple(h.splits),
-                                  cash=(h.weight * setup.cash).quantize(rules.MONEY_PLACES,
-                                                                        ROUND_DOWN))
-              for h in holdings]
-    for h, s in zip(holdings, setups, strict=True):
-        if not s.cash > 0:
-            raise PortfolioError("invalid_weights",
-                                 f"{h.name}'s weight leaves it no cash: each weight must be "
-                                 "greater than 0.")
+                                  cash=holding_cash(h.weight, setup.cash)) for h in holdings]
     start_free = setup.cash - sum((s.cash for s in setups), Decimal(0))
     free = start_free
     done: list[Rebalanced] = []
