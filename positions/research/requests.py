@@ -561,6 +561,20 @@ def _portfolio_error(code: str, why: str, field: str = "portfolio") -> RequestEr
     return RequestError(code, why, fields={field: why})
 
 
+def _of_series(text: str, field: str) -> str:
+    """A sentence about posted ``prices[i]`` said of a holding's series ``field``."""
+    return text.replace("prices[", f"{field}[")
+
+
+def _holding_series_error(exc: RequestError, field: str) -> RequestError:
+    """A posted series' refusal (:func:`_points`, said of ``prices``) said of a holding's
+    ``series``: its code, status and sentence, under ``field``."""
+    why = _of_series(exc.why if isinstance(exc, ParamError)
+                     else exc.fields.get("prices", exc.message), field)
+    return RequestError(exc.code, f"Invalid input. {field}: {why}" if isinstance(
+        exc, ParamError) else exc.message, fields={field: why}, status=exc.status)
+
+
 def portfolio(raw, options: dict) -> Portfolio:
     """The request's ``portfolio`` object checked: 1 to :data:`MAX_HOLDINGS` holdings, each
     exactly one of a bundled ``sample``, a ``ticker`` (its history from the feed: needs the
@@ -592,11 +606,18 @@ def portfolio(raw, options: dict) -> Portfolio:
         weight = item.get("weight")
         problem = "is required" if weight is None else number_problem(weight)
         if problem:
-            raise _portfolio_error("invalid_weights", f"{where}.weight {problem}.", where)
+            raise _portfolio_error("invalid_weights", f"{where}.weight {problem}.",
+                                   f"{where}.weight")
         weight = Decimal(repr(weight)) if isinstance(weight, float) else Decimal(str(weight))
+        why = prules.weight_error(weight, f"{where}.weight")
+        if why:
+            raise _portfolio_error("invalid_weights", why, f"{where}.weight")
         points = None
         if source == "series":
-            points = _points(item["series"])
+            try:
+                points = _points(item["series"])
+            except RequestError as exc:  # said of prices: said of the holding's series
+                raise _holding_series_error(exc, f"{where}.series") from None
             name = str(item.get("name") or f"series {i + 1}")[:32]
         else:
             value = item[source]
@@ -689,8 +710,13 @@ def portfolio_holdings(spec: Portfolio, start=None, end=None,
                 series, dividends = data.load_sample(h.name)
             series = series.between(start, end)
         except data.DataError as exc:
-            raise _portfolio_error("validation_error", f"{where} ({h.name}): {exc}",
-                                   where) from None
+            if h.source == "series":  # the series' own words, of its items
+                field = f"{where}.series"
+                why = _of_series(str(exc), field)
+                why = why if why.startswith(field) else f"{field}: {why}"
+            else:
+                field, why = where, f"{where} ({h.name}): {exc}"
+            raise _portfolio_error("validation_error", why, field) from None
         if h.dividends is not None:
             dividends = h.dividends
         holdings.append(pf.Holding(h.name, series, h.weight, tuple(dividends), tuple(splits)))

@@ -144,3 +144,35 @@ def test_a_weight_too_small_for_the_cash_says_so(api):
         "holdings": [{"sample": "IBM", "weight": "0.000000001"}]}})
     assert r.status_code == 200, r.content
     assert r.json()["holdings"][0]["cash"] == 0.000001
+
+
+_SERIES = [{"ts": "2012-01-02", "price": 1}, {"ts": "2012-01-03", "price": 2}]
+
+
+@pytest.mark.parametrize("holding, field, why", [
+    ({"sample": "MSFT", "weight": -0.1}, "portfolio.holdings[1].weight",
+     "portfolio.holdings[1].weight must be between 0 and 1."),
+    ({"sample": "MSFT", "weight": 1.5}, "portfolio.holdings[1].weight",
+     "portfolio.holdings[1].weight must be between 0 and 1."),
+    ({"sample": "MSFT"}, "portfolio.holdings[1].weight", "portfolio.holdings[1].weight is "
+                                                         "required."),
+    ({"series": [_SERIES[0], _SERIES[0]], "weight": 0.1}, "portfolio.holdings[1].series",
+     "portfolio.holdings[1].series[1]: duplicate time 2012-01-02"),
+    ({"series": [{"ts": "2012-01-02", "price": -1}], "weight": 0.1},
+     "portfolio.holdings[1].series",
+     "portfolio.holdings[1].series[0] (2012-01-02): the price must be a positive number, "
+     "not -1"),
+    ({"series": [{"ts": "2012-01-02"}], "weight": 0.1}, "portfolio.holdings[1].series",
+     "portfolio.holdings[1].series[0] must be an object with exactly ts and price."),
+])
+def test_a_holdings_refusal_names_the_holding_and_says_its_own_words(api, holding, field, why):
+    r = post(api, {"portfolio": {"holdings": [SAMPLE, holding]}})
+    assert r.status_code == 400, r.content
+    assert r.json()["fields"] == {field: why}
+
+
+def test_a_holdings_series_too_long_is_413_under_its_series(api):
+    r = post(api, {"portfolio": {"holdings": [
+        {"series": [{"ts": "2012-01-02", "price": 1}] * 100_001, "weight": 0.1}]}})
+    assert r.status_code == 413 and r.json()["detail"] == "series_too_large"
+    assert r.json()["fields"] == {"portfolio.holdings[0].series": "At most 100,000 bars."}
