@@ -241,8 +241,8 @@ def _portfolio_item(params: dict, histories: dict | None) -> research.PortfolioI
     holdings = portfolio_holdings(spec, params.get("start"), params.get("end"), histories)
     try:
         return research.PortfolioItem.of("portfolio", holdings, spec.rebalance, spec.band)
-    except research.GridError as exc:
-        raise _portfolio_error("invalid_portfolio", str(exc)) from None
+    except pf.PortfolioError as exc:  # the backtest's code (no_common_bars, ...)
+        raise _portfolio_error(exc.code, exc.message, exc.field) from None
 
 
 def _length(params: dict, field: str) -> walkforward.Length:

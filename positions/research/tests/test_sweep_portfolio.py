@@ -280,3 +280,22 @@ def test_a_job_past_exact_arithmetic_fails_with_the_sentence(api, settings, kind
     assert done["status"] == "failed"
     assert done["error"] == ("The cash and prices are too large for exact decimal arithmetic "
                              "(28 significant digits); scale them down.")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", ["sweep", "walkforward"])
+def test_holdings_sharing_under_two_bars_are_the_backtests_no_common_bars(api, kind):
+    one_day = {"start": "2011-01-03", "end": "2011-01-03"}
+    backtest = api.post("/v1/backtests", {"portfolio": BODY["portfolio"], **one_day},
+                        format="json")
+    assert_error(backtest, 400, "no_common_bars")
+    response = api.post("/v1/sweeps", {**BODY, **one_day, "kind": kind, "train": "2y",
+                                       "test": "1y"}, format="json")
+    error = assert_error(response, 400, "no_common_bars")
+    assert error == backtest.json()
+    assert ResearchJob.objects.count() == 0
+    with pytest.raises(CommandError) as exc:
+        command(kind, *PORTFOLIO, "--start", "2011-01-03", "--end", "2011-01-03", *GRID,
+                *(["--train", "2y", "--test", "1y"] if kind == "walkforward" else []),
+                "--jobs", "1", "--no-progress")
+    assert str(exc.value) == f"no_common_bars: {error['message']}"
