@@ -490,12 +490,7 @@ class BacktestView(APIView):
                     f"times over its holdings; at most {limit:,} evaluations are accepted per "
                     "request: shorten the series (start, end), hold fewer, or lower "
                     "max_orders_per_day.", status=413)
-            try:
-                run = pf.simulate(parsed.holdings, parsed.cfg, parsed.setup, parsed.rebalance,
-                                  parsed.band)
-            except pf.PortfolioError as exc:
-                raise requests.RequestError(exc.code, exc.message,
-                                            fields={"portfolio": exc.message}) from None
+            run = worker.portfolio_run(parsed)
         return Response(pf.document(run, parsed.setup.cash))
 
 

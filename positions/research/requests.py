@@ -241,8 +241,8 @@ def _portfolio_item(params: dict, histories: dict | None) -> research.PortfolioI
     holdings = portfolio_holdings(spec, params.get("start"), params.get("end"), histories)
     try:
         return research.PortfolioItem.of("portfolio", holdings, spec.rebalance, spec.band)
-    except research.GridError as exc:
-        raise _portfolio_error("invalid_portfolio", str(exc)) from None
+    except pf.PortfolioError as exc:  # the backtest's code (no_common_bars, ...)
+        raise _portfolio_error(exc.code, exc.message, exc.field) from None
 
 
 def _length(params: dict, field: str) -> walkforward.Length:
@@ -561,6 +561,20 @@ def _portfolio_error(code: str, why: str, field: str = "portfolio") -> RequestEr
     return RequestError(code, why, fields={field: why})
 
 
+def _of_series(text: str, field: str) -> str:
+    """A sentence about posted ``prices[i]`` said of a holding's series ``field``."""
+    return text.replace("prices[", f"{field}[")
+
+
+def _holding_series_error(exc: RequestError, field: str) -> RequestError:
+    """A posted series' refusal (:func:`_points`, said of ``prices``) said of a holding's
+    ``series``: its code, status and sentence, under ``field``."""
+    why = _of_series(exc.why if isinstance(exc, ParamError)
+                     else exc.fields.get("prices", exc.message), field)
+    return RequestError(exc.code, f"Invalid input. {field}: {why}" if isinstance(
+        exc, ParamError) else exc.message, fields={field: why}, status=exc.status)
+
+
 def portfolio(raw, options: dict) -> Portfolio:
     """The request's ``portfolio`` object checked: 1 to :data:`MAX_HOLDINGS` holdings, each
     exactly one of a bundled ``sample``, a ``ticker`` (its history from the feed: needs the
@@ -592,11 +606,18 @@ def portfolio(raw, options: dict) -> Portfolio:
         weight = item.get("weight")
         problem = "is required" if weight is None else number_problem(weight)
         if problem:
-            raise _portfolio_error("invalid_weights", f"{where}.weight {problem}.", where)
+            raise _portfolio_error("invalid_weights", f"{where}.weight {problem}.",
+                                   f"{where}.weight")
         weight = Decimal(repr(weight)) if isinstance(weight, float) else Decimal(str(weight))
+        why = prules.weight_error(weight, f"{where}.weight")
+        if why:
+            raise _portfolio_error("invalid_weights", why, f"{where}.weight")
         points = None
         if source == "series":
-            points = _points(item["series"])
+            try:
+                points = _points(item["series"])
+            except RequestError as exc:  # said of prices: said of the holding's series
+                raise _holding_series_error(exc, f"{where}.series") from None
             name = str(item.get("name") or f"series {i + 1}")[:32]
         else:
             value = item[source]
@@ -617,6 +638,12 @@ def portfolio(raw, options: dict) -> Portfolio:
     why = prules.weights_error([h.weight for h in out])
     if why:
         raise _portfolio_error("invalid_weights", why)
+    cash = _cash(options)
+    for i, h in enumerate(out):
+        why = pf.funding_error(h.weight, cash) if cash is not None else None
+        if why:
+            where = f"portfolio.holdings[{i}].weight"
+            raise _portfolio_error("invalid_weights", f"{where} ({h.name}): {why}", where)
     rule = raw.get("rebalance", "never")
     band = raw.get("rebalance_band")
     if band is not None:
@@ -632,12 +659,23 @@ def portfolio(raw, options: dict) -> Portfolio:
     return Portfolio(tuple(out), rule, band)
 
 
+def _cash(options: dict) -> Decimal | None:
+    """The request's cash (its default when not given) if it is a positive number, else None
+    (refused on its own by the set-up's checks)."""
+    raw = options.get("cash", SETUP_DEFAULTS["cash"])
+    if raw is None or number_problem(raw):
+        return None
+    cash = Decimal(repr(raw)) if isinstance(raw, float) else Decimal(str(raw).strip())
+    return cash if cash > 0 else None
+
+
 def portfolio_text(text: str, rebalance: str = "never", band=None, start=None,
-                   end=None) -> Portfolio:
+                   end=None, cash=None) -> Portfolio:
     """A command's ``--portfolio NAME=W,...`` as :func:`portfolio` reads a request's object:
     a bundled sample's name is that sample, any other name a ticker (its history fetched by
     the caller: it needs ``start``). ``--rebalance`` and ``--rebalance-band`` as ``rebalance``
-    and ``rebalance_band``. Refusals as :func:`portfolio`'s (RequestError)."""
+    and ``rebalance_band``, ``--cash`` as ``cash``. Refusals as :func:`portfolio`'s
+    (RequestError)."""
     holdings = []
     for part in str(text).split(","):
         name, _, weight = part.partition("=")
@@ -650,7 +688,8 @@ def portfolio_text(text: str, rebalance: str = "never", band=None, start=None,
     raw = {"holdings": holdings, "rebalance": rebalance}
     if band is not None:
         raw["rebalance_band"] = str(band).strip()
-    return portfolio(raw, {"start": start, "end": end})
+    return portfolio(raw, {"start": start, "end": end,
+                           **({"cash": cash} if cash is not None else {})})
 
 
 def portfolio_holdings(spec: Portfolio, start=None, end=None,
@@ -671,8 +710,13 @@ def portfolio_holdings(spec: Portfolio, start=None, end=None,
                 series, dividends = data.load_sample(h.name)
             series = series.between(start, end)
         except data.DataError as exc:
-            raise _portfolio_error("validation_error", f"{where} ({h.name}): {exc}",
-                                   where) from None
+            if h.source == "series":  # the series' own words, of its items
+                field = f"{where}.series"
+                why = _of_series(str(exc), field)
+                why = why if why.startswith(field) else f"{field}: {why}"
+            else:
+                field, why = where, f"{where} ({h.name}): {exc}"
+            raise _portfolio_error("validation_error", why, field) from None
         if h.dividends is not None:
             dividends = h.dividends
         holdings.append(pf.Holding(h.name, series, h.weight, tuple(dividends), tuple(splits)))

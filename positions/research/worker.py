@@ -10,6 +10,7 @@ never leaves a job RUNNING forever."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import os
@@ -27,6 +28,7 @@ from positions.research.history import history_for
 from positions.research.models import JobKind, JobStatus, ResearchJob
 from positions.strategy import rules
 from positions.strategy.backtest import engine, report
+from positions.strategy.backtest import portfolio as pf
 from positions.strategy.export import tables
 from positions.strategy.research import output, walkforward
 from positions.strategy.research import sweep as research
@@ -223,12 +225,32 @@ def _wf_outputs(res):
 
 
 
-def backtest_run(parsed: requests.Backtest, progress=None) -> report.Report:
-    """The backtest of a checked request (its strategy and three benchmarks); RequestError for
-    a set-up the engine refuses."""
+@contextlib.contextmanager
+def refused():
+    """What the engine refuses in a checked request, as a RequestError: a set-up
+    (engine.SetupError, numbers past exact arithmetic among them: validation_error naming its
+    fields) or a portfolio (backtest.portfolio.PortfolioError: its code)."""
     try:
-        return report.backtest(parsed.series, parsed.cfg, parsed.setup, parsed.dividends,
-                               progress=progress)
+        yield
     except engine.SetupError as exc:
         raise requests.RequestError("validation_error", f"Invalid input. {exc}",
                                     fields=exc.fields) from None
+    except pf.PortfolioError as exc:
+        raise requests.RequestError(exc.code, exc.message,
+                                    fields={exc.field: exc.message}) from None
+
+
+def backtest_run(parsed: requests.Backtest, progress=None) -> report.Report:
+    """The backtest of a checked request (its strategy and three benchmarks); RequestError for
+    a set-up the engine refuses."""
+    with refused():
+        return report.backtest(parsed.series, parsed.cfg, parsed.setup, parsed.dividends,
+                               progress=progress)
+
+
+def portfolio_run(parsed: requests.PortfolioBacktest) -> pf.PortfolioRun:
+    """The portfolio backtest of a checked request (its benchmarks too); RequestError for what
+    the engine refuses, as :func:`backtest_run`."""
+    with refused():
+        return pf.simulate(parsed.holdings, parsed.cfg, parsed.setup, parsed.rebalance,
+                           parsed.band)

@@ -78,10 +78,14 @@ def test_the_table_names_the_portfolios_benchmarks():
     (["--portfolio", "IBM=0.7,MSFT=0.7"], "invalid_weights: "),
     (["--portfolio", "IBM=0.4", "--rebalance", "band"], "invalid_rebalance: "),
     (["--portfolio", "IBM=0.4", "--sample", "MSFT"], "--portfolio runs alone"),
+    (["--portfolio", "IBM=0.000000000001"], "invalid_weights: portfolio.holdings[0].weight "
+     "(IBM): weight × cash is 0.00000001; it must be at least 0.000001"),
 ])
-def test_command_refusals(args, message):
+@pytest.mark.parametrize("name", ["sweep", "walkforward"])
+def test_command_refusals(name, args, message):
+    extra = ["--train", "2y", "--test", "1y"] if name == "walkforward" else []
     with pytest.raises(CommandError) as exc:
-        command("sweep", *args, *GRID, "--no-progress")
+        command(name, *args, *GRID, *extra, "--jobs", "1", "--no-progress")
     assert str(exc.value).startswith(message)
 
 
@@ -123,11 +127,15 @@ def test_the_api_runs_a_portfolio_sweep_on_the_worker(api, settings, swept):
     ({"holdings": [{"sample": "NOPE", "weight": 0.4}]}, "unknown_sample",
      "portfolio.holdings[0]"),
     ({"rebalance": "weekly"}, "invalid_rebalance", "portfolio.rebalance"),
+    ({"holdings": [{"sample": "IBM", "weight": "0.000000000001"}]}, "invalid_weights",
+     "portfolio.holdings[0].weight"),
     ({"holdings": [{"series": [{"ts": "2020-01-02", "price": 1}], "weight": 0.4}]},
      "validation_error", "portfolio.holdings[0]"),
 ])
-def test_api_refusals_store_nothing(api, change, code, field):
-    response = api.post("/v1/sweeps", {**BODY, "portfolio": {**BODY["portfolio"], **change}},
+@pytest.mark.parametrize("kind", ["sweep", "walkforward"])
+def test_api_refusals_store_nothing(api, change, code, field, kind):
+    response = api.post("/v1/sweeps", {**BODY, "kind": kind, "train": "2y", "test": "1y",
+                                       "portfolio": {**BODY["portfolio"], **change}},
                         format="json")
     error = assert_error(response, 400, code)
     assert field in error["fields"], error
@@ -250,3 +258,44 @@ def test_a_portfolio_job_with_a_ticker_needs_start(api):
     error = assert_error(response, 400, "validation_error")
     assert "start" in error["fields"], error
     assert ResearchJob.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", ["sweep", "walkforward"])
+def test_a_job_past_exact_arithmetic_fails_with_the_sentence(api, settings, kind):
+    """A holding's dividend so large its amounts pass 28 significant digits: the job fails
+    with the single backtest's sentence (engine.exact_arithmetic), not a Python error."""
+    settings.VOLBAL_SWEEP_JOBS = 1
+    body = {**BODY, "kind": kind, "cash": 10**9, "start": "2011-01-01", "end": "2012-12-31",
+            "portfolio": {"holdings": [
+                {"sample": "MSFT", "weight": 0.3},
+                {"sample": "IBM", "weight": 0.3, "dividends": [
+                    {"ex_date": "2012-02-01", "pay_date": "2012-02-10",
+                     "dps": "999999999999999999"}]}], "rebalance": "monthly"},
+            **({"train": "6m", "test": "6m"} if kind == "walkforward" else {})}
+    response = api.post("/v1/sweeps", body, format="json")
+    assert response.status_code == 202, response.content
+    assert run_worker() == 1
+    done = api.get(f"/v1/sweeps/{response.json()['id']}").json()
+    assert done["status"] == "failed"
+    assert done["error"] == ("The cash and prices are too large for exact decimal arithmetic "
+                             "(28 significant digits); scale them down.")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", ["sweep", "walkforward"])
+def test_holdings_sharing_under_two_bars_are_the_backtests_no_common_bars(api, kind):
+    one_day = {"start": "2011-01-03", "end": "2011-01-03"}
+    backtest = api.post("/v1/backtests", {"portfolio": BODY["portfolio"], **one_day},
+                        format="json")
+    assert_error(backtest, 400, "no_common_bars")
+    response = api.post("/v1/sweeps", {**BODY, **one_day, "kind": kind, "train": "2y",
+                                       "test": "1y"}, format="json")
+    error = assert_error(response, 400, "no_common_bars")
+    assert error == backtest.json()
+    assert ResearchJob.objects.count() == 0
+    with pytest.raises(CommandError) as exc:
+        command(kind, *PORTFOLIO, "--start", "2011-01-03", "--end", "2011-01-03", *GRID,
+                *(["--train", "2y", "--test", "1y"] if kind == "walkforward" else []),
+                "--jobs", "1", "--no-progress")
+    assert str(exc.value) == f"no_common_bars: {error['message']}"

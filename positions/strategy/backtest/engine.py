@@ -59,10 +59,11 @@ Numbers (``exact``)
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from fractions import Fraction
 
 import numpy as np
@@ -82,6 +83,21 @@ class SetupError(ValueError):
     def __init__(self, fields: dict[str, str]):
         super().__init__(" ".join(fields.values()))
         self.fields = fields
+
+
+TOO_LARGE = ("The cash and prices are too large for exact decimal arithmetic (28 significant "
+             "digits); scale them down.")
+
+
+@contextlib.contextmanager
+def exact_arithmetic():
+    """A run's exact (Decimal) arithmetic, a quantity or amount past 28 significant digits
+    (InvalidOperation) refused as a :class:`SetupError` on ``cash``: the one refusal of a
+    single backtest, a portfolio's (whichever holding's thread met it) and a sweep's cell."""
+    try:
+        yield
+    except InvalidOperation:
+        raise SetupError({"cash": TOO_LARGE}) from None
 
 
 @dataclass(frozen=True)

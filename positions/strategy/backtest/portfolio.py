@@ -112,12 +112,29 @@ class PortfolioRun:
 
 
 class PortfolioError(ValueError):
-    """Bad portfolio inputs: ``code`` and a sentence."""
+    """Bad portfolio inputs: ``code``, a sentence and the request's ``field`` it names."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, field: str = "portfolio"):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.field = field
+
+
+def holding_cash(weight: Decimal, cash: Decimal) -> Decimal:
+    """A holding's opening cash: ``weight x cash`` rounded down to the micro."""
+    return (weight * cash).quantize(rules.MONEY_PLACES, ROUND_DOWN)
+
+
+def funding_error(weight: Decimal, cash: Decimal) -> str | None:
+    """Why ``weight`` of ``cash`` cannot fund a holding (0, or less than one micro), or
+    None."""
+    if holding_cash(weight, cash) > 0:
+        return None
+    if not weight > 0:
+        return "the weight must be greater than 0 to fund the holding."
+    return (f"weight × cash is {format((weight * cash).normalize(), 'f')}; it must be at least "
+            f"{rules.MONEY_PLACES} (one micro) to fund the holding.")
 
 
 def align(holdings: list[Holding]) -> list[Holding]:
@@ -243,17 +260,21 @@ def simulate(holdings: list[Holding], cfg: rules.Config, setup: engine.Setup, ru
     ``with_benchmarks`` False leaves the benchmarks out (a sweep's cell: they do not depend on
     the grid, :func:`benchmark_summaries` runs them once); ``switches``: the configuration
     that holds from a bar on in every holding (a walk-forward's windows, as engine.simulate
-    takes them; the benchmarks use ``cfg``)."""
+    takes them; the benchmarks use ``cfg``). A quantity or amount past exact arithmetic, in
+    any holding's thread, is the single backtest's SetupError (engine.exact_arithmetic)."""
     holdings = check(holdings, rule, band)
+    with engine.exact_arithmetic():
+        return _simulate(holdings, cfg, setup, rule, band, with_benchmarks, switches)
+
+
+def _simulate(holdings, cfg, setup, rule, band, with_benchmarks, switches) -> PortfolioRun:
+    for i, h in enumerate(holdings):
+        why = funding_error(h.weight, setup.cash)
+        if why:
+            raise PortfolioError("invalid_weights", f"{h.name}: {why}",
+                                 f"portfolio.holdings[{i}].weight")
     setups = [dataclasses.replace(setup, splits=tuple(h.splits),
-                                  cash=(h.weight * setup.cash).quantize(rules.MONEY_PLACES,
-                                                                        ROUND_DOWN))
-              for h in holdings]
-    for h, s in zip(holdings, setups, strict=True):
-        if not s.cash > 0:
-            raise PortfolioError("invalid_weights",
-                                 f"{h.name}'s weight leaves it no cash: each weight must be "
-                                 "greater than 0.")
+                                  cash=holding_cash(h.weight, setup.cash)) for h in holdings]
     start_free = setup.cash - sum((s.cash for s in setups), Decimal(0))
     free = start_free
     done: list[Rebalanced] = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import numpy as np
 
@@ -73,13 +73,9 @@ def backtest(series, cfg: rules.Config, setup: engine.Setup = engine.Setup(),
              progress: Callable[[int], None] | None = None) -> Report:
     """Run the strategy and its three benchmarks over ``series`` and measure them all."""
     dividends = list(dividends)
-    try:
+    with engine.exact_arithmetic():
         strat = engine.run(series, cfg, setup, dividends, exact=exact, progress=progress)
         runs = benchmarks.run_all(series, cfg, setup, dividends, exact=exact)
-    except InvalidOperation:  # a quantity or amount past 28 significant digits
-        raise engine.SetupError({"cash": "The cash and prices are too large for exact decimal "
-                                         "arithmetic (28 significant digits); scale them "
-                                         "down."}) from None
     mine = measure(series, strat, cfg, setup.cash)
     bench = {name: measure(series, r, cfg, setup.cash) for name, r in runs.items()}
     held = bench["held_mix"]

@@ -186,11 +186,9 @@ class PortfolioItem:
 
     @classmethod
     def of(cls, name: str, holdings, rule: str = "never", band=None) -> PortfolioItem:
-        """The holdings aligned, the weights and the rule checked (GridError)."""
-        try:
-            return cls(name, tuple(pf.check(list(holdings), rule, band)), rule, band)
-        except pf.PortfolioError as exc:
-            raise GridError(exc.message) from None
+        """The holdings aligned, the weights and the rule checked (backtest.portfolio's
+        PortfolioError, its code the backtest's: no_common_bars, invalid_weights, ...)."""
+        return cls(name, tuple(pf.check(list(holdings), rule, band)), rule, band)
 
     @property
     def series(self):

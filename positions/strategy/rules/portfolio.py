@@ -14,6 +14,7 @@ standard library only."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -64,14 +65,24 @@ class Rebalance:
         return sum((abs(m) for m in self.moves), ZERO)
 
 
+def weight_error(weight, name: str = "target_weight") -> str | None:
+    """Why ``weight`` cannot be one holding's target weight (target_weight's bounds), said of
+    ``name`` (a backtest's ``portfolio.holdings[i].weight``, set: no "when set"), or None."""
+    b = BOUNDS["target_weight"]
+    if is_number(weight) and b.holds(weight):
+        return None
+    return b.sentence(name) if name == "target_weight" else dataclasses.replace(
+        b, nullable=False).sentence(name)
+
+
 def weights_error(weights: Iterable) -> str | None:
     """Why these target weights cannot be a portfolio's (each within target_weight's bounds,
     their sum at most 1), or None."""
-    b = BOUNDS["target_weight"]
     total = ZERO
     for w in weights:
-        if not is_number(w) or not b.holds(w):
-            return b.sentence("target_weight")
+        why = weight_error(w)
+        if why:
+            return why
         total += Decimal(repr(w)) if isinstance(w, float) else Decimal(w)
     if total > ONE:
         return f"The target weights sum to {total}; they must sum to at most 1."

@@ -133,3 +133,17 @@ def test_a_holding_that_fails_stops_the_others_and_its_error_is_raised(three):
         pf.simulate([three[0], three[1], bad], rules.Config(), engine.Setup(cash=D("100000")),
                     "monthly")
     assert "splits" in e.value.fields
+
+
+@pytest.mark.parametrize("rule", ["never", "monthly"])
+def test_one_holding_past_exact_arithmetic_is_the_single_backtests_setup_error(rule):
+    """The second holding's thread meets a dividend past 28 significant digits while the first
+    trades on (and, monthly, waits at the rebalances): the run stops with the single
+    backtest's SetupError on cash, raised by no hang and no bare InvalidOperation."""
+    msft, ibm = (dataclasses.replace(h, series=h.series.between("2012-01-01", None))
+                 for h in holdings([("MSFT", "0.3"), ("IBM", "0.3")]))
+    huge = data.make_dividend("2012-02-01", "2012-02-10", "999999999999999999", "dividends[0]")
+    ibm = dataclasses.replace(ibm, dividends=(huge,))
+    with pytest.raises(engine.SetupError) as exc:
+        pf.simulate([msft, ibm], rules.Config(), engine.Setup(cash=D(10**9)), rule)
+    assert exc.value.fields == {"cash": engine.TOO_LARGE}

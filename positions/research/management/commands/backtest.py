@@ -218,7 +218,8 @@ def portfolio_spec(opts):
 
     try:
         return requests.portfolio_text(opts["portfolio"], opts["rebalance"],
-                                       opts["rebalance_band"], opts["start"], opts["end"])
+                                       opts["rebalance_band"], opts["start"], opts["end"],
+                                       opts["cash"])
     except requests.ParamError as exc:
         if exc.field in ("start", "end"):
             raise CommandError(f"--{exc.field}: {exc.why}") from None

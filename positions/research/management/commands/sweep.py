@@ -143,6 +143,7 @@ def portfolio_item(cmd, opts):
     # a management command that keeps startup light: numpy when run
     from positions.research import requests
     from positions.research.management.commands.backtest import portfolio_spec
+    from positions.strategy.backtest import portfolio as pf
     from positions.strategy.research import sweep
 
     spec = portfolio_spec(opts)
@@ -152,8 +153,8 @@ def portfolio_item(cmd, opts):
         return sweep.PortfolioItem.of("portfolio", holdings, spec.rebalance, spec.band)
     except requests.RequestError as exc:
         raise CommandError(f"{exc.code}: {exc.message}") from None
-    except sweep.GridError as exc:
-        raise CommandError(f"--portfolio: {exc}") from None
+    except pf.PortfolioError as exc:  # the backtest's code and sentence
+        raise CommandError(f"{exc.code}: {exc.message}") from None
 
 
 def load_items(opts, *, ohlc: bool = False) -> list:
