@@ -343,6 +343,7 @@ SPECTACULAR_SETTINGS = {
         "ActorSourceEnum": "events.actor.ActorSource",
         "DeliveryStatusEnum": "events.webhooks.models.DeliveryStatus",
         "DisabledReasonEnum": "events.webhooks.models.DISABLED_REASONS",
+        "RebalanceEnum": "positions.strategy.rules.REBALANCES",
     },
     # A nullable enum is the enum with "nullable": true, not a oneOf with a separate NullEnum.
     "ENUM_ADD_EXPLICIT_BLANK_NULL_CHOICE": False,

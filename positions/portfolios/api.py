@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from events.models import EventType
 from positions.filters import EventFilter
-from positions.models import MONEY, Portfolio, Rebalance
+from positions.models import MONEY, Portfolio
 from positions.performance import portfolio_performance
 from positions.performance_api import performance_views
 from positions.portfolios import selectors, services
@@ -52,7 +52,7 @@ class Amount(Number):
 class PortfolioUpdateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=services.NAME_MAX, required=False)
     rebalance = serializers.ChoiceField(
-        choices=Rebalance.choices, required=False,
+        choices=rules.REBALANCES, required=False,
         help_text="never (default), monthly, quarterly or yearly (at the first trade cycle of "
         "the period's first session), or band (when a weight drifts from its target by more "
         "than rebalance_band).")
