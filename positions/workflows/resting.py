@@ -96,9 +96,10 @@ def _why(order: Order, want: Resting | None) -> str:
             f"{fmt(want.limit)}")
 
 
-def resting_sync(*, position: Position, guard_blocked: bool) -> Sync:
+def resting_sync(*, position: Position, guard_blocked: bool, why: str = "") -> Sync:
     """Make the position's resting rung orders exactly the ladder's (see the module's docs). The
-    caller holds the position's lock in its transaction."""
+    caller holds the position's lock in its transaction. ``why``: the reason a cancel gives
+    (default: the rung the ladder has instead)."""
     if position.broker == Broker.MANUAL:
         return Sync()  # rests nothing: the API and the admin show what to place
     others_open = Order.objects.filter(position_id=position.id, rung__isnull=True,
@@ -114,7 +115,8 @@ def resting_sync(*, position: Position, guard_blocked: bool) -> Sync:
         if _matches(order, w):
             kept.append(order)
             continue
-        order, ended = order_cancel_request(owner=None, order_id=order.id, reason=_why(order, w))
+        order, ended = order_cancel_request(owner=None, order_id=order.id,
+                                             reason=why or _why(order, w))
         cancelled.append(order)
         waiting = waiting or not ended
     if waiting:

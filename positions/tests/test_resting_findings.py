@@ -1,0 +1,80 @@
+"""What an attacker found in resting orders (issue 23's follow-up): a price the jump guard
+holds back fills no rung; the daily cap counts what traded; at most one rung fills between
+two cycles; a change that cancels the rungs makes the position due at once."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from events.models import Event
+from orders.models import Order
+from positions.services import prices_record
+from positions.splits import price_confirm
+from positions.workflows.cycle import trade_cycle
+from volbal import clock
+
+pytestmark = pytest.mark.django_db
+D = Decimal
+PLAIN = {"commission_rate": "0", "min_notional": "0", "guard_low": "0", "guard_high": "1",
+         "fractional": False}
+
+
+@pytest.fixture(autouse=True)
+def always_in_session(settings):
+    settings.VOLBAL_CALENDAR = ""
+
+
+def price(p, ts=None):
+    ts = ts or clock.now()
+    prices_record(rows=[{"ticker": "ZIM", "price": D(str(p)), "ts": ts}])
+    return ts
+
+
+def limit_position(make_position, **kw):
+    return make_position(**{"qty": "50", "cash": "5000", "anchor_price": "100",
+                            "broker": "paper", "order_type": "limit", "auto_submit": True,
+                            **PLAIN, **kw})
+
+
+def test_a_price_the_guard_holds_back_fills_no_resting_rung(make_position, api):
+    pos = limit_position(make_position)
+    price(100)
+    trade_cycle()
+    assert Order.objects.filter(position=pos, rung__isnull=False, status="submitted").count() == 2
+    jump_ts = price(100000)
+    trade_cycle()
+    assert not Order.objects.filter(position=pos, filled_qty__gt=0).exists()
+    pos.refresh_from_db()
+    assert (pos.qty, pos.cash) == (D(50), D(5000))
+    assert Event.objects.filter(position_id=pos.pk, type="price_jump_unconfirmed").count() == 1
+    # the rungs were cancelled for the guard, and the evaluation names the jump, not its rung
+    reasons = set(Event.objects.filter(position_id=pos.pk, type="order_cancelled")
+                  .values_list("inputs__reason", flat=True))
+    assert len(reasons) == 1 and "price_jump_unconfirmed" in reasons.pop()
+    last = Event.objects.filter(position_id=pos.pk, type="evaluation").last()
+    assert last.outputs["blocked"][0]["blocked_by"] == "price_jump_unconfirmed"
+    body = api.get(f"/v1/positions/{pos.id}/resting-orders").json()
+    assert body["orders"] == [] and body["ladder"] == []
+    assert "price-jump guard" in body["message"] and "100000" in body["message"]
+    # once an operator confirms the price, the next cycle trades again
+    price_confirm(ticker="ZIM", ts=jump_ts)
+    trade_cycle()
+    price(100000)
+    trade_cycle()
+    assert Order.objects.filter(position=pos, side="SELL", filled_qty__gt=0).exists()
+
+
+def test_the_resting_orders_say_when_the_guard_blocks_rungs_still_open(make_position, api):
+    """Between the jump being recorded and the cycle cancelling the rungs, the endpoint says
+    why the ladder rests nothing while orders are open."""
+    pos = limit_position(make_position)
+    price(100)
+    trade_cycle()
+    price(100000)
+    body = api.get(f"/v1/positions/{pos.id}/resting-orders").json()
+    assert len(body["orders"]) == 2
+    assert body["message"].startswith("2 resting at the paper broker")
+    assert "blocked by the price-jump guard" in body["message"]
+    assert "the next cycle cancels them" in body["message"]
