@@ -78,3 +78,23 @@ def test_the_resting_orders_say_when_the_guard_blocks_rungs_still_open(make_posi
     assert body["message"].startswith("2 resting at the paper broker")
     assert "blocked by the price-jump guard" in body["message"]
     assert "the next cycle cancels them" in body["message"]
+
+
+def test_cancelled_rungs_do_not_count_toward_the_daily_cap(make_position, api):
+    pos = limit_position(make_position, max_orders_per_day=2)
+    price(100)
+    trade_cycle()
+    for pct in (0.05, 0.04):  # each cancels the two rungs, none filled
+        assert api.patch(f"/v1/positions/{pos.id}", {"trigger_pct": pct},
+                         format="json").status_code == 200
+        if pct == 0.05:
+            price(100)
+            trade_cycle()
+    assert Order.objects.filter(position=pos, status="cancelled").count() == 4
+    assert not Order.objects.filter(position=pos, filled_qty__gt=0).exists()
+    body = api.get(f"/v1/positions/{pos.id}/ladder").json()
+    assert body["blocked_by"] is None, body
+    # nor does it refuse a market order: nothing traded today
+    r = api.post(f"/v1/positions/{pos.id}/orders", {"side": "BUY", "qty": 1},
+                 format="json", HTTP_IDEMPOTENCY_KEY="m-1")
+    assert r.status_code == 201, r.content
