@@ -4,6 +4,7 @@ two cycles; a change that cancels the rungs makes the position due at once."""
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -98,3 +99,28 @@ def test_cancelled_rungs_do_not_count_toward_the_daily_cap(make_position, api):
     r = api.post(f"/v1/positions/{pos.id}/orders", {"side": "BUY", "qty": 1},
                  format="json", HTTP_IDEMPOTENCY_KEY="m-1")
     assert r.status_code == 201, r.content
+
+
+def test_at_most_one_rung_fills_between_two_cycles(make_position):
+    """Two prices between cycles, the first through the buy rung and the second through the
+    sell rung: the buy fills (first by market time), the sell is cancelled (its size was of
+    the old book), and the next cycle rests the new ladder's rungs, as the backtest does."""
+    pos = limit_position(make_position)
+    price(100)
+    trade_cycle()
+    t1 = clock.now() + dt.timedelta(seconds=1)
+    price("96", ts=t1)
+    price("110", ts=t1 + dt.timedelta(seconds=1))
+    row = trade_cycle().row
+    assert row.errors == 0, row.message
+    filled = list(Order.objects.filter(position=pos, filled_qty__gt=0))
+    assert [(o.side, o.avg_fill_price) for o in filled] == [("BUY", D("96"))]
+    sell = Order.objects.get(position=pos, rung="SELL", limit_price=D("103.00"))
+    assert sell.status == "cancelled" and sell.filled_qty == 0
+    reason = Event.objects.get(order_id=sell.id, type="order_cancelled").inputs["reason"]
+    assert reason.startswith("the buy rung filled first, at 96")
+    pos.refresh_from_db()
+    assert (pos.qty, pos.anchor_price) == (D(55), D(96))
+    # the new rungs rest around the new anchor, sized from the new book
+    assert {o.rung for o in Order.objects.filter(position=pos, status="submitted")} == {
+        "BUY", "SELL"}
