@@ -61,6 +61,10 @@ class Report:
         return [self.note] if self.note else []
 
 
+TOO_LARGE = ("The run's amounts grow too large for exact decimal arithmetic (28 significant "
+             "digits): use a shorter series, less cash or a wider trigger.")
+
+
 def measure(series, run: engine.Run, cfg: rules.Config, cash) -> Benchmark:
     """A run's equity and weight after each bar, and its metrics."""
     equity, weight = metrics.equity_and_weight(series.prices, run)
@@ -73,22 +77,20 @@ def backtest(series, cfg: rules.Config, setup: engine.Setup = engine.Setup(),
              progress: Callable[[int], None] | None = None) -> Report:
     """Run the strategy and its three benchmarks over ``series`` and measure them all."""
     dividends = list(dividends)
-    try:
+    try:  # the runs and their measures: a limit run's next_bar comparison too
         strat = engine.run(series, cfg, setup, dividends, exact=exact, progress=progress)
         runs = benchmarks.run_all(series, cfg, setup, dividends, exact=exact)
+        mine = measure(series, strat, cfg, setup.cash)
+        bench = {name: measure(series, r, cfg, setup.cash) for name, r in runs.items()}
+        comparison = None
+        if setup.fill == "limit":
+            nb = engine.run(series, cfg, dataclasses.replace(setup, fill="next_bar"),
+                            dividends, exact=exact)
+            comparison = {"limit": fill_summary(mine, cfg),
+                          "next_bar": fill_summary(measure(series, nb, cfg, setup.cash), cfg)}
     except InvalidOperation:  # a quantity or amount past 28 significant digits
-        raise engine.SetupError({"cash": "The cash and prices are too large for exact decimal "
-                                         "arithmetic (28 significant digits); scale them "
-                                         "down."}) from None
-    mine = measure(series, strat, cfg, setup.cash)
-    bench = {name: measure(series, r, cfg, setup.cash) for name, r in runs.items()}
+        raise engine.SetupError({"cash": TOO_LARGE}) from None
     held = bench["held_mix"]
-    comparison = None
-    if setup.fill == "limit":
-        nb = engine.run(series, cfg, dataclasses.replace(setup, fill="next_bar"), dividends,
-                        exact=exact)
-        comparison = {"limit": fill_summary(mine, cfg),
-                      "next_bar": fill_summary(measure(series, nb, cfg, setup.cash), cfg)}
     return Report(
         series, cfg, setup, dividends, strat, held.run, mine.equity, mine.weight, held.equity,
         held.weight, mine.metrics, held.metrics, bench,
