@@ -124,3 +124,16 @@ def test_at_most_one_rung_fills_between_two_cycles(make_position):
     # the new rungs rest around the new anchor, sized from the new book
     assert {o.rung for o in Order.objects.filter(position=pos, status="submitted")} == {
         "BUY", "SELL"}
+
+
+def test_the_next_cycle_rests_the_rungs_a_change_cancelled_without_a_new_price(
+        make_position, api):
+    pos = limit_position(make_position)
+    price(100)
+    trade_cycle()
+    api.patch(f"/v1/positions/{pos.id}", {"trigger_pct": 0.05}, format="json")
+    assert not Order.objects.filter(position=pos, status="submitted").exists()
+    row = trade_cycle().row  # no new price: the cancelled rungs made the position due
+    assert row.positions_claimed == 1, row.message
+    assert {(o.rung, o.limit_price) for o in Order.objects.filter(
+        position=pos, status="submitted")} == {("BUY", D("95.00")), ("SELL", D("105.00"))}
