@@ -13,18 +13,12 @@ from events.models import Event
 from orders.models import Order
 from positions.services import prices_record
 from positions.splits import price_confirm
+from positions.tests.test_resting_orders import PLAIN, always_in_session  # noqa: F401
 from positions.workflows.cycle import trade_cycle
 from volbal import clock
 
 pytestmark = pytest.mark.django_db
 D = Decimal
-PLAIN = {"commission_rate": "0", "min_notional": "0", "guard_low": "0", "guard_high": "1",
-         "fractional": False}
-
-
-@pytest.fixture(autouse=True)
-def always_in_session(settings):
-    settings.VOLBAL_CALENDAR = ""
 
 
 def price(p, ts=None):
