@@ -24,7 +24,7 @@ from positions.selectors import (
 from positions.strategy import rules
 from volbal import clock
 from volbal.errors import DomainError
-from volbal.rows import Annotation, count
+from volbal.rows import Annotation
 
 
 def orders_for_position(*, position_id: str) -> QuerySet[Order]:
@@ -131,9 +131,20 @@ def order_not_found(order_id: str) -> DomainError:
     return DomainError("order_not_found", f"No order {order_id!r}.", status=404)
 
 
+def _counted_sql() -> str:
+    """The orders the daily cap counts, as SQL: every order but a rung with no fill (resting,
+    or cancelled or replaced without trading: docs/brokers.md#resting-orders)."""
+    quote = connection.ops.quote_name
+    return f"NOT ({quote('rung')} IS NOT NULL AND {quote('filled_qty')} = 0)"
+
+
 def orders_created_today(*, position: Position, today=None) -> int:
-    """Orders created for the position in the session (the daily cap counts these)."""
-    return count(Order, position_id=position.id, trading_day=today or clock.session_day())
+    """The orders of the position the daily cap counts in the session: every order created in
+    it but a rung that has not filled (the backtest's cap counts the orders that traded). The
+    one count of the cap: evaluation, ladder, resting rungs and submission."""
+    return (Order.objects.filter(position_id=position.id,
+                                 trading_day=today or clock.session_day())
+            .exclude(rung__isnull=False, filled_qty=0).count())
 
 
 def orders_created_today_many(position_ids, *, today: dt.date) -> dict[str, int]:
@@ -145,12 +156,13 @@ def orders_created_today_many(position_ids, *, today: dt.date) -> dict[str, int]
         return {}
     if connection.vendor != "postgresql":
         return dict(Order.objects.filter(position_id__in=ids, trading_day=today)
-                    .values("position_id").annotate(n=Count("id"))
-                    .values_list("position_id", "n"))
+                    .exclude(rung__isnull=False, filled_qty=0)
+                    .values("position_id").annotate(n=Count("id")).values_list("position_id", "n"))
     table = connection.ops.quote_name(Order._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT position_id, COUNT(*) FROM {table} WHERE position_id = "
-                       f"ANY(%s::varchar[]) AND trading_day = %s GROUP BY position_id",
+                       f"ANY(%s::varchar[]) AND trading_day = %s AND {_counted_sql()} "
+                       "GROUP BY position_id",
                        [ids, today])
         return dict(cursor.fetchall())
 
@@ -178,7 +190,7 @@ def _order_book_sql() -> str:
     return (f"SELECT (SELECT {quote('id')} FROM {table} WHERE {quote('position_id')} = %s AND "
             f"{quote('idempotency_key')} = %s), "
             f"(SELECT COUNT(*) FROM {table} WHERE {quote('position_id')} = %s AND "
-            f"{quote('trading_day')} = %s), "
+            f"{quote('trading_day')} = %s AND {_counted_sql()}), "
             f"SUM({left}) FILTER (WHERE {quote('side')} = %s), "
             f"SUM({left}) FILTER (WHERE {quote('side')} = %s) "
             f"FROM {table} WHERE {quote('position_id')} = %s AND {quote('status')} IN ({statuses})")

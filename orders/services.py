@@ -532,12 +532,18 @@ def resting_orders_replace(*, position: Position, reason: str) -> list[Order]:
     ladder's rungs. An order a broker holds (Alpaca) gets a cancel request
     (``order_cancel_requested``; it ends when the broker reports it ended, and no rung is placed
     while it is open); others end at once (``order_cancelled``). The caller holds the
-    position's lock, in its own transaction. Returns the orders, as they are now."""
+    position's lock, in its own transaction. Returns the orders, as they are now.
+
+    When it cancels any, the position is made due (its ``evaluated_price_ts`` cleared): the
+    next cycle claims it without waiting for a new price and rests the new ladder's rungs."""
     out = []
     for order_id in (Order.objects.filter(position_id=position.id, rung__isnull=False,
                                           status__in=OPEN_STATUSES, cancel_requested_at=None)
                      .order_by("id").values_list("id", flat=True)):
         out.append(order_cancel_request(owner=None, order_id=order_id, reason=reason)[0])
+    if out and position.evaluated_price_ts is not None:
+        position.evaluated_price_ts = None
+        books.marks_save(position, ("evaluated_price_ts",))
     return out
 
 

@@ -39,16 +39,37 @@ class PaperBroker:
         return None  # nothing rests anywhere: the order simply is not polled any more
 
     def poll(self, tickets: list[Ticket]) -> list[Report]:
-        return [self._report(t) for t in tickets]
+        """Each ticket's report; of a position's two rungs at most one fills per poll (the
+        trade cycle polls once per evaluation): the first by market time, and the other is
+        cancelled, as the backtest cancels the other side when a rung fills and rests the new
+        ladder's rungs from the next bar (docs/strategy.md#resting-orders)."""
+        reports = [self._report(t) for t in tickets]
+        first: dict[str, tuple] = {}  # position -> (ts, ticket) of its earliest rung fill
+        for t, (report, ts) in zip(tickets, reports, strict=True):
+            if t.rung is not None and report.fills and (
+                    t.position_id not in first or ts < first[t.position_id][0]):
+                first[t.position_id] = (ts, t, report)
+        out = []
+        for t, (report, _ts) in zip(tickets, reports, strict=True):
+            won = first.get(t.position_id) if t.rung is not None else None
+            if won is not None and report.fills and won[1] is not t:
+                fill = won[2].fills[0]
+                report = Report(t.order_id, CANCELLED, reason=(
+                    f"the {won[1].rung.lower()} rung filled first, at {fmt(fill.price)} "
+                    f"({won[0].isoformat()}): the other side is cancelled and the new ladder's "
+                    "rungs rest from the next cycle"))
+            out.append(report)
+        return out
 
-    def _report(self, t: Ticket) -> Report:
+    def _report(self, t: Ticket) -> tuple[Report, object]:
+        """The ticket's report and the market time of the price it fills at (None: none)."""
         later = Price.objects.filter(ticker=t.ticker, ts__gt=t.placed_at)
         if t.limit_price is not None:  # the first later price that reaches the limit
             later = later.filter(**{"price__lte" if t.side == rules.BUY else "price__gte":
                                     t.limit_price})
         price = later.order_by("ts").first()
         if price is None:
-            return Report(t.order_id, OPEN)
+            return Report(t.order_id, OPEN), None
         fill_price = (rules.slipped_price(price.price, t.side, t.slippage_bps)
                       if t.limit_price is None
                       else limit_fill_price(t.side, t.limit_price, open=price.price))
@@ -59,11 +80,11 @@ class PaperBroker:
         if not q > 0:
             return Report(t.order_id, CANCELLED, reason=(
                 f"at {fmt(fill_price)} the {what} no longer cover any of the "
-                f"{fmt(remaining)} shares"))
+                f"{fmt(remaining)} shares")), price.ts
         fill = BrokerFill(f"{t.broker_order_id}:1", q, fill_price,
                           rules.default_commission(t.cfg, q, fill_price), price.ts)
         if q == remaining:
-            return Report(t.order_id, FILLED, (fill,))
+            return Report(t.order_id, FILLED, (fill,)), price.ts
         return Report(t.order_id, CANCELLED, (fill,), reason=(
             f"trimmed to {fmt(q)} of {fmt(remaining)} shares: at {fmt(fill_price)} the {what} "
-            "cover no more"))
+            "cover no more")), price.ts

@@ -46,6 +46,8 @@ class Ticket:
     slippage_bps: Decimal
     order_type: str = "market"  # "market" | "limit" (positions.models.OrderType)
     limit_price: Decimal | None = None  # a limit order's price, on the exchange's tick
+    rung: str | None = None  # a resting order's rung ("BUY" | "SELL"), else None
+    position_id: str = ""  # the position the order is of (a pair of rungs is one position's)
 
 
 @dataclass(frozen=True)

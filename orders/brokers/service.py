@@ -99,7 +99,7 @@ def ticket_of(order: Order) -> Ticket:
         side=order.side, qty=order.qty, filled_qty=order.filled_qty,
         placed_at=order.created_at, account=position.state(), cfg=position.config(),
         slippage_bps=position.slippage_bps, order_type=order.order_type,
-        limit_price=order.limit_price,
+        limit_price=order.limit_price, rung=order.rung, position_id=order.position_id,
     )
 
 

@@ -226,6 +226,8 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
                 break
             after = ids[-1]
             row.positions_claimed += len(ids)
+            # a rung must not fill at a price the jump guard holds back (docs/brokers.md)
+            evaluation.rungs_cancel_held(ids)
             brokers.brokers_poll(position_ids=ids, run=run)
             submit_ids = fed.fresh(set(Position.objects.filter(id__in=ids, auto_submit=True)
                                        .values_list("id", flat=True)))

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 
 from events.models import EventType
 from events.services import event_record
-from orders.models import Order
+from orders.models import OPEN_STATUSES, Order
 from orders.selectors import (
     KnownPrice,
     has_open_order,
@@ -219,6 +220,10 @@ def _evaluate_at(*, position: Position, price: Decimal, price_source: str, price
     proposal, the rungs are made the ladder's. Only the one-position path takes these (the
     batch leaves them out)."""
     changed: set[str] = set()
+    if submit and is_limit(position) and facts is None:
+        # the guard holds the price: the rungs go first, so the decision names the jump, not
+        # the position's own rung as an open order (the cycle cancelled them before its poll)
+        rungs_cancel_if_held(position, price=price, price_source=price_source, ts=price_ts)
     decision, jump = guard_decision(position=position,
                                     decision=position_decide(position=position, price=price,
                                                              facts=facts),
@@ -260,7 +265,8 @@ def _evaluate_at(*, position: Position, price: Decimal, price_source: str, price
                              nothing_open=bool(facts and not facts.has_open_order))
     rungs = None
     if limit and order is None:
-        rungs = resting_sync(position=position, guard_blocked=decision.blocked_by == PRICE_JUMP)
+        rungs = resting_sync(position=position, guard_blocked=jump is not None,
+                             why=held_why(decision.price, price_ts) if jump else "")
     payload = decision_payload(decision)
     if rungs is not None:
         payload["resting"] = {"placed": [o.id for o in rungs.placed],
@@ -371,6 +377,44 @@ def positions_evaluate_claimed(ids: list[str], *, submit_ids: set[str],
     return out
 
 
+def held_why(price: Decimal, ts) -> str:
+    """The reason a rung is cancelled when the price-jump guard holds the price back."""
+    return (f"{PRICE_JUMP}: the price {fmt(price)}"
+            + (f" ({ts.isoformat()})" if ts is not None else "")
+            + " is an unconfirmed jump; the rungs rest again once an operator confirms it")
+
+
+def rungs_cancel_if_held(position: Position, *, price: Decimal, price_source: str,
+                         ts) -> Sync | None:
+    """Cancel the locked limit position's resting rungs when the price-jump guard holds
+    ``price`` back (docs/strategy.md#resting-orders: a rung the guard blocks rests nothing), so
+    a broker never fills one at a price the guard has not accepted; None when it does not."""
+    if not resting_open(position) or price_jump_of(
+            position=position, price=price, price_source=price_source) is None:
+        return None
+    return resting_sync(position=position, guard_blocked=True, why=held_why(price, ts))
+
+
+def rungs_cancel_held(ids: list[str]) -> list[str]:
+    """The trade cycle's step before it polls the brokers: the claimed limit positions whose
+    ticker's latest price the guard holds back have their rungs cancelled (each in its own
+    transaction), so the paper broker does not fill a rung at that price. Returns their ids."""
+    rungs = Order.objects.filter(position_id=OuterRef("pk"), rung__isnull=False,
+                                 status__in=OPEN_STATUSES, cancel_requested_at__isnull=True)
+    done = []
+    for pid in Position.objects.filter(id__in=ids, order_type=OrderType.LIMIT).filter(
+            Exists(rungs)).values_list("id", flat=True):
+        with transaction.atomic():
+            position = Position.objects.select_for_update().get(id=pid)
+            stored = latest_price(ticker=position.ticker)
+            if stored is not None and rungs_cancel_if_held(
+                    position, price=split_adjusted(position=position, price=stored.price,
+                                                   ts=stored.ts),
+                    price_source=PriceSource.STORED, ts=stored.ts):
+                done.append(pid)
+    return done
+
+
 @dataclass(frozen=True)
 class PositionLadder:
     """A position's next-trigger ladder and what blocks it right now (the API and the admin)."""
@@ -430,6 +474,7 @@ class PositionResting:
     position: Position
     orders: list[Order]
     wanted: RestingPair
+    held: Price | None = None  # the latest price, when the price-jump guard holds it back
 
     @property
     def rungs(self) -> list:
@@ -446,6 +491,12 @@ class PositionResting:
         if position.broker == Broker.MANUAL:
             return ("The manual broker rests nothing: place these limit orders by hand: "
                     + (what or "none now") + ".")
+        if self.held is not None:
+            return (f"{len(self.orders)} resting at the {position.broker} broker; the ladder "
+                    f"rests nothing now: blocked by the price-jump guard (the price "
+                    f"{fmt(self.held.price)} at {self.held.ts.isoformat()} is an unconfirmed "
+                    "jump; they rest again once an operator confirms it)"
+                    + ("; the next cycle cancels them." if self.orders else "."))
         return (f"{len(self.orders)} resting at the {position.broker} broker; the ladder rests "
                 + (what or "nothing now") + ".")
 
@@ -456,6 +507,7 @@ def position_resting(*, owner, position_id: str | None = None,
     price-jump guard's hold counted as the cycle counts it)."""
     if position is None:
         position = position_get(owner=owner, position_id=position_id)
+    held = held_price(position)
     return PositionResting(position=position, orders=resting_open(position),
-                           wanted=resting_wanted(position,
-                                                 guard_blocked=held_price(position) is not None))
+                           wanted=resting_wanted(position, guard_blocked=held is not None),
+                           held=held)

@@ -25,11 +25,11 @@ import datetime as dt
 from dataclasses import dataclass
 
 from orders.models import OPEN_STATUSES, Fill, Order
+from orders.selectors import orders_created_today
 from orders.services import order_cancel_request, order_submit
 from positions.models import Broker, OrderType, Position
 from positions.strategy import rules
 from positions.strategy.ladder import Resting, RestingPair, resting
-from volbal import clock
 from volbal.renderers import decimal_text as fmt
 
 
@@ -41,14 +41,6 @@ def resting_open(position: Position) -> list[Order]:
     """The position's rung orders still open (resting, or a cancel pending at the broker)."""
     return list(Order.objects.filter(position_id=position.id, rung__isnull=False,
                                      status__in=OPEN_STATUSES).order_by("created_at", "id"))
-
-
-def counted_today(position: Position) -> int:
-    """The orders the daily cap counts for a limit position today: every order created in the
-    session but a rung with no fill (resting, or replaced: not a trade), as the backtest's cap
-    counts the orders that traded."""
-    return (Order.objects.filter(position_id=position.id, trading_day=clock.session_day())
-            .exclude(rung__isnull=False, filled_qty=0).count())
 
 
 def market_allowed(position: Position, *, since: dt.datetime | None) -> bool:
@@ -68,11 +60,13 @@ def market_allowed(position: Position, *, since: dt.datetime | None) -> bool:
 def resting_wanted(position: Position, *, guard_blocked: bool = False,
                    others_open: bool | None = None) -> RestingPair:
     """The rungs the position should have resting now (the strategy core's rule), the daily
-    cap counted as :func:`counted_today` and an open order other than a rung blocking both."""
+    cap counted as :func:`orders.selectors.orders_created_today` (a rung with no fill is not
+    a trade) and an open order other than a rung blocking both."""
     if others_open is None:
         others_open = Order.objects.filter(position_id=position.id, rung__isnull=True,
                                            status__in=OPEN_STATUSES).exists()
-    return resting(position.state(), position.config(), orders_today=counted_today(position),
+    return resting(position.state(), position.config(),
+                   orders_today=orders_created_today(position=position),
                    has_open_order=others_open, guard_blocked=guard_blocked)
 
 
@@ -96,9 +90,10 @@ def _why(order: Order, want: Resting | None) -> str:
             f"{fmt(want.limit)}")
 
 
-def resting_sync(*, position: Position, guard_blocked: bool) -> Sync:
+def resting_sync(*, position: Position, guard_blocked: bool, why: str = "") -> Sync:
     """Make the position's resting rung orders exactly the ladder's (see the module's docs). The
-    caller holds the position's lock in its transaction."""
+    caller holds the position's lock in its transaction. ``why``: the reason a cancel gives
+    (default: the rung the ladder has instead)."""
     if position.broker == Broker.MANUAL:
         return Sync()  # rests nothing: the API and the admin show what to place
     others_open = Order.objects.filter(position_id=position.id, rung__isnull=True,
@@ -114,13 +109,14 @@ def resting_sync(*, position: Position, guard_blocked: bool) -> Sync:
         if _matches(order, w):
             kept.append(order)
             continue
-        order, ended = order_cancel_request(owner=None, order_id=order.id, reason=_why(order, w))
+        order, ended = order_cancel_request(owner=None, order_id=order.id,
+                                             reason=why or _why(order, w))
         cancelled.append(order)
         waiting = waiting or not ended
     if waiting:
         return Sync(kept=tuple(kept), cancelled=tuple(cancelled), waiting=True)
     have = {o.rung for o in kept}
-    placed, today = [], counted_today(position)
+    placed, today = [], orders_created_today(position=position)
     for side, w in wanted.items():
         if w is None or side in have:
             continue

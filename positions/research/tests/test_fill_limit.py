@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 
@@ -245,3 +246,18 @@ def test_a_limit_backtest_above_the_synchronous_limit_runs_as_a_job(api, setting
     assert done["results"] == now.json()
     assert set(done["results"]["comparison"]) == {"limit", "next_bar"}
     assert old_done["results"] == post_backtest(api, {**body, "fill": "same_bar"}).json()
+
+
+def test_a_limit_backtest_whose_amounts_outgrow_exact_decimals_is_a_clean_400(api, settings):
+    """A zigzag 100/200 compounds past 28 significant digits: the limit run (its next_bar
+    comparison and its metrics included) answers the same 400 the same_bar run does, naming
+    the size of the result, not the cash."""
+    settings.VOLBAL_BACKTEST_MAX_EVALUATIONS = 10**9
+    start = dt.date(2000, 1, 3)
+    body = {"prices": [{"ts": (start + dt.timedelta(days=i)).isoformat(),
+                        "price": 100 if i % 2 == 0 else 200} for i in range(3400)]}
+    for fill in ("same_bar", "limit"):
+        r = post_backtest(api, {**body, "fill": fill})
+        error = assert_error(r, 400, "validation_error")
+        assert "28 significant digits" in str(error), (fill, error)
+        assert "cash and prices are too large" not in str(error)

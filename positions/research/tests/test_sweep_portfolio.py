@@ -19,6 +19,7 @@ from positions.research.models import ResearchJob
 from positions.research.tests.conftest import run_worker
 from positions.research.tests.test_backtest_portfolio_api import EXCHANGES
 from positions.research.tests.test_history import alpaca  # noqa: F401 (the recorded feed)
+from positions.strategy.backtest import engine
 
 PORTFOLIO = ["--portfolio", "IBM=0.4,MSFT=0.4", "--rebalance", "quarterly", "--cash", "100000",
              "--start", "2011-01-01"]
@@ -278,8 +279,7 @@ def test_a_job_past_exact_arithmetic_fails_with_the_sentence(api, settings, kind
     assert run_worker() == 1
     done = api.get(f"/v1/sweeps/{response.json()['id']}").json()
     assert done["status"] == "failed"
-    assert done["error"] == ("The cash and prices are too large for exact decimal arithmetic "
-                             "(28 significant digits); scale them down.")
+    assert done["error"] == engine.TOO_LARGE
 
 
 @pytest.mark.django_db(transaction=True)

@@ -338,7 +338,14 @@ def with_ohlc(series: Series, path: str | Path) -> Series:
                                     f"{cell!r} is not a number") from None
     o, h, lo = out
     close = series.prices
-    bad = ~(np.isfinite(out).all(axis=0) & (lo > 0) & (lo <= np.minimum(o, close))
+    for values, what in ((o, "Open"), (h, "High"), (lo, "Low")):
+        bad = ~(np.isfinite(values) & (values > 0))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise DataError(f"{path}: {_where(series, i, 'line')} ({series.label(i)}): the "
+                            f"{what} must be a positive number, not {values[i]:g} (prices "
+                            "must be positive)")
+    bad = ~((lo <= np.minimum(o, close))
             & (h >= np.maximum(o, close)))
     if bad.any():
         i = int(np.argmax(bad))

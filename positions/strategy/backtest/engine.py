@@ -85,8 +85,8 @@ class SetupError(ValueError):
         self.fields = fields
 
 
-TOO_LARGE = ("The cash and prices are too large for exact decimal arithmetic (28 significant "
-             "digits); scale them down.")
+TOO_LARGE = ("The run's amounts grow too large for exact decimal arithmetic (28 significant "
+             "digits): use a shorter series, less cash or a wider trigger.")
 
 
 @contextlib.contextmanager

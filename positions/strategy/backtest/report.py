@@ -73,18 +73,18 @@ def backtest(series, cfg: rules.Config, setup: engine.Setup = engine.Setup(),
              progress: Callable[[int], None] | None = None) -> Report:
     """Run the strategy and its three benchmarks over ``series`` and measure them all."""
     dividends = list(dividends)
-    with engine.exact_arithmetic():
+    with engine.exact_arithmetic():  # the runs and their measures: a limit run's next_bar too
         strat = engine.run(series, cfg, setup, dividends, exact=exact, progress=progress)
         runs = benchmarks.run_all(series, cfg, setup, dividends, exact=exact)
-    mine = measure(series, strat, cfg, setup.cash)
-    bench = {name: measure(series, r, cfg, setup.cash) for name, r in runs.items()}
+        mine = measure(series, strat, cfg, setup.cash)
+        bench = {name: measure(series, r, cfg, setup.cash) for name, r in runs.items()}
+        comparison = None
+        if setup.fill == "limit":
+            nb = engine.run(series, cfg, dataclasses.replace(setup, fill="next_bar"),
+                            dividends, exact=exact)
+            comparison = {"limit": fill_summary(mine, cfg),
+                          "next_bar": fill_summary(measure(series, nb, cfg, setup.cash), cfg)}
     held = bench["held_mix"]
-    comparison = None
-    if setup.fill == "limit":
-        nb = engine.run(series, cfg, dataclasses.replace(setup, fill="next_bar"), dividends,
-                        exact=exact)
-        comparison = {"limit": fill_summary(mine, cfg),
-                      "next_bar": fill_summary(measure(series, nb, cfg, setup.cash), cfg)}
     return Report(
         series, cfg, setup, dividends, strat, held.run, mine.equity, mine.weight, held.equity,
         held.weight, mine.metrics, held.metrics, bench,

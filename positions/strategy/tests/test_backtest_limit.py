@@ -171,6 +171,10 @@ def test_csv_ohlc_read_on_request_and_checked(tmp_path):
     f.write_text("Date,Open,High,Low,Close\n2024-01-02,100,101,99,102\n")
     with pytest.raises(data.DataError, match="line 2 .*must hold its open and close"):
         data.load_csv(f, ohlc=True)
+    for row in ("100,101,0,100.5", "100,101,-3,100.5", "-1,101,99,100.5"):
+        f.write_text(f"Date,Open,High,Low,Close\n2024-01-02,{row}\n")
+        with pytest.raises(data.DataError, match="line 2 .*must be a positive number"):
+            data.load_csv(f, ohlc=True)
     f.write_text("Date,Close\n2024-01-02,100\n")
     assert data.load_csv(f, ohlc=True).lows is None
 
