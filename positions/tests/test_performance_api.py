@@ -371,3 +371,15 @@ def test_the_admin_pictures_need_the_permission_to_view(api, clock_at, django_us
                                                                   password="pw"))
     missing = reverse("admin:positions_portfolio_performance_png", args=["pfl_nope"])
     assert client.get(missing).status_code == 404
+
+
+@pytest.mark.parametrize("until", ["9999-12-31", "9999-12-31T23:59:59-14:00"])
+def test_an_until_past_the_last_day_is_now(api, clock_at, make_position, until):
+    # issue 22 (F4): the end of 9999-12-31 overflowed into 400 invalid_query; a later until
+    # counts as now (docs/returns.md#the-span)
+    price(clock_at, at(0), "100")
+    position = make_position(qty="10", cash="0")
+    clock_at(at(4))
+    response = api.get(url(position, until=until))
+    assert response.status_code == 200, response.content
+    assert response.json()["until"].replace("Z", "+00:00") == at(4).isoformat()
