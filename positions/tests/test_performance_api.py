@@ -383,3 +383,53 @@ def test_an_until_past_the_last_day_is_now(api, clock_at, make_position, until):
     response = api.get(url(position, until=until))
     assert response.status_code == 200, response.content
     assert response.json()["until"].replace("Z", "+00:00") == at(4).isoformat()
+
+
+def many_members(user, clock_at, n: int, tickers: int = 3, prefix: str = "Q") -> str:
+    """A portfolio with ``n`` positions over ``tickers`` tickers, each joining at its opening
+    and receiving a deposit on day 5 (a flow of the portfolio), with a price per ticker each
+    day for ten days; the clock at day 10. Returns the portfolio's id."""
+    from positions.portfolios.services import (
+        portfolio_create,
+        position_cash_move,
+        position_open,
+    )
+
+    names = [f"{prefix}{chr(65 + k)}" for k in range(tickers)]
+    clock_at(at(0))
+    prices_record(rows=[{"ticker": t, "price": D(100), "ts": at(0)} for t in names])
+    pid = portfolio_create(owner=user, name="Many", cash=D(1000)).id
+    ids = [position_open(owner=user, portfolio=pid, ticker=names[k % tickers], qty=D(10),
+                         cash=D(100)).id for k in range(n)]
+    for d in range(1, 10):
+        clock_at(at(d))
+        prices_record(rows=[{"ticker": t, "price": D(100 + d), "ts": at(d)} for t in names])
+        if d == 5:
+            for position_id in ids:
+                position_cash_move(owner=user, position_id=position_id, amount=D(10))
+    clock_at(at(10))
+    return pid
+
+
+def test_a_portfolios_performance_reads_the_same_statements_for_any_number_of_positions(
+        api, user, clock_at):
+    # issue 22 (F1): three statements per position made 1600 positions 4803 statements; the
+    # history is now one read of the events and one of the prices for all the members
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    counts, bodies = [], []
+    for n in (2, 8):
+        pid = many_members(user, clock_at, n, prefix="QR"[n > 2])
+        with CaptureQueriesContext(connection) as ctx:
+            response = api.get(f"/v1/portfolios/{pid}/performance")
+        assert response.status_code == 200, response.content
+        counts.append(len(ctx.captured_queries))
+        bodies.append(response.json())
+    assert counts[0] == counts[1], counts
+    # the values are the members' at the day's price: 1000 + n × (10 × P + 100), + n × 10 after
+    # the deposits of day 5
+    for n, body in zip((2, 8), bodies, strict=True):
+        assert figures(body)["start_value"] == 1000 + n * 1100
+        assert figures(body)["net_flows"] == n * 10
+        assert figures(body)["end_value"] == 1000 + n * (10 * 109 + 110)
