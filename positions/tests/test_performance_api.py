@@ -433,3 +433,34 @@ def test_a_portfolios_performance_reads_the_same_statements_for_any_number_of_po
         assert figures(body)["start_value"] == 1000 + n * 1100
         assert figures(body)["net_flows"] == n * 10
         assert figures(body)["end_value"] == 1000 + n * (10 * 109 + 110)
+
+
+def test_a_portfolios_running_total_agrees_with_its_members_own_values(api, user, clock_at,
+                                                                       make_position):
+    # issue 22 (F1): the running total values a member at its own fill until the ticker's
+    # next price (then at that price), as the member's own performance does, session by session
+    from positions.portfolios.services import portfolio_create, position_membership_set
+
+    price(clock_at, at(0, -1), "100")
+    clock_at(at(0))
+    pid = portfolio_create(owner=user, name="Two", cash=D(300)).id
+    a = make_position(qty="10", cash="1000")
+    b = make_position(qty="4", cash="50")
+    for p in (a, b):
+        position_membership_set(owner=user, position_id=p.id, changes={"portfolio": pid})
+    clock_at(at(1))
+    order, _ = order_submit_for(owner=user, position_id=a.id, side="BUY", qty=D("5"),
+                                idempotency_key=None)
+    order_fill(owner=user, order_id=order.id, price=D("104"), filled_qty=D("5"),
+               commission=D("0"))
+    price(clock_at, at(2), "120")
+    clock_at(at(3, 2))
+    whole = api.get(f"/v1/portfolios/{pid}/performance?since=2026-01-05").json()
+    parts = [api.get(url(p, since="2026-01-05")).json() for p in (a, b)]
+    daily = {row["session"]: D(str(row["value"])) for row in whole["daily"]}
+    for session, value in daily.items():
+        own = [next(D(str(r["value"])) for r in part["daily"] if r["session"] == session)
+               for part in parts]
+        assert value == 300 + sum(own), session
+    assert daily["2026-01-06"] == 300 + (15 * 104 + 480) + (4 * 100 + 50)  # at a's own fill
+    assert daily["2026-01-07"] == 300 + (15 * 120 + 480) + (4 * 120 + 50)
