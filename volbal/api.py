@@ -180,6 +180,16 @@ def unknown_field_message(name: str, known) -> str:
 MAX_UNKNOWN_FIELDS_NAMED = 20
 
 
+class TextField(serializers.CharField):
+    """A text field that takes only a JSON string: DRF's ``CharField`` turns the number 5 into
+    "5", which makes a client's wrong type look accepted."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be a string.")
+        return super().to_internal_value(data)
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know, so a typo is an error and not a silent no-op; the
     error names the field the user probably meant (:func:`did_you_mean`)."""

@@ -5,6 +5,7 @@ portfolio first, then its positions in id order), the request checked and the bo
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -50,10 +51,21 @@ def _check_bound(name: str, value) -> None:
         raise _invalid(name, b.sentence(name))
 
 
+# Characters a name must not hold: they are invisible, or reorder the text around them where
+# the name is shown (a bidi override can make "pay" read "yap" in a list or a log).
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                          "\u2066\u2067\u2068\u2069")
+
+
 def _check_portfolio(values: dict) -> None:
+    """A portfolio's name (a string of 1 to NAME_MAX characters, none a control character or
+    a bidi control) and rebalancing rule; the API, the admin and the commands come here."""
     name = values.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX:
         raise _invalid("name", f"name must be 1 to {NAME_MAX} characters.")
+    if any(unicodedata.category(c) in ("Cc", "Cs") or c in BIDI_CONTROLS for c in name):
+        raise _invalid("name", "name must not hold control characters or bidirectional "
+                       "text controls.")
     errors = rule_errors(values["rebalance"], values["rebalance_band"])
     if errors:
         raise _invalid(*next(iter(errors.items())))

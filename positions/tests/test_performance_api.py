@@ -464,3 +464,25 @@ def test_a_portfolios_running_total_agrees_with_its_members_own_values(api, user
         assert value == 300 + sum(own), session
     assert daily["2026-01-06"] == 300 + (15 * 104 + 480) + (4 * 100 + 50)  # at a's own fill
     assert daily["2026-01-07"] == 300 + (15 * 120 + 480) + (4 * 120 + 50)
+
+
+def test_a_picture_of_a_span_without_a_closed_session_is_refused(api, admin_client, clock_at,
+                                                                make_position):
+    # issue 22 (F8): it drew empty axes dated 1970; now 409 no_session_closed, and the figures
+    # still answer for that span
+    from django.contrib.admin.utils import quote
+    from django.urls import reverse
+
+    price(clock_at, at(0), "100")
+    position = make_position(qty="10", cash="0")
+    clock_at(at(0, 2))  # the same session, still open
+    body = assert_error(api.get(f"/v1/positions/{position.id}/performance.png"), 409,
+                        "no_session_closed")
+    assert "session" in body["message"]
+    assert api.get(url(position)).status_code == 200
+    page = reverse("admin:positions_position_change", args=[quote(position.pk)])
+    refused = admin_client.get(page.replace("change/", "performance.png"))
+    assert refused.status_code == 409 and b"No exchange session closed" in refused.content
+    clock_at(at(1))  # one close later: a picture
+    assert api.get(f"/v1/positions/{position.id}/performance.png").content.startswith(
+        b"\x89PNG")
