@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
@@ -68,9 +69,9 @@ def order_fillable_check(*, position: Position, side: str, qty: Decimal,
         if known is None:
             return
         price = known.price
+
     def cost(q: Decimal) -> Decimal:
-        commission = rules.default_commission(position.commission_rate, q, price)
-        return -rules.cash_after_buy(cash=Decimal(0), qty=q, price=price, commission=commission)
+        return buy_cost(position, q, price)
 
     if cost(committed + qty) > position.cash:
         raise DomainError(
@@ -80,6 +81,55 @@ def order_fillable_check(*, position: Position, side: str, qty: Decimal,
             + (f", of which open buys of {fmt(committed)} shares already commit "
                f"{fmt(cost(committed))}" if committed else "")
             + ".", status=409)
+
+
+def buy_cost(position: Position, qty: Decimal, price: Decimal) -> Decimal:
+    """The cash a buy of ``qty`` at ``price`` takes, with the position's default commission:
+    what :func:`order_fillable_check` counts against the cash (open buys and the new one)."""
+    commission = rules.default_commission(position.commission_rate, qty, price)
+    return -rules.cash_after_buy(cash=Decimal(0), qty=qty, price=price, commission=commission)
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What a position's open buy orders commit: the shares they still have to fill, the cash
+    that takes at the latest known price (:func:`buy_cost`; 0 when no price is known, as
+    :func:`order_fillable_check` then accepts a buy) and the orders' ids."""
+
+    qty: Decimal
+    cash: Decimal
+    order_ids: tuple[str, ...]
+
+
+def cash_committed(position: Position) -> Committed:
+    """What the open buys of ``position`` commit (:class:`Committed`); the caller holds its
+    lock. The same rule as a submission's (:func:`open_remaining`, :func:`buy_cost`)."""
+    qty = open_remaining(position=position)[Side.BUY]
+    if not qty:
+        return Committed(Decimal(0), Decimal(0), ())
+    known = known_price(position)
+    cash = Decimal(0) if known is None else buy_cost(position, qty, known.price)
+    ids = tuple(Order.objects.filter(position_id=position.id, side=Side.BUY,
+                                     status__in=OPEN_STATUSES)
+                .order_by("id").values_list("id", flat=True))
+    return Committed(qty, cash, ids)
+
+
+def cash_out_check(position: Position, amount: Decimal) -> None:
+    """``amount`` may leave the position's cash (a withdrawal, a transfer out) only if what
+    its open buy orders commit stays: 409 ``insufficient_cash`` naming them otherwise, so a
+    broker's fill of an accepted order is never refused for cash moved away under it."""
+    committed = cash_committed(position)
+    if not committed.cash or position.cash - amount >= committed.cash:
+        return
+    free = max(position.cash - committed.cash, Decimal(0))
+    raise DomainError(
+        "insufficient_cash",
+        f"Cannot take {fmt(amount)} out of {position.id}: its cash is {fmt(position.cash)}, of "
+        f"which open buy order(s) {', '.join(committed.order_ids)} commit "
+        f"{fmt(committed.cash)} ({fmt(committed.qty)} {position.ticker} still to buy at the "
+        f"latest price, with commission); at most {fmt(free)} can leave. Cancel those orders "
+        "or wait for their fills first.", status=409)
 
 
 def time_in_force_of(broker: str, asked: str | None) -> str:

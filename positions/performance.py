@@ -29,10 +29,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
+from django.db.models import Max, Q
+
 from events.models import Event
 from positions.models import Portfolio, Position, Price
 from positions.strategy import rules
 from positions.strategy.rules import returns
+from positions.strategy.rules.numbers import money
 from volbal import clock, market
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
@@ -78,13 +81,25 @@ class Books:
         return bisect.bisect_left(self.keys, key) - 1
 
 
+def book_events(position_ids, until: dt.datetime):
+    """The events that changed the books of these positions, recorded by ``until``, in the
+    order recorded: one read however many positions."""
+    return (Event.objects.filter(position_id__in=list(position_ids), type__in=BOOK_EVENTS,
+                                 created_at__lte=until)
+            .only("id", "type", "position_id", "inputs", "outputs", "created_at")
+            .order_by("id"))
+
+
 def books_of(position_id: str, until: dt.datetime) -> Books:
     """The position's books replayed from the outputs of its events up to ``until``."""
+    return replay(position_id, book_events([position_id], until))
+
+
+def replay(position_id: str, events) -> Books:
+    """The position's books from the outputs of its events (in the order recorded)."""
     books = Books(position_id)
     qty = cash = receivable = ZERO
-    for event in (Event.objects.filter(position_id=position_id, type__in=BOOK_EVENTS,
-                                       created_at__lte=until)
-                  .only("id", "type", "inputs", "outputs", "created_at").order_by("id")):
+    for event in events:
         kind, inputs, outputs, flow = event.type, event.inputs, event.outputs, ZERO
         # in the order recorded (ids); a time a concurrent writer stamped a moment earlier
         # than the event before it counts as that event's, so the times stay sorted
@@ -125,13 +140,11 @@ def books_of(position_id: str, until: dt.datetime) -> Books:
 class PriceTrail:
     """The prices of one ticker known over time (stored by ``ts``) and a position's fills."""
 
-    def __init__(self, ticker: str, since: dt.datetime, until: dt.datetime, books: Books):
-        stored = Price.objects.filter(ticker=ticker)
-        before = list(stored.filter(ts__lte=since).order_by("-ts").values_list("ts", "price")[:1])
-        rows = before + list(stored.filter(ts__gt=since, ts__lte=until).order_by("ts")
-                             .values_list("ts", "price"))
-        self.ts = [ts for ts, _p in rows]
-        self.prices = [p for _ts, p in rows]
+    def __init__(self, ticker: str, since: dt.datetime, until: dt.datetime, books: Books,
+                 rows: tuple[list[dt.datetime], list[Decimal]] | None = None):
+        """``rows``: the ticker's ``(ts, price)`` lists already read (:func:`prices_of`)."""
+        self.ts, self.prices = rows if rows is not None else prices_of([ticker], since,
+                                                                       until)[ticker]
         self.fill_at = [at for at, _p in books.fills]
         self.fill_prices = [p for _at, p in books.fills]
         self.splits = books.splits
@@ -153,6 +166,30 @@ class PriceTrail:
         return price if ratio == 1 else rules.split_adjusted_price(price, ratio)
 
 
+def prices_of(tickers, since: dt.datetime, until: dt.datetime
+              ) -> dict[str, tuple[list[dt.datetime], list[Decimal]]]:
+    """Each ticker's stored prices known over [since, until]: its newest at or before
+    ``since`` and every later one by ``until``, as ``(ts list, price list)`` oldest first. A
+    constant number of reads however many tickers."""
+    tickers = sorted(set(tickers))
+    out: dict[str, tuple[list[dt.datetime], list[Decimal]]] = {t: ([], []) for t in tickers}
+    if not tickers:
+        return out
+    stored = Price.objects.filter(ticker__in=tickers)
+    newest = dict(stored.filter(ts__lte=since).values("ticker").annotate(ts=Max("ts"))
+                  .values_list("ticker", "ts"))
+    rows = list(stored.filter(ts__gt=since, ts__lte=until).values_list("ticker", "ts", "price"))
+    if newest:
+        before = Q()
+        for ticker, ts in newest.items():
+            before |= Q(ticker=ticker, ts=ts)
+        rows += list(Price.objects.filter(before).values_list("ticker", "ts", "price"))
+    for ticker, ts, price in sorted(rows, key=lambda r: (r[0], r[1])):
+        out[ticker][0].append(ts)
+        out[ticker][1].append(price)
+    return out
+
+
 def price_unknown(ticker: str, moment: dt.datetime) -> DomainError:
     return DomainError("price_unknown", f"No price of {ticker} is known at "
                        f"{moment.isoformat()}, and the position held shares then: its value "
@@ -163,10 +200,14 @@ def price_unknown(ticker: str, moment: dt.datetime) -> DomainError:
 class PositionHistory:
     """A position's value at any instant of a span (see the module's docstring)."""
 
-    def __init__(self, position: Position, since: dt.datetime, until: dt.datetime):
+    def __init__(self, position: Position, since: dt.datetime, until: dt.datetime,
+                 books: Books | None = None,
+                 prices: tuple[list[dt.datetime], list[Decimal]] | None = None):
+        """``books`` and ``prices``: already read (a portfolio reads all its members' at
+        once); read here otherwise."""
         self.position = position
-        self.books = books_of(position.id, until)
-        self.prices = PriceTrail(position.ticker, since, until, self.books)
+        self.books = books if books is not None else books_of(position.id, until)
+        self.prices = PriceTrail(position.ticker, since, until, self.books, prices)
 
     def _value(self, i: int, moment: dt.datetime) -> Decimal:
         if i < 0:
@@ -336,8 +377,14 @@ class PortfolioHistory:
                 if change is not None and change.get("old") != change.get("new"):
                     joins.setdefault(event.position_id, []).append(
                         (key, change.get("new") == pid))
-        members = Position.objects.filter(pk__in=list(joins)) | portfolio.positions.all()
-        self.positions = {p.id: PositionHistory(p, since, until) for p in members.distinct()}
+        members = list((Position.objects.filter(pk__in=list(joins))
+                        | portfolio.positions.all()).distinct())
+        events: dict[str, list[Event]] = {p.id: [] for p in members}
+        for event in book_events(events, until):
+            events[event.position_id].append(event)
+        prices = prices_of((p.ticker for p in members), since, until)
+        self.positions = {p.id: PositionHistory(p, since, until, replay(p.id, events[p.id]),
+                                                prices[p.ticker]) for p in members}
         for position_id, history in self.positions.items():
             if position_id not in joins:  # a member from its opening
                 books = history.books
@@ -348,17 +395,36 @@ class PortfolioHistory:
             for key, joined in changes:
                 self.flows.append((key, "join" if joined else "leave", position_id))
         self.flows.sort(key=lambda f: f[0])
+        self.changes = self._changes(prices)
+        self._sweep = _Sweep(self)
+
+    def _changes(self, prices) -> list[tuple[tuple[dt.datetime, int], int, str, object]]:
+        """Everything that changes the value, in time order: ``(key, tie, kind, what)``. A
+        stored price is known from its ``ts`` (key ``(ts, -1)``: before any event then); a
+        member's books change at its events' keys; the unallocated cash at its movements';
+        membership at the joins' and leaves'."""
+        out: list[tuple[tuple[dt.datetime, int], int, str, object]] = []
+        for ticker, (stamps, values) in prices.items():
+            out += [((ts, -1), 0, "price", (ticker, price))
+                    for ts, price in zip(stamps, values, strict=True)]
+        for position_id, history in self.positions.items():
+            out += [(key, 1, "books", (position_id, i))
+                    for i, key in enumerate(history.books.keys)]
+        out += [(key, 2, "cash", cash) for key, cash in zip(self.cash_keys, self.cash,
+                                                            strict=True)]
+        for position_id, changes in self.joins.items():
+            out += [(key, 3, "member", (position_id, joined)) for key, joined in changes]
+        out.sort(key=lambda c: (c[0], c[1]))
+        return out
 
     def _value(self, key: tuple[dt.datetime, int]) -> Decimal:
         """The value after every event before ``key`` (an event's ``(at, id)``, or
-        ``(moment, END)``: after every event by then), at the prices known at ``key[0]``."""
-        i = bisect.bisect_left(self.cash_keys, key) - 1
-        total = self.cash[i] if i >= 0 else ZERO
-        for position_id, changes in self.joins.items():
-            j = bisect.bisect_left([k for k, _j in changes], key) - 1
-            if j >= 0 and changes[j][1]:
-                total += self.positions[position_id].value_before(key)
-        return total
+        ``(moment, END)``: after every event by then), at the prices known at ``key[0]``.
+        Asked in time order, each answer only applies what changed since the last
+        (:class:`_Sweep`); asked earlier, it starts over."""
+        if key < self._sweep.key:
+            self._sweep = _Sweep(self)
+        return self._sweep.value(key)
 
     def value_at(self, moment: dt.datetime) -> Decimal:
         return self._value((moment, END))
@@ -381,6 +447,118 @@ class PortfolioHistory:
             if flow:
                 marks.append(returns.Mark(at, before, flow))
         return marks
+
+
+class _Sweep:
+    """A portfolio's value kept as a running total while its changes are applied in time
+    order (:meth:`PortfolioHistory._changes`), so a timeline costs O(events + prices +
+    marks), not O(positions × marks).
+
+    The total is the unallocated cash, the members' cash and receivable, and their shares at
+    their prices. A member whose price is its ticker's newest stored price (no fill of its own
+    since, no split applied after that price was observed) is *plain*: its shares are summed
+    per ticker, so a new price moves the total by (shares of the ticker) × (change). The
+    others (a fill newer than the ticker's price, a split not yet in a price; few, until the
+    next price) are valued one by one at each mark, as :class:`PriceTrail` says. The total is
+    rounded to money once (a position's own value rounds each position)."""
+
+    def __init__(self, history: PortfolioHistory):
+        self.history = history
+        self.key: tuple[dt.datetime, int] = (dt.datetime.min.replace(tzinfo=dt.UTC), -2)
+        self.next = 0
+        self._at = self.key[0]  # the instant of the change being applied
+        self.unallocated = ZERO
+        self.price: dict[str, tuple[dt.datetime, Decimal]] = {}  # ticker -> newest (ts, price)
+        self.books: dict[str, int] = {}  # position -> index of its last event applied
+        self.members: set[str] = set()
+        self.counted: dict[str, tuple[Decimal, bool]] = {}  # member -> (cash + recv, plain)
+        self.plain_qty: dict[str, Decimal] = {}  # ticker -> shares of its plain members
+        self.plain_value = ZERO  # sum over tickers of plain shares × price
+        self.cash = ZERO  # the members' cash and receivable
+        self.special: dict[str, set[str]] = {}  # ticker -> members valued one by one
+
+    def _plain(self, position_id: str) -> bool:
+        history = self.history.positions[position_id]
+        i, known = self.books[position_id], self.price.get(history.position.ticker)
+        if known is None:
+            return False
+        ts, books = known[0], history.books
+        fills = books.fills
+        last_fill = bisect.bisect_right(fills, books.at[i], key=lambda f: f[0]) - 1
+        if last_fill >= 0 and fills[last_fill][0] >= ts:
+            return False
+        return not any(applied <= books.at[i] and took_effect > ts
+                       for applied, took_effect, _k in books.splits)
+
+    def _count(self, position_id: str, sign: int) -> None:
+        """Add (+1) or take out (-1) a member's part of the total."""
+        history = self.history.positions[position_id]
+        i = self.books.get(position_id, -1)
+        if i < 0:
+            return
+        b, ticker = history.books, history.position.ticker
+        if sign > 0:
+            plain = b.qty[i] != 0 and self._plain(position_id)
+            self.counted[position_id] = (b.cash[i] + b.receivable[i], plain)
+        cash, plain = self.counted[position_id]
+        self.cash += sign * cash
+        if b.qty[i] == 0:
+            return
+        if plain:
+            self.plain_qty[ticker] = self.plain_qty.get(ticker, ZERO) + sign * b.qty[i]
+            self.plain_value += sign * b.qty[i] * self.price[ticker][1]
+        elif sign > 0:
+            self.special.setdefault(ticker, set()).add(position_id)
+        else:
+            self.special[ticker].discard(position_id)
+
+    def _apply(self, kind: str, what) -> None:
+        if kind == "price":
+            ticker, price = what
+            old = self.price.get(ticker)
+            if old is not None:
+                self.plain_value += self.plain_qty.get(ticker, ZERO) * (price - old[1])
+            self.price[ticker] = (self._at, price)
+            for position_id in list(self.special.get(ticker, ())):  # plain again?
+                self._count(position_id, -1)
+                self._count(position_id, +1)
+        elif kind == "books":
+            position_id, i = what
+            member = position_id in self.members
+            if member:
+                self._count(position_id, -1)
+            self.books[position_id] = i
+            if member:
+                self._count(position_id, +1)
+        elif kind == "cash":
+            self.unallocated = what
+        else:
+            position_id, joined = what
+            if joined and position_id not in self.members:
+                self.members.add(position_id)
+                self._count(position_id, +1)
+            elif not joined and position_id in self.members:
+                self._count(position_id, -1)
+                self.members.discard(position_id)
+
+    def value(self, key: tuple[dt.datetime, int]) -> Decimal:
+        """The value after every change before ``key``, at the prices known at ``key[0]``."""
+        changes = self.history.changes
+        while self.next < len(changes) and changes[self.next][0] < key:
+            change_key, _tie, kind, what = changes[self.next]
+            self._at = change_key[0]
+            self._apply(kind, what)
+            self.next += 1
+        self.key = key
+        moment, total = key[0], self.unallocated + self.cash + self.plain_value
+        for members in self.special.values():
+            for position_id in members:
+                history = self.history.positions[position_id]
+                price = history.prices.at(moment)
+                if price is None:
+                    raise price_unknown(history.position.ticker, moment)
+                total += history.books.qty[self.books[position_id]] * price
+        return money(total)
 
 
 def portfolio_performance(portfolio: Portfolio, *, since: dt.datetime | None = None,

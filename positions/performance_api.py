@@ -13,6 +13,7 @@ from positions.serializers import (
     PERFORMANCE_ERRORS,
     PERFORMANCE_FILES,
     PERFORMANCE_PARAMETERS,
+    PICTURE_ERRORS,
     PerformanceSerializer,
     performance_body,
     performance_span,
@@ -74,7 +75,8 @@ def performance_views(noun: str):
         @extend_schema(summary=f"The {noun}'s returns as a picture",
                        parameters=PERFORMANCE_PARAMETERS,
                        responses={**PERFORMANCE_FILES["png"], **not_found,
-                                  **read_errors(*PERFORMANCE_ERRORS, (429, "throttled"))})
+                                  **read_errors(*PERFORMANCE_ERRORS[:1], *PICTURE_ERRORS,
+                                              (429, "throttled"))})
         @action(detail=True, methods=["get"], url_path="performance.png",
                 url_name="performance-png")
         def performance_png(self, request, pk=None):

@@ -94,8 +94,12 @@ class ReturnsAdminMixin:
 
     def _file(self, request, object_id, ext: str) -> HttpResponse:
         obj = self.viewed(request, object_id)
-        return performance_file(self.performance_of(obj), ext, name=obj.pk,
-                                title=self.performance_title(obj))
+        try:
+            return performance_file(self.performance_of(obj), ext, name=obj.pk,
+                                    title=self.performance_title(obj))
+        except DomainError as refused:  # the admin shows the sentence, with the same status
+            return HttpResponse(refused.message, status=refused.status,
+                                content_type="text/plain; charset=utf-8")
 
     def performance_png_view(self, request, object_id):
         return self._file(request, object_id, "png")
@@ -108,10 +112,20 @@ class ReturnsAdminMixin:
         return returns_html(lambda: self.performance_of(obj), self._url_name(), obj.pk)
 
 
+def no_session_closed(perf: Performance) -> DomainError:
+    return DomainError("no_session_closed", "No exchange session closed between "
+                       f"{perf.since.isoformat()} and {perf.until.isoformat()}, so the picture "
+                       "(the value at each session's close) has nothing to draw; the figures "
+                       "(…/performance) and the workbook answer for any span.", status=409)
+
+
 def performance_file(perf: Performance, ext: str, *, name: str, title: str) -> HttpResponse:
-    """The xlsx (a download named ``<name>-performance.xlsx``) or the PNG of ``perf``."""
+    """The xlsx (a download named ``<name>-performance.xlsx``) or the PNG of ``perf``; the
+    PNG of a span without a closed session is 409 ``no_session_closed`` (nothing to draw)."""
     if ext == "xlsx":
         return xlsx_response(performance_xlsx(perf), f"{name}-performance.xlsx")
+    if not perf.daily:
+        raise no_session_closed(perf)
     return HttpResponse(performance_png(perf, title=title), content_type="image/png")
 
 

@@ -520,6 +520,8 @@ PERFORMANCE_PARAMETERS = [
                      "with offset; default and at the latest: now."),
 ]
 PERFORMANCE_ERRORS = ((400, "invalid_query or invalid_span"), (409, "price_unknown"))
+# the picture also answers 409 no_session_closed (a span without a session's close)
+PICTURE_ERRORS = ((409, "price_unknown or no_session_closed"),)
 _BINARY = {"type": "string", "format": "binary"}
 # the responses of a performance's files, by extension: the workbook and the picture
 PERFORMANCE_FILES = {

@@ -180,6 +180,16 @@ def unknown_field_message(name: str, known) -> str:
 MAX_UNKNOWN_FIELDS_NAMED = 20
 
 
+class TextField(serializers.CharField):
+    """A text field that takes only a JSON string: DRF's ``CharField`` turns the number 5 into
+    "5", which makes a client's wrong type look accepted."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be a string.")
+        return super().to_internal_value(data)
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know, so a typo is an error and not a silent no-op; the
     error names the field the user probably meant (:func:`did_you_mean`)."""
@@ -210,6 +220,11 @@ def _invalid_query(message: str, field: str) -> ApiError:
     return ApiError("invalid_query", message, status=400, fields={field: message})
 
 
+# The last instant a datetime can hold: what a time beyond it (the end of 9999-12-31, or
+# 9999-12-31T23:00-05:00) is clamped to, so a caller that takes "a later until is now" can say so.
+LAST_INSTANT = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
 def time_param(request, name: str, *, end_of_day: bool) -> dt.datetime | None:
     """A query parameter naming an instant: an ISO 8601 time with its UTC offset, or a date
     (the start of that day in the trading time zone, or with ``end_of_day`` the start of the
@@ -222,7 +237,10 @@ def time_param(request, name: str, *, end_of_day: bool) -> dt.datetime | None:
                "(2026-01-02T16:00:00Z).")
     try:
         if len(raw) == 10:
-            day = dt.date.fromisoformat(raw) + dt.timedelta(days=1 if end_of_day else 0)
+            day = dt.date.fromisoformat(raw)
+            if end_of_day and day == dt.date.max:
+                return LAST_INSTANT  # the end of the last day there is: later than any now
+            day += dt.timedelta(days=1 if end_of_day else 0)
             return dt.datetime.combine(day, dt.time.min, tzinfo=clock.trading_tz())
         moment = dt.datetime.fromisoformat(raw)
     except (ValueError, OverflowError):
@@ -232,6 +250,8 @@ def time_param(request, name: str, *, end_of_day: bool) -> dt.datetime | None:
     try:
         return moment.astimezone(dt.UTC)
     except OverflowError:
+        if moment.year == dt.MAXYEAR:  # past the last instant in UTC: later than any now
+            return LAST_INSTANT
         raise _invalid_query(message, name) from None
 
 

@@ -16,7 +16,13 @@ from positions.performance_api import performance_views
 from positions.portfolios import selectors, services
 from positions.serializers import EventSerializer
 from positions.strategy import rules
-from volbal.api import StrictSerializer, idempotency_key_required, keyset_page, validate_filters
+from volbal.api import (
+    StrictSerializer,
+    TextField,
+    idempotency_key_required,
+    keyset_page,
+    validate_filters,
+)
 from volbal.fields import DecimalOut, Number
 from volbal.schema import PAGING, errors, idempotency_header, page_of, read_errors, write_errors
 
@@ -50,7 +56,7 @@ class Amount(Number):
 
 
 class PortfolioUpdateSerializer(StrictSerializer):
-    name = serializers.CharField(max_length=services.NAME_MAX, required=False)
+    name = TextField(max_length=services.NAME_MAX, required=False)
     rebalance = serializers.ChoiceField(
         choices=rules.REBALANCES, required=False,
         help_text="never (default), monthly, quarterly or yearly (at the first trade cycle of "
@@ -61,7 +67,7 @@ class PortfolioUpdateSerializer(StrictSerializer):
 
 
 class PortfolioCreateSerializer(PortfolioUpdateSerializer):
-    name = serializers.CharField(max_length=services.NAME_MAX)
+    name = TextField(max_length=services.NAME_MAX)
     cash = Amount(min_value=0, required=False,
                   help_text="Opening unallocated cash (not a deposit), ≥ 0; default 0.")
 

@@ -5,6 +5,7 @@ portfolio first, then its positions in id order), the request checked and the bo
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -12,7 +13,12 @@ from django.db import transaction
 
 from events.models import EventType
 from events.services import event_record
-from orders.services import position_configure_replacing_rungs, resting_orders_replace
+from orders.services import (
+    cash_committed,
+    cash_out_check,
+    position_configure_replacing_rungs,
+    resting_orders_replace,
+)
 from positions import books
 from positions.models import Portfolio, Position, Rebalance
 from positions.portfolios.selectors import members, portfolio_get, position_value
@@ -50,10 +56,21 @@ def _check_bound(name: str, value) -> None:
         raise _invalid(name, b.sentence(name))
 
 
+# Characters a name must not hold: they are invisible, or reorder the text around them where
+# the name is shown (a bidi override can make "pay" read "yap" in a list or a log).
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                          "\u2066\u2067\u2068\u2069")
+
+
 def _check_portfolio(values: dict) -> None:
+    """A portfolio's name (a string of 1 to NAME_MAX characters, none a control character or
+    a bidi control) and rebalancing rule; the API, the admin and the commands come here."""
     name = values.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX:
         raise _invalid("name", f"name must be 1 to {NAME_MAX} characters.")
+    if any(unicodedata.category(c) in ("Cc", "Cs") or c in BIDI_CONTROLS for c in name):
+        raise _invalid("name", "name must not hold control characters or bidirectional "
+                       "text controls.")
     errors = rule_errors(values["rebalance"], values["rebalance_band"])
     if errors:
         raise _invalid(*next(iter(errors.items())))
@@ -226,8 +243,10 @@ def position_cash_move(*, owner, position_id: str, amount: Decimal) -> Position:
     trade: the anchor, the daily cap and the reasons are untouched."""
     with transaction.atomic():
         position = position_get(owner=owner, position_id=position_id, for_update=True)
+        _ladder_moved(position)  # its resting rungs go with the movement: they commit nothing
+        if is_number(amount) and amount < 0:
+            cash_out_check(position, -amount)
         books.cash_move(account=position, amount=amount)
-        _ladder_moved(position)
     return position
 
 
@@ -257,9 +276,11 @@ def portfolio_transfer(*, owner, portfolio_id: str, source: str, target: str,
                 raise DomainError("position_not_in_portfolio", f"{pid} is not a position of "
                                   f"{portfolio.id}.", status=409)
             accounts[pid] = position
+        _ladder_moved(accounts[source], accounts[target])
+        if isinstance(accounts[source], Position) and is_number(amount) and amount > 0:
+            cash_out_check(accounts[source], amount)
         transfer_id = books.cash_transfer(portfolio=portfolio, source=accounts[source],
                                           target=accounts[target], amount=amount)
-        _ladder_moved(accounts[source], accounts[target])
     return transfer_id, {source: accounts[source].cash, target: accounts[target].cash}
 
 
@@ -294,14 +315,20 @@ class Rebalanced:
 
 
 def _holdings(positions: list[Position]) -> list[rule.Holding] | str:
-    """The positions as the pure rule takes them (each at its known price), or why not."""
+    """The positions as the pure rule takes them (each at its known price), or why not. What
+    a position's open buys commit (:func:`orders.services.cash_committed`) is not available
+    to move: the rule sees those buys as filled (their shares held, their cost spent), so no
+    move takes that cash and the position keeps it after."""
     holdings = []
     for p in positions:
         price, _value = position_value(p)
         if price is None and p.qty:
             return f"no known price for {p.id} ({p.ticker}), which holds shares"
-        holdings.append(rule.Holding(weight=p.target_weight or Decimal(0), qty=p.qty,
-                                     price=price or Decimal(0), cash=p.cash,
+        committed = cash_committed(p)
+        held = p.qty + committed.qty if committed.cash else p.qty
+        holdings.append(rule.Holding(weight=p.target_weight or Decimal(0), qty=held,
+                                     price=price or Decimal(0),
+                                     cash=max(p.cash - committed.cash, Decimal(0)),
                                      receivable=p.dividend_receivable))
     return holdings
 

@@ -371,3 +371,118 @@ def test_the_admin_pictures_need_the_permission_to_view(api, clock_at, django_us
                                                                   password="pw"))
     missing = reverse("admin:positions_portfolio_performance_png", args=["pfl_nope"])
     assert client.get(missing).status_code == 404
+
+
+@pytest.mark.parametrize("until", ["9999-12-31", "9999-12-31T23:59:59-14:00"])
+def test_an_until_past_the_last_day_is_now(api, clock_at, make_position, until):
+    # issue 22 (F4): the end of 9999-12-31 overflowed into 400 invalid_query; a later until
+    # counts as now (docs/returns.md#the-span)
+    price(clock_at, at(0), "100")
+    position = make_position(qty="10", cash="0")
+    clock_at(at(4))
+    response = api.get(url(position, until=until))
+    assert response.status_code == 200, response.content
+    assert response.json()["until"].replace("Z", "+00:00") == at(4).isoformat()
+
+
+def many_members(user, clock_at, n: int, tickers: int = 3, prefix: str = "Q") -> str:
+    """A portfolio with ``n`` positions over ``tickers`` tickers, each joining at its opening
+    and receiving a deposit on day 5 (a flow of the portfolio), with a price per ticker each
+    day for ten days; the clock at day 10. Returns the portfolio's id."""
+    from positions.portfolios.services import (
+        portfolio_create,
+        position_cash_move,
+        position_open,
+    )
+
+    names = [f"{prefix}{chr(65 + k)}" for k in range(tickers)]
+    clock_at(at(0))
+    prices_record(rows=[{"ticker": t, "price": D(100), "ts": at(0)} for t in names])
+    pid = portfolio_create(owner=user, name="Many", cash=D(1000)).id
+    ids = [position_open(owner=user, portfolio=pid, ticker=names[k % tickers], qty=D(10),
+                         cash=D(100)).id for k in range(n)]
+    for d in range(1, 10):
+        clock_at(at(d))
+        prices_record(rows=[{"ticker": t, "price": D(100 + d), "ts": at(d)} for t in names])
+        if d == 5:
+            for position_id in ids:
+                position_cash_move(owner=user, position_id=position_id, amount=D(10))
+    clock_at(at(10))
+    return pid
+
+
+def test_a_portfolios_performance_reads_the_same_statements_for_any_number_of_positions(
+        api, user, clock_at):
+    # issue 22 (F1): three statements per position made 1600 positions 4803 statements; the
+    # history is now one read of the events and one of the prices for all the members
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    counts, bodies = [], []
+    for n in (2, 8):
+        pid = many_members(user, clock_at, n, prefix="QR"[n > 2])
+        with CaptureQueriesContext(connection) as ctx:
+            response = api.get(f"/v1/portfolios/{pid}/performance")
+        assert response.status_code == 200, response.content
+        counts.append(len(ctx.captured_queries))
+        bodies.append(response.json())
+    assert counts[0] == counts[1], counts
+    # the values are the members' at the day's price: 1000 + n × (10 × P + 100), + n × 10 after
+    # the deposits of day 5
+    for n, body in zip((2, 8), bodies, strict=True):
+        assert figures(body)["start_value"] == 1000 + n * 1100
+        assert figures(body)["net_flows"] == n * 10
+        assert figures(body)["end_value"] == 1000 + n * (10 * 109 + 110)
+
+
+def test_a_portfolios_running_total_agrees_with_its_members_own_values(api, user, clock_at,
+                                                                       make_position):
+    # issue 22 (F1): the running total values a member at its own fill until the ticker's
+    # next price (then at that price), as the member's own performance does, session by session
+    from positions.portfolios.services import portfolio_create, position_membership_set
+
+    price(clock_at, at(0, -1), "100")
+    clock_at(at(0))
+    pid = portfolio_create(owner=user, name="Two", cash=D(300)).id
+    a = make_position(qty="10", cash="1000")
+    b = make_position(qty="4", cash="50")
+    for p in (a, b):
+        position_membership_set(owner=user, position_id=p.id, changes={"portfolio": pid})
+    clock_at(at(1))
+    order, _ = order_submit_for(owner=user, position_id=a.id, side="BUY", qty=D("5"),
+                                idempotency_key=None)
+    order_fill(owner=user, order_id=order.id, price=D("104"), filled_qty=D("5"),
+               commission=D("0"))
+    price(clock_at, at(2), "120")
+    clock_at(at(3, 2))
+    whole = api.get(f"/v1/portfolios/{pid}/performance?since=2026-01-05").json()
+    parts = [api.get(url(p, since="2026-01-05")).json() for p in (a, b)]
+    daily = {row["session"]: D(str(row["value"])) for row in whole["daily"]}
+    for session, value in daily.items():
+        own = [next(D(str(r["value"])) for r in part["daily"] if r["session"] == session)
+               for part in parts]
+        assert value == 300 + sum(own), session
+    assert daily["2026-01-06"] == 300 + (15 * 104 + 480) + (4 * 100 + 50)  # at a's own fill
+    assert daily["2026-01-07"] == 300 + (15 * 120 + 480) + (4 * 120 + 50)
+
+
+def test_a_picture_of_a_span_without_a_closed_session_is_refused(api, admin_client, clock_at,
+                                                                make_position):
+    # issue 22 (F8): it drew empty axes dated 1970; now 409 no_session_closed, and the figures
+    # still answer for that span
+    from django.contrib.admin.utils import quote
+    from django.urls import reverse
+
+    price(clock_at, at(0), "100")
+    position = make_position(qty="10", cash="0")
+    clock_at(at(0, 2))  # the same session, still open
+    body = assert_error(api.get(f"/v1/positions/{position.id}/performance.png"), 409,
+                        "no_session_closed")
+    assert "session" in body["message"]
+    assert api.get(url(position)).status_code == 200
+    page = reverse("admin:positions_position_change", args=[quote(position.pk)])
+    refused = admin_client.get(page.replace("change/", "performance.png"))
+    assert refused.status_code == 409 and b"No exchange session closed" in refused.content
+    clock_at(at(1))  # one close later: a picture
+    assert api.get(f"/v1/positions/{position.id}/performance.png").content.startswith(
+        b"\x89PNG")

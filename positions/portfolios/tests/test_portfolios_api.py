@@ -277,3 +277,19 @@ def test_the_portfolios_events_list_its_movements_and_its_positions(api, other_a
     only = api.get(f"/v1/portfolios/{pid}/events", {"type": "cash_transferred"}).json()
     assert [e["type"] for e in only["events"]] == ["cash_transferred"]
     assert_error(other_api.get(f"/v1/portfolios/{pid}/events"), 404, "portfolio_not_found")
+
+
+@pytest.mark.parametrize("name", [5, 5.5, True, ["Core"], "Pay\u202eroll", "Core\u2066x",
+                                  "Core\x07", "Core\nTwo", "\u200fCore"])
+def test_a_name_is_a_string_without_control_or_bidi_characters(api, name):
+    # issue 22 (F8): the number 5 was taken as "5"; control characters and bidi overrides
+    # made a name display other than it is
+    body = assert_error(post(api, "/v1/portfolios", {"name": name, "cash": 1}), 400,
+                        "validation_error")
+    assert "name" in body["fields"]
+    pid = new_portfolio(api)["id"]
+    body = assert_error(api.patch(f"/v1/portfolios/{pid}", {"name": name}, format="json"), 400,
+                        "validation_error")
+    assert "name" in body["fields"]
+    assert Portfolio.objects.get(pk=pid).name == "Core"
+    assert new_portfolio(api, name="Épargne 2026 — 股票")["name"] == "Épargne 2026 — 股票"

@@ -18,8 +18,10 @@ the other marks and the last one.
   the span's log growth z = ln(1+r)·T/365 in [-600, 600] (bracketed on a grid, then bisected
   to the double's resolution), so (1+r)^(T/365) is exact to about 1e-15 relative; reported as
   a ``Decimal`` rounded to :data:`RATE_PLACES`. Several rates can solve the equation when
-  withdrawals and deposits alternate: the one nearest to zero is reported (its reason names
-  the others' count). No rate: ``None`` with a reason.
+  withdrawals and deposits alternate: the one nearest to zero is reported (its note names
+  the others' count). Only roots rounding cannot have made count (:func:`_roots`), and
+  flows whose sign changes once have one rate (Descartes): no note then. No rate: ``None``
+  with a reason.
 """
 
 from __future__ import annotations
@@ -143,8 +145,18 @@ def time_weighted_return(marks: Sequence[Mark]) -> Rate:
     return cumulative_time_weighted(marks)[-1]
 
 
+def _elapsed(a: dt.datetime, b: dt.datetime) -> dt.timedelta:
+    """The time elapsed from ``a`` to ``b``. Two aware datetimes in the same zone subtract by
+    wall clock in Python (a 25-hour day across a DST change would count 24 hours), so aware
+    ones are compared in UTC; naive ones are taken as they are."""
+    if a.tzinfo is not None and b.tzinfo is not None:
+        return b.astimezone(dt.UTC) - a.astimezone(dt.UTC)
+    return b - a
+
+
 def _days(a: dt.datetime, b: dt.datetime) -> float:
-    return (b - a) / DAY
+    """Calendar days elapsed from ``a`` to ``b``: elapsed seconds / 86400 (not wall clock)."""
+    return _elapsed(a, b) / DAY
 
 
 def _npv(z: float, terms: Sequence[tuple[float, float]]) -> float:
@@ -179,22 +191,50 @@ def _bisect(lo: float, hi: float, f_lo: float, terms) -> float:
     return (lo + hi) / 2
 
 
+NOISE = 1e-12  # an NPV within this fraction of the money it sums (sum |a|·e^(-z·s)) is zero
+
+
 def _roots(terms) -> list[float]:
-    """Every root of the NPV in z: a sign change between neighbours of :data:`GRID` (the grid
-    evaluated at once with numpy), bisected with exact sums (:func:`_npv`)."""
+    """Every root of the NPV in z that rounding cannot have made: the grid (:data:`GRID`,
+    evaluated at once with numpy) is read as signs, a value within :data:`NOISE` of the money
+    it sums counting as zero (neither sign). A change of sign between two points, with only
+    such zeros between them, is one root, bisected with exact sums (:func:`_npv`); a run of
+    zeros between points of one sign (or at an end of the grid) is one root where the NPV is
+    smallest. So a flat stretch where every term rounds to the same sum is one root, not one
+    per grid point."""
     amounts = np.array([a for a, _s in terms])
     shares = np.array([s for _a, s in terms])
     with np.errstate(over="ignore", invalid="ignore"):
-        grid = np.exp(-np.outer(GRID, shares)) @ amounts
+        powers = np.exp(-np.outer(GRID, shares))
+        grid = powers @ amounts
+        scale = powers @ np.abs(amounts)
     values = [float(v) if math.isfinite(v) else _npv(z, terms) for z, v in zip(GRID, grid,
                                                                                  strict=True)]
+    signs = [0 if math.isfinite(m) and abs(v) <= NOISE * m else (1 if v > 0 else -1)
+             for v, m in zip(values, scale, strict=True)]
     roots = []
-    for i, (z, f) in enumerate(zip(GRID, values, strict=True)):
-        if f == 0:
-            roots.append(z)
-        elif i + 1 < len(GRID) and values[i + 1] != 0 and (f < 0) != (values[i + 1] < 0):
-            roots.append(_bisect(z, GRID[i + 1], f, terms))
+    last = None  # the index of the last point with a sign
+    for i, sign in enumerate(signs + [None]):
+        if sign == 0:
+            continue
+        run = range(0 if last is None else last + 1, len(GRID) if sign is None else i)
+        if sign is not None and last is not None and sign != signs[last]:
+            roots.append(_bisect(GRID[last], GRID[i], values[last], terms))
+        elif len(run):  # zeros touched between one sign, or at an end: one root
+            roots.append(GRID[min(run, key=lambda k: abs(values[k]))])
+        last = i
     return roots
+
+
+def sign_changes(terms) -> int:
+    """The changes of sign of the amounts ordered by time (amounts at one time summed): by
+    Descartes' rule of signs (which holds for real exponents) the NPV has at most that many
+    roots, so with one change there is exactly one rate."""
+    by_time: dict[float, float] = {}
+    for a, s in terms:
+        by_time[s] = by_time.get(s, 0.0) + a
+    signs = [a > 0 for _s, a in sorted(by_time.items()) if a != 0]
+    return sum(1 for x, y in zip(signs, signs[1:], strict=False) if x != y)
 
 
 def money_weighted_return(marks: Sequence[Mark]) -> Rate:
@@ -216,8 +256,9 @@ def money_weighted_return(marks: Sequence[Mark]) -> Rate:
             return Rate(Decimal(-1).quantize(RATE_PLACES))  # all of it lost: (1 + r) = 0
         return Rate(None, NO_RATE)
     z = min(roots, key=abs)
-    note = (f"{len(roots) - 1} other rate(s) also solve the flows; the one nearest to zero is "
-            "reported." if len(roots) > 1 else None)
+    others = len(roots) - 1 if sign_changes(terms) > 1 else 0
+    note = (f"{others} other rate(s) also solve the flows; the one nearest to zero is "
+            "reported." if others else None)
     exponent = z * YEAR_DAYS / span
     if exponent > math.log1p(MAX_RATE):
         return Rate(None, RATE_TOO_LARGE)

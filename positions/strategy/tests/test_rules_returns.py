@@ -241,3 +241,33 @@ def test_inconsistent_values_have_no_rate_and_say_why():
     assert below.time_weighted.sentence == R.REASONS[R.NEGATIVE_VALUE]
     series = R.cumulative_time_weighted(overdrawn)
     assert [r.value for r in series] == [D(0), D(0), None]  # from the failing piece on
+
+
+def test_days_across_a_daylight_saving_change_count_elapsed_time():
+    # issue 22 (F2): the same instants in New York and in UTC give the same span; 1 June to
+    # 1 December crosses the end of summer time, an hour longer than its wall clock
+    from zoneinfo import ZoneInfo
+
+    ny = ZoneInfo("America/New_York")
+    a, b = dt.datetime(2026, 6, 1, tzinfo=ny), dt.datetime(2026, 12, 1, tzinfo=ny)
+    local = returns_of([Mark(a, D(100)), Mark(b, D(110))])
+    utc = returns_of([Mark(a.astimezone(dt.UTC), D(100)), Mark(b.astimezone(dt.UTC), D(110))])
+    assert local.days == utc.days
+    assert abs(float(local.days) - (183 + 1 / 24)) < 1e-9
+    assert local.money_weighted == utc.money_weighted
+    # the 25-hour day of 1 November 2026
+    day_25 = returns_of([Mark(dt.datetime(2026, 11, 1, tzinfo=ny), D(1)),
+                         Mark(dt.datetime(2026, 11, 2, tzinfo=ny), D(1))])
+    assert abs(float(day_25.days) - 25 / 24) < 1e-9
+
+
+def test_one_root_blurred_by_rounding_is_one_rate_without_a_note():
+    # issue 22 (F3): everything withdrawn a second after the start of a year; at small rates
+    # every term rounds to the same sum, which the grid read as a dozen roots
+    marks = [Mark(day(0), D(1000)), Mark(day(0) + dt.timedelta(seconds=1), D(1000), D(-1000)),
+             Mark(day(365), D(0))]
+    rate = R.money_weighted_return(marks)
+    assert rate.note is None and rate.value == 0
+    # a sign that changes once has one root even when the grid is flat around it
+    assert R.sign_changes([(1000.0, 0.0), (-1000.0, 3e-8), (-0.0, 1.0)]) == 1
+    assert R.sign_changes([(100.0, 0.0), (-230.0, 0.5), (132.0, 1.0)]) == 2
