@@ -148,6 +148,14 @@ class Job:
         per = research.total_runs(self.spec, self.items)
         return per * len(self.windows) if self.windows else per
 
+    @property
+    def runs(self) -> int:
+        """The single-series backtests the job costs, for its caps: :attr:`total` (what its
+        progress counts: cells) times the holdings of a portfolio, whose every cell runs each
+        holding."""
+        return self.total * max((len(getattr(item, "holdings", (item,))) for item in self.items),
+                                default=1)
+
 
 def normalise(data_: dict) -> dict:
     """A sweep or walk-forward request whose fields have their types (the API's serializer) as
@@ -358,9 +366,9 @@ def _config(strategy: dict) -> rules.Config:
 
 
 def _bounded(job: Job) -> Job:
-    if job.total > MAX_JOB_RUNS:
-        raise ParamError("grid", f"the job would run {job.total:,} backtests (cells x series, "
-                                 f"x windows); at most {MAX_JOB_RUNS:,}")
+    if job.runs > MAX_JOB_RUNS:
+        raise ParamError("grid", f"the job would run {job.runs:,} backtests (cells x series "
+                                 f"or holdings, x windows); at most {MAX_JOB_RUNS:,}")
     return job
 
 

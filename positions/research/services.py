@@ -81,7 +81,7 @@ def _within_quota(owner, runs: int) -> None:
     cap = settings.VOLBAL_RESEARCH_MAX_JOB_RUNS
     if runs > cap:
         raise requests.ParamError("grid", f"the job would run {runs:,} backtests (cells x "
-                                          f"series, x windows); at most {cap:,} a job "
+                                          f"series or holdings, x windows); at most {cap:,} a job "
                                           "(VOLBAL_RESEARCH_MAX_JOB_RUNS)")
     get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
     active = ResearchJob.objects.filter(owner=owner).exclude(status__in=FINISHED)
@@ -108,7 +108,7 @@ def job_create(*, owner, params: dict) -> ResearchJob:
     the task row commits or rolls back with the job and the idempotency record)."""
     job = requests.build(params, history_for(params))
     with transaction.atomic():
-        _within_quota(owner, job.total)
+        _within_quota(owner, job.runs)
         return _enqueued(ResearchJob.objects.create(owner=owner, kind=params["kind"],
                                                     params=params, progress_total=job.total))
 

@@ -299,3 +299,17 @@ def test_holdings_sharing_under_two_bars_are_the_backtests_no_common_bars(api, k
                 *(["--train", "2y", "--test", "1y"] if kind == "walkforward" else []),
                 "--jobs", "1", "--no-progress")
     assert str(exc.value) == f"no_common_bars: {error['message']}"
+
+
+@pytest.mark.django_db
+def test_a_portfolio_sweeps_caps_count_each_holding(api, settings):
+    """Each cell of a portfolio runs every holding: 4 cells (exact, no re-runs) of a
+    two-holding portfolio are 8 backtests for the job's cap and the user's queued quota."""
+    settings.VOLBAL_RESEARCH_MAX_JOB_RUNS = 7
+    error = assert_error(api.post("/v1/sweeps", BODY, format="json"), 400, "validation_error")
+    assert "8 backtests" in error["fields"]["grid"] and "at most 7" in error["fields"]["grid"]
+    settings.VOLBAL_RESEARCH_MAX_JOB_RUNS = 8
+    settings.VOLBAL_RESEARCH_MAX_QUEUED_RUNS = 7
+    assert_error(api.post("/v1/sweeps", BODY, format="json"), 429, "research_quota_exceeded")
+    settings.VOLBAL_RESEARCH_MAX_QUEUED_RUNS = 8
+    assert api.post("/v1/sweeps", BODY, format="json").status_code == 202
