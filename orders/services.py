@@ -32,6 +32,7 @@ from orders.selectors import (
 from positions import books
 from positions.models import OrderType, Position
 from positions.selectors import position_get
+from positions.services import position_configure
 from positions.strategy import rules
 from volbal import clock, market
 from volbal.columns import out_of_range as _out_of_range
@@ -603,8 +604,6 @@ def position_configure_replacing_rungs(*, owner, position_id: str, changes: dict
     ``config_changed`` event) and, when anything changed, replace its resting rungs in the same
     transaction (:func:`resting_orders_replace`): the ladder moved, or the order type or the
     broker did. The PATCH endpoint, the admin and a sweep cell's apply all configure here."""
-    from positions.services import position_configure
-
     with transaction.atomic():
         before = Position.objects.filter(pk=position_id).values("updated_at").first()
         position = position_configure(owner=owner, position_id=position_id, changes=changes,

@@ -158,8 +158,9 @@ class PortfolioViewSet(performance_views("portfolio"), viewsets.ViewSet):
                               **read_errors()})
     def list(self, request):
         items, next_cursor = keyset_page(request, selectors.portfolios_of(owner=request.user))
-        return Response({"portfolios": [PortfolioSerializer(selectors.portfolio_value(p)).data
-                                        for p in items], "next": next_cursor})
+        return Response({"portfolios": PortfolioSerializer(selectors.portfolio_values(items),
+                                                           many=True).data,
+                         "next": next_cursor})
 
     @extend_schema(summary="Open a portfolio", request=PortfolioCreateSerializer,
                    parameters=[idempotency_header(required=False)],
