@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
 
 from events.webhooks.models import WebhookEndpoint
 from orders.models import OPEN_STATUSES, Order, Side
-from positions.models import Position, Price
+from positions.models import Position
 from positions.selectors import (
     PriceSource,
     latest_price,
@@ -74,12 +75,11 @@ class KnownPrice:
 
 def with_known_price(queryset: QuerySet[Position]) -> QuerySet[Position]:
     """Annotate what :func:`known_price` needs beyond the position's own columns (the ticker's
-    newest stored price and its time) in the same query: a list costs no more."""
-    stored = Price.objects.filter(ticker=OuterRef("ticker")).order_by("-ts")
-    return queryset.annotate(
-        known_stored_price=Subquery(stored.values("price")[:1]),
-        known_stored_ts=Subquery(stored.values("ts")[:1]),
-    )
+    newest stored price and its time) in the same query: a list costs no more. The SQL is
+    :func:`positions.selectors.stored_price_annotations`', the one the submission's precompiled
+    read uses."""
+    return queryset.annotate(**{name: RawSQL(sql, (), output_field=field)
+                                for name, sql, field in stored_price_annotations()})
 
 
 def known_price(position: Position) -> KnownPrice | None:
