@@ -28,6 +28,7 @@ from positions.strategy.rules import returns
 from volbal.api import StrictSerializer, time_param
 from volbal.errors import DomainError
 from volbal.fields import Boolean, DecimalOut, Integer, Number
+from volbal.representation import CompiledRepresentation
 
 
 @extend_schema_field({"type": "string", "minLength": 1, "maxLength": 16,
@@ -149,7 +150,10 @@ NULLABLE_NUMBER = {"type": "number", "nullable": True}
 PRICE_SOURCES_OF_POSITION = (*PriceSource.KNOWN, PriceSource.NONE)
 
 
-class PositionSerializer(serializers.Serializer):
+class PositionSerializer(CompiledRepresentation, serializers.Serializer):
+    # On every read of a position: fields copied once per class, not per response
+    # (volbal.representation).
+
     id = serializers.CharField()
     ticker = serializers.CharField()
     qty = DecimalOut()
