@@ -22,23 +22,38 @@ from collections.abc import Mapping
 from rest_framework import serializers
 from rest_framework.fields import SkipField, get_attribute
 
+from volbal.fields import DecimalOut
+
 # Fields whose to_representation reads only its value and the field's own constant options.
 _VALUE_ONLY = (serializers.CharField, serializers.IntegerField, serializers.BooleanField,
-               serializers.ChoiceField, serializers.DateTimeField, serializers.DecimalField)
+               serializers.ChoiceField, serializers.DateTimeField, serializers.DecimalField,
+               DecimalOut)
 
 
 def _value_only(field) -> bool:
-    from volbal.fields import DecimalOut
-
-    return isinstance(field, (*_VALUE_ONLY, DecimalOut)) and not isinstance(
+    return isinstance(field, _VALUE_ONLY) and not isinstance(
         field, (serializers.Serializer, serializers.ListSerializer, serializers.RelatedField,
                 serializers.ManyRelatedField))
+
+
+def _converter(field):
+    """The field's ``to_representation``; where that is REST framework's ``str(value)`` or
+    ``int(value)`` the builtin itself, and ``None`` for :class:`volbal.fields.DecimalOut`'s
+    (the value as it is): the same result without a call through the field."""
+    method = type(field).to_representation
+    if method is DecimalOut.to_representation:
+        return None
+    if method is serializers.CharField.to_representation:
+        return str
+    if method is serializers.IntegerField.to_representation:
+        return int
+    return field.to_representation
 
 
 class CompiledRepresentation:
     """Mixin for an output ``serializers.Serializer`` (put it first in the bases)."""
 
-    # per class: (output name, attribute, field or None, method name or None)
+    # per class: (output name, attribute, converter or None, field or None, method name or None)
     _compiled_plan: tuple | None = None
 
     @classmethod
@@ -49,13 +64,14 @@ class CompiledRepresentation:
             entries = []
             for field in template._readable_fields:
                 if isinstance(field, serializers.SerializerMethodField):
-                    entries.append((field.field_name, None, None, field.method_name))
+                    entries.append((field.field_name, None, None, None, field.method_name))
                     continue
                 if not _value_only(field) or len(field.source_attrs) != 1:
                     raise TypeError(f"{cls.__name__}.{field.field_name}: "
                                     f"{type(field).__name__} (source {field.source!r}) cannot be "
                                     "compiled; serialize it with REST framework's loop")
-                entries.append((field.field_name, field.source_attrs[0], field, None))
+                entries.append((field.field_name, field.source_attrs[0], _converter(field),
+                                field, None))
             plan = tuple(entries)
             cls._compiled_plan = plan
         return plan
@@ -64,7 +80,7 @@ class CompiledRepresentation:
         if isinstance(instance, Mapping):  # REST framework reads keys: its own loop
             return super().to_representation(instance)
         ret = {}
-        for name, attr, field, method in self._plan():
+        for name, attr, convert, field, method in self._plan():
             if method is not None:
                 ret[name] = getattr(self, method)(instance)
                 continue
@@ -77,5 +93,10 @@ class CompiledRepresentation:
                     continue
             if callable(attribute):  # a method: REST framework calls it (or says why not)
                 attribute = get_attribute(instance, [attr])
-            ret[name] = None if attribute is None else field.to_representation(attribute)
+            if attribute is None:
+                ret[name] = None
+            elif convert is None:
+                ret[name] = attribute
+            else:
+                ret[name] = convert(attribute)
         return ret
