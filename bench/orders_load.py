@@ -15,7 +15,9 @@ the same ``--connections`` concurrent keep-alive connections for ``--seconds``:
 1. warm-up: a few hundred submissions, reads and floor requests, not measured;
 2. submissions: ``POST /v1/positions/{id}/orders`` with a fresh ``Idempotency-Key`` each;
 3. replays: the same requests again (same keys, same bodies);
-4. reads: ``GET /v1/positions/{id}`` with the token (the authenticated read of one position);
+4. reads: ``GET /v1/positions/{id}`` with the token (the authenticated read of one position),
+   of ``--positions`` other positions whose ticker has a stored price (so each body carries a
+   price, value and weight);
 5. the DRF floor: ``GET /v1/bench/floor``, a trivial APIView with the project's default
    authentication (the same token), permission, negotiation and renderer classes, behind the
    same middleware (checked: its answer carries the same middleware headers as a read's);
@@ -90,18 +92,23 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.db import connection
 from rest_framework.authtoken.models import Token
-from positions.services import position_create
+from positions.services import position_create, prices_record
 from volbal import clock
 
 user = get_user_model().objects.create_user(username="bench", password=None)
 token = Token.objects.create(user=user).key
 ids = [position_create(owner=user, ticker="BNCH", qty=Decimal(1000), cash=Decimal(10) ** 9,
                        max_orders_per_day=100000).id for _ in range({n})]
+# the reads': another ticker, with a stored price (their bodies carry a price, value and weight)
+read_ids = [position_create(owner=user, ticker="BNRD", qty=Decimal(1000),
+                            cash=Decimal(100000)).id for _ in range({n})]
+prices_record(rows=[{{"ticker": "BNRD", "price": Decimal("123.45"), "ts": clock.now()}}])
 with connection.cursor() as cursor:
     cursor.execute("CREATE TABLE bench_position (n integer PRIMARY KEY, id varchar(32))")
     cursor.executemany("INSERT INTO bench_position VALUES (%s, %s)",
                        list(enumerate(ids, start=1)))
 print("BENCH" + json.dumps({{"token": token, "user_id": user.pk, "positions": ids,
+                            "read_positions": read_ids,
                             "trading_day": clock.session_day().isoformat()}}))
 """
 
@@ -279,7 +286,8 @@ def submissions(info: dict, tag: str):
 
 def reads(info: dict):
     headers = {"Authorization": f"Token {info['token']}"}
-    return cycle([("GET", f"/v1/positions/{pid}", headers, b"") for pid in info["positions"]])
+    return cycle([("GET", f"/v1/positions/{pid}", headers, b"")
+                  for pid in info["read_positions"]])
 
 
 FLOOR_PATH = "/v1/bench/floor"  # bench/floor_urls.py
@@ -305,7 +313,8 @@ def same_stack(port: int, info: dict) -> list[str]:
     read_status, read_body, read_headers = asyncio.run(one(port, next(reads(info))))
     floor_status, floor_body, floor_headers = asyncio.run(one(port, next(drf_floor(info))))
     anonymous, _, _ = asyncio.run(one(port, ("GET", FLOOR_PATH, {}, b"")))
-    if (read_status, floor_status, floor_body) != (200, 200, b'{"ok":true}'):
+    if (read_status, floor_status, floor_body) != (200, 200, b'{"ok":true}') or \
+            b'"price_source":"stored"' not in read_body:
         problems.append(f"read {read_status} {read_body[:80]!r}, floor {floor_status} "
                         f"{floor_body[:80]!r}")
     if anonymous != 401:

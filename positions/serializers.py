@@ -147,6 +147,8 @@ def not_configurable(data) -> dict[str, str]:
 
 
 NULLABLE_NUMBER = {"type": "number", "nullable": True}
+# A time as every DateTimeField renders it (one instance: its output depends only on the value).
+_TIME = serializers.DateTimeField()
 PRICE_SOURCES_OF_POSITION = (*PriceSource.KNOWN, PriceSource.NONE)
 
 
@@ -210,7 +212,7 @@ class PositionSerializer(CompiledRepresentation, serializers.Serializer):
     @extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
     def get_price_ts(self, obj) -> dt.datetime | None:
         ts = self._valuation(obj)["price_ts"]
-        return None if ts is None else serializers.DateTimeField().to_representation(ts)
+        return None if ts is None else _TIME.to_representation(ts)
 
     @extend_schema_field({"type": "string", "enum": list(PRICE_SOURCES_OF_POSITION)})
     def get_price_source(self, obj) -> str:
