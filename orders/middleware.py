@@ -60,10 +60,14 @@ def _replay(record: IdempotencyRecord) -> HttpResponse:
 
 
 def _view_class(request):
-    try:
-        match = resolve(request.path_info)
-    except Resolver404:
-        return None
+    """The view the request goes to: resolved here before the view runs (the handler resolves
+    it again), read from the handler's ``resolver_match`` after it ran (no third resolve)."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return None
     return getattr(match.func, "view_class", None) or getattr(match.func, "cls", None)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from decimal import Decimal
 
 from rest_framework import serializers
@@ -12,7 +13,26 @@ from volbal.api import StrictSerializer
 from volbal.fields import CaseInsensitiveChoice, DecimalOut, Number
 
 
-class OrderSubmitSerializer(StrictSerializer):
+class FlatFieldsCopied:
+    """A serializer of plain fields (no nested serializer) whose instance takes a shallow copy
+    of each declared field, not DRF's deep copy: DRF re-runs every field's ``__init__`` per
+    serializer instance (its ``__deepcopy__``), the largest cost of a submission's validation
+    and response (bench/orders_load.py). The copy is still the instance's own (``bind`` sets
+    its name and parent on the copy only); what it shares with the declared field (choices,
+    validators, error messages) no field changes after its ``__init__``. A nested serializer
+    binds its child at its own ``__init__`` and would share it: refused here."""
+
+    def get_fields(self):
+        fields = {}
+        for name, field in self._declared_fields.items():
+            if isinstance(field, serializers.BaseSerializer):
+                raise TypeError(f"{type(self).__name__}.{name}: FlatFieldsCopied takes plain "
+                                "fields only (a nested serializer would share its child)")
+            fields[name] = copy.copy(field)
+        return fields
+
+
+class OrderSubmitSerializer(FlatFieldsCopied, StrictSerializer):
     side = CaseInsensitiveChoice(choices=Side.choices,
                                  help_text="BUY or SELL, in any case (answered upper case).")
     qty = Number(
@@ -28,7 +48,7 @@ class OrderSubmitSerializer(StrictSerializer):
                   "close of the exchange session it was placed in (order_expired).")
 
 
-class OrderAcceptedSerializer(serializers.Serializer):
+class OrderAcceptedSerializer(FlatFieldsCopied, serializers.Serializer):
     order_id = serializers.CharField(source="id")
     accepted = serializers.SerializerMethodField()
     position_id = serializers.CharField()
