@@ -158,17 +158,22 @@ def cycle(env: dict, batch: int, processes: int) -> Run:
     outputs = [p.communicate(timeout=3600) for p in procs]
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    evaluated = 0
+    evaluated, claimed = 0, []
     for proc, (out, err) in zip(procs, outputs, strict=True):
         if proc.returncode != 0:
             raise RuntimeError(f"manage.py trade exited {proc.returncode}:\n{out}\n{err}")
         line = out.strip().splitlines()[-1]
         print("   ", line)
         evaluated += int(re.search(r"(\d+) evaluated", line).group(1))
+        claimed.append(int(re.search(r"(\d+) claimed", line).group(1)))
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     run = Run(evaluated, wall, cpu)
+    # a position claimed by two processes would count twice: the claims must add up to the
+    # positions evaluated (each evaluated once, by the one process that claimed it)
     print(f"    {processes} process(es): {evaluated} evaluated in {wall:.2f} s wall "
-          f"= {run.rate:.1f}/s; {run.cpu_ms:.3f} ms CPU per position")
+          f"= {run.rate:.1f}/s; {run.cpu_ms:.3f} ms CPU per position; claims "
+          f"{'+'.join(map(str, claimed))} = {sum(claimed)}"
+          + ("" if sum(claimed) == evaluated else "  (CLAIMS != EVALUATED)"))
     return run
 
 
