@@ -1,25 +1,35 @@
 #!/usr/bin/env python3
 """Speed of the trade cycle (docs/brokers.md#speed), against the SQL floor measured in the same run.
 
-    .venv/bin/python bench/trade_cycle.py [--positions 20000] [--batch 500] [--floor-seconds 10]
+    .venv/bin/python bench/trade_cycle.py [--positions 20000] [--batch 500] [--processes 4]
+                                          [--no-single] [--floor-seconds 10] [--database NAME]
 
 Self-contained and bounded: a scratch PostgreSQL database (dropped at the end; ``--keep-db``
 keeps it), migrated, with ``--positions`` positions in one ticker (50 shares, 5,000 cash, anchor
-100). ``manage.py trade --quiet`` runs with no exchange calendar (the hour of the run does not
-matter) and its own summary gives the duration:
+100). Each run of a phase starts ``--processes`` ``manage.py trade --quiet`` processes at once
+on the database, with no exchange calendar (the hour of the run does not matter); they split
+the positions between them (each claims batches with a lease and ``SKIP LOCKED``: what one
+claimed, the others pass over). A run's rate is the positions they evaluated (the sum of their
+summaries) over the wall time from the first start to the last exit: Python's and Django's
+start-up count, as in production. Beside it, the processes' CPU time (user + system, this
+script's children) per position: a figure the other load of a shared machine barely moves.
 
 1. evaluate only: a new price 96 (a buy trigger for every position, auto_submit off: the
    proposals are recorded, nothing submitted);
 2. with submission: auto_submit and the paper broker on, a new price 95.9: every position
    submits a buy and routes it;
 3. the same as 1 after 10x the events already in the table were added (the rate should stay
-   within 20 %); ``VACUUM ANALYZE`` after each bulk load, so no autovacuum races a phase;
+   within 20 % of 1's); ``VACUUM ANALYZE`` after each bulk load, so no autovacuum races a phase;
 4. the SQL floor: pgbench, one client, prepared statements, on the same database, running the
    bare writes one evaluation needs: lock the position, read the ticker's latest price, mark
-   the price evaluated, insert the evaluation event.
+   the price evaluated, insert the evaluation event; and the same writes for a whole batch.
+
+Unless ``--no-single`` (or ``--processes 1``), phases 1 and 2 first run with ONE process too
+(at the prices 96.1 and 95.95; the orders of 2's single run are then closed, unfilled, so the
+positions stand as before), for the scale-out ratio.
 
 Prints positions per second for 1-3, the floor's transactions per second and the ratios
-(targets: >= 3,000/s evaluate-only, >= 1,000/s with submission, on 2 cores).
+(targets, ``--processes 4`` on 2 cores: >= 3,000/s evaluate-only, >= 2,500/s with submission).
 """
 
 from __future__ import annotations
@@ -27,9 +37,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -68,10 +81,14 @@ with connection.cursor() as c:
               "actor_user_id, actor_name FROM events_event, generate_series(1, 10)")
 """
 
-# Back to phase 1's work: phase 2's paper orders closed (not filled), submission off.
-RESET = """
+# Phase 2's paper orders closed (not filled): the positions stand as before it.
+CLOSE_ORDERS = """
 from orders.models import Order
 Order.objects.update(status="cancelled")
+"""
+
+# Back to phase 1's work: phase 2's paper orders closed (not filled), submission off.
+RESET = CLOSE_ORDERS + """
 Position.objects.update(auto_submit=False, broker="manual")
 """
 
@@ -115,16 +132,49 @@ def vacuum(url: str) -> None:
         conn.execute("VACUUM ANALYZE")
 
 
-def cycle(env: dict, batch: int) -> tuple[int, int]:
-    """(positions evaluated, duration in ms) of one ``manage.py trade`` run."""
-    out = subprocess.run([PYTHON, "manage.py", "trade", "--quiet", "--batch", str(batch)],
-                         cwd=ROOT, env=env, check=True, timeout=3600, capture_output=True,
-                         text=True).stdout
-    line = out.strip().splitlines()[-1]
-    print("   ", line)
-    evaluated = int(re.search(r"(\d+) evaluated", line).group(1))
-    ms = int(re.search(r"in (\d+) ms", line).group(1))
-    return evaluated, ms
+@dataclass
+class Run:
+    evaluated: int  # the sum of the processes' summaries
+    wall: float  # seconds, from the first start to the last exit
+    cpu: float  # seconds of user + system time of the processes
+
+    @property
+    def rate(self) -> float:
+        return self.evaluated / self.wall
+
+    @property
+    def cpu_ms(self) -> float:
+        return 1000 * self.cpu / max(1, self.evaluated)
+
+
+def cycle(env: dict, batch: int, processes: int) -> Run:
+    """``processes`` ``manage.py trade`` runs started at once: their positions evaluated, the
+    wall time from the first start to the last exit, and their CPU time."""
+    command = [PYTHON, "manage.py", "trade", "--quiet", "--batch", str(batch)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    procs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(processes)]
+    outputs = [p.communicate(timeout=3600) for p in procs]
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    evaluated, claimed = 0, []
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        if proc.returncode != 0:
+            raise RuntimeError(f"manage.py trade exited {proc.returncode}:\n{out}\n{err}")
+        line = out.strip().splitlines()[-1]
+        print("   ", line)
+        evaluated += int(re.search(r"(\d+) evaluated", line).group(1))
+        claimed.append(int(re.search(r"(\d+) claimed", line).group(1)))
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    run = Run(evaluated, wall, cpu)
+    # a position claimed by two processes would count twice: the claims must add up to the
+    # positions evaluated (each evaluated once, by the one process that claimed it)
+    print(f"    {processes} process(es): {evaluated} evaluated in {wall:.2f} s wall "
+          f"= {run.rate:.1f}/s; {run.cpu_ms:.3f} ms CPU per position; claims "
+          f"{'+'.join(map(str, claimed))} = {sum(claimed)}"
+          + ("" if sum(claimed) == evaluated else "  (CLAIMS != EVALUATED)"))
+    return run
 
 
 def floor(database_url: str, positions: int, seconds: int, batch: int = 0) -> float:
@@ -144,6 +194,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--positions", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--processes", type=int, default=4,
+                        help="manage.py trade processes started at once per run (default 4).")
+    parser.add_argument("--no-single", action="store_true",
+                        help="Skip the one-process runs of phases 1 and 2.")
     parser.add_argument("--floor-seconds", type=int, default=10)
     parser.add_argument("--server", default=os.environ.get(
         "BENCH_PG", "postgres://postgres@127.0.0.1:5432"))
@@ -152,8 +206,11 @@ def main() -> int:
                         help="Name of the scratch database (created, then dropped; default: a "
                              "random volbal_bench_ name).")
     args = parser.parse_args()
-    if not 1 <= args.positions <= 1_000_000 or not 1 <= args.floor_seconds <= 600:
-        raise SystemExit("--positions 1..1000000, --floor-seconds 1..600")
+    if (not 1 <= args.positions <= 1_000_000 or not 1 <= args.floor_seconds <= 600
+            or not 1 <= args.processes <= 64):
+        raise SystemExit("--positions 1..1000000, --floor-seconds 1..600, --processes 1..64")
+    n = args.processes
+    single = n > 1 and not args.no_single
     with scratch_database(args.server, args.keep_db, args.database) as url:
         # as in production: DEBUG off (DEBUG keeps every statement's text in memory)
         env = {**os.environ, "DATABASE_URL": url, "DJANGO_DEBUG": "0", "VOLBAL_CALENDAR": "",
@@ -162,34 +219,52 @@ def main() -> int:
                        timeout=600)
         shell(env, SETUP.format(n=args.positions))
         vacuum(url)
-        rates = {}
-        print(f"{args.positions} positions, batches of {args.batch}")
+        runs: dict[str, Run] = {}
+        print(f"{args.positions} positions, batches of {args.batch}, {n} process(es) at once")
         print("1. evaluate only")
+        if single:
+            shell(env, PRICE.format(price="96.1", extra=""))
+            runs["evaluate_1"] = cycle(env, args.batch, 1)
         shell(env, PRICE.format(price="96", extra=""))
-        n, ms = cycle(env, args.batch)
-        rates["evaluate"] = n / (ms / 1000)
+        runs["evaluate"] = cycle(env, args.batch, n)
         print("2. with submission (auto_submit, paper broker)")
-        shell(env, PRICE.format(price="95.9", extra="Position.objects.update(auto_submit=True, "
-                                                    "broker='paper')"))
-        n, ms = cycle(env, args.batch)
-        rates["submit"] = n / (ms / 1000)
+        submission = "Position.objects.update(auto_submit=True, broker='paper')"
+        if single:
+            shell(env, PRICE.format(price="95.95", extra=submission))
+            runs["submit_1"] = cycle(env, args.batch, 1)
+            submission = CLOSE_ORDERS
+        shell(env, PRICE.format(price="95.9", extra=submission))
+        runs["submit"] = cycle(env, args.batch, n)
         print("3. evaluate only, after 10x the events")
         shell(env, MORE_EVENTS + PRICE.format(price="95.8", extra=RESET))
         vacuum(url)
-        n, ms = cycle(env, args.batch)
-        rates["evaluate_10x"] = n / (ms / 1000)
+        runs["evaluate_10x"] = cycle(env, args.batch, n)
         tps = floor(url, args.positions, args.floor_seconds)
         batch_tps = floor(url, args.positions, args.floor_seconds, batch=args.batch)
         load = os.getloadavg()
-    print(f"evaluate only        {rates['evaluate']:9.1f} positions/s  (target >= 3000)")
-    print(f"with submission      {rates['submit']:9.1f} positions/s  (target >= 1000)")
-    print(f"after 10x events     {rates['evaluate_10x']:9.1f} positions/s  "
-          f"({rates['evaluate_10x'] / rates['evaluate']:.2f} x the first; target within 20 %)")
+
+    def row(title: str, key: str, target: str) -> None:
+        r = runs[key]
+        print(f"{title:<21}{r.rate:9.1f} positions/s  {r.cpu_ms:6.3f} ms CPU/position  {target}")
+
+    print(f"{n} process(es) at once, wall from the first start to the last exit:")
+    row("evaluate only", "evaluate", "(target >= 3000)")
+    row("with submission", "submit", "(target >= 2500)")
+    row("after 10x events", "evaluate_10x",
+        f"({runs['evaluate_10x'].rate / runs['evaluate'].rate:.2f} x the first; target within "
+        "20 %)")
+    if single:
+        print("1 process:")
+        row("evaluate only", "evaluate_1",
+            f"({runs['evaluate'].rate / runs['evaluate_1'].rate:.2f} x with {n})")
+        row("with submission", "submit_1",
+            f"({runs['submit'].rate / runs['submit_1'].rate:.2f} x with {n})")
     print(f"SQL floor (pgbench)  {tps:9.1f} tps, 1 client, the bare writes of one evaluation")
     print(f"SQL floor, batched   {batch_tps * args.batch:9.1f} positions/s ({batch_tps:.2f} tps of "
           f"{args.batch}: the same writes as one statement per batch, as the cycle does them)")
-    print(f"evaluate only / floor: {rates['evaluate'] / tps:.2f} of the per-position floor, "
-          f"{rates['evaluate'] / (batch_tps * args.batch):.2f} of the batched floor")
+    rate = runs["evaluate"].rate
+    print(f"evaluate only / floor: {rate / tps:.2f} of the per-position floor, "
+          f"{rate / (batch_tps * args.batch):.2f} of the batched floor")
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
           f"({os.cpu_count()} cores)")
     return 0

@@ -52,10 +52,17 @@ class AuditJSONEncoder(json.JSONEncoder):
         return super().default(obj)
 
     def encode(self, o) -> str:
-        return _MARKED_TEXT.sub(r"\1", super().encode(o))
+        return _MARKED_TEXT.sub(_marked_number, super().encode(o))
 
 
 _MARKED_TEXT = re.compile(r'"\\u0000D:(-?[0-9]+(?:\.[0-9]+)?)"')
+
+
+def _marked_number(match: re.Match) -> str:
+    """The number a marked Decimal stands for (the same text as the template ``\\1``; on
+    Python 3.11 a template is expanded by Python code per match, this call costs less: every
+    event written encodes a dozen decimals)."""
+    return match.group(1)
 
 
 class AuditJSONDecoder(json.JSONDecoder):

@@ -103,11 +103,21 @@ def ticket_of(order: Order) -> Ticket:
     )
 
 
-def _unrouted(position_ids=None):
+def _unrouted(position_ids=None, positions: dict[str, Position] | None = None) -> list[Order]:
+    """The open orders not yet routed (of these positions), oldest first, each with its
+    position: read with them, or, for those in ``positions``, the caller's instance."""
     qs = (Order.objects.filter(status__in=OPEN_STATUSES, routed_at__isnull=True)
-          .exclude(broker=BrokerName.MANUAL).select_related("position")
-          .order_by("created_at", "id"))
-    return qs if position_ids is None else qs.filter(position_id__in=position_ids)
+          .exclude(broker=BrokerName.MANUAL).order_by("created_at", "id"))
+    if position_ids is not None:
+        qs = qs.filter(position_id__in=position_ids)
+    if not positions:
+        return list(qs.select_related("position"))
+    orders = list(qs)
+    missing = {o.position_id for o in orders} - positions.keys()
+    known = {**positions, **(Position.objects.in_bulk(missing) if missing else {})}
+    for order in orders:
+        order.position = known[order.position_id]
+    return orders
 
 
 def _routed_open(position_ids=None):
@@ -117,18 +127,24 @@ def _routed_open(position_ids=None):
     return qs if position_ids is None else qs.filter(position_id__in=position_ids)
 
 
-def orders_route(*, position_ids=None, run: BrokerRun | None = None) -> BrokerRun:
+def orders_route(*, position_ids=None, run: BrokerRun | None = None,
+                 positions: dict[str, Position] | None = None) -> BrokerRun:
     """Send every open order not yet routed (of these positions) to its broker: each placed
     with no transaction open, then what they answered recorded for all of them in one
     transaction (:func:`_routed_record`); then the
-    cancel requests of the orders a broker holds (:func:`cancels_route`)."""
+    cancel requests of the orders a broker holds (:func:`cancels_route`).
+
+    ``positions`` (id → instance): positions the caller has just read (the trade cycle's
+    batch, as its evaluation committed them), given to their orders' tickets instead of being
+    read again with the orders. A placement reads nothing of a position but its ticker, which
+    never changes (the orders themselves are read afresh)."""
     run = run or BrokerRun()
     if position_ids is not None:  # only positions with an open order (see the selector)
         position_ids = positions_with_open_orders(position_ids)
         if not position_ids:
             return run
     placed = []
-    for order in list(_unrouted(position_ids)):
+    for order in _unrouted(position_ids, positions):
         if not run.first_try("place", order.id):
             continue
         broker_order_id = _place(order, run)

@@ -113,17 +113,23 @@ def line_of(position_id: str, result) -> EvaluationLine | None:
                           proposal=bool(result.decision and result.decision.proposal))
 
 
-def evaluate_batch(ids: list[str], *, submit_ids: set[str],
-                   source: str) -> list[tuple[str, EvaluationLine | None]]:
+def evaluate_batch(ids: list[str], *, submit_ids: set[str], source: str,
+                   evaluated: dict[str, Position] | None = None,
+                   ) -> list[tuple[str, EvaluationLine | None]]:
     """The cycle's evaluation of a claimed batch: all at once through
     :func:`evaluation.positions_evaluate_claimed`; a position it leaves out (no stored price, a
     split due) and, should the batch's own writes fail, every position of the batch goes
-    through the one-position path instead (each its own transaction)."""
+    through the one-position path instead (each its own transaction). ``evaluated`` receives
+    the positions the batch evaluated, as it committed them (their orders' routing reads them
+    no more)."""
     try:
         results = evaluation.positions_evaluate_claimed(ids, submit_ids=submit_ids,
                                                       source=source)
     except Exception:  # the batch rolled back as a whole: one position at a time
         results = {}
+    if evaluated is not None:
+        evaluated.update((pid, r.position) for pid, r in results.items()
+                         if isinstance(r, evaluation.Evaluation))
     return [(pid, line_of(pid, results[pid]) if pid in results else
              evaluate_one(pid, submit=pid in submit_ids, source=source, mark_latest=True))
             for pid in ids]
@@ -231,8 +237,9 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
             brokers.brokers_poll(position_ids=ids, run=run)
             submit_ids = fed.fresh(set(Position.objects.filter(id__in=ids, auto_submit=True)
                                        .values_list("id", flat=True)))
-            for position_id, line in evaluate_batch(ids, submit_ids=submit_ids,
-                                                    source=source):
+            evaluated: dict[str, Position] = {}
+            for position_id, line in evaluate_batch(ids, submit_ids=submit_ids, source=source,
+                                                    evaluated=evaluated):
                 if line is None:
                     continue
                 row.evaluated += 1
@@ -242,7 +249,7 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
                 say(f"{position_id} {line.ticker} {line.text}")
                 if line.failed:
                     out.errors.append(f"{position_id} evaluation_failed: {line.text}")
-            brokers.orders_route(position_ids=ids, run=run)
+            brokers.orders_route(position_ids=ids, run=run, positions=evaluated)
     else:
         say(f"Market closed at {now.isoformat()}: nothing evaluated.")
     brokers.orders_route(run=run)

@@ -314,3 +314,28 @@ def test_parallel_polls_fill_once(make_position):
     assert (pos.qty, pos.cash) == (5, D(500))
     assert sum(r.fills for r in runs) >= 1
     assert Event.objects.filter(position_id=pos.pk, type="order_filled").count() == 1
+
+
+def test_routing_with_the_callers_positions_places_the_same_tickets(make_position,
+                                                                     monkeypatch):
+    """The trade cycle hands orders_route the positions its batch evaluated: their orders are
+    placed with the caller's instance (no second read of it); an order of a position it did
+    not hand over reads its own. The tickets placed are the ones routing without them
+    places, and both orders are routed with their events."""
+    a = make_position(qty="0", cash="10000", broker="paper")
+    b = make_position(qty="0", cash="10000", broker="paper")
+    orders = [submit(a, "BUY", 10), submit(b, "BUY", 20)]
+    placed = []
+    real_place = brokers.PaperBroker.place
+    monkeypatch.setattr(brokers.PaperBroker, "place",
+                        lambda self, ticket: placed.append(ticket) or real_place(self, ticket))
+    given = Position.objects.get(pk=a.pk)
+    run = brokers.orders_route(position_ids=[a.pk, b.pk], positions={a.pk: given})
+    assert run.routed == 2 and [t.order_id for t in placed] == [o.id for o in orders]
+    assert [(t.ticker, t.side, t.qty, t.account, t.cfg) for t in placed] == [
+        ("ZIM", "BUY", D(10), a.state(), a.config()), ("ZIM", "BUY", D(20), b.state(),
+                                                       b.config())]
+    assert types(a)[-1] == types(b)[-1] == "order_routed"
+    for order in orders:
+        order.refresh_from_db()
+        assert order.broker_order_id == f"paper-{order.id}" and order.routed_at is not None

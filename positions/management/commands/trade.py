@@ -14,6 +14,11 @@ from volbal.repeat import run_every
 
 
 class Command(ActorCommand):  # its events name it (events.actor)
+    # Cron starts it every minute, and several at once split a cycle: no system checks at each
+    # start (they import every URLconf, the whole API layer: ~0.15 s of CPU per process, as
+    # much as 500 positions' evaluation). `manage.py check --deploy` runs them at deployment
+    # (docs/operations.md).
+    requires_system_checks: list = []
     help = ("Run one trade cycle: due dividends, day orders past their session expire, then (in "
             "an exchange session) every position whose ticker has a price newer than its last "
             "evaluation has its broker polled and is evaluated at that price, submitting when "
