@@ -599,8 +599,10 @@ class Book:
             self.day = d
             self.orders_today = 0
         self.evaluations += 1
-        dec = rules.evaluate(_new_state(self.S, self.C, self.R, self.Pa), self.cfg, self.price(j),
-                             orders_today=self.orders_today, explain=False)
+        P = self.plist[j]
+        dec = rules.evaluate(_new_state(self.S, self.C, self.R, self.Pa), self.cfg,
+                             _dec(P) if self.exact else P, orders_today=self.orders_today,
+                             explain=False)
         if dec.anchor_set:
             self.Pa = dec.anchor
             self.changed = True
@@ -650,7 +652,12 @@ class Book:
         ``rules.default_commission`` does), not computed a second time. (In Decimal the notional
         is quantized here in the default context, which refuses a value past 28 digits as the
         command reports it; the proposal's wide context would not.)"""
-        Pf = self.fill_price(j, side) if price is None else price
+        if price is not None:
+            Pf = price
+        elif self.bps:
+            Pf = self.fill_price(j, side)
+        else:  # fill_price without slippage: the bar's price (the float hot path, inline)
+            Pf = self.plist[j] if not self.exact else _dec(self.plist[j])
         if side == rules.BUY:
             q = self.affordable(q, Pf)
             if not q > 0:
@@ -690,8 +697,11 @@ class Book:
 
     def record(self, j: int) -> None:
         if self.changed:
-            Pa = math.nan if self.Pa is None else float(self.Pa)
-            self.rows.append((j, float(self.S), float(self.C), float(self.R), Pa))
+            Pa = math.nan if self.Pa is None else self.Pa
+            if self.exact:
+                self.rows.append((j, float(self.S), float(self.C), float(self.R), float(Pa)))
+            else:  # already floats (np.array converts the rows)
+                self.rows.append((j, self.S, self.C, self.R, Pa))
             self.changed = False
 
     def go(self, policy, fast: bool) -> Run:
@@ -723,6 +733,8 @@ class Book:
 
     def levels(self) -> tuple[float, float]:
         """(hi, lo): only a bar whose price is >= hi can sell and only one <= lo can buy."""
+        if not self.exact:  # floats already
+            return _levels(self.S, self.C, self.R, self.Pa, self.k)
         return _levels(float(self.S), float(self.C), float(self.R), float(self.Pa), self.k)
 
 
