@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from decimal import Decimal
 
 import numpy as np
@@ -103,6 +104,19 @@ def test_stability_is_the_median_over_the_cell_and_its_grid_neighbours():
     # A NaN neighbour (an invalid cell) is left out.
     score[1] = math.nan
     assert sweep.stability(score, (3, 3))[0] == 2.5  # median(1, 4)
+
+
+def test_nanmedian0_is_numpys_nanmedian_over_the_first_axis():
+    rng = np.random.default_rng(7)
+    for rows in (1, 2, 3, 4, 5):
+        a = rng.normal(size=(rows, 200))
+        a[rng.random(a.shape) < 0.3] = math.nan  # some columns all NaN, some partly
+        a[:, :3] = math.nan
+        a[:, 3] = 1.5  # ties
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # numpy's: an all-NaN column
+            want = np.nanmedian(a, axis=0)
+        np.testing.assert_array_equal(sweep.nanmedian0(a), want)  # NaN where numpy's is
 
 
 def test_narrow_peak_ranks_by_score_but_scores_lower_stability():
