@@ -6,6 +6,7 @@ positions/research/tests/test_sweep_command.py."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import warnings
 from decimal import Decimal
@@ -250,6 +251,36 @@ def test_progress_counts_cells_then_exact_re_runs():
     assert text(36, windows=2) == "cells 12/12, exact re-runs 6/6"
     exact = sweep.Spec(BASE, GRID, exact=True)  # nothing re-run: only cells
     assert sweep.progress_text(sweep.progress_counts(exact, 1, 6)) == "cells 6/6"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_chunk_pauses_the_cyclic_gc_and_restores_it_and_leaves_no_cycles(enabled):
+    """run_chunk pauses the collector while its cells run: safe because a cell's objects form
+    no cycle (nothing is left for the collector after float and exact cells, an invalid cell
+    among them); the caller's setting is back afterwards."""
+    spec = sweep.Spec(BASE, (sweep.parse_axis("trigger_pct=0.02,0.04"),
+                             sweep.parse_axis("guard_low=0.1,0.8")))  # 0.8: invalid
+    items = [wave(), wave(name="V", period=5.0)]
+    bench = sweep.bench_returns(spec, items)
+    was = gc.isenabled()
+    try:
+        gc.collect()
+        gc.enable() if enabled else gc.disable()
+        seen = []
+        orig = sweep._run_cells
+        sweep._run_cells = lambda *a: seen.append(gc.isenabled()) or orig(*a)
+        try:
+            out = sweep.run_chunk(spec, items, bench, range(4), False)
+            out += sweep.run_chunk(spec, items, bench, range(4), True)
+        finally:
+            sweep._run_cells = orig
+        assert seen == [False, False]
+        assert gc.isenabled() is enabled
+        assert [err is None for _, _, err in out] == [True, False, True, False] * 2
+        gc.disable()
+        assert gc.collect() == 0
+    finally:
+        gc.enable() if was else gc.disable()
 
 
 def test_cells_are_dealt_across_the_chunks():
