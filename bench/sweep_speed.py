@@ -13,6 +13,10 @@ temporary directory, then measures:
   guard_low=0.02:0.40:0.02 --jobs 1`` (one process) and ``--jobs 2`` (two worker processes);
   floats for the 400 cells, the top 10 re-run exact (the command's default); wall time and
   CPU time (user + system of the process and its workers);
+- the floor, measured the same way: the same command for one cell (interpreter, django.setup,
+  the CSV, the benchmarks, the cell and its exact re-run, the outputs), serial whatever the
+  workers; the last line says how low it must be for both targets at once (with 2 workers at
+  best wall2 = (wall1 + floor) / 2);
 - backtesting.py's ``Backtest.optimize`` over the same 20 x 20 grid of its comparable band
   strategy (bench/sweep_bt_optimize.py; it uses every core too), once, the same way.
 
@@ -133,19 +137,26 @@ def main() -> None:
         out = Path(tmp) / "sweep.json"
         base = [PY, str(ROOT / "manage.py"), "sweep", "--csv", str(path),
                 "--no-progress", "--json-file", str(out)]
-        run(base + ["--grid", "trigger_pct=0.05", "--grid", "guard_low=0.1", "--jobs", "1"],
-            cwd=ROOT, env=env)  # untimed: caches the bytecode, warms the file cache
+        one = base + ["--grid", "trigger_pct=0.05", "--grid", "guard_low=0.1", "--jobs", "1"]
+        run(one, cwd=ROOT, env=env)  # untimed: caches the bytecode, warms the file cache
         base += ["--grid", "trigger_pct=0.01:0.20:0.01", "--grid", "guard_low=0.02:0.40:0.02"]
         wall = {1: math.inf, 2: math.inf}
         cpu = {1: math.inf, 2: math.inf}
         inside = {}
+        floor_wall = floor_cpu = math.inf
         for _ in range(args.repeat):
+            # The floor: the same command for one cell (interpreter, django.setup, the CSV, the
+            # benchmarks, one cell and its exact re-run, the outputs): what no worker shares.
+            w, c, _res = run(one, cwd=ROOT, env=env)
+            floor_wall, floor_cpu = min(floor_wall, w), min(floor_cpu, c)
             for jobs in (1, 2):
                 w, c, _res = run(base + ["--jobs", str(jobs)], cwd=ROOT, env=env)
                 doc = json.loads(out.read_text())
                 if w < wall[jobs]:
                     wall[jobs], inside[jobs] = w, doc["seconds"]
                 cpu[jobs] = min(cpu[jobs], c)
+        print(f"floor: manage.py sweep of 1 cell: {floor_wall:6.2f} s end to end, "
+              f"{floor_cpu:6.2f} s CPU (start-up, CSV, benchmarks, outputs); {load()}")
         for jobs in (1, 2):
             print(f"manage.py sweep --jobs {jobs}: {wall[jobs]:6.2f} s end to end "
                   f"({wall[jobs] / cells * 1000:5.1f} ms a cell; {inside[jobs]:.2f} s in the "
@@ -183,6 +194,15 @@ def main() -> None:
             ratio = bt_cpu / cpu[2]
             print(f"  sweep vs backtesting.py, CPU (2 workers): {ratio:5.1f}x [target >= "
                   f"{TARGET_VS_BT:g}x: {_met(ratio >= TARGET_VS_BT)}]")
+            # The floor F is serial: with 2 workers at best wall2 = (wall1 + F) / 2, so
+            # wall1 / wall2 >= s (1.7) needs wall1 >= F s / (2 - s), then wall2 >= F / (2 - s);
+            # with wall2 <= bt / 20, both targets at once need F <= bt (2 - s) / 20.
+            s = TARGET_SCALING
+            print(f"  both targets at once need the 1-cell floor <= "
+                  f"{bt_wall * (2 - s) / TARGET_VS_BT:.2f} s (measured {floor_wall:.2f} s); "
+                  f"with it, {TARGET_VS_BT:g}x needs --jobs 1 <= "
+                  f"{2 * bt_wall / TARGET_VS_BT - floor_wall:.2f} s and {s}x needs --jobs 1 >= "
+                  f"{floor_wall * s / (2 - s):.2f} s")
 
 
 def _met(ok: bool) -> str:

@@ -55,10 +55,10 @@ class FixedMix:
     evaluates_first_bar = False
 
     def loop(self, book: engine.Book, start: int, fast: bool) -> None:
-        starts = month_starts(book.days)
-        bars = np.union1d(starts, book.events)
-        monthly = set(starts.tolist())
-        for j in bars[bars >= start].tolist():
+        monthly = set(month_starts(book.days).tolist())
+        # the month starts and the corporate actions' bars, in order (a set, not np.union1d:
+        # np.unique imports numpy.ma, ~10 ms of every command that runs a benchmark)
+        for j in sorted(j for j in monthly.union(book.events.tolist()) if j >= start):
             book.actions_at(j)
             if j in monthly:
                 self.rebalance(book, j)

@@ -599,8 +599,10 @@ class Book:
             self.day = d
             self.orders_today = 0
         self.evaluations += 1
-        dec = rules.evaluate(_new_state(self.S, self.C, self.R, self.Pa), self.cfg, self.price(j),
-                             orders_today=self.orders_today, explain=False)
+        P = self.plist[j]
+        dec = rules.evaluate(_new_state(self.S, self.C, self.R, self.Pa), self.cfg,
+                             _dec(P) if self.exact else P, orders_today=self.orders_today,
+                             explain=False)
         if dec.anchor_set:
             self.Pa = dec.anchor
             self.changed = True
@@ -650,7 +652,12 @@ class Book:
         ``rules.default_commission`` does), not computed a second time. (In Decimal the notional
         is quantized here in the default context, which refuses a value past 28 digits as the
         command reports it; the proposal's wide context would not.)"""
-        Pf = self.fill_price(j, side) if price is None else price
+        if price is not None:
+            Pf = price
+        elif self.bps:
+            Pf = self.fill_price(j, side)
+        else:  # fill_price without slippage: the bar's price (the float hot path, inline)
+            Pf = self.plist[j] if not self.exact else _dec(self.plist[j])
         if side == rules.BUY:
             q = self.affordable(q, Pf)
             if not q > 0:
@@ -690,8 +697,11 @@ class Book:
 
     def record(self, j: int) -> None:
         if self.changed:
-            Pa = math.nan if self.Pa is None else float(self.Pa)
-            self.rows.append((j, float(self.S), float(self.C), float(self.R), Pa))
+            Pa = math.nan if self.Pa is None else self.Pa
+            if self.exact:
+                self.rows.append((j, float(self.S), float(self.C), float(self.R), float(Pa)))
+            else:  # already floats (np.array converts the rows)
+                self.rows.append((j, self.S, self.C, self.R, Pa))
             self.changed = False
 
     def go(self, policy, fast: bool) -> Run:
@@ -723,6 +733,8 @@ class Book:
 
     def levels(self) -> tuple[float, float]:
         """(hi, lo): only a bar whose price is >= hi can sell and only one <= lo can buy."""
+        if not self.exact:  # floats already
+            return _levels(self.S, self.C, self.R, self.Pa, self.k)
         return _levels(float(self.S), float(self.C), float(self.R), float(self.Pa), self.k)
 
 
@@ -879,6 +891,8 @@ def _levels(S: float, C: float, R: float, Pa: float, k: _Consts) -> tuple[float,
     has no level. With m = 0 and a tiny step these are the two triggers and the prices at which
     the weight leaves the band. A bound is only tightened where the algebra is unambiguous
     (positive denominators); elsewhere it is left open, which only costs an evaluation."""
+    # min(a, b) and max(a, b) written out (b if b < a else a, b if b > a else a: the same
+    # value, NaN or not, at a third of a builtin call's cost; ~10 of them a trade)
     inf = math.inf
     low, high = k.low, k.high
     K = C + R
@@ -893,14 +907,19 @@ def _levels(S: float, C: float, R: float, Pa: float, k: _Consts) -> tuple[float,
             Sh = S * k.h1
             g = (k.m_sh + hK) / Sh
             den = Sh - k.st_sh
-            g = max(g, hK / den) if den > 0 else g
-            side = min(side, g)
+            if den > 0:
+                x = hK / den
+                g = x if x > g else g
+            side = g if g < side else side
         lK = low * K
         cap = (k.m_sl + lK) / Sl
         den = Sl - k.st_sl
         if den > 0:
-            cap = max(cap, lK / den)
-        hi = max(side, cap, k.m / S) * (1.0 - LEVEL_SLACK)
+            x = lK / den
+            cap = x if x > cap else cap
+        hi = cap if cap > side else side
+        x = k.m / S
+        hi = (x if x > hi else hi) * (1.0 - LEVEL_SLACK)
     else:
         hi = inf
 
@@ -912,25 +931,31 @@ def _levels(S: float, C: float, R: float, Pa: float, k: _Consts) -> tuple[float,
         lK = low * K
         if S > 0:
             Sl = S * k.l1
-            g = min((lK - k.m_bl) / Sl, lK / (Sl + k.st_bl))
+            g = (lK - k.m_bl) / Sl
+            x = lK / (Sl + k.st_bl)
+            g = x if x < g else g
         elif lK / k.bl >= m_up:
             g = lK / k.st_bl  # weight 0 < low on every bar
         else:
             g = -inf
-        lo = max(lo, g)
+        lo = g if g > lo else lo
     if high < 1.0:
         hK = high * K
         if S > 0:
             Sh = S * k.h1
-            cap = min((hK - k.m_bh) / Sh, hK / (Sh + k.st_bh))
+            cap = (hK - k.m_bh) / Sh
+            x = hK / (Sh + k.st_bh)
+            cap = x if x < cap else cap
         elif hK / k.bh >= m_up:
             cap = hK / k.st_bh
         else:
             cap = -inf
-        lo = min(lo, cap)
+        lo = cap if cap < lo else lo
     else:
-        lo = min(lo, K / k.st_c1)
-    lo = min(lo, C / k.st_c1)
+        x = K / k.st_c1
+        lo = x if x < lo else lo
+    x = C / k.st_c1
+    lo = x if x < lo else lo
     return hi, lo * (1.0 + LEVEL_SLACK) if lo > 0 else lo
 
 

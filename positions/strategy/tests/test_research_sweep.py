@@ -6,7 +6,9 @@ positions/research/tests/test_sweep_command.py."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
+import warnings
 from decimal import Decimal
 
 import numpy as np
@@ -103,6 +105,19 @@ def test_stability_is_the_median_over_the_cell_and_its_grid_neighbours():
     # A NaN neighbour (an invalid cell) is left out.
     score[1] = math.nan
     assert sweep.stability(score, (3, 3))[0] == 2.5  # median(1, 4)
+
+
+def test_nanmedian0_is_numpys_nanmedian_over_the_first_axis():
+    rng = np.random.default_rng(7)
+    for rows in (1, 2, 3, 4, 5):
+        a = rng.normal(size=(rows, 200))
+        a[rng.random(a.shape) < 0.3] = math.nan  # some columns all NaN, some partly
+        a[:, :3] = math.nan
+        a[:, 3] = 1.5  # ties
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # numpy's: an all-NaN column
+            want = np.nanmedian(a, axis=0)
+        np.testing.assert_array_equal(sweep.nanmedian0(a), want)  # NaN where numpy's is
 
 
 def test_narrow_peak_ranks_by_score_but_scores_lower_stability():
@@ -236,6 +251,36 @@ def test_progress_counts_cells_then_exact_re_runs():
     assert text(36, windows=2) == "cells 12/12, exact re-runs 6/6"
     exact = sweep.Spec(BASE, GRID, exact=True)  # nothing re-run: only cells
     assert sweep.progress_text(sweep.progress_counts(exact, 1, 6)) == "cells 6/6"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_chunk_pauses_the_cyclic_gc_and_restores_it_and_leaves_no_cycles(enabled):
+    """run_chunk pauses the collector while its cells run: safe because a cell's objects form
+    no cycle (nothing is left for the collector after float and exact cells, an invalid cell
+    among them); the caller's setting is back afterwards."""
+    spec = sweep.Spec(BASE, (sweep.parse_axis("trigger_pct=0.02,0.04"),
+                             sweep.parse_axis("guard_low=0.1,0.8")))  # 0.8: invalid
+    items = [wave(), wave(name="V", period=5.0)]
+    bench = sweep.bench_returns(spec, items)
+    was = gc.isenabled()
+    try:
+        gc.collect()
+        gc.enable() if enabled else gc.disable()
+        seen = []
+        orig = sweep._run_cells
+        sweep._run_cells = lambda *a: seen.append(gc.isenabled()) or orig(*a)
+        try:
+            out = sweep.run_chunk(spec, items, bench, range(4), False)
+            out += sweep.run_chunk(spec, items, bench, range(4), True)
+        finally:
+            sweep._run_cells = orig
+        assert seen == [False, False]
+        assert gc.isenabled() is enabled
+        assert [err is None for _, _, err in out] == [True, False, True, False] * 2
+        gc.disable()
+        assert gc.collect() == 0
+    finally:
+        gc.enable() if was else gc.disable()
 
 
 def test_cells_are_dealt_across_the_chunks():

@@ -204,8 +204,10 @@ def spec_from(opts, top: int):
 
 
 def write_json(doc, path) -> None:
+    # one string, one write: json.dump writes the encoder's chunks one by one (~2x the CPU)
+    text = json.dumps(doc, separators=(",", ":"))
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(doc, f, separators=(",", ":"))
+        f.write(text)
 
 
 def write_outputs(cmd, res, opts, output) -> None:
