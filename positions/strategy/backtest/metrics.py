@@ -143,8 +143,10 @@ def performance(equity: np.ndarray, seconds: np.ndarray, days: np.ndarray,
 def drawdown(equity: np.ndarray, seconds: np.ndarray) -> tuple[float, float]:
     """(max drawdown <= 0, its duration in calendar days: peak to recovery or to the end)."""
     peak = np.maximum.accumulate(equity)
-    positive = peak > 0
-    ratio = np.divide(equity, peak, out=np.ones_like(equity), where=positive)
+    if equity[0] > 0:  # the running peak is then positive on every bar
+        ratio = equity / peak
+    else:
+        ratio = np.divide(equity, peak, out=np.ones_like(equity), where=peak > 0)
     t = int(np.argmin(ratio))
     mdd = float(ratio[t]) - 1.0
     if not mdd < 0:

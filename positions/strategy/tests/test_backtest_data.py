@@ -4,7 +4,10 @@ bundled samples with their derived dividends."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,6 +139,26 @@ def test_utc_offsets_keep_the_local_day_and_sort_on_absolute_time(tmp_path):
     with pytest.raises(data.DataError, match="mixes times with and without a UTC offset"):
         data.load_csv(write(tmp_path, "date,close\n2024-01-02T14:30:00Z,1\n2024-01-03,1\n",
                             "mixed.csv"))
+
+
+@pytest.mark.parametrize("zone", ["-05:00", "+01:00", "Z"])
+def test_a_long_plain_file_with_utc_offsets_is_read(tmp_path, zone):
+    # The plain reader handed such times to numpy's parser with its warning made an error,
+    # and numpy crashed the process (a segmentation fault) from a thousand rows on: read in a
+    # child process, so that a crash fails this test instead of ending the run.
+    start = dt.datetime(2024, 1, 2, 9, 30)
+    rows = [f"{(start + dt.timedelta(minutes=i)).isoformat()}{zone},{100 + i % 7}.25"
+            for i in range(3000)]
+    path = write(tmp_path, "Date,Close\n" + "\n".join(rows) + "\n")
+    code = ("import sys; from positions.strategy.backtest import data; "
+            "s = data.load_csv(sys.argv[1]); "
+            "print(len(s), int(s.offsets[0]), s.label(2999), s.prices[1])")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[3])
+    assert done.returncode == 0, done.stderr[-500:]
+    offset = {"-05:00": -18000, "+01:00": 3600, "Z": 0}[zone]
+    label = "2024-01-04T11:29:00" + ("+00:00" if zone == "Z" else zone)
+    assert done.stdout.split() == ["3000", str(offset), label, "101.25"]
 
 
 @pytest.mark.parametrize("text,fragment", [
