@@ -84,6 +84,8 @@ def equity_and_weight(prices: np.ndarray, run) -> tuple[np.ndarray, np.ndarray]:
     stock *= prices
     equity = np.repeat(run.change_cash + run.change_receivable, counts)
     equity += stock
+    if equity.min() > 0:  # the usual run: no mask to build
+        return equity, np.divide(stock, equity, out=stock)
     weight = np.divide(stock, equity, out=stock, where=equity > 0)
     if not (equity > 0).all():
         weight[equity <= 0] = 0.0
@@ -140,11 +142,23 @@ def performance(equity: np.ndarray, seconds: np.ndarray, days: np.ndarray,
     }
 
 
+_CHUNK = 1 << 16  # bars per piece of the long series' drawdown: temporaries that stay in cache
+
+
 def drawdown(equity: np.ndarray, seconds: np.ndarray) -> tuple[float, float]:
     """(max drawdown <= 0, its duration in calendar days: peak to recovery or to the end)."""
+    if len(equity) > _CHUNK and equity[0] > 0:
+        found = _drawdown_chunked(equity)
+        if found is not None:
+            mdd, start, end = found
+            if not mdd < 0:
+                return 0.0, 0.0
+            return mdd, float(seconds[end] - seconds[start]) / SECONDS_PER_DAY
     peak = np.maximum.accumulate(equity)
-    positive = peak > 0
-    ratio = np.divide(equity, peak, out=np.ones_like(equity), where=positive)
+    if equity[0] > 0:  # the running peak is then positive on every bar
+        ratio = equity / peak
+    else:
+        ratio = np.divide(equity, peak, out=np.ones_like(equity), where=peak > 0)
     t = int(np.argmin(ratio))
     mdd = float(ratio[t]) - 1.0
     if not mdd < 0:
@@ -154,6 +168,55 @@ def drawdown(equity: np.ndarray, seconds: np.ndarray) -> tuple[float, float]:
     back = np.flatnonzero(equity[t:] >= top)
     end = t + int(back[0]) if len(back) else len(equity) - 1
     return mdd, float(seconds[end] - seconds[start]) / SECONDS_PER_DAY
+
+
+def _drawdown_chunked(equity: np.ndarray):
+    """:func:`drawdown` of a long series with a positive first value, piece by piece: the same
+    running peak, the same ratios and the same first lowest ratio as over the whole array, in
+    two buffers of :data:`_CHUNK` values instead of arrays as long as the series. (mdd, index of
+    the peak, index of the recovery or the last bar), or None for a NaN (left to the whole-array
+    form)."""
+    n = len(equity)
+    peak = np.empty(_CHUNK)
+    ratio = np.empty(_CHUNK)
+    high = -math.inf  # the running peak before the piece
+    low = math.inf  # the lowest ratio so far, first reached at t, under the peak top
+    t = 0
+    top = 0.0
+    for a in range(0, n, _CHUNK):
+        e = equity[a:a + _CHUNK]
+        m = len(e)
+        p = peak[:m]
+        np.maximum.accumulate(e, out=p)
+        np.maximum(p, high, out=p)
+        r = ratio[:m]
+        np.divide(e, p, out=r)
+        k = int(r.argmin())
+        x = float(r[k])
+        if x != x:
+            return None
+        if x < low:
+            low, t, top = x, a + k, float(p[k])
+        high = float(p[-1])
+    mdd = low - 1.0
+    if not mdd < 0:
+        return mdd, 0, 0
+    j = t + 1  # the last bar at the peak before the trough: searched back from it
+    while True:
+        lo = max(j - _CHUNK, 0)
+        hits = np.flatnonzero(equity[lo:j] >= top)
+        if len(hits):
+            start = lo + int(hits[-1])
+            break
+        j = lo
+    end = n - 1  # the first bar back at the peak, else the last
+    for lo in range(t, n, _CHUNK):
+        back = equity[lo:lo + _CHUNK] >= top
+        k = int(back.argmax())
+        if back[k]:
+            end = lo + k
+            break
+    return mdd, start, end
 
 
 def annualised_note(seconds: np.ndarray) -> str | None:

@@ -4,7 +4,10 @@ bundled samples with their derived dividends."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,6 +139,76 @@ def test_utc_offsets_keep_the_local_day_and_sort_on_absolute_time(tmp_path):
     with pytest.raises(data.DataError, match="mixes times with and without a UTC offset"):
         data.load_csv(write(tmp_path, "date,close\n2024-01-02T14:30:00Z,1\n2024-01-03,1\n",
                             "mixed.csv"))
+
+
+fixed_price = st.tuples(st.integers(0, 10**7), st.integers(0, 10**6), st.integers(0, 2),
+                        st.booleans())
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(rows=st.lists(fixed_price, min_size=1, max_size=40),
+       k=st.sampled_from([None, 0, 1, 2, 3, 4, 6]), bad=st.integers(-1, 39),
+       what=st.sampled_from(["", "x", "..", "-", " ", ",", "+"]))
+def test_the_word_reader_of_one_decimal_layout_equals_float(tmp_path_factory, rows, k, bad,
+                                                            what):
+    # Prices with the same number of decimals on every line (the usual file) are read a word
+    # at a time (data._fixed_prices): each must give the very float float() gives, and a line
+    # it cannot read must end where the other readers end.
+    texts = []
+    for whole, frac, zeros, bare in rows:
+        head = "" if bare and k else "0" * zeros + str(whole)
+        tail = "" if k is None else "." + (f"{frac % 10**k:0{k}d}" if k else "")
+        texts.append(head + tail)
+    if 0 <= bad < len(texts) and what:
+        texts[bad] = texts[bad][:1] + what + texts[bad][1:]
+    start = dt.datetime(2020, 1, 1, 9, 30)
+    lines = [f"{(start + i * dt.timedelta(minutes=1)):%Y-%m-%d %H:%M:%S},{p}"
+             for i, p in enumerate(texts)]
+    path = tmp_path_factory.mktemp("csv") / "p.csv"
+    path.write_text("Date,Close\n" + "\n".join(lines) + "\n")
+    try:
+        want = _slow(path)[1]
+        if not (want > 0).all():
+            raise data.DataError("a price that is not positive")
+    except data.DataError:
+        with pytest.raises(data.DataError):
+            data.load_csv(path)
+        return
+    s = data.load_csv(path)
+    assert np.array_equal(s.prices, want)
+    if not what:
+        assert np.array_equal(s.prices, np.array([float(p) for p in texts]))
+
+
+def test_the_word_reader_reads_the_usual_minute_file():
+    body = b"".join(b"2024-01-02 09:%02d:00,%s\n" % (i, p) for i, p in enumerate(
+        [b"100.04", b"99.87", b"1234.50", b"0.01", b"7.00"]))
+    b = np.frombuffer(body, np.uint8)
+    ends = np.flatnonzero(b == 10)
+    pe, ps = ends, np.append(0, ends[:-1] + 1) + 20
+    got = data._fixed_prices(data._words(b), pe, pe - ps, int((pe - ps).max()),
+                             int((pe - ps).min()))
+    assert got is not None and list(got) == [100.04, 99.87, 1234.5, 0.01, 7.0]
+
+
+@pytest.mark.parametrize("zone", ["-05:00", "+01:00", "Z"])
+def test_a_long_plain_file_with_utc_offsets_is_read(tmp_path, zone):
+    # The plain reader handed such times to numpy's parser with its warning made an error,
+    # and numpy crashed the process (a segmentation fault) from a thousand rows on: read in a
+    # child process, so that a crash fails this test instead of ending the run.
+    start = dt.datetime(2024, 1, 2, 9, 30)
+    rows = [f"{(start + dt.timedelta(minutes=i)).isoformat()}{zone},{100 + i % 7}.25"
+            for i in range(3000)]
+    path = write(tmp_path, "Date,Close\n" + "\n".join(rows) + "\n")
+    code = ("import sys; from positions.strategy.backtest import data; "
+            "s = data.load_csv(sys.argv[1]); "
+            "print(len(s), int(s.offsets[0]), s.label(2999), s.prices[1])")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[3])
+    assert done.returncode == 0, done.stderr[-500:]
+    offset = {"-05:00": -18000, "+01:00": 3600, "Z": 0}[zone]
+    label = "2024-01-04T11:29:00" + ("+00:00" if zone == "Z" else zone)
+    assert done.stdout.split() == ["3000", str(offset), label, "101.25"]
 
 
 @pytest.mark.parametrize("text,fragment", [

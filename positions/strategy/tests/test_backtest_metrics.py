@@ -213,3 +213,31 @@ def test_in_band_share_counts_bars_outside():
     rep = run(daily([100, 160, 100, 60, 100]), cfg)
     assert len(rep.strategy.orders) == 1
     assert rep.metrics["in_band_share"] == pytest.approx(3 / 5)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_long_series_drawdown_piece_by_piece_equals_the_whole_array(seed, monkeypatch):
+    # A series longer than metrics._CHUNK is measured piece by piece: the same drawdown and
+    # the same dates as the whole-array form, to the bit (peaks and troughs on piece
+    # boundaries, ties, plateaus, no recovery, no drawdown at all).
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 400))
+    steps = rng.choice([-1.0, 0.0, 0.0, 1.0, 2.5], n) if seed % 3 else rng.normal(0, 1, n)
+    eq = np.round(100 + np.cumsum(steps), 2 if seed % 2 else 12)
+    eq = np.abs(eq) + 1.0 if seed != 5 else np.arange(1.0, n + 1)  # seed 5: only rises
+    secs = np.cumsum(rng.integers(60, 86400 * 3, n))
+    monkeypatch.setattr(metrics, "_CHUNK", 10**9)
+    whole = metrics.drawdown(eq, secs)
+    for chunk in (7, 8, 16, 64):
+        monkeypatch.setattr(metrics, "_CHUNK", chunk)
+        assert metrics.drawdown(eq, secs) == whole
+
+
+def test_the_first_of_equal_troughs_is_the_drawdown_piece_by_piece(monkeypatch):
+    # Halved three times: the first trough (bar 1, peak bar 0, back at bar 2) is the one
+    # reported, whichever piece the later ones fall in.
+    eq = np.array([100.0, 50, 100, 50, 100, 120, 60, 70, 80])
+    secs = np.arange(len(eq)) * 86400
+    for chunk in (2, 3, 4, 10**9):
+        monkeypatch.setattr(metrics, "_CHUNK", chunk)
+        assert metrics.drawdown(eq, secs) == (-0.5, 2.0)
