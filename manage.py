@@ -8,6 +8,10 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "volbal.settings")
+    # No command does linear algebra; OpenBLAS (numpy's, loaded with it) would start a worker
+    # thread per core that spins ~0.1 s of CPU waiting for work that never comes. Set before
+    # numpy loads; a value in the environment is kept.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     # after DJANGO_SETTINGS_MODULE is set (Django's own manage.py)
     import django
     from django.core.management import execute_from_command_line
