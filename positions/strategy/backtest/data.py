@@ -107,9 +107,12 @@ class Series:
 
     @cached_property
     def intraday(self) -> bool:
+        """Whether any bar has a time of day (or the data UTC offsets). Read a piece at a time,
+        so minute bars answer from their first piece."""
         if self.offsets is not None:
             return True
-        return bool(len(self) and (self.seconds != self.days * 86400).any())
+        s = self.times.astype("datetime64[s]", copy=False).view(np.int64)
+        return any((s[a:a + 65536] % 86400).any() for a in range(0, len(s), 65536))
 
     def label(self, i: int) -> str:
         """ISO text of bar ``i``: a date for daily data, else a date and time (with offset)."""
