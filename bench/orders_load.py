@@ -20,7 +20,9 @@ the same ``--connections`` concurrent keep-alive connections for ``--seconds``:
    price, value and weight);
 5. the DRF floor: ``GET /v1/bench/floor``, a trivial APIView with the project's default
    authentication (the same token), permission, negotiation and renderer classes, behind the
-   same middleware (checked: its answer carries the same middleware headers as a read's);
+   same middleware (checked: its answer carries the same middleware headers as a read's).
+   Reads and the floor run in alternating ``--slice`` second slices (``--seconds`` each in
+   all), so a load that changes during the run weighs on both alike;
 6. the SQL floor: pgbench, one client per connection (the same 16), prepared statements, on
    the same database, running the bare transaction one submission needs: insert the
    idempotency record, lock the position reading its latest known price (the ticker's newest
@@ -260,16 +262,23 @@ async def drive(port: int, jobs, *, connections: int, seconds: float, max_reques
     elapsed = time.perf_counter() - started
     for conn in pool:
         await conn.close()
-    latencies.sort()
+    return summary(latencies, elapsed, sum(conn.connects for conn in pool), problems, done)
+
+
+def summary(latencies: list[float], elapsed: float, connects: int, problems: dict,
+            done: list) -> dict:
+    latencies = sorted(latencies)
     return {
         "requests": len(latencies),
         "rps": len(latencies) / elapsed,
         "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
         "max_ms": (latencies[-1] if latencies else float("nan")) * 1000,
-        "connects": sum(conn.connects for conn in pool),
+        "connects": connects,
         "problems": problems,
         "done": done,
+        "latencies": latencies,
+        "elapsed": elapsed,
     }
 
 
@@ -379,17 +388,49 @@ class CpuMeter:
         before = self.snapshot()
         result = phase()
         after = self.snapshot()
-        n = max(result["requests"], 1)
-        result["cpu_ms_per_request"] = {
-            "workers": self.spent(before["workers"], after["workers"]) * 1000 / n,
-            "db": self.spent(before["db"], after["db"]) * 1000 / n,
-            "client": (after["client"] - before["client"]) * 1000 / n,
+        result["cpu_s"] = {
+            "workers": self.spent(before["workers"], after["workers"]),
+            "db": self.spent(before["db"], after["db"]),
+            "client": after["client"] - before["client"],
         }
         result["worker_pids"] = sorted(after["workers"])
-        return result
+        return per_request(result)
+
+    def interleaved(self, phases: dict, seconds: float, slice_seconds: float) -> dict:
+        """Run ``phases`` (name -> a function running that phase for the seconds it is given)
+        in turn, ``slice_seconds`` each, until each has run ``seconds``; each phase's figures
+        over all its slices. A load that changes during the run (a shared machine) weighs on
+        every phase alike, so their ratio holds better than that of phases run one after the
+        other."""
+        slices: dict[str, list[dict]] = {name: [] for name in phases}
+        left = seconds
+        while left > 1e-9:
+            length = min(slice_seconds, left)
+            for name, phase in phases.items():
+                slices[name].append(self.measure(lambda phase=phase, length=length: phase(length)))
+            left -= length
+        merged = {}
+        for name, parts in slices.items():
+            result = summary([x for p in parts for x in p["latencies"]],
+                             sum(p["elapsed"] for p in parts), sum(p["connects"] for p in parts),
+                             {}, [])
+            for p in parts:
+                for problem, count in p["problems"].items():
+                    result["problems"][problem] = result["problems"].get(problem, 0) + count
+            result["cpu_s"] = {k: sum(p["cpu_s"][k] for p in parts) for k in parts[0]["cpu_s"]}
+            result["worker_pids"] = sorted({pid for p in parts for pid in p["worker_pids"]})
+            result["slices"] = len(parts)
+            merged[name] = per_request(result)
+        return merged
 
     def close(self):
         self.conn.close()
+
+
+def per_request(result: dict) -> dict:
+    n = max(result["requests"], 1)
+    result["cpu_ms_per_request"] = {k: v * 1000 / n for k, v in result["cpu_s"].items()}
+    return result
 
 
 def cycle(items: list):
@@ -465,6 +506,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--positions", type=int, default=200)
     parser.add_argument("--max-requests", type=int, default=50000, help="cap per phase")
+    parser.add_argument("--slice", type=float, default=1.0,
+                        help="reads and the DRF floor alternate in slices of this many seconds")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432",
                         help="PostgreSQL server (the scratch database is created there)")
     parser.add_argument("--keep-db", action="store_true")
@@ -497,10 +540,13 @@ def main() -> int:
                                                    expect=201, expect_replayed=False))
                 replay = meter.measure(lambda: run(cycle(submit["done"]), args.seconds,
                                                    expect=200, expect_replayed=True))
-                read = meter.measure(lambda: run(reads(info), args.seconds, expect=200,
-                                                 expect_replayed=False))
-                drf = meter.measure(lambda: run(drf_floor(info), args.seconds, expect=200,
-                                                expect_replayed=False))
+                # reads and the DRF floor in alternating slices: their ratio is the figure
+                read_jobs, floor_jobs = reads(info), drf_floor(info)
+                both = meter.interleaved({
+                    "reads": lambda s: run(read_jobs, s, expect=200, expect_replayed=False),
+                    "floor": lambda s: run(floor_jobs, s, expect=200, expect_replayed=False),
+                }, args.seconds, args.slice)
+                read, drf = both["reads"], both["floor"]
             finally:
                 meter.close()
         pg = floor(database_url, info, clients=args.connections, seconds=args.seconds)
@@ -537,7 +583,8 @@ def main() -> int:
     if args.json:
         print(json.dumps({
             "workers": workers, "connections": args.connections, "seconds": args.seconds,
-            **{key: {k: v for k, v in r.items() if k not in ("done", "worker_pids")}
+            **{key: {k: v for k, v in r.items()
+                     if k not in ("done", "worker_pids", "latencies")}
                for key, r in (("submissions", submit), ("replays", replay), ("reads", read),
                               ("drf_floor", drf))},
             "floor": pg, "sql_floor": pg, "ceiling_rps": ceiling, **ratios,

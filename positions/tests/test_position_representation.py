@@ -52,3 +52,21 @@ def test_a_list_as_rest_frameworks_loop_renders_it(make_position, user):
     assert [dumps_exact(item) for item in PositionSerializer(positions, many=True).data] == \
         [reference(p) for p in with_known_price(Position.objects.filter(owner=user))
          .order_by("id")]
+
+
+def test_a_read_copies_no_serializer_field(make_position, api, monkeypatch):
+    """REST framework copies every declared field for each serializer instance; the position's
+    are copied once per class (the first body), not once per response."""
+    position = make_position()
+    assert api.get(f"/v1/positions/{position.id}").status_code == 200
+    copied = []
+    original = serializers.Field.__deepcopy__
+
+    def deepcopy(field, memo):
+        copied.append(field)
+        return original(field, memo)
+
+    monkeypatch.setattr(serializers.Field, "__deepcopy__", deepcopy)
+    assert api.get(f"/v1/positions/{position.id}").status_code == 200
+    assert api.get("/v1/positions").status_code == 200
+    assert copied == []
