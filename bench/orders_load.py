@@ -1,19 +1,29 @@
 #!/usr/bin/env python3
-"""Load benchmark of idempotent order submission, against its own SQL floor.
+"""Load benchmark of the orders rows of issue 24, each beside its floors measured in the same run.
 
-    .venv/bin/python bench/orders_load.py [--seconds 5] [--connections 16] [--positions 200]
+    .venv/bin/python bench/orders_load.py [--seconds 5] [--connections 16] [--positions 200] [--json]
 
 Self-contained and bounded: creates a scratch PostgreSQL database, migrates it, creates one
 user with a DRF token and ``--positions`` positions (a high ``max_orders_per_day``: the daily
 cap is not what is measured), starts gunicorn exactly as production does (gunicorn.conf.py, so
 its worker count; ``DJANGO_DEBUG=0`` with a secret key, token authentication, the JSON request
-log; only ``DJANGO_SECURE_SSL_REDIRECT=0`` since there is no TLS proxy here), then:
+log; only ``DJANGO_SECURE_SSL_REDIRECT=0`` since there is no TLS proxy here) with the settings
+bench/floor_settings.py: the project's settings unchanged but for a URLconf
+(bench/floor_urls.py) that adds the DRF floor's route to the product's. Then, each phase over
+the same ``--connections`` concurrent keep-alive connections for ``--seconds``:
 
-1. warm-up: a few hundred submissions, not measured;
-2. submissions: ``POST /v1/positions/{id}/orders`` with a fresh ``Idempotency-Key`` each, over
-   ``--connections`` concurrent keep-alive connections, for ``--seconds``;
-3. replays: the same requests again (same keys, same bodies), for ``--seconds``;
-4. the SQL floor: pgbench, one client per connection (the same 16), prepared statements, on
+1. warm-up: a few hundred submissions, reads and floor requests, not measured;
+2. submissions: ``POST /v1/positions/{id}/orders`` with a fresh ``Idempotency-Key`` each;
+3. replays: the same requests again (same keys, same bodies);
+4. reads: ``GET /v1/positions/{id}`` with the token (the authenticated read of one position),
+   of ``--positions`` other positions whose ticker has a stored price (so each body carries a
+   price, value and weight);
+5. the DRF floor: ``GET /v1/bench/floor``, a trivial APIView with the project's default
+   authentication (the same token), permission, negotiation and renderer classes, behind the
+   same middleware (checked: its answer carries the same middleware headers as a read's).
+   Reads and the floor run in alternating ``--slice`` second slices (``--seconds`` each in
+   all), so a load that changes during the run weighs on both alike;
+6. the SQL floor: pgbench, one client per connection (the same 16), prepared statements, on
    the same database, running the bare transaction one submission needs: insert the
    idempotency record, lock the position reading its latest known price (the ticker's newest
    stored price beside the position's last fill: the buy's cost) and whether its owner has a
@@ -21,10 +31,16 @@ log; only ``DJANGO_SECURE_SSL_REDIRECT=0`` since there is no TLS proxy here), th
    orders still commit (the checks that refuse an order that could never fill) in one
    statement, insert the order and its event, store the response.
 
-Prints requests per second, p50 and p99 latency for submissions and replays, the floor's
-transactions per second, and the ratios (targets: submissions >= 0.5 x floor, p99 <= 50 ms,
-replays >= 2 x submissions). The database is dropped at the end (``--keep-db`` keeps it).
-The load goes to 127.0.0.1 only and each phase stops at ``--seconds`` or ``--max-requests``.
+Every answer's status is checked (201, 200 replayed, 200, 200). Prints requests per second,
+p50 and p99 latency of each HTTP phase, the SQL floor's transactions per second, the stack
+ceiling ``1 / (1/SQL + 1/DRF)`` and the issue's ratios: submissions / ceiling (target >= 0.7),
+submission p99 (<= 50 ms), reads / DRF floor (>= 0.8); and replays / submissions (>= 2).
+Load-independent figures for a shared machine: the CPU time per request of the gunicorn workers
+(utime + stime from /proc of each worker, before and after each phase), of the database's
+backends serving them (pg_stat_activity's client backends of the scratch database, the same
+way) and of this load client. ``--json`` prints every figure as JSON too. The database is
+dropped at the end (``--keep-db`` keeps it). The load goes to 127.0.0.1 only and each phase
+stops at ``--seconds`` or ``--max-requests``.
 """
 
 from __future__ import annotations
@@ -78,18 +94,23 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.db import connection
 from rest_framework.authtoken.models import Token
-from positions.services import position_create
+from positions.services import position_create, prices_record
 from volbal import clock
 
 user = get_user_model().objects.create_user(username="bench", password=None)
 token = Token.objects.create(user=user).key
 ids = [position_create(owner=user, ticker="BNCH", qty=Decimal(1000), cash=Decimal(10) ** 9,
                        max_orders_per_day=100000).id for _ in range({n})]
+# the reads': another ticker, with a stored price (their bodies carry a price, value and weight)
+read_ids = [position_create(owner=user, ticker="BNRD", qty=Decimal(1000),
+                            cash=Decimal(100000)).id for _ in range({n})]
+prices_record(rows=[{{"ticker": "BNRD", "price": Decimal("123.45"), "ts": clock.now()}}])
 with connection.cursor() as cursor:
     cursor.execute("CREATE TABLE bench_position (n integer PRIMARY KEY, id varchar(32))")
     cursor.executemany("INSERT INTO bench_position VALUES (%s, %s)",
                        list(enumerate(ids, start=1)))
 print("BENCH" + json.dumps({{"token": token, "user_id": user.pk, "positions": ids,
+                            "read_positions": read_ids,
                             "trading_day": clock.session_day().isoformat()}}))
 """
 
@@ -121,6 +142,9 @@ def gunicorn(database_url: str, log_path: Path, extra_env: dict):
     port = free_port()
     env = {
         **os.environ,
+        # the project's settings with the DRF floor's route (bench/floor_settings.py)
+        "DJANGO_SETTINGS_MODULE": "bench.floor_settings",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "DATABASE_URL": database_url,
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
@@ -174,12 +198,14 @@ class Connection:
             return await self.request(method, path, headers, body)
         status = int(status_line.split()[1])
         length, close, replayed = 0, False, False
+        self.header_names = set()
         while True:
             line = await self.reader.readline()
             if line in (b"\r\n", b""):
                 break
             name, _, value = line.decode("latin-1").partition(":")
             name, value = name.strip().lower(), value.strip()
+            self.header_names.add(name)
             if name == "content-length":
                 length = int(value)
             elif name == "connection" and value.lower() == "close":
@@ -208,7 +234,7 @@ def percentile(sorted_values: list[float], p: float) -> float:
 
 async def drive(port: int, jobs, *, connections: int, seconds: float, max_requests: int,
                 expect: int, expect_replayed: bool):
-    """Run ``jobs`` (an iterator of (path, headers, body)) over ``connections`` concurrent
+    """Run ``jobs`` (an iterator of (method, path, headers, body)) over ``connections`` concurrent
     connections until ``seconds`` pass or ``max_requests`` are sent; check every answer."""
     latencies: list[float] = []
     problems: dict[str, int] = {}
@@ -223,7 +249,7 @@ async def drive(port: int, jobs, *, connections: int, seconds: float, max_reques
             except StopIteration:
                 return
             started = time.perf_counter()
-            status, payload, replayed = await conn.request("POST", *job)
+            status, payload, replayed = await conn.request(*job)
             latencies.append(time.perf_counter() - started)
             if status != expect or replayed != expect_replayed:
                 key = f"{status} {payload[:120]!r}"
@@ -236,16 +262,23 @@ async def drive(port: int, jobs, *, connections: int, seconds: float, max_reques
     elapsed = time.perf_counter() - started
     for conn in pool:
         await conn.close()
-    latencies.sort()
+    return summary(latencies, elapsed, sum(conn.connects for conn in pool), problems, done)
+
+
+def summary(latencies: list[float], elapsed: float, connects: int, problems: dict,
+            done: list) -> dict:
+    latencies = sorted(latencies)
     return {
         "requests": len(latencies),
         "rps": len(latencies) / elapsed,
         "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
         "max_ms": (latencies[-1] if latencies else float("nan")) * 1000,
-        "connects": sum(conn.connects for conn in pool),
+        "connects": connects,
         "problems": problems,
         "done": done,
+        "latencies": latencies,
+        "elapsed": elapsed,
     }
 
 
@@ -256,8 +289,148 @@ def submissions(info: dict, tag: str):
     i = 0
     while True:
         path = f"/v1/positions/{positions[i % len(positions)]}/orders"
-        yield path, {**headers, "Idempotency-Key": f"bench-{tag}-{i}"}, body
+        yield "POST", path, {**headers, "Idempotency-Key": f"bench-{tag}-{i}"}, body
         i += 1
+
+
+def reads(info: dict):
+    headers = {"Authorization": f"Token {info['token']}"}
+    return cycle([("GET", f"/v1/positions/{pid}", headers, b"")
+                  for pid in info["read_positions"]])
+
+
+FLOOR_PATH = "/v1/bench/floor"  # bench/floor_urls.py
+
+
+def drf_floor(info: dict):
+    return cycle([("GET", FLOOR_PATH, {"Authorization": f"Token {info['token']}"}, b"")])
+
+
+async def one(port: int, job) -> tuple[int, bytes, set]:
+    conn = Connection(port)
+    try:
+        status, payload, _ = await conn.request(*job)
+        return status, payload, conn.header_names
+    finally:
+        await conn.close()
+
+
+def same_stack(port: int, info: dict) -> list[str]:
+    """Problems, if the floor's answer did not pass the middleware a read's passes: the headers
+    the middleware add (request id, security headers, Vary ...) must be the same set."""
+    problems = []
+    read_status, read_body, read_headers = asyncio.run(one(port, next(reads(info))))
+    floor_status, floor_body, floor_headers = asyncio.run(one(port, next(drf_floor(info))))
+    anonymous, _, _ = asyncio.run(one(port, ("GET", FLOOR_PATH, {}, b"")))
+    if (read_status, floor_status, floor_body) != (200, 200, b'{"ok":true}') or \
+            b'"price_source":"stored"' not in read_body:
+        problems.append(f"read {read_status} {read_body[:80]!r}, floor {floor_status} "
+                        f"{floor_body[:80]!r}")
+    if anonymous != 401:
+        problems.append(f"the floor without the token answered {anonymous}, not 401")
+    if read_headers != floor_headers or "x-request-id" not in floor_headers:
+        problems.append(f"headers differ: read {sorted(read_headers)}, floor "
+                        f"{sorted(floor_headers)}")
+    return problems
+
+
+# --- CPU time of the server's processes (load-independent, unlike the rates) -----------------
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process, from /proc (None once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+class CpuMeter:
+    """CPU seconds the gunicorn workers, the database's client backends of the scratch database
+    and this process spend in a phase. A process that appears during the phase counts from its
+    start; one that ends during it loses what it spent (none do in a healthy run: the workers
+    live, the database connections are persistent)."""
+
+    def __init__(self, master_pid: int, database_url: str):
+        import psycopg
+
+        self.master_pid = master_pid
+        self.conn = psycopg.connect(database_url, autocommit=True)
+
+    def backends(self) -> list[int]:
+        return [row[0] for row in self.conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()")]
+
+    def snapshot(self) -> dict:
+        return {"workers": {p: cpu_seconds(p) for p in children(self.master_pid)},
+                "db": {p: cpu_seconds(p) for p in self.backends()},
+                "client": time.process_time()}
+
+    @staticmethod
+    def spent(before: dict, after: dict) -> float:
+        return sum(v - (before.get(p) or 0.0) for p, v in after.items() if v is not None)
+
+    def measure(self, phase):
+        before = self.snapshot()
+        result = phase()
+        after = self.snapshot()
+        result["cpu_s"] = {
+            "workers": self.spent(before["workers"], after["workers"]),
+            "db": self.spent(before["db"], after["db"]),
+            "client": after["client"] - before["client"],
+        }
+        result["worker_pids"] = sorted(after["workers"])
+        return per_request(result)
+
+    def interleaved(self, phases: dict, seconds: float, slice_seconds: float) -> dict:
+        """Run ``phases`` (name -> a function running that phase for the seconds it is given)
+        in turn, ``slice_seconds`` each, until each has run ``seconds``; each phase's figures
+        over all its slices. A load that changes during the run (a shared machine) weighs on
+        every phase alike, so their ratio holds better than that of phases run one after the
+        other."""
+        slices: dict[str, list[dict]] = {name: [] for name in phases}
+        left = seconds
+        while left > 1e-9:
+            length = min(slice_seconds, left)
+            for name, phase in phases.items():
+                slices[name].append(self.measure(lambda phase=phase, length=length: phase(length)))
+            left -= length
+        merged = {}
+        for name, parts in slices.items():
+            result = summary([x for p in parts for x in p["latencies"]],
+                             sum(p["elapsed"] for p in parts), sum(p["connects"] for p in parts),
+                             {}, [])
+            for p in parts:
+                for problem, count in p["problems"].items():
+                    result["problems"][problem] = result["problems"].get(problem, 0) + count
+            result["cpu_s"] = {k: sum(p["cpu_s"][k] for p in parts) for k in parts[0]["cpu_s"]}
+            result["worker_pids"] = sorted({pid for p in parts for pid in p["worker_pids"]})
+            result["slices"] = len(parts)
+            merged[name] = per_request(result)
+        return merged
+
+    def close(self):
+        self.conn.close()
+
+
+def per_request(result: dict) -> dict:
+    n = max(result["requests"], 1)
+    result["cpu_ms_per_request"] = {k: v * 1000 / n for k, v in result["cpu_s"].items()}
+    return result
 
 
 def cycle(items: list):
@@ -321,12 +494,20 @@ def report_line(name: str, r: dict) -> str:
             f"  p99 {r['p99_ms']:6.2f} ms  max {r['max_ms']:7.2f} ms  connects {r['connects']}")
 
 
+def cpu_line(name: str, r: dict) -> str:
+    cpu = r["cpu_ms_per_request"]
+    return (f"{name:<12} CPU per request: gunicorn workers {cpu['workers']:.3f} ms, database "
+            f"backends {cpu['db']:.3f} ms, load client {cpu['client']:.3f} ms")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=5, help="length of each phase")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--positions", type=int, default=200)
     parser.add_argument("--max-requests", type=int, default=50000, help="cap per phase")
+    parser.add_argument("--slice", type=float, default=1.0,
+                        help="reads and the DRF floor alternate in slices of this many seconds")
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432",
                         help="PostgreSQL server (the scratch database is created there)")
     parser.add_argument("--keep-db", action="store_true")
@@ -343,42 +524,73 @@ def main() -> int:
     with scratch_database(args.server, args.keep_db) as database_url:
         info = prepare(database_url, args.positions)
         log_path = Path(tempfile.mkdtemp()) / "gunicorn.log"
-        with gunicorn(database_url, log_path, extra_env) as (port, _proc):
+        with gunicorn(database_url, log_path, extra_env) as (port, proc):
             def run(jobs, seconds, **kw):
                 return asyncio.run(drive(port, jobs, connections=args.connections,
                                          seconds=seconds, max_requests=args.max_requests,
                                          **kw))
 
+            stack_problems = same_stack(port, info)
             run(submissions(info, "warm"), 2, expect=201, expect_replayed=False)
-            cpu = time.process_time()
-            submit = run(submissions(info, "run"), args.seconds, expect=201,
-                         expect_replayed=False)
-            replay = run(cycle(submit["done"]), args.seconds, expect=200, expect_replayed=True)
-            client_cpu = time.process_time() - cpu
+            run(reads(info), 1, expect=200, expect_replayed=False)
+            run(drf_floor(info), 1, expect=200, expect_replayed=False)
+            meter = CpuMeter(proc.pid, database_url)
+            try:
+                submit = meter.measure(lambda: run(submissions(info, "run"), args.seconds,
+                                                   expect=201, expect_replayed=False))
+                replay = meter.measure(lambda: run(cycle(submit["done"]), args.seconds,
+                                                   expect=200, expect_replayed=True))
+                # reads and the DRF floor in alternating slices: their ratio is the figure
+                read_jobs, floor_jobs = reads(info), drf_floor(info)
+                both = meter.interleaved({
+                    "reads": lambda s: run(read_jobs, s, expect=200, expect_replayed=False),
+                    "floor": lambda s: run(floor_jobs, s, expect=200, expect_replayed=False),
+                }, args.seconds, args.slice)
+                read, drf = both["reads"], both["floor"]
+            finally:
+                meter.close()
         pg = floor(database_url, info, clients=args.connections, seconds=args.seconds)
 
-    print(report_line("submissions", submit))
-    print(report_line("replays", replay))
+    phases = (("submissions", submit), ("replays", replay), ("reads", read), ("DRF floor", drf))
+    for name, r in phases:
+        print(report_line(name, r))
     print(f"{'SQL floor':<12} pgbench {args.connections} clients, prepared: {pg['tps']:.1f} tps,"
           f" latency {pg['latency_ms']:.2f} ms, failed {pg['failed']}")
-    ratio_floor = submit["rps"] / pg["tps"]
-    ratio_replay = replay["rps"] / submit["rps"]
-    print(f"submissions / floor  = {ratio_floor:.2f}  (target >= 0.5)")
-    print(f"submission p99       = {submit['p99_ms']:.1f} ms  (target <= 50)")
-    print(f"replays / submissions = {ratio_replay:.2f}  (target >= 2)")
-    print(f"load client CPU: {client_cpu:.1f} s over both measured phases")
-    for name, r in (("submissions", submit), ("replays", replay)):
+    ceiling = 1 / (1 / pg["tps"] + 1 / drf["rps"])
+    ratios = {
+        "submissions_over_ceiling": submit["rps"] / ceiling,
+        "submission_p99_ms": submit["p99_ms"],
+        "reads_over_drf_floor": read["rps"] / drf["rps"],
+        "replays_over_submissions": replay["rps"] / submit["rps"],
+        "submissions_over_sql_floor": submit["rps"] / pg["tps"],
+    }
+    print(f"stack ceiling = 1/(1/SQL + 1/DRF) = {ceiling:.1f} req/s")
+    print(f"submissions / ceiling  = {ratios['submissions_over_ceiling']:.2f}  (target >= 0.7)")
+    print(f"submission p99         = {submit['p99_ms']:.1f} ms  (target <= 50)")
+    print(f"reads / DRF floor      = {ratios['reads_over_drf_floor']:.2f}  (target >= 0.8)")
+    print(f"replays / submissions  = {ratios['replays_over_submissions']:.2f}  (target >= 2)")
+    print(f"submissions / SQL floor = {ratios['submissions_over_sql_floor']:.2f}")
+    for name, r in phases:
+        print(cpu_line(name, r))
+    workers_seen = {tuple(r["worker_pids"]) for _, r in phases}
+    if len(workers_seen) != 1:
+        print(f"NOTE: the gunicorn workers changed between phases: {sorted(workers_seen)}")
+    for problem in stack_problems:
+        print(f"UNEXPECTED DRF floor: {problem}")
+    for name, r in phases:
         for problem, count in r["problems"].items():
             print(f"UNEXPECTED in {name}: {count} x {problem}")
     if args.json:
         print(json.dumps({
-            "workers": workers, "connections": args.connections,
-            "submissions": {k: v for k, v in submit.items() if k != "done"},
-            "replays": {k: v for k, v in replay.items() if k != "done"},
-            "floor": pg, "submissions_over_floor": ratio_floor,
-            "replays_over_submissions": ratio_replay,
+            "workers": workers, "connections": args.connections, "seconds": args.seconds,
+            **{key: {k: v for k, v in r.items()
+                     if k not in ("done", "worker_pids", "latencies")}
+               for key, r in (("submissions", submit), ("replays", replay), ("reads", read),
+                              ("drf_floor", drf))},
+            "floor": pg, "sql_floor": pg, "ceiling_rps": ceiling, **ratios,
+            "drf_floor_problems": stack_problems,
         }))
-    return 1 if submit["problems"] or replay["problems"] else 0
+    return 1 if stack_problems or any(r["problems"] for _, r in phases) else 0
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from positions.strategy.rules import returns
 from volbal.api import StrictSerializer, time_param
 from volbal.errors import DomainError
 from volbal.fields import Boolean, DecimalOut, Integer, Number
+from volbal.representation import CompiledRepresentation
 
 
 @extend_schema_field({"type": "string", "minLength": 1, "maxLength": 16,
@@ -146,10 +147,15 @@ def not_configurable(data) -> dict[str, str]:
 
 
 NULLABLE_NUMBER = {"type": "number", "nullable": True}
+# A time as every DateTimeField renders it (one instance: its output depends only on the value).
+_TIME = serializers.DateTimeField()
 PRICE_SOURCES_OF_POSITION = (*PriceSource.KNOWN, PriceSource.NONE)
 
 
-class PositionSerializer(serializers.Serializer):
+class PositionSerializer(CompiledRepresentation, serializers.Serializer):
+    # On every read of a position: fields copied once per class, not per response
+    # (volbal.representation).
+
     id = serializers.CharField()
     ticker = serializers.CharField()
     qty = DecimalOut()
@@ -206,7 +212,7 @@ class PositionSerializer(serializers.Serializer):
     @extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
     def get_price_ts(self, obj) -> dt.datetime | None:
         ts = self._valuation(obj)["price_ts"]
-        return None if ts is None else serializers.DateTimeField().to_representation(ts)
+        return None if ts is None else _TIME.to_representation(ts)
 
     @extend_schema_field({"type": "string", "enum": list(PRICE_SOURCES_OF_POSITION)})
     def get_price_source(self, obj) -> str:
