@@ -31,6 +31,7 @@ def event_record(
     outputs: dict | None = None,
     order_id: str | None = None,
     portfolio_id: str | None = None,
+    inserted_first: tuple = (),
 ) -> Event:
     """Append one event. Events are never updated or deleted (the database refuses both).
 
@@ -38,7 +39,9 @@ def event_record(
     the command or the worker).
 
     Every write path appends events, so the row is inserted by :func:`volbal.rows.insert_one`
-    rather than a compiled queryset."""
+    rather than a compiled queryset. ``inserted_first``: new rows the event refers to (the
+    order it records the submission of), inserted before it in its own statement (``insert_one``'s
+    ``after``): one round trip for both."""
     actor = current_actor()
     event = insert_one(Event(
         actor_source=actor.source,
@@ -51,7 +54,7 @@ def event_record(
         message=message,
         inputs=inputs or {},
         outputs=outputs or {},
-    ), gate=_position_log_lock(position_id or portfolio_id or ""))
+    ), gate=_position_log_lock(position_id or portfolio_id or ""), after=inserted_first)
     if position_id:  # the webhooks deliver a position's events (a portfolio's own: not yet)
         _after_commit(position_id)
     return event

@@ -8,7 +8,7 @@ import functools
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.expressions import RawSQL
 
@@ -203,23 +203,24 @@ def order_book(*, position: Position, idempotency_key: str | None, today: dt.dat
     few ms at 20,000 open orders on PostgreSQL. The caller has locked the
     position, so no order of it changes meanwhile."""
     qty = Order._meta.get_field("qty")
-    with connection.cursor() as cursor:
+    db = connections[DEFAULT_DB_ALIAS]  # once: each read through the proxy looks it up again
+    with db.cursor() as cursor:
         cursor.execute(_order_book_sql(), [
             position.id, idempotency_key, position.id,
-            Order._meta.get_field("trading_day").get_db_prep_value(today, connection),
+            Order._meta.get_field("trading_day").get_db_prep_value(today, db),
             Side.BUY, Side.SELL, position.id])
         existing, today_count, buy, sell = cursor.fetchone()
     return OrderBook(existing, today_count,
-                     {Side.BUY: _decimal(buy, qty), Side.SELL: _decimal(sell, qty)})
+                     {Side.BUY: _decimal(buy, qty, db), Side.SELL: _decimal(sell, qty, db)})
 
 
-def _decimal(value, field) -> Decimal:
+def _decimal(value, field, db) -> Decimal:
     """A sum of ``field`` as the ORM would give it (SQLite returns a float); none: 0."""
     if value is None:
         return Decimal(0)
     column = field.get_col(field.model._meta.db_table)
-    for func in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
-        value = func(value, column, connection)
+    for func in db.ops.get_db_converters(column) + field.get_db_converters(db):
+        value = func(value, column, db)
     return value
 
 

@@ -11,16 +11,18 @@ from orders.models import OrderStatus, Side
 from positions.models import OrderType
 from volbal.api import StrictSerializer
 from volbal.fields import CaseInsensitiveChoice, DecimalOut, Number
+from volbal.representation import CompiledRepresentation
 
 
 class FlatFieldsCopied:
     """A serializer of plain fields (no nested serializer) whose instance takes a shallow copy
     of each declared field, not DRF's deep copy: DRF re-runs every field's ``__init__`` per
     serializer instance (its ``__deepcopy__``), the largest cost of a submission's validation
-    and response (bench/orders_load.py). The copy is still the instance's own (``bind`` sets
-    its name and parent on the copy only); what it shares with the declared field (choices,
-    validators, error messages) no field changes after its ``__init__``. A nested serializer
-    binds its child at its own ``__init__`` and would share it: refused here."""
+    (bench/orders_load.py; its response is a :class:`CompiledRepresentation`, which copies
+    nothing per instance but serves output only). The copy is still the instance's own
+    (``bind`` sets its name and parent on the copy only); what it shares with the declared
+    field (choices, validators, error messages) no field changes after its ``__init__``. A
+    nested serializer binds its child at its own ``__init__`` and would share it: refused."""
 
     def get_fields(self):
         fields = {}
@@ -48,7 +50,7 @@ class OrderSubmitSerializer(FlatFieldsCopied, StrictSerializer):
                   "close of the exchange session it was placed in (order_expired).")
 
 
-class OrderAcceptedSerializer(FlatFieldsCopied, serializers.Serializer):
+class OrderAcceptedSerializer(CompiledRepresentation, serializers.Serializer):
     order_id = serializers.CharField(source="id")
     accepted = serializers.SerializerMethodField()
     position_id = serializers.CharField()

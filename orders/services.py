@@ -38,7 +38,7 @@ from volbal import clock, market
 from volbal.columns import out_of_range as _out_of_range
 from volbal.errors import DomainError
 from volbal.renderers import decimal_text as fmt
-from volbal.rows import fetch_one, insert_one
+from volbal.rows import fetch_one
 
 
 def order_fillable_check(*, position: Position, side: str, qty: Decimal,
@@ -208,7 +208,7 @@ def order_submit(
                          nothing_open=nothing_open, committed=committed)
     limit = {} if limit_price is None else {"order_type": OrderType.LIMIT,
                                             "limit_price": limit_price, "rung": rung}
-    order = insert_one(Order(
+    order = Order(
         position=position,
         side=side,
         qty=qty,
@@ -218,8 +218,9 @@ def order_submit(
         broker=position.broker,
         time_in_force=time_in_force,
         **limit,
-    ))
-    event_record(
+    )
+    event_record(  # the order inserted first, in the event's statement
+        inserted_first=(order,),
         position_id=position.id,
         order_id=order.id,
         type=EventType.ORDER_SUBMITTED,

@@ -53,11 +53,12 @@ def fetch_one(model: type[Model], *, for_update: bool = False,
     ``annotate`` (:data:`Annotation` s, a constant tuple: its statement is built once) reads
     more values in the same statement, set on the instance as attributes, as a queryset's
     ``annotate`` would."""
-    head, names, converters, _columns = _shape(model, connection.vendor, annotate)
-    sql = f"{head} WHERE {_where(model, equal)}"
-    if for_update and connection.features.has_select_for_update:
+    db = _wrapper()  # one lookup, not one per attribute read through the proxy
+    head, names, converters, _columns = _shape(model, db.vendor, annotate)
+    sql = f"{head} WHERE {_where(model, equal, db.vendor)}"
+    if for_update and db.features.has_select_for_update:
         sql += " FOR UPDATE"
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(sql, tuple(equal.values()))
         row = cursor.fetchone()
     if row is None:
@@ -67,11 +68,11 @@ def fetch_one(model: type[Model], *, for_update: bool = False,
         for i, funcs, column in converters:
             value = row[i]
             for func in funcs:
-                value = func(value, column, connection)
+                value = func(value, column, db)
             row[i] = value
     if not annotate:
-        return model.from_db(connection.alias, names, row)
-    instance = model.from_db(connection.alias, names, row[:len(names)])
+        return model.from_db(db.alias, names, row)
+    instance = model.from_db(db.alias, names, row[:len(names)])
     for (name, _sql, _field), value in zip(annotate, row[len(names):], strict=True):
         setattr(instance, name, value)
     return instance
@@ -100,7 +101,8 @@ def _insert_shape(model: type[Model], vendor: str, unless: tuple[str, ...], gate
 
 
 def insert_one(instance: Model, *, unless_conflict: tuple[str, ...] = (),
-               gate: tuple[str, tuple] | None = None) -> Model | None:
+               gate: tuple[str, tuple] | None = None,
+               after: tuple[Model, ...] = ()) -> Model | None:
     """INSERT one new instance as ``save()`` would (each field's ``pre_save`` for
     ``auto_now``/``auto_now_add``, its ``get_db_prep_save``, the database's id for an AutoField),
     without the queryset compiler. No signals are sent: this project connects none to its
@@ -114,23 +116,50 @@ def insert_one(instance: Model, *, unless_conflict: tuple[str, ...] = (),
     id drawn from the sequence): ``INSERT ... SELECT ... WHERE <sql>``, in the same statement
     (e.g. taking a transaction lock first, at no extra round trip). It must hold. Inside
     :func:`deferred_inserts` the row waits for the scope's end, and so does its gate: the
-    flush evaluates every distinct gate of its rows, in a fixed order, before it inserts them."""
+    flush evaluates every distinct gate of its rows, in a fixed order, before it inserts them.
+
+    ``after`` names new rows (of other models, each with its primary key already: not one the
+    database numbers) that this one refers to, inserted before it (as :func:`insert_one` each,
+    without a gate). On PostgreSQL they go in this row's own statement, a data-modifying
+    ``WITH`` (one round trip instead of one each; their foreign keys, as this row's, are
+    checked at the statement's end); elsewhere, and inside :func:`deferred_inserts`, each is
+    inserted (or collected) first, then this row."""
+    for row in after:
+        if row._meta.pk.db_returning:
+            raise ValueError(f"insert_one(after=...): {type(row).__name__} is numbered by the "
+                             "database; insert it first")
     pending = _deferred.get()
     if pending is not None and not unless_conflict:  # inserted at the scope's end
+        pending.extend((row, None) for row in after)
         pending.append((instance, gate))
         return instance
-    return _insert_now(instance, unless_conflict, gate)
+    if after and (connection.vendor != "postgresql" or unless_conflict):
+        for row in after:
+            _insert_now(row)
+        after = ()
+    return _insert_now(instance, unless_conflict, gate, after)
 
 
 def _insert_now(instance: Model, unless_conflict: tuple[str, ...] = (),
-                gate: tuple[str, tuple] | None = None) -> Model | None:
-    sql, fields, auto, returning = _insert_shape(type(instance), connection.vendor,
+                gate: tuple[str, tuple] | None = None,
+                after: tuple[Model, ...] = ()) -> Model | None:
+    db = _wrapper()
+    sql, fields, auto, returning = _insert_shape(type(instance), db.vendor,
                                                  tuple(unless_conflict),
                                                  gate[0] if gate else None)
-    values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    values = []
+    if after:
+        ctes = []
+        for i, row in enumerate(after):
+            row_sql, row_fields, _auto, _ = _insert_shape(type(row), db.vendor, (), None)
+            ctes.append(f"a{i} AS ({row_sql})")
+            values += [f.get_db_prep_save(f.pre_save(row, True), db)
+                       for f in row_fields]
+        sql = f"WITH {', '.join(ctes)} {sql}"
+    values += [f.get_db_prep_save(f.pre_save(instance, True), db) for f in fields]
     if gate:
         values += list(gate[1])
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(sql, values)
         if auto is not None:
             if returning:
@@ -139,15 +168,16 @@ def _insert_now(instance: Model, unless_conflict: tuple[str, ...] = (),
                     return None  # the conflict: nothing inserted
                 pk = row[0]
             else:
-                pk = connection.ops.last_insert_id(cursor, instance._meta.db_table, auto.column)
+                pk = db.ops.last_insert_id(cursor, instance._meta.db_table, auto.column)
             setattr(instance, auto.attname, pk)
-    instance._state.adding = False
-    instance._state.db = connection.alias
+    for row in (*after, instance):
+        row._state.adding = False
+        row._state.db = db.alias
     return instance
 
 
-def _where(model: type[Model], equal: dict) -> str:
-    columns = _shape(model, connection.vendor)[3]
+def _where(model: type[Model], equal: dict, vendor: str | None = None) -> str:
+    columns = _shape(model, vendor or connection.vendor)[3]
     return " AND ".join(f"{columns[name]} = %s" for name in equal)
 
 
@@ -163,12 +193,13 @@ def count(model: type[Model], **equal) -> int:
 def update_one(model: type[Model], pk, **values) -> int:
     """``filter(pk=pk).update(**values)``: each value prepared by its field for saving."""
     meta = model._meta
-    quote = connection.ops.quote_name
+    db = _wrapper()
+    quote = db.ops.quote_name
     fields = [meta.get_field(name) for name in values]
     assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
-    params = [f.get_db_prep_save(v, connection) for f, v in zip(fields, values.values(),
+    params = [f.get_db_prep_save(v, db) for f, v in zip(fields, values.values(),
                                                                  strict=True)]
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(f"UPDATE {quote(meta.db_table)} SET {assignments} "
                        f"WHERE {quote(meta.pk.column)} = %s", [*params, pk])
         return cursor.rowcount
@@ -252,6 +283,13 @@ def _wrapper():
     ``connection.ops`` (a third of the cost of preparing a decimal or a datetime)."""
     return connections[DEFAULT_DB_ALIAS]
 
+
+def _wrapper():
+    """The default database's connection object itself, not the ``django.db.connection``
+    proxy: every attribute read through the proxy looks the connection up in a context-local
+    store again, and a batch prepares tens of thousands of values, each reading
+    ``connection.ops`` (a third of the cost of preparing a decimal or a datetime)."""
+    return connections[DEFAULT_DB_ALIAS]
 
 def _unnest(fields, values: list[list]) -> tuple[str, list]:
     """``SELECT ... FROM unnest(%b::type[], ...)`` over ``values`` (rows of Python values, one

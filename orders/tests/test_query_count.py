@@ -1,15 +1,16 @@
 """Queries per request on the hot path. The SQL floor of a submission is eight
 statements inside BEGIN/COMMIT (claim the key, lock the position, count today's orders, sum what
 the open orders still commit, read the latest known price (a buy's cost), insert the order and
-its event, store the response). The application sends six inside: the key's record, the
+its event, store the response). The application sends five inside: the key's record, the
 position locked with its known price and whether its owner has a webhook endpoint (one
 statement: the last fill is the position's own columns, the stored price one probe of its
 index), then under the lock the key's order, today's count and the open sums (one statement),
-the order, its event, the response. Around them: the caller's token and user, the key's record
-read first (a replay is answered from it alone), the savepoint and its release (a transaction
-of its own outside the tests), and no webhook wake-up for an owner without an endpoint. No count
-grows with the orders a position already has. A read of one position: the token, the user, the
-position with its known price (one statement)."""
+the order and its event (one statement: volbal.rows.insert_one's ``after``), the response.
+Around them: the caller's token and user, the key's record read first (a replay is answered
+from it alone), the savepoint and its release (a transaction of its own outside the tests),
+and no webhook wake-up for an owner without an endpoint. No count grows with the orders a
+position already has. A read of one position: the token, the user, the position with its
+known price (one statement)."""
 
 from __future__ import annotations
 
@@ -39,10 +40,10 @@ def position(make_position):
     return make_position(cash="1000000", max_orders_per_day=1000)
 
 
-def test_a_submission_takes_eleven_statements_however_many_orders_came_before(
+def test_a_submission_takes_ten_statements_however_many_orders_came_before(
         api, position, django_assert_num_queries):
     for n in range(4):
-        with django_assert_num_queries(11):
+        with django_assert_num_queries(10):
             assert submit(api, position, f"k{n}").status_code == 201
 
 

@@ -108,6 +108,49 @@ def test_insert_one_writes_what_save_writes(make_position):
     assert stored.status == "submitted" and stored.filled_qty == 0
 
 
+def test_insert_one_after_writes_the_rows_first_in_the_same_statement(make_position):
+    """The order and the event that refers to it (orders.services.order_submit): on PostgreSQL
+    one statement (a data-modifying WITH, the event's gate still taken), each row as
+    insert_one alone writes it; elsewhere the same rows one by one. A row numbered by the
+    database cannot go first."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from events.models import Event
+    from events.services import event_record
+    from volbal.rows import deferred_inserts, insert_one
+
+    position = make_position()
+    order = Order(position=position, side="BUY", qty=Decimal("2.5"), idempotency_key="k",
+                  trading_day=dt.date(2026, 1, 2))
+    with CaptureQueriesContext(connection) as ctx:
+        event = event_record(position_id=position.id, order_id=order.id, type="order_submitted",
+                             message="m", inputs={"qty": Decimal("2.5")}, inserted_first=(order,))
+    postgres = connection.vendor == "postgresql"
+    assert len(ctx.captured_queries) == (1 if postgres else 2)
+    if postgres:
+        sql = ctx.captured_queries[0]["sql"]
+        assert sql.startswith("WITH a0 AS (INSERT INTO") and "pg_advisory_xact_lock" in sql
+    assert order._state.adding is False and event._state.adding is False
+    stored = Order.objects.get(pk=order.pk)
+    assert every_field(stored) == every_field(order) and stored.created_at is not None
+    stored_event = Event.objects.get(pk=event.pk)
+    assert (stored_event.order_id, stored_event.inputs) == (order.id, {"qty": 2.5})
+
+    with transaction.atomic(), deferred_inserts() as rows:
+        later = Order(position=position, side="SELL", qty=Decimal(1), idempotency_key="k2",
+                      trading_day=dt.date(2026, 1, 2))
+        event_record(position_id=position.id, order_id=later.id, type="order_submitted",
+                     message="n", inserted_first=(later,))
+        assert [type(row) for row, _gate in rows] == [Order, Event]
+    assert Event.objects.get(order_id=later.id).message == "n"
+
+    with pytest.raises(ValueError, match="numbered by the database"):
+        insert_one(Order(position=position, side="BUY", qty=Decimal(1),
+                         trading_day=dt.date(2026, 1, 2)),
+                   after=(Event(position_id=position.id, type="evaluation", message="x"),))
+
+
 def test_count_and_update_one_do_what_the_orm_does(user, make_position):
     from volbal.rows import count, update_one
 
