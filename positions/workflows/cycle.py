@@ -240,7 +240,7 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
             # a rung must not fill at a price the jump guard holds back (docs/brokers.md)
             evaluation.rungs_cancel_held(ids)
             brokers.brokers_poll(position_ids=ids, run=run)
-            submit_ids = fed.fresh(set(Position.objects.filter(id__in=ids, auto_submit=True)
+            submit_ids = fed.fresh(set(Position.objects.filter(id__any=ids, auto_submit=True)
                                        .values_list("id", flat=True)))
             evaluated: dict[str, Position] = {}
             for position_id, line in evaluate_batch(ids, submit_ids=submit_ids, source=source,
