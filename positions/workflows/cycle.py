@@ -313,7 +313,8 @@ def trade_cycle_workers(workers: int, *, batch_size: int = BATCH, source: str = 
     stores its own :class:`TradeCycle` row. Their counts come back summed into one summary;
     a worker that died without one counts as an error. POSIX only (``os.fork``)."""
     started = time.monotonic()
-    market.calendar()  # loaded once, here, before the fork
+    market.warm()  # the calendar and this session's days, loaded once, before the fork
+    market.is_open(clock.now())
     connections.close_all()  # each worker opens its own connection
     sys.stdout.flush()
     sys.stderr.flush()
