@@ -2,7 +2,8 @@
 """Speed of the trade cycle (docs/brokers.md#speed), against the SQL floor measured in the same run.
 
     .venv/bin/python bench/trade_cycle.py [--positions 20000] [--batch 500] [--processes 4]
-                                          [--no-single] [--cold-bytecode] [--floor-seconds 10]
+                                          [--no-single] [--no-workers] [--cold-bytecode]
+                                          [--floor-seconds 10]
                                           [--database NAME]
 
 Self-contained and bounded: a scratch PostgreSQL database (dropped at the end; ``--keep-db``
@@ -27,6 +28,12 @@ script's children) per position: a figure the other load of a shared machine bar
 
 Everything the processes import is compiled to bytecode once first, in a scratch directory,
 as a deployed service has it (``--cold-bytecode``: not; see :func:`warm_bytecode`).
+
+Unless ``--no-workers`` (or ``--processes 1``), each of phases 1-3 runs again as ONE
+``manage.py trade --quiet --workers N`` (N: ``--processes``), at the prices 96.05, 95.85 (phase
+2's orders closed first) and 95.75: its N workers are forked once Django is set up, so the
+start-up is paid once, not N times; its rate and CPU (workers included) are printed beside the
+separate processes', with each worker's claims.
 
 Unless ``--no-single`` (or ``--processes 1``), phases 1 and 2 first run with ONE process too
 (at the prices 96.1 and 95.95; the orders of 2's single run are then closed, unfilled, so the
@@ -152,10 +159,14 @@ class Run:
         return 1000 * self.cpu / max(1, self.evaluated)
 
 
-def cycle(env: dict, batch: int, processes: int) -> Run:
-    """``processes`` ``manage.py trade`` runs started at once: their positions evaluated, the
-    wall time from the first start to the last exit, and their CPU time."""
+def cycle(env: dict, batch: int, processes: int, workers: int = 0) -> Run:
+    """``processes`` ``manage.py trade`` runs started at once, or (``workers``) one
+    ``manage.py trade --workers N``: their positions evaluated, the wall time from the first
+    start to the last exit, and their CPU time (a command's forked workers included)."""
     command = [PYTHON, "manage.py", "trade", "--quiet", "--batch", str(batch)]
+    if workers:
+        command += ["--workers", str(workers)]
+        processes = 1
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     procs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -170,12 +181,15 @@ def cycle(env: dict, batch: int, processes: int) -> Run:
         line = out.strip().splitlines()[-1]
         print("   ", line)
         evaluated += int(re.search(r"(\d+) evaluated", line).group(1))
-        claimed.append(int(re.search(r"(\d+) claimed", line).group(1)))
+        each = re.search(r"workers, claims ([\d+]+)\.", line)  # --workers: each worker's
+        claimed += ([int(c) for c in each.group(1).split("+")] if each else
+                    [int(re.search(r"(\d+) claimed", line).group(1))])
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     run = Run(evaluated, wall, cpu)
     # a position claimed by two processes would count twice: the claims must add up to the
     # positions evaluated (each evaluated once, by the one process that claimed it)
-    print(f"    {processes} process(es): {evaluated} evaluated in {wall:.2f} s wall "
+    how = f"1 process, --workers {workers}" if workers else f"{processes} process(es)"
+    print(f"    {how}: {evaluated} evaluated in {wall:.2f} s wall "
           f"= {run.rate:.1f}/s; {run.cpu_ms:.3f} ms CPU per position; claims "
           f"{'+'.join(map(str, claimed))} = {sum(claimed)}"
           + ("" if sum(claimed) == evaluated else "  (CLAIMS != EVALUATED)"))
@@ -221,6 +235,8 @@ def main() -> int:
                         help="manage.py trade processes started at once per run (default 4).")
     parser.add_argument("--no-single", action="store_true",
                         help="Skip the one-process runs of phases 1 and 2.")
+    parser.add_argument("--no-workers", action="store_true",
+                        help="Skip the runs of one manage.py trade --workers N (N: --processes).")
     parser.add_argument("--cold-bytecode", action="store_true",
                         help="Do not compile the bytecode once first (see warm_bytecode).")
     parser.add_argument("--floor-seconds", type=int, default=10)
@@ -236,6 +252,7 @@ def main() -> int:
         raise SystemExit("--positions 1..1000000, --floor-seconds 1..600, --processes 1..64")
     n = args.processes
     single = n > 1 and not args.no_single
+    workers = n > 1 and not args.no_workers
     with scratch_database(args.server, args.keep_db, args.database) as url:
         # as in production: DEBUG off (DEBUG keeps every statement's text in memory)
         env = {**os.environ, "DATABASE_URL": url, "DJANGO_DEBUG": "0", "VOLBAL_CALENDAR": "",
@@ -254,6 +271,9 @@ def main() -> int:
             runs["evaluate_1"] = cycle(env, args.batch, 1)
         shell(env, PRICE.format(price="96", extra=""))
         runs["evaluate"] = cycle(env, args.batch, n)
+        if workers:
+            shell(env, PRICE.format(price="96.05", extra=""))
+            runs["evaluate_w"] = cycle(env, args.batch, n, workers=n)
         print("2. with submission (auto_submit, paper broker)")
         submission = "Position.objects.update(auto_submit=True, broker='paper')"
         if single:
@@ -262,10 +282,16 @@ def main() -> int:
             submission = CLOSE_ORDERS
         shell(env, PRICE.format(price="95.9", extra=submission))
         runs["submit"] = cycle(env, args.batch, n)
+        if workers:
+            shell(env, PRICE.format(price="95.85", extra=CLOSE_ORDERS))
+            runs["submit_w"] = cycle(env, args.batch, n, workers=n)
         print("3. evaluate only, after 10x the events")
         shell(env, MORE_EVENTS + PRICE.format(price="95.8", extra=RESET))
         vacuum(url)
         runs["evaluate_10x"] = cycle(env, args.batch, n)
+        if workers:
+            shell(env, PRICE.format(price="95.75", extra=""))
+            runs["evaluate_10x_w"] = cycle(env, args.batch, n, workers=n)
         tps = floor(url, args.positions, args.floor_seconds)
         batch_tps = floor(url, args.positions, args.floor_seconds, batch=args.batch)
         load = os.getloadavg()
@@ -282,6 +308,13 @@ def main() -> int:
     row("after 10x events", "evaluate_10x",
         f"({runs['evaluate_10x'].rate / runs['evaluate'].rate:.2f} x the first; target within "
         "20 %)")
+    if workers:
+        print(f"1 process, manage.py trade --workers {n} (start-up paid once, then forked):")
+        row("evaluate only", "evaluate_w", "(target >= 3000)")
+        row("with submission", "submit_w", "(target >= 2500)")
+        row("after 10x events", "evaluate_10x_w",
+            f"({runs['evaluate_10x_w'].rate / runs['evaluate_w'].rate:.2f} x the first; target "
+            "within 20 %)")
     if single:
         print("1 process:")
         row("evaluate only", "evaluate_1",

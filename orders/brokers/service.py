@@ -109,7 +109,7 @@ def _unrouted(position_ids=None, positions: dict[str, Position] | None = None) -
     qs = (Order.objects.filter(status__in=OPEN_STATUSES, routed_at__isnull=True)
           .exclude(broker=BrokerName.MANUAL).order_by("created_at", "id"))
     if position_ids is not None:
-        qs = qs.filter(position_id__in=position_ids)
+        qs = qs.filter(position_id__any=position_ids)
     if not positions:
         return list(qs.select_related("position"))
     orders = list(qs)
@@ -124,7 +124,7 @@ def _routed_open(position_ids=None):
     qs = (Order.objects.filter(status__in=OPEN_STATUSES, routed_at__isnull=False)
           .exclude(broker=BrokerName.MANUAL).select_related("position")
           .order_by("created_at", "id"))
-    return qs if position_ids is None else qs.filter(position_id__in=position_ids)
+    return qs if position_ids is None else qs.filter(position_id__any=position_ids)
 
 
 def orders_route(*, position_ids=None, run: BrokerRun | None = None,
@@ -209,11 +209,11 @@ def _routed_record(placed: list[tuple[Order, str]], run: BrokerRun) -> None:
     with transaction.atomic(), deferred_inserts():
         position_ids = sorted({order.position_id for order, _ in placed})
         tickers = dict(Position.objects.select_for_update(no_key=True)
-                       .filter(id__in=position_ids).order_by("id").values_list("id", "ticker"))
+                       .filter(id__any=position_ids).order_by("id").values_list("id", "ticker"))
         now = clock.now()
         changes = {}
         for order_id, position_id, side, qty, broker, routed_at in (
-                Order.objects.select_for_update(no_key=True).filter(id__in=list(answers))
+                Order.objects.select_for_update(no_key=True).filter(id__any=list(answers))
                 .order_by("id").values_list("id", "position_id", "side", "qty", "broker",
                                             "routed_at")):
             if routed_at is not None:  # another cycle routed it meanwhile
@@ -330,7 +330,7 @@ def cancels_route(*, position_ids=None, run: BrokerRun | None = None) -> BrokerR
                                cancel_requested_at__isnull=False, cancel_sent_at__isnull=True)
           .select_related("position").order_by("cancel_requested_at", "id"))
     if position_ids is not None:
-        qs = qs.filter(position_id__in=position_ids)
+        qs = qs.filter(position_id__any=position_ids)
     for order in list(qs):
         if not run.first_try("cancel", order.id):
             continue

@@ -76,7 +76,7 @@ def alerted(*, type: str, episodes: dict[str, str]) -> set[str]:
     if not episodes:
         return set()
     return {pid for pid, key in Event.objects.filter(
-        position_id__in=list(episodes), type=type,
+        position_id__any=list(episodes), type=type,
         inputs__episode__in=sorted(set(episodes.values()))).values_list(
             "position_id", "inputs__episode") if key == episodes[pid]}
 

@@ -27,13 +27,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import socket
+import sys
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Exists, OuterRef, Q
 
 from events.actor import Actor, acting
@@ -179,6 +182,8 @@ class CycleResult:
     lines: list[str] = field(default_factory=list)
     # One line per error the summary counts (what failed, where, and why).
     errors: list[str] = field(default_factory=list)
+    # What the summary line says after the counts (the feed's misses), "" when nothing.
+    tail: str = ""
 
 
 def trade_cycle(*, now: dt.datetime | None = None, batch_size: int = BATCH,
@@ -235,7 +240,7 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
             # a rung must not fill at a price the jump guard holds back (docs/brokers.md)
             evaluation.rungs_cancel_held(ids)
             brokers.brokers_poll(position_ids=ids, run=run)
-            submit_ids = fed.fresh(set(Position.objects.filter(id__in=ids, auto_submit=True)
+            submit_ids = fed.fresh(set(Position.objects.filter(id__any=ids, auto_submit=True)
                                        .values_list("id", flat=True)))
             evaluated: dict[str, Position] = {}
             for position_id, line in evaluate_batch(ids, submit_ids=submit_ids, source=source,
@@ -259,7 +264,8 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
     out.errors.extend(run.failures)
     row.duration_ms = int((time.monotonic() - start) * 1000)
     row.finished_at = clock.now()
-    row.message = summary_text(row, calendar=market.calendar() is not None) + fed.summary()
+    out.tail = fed.summary()
+    row.message = summary_text(row, calendar=market.calendar() is not None) + out.tail
     row.save()
     return out
 
@@ -278,6 +284,111 @@ def summary_text(row: TradeCycle, *, calendar: bool = True) -> str:
              else f"market closed, session {row.session}")
     return (f"Cycle ({where}): " + ", ".join(parts)
             + f" in {row.duration_ms} ms.")
+
+
+# What a worker's cycle hands the parent (TradeCycle's counts), summed into one summary.
+COUNTS = ("positions_claimed", "evaluated", "proposals", "submitted", "routed", "fills",
+          "cancelled", "orders_expired", "dividends_effective", "dividends_paid", "errors")
+
+
+@dataclass
+class WorkersResult:
+    """``trade --workers N``: the workers' cycles summed (``row`` is not stored: each worker
+    stored its own), each worker's claims, and what each worker said went wrong."""
+    row: TradeCycle
+    claims: list[int]
+    errors: list[str]
+
+    @property
+    def message(self) -> str:
+        return self.row.message
+
+
+def trade_cycle_workers(workers: int, *, batch_size: int = BATCH, source: str = "cron",
+                        progress: Callable[[int, str], None] | None = None) -> WorkersResult:
+    """One cycle run by ``workers`` processes forked from this one once it has started (Django
+    set up, the calendar loaded: what each separate ``manage.py trade`` process would pay
+    again), each the whole :func:`trade_cycle` on its own connection, as separate processes
+    run it: they split the claimed positions between them (the lease, ``SKIP LOCKED``), each
+    stores its own :class:`TradeCycle` row. Their counts come back summed into one summary;
+    a worker that died without one counts as an error. POSIX only (``os.fork``)."""
+    started = time.monotonic()
+    market.warm()  # the calendar and this session's days, loaded once, before the fork
+    market.is_open(clock.now())
+    connections.close_all()  # each worker opens its own connection
+    sys.stdout.flush()
+    sys.stderr.flush()
+    children = []
+    for _ in range(workers):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os.close(read)
+            _worker(write, batch_size=batch_size, source=source, progress=progress)
+        os.close(write)
+        children.append((pid, read))
+    answers = []
+    for pid, read in children:
+        with os.fdopen(read, "rb") as pipe:
+            answer = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        answers.append((pid, os.waitstatus_to_exitcode(status), answer))
+    return _workers_summed(answers, started=started)
+
+
+def _worker(write: int, *, batch_size, source, progress) -> None:
+    """A forked worker: one cycle, its counts to the parent through ``write``, then exit
+    (``os._exit``: nothing of the parent's, such as its exit handlers, runs twice)."""
+    code = 1
+    try:
+        # whole lines, not a buffer's chunks, so the workers' lines do not cut into each other
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stdout.reconfigure(line_buffering=True)
+        result = trade_cycle(batch_size=batch_size, source=source, progress=progress)
+        answer = {"counts": {name: getattr(result.row, name) for name in COUNTS},
+                  "market_open": result.row.market_open,
+                  "session": result.row.session.isoformat() if result.row.session else None,
+                  "tail": result.tail, "errors": result.errors}
+        with os.fdopen(write, "wb") as pipe:
+            pipe.write(json.dumps(answer).encode())
+        code = 0
+    except BaseException:  # said on stderr; the parent counts it
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            connections.close_all()
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _workers_summed(answers: list[tuple[int, int, bytes]], *, started: float) -> WorkersResult:
+    """The workers' answers ``(pid, exit code, what it wrote)`` as one summary."""
+    row = TradeCycle(worker=f"{socket.gethostname()}:{os.getpid()}")
+    claims, errors, tails = [], [], []
+    for pid, code, raw in answers:
+        if code != 0 or not raw:
+            row.errors += 1
+            claims.append(0)
+            errors.append(f"worker {pid} exited {code} without a summary (its stderr says why)")
+            continue
+        answer = json.loads(raw)
+        for name, value in answer["counts"].items():
+            setattr(row, name, getattr(row, name) + value)
+        claims.append(answer["counts"]["positions_claimed"])
+        row.market_open = bool(row.market_open or answer["market_open"])
+        if answer["session"] and row.session is None:
+            row.session = dt.date.fromisoformat(answer["session"])
+        errors.extend(answer["errors"])
+        if answer["tail"] and answer["tail"] not in tails:
+            tails.append(answer["tail"])
+    row.market_open = bool(row.market_open)
+    row.duration_ms = int((time.monotonic() - started) * 1000)
+    row.message = (summary_text(row, calendar=market.calendar() is not None)
+                   + f" {len(answers)} workers, claims {'+'.join(map(str, claims))}."
+                   + "".join(tails))
+    return WorkersResult(row, claims, errors)
 
 
 def evaluate_positions(ids: Iterable[str], *, submit: bool, source: str = "cron"):

@@ -327,11 +327,11 @@ def positions_evaluate_claimed(ids: list[str], *, submit_ids: set[str],
     (returned absent)."""
     out: dict[str, Evaluation | Exception | None] = {}
     with transaction.atomic():
-        qs = Position.objects.filter(id__in=ids).order_by("id")
+        qs = Position.objects.filter(id__any=ids).order_by("id")
         positions = list(qs.select_for_update(of=("self",)) if
                          transaction.get_connection().features.has_select_for_update else qs)
         split_due = set(Split.objects.filter(
-            position_id__in=ids, status=SplitStatus.ANNOUNCED,
+            position_id__any=ids, status=SplitStatus.ANNOUNCED,
             effective_date__lte=clock.trading_day()).values_list("position_id", flat=True))
         latest = latest_prices(tickers={p.ticker for p in positions})
         positions = [p for p in positions if p.id not in split_due and p.ticker in latest
@@ -402,7 +402,7 @@ def rungs_cancel_held(ids: list[str]) -> list[str]:
     rungs = Order.objects.filter(position_id=OuterRef("pk"), rung__isnull=False,
                                  status__in=OPEN_STATUSES, cancel_requested_at__isnull=True)
     done = []
-    for pid in Position.objects.filter(id__in=ids, order_type=OrderType.LIMIT).filter(
+    for pid in Position.objects.filter(id__any=ids, order_type=OrderType.LIMIT).filter(
             Exists(rungs)).values_list("id", flat=True):
         with transaction.atomic():
             position = Position.objects.select_for_update().get(id=pid)

@@ -222,3 +222,44 @@ def test_update_many_is_each_rows_update(make_position):
     b.refresh_from_db()
     assert (a.cash, a.evaluated_price_ts) == (Decimal("1.25"), moment)
     assert (b.cash, b.evaluated_price_ts) == (Decimal("2.5"), None)
+
+
+def test_a_batch_sends_each_value_as_its_field_prepares_it_for_saving(make_position):
+    """The batch's arrays (volbal.rows._unnest) pass a str or None of a plain CharField or
+    TextField as it is, without the field's three calls: the value its get_db_prep_save gives,
+    for every column of the rows the trade cycle writes (JSON: the text json.dumps gives with
+    the field's encoder); a lazy string still goes through it."""
+    import json
+
+    from django.db import connection
+    from django.utils.translation import gettext_lazy
+
+    from events.models import Event
+    from orders.models import OrderStatus
+    from volbal.rows import _insert_shape, _text_as_is, _unnest
+
+    position = make_position()
+    order, _ = order_submit_for(owner=position.owner, position_id=position.id, side="BUY",
+                                qty=Decimal("1"), idempotency_key="k-unnest")
+    event = Event.objects.filter(position_id=position.id).first()
+    assert _text_as_is(type(Position._meta.get_field("ticker")))
+    assert _text_as_is(type(Event._meta.get_field("message")))
+    assert not _text_as_is(type(Position._meta.get_field("cash")))
+    for instance in (position, order, event):
+        model = type(instance)
+        _sql, fields, _auto, _returning = _insert_shape(model, connection.vendor, (), None)
+        rows = [[f.pre_save(instance, True) for f in fields],
+                [None if f.null else f.pre_save(instance, True) for f in fields]]
+        _select, params = _unnest(fields, rows)
+        for f, column, sent in zip(fields, zip(*rows, strict=True), params, strict=True):
+            if f.get_internal_type() == "JSONField":  # as text, cast back to jsonb
+                expected = [None if v is None else json.dumps(v, cls=f.encoder) for v in column]
+            else:
+                expected = [f.get_db_prep_save(v, connection) for v in column]
+            assert sent == expected and list(map(type, sent)) == list(map(type, expected)), \
+                f.name
+    ticker = Position._meta.get_field("ticker")
+    lazy, choice = gettext_lazy("ZIM"), OrderStatus.SUBMITTED
+    (_select, (sent,)) = _unnest([ticker], [[lazy], [choice], [None], ["IBM"]])
+    assert sent == ["ZIM", choice, None, "IBM"] and type(sent[0]) is str
+    assert sent[1] is ticker.get_db_prep_save(choice, connection)

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from django.core.management.base import CommandError
 
 from events.actor import ActorCommand
-from positions.workflows.cycle import BATCH, trade_cycle
+from positions.workflows.cycle import BATCH, trade_cycle, trade_cycle_workers
 from positions.workflows.schedule import interval_problem, schedule_start, schedule_stop
 from volbal.repeat import run_every
 
@@ -24,8 +25,9 @@ class Command(ActorCommand):  # its events name it (events.actor)
             "evaluation has its broker polled and is evaluated at that price, submitting when "
             "auto_submit is on; new orders go to their brokers; brokers are polled for fills. "
             "One summary line per cycle, kept for the admin. Several runs at once split the "
-            "positions between them. One cycle exits 1 when it counted errors (a step failed: "
-            "the feed, a split, an evaluation, a broker), so cron can tell; --loop goes on.")
+            "positions between them, as do the --workers of one run. One cycle exits 1 when it "
+            "counted errors (a step failed: the feed, a split, an evaluation, a broker), so "
+            "cron can tell; --loop goes on.")
 
     def add_arguments(self, parser):
         parser.add_argument("--loop", action="store_true",
@@ -36,6 +38,12 @@ class Command(ActorCommand):  # its events name it (events.actor)
                             help="With --loop: stop after this many cycles (0: never).")
         parser.add_argument("--batch", type=int, default=BATCH,
                             help=f"Positions claimed at a time (default {BATCH}).")
+        parser.add_argument("--workers", type=int, default=1,
+                            help="Run each cycle in N processes forked once this one has "
+                                 "started (Django and the calendar loaded once, not N times): "
+                                 "they split the positions as N separate runs would, each "
+                                 "stores its own cycle row; one summary line sums them "
+                                 "(default 1: this process runs the cycle).")
         parser.add_argument("--quiet", action="store_true",
                             help="Only the summary line, not one line per position.")
         parser.add_argument("--schedule", type=float, metavar="S", default=None,
@@ -46,10 +54,17 @@ class Command(ActorCommand):  # its events name it (events.actor)
                             help="Stop the schedule on the job queue.")
 
     def handle(self, *args, loop, interval, cycles, batch, quiet, schedule, unschedule,
-               **options):
+               workers, **options):
         if interval <= 0 or batch < 1 or cycles < 0:
             raise CommandError("--interval must be > 0, --batch >= 1 and --cycles >= 0.")
+        if not 1 <= workers <= 64:
+            raise CommandError("--workers must be 1 to 64.")
+        if workers > 1 and not hasattr(os, "fork"):
+            raise CommandError("--workers needs os.fork (POSIX); run separate processes.")
         if schedule is not None or unschedule:
+            if workers > 1:  # a job worker runs the scheduled cycle: more db_workers scale it
+                raise CommandError("--workers runs cycles here: not with --schedule or "
+                                   "--unschedule (more db_worker processes run more at once).")
             return self.schedule(schedule, unschedule, loop)
 
         def progress(claimed: int, line: str) -> None:
@@ -59,8 +74,12 @@ class Command(ActorCommand):  # its events name it (events.actor)
         errors = []
 
         def once() -> None:
-            result = trade_cycle(batch_size=batch, source="worker" if loop else "cron",
-                                 progress=progress)
+            source = "worker" if loop else "cron"
+            if workers > 1:  # each cycle forks its workers; --loop: anew for every cycle
+                result = trade_cycle_workers(workers, batch_size=batch, source=source,
+                                             progress=progress)
+            else:
+                result = trade_cycle(batch_size=batch, source=source, progress=progress)
             self.stdout.write(result.row.message)
             for error in result.errors:  # what the summary's errors were, even with --quiet
                 self.stdout.write(f"  error: {error}")

@@ -1,0 +1,109 @@
+"""``manage.py trade --workers N``: one command whose N forked processes split a cycle as N
+separate ``manage.py trade`` processes would (test_trade_scale_out.py), on PostgreSQL: each
+position evaluated exactly once, no order submitted twice, every worker's cycle stored, and the
+one summary line the sum of theirs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db.models import Count
+from django.utils import timezone
+
+from events.models import Event
+from orders.models import Order
+from positions.models import Position, Price, TradeCycle
+
+D = Decimal
+N = 600
+
+
+def trade(*args: str) -> subprocess.CompletedProcess:
+    db = settings.DATABASES["default"]
+    env = {**os.environ, "VOLBAL_CALENDAR": "",  # trade whatever the hour of the run
+           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
+                           f"{db['PORT'] or 5432}/{db['NAME']}"}
+    return subprocess.run([sys.executable, "manage.py", "trade", *args], cwd=settings.BASE_DIR,
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.system
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_evaluate_each_position_once_and_sum_their_summaries(user):
+    Position.objects.bulk_create(
+        [Position(owner=user, ticker="ZIM", qty=D(50), cash=D(5000), anchor_price=D(100),
+                  opening_qty=D(50), opening_cash=D(5000), broker="paper", auto_submit=True)
+         for _ in range(N)])
+    new = Price.objects.create(ticker="ZIM", price=D(96),
+                               ts=timezone.now() - dt.timedelta(minutes=1))
+
+    done = trade("--quiet", "--workers", "2", "--batch", "50")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, lines  # --quiet: the one summary line, no worker's own
+    summary = lines[0]
+    assert summary.startswith("Cycle (no calendar: always in session): "), summary
+    cycles = list(TradeCycle.objects.all())
+    assert len(cycles) == 2 and len({c.worker for c in cycles}) == 2  # each worker's own row
+    claims = sorted(c.positions_claimed for c in cycles)
+    assert sum(claims) == N and sum(c.evaluated for c in cycles) == N
+    assert sum(c.submitted for c in cycles) == N and sum(c.errors for c in cycles) == 0
+    for name in ("claimed", "evaluated", "proposals", "submitted", "routed"):
+        assert f" {N} {name}" in summary, (name, summary)
+    assert " 0 errors" in summary
+    said = re.search(r" 2 workers, claims (\d+)\+(\d+)\.", summary)
+    assert said and sorted(map(int, said.groups())) == claims, summary
+    per_position = Event.objects.filter(type="evaluation").values("position_id").annotate(
+        n=Count("id"))
+    assert len(per_position) == N and {row["n"] for row in per_position} == {1}
+    assert Position.objects.filter(evaluated_price_ts=new.ts,
+                                   cycle_lease_until__isnull=True).count() == N
+    orders = Order.objects.values("position_id").annotate(n=Count("id"))
+    assert len(orders) == N and {row["n"] for row in orders} == {1}
+    assert Order.objects.filter(routed_at__isnull=True).count() == 0
+
+    # a second run finds nothing due: each worker's summary says so, and so does the sum
+    again = trade("--workers", "2")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert " 0 claimed, 0 evaluated," in again.stdout and "claims 0+0." in again.stdout
+    assert TradeCycle.objects.count() == 4
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("args", [("--workers", "0"), ("--workers", "65"),
+                                  ("--workers", "2", "--schedule", "60"),
+                                  ("--workers", "2", "--unschedule")])
+def test_workers_out_of_range_or_with_the_job_queue_are_refused(args):
+    with pytest.raises(CommandError, match="--workers"):
+        call_command("trade", *args)
+    assert TradeCycle.objects.count() == 0
+
+
+def test_a_worker_that_died_without_a_summary_counts_as_an_error():
+    import json
+
+    from positions.workflows.cycle import COUNTS, _workers_summed
+
+    counts = dict.fromkeys(COUNTS, 0) | {"positions_claimed": 7, "evaluated": 7, "errors": 1}
+    answer = json.dumps({"counts": counts, "market_open": True, "session": "2026-03-02",
+                         "tail": " Not priced by the feed: ZIM.",
+                         "errors": ["P1 evaluation_failed: failed: boom"]}).encode()
+    summed = _workers_summed([(101, 0, answer), (102, 1, b""), (103, 0, answer)], started=0)
+    assert (summed.row.positions_claimed, summed.row.evaluated, summed.row.errors) == (14, 14, 3)
+    assert summed.claims == [7, 0, 7]
+    assert summed.errors == ["P1 evaluation_failed: failed: boom",
+                             "worker 102 exited 1 without a summary (its stderr says why)",
+                             "P1 evaluation_failed: failed: boom"]
+    assert summed.message.endswith(" 3 workers, claims 7+0+7. Not priced by the feed: ZIM.")
+    assert " 3 errors in " in summed.message
