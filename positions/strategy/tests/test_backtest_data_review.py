@@ -1,5 +1,6 @@
-"""Review of issue 24's speed work (branch h24-review): defects found, each pinned by a test
-that fails on the merge (xfail strict, the defect in the reason) so the fix turns it green."""
+"""The backtest's data after issue 24's speed work (found by its review): one bad time in a long
+plain CSV is refused with its line (numpy's bytes-to-datetime cast over more than 500 items
+crashed the process), and a backtested Series still pickles and deep-copies."""
 
 from __future__ import annotations
 
@@ -24,11 +25,6 @@ def _series():
     return data.series_from_points(pts, name="W")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "h24 (9068de2/d73ca7c): Series.price_list is now a cached memoryview of the prices, so a "
-    "Series that has been backtested once can no longer be pickled or deep-copied (TypeError: "
-    "cannot pickle memoryview objects); at 659ba9f it was a list and both worked. cloudpickle "
-    "(loky, dask) copes, the standard library does not."))
 def test_a_backtested_series_still_pickles_and_deep_copies():
     series = _series()
     engine.run(series, rules.Config(min_notional=Decimal(0)))
@@ -49,14 +45,6 @@ def _load_in_child(path) -> subprocess.CompletedProcess:
                           text=True, timeout=120, env={"PYTHONPATH": str(root), "PATH": ""})
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "The plain reader (data._parse_plain) casts every row's time at once with numpy's "
-    "astype('M8[s]'); numpy 2.4.6 crashes the process (SIGSEGV) when that cast fails on an "
-    "array of ~1,000 strings or more, so ONE malformed time (a typo, a lower-case 't', a "
-    "leading space) in a plain CSV of 1,000+ rows kills `manage.py backtest --csv`/`sweep` "
-    "instead of a DataError naming the line. Also so at 659ba9f; d73ca7c/_zoned only keeps "
-    "UTC offsets away from the cast. Fix: cast in pieces of a few hundred rows, or check the "
-    "layout's digits before the cast."))
 @pytest.mark.parametrize("bad", ["2024-01-0x", "2024-13-01", " 2024-01-0"])
 def test_one_bad_time_in_a_long_plain_file_is_refused_with_its_line(tmp_path, bad):
     day0 = np.datetime64("2020-01-01", "D")
