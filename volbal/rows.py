@@ -124,6 +124,10 @@ def insert_one(instance: Model, *, unless_conflict: tuple[str, ...] = (),
     ``WITH`` (one round trip instead of one each; their foreign keys, as this row's, are
     checked at the statement's end); elsewhere, and inside :func:`deferred_inserts`, each is
     inserted (or collected) first, then this row."""
+    if after and unless_conflict:
+        # the rows after would be written even when this one is not (a conflict): half a write
+        raise ValueError("insert_one: after= and unless_conflict= cannot be combined (on a "
+                         "conflict the rows after would stay written without this one)")
     for row in after:
         if row._meta.pk.db_returning:
             raise ValueError(f"insert_one(after=...): {type(row).__name__} is numbered by the "
@@ -133,7 +137,7 @@ def insert_one(instance: Model, *, unless_conflict: tuple[str, ...] = (),
         pending.extend((row, None) for row in after)
         pending.append((instance, gate))
         return instance
-    if after and (connection.vendor != "postgresql" or unless_conflict):
+    if after and connection.vendor != "postgresql":
         for row in after:
             _insert_now(row)
         after = ()

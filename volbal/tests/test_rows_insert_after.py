@@ -1,5 +1,5 @@
-"""Review of issue 24's speed work (branch h24-review): defects of volbal.rows found, each pinned
-by a test that fails on the merge (xfail strict, the defect in the reason)."""
+"""volbal.rows.insert_one: rows written ``after=`` never stay without the row they were for
+(found by the review of issue 24's speed work)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,6 @@ from volbal.rows import insert_one
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "22175ae: insert_one(after=..., unless_conflict=...) inserts the `after` rows first, then "
-    "the row ON CONFLICT DO NOTHING: on a conflict it answers None (nothing inserted) but the "
-    "rows that were to refer to it stay written - half a write. No caller combines the two "
-    "today; refuse the combination (or put the after rows in the same statement)."))
 def test_insert_one_after_with_a_conflict_leaves_nothing_half_written(make_position):
     position = make_position()
     scope = {"identity": "user:1", "method": "POST", "path": "/v1/x", "key": "k"}
