@@ -119,7 +119,10 @@ def test_command_runs_on_the_dask_cluster_named_by_the_environment(two_csvs, mon
 def test_a_command_starts_without_the_rest_framework_serializers():
     """django.setup() (what every manage.py command pays before it runs) loads no REST framework
     parser, renderer or serializer: the research worker, which the admin imports, loads the
-    request parser only where a job parses a stored request (docs/research.md#speed)."""
+    request parser only where a job parses a stored request (docs/research.md#speed). Nor does
+    it load what only an admin screen's view or action uses: numpy (the performance, the
+    research code), the charts and the backtest code they draw from, matplotlib, openpyxl, the
+    trade cycle's evaluation, the research jobs' services."""
     import os
     import subprocess
     import sys
@@ -127,7 +130,10 @@ def test_a_command_starts_without_the_rest_framework_serializers():
 
     code = ("import sys, django; django.setup(); print(sorted(m for m in sys.modules if m in "
             "('rest_framework.serializers', 'rest_framework.renderers', "
-            "'rest_framework.parsers', 'volbal.parsers', 'requests')))")
+            "'rest_framework.parsers', 'volbal.parsers', 'requests', 'numpy', 'pandas', "
+            "'matplotlib', 'openpyxl', 'positions.performance', 'positions.picture', "
+            "'positions.strategy.export.charts', 'positions.strategy.backtest.engine', "
+            "'positions.workflows.evaluation', 'positions.research.services')))")
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="volbal.settings")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env, cwd=Path(__file__).resolve().parents[3])
