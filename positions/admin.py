@@ -15,7 +15,6 @@ from django.utils.html import format_html, format_html_join
 
 from events.selectors import events_for_position
 from orders.selectors import position_valuation, with_known_price
-from orders.services import position_configure_replacing_rungs
 from positions import selectors, services
 from positions.dividends import dividend_announce
 from positions.models import (
@@ -49,7 +48,8 @@ CENT = Decimal("0.01")  # a position's value is shown to the cent
 # Imported where a screen or an action uses them, not at django.setup() (which imports every
 # admin module, for every command): positions.performance (numpy), positions.picture (the
 # charts and the backtest code they draw from), positions.workflows (evaluation, corporate
-# actions). tests/test_startup_imports.py pins it.
+# actions), orders.services (the writes). positions/research/tests/test_sweep_command.py
+# (test_a_command_starts_without_...) pins it.
 
 configure_site()  # no nav sidebar; API tokens for superusers only, keys by their prefix
 
@@ -357,6 +357,8 @@ class PositionAdmin(ReturnsAdminMixin, WriteActionsMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if change:
+            from orders.services import position_configure_replacing_rungs
+
             position_configure_replacing_rungs(
                 owner=None,
                 position_id=obj.pk,
