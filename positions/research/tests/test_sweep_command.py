@@ -124,7 +124,7 @@ SETUP_LEAVES_OUT = (
     "volbal.parsers", "requests", "numpy", "pandas", "matplotlib", "openpyxl",
     "positions.performance", "positions.picture", "positions.strategy.export.charts",
     "positions.strategy.backtest.engine", "positions.workflows.evaluation",
-    "positions.research.services")
+    "positions.research.services", "orders.services", "events.webhooks.services")
 
 
 @pytest.mark.parametrize(("start", "left_out"), [
