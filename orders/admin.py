@@ -11,7 +11,6 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.module_loading import import_string
 
-from orders import services
 from orders.models import OPEN_STATUSES, Fill, IdempotencyRecord, Order
 from positions.models import Broker
 from volbal.admin import ReadOnlyAdminMixin, WriteActionsMixin, shown_decimal, shown_time
@@ -141,6 +140,8 @@ class OrderAdmin(WriteActionsMixin, admin.ModelAdmin):
         form = FillForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
+            from orders import services  # the writes: imported where used, not at setup
+
             try:
                 order, _position, fill = services.order_fill(
                     owner=None, order_id=order.pk, price=data["price"],
@@ -167,6 +168,8 @@ class OrderAdmin(WriteActionsMixin, admin.ModelAdmin):
 
     @admin.action(description="Cancel the selected open orders", permissions=["write"])
     def cancel_orders(self, request, queryset):
+        from orders import services  # the writes: imported where used, not at setup
+
         done, requested = [], []
         for order in queryset:
             try:

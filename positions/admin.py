@@ -15,7 +15,6 @@ from django.utils.html import format_html, format_html_join
 
 from events.selectors import events_for_position
 from orders.selectors import position_valuation, with_known_price
-from orders.services import position_configure_replacing_rungs
 from positions import selectors, services
 from positions.dividends import dividend_announce
 from positions.models import (
@@ -30,17 +29,9 @@ from positions.models import (
     TickerFeed,
     TradeCycle,
 )
-from positions.performance import position_performance
-from positions.picture import position_picture_png
 from positions.reports import ReturnsAdminMixin
 from positions.splits import price_confirm
 from positions.strategy import rules
-from positions.workflows import evaluation
-from positions.workflows.corporate_actions import (
-    dividends_process,
-    split_announce_ticker,
-    splits_apply_due,
-)
 from volbal.admin import (
     ApiValidatedForm,
     ReadOnlyAdminMixin,
@@ -53,6 +44,12 @@ from volbal.errors import DomainError
 
 STATE_FIELDS = ("qty", "cash", "anchor_price", "dividend_receivable")
 CENT = Decimal("0.01")  # a position's value is shown to the cent
+
+# Imported where a screen or an action uses them, not at django.setup() (which imports every
+# admin module, for every command): positions.performance (numpy), positions.picture (the
+# charts and the backtest code they draw from), positions.workflows (evaluation, corporate
+# actions), orders.services (the writes). positions/research/tests/test_sweep_command.py
+# (test_a_command_starts_without_...) pins it.
 
 configure_site()  # no nav sidebar; API tokens for superusers only, keys by their prefix
 
@@ -221,6 +218,8 @@ class PositionAdmin(ReturnsAdminMixin, WriteActionsMixin, admin.ModelAdmin):
         price = self._price(obj)
         if price is None:
             return "No stored price for this ticker yet (POST /v1/prices or import_prices)."
+        from positions.workflows import evaluation
+
         try:
             decision = evaluation.position_decide(position=obj, price=price)
         except (rules.RuleError, ArithmeticError) as exc:  # keep the page usable
@@ -237,6 +236,8 @@ class PositionAdmin(ReturnsAdminMixin, WriteActionsMixin, admin.ModelAdmin):
     def resting_orders(self, obj):
         """The rung orders open at the broker and the ladder's rungs (docs/strategy.md#resting-
         orders): the API's GET /v1/positions/{id}/resting-orders, as rows."""
+        from positions.workflows import evaluation
+
         try:
             result = evaluation.position_resting(owner=None, position=obj)
         except (rules.RuleError, ArithmeticError) as exc:  # keep the page usable
@@ -252,6 +253,8 @@ class PositionAdmin(ReturnsAdminMixin, WriteActionsMixin, admin.ModelAdmin):
         return format_html("{}{}", result.message, table)
 
     def _evaluate(self, request, queryset, submit: bool):
+        from positions.workflows import evaluation
+
         for position in queryset:
             # "Position" first: the admin capitalises a message's first letter, and an id
             # must stay as it is to be searched for or pasted into a URL
@@ -290,10 +293,14 @@ class PositionAdmin(ReturnsAdminMixin, WriteActionsMixin, admin.ModelAdmin):
         return [picture, *self.returns_urls(), *super().get_urls()]
 
     def picture_view(self, request, object_id):
+        from positions.picture import position_picture_png
+
         position = self.viewed(request, object_id)
         return HttpResponse(position_picture_png(position), content_type="image/png")
 
     def performance_of(self, obj):
+        from positions.performance import position_performance
+
         return position_performance(obj)
 
     def performance_title(self, obj) -> str:
@@ -350,6 +357,8 @@ class PositionAdmin(ReturnsAdminMixin, WriteActionsMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if change:
+            from orders.services import position_configure_replacing_rungs
+
             position_configure_replacing_rungs(
                 owner=None,
                 position_id=obj.pk,
@@ -509,6 +518,8 @@ class DividendAdmin(WriteActionsMixin, admin.ModelAdmin):
                   permissions=["write"])
     @logs_dividend_steps
     def process_due(self, request, queryset):
+        from positions.workflows.corporate_actions import dividends_process
+
         report = dividends_process()
         self.message_user(request, f"{len(report.effective)} became effective, "
                           f"{len(report.paid)} were paid.", messages.SUCCESS)
@@ -571,6 +582,8 @@ class SplitForm(ApiValidatedForm):
         data = super().clean()
         if self.errors:
             return data
+        from positions.workflows.corporate_actions import split_announce_ticker
+
         try:
             report = split_announce_ticker(ticker=data["ticker"], ratio=data["ratio"],
                                            effective_date=data["effective_date"])
@@ -621,6 +634,8 @@ class SplitAdmin(WriteActionsMixin, admin.ModelAdmin):
 
     @admin.action(description="Apply due splits now (as of today)", permissions=["write"])
     def apply_due(self, request, queryset):
+        from positions.workflows.corporate_actions import splits_apply_due
+
         report = splits_apply_due()
         self.log_action(request, Split.objects.filter(pk__in=report.applied,
                                                       status=SplitStatus.APPLIED),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.contrib import admin
 from django.contrib.admin.utils import quote, unquote
@@ -15,10 +16,13 @@ from django.http import Http404, HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from positions.performance import Performance
-from positions.strategy.export import charts, tables
 from volbal.admin import shown_decimal
 from volbal.errors import DomainError
+
+if TYPE_CHECKING:  # the admin screens import this module at django.setup(), for every command:
+    # the performance (numpy) and the export helpers (matplotlib's callers, openpyxl's) are
+    # imported by the functions that compute, write or draw
+    from positions.performance import Performance
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # The API's actions that draw or write a performance's files: the expensive scope throttles them
@@ -44,6 +48,8 @@ def performance_summary(perf: Performance) -> list[tuple[str, object]]:
 
 
 def performance_xlsx(perf: Performance) -> bytes:
+    from positions.strategy.export import tables
+
     buffer = io.BytesIO()
     tables.write_returns_xlsx(
         buffer, summary=performance_summary(perf),
@@ -52,6 +58,8 @@ def performance_xlsx(perf: Performance) -> bytes:
 
 
 def performance_png(perf: Performance, *, title: str) -> bytes:
+    from positions.strategy.export import charts
+
     buffer = io.BytesIO()
     charts.write_returns_plot(
         buffer, title=title, days=[d.session for d in perf.daily],

@@ -8,7 +8,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
-from events.webhooks import services
 from events.webhooks.models import (
     DisabledReason,
     WebhookAttempt,
@@ -17,6 +16,14 @@ from events.webhooks.models import (
 )
 from volbal.admin import ReadOnlyAdminMixin
 from volbal.errors import DomainError
+
+
+def _services():
+    """events.webhooks.services (the writes, the URL checks, the HTTP transport), imported when
+    a form or an action uses it, not at django.setup(), which imports every admin module."""
+    from events.webhooks import services
+
+    return services
 
 
 class EndpointForm(forms.ModelForm):
@@ -35,7 +42,7 @@ class EndpointForm(forms.ModelForm):
     def clean_event_types(self):
         types = [t.strip() for t in self.cleaned_data["event_types"].split(",") if t.strip()]
         try:
-            return services.event_types_checked(types)
+            return _services().event_types_checked(types)
         except DomainError as exc:
             raise ValidationError(exc.message) from None
 
@@ -43,14 +50,14 @@ class EndpointForm(forms.ModelForm):
         data = super().clean()
         if self.instance._state.adding and data.get("owner") is not None:
             try:  # the API's bound, checked here so a refused addition adds and logs nothing
-                services.endpoint_limit_checked(data["owner"])
+                _services().endpoint_limit_checked(data["owner"])
             except DomainError as exc:
                 raise ValidationError(exc.message) from None
         return data
 
     def clean_url(self):
         try:
-            return services.url_checked(self.cleaned_data["url"])
+            return _services().url_checked(self.cleaned_data["url"])
         except DomainError as exc:
             raise ValidationError(exc.message) from None
 
@@ -73,11 +80,11 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         data = form.cleaned_data
         try:
             if change:
-                services.webhook_update(owner=None, endpoint_id=obj.pk, url=data["url"],
-                                        event_types=data["event_types"],
-                                        description=data["description"])
+                _services().webhook_update(owner=None, endpoint_id=obj.pk, url=data["url"],
+                                           event_types=data["event_types"],
+                                           description=data["description"])
             else:
-                endpoint, secret = services.webhook_create(
+                endpoint, secret = _services().webhook_create(
                     owner=data["owner"], url=data["url"], event_types=data["event_types"],
                     description=data["description"])
                 obj.pk = endpoint.pk
@@ -90,14 +97,14 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
                   permissions=["change"])
     def retry(self, request, queryset):
         for endpoint in queryset:
-            services.webhook_retry(endpoint_id=endpoint.pk)
+            _services().webhook_retry(endpoint_id=endpoint.pk)
         self.message_user(request, f"{queryset.count()} endpoint(s) re-enabled; their "
                                    "undelivered events are queued.", messages.SUCCESS)
 
     @admin.action(description="Disable (events wait, none is skipped)", permissions=["change"])
     def disable(self, request, queryset):
         for endpoint in queryset:
-            services.webhook_disable(endpoint_id=endpoint.pk, reason=DisabledReason.OPERATOR)
+            _services().webhook_disable(endpoint_id=endpoint.pk, reason=DisabledReason.OPERATOR)
         self.message_user(request, f"{queryset.count()} endpoint(s) disabled.",
                           messages.SUCCESS)
 

@@ -46,7 +46,6 @@ from orders.brokers.port import (
     Report,
     Ticket,
 )
-from positions.marketdata.alpaca_http import api_error_parts
 from positions.models import Broker as BrokerName
 from positions.strategy import rules
 from volbal.renderers import decimal_text as fmt
@@ -99,9 +98,11 @@ def _client():
 
 def _unavailable(exc, action: str) -> BrokerUnavailable:
     """What an error leaves unknown: retried on the next cycle."""
-    # alpaca-py: a heavy optional SDK (see the client above)
+    # alpaca-py: a heavy optional SDK (see the client above); alpaca_http imports requests
     import requests
     from alpaca.common.exceptions import APIError
+
+    from positions.marketdata.alpaca_http import api_error_parts
 
     if isinstance(exc, APIError):
         status, code, message = api_error_parts(exc)
@@ -139,10 +140,12 @@ class AlpacaBroker:
     price_driven = False  # fills happen at Alpaca, whatever prices are recorded here
 
     def place(self, ticket: Ticket) -> str:
-        # alpaca-py: a heavy optional SDK (see the client above)
+        # alpaca-py: a heavy optional SDK (see the client above); alpaca_http imports requests
         from alpaca.common.exceptions import APIError
         from alpaca.trading.enums import OrderSide, TimeInForce
         from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
+
+        from positions.marketdata.alpaca_http import api_error_parts
 
         client = _client()
         fields = dict(

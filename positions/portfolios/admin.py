@@ -13,15 +13,15 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from positions.models import Portfolio
-from positions.performance import portfolio_performance
-from positions.portfolios.picture import allocation_png
 from positions.portfolios.selectors import portfolio_value
-from positions.portfolios.services import portfolio_rebalance
 from positions.reports import ReturnsAdminMixin
 from volbal.admin import WriteActionsMixin, shown_decimal, shown_time
 from volbal.errors import DomainError
 
 CENT = Decimal("0.01")
+# The performance (numpy), the allocation picture (the charts) and the rebalance (the writes)
+# are imported by the view or action that uses them, not at django.setup(), which imports this
+# module for every command.
 
 
 @admin.register(Portfolio)
@@ -110,12 +110,16 @@ class PortfolioAdmin(ReturnsAdminMixin, WriteActionsMixin, admin.ModelAdmin):
         return [picture, *self.returns_urls(), *super().get_urls()]
 
     def performance_of(self, obj):
+        from positions.performance import portfolio_performance
+
         return portfolio_performance(obj)
 
     def performance_title(self, obj) -> str:
         return f"{obj.name} {obj.pk}: value and time-weighted return"
 
     def allocation_view(self, request, object_id):
+        from positions.portfolios.picture import allocation_png
+
         portfolio = self.viewed(request, object_id)  # 404 / 403 as the other pictures
         return HttpResponse(allocation_png(portfolio_value(portfolio)),
                             content_type="image/png")
@@ -123,6 +127,8 @@ class PortfolioAdmin(ReturnsAdminMixin, WriteActionsMixin, admin.ModelAdmin):
     @admin.action(description="Rebalance now (cash toward the target weights)",
                   permissions=["write"])
     def rebalance_now(self, request, queryset):
+        from positions.portfolios.services import portfolio_rebalance
+
         for portfolio in queryset:
             shown = f"Portfolio {portfolio.pk}"
             try:

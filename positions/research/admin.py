@@ -14,11 +14,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from positions.models import Position
-from positions.research import requests, services
 from positions.research.models import JobKind, JobStatus, ResearchJob
-from positions.strategy.research import sweep as research
 from volbal.admin import ReadOnlyAdminMixin
 from volbal.errors import DomainError
+
+# The research code (numpy, the backtest engine, the sweep) and the jobs' services are imported
+# by the screen's columns and views, not at django.setup(), which imports every admin module
+# for every command (manage.py sweep, trade, backtest, a server worker).
 
 
 class ApplyCellForm(forms.Form):
@@ -39,6 +41,8 @@ class ResearchJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress(self, obj):
+        from positions.research import services
+
         return services.progress_text(obj)
 
     def get_urls(self):
@@ -60,6 +64,9 @@ class ResearchJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         sweep = self._sweep(request, object_id)
         if sweep.status != JobStatus.SUCCEEDED or sweep.kind != JobKind.SWEEP:
             raise Http404("No heatmap: the sweep has not succeeded.")
+        from positions.research import services
+        from positions.strategy.research import sweep as research
+
         try:
             png = services.heatmap_png(sweep, None, None, None)
         except research.GridError as exc:
@@ -79,6 +86,8 @@ class ResearchJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def top_cells(self, obj):
         if obj.status != JobStatus.SUCCEEDED or obj.kind != JobKind.SWEEP:
             return "-"
+        from positions.research import services
+
         rows = format_html_join(
             "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
                 "<td><a href='{}'>apply this cell to a position</a></td></tr>",
@@ -96,6 +105,9 @@ class ResearchJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             raise PermissionDenied
         if sweep.kind != JobKind.SWEEP:
             raise Http404("Only a sweep has cells.")
+        from positions.research import requests, services
+        from positions.strategy.research import sweep as research
+
         try:
             label = research.Spec.label(requests.spec_of(sweep.params), cell)  # no history read
         except (IndexError, ValueError):

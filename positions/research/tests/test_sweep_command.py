@@ -116,18 +116,40 @@ def test_command_runs_on_the_dask_cluster_named_by_the_environment(two_csvs, mon
     assert remote["results"] == local["results"] and remote["top"] == local["top"]
 
 
-def test_a_command_starts_without_the_rest_framework_serializers():
+# What django.setup() (every manage.py command, every server worker) must not import: the REST
+# framework's parsers, renderers and serializers, and what only an admin screen's view or action
+# uses (the admin modules are imported at setup).
+SETUP_LEAVES_OUT = (
+    "rest_framework.serializers", "rest_framework.renderers", "rest_framework.parsers",
+    "volbal.parsers", "requests", "numpy", "pandas", "matplotlib", "openpyxl",
+    "positions.performance", "positions.picture", "positions.strategy.export.charts",
+    "positions.strategy.backtest.engine", "positions.workflows.evaluation",
+    "positions.research.services", "orders.services", "events.webhooks.services")
+
+
+@pytest.mark.parametrize(("start", "left_out"), [
+    ("", SETUP_LEAVES_OUT),
+    # manage.py trade on the paper broker: no HTTP client, no broker SDK, no research code
+    ("import positions.management.commands.trade",
+     ("requests", "urllib3", "alpaca", "positions.marketdata.alpaca_http", "matplotlib",
+      "openpyxl", "positions.performance", "positions.strategy.export.charts",
+      "positions.research.services")),
+], ids=["django.setup", "trade"])
+def test_a_command_starts_without_the_rest_framework_serializers(start, left_out):
     """django.setup() (what every manage.py command pays before it runs) loads no REST framework
     parser, renderer or serializer: the research worker, which the admin imports, loads the
-    request parser only where a job parses a stored request (docs/research.md#speed)."""
+    request parser only where a job parses a stored request (docs/research.md#speed). Nor does
+    it load what only an admin screen's view or action uses: numpy (the performance, the
+    research code), the charts and the backtest code they draw from, matplotlib, openpyxl, the
+    trade cycle's evaluation, the research jobs' services. A command's own module loads only
+    what it runs (the trade command: the HTTP client only where a position trades at Alpaca)."""
     import os
     import subprocess
     import sys
     from pathlib import Path
 
-    code = ("import sys, django; django.setup(); print(sorted(m for m in sys.modules if m in "
-            "('rest_framework.serializers', 'rest_framework.renderers', "
-            "'rest_framework.parsers', 'volbal.parsers', 'requests')))")
+    code = (f"import sys, django; django.setup(); {start or 'pass'}; "
+            f"print(sorted(m for m in sys.modules if m in {left_out!r}))")
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="volbal.settings")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env, cwd=Path(__file__).resolve().parents[3])
