@@ -14,12 +14,13 @@ from orders.serializers import (
     OrderDetailSerializer,
     OrderSerializer,
 )
+from volbal.api import MissingBeforeNotAllowed
 from volbal.schema import errors, idempotency_header, read_errors, write_errors
 
 NOT_FOUND = errors((404, "order_not_found"))
 
 
-class OrderViewSet(viewsets.ViewSet):
+class OrderViewSet(MissingBeforeNotAllowed, viewsets.ViewSet):
     lookup_value_regex = "[^/]+"
 
     @extend_schema(

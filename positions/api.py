@@ -48,7 +48,12 @@ from positions.splits import price_confirm
 from positions.workflows import evaluation
 from positions.workflows.corporate_actions import split_announce
 from volbal import clock
-from volbal.api import idempotency_key_required, keyset_page, validate_filters
+from volbal.api import (
+    MissingBeforeNotAllowed,
+    idempotency_key_required,
+    keyset_page,
+    validate_filters,
+)
 from volbal.errors import ApiError
 from volbal.renderers import decimal_text as fmt
 from volbal.schema import (
@@ -167,7 +172,7 @@ def ladder_body(result: evaluation.PositionLadder) -> dict:
     }
 
 
-class PositionViewSet(performance_views("position"), viewsets.ViewSet):
+class PositionViewSet(MissingBeforeNotAllowed, performance_views("position"), viewsets.ViewSet):
     lookup_value_regex = "[^/]+"
 
     @extend_schema(

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from events.models import EventType
 from events.webhooks import selectors, services, transport
 from events.webhooks.models import ALL, DISABLED_REASONS, DeliveryStatus
-from volbal.api import StrictSerializer, keyset_page
+from volbal.api import MissingBeforeNotAllowed, StrictSerializer, keyset_page
 from volbal.schema import PAGING, errors, page_of, read_errors, write_errors
 from volbal.throttling import EXPENSIVE
 
@@ -109,7 +109,7 @@ def _delivery(d) -> dict:
                          for a in d.attempts.all()]}
 
 
-class WebhookViewSet(viewsets.ViewSet):
+class WebhookViewSet(MissingBeforeNotAllowed, viewsets.ViewSet):
     lookup_value_regex = "[^/]+"
     # A replay of the registration (same Idempotency-Key) answers the endpoint without its
     # secret: the secret is shown once and never stored (orders.middleware).

@@ -17,6 +17,7 @@ from positions.portfolios import selectors, services
 from positions.serializers import EventSerializer
 from positions.strategy import rules
 from volbal.api import (
+    MissingBeforeNotAllowed,
     StrictSerializer,
     TextField,
     idempotency_key_required,
@@ -149,7 +150,7 @@ def cash_movement(request, move) -> Response:
                     status=status.HTTP_201_CREATED)
 
 
-class PortfolioViewSet(performance_views("portfolio"), viewsets.ViewSet):
+class PortfolioViewSet(MissingBeforeNotAllowed, performance_views("portfolio"), viewsets.ViewSet):
     lookup_value_regex = "[^/]+"
 
     @extend_schema(summary="List your portfolios", parameters=PAGING,

@@ -39,7 +39,7 @@ from positions.strategy import rules
 from positions.strategy.backtest import benchmarks, budget, data, engine, report
 from positions.strategy.backtest import portfolio as pf
 from positions.strategy.research import sweep as research
-from volbal.api import keyset_page
+from volbal.api import MissingBeforeNotAllowed, keyset_page
 from volbal.errors import ApiError
 from volbal.fields import Number
 from volbal.framing import too_large
@@ -663,7 +663,7 @@ def _finished(sweep):
 _BINARY = {"type": "string", "format": "binary"}
 
 
-class SweepViewSet(viewsets.ViewSet):
+class SweepViewSet(MissingBeforeNotAllowed, viewsets.ViewSet):
     lookup_value_regex = "[^/]+"
 
     @property
