@@ -15,14 +15,16 @@ from volbal.representation import CompiledRepresentation
 
 
 class FlatFieldsCopied:
-    """A serializer of plain fields (no nested serializer) whose instance takes a shallow copy
-    of each declared field, not DRF's deep copy: DRF re-runs every field's ``__init__`` per
-    serializer instance (its ``__deepcopy__``), the largest cost of a submission's validation
-    (bench/orders_load.py; its response is a :class:`CompiledRepresentation`, which copies
-    nothing per instance but serves output only). The copy is still the instance's own
-    (``bind`` sets its name and parent on the copy only); what it shares with the declared
-    field (choices, validators, error messages) no field changes after its ``__init__``. A
-    nested serializer binds its child at its own ``__init__`` and would share it: refused."""
+    # A serializer of plain fields (no nested serializer) whose instance takes a shallow copy
+    # of each declared field, not DRF's deep copy: DRF re-runs every field's ``__init__`` per
+    # serializer instance (its ``__deepcopy__``), the largest cost of a submission's validation
+    # (bench/orders_load.py; its response is a :class:`CompiledRepresentation`, which copies
+    # nothing per instance but serves output only). The copy is still the instance's own
+    # (``bind`` sets its name and parent on the copy only); what it shares with the declared
+    # field (choices, validators, error messages) no field changes after its ``__init__``. A
+    # nested serializer binds its child at its own ``__init__`` and would share it: refused.
+    # (A comment, not a docstring: drf-spectacular describes a serializer with the first
+    # docstring of its bases, and a mixin put first would describe the API's schemas.)
 
     def get_fields(self):
         fields = {}

@@ -51,7 +51,9 @@ def _converter(field):
 
 
 class CompiledRepresentation:
-    """Mixin for an output ``serializers.Serializer`` (put it first in the bases)."""
+    # Mixin for an output ``serializers.Serializer`` (put it first in the bases).
+    # (A comment, not a docstring: drf-spectacular describes a serializer with the first
+    # docstring of its bases, and a mixin put first would describe the API's schemas.)
 
     # per class: (output name, attribute, converter or None, field or None, method name or None)
     _compiled_plan: tuple | None = None
