@@ -17,10 +17,14 @@ Anything else is refused (``TypeError``) rather than served from a shared copy.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 
-from rest_framework import serializers
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import ISO_8601, serializers
 from rest_framework.fields import SkipField, get_attribute
+from rest_framework.settings import api_settings
 
 from volbal.fields import DecimalOut
 
@@ -36,13 +40,24 @@ def _value_only(field) -> bool:
                 serializers.ManyRelatedField))
 
 
+# The converter of a REST framework DateTimeField with the settings' format and the current
+# time zone (no ``format`` nor ``timezone`` of its own): see CompiledRepresentation._time.
+_TIME = object()
+
+
 def _converter(field):
     """The field's ``to_representation``; where that is REST framework's ``str(value)`` or
-    ``int(value)`` the builtin itself, and ``None`` for :class:`volbal.fields.DecimalOut`'s
-    (the value as it is): the same result without a call through the field."""
+    ``int(value)`` the builtin itself, ``None`` for :class:`volbal.fields.DecimalOut`'s
+    (the value as it is) and ``_TIME`` for a plain DateTimeField's: the same result without a
+    call through the field."""
     method = type(field).to_representation
     if method is DecimalOut.to_representation:
         return None
+    if (method is serializers.DateTimeField.to_representation
+            and type(field).enforce_timezone is serializers.DateTimeField.enforce_timezone
+            and type(field).default_timezone is serializers.DateTimeField.default_timezone
+            and not hasattr(field, "format") and not hasattr(field, "timezone")):
+        return _TIME
     if method is serializers.CharField.to_representation:
         return str
     if method is serializers.IntegerField.to_representation:
@@ -82,6 +97,7 @@ class CompiledRepresentation:
         if isinstance(instance, Mapping):  # REST framework reads keys: its own loop
             return super().to_representation(instance)
         ret = {}
+        zone = None  # the current time zone, looked up once per instance, not once per time
         for name, attr, convert, field, method in self._plan():
             if method is not None:
                 ret[name] = getattr(self, method)(instance)
@@ -99,6 +115,27 @@ class CompiledRepresentation:
                 ret[name] = None
             elif convert is None:
                 ret[name] = attribute
+            elif convert is _TIME:
+                if zone is None:
+                    zone = timezone.get_current_timezone() if settings.USE_TZ else False
+                ret[name] = _time(field, attribute, zone)
             else:
                 ret[name] = convert(attribute)
         return ret
+
+
+def _time(field, value, zone):
+    """``field.to_representation(value)`` of a plain DateTimeField (``_TIME``) with the current
+    time zone ``zone`` (``False`` without USE_TZ) already looked up: REST framework's own steps
+    for an aware datetime in ISO 8601 (``enforce_timezone``'s ``astimezone``, ``isoformat``, UTC
+    as ``Z``); any other case (no zone, a naive or falsy value, a text, another format, an
+    overflow) goes through the field itself, which answers or fails as it always does."""
+    if (zone is False or not isinstance(value, dt.datetime) or timezone.is_naive(value)
+            or api_settings.DATETIME_FORMAT is None
+            or api_settings.DATETIME_FORMAT.lower() != ISO_8601):
+        return field.to_representation(value)
+    try:
+        text = value.astimezone(zone).isoformat()
+    except OverflowError:
+        return field.to_representation(value)
+    return text[:-6] + "Z" if text.endswith("+00:00") else text

@@ -8,6 +8,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
+from django.utils import timezone
 from rest_framework import serializers
 
 from volbal.fields import DecimalOut
@@ -55,6 +56,40 @@ def test_the_same_representation_as_rest_frameworks_loop(instance):
     assert compiled == drf(Plain, instance)
     assert list(compiled) == list(drf(Plain, instance))  # the same keys in the same order
     assert "secret" not in compiled
+
+
+TIMES = [dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+         dt.datetime(2026, 7, 2, 23, 59, 59, 999999, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+         dt.datetime(2026, 1, 2, 3, 4, 5),  # naive: made aware in the current zone
+         dt.datetime(1, 1, 1, 0, 30, tzinfo=dt.timezone(dt.timedelta(hours=1))),  # overflow
+         "2026-01-02T03:04:05Z"]
+
+
+@pytest.mark.parametrize("zone", [None, "Europe/Paris", "America/New_York"])
+@pytest.mark.parametrize("at", TIMES)
+def test_a_time_as_rest_framework_renders_it_in_the_current_zone(at, zone):
+    """A plain DateTimeField is rendered with the current zone looked up once per instance:
+    the same text as the field's own, in whatever zone is active, or the same error."""
+    instance = thing(at=at)
+    with timezone.override(zone):
+        try:
+            expected = drf(Plain, instance)
+        except Exception as exc:  # the overflow: the same failure
+            with pytest.raises(type(exc)):
+                Compiled(instance).data  # noqa: B018
+            return
+        assert Compiled(instance).data == expected
+
+
+@pytest.mark.parametrize("overrides", [{"USE_TZ": False},
+                                       {"REST_FRAMEWORK": {"DATETIME_FORMAT": "%Y %H:%M"}},
+                                       {"REST_FRAMEWORK": {"DATETIME_FORMAT": None}}])
+def test_a_time_follows_the_settings_of_the_moment(settings, overrides):
+    instance = thing(at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC))
+    Compiled(instance).data  # noqa: B018 (the plan is built under the project's settings)
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    assert Compiled(instance).data == drf(Plain, instance)
 
 
 def test_each_instance_calls_its_own_methods_with_its_own_context():
