@@ -16,10 +16,11 @@ floors in the same run, but two benches at once would measure each other):
 
 Each bench's output streams to the terminal as it runs (the benches print their own progress).
 Then ``docs/speed.md`` gets every output in full, and the README's block between the
-``speed:begin`` and ``speed:end`` markers gets each bench's verdict lines (those naming a
-target), with the date, the commit and the load average: the README's figures are always a
-copy of the last run, never typed by hand. ``--dry-run`` (or ``--only`` with fewer than the four)
-prints the block instead of writing.
+``speed:begin`` and ``speed:end`` markers gets each bench's summary (its figures beside their
+floors and targets), with the date, the commit and the load average: the README's figures are
+always a copy of the last run, never typed by hand. ``--dry-run`` (or ``--only`` with fewer than
+the four) prints the block instead of writing; ``--from-doc`` runs nothing and writes the block
+again from docs/speed.md.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,9 +52,47 @@ def run(name: str) -> tuple[str, int]:
     return "\n".join(lines), proc.wait()
 
 
-def verdicts(output: str) -> list[str]:
-    """The lines of a bench's output that state a figure against its target."""
-    return [line.rstrip() for line in output.splitlines() if "target" in line.lower()]
+# Where each bench's summary starts: from that line to the end of its output (its figures, floors,
+# ratios and targets, after the progress of its runs).
+SUMMARY_FROM = {
+    "orders_load": "submissions ",
+    "trade_cycle": "4 process(es) at once, wall",
+    "sweep_speed": "floor: manage.py sweep of 1 cell",
+    "backtest_speed": "pandas.read_csv, fresh process",
+}
+
+
+def summary(name: str, output: str) -> list[str]:
+    """A bench's figures beside their floors and targets: its output from its summary's first
+    line on (or, if a bench no longer prints that line, every line naming a target)."""
+    lines = [line.rstrip() for line in output.splitlines()]
+    start = next((i for i, line in enumerate(lines)
+                  if line.startswith(SUMMARY_FROM.get(name, "\0"))), None)
+    if start is None:
+        return [line for line in lines if "target" in line.lower()]
+    return [line for line in lines[start:] if line.strip()]
+
+
+def from_doc() -> tuple[dict[str, tuple[str, int]], str, str, str]:
+    """The outputs, time, commit and load of the last run, read back from docs/speed.md."""
+    text = (ROOT / "docs" / "speed.md").read_text()
+    head = re.search(r"\(([^,]+), commit `([^`]+)`, \d+ cores, load average at the end "
+                     r"([0-9. ]+)\)", text)
+    if head is None:
+        raise SystemExit("docs/speed.md does not say when it was measured: run the benches")
+    results = {m.group(1): (m.group(3), int(m.group(2) or 0)) for m in re.finditer(
+        r"^## bench/(\w+)\.py(?: \(exit (\d+)\))?\n\n```text\n(.*?)\n```", text,
+        re.S | re.M)}
+    return results, head.group(1), head.group(2), head.group(3).strip()
+
+
+def write_readme(text: str) -> None:
+    readme = ROOT / "README.md"
+    current = readme.read_text()
+    if BEGIN not in current or END not in current:
+        raise SystemExit(f"README.md has lost its markers: {BEGIN} ... {END}")
+    head, rest = current.split(BEGIN, 1)
+    readme.write_text(head + text + rest.split(END, 1)[1])
 
 
 def commit() -> str:
@@ -67,7 +107,7 @@ def block(results: dict[str, tuple[str, int]], when: str, rev: str, load: str) -
              "[docs/speed.md](docs/speed.md).", "", "```text"]
     for name, (output, status) in results.items():
         lines.append(f"bench/{name}.py" + ("" if status == 0 else f"  (exit {status})"))
-        lines.extend(f"  {line.strip()}" for line in verdicts(output))
+        lines.extend(f"  {line}" for line in summary(name, output))
     lines += ["```", "", END]
     return "\n".join(lines)
 
@@ -79,7 +119,14 @@ def main() -> int:
                              "them only prints its block, so the files always hold one run")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the README block; write nothing")
+    parser.add_argument("--from-doc", action="store_true",
+                        help="run nothing: write the README block again from the outputs in "
+                             "docs/speed.md (after a change to this script's summary)")
     args = parser.parse_args()
+    if args.from_doc:
+        write_readme(block(*from_doc()))
+        print("README.md written from docs/speed.md")
+        return 0
     names = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(names) - set(BENCHES))
     if unknown or not names:
@@ -92,13 +139,7 @@ def main() -> int:
     if args.dry_run or len(names) < len(BENCHES):
         print(text)
         return max(status for _, status in results.values())
-    readme = ROOT / "README.md"
-    current = readme.read_text()
-    if BEGIN not in current or END not in current:
-        raise SystemExit(f"README.md has lost its markers: {BEGIN} ... {END}")
-    head, rest = current.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    readme.write_text(head + text + tail)
+    write_readme(text)
     doc = [
         "# Speed: the benchmarks' last run",
         "",
