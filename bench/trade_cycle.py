@@ -305,19 +305,19 @@ def main() -> int:
         r = runs[key]
         print(f"{title:<21}{r.rate:9.1f} positions/s  {r.cpu_ms:6.3f} ms CPU/position  {target}")
 
-    print(f"{n} process(es) at once, wall from the first start to the last exit:")
-    row("evaluate only", "evaluate", "(target >= 3000)")
-    row("with submission", "submit", "(target >= 2500)")
-    row("after 10x events", "evaluate_10x",
-        f"({runs['evaluate_10x'].rate / runs['evaluate'].rate:.2f} x the first; target within "
-        "20 %)")
+    def phases(heading: str, suffix: str) -> None:
+        """The three phases' rates of one way of running them (``suffix`` of their runs)."""
+        print(heading)
+        row("evaluate only", f"evaluate{suffix}", "(target >= 3000)")
+        row("with submission", f"submit{suffix}", "(target >= 2500)")
+        flat = runs[f"evaluate_10x{suffix}"].rate / runs[f"evaluate{suffix}"].rate
+        row("after 10x events", f"evaluate_10x{suffix}",
+            f"({flat:.2f} x the first; target within 20 %)")
+
+    phases(f"{n} process(es) at once, wall from the first start to the last exit:", "")
     if workers:
-        print(f"1 process, manage.py trade --workers {n} (start-up paid once, then forked):")
-        row("evaluate only", "evaluate_w", "(target >= 3000)")
-        row("with submission", "submit_w", "(target >= 2500)")
-        row("after 10x events", "evaluate_10x_w",
-            f"({runs['evaluate_10x_w'].rate / runs['evaluate_w'].rate:.2f} x the first; target "
-            "within 20 %)")
+        phases(f"1 process, manage.py trade --workers {n} (start-up paid once, then forked):",
+               "_w")
     if single:
         print("1 process:")
         row("evaluate only", "evaluate_1",
