@@ -160,6 +160,10 @@ def test_a_slow_backtest_upload_holds_no_other_clients_slot(deployment):
         time.sleep(1)  # nginx is reading the slow body
         status, answer, _ = _from("127.0.0.4", deployment, deployment.tokens[-3], body)
         assert status == 200, answer
+        # nginx frees the service's one place (max_conns=1) when it finalizes that request,
+        # which another nginx worker may not have done yet the instant its answer arrives here
+        # (seen once in CI: the slow client's request, on another worker, found it taken)
+        time.sleep(0.5)
         slow.sendall(body[10:])  # and the slow client is answered too, once it has sent all
         response = http.client.HTTPResponse(slow)
         response.begin()
