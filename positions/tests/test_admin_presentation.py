@@ -150,7 +150,9 @@ def test_the_anchor_is_drawn_through_splits_and_dividends(user, make_position):
     from positions.workflows.corporate_actions import dividends_process
     from volbal import clock
 
-    today = clock.session_day()
+    # the calendar date in the trading time zone, a day that has come: after the close,
+    # session_day() is already the next session, whose actions are not applied yet
+    today = clock.trading_day()
     dividend_announce(owner=user, position_id=position.pk, ex_date=today, pay_date=today,
                       dps=D("1"))
     dividends_process()
