@@ -56,15 +56,20 @@ def test_a_year_without_flows_both_returns_are_the_price_change(api, clock_at, m
     assert D(str(body["daily"][-1]["value"])) == 1000
 
 
+def bought(user, position, *, qty: str, price: str) -> None:
+    """A BUY of ``qty`` submitted and filled whole at ``price``, without commission."""
+    order, _ = order_submit_for(owner=user, position_id=position.id, side="BUY", qty=D(qty),
+                                idempotency_key=None)
+    order_fill(owner=user, order_id=order.id, price=D(price), filled_qty=D(qty),
+               commission=D("0"))
+
+
 def test_a_fill_is_not_a_flow(user, api, clock_at, make_position):
     price(clock_at, at(0, -1), "100")
     clock_at(at(0))
     position = make_position(qty="10", cash="1000")
     clock_at(at(1))
-    order, _ = order_submit_for(owner=user, position_id=position.id, side="BUY", qty=D("5"),
-                                idempotency_key=None)
-    order_fill(owner=user, order_id=order.id, price=D("100"), filled_qty=D("5"),
-               commission=D("0"))
+    bought(user, position, qty="5", price="100")
     price(clock_at, at(2), "120")
     clock_at(at(3))
     body = api.get(url(position)).json()
@@ -449,10 +454,7 @@ def test_a_portfolios_running_total_agrees_with_its_members_own_values(api, user
     for p in (a, b):
         position_membership_set(owner=user, position_id=p.id, changes={"portfolio": pid})
     clock_at(at(1))
-    order, _ = order_submit_for(owner=user, position_id=a.id, side="BUY", qty=D("5"),
-                                idempotency_key=None)
-    order_fill(owner=user, order_id=order.id, price=D("104"), filled_qty=D("5"),
-               commission=D("0"))
+    bought(user, a, qty="5", price="104")
     price(clock_at, at(2), "120")
     clock_at(at(3, 2))
     whole = api.get(f"/v1/portfolios/{pid}/performance?since=2026-01-05").json()
