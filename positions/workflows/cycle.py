@@ -29,8 +29,10 @@ import contextlib
 import datetime as dt
 import json
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -319,21 +321,57 @@ def trade_cycle_workers(workers: int, *, batch_size: int = BATCH, source: str = 
     sys.stdout.flush()
     sys.stderr.flush()
     children = []
-    for _ in range(workers):
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the worker
-            os.close(read)
-            _worker(write, batch_size=batch_size, source=source, progress=progress)
-        os.close(write)
-        children.append((pid, read))
-    answers = []
-    for pid, read in children:
-        with os.fdopen(read, "rb") as pipe:
-            answer = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        answers.append((pid, os.waitstatus_to_exitcode(status), answer))
+    stopped = []  # the signal this process was stopped with while its workers ran
+    with _forwarding(signal.SIGTERM, children, stopped):
+        for _ in range(workers):
+            if stopped:  # stopped while forking: no more workers
+                break
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the worker
+                os.close(read)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # stopped as a process of its own
+                _worker(write, batch_size=batch_size, source=source, progress=progress)
+            os.close(write)
+            children.append((pid, read))
+            if stopped:  # stopped between its fork and this line: not forwarded to it yet
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, stopped[0])
+        answers = []
+        for pid, read in children:
+            with os.fdopen(read, "rb") as pipe:
+                answer = pipe.read()
+            _, status = os.waitpid(pid, 0)
+            answers.append((pid, os.waitstatus_to_exitcode(status), answer))
+    if stopped:  # the workers are gone: now stop as this process would have
+        signal.raise_signal(stopped[0])
     return _workers_summed(answers, started=started)
+
+
+@contextlib.contextmanager
+def _forwarding(signum: int, children: list, stopped: list):
+    """While the workers run, ``signum`` sent to this process (a supervisor stopping the
+    command) goes on to each of them, which stops as separate ``manage.py trade`` processes
+    would stop (what a killed cycle leaves is claimable again once its lease runs out), and is
+    noted in ``stopped``: the caller raises it again once they are reaped, with this process's
+    own handling of it restored. Without this the workers, forked and orphaned, would run on
+    to the end of their cycle after the command was stopped. Only the main thread can set a
+    handler; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def forward(sig, _frame):
+        stopped.append(sig)
+        for pid, _read in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    previous = signal.signal(signum, forward)
+    try:
+        yield
+    finally:
+        signal.signal(signum, previous)
 
 
 def _worker(write: int, *, batch_size, source, progress) -> None:

@@ -107,3 +107,49 @@ def test_a_worker_that_died_without_a_summary_counts_as_an_error():
                              "P1 evaluation_failed: failed: boom"]
     assert summed.message.endswith(" 3 workers, claims 7+0+7. Not priced by the feed: ZIM.")
     assert " 3 errors in " in summed.message
+
+
+# A worker whose cycle takes a minute (its cycle replaced by a sleep: what is tested is how the
+# command's stop reaches it, not the cycle), the command's forking function run as the command
+# runs it, in a process of its own.
+HOLD = """
+import os, sys, time
+import django
+django.setup()
+from positions.workflows import cycle
+
+def held(**kwargs):
+    open(os.path.join(sys.argv[1], str(os.getpid())), "w").close()
+    time.sleep(60)
+
+cycle.trade_cycle = held
+cycle.trade_cycle_workers(2)
+"""
+
+
+@pytest.mark.system
+def test_stopping_the_command_stops_its_workers_and_then_itself(tmp_path):
+    import contextlib
+    import signal
+    import time
+
+    env = {**os.environ, "VOLBAL_CALENDAR": "", "DJANGO_SETTINGS_MODULE": "volbal.settings"}
+    parent = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)],
+                              cwd=settings.BASE_DIR, env=env)
+    workers = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(os.listdir(tmp_path)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = [int(name) for name in os.listdir(tmp_path)]
+        assert len(workers) == 2
+        parent.send_signal(signal.SIGTERM)
+        # it stops at once, as a separate process would, and only after its workers
+        assert parent.wait(timeout=20) == -signal.SIGTERM
+        assert [pid for pid in workers if os.path.exists(f"/proc/{pid}")] == []
+    finally:
+        parent.kill()
+        parent.wait()
+        for pid in workers:  # what a failure left running
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
