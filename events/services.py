@@ -55,8 +55,8 @@ def event_record(
         inputs=inputs or {},
         outputs=outputs or {},
     ), gate=_position_log_lock(position_id or portfolio_id or ""), after=inserted_first)
-    if position_id:  # the webhooks deliver a position's events (a portfolio's own: not yet)
-        _after_commit(position_id)
+    if position_id or portfolio_id:  # its stream: the position's, or the portfolio's own
+        _after_commit(position_id or portfolio_id)
     return event
 
 
@@ -77,14 +77,16 @@ def _position_log_lock(position_id: str) -> tuple[str, tuple] | None:
 
 
 # What runs after the commit of a transaction that wrote events, given the ids of their
-# positions (the webhooks' wake-up, events.webhooks.tasks): registered by the app that needs
+# streams: positions, and portfolios for their own events (the webhooks' wake-up,
+# events.webhooks.tasks): registered by the app that needs
 # it (events.apps), so the log knows nothing of who listens.
 _committed_hooks: list[Callable[[set[str]], object]] = []
 
 
 def events_committed_subscribe(hook: Callable[[set[str]], object]) -> None:
-    """Call ``hook(position_ids)`` once after each commit that wrote events (at once for an
-    event written outside a transaction). Its failure is logged, never raised: the work has
+    """Call ``hook(stream_ids)`` once after each commit that wrote events (at once for an
+    event written outside a transaction): the ids of the positions the events are of, and of
+    the portfolios for a portfolio's own events. Its failure is logged, never raised: the work has
     committed."""
     if hook not in _committed_hooks:
         _committed_hooks.append(hook)
@@ -92,17 +94,17 @@ def events_committed_subscribe(hook: Callable[[set[str]], object]) -> None:
 
 class _Committed:
     """The on-commit callback of a transaction that wrote events: one per transaction, however
-    many events it writes, with the positions they are of."""
+    many events it writes, with the streams they are of (positions; portfolios for their own)."""
 
-    def __init__(self, position_id: str):
-        self.position_ids: set[str] = {position_id}
+    def __init__(self, stream_id: str):
+        self.stream_ids: set[str] = {stream_id}
 
     def __call__(self):
         for hook in _committed_hooks:
             try:
-                hook(self.position_ids)
+                hook(self.stream_ids)
             except Exception:  # the events are written; a pass of deliver_webhooks sends them
-                log.exception("after-commit hook %r failed for %s", hook, self.position_ids)
+                log.exception("after-commit hook %r failed for %s", hook, self.stream_ids)
 
 
 # Positions whose events nobody listens to, as the caller knows it in this scope
@@ -125,20 +127,20 @@ def events_unheard(position_id: str) -> Iterator[None]:
         _unheard.reset(token)
 
 
-def _after_commit(position_id: str) -> None:
-    if not _committed_hooks or position_id in _unheard.get():
+def _after_commit(stream_id: str) -> None:
+    if not _committed_hooks or stream_id in _unheard.get():
         return
     if not connection.in_atomic_block:  # committed already
-        _Committed(position_id)()
+        _Committed(stream_id)()
         return
     # Join the callback this transaction registered already (dropped with a rolled-back
     # savepoint, like its events), else register one.
     for _sids, func, _robust in connection.run_on_commit:
         if isinstance(func, _Committed):
-            func.position_ids.add(position_id)
+            func.stream_ids.add(stream_id)
             return
     # robust: the work has committed; a failing hook must not turn its answer into an error.
-    transaction.on_commit(_Committed(position_id), robust=True)
+    transaction.on_commit(_Committed(stream_id), robust=True)
 
 
 def event_record_refusal(**fields) -> None:

@@ -4,12 +4,14 @@
 id can commit after one that took a higher id: a cursor over ids would skip the late event for
 good (docs/architecture.md#background-jobs). Two things close that gap:
 
-- ``events.services.event_record`` takes a per-position transaction lock (PostgreSQL's
+- ``events.services.event_record`` takes a per-stream transaction lock (PostgreSQL's
   ``pg_advisory_xact_lock``; SQLite has one writer at a time anyway) before the row takes its
-  id, so *within one position* ids commit in order: no reader can see a position's event 11
-  before its event 10;
-- the cursor is kept per (endpoint, position) (:class:`WebhookCursor`): an endpoint's next
-  events are each position's events past that position's cursor. An event of position A that
+  id, so *within one stream* ids commit in order: no reader can see a position's event 11
+  before its event 10. A stream is a position's events, or a portfolio's own events (those of
+  no position: opened, changed, its cash deposited or withdrawn; a transfer between it and a
+  position is on the position's stream);
+- the cursor is kept per (endpoint, stream) (:class:`WebhookCursor`): an endpoint's next
+  events are each stream's events past that stream's cursor. An event of position A that
   commits late, after B's later ids were sent, is still past A's cursor: it is sent late, never
   skipped.
 
@@ -29,7 +31,8 @@ least once; receivers de-duplicate by the event id).
 Anything else (3xx included: redirects are not followed; 4xx included: skipping would break the
 order) is retried after ``BASE * 2**(n-1)`` seconds, each wait at most ``CAP``, longer when the
 receiver's ``Retry-After`` asks, for ``VOLBAL_WEBHOOK_RETRY_HOURS``; then the delivery is
-failed, the endpoint disabled and a ``webhook_failed`` alert recorded on the event's position.
+failed, the endpoint disabled and a ``webhook_failed`` alert recorded on the event's stream
+(its position, or its portfolio).
 Re-enabling the endpoint (API ``PATCH active: true``, the admin's retry) starts a new window."""
 
 from __future__ import annotations
@@ -111,29 +114,45 @@ def payload(event: Event) -> dict:
     }
 
 
+def stream_of(event: Event) -> str:
+    """The stream ``event`` is delivered in: its position's, else its portfolio's (a
+    portfolio's own event has no position)."""
+    return event.position_id or event.portfolio_id
+
+
 def next_event_ids(endpoint: WebhookEndpoint, limit: int) -> list[int]:
     """The endpoint's next events, lowest id first: its owner's events written since it was
-    registered, of its types, past the cursor of their position."""
+    registered, of its types, past the cursor of their stream (each position's events, each
+    portfolio's own)."""
     quote = connection.ops.quote_name
     event_t = quote(Event._meta.db_table)
     # by name from the app registry: the log is below positions (events.models.Event)
     position_t = quote(apps.get_model("positions", "Position")._meta.db_table)
+    portfolio_t = quote(apps.get_model("positions", "Portfolio")._meta.db_table)
     cursor_t = quote(WebhookCursor._meta.db_table)
-    params: list = [endpoint.pk, endpoint.owner_id, endpoint.created_at]
+    created_at = Event._meta.get_field("created_at").get_db_prep_value(endpoint.created_at,
+                                                                       connection)
+    params: list = [endpoint.pk, endpoint.owner_id, created_at]
     types = ""
     if ALL not in endpoint.event_types:
         types = f" AND e.type IN ({', '.join(['%s'] * len(endpoint.event_types))})"
         params += list(endpoint.event_types)
-    sql = (f"SELECT e.id FROM {position_t} p "
-           f"LEFT JOIN {cursor_t} c ON c.endpoint_id = %s AND c.position_id = p.id "
-           f"JOIN {event_t} e ON e.position_id = p.id "
-           f"AND e.id > COALESCE(c.last_event_id, 0) "
-           f"WHERE p.owner_id = %s AND e.created_at >= %s{types} "
-           f"ORDER BY e.id LIMIT %s")
-    created_at = Event._meta.get_field("created_at")
-    params[2] = created_at.get_db_prep_value(params[2], connection)
+
+    def stream(owners_t: str, column: str, own: str) -> str:
+        # the events of the owner's rows of owners_t (positions or portfolios) on ``column``,
+        # past the row's cursor
+        return (f"SELECT e.id FROM {owners_t} s "
+                f"LEFT JOIN {cursor_t} c ON c.endpoint_id = %s AND c.stream_id = s.id "
+                f"JOIN {event_t} e ON e.{column} = s.id{own} "
+                f"AND e.id > COALESCE(c.last_event_id, 0) "
+                f"WHERE s.owner_id = %s AND e.created_at >= %s{types}")
+
+    # a portfolio's own events: those of no position (the log stores that as '')
+    own = " AND e.position_id = ''"
+    sql = (f"{stream(position_t, 'position_id', '')} UNION ALL "
+           f"{stream(portfolio_t, 'portfolio_id', own)} ORDER BY 1 LIMIT %s")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, limit])
+        cursor.execute(sql, [*params, *params, limit])
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -170,7 +189,7 @@ def _delivery(endpoint: WebhookEndpoint, event_id: int) -> WebhookDelivery:
 
 def _advance_cursor(endpoint_id: str, event: Event) -> None:
     cursor, created = WebhookCursor.objects.get_or_create(
-        endpoint_id=endpoint_id, position_id=event.position_id,
+        endpoint_id=endpoint_id, stream_id=stream_of(event),
         defaults={"last_event_id": event.id})
     if not created:
         WebhookCursor.objects.filter(pk=cursor.pk, last_event_id__lt=event.id).update(
@@ -190,7 +209,10 @@ def _alert(endpoint: WebhookEndpoint, delivery: WebhookDelivery, event: Event, *
                    f"({event.type}) after {attempts} attempts over "
                    f"{settings.VOLBAL_WEBHOOK_RETRY_HOURS} h (last: {why}); the endpoint is "
                    f"disabled until it is re-enabled.")
-    event_record(position_id=event.position_id, type=EventType.WEBHOOK_FAILED, message=message,
+    # on the event's stream: its position, or the portfolio of a portfolio's own event
+    own = not event.position_id
+    event_record(position_id=event.position_id, portfolio_id=event.portfolio_id if own else None,
+                 type=EventType.WEBHOOK_FAILED, message=message,
                  inputs={"endpoint_id": endpoint.pk, "url": endpoint.url, "event_id": event.id,
                          "delivery_id": delivery.pk},
                  outputs={"reason": reason, "attempts": attempts,

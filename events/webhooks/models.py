@@ -1,10 +1,11 @@
-"""Webhook endpoints, their per-position cursors, deliveries and attempts: tables of the
+"""Webhook endpoints, their per-stream cursors, deliveries and attempts: tables of the
 ``events`` app, loaded with its models (``events.models`` imports this module).
 
 The event log is the outbox: nothing is copied into a queue table when an event is written. A
 delivery row is made when the worker takes an event to send it; the cursor of (endpoint,
-position) is the last event of that position the endpoint has received (see
-``events.webhooks.delivery`` for why the cursor is per position)."""
+stream) is the last event of that stream the endpoint has received. A stream is a position's
+events, or a portfolio's own (those of no position); see ``events.webhooks.delivery`` for why
+the cursor is per stream."""
 
 from __future__ import annotations
 
@@ -90,20 +91,22 @@ class WebhookEndpoint(models.Model):
 
 
 class WebhookCursor(models.Model):
-    """The last event of ``position`` that ``endpoint`` has received (or given up on)."""
+    """The last event of a stream that ``endpoint`` has received (or given up on): the
+    stream of a position's events, or of a portfolio's own events (those of no position)."""
 
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE,
                                  related_name="cursors")
-    # a plain id, like the log's (events.models.Event): events sit below positions
-    position_id = models.CharField(max_length=32, db_index=True)
+    # The position's id, or the portfolio's (their prefixes differ: pos_, pfl_); a plain id,
+    # like the log's (events.models.Event): events sit below positions.
+    stream_id = models.CharField(max_length=32, db_index=True)
     last_event_id = models.BigIntegerField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=("endpoint", "position_id"),
+        constraints = [models.UniqueConstraint(fields=("endpoint", "stream_id"),
                                                name="whk_cursor_unique")]
 
     def __str__(self) -> str:
-        return f"{self.endpoint_id} {self.position_id} at event {self.last_event_id}"
+        return f"{self.endpoint_id} {self.stream_id} at event {self.last_event_id}"
 
 
 class WebhookDelivery(models.Model):

@@ -66,21 +66,24 @@ def webhook_schedule(*, endpoint_id: str, run_after: dt.datetime | None = None,
     return True
 
 
-def webhooks_wake(position_ids) -> int:
-    """After a commit that wrote events of ``position_ids``: queue the delivery task of every
-    active endpoint of their owners that has none queued. How many were queued.
+def webhooks_wake(stream_ids) -> int:
+    """After a commit that wrote events of ``stream_ids`` (positions, and portfolios for their
+    own events): queue the delivery task of every active endpoint of their owners that has
+    none queued. How many were queued.
 
     Every committed write runs this once, so it is one plain statement (no queryset to
     compile): usually it finds nothing."""
-    ids = list(position_ids)
+    ids = list(stream_ids)
     quote = connection.ops.quote_name
     # by name from the app registry: the log is below positions (events.models.Event)
     position_t = quote(apps.get_model("positions", "Position")._meta.db_table)
+    portfolio_t = quote(apps.get_model("positions", "Portfolio")._meta.db_table)
+    marks = ", ".join(["%s"] * len(ids))
     sql = (f"SELECT w.id FROM {quote(WebhookEndpoint._meta.db_table)} w "
            f"WHERE w.active AND NOT w.wake_queued AND w.owner_id IN "
-           f"(SELECT p.owner_id FROM {position_t} p WHERE p.id IN "
-           f"({', '.join(['%s'] * len(ids))}))")
+           f"(SELECT p.owner_id FROM {position_t} p WHERE p.id IN ({marks}) UNION ALL "
+           f"SELECT f.owner_id FROM {portfolio_t} f WHERE f.id IN ({marks}))")
     with connection.cursor() as cursor:
-        cursor.execute(sql, ids)
+        cursor.execute(sql, ids + ids)
         found = [row[0] for row in cursor.fetchall()]
     return sum(webhook_schedule(endpoint_id=pk) for pk in found)

@@ -373,3 +373,67 @@ def test_a_failed_attempt_queues_the_task_again_at_the_retry_time(api, receiver,
     # more events meanwhile queue nothing more: they wait behind the failing one
     open_positions(api, 1)
     assert DBTaskResult.objects.filter(status="READY").count() == 1
+
+
+def open_portfolio(api, cash=1000) -> str:
+    r = api.post("/v1/portfolios", {"name": "Core", "cash": cash}, format="json")
+    assert r.status_code == 201, r.content
+    return r.json()["id"]
+
+
+def move(api, path, body, key):
+    r = api.post(path, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert r.status_code == 201, r.content
+
+
+def test_a_portfolios_own_events_arrive_in_order_beside_its_positions_events(
+        api, other_api, fake, receiver):
+    receiver.start()
+    endpoint_id, _ = register(api, receiver.url)
+    other_api.post("/v1/portfolios", {"name": "Theirs", "cash": 5}, format="json")  # not sent
+    pid = open_portfolio(api)
+    [a] = open_positions(api, 1)
+    assert api.patch(f"/v1/positions/{a}", {"portfolio": pid}, format="json").status_code == 200
+    move(api, f"/v1/portfolios/{pid}/cash", {"amount": 250}, "dep-1")
+    move(api, f"/v1/portfolios/{pid}/transfers", {"from": "portfolio", "to": a, "amount": 100},
+         "t-1")
+    move(api, f"/v1/portfolios/{pid}/cash", {"amount": -50}, "wd-1")
+    delivery.deliver_pass()
+    bodies = received(receiver)
+    # every event of the owner's, once, lowest id first: the portfolio's own (no position)
+    # among its position's
+    assert [(b["type"], b["position_id"], b["portfolio_id"]) for b in bodies] == [
+        ("portfolio_created", "", pid), ("position_created", a, None),
+        ("config_changed", a, pid), ("cash_deposited", "", pid), ("cash_transferred", a, pid),
+        ("cash_withdrawn", "", pid)]
+    assert [b["id"] for b in bodies] == sorted(b["id"] for b in bodies)
+    # each as the portfolio's events API shows it
+    shown = {e["id"]: e for e in api.get(f"/v1/portfolios/{pid}/events").json()["events"]}
+    assert all(b == shown[b["id"]] for b in bodies if b["portfolio_id"])
+    # the cursor of each stream stands at its last event: nothing is sent twice
+    move(api, f"/v1/portfolios/{pid}/cash", {"amount": 1}, "dep-2")
+    delivery.deliver_pass()
+    assert [b["type"] for b in received(receiver)[len(bodies):]] == ["cash_deposited"]
+    assert WebhookDelivery.objects.filter(endpoint_id=endpoint_id).count() == len(bodies) + 1
+
+
+def test_a_portfolios_own_event_wakes_the_delivery_task(api):
+    open_portfolio(api)  # no endpoint yet: no task
+    assert DBTaskResult.objects.count() == 0
+    register(api, "https://hooks.example.com/volbal")
+    assert DBTaskResult.objects.count() == 0
+    open_portfolio(api)
+    [task] = DBTaskResult.objects.filter(status="READY")
+    assert task.args_kwargs["args"] == [WebhookEndpoint.objects.get().pk]
+
+
+def test_gone_for_a_portfolios_own_event_alerts_on_the_portfolio(api, fake, receiver):
+    receiver.answer = 410
+    receiver.start()
+    register(api, receiver.url, ["portfolio_created"])
+    pid = open_portfolio(api)
+    delivery.deliver_pass()
+    alert = Event.objects.get(type="webhook_failed")
+    assert (alert.position_id, alert.portfolio_id) == ("", pid)
+    events = api.get(f"/v1/portfolios/{pid}/events").json()["events"]
+    assert [e["type"] for e in events] == ["portfolio_created", "webhook_failed"]
