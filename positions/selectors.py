@@ -8,10 +8,10 @@ from decimal import Decimal
 from fractions import Fraction
 
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from events.models import ALERT_TYPES, Event
-from positions.models import Position, Price, Split, SplitStatus
+from positions.models import Portfolio, Position, Price, Split, SplitStatus
 from positions.strategy import rules
 from volbal import clock
 from volbal.errors import DomainError
@@ -27,10 +27,13 @@ def positions_of(*, owner) -> QuerySet[Position]:
 
 
 def alerts_of_owner(*, owner) -> QuerySet[Event]:
-    """The alerts (``ALERT_TYPES``) on the owner's positions, oldest first. The log keeps
-    position ids, not keys (events.models.Event): the owner's positions are a subquery."""
+    """The alerts (``ALERT_TYPES``) on the owner's positions and portfolios (a portfolio's own
+    alerts: of no position), oldest first. The log keeps plain ids, not keys
+    (events.models.Event): the owner's positions and portfolios are subqueries."""
     return Event.objects.filter(
-        type__in=ALERT_TYPES, position_id__in=positions_of(owner=owner).values("pk"),
+        Q(position_id__in=positions_of(owner=owner).values("pk"))
+        | Q(position_id="", portfolio_id__in=Portfolio.objects.filter(owner=owner).values("pk")),
+        type__in=ALERT_TYPES,
     ).order_by("id")
 
 

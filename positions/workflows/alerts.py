@@ -46,7 +46,7 @@ from django.db.models import Exists, OuterRef, Q
 
 from events.models import Event, EventType
 from events.services import event_record
-from positions.models import Broker, Position, Price, TradeCycle
+from positions.models import Broker, Portfolio, Position, Price, TradeCycle
 from volbal import clock, market
 from volbal.renderers import decimal_text as fmt
 
@@ -70,34 +70,46 @@ def _minutes(delta: dt.timedelta) -> str:
     return counted(int(delta.total_seconds() // 60), "minute")
 
 
-def alerted(*, type: str, episodes: dict[str, str]) -> set[str]:
+def alerted(*, type: str, episodes: dict[str, str], portfolios: bool = False) -> set[str]:
     """The positions of ``episodes`` (position id → episode key) that already have alert
-    ``type`` for their episode (stored as ``inputs["episode"]``): one query."""
+    ``type`` for their episode (stored as ``inputs["episode"]``): one query. ``portfolios``:
+    the ids are portfolios', and their own alerts count (:func:`_alerts_of`)."""
     if not episodes:
         return set()
-    return {pid for pid, key in Event.objects.filter(
-        position_id__any=list(episodes), type=type,
+    field, alerts = _alerts_of(portfolios, list(episodes), type)
+    return {pid for pid, key in alerts.filter(
         inputs__episode__in=sorted(set(episodes.values()))).values_list(
-            "position_id", "inputs__episode") if key == episodes[pid]}
+            field, "inputs__episode") if key == episodes[pid]}
+
+
+def _alerts_of(portfolios: bool, ids: list[str], type: str):
+    """The column naming the subject of an alert, and the alerts ``type`` of ``ids``: of these
+    positions, or with ``portfolios`` these portfolios' own (of no position)."""
+    if portfolios:
+        return "portfolio_id", Event.objects.filter(portfolio_id__any=ids, position_id="",
+                                                    type=type)
+    return "position_id", Event.objects.filter(position_id__any=ids, type=type)
 
 
 def alert_record_once(*, type: str, episodes: dict[str, str],
                       build: Callable[[Position], tuple[str, dict, dict]],
-                      latest_only: bool = False) -> list[Event]:
+                      latest_only: bool = False, portfolios: bool = False) -> list[Event]:
     """Record alert ``type`` on each position of ``episodes`` (position id → episode key) that
     does not have it for that episode yet: any earlier alert of the type with that key, or with
     ``latest_only`` the position's latest alert of the type. ``build(position)`` gives the
-    message, inputs and outputs; the key is stored as ``inputs["episode"]``."""
+    message, inputs and outputs; the key is stored as ``inputs["episode"]``. ``portfolios``:
+    the ids are portfolios', each alerted as a portfolio's own event (``build`` gets the
+    portfolio)."""
 
     def recorded(ids: list[str]) -> set[str]:
         if latest_only:
             latest: dict[str, tuple[int, str]] = {}
-            for pid, pk, key in (Event.objects.filter(position_id__in=ids, type=type)
-                                 .values_list("position_id", "id", "inputs__episode")):
+            field, alerts = _alerts_of(portfolios, ids, type)
+            for pid, pk, key in alerts.values_list(field, "id", "inputs__episode"):
                 if pid not in latest or pk > latest[pid][0]:
                     latest[pid] = (pk, key)
             return {pid for pid, (_pk, key) in latest.items() if key == episodes[pid]}
-        return alerted(type=type, episodes={i: episodes[i] for i in ids})
+        return alerted(type=type, episodes={i: episodes[i] for i in ids}, portfolios=portfolios)
 
     out: list[Event] = []
     ids = sorted(episodes)
@@ -109,15 +121,17 @@ def alert_record_once(*, type: str, episodes: dict[str, str],
     for start in range(0, len(pending), CHUNK):
         todo = pending[start:start + CHUNK]
         with transaction.atomic():
-            locked = list(Position.objects.select_for_update().filter(id__in=todo)
-                          .order_by("id"))
+            locked = list((Portfolio if portfolios else Position).objects.select_for_update()
+                          .filter(id__in=todo).order_by("id"))
             done = recorded(todo)  # re-read under the locks: another check may have been first
-            for position in locked:
-                if position.id in done:
+            for subject in locked:
+                if subject.id in done:
                     continue
-                message, inputs, outputs = build(position)
-                out.append(event_record(position_id=position.id, type=type, message=message,
-                                        inputs={**inputs, "episode": episodes[position.id]},
+                message, inputs, outputs = build(subject)
+                out.append(event_record(position_id="" if portfolios else subject.id,
+                                        portfolio_id=subject.id if portfolios else None,
+                                        type=type, message=message,
+                                        inputs={**inputs, "episode": episodes[subject.id]},
                                         outputs=outputs))
     return out
 
@@ -232,28 +246,33 @@ def _fingerprint(differences) -> str:
 
 def ledger_differences_record(differences: Iterable) -> list[Event]:
     """``ledger_difference`` on each position with differences (``positions.ledger``), the
-    differences in its outputs; a position whose latest such alert names the same
-    differences is not alerted again. Returns the alerts recorded."""
-    by_position: dict[str, list] = defaultdict(list)
-    for d in differences:
-        by_position[d.position_id].append(d)
+    differences in its outputs, and on each portfolio whose unallocated cash differs (its own
+    event); one whose latest such alert names the same differences is not alerted again.
+    Returns the alerts recorded."""
+    by_subject: dict[str, list] = defaultdict(list)
+    for d in differences:  # a portfolio's difference names the portfolio
+        by_subject[d.position_id].append(d)
+    funds = set(Portfolio.objects.filter(id__in=list(by_subject)).values_list("id", flat=True))
     shown = 3
 
-    def build(position: Position) -> tuple[str, dict, dict]:
-        diffs = by_position[position.id]
+    def build(subject) -> tuple[str, dict, dict]:
+        diffs = by_subject[subject.id]
         listed = "; ".join(f"{d.field}: stored {_shown(d.stored)}, expected "
                            f"{_shown(d.expected)}" for d in diffs[:shown])
         more = f"; and {len(diffs) - shown} more" if len(diffs) > shown else ""
+        books = ("this portfolio's unallocated cash and the replay of its cash movements"
+                 if subject.id in funds else
+                 "this position's books and the replay of its fills, dividends and splits")
         message = (f"Alert: the ledger check found {counted(len(diffs), 'difference')} "
-                   "between this position's books and the "
-                   f"replay of its fills, dividends and splits: {listed}{more}.")
+                   f"between {books}: {listed}{more}.")
         return (message, {"checked_at": clock.now()},
                 {"differences": [{"field": d.field, "stored": d.stored,
                                   "expected": d.expected} for d in diffs]})
 
-    return alert_record_once(type=EventType.LEDGER_DIFFERENCE,
-                             episodes={pid: _fingerprint(ds) for pid, ds in by_position.items()},
-                             build=build, latest_only=True)
+    episodes = {sid: _fingerprint(ds) for sid, ds in by_subject.items()}
+    return [alert for portfolios in (False, True) for alert in alert_record_once(
+        type=EventType.LEDGER_DIFFERENCE, build=build, latest_only=True, portfolios=portfolios,
+        episodes={sid: key for sid, key in episodes.items() if (sid in funds) is portfolios})]
 
 
 def alerts_check(*, now: dt.datetime | None = None) -> list[Event]:

@@ -18,12 +18,14 @@ class Command(ActorCommand):  # the alerts it records name it (events.actor)
             "difference, with the last change of the position's books recorded (a fill, a "
             "dividend step, a split, its opening; not an alert or an evaluation), and exits 1 "
             "if any. With --record-alerts (the nightly run) each position found different also "
-            "gets a ledger_difference alert with its differences, once per distinct set of them.")
+            "gets a ledger_difference alert with its differences, once per distinct set of them, "
+            "as does each portfolio whose unallocated cash differs (its own event).")
 
     def add_arguments(self, parser):
         parser.add_argument("--record-alerts", action="store_true",
-                            help="Record a ledger_difference alert on each position found "
-                            "different (not again while its differences stay the same).")
+                            help="Record a ledger_difference alert on each position or "
+                            "portfolio found different (not again while its differences stay "
+                            "the same).")
 
     def handle(self, *args, record_alerts=False, **options):
         report = ledger_verify()
@@ -46,8 +48,8 @@ class Command(ActorCommand):  # the alerts it records name it (events.actor)
         if record_alerts:
             alerts = ledger_differences_record(report.differences)
             self.stdout.write(f"{counted(len(alerts), 'ledger_difference alert')} recorded ("
-                              f"{counted(len(different) - len(alerts), 'position')} already "
-                              "alerted with the same differences).")
+                              f"{len(different) - len(alerts)} already alerted with the same "
+                              "differences).")
         if report.differences:
             self.stderr.write(f"ledger NOT ok: {counted(len(report.differences), 'difference')}; "
                               f"{summary}")

@@ -256,7 +256,7 @@ def test_the_nightly_ledger_check_alerts_each_different_position_once_per_differ
     assert code == 1 and alerts(tampered, "ledger_difference") == []
 
     code, out = verify("--record-alerts")
-    assert code == 1 and "1 ledger_difference alert recorded (0 positions already" in out
+    assert code == 1 and "1 ledger_difference alert recorded (0 already alerted" in out
     (alert,) = alerts(tampered, "ledger_difference")
     assert alert.message == (
         "Alert: the ledger check found 1 difference between this position's books and the "
@@ -270,7 +270,7 @@ def test_the_nightly_ledger_check_alerts_each_different_position_once_per_differ
 
     # the next night, the same difference: not again
     code, out = verify("--record-alerts")
-    assert code == 1 and "0 ledger_difference alerts recorded (1 position already" in out
+    assert code == 1 and "0 ledger_difference alerts recorded (1 already alerted" in out
     # a different difference: alerted
     Position.objects.filter(pk=tampered.pk).update(cash=D("980"), qty=D("11"))
     verify("--record-alerts")
@@ -278,6 +278,33 @@ def test_the_nightly_ledger_check_alerts_each_different_position_once_per_differ
     assert len(alerts(tampered, "ledger_difference")) == 2
     assert "found 2 differences" in latest.message
     assert {d["field"] for d in latest.outputs["differences"]} == {"qty", "cash"}
+
+
+def test_a_portfolio_whose_cash_differs_is_alerted_once_as_its_own_event(opened, user, api):
+    from positions.models import Portfolio
+    from positions.portfolios.services import portfolio_create
+
+    fund = portfolio_create(owner=user, name="Core", cash=D("500"))
+    sound = opened()
+    Portfolio.objects.filter(pk=fund.pk).update(cash=D("450"))
+    code, out = verify("--record-alerts")
+    assert code == 1 and "1 ledger_difference alert recorded (0 already alerted" in out
+    (alert,) = Event.objects.filter(type="ledger_difference")
+    assert (alert.position_id, alert.portfolio_id) == ("", fund.pk)
+    assert alert.message == (
+        "Alert: the ledger check found 1 difference between this portfolio's unallocated cash "
+        "and the replay of its cash movements: cash: stored 450, expected 500.")
+    assert alerts(sound, "ledger_difference") == []
+    # the owner reads it among the portfolio's events
+    events = api.get(f"/v1/portfolios/{fund.pk}/events").json()["events"]
+    assert [e["type"] for e in events] == ["portfolio_created", "ledger_difference"]
+    assert [(a["type"], a["portfolio_id"]) for a in api.get("/v1/alerts").json()["alerts"]] == [
+        ("ledger_difference", fund.pk)]
+    # the next night, the same difference: not again; another: alerted
+    assert "0 ledger_difference alerts recorded (1 already alerted" in verify("--record-alerts")[1]
+    Portfolio.objects.filter(pk=fund.pk).update(cash=D("400"))
+    verify("--record-alerts")
+    assert Event.objects.filter(type="ledger_difference", portfolio_id=fund.pk).count() == 2
 
 
 def test_the_last_recorded_change_is_the_last_change_of_the_books_not_an_alert(opened, at, user):
