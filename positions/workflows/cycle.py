@@ -321,57 +321,77 @@ def trade_cycle_workers(workers: int, *, batch_size: int = BATCH, source: str = 
     sys.stdout.flush()
     sys.stderr.flush()
     children = []
+    live: set[int] = set()  # the workers not reaped yet: the only pids a stop is sent to
     stopped = []  # the signal this process was stopped with while its workers ran
-    with _forwarding(signal.SIGTERM, children, stopped):
+    with _forwarding(live, stopped):
         for _ in range(workers):
             if stopped:  # stopped while forking: no more workers
                 break
             read, write = os.pipe()
+            # A stop waits (blocked, pending) until the new worker is listed here, and in the
+            # worker until it has dropped this process's handler for its own (below).
+            mask = _block(STOPS)
             pid = os.fork()
-            if pid == 0:  # the worker
+            if pid == 0:  # the worker: stopped as a process of its own
+                for signum in STOPS:
+                    signal.signal(signum, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending stop: now
                 os.close(read)
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # stopped as a process of its own
                 _worker(write, batch_size=batch_size, source=source, progress=progress)
-            os.close(write)
             children.append((pid, read))
-            if stopped:  # stopped between its fork and this line: not forwarded to it yet
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, stopped[0])
+            live.add(pid)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending stop reaches it too
+            os.close(write)
         answers = []
         for pid, read in children:
             with os.fdopen(read, "rb") as pipe:
                 answer = pipe.read()
-            _, status = os.waitpid(pid, 0)
+            mask = _block(STOPS)  # reaped and unlisted at once: its pid may be reused after
+            try:
+                _, status = os.waitpid(pid, 0)
+                live.discard(pid)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             answers.append((pid, os.waitstatus_to_exitcode(status), answer))
     if stopped:  # the workers are gone: now stop as this process would have
         signal.raise_signal(stopped[0])
     return _workers_summed(answers, started=started)
 
 
+# What stops the command (a supervisor's SIGTERM, an interrupt): passed on to its workers.
+STOPS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _block(signums) -> set:
+    """Block ``signums`` (held pending until unblocked); the mask before, to restore."""
+    return signal.pthread_sigmask(signal.SIG_BLOCK, signums)
+
+
 @contextlib.contextmanager
-def _forwarding(signum: int, children: list, stopped: list):
-    """While the workers run, ``signum`` sent to this process (a supervisor stopping the
-    command) goes on to each of them, which stops as separate ``manage.py trade`` processes
-    would stop (what a killed cycle leaves is claimable again once its lease runs out), and is
+def _forwarding(live: set[int], stopped: list):
+    """While the workers run, a stop (:data:`STOPS`) sent to this process goes on to each
+    worker not reaped yet (``live``), which stops as a separate ``manage.py trade`` process
+    would (what a killed cycle leaves is claimable again once its lease runs out), and is
     noted in ``stopped``: the caller raises it again once they are reaped, with this process's
-    own handling of it restored. Without this the workers, forked and orphaned, would run on
-    to the end of their cycle after the command was stopped. Only the main thread can set a
-    handler; elsewhere nothing changes."""
+    own handling of it restored (SIGINT: KeyboardInterrupt). Without this the workers, forked
+    and orphaned, would run on to the end of their cycle after the command was stopped. Only
+    the main thread can set a handler; elsewhere nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def forward(sig, _frame):
         stopped.append(sig)
-        for pid, _read in children:
+        for pid in list(live):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
 
-    previous = signal.signal(signum, forward)
+    previous = {signum: signal.signal(signum, forward) for signum in STOPS}
     try:
         yield
     finally:
-        signal.signal(signum, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _worker(write: int, *, batch_size, source, progress) -> None:
