@@ -586,12 +586,13 @@ class PriceViewSet(viewsets.ViewSet):
 
 
 class AlertViewSet(viewsets.ViewSet):
-    """``GET /v1/alerts``: the alert events of every position the caller owns."""
+    """``GET /v1/alerts``: the alert events of every position and portfolio the caller owns."""
 
     @extend_schema(
-        summary="Your alerts over every position, oldest first",
+        summary="Your alerts over every position and portfolio, oldest first",
         description="The events that are alerts (" + ", ".join(sorted(ALERT_TYPES)) + ") "
-        "on your positions; each is also in its position's `/events` (`?alert=true`).",
+        "on your positions, each also in its position's `/events` (`?alert=true`), and on your "
+        "portfolios themselves (an empty `position_id`), each also in the portfolio's `/events`.",
         parameters=[
             OpenApiParameter("type", str, many=True, explode=True, enum=sorted(ALERT_TYPES),
                              description="Only these alert types."),

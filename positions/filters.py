@@ -65,7 +65,7 @@ ALERT_CHOICES = [(value, label) for value, label in EventType.choices if value i
 
 
 class AlertFilter(django_filters.FilterSet):
-    """``GET /v1/alerts``: the caller's alerts over every position."""
+    """``GET /v1/alerts``: the caller's alerts over every position and portfolio."""
 
     type = django_filters.MultipleChoiceFilter(choices=ALERT_CHOICES)
     position = django_filters.CharFilter(field_name="position_id")

@@ -77,7 +77,9 @@ class DeliverySerializer(serializers.Serializer):
     id = serializers.CharField()
     event_id = serializers.IntegerField()
     event_type = serializers.ChoiceField(choices=EventType.choices)
-    position_id = serializers.CharField()
+    position_id = serializers.CharField(allow_blank=True,
+                                        help_text="Empty for a portfolio's own event.")
+    portfolio_id = serializers.CharField(allow_null=True)
     status = serializers.ChoiceField(choices=DeliveryStatus.choices)
     attempt_count = serializers.IntegerField()
     created_at = serializers.DateTimeField()
@@ -98,7 +100,8 @@ def _body(endpoint) -> dict:
 
 def _delivery(d) -> dict:
     return {"id": d.id, "event_id": d.event_id, "event_type": d.event.type,
-            "position_id": d.event.position_id, "status": d.status,
+            "position_id": d.event.position_id, "portfolio_id": d.event.portfolio_id,
+            "status": d.status,
             "attempt_count": d.attempt_count, "created_at": d.created_at,
             "next_attempt_at": d.next_attempt_at, "delivered_at": d.delivered_at,
             "last_status_code": d.last_status_code,
@@ -123,8 +126,9 @@ class WebhookViewSet(MissingBeforeNotAllowed, viewsets.ViewSet):
 
     @extend_schema(
         summary="Register a webhook endpoint",
-        description="Events of your positions whose type is listed are POSTed to the URL in "
-                    "order per position, at least once, signed (`Volbal-Signature: t=<unix "
+        description="Events of your positions and portfolios whose type is listed are POSTed "
+                    "to the URL in order per position (and per portfolio for a portfolio's own "
+                    "events), at least once, signed (`Volbal-Signature: t=<unix "
                     "time>,v1=<hex HMAC-SHA256 of \"t.body\">`, with the secret returned here "
                     "once) with the event id in `Volbal-Event-Id` for de-duplication.",
         request=WebhookCreateSerializer,

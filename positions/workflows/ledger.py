@@ -10,11 +10,13 @@ taken in the order of its fill event. The stored columns are only compared."""
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 
+from django.db import connection, transaction
 from django.db.models import Max
 
 from events.models import Event
@@ -350,7 +352,30 @@ def ledger_verify() -> LedgerReport:
     cash, receivable, anchor, opening values and owner; its dividends' entitlements and amounts
     and its splits' results; each order's quantity, filled quantity, average price, commission
     and status. Every order must have its ``order_submitted`` event and every fill its fill
-    event. Reads only (a few streaming queries, no per-position query)."""
+    event. Reads only (a few streaming queries, no per-position query), all of them in one
+    snapshot of the database (:func:`_one_snapshot`)."""
+    with _one_snapshot():
+        return _verify()
+
+
+@contextlib.contextmanager
+def _one_snapshot():
+    """Every read of the check sees the database as of one moment: a write that commits
+    while it runs (a deposit and its event, a fill) is seen whole or not at all, never its
+    event without its row, which would be reported, and alerted, as a difference of sound
+    books. On PostgreSQL a REPEATABLE READ, READ ONLY transaction; on SQLite a transaction
+    (its reads keep their first snapshot). Inside a caller's transaction: that one's."""
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
+
+
+def _verify() -> LedgerReport:
     rows = _Rows()
     orders: dict[str, dict] = {}
     fills_per_order: dict[str, int] = defaultdict(int)

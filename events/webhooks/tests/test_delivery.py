@@ -415,6 +415,9 @@ def test_a_portfolios_own_events_arrive_in_order_beside_its_positions_events(
     delivery.deliver_pass()
     assert [b["type"] for b in received(receiver)[len(bodies):]] == ["cash_deposited"]
     assert WebhookDelivery.objects.filter(endpoint_id=endpoint_id).count() == len(bodies) + 1
+    listed = api.get(f"/v1/webhooks/{endpoint_id}/deliveries").json()["deliveries"]
+    assert {(d["event_type"], d["position_id"], d["portfolio_id"]) for d in listed
+            if d["event_type"] == "cash_withdrawn"} == {("cash_withdrawn", "", pid)}
 
 
 def test_a_portfolios_own_event_wakes_the_delivery_task(api):
