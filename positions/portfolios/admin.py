@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from positions.models import Portfolio
-from positions.portfolios.selectors import portfolio_value
+from positions.portfolios.selectors import portfolio_value, portfolio_values
 from positions.reports import ReturnsAdminMixin
 from volbal.admin import WriteActionsMixin, shown_decimal, shown_time
 from volbal.errors import DomainError
@@ -57,6 +57,22 @@ class PortfolioAdmin(ReturnsAdminMixin, WriteActionsMixin, admin.ModelAdmin):
         if not hasattr(obj, "_portfolio_value"):
             obj._portfolio_value = portfolio_value(obj)
         return obj._portfolio_value
+
+    def get_changelist(self, request, **kwargs):
+        base = super().get_changelist(request, **kwargs)
+
+        class Valued(base):
+            """The list's page valued at once (its positions read in one query, as the API's
+            list does), not one portfolio's positions at a time as each row is shown."""
+
+            def get_results(self, request):
+                super().get_results(request)
+                page = list(self.result_list)
+                for portfolio, value in zip(page, portfolio_values(page), strict=True):
+                    portfolio._portfolio_value = value
+                self.result_list = page
+
+        return Valued
 
     @admin.display(description="created", ordering="created_at")
     def created(self, obj):

@@ -43,6 +43,29 @@ def test_list_and_page_show_value_and_weights(admin_client, book):
         assert needle in html, needle
 
 
+def test_the_list_values_its_page_in_the_same_statements_for_any_number_of_portfolios(
+        admin_client, user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def listed(n_before: int) -> int:
+        for i in range(n_before, n_before + 3):
+            fund = portfolio_create(owner=user, name=f"P{i}", cash=D(100))
+            position_open(owner=user, ticker=f"T{i}", qty=D(1), cash=D(0), portfolio=fund.id,
+                          target_weight=D("0.5"))
+            Price.objects.create(ticker=f"T{i}", price=D(10 + i),
+                                 ts=timezone.now() - dt.timedelta(minutes=1))
+        with CaptureQueriesContext(connection) as queries:
+            response = admin_client.get(reverse("admin:positions_portfolio_changelist"))
+        assert response.status_code == 200
+        html = response.content.decode()
+        for i in range(n_before + 3):  # each row's value: F + S·P
+            assert f"{110 + i}.00" in html, i
+        return len(queries)
+
+    assert listed(0) == listed(3)  # 3 portfolios, then 6: no statement a row
+
+
 def test_allocation_picture_is_a_png(admin_client, book):
     portfolio, _a, _b = book
     response = admin_client.get(reverse("admin:positions_portfolio_allocation",
