@@ -213,14 +213,14 @@ class PositionViewSet(MissingBeforeNotAllowed, performance_views("position"), vi
         data = _valid(PositionCreateSerializer, request)
         position = portfolio_services.position_open(owner=request.user, **data)
         position = position_view(owner=request.user, position_id=position.id)
-        return Response(PositionSerializer(position).data, status=status.HTTP_201_CREATED)
+        return Response(PositionSerializer.represent(position), status=status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="A position", responses={200: PositionSerializer, **NOT_FOUND, **read_errors()}
     )
     def retrieve(self, request, pk=None):
         position = position_view(owner=request.user, position_id=pk)
-        return Response(PositionSerializer(position).data)
+        return Response(PositionSerializer.represent(position))
 
     @extend_schema(
         summary="Change the strategy configuration",
@@ -248,7 +248,7 @@ class PositionViewSet(MissingBeforeNotAllowed, performance_views("position"), vi
         portfolio_services.position_update(owner=request.user, position_id=pk,
                                            changes=dict(data))
         position = position_view(owner=request.user, position_id=pk)
-        return Response(PositionSerializer(position).data)
+        return Response(PositionSerializer.represent(position))
 
     @extend_schema(
         summary="The position's audit events, oldest first",

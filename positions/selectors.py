@@ -46,10 +46,18 @@ def position_get(*, owner, position_id: str, for_update: bool = False,
     """The caller's position, or 404 ``position_not_found`` (another owner's looks absent),
     with ``annotate`` read in the same statement (e.g. :func:`stored_price_annotations`).
 
-    On every request's path, so read with :func:`volbal.rows.fetch_one`, not a queryset."""
-    equal = {"id": position_id} if owner is None else {"id": position_id, "owner_id": owner.pk}
+    On every request's path, so read with :func:`volbal.rows.fetch_one`, not a queryset.
+
+    A plain read looks the row up by its key alone and checks the owner here: given the key
+    and the owner, PostgreSQL may choose the owner's index and filter out each of the owner's
+    other positions (what it did on a table never analyzed: a read then cost as much as the
+    owner had positions). A locking read keeps the owner in its statement, so that it never
+    locks another owner's row."""
+    checked = owner is not None and not for_update
+    equal = {"id": position_id} if owner is None or checked else {
+        "id": position_id, "owner_id": owner.pk}
     position = fetch_one(Position, for_update=for_update, annotate=annotate, **equal)
-    if position is None:
+    if position is None or (checked and position.owner_id != owner.pk):
         raise position_not_found(position_id)
     return position
 

@@ -5,6 +5,7 @@ class VolbalConfig(AppConfig):
     name = "volbal"
 
     def ready(self) -> None:
-        from volbal.lookups import register
+        from volbal import lookups, pg_loaders
 
-        register()  # field__any (volbal/lookups.py)
+        lookups.register()  # field__any (volbal/lookups.py)
+        pg_loaders.register()  # timestamptz read by psycopg's own loader (volbal/pg_loaders.py)

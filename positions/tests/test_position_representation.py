@@ -43,6 +43,10 @@ def test_each_state_as_rest_frameworks_loop_renders_it(make_position, user, api)
         expected = reference(position_view(owner=user, position_id=position_id))
         assert dumps_exact(PositionSerializer(
             position_view(owner=user, position_id=position_id)).data) == expected
+        # the class's one instance (what the views answer with) gives the same, each time
+        for _ in range(2):
+            assert dumps_exact(PositionSerializer.represent(
+                position_view(owner=user, position_id=position_id))) == expected
         assert api.get(f"/v1/positions/{position_id}").content == expected
 
 

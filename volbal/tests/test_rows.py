@@ -263,3 +263,41 @@ def test_a_batch_sends_each_value_as_its_field_prepares_it_for_saving(make_posit
     (_select, (sent,)) = _unnest([ticker], [[lazy], [choice], [None], ["IBM"]])
     assert sent == ["ZIM", choice, None, "IBM"] and type(sent[0]) is str
     assert sent[1] is ticker.get_db_prep_save(choice, connection)
+
+
+# --- fetch_one's kept cursor (volbal.rows._first_row) ----------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_after_the_connection_was_closed_opens_it_again(make_position):
+    from django.db import connection
+
+    position = make_position()
+    assert not connection.queries_logged  # the kept cursor's path, not Django's
+    assert fetch_one(Position, id=position.id).pk == position.id
+    connection.close()
+    assert fetch_one(Position, id=position.id).pk == position.id
+    assert connection.connection is not None
+
+
+@pytest.mark.postgres
+def test_a_refused_read_raises_djangos_error_and_breaks_the_transaction(make_position):
+    from django.db import DataError
+    from django.db.transaction import TransactionManagementError
+
+    position = make_position()
+    with transaction.atomic():
+        with pytest.raises(DataError), transaction.atomic(savepoint=False):
+            fetch_one(get_user_model(), id="not a number")  # a bigint column: refused
+        with pytest.raises(TransactionManagementError):  # as the ORM refuses it
+            fetch_one(Position, id=position.id)
+        with pytest.raises(TransactionManagementError):
+            Position.objects.filter(id=position.id).first()
+    assert fetch_one(Position, id=position.id).pk == position.id
+
+
+def test_the_reads_are_logged_while_queries_are(make_position, django_assert_num_queries):
+    position = make_position()
+    with django_assert_num_queries(1) as captured:
+        fetch_one(Position, id=position.id)
+    assert "positions_position" in captured.captured_queries[0]["sql"]
