@@ -263,3 +263,26 @@ def test_a_batch_sends_each_value_as_its_field_prepares_it_for_saving(make_posit
     (_select, (sent,)) = _unnest([ticker], [[lazy], [choice], [None], ["IBM"]])
     assert sent == ["ZIM", choice, None, "IBM"] and type(sent[0]) is str
     assert sent[1] is ticker.get_db_prep_save(choice, connection)
+
+
+# Committed for real: the connection is closed in the middle (not inside the test's transaction)
+@pytest.mark.django_db(transaction=True)
+def test_the_kept_cursor_follows_the_connection_and_its_statements_are_counted(
+        user, django_assert_num_queries):
+    from django.db import connection
+
+    from volbal.rows import kept_cursor
+
+    first = kept_cursor()
+    assert kept_cursor().cursor is first.cursor  # one driver cursor per connection
+    with django_assert_num_queries(1):  # logged as any cursor's statement
+        assert fetch_one(get_user_model(), id=user.pk).username == user.username
+    raw, before = first.cursor, connection.connection
+    # another connection (SQLite's in-memory test database keeps its one): another driver
+    # cursor, and reads still work
+    connection.close()
+    assert fetch_one(get_user_model(), id=user.pk).username == user.username
+    assert kept_cursor().cursor.connection is connection.connection
+    assert (kept_cursor().cursor is raw) == (connection.connection is before)
+    if connection.vendor == "postgresql":
+        assert connection.connection is not before
