@@ -181,7 +181,7 @@ def order_submit(
     order at that price (checked for cash at it); ``rung``: the ladder's rung it rests for
     (docs/strategy.md#resting-orders), named in its ``order_submitted`` event."""
     time_in_force = time_in_force_of(position.broker, time_in_force)
-    if side not in Side.values:
+    if side not in rules.SIDES:  # Side.values, without building its list per order
         raise DomainError(
             "validation_error",
             "side must be BUY or SELL.",
