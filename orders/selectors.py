@@ -25,7 +25,7 @@ from positions.selectors import (
 from positions.strategy import rules
 from volbal import clock
 from volbal.errors import DomainError
-from volbal.rows import Annotation
+from volbal.rows import Annotation, kept_cursor
 
 
 def orders_for_position(*, position_id: str) -> QuerySet[Order]:
@@ -204,12 +204,12 @@ def order_book(*, position: Position, idempotency_key: str | None, today: dt.dat
     position, so no order of it changes meanwhile."""
     qty = Order._meta.get_field("qty")
     db = connections[DEFAULT_DB_ALIAS]  # once: each read through the proxy looks it up again
-    with db.cursor() as cursor:
-        cursor.execute(_order_book_sql(), [
-            position.id, idempotency_key, position.id,
-            Order._meta.get_field("trading_day").get_db_prep_value(today, db),
-            Side.BUY, Side.SELL, position.id])
-        existing, today_count, buy, sell = cursor.fetchone()
+    cursor = kept_cursor(db)
+    cursor.execute(_order_book_sql(), [
+        position.id, idempotency_key, position.id,
+        Order._meta.get_field("trading_day").get_db_prep_value(today, db),
+        Side.BUY, Side.SELL, position.id])
+    existing, today_count, buy, sell = cursor.fetchone()
     return OrderBook(existing, today_count,
                      {Side.BUY: _decimal(buy, qty, db), Side.SELL: _decimal(sell, qty, db)})
 

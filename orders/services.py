@@ -166,6 +166,7 @@ def order_submit(
     limit_price: Decimal | None = None,
     rung: str | None = None,
     committed: dict[str, Decimal] | None = None,
+    today: dt.date | None = None,
 ) -> Order:
     """Create an order on a position the caller has already locked (``select_for_update``).
 
@@ -174,12 +175,13 @@ def order_submit(
     or the latest known price). A refusal creates nothing, so it counts toward no cap.
     Callers: the orders endpoint (:func:`order_submit_for`) and evaluation, which may pass what
     it already read for the locked position: ``created_today`` (the session's orders) and
-    ``nothing_open`` (no open order) or ``committed`` (what the open orders commit, per side).
+    ``nothing_open`` (no open order) or ``committed`` (what the open orders commit, per side),
+    and ``today``: the session those were read for (default: the current one), the order's.
     ``time_in_force`` None: the broker's (:func:`time_in_force_of`). ``limit_price``: a limit
     order at that price (checked for cash at it); ``rung``: the ladder's rung it rests for
     (docs/strategy.md#resting-orders), named in its ``order_submitted`` event."""
     time_in_force = time_in_force_of(position.broker, time_in_force)
-    if side not in Side.values:
+    if side not in rules.SIDES:  # Side.values, without building its list per order
         raise DomainError(
             "validation_error",
             "side must be BUY or SELL.",
@@ -193,7 +195,8 @@ def order_submit(
             status=400,
             fields={"qty": "Must be greater than zero."},
         )
-    today = clock.session_day()
+    if today is None:
+        today = clock.session_day()
     if created_today is None:
         created_today = orders_created_today(position=position, today=today)
     if created_today >= position.max_orders_per_day:
@@ -262,8 +265,8 @@ def order_submit_for(
         position = position_get(owner=owner, position_id=position_id, for_update=True,
                                 annotate=submission_annotations())
         time_in_force = time_in_force_of(position.broker, time_in_force)
-        book = order_book(position=position, idempotency_key=idempotency_key,
-                          today=clock.session_day())
+        today = clock.session_day()  # once: the count's session is the order's
+        book = order_book(position=position, idempotency_key=idempotency_key, today=today)
         existing = None
         if book.existing_id is not None:
             existing = fetch_one(Order, id=book.existing_id)
@@ -280,7 +283,7 @@ def order_submit_for(
             return order_submit(
                 position=position, side=side, qty=qty, idempotency_key=idempotency_key,
                 time_in_force=time_in_force, created_today=book.created_today,
-                committed=book.open_remaining,
+                committed=book.open_remaining, today=today,
             ), True
 
 

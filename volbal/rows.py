@@ -80,23 +80,20 @@ def _first_row(db, sql: str, params: tuple):
     and ``execute`` passes through the wrapper's layers: a third of a one-row read's client
     time (a position's: ~70 us, ~30 us of it these). Here the checks and the set-up those
     calls make are made in the same order (the connection's health check, connecting,
-    thread sharing, a broken transaction, the driver's errors turned into Django's) on one
-    driver cursor per connection. While queries are logged (DEBUG,
-    ``CaptureQueriesContext``) or an execute wrapper is installed, Django's own path: they
-    see every statement as before."""
+    thread sharing, a broken transaction, the driver's errors turned into Django's) on the
+    driver cursor kept for the connection (:func:`kept_cursor`'s). While queries are logged
+    (DEBUG, ``CaptureQueriesContext``) or an execute wrapper is installed, that cursor in
+    Django's wrapper: they see every statement as before."""
     if db.queries_logged or db.execute_wrappers:
-        with db.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchone()
+        cursor = kept_cursor(db)
+        cursor.execute(sql, params)
+        return cursor.fetchone()
     db.close_if_health_check_failed()
     db.ensure_connection()
     db.validate_thread_sharing()
     db.validate_no_broken_transaction()
     with db.wrap_database_errors:
-        kept = db.__dict__.get("_volbal_cursor")
-        if kept is None or kept[0] is not db.connection:  # none yet, or a new connection
-            kept = db._volbal_cursor = (db.connection, db.create_cursor())
-        cursor = kept[1]
+        cursor = _driver_cursor(db)
         cursor.execute(sql, params)
         return cursor.fetchone()
 
@@ -193,27 +190,40 @@ def _insert_now(instance: Model, unless_conflict: tuple[str, ...] = (),
         for i, row in enumerate(after):
             row_sql, row_fields, _auto, _ = _insert_shape(type(row), db.vendor, (), None)
             ctes.append(f"a{i} AS ({row_sql})")
-            values += [f.get_db_prep_save(f.pre_save(row, True), db)
-                       for f in row_fields]
+            values += _prepared(row, row_fields, db)
         sql = f"WITH {', '.join(ctes)} {sql}"
-    values += [f.get_db_prep_save(f.pre_save(instance, True), db) for f in fields]
+    values += _prepared(instance, fields, db)
     if gate:
         values += list(gate[1])
-    with db.cursor() as cursor:
-        cursor.execute(sql, values)
-        if auto is not None:
-            if returning:
-                row = cursor.fetchone()
-                if row is None:
-                    return None  # the conflict: nothing inserted
-                pk = row[0]
-            else:
-                pk = db.ops.last_insert_id(cursor, instance._meta.db_table, auto.column)
-            setattr(instance, auto.attname, pk)
+    cur = kept_cursor(db)
+    cur.execute(sql, values)
+    if auto is not None:
+        if returning:
+            row = cur.fetchone()
+            if row is None:
+                return None  # the conflict: nothing inserted
+            pk = row[0]
+        else:
+            pk = db.ops.last_insert_id(cur, instance._meta.db_table, auto.column)
+        setattr(instance, auto.attname, pk)
     for row in (*after, instance):
         row._state.adding = False
         row._state.db = db.alias
     return instance
+
+
+def _prepared(instance: Model, fields, db) -> list:
+    """Each field's value of ``instance`` as ``save()`` sends it (``pre_save``, then
+    ``get_db_prep_save``), less the three calls a text field makes to send a str or None as
+    it is (:func:`_text_as_is`, as the batches skip them): half the columns of an order or
+    an event."""
+    values = []
+    for f in fields:
+        value = f.pre_save(instance, True)
+        if not ((value is None or isinstance(value, str)) and _text_as_is(type(f))):
+            value = f.get_db_prep_save(value, db)
+        values.append(value)
+    return values
 
 
 def _where(model: type[Model], equal, vendor: str | None = None) -> str:
@@ -240,10 +250,10 @@ def update_one(model: type[Model], pk, **values) -> int:
     assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
     params = [f.get_db_prep_save(v, db) for f, v in zip(fields, values.values(),
                                                                  strict=True)]
-    with db.cursor() as cursor:
-        cursor.execute(f"UPDATE {quote(meta.db_table)} SET {assignments} "
-                       f"WHERE {quote(meta.pk.column)} = %s", [*params, pk])
-        return cursor.rowcount
+    cur = kept_cursor(db)
+    cur.execute(f"UPDATE {quote(meta.db_table)} SET {assignments} "
+                f"WHERE {quote(meta.pk.column)} = %s", [*params, pk])
+    return cur.rowcount
 
 
 # --- Deferred inserts and batched updates (the trade cycle's batches) --------------------------
@@ -315,6 +325,35 @@ def flush(rows: list[tuple[Model, tuple | None]]) -> None:
         for obj in objs:
             obj._state.adding = False
             obj._state.db = db.alias
+
+
+def kept_cursor(db=None):
+    """A cursor of ``db`` (default: the default database's connection) for one statement and
+    its fetch, as ``db.cursor()`` gives, less the driver cursor it would create (and close)
+    each time: one driver cursor is kept per driver connection and wrapped anew per use, so
+    the health check, the connection's (re)opening, the thread check and the query logging
+    (``CaptureQueriesContext``, ``django_assert_num_queries``, ``execute_wrapper``) all work
+    as for any cursor. A submission runs eight statements; creating eight driver cursors was
+    a tenth of its database-access CPU in the client (psycopg builds an adapters map and a
+    timezone loader per cursor). A connection closed or replaced gets a new cursor: the
+    driver cursor is checked to belong to the connection of the moment. Its caller must
+    fetch what it needs before the next statement (each helper here does: one statement, one
+    fetch) and must not close it."""
+    db = db or _wrapper()
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    with db.wrap_database_errors:
+        kept = _driver_cursor(db)
+    return db._prepare_cursor(kept)
+
+
+def _driver_cursor(db):
+    """The driver cursor kept for ``db``'s connection of the moment (made when there is none,
+    or it belongs to a connection closed or replaced since)."""
+    kept = db.__dict__.get("_volbal_cursor")
+    if kept is None or kept.connection is not db.connection or getattr(kept, "closed", False):
+        kept = db.__dict__["_volbal_cursor"] = db.create_cursor()
+    return kept
 
 
 def _wrapper():

@@ -301,3 +301,61 @@ def test_the_reads_are_logged_while_queries_are(make_position, django_assert_num
     with django_assert_num_queries(1) as captured:
         fetch_one(Position, id=position.id)
     assert "positions_position" in captured.captured_queries[0]["sql"]
+
+
+def test_one_rows_values_are_what_save_sends(make_position):
+    """insert_one's values (volbal.rows._prepared, which sends a text field's str or None as
+    it is) are each field's get_db_prep_save, of the same type, for every column of the rows a
+    submission writes; a choice stays the choice and a lazy string becomes a str."""
+    from django.db import connection
+    from django.utils.translation import gettext_lazy
+
+    from events.models import Event
+    from volbal.rows import _insert_shape, _prepared
+
+    position = make_position()
+    order, _ = order_submit_for(owner=position.owner, position_id=position.id, side="BUY",
+                                qty=Decimal("1"), idempotency_key="k-one")
+    event = Event.objects.filter(position_id=position.id).first()
+    record = IdempotencyRecord(identity="user:1", method="POST", path="/v1/x", key="k",
+                               fingerprint="f" * 64, expires_at=dt.datetime(2030, 1, 1,
+                                                                            tzinfo=dt.UTC))
+    position.ticker = gettext_lazy("ZIM")
+    for instance in (position, order, event, record):
+        _sql, fields, _auto, _returning = _insert_shape(type(instance), connection.vendor, (),
+                                                        None)
+        sent = _prepared(instance, fields, connection)  # pre_save: auto_now values set
+        expected = [f.get_db_prep_save(getattr(instance, f.attname), connection)
+                    for f in fields]
+        # psycopg's Jsonb wrapper has no equality of its own: its object compared
+        def plain(values):
+            return [getattr(v, "obj", v) for v in values]
+
+        assert plain(sent) == plain(expected)
+        assert list(map(type, sent)) == list(map(type, expected))
+    assert type(_prepared(position, [Position._meta.get_field("ticker")], connection)[0]) is str
+    status = Order._meta.get_field("status")
+    assert _prepared(order, [status], connection)[0] is order.status
+
+
+# Committed for real: the connection is closed in the middle (not inside the test's transaction)
+@pytest.mark.django_db(transaction=True)
+def test_the_kept_cursor_follows_the_connection_and_its_statements_are_counted(
+        user, django_assert_num_queries):
+    from django.db import connection
+
+    from volbal.rows import kept_cursor
+
+    first = kept_cursor()
+    assert kept_cursor().cursor is first.cursor  # one driver cursor per connection
+    with django_assert_num_queries(1):  # logged as any cursor's statement
+        assert fetch_one(get_user_model(), id=user.pk).username == user.username
+    raw, before = first.cursor, connection.connection
+    # another connection (SQLite's in-memory test database keeps its one): another driver
+    # cursor, and reads still work
+    connection.close()
+    assert fetch_one(get_user_model(), id=user.pk).username == user.username
+    assert kept_cursor().cursor.connection is connection.connection
+    assert (kept_cursor().cursor is raw) == (connection.connection is before)
+    if connection.vendor == "postgresql":
+        assert connection.connection is not before
