@@ -4,28 +4,17 @@ its own event, which its owner reads at GET /v1/alerts and its webhooks receive)
 
 from __future__ import annotations
 
-import io
 import threading
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
 
 from events.models import Event
 from positions.workflows import ledger
+from positions.workflows.tests.test_alerts import verify  # the command, its exit code and output
 
 D = Decimal
-
-
-def verify(*args):
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command("verify_ledger", *args, stdout=out, stderr=err)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, out.getvalue() + err.getvalue()
 
 
 @pytest.mark.postgres
