@@ -43,6 +43,7 @@ def event_record(
     order it records the submission of), inserted before it in its own statement (``insert_one``'s
     ``after``): one round trip for both."""
     actor = current_actor()
+    stream = stream_of(position_id, portfolio_id)
     event = insert_one(Event(
         actor_source=actor.source,
         actor_user_id=actor.user_id,
@@ -54,10 +55,17 @@ def event_record(
         message=message,
         inputs=inputs or {},
         outputs=outputs or {},
-    ), gate=_position_log_lock(position_id or portfolio_id or ""), after=inserted_first)
-    if position_id or portfolio_id:  # its stream: the position's, or the portfolio's own
-        _after_commit(position_id or portfolio_id)
+    ), gate=_position_log_lock(stream), after=inserted_first)
+    if stream:
+        _after_commit(stream)
     return event
+
+
+def stream_of(position_id: str | None, portfolio_id: str | None) -> str:
+    """The stream an event is in: its position's, else its portfolio's (a portfolio's own
+    event names no position). Within a stream ids commit in order (the log lock below); the
+    webhooks keep a cursor per stream (events.webhooks.delivery)."""
+    return position_id or portfolio_id or ""
 
 
 # A 32-bit number of our own: the first key of the two-key advisory locks of position logs.

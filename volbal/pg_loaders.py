@@ -55,6 +55,7 @@ def loader_for(connection):
     reads with, if it can be psycopg's own; ``None`` to keep Django's."""
     if connection.vendor != "postgresql" or connection.timezone is not dt.UTC:
         return None
+    # the PostgreSQL backend's module (it imports the driver): read for such a connection only
     from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
     if not is_psycopg3 or connection.connection.info.parameter_status("TimeZone") != "UTC":

@@ -47,7 +47,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from events.models import Event, EventType
-from events.services import event_record
+from events.services import event_record, stream_of
 from events.webhooks import transport
 from events.webhooks.models import (
     ALL,
@@ -112,12 +112,6 @@ def payload(event: Event) -> dict:
         "actor": {"source": event.actor_source, "name": event.actor_name,
                   "user_id": event.actor_user_id},
     }
-
-
-def stream_of(event: Event) -> str:
-    """The stream ``event`` is delivered in: its position's, else its portfolio's (a
-    portfolio's own event has no position)."""
-    return event.position_id or event.portfolio_id
 
 
 def next_event_ids(endpoint: WebhookEndpoint, limit: int) -> list[int]:
@@ -189,7 +183,7 @@ def _delivery(endpoint: WebhookEndpoint, event_id: int) -> WebhookDelivery:
 
 def _advance_cursor(endpoint_id: str, event: Event) -> None:
     cursor, created = WebhookCursor.objects.get_or_create(
-        endpoint_id=endpoint_id, stream_id=stream_of(event),
+        endpoint_id=endpoint_id, stream_id=stream_of(event.position_id, event.portfolio_id),
         defaults={"last_event_id": event.id})
     if not created:
         WebhookCursor.objects.filter(pk=cursor.pk, last_event_id__lt=event.id).update(

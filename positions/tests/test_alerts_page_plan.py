@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from events.models import Event
 from events.services import event_record
+from positions.portfolios.services import portfolio_create
 
 D = Decimal
 
@@ -40,8 +41,6 @@ def _events_rows_read(sql: str) -> int:
 @pytest.mark.postgres
 @pytest.mark.django_db
 def test_the_alerts_page_reads_the_owners_alerts_not_the_whole_log(api, user, make_position):
-    from positions.portfolios.services import portfolio_create
-
     position = make_position(ticker="ZIM")
     portfolio_create(owner=user, name="Core", cash=D("100"))
     # the rest of the log, written before: other owners' positions' events and alerts

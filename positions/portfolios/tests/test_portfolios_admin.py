@@ -9,7 +9,9 @@ from decimal import Decimal as D
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -45,9 +47,6 @@ def test_list_and_page_show_value_and_weights(admin_client, book):
 
 def test_the_list_values_its_page_in_the_same_statements_for_any_number_of_portfolios(
         admin_client, user):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     def listed(n_before: int) -> int:
         for i in range(n_before, n_before + 3):
             fund = portfolio_create(owner=user, name=f"P{i}", cash=D(100))

@@ -15,7 +15,8 @@ from django.core.management import call_command
 
 from events.models import ALERT_TYPES, Event
 from orders.services import order_fill, order_submit_for
-from positions.models import Position
+from positions.models import Portfolio, Position
+from positions.portfolios.services import portfolio_create
 from positions.services import prices_record
 from positions.workflows.alerts import cycle_missed_check, price_stale_check
 from positions.workflows.cycle import trade_cycle
@@ -281,9 +282,6 @@ def test_the_nightly_ledger_check_alerts_each_different_position_once_per_differ
 
 
 def test_a_portfolio_whose_cash_differs_is_alerted_once_as_its_own_event(opened, user, api):
-    from positions.models import Portfolio
-    from positions.portfolios.services import portfolio_create
-
     fund = portfolio_create(owner=user, name="Core", cash=D("500"))
     sound = opened()
     Portfolio.objects.filter(pk=fund.pk).update(cash=D("450"))

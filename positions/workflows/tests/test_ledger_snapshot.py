@@ -11,6 +11,8 @@ import pytest
 from django.db import connection
 
 from events.models import Event
+from positions.models import Portfolio
+from positions.portfolios.services import portfolio_cash_move, portfolio_create
 from positions.workflows import ledger
 from positions.workflows.tests.test_alerts import verify  # the command, its exit code and output
 
@@ -21,9 +23,6 @@ D = Decimal
 @pytest.mark.django_db(transaction=True)
 def test_a_deposit_committed_while_the_check_runs_does_not_alert_a_sound_portfolio(
         user, api, monkeypatch):
-    from positions.models import Portfolio
-    from positions.portfolios.services import portfolio_cash_move, portfolio_create
-
     fund = portfolio_create(owner=user, name="Core", cash=D("500"))
     # The owner deposits 50 through the API while the nightly check runs: here at the moment
     # the check has read the portfolios' cash movements and is about to read their rows (on a

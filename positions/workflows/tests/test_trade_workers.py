@@ -5,11 +5,14 @@ one summary line the sum of theirs."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from decimal import Decimal
 
 import pytest
@@ -127,36 +130,6 @@ cycle.trade_cycle_workers(2)
 """
 
 
-@pytest.mark.system
-def test_stopping_the_command_stops_its_workers_and_then_itself(tmp_path):
-    import contextlib
-    import signal
-    import time
-
-    env = {**os.environ, "VOLBAL_CALENDAR": "", "DJANGO_SETTINGS_MODULE": "volbal.settings"}
-    parent = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)],
-                              cwd=settings.BASE_DIR, env=env)
-    workers = []
-    try:
-        deadline = time.monotonic() + 60
-        while len(os.listdir(tmp_path)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        workers = [int(name) for name in os.listdir(tmp_path)]
-        assert len(workers) == 2
-        parent.send_signal(signal.SIGTERM)
-        # it stops at once, as a separate process would, and only after its workers
-        assert parent.wait(timeout=20) == -signal.SIGTERM
-        assert [pid for pid in workers if os.path.exists(f"/proc/{pid}")] == []
-    finally:
-        parent.kill()
-        parent.wait()
-        for pid in workers:  # what a failure left running
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-
-# How the stop reaches the workers when it does not arrive at the quiet moment
-# the test above picks. The same held cycle; what changes is when the signal lands.
 def _held_command(tmp_path, script: str, *args: str) -> subprocess.Popen:
     env = {**os.environ, "VOLBAL_CALENDAR": "", "DJANGO_SETTINGS_MODULE": "volbal.settings"}
     return subprocess.Popen([sys.executable, "-c", script, str(tmp_path), *args],
@@ -164,8 +137,6 @@ def _held_command(tmp_path, script: str, *args: str) -> subprocess.Popen:
 
 
 def _wait_for_files(tmp_path, n: int, prefix: str = "") -> list[str]:
-    import time
-
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         names = [name for name in os.listdir(tmp_path) if name.startswith(prefix)]
@@ -176,14 +147,30 @@ def _wait_for_files(tmp_path, n: int, prefix: str = "") -> list[str]:
 
 
 def _kill_all(parent: subprocess.Popen, pids) -> None:
-    import contextlib
-    import signal
-
     parent.kill()
     parent.wait()
     for pid in pids:  # what a failure left running
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.system
+def test_stopping_the_command_stops_its_workers_and_then_itself(tmp_path):
+    parent = _held_command(tmp_path, HOLD)
+    workers: list[int] = []
+    try:
+        workers = [int(name) for name in _wait_for_files(tmp_path, 2)]
+        assert len(workers) == 2
+        parent.send_signal(signal.SIGTERM)
+        # it stops at once, as a separate process would, and only after its workers
+        assert parent.wait(timeout=20) == -signal.SIGTERM
+        assert [pid for pid in workers if os.path.exists(f"/proc/{pid}")] == []
+    finally:
+        _kill_all(parent, workers)
+
+
+# How the stop reaches the workers when it does not arrive at the quiet moment
+# the test above picks. The same held cycle; what changes is when the signal lands.
 
 
 # Each worker, once forked, takes a moment before its own code runs (here an after-fork hook
@@ -212,7 +199,6 @@ cycle.trade_cycle_workers(2)
 
 @pytest.mark.system
 def test_a_stop_that_reaches_a_worker_just_after_its_fork_still_stops_it(tmp_path):
-    import signal
 
     parent = _held_command(tmp_path, HOLD_SLOW_START)
     workers: list[int] = []
@@ -228,7 +214,6 @@ def test_a_stop_that_reaches_a_worker_just_after_its_fork_still_stops_it(tmp_pat
 
 @pytest.mark.system
 def test_interrupting_the_command_stops_its_workers_too(tmp_path):
-    import signal
 
     parent = _held_command(tmp_path, HOLD)
     workers: list[int] = []
@@ -282,7 +267,6 @@ cycle.trade_cycle_workers(2)
 
 @pytest.mark.system
 def test_a_stop_is_not_sent_to_a_worker_already_reaped(tmp_path):
-    import signal
 
     (tmp_path / "order").mkdir()
     parent = _held_command(tmp_path, HOLD_ONE_DONE)
@@ -331,8 +315,6 @@ cycle.trade_cycle_workers(3)
 
 @pytest.mark.system
 def test_a_stop_while_the_command_forks_stops_it_and_its_workers_at_once(tmp_path):
-    import signal
-    import time
 
     parent = _held_command(tmp_path, HOLD_STOPPED_WHILE_FORKING)
     try:
