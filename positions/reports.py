@@ -154,7 +154,8 @@ def _shown(label: str, value) -> str:
 def returns_html(make, url_name: str, pk) -> str:
     """The admin's returns block: the figures of ``make()`` (a Performance) as a table, a link
     to the xlsx and the picture (``admin:<url_name>_performance_xlsx`` / ``_png``); a refusal
-    (no price known) is shown as its sentence."""
+    (no price known) is shown as its sentence, and so is a picture that has nothing to draw (no
+    session closed in the span: :func:`no_session_closed`) instead of an image that cannot load."""
     try:
         perf = make()
     except DomainError as exc:
@@ -162,8 +163,12 @@ def returns_html(make, url_name: str, pk) -> str:
     rows = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>",
                             ((label, _shown(label, v)) for label, v in performance_summary(perf)))
     args = [quote(pk)]
+    if perf.daily:
+        picture = format_html(
+            "<img src='{}' alt='value and time-weighted return over time' width='990'>",
+            reverse(f"admin:{url_name}_performance_png", args=args))
+    else:
+        picture = format_html("<p>{}</p>", no_session_closed(perf).message)
     return format_html(
         "<table>{}</table><p><a href='{}'>Download the figures and the daily series (xlsx)</a>"
-        "</p><img src='{}' alt='value and time-weighted return over time' width='990'>",
-        rows, reverse(f"admin:{url_name}_performance_xlsx", args=args),
-        reverse(f"admin:{url_name}_performance_png", args=args))
+        "</p>{}", rows, reverse(f"admin:{url_name}_performance_xlsx", args=args), picture)

@@ -485,6 +485,12 @@ def test_a_picture_of_a_span_without_a_closed_session_is_refused(api, admin_clie
     page = reverse("admin:positions_position_change", args=[quote(position.pk)])
     refused = admin_client.get(page.replace("change/", "performance.png"))
     assert refused.status_code == 409 and b"No exchange session closed" in refused.content
+    # the change page says so in place of the picture, not behind an image that cannot load
+    shown = admin_client.get(page).content.decode()
+    assert "No exchange session closed" in shown and "performance.png" not in shown
+    assert "performance.xlsx" in shown  # the workbook answers for any span
     clock_at(at(1))  # one close later: a picture
     assert api.get(f"/v1/positions/{position.id}/performance.png").content.startswith(
         b"\x89PNG")
+    shown = admin_client.get(page).content.decode()
+    assert "performance.png" in shown and "No exchange session closed" not in shown
