@@ -33,6 +33,7 @@ urlpatterns = [
     path("v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("v1/backtests", BacktestView.as_view(), name="backtests"),
+    path("v1/", landing, name="api-root"),  # the address the landing gives as "api"
     path("v1/", include(router.urls)),
     path("admin/", admin.site.urls),
 ]

@@ -25,6 +25,15 @@ def test_the_landing_page_answers_json_with_name_version_and_links(client, setti
         assert answered.status_code == (302 if name == "admin" else 200), (name, url)
 
 
+def test_the_api_address_the_landing_page_gives_answers_the_same_index(settings):
+    # a new user following "api": "/v1/" met a 404 there
+    settings.DEBUG = False
+    settings.LOCAL_MODE = False
+    api = Client().get("/").json()["api"]
+    response = Client().get(api)
+    assert response.status_code == 200 and response.json() == Client().get("/").json()
+
+
 def test_a_browser_gets_the_landing_page_as_html(client):
     response = client.get("/", HTTP_ACCEPT="text/html,application/xhtml+xml,*/*;q=0.8")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/html")
