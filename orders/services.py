@@ -441,18 +441,25 @@ def order_cancel(*, owner, order_id: str, reason: str = "", by: str = "",
             raise DomainError("order_not_open", f"Order {order.id} is {order.status}.", status=409)
         order.status = OrderStatus.CANCELLED
         order.save(update_fields=["status", "updated_at"])
-        event_record(
-            position_id=position.id,
-            order_id=order.id,
-            type=event_type,
-            message=f"Order {order.id} "
-            f"{'expired' if event_type == EventType.ORDER_EXPIRED else 'cancelled'} with "
-            f"{fmt(order.filled_qty)}/{fmt(order.qty)} filled"
-            + (f" by the {by} broker" if by else "") + (f": {reason}." if reason else "."),
-            inputs={"reason": reason, "by": by} if (reason or by) else {},
-            outputs={"status": order.status, "filled_qty": order.filled_qty},
-        )
+        _ended_event(order, reason=reason, by=by, event_type=event_type)
     return order
+
+
+def _ended_event(order: Order, *, reason: str = "", by: str = "",
+                 event_type: str = EventType.ORDER_CANCELLED) -> None:
+    """The event of an order that ended unfilled in part or whole (``order_cancelled`` or
+    ``order_expired``): one per ending, whatever ended it (:func:`order_cancel`, a split)."""
+    event_record(
+        position_id=order.position_id,
+        order_id=order.id,
+        type=event_type,
+        message=f"Order {order.id} "
+        f"{'expired' if event_type == EventType.ORDER_EXPIRED else 'cancelled'} with "
+        f"{fmt(order.filled_qty)}/{fmt(order.qty)} filled"
+        + (f" by the {by} broker" if by else "") + (f": {reason}." if reason else "."),
+        inputs={"reason": reason, "by": by} if (reason or by) else {},
+        outputs={"status": order.status, "filled_qty": order.filled_qty},
+    )
 
 
 # How long a placement under way keeps a cancel a request: past the Alpaca adapter's longest
@@ -556,7 +563,9 @@ def orders_resize_for_split(*, position_id: str, ratio,
     applies the split to its books (:func:`positions.books.split`) in the same transaction.
     409 ``split_out_of_range`` naming the order when its quantity could not be stored (checked
     for every order before any is changed). Returns ``{"order_id", "remaining_before",
-    "remaining_after"}`` per order, for its event."""
+    "remaining_after"}`` per order, for its event; the caller then records the end of each
+    order left with nothing (:func:`orders_ended_by_split_record`), after ``split_applied``
+    (the ledger's replay ends them when it replays the split)."""
     orders, resized = [], []
     for order in Order.objects.select_for_update().filter(position_id=position_id,
                                                           status__in=OPEN_STATUSES):
@@ -578,6 +587,15 @@ def orders_resize_for_split(*, position_id: str, ratio,
             order.status = OrderStatus.CANCELLED
         order.save(update_fields=["qty", "status", "updated_at"])
     return orders
+
+
+def orders_ended_by_split_record(*, orders: list[dict], reason: str) -> None:
+    """``order_cancelled`` for each order :func:`orders_resize_for_split` ended (nothing left to
+    trade: ``remaining_after`` 0), ``reason`` naming the split: the same event as any cancel,
+    so the log and the webhooks tell every ending (docs/strategy.md#events)."""
+    for entry in orders:
+        if entry["remaining_after"] == 0:
+            _ended_event(Order.objects.get(pk=entry["order_id"]), reason=reason)
 
 
 def resting_orders_replace(*, position: Position, reason: str) -> list[Order]:

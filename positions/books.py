@@ -237,7 +237,7 @@ def split(*, position: Position, split_id: str, ratio: Fraction, effective_date:
         f"{'unset' if result.anchor is None else fmt(result.anchor)}"
         + (f", {fmt(result.cash_in_lieu)} cash in lieu of the fraction" if result.cash_in_lieu
            else "")
-        + (f", {len(orders)} open order(s) re-sized" if orders else "") + ".",
+        + _orders_clause(orders) + ".",
         inputs={"split_id": split_id, "ratio": rules.split_ratio_text(ratio),
                 "effective_date": effective_date,
                 "step": step, "price_before": price_before},
@@ -247,6 +247,15 @@ def split(*, position: Position, split_id: str, ratio: Fraction, effective_date:
                  "cash_in_lieu": result.cash_in_lieu, "orders": orders},
     )
     return result
+
+
+def _orders_clause(orders) -> str:
+    """``, 2 open order(s) re-sized, 1 cancelled (nothing left to trade)``: the open orders a
+    split changed, as :func:`orders.services.orders_resize_for_split` reports them."""
+    ended = sum(1 for o in orders if o["remaining_after"] == 0)
+    resized = len(orders) - ended
+    return ((f", {resized} open order(s) re-sized" if resized else "")
+            + (f", {ended} open order(s) cancelled (nothing left to trade)" if ended else ""))
 
 
 def anchor_corrected_for_split(*, position: Position, split_id: str, dividend_ids: list[str],

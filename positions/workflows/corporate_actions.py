@@ -17,7 +17,11 @@ from django.db.models import Q
 
 from events.models import Event, EventType
 from orders.models import Fill
-from orders.services import orders_resize_for_split, resting_orders_replace
+from orders.services import (
+    orders_ended_by_split_record,
+    orders_resize_for_split,
+    resting_orders_replace,
+)
 from positions import books
 from positions.models import Dividend, DividendStatus, Position, Price, Split, SplitStatus
 from positions.selectors import position_get
@@ -373,6 +377,9 @@ def _apply(split: Split, position: Position) -> None:
     result = books.split(position=position, split_id=split.id, ratio=k,
                          effective_date=split.effective_date, step=step, price_before=p0,
                          orders=orders)
+    orders_ended_by_split_record(
+        orders=orders, reason=f"split {split.id} ({rules.split_ratio_text(k)}) leaves it "
+        "nothing to trade")
     split.status = SplitStatus.APPLIED
     split.qty_before, split.qty_after, split.step = old_qty, result.qty, step
     split.price_before, split.cash_in_lieu = p0, result.cash_in_lieu

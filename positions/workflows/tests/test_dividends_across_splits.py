@@ -245,6 +245,7 @@ def test_a_split_overflowing_an_open_order_is_a_409_and_changes_nothing(api, use
 # --- split and dividend runs at the same time (PostgreSQL: real parallel connections) ---------
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_split_and_dividend_runs_give_the_books_of_either_order(user, make_position):
     from django.db import connection

@@ -125,6 +125,35 @@ def test_open_orders_resized_and_later_dividends_keep_their_amount(api, make_pos
 
 
 @pytest.mark.django_db
+def test_an_order_a_split_leaves_nothing_to_trade_ends_with_its_cancellation_event(
+        api, make_position):
+    # an attacker's find: 1-for-3 on whole shares, a buy of 1 -> 1/3 -> 0 was cancelled with no
+    # order_cancelled event, and split_applied said "2 open order(s) re-sized"
+    pos = make_position(qty="10", cash="1000", anchor_price="100", fractional=False)
+    ids = {}
+    for side, qty in (("SELL", 10), ("BUY", 1)):
+        res = api.post(f"/v1/positions/{pos.id}/orders", {"side": side, "qty": qty},
+                       format="json", HTTP_IDEMPOTENCY_KEY=f"split-end-{side}")
+        assert res.status_code == 201, res.content
+        ids[side] = res.json()["order_id"]
+    yesterday_price("ZIM", "100")
+    assert split(api, pos.id, "1:3").status_code == 201
+    sell, buy = Order.objects.get(pk=ids["SELL"]), Order.objects.get(pk=ids["BUY"])
+    assert (sell.qty, sell.status) == (D(3), "submitted")
+    assert buy.status == "cancelled"
+    log = list(Event.objects.filter(position_id=pos.pk).order_by("id"))
+    applied = next(e for e in log if e.type == "split_applied")
+    assert "1 open order(s) re-sized, 1 open order(s) cancelled" in applied.message
+    ended = [e for e in log if e.type == "order_cancelled"]
+    assert [e.order_id for e in ended] == [buy.id] and ended[0].id > applied.id
+    assert "nothing to trade" in ended[0].message and "1:3" in ended[0].message
+    assert api.get(f"/v1/orders/{buy.id}").json()["status"] == "cancelled"
+    out = StringIO()
+    call_command("verify_ledger", stdout=out)
+    assert "ledger ok" in out.getvalue()
+
+
+@pytest.mark.django_db
 def test_future_split_waits_for_its_date_and_applies_once(api, make_position):
     pos = make_position(qty="100", cash="0", anchor_price="50")
     tomorrow = clock.trading_day() + dt.timedelta(days=1)
