@@ -303,7 +303,8 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": env_int("VOLBAL_PROXIES", 0),
 }
 # The most strategy evaluations one backtest request may ask for (positions.strategy.backtest
-# .budget): about 7 s of one server process at the limit.
+# .budget): well under a second of one server process at the limit (a limit-order run's
+# resting pair counted with it).
 VOLBAL_BACKTEST_MAX_EVALUATIONS = env_int("VOLBAL_BACKTEST_MAX_EVALUATIONS", 20_000)
 
 SPECTACULAR_SETTINGS = {

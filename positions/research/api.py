@@ -403,7 +403,10 @@ class BacktestView(APIView):
             "Within the synchronous limit nothing is stored. A backtest that may evaluate "
             "the rules more than "
             "`VOLBAL_BACKTEST_MAX_EVALUATIONS` times (20,000: bars, capped by days x "
-            "`max_orders_per_day`) runs as a job on the sweeps' queue instead: 202 with the "
+            "`max_orders_per_day`; with `fill` `limit`, every bar and 170 more for each bar that "
+            "may change the book, as the resting pair is derived again) runs as a job on the "
+            "sweeps' queue "
+            "instead: 202 with the "
             "job (`kind` `backtest`), polled at `GET /v1/sweeps/{id}` (its `results` are then "
             "this answer), cancelled at `POST /v1/sweeps/{id}/cancel`; `Idempotency-Key` is "
             "honoured. "
@@ -456,7 +459,8 @@ class BacktestView(APIView):
             requests.backtest_source(options, body)  # before anything is fetched
             parsed = requests.backtest(options, body, history_for(options))
             problem = budget.work_problem(parsed.series, parsed.cfg.max_orders_per_day,
-                                          limit=settings.VOLBAL_BACKTEST_MAX_EVALUATIONS)
+                                          limit=settings.VOLBAL_BACKTEST_MAX_EVALUATIONS,
+                                          fill=parsed.setup.fill)
             if problem:  # too long to answer now: a job on the queue, as a sweep is
                 job = services.backtest_job_create(owner=request.user, request=body,
                                                    options=options, parsed=parsed)
@@ -481,7 +485,8 @@ class BacktestView(APIView):
                                                   "end": options.get("end")}))
                          for t in spec.tickers}
             parsed = requests.portfolio_backtest(options, spec, histories)
-            work = sum(budget.expected_evaluations(h.series, parsed.cfg.max_orders_per_day)
+            work = sum(budget.expected_evaluations(h.series, parsed.cfg.max_orders_per_day,
+                                                   parsed.setup.fill)
                        for h in parsed.holdings)
             limit = settings.VOLBAL_BACKTEST_MAX_EVALUATIONS
             if work > limit:

@@ -59,3 +59,40 @@ def test_what_the_readme_says_makes_a_backtest_a_job():
     assert len(minutes) == 23_400
     assert budget.work_problem(minutes, 5) is None  # 60 days x 5: 300
     assert budget.work_problem(minutes, 400) is not None  # min(23,400, 24,000)
+
+
+def _counted(monkeypatch) -> list[int]:
+    """Every rules.evaluate call from here on (the engine's and the ladder's searches)."""
+    calls = [0]
+    evaluate = rules.evaluate
+
+    def counting(*args, **kwargs):
+        calls[0] += 1
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(rules, "evaluate", counting)
+    return calls
+
+
+@pytest.mark.parametrize(("trigger", "max_orders"), [
+    ("0.00000001", 100_000),  # a trade every bar: a new resting pair every bar
+    ("0.03", 5), ("0.002", 1)])
+def test_a_limit_run_never_evaluates_more_than_the_estimate(monkeypatch, trigger, max_orders):
+    # an attacker's find: a 109-byte request made 534,525 evaluations (5.6 s) where the
+    # estimate said 3,270, the resting pair's derivations uncounted
+    daily, _ = data.load_sample("AAPL")
+    for series in (daily, minute_walk(3_000)):
+        cfg = rules.Config(trigger_pct=Decimal(trigger), min_notional=Decimal(0),
+                           max_orders_per_day=max_orders)
+        calls = _counted(monkeypatch)
+        engine.run(series, cfg, engine.Setup(fill="limit", start_weight=Decimal("0.99")))
+        expected = budget.expected_evaluations(series, max_orders, "limit")
+        assert 0 < calls[0] <= expected, (trigger, max_orders, len(series))
+        assert expected > budget.expected_evaluations(series, max_orders)
+
+
+def test_a_hot_limit_backtest_on_a_sample_is_a_job_not_seconds_of_a_server_process():
+    daily, _ = data.load_sample("AAPL")
+    problem = budget.work_problem(daily, 100_000, fill="limit")
+    assert "resting limit orders" in problem and "at most 20,000 evaluations" in problem
+    assert budget.work_problem(daily, 100_000) is None  # market fills: one evaluation a bar
