@@ -424,6 +424,12 @@ def _chunks(cells: Sequence[int], parts: int) -> list[list[int]]:
 
 _FORK_CHUNKS = 32  # chunks a forked worker, at most
 
+# How long loky's workers wait for more work once a run's chunks are done (joblib's default is
+# 300 s): long enough to serve the exact re-runs that follow the cells, short enough that the
+# processes a job worker started do not outlive it by minutes (serve stopped by a service
+# manager's SIGTERM left them running under init). The next job starts them again (~0.4 s).
+LOKY_IDLE_SECONDS = 10
+
 # The sweep's inputs while a fork pool runs: set before the workers fork, so each inherits them
 # (the series are never pickled); None otherwise.
 _SHARED: tuple | None = None
@@ -479,7 +485,7 @@ def _execute(spec, items, bench, cells, exact, jobs, dask_address, progress, poo
                 progress(len(out) * len(items))
                 yield out
         return
-    with parallel_config(backend="loky", n_jobs=workers):
+    with parallel_config(backend="loky", n_jobs=workers, idle_worker_timeout=LOKY_IDLE_SECONDS):
         for out in Parallel(return_as="generator_unordered")(tasks):
             progress(len(out) * len(items))
             yield out

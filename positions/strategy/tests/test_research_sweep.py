@@ -8,6 +8,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import os
+import subprocess
+import time
 import warnings
 from decimal import Decimal
 
@@ -232,6 +235,27 @@ def test_worker_processes_give_the_local_results(fork, monkeypatch):
     assert sum(seen) == sweep.total_runs(spec, items)
     assert pool.workers == "2 worker processes"
     assert sweep._SHARED is None  # the inputs are not kept after the pool
+
+
+def _loky_workers() -> list[str]:
+    """This process's children that are loky's workers (not its resource trackers)."""
+    out = subprocess.run(["ps", "--ppid", str(os.getpid()), "-o", "args", "--no-headers"],
+                         capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if "popen_loky" in line]
+
+
+def test_loky_workers_leave_soon_after_the_run(monkeypatch):
+    # a new user's find: after serve was stopped by SIGTERM its job worker's loky processes
+    # ran on under init for five minutes (joblib's idle timeout)
+    monkeypatch.setattr(sweep, "_can_fork", lambda: False)  # a job worker's path: loky
+    monkeypatch.setattr(sweep, "LOKY_IDLE_SECONDS", 1)
+    spec = sweep.Spec(BASE, GRID, top=2)
+    sweep.run(spec, [wave()], jobs=2)
+    assert _loky_workers(), "the run used loky's worker processes"
+    deadline = time.monotonic() + 15
+    while _loky_workers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _loky_workers() == []
 
 
 def test_progress_counts_cells_then_exact_re_runs():
