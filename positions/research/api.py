@@ -461,12 +461,17 @@ class BacktestView(APIView):
             problem = budget.work_problem(parsed.series, parsed.cfg.max_orders_per_day,
                                           limit=settings.VOLBAL_BACKTEST_MAX_EVALUATIONS,
                                           fill=parsed.setup.fill)
-            if problem:  # too long to answer now: a job on the queue, as a sweep is
-                job = services.backtest_job_create(owner=request.user, request=body,
-                                                   options=options, parsed=parsed)
-                out = job_body(request, job)
-                return Response(out, status=202, headers={"Location": out["links"]["self"]})
-            return Response(report.document(worker.backtest_run(parsed)))
+            if not problem:
+                try:  # a limit run's derivations capped too: past the limit, a job after all
+                    with engine.evaluation_cap(settings.VOLBAL_BACKTEST_MAX_EVALUATIONS):
+                        return Response(report.document(worker.backtest_run(parsed)))
+                except engine.WorkExceeded:
+                    pass
+            # too long to answer now: a job on the queue, as a sweep is
+            job = services.backtest_job_create(owner=request.user, request=body,
+                                               options=options, parsed=parsed)
+            out = job_body(request, job)
+            return Response(out, status=202, headers={"Location": out["links"]["self"]})
 
     def portfolio(self, body):
         """A portfolio backtest (docs/backtests.md#portfolio-backtests): answered now, its
@@ -489,13 +494,21 @@ class BacktestView(APIView):
                                                    parsed.setup.fill)
                        for h in parsed.holdings)
             limit = settings.VOLBAL_BACKTEST_MAX_EVALUATIONS
+            too_large = (
+                "portfolio_too_large", f"This portfolio may evaluate the strategy {work:,} times "
+                f"over its holdings; at most {limit:,} evaluations are accepted per request: "
+                "shorten the series (start, end), hold fewer, or lower max_orders_per_day.")
             if work > limit:
+                raise requests.RequestError(*too_large, status=413)
+            try:  # its holdings' resting pairs capped together too
+                with engine.evaluation_cap(limit):
+                    run = worker.portfolio_run(parsed)
+            except engine.WorkExceeded:
                 raise requests.RequestError(
-                    "portfolio_too_large", f"This portfolio may evaluate the strategy {work:,} "
-                    f"times over its holdings; at most {limit:,} evaluations are accepted per "
-                    "request: shorten the series (start, end), hold fewer, or lower "
-                    "max_orders_per_day.", status=413)
-            run = worker.portfolio_run(parsed)
+                    too_large[0], f"This portfolio's resting limit orders took more than "
+                    f"{limit:,} evaluations of the strategy to place; at most {limit:,} are "
+                    "accepted per request: shorten the series (start, end), hold fewer, or use "
+                    "market fills.", status=413) from None
         return Response(pf.document(run, parsed.setup.cash))
 
 

@@ -347,6 +347,7 @@ class Resting:
 class RestingPair:
     buy: Resting | None
     sell: Resting | None
+    evaluations: int = 0  # rules.evaluate calls its derivation took (the ladder's and the walk's)
 
 
 def resting(state: rules.State, cfg: rules.Config, *, orders_today: int = 0,
@@ -364,6 +365,7 @@ def resting(state: rules.State, cfg: rules.Config, *, orders_today: int = 0,
     if guard_blocked or has_open_order:
         return RestingPair(None, None)
     lad = of if of is not None else ladder(state, cfg, explain=False)
+    evaluations = 0 if of is not None else lad.evaluations
     st = _decimal_state(state)
     out = {}
     for side, rung in ((rules.BUY, lad.buy), (rules.SELL, lad.sell)):
@@ -374,6 +376,7 @@ def resting(state: rules.State, cfg: rules.Config, *, orders_today: int = 0,
         for _ in range(_TICK_WALK):
             if not limit > 0:
                 break
+            evaluations += 1
             try:
                 d = rules.evaluate(st, cfg, limit, orders_today=orders_today, explain=False)
             except InvalidOperation:
@@ -386,7 +389,7 @@ def resting(state: rules.State, cfg: rules.Config, *, orders_today: int = 0,
                     and d.blocked_by != "below_min_notional":
                 break  # the daily cap blocks at every price alike
             limit = _next_tick(limit, side)
-    return RestingPair(out[rules.BUY], out[rules.SELL])
+    return RestingPair(out[rules.BUY], out[rules.SELL], evaluations)
 
 
 def limit_fill_price(side: str, limit, *, open, low=None, high=None):

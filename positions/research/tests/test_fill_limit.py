@@ -240,6 +240,28 @@ def test_a_hot_limit_backtest_is_a_job_and_a_limit_portfolio_beyond_the_limit_a_
     assert same_bar.status_code == 200  # one evaluation a bar: answered at once
 
 
+def test_derivations_past_the_limit_make_a_job_or_a_413_though_the_estimate_passed(
+        api, settings, monkeypatch):
+    # the estimate of a limit run's derivations is no bound (a reviewer's find): with it
+    # passing every request, the derivations are capped as they run
+    from positions.strategy.backtest import budget
+
+    monkeypatch.setattr(budget, "LIMIT_EVALUATIONS_PER_CHANGE", 0)
+    settings.VOLBAL_BACKTEST_MAX_EVALUATIONS = 5_000
+    hot = {"trigger_pct": 0.00000001, "max_orders_per_day": 100000, "start_weight": 0.99,
+           "fill": "limit"}
+    job = post_backtest(api, {"sample": "AAPL", **hot})
+    assert job.status_code == 202, job.content  # 3,270 bars pass 5,000; their pairs do not
+    assert ResearchJob.objects.filter(pk=job.json()["id"]).exists()
+    body = {"portfolio": {"holdings": [{"sample": "IBM", "weight": 0.5}]}, **hot,
+            "start": "2010-01-01", "end": "2015-12-31"}
+    refused = assert_error(post_backtest(api, body), 413, "portfolio_too_large")
+    assert "resting limit orders" in refused["message"]
+    small = post_backtest(api, {"sample": "IBM", "start": "2010-01-01", "end": "2010-01-31",
+                                "fill": "limit"})
+    assert small.status_code == 200, small.content  # within the cap: answered at once
+
+
 def test_a_limit_backtest_above_the_synchronous_limit_runs_as_a_job(api, settings):
     """As a job (the evaluation limit lowered) the answer is the synchronous one, its
     comparison included; a backtest job stored before ``fill`` (its options without it) runs

@@ -14,7 +14,10 @@ derivation; the hottest run measured made 166 a bar (543,966 on the 3,270 bars o
 sample, where the count above said 3,270). And while nothing rests (the daily cap reached, no
 shares or no cash) each bar is evaluated at its close. A limit run is counted as every bar, plus
 :data:`LIMIT_EVALUATIONS_PER_CHANGE` for each bar that may change its book: each trade and each
-day, at most every bar."""
+day, at most every bar. That is an estimate, not a bound: one derivation can take thousands (a
+fixed-fraction ladder just above min_notional on whole shares climbs its rounding teeth: 2,491),
+so the request that answers at once also caps the derivations as they run
+(``engine.evaluation_cap``)."""
 
 from __future__ import annotations
 

@@ -60,6 +60,7 @@ Numbers (``exact``)
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -299,6 +300,28 @@ class NextBar:
         return Order(j, side, q, P, rules.default_commission(book.c, q, P), notional, kind)
 
 
+class WorkExceeded(Exception):
+    """The runs inside :func:`evaluation_cap` derived resting pairs past its limit."""
+
+
+_CAP: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("engine_cap", default=None)
+
+
+@contextlib.contextmanager
+def evaluation_cap(limit: int):
+    """Runs inside count, together, the evaluations their resting pairs' derivations make
+    (``fill: limit``: ``ladder.resting``'s searches, :attr:`ladder.RestingPair.evaluations`);
+    past ``limit`` the run stops with :class:`WorkExceeded` (at most one derivation later).
+    The budget (budget.py) bounds a run's own evaluations before it starts; a derivation's
+    searches it can only estimate (a fixed-fraction ladder near min_notional climbs thousands
+    of teeth), so a server process answering at once caps them here."""
+    token = _CAP.set([limit])
+    try:
+        yield
+    finally:
+        _CAP.reset(token)
+
+
 class Limit:
     """The ladder's rungs rest as limit orders (docs/strategy.md#resting-orders, ``fill:
     limit``): the pair :func:`ladder.resting` gives for the state at the end of a bar rests from
@@ -349,6 +372,11 @@ class Limit:
             self.key = key
             self.pair = ladder.resting(rules.State(book.S, book.C, book.R, book.Pa), book.cfg,
                                        orders_today=ot)
+            cap = _CAP.get()
+            if cap is not None:
+                cap[0] -= self.pair.evaluations
+                if cap[0] < 0:
+                    raise WorkExceeded("the resting orders' derivations passed the cap")
 
     def loop(self, book: Book, start: int, fast: bool = True) -> None:
         """Every bar from ``start`` (:meth:`bar_at`); ``fast`` skips those that can change

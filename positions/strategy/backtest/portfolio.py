@@ -25,6 +25,7 @@ everywhere (net of withholding, cash on the pay-date). Pure: numpy, the rules an
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import datetime as dt
 import decimal
@@ -227,7 +228,10 @@ class _Lockstep:
                 errors[i] = exc
                 self.barrier.abort()  # the others stop at their next meeting
 
-        threads = [threading.Thread(target=go, args=(i,), daemon=True) for i in range(k)]
+        # each thread in a copy of this one's context: what the run is inside (a cap on its
+        # resting pairs' evaluations, engine.evaluation_cap) holds for every holding
+        threads = [threading.Thread(target=contextvars.copy_context().run, args=(go, i),
+                                    daemon=True) for i in range(k)]
         for t in threads:
             t.start()
         for t in threads:

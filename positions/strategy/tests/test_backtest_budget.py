@@ -96,3 +96,35 @@ def test_a_hot_limit_backtest_on_a_sample_is_a_job_not_seconds_of_a_server_proce
     problem = budget.work_problem(daily, 100_000, fill="limit")
     assert "resting limit orders" in problem and "at most 20,000 evaluations" in problem
     assert budget.work_problem(daily, 100_000) is None  # market fills: one evaluation a bar
+
+
+def test_a_run_s_resting_pair_derivations_stop_at_the_cap(monkeypatch):
+    # a reviewer's find: one derivation of a fixed-fraction ladder just above min_notional on
+    # whole shares took 2,491 evaluations, 14 x the estimate's 170, and the run 8,148 against
+    # an estimate of 6,060: the estimate cannot bound it, the cap does as the run goes
+    from positions.strategy import ladder
+
+    cfg = rules.Config(sizing="fixed_fraction", fixed_fraction=Decimal("0.0101"),
+                       min_notional=Decimal(100), fractional=False,
+                       trigger_pct=Decimal("0.03"), max_orders_per_day=5)
+    one = ladder.resting(rules.State(Decimal(5000), Decimal(10000), Decimal(0), Decimal(10)),
+                         cfg)
+    calls = _counted(monkeypatch)
+    again = ladder.resting(rules.State(Decimal(5000), Decimal(10000), Decimal(0), Decimal(10)),
+                           cfg)
+    assert again.evaluations == one.evaluations == calls[0] > budget.LIMIT_EVALUATIONS_PER_CHANGE
+    series = minute_walk(3_000)
+    setup = engine.Setup(fill="limit", start_weight=Decimal("0.833"), cash=Decimal(60000))
+    calls[0] = 0
+    engine.run(series, cfg, setup)
+    uncapped = calls[0]
+    assert uncapped > budget.expected_evaluations(series, 5, "limit")
+    calls[0] = 0
+    with engine.evaluation_cap(1_000), pytest.raises(engine.WorkExceeded):
+        engine.run(series, cfg, setup)
+    assert calls[0] <= 1_000 + len(series) + one.evaluations  # its own, then one derivation
+    with engine.evaluation_cap(10**9):  # far above: the same run, the same answer
+        capped = engine.run(series, cfg, setup)
+    plain = engine.run(series, cfg, setup)
+    assert (capped.qty, capped.cash, len(capped.orders)) == (
+        plain.qty, plain.cash, len(plain.orders))
