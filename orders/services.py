@@ -559,16 +559,18 @@ def orders_resize_for_split(*, position_id: str, ratio,
                             step: Decimal | None) -> list[dict]:
     """A split of ``ratio`` (k = new/old, exactly) re-sizes the position's open orders
     (docs/strategy.md#splits): each one's remaining quantity × k, rounded to ``step``; an
-    order left with nothing to trade ends (cancelled). The caller has locked the position and
-    applies the split to its books (:func:`positions.books.split`) in the same transaction.
+    order left with nothing to trade ends (cancelled). An order whose cancel is requested (a
+    broker holds it: :func:`orders_held_cancel_for_split`) is left to the broker. The caller
+    has locked the position and applies the split to its books (:func:`positions.books.split`)
+    in the same transaction.
     409 ``split_out_of_range`` naming the order when its quantity could not be stored (checked
     for every order before any is changed). Returns ``{"order_id", "remaining_before",
     "remaining_after"}`` per order, for its event; the caller then records the end of each
     order left with nothing (:func:`orders_ended_by_split_record`), after ``split_applied``
     (the ledger's replay ends them when it replays the split)."""
     orders, resized = [], []
-    for order in Order.objects.select_for_update().filter(position_id=position_id,
-                                                          status__in=OPEN_STATUSES):
+    for order in Order.objects.select_for_update().filter(
+            position_id=position_id, status__in=OPEN_STATUSES, cancel_requested_at=None):
         remaining = order.qty - order.filled_qty
         new_remaining = rules.split_qty(remaining, ratio, step)
         if _out_of_range((Order, "qty", order.filled_qty + new_remaining)):
@@ -587,6 +589,20 @@ def orders_resize_for_split(*, position_id: str, ratio,
             order.status = OrderStatus.CANCELLED
         order.save(update_fields=["qty", "status", "updated_at"])
     return orders
+
+
+def orders_held_cancel_for_split(*, position: Position, reason: str) -> list[Order]:
+    """Before a split re-sizes a position's open orders: each one a broker holds, or may hold
+    (Alpaca, routed or being placed: :func:`_broker_may_hold`), gets a cancel request
+    (``order_cancel_requested``, ``reason`` naming the split), as a cancel from the API would.
+    The broker has it in the old shares: re-sizing or ending it here alone would leave it live
+    there, and a fill there would never be recorded. It ends when the broker reports it ended;
+    the next cycle proposes again at the new prices. The caller holds the position's lock."""
+    held = (Order.objects.filter(position_id=position.id, status__in=OPEN_STATUSES,
+                                 broker__in=HOLDING_BROKERS, cancel_requested_at=None)
+            .order_by("id"))
+    return [order_cancel_request(owner=None, order_id=order.id, reason=reason)[0]
+            for order in held if _broker_may_hold(order)]
 
 
 def orders_ended_by_split_record(*, orders: list[dict], reason: str) -> None:

@@ -19,6 +19,7 @@ from events.models import Event, EventType
 from orders.models import Fill
 from orders.services import (
     orders_ended_by_split_record,
+    orders_held_cancel_for_split,
     orders_resize_for_split,
     resting_orders_replace,
 )
@@ -372,6 +373,8 @@ def _apply(split: Split, position: Position) -> None:
         p0 = trail.before_split(split.effective_date) or position.anchor_price
     resting_orders_replace(position=position,
                            reason=f"the ladder moved: split {split.id} took effect")
+    orders_held_cancel_for_split(position=position, reason=f"split {split.id} took effect: the "
+                                 "broker holds it in the old shares")
     orders = orders_resize_for_split(position_id=position.id, ratio=k, step=step)
     old_qty, old_anchor = position.qty, position.anchor_price
     result = books.split(position=position, split_id=split.id, ratio=k,

@@ -219,8 +219,12 @@ def _step(book: _Book, event: Event, rows: _Rows, out: list[Difference], pid: st
                                    step=step, price_before=None if price_before is None
                                    else Decimal(price_before))
         book.qty, book.cash, book.anchor = result.qty, result.cash, result.anchor
-        for order in book.orders.values():
-            if order.status in OPEN_STATUSES:
+        # the orders it re-sized, as it named them (one a broker holds is left to the broker:
+        # orders.services.orders_held_cancel_for_split); an event without the list, all open
+        named = outputs.get("orders")
+        named = None if named is None else {o["order_id"] for o in named}
+        for order_id, order in book.orders.items():
+            if order.status in OPEN_STATUSES and (named is None or order_id in named):
                 remaining = order.qty - order.filled
                 left = rules.split_qty(remaining, k, step)
                 order.qty = order.filled + left

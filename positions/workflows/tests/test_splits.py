@@ -154,6 +154,40 @@ def test_an_order_a_split_leaves_nothing_to_trade_ends_with_its_cancellation_eve
 
 
 @pytest.mark.django_db
+def test_a_split_asks_the_broker_to_cancel_an_order_it_holds_and_leaves_it_to_the_broker(
+        user, make_position, monkeypatch):
+    # a reviewer's find: a split ended (or re-sized) an order Alpaca holds on our side only;
+    # nothing was sent to Alpaca, the order stayed live there and a fill would never be booked
+    from orders.brokers import alpaca
+    from orders.brokers import service as brokers
+    from orders.services import order_submit_for
+    from positions.workflows.corporate_actions import split_announce
+
+    sent = []
+    monkeypatch.setattr(alpaca.AlpacaBroker, "cancel", lambda self, t: sent.append(t.order_id))
+    pos = make_position(qty="10", cash="1000", anchor_price="100", fractional=False,
+                        broker="alpaca")
+    buy, _ = order_submit_for(owner=user, position_id=pos.id, side="BUY", qty=D(1),
+                              idempotency_key="alp-split")
+    Order.objects.filter(pk=buy.pk).update(routed_at=clock.now(), broker_order_id="alp-1")
+    yesterday_price("ZIM", "100")
+    split_announce(owner=user, position_id=pos.id, ratio="1:3",
+                   effective_date=clock.trading_day())  # 1 share -> 1/3 -> 0
+    buy.refresh_from_db()
+    assert buy.status == "submitted" and buy.qty == D(1)  # untouched: the broker holds it
+    assert buy.cancel_requested_at is not None
+    log = [e.type for e in Event.objects.filter(order_id=buy.id).order_by("id")]
+    assert log == ["order_submitted", "order_cancel_requested"]
+    applied = Event.objects.get(position_id=pos.pk, type="split_applied")
+    assert applied.outputs["orders"] == [] and "re-sized" not in applied.message
+    brokers.cancels_route()  # the next cycle sends the cancels requested
+    assert sent == [buy.id]
+    out = StringIO()
+    call_command("verify_ledger", stdout=out)
+    assert "ledger ok" in out.getvalue()
+
+
+@pytest.mark.django_db
 def test_future_split_waits_for_its_date_and_applies_once(api, make_position):
     pos = make_position(qty="100", cash="0", anchor_price="50")
     tomorrow = clock.trading_day() + dt.timedelta(days=1)
