@@ -424,6 +424,18 @@ class ApplyReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (split id, reason)
 
 
+def _splits_due(today: dt.date):
+    return Split.objects.filter(status=SplitStatus.ANNOUNCED, effective_date__lte=today)
+
+
+def positions_with_splits_due(*, today: dt.date | None = None) -> list[str]:
+    """The positions with a recorded split effective by ``today`` not applied yet: the trade
+    cycle asks their brokers for fills first, so what a broker executed before a split is booked
+    before it, in the shares it was executed in."""
+    return sorted(set(_splits_due(today or clock.trading_day())
+                      .values_list("position_id", flat=True)))
+
+
 def splits_apply_due(*, today: dt.date | None = None, ticker: str | None = None,
                      position_id: str | None = None) -> ApplyReport:
     """Apply every recorded split effective on or before ``today`` (default: the trading day)
@@ -432,7 +444,7 @@ def splits_apply_due(*, today: dt.date | None = None, ticker: str | None = None,
     re-read, so however often or concurrently it runs each split applies exactly once. A split
     that cannot apply rolls back alone and is reported in ``failed``."""
     today = today or clock.trading_day()
-    due = Split.objects.filter(status=SplitStatus.ANNOUNCED, effective_date__lte=today)
+    due = _splits_due(today)
     if ticker is not None:
         due = due.filter(position__ticker=ticker)
     if position_id is not None:

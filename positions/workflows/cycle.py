@@ -48,7 +48,11 @@ from positions.models import Position, Price, TradeCycle
 from positions.portfolios.services import QUIET_SKIPS, portfolios_rebalance_due
 from positions.workflows import evaluation
 from positions.workflows.alerts import price_stale_check
-from positions.workflows.corporate_actions import dividends_process, splits_apply_due
+from positions.workflows.corporate_actions import (
+    dividends_process,
+    positions_with_splits_due,
+    splits_apply_due,
+)
 from positions.workflows.feed import cycle_feed_step
 from volbal import clock, market
 from volbal.errors import DomainError
@@ -214,7 +218,11 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
     fed = cycle_feed_step(now=now, say=say)
     row.errors += len(fed.errors)
     out.errors.extend(fed.errors)
-    report = dividends_process(today=clock.trading_day(now))
+    run = brokers.BrokerRun()
+    split_due = positions_with_splits_due(today=clock.trading_day(now))
+    if split_due:  # what a broker executed before a split, booked before it (docs/brokers.md)
+        brokers.brokers_poll(position_ids=split_due, run=run, skip_price_driven=True)
+    report = dividends_process(today=clock.trading_day(now))  # applies due splits first
     row.dividends_effective, row.dividends_paid = len(report.effective), len(report.paid)
     splits = splits_apply_due(today=clock.trading_day(now))  # before anything is evaluated
     if splits.applied:
@@ -226,7 +234,6 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
     for alert in price_stale_check(now=now):  # alerts: a ticker without prices (alerts.py)
         say(f"{alert.position_id} {alert.message}")
     row.orders_expired = len(orders_expire(now=now))
-    run = brokers.BrokerRun()
     if is_open:
         # portfolios due a rebalance move their cash before their positions are evaluated
         for done in portfolios_rebalance_due(session=row.session):

@@ -188,6 +188,52 @@ def test_a_split_asks_the_broker_to_cancel_an_order_it_holds_and_leaves_it_to_th
 
 
 @pytest.mark.django_db
+def test_the_cycle_books_what_a_broker_filled_before_a_split_before_applying_it(
+        user, make_position, monkeypatch):
+    # a reviewer's find: the cycle applied the day's split, then polled Alpaca, whose fill of
+    # the evening before was booked raw into the split books: 30 shares at anchor 100, not 40
+    # at 50 (and the jump from 100 to ~50 looked like a 50 % drop to the next evaluation)
+    from fractions import Fraction
+
+    from django.db import transaction
+
+    from orders.brokers import alpaca
+    from orders.brokers.port import BrokerFill, Report
+    from orders.services import order_submit_for
+    from positions.splits import split_record
+    from positions.workflows.cycle import trade_cycle
+
+    pos = make_position(qty="10", cash="5000", anchor_price="100", fractional=False,
+                        broker="alpaca")
+    buy, _ = order_submit_for(owner=user, position_id=pos.id, side="BUY", qty=D(10),
+                              idempotency_key="alp-pre-split")
+    Order.objects.filter(pk=buy.pk).update(routed_at=clock.now(), broker_order_id="alp-9")
+    executed = clock.start_of_trading_day(clock.trading_day()) - dt.timedelta(hours=3)
+
+    def poll(self, tickets):  # Alpaca's answer: filled last evening, at 100 an old share
+        return [Report(t.order_id, "FILLED",
+                       (BrokerFill("alp-f1", D(10), D(100), None, executed),))
+                for t in tickets]
+
+    monkeypatch.setattr(alpaca.AlpacaBroker, "poll", poll)
+    yesterday_price("ZIM", "100")
+    with transaction.atomic():  # recorded (the feed's corporate actions), due today
+        split_record(Position.objects.select_for_update().get(pk=pos.pk), Fraction(2),
+                     clock.trading_day())
+    trade_cycle()
+    pos.refresh_from_db()
+    buy.refresh_from_db()
+    assert buy.status == "filled" and Split.objects.get().status == "applied"
+    assert (pos.qty, pos.anchor_price) == (D(40), D(50))  # 20 old shares, two new each
+    types = list(Event.objects.filter(position_id=pos.pk).order_by("id")
+                 .values_list("type", flat=True))
+    assert types.index("order_filled") < types.index("split_applied")
+    out = StringIO()
+    call_command("verify_ledger", stdout=out)
+    assert "ledger ok" in out.getvalue()
+
+
+@pytest.mark.django_db
 def test_future_split_waits_for_its_date_and_applies_once(api, make_position):
     pos = make_position(qty="100", cash="0", anchor_price="50")
     tomorrow = clock.trading_day() + dt.timedelta(days=1)
