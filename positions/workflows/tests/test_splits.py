@@ -45,6 +45,25 @@ def value(pos, price):
     return pos.qty * D(price) + pos.cash + pos.dividend_receivable
 
 
+def ledger_ok() -> bool:
+    out = StringIO()
+    call_command("verify_ledger", stdout=out)
+    return "ledger ok" in out.getvalue()
+
+
+def held_alpaca_buy(user, make_position, qty, key):
+    """A whole-share Alpaca position (10 shares, anchor 100) and a buy of ``qty`` Alpaca holds
+    (routed, with its order id there)."""
+    from orders.services import order_submit_for
+
+    pos = make_position(qty="10", cash="5000", anchor_price="100", fractional=False,
+                        broker="alpaca")
+    buy, _ = order_submit_for(owner=user, position_id=pos.id, side="BUY", qty=D(qty),
+                              idempotency_key=key)
+    Order.objects.filter(pk=buy.pk).update(routed_at=clock.now(), broker_order_id=f"alp-{key}")
+    return pos, buy
+
+
 @pytest.mark.django_db
 def test_forward_split_fractional_value_unchanged_anchor_rebased_no_trigger(api, make_position):
     pos = make_position(qty="100", cash="5000", anchor_price="50")
@@ -148,9 +167,7 @@ def test_an_order_a_split_leaves_nothing_to_trade_ends_with_its_cancellation_eve
     assert [e.order_id for e in ended] == [buy.id] and ended[0].id > applied.id
     assert "nothing to trade" in ended[0].message and "1:3" in ended[0].message
     assert api.get(f"/v1/orders/{buy.id}").json()["status"] == "cancelled"
-    out = StringIO()
-    call_command("verify_ledger", stdout=out)
-    assert "ledger ok" in out.getvalue()
+    assert ledger_ok()
 
 
 @pytest.mark.django_db
@@ -160,16 +177,11 @@ def test_a_split_asks_the_broker_to_cancel_an_order_it_holds_and_leaves_it_to_th
     # nothing was sent to Alpaca, the order stayed live there and a fill would never be booked
     from orders.brokers import alpaca
     from orders.brokers import service as brokers
-    from orders.services import order_submit_for
     from positions.workflows.corporate_actions import split_announce
 
     sent = []
     monkeypatch.setattr(alpaca.AlpacaBroker, "cancel", lambda self, t: sent.append(t.order_id))
-    pos = make_position(qty="10", cash="1000", anchor_price="100", fractional=False,
-                        broker="alpaca")
-    buy, _ = order_submit_for(owner=user, position_id=pos.id, side="BUY", qty=D(1),
-                              idempotency_key="alp-split")
-    Order.objects.filter(pk=buy.pk).update(routed_at=clock.now(), broker_order_id="alp-1")
+    pos, buy = held_alpaca_buy(user, make_position, 1, "alp-split")
     yesterday_price("ZIM", "100")
     split_announce(owner=user, position_id=pos.id, ratio="1:3",
                    effective_date=clock.trading_day())  # 1 share -> 1/3 -> 0
@@ -182,9 +194,7 @@ def test_a_split_asks_the_broker_to_cancel_an_order_it_holds_and_leaves_it_to_th
     assert applied.outputs["orders"] == [] and "re-sized" not in applied.message
     brokers.cancels_route()  # the next cycle sends the cancels requested
     assert sent == [buy.id]
-    out = StringIO()
-    call_command("verify_ledger", stdout=out)
-    assert "ledger ok" in out.getvalue()
+    assert ledger_ok()
 
 
 @pytest.mark.django_db
@@ -199,15 +209,10 @@ def test_the_cycle_books_what_a_broker_filled_before_a_split_before_applying_it(
 
     from orders.brokers import alpaca
     from orders.brokers.port import BrokerFill, Report
-    from orders.services import order_submit_for
     from positions.splits import split_record
     from positions.workflows.cycle import trade_cycle
 
-    pos = make_position(qty="10", cash="5000", anchor_price="100", fractional=False,
-                        broker="alpaca")
-    buy, _ = order_submit_for(owner=user, position_id=pos.id, side="BUY", qty=D(10),
-                              idempotency_key="alp-pre-split")
-    Order.objects.filter(pk=buy.pk).update(routed_at=clock.now(), broker_order_id="alp-9")
+    pos, buy = held_alpaca_buy(user, make_position, 10, "alp-pre-split")
     executed = clock.start_of_trading_day(clock.trading_day()) - dt.timedelta(hours=3)
 
     def poll(self, tickets):  # Alpaca's answer: filled last evening, at 100 an old share
@@ -228,9 +233,7 @@ def test_the_cycle_books_what_a_broker_filled_before_a_split_before_applying_it(
     types = list(Event.objects.filter(position_id=pos.pk).order_by("id")
                  .values_list("type", flat=True))
     assert types.index("order_filled") < types.index("split_applied")
-    out = StringIO()
-    call_command("verify_ledger", stdout=out)
-    assert "ledger ok" in out.getvalue()
+    assert ledger_ok()
 
 
 @pytest.mark.django_db
