@@ -609,9 +609,10 @@ def orders_ended_by_split_record(*, orders: list[dict], reason: str) -> None:
     """``order_cancelled`` for each order :func:`orders_resize_for_split` ended (nothing left to
     trade: ``remaining_after`` 0), ``reason`` naming the split: the same event as any cancel,
     so the log and the webhooks tell every ending (docs/strategy.md#events)."""
-    for entry in orders:
-        if entry["remaining_after"] == 0:
-            _ended_event(Order.objects.get(pk=entry["order_id"]), reason=reason)
+    ended = Order.objects.in_bulk([e["order_id"] for e in orders if e["remaining_after"] == 0])
+    for entry in orders:  # in the order the split reported them
+        if entry["order_id"] in ended:
+            _ended_event(ended[entry["order_id"]], reason=reason)
 
 
 def resting_orders_replace(*, position: Position, reason: str) -> list[Order]:

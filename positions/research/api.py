@@ -405,8 +405,7 @@ class BacktestView(APIView):
             "`VOLBAL_BACKTEST_MAX_EVALUATIONS` times (20,000: bars, capped by days x "
             "`max_orders_per_day`; with `fill` `limit`, every bar and 170 more for each bar that "
             "may change the book, as the resting pair is derived again) runs as a job on the "
-            "sweeps' queue "
-            "instead: 202 with the "
+            "sweeps' queue instead: 202 with the "
             "job (`kind` `backtest`), polled at `GET /v1/sweeps/{id}` (its `results` are then "
             "this answer), cancelled at `POST /v1/sweeps/{id}/cancel`; `Idempotency-Key` is "
             "honoured. "
@@ -494,19 +493,19 @@ class BacktestView(APIView):
                                                    parsed.setup.fill)
                        for h in parsed.holdings)
             limit = settings.VOLBAL_BACKTEST_MAX_EVALUATIONS
-            too_large = (
-                "portfolio_too_large", f"This portfolio may evaluate the strategy {work:,} times "
-                f"over its holdings; at most {limit:,} evaluations are accepted per request: "
-                "shorten the series (start, end), hold fewer, or lower max_orders_per_day.")
             if work > limit:
-                raise requests.RequestError(*too_large, status=413)
+                raise requests.RequestError(
+                    "portfolio_too_large", f"This portfolio may evaluate the strategy {work:,} "
+                    f"times over its holdings; at most {limit:,} evaluations are accepted per "
+                    "request: shorten the series (start, end), hold fewer, or lower "
+                    "max_orders_per_day.", status=413)
             try:  # its holdings' resting pairs capped together too
                 with engine.evaluation_cap(limit):
                     run = worker.portfolio_run(parsed)
             except engine.WorkExceeded:
                 raise requests.RequestError(
-                    too_large[0], f"This portfolio's resting limit orders took more than "
-                    f"{limit:,} evaluations of the strategy to place; at most {limit:,} are "
+                    "portfolio_too_large", f"This portfolio's resting limit orders took more "
+                    f"than {limit:,} evaluations of the strategy to place; at most {limit:,} are "
                     "accepted per request: shorten the series (start, end), hold fewer, or use "
                     "market fills.", status=413) from None
         return Response(pf.document(run, parsed.setup.cash))

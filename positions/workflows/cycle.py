@@ -218,13 +218,14 @@ def _cycle(*, now, batch_size, source, worker, progress) -> CycleResult:
     fed = cycle_feed_step(now=now, say=say)
     row.errors += len(fed.errors)
     out.errors.extend(fed.errors)
+    today = clock.trading_day(now)
     run = brokers.BrokerRun()
-    split_due = positions_with_splits_due(today=clock.trading_day(now))
+    split_due = positions_with_splits_due(today=today)
     if split_due:  # what a broker executed before a split, booked before it (docs/brokers.md)
         brokers.brokers_poll(position_ids=split_due, run=run, skip_price_driven=True)
-    report = dividends_process(today=clock.trading_day(now))  # applies due splits first
+    report = dividends_process(today=today)  # applies due splits first
     row.dividends_effective, row.dividends_paid = len(report.effective), len(report.paid)
-    splits = splits_apply_due(today=clock.trading_day(now))  # before anything is evaluated
+    splits = splits_apply_due(today=today)  # before anything is evaluated
     if splits.applied:
         say(f"{len(splits.applied)} split(s) applied")
     for split_id, reason in splits.failed:
